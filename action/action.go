@@ -1,0 +1,149 @@
+// Package action turns an intercepted HTTP request into the structured action
+// that policies reason about ("ec2:TerminateInstances on i-0abc"), rather than
+// raw HTTP.
+//
+// Each provider lives in its own file or sub-package and implements Provider;
+// a Classifier tries them in order and falls back to the generic http provider,
+// so adding a provider is one file plus one entry in the list the caller builds.
+// Classifiers never fail a request: a body they cannot parse yields the http
+// provider with ParseError set.
+package action
+
+import (
+	"encoding/json"
+	"maps"
+	"net/http"
+	"net/url"
+)
+
+// Request is the classifier's read-only view of one request. Headers have had
+// hop-by-hop fields removed; Body holds at most the inspection limit.
+type Request struct {
+	Method string
+	Scheme string
+	Host   string // canonical: lower case, no trailing dot, ASCII
+	Port   int
+	Path   string // decoded path
+	// RawPath is the path exactly as the client sent it (escaped form).
+	RawPath string
+	Query   url.Values
+	Header  http.Header
+	// Body is the buffered prefix of the request body; BodyTruncated tells
+	// whether more followed. Nil for a request without a body.
+	Body          []byte
+	BodySize      int64 // declared or observed size, -1 when unknown
+	BodyTruncated bool
+	// Tunnel is true for a CONNECT that is not intercepted: only Host and Port
+	// are known.
+	Tunnel bool
+}
+
+// Action is what a request does, in the provider's own vocabulary. Fields that
+// a provider does not use stay empty and are left out of the policy input.
+type Action struct {
+	Provider    string         `json:"provider"`
+	Service     string         `json:"service,omitempty"`
+	Operation   string         `json:"operation,omitempty"`
+	Region      string         `json:"region,omitempty"`
+	AccessKeyID string         `json:"access_key_id,omitempty"`
+	Resources   []string       `json:"resources,omitempty"`
+	Params      map[string]any `json:"params,omitempty"`
+	ReadOnly    bool           `json:"read_only"`
+	Destructive bool           `json:"destructive"`
+	ParseError  string         `json:"parse_error,omitempty"`
+	// Fields holds provider-specific members (Kubernetes verb and namespace,
+	// git ref updates, MCP tool, …). They appear in the policy input next to
+	// the common fields above and never replace them.
+	Fields map[string]any `json:"-"`
+}
+
+// Map returns the action as the JSON-shaped map the policy input carries:
+// common fields first, then provider-specific Fields that do not collide.
+func (a Action) Map() map[string]any {
+	m := make(map[string]any, 8+len(a.Fields))
+	for k, v := range a.Fields {
+		m[k] = v
+	}
+	m["provider"] = a.Provider
+	m["read_only"] = a.ReadOnly
+	m["destructive"] = a.Destructive
+	setString(m, "service", a.Service)
+	setString(m, "operation", a.Operation)
+	setString(m, "region", a.Region)
+	setString(m, "access_key_id", a.AccessKeyID)
+	setString(m, "parse_error", a.ParseError)
+	if len(a.Resources) > 0 {
+		rs := make([]any, len(a.Resources))
+		for i, r := range a.Resources {
+			rs[i] = r
+		}
+		m["resources"] = rs
+	}
+	if len(a.Params) > 0 {
+		m["params"] = maps.Clone(a.Params)
+	}
+	return m
+}
+
+// MarshalJSON encodes the action as Map does, so the audit log and
+// `policy eval` show exactly what the policy saw.
+func (a Action) MarshalJSON() ([]byte, error) {
+	return json.Marshal(a.Map())
+}
+
+func setString(m map[string]any, k, v string) {
+	if v != "" {
+		m[k] = v
+	}
+}
+
+// Provider recognises the requests of one API family.
+type Provider interface {
+	// Name is the provider's name as it appears in action.provider.
+	Name() string
+	// Classify reports whether the request belongs to this provider and, if so,
+	// what it does. It must not modify r and must not fail: a request it
+	// recognises but cannot parse is returned with ParseError set.
+	Classify(r *Request) (Action, bool)
+}
+
+// Classifier tries providers in order and falls back to the http provider.
+type Classifier struct {
+	providers []Provider
+}
+
+// NewClassifier returns a Classifier that tries providers in the given order.
+func NewClassifier(providers ...Provider) *Classifier {
+	return &Classifier{providers: providers}
+}
+
+// Classify returns the action for r. It never fails; a provider that panics is
+// treated as not matching and recorded as a parse error, because a classifier
+// bug must not take the proxy down or let the request through unclassified.
+func (c *Classifier) Classify(r *Request) Action {
+	for _, p := range c.providers {
+		a, ok, perr := classifyOne(p, r)
+		if perr != "" {
+			fallback := HTTP(r)
+			fallback.ParseError = perr
+			return fallback
+		}
+		if ok {
+			if a.Provider == "" {
+				a.Provider = p.Name()
+			}
+			return a
+		}
+	}
+	return HTTP(r)
+}
+
+func classifyOne(p Provider, r *Request) (a Action, ok bool, perr string) {
+	defer func() {
+		if v := recover(); v != nil {
+			perr = "classifier " + p.Name() + " failed on this request"
+		}
+	}()
+	a, ok = p.Classify(r)
+	return a, ok, ""
+}

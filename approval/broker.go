@@ -1,0 +1,428 @@
+package approval
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/countersign/countersign/audit"
+)
+
+// OutcomeKind is how a hold ended. The zero value is invalid and callers deny
+// on it.
+type OutcomeKind int
+
+// How a hold ends.
+const (
+	OutcomeUnknown OutcomeKind = iota
+	// OutcomeApproved: a human approved while the request was held; the
+	// caller forwards the held request now.
+	OutcomeApproved
+	// OutcomeDenied: a human denied; Record carries the reason.
+	OutcomeDenied
+	// OutcomePending: the hold ran out; the approval stays pending and a later
+	// approval becomes a one-time grant for an identical retry.
+	OutcomePending
+	// OutcomeAbandoned: the client went away while held.
+	OutcomeAbandoned
+	// OutcomeExpired: the approval expired before anyone decided.
+	OutcomeExpired
+	// OutcomeSuperseded: another held copy of the same request took the
+	// approval; this one must not be forwarded as well.
+	OutcomeSuperseded
+	// OutcomeShutdown: countersign is shutting down.
+	OutcomeShutdown
+)
+
+func (k OutcomeKind) String() string {
+	switch k {
+	case OutcomeApproved:
+		return "approved"
+	case OutcomeDenied:
+		return "denied"
+	case OutcomePending:
+		return "pending"
+	case OutcomeAbandoned:
+		return "abandoned"
+	case OutcomeExpired:
+		return "expired"
+	case OutcomeSuperseded:
+		return "superseded"
+	case OutcomeShutdown:
+		return "shutdown"
+	default:
+		return "unknown"
+	}
+}
+
+// Outcome is the result of Hold.
+type Outcome struct {
+	Kind   OutcomeKind
+	Record *Record
+	// Joined is true when the request joined an approval that was already
+	// pending (a retry) instead of opening a new one.
+	Joined bool
+}
+
+// Auditor records approval steps in the audit log.
+type Auditor interface {
+	Record(ev *audit.Event) error
+}
+
+// Notifier tells humans about approvals: the `run` terminal, Slack. Notify
+// must return promptly; slow deliveries belong in the notifier's own
+// goroutines with their own deadlines.
+type Notifier interface {
+	Notify(ctx context.Context, n Notification)
+}
+
+// Notification is one event worth telling approvers about.
+type Notification struct {
+	// Event is "requested" or "decided".
+	Event  string
+	Record *Record
+}
+
+// Options configures a Broker.
+type Options struct {
+	Store     Store
+	Auditor   Auditor
+	Notifiers []Notifier
+	// Expire is how long a pending approval can still be decided (default 24h).
+	Expire time.Duration
+	// GrantTTL is how long a late approval admits one identical retry
+	// (default 30m).
+	GrantTTL time.Duration
+	// MaxPending caps pending approvals (default 10000).
+	MaxPending int
+	Now        func() time.Time
+}
+
+// Broker holds requests while humans decide.
+type Broker struct {
+	opts   Options
+	logger *zap.Logger
+
+	mu      sync.Mutex
+	waiters map[string][]*waiter
+	closed  bool
+	started bool
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+type waiter struct {
+	ch      chan Outcome // buffered 1; written once under Broker.mu
+	settled bool
+}
+
+// NewBroker returns a Broker. Call Start to expire old approvals in the
+// background and Close to answer every held request and stop.
+func NewBroker(opts Options, logger *zap.Logger) (*Broker, error) {
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	if opts.Store == nil {
+		return nil, errors.New("approval broker needs a store")
+	}
+	if opts.Auditor == nil {
+		return nil, errors.New("approval broker needs an auditor")
+	}
+	if opts.Expire <= 0 {
+		opts.Expire = 24 * time.Hour
+	}
+	if opts.GrantTTL <= 0 {
+		opts.GrantTTL = 30 * time.Minute
+	}
+	if opts.MaxPending <= 0 {
+		opts.MaxPending = 10000
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Broker{
+		opts:    opts,
+		logger:  logger.Named("approval"),
+		waiters: map[string][]*waiter{},
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}, nil
+}
+
+// GrantTTL is how long a late approval admits a retry.
+func (b *Broker) GrantTTL() time.Duration { return b.opts.GrantTTL }
+
+// Start runs the expiry loop until Close.
+func (b *Broker) Start() {
+	b.mu.Lock()
+	if b.started || b.closed {
+		b.mu.Unlock()
+		return
+	}
+	b.started = true
+	b.mu.Unlock()
+	go func() {
+		defer close(b.done)
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-b.stop:
+				return
+			case <-t.C:
+				b.ExpireNow(context.Background())
+			}
+		}
+	}()
+}
+
+// Close answers every held request with OutcomeShutdown and stops the expiry
+// loop. It is safe to call once.
+func (b *Broker) Close() {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return
+	}
+	b.closed = true
+	for id, ws := range b.waiters {
+		for _, w := range ws {
+			b.settle(w, Outcome{Kind: OutcomeShutdown})
+		}
+		delete(b.waiters, id)
+	}
+	started := b.started
+	b.mu.Unlock()
+	close(b.stop)
+	if started {
+		<-b.done
+	}
+}
+
+// settle delivers an outcome to a waiter once. Caller holds b.mu.
+func (b *Broker) settle(w *waiter, o Outcome) {
+	if w.settled {
+		return
+	}
+	w.settled = true
+	w.ch <- o
+}
+
+// ConsumeGrant admits a request whose identical twin was approved after its
+// hold ran out. It returns the grant, or ErrNotFound.
+func (b *Broker) ConsumeGrant(ctx context.Context, sessionID, fingerprint string) (Grant, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.opts.Store.ConsumeGrant(ctx, sessionID, fingerprint, b.opts.Now())
+}
+
+// Hold opens an approval for rec (or joins the pending one with the same
+// session and fingerprint) and waits up to hold for a decision, until ctx is
+// done (the client went away), or until Close.
+func (b *Broker) Hold(ctx context.Context, rec *Record, hold time.Duration) (Outcome, error) {
+	now := b.opts.Now()
+	w := &waiter{ch: make(chan Outcome, 1)}
+
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return Outcome{Kind: OutcomeShutdown}, nil
+	}
+	joined := false
+	existing, err := b.opts.Store.FindPending(ctx, rec.SessionID, rec.Fingerprint, now)
+	switch {
+	case err == nil:
+		rec, joined = existing, true
+	case errors.Is(err, ErrNotFound):
+		pending, err := b.opts.Store.List(ctx, true)
+		if err != nil {
+			b.mu.Unlock()
+			return Outcome{}, fmt.Errorf("count pending approvals: %w", err)
+		}
+		if len(pending) >= b.opts.MaxPending {
+			b.mu.Unlock()
+			return Outcome{}, ErrTooManyPending
+		}
+		rec.Created = now
+		rec.Expires = now.Add(b.opts.Expire)
+		rec.State = StatePending
+		if rec.Required < 1 {
+			rec.Required = 1
+		}
+		if err := b.opts.Store.Create(ctx, rec); err != nil {
+			b.mu.Unlock()
+			return Outcome{}, fmt.Errorf("create approval: %w", err)
+		}
+	default:
+		b.mu.Unlock()
+		return Outcome{}, fmt.Errorf("find pending approval: %w", err)
+	}
+	b.waiters[rec.ID] = append(b.waiters[rec.ID], w)
+	b.mu.Unlock()
+
+	detail := "requested"
+	if joined {
+		detail = "joined by a retry"
+	}
+	if err := b.opts.Auditor.Record(&audit.Event{
+		Type: "approval", ApprovalID: rec.ID, RequestID: rec.RequestID, Detail: detail,
+		Reasons: rec.Messages, RuleIDs: rec.RuleIDs,
+		Fields: map[string]any{"required": rec.Required, "expires": rec.Expires.UTC().Format(time.RFC3339)},
+	}); err != nil {
+		b.release(rec.ID, w)
+		return Outcome{}, fmt.Errorf("audit approval request: %w", err)
+	}
+	if !joined {
+		for _, n := range b.opts.Notifiers {
+			n.Notify(ctx, Notification{Event: "requested", Record: rec.Clone()})
+		}
+	}
+
+	timer := time.NewTimer(hold)
+	defer timer.Stop()
+	select {
+	case o := <-w.ch:
+		o.Joined = joined
+		return o, nil
+	case <-timer.C:
+		if o, ok := b.release(rec.ID, w); ok {
+			o.Joined = joined
+			return o, nil
+		}
+		return Outcome{Kind: OutcomePending, Record: rec, Joined: joined}, nil
+	case <-ctx.Done():
+		if o, ok := b.release(rec.ID, w); ok {
+			// Decided in the same instant the client left; report what
+			// happened to the approval, not the disconnect.
+			o.Joined = joined
+			return o, nil
+		}
+		_ = b.opts.Auditor.Record(&audit.Event{
+			Type: "approval", ApprovalID: rec.ID, RequestID: rec.RequestID,
+			Detail: "abandoned: the client disconnected while held; an approval still grants one retry",
+		})
+		return Outcome{Kind: OutcomeAbandoned, Record: rec, Joined: joined}, nil
+	}
+}
+
+// release removes w from the waiters of id. If an outcome was delivered in
+// the meantime it is returned.
+func (b *Broker) release(id string, w *waiter) (Outcome, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if w.settled {
+		return <-w.ch, true
+	}
+	w.settled = true
+	ws := b.waiters[id]
+	for i, x := range ws {
+		if x == w {
+			b.waiters[id] = append(ws[:i:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(b.waiters[id]) == 0 {
+		delete(b.waiters, id)
+	}
+	return Outcome{}, false
+}
+
+// Decide applies one approver's decision. When the approval is complete, the
+// held request (if any) is released to be forwarded; if none is held any
+// more, a one-time grant admits an identical retry within GrantTTL.
+func (b *Broker) Decide(ctx context.Context, id string, d Decision) (*Record, error) {
+	if d.Approver == "" {
+		return nil, errors.New("a decision needs the approver's identity")
+	}
+	d.At = b.opts.Now()
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	rec, err := b.opts.Store.Decide(ctx, id, d, d.At)
+	if err != nil {
+		return rec, err
+	}
+	verb := "approved"
+	if !d.Approve {
+		verb = "denied"
+	}
+	ev := &audit.Event{
+		Type: "approval", ApprovalID: id, RequestID: rec.RequestID, Approver: d.Approver, Via: d.Via,
+		Decision: verb, Detail: fmt.Sprintf("%s by %s via %s (%d of %d approvals)", verb, d.Approver, d.Via, len(rec.Approvers()), rec.Required),
+	}
+	if d.Reason != "" {
+		ev.Reasons = []string{d.Reason}
+	}
+	if err := b.opts.Auditor.Record(ev); err != nil {
+		// The store already moved; the decision stands, but say so loudly.
+		b.logger.Error("audit approval decision", zap.String("approval", id), zap.Error(err))
+	}
+
+	switch rec.State {
+	case StateApproved:
+		ws := b.waiters[id]
+		delete(b.waiters, id)
+		if len(ws) == 0 {
+			g := Grant{ApprovalID: id, SessionID: rec.SessionID, Fingerprint: rec.Fingerprint, Expires: d.At.Add(b.opts.GrantTTL)}
+			if err := b.opts.Store.AddGrant(ctx, g); err != nil {
+				return rec, fmt.Errorf("store grant for %s: %w", id, err)
+			}
+			_ = b.opts.Auditor.Record(&audit.Event{
+				Type: "approval", ApprovalID: id, RequestID: rec.RequestID,
+				Detail: fmt.Sprintf("grant issued: one identical retry from session %s is admitted until %s", rec.SessionID, g.Expires.UTC().Format(time.RFC3339)),
+			})
+		}
+		for i, w := range ws {
+			kind := OutcomeApproved
+			if i > 0 {
+				kind = OutcomeSuperseded
+			}
+			b.settle(w, Outcome{Kind: kind, Record: rec.Clone()})
+		}
+	case StateDenied:
+		for _, w := range b.waiters[id] {
+			b.settle(w, Outcome{Kind: OutcomeDenied, Record: rec.Clone()})
+		}
+		delete(b.waiters, id)
+	}
+	if rec.State != StatePending {
+		for _, n := range b.opts.Notifiers {
+			n.Notify(ctx, Notification{Event: "decided", Record: rec.Clone()})
+		}
+	}
+	return rec, nil
+}
+
+// ExpireNow expires pending approvals whose time is up and answers their held
+// requests.
+func (b *Broker) ExpireNow(ctx context.Context) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	expired, err := b.opts.Store.ExpirePending(ctx, b.opts.Now())
+	if err != nil {
+		b.logger.Error("expire approvals", zap.Error(err))
+		return
+	}
+	for _, rec := range expired {
+		_ = b.opts.Auditor.Record(&audit.Event{Type: "approval", ApprovalID: rec.ID, RequestID: rec.RequestID, Decision: "expired", Detail: "expired: nobody decided in time"})
+		for _, w := range b.waiters[rec.ID] {
+			b.settle(w, Outcome{Kind: OutcomeExpired, Record: rec})
+		}
+		delete(b.waiters, rec.ID)
+	}
+}
+
+// Get returns one approval.
+func (b *Broker) Get(ctx context.Context, id string) (*Record, error) {
+	return b.opts.Store.Get(ctx, id)
+}
+
+// List returns approvals, newest first.
+func (b *Broker) List(ctx context.Context, pendingOnly bool) ([]*Record, error) {
+	return b.opts.Store.List(ctx, pendingOnly)
+}

@@ -1,0 +1,217 @@
+// Package approval holds requests that policy sends to a human: it stores
+// approval records, keeps the agent's request waiting for up to the hold
+// time, applies approvers' decisions (including the two-person rule), turns a
+// late approval into a one-time grant for an identical retry, and serves the
+// admin API that `countersign approvals` talks to.
+package approval
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// State is where an approval stands. The zero value is invalid.
+type State int
+
+// The states of an approval record.
+const (
+	StateUnknown State = iota
+	StatePending
+	StateApproved
+	StateDenied
+	StateExpired
+)
+
+func (s State) String() string {
+	switch s {
+	case StatePending:
+		return "pending"
+	case StateApproved:
+		return "approved"
+	case StateDenied:
+		return "denied"
+	case StateExpired:
+		return "expired"
+	default:
+		return "unknown"
+	}
+}
+
+// MarshalText encodes the state by name.
+func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText decodes a state name.
+func (s *State) UnmarshalText(b []byte) error {
+	for _, c := range []State{StatePending, StateApproved, StateDenied, StateExpired} {
+		if c.String() == string(b) {
+			*s = c
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown approval state %q", b)
+}
+
+// Errors returned by stores and the broker.
+var (
+	ErrNotFound          = errors.New("approval not found")
+	ErrDecided           = errors.New("approval already decided")
+	ErrExpired           = errors.New("approval expired")
+	ErrDuplicateApprover = errors.New("this approver has already approved; another person must approve")
+	ErrTooManyPending    = errors.New("too many approvals pending")
+)
+
+// Request is the held request as an approver sees it: credentials redacted.
+type Request struct {
+	Method     string              `json:"method"`
+	URL        string              `json:"url"`
+	Headers    map[string][]string `json:"headers,omitempty"`
+	Body       string              `json:"body,omitempty"`
+	BodySize   int64               `json:"body_size"`
+	BodySHA256 string              `json:"body_sha256,omitempty"`
+}
+
+// Decision is one approver's decision on a record.
+type Decision struct {
+	Approve  bool      `json:"approve"`
+	Approver string    `json:"approver"`
+	Via      string    `json:"via"` // cli, page, slack
+	Reason   string    `json:"reason,omitempty"`
+	At       time.Time `json:"at"`
+}
+
+// Record is one approval: what the agent asked for and what humans decided.
+type Record struct {
+	ID          string         `json:"id"`
+	SessionID   string         `json:"session_id"`
+	SessionName string         `json:"session_name"`
+	RequestID   string         `json:"request_id"`
+	Summary     string         `json:"summary"`
+	Action      map[string]any `json:"action,omitempty"`
+	Request     Request        `json:"request"`
+	Fingerprint string         `json:"fingerprint"`
+	Messages    []string       `json:"messages"`
+	RuleIDs     []string       `json:"rule_ids,omitempty"`
+	Required    int            `json:"required"`
+	Channel     string         `json:"channel,omitempty"`
+	Created     time.Time      `json:"created"`
+	Expires     time.Time      `json:"expires"`
+	State       State          `json:"state"`
+	Decisions   []Decision     `json:"decisions,omitempty"`
+}
+
+// Approvers returns the distinct approvers who approved.
+func (r *Record) Approvers() []string {
+	var out []string
+	for _, d := range r.Decisions {
+		if d.Approve && !slices.Contains(out, d.Approver) {
+			out = append(out, d.Approver)
+		}
+	}
+	return out
+}
+
+// Clone returns a deep enough copy for callers to read without racing the store.
+func (r *Record) Clone() *Record {
+	c := *r
+	c.Decisions = slices.Clone(r.Decisions)
+	c.Messages = slices.Clone(r.Messages)
+	c.RuleIDs = slices.Clone(r.RuleIDs)
+	return &c
+}
+
+// apply records d on r following the two-person rule: one deny ends the
+// approval; it is approved once Required distinct approvers approved.
+func (r *Record) apply(d Decision, now time.Time) error {
+	if r.State != StatePending {
+		return fmt.Errorf("%s is %s: %w", r.ID, r.State, ErrDecided)
+	}
+	if !now.Before(r.Expires) {
+		r.State = StateExpired
+		return fmt.Errorf("%s: %w", r.ID, ErrExpired)
+	}
+	if d.Approve && slices.Contains(r.Approvers(), d.Approver) {
+		return ErrDuplicateApprover
+	}
+	r.Decisions = append(r.Decisions, d)
+	switch {
+	case !d.Approve:
+		r.State = StateDenied
+	case len(r.Approvers()) >= max(r.Required, 1):
+		r.State = StateApproved
+	}
+	return nil
+}
+
+// DenyReason returns the reason given by the approver who denied, if any.
+func (r *Record) DenyReason() (approver, reason string) {
+	for _, d := range r.Decisions {
+		if !d.Approve {
+			return d.Approver, d.Reason
+		}
+	}
+	return "", ""
+}
+
+// Grant admits one later request with the same session and fingerprint.
+type Grant struct {
+	ApprovalID  string    `json:"approval_id"`
+	SessionID   string    `json:"session_id"`
+	Fingerprint string    `json:"fingerprint"`
+	Expires     time.Time `json:"expires"`
+}
+
+var idEncoding = base32.NewEncoding("abcdefghijkmnpqrstuvwxyz23456789").WithPadding(base32.NoPadding)
+
+// NewID returns a short approval id such as "ap-7f3ck2".
+func NewID() string {
+	b := make([]byte, 5)
+	_, _ = rand.Read(b)
+	return "ap-" + idEncoding.EncodeToString(b)
+}
+
+// volatileQuery are query parameters a client recomputes when it retries a
+// presigned request; they are left out of the fingerprint.
+var volatileQuery = []string{"x-amz-date", "x-amz-signature", "x-amz-security-token"}
+
+// Fingerprint identifies "the same request" for joining a pending approval and
+// for consuming a grant. It covers method, host, port, path, query (without
+// re-signed SigV4 parameters) and the body hash; headers are left out because
+// clients recompute signatures and dates on retry.
+func Fingerprint(method, host string, port int, rawPath string, query url.Values, bodySHA256 string) string {
+	h := sha256.New()
+	write := func(s string) {
+		h.Write([]byte(strconv.Itoa(len(s))))
+		h.Write([]byte{':'})
+		h.Write([]byte(s))
+	}
+	write(strings.ToUpper(method))
+	write(strings.ToLower(host))
+	write(strconv.Itoa(port))
+	write(rawPath)
+	keys := make([]string, 0, len(query))
+	for k := range query {
+		if !slices.Contains(volatileQuery, strings.ToLower(k)) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		write(k)
+		vs := slices.Clone(query[k])
+		slices.Sort(vs)
+		for _, v := range vs {
+			write(v)
+		}
+	}
+	write(bodySHA256)
+	return hex.EncodeToString(h.Sum(nil))
+}

@@ -1,0 +1,32 @@
+//go:build darwin || dragonfly || freebsd || linux || netbsd || openbsd
+
+package audit
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+)
+
+// lockFile takes an exclusive advisory lock on f, released when f is closed,
+// so that a second countersign process cannot interleave its own chain.
+func lockFile(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("lock: %w", err)
+	}
+	var lockErr error
+	if err := rc.Control(func(fd uintptr) {
+		lockErr = syscall.Flock(int(fd), syscall.LOCK_EX|syscall.LOCK_NB)
+	}); err != nil {
+		return fmt.Errorf("lock: %w", err)
+	}
+	if errors.Is(lockErr, syscall.EWOULDBLOCK) {
+		return errors.New("in use by another process")
+	}
+	if lockErr != nil {
+		return fmt.Errorf("lock: %w", lockErr)
+	}
+	return nil
+}

@@ -1,0 +1,540 @@
+package audit
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// ErrClosed is returned by Record and RecordAsync after Close.
+var ErrClosed = errors.New("audit log closed")
+
+// File is what Log needs from the file it appends to; *os.File implements
+// it. Writes must append (the file is opened with O_APPEND), so that after
+// Truncate the next Write lands at the new end.
+type File interface {
+	io.Writer
+	io.ReaderAt
+	// Sync commits written data to stable storage; an error means the
+	// data written since the last successful Sync may be lost.
+	Sync() error
+	Truncate(size int64) error
+	Stat() (fs.FileInfo, error)
+	Close() error
+}
+
+// Options configures a Log.
+type Options struct {
+	// Path is the log file. "-" means standard output: no chain resume, no
+	// fsync and no repair after a failed write.
+	Path string
+	// Fsync makes Record return only once the record is on stable storage.
+	// Concurrent records share fsyncs (group commit).
+	Fsync bool
+	// Now is the clock for record timestamps; nil means time.Now.
+	Now func() time.Time
+	// OpenFile opens Path. nil means create it with mode 0600 (its
+	// directory with 0700) and lock it against a second writer. Tests use it
+	// to inject failing files.
+	OpenFile func(path string) (File, error)
+}
+
+// Log appends records to a hash-chained audit log. It is safe for
+// concurrent use; records are totally ordered by seq in the file.
+//
+// A failed write or fsync is returned to the caller and the file is cut back
+// to the last good record, so the chain stays valid and seq never skips;
+// later records succeed once the file can be written again.
+type Log struct {
+	logger *zap.Logger
+	now    func() time.Time
+	path   string
+	fsync  bool
+	enc    zapcore.Encoder
+
+	mu   sync.Mutex
+	cond sync.Cond // signals finished fsyncs; L is &mu
+	f    File
+	// tip is the last record written; the file holds exactly tip.size bytes
+	// unless dirty is set, in which case a failed write or a discarded torn
+	// tail left bytes after it that must be truncated before the next write.
+	tip   position
+	dirty bool
+	// durable is the last record known to be on stable storage.
+	durable position
+	// batch collects the records written since the current or last fsync
+	// began; syncing is true while one caller (the leader) runs an fsync
+	// without holding mu.
+	batch   *batch
+	syncing bool
+	closed  bool
+	scratch []byte
+}
+
+// position is a point in the chain: the last record's seq and hash and the
+// file size just after it.
+type position struct {
+	seq  uint64
+	hash string
+	size int64
+}
+
+// batch is a group of records committed by one fsync.
+type batch struct {
+	done bool
+	err  error
+}
+
+// Open opens or creates the audit log at opts.Path and resumes its chain
+// from the last complete line, reading backwards from the end of the file.
+// A torn last line left by a crash is cut off and a "recovered" record is
+// written first. Open fails if the last complete line does not match its own
+// hash.
+func Open(opts Options, logger *zap.Logger) (*Log, error) {
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	if opts.Path == "" {
+		return nil, errors.New("open audit log: no path")
+	}
+	l := &Log{
+		logger: logger.Named("audit"),
+		now:    opts.Now,
+		path:   opts.Path,
+		fsync:  opts.Fsync,
+		enc:    newEncoder(),
+		batch:  &batch{},
+	}
+	l.cond.L = &l.mu
+	if l.now == nil {
+		l.now = time.Now
+	}
+	l.tip.hash = zeroHash
+
+	if opts.Path == "-" {
+		l.fsync = false
+		if opts.OpenFile != nil {
+			f, err := opts.OpenFile(opts.Path)
+			if err != nil {
+				return nil, fmt.Errorf("open audit log %s: %w", opts.Path, err)
+			}
+			l.f = f
+		} else {
+			l.f = stdoutFile{os.Stdout}
+		}
+		l.durable = l.tip
+		return l, nil
+	}
+
+	open := opts.OpenFile
+	if open == nil {
+		open = func(p string) (File, error) { return openFile(p, opts.Fsync, l.logger) }
+	}
+	f, err := open(opts.Path)
+	if err != nil {
+		return nil, fmt.Errorf("open audit log %s: %w", opts.Path, err)
+	}
+	l.f = f
+	r, err := resume(f)
+	if err != nil {
+		_ = f.Close()
+		var ce *ChainError
+		if errors.As(err, &ce) {
+			return nil, fmt.Errorf("resume audit log %s (run `countersign audit verify %s`): %w", opts.Path, opts.Path, err)
+		}
+		return nil, fmt.Errorf("resume audit log %s: %w", opts.Path, err)
+	}
+	l.tip = r.pos
+	l.durable = r.pos
+	if r.torn == 0 {
+		l.logger.Debug("audit log opened", zap.String("path", opts.Path), zap.Uint64("seq", r.pos.seq))
+		return l, nil
+	}
+
+	l.logger.Warn("audit log had a torn last line; discarding it",
+		zap.String("path", opts.Path), zap.Int64("bytes", r.torn), zap.Uint64("seq", r.pos.seq))
+	l.dirty = true // the torn bytes are cut off before the recovered record is written
+	err = l.Record(&Event{
+		Type:   "recovered",
+		Detail: fmt.Sprintf("discarded %d torn bytes", r.torn),
+		Fields: map[string]any{"discarded_bytes": r.torn, "discarded_sha256": r.tornSHA256},
+	})
+	if err != nil {
+		_ = l.Close()
+		return nil, fmt.Errorf("recover audit log %s: %w", opts.Path, err)
+	}
+	return l, nil
+}
+
+// Path returns the log's path as given in Options.
+func (l *Log) Path() string { return l.path }
+
+// Record appends ev. With Options.Fsync it returns only after the record is
+// on stable storage. An error (a failed write or fsync, or ErrClosed) means
+// the record is not in the log.
+func (l *Log) Record(ev *Event) error {
+	return l.record(ev, l.fsync)
+}
+
+// RecordAsync appends ev without waiting for an fsync; the next fsync (a
+// later Record, or Close) covers it. An error means the record was not
+// written. If that later fsync fails the record is discarded with the rest of
+// the unsynced records, and the error goes to the callers that wait.
+func (l *Log) RecordAsync(ev *Event) error {
+	return l.record(ev, false)
+}
+
+func (l *Log) record(ev *Event, wait bool) error {
+	if ev == nil || ev.Type == "" {
+		return errors.New("record audit event: event has no type")
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return fmt.Errorf("record audit event: %w", ErrClosed)
+	}
+	b, err := l.appendLocked(ev)
+	if err != nil || !wait {
+		return err
+	}
+	for !b.done {
+		if l.syncing {
+			l.cond.Wait()
+			continue
+		}
+		l.syncLocked()
+	}
+	return b.err
+}
+
+// appendLocked encodes and writes one record and returns the batch whose
+// fsync will cover it.
+func (l *Log) appendLocked(ev *Event) (*batch, error) {
+	if l.dirty {
+		if err := l.repairLocked(); err != nil {
+			return nil, err
+		}
+	}
+	line, hash, err := l.encodeLocked(ev, l.tip.seq+1, l.tip.hash, l.now())
+	if err != nil {
+		return nil, err
+	}
+	n, err := l.f.Write(line)
+	if err == nil && n != len(line) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		err = fmt.Errorf("write audit log %s: %w", l.path, err)
+		l.dirty = true
+		if rerr := l.repairLocked(); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		return nil, err
+	}
+	l.tip = position{seq: l.tip.seq + 1, hash: hash, size: l.tip.size + int64(n)}
+	return l.batch, nil
+}
+
+// repairLocked cuts the file back to the end of the last good record.
+func (l *Log) repairLocked() error {
+	if err := l.f.Truncate(l.tip.size); err != nil {
+		return fmt.Errorf("truncate audit log %s to %d bytes: %w", l.path, l.tip.size, err)
+	}
+	l.dirty = false
+	return nil
+}
+
+// syncLocked runs one fsync for every record written so far, releasing mu
+// while it runs. On failure the records it covered, and any written while it
+// ran, are cut from the file: their durability is unknown, and the callers
+// waiting for them are told they failed.
+func (l *Log) syncLocked() {
+	b := l.batch
+	l.batch = &batch{}
+	target := l.tip
+	l.syncing = true
+	l.mu.Unlock()
+	err := l.f.Sync()
+	l.mu.Lock()
+	l.syncing = false
+	defer l.cond.Broadcast()
+
+	if err == nil {
+		l.durable = target
+		b.done = true
+		return
+	}
+	err = fmt.Errorf("fsync audit log %s: %w", l.path, err)
+	later := l.batch
+	l.batch = &batch{}
+	b.done, b.err = true, err
+	later.done, later.err = true, err
+	if l.tip != l.durable {
+		l.logger.Warn("fsync failed; discarding unsynced audit records",
+			zap.Uint64("from_seq", l.durable.seq+1), zap.Uint64("to_seq", l.tip.seq))
+		l.tip = l.durable
+		l.dirty = true
+		if rerr := l.repairLocked(); rerr != nil {
+			// The next append retries the truncation before it writes.
+			l.logger.Warn("cannot cut audit log back to the last synced record", zap.Error(rerr))
+		}
+	}
+}
+
+// Close syncs and closes the log. Records still waiting for an fsync get
+// its result.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return fmt.Errorf("close audit log %s: %w", l.path, ErrClosed)
+	}
+	l.closed = true
+	for l.syncing {
+		l.cond.Wait()
+	}
+	var errs []error
+	if l.dirty {
+		if err := l.repairLocked(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if l.tip != l.durable {
+		// The final fsync's error also goes to any waiters; Close reports it
+		// because RecordAsync callers have no one else to hear it from.
+		b := l.batch
+		l.syncLocked()
+		if b.err != nil {
+			errs = append(errs, b.err)
+		}
+	}
+	if err := l.f.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close audit log %s: %w", l.path, err))
+	}
+	return errors.Join(errs...)
+}
+
+// newEncoder returns the zap JSON encoder that writes every record body.
+func newEncoder() zapcore.Encoder {
+	return zapcore.NewJSONEncoder(zapcore.EncoderConfig{
+		TimeKey:    "ts",
+		MessageKey: "event",
+		EncodeTime: func(t time.Time, enc zapcore.PrimitiveArrayEncoder) {
+			enc.AppendString(t.UTC().Format(time.RFC3339Nano))
+		},
+		EncodeDuration: zapcore.NanosDurationEncoder,
+		SkipLineEnding: true,
+	})
+}
+
+// encodeLocked returns the complete line for ev at the given chain position,
+// and its hash. It reuses l.scratch, so the line is valid until the next call.
+func (l *Log) encodeLocked(ev *Event, seq uint64, prev string, ts time.Time) ([]byte, string, error) {
+	line, hash, err := encodeLine(l.enc, l.scratch[:0], ev, seq, prev, ts)
+	if cap(line) <= 1<<20 {
+		l.scratch = line[:0]
+	}
+	return line, hash, err
+}
+
+// encodeLine appends the line for ev to dst. zap writes
+// {"ts":…,"event":…,<members>,"prev":…}; seq goes first, ahead of zap's time
+// key, and the hash member is added after the body is hashed.
+func encodeLine(enc zapcore.Encoder, dst []byte, ev *Event, seq uint64, prev string, ts time.Time) ([]byte, string, error) {
+	buf, err := enc.EncodeEntry(
+		zapcore.Entry{Time: ts, Message: ev.Type},
+		[]zapcore.Field{zap.Inline(eventFields{ev}), zap.String("prev", prev)},
+	)
+	if err != nil {
+		return dst, "", fmt.Errorf("encode audit record: %w", err)
+	}
+	defer buf.Free()
+	out := buf.Bytes()
+	if len(out) < 2 || out[0] != '{' || out[len(out)-1] != '}' {
+		return dst, "", errors.New("encode audit record: encoder did not write an object")
+	}
+	line := append(dst, seqPrefix...)
+	line = strconv.AppendUint(line, seq, 10)
+	line = append(line, ',')
+	line = append(line, out[1:]...)
+	sum := sha256.Sum256(line)
+	line = append(line[:len(line)-1], hashKey...)
+	line = hex.AppendEncode(line, sum[:])
+	line = append(line, `"}`...)
+	if len(line) > maxLineBytes {
+		return dst, "", fmt.Errorf("encode audit record: %d bytes exceeds the %d-byte limit", len(line), maxLineBytes)
+	}
+	if bytes.IndexByte(line, '\n') >= 0 {
+		return dst, "", errors.New("encode audit record: newline in encoded record")
+	}
+	line = append(line, '\n')
+	return line, hex.EncodeToString(sum[:]), nil
+}
+
+// openFile creates or opens the log for appending, mode 0600 in a 0700
+// directory, and takes an exclusive lock so that two processes never
+// interleave records.
+func openFile(path string, fsync bool, logger *zap.Logger) (File, error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create directory %s: %w", dir, err)
+	}
+	created := true
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		created = false
+		f, err = os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := lockFile(f); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	if fi, err := f.Stat(); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		logger.Warn("audit log is readable by other users; expected mode 0600",
+			zap.String("path", path), zap.Stringer("mode", fi.Mode().Perm()))
+	}
+	if created && fsync {
+		// Make the new directory entry durable too, or a crash could lose
+		// the whole file along with records reported as synced.
+		if err := syncDir(dir); err != nil {
+			_ = f.Close()
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// stdoutFile adapts standard output: nothing to sync, resume or repair.
+type stdoutFile struct{ w io.Writer }
+
+func (s stdoutFile) Write(p []byte) (int, error) { return s.w.Write(p) }
+func (stdoutFile) ReadAt([]byte, int64) (int, error) {
+	return 0, errors.New("standard output is not readable")
+}
+func (stdoutFile) Sync() error                { return nil }
+func (stdoutFile) Truncate(int64) error       { return nil }
+func (stdoutFile) Stat() (fs.FileInfo, error) { return nil, errors.New("standard output has no size") }
+func (stdoutFile) Close() error               { return nil }
+
+// resumed is what Open learns from an existing file.
+type resumed struct {
+	pos        position
+	torn       int64  // bytes after the last newline
+	tornSHA256 string // their hash, for the recovered record
+}
+
+// resume finds the last complete line by reading backwards from the end of
+// the file, checks it against its own hash and returns the chain position
+// after it.
+func resume(f File) (resumed, error) {
+	r := resumed{pos: position{hash: zeroHash}}
+	fi, err := f.Stat()
+	if err != nil {
+		return r, err
+	}
+	size := fi.Size()
+	if size == 0 {
+		return r, nil
+	}
+	end, err := lastNewline(f, size, maxLineBytes+1)
+	if err != nil {
+		return r, err
+	}
+	if end < 0 && size > maxLineBytes {
+		return r, fmt.Errorf("no line break in the last %d bytes", maxLineBytes)
+	}
+	if end >= 0 {
+		start, err := lastNewline(f, end, maxLineBytes+1)
+		if err != nil {
+			return r, err
+		}
+		start++
+		if start == 0 && end > maxLineBytes {
+			return r, fmt.Errorf("last line is longer than %d bytes", maxLineBytes)
+		}
+		line := make([]byte, end-start)
+		if _, err := f.ReadAt(line, start); err != nil {
+			return r, fmt.Errorf("read last line: %w", err)
+		}
+		l, reason := parseLine(line)
+		if reason != "" {
+			n, err := countLines(f, start)
+			if err != nil {
+				return r, err
+			}
+			return r, &ChainError{Line: n + 1, Reason: reason}
+		}
+		r.pos = position{seq: l.seq, hash: l.hash, size: end + 1}
+	}
+	r.torn = size - r.pos.size
+	if r.torn > 0 {
+		h := sha256.New()
+		if _, err := io.Copy(h, io.NewSectionReader(f, r.pos.size, r.torn)); err != nil {
+			return r, fmt.Errorf("read torn tail: %w", err)
+		}
+		r.tornSHA256 = hex.EncodeToString(h.Sum(nil))
+	}
+	return r, nil
+}
+
+// lastNewline returns the offset of the last '\n' before offset end, looking
+// at most limit bytes back, or -1 if there is none.
+func lastNewline(r io.ReaderAt, end, limit int64) (int64, error) {
+	buf := make([]byte, 32<<10)
+	stop := max(end-limit, 0)
+	for end > stop {
+		n := min(int64(len(buf)), end-stop)
+		chunk := buf[:n]
+		if _, err := r.ReadAt(chunk, end-n); err != nil {
+			return 0, fmt.Errorf("read at offset %d: %w", end-n, err)
+		}
+		if i := bytes.LastIndexByte(chunk, '\n'); i >= 0 {
+			return end - n + int64(i), nil
+		}
+		end -= n
+	}
+	return -1, nil
+}
+
+// countLines counts the newlines before offset end. Open uses it only to
+// name the bad line in an error.
+func countLines(r io.ReaderAt, end int64) (int, error) {
+	buf := make([]byte, 64<<10)
+	n := 0
+	for off := int64(0); off < end; {
+		chunk := buf[:min(int64(len(buf)), end-off)]
+		if _, err := r.ReadAt(chunk, off); err != nil {
+			return 0, fmt.Errorf("read at offset %d: %w", off, err)
+		}
+		n += bytes.Count(chunk, []byte{'\n'})
+		off += int64(len(chunk))
+	}
+	return n, nil
+}

@@ -1,0 +1,555 @@
+package audit
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestRecordRoundTrip(t *testing.T) {
+	events := []*Event{
+		sampleEvent(1),
+		{Type: "request", RequestID: "r-2", Request: &RequestSummary{Method: "CONNECT", Host: "example.com", Port: 443, Tunnel: true}},
+		{
+			Type: "decision", RequestID: "r-3", Decision: "would_deny",
+			Input: map[string]any{
+				"action":  map[string]any{"provider": "http", "params": map[string]any{"n": json.Number("3"), "ok": true, "none": nil}},
+				"request": map[string]any{"headers": map[string]any{"X-Tricky": []any{"a\"b", "line\nbreak", "<html>&"}}},
+			},
+		},
+		{Type: "approval", RequestID: "r-3", ApprovalID: "ap-7f3c", Approver: "U123/T9", Via: "slack", Detail: "approved"},
+		{Type: "forward", RequestID: "r-3", UpstreamStatus: 200, UpstreamMillis: 12},
+		{Type: "response", RequestID: "r-4", Error: "upstream: connection refused", Request: &RequestSummary{BodySize: -1, BodyTruncated: true}},
+		{Type: "session", Session: &SessionRef{ID: "s-1", Command: "claude"}, Fields: map[string]any{"allowed": json.Number("4"), "denied": json.Number("1")}},
+		{Type: "policy", PolicyRevision: "sha256:abc", Detail: "héllo ☃ \u2028 \x7f"},
+	}
+
+	dir := filepath.Join(t.TempDir(), "state")
+	path := filepath.Join(dir, "audit.jsonl")
+	l := openTestLog(t, Options{Path: path, Fsync: true})
+	if got := l.Path(); got != path {
+		t.Errorf("Path() = %q, want %q", got, path)
+	}
+	for _, ev := range events {
+		if err := l.Record(ev); err != nil {
+			t.Fatalf("Record(%s) = %v", ev.Type, err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatalf("Close() = %v", err)
+	}
+
+	res := verifyFile(t, path)
+	if res.Records != len(events) || res.LastSeq != uint64(len(events)) {
+		t.Errorf("Verify() = %+v, want %d records", res, len(events))
+	}
+
+	lines := splitLines(readFile(t, path))
+	if len(lines) != len(events) {
+		t.Fatalf("got %d lines, want %d", len(lines), len(events))
+	}
+	prev := zeroHash
+	for i, line := range lines {
+		rec, err := ParseRecord(line)
+		if err != nil {
+			t.Fatalf("ParseRecord(line %d) = %v", i+1, err)
+		}
+		if diff := cmp.Diff(*events[i], rec.Event); diff != "" {
+			t.Errorf("line %d event mismatch (-want +got):\n%s", i+1, diff)
+		}
+		want := Record{Seq: uint64(i + 1), Time: testStart.Add(time.Duration(i) * time.Second), Event: rec.Event, Prev: prev, Hash: rec.Hash}
+		if diff := cmp.Diff(want, *rec); diff != "" {
+			t.Errorf("line %d chain members mismatch (-want +got):\n%s", i+1, diff)
+		}
+		prev = rec.Hash
+	}
+	if res.LastHash != prev {
+		t.Errorf("Verify().LastHash = %s, want %s", res.LastHash, prev)
+	}
+
+	for _, c := range []struct {
+		path string
+		want os.FileMode
+	}{{dir, 0o700}, {path, 0o600}} {
+		fi, err := os.Stat(c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != c.want {
+			t.Errorf("mode of %s = %v, want %v", c.path, got, c.want)
+		}
+	}
+}
+
+func TestEncodingGolden(t *testing.T) {
+	ev := &Event{
+		Type:       "decision",
+		RequestID:  "r-1",
+		Session:    &SessionRef{ID: "s-1", Name: "alice/claude", Labels: map[string]string{"team": "infra", "env": "prod"}},
+		Action:     map[string]any{"service": "ec2", "operation": "TerminateInstances", "provider": "aws", "read_only": false},
+		Decision:   "deny",
+		Reasons:    []string{"countersign: denied"},
+		RuleIDs:    []string{"AWS-003"},
+		EvalMicros: 42,
+	}
+	body := `{"seq":1,"ts":"2026-11-26T13:45:00.5Z","event":"decision","request_id":"r-1",` +
+		`"session":{"id":"s-1","name":"alice/claude","labels":{"env":"prod","team":"infra"}},` +
+		`"action":{"operation":"TerminateInstances","provider":"aws","read_only":false,"service":"ec2"},` +
+		`"decision":"deny","reasons":["countersign: denied"],"rule_ids":["AWS-003"],"eval_us":42,` +
+		`"prev":"` + zeroHash + `"`
+	sum := sha256.Sum256([]byte(body + "}"))
+	want := body + `,"hash":"` + hex.EncodeToString(sum[:]) + `"}` + "\n"
+
+	ts := testStart.Add(500 * time.Millisecond).In(time.FixedZone("CET", 3600))
+	got, hash, err := encodeLine(newEncoder(), nil, ev, 1, zeroHash, ts)
+	if err != nil {
+		t.Fatalf("encodeLine() = %v", err)
+	}
+	if diff := cmp.Diff(want, string(got)); diff != "" {
+		t.Errorf("encodeLine() mismatch (-want +got):\n%s", diff)
+	}
+	if hash != hex.EncodeToString(sum[:]) {
+		t.Errorf("encodeLine() hash = %s, want %s", hash, hex.EncodeToString(sum[:]))
+	}
+}
+
+func TestEncodingDeterministic(t *testing.T) {
+	// Maps built in different orders (and Go's randomised iteration) must
+	// encode to the same bytes.
+	build := func(keys []string) *Event {
+		action := map[string]any{}
+		labels := map[string]string{}
+		headers := map[string][]string{}
+		for _, k := range keys {
+			action[k] = map[string]any{"v": len(k), "list": []any{k, map[string]any{"z": 1, "a": 2}}}
+			labels[k] = k
+			headers[k] = []string{k}
+		}
+		return &Event{
+			Type: "decision", Action: action, Input: map[string]any{"action": action},
+			Session: &SessionRef{Labels: labels}, Request: &RequestSummary{Headers: headers},
+			Fields: map[string]any{"m": action},
+		}
+	}
+	keys := []string{"delta", "alpha", "charlie", "bravo", "echo", "foxtrot", "golf", "hotel"}
+	reversed := make([]string, len(keys))
+	for i, k := range keys {
+		reversed[len(keys)-1-i] = k
+	}
+	enc := newEncoder()
+	want, _, err := encodeLine(enc, nil, build(keys), 7, zeroHash, testStart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		got, _, err := encodeLine(enc, nil, build(reversed), 7, zeroHash, testStart)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("encoding %d differs:\n got %s\nwant %s", i, got, want)
+		}
+	}
+}
+
+func TestEncodingOddValues(t *testing.T) {
+	cyclic := map[string]any{}
+	cyclic["self"] = cyclic
+	ev := &Event{Type: "decision", Action: map[string]any{
+		"func":   func() {},
+		"cyclic": cyclic,
+		"float":  1.5,
+		"bytes":  []byte("hi"),
+	}}
+	line, _, err := encodeLine(newEncoder(), nil, ev, 1, zeroHash, testStart)
+	if err != nil {
+		t.Fatalf("encodeLine() = %v", err)
+	}
+	if _, err := Verify(bytes.NewReader(line)); err != nil {
+		t.Fatalf("Verify() = %v", err)
+	}
+	rec, err := ParseRecord(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := rec.Action["func"].(string); !ok || !strings.HasPrefix(got, "!unencodable func()") {
+		t.Errorf(`action["func"] = %#v, want an "!unencodable" marker`, rec.Action["func"])
+	}
+	if got := rec.Action["float"]; got != json.Number("1.5") {
+		t.Errorf(`action["float"] = %#v, want 1.5`, got)
+	}
+	if !bytes.Contains(line, []byte(`"!nesting too deep"`)) {
+		t.Errorf("cyclic map not cut off: %s", line)
+	}
+}
+
+func TestRecordRejectsBadEvents(t *testing.T) {
+	l := openTestLog(t, Options{Path: filepath.Join(t.TempDir(), "a.jsonl")})
+	for _, ev := range []*Event{nil, {}} {
+		if err := l.Record(ev); err == nil {
+			t.Errorf("Record(%v) = nil, want an error", ev)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Record(sampleEvent(1)); !errors.Is(err, ErrClosed) {
+		t.Errorf("Record after Close = %v, want ErrClosed", err)
+	}
+	if err := l.RecordAsync(sampleEvent(1)); !errors.Is(err, ErrClosed) {
+		t.Errorf("RecordAsync after Close = %v, want ErrClosed", err)
+	}
+	if err := l.Close(); !errors.Is(err, ErrClosed) {
+		t.Errorf("second Close = %v, want ErrClosed", err)
+	}
+}
+
+func TestOpenResumesChain(t *testing.T) {
+	path := writeLog(t, 3)
+	l := openTestLog(t, Options{Path: path, Fsync: true})
+	for i := 4; i <= 5; i++ {
+		if err := l.Record(sampleEvent(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	res := verifyFile(t, path)
+	if res.Records != 5 || res.LastSeq != 5 {
+		t.Errorf("Verify() = %+v, want 5 records", res)
+	}
+	for _, line := range splitLines(readFile(t, path)) {
+		if rec, _ := ParseRecord(line); rec.Type == "recovered" {
+			t.Errorf("unexpected recovered record: %s", line)
+		}
+	}
+}
+
+func TestOpenRecoversTornTail(t *testing.T) {
+	full := readFile(t, writeLog(t, 4))
+	lines := splitLines(full)
+	good3 := bytes.Join(lines[:3], nil)
+
+	tests := []struct {
+		name     string
+		give     []byte
+		wantSeq  uint64 // seq of the recovered record
+		wantTorn []byte
+	}{
+		{name: "partial record", give: append(bytes.Clone(good3), lines[3][:37]...), wantSeq: 4, wantTorn: lines[3][:37]},
+		{name: "record without newline", give: bytes.TrimSuffix(full, []byte("\n")), wantSeq: 4, wantTorn: bytes.TrimSuffix(lines[3], []byte("\n"))},
+		{name: "torn first record", give: lines[0][:10], wantSeq: 1, wantTorn: lines[0][:10]},
+		{name: "garbage without newline", give: []byte("\x00\x00\x00"), wantSeq: 1, wantTorn: []byte("\x00\x00\x00")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "audit.jsonl")
+			if err := os.WriteFile(path, tt.give, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			l := openTestLog(t, Options{Path: path, Fsync: true})
+			if err := l.Record(sampleEvent(9)); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			res := verifyFile(t, path)
+			if res.LastSeq != tt.wantSeq+1 {
+				t.Errorf("Verify().LastSeq = %d, want %d", res.LastSeq, tt.wantSeq+1)
+			}
+			got := splitLines(readFile(t, path))
+			rec, err := ParseRecord(got[tt.wantSeq-1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum := sha256.Sum256(tt.wantTorn)
+			want := Event{
+				Type:   "recovered",
+				Detail: fmt.Sprintf("discarded %d torn bytes", len(tt.wantTorn)),
+				Fields: map[string]any{
+					"discarded_bytes":  json.Number(fmt.Sprint(len(tt.wantTorn))),
+					"discarded_sha256": hex.EncodeToString(sum[:]),
+				},
+			}
+			if diff := cmp.Diff(want, rec.Event); diff != "" {
+				t.Errorf("recovered record mismatch (-want +got):\n%s", diff)
+			}
+			if rec.Seq != tt.wantSeq {
+				t.Errorf("recovered seq = %d, want %d", rec.Seq, tt.wantSeq)
+			}
+		})
+	}
+}
+
+func TestOpenRejectsCorruptLastLine(t *testing.T) {
+	path := writeLog(t, 3)
+	b := readFile(t, path)
+	i := bytes.LastIndex(b, []byte(`"r-3"`))
+	b[i+1] = 'x'
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(Options{Path: path}, nil)
+	var ce *ChainError
+	if !errors.As(err, &ce) {
+		t.Fatalf("Open() = %v, want a *ChainError", err)
+	}
+	if diff := cmp.Diff(&ChainError{Line: 3, Reason: "hash mismatch (record edited)"}, ce); diff != "" {
+		t.Errorf("Open() error mismatch (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(err.Error(), "countersign audit verify") {
+		t.Errorf("Open() = %q, want it to suggest `countersign audit verify`", err)
+	}
+}
+
+func TestOpenLocksFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	first := openTestLog(t, Options{Path: path})
+	if second, err := Open(Options{Path: path}, nil); err == nil {
+		_ = second.Close()
+		t.Skip("no file locking on this platform")
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	second := openTestLog(t, Options{Path: path})
+	if err := second.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStdout(t *testing.T) {
+	var m memFile
+	l := openTestLog(t, Options{Path: "-", Fsync: true, OpenFile: func(string) (File, error) { return &m, nil }})
+	for i := range 3 {
+		if err := l.Record(sampleEvent(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Verify(bytes.NewReader(m.bytes()))
+	if err != nil || res.Records != 3 {
+		t.Errorf("Verify() = %+v, %v, want 3 records", res, err)
+	}
+}
+
+func TestConcurrentRecords(t *testing.T) {
+	const n = 50
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	ff := openFaultFile(t, path)
+	l := openTestLog(t, Options{Path: path, Fsync: true, OpenFile: ff.opener()})
+
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			ev := sampleEvent(i)
+			if i%5 == 0 {
+				errs <- l.RecordAsync(ev)
+				return
+			}
+			errs <- l.Record(ev)
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("Record() = %v", err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	res := verifyFile(t, path)
+	if res.Records != n {
+		t.Errorf("Verify().Records = %d, want %d", res.Records, n)
+	}
+	seen := map[string]bool{}
+	for _, line := range splitLines(readFile(t, path)) {
+		rec, err := ParseRecord(line)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[rec.RequestID] = true
+	}
+	if len(seen) != n {
+		t.Errorf("got %d distinct request ids, want %d", len(seen), n)
+	}
+	if syncs := ff.syncs.Load(); syncs < 1 || syncs > n {
+		t.Errorf("fsyncs = %d, want between 1 and %d", syncs, n)
+	}
+}
+
+func TestGroupCommit(t *testing.T) {
+	// While one fsync runs, followers write their records and wait; a single
+	// second fsync then covers all of them.
+	const followers = 20
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	ff := openFaultFile(t, path)
+	writes := make(chan struct{}, followers+1)
+	started, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	ff.afterWrite = func() { writes <- struct{}{} }
+	ff.beforeSync = func() { once.Do(func() { close(started); <-release }) }
+	l := openTestLog(t, Options{Path: path, Fsync: true, OpenFile: ff.opener()})
+
+	var wg sync.WaitGroup
+	errs := make(chan error, followers+1)
+	wg.Go(func() { errs <- l.Record(sampleEvent(0)) })
+	<-writes
+	<-started // the leader is inside its fsync
+	for i := range followers {
+		wg.Go(func() { errs <- l.Record(sampleEvent(i + 1)) })
+	}
+	for range followers {
+		<-writes
+	}
+	close(release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("Record() = %v", err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := ff.syncs.Load(); got != 2 {
+		t.Errorf("fsyncs = %d, want 2 for %d records", got, followers+1)
+	}
+	if res := verifyFile(t, path); res.Records != followers+1 {
+		t.Errorf("Verify().Records = %d, want %d", res.Records, followers+1)
+	}
+}
+
+func TestWriteFailure(t *testing.T) {
+	tests := []struct {
+		name string
+		// fault is set after 3 good records; the next Record must fail
+		// with wantErr. clear undoes it.
+		fault   func(*faultFile)
+		clear   func(*faultFile)
+		wantErr error
+		fsync   bool
+		// torn is set when the fault leaves a torn line in the file until
+		// it clears.
+		torn bool
+	}{
+		{
+			name:    "ENOSPC mid-record",
+			fault:   func(f *faultFile) { f.setWriteErr(syscall.ENOSPC, 40) },
+			clear:   func(f *faultFile) { f.setWriteErr(nil, 0) },
+			wantErr: syscall.ENOSPC,
+		},
+		{
+			name:    "ENOSPC before any byte, fsync on",
+			fault:   func(f *faultFile) { f.setWriteErr(syscall.ENOSPC, 0) },
+			clear:   func(f *faultFile) { f.setWriteErr(nil, 0) },
+			wantErr: syscall.ENOSPC,
+			fsync:   true,
+		},
+		{
+			name: "ENOSPC and the repair fails too",
+			fault: func(f *faultFile) {
+				f.setWriteErr(syscall.ENOSPC, 40)
+				f.setTruncErr(syscall.EIO)
+			},
+			clear: func(f *faultFile) {
+				f.setWriteErr(nil, 0)
+				f.setTruncErr(nil)
+			},
+			wantErr: syscall.ENOSPC,
+			torn:    true,
+		},
+		{
+			name:    "fsync fails",
+			fault:   func(f *faultFile) { f.setSyncErr(syscall.EIO) },
+			clear:   func(f *faultFile) { f.setSyncErr(nil) },
+			wantErr: syscall.EIO,
+			fsync:   true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "audit.jsonl")
+			ff := openFaultFile(t, path)
+			l := openTestLog(t, Options{Path: path, Fsync: tt.fsync, OpenFile: ff.opener()})
+			for i := 1; i <= 3; i++ {
+				if err := l.Record(sampleEvent(i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tt.fault(ff)
+			if err := l.Record(sampleEvent(4)); !errors.Is(err, tt.wantErr) {
+				t.Fatalf("Record() during fault = %v, want %v", err, tt.wantErr)
+			}
+			if err := l.Record(sampleEvent(5)); err == nil {
+				t.Fatal("second Record() during fault = nil, want an error")
+			}
+			res, err := Verify(bytes.NewReader(readFile(t, path)))
+			var ce *ChainError
+			switch {
+			case tt.torn && !errors.As(err, &ce):
+				t.Errorf("Verify() during fault = %v, want a torn line", err)
+			case !tt.torn && (err != nil || res.Records != 3):
+				t.Errorf("Verify() during fault = %+v, %v, want 3 records", res, err)
+			}
+			tt.clear(ff)
+			if err := l.Record(sampleEvent(6)); err != nil {
+				t.Fatalf("Record() after fault = %v", err)
+			}
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			res = verifyFile(t, path)
+			if res.Records != 4 || res.LastSeq != 4 {
+				t.Errorf("Verify() = %+v, want 4 records ending at seq 4", res)
+			}
+		})
+	}
+}
+
+func TestFailedFsyncDiscardsAsyncRecords(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	ff := openFaultFile(t, path)
+	l := openTestLog(t, Options{Path: path, Fsync: true, OpenFile: ff.opener()})
+	if err := l.Record(sampleEvent(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RecordAsync(sampleEvent(2)); err != nil {
+		t.Fatal(err)
+	}
+	ff.setSyncErr(syscall.EIO)
+	if err := l.Record(sampleEvent(3)); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("Record() = %v, want EIO", err)
+	}
+	if err := l.RecordAsync(sampleEvent(4)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); !errors.Is(err, syscall.EIO) {
+		t.Errorf("Close() = %v, want EIO for the unsynced async record", err)
+	}
+	res := verifyFile(t, path)
+	if res.Records != 1 {
+		t.Errorf("Verify().Records = %d, want 1", res.Records)
+	}
+}

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/countersign/countersign/action"
+	"github.com/countersign/countersign/internal/hostport"
+	"github.com/countersign/countersign/policy"
+	"github.com/countersign/countersign/session"
+)
+
+// newClassifier is the provider list used everywhere a request is classified.
+func newClassifier() *action.Classifier {
+	return action.NewClassifier()
+}
+
+func newPolicyCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "policy",
+		Short: "Test policies and see how they decide a request",
+	}
+	cmd.AddCommand(newPolicyTestCmd(e), newPolicyEvalCmd(e))
+	return cmd
+}
+
+func newPolicyTestCmd(e *env) *cobra.Command {
+	var verbose bool
+	var runFilter string
+	cmd := &cobra.Command{
+		Use:   "test [DIR...]",
+		Short: "Run Rego unit tests (opa test semantics; built-in errors are raised as in the proxy)",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(cmd, e)
+			if err != nil {
+				return err
+			}
+			src := policySource(cfg, args)
+			res, err := policy.RunTests(cmd.Context(), policy.TestOptions{Source: src, Verbose: verbose, Run: runFilter}, e.stdout)
+			if err != nil {
+				return usageError(err)
+			}
+			if !res.OK() {
+				if res.Passed+res.Failed+res.Errored == 0 {
+					return checkFailed(errors.New("no tests ran"))
+				}
+				return &exitError{code: 1}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "print every test and its trace on failure")
+	cmd.Flags().StringVarP(&runFilter, "run", "r", "", "run only tests whose name matches this regular expression")
+	return cmd
+}
+
+type evalFlags struct {
+	request     string
+	headers     []string
+	body        string
+	sessionName string
+	labels      []string
+	input       string
+	explain     bool
+	policies    []string
+}
+
+func newPolicyEvalCmd(e *env) *cobra.Command {
+	var f evalFlags
+	cmd := &cobra.Command{
+		Use:   "eval --request 'METHOD URL' [flags]",
+		Short: "Print the action, the policy input and the decision for one request",
+		Example: `  countersign policy eval --request 'POST https://ec2.us-east-1.amazonaws.com/' \
+      --header 'Content-Type: application/x-www-form-urlencoded' \
+      --body 'Action=TerminateInstances&InstanceId.1=i-0abc' --explain`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return policyEval(cmd, e, f)
+		},
+	}
+	cmd.Flags().StringVar(&f.request, "request", "", "the request line, e.g. 'DELETE https://api.github.com/repos/o/r'")
+	cmd.Flags().StringArrayVar(&f.headers, "header", nil, "a request header 'Name: value' (repeatable)")
+	cmd.Flags().StringVar(&f.body, "body", "", "request body, or @FILE to read it from a file")
+	cmd.Flags().StringVar(&f.sessionName, "session-name", "alice/agent", "session name in the input")
+	cmd.Flags().StringArrayVar(&f.labels, "label", nil, "k=v session label (repeatable)")
+	cmd.Flags().StringVar(&f.input, "input", "", "a complete input document (JSON file) instead of --request")
+	cmd.Flags().BoolVar(&f.explain, "explain", false, "list the rules that fired")
+	cmd.Flags().StringArrayVar(&f.policies, "policy", nil, "policy directory or file (repeatable; overrides policy.paths)")
+	return cmd
+}
+
+func policyEval(cmd *cobra.Command, e *env, f evalFlags) error {
+	cfg, err := loadConfig(cmd, e)
+	if err != nil {
+		return err
+	}
+	onError, err := policy.ParseVerdict(cfg.Policy.OnError)
+	if err != nil {
+		return usageError(err)
+	}
+	engine, err := policy.New(cmd.Context(), policy.Options{Source: policySource(cfg, f.policies), OnError: onError, EvalTimeout: cfg.Policy.EvalTimeout}, nil)
+	if err != nil {
+		return usageError(fmt.Errorf("policy: %w", err))
+	}
+
+	var doc map[string]any
+	var act any
+	switch {
+	case f.input != "" && f.request != "":
+		return usageError(errors.New("give either --input or --request, not both"))
+	case f.input != "":
+		b, err := os.ReadFile(f.input)
+		if err != nil {
+			return usageError(err)
+		}
+		if err := json.Unmarshal(b, &doc); err != nil {
+			return usageError(fmt.Errorf("--input %s: %w", f.input, err))
+		}
+		act = doc["action"]
+	case f.request != "":
+		labels, err := parseLabels(f.labels)
+		if err != nil {
+			return usageError(err)
+		}
+		ar, err := evalRequest(f)
+		if err != nil {
+			return usageError(err)
+		}
+		a := newClassifier().Classify(ar)
+		sess := &session.Info{ID: "s-eval", Name: f.sessionName, User: currentUser(), Command: "eval", Cwd: e.cwd, Labels: labels}
+		in := policy.NewInput(ar, a, sess, time.Now())
+		doc = in.Map()
+		act = in.Action.Map()
+	default:
+		return usageError(errors.New("give --request 'METHOD URL' or --input FILE"))
+	}
+
+	var d policy.Decision
+	var fired []policy.FiredRule
+	if f.explain {
+		d, fired = engine.Explain(cmd.Context(), doc)
+	} else {
+		d = engine.DecideDocument(cmd.Context(), doc)
+	}
+	out := map[string]any{
+		"action": act,
+		"input":  doc,
+		"decision": map[string]any{
+			"verdict":  d.Verdict.String(),
+			"reasons":  d.Reasons,
+			"revision": d.Revision,
+			"eval_us":  d.Eval.Microseconds(),
+		},
+	}
+	if d.Err != nil {
+		out["decision"].(map[string]any)["error"] = d.Err.Error()
+	}
+	if f.explain {
+		if fired == nil {
+			fired = []policy.FiredRule{}
+		}
+		out["fired"] = fired
+	}
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+// evalRequest builds the classifier's view of a request from the flags.
+func evalRequest(f evalFlags) (*action.Request, error) {
+	method, rawURL, ok := strings.Cut(strings.TrimSpace(f.request), " ")
+	if !ok {
+		return nil, fmt.Errorf("--request %q: want 'METHOD URL'", f.request)
+	}
+	u, err := url.Parse(strings.TrimSpace(rawURL))
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("--request %q: the URL must be absolute http(s)", f.request)
+	}
+	defPort := 443
+	if u.Scheme == "http" {
+		defPort = 80
+	}
+	host, port, err := hostport.Split(u.Host, defPort)
+	if err != nil {
+		return nil, fmt.Errorf("--request: %w", err)
+	}
+	h := http.Header{}
+	for _, kv := range f.headers {
+		k, v, ok := strings.Cut(kv, ":")
+		if !ok {
+			return nil, fmt.Errorf("--header %q: want 'Name: value'", kv)
+		}
+		h.Add(textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(k)), strings.TrimSpace(v))
+	}
+	var body []byte
+	switch {
+	case strings.HasPrefix(f.body, "@"):
+		body, err = os.ReadFile(f.body[1:])
+		if err != nil {
+			return nil, fmt.Errorf("--body: %w", err)
+		}
+	case f.body != "":
+		body = []byte(f.body)
+	}
+	return &action.Request{
+		Method:   strings.ToUpper(method),
+		Scheme:   u.Scheme,
+		Host:     host,
+		Port:     port,
+		Path:     u.Path,
+		RawPath:  u.EscapedPath(),
+		Query:    u.Query(),
+		Header:   h,
+		Body:     body,
+		BodySize: int64(len(body)),
+	}, nil
+}

@@ -1,0 +1,318 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/countersign/countersign/approval"
+	"github.com/countersign/countersign/audit"
+	"github.com/countersign/countersign/session"
+)
+
+type runFlags struct {
+	policies []string
+	name     string
+	labels   []string
+	proxyURL string
+	isolate  bool
+}
+
+func newRunCmd(e *env) *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "run [flags] -- CMD [ARGS...]",
+		Short: "Wrap one agent session: every request it makes is decided by policy",
+		Long: `run starts a proxy on loopback, points the child's proxy and CA variables at
+it, runs CMD, and prints a summary when CMD exits. It exits with CMD's exit
+code.
+
+Without --isolate, a process that ignores the proxy variables is not
+contained: countersign decides what goes through it, nothing else.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runSession(cmd, e, f, args)
+		},
+	}
+	cmd.Flags().SetInterspersed(false)
+	cmd.Flags().StringArrayVar(&f.policies, "policy", nil, "policy directory or file (repeatable; overrides policy.paths)")
+	cmd.Flags().StringVar(&f.name, "name", "", "session name shown to approvers (default user/CMD)")
+	cmd.Flags().StringArrayVar(&f.labels, "label", nil, "k=v label for input.session.labels (repeatable)")
+	cmd.Flags().StringVar(&f.proxyURL, "proxy", "", "attach to a running `countersign serve` at this URL instead of starting a proxy")
+	cmd.Flags().BoolVar(&f.isolate, "isolate", false, "run CMD in its own network and mount namespaces (Linux)")
+	return cmd
+}
+
+func parseLabels(kvs []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--label %q: want key=value", kv)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+func runSession(cmd *cobra.Command, e *env, f runFlags, args []string) error {
+	if f.isolate {
+		return usageError(errors.New("--isolate is not available in this build yet; without it, a process that ignores the proxy variables is not contained"))
+	}
+	labels, err := parseLabels(f.labels)
+	if err != nil {
+		return usageError(err)
+	}
+	cfg, err := loadConfig(cmd, e)
+	if err != nil {
+		return err
+	}
+	if err := validate(cfg); err != nil {
+		return err
+	}
+
+	username := currentUser()
+	sess := &session.Info{
+		ID:      session.NewID(),
+		Name:    f.name,
+		User:    username,
+		Command: filepath.Base(args[0]),
+		Cwd:     e.cwd,
+		Labels:  labels,
+	}
+	if sess.Name == "" {
+		sess.Name = session.DefaultName(username, args[0])
+	}
+
+	tmp, err := os.MkdirTemp("", "countersign-"+sess.ID+"-")
+	if err != nil {
+		return fmt.Errorf("create session directory: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+
+	if f.proxyURL != "" {
+		return runAttached(cmd.Context(), e, cfg.StateDir, cfgCA(cfg), f.proxyURL, sess, tmp, args)
+	}
+
+	// The operational log goes to a file: the agent owns the terminal.
+	logPath := filepath.Join(cfg.StateDir, "logs", sess.ID+".log")
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o700); err != nil {
+		return usageError(fmt.Errorf("create log directory: %w", err))
+	}
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return usageError(fmt.Errorf("open log %s: %w", logPath, err))
+	}
+	defer logFile.Close()
+	logger, err := newLogger(cfg, logFile)
+	if err != nil {
+		return err
+	}
+	defer logger.Sync() //nolint:errcheck // best effort on exit
+
+	term := &terminalNotifier{w: e.stderr}
+	ctx := cmd.Context()
+	a, err := newApp(ctx, cfg, logger, appOptions{
+		policy:        policySource(cfg, f.policies),
+		notifiers:     []approval.Notifier{term},
+		discoveryName: sess.ID,
+	})
+	if err != nil {
+		return err
+	}
+	term.baseURL = a.approvalURL()
+	password := session.NewPassword()
+	a.registry.Add(session.Credential{Username: sess.ID, Password: password, Session: sess})
+	a.start()
+
+	if err := a.audit.Record(&audit.Event{Type: "session", Session: sessionRef(sess), Detail: "started",
+		PolicyRevision: a.engine.Revision(),
+		Fields:         map[string]any{"command": strings.Join(args, " "), "proxy": a.proxyAddr(), "approvals": a.approvalURL()}}); err != nil {
+		a.shutdown(context.Background())
+		return fmt.Errorf("audit log: %w", err)
+	}
+
+	proxyURL := (&url.URL{Scheme: "http", User: url.UserPassword(sess.ID, password), Host: a.proxyAddr()}).String()
+	code, childErr := runChild(ctx, e, a.ca, proxyURL, sess, tmp, args)
+
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	counts := a.proxy.Counts(sess.ID)
+	_ = a.audit.Record(&audit.Event{Type: "session", Session: sessionRef(sess), Detail: "ended",
+		Fields: map[string]any{"exit_code": code, "allowed": counts.Allowed, "denied": counts.Denied,
+			"approved": counts.Approved, "pending": counts.Pending, "shadowed": counts.Shadowed}})
+	auditPath := a.audit.Path()
+	a.shutdown(shutdownCtx)
+
+	fmt.Fprintf(e.stderr, "\ncountersign: session %s (%s) ended, exit code %d\n", sess.ID, sess.Name, code)
+	fmt.Fprintf(e.stderr, "  allowed %d · denied %d · approved %d · timed out %d", counts.Allowed, counts.Denied, counts.Approved, counts.Pending)
+	if counts.Shadowed > 0 {
+		fmt.Fprintf(e.stderr, " · would have been stopped (shadow mode) %d", counts.Shadowed)
+	}
+	fmt.Fprintf(e.stderr, "\n  audit log: %s  (countersign audit tail --session %s %s)\n", auditPath, sess.ID, auditPath)
+	if childErr != nil {
+		return &exitError{code: code, err: childErr}
+	}
+	return &exitError{code: code}
+}
+
+func cfgCA(cfg interface{ CAPaths() (string, string) }) string {
+	c, _ := cfg.CAPaths()
+	return c
+}
+
+// runAttached runs CMD against an existing `countersign serve`.
+func runAttached(ctx context.Context, e *env, stateDir, caCert, proxyURL string, sess *session.Info, tmp string, args []string) error {
+	u, err := url.Parse(proxyURL)
+	if err != nil || u.Scheme != "http" || u.Host == "" {
+		return usageError(fmt.Errorf("--proxy %q: want http://[user:password@]host:port", proxyURL))
+	}
+	ca, err := readCACert(caCert)
+	if err != nil {
+		return usageError(fmt.Errorf("--proxy needs the serve instance's CA certificate at %s (copy it from `countersign ca export` on that host): %w", caCert, err))
+	}
+	code, childErr := runChild(ctx, e, ca, proxyURL, sess, tmp, args)
+	if childErr != nil {
+		return &exitError{code: code, err: childErr}
+	}
+	return &exitError{code: code}
+}
+
+// runChild starts CMD with the session environment and waits for it,
+// forwarding SIGTERM and SIGHUP. SIGINT from the terminal reaches the child
+// directly (same process group); countersign ignores it and waits.
+func runChild(ctx context.Context, e *env, ca certPEMer, proxyURL string, sess *session.Info, tmp string, args []string) (int, error) {
+	caPath := filepath.Join(tmp, "countersign-ca.pem")
+	if err := os.WriteFile(caPath, ca.CertPEM(), 0o644); err != nil {
+		return 1, fmt.Errorf("write CA certificate: %w", err)
+	}
+	bundle, err := session.WriteCABundle(tmp, ca.CertPEM())
+	if err != nil {
+		return 1, err
+	}
+	c := exec.Command(args[0], args[1:]...)
+	c.Env = session.ChildEnv(os.Environ(), session.EnvOptions{ProxyURL: proxyURL, CABundle: bundle, CACert: caPath, SessionID: sess.ID})
+	c.Stdin, c.Stdout, c.Stderr = e.stdin, e.stdout, e.stderr
+	c.Dir = e.cwd
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	if err := c.Start(); err != nil {
+		return 127, fmt.Errorf("start %s: %w", args[0], err)
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				_ = c.Process.Signal(syscall.SIGTERM)
+				return
+			case s := <-sigs:
+				if s != syscall.SIGINT {
+					_ = c.Process.Signal(s)
+				}
+			}
+		}
+	}()
+	err = c.Wait()
+	close(done)
+	wg.Wait()
+	if err == nil {
+		return 0, nil
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal()), nil
+		}
+		return ee.ExitCode(), nil
+	}
+	return 1, err
+}
+
+type certPEMer interface{ CertPEM() []byte }
+
+// pemCert is a CA certificate read from a file, without its key.
+type pemCert []byte
+
+func (p pemCert) CertPEM() []byte { return p }
+
+func readCACert(path string) (pemCert, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(b)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	if _, err := x509.ParseCertificate(block.Bytes); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", path, err)
+	}
+	return pemCert(b), nil
+}
+
+func currentUser() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	return os.Getenv("USER")
+}
+
+func sessionRef(s *session.Info) *audit.SessionRef {
+	return &audit.SessionRef{ID: s.ID, Name: s.Name, User: s.User, Command: s.Command, Labels: s.Labels}
+}
+
+// terminalNotifier prints one line per approval event to the run terminal.
+type terminalNotifier struct {
+	mu      sync.Mutex
+	w       io.Writer
+	baseURL string
+}
+
+func (t *terminalNotifier) Notify(_ context.Context, n approval.Notification) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r := n.Record
+	switch n.Event {
+	case "requested":
+		fmt.Fprintf(t.w, "\r\ncountersign: approval %s pending: %s — countersign approvals approve %s\r\n", r.ID, oneLine(r.Summary, 160), r.ID)
+	case "decided":
+		fmt.Fprintf(t.w, "\r\ncountersign: approval %s %s\r\n", r.ID, r.State)
+	}
+}
+
+func oneLine(s string, max int) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > max {
+		s = s[:max] + "…"
+	}
+	return s
+}

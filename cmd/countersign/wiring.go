@@ -1,0 +1,402 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/countersign/countersign/approval"
+	"github.com/countersign/countersign/audit"
+	"github.com/countersign/countersign/internal/config"
+	"github.com/countersign/countersign/internal/hostport"
+	"github.com/countersign/countersign/internal/mitm"
+	"github.com/countersign/countersign/policy"
+	"github.com/countersign/countersign/proxy"
+	"github.com/countersign/countersign/session"
+)
+
+// loadConfig reads --config, or ./countersign.yaml when it exists, over the
+// defaults. Validation happens after flags are applied (see validate).
+func loadConfig(cmd *cobra.Command, e *env) (*config.Config, error) {
+	path, _ := cmd.Flags().GetString("config")
+	if path == "" {
+		candidate := filepath.Join(e.cwd, config.DefaultFile)
+		if _, err := os.Stat(candidate); err == nil {
+			path = config.DefaultFile
+		}
+	}
+	cfg, err := config.Load(config.LoadOptions{Path: path, Getenv: e.getenv, Home: e.home})
+	if err != nil {
+		var ce *config.Error
+		if errors.As(err, &ce) {
+			return nil, err
+		}
+		return nil, usageError(fmt.Errorf("load configuration %s: %w", path, err))
+	}
+	return cfg, nil
+}
+
+func validate(cfg *config.Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// policySource resolves which policies to load: --policy flags, else
+// policy.paths; when neither the file nor a flag named a path and
+// ./policies is absent, the built-in default policy.
+func policySource(cfg *config.Config, flagPaths []string) policy.Source {
+	if len(flagPaths) > 0 {
+		return policy.Source{Paths: flagPaths}
+	}
+	if !cfg.IsSet("policy.paths") && !cfg.IsSet("policy") {
+		if _, err := os.Stat("policies"); errors.Is(err, fs.ErrNotExist) {
+			return policy.Source{Builtin: true}
+		}
+	}
+	if len(cfg.Policy.Paths) == 0 {
+		return policy.Source{Builtin: true}
+	}
+	return policy.Source{Paths: cfg.Policy.Paths}
+}
+
+// newLogger builds the operational log (never the audit log).
+func newLogger(cfg *config.Config, w io.Writer) (*zap.Logger, error) {
+	var level zapcore.Level
+	if err := level.UnmarshalText([]byte(cfg.Log.Level)); err != nil {
+		return nil, usageError(fmt.Errorf("log.level: %w", err))
+	}
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	if cfg.Log.Format == "json" {
+		enc = zapcore.NewJSONEncoder(encCfg)
+	} else {
+		encCfg.EncodeLevel = zapcore.CapitalLevelEncoder
+		enc = zapcore.NewConsoleEncoder(encCfg)
+	}
+	core := zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), level)
+	return zap.New(core), nil
+}
+
+// app is one running countersign: proxy, approval listener, policy, audit.
+type app struct {
+	cfg      *config.Config
+	logger   *zap.Logger
+	ca       *mitm.CA
+	audit    *audit.Log
+	engine   *policy.Engine
+	broker   *approval.Broker
+	proxy    *proxy.Server
+	registry *session.Registry
+	token    string
+
+	proxyLn    net.Listener
+	approvalLn net.Listener
+	approvals  *http.Server
+	discovery  string
+
+	wg      sync.WaitGroup
+	serveMu sync.Mutex
+	errs    []error
+}
+
+type appOptions struct {
+	policy    policy.Source
+	anonymous *session.Info
+	notifiers []approval.Notifier
+	// discoveryName names the file in <state_dir>/run that lets
+	// `countersign approvals` find this instance.
+	discoveryName string
+}
+
+// newApp builds every component in dependency order and opens the listeners.
+// Nothing is served until start.
+func newApp(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts appOptions) (_ *app, err error) {
+	a := &app{cfg: cfg, logger: logger}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, usageError(fmt.Errorf("create state_dir %s: %w", cfg.StateDir, err))
+	}
+
+	certPath, keyPath := cfg.CAPaths()
+	if cfg.CA.Cert != "" {
+		a.ca, err = mitm.Load(certPath, keyPath)
+	} else {
+		var created bool
+		a.ca, created, err = mitm.LoadOrCreate(certPath, keyPath, time.Now)
+		if created {
+			logger.Info("created the local CA", zap.String("cert", certPath))
+		}
+	}
+	if err != nil {
+		return nil, usageError(fmt.Errorf("CA: %w", err))
+	}
+
+	a.audit, err = audit.Open(audit.Options{Path: cfg.Audit.Path, Fsync: cfg.Audit.Fsync}, logger)
+	if err != nil {
+		return nil, usageError(fmt.Errorf("audit log: %w", err))
+	}
+
+	onError, err := policy.ParseVerdict(cfg.Policy.OnError)
+	if err != nil {
+		return nil, usageError(fmt.Errorf("policy.on_error: %w", err))
+	}
+	a.engine, err = policy.New(ctx, policy.Options{Source: opts.policy, OnError: onError, EvalTimeout: cfg.Policy.EvalTimeout}, logger)
+	if err != nil {
+		return nil, usageError(fmt.Errorf("policy: %w", err))
+	}
+
+	a.broker, err = approval.NewBroker(approval.Options{
+		Store:     approval.NewMemoryStore(),
+		Auditor:   a.audit,
+		Notifiers: opts.notifiers,
+		Expire:    cfg.Approval.Expire,
+		GrantTTL:  cfg.Approval.GrantTTL,
+	}, logger)
+	if err != nil {
+		return nil, err
+	}
+	a.token, err = approval.LoadOrCreateToken(filepath.Join(cfg.StateDir, "admin-token"))
+	if err != nil {
+		return nil, usageError(err)
+	}
+
+	roots, err := upstreamRoots(cfg.Upstream.CAFiles)
+	if err != nil {
+		return nil, usageError(err)
+	}
+
+	a.proxyLn, err = net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, usageError(fmt.Errorf("listen %s: %w", cfg.Listen, err))
+	}
+	a.approvalLn, err = net.Listen("tcp", cfg.Approval.Listen)
+	if err != nil {
+		return nil, usageError(fmt.Errorf("approval.listen %s: %w", cfg.Approval.Listen, err))
+	}
+
+	a.registry = session.NewRegistry(opts.anonymous)
+	var ownHosts []string
+	if cfg.Approval.PublicURL != "" {
+		if u, err := url.Parse(cfg.Approval.PublicURL); err == nil {
+			if h, p, err := hostport.Split(u.Host, defaultPortFor(u.Scheme)); err == nil {
+				ownHosts = append(ownHosts, hostport.Join(h, p))
+			}
+		}
+	}
+	a.proxy, err = proxy.New(proxy.Options{
+		Issuer:          mitm.NewIssuer(a.ca, mitm.IssuerOptions{}),
+		Decider:         a.engine,
+		Audit:           a.audit,
+		Approvals:       a.broker,
+		Sessions:        a.registry,
+		Classifier:      newClassifier(),
+		RootCAs:         roots,
+		UpstreamTimeout: cfg.Upstream.Timeout,
+		Guard:           hostport.Guard{Allow: cfg.Upstream.AllowAddresses},
+		Resolve:         cfg.Upstream.Resolve,
+		OwnAddrs:        a.ownAddrs,
+		OwnHosts:        ownHosts,
+		BodyLimit:       int64(cfg.Inspect.BodyLimit),
+		MITM:            cfg.Inspect.MITM,
+		Shadow:          cfg.Policy.Mode == "shadow",
+		Hold:            cfg.Approval.Hold,
+		RecordInput:     true,
+	}, logger)
+	if err != nil {
+		return nil, err
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", a.healthz)
+	mux.Handle("/api/", approval.NewAdminHandler(a.broker, a.token, logger))
+	a.approvals = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          zap.NewStdLog(logger.Named("approval-http")),
+	}
+
+	if opts.discoveryName != "" {
+		if err := a.writeDiscovery(opts.discoveryName); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+func defaultPortFor(scheme string) int {
+	if scheme == "https" {
+		return 443
+	}
+	return 80
+}
+
+// ownAddrs lists the proxy's and approval listener's addresses.
+func (a *app) ownAddrs() []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, ln := range []net.Listener{a.proxyLn, a.approvalLn} {
+		if ln == nil {
+			continue
+		}
+		if ap, err := netip.ParseAddrPort(ln.Addr().String()); err == nil {
+			out = append(out, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+		}
+	}
+	return out
+}
+
+func upstreamRoots(files []string) (*x509.CertPool, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("upstream.ca_files: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("upstream.ca_files: %s holds no PEM certificate", f)
+		}
+	}
+	return pool, nil
+}
+
+// proxyAddr is the proxy's address as clients should dial it.
+func (a *app) proxyAddr() string { return dialable(a.proxyLn.Addr().String()) }
+
+// approvalURL is the base URL of the approval listener.
+func (a *app) approvalURL() string {
+	if a.cfg.Approval.PublicURL != "" {
+		return strings.TrimRight(a.cfg.Approval.PublicURL, "/")
+	}
+	return "http://" + dialable(a.approvalLn.Addr().String())
+}
+
+// dialable turns a listen address on an unspecified IP into a loopback one.
+func dialable(addr string) string {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ap.Addr().IsUnspecified() {
+		if ap.Addr().Is4() {
+			return netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), ap.Port()).String()
+		}
+		return netip.AddrPortFrom(netip.IPv6Loopback(), ap.Port()).String()
+	}
+	return addr
+}
+
+// start serves the proxy and the approval listener in the background.
+func (a *app) start() {
+	a.broker.Start()
+	serve := func(name string, f func() error) {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			if err := f(); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+				a.logger.Error("listener stopped", zap.String("listener", name), zap.Error(err))
+				a.serveMu.Lock()
+				a.errs = append(a.errs, err)
+				a.serveMu.Unlock()
+			}
+		}()
+	}
+	serve("proxy", func() error { return a.proxy.Serve(a.proxyLn) })
+	serve("approval", func() error { return a.approvals.Serve(a.approvalLn) })
+}
+
+// shutdown answers held requests, drains connections until ctx is done and
+// closes the audit log.
+func (a *app) shutdown(ctx context.Context) {
+	if a.broker != nil {
+		a.broker.Close()
+	}
+	if a.proxy != nil {
+		_ = a.proxy.Shutdown(ctx)
+	}
+	if a.approvals != nil {
+		_ = a.approvals.Shutdown(ctx)
+	}
+	a.wg.Wait()
+	a.close()
+}
+
+// close releases what newApp opened.
+func (a *app) close() {
+	if a.discovery != "" {
+		_ = os.Remove(a.discovery)
+		a.discovery = ""
+	}
+	if a.proxyLn != nil {
+		_ = a.proxyLn.Close()
+	}
+	if a.approvalLn != nil {
+		_ = a.approvalLn.Close()
+	}
+	if a.audit != nil {
+		if err := a.audit.Close(); err != nil {
+			a.logger.Error("close audit log", zap.Error(err))
+		}
+		a.audit = nil
+	}
+}
+
+func (a *app) healthz(w http.ResponseWriter, _ *http.Request) {
+	rev, lastErr := a.engine.Health()
+	body := map[string]any{"status": "ok", "policy_revision": rev}
+	if lastErr != nil {
+		body["policy_error"] = lastErr.Error()
+		body["status"] = "degraded"
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// discoveryInfo is written to <state_dir>/run/<name>.json so that
+// `countersign approvals` finds running instances without flags.
+type discoveryInfo struct {
+	URL     string    `json:"url"`
+	PID     int       `json:"pid"`
+	Name    string    `json:"name"`
+	Started time.Time `json:"started"`
+}
+
+func (a *app) writeDiscovery(name string) error {
+	dir := filepath.Join(a.cfg.StateDir, "run")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	b, _ := json.Marshal(discoveryInfo{URL: a.approvalURL(), PID: os.Getpid(), Name: name, Started: time.Now().UTC()})
+	path := filepath.Join(dir, name+".json")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	a.discovery = path
+	return nil
+}

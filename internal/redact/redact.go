@@ -1,0 +1,343 @@
+// Package redact removes credentials from what countersign shows, logs, posts
+// or hands to the policy: request headers, query parameters, URLs, parsed
+// bodies and free text (SPEC 10.6).
+//
+// A redacted value is replaced by Mask, so a reader (or a policy) can still
+// tell that a credential was present. Structured data is redacted by name
+// (an Authorization header, a token= parameter, a "password" field); free text
+// by token shape (ghp_…, JWTs, private key blocks). Shape matching cannot find
+// a secret with no recognisable shape, which is why every structured path
+// redacts by name first.
+package redact
+
+import (
+	"encoding/json"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+)
+
+// Mask replaces every redacted value.
+const Mask = "[redacted]"
+
+// credentialHeaders are header names (lower case) whose values are always
+// credentials.
+var credentialHeaders = map[string]bool{
+	"authorization":        true,
+	"proxy-authorization":  true,
+	"cookie":               true,
+	"set-cookie":           true,
+	"x-amz-security-token": true,
+	"x-api-key":            true,
+	"api-key":              true,
+	"x-auth-token":         true,
+	"private-token":        true,
+	"x-github-token":       true,
+	"x-goog-api-key":       true,
+	"x-vault-token":        true,
+	"x-registry-auth":      true,
+}
+
+// credentialWords mark a header name or query parameter as a credential
+// wherever they appear in it (compared in lower case).
+var credentialWords = []string{"token", "secret", "password", "passwd", "apikey", "api-key", "api_key"}
+
+// IsCredentialHeader reports whether values of the header name are
+// credentials. The comparison ignores case.
+func IsCredentialHeader(name string) bool {
+	return isCredentialHeaderLower(strings.ToLower(name))
+}
+
+func isCredentialHeaderLower(name string) bool {
+	return credentialHeaders[name] || strings.Contains(name, "authorization") || containsAny(name, credentialWords)
+}
+
+// Header returns a copy of h with lower-case keys, each value of a credential
+// header replaced by Mask and every other value passed through Text. Values
+// of keys that differ only in case are merged, in the byte order of the keys
+// (canonical "X-Token" before "x-token").
+func Header(h http.Header) map[string][]string {
+	out := make(map[string][]string, len(h))
+	merged := false
+	for k, vs := range h {
+		lk := strings.ToLower(k)
+		_, merged = out[lk]
+		if merged {
+			break
+		}
+		out[lk] = headerValues(nil, lk, vs)
+	}
+	if !merged {
+		return out
+	}
+	clear(out)
+	for _, k := range slices.Sorted(maps.Keys(h)) {
+		lk := strings.ToLower(k)
+		out[lk] = headerValues(out[lk], lk, h[k])
+	}
+	return out
+}
+
+func headerValues(dst []string, lowerName string, vs []string) []string {
+	cred := isCredentialHeaderLower(lowerName)
+	for _, v := range vs {
+		if cred {
+			dst = append(dst, Mask)
+		} else {
+			dst = append(dst, Text(v))
+		}
+	}
+	if dst == nil {
+		dst = []string{}
+	}
+	return dst
+}
+
+// credentialParams are query parameter names (lower case) whose values are
+// credentials. X-Amz-Credential and X-Goog-Credential are not among them: they
+// hold an access key id and a scope, which are not secret and which policies
+// need.
+var credentialParams = map[string]bool{
+	"x-amz-signature":      true,
+	"x-amz-security-token": true,
+	"x-goog-signature":     true,
+	"access_token":         true,
+	"refresh_token":        true,
+	"id_token":             true,
+	"private_token":        true,
+	"token":                true,
+	"api_key":              true,
+	"apikey":               true,
+	"key":                  true, // Google API keys
+	"sig":                  true, // Azure SAS
+	"signature":            true,
+	"password":             true,
+	"passwd":               true,
+	"pwd":                  true,
+	"secret":               true,
+	"client_secret":        true,
+	"code":                 true, // OAuth authorization code
+	"auth":                 true,
+	"jwt":                  true,
+	"assertion":            true, // OAuth JWT bearer grant
+	"client_assertion":     true,
+}
+
+// IsCredentialParam reports whether values of the query parameter name are
+// credentials. The comparison ignores case.
+func IsCredentialParam(name string) bool {
+	name = strings.ToLower(name)
+	return credentialParams[name] || containsAny(name, credentialWords)
+}
+
+// Query returns a copy of q with the values of credential parameters replaced
+// by Mask and every other value (and every name) passed through Text.
+func Query(q url.Values) map[string][]string {
+	out := make(map[string][]string, len(q))
+	for k, vs := range q {
+		cred := IsCredentialParam(k)
+		rk := Text(k)
+		dst := out[rk]
+		for _, v := range vs {
+			if cred {
+				dst = append(dst, Mask)
+			} else {
+				dst = append(dst, Text(v))
+			}
+		}
+		if dst == nil {
+			dst = []string{}
+		}
+		out[rk] = dst
+	}
+	return out
+}
+
+// URL returns u as a string with the userinfo password, the values of
+// credential query parameters (in the query and in a key=value fragment) and
+// token shapes anywhere replaced by Mask. Everything else keeps its original
+// spelling and order. A nil u gives "".
+func URL(u *url.URL) string {
+	if u == nil {
+		return ""
+	}
+	bare := *u
+	bare.User = nil
+	bare.RawQuery, bare.ForceQuery = "", false
+	bare.Fragment, bare.RawFragment = "", ""
+	s := bare.String()
+
+	if u.User != nil {
+		// The user name is kept (it is usually an account name), unless it
+		// has a token's shape: git often takes a token as the user name.
+		name := u.User.Username()
+		ui := url.User(name).String()
+		if Text(name) != name {
+			ui = Mask
+		}
+		if _, ok := u.User.Password(); ok {
+			ui += ":" + Mask
+		}
+		if i := strings.Index(s, "//"); i >= 0 {
+			s = s[:i+2] + ui + "@" + s[i+2:]
+		} else {
+			s = "//" + ui + "@" + s
+		}
+	}
+	if u.ForceQuery || u.RawQuery != "" {
+		s += "?" + rawQuery(u.RawQuery)
+	}
+	if u.Fragment != "" {
+		s += "#" + rawQuery(u.EscapedFragment())
+	}
+	return Text(s)
+}
+
+var escapedMask = url.QueryEscape(Mask)
+
+// rawQuery redacts an encoded query string without re-encoding the parts it
+// leaves alone.
+func rawQuery(raw string) string {
+	var b strings.Builder
+	b.Grow(len(raw))
+	for i, part := range strings.Split(raw, "&") {
+		if i > 0 {
+			b.WriteByte('&')
+		}
+		name, value, hasValue := strings.Cut(part, "=")
+		uname, err := url.QueryUnescape(name)
+		if err != nil {
+			uname = name
+		}
+		b.WriteString(name)
+		if !hasValue {
+			continue
+		}
+		b.WriteByte('=')
+		if IsCredentialParam(uname) {
+			b.WriteString(Mask)
+			continue
+		}
+		// Text catches tokens in the encoded form; decoding catches one
+		// hidden by percent-encoding (ghp%5F…).
+		if t := Text(value); t != value {
+			b.WriteString(t)
+		} else if uv, err := url.QueryUnescape(value); err == nil && uv != value && Text(uv) != uv {
+			b.WriteString(strings.ReplaceAll(url.QueryEscape(Text(uv)), escapedMask, Mask))
+		} else {
+			b.WriteString(value)
+		}
+	}
+	return b.String()
+}
+
+// credentialKeyWords mark a JSON object key as holding a credential, compared
+// after lower-casing and dropping '_', '-' and '.' ("Client-Secret" →
+// "clientsecret").
+var credentialKeyWords = []string{
+	"password", "passwd", "secret", "token", "authorization",
+	"apikey", "privatekey", "accesstoken", "cookie",
+}
+
+// credentialKeys are whole normalised keys that hold credentials but are too
+// short to match as words ("auth" is in "author").
+var credentialKeys = map[string]bool{"auth": true, "pwd": true, "signature": true, "sig": true}
+
+// IsCredentialKey reports whether a JSON object key names a credential, as
+// Value decides it.
+func IsCredentialKey(key string) bool {
+	var buf [64]byte
+	n := buf[:0]
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		switch {
+		case c == '_' || c == '-' || c == '.':
+			continue
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		n = append(n, c)
+	}
+	k := string(n)
+	return credentialKeys[k] || containsAny(k, credentialKeyWords)
+}
+
+// Value returns a deep copy of a JSON-shaped value (map[string]any, []any,
+// string, float64, json.Number, other numbers, bool, nil; also []string,
+// map[string]string and map[string][]string as form decoders return them).
+// Strings under a key that IsCredentialKey are replaced by Mask, however
+// deeply nested; numbers, booleans and nulls are kept, so "max_tokens": 1024
+// survives. Other strings and object keys go through Text. A value of any
+// other type is replaced by Mask: Value cannot see inside it, so it does not
+// pass it on.
+func Value(v any) any {
+	return value(v, false)
+}
+
+func value(v any, cred bool) any {
+	switch v := v.(type) {
+	case nil, bool, json.Number,
+		float64, float32, int, int8, int16, int32, int64,
+		uint, uint8, uint16, uint32, uint64:
+		return v
+	case string:
+		return str(v, cred)
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[Text(k)] = value(e, cred || IsCredentialKey(k))
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = value(e, cred)
+		}
+		return out
+	case map[string]string:
+		out := make(map[string]string, len(v))
+		for k, e := range v {
+			out[Text(k)] = str(e, cred || IsCredentialKey(k))
+		}
+		return out
+	case []string:
+		return strs(v, cred)
+	case map[string][]string:
+		out := make(map[string][]string, len(v))
+		for k, e := range v {
+			out[Text(k)] = strs(e, cred || IsCredentialKey(k))
+		}
+		return out
+	default:
+		return Mask
+	}
+}
+
+func str(s string, cred bool) string {
+	if cred {
+		return Mask
+	}
+	return Text(s)
+}
+
+func strs(v []string, cred bool) []string {
+	if v == nil {
+		return nil
+	}
+	out := make([]string, len(v))
+	for i, s := range v {
+		out[i] = str(s, cred)
+	}
+	return out
+}
+
+func containsAny(s string, words []string) bool {
+	for _, w := range words {
+		if strings.Contains(s, w) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,448 @@
+package redact
+
+import (
+	"math/bits"
+	"slices"
+	"strings"
+)
+
+// Text returns s with credentials that have a recognisable shape replaced by
+// Mask, keeping the text around them:
+//
+//   - GitHub tokens (ghp_, gho_, ghu_, ghs_, ghr_, github_pat_), GitLab
+//     glpat-, Slack xox?- and xapp- tokens and webhook URLs, OpenAI and
+//     Anthropic sk-…, Stripe sk_live_/rk_live_, Google AIza… keys and ya29.
+//     access tokens, npm_…, pypi-…, Hugging Face hf_…;
+//   - JWTs (three base64url segments, the first starting eyJ);
+//   - PEM private key blocks, to the end of s when the END line is missing
+//     (a truncated body);
+//   - a value of 16 or more base64 characters right after a credential's
+//     name and '=', ':' or '>' (aws_secret_access_key = …,
+//     "SecretAccessKey": "…", <SessionToken>…, GITHUB_TOKEN=…,
+//     "client_secret": "…", password: …, Signature=…);
+//   - the credential after Bearer, and after Basic when it decodes to
+//     user:password.
+//
+// AWS access key ids (AKIA…), git object ids and words such as "token" in
+// prose are kept. When s contains none of the prefixes above, Text returns s
+// itself without allocating. Text is idempotent.
+func Text(s string) string {
+	spans := find(s, nil)
+	if spans == nil {
+		return s
+	}
+	// Masking can complete a shape that a token inside it hid (a PEM label
+	// that held a token). Masking again until nothing changes makes Text
+	// idempotent; it ends because every new span covers text not yet masked
+	// and Mask itself matches no rule. The bound is a backstop.
+	out := mask(s, spans)
+	for range maxPasses {
+		spans = find(out, spans[:0])
+		if len(spans) == 0 {
+			break
+		}
+		out = mask(out, spans)
+	}
+	return out
+}
+
+const maxPasses = 8
+
+// find appends the spans of s that rules match to spans.
+//
+// It makes one pass over s. At each offset a filter on the next three bytes
+// (a bit per rule in each of three tables) picks the rules whose prefix may
+// start there; most offsets pick none, so text without tokens costs a few
+// table loads per byte and no allocation.
+func find(s string, spans []span) []span {
+	for i := 0; i+2 < len(s); i++ {
+		m := filter[0][s[i]] & filter[1][s[i+1]] & filter[2][s[i+2]]
+		for m != 0 {
+			r := &rules[bits.TrailingZeros64(m)]
+			m &= m - 1
+			if !r.hasPrefix(s[i:]) || r.boundary && !atBoundary(s, i) {
+				continue
+			}
+			if start, end := r.match(s, i, len(r.prefix)); end > start {
+				spans = append(spans, span{start, end})
+			}
+		}
+	}
+	return spans
+}
+
+type span struct{ start, end int }
+
+// mask replaces the union of spans in s by one Mask per contiguous region.
+func mask(s string, spans []span) string {
+	slices.SortFunc(spans, func(a, b span) int { return a.start - b.start })
+	var b strings.Builder
+	b.Grow(len(s))
+	pos := 0 // s[:pos] is written or masked
+	for k := 0; k < len(spans); {
+		start, end := spans[k].start, spans[k].end
+		for k++; k < len(spans) && spans[k].start <= end; k++ {
+			end = max(end, spans[k].end)
+		}
+		b.WriteString(s[pos:start])
+		b.WriteString(Mask)
+		pos = end
+	}
+	b.WriteString(s[pos:])
+	return b.String()
+}
+
+// rule finds one kind of token. match is called with the index i of prefix
+// in s and the prefix length n; it returns the span to mask, or end <= start
+// when the text there is not a token.
+type rule struct {
+	prefix string // at least 3 bytes
+	// fold makes prefix match without regard to ASCII case.
+	fold bool
+	// boundary requires that prefix not continue a word, for prefixes
+	// short or common enough to occur inside ordinary words (task-, disk-).
+	boundary bool
+	match    func(s string, i, n int) (start, end int)
+}
+
+func (r *rule) hasPrefix(s string) bool {
+	if r.fold {
+		return len(s) >= len(r.prefix) && strings.EqualFold(s[:len(r.prefix)], r.prefix)
+	}
+	return strings.HasPrefix(s, r.prefix)
+}
+
+// Character classes of token bodies.
+const (
+	alnum     = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	base64URL = alnum + "_-"
+	base64Std = alnum + "+/="
+)
+
+var rules = []rule{
+	// GitHub issues 36 characters after gh?_; shorter ones are accepted to
+	// err on the side of masking.
+	{prefix: "ghp_", match: run(alnum, 20)},
+	{prefix: "gho_", match: run(alnum, 20)},
+	{prefix: "ghu_", match: run(alnum, 20)},
+	{prefix: "ghs_", match: run(alnum, 20)},
+	{prefix: "ghr_", match: run(alnum, 20)},
+	{prefix: "github_pat_", match: run(alnum+"_", 20)},
+	{prefix: "glpat-", match: run(base64URL, 20)},
+	{prefix: "xox", match: slackToken},
+	{prefix: "xapp-", match: run(alnum+"-", 10)},
+	{prefix: "hooks.slack.com/", match: slackWebhook},
+	{prefix: "eyJ", match: jwt},
+	{prefix: "-----BEGIN ", match: privateKeyBlock},
+	{prefix: "sk-", boundary: true, match: run(base64URL, 20)},
+	{prefix: "sk_live_", boundary: true, match: run(alnum, 16)},
+	{prefix: "sk_test_", boundary: true, match: run(alnum, 16)},
+	{prefix: "rk_live_", boundary: true, match: run(alnum, 16)},
+	{prefix: "rk_test_", boundary: true, match: run(alnum, 16)},
+	{prefix: "AIza", match: run(base64URL, 30)},
+	{prefix: "ya29.", match: run(base64URL+".", 20)},
+	{prefix: "npm_", boundary: true, match: run(alnum, 30)},
+	{prefix: "pypi-", boundary: true, match: run(base64URL, 40)},
+	{prefix: "hf_", boundary: true, match: run(alnum, 30)},
+	{prefix: "bearer", fold: true, boundary: true, match: bearer},
+	{prefix: "basic", fold: true, boundary: true, match: basic},
+	// Values after credential names: aws_secret_access_key = …,
+	// "SecretAccessKey": "…", AWS_SESSION_TOKEN=…, X-Amz-Security-Token: …,
+	// "client_secret": "…", password: …, api-key=…, Signature=… (no
+	// boundary: the name may end a longer one, as in GITHUB_TOKEN).
+	{prefix: "secret", fold: true, match: keyed("access", "key")},
+	{prefix: "secret", fold: true, match: keyed()},
+	{prefix: "session", fold: true, match: keyed("token")},
+	{prefix: "security", fold: true, match: keyed("token")},
+	{prefix: "token", fold: true, match: keyed()},
+	{prefix: "password", fold: true, match: keyed()},
+	{prefix: "passwd", fold: true, match: keyed()},
+	{prefix: "signature", fold: true, match: keyed()},
+	{prefix: "api", fold: true, match: keyed("key")},
+}
+
+// filter[k][b] has bit r set when byte k of rules[r].prefix can be b.
+// TestRulesFitFilter keeps rules within the 64 bits of a filter entry.
+var filter = func() (f [3][256]uint64) {
+	for r, rule := range rules {
+		for k := range 3 {
+			c := rule.prefix[k]
+			f[k][c] |= 1 << r
+			if rule.fold {
+				f[k][toLower(c)] |= 1 << r
+				f[k][toUpper(c)] |= 1 << r
+			}
+		}
+	}
+	return f
+}()
+
+func toLower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+func toUpper(c byte) byte {
+	if 'a' <= c && c <= 'z' {
+		return c - ('a' - 'A')
+	}
+	return c
+}
+
+// byteSet is a set of bytes for token bodies.
+type byteSet [256]bool
+
+func makeSet(chars string) *byteSet {
+	var set byteSet
+	for i := 0; i < len(chars); i++ {
+		set[chars[i]] = true
+	}
+	return &set
+}
+
+var (
+	alnumSet     = makeSet(alnum)
+	base64URLSet = makeSet(base64URL)
+	base64StdSet = makeSet(base64Std)
+	bearerSet    = makeSet(alnum + "-._~+/=")
+	hexSet       = makeSet("0123456789abcdefABCDEF")
+)
+
+// span returns the end of the run of set bytes in s starting at i.
+func (set *byteSet) span(s string, i int) int {
+	for i < len(s) && set[s[i]] {
+		i++
+	}
+	return i
+}
+
+// run matches prefix followed by at least minLen bytes of chars, and masks
+// all of it.
+func run(chars string, minLen int) func(s string, i, n int) (int, int) {
+	set := makeSet(chars)
+	return func(s string, i, n int) (int, int) {
+		end := set.span(s, i+n)
+		if end-(i+n) < minLen {
+			return 0, 0
+		}
+		return i, end
+	}
+}
+
+// atBoundary reports whether a token may start at s[i]: it does not continue
+// a word. A letter or digit that ends an escape (\n in JSON, \u0022, %22 in a
+// URL) does not count as part of a word.
+func atBoundary(s string, i int) bool {
+	if i == 0 || !alnumSet[s[i-1]] {
+		return true
+	}
+	if i >= 2 && s[i-2] == '\\' {
+		return true
+	}
+	if i >= 3 && s[i-3] == '%' && hexSet[s[i-2]] && hexSet[s[i-1]] {
+		return true
+	}
+	return i >= 6 && s[i-6] == '\\' && s[i-5] == 'u'
+}
+
+// slackToken matches xox?- (xoxb-, xoxp-, xoxa-, xoxe-, …) and its body.
+func slackToken(s string, i, _ int) (int, int) {
+	if i+5 > len(s) || s[i+4] != '-' || !alnumSet[s[i+3]] {
+		return 0, 0
+	}
+	end := alnumDashSet.span(s, i+5)
+	if end-(i+5) < 10 {
+		return 0, 0
+	}
+	return i, end
+}
+
+var alnumDashSet = makeSet(alnum + "-")
+
+// slackWebhook masks the secret path of hooks.slack.com/services/…,
+// /workflows/… and /triggers/…, keeping the host.
+func slackWebhook(s string, i, n int) (int, int) {
+	rest := s[i+n:]
+	for _, kind := range []string{"services/", "workflows/", "triggers/"} {
+		if strings.HasPrefix(rest, kind) {
+			start := i + n + len(kind)
+			end := pathSet.span(s, start)
+			if end-start < 8 {
+				return 0, 0
+			}
+			return start, end
+		}
+	}
+	return 0, 0
+}
+
+var pathSet = makeSet(base64URL + "/")
+
+// jwt matches a JWT (header.payload.signature, base64url, the header JSON so
+// starting eyJ) and the further segments of a JWE.
+func jwt(s string, i, _ int) (int, int) {
+	end := base64URLSet.span(s, i)
+	if end-i < 10 || end >= len(s) || s[end] != '.' {
+		return 0, 0
+	}
+	p := end + 1
+	end = base64URLSet.span(s, p)
+	if end-p < 2 || end >= len(s) || s[end] != '.' {
+		return 0, 0
+	}
+	end = base64URLSet.span(s, end+1) // the signature may be empty (alg "none")
+	for end+1 < len(s) && s[end] == '.' && base64URLSet[s[end+1]] {
+		end = base64URLSet.span(s, end+1)
+	}
+	return i, end
+}
+
+// privateKeyBlock matches a PEM block whose label contains PRIVATE KEY
+// (PKCS#8, RSA, EC, OPENSSH, ENCRYPTED, PGP … BLOCK), through its END line,
+// or to the end of s when the END line is missing.
+func privateKeyBlock(s string, i, n int) (int, int) {
+	labelStart := i + n
+	rest := s[labelStart:min(len(s), labelStart+100)]
+	k := strings.Index(rest, "-----")
+	if k < 0 || !strings.Contains(rest[:k], "PRIVATE KEY") {
+		return 0, 0
+	}
+	body := labelStart + k + 5
+	e := strings.Index(s[body:], "-----END ")
+	if e < 0 {
+		return i, len(s)
+	}
+	after := body + e + len("-----END ")
+	f := strings.Index(s[after:min(len(s), after+100)], "-----")
+	if f < 0 {
+		return i, len(s)
+	}
+	return i, after + f + 5
+}
+
+// keyed matches the rest of a credential's name after the rule's prefix:
+// words, each optionally preceded by '_' or '-', in any case. The value after
+// the name is masked by keyedValue.
+func keyed(words ...string) func(s string, i, n int) (int, int) {
+	return func(s string, i, n int) (int, int) {
+		p := i + n
+		for _, w := range words {
+			if p < len(s) && (s[p] == '_' || s[p] == '-') {
+				p++
+			}
+			if len(s)-p < len(w) || !strings.EqualFold(s[p:p+len(w)], w) {
+				return 0, 0
+			}
+			p += len(w)
+		}
+		return keyedValue(s, p)
+	}
+}
+
+// keyedValue masks the value that starts at p, after a credential's name:
+// separators (spaces, quotes, backslashes of escaped JSON, and at least one
+// '=', ':' or XML's '>') and then 16 or more base64 characters.
+func keyedValue(s string, p int) (int, int) {
+	sep := false
+	for limit := min(len(s), p+8); p < limit; p++ {
+		c := s[p]
+		if c == '=' || c == ':' || c == '>' {
+			sep = true
+		} else if c != ' ' && c != '\t' && c != '"' && c != '\'' && c != '\\' {
+			break
+		}
+	}
+	if !sep {
+		return 0, 0
+	}
+	end := base64StdSet.span(s, p)
+	if end-p < 16 {
+		return 0, 0
+	}
+	return p, end
+}
+
+// credentialStart skips the space between an auth scheme and its credential:
+// blanks, or "%20" / "+" when the header was URL-encoded into a query.
+func credentialStart(s string, p int) int {
+	start := p
+	for p < len(s) {
+		switch {
+		case s[p] == ' ' || s[p] == '\t' || s[p] == '+':
+			p++
+		case strings.HasPrefix(s[p:], "%20"):
+			p += 3
+		default:
+			if p == start {
+				return -1
+			}
+			return p
+		}
+	}
+	return -1
+}
+
+// bearer masks the token after "Bearer ". The word alone is common in
+// prose ("bearer of bad news"), so the token must look random: 8 or more
+// characters with a digit or punctuation inside, or 20 or more letters.
+func bearer(s string, i, n int) (int, int) {
+	p := credentialStart(s, i+n)
+	if p < 0 {
+		return 0, 0
+	}
+	end := bearerSet.span(s, p)
+	tok := strings.TrimRight(s[p:end], ".")
+	if len(tok) >= 20 || len(tok) >= 8 && strings.ContainsFunc(tok, func(r rune) bool {
+		return r < 'A' || r > 'z' || (r > 'Z' && r < 'a')
+	}) {
+		return p, end
+	}
+	return 0, 0
+}
+
+// basic masks the credential after "Basic " when it decodes to user:password.
+func basic(s string, i, n int) (int, int) {
+	p := credentialStart(s, i+n)
+	if p < 0 {
+		return 0, 0
+	}
+	end := base64StdSet.span(s, p)
+	if end-p < 4 {
+		return 0, 0
+	}
+	if !decodesWithColon(strings.TrimRight(s[p:end], "=")) {
+		return 0, 0
+	}
+	return p, end
+}
+
+// decodesWithColon reports whether enc, unpadded standard base64, is valid
+// and decodes to bytes that include ':'. It decodes in place of
+// encoding/base64 so that prose after "Basic" costs no allocation.
+func decodesWithColon(enc string) bool {
+	if len(enc)%4 == 1 {
+		return false
+	}
+	colon := false
+	var acc uint32
+	bits := 0
+	for i := 0; i < len(enc); i++ {
+		v := strings.IndexByte(base64Alphabet, enc[i])
+		if v < 0 {
+			return false
+		}
+		acc = acc<<6 | uint32(v)
+		bits += 6
+		if bits >= 8 {
+			bits -= 8
+			if byte(acc>>bits) == ':' {
+				colon = true
+			}
+		}
+	}
+	return colon
+}
+
+const base64Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"

@@ -1,0 +1,342 @@
+// Package policy loads Rego policies, evaluates data.countersign for each
+// request and turns the result into a Decision, following SPEC section 4:
+// deny > approve > allow, the object form of members, strict built-in
+// errors, no network built-ins, an evaluation timeout, and fail-closed
+// handling of every error.
+//
+// The compiled policy set is swapped atomically on reload; a set that does
+// not compile is rejected and the last good one stays in force.
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/topdown"
+	"go.uber.org/zap"
+)
+
+// Options configures an Engine.
+type Options struct {
+	Source Source
+	// OnError is the verdict used when evaluation fails: VerdictDeny
+	// (default) or VerdictAllow.
+	OnError Verdict
+	// EvalTimeout bounds one evaluation (default 250ms).
+	EvalTimeout time.Duration
+	// Now is the clock used to time evaluations (default time.Now).
+	Now func() time.Time
+}
+
+// Engine evaluates requests against the current policy set.
+type Engine struct {
+	opts   Options
+	logger *zap.Logger
+	cur    atomic.Pointer[set]
+
+	mu        sync.Mutex // serialises reloads
+	lastError atomic.Pointer[reloadError]
+}
+
+type reloadError struct {
+	err error
+	at  time.Time
+}
+
+// New compiles the policy set. A policy that does not compile is an error
+// carrying the compiler's file:line messages.
+func New(ctx context.Context, opts Options, logger *zap.Logger) (*Engine, error) {
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	if opts.OnError == VerdictUnknown {
+		opts.OnError = VerdictDeny
+	}
+	if opts.OnError != VerdictDeny && opts.OnError != VerdictAllow {
+		return nil, fmt.Errorf("policy on_error must be deny or allow, not %s", opts.OnError)
+	}
+	if opts.EvalTimeout <= 0 {
+		opts.EvalTimeout = 250 * time.Millisecond
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s, err := compile(ctx, opts.Source)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{opts: opts, logger: logger.Named("policy")}
+	e.cur.Store(s)
+	e.logger.Info("policy loaded", zap.String("revision", s.revision), zap.Int("modules", len(s.files)))
+	return e, nil
+}
+
+// Revision identifies the policy set in force.
+func (e *Engine) Revision() string { return e.cur.Load().revision }
+
+// Files lists the modules of the policy set in force.
+func (e *Engine) Files() []string { return e.cur.Load().files }
+
+// Reload recompiles the policy from its source. On failure the current set
+// stays in force and the error is kept for Health.
+func (e *Engine) Reload(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s, err := compile(ctx, e.opts.Source)
+	if err != nil {
+		e.lastError.Store(&reloadError{err: err, at: e.opts.Now()})
+		e.logger.Error("policy reload rejected; keeping the last good policy",
+			zap.String("revision", e.cur.Load().revision), zap.Error(err))
+		return err
+	}
+	e.lastError.Store(nil)
+	old := e.cur.Swap(s)
+	e.logger.Info("policy reloaded", zap.String("revision", s.revision), zap.String("previous", old.revision))
+	return nil
+}
+
+// Health reports the revision in force and the last reload error, if any.
+func (e *Engine) Health() (revision string, lastErr error) {
+	revision = e.cur.Load().revision
+	if le := e.lastError.Load(); le != nil {
+		return revision, le.err
+	}
+	return revision, nil
+}
+
+// Decide evaluates the policy for one input. It never fails: any error yields
+// policy.on_error with the reason "policy error: …".
+func (e *Engine) Decide(ctx context.Context, in *Input) Decision {
+	return e.decide(ctx, in.Map(), nil)
+}
+
+// DecideDocument evaluates a complete input document given as JSON-shaped
+// values (from `policy eval --input` or an audit record being replayed).
+func (e *Engine) DecideDocument(ctx context.Context, doc map[string]any) Decision {
+	return e.decide(ctx, doc, nil)
+}
+
+func (e *Engine) decide(ctx context.Context, doc map[string]any, tracer topdown.QueryTracer) Decision {
+	s := e.cur.Load()
+	start := e.opts.Now()
+	raw, err := e.eval(ctx, s, doc, tracer)
+	var d Decision
+	if err == nil {
+		d, err = interpret(raw, s.definesAllow, isTunnel(doc))
+	}
+	d.Revision = s.revision
+	d.Eval = e.opts.Now().Sub(start)
+	if err != nil {
+		return e.onError(d, err)
+	}
+	return d
+}
+
+func (e *Engine) onError(d Decision, err error) Decision {
+	d.Err = err
+	d.Verdict = e.opts.OnError
+	d.Reasons = []Reason{{Message: "policy error: the policy could not decide this request; ask the policy owner to check the countersign log", ID: "POLICY-ERROR"}}
+	return d
+}
+
+// eval runs the prepared query. A panic inside OPA is turned into an error so
+// a policy bug cannot take the proxy down.
+func (e *Engine) eval(ctx context.Context, s *set, doc map[string]any, tracer topdown.QueryTracer) (raw map[string]any, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("policy evaluation panicked: %v", v)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(ctx, e.opts.EvalTimeout)
+	defer cancel()
+
+	value, err := ast.InterfaceToValue(doc)
+	if err != nil {
+		return nil, fmt.Errorf("convert input: %w", err)
+	}
+	opts := []rego.EvalOption{rego.EvalParsedInput(value)}
+	if tracer != nil {
+		opts = append(opts, rego.EvalQueryTracer(tracer))
+	}
+	rs, err := s.query.Eval(ctx, opts...)
+	if err != nil {
+		if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, fmt.Errorf("evaluation exceeded %s: %w", e.opts.EvalTimeout, err)
+		}
+		return nil, err
+	}
+	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+		return nil, errors.New("policy decision is undefined")
+	}
+	m, ok := rs[0].Expressions[0].Value.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("policy decision has type %T, want object", rs[0].Expressions[0].Value)
+	}
+	return m, nil
+}
+
+func isTunnel(doc map[string]any) bool {
+	req, _ := doc["request"].(map[string]any)
+	t, _ := req["tunnel"].(bool)
+	return t
+}
+
+// interpret applies the decision rules of SPEC section 4 to the raw values of
+// deny, approve and allow.
+func interpret(raw map[string]any, definesAllow, tunnel bool) (Decision, error) {
+	deny, err := members("deny", raw["deny"])
+	if err != nil {
+		return Decision{}, err
+	}
+	approve, err := members("approve", raw["approve"])
+	if err != nil {
+		return Decision{}, err
+	}
+	allowVal, allowSet := raw["allow"], raw["allow"] != nil
+	allow := false
+	if allowSet {
+		b, ok := allowVal.(bool)
+		if !ok {
+			return Decision{}, fmt.Errorf("rule allow has type %s, want boolean", typeName(allowVal))
+		}
+		allow = b
+	}
+
+	switch {
+	case len(deny) > 0:
+		return Decision{Verdict: VerdictDeny, Reasons: deny}, nil
+	case len(approve) > 0:
+		return Decision{Verdict: VerdictApprove, Reasons: approve}, nil
+	case tunnel && !allow:
+		// An opaque tunnel is only opened when the policy allows it explicitly.
+		return Decision{Verdict: VerdictDeny, Reasons: []Reason{{
+			Message: "tunnels to hosts that are not intercepted must be allowed explicitly by the policy",
+			ID:      "TUNNEL",
+		}}}, nil
+	case (definesAllow || allowSet) && !allow:
+		return Decision{Verdict: VerdictDeny, Reasons: []Reason{{Message: "not allowed by policy", ID: "NOT-ALLOWED"}}}, nil
+	default:
+		return Decision{Verdict: VerdictAllow}, nil
+	}
+}
+
+// members converts a deny or approve value (a set, which arrives as an array)
+// into reasons.
+func members(rule string, v any) ([]Reason, error) {
+	arr, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("rule %s has type %s, want a set of strings or objects", rule, typeName(v))
+	}
+	out := make([]Reason, 0, len(arr))
+	for _, m := range arr {
+		r, err := member(m)
+		if err != nil {
+			return nil, fmt.Errorf("rule %s: %w", rule, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func member(v any) (Reason, error) {
+	switch m := v.(type) {
+	case string:
+		if m == "" {
+			return Reason{}, errors.New("member is an empty string")
+		}
+		return Reason{Message: m}, nil
+	case map[string]any:
+		var r Reason
+		for k, val := range m {
+			switch k {
+			case "msg":
+				s, ok := val.(string)
+				if !ok || s == "" {
+					return Reason{}, fmt.Errorf("member field msg must be a non-empty string, got %s", typeName(val))
+				}
+				r.Message = s
+			case "id":
+				s, ok := val.(string)
+				if !ok {
+					return Reason{}, fmt.Errorf("member field id must be a string, got %s", typeName(val))
+				}
+				r.ID = s
+			case "channel":
+				s, ok := val.(string)
+				if !ok {
+					return Reason{}, fmt.Errorf("member field channel must be a string, got %s", typeName(val))
+				}
+				r.Channel = s
+			case "approvals":
+				n, ok := wholeNumber(val)
+				if !ok || n < 1 || n > 10 {
+					return Reason{}, fmt.Errorf("member field approvals must be a whole number from 1 to 10, got %v", val)
+				}
+				r.Approvals = n
+			case "hold":
+				s, ok := val.(string)
+				if !ok {
+					return Reason{}, fmt.Errorf("member field hold must be a duration string such as \"5m\", got %s", typeName(val))
+				}
+				d, err := time.ParseDuration(s)
+				if err != nil || d <= 0 {
+					return Reason{}, fmt.Errorf("member field hold %q is not a positive duration", s)
+				}
+				r.Hold = d
+			default:
+				// Unknown fields are allowed: policies may carry their own
+				// metadata (severity, links) for the audit log.
+			}
+		}
+		if r.Message == "" {
+			if r.ID == "" {
+				return Reason{}, errors.New("object member needs a msg")
+			}
+			r.Message = "matched policy rule " + r.ID
+		}
+		return r, nil
+	default:
+		return Reason{}, fmt.Errorf("member has type %s, want string or object", typeName(v))
+	}
+}
+
+func wholeNumber(v any) (int, bool) {
+	switch n := v.(type) {
+	case float64:
+		if n != float64(int(n)) {
+			return 0, false
+		}
+		return int(n), true
+	case int:
+		return n, true
+	case int64:
+		return int(n), true
+	case interface{ Int64() (int64, error) }:
+		i, err := n.Int64()
+		return int(i), err == nil
+	}
+	return 0, false
+}
+
+func typeName(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "boolean"
+	case string:
+		return "string"
+	case []any:
+		return "array/set"
+	case map[string]any:
+		return "object"
+	default:
+		return "number"
+	}
+}

@@ -1,0 +1,200 @@
+package policy
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"mime"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/countersign/countersign/action"
+	"github.com/countersign/countersign/internal/redact"
+	"github.com/countersign/countersign/session"
+)
+
+// Input is the policy input document of SPEC section 4. Build it with
+// NewInput so that credentials are redacted before anything can see them.
+type Input struct {
+	Request Request
+	Action  action.Action
+	Session *session.Info
+	Time    time.Time
+}
+
+// Request is input.request: the request as the policy sees it, redacted.
+type Request struct {
+	Method        string
+	Scheme        string
+	Host          string
+	Port          int
+	Path          string
+	RawPath       string
+	Query         map[string][]string
+	Headers       map[string][]string
+	Body          any // parsed JSON, form fields, text; nil when absent
+	BodySize      int64
+	BodyTruncated bool
+	BodySHA256    string
+	Tunnel        bool
+}
+
+// NewInput builds the input document for one request and its action.
+func NewInput(r *action.Request, a action.Action, s *session.Info, now time.Time) *Input {
+	in := &Input{
+		Request: Request{
+			Method:        r.Method,
+			Scheme:        r.Scheme,
+			Host:          r.Host,
+			Port:          r.Port,
+			Path:          r.Path,
+			RawPath:       r.RawPath,
+			Query:         redact.Query(r.Query),
+			Headers:       redact.Header(r.Header),
+			BodySize:      r.BodySize,
+			BodyTruncated: r.BodyTruncated,
+			Tunnel:        r.Tunnel,
+		},
+		Action:  redactAction(a),
+		Session: s,
+		Time:    now.UTC(),
+	}
+	if r.Body != nil && !r.BodyTruncated {
+		sum := sha256.Sum256(r.Body)
+		in.Request.BodySHA256 = hex.EncodeToString(sum[:])
+		in.Request.Body = redact.Value(ParseBody(r.Header.Get("Content-Type"), r.Body))
+	}
+	return in
+}
+
+func redactAction(a action.Action) action.Action {
+	if len(a.Params) > 0 {
+		if p, ok := redact.Value(a.Params).(map[string]any); ok {
+			a.Params = p
+		}
+	}
+	if len(a.Fields) > 0 {
+		if f, ok := redact.Value(a.Fields).(map[string]any); ok {
+			a.Fields = f
+		}
+	}
+	return a
+}
+
+// ParseBody parses a request body for the policy: JSON (by content type or by
+// shape), URL-encoded form fields (a string per field, a list when repeated),
+// or text. Binary bodies yield nil.
+func ParseBody(contentType string, body []byte) any {
+	if len(body) == 0 {
+		return nil
+	}
+	mt, _, _ := mime.ParseMediaType(contentType)
+	switch {
+	case mt == "application/x-www-form-urlencoded":
+		vals, err := url.ParseQuery(string(body))
+		if err != nil || !utf8.Valid(body) {
+			break
+		}
+		form := make(map[string]any, len(vals))
+		for k, vs := range vals {
+			if len(vs) == 1 {
+				form[k] = vs[0]
+				continue
+			}
+			list := make([]any, len(vs))
+			for i, v := range vs {
+				list[i] = v
+			}
+			form[k] = list
+		}
+		return form
+	case mt == "application/json" || strings.HasSuffix(mt, "+json") || looksLikeJSON(body):
+		if v, ok := parseJSON(body); ok {
+			return v
+		}
+	}
+	if utf8.Valid(body) && !bytes.ContainsRune(body, 0) {
+		return string(body)
+	}
+	return nil
+}
+
+func looksLikeJSON(b []byte) bool {
+	b = bytes.TrimLeft(b, " \t\r\n")
+	return len(b) > 0 && (b[0] == '{' || b[0] == '[')
+}
+
+func parseJSON(b []byte) (any, bool) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, false
+	}
+	if dec.More() {
+		return nil, false
+	}
+	return v, true
+}
+
+// Map returns the input as the JSON-shaped value OPA evaluates.
+func (in *Input) Map() map[string]any {
+	req := map[string]any{
+		"method":         in.Request.Method,
+		"scheme":         in.Request.Scheme,
+		"host":           in.Request.Host,
+		"port":           in.Request.Port,
+		"path":           in.Request.Path,
+		"raw_path":       in.Request.RawPath,
+		"query":          stringsMap(in.Request.Query),
+		"headers":        stringsMap(in.Request.Headers),
+		"body_size":      in.Request.BodySize,
+		"body_truncated": in.Request.BodyTruncated,
+		"tunnel":         in.Request.Tunnel,
+	}
+	if in.Request.Body != nil {
+		req["body"] = in.Request.Body
+	}
+	if in.Request.BodySHA256 != "" {
+		req["body_sha256"] = in.Request.BodySHA256
+	}
+	m := map[string]any{
+		"request": req,
+		"action":  in.Action.Map(),
+		"time":    in.Time.Format(time.RFC3339Nano),
+	}
+	if in.Session != nil {
+		sess := map[string]any{
+			"id":      in.Session.ID,
+			"name":    in.Session.Name,
+			"user":    in.Session.User,
+			"command": in.Session.Command,
+			"cwd":     in.Session.Cwd,
+		}
+		labels := make(map[string]any, len(in.Session.Labels))
+		for k, v := range in.Session.Labels {
+			labels[k] = v
+		}
+		sess["labels"] = labels
+		m["session"] = sess
+	}
+	return m
+}
+
+// MarshalJSON encodes the input exactly as the policy sees it.
+func (in *Input) MarshalJSON() ([]byte, error) { return json.Marshal(in.Map()) }
+
+func stringsMap(m map[string][]string) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, vs := range m {
+		list := make([]any, len(vs))
+		for i, v := range vs {
+			list[i] = v
+		}
+		out[k] = list
+	}
+	return out
+}

@@ -1,0 +1,269 @@
+package policy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/loader"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+
+	countersign "github.com/countersign/countersign"
+)
+
+// Package is the Rego package countersign evaluates.
+const Package = "countersign"
+
+// decisionModule reads the three rules in one evaluation and keeps their raw
+// values, so that a rule of the wrong type is detected instead of silently
+// ignored. It lives under data.system, which user policies do not define.
+const decisionModule = `package system.countersign
+
+default deny := []
+
+deny := data.countersign.deny
+
+default approve := []
+
+approve := data.countersign.approve
+
+default allow := null
+
+allow := data.countersign.allow
+
+decision := {"deny": deny, "approve": approve, "allow": allow}
+`
+
+const decisionQuery = "data.system.countersign.decision"
+
+// disabledBuiltins reach outside the process; a policy must not make network
+// calls or learn about its host (SPEC 10.1).
+var disabledBuiltins = []string{"http.send", "net.lookup_ip_addr", "opa.runtime"}
+
+// Capabilities returns OPA's capabilities for this version without the
+// built-ins that reach outside the process.
+func Capabilities() *ast.Capabilities {
+	caps := ast.CapabilitiesForThisVersion()
+	caps.Builtins = slices.DeleteFunc(caps.Builtins, func(b *ast.Builtin) bool {
+		return slices.Contains(disabledBuiltins, b.Name)
+	})
+	caps.AllowNet = []string{}
+	return caps
+}
+
+// Source says where policies come from.
+type Source struct {
+	// Paths are files and directories of .rego modules and .json/.yaml data,
+	// loaded with OPA's loader (so data.json in dir a/b lands at data.a.b).
+	Paths []string
+	// Builtin, when true and Paths is empty, uses the embedded default policy.
+	Builtin bool
+}
+
+// set is one compiled, immutable policy set.
+type set struct {
+	compiler    *ast.Compiler
+	store       storage.Store
+	query       rego.PreparedEvalQuery
+	revision    string
+	definesAllow bool
+	files       []string
+}
+
+func (s Source) validate() error {
+	if len(s.Paths) == 0 && !s.Builtin {
+		return errors.New("no policy given: pass --policy DIR or set policy.paths")
+	}
+	return nil
+}
+
+// isTestFile reports whether a loader path is a Rego test, which is compiled
+// by `policy test` but not into the running policy.
+func isTestFile(abspath string, info fs.FileInfo, depth int) bool {
+	return !info.IsDir() && strings.HasSuffix(info.Name(), "_test.rego")
+}
+
+// isHidden skips dot-files and dot-directories (editor swap files, .git),
+// except the explicitly named root.
+func isHidden(abspath string, info fs.FileInfo, depth int) bool {
+	return depth > 0 && strings.HasPrefix(info.Name(), ".")
+}
+
+func excludeTestsAndHidden(abspath string, info fs.FileInfo, depth int) bool {
+	return isHidden(abspath, info, depth) || isTestFile(abspath, info, depth)
+}
+
+// loadFiles loads the user's policies (or the default) plus the embedded
+// helper library. filter decides which files count (tests or not).
+func loadFiles(src Source, filter loader.Filter) (modules map[string]*ast.Module, raw map[string][]byte, docs map[string]any, err error) {
+	caps := Capabilities()
+	modules = map[string]*ast.Module{}
+	raw = map[string][]byte{}
+	docs = map[string]any{}
+
+	add := func(res *loader.Result, prefix string) {
+		for name, f := range res.Modules {
+			modules[prefix+name] = f.Parsed
+			raw[prefix+name] = f.Raw
+		}
+	}
+
+	if len(src.Paths) > 0 {
+		for _, p := range src.Paths {
+			if _, err := os.Stat(p); err != nil {
+				return nil, nil, nil, fmt.Errorf("policy path %s: %w", p, err)
+			}
+		}
+		res, err := loader.NewFileLoader().
+			WithRegoVersion(ast.RegoV1).
+			WithCapabilities(caps).
+			WithProcessAnnotation(true).
+			Filtered(src.Paths, filter)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		add(res, "")
+		docs = res.Documents
+	}
+
+	if !libOverridden(modules) {
+		lib, err := loader.NewFileLoader().
+		WithFS(countersign.Rego).
+		WithRegoVersion(ast.RegoV1).
+		WithCapabilities(caps).
+		WithProcessAnnotation(true).
+			Filtered([]string{"rego/lib"}, filter)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("load built-in library: %w", err)
+		}
+		add(lib, "builtin:")
+	}
+
+	if len(src.Paths) == 0 {
+		def, err := loader.NewFileLoader().
+			WithFS(countersign.Rego).
+			WithRegoVersion(ast.RegoV1).
+			WithCapabilities(caps).
+			WithProcessAnnotation(true).
+			Filtered([]string{"rego/default"}, filter)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("load built-in default policy: %w", err)
+		}
+		add(def, "builtin:")
+	}
+	return modules, raw, docs, nil
+}
+
+func newStore(docs map[string]any) storage.Store {
+	return inmem.NewFromObject(docs)
+}
+
+// compile loads, compiles and prepares a policy set. Errors carry OPA's
+// file:line messages.
+func compile(ctx context.Context, src Source) (*set, error) {
+	if err := src.validate(); err != nil {
+		return nil, err
+	}
+	modules, raw, docs, err := loadFiles(src, excludeTestsAndHidden)
+	if err != nil {
+		return nil, err
+	}
+	if !declaresPackage(modules, Package) {
+		return nil, fmt.Errorf("no policy module declares `package %s` (in %s); countersign evaluates data.%s.deny, .approve and .allow", Package, strings.Join(src.Paths, ", "), Package)
+	}
+
+	wrapper, err := ast.ParseModuleWithOpts("countersign:decision.rego", decisionModule, ast.ParserOptions{RegoVersion: ast.RegoV1})
+	if err != nil {
+		return nil, fmt.Errorf("parse decision module: %w", err)
+	}
+	all := make(map[string]*ast.Module, len(modules)+1)
+	for k, v := range modules {
+		all[k] = v
+	}
+	all["countersign:decision.rego"] = wrapper
+
+	caps := Capabilities()
+	compiler := ast.NewCompiler().
+		WithCapabilities(caps).
+		WithEnablePrintStatements(false)
+	compiler.Compile(all)
+	if compiler.Failed() {
+		return nil, compiler.Errors
+	}
+
+	store := newStore(docs)
+	query, err := rego.New(
+		rego.Query(decisionQuery),
+		rego.Compiler(compiler),
+		rego.Store(store),
+		rego.StrictBuiltinErrors(true),
+		rego.Capabilities(caps),
+	).PrepareForEval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("prepare policy query: %w", err)
+	}
+
+	files := make([]string, 0, len(modules))
+	for name := range modules {
+		files = append(files, name)
+	}
+	slices.Sort(files)
+
+	return &set{
+		compiler:     compiler,
+		store:        store,
+		query:        query,
+		revision:     revision(files, raw, docs),
+		definesAllow: definesRule(modules, Package, "allow"),
+		files:        files,
+	}, nil
+}
+
+func declaresPackage(modules map[string]*ast.Module, pkg string) bool {
+	want := ast.MustParseRef("data." + pkg)
+	for _, m := range modules {
+		if m.Package.Path.Equal(want) {
+			return true
+		}
+	}
+	return false
+}
+
+func definesRule(modules map[string]*ast.Module, pkg, rule string) bool {
+	want := ast.MustParseRef("data." + pkg)
+	for _, m := range modules {
+		if !m.Package.Path.Equal(want) {
+			continue
+		}
+		for _, r := range m.Rules {
+			if r.Head.Name.String() == rule || (len(r.Head.Reference) > 0 && r.Head.Reference[0].Value.Compare(ast.Var(rule)) == 0) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// revision is a short, stable hash of the policy set: module names and bytes
+// plus the data documents.
+func revision(files []string, raw map[string][]byte, docs map[string]any) string {
+	h := sha256.New()
+	for _, f := range files {
+		fmt.Fprintf(h, "%s\x00%d\x00", f, len(raw[f]))
+		h.Write(raw[f])
+	}
+	// encoding/json sorts map keys, so this is deterministic.
+	b, _ := json.Marshal(docs)
+	h.Write(b)
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:16]
+}

@@ -1,0 +1,123 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/tester"
+)
+
+// TestOptions configures RunTests.
+type TestOptions struct {
+	Source  Source
+	Verbose bool
+	// Run is a regular expression selecting tests by name, as `opa test --run`.
+	Run     string
+	Timeout time.Duration // per test; default 5s
+}
+
+// TestResult summarises a test run.
+type TestResult struct {
+	Passed, Failed, Errored, Skipped int
+}
+
+// OK reports whether every test passed and at least one ran.
+func (r TestResult) OK() bool {
+	return r.Failed == 0 && r.Errored == 0 && r.Passed > 0
+}
+
+// RunTests runs the Rego unit tests (rules named test_*) of the source with
+// OPA's tester and prints the results in `opa test`'s format to w. The
+// embedded helper library is available to the tests, and built-in errors are
+// raised as they are in the proxy. An error means the policies did not load
+// or compile.
+func RunTests(ctx context.Context, opts TestOptions, w io.Writer) (TestResult, error) {
+	if err := opts.Source.validate(); err != nil {
+		return TestResult{}, err
+	}
+	modules, _, docs, err := loadFiles(opts.Source, isHidden)
+	if err != nil {
+		return TestResult{}, err
+	}
+	store := newStore(docs)
+	txn, err := store.NewTransaction(ctx, storage.WriteParams)
+	if err != nil {
+		return TestResult{}, fmt.Errorf("open policy store: %w", err)
+	}
+	defer store.Abort(ctx, txn)
+
+	compiler := ast.NewCompiler().
+		WithPathConflictsCheck(storage.NonEmpty(ctx, store, txn)).
+		WithEnablePrintStatements(true).
+		WithCapabilities(Capabilities()).
+		WithUseTypeCheckAnnotations(true)
+
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	runner := tester.NewRunner().
+		SetCompiler(compiler).
+		SetStore(store).
+		CapturePrintOutput(true).
+		EnableTracing(opts.Verbose).
+		StackTraces(true).
+		RaiseBuiltinErrors(true).
+		SetModules(modules).
+		SetTimeout(timeout).
+		Filter(opts.Run)
+
+	ch, err := runner.RunTests(ctx, txn)
+	if err != nil {
+		return TestResult{}, err
+	}
+
+	var res TestResult
+	counted := make(chan *tester.Result)
+	go func() {
+		defer close(counted)
+		for r := range ch {
+			switch {
+			case r.Skip:
+				res.Skipped++
+			case r.Error != nil:
+				res.Errored++
+			case r.Fail:
+				res.Failed++
+			default:
+				res.Passed++
+			}
+			counted <- r
+		}
+	}()
+	reporter := tester.PrettyReporter{Output: w, Verbose: opts.Verbose}
+	if err := reporter.Report(counted); err != nil {
+		// Drain so the counting goroutine finishes before we return.
+		for range counted {
+		}
+		return res, err
+	}
+	if res.Passed+res.Failed+res.Errored+res.Skipped == 0 {
+		fmt.Fprintln(w, "no tests found: test rules are named test_* (see `opa test`)")
+	}
+	return res, nil
+}
+
+// libOverridden reports whether the user ships their own copy of the helper
+// library, in which case the embedded one is not added.
+func libOverridden(modules map[string]*ast.Module) bool {
+	for name, m := range modules {
+		if strings.HasPrefix(name, "builtin:") {
+			continue
+		}
+		if strings.HasPrefix(m.Package.Path.String(), "data.countersign.lib") {
+			return true
+		}
+	}
+	return false
+}

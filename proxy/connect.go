@@ -1,0 +1,261 @@
+package proxy
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/elazarl/goproxy"
+	"go.uber.org/zap"
+
+	"github.com/countersign/countersign/action"
+	"github.com/countersign/countersign/audit"
+	"github.com/countersign/countersign/internal/hostport"
+	"github.com/countersign/countersign/policy"
+	"github.com/countersign/countersign/session"
+)
+
+// handleConnect is the catch-all CONNECT handler: every CONNECT is
+// authenticated, its target canonicalised, and then either intercepted (our
+// own TLS termination and request loop) or, for hosts outside inspect.mitm,
+// tunnelled only if the policy allows that host:port as a tunnel.
+func (s *Server) handleConnect(target string, gctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
+	req := gctx.Req
+	sess, ok := s.authenticate(req)
+	if !ok {
+		gctx.Resp = proxyAuthRequired(req)
+		return reject, target
+	}
+	host, port, err := hostport.Split(target, 0)
+	if err != nil {
+		ex := &exchange{session: sess, id: newRequestID(), scheme: "https"}
+		s.auditRefusal(sess, ex, http.StatusBadRequest, "bad CONNECT target "+strconv.Quote(target))
+		gctx.Resp = plainResponse(req, http.StatusBadRequest, "countersign: the CONNECT target "+strconv.Quote(target)+" is not a valid host:port; refused.")
+		return reject, target
+	}
+	if s.intercepted(host) {
+		return &goproxy.ConnectAction{
+			Action: goproxy.ConnectHijack,
+			Hijack: func(_ *http.Request, client net.Conn, _ *goproxy.ProxyCtx) {
+				s.serveTunnel(client, sess, host, port)
+			},
+		}, target
+	}
+	return s.decideTunnel(gctx, sess, host, port), target
+}
+
+// reject makes goproxy write gctx.Resp and close the connection.
+var reject = &goproxy.ConnectAction{Action: goproxy.ConnectReject}
+
+func (s *Server) intercepted(host string) bool {
+	for _, p := range s.opts.MITM {
+		switch {
+		case p == "*":
+			return true
+		case strings.HasPrefix(p, "*."):
+			if strings.HasSuffix(host, p[1:]) {
+				return true
+			}
+		case p == host:
+			return true
+		}
+	}
+	return false
+}
+
+// authenticate returns the session of the client's proxy credentials.
+func (s *Server) authenticate(req *http.Request) (*session.Info, bool) {
+	user, pass, present := proxyCredentials(req.Header.Get("Proxy-Authorization"))
+	return s.opts.Sessions.Authenticate(user, pass, present)
+}
+
+func proxyCredentials(h string) (user, pass string, present bool) {
+	if h == "" {
+		return "", "", false
+	}
+	scheme, rest, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Basic") {
+		return "", "", true
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(rest))
+	if err != nil {
+		return "", "", true
+	}
+	user, pass, ok = strings.Cut(string(raw), ":")
+	if !ok {
+		return "", "", true
+	}
+	return user, pass, true
+}
+
+func proxyAuthRequired(req *http.Request) *http.Response {
+	resp := plainResponse(req, http.StatusProxyAuthRequired,
+		"countersign: proxy credentials required; run the agent under `countersign run`, or put the credentials from the countersign config in the proxy URL.")
+	resp.Header.Set("Proxy-Authenticate", `Basic realm="countersign"`)
+	return resp
+}
+
+func plainResponse(req *http.Request, status int, msg string) *http.Response {
+	body := msg + "\n"
+	h := http.Header{}
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("Connection", "close")
+	return &http.Response{
+		StatusCode:    status,
+		Status:        fmt.Sprintf("%d %s", status, http.StatusText(status)),
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		Body:          io.NopCloser(strings.NewReader(body)),
+		ContentLength: int64(len(body)),
+		Close:         true,
+		Request:       req,
+	}
+}
+
+// decideTunnel asks the policy about an opaque tunnel (request.tunnel = true;
+// only host and port are known) and splices it only on allow.
+func (s *Server) decideTunnel(gctx *goproxy.ProxyCtx, sess *session.Info, host string, port int) *goproxy.ConnectAction {
+	req := gctx.Req
+	id := newRequestID()
+	ar := &action.Request{Method: http.MethodConnect, Scheme: "tcp", Host: host, Port: port, Tunnel: true, Header: http.Header{}, BodySize: -1}
+	act := s.opts.Classifier.Classify(ar)
+	in := policy.NewInput(ar, act, sess, s.opts.Now())
+	d := s.opts.Decider.Decide(req.Context(), in)
+	if reason, ok := s.selfTarget(host, port); ok {
+		d.Verdict, d.Reasons = policy.VerdictDeny, []policy.Reason{{ID: "SELF", Message: reason}}
+	}
+	ex := &exchange{req: &http.Request{Method: http.MethodConnect, URL: req.URL, Header: http.Header{}}, scheme: "tcp", host: host, port: port, session: sess, id: id}
+	decision := d.Verdict.String()
+	if d.Verdict == policy.VerdictApprove {
+		// A tunnel cannot wait for a human: nobody could see what it carries.
+		decision = "deny"
+	}
+	if err := s.opts.Audit.Record(s.decisionEvent(sess, ex, in, d, decision)); err != nil {
+		s.logger.Error("audit write failed; refusing tunnel", zap.Error(err))
+		gctx.Resp = plainResponse(req, http.StatusServiceUnavailable, "countersign: the audit log cannot be written, so nothing is forwarded.")
+		return reject
+	}
+	cnt := s.stats.of(sess.ID)
+	if d.Verdict != policy.VerdictAllow {
+		cnt.denied.Add(1)
+		msg := "countersign: tunnel to " + hostport.Join(host, port) + " refused: " + strings.Join(d.Messages(), "; ")
+		gctx.Resp = plainResponse(req, http.StatusForbidden, msg)
+		gctx.Resp.Header.Set(headerDecision, "deny")
+		gctx.Resp.Header.Set(headerRequest, id)
+		return reject
+	}
+	cnt.allowed.Add(1)
+	return &goproxy.ConnectAction{
+		Action: goproxy.ConnectHijack,
+		Hijack: func(_ *http.Request, client net.Conn, _ *goproxy.ProxyCtx) {
+			s.splice(client, sess, id, host, port)
+		},
+	}
+}
+
+// splice relays bytes between the client and an allowed tunnel target.
+func (s *Server) splice(client net.Conn, sess *session.Info, id, host string, port int) {
+	t := s.track(client)
+	if t == nil {
+		client.Close()
+		return
+	}
+	defer s.untrack(t)
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.UpstreamTimeout)
+	up, err := s.tunnelDialer.DialContext(ctx, "tcp", hostport.Join(host, port))
+	cancel()
+	if err != nil {
+		status, msg := upstreamFailure(host, err)
+		_ = s.opts.Audit.RecordAsync(&audit.Event{Type: "forward", RequestID: id, Session: sessionRef(sess), Decision: "allow", Error: err.Error(), Detail: "tunnel not opened: " + msg})
+		_, _ = fmt.Fprintf(client, "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: %d\r\n\r\ncountersign: %s\n",
+			status, http.StatusText(status), len(msg)+14, msg)
+		return
+	}
+	defer up.Close()
+	if _, err := io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
+		return
+	}
+	t.idle.Store(false)
+	start := s.opts.Now()
+	var wg sync.WaitGroup
+	var sent, received int64
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		sent, _ = io.Copy(up, client)
+		closeWrite(up)
+	}()
+	go func() {
+		defer wg.Done()
+		received, _ = io.Copy(client, up)
+		closeWrite(client)
+	}()
+	wg.Wait()
+	_ = s.opts.Audit.RecordAsync(&audit.Event{Type: "response", RequestID: id, Session: sessionRef(sess), Decision: "allow",
+		UpstreamMillis: s.opts.Now().Sub(start).Milliseconds(), Detail: "tunnel closed",
+		Fields: map[string]any{"bytes_sent": sent, "bytes_received": received}})
+}
+
+func closeWrite(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+		return
+	}
+	_ = c.Close()
+}
+
+// tunnel is one hijacked client connection.
+type tunnel struct {
+	conn net.Conn
+	idle atomic.Bool
+}
+
+// track registers a hijacked connection so Shutdown can find it. It returns
+// nil when the server is shutting down or at its connection cap.
+func (s *Server) track(c net.Conn) *tunnel {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return nil
+	}
+	t := &tunnel{conn: c}
+	t.idle.Store(true)
+	s.tunnelSet[t] = struct{}{}
+	s.tunnels.Add(1)
+	return t
+}
+
+func (s *Server) untrack(t *tunnel) {
+	s.mu.Lock()
+	delete(s.tunnelSet, t)
+	s.mu.Unlock()
+	s.tunnels.Done()
+}
+
+func (s *Server) closeIdleTunnels() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for t := range s.tunnelSet {
+		if t.idle.Load() {
+			_ = t.conn.SetReadDeadline(time.Now())
+		}
+	}
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}

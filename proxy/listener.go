@@ -1,0 +1,127 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/countersign/countersign/internal/h1"
+)
+
+// strictListener checks the first request head on every proxy connection
+// with the strict reader's rules before net/http parses it: net/http would
+// silently normalise ambiguous framing (Content-Length with
+// Transfer-Encoding, duplicate Content-Length), and SPEC 10.2 requires
+// refusing it. A connection carries one checked head: plain-HTTP answers
+// close the connection, and a CONNECT turns the rest into a tunnel.
+type strictListener struct {
+	net.Listener
+	s *Server
+}
+
+func (l *strictListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &strictConn{Conn: c, s: l.s}, nil
+}
+
+const maxHead = h1.DefaultMaxHeadBytes
+
+type strictConn struct {
+	net.Conn
+	s *Server
+
+	mu      sync.Mutex
+	checked bool
+	head    []byte // validated head bytes not yet handed to net/http
+	extra   []byte // bytes read past the head, handed out after it
+	err     error
+}
+
+var errRefused = errors.New("countersign: request refused")
+
+func (c *strictConn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.checked {
+		c.checked = true
+		c.err = c.readHead()
+	}
+	if len(c.head) > 0 {
+		n := copy(p, c.head)
+		c.head = c.head[n:]
+		return n, nil
+	}
+	if c.err != nil {
+		return 0, c.err
+	}
+	if len(c.extra) > 0 {
+		n := copy(p, c.extra)
+		c.extra = c.extra[n:]
+		if len(c.extra) == 0 {
+			c.extra = nil
+		}
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// readHead reads up to the end of the first head and validates it.
+func (c *strictConn) readHead() error {
+	var buf bytes.Buffer
+	chunk := make([]byte, 4096)
+	for {
+		n, err := c.Conn.Read(chunk)
+		buf.Write(chunk[:n])
+		if i := bytes.Index(buf.Bytes(), []byte("\r\n\r\n")); i >= 0 {
+			all := buf.Bytes()
+			c.head = append([]byte(nil), all[:i+4]...)
+			if len(all) > i+4 {
+				c.extra = append([]byte(nil), all[i+4:]...)
+			}
+			if verr := h1.ValidateHead(c.head, h1.Limits{}); verr != nil {
+				var he *h1.Error
+				if errors.As(verr, &he) {
+					c.refuse(he.Status, he.Reason)
+				}
+				c.head = nil
+				return errRefused
+			}
+			return nil
+		}
+		if buf.Len() > maxHead {
+			c.refuse(http.StatusRequestHeaderFieldsTooLarge, "request head larger than 1 MiB")
+			return errRefused
+		}
+		if err != nil {
+			if buf.Len() > 0 && !errors.Is(err, io.EOF) {
+				return err
+			}
+			if buf.Len() > 0 {
+				// Let net/http report the short head; validate what we have
+				// so a bare-LF or otherwise malformed head is still refused.
+				if verr := h1.ValidateHead(buf.Bytes(), h1.Limits{}); verr != nil {
+					var he *h1.Error
+					if errors.As(verr, &he) {
+						c.refuse(he.Status, he.Reason)
+						return errRefused
+					}
+				}
+			}
+			return err
+		}
+	}
+}
+
+func (c *strictConn) refuse(status int, reason string) {
+	ex := &exchange{id: newRequestID()}
+	c.s.auditRefusal(nil, ex, status, reason)
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	writeRaw(c.Conn, status, "countersign: "+reason+"; refused.")
+}

@@ -1,0 +1,491 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"go.uber.org/zap"
+
+	"github.com/countersign/countersign/action"
+	"github.com/countersign/countersign/approval"
+	"github.com/countersign/countersign/audit"
+	"github.com/countersign/countersign/internal/h1"
+	"github.com/countersign/countersign/internal/hostport"
+	"github.com/countersign/countersign/internal/redact"
+	"github.com/countersign/countersign/policy"
+	"github.com/countersign/countersign/session"
+)
+
+// exchange is one client request on its way through the pipeline.
+type exchange struct {
+	req     *http.Request // hop-by-hop headers already removed
+	scheme  string
+	host    string // canonical
+	port    int
+	session *session.Info
+	id      string
+	// beforeBody is called once before the body is first read; the tunnel
+	// uses it to answer "Expect: 100-continue".
+	beforeBody func() error
+	// watch returns a context that is cancelled when the client goes away,
+	// and a stop function. Nil means ctx already carries that signal.
+	watch func(ctx context.Context) (context.Context, func())
+}
+
+// handle decides one request and returns the response for the client. It
+// never returns nil and never forwards a request that was not decided allow
+// (or approved) with its decision record durable in the audit log.
+func (s *Server) handle(ctx context.Context, ex *exchange) *http.Response {
+	start := s.opts.Now()
+	if ex.id == "" {
+		ex.id = newRequestID()
+	}
+	sess := ex.session
+	cnt := s.stats.of(sess.ID)
+
+	prefix, truncated, err := s.readPrefix(ex)
+	if err != nil {
+		s.logger.Debug("read request body", zap.String("request", ex.id), zap.Error(err))
+		status, reason := http.StatusBadRequest, "the request body could not be read"
+		var he *h1.Error
+		if errors.As(err, &he) {
+			status, reason = he.Status, he.Reason
+		}
+		s.auditRefusal(sess, ex, status, reason)
+		cnt.denied.Add(1)
+		return s.denial(action.Action{}, ex.id, answer{status: status, decision: "deny", message: "countersign: " + reason + "; nothing was sent."})
+	}
+
+	ar := &action.Request{
+		Method:        ex.req.Method,
+		Scheme:        ex.scheme,
+		Host:          ex.host,
+		Port:          ex.port,
+		Path:          ex.req.URL.Path,
+		RawPath:       ex.req.URL.EscapedPath(),
+		Query:         ex.req.URL.Query(),
+		Header:        ex.req.Header,
+		Body:          prefix,
+		BodySize:      ex.req.ContentLength,
+		BodyTruncated: truncated,
+	}
+	if !truncated && ar.BodySize < 0 {
+		ar.BodySize = int64(len(prefix))
+	}
+	act := s.opts.Classifier.Classify(ar)
+	in := policy.NewInput(ar, act, sess, start)
+	d := s.opts.Decider.Decide(ctx, in)
+	if reason, ok := s.selfTarget(ex.host, ex.port); ok {
+		// Never let an agent reach countersign's own listeners, whatever the
+		// policy says (SPEC 7.7, 10.5).
+		d.Verdict = policy.VerdictDeny
+		d.Reasons = []policy.Reason{{ID: "SELF", Message: reason}}
+	}
+	if d.Err != nil {
+		s.logger.Error("policy evaluation failed; applying policy.on_error",
+			zap.String("request", ex.id), zap.String("revision", d.Revision), zap.Error(d.Err))
+	}
+
+	verdict := d.Verdict
+	decision := verdict.String()
+	shadow := s.opts.Shadow && verdict != policy.VerdictAllow && d.Reasons[0].ID != "SELF"
+	if shadow {
+		decision = "would_" + decision
+	}
+	ev := s.decisionEvent(sess, ex, in, d, decision)
+	if err := s.opts.Audit.Record(ev); err != nil {
+		s.logger.Error("audit write failed; denying", zap.String("request", ex.id), zap.Error(err))
+		cnt.denied.Add(1)
+		return s.denial(act, ex.id, answer{status: http.StatusServiceUnavailable, decision: "deny",
+			message: "countersign: the audit log cannot be written, so nothing is forwarded; tell whoever runs countersign (see its log)."})
+	}
+	if shadow {
+		cnt.shadowed.Add(1)
+		verdict = policy.VerdictAllow
+	}
+
+	switch verdict {
+	case policy.VerdictAllow:
+		if !shadow {
+			cnt.allowed.Add(1)
+		}
+		rest := ex.req.Body
+		if !truncated {
+			rest = nil
+		}
+		return s.forward(ctx, ex, act, prefix, rest, "allow")
+	case policy.VerdictApprove:
+		return s.hold(ctx, ex, act, in, d, prefix, truncated, cnt)
+	case policy.VerdictDeny:
+		cnt.denied.Add(1)
+		return s.denial(act, ex.id, answer{status: http.StatusForbidden, decision: "deny", message: denyMessage(d.Messages(), d.RuleIDs())})
+	default:
+		cnt.denied.Add(1)
+		return s.denial(act, ex.id, answer{status: http.StatusForbidden, decision: "deny", message: "countersign: denied: the policy gave no usable decision."})
+	}
+}
+
+// readPrefix buffers up to the inspection limit of the body.
+func (s *Server) readPrefix(ex *exchange) ([]byte, bool, error) {
+	body := ex.req.Body
+	if body == nil || body == http.NoBody {
+		return nil, false, nil
+	}
+	if ex.beforeBody != nil {
+		if err := ex.beforeBody(); err != nil {
+			return nil, false, err
+		}
+	}
+	limit := s.opts.BodyLimit
+	if cl := ex.req.ContentLength; cl >= 0 && cl <= limit {
+		buf := make([]byte, cl)
+		if _, err := io.ReadFull(body, buf); err != nil {
+			return nil, false, err
+		}
+		return buf, false, nil
+	}
+	var buf bytes.Buffer
+	n, err := buf.ReadFrom(io.LimitReader(body, limit+1))
+	if err != nil {
+		return nil, false, err
+	}
+	if n > limit {
+		b := buf.Bytes()
+		// Keep the byte past the limit: it belongs to the body and is sent
+		// ahead of the rest of the stream.
+		return b, true, nil
+	}
+	return buf.Bytes(), false, nil
+}
+
+// hold waits for a human, or admits a retry under a grant.
+func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *policy.Input, d policy.Decision, body []byte, truncated bool, cnt *counters) *http.Response {
+	sess := ex.session
+	if truncated {
+		cnt.denied.Add(1)
+		return s.denial(act, ex.id, answer{status: http.StatusRequestEntityTooLarge, decision: "deny",
+			message: fmt.Sprintf("countersign: this request needs approval, but its body is larger than inspect.body_limit (%d bytes), so a human could not see what would be sent; it was not sent.", s.opts.BodyLimit)})
+	}
+	sum := sha256.Sum256(body)
+	fp := approval.Fingerprint(ex.req.Method, ex.host, ex.port, ex.req.URL.EscapedPath(), ex.req.URL.Query(), hex.EncodeToString(sum[:]))
+
+	if g, err := s.opts.Approvals.ConsumeGrant(ctx, sess.ID, fp); err == nil {
+		if err := s.opts.Audit.Record(&audit.Event{Type: "approval", RequestID: ex.id, ApprovalID: g.ApprovalID,
+			Session: sessionRef(sess), Detail: "grant consumed: an identical retry of an approved request"}); err != nil {
+			cnt.denied.Add(1)
+			return s.denial(act, ex.id, answer{status: http.StatusServiceUnavailable, decision: "deny",
+				message: "countersign: the audit log cannot be written, so nothing is forwarded; tell whoever runs countersign."})
+		}
+		cnt.approved.Add(1)
+		resp := s.forward(ctx, ex, act, body, nil, "approved")
+		resp.Header.Set(headerApproval, g.ApprovalID)
+		return resp
+	} else if !errors.Is(err, approval.ErrNotFound) {
+		s.logger.Error("approval store failed; denying", zap.String("request", ex.id), zap.Error(err))
+		cnt.denied.Add(1)
+		return s.denial(act, ex.id, answer{status: http.StatusServiceUnavailable, decision: "deny",
+			message: "countersign: the approval store failed, so nothing is forwarded; retry later."})
+	}
+
+	rec := &approval.Record{
+		ID:          approval.NewID(),
+		SessionID:   sess.ID,
+		SessionName: sess.Name,
+		RequestID:   ex.id,
+		Summary:     summary(act, ex),
+		Action:      in.Action.Map(),
+		Request: approval.Request{
+			Method:     ex.req.Method,
+			URL:        redact.URL(targetURL(ex)),
+			Headers:    in.Request.Headers,
+			Body:       displayBody(body),
+			BodySize:   int64(len(body)),
+			BodySHA256: hex.EncodeToString(sum[:]),
+		},
+		Fingerprint: fp,
+		Messages:    d.Messages(),
+		RuleIDs:     d.RuleIDs(),
+		Required:    d.RequiredApprovals(),
+		Channel:     d.Channel(),
+	}
+
+	holdCtx, stop := ctx, func() {}
+	if ex.watch != nil {
+		holdCtx, stop = ex.watch(ctx)
+	}
+	out, err := s.opts.Approvals.Hold(holdCtx, rec, s.holdFor(d, act, ex.host))
+	stop()
+	if err != nil {
+		s.logger.Error("approval hold failed; denying", zap.String("request", ex.id), zap.Error(err))
+		cnt.denied.Add(1)
+		msg := "countersign: this request needs approval, but the approval store failed; nothing was sent. Retry later."
+		if errors.Is(err, approval.ErrTooManyPending) {
+			msg = "countersign: this request needs approval, but too many approvals are already pending; nothing was sent. Retry later."
+		}
+		return s.denial(act, ex.id, answer{status: http.StatusServiceUnavailable, decision: "deny", message: msg})
+	}
+	id := rec.ID
+	if out.Record != nil {
+		id = out.Record.ID
+	}
+	switch out.Kind {
+	case approval.OutcomeApproved:
+		cnt.approved.Add(1)
+		resp := s.forward(ctx, ex, act, body, nil, "approved")
+		resp.Header.Set(headerApproval, id)
+		return resp
+	case approval.OutcomeDenied:
+		cnt.denied.Add(1)
+		who, why := out.Record.DenyReason()
+		msg := fmt.Sprintf("countersign: denied by approver %s (%s)", who, id)
+		if why != "" {
+			msg += ": " + why
+		}
+		return s.denial(act, ex.id, answer{status: http.StatusForbidden, decision: "denied", approval: id,
+			message: msg + ". The request was not sent."})
+	case approval.OutcomePending:
+		cnt.pending.Add(1)
+		return s.denial(act, ex.id, answer{status: http.StatusForbidden, decision: "pending", approval: id,
+			message: fmt.Sprintf("countersign: approval pending as %s: a human has been asked (%s); retry the same command after approval, within %s.",
+				id, strings.Join(d.Messages(), "; "), shortDuration(s.opts.Approvals.GrantTTL()))})
+	case approval.OutcomeAbandoned:
+		cnt.pending.Add(1)
+		return s.denial(act, ex.id, answer{status: http.StatusForbidden, decision: "pending", approval: id,
+			message: fmt.Sprintf("countersign: approval pending as %s; retry after approval.", id)})
+	case approval.OutcomeExpired:
+		cnt.denied.Add(1)
+		return s.denial(act, ex.id, answer{status: http.StatusForbidden, decision: "expired", approval: id,
+			message: fmt.Sprintf("countersign: approval %s expired before anyone decided; the request was not sent.", id)})
+	case approval.OutcomeSuperseded:
+		cnt.denied.Add(1)
+		return s.denial(act, ex.id, answer{status: http.StatusConflict, decision: "approved", approval: id,
+			message: fmt.Sprintf("countersign: approval %s was used by an identical request that was also waiting; this copy was not sent.", id)})
+	case approval.OutcomeShutdown:
+		cnt.denied.Add(1)
+		return s.denial(act, ex.id, answer{status: http.StatusServiceUnavailable, decision: "deny", approval: id,
+			message: "countersign: shutting down before a human decided; the request was not sent. Retry later."})
+	default:
+		cnt.denied.Add(1)
+		return s.denial(act, ex.id, answer{status: http.StatusForbidden, decision: "deny", approval: id,
+			message: "countersign: denied: the approval ended without a usable outcome."})
+	}
+}
+
+// holdFor is how long to keep the agent's request open: the policy's hold or
+// approval.hold, capped by what the client tolerates (the AWS CLI and SDKs
+// give up reading after 60 s and retry on their own).
+func (s *Server) holdFor(d policy.Decision, act action.Action, host string) time.Duration {
+	h := s.opts.Hold
+	if dh := d.Hold(); dh > 0 {
+		h = dh
+	}
+	if act.Provider == "aws" || strings.HasSuffix(host, ".amazonaws.com") || act.Provider == "mcp" {
+		h = min(h, 50*time.Second)
+	}
+	return h
+}
+
+// forward sends the decided request upstream: prefix (the bytes the policy
+// saw) then rest (the unread remainder, nil when the body was complete).
+func (s *Server) forward(ctx context.Context, ex *exchange, act action.Action, prefix []byte, rest io.Reader, decision string) *http.Response {
+	start := s.opts.Now()
+	out := &http.Request{
+		Method:     ex.req.Method,
+		URL:        &url.URL{Scheme: ex.scheme, Host: hostport.Join(ex.host, ex.port), Path: ex.req.URL.Path, RawPath: ex.req.URL.RawPath, RawQuery: ex.req.URL.RawQuery},
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     ex.req.Header.Clone(),
+		Host:       hostHeader(ex.scheme, ex.host, ex.port),
+	}
+	out.Header.Del("Expect") // the body is already here
+	switch {
+	case rest != nil:
+		out.Body = io.NopCloser(io.MultiReader(bytes.NewReader(prefix), rest))
+		out.ContentLength = ex.req.ContentLength
+	case len(prefix) > 0:
+		out.Body = io.NopCloser(bytes.NewReader(prefix))
+		out.ContentLength = int64(len(prefix))
+	default:
+		out.Body = nil
+		out.ContentLength = 0
+	}
+	if _, ok := out.Header["User-Agent"]; !ok {
+		// Do not let the transport add Go's User-Agent to the agent's request.
+		out.Header["User-Agent"] = []string{""}
+	}
+	out = out.WithContext(ctx)
+
+	resp, err := s.transport.RoundTrip(out)
+	elapsed := s.opts.Now().Sub(start)
+	if err != nil {
+		status, msg := upstreamFailure(ex.host, err)
+		_ = s.opts.Audit.RecordAsync(&audit.Event{Type: "forward", RequestID: ex.id, Session: sessionRef(ex.session),
+			Decision: decision, Error: err.Error(), UpstreamMillis: elapsed.Milliseconds(), Detail: "not forwarded: " + msg})
+		s.logger.Info("upstream request failed", zap.String("request", ex.id), zap.String("host", ex.host), zap.Error(err))
+		return s.denial(act, ex.id, answer{status: status, decision: decision, message: "countersign: " + msg})
+	}
+	_ = s.opts.Audit.RecordAsync(&audit.Event{Type: "response", RequestID: ex.id, Session: sessionRef(ex.session),
+		Decision: decision, UpstreamStatus: resp.StatusCode, UpstreamMillis: elapsed.Milliseconds()})
+	h1.RemoveHopByHop(resp.Header)
+	resp.Trailer = nil
+	resp.Header.Set(headerDecision, decision)
+	resp.Header.Set(headerRequest, ex.id)
+	return resp
+}
+
+// upstreamFailure turns a transport error into a status and a safe message.
+func upstreamFailure(host string, err error) (int, string) {
+	var re *refusedError
+	if errors.As(err, &re) {
+		return http.StatusForbidden, "refused: " + re.msg + "; the request was not sent."
+	}
+	var ne net.Error
+	var dnsErr *net.DNSError
+	switch {
+	case errors.As(err, &dnsErr):
+		return http.StatusBadGateway, fmt.Sprintf("could not resolve %s.", host)
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return http.StatusGatewayTimeout, fmt.Sprintf("%s did not answer in time.", host)
+	case strings.Contains(err.Error(), "certificate"), strings.Contains(err.Error(), "x509"), strings.Contains(err.Error(), "tls:"):
+		// TLS failures are reported as such: upstream TLS is always verified.
+		return http.StatusBadGateway, fmt.Sprintf("the TLS certificate of %s could not be verified, so nothing was sent (add its CA to upstream.ca_files if it is a private CA).", host)
+	case errors.Is(err, context.Canceled):
+		return http.StatusBadGateway, "the request was cancelled."
+	default:
+		return http.StatusBadGateway, fmt.Sprintf("could not reach %s.", host)
+	}
+}
+
+// selfTarget reports whether host:port is one of countersign's own listeners
+// or its public approval URL.
+func (s *Server) selfTarget(host string, port int) (string, bool) {
+	for _, h := range s.opts.OwnHosts {
+		if h == host || h == hostport.Join(host, port) {
+			return "requests to countersign's own approval service are not allowed from an agent session", true
+		}
+	}
+	return "", false
+}
+
+func (s *Server) decisionEvent(sess *session.Info, ex *exchange, in *policy.Input, d policy.Decision, decision string) *audit.Event {
+	ev := &audit.Event{
+		Type:      "decision",
+		RequestID: ex.id,
+		Session:   sessionRef(sess),
+		Request: &audit.RequestSummary{
+			Method:        ex.req.Method,
+			URL:           redact.URL(targetURL(ex)),
+			Host:          ex.host,
+			Port:          ex.port,
+			Headers:       in.Request.Headers,
+			BodySize:      in.Request.BodySize,
+			BodySHA256:    in.Request.BodySHA256,
+			BodyTruncated: in.Request.BodyTruncated,
+		},
+		Action:         in.Action.Map(),
+		Decision:       decision,
+		Reasons:        d.Messages(),
+		RuleIDs:        d.RuleIDs(),
+		PolicyRevision: d.Revision,
+		EvalMicros:     d.Eval.Microseconds(),
+	}
+	if d.Err != nil {
+		ev.Error = "policy error: " + d.Err.Error()
+	}
+	if s.opts.RecordInput {
+		ev.Input = in.Map()
+	}
+	return ev
+}
+
+func (s *Server) auditRefusal(sess *session.Info, ex *exchange, status int, reason string) {
+	ev := &audit.Event{Type: "decision", RequestID: ex.id, Session: sessionRef(sess), Decision: "deny",
+		Reasons: []string{reason}, RuleIDs: []string{"PROTOCOL"}, Fields: map[string]any{"status": status}}
+	if ex.req != nil {
+		ev.Request = &audit.RequestSummary{Method: ex.req.Method, URL: redact.URL(targetURL(ex)), Host: ex.host, Port: ex.port}
+	}
+	if err := s.opts.Audit.Record(ev); err != nil {
+		s.logger.Error("audit write failed", zap.Error(err))
+	}
+}
+
+func sessionRef(s *session.Info) *audit.SessionRef {
+	if s == nil {
+		return nil
+	}
+	return &audit.SessionRef{ID: s.ID, Name: s.Name, User: s.User, Command: s.Command, Labels: s.Labels}
+}
+
+func targetURL(ex *exchange) *url.URL {
+	u := &url.URL{Scheme: ex.scheme, Host: hostHeader(ex.scheme, ex.host, ex.port)}
+	if ex.req != nil && ex.req.URL != nil {
+		u.Path, u.RawPath, u.RawQuery = ex.req.URL.Path, ex.req.URL.RawPath, ex.req.URL.RawQuery
+	}
+	return u
+}
+
+// hostHeader is host[:port] with the scheme's default port left out.
+func hostHeader(scheme, host string, port int) string {
+	if (scheme == "https" && port == 443) || (scheme == "http" && port == 80) {
+		if strings.Contains(host, ":") {
+			return "[" + host + "]"
+		}
+		return host
+	}
+	return hostport.Join(host, port)
+}
+
+func summary(a action.Action, ex *exchange) string {
+	op := a.Operation
+	if a.Service != "" {
+		op = a.Service + ":" + a.Operation
+	}
+	s := op
+	if len(a.Resources) > 0 {
+		s += " on " + strings.Join(a.Resources, ", ")
+	}
+	if a.Region != "" {
+		s += " in " + a.Region
+	}
+	return s + " — " + ex.req.Method + " " + redact.URL(targetURL(ex))
+}
+
+// displayBody is the body as an approver sees it: redacted text, or a note
+// for binary bodies.
+func displayBody(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if !utf8.Valid(b) {
+		return fmt.Sprintf("(%d bytes of binary data)", len(b))
+	}
+	const max = 64 << 10
+	s := redact.Text(string(b))
+	if len(s) > max {
+		s = s[:max] + fmt.Sprintf("\n… (%d more bytes)", len(s)-max)
+	}
+	return s
+}
+
+func shortDuration(d time.Duration) string {
+	switch {
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	default:
+		return d.String()
+	}
+}

@@ -1,0 +1,272 @@
+// Package proxy is countersign's intercepting proxy: goproxy accepts proxy
+// requests and CONNECTs, every tunnel is terminated with a leaf certificate
+// from the local CA, and each request inside it goes through the pipeline:
+// classify, evaluate the policy, record the decision durably in the audit
+// log, then forward, deny in the API's own terms, or hold for a human.
+//
+// goproxy's permissive defaults are replaced throughout: its transport
+// (which skips certificate verification and reads proxy variables), its
+// built-in CA, its HTTP/1 parser inside tunnels (which normalises ambiguous
+// framing instead of refusing it) and its error pages (which leak internal
+// errors to the client).
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/elazarl/goproxy"
+	"go.uber.org/zap"
+	"golang.org/x/net/netutil"
+
+	"github.com/countersign/countersign/action"
+	"github.com/countersign/countersign/approval"
+	"github.com/countersign/countersign/audit"
+	"github.com/countersign/countersign/internal/hostport"
+	"github.com/countersign/countersign/internal/mitm"
+	"github.com/countersign/countersign/policy"
+	"github.com/countersign/countersign/session"
+)
+
+// Decider evaluates the policy. *policy.Engine satisfies it.
+type Decider interface {
+	Decide(ctx context.Context, in *policy.Input) policy.Decision
+}
+
+// Auditor writes audit records. *audit.Log satisfies it. Record returns only
+// once the record is durable; RecordAsync does not wait for the disk.
+type Auditor interface {
+	Record(ev *audit.Event) error
+	RecordAsync(ev *audit.Event) error
+}
+
+// Authenticator maps proxy credentials to a session. *session.Registry
+// satisfies it.
+type Authenticator interface {
+	Authenticate(username, password string, present bool) (*session.Info, bool)
+}
+
+// Options configures a Server. Issuer, Decider, Audit, Approvals, Sessions and
+// Classifier are required.
+type Options struct {
+	Issuer     *mitm.Issuer
+	Decider    Decider
+	Audit      Auditor
+	Approvals  *approval.Broker
+	Sessions   Authenticator
+	Classifier *action.Classifier
+
+	// RootCAs verify upstream TLS (system roots plus upstream.ca_files).
+	RootCAs *x509.CertPool
+	// UpstreamTimeout bounds dialing, the TLS handshake and waiting for
+	// response headers (default 60s).
+	UpstreamTimeout time.Duration
+	// Guard refuses loopback, private, link-local and metadata addresses
+	// unless allowed.
+	Guard hostport.Guard
+	// Resolve pins host[:port] to addresses, like curl --resolve.
+	Resolve map[string]string
+	// Resolver looks up names (default net.DefaultResolver).
+	Resolver Resolver
+	// OwnAddrs returns countersign's listener addresses; the proxy never
+	// forwards to them.
+	OwnAddrs func() []netip.AddrPort
+	// OwnHosts are host or host:port names of countersign itself (the
+	// approval page's public host).
+	OwnHosts []string
+
+	// BodyLimit is how much of a body the policy sees (default 1 MiB).
+	BodyLimit int64
+	// MITM lists host globs that are intercepted; others are tunnelled if
+	// the policy allows the tunnel (default: all).
+	MITM []string
+	// Shadow forwards everything, recording what would have been denied.
+	Shadow bool
+	// Hold is the default approval hold (default 120s).
+	Hold time.Duration
+	// RecordInput adds the full policy input to decision records, for replay.
+	RecordInput bool
+
+	// HandshakeTimeout bounds the TLS handshake inside a tunnel (default 10s).
+	HandshakeTimeout time.Duration
+	// HeaderTimeout bounds reading a request head (default 30s).
+	HeaderTimeout time.Duration
+	// IdleTimeout closes a kept-alive connection with no request (default 120s).
+	IdleTimeout time.Duration
+	// MaxConns caps concurrent client connections (default 4096).
+	MaxConns int
+
+	Now func() time.Time
+}
+
+// Server is the proxy.
+type Server struct {
+	opts      Options
+	logger    *zap.Logger
+	transport *http.Transport
+	gp        *goproxy.ProxyHttpServer
+	http      *http.Server
+	stats     stats
+
+	tunnelDialer *dialer
+
+	mu        sync.Mutex
+	tunnelSet map[*tunnel]struct{} // hijacked connections, which http.Server no longer tracks
+	closing   bool
+	tunnels   sync.WaitGroup
+	listener  net.Listener
+}
+
+// New returns a Server; call Serve to accept connections.
+func New(opts Options, logger *zap.Logger) (*Server, error) {
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	if opts.Issuer == nil || opts.Decider == nil || opts.Audit == nil || opts.Approvals == nil || opts.Sessions == nil || opts.Classifier == nil {
+		return nil, errors.New("proxy: Issuer, Decider, Audit, Approvals, Sessions and Classifier are required")
+	}
+	if opts.RootCAs == nil {
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			return nil, fmt.Errorf("proxy: load system roots: %w", err)
+		}
+		opts.RootCAs = pool
+	}
+	if opts.UpstreamTimeout <= 0 {
+		opts.UpstreamTimeout = 60 * time.Second
+	}
+	if opts.Resolver == nil {
+		opts.Resolver = net.DefaultResolver
+	}
+	if opts.BodyLimit <= 0 {
+		opts.BodyLimit = 1 << 20
+	}
+	if len(opts.MITM) == 0 {
+		opts.MITM = []string{"*"}
+	}
+	if opts.Hold <= 0 {
+		opts.Hold = 120 * time.Second
+	}
+	if opts.HandshakeTimeout <= 0 {
+		opts.HandshakeTimeout = 10 * time.Second
+	}
+	if opts.HeaderTimeout <= 0 {
+		opts.HeaderTimeout = 30 * time.Second
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = 120 * time.Second
+	}
+	if opts.MaxConns <= 0 {
+		opts.MaxConns = 4096
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Server{
+		opts:      opts,
+		logger:    logger.Named("proxy"),
+		tunnelSet: map[*tunnel]struct{}{},
+	}
+	d := &dialer{guard: opts.Guard, resolver: opts.Resolver, resolve: opts.Resolve, own: opts.OwnAddrs, timeout: opts.UpstreamTimeout}
+	s.transport = newTransport(d, opts.RootCAs, opts.UpstreamTimeout)
+	s.tunnelDialer = d
+	s.gp = s.newGoproxy()
+	s.http = &http.Server{
+		Handler:           s.gp,
+		ReadHeaderTimeout: opts.HeaderTimeout,
+		IdleTimeout:       opts.IdleTimeout,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          zap.NewStdLog(s.logger.Named("http")),
+		// No HTTP/2 on the proxy port: an empty map disables it.
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
+	}
+	return s, nil
+}
+
+// newGoproxy builds the goproxy front end with every unsafe default replaced.
+func (s *Server) newGoproxy() *goproxy.ProxyHttpServer {
+	gp := goproxy.NewProxyHttpServer()
+	gp.Verbose = false
+	gp.Logger = zap.NewStdLog(s.logger.Named("goproxy"))
+	gp.AllowHTTP2 = false
+	gp.KeepAcceptEncoding = true
+	gp.KeepDestinationHeaders = false
+	// Nothing may be sent by goproxy's own transport or dialers: every
+	// forward goes through the pipeline, which returns the response itself.
+	gp.Tr = &http.Transport{Proxy: nil, DialContext: refuseDial}
+	gp.ConnectDial = nil
+	gp.ConnectDialWithReq = func(*http.Request, string, string) (net.Conn, error) {
+		return nil, errors.New("countersign: goproxy may not dial")
+	}
+	gp.NonproxyHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintln(w, "countersign: this is a proxy; point HTTP_PROXY and HTTPS_PROXY at it (countersign run does this for you).")
+	})
+	gp.OnRequest().HandleConnectFunc(s.handleConnect)
+	gp.OnRequest().DoFunc(s.handlePlain)
+	return gp
+}
+
+func refuseDial(context.Context, string, string) (net.Conn, error) {
+	return nil, errors.New("countersign: goproxy may not dial")
+}
+
+// Serve accepts proxy clients on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	s.listener = ln
+	s.mu.Unlock()
+	err := s.http.Serve(&strictListener{Listener: netutil.LimitListener(ln, s.opts.MaxConns), s: s})
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting, lets in-flight requests finish until ctx is done,
+// then closes every connection. Held requests are answered by closing the
+// approval broker before calling Shutdown.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	err := s.http.Shutdown(ctx)
+
+	// Tunnels are hijacked, so http.Server does not track them: wait for
+	// them (they end at their next idle point) until ctx is done, then close.
+	done := make(chan struct{})
+	go func() {
+		s.tunnels.Wait()
+		close(done)
+	}()
+	s.closeIdleTunnels()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.mu.Lock()
+		for t := range s.tunnelSet {
+			_ = t.conn.Close()
+		}
+		s.mu.Unlock()
+		<-done
+	}
+	s.transport.CloseIdleConnections()
+	return err
+}
+
+func newRequestID() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return "r-" + hex.EncodeToString(b)
+}

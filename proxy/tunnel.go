@@ -1,0 +1,333 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/countersign/countersign/internal/h1"
+	"github.com/countersign/countersign/internal/hostport"
+	"github.com/countersign/countersign/session"
+)
+
+const tlsRecordHandshake = 0x16
+
+// aLongTimeAgo is a deadline in the past, used to interrupt a blocked Read.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// serveTunnel terminates TLS for an intercepted CONNECT and serves the
+// requests inside it.
+func (s *Server) serveTunnel(raw net.Conn, sess *session.Info, host string, port int) {
+	t := s.track(raw)
+	if t == nil {
+		raw.Close()
+		return
+	}
+	defer s.untrack(t)
+	defer raw.Close()
+
+	if _, err := io.WriteString(raw, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
+		return
+	}
+	_ = raw.SetDeadline(s.opts.Now().Add(s.opts.HandshakeTimeout))
+	br := bufio.NewReaderSize(raw, 512)
+	first, err := br.Peek(1)
+	if err != nil {
+		return
+	}
+	if first[0] != tlsRecordHandshake {
+		// Plain bytes (HTTP, h2c, anything) after CONNECT to an intercepted
+		// host: we will not relay what we cannot read as TLS (SPEC 10.3).
+		ex := &exchange{session: sess, id: newRequestID(), scheme: "https", host: host, port: port}
+		s.auditRefusal(sess, ex, http.StatusBadRequest, "the client sent non-TLS bytes after CONNECT to an intercepted host")
+		writeRaw(raw, http.StatusBadRequest, "countersign: expected a TLS handshake after CONNECT to "+hostport.Join(host, port)+"; refused.")
+		return
+	}
+
+	var certErr error
+	conn := tls.Server(&prefixConn{Conn: raw, r: br}, &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		// HTTP/2 interception stays off until it has per-stream policy: a
+		// client that offers only h2 fails the handshake (SPEC 10.3).
+		NextProtos: []string{"http/1.1"},
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			c, err := s.opts.Issuer.Certificate(host)
+			certErr = err
+			return c, err
+		},
+	})
+	hsCtx, cancel := context.WithTimeout(context.Background(), s.opts.HandshakeTimeout)
+	err = conn.HandshakeContext(hsCtx)
+	cancel()
+	if err != nil {
+		if certErr != nil {
+			s.logger.Error("leaf certificate", zap.String("host", host), zap.Error(certErr))
+		} else {
+			s.logger.Debug("client TLS handshake failed (does the client trust the countersign CA?)",
+				zap.String("host", host), zap.String("session", sess.ID), zap.Error(err))
+		}
+		return
+	}
+	_ = raw.SetDeadline(time.Time{})
+	sniOK := true
+	if sni := conn.ConnectionState().ServerName; sni != "" {
+		c, err := hostport.Canonical(sni)
+		sniOK = err == nil && c == host
+	}
+	s.serveHTTP1(t, conn, sess, "https", host, port, sniOK)
+}
+
+// prefixConn reads through a bufio.Reader that may hold bytes already peeked.
+type prefixConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// serveHTTP1 reads requests with the strict reader and answers each through
+// the pipeline, keeping the connection alive while both sides allow it.
+func (s *Server) serveHTTP1(t *tunnel, conn net.Conn, sess *session.Info, scheme, host string, port int, sniOK bool) {
+	br := bufio.NewReaderSize(conn, 4096)
+	rd := h1.NewReader(br, h1.Limits{})
+	bw := bufio.NewWriterSize(conn, 4096)
+	for {
+		t.idle.Store(true)
+		if s.isClosing() {
+			return
+		}
+		_ = conn.SetReadDeadline(s.opts.Now().Add(s.opts.IdleTimeout))
+		if _, err := br.Peek(1); err != nil {
+			return
+		}
+		t.idle.Store(false)
+		_ = conn.SetReadDeadline(s.opts.Now().Add(s.opts.HeaderTimeout))
+		req, err := rd.ReadRequest()
+		if err != nil {
+			var he *h1.Error
+			if errors.As(err, &he) {
+				ex := &exchange{session: sess, id: newRequestID(), scheme: scheme, host: host, port: port}
+				s.auditRefusal(sess, ex, he.Status, he.Reason)
+				s.stats.of(sess.ID).denied.Add(1)
+				writeRaw(conn, he.Status, "countersign: "+he.Reason+"; refused.")
+			}
+			return
+		}
+		_ = conn.SetReadDeadline(time.Time{})
+		if req.Body != http.NoBody {
+			req.Body = &idleDeadlineBody{ReadCloser: req.Body, conn: conn, idle: s.opts.IdleTimeout, now: s.opts.Now}
+		}
+
+		id := newRequestID()
+		rh, rp, herr := hostport.Split(req.Host, defaultPort(scheme))
+		if herr != nil || rh != host || rp != port || !sniOK {
+			ex := &exchange{req: req, session: sess, id: id, scheme: scheme, host: host, port: port}
+			what := fmt.Sprintf("the request's Host %q does not match the CONNECT target %s", req.Host, hostport.Join(host, port))
+			if !sniOK {
+				what = fmt.Sprintf("the TLS server name does not match the CONNECT target %s", hostport.Join(host, port))
+			}
+			s.auditRefusal(sess, ex, http.StatusMisdirectedRequest, what)
+			s.stats.of(sess.ID).denied.Add(1)
+			writeRaw(conn, http.StatusMisdirectedRequest, "countersign: "+what+"; refused.")
+			return
+		}
+		closeAfter := req.Close
+		h1.RemoveHopByHop(req.Header)
+
+		ex := &exchange{
+			req: req, scheme: scheme, host: host, port: port, session: sess, id: id,
+			watch: func(ctx context.Context) (context.Context, func()) { return watchClient(ctx, conn, br) },
+		}
+		if expectsContinue(req) {
+			ex.beforeBody = func() error {
+				if _, err := io.WriteString(conn, "HTTP/1.1 100 Continue\r\n\r\n"); err != nil {
+					return err
+				}
+				return nil
+			}
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		resp := s.handle(ctx, ex)
+		// Finish (or give up on) the request body before answering, so that
+		// we know whether the connection can carry another request.
+		_ = req.Body.Close()
+		keep := !closeAfter && rd.Reusable() && !s.isClosing()
+		err = writeResponse(bw, resp, req.Method, !keep)
+		resp.Body.Close()
+		cancel()
+		if err != nil || !keep {
+			return
+		}
+	}
+}
+
+func defaultPort(scheme string) int {
+	if scheme == "http" {
+		return 80
+	}
+	return 443
+}
+
+func expectsContinue(req *http.Request) bool {
+	for _, v := range req.Header.Values("Expect") {
+		if strings.EqualFold(strings.TrimSpace(v), "100-continue") {
+			return true
+		}
+	}
+	return false
+}
+
+// watchClient returns a context cancelled when the client closes the
+// connection while its request is held. It reads at most one byte ahead into
+// br (a pipelined request stays buffered there). stop ends the watch.
+func watchClient(ctx context.Context, conn net.Conn, br *bufio.Reader) (context.Context, func()) {
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := br.Peek(1); err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return // stopped by us
+			}
+			cancel()
+		}
+	}()
+	return wctx, func() {
+		_ = conn.SetReadDeadline(aLongTimeAgo)
+		<-done
+		_ = conn.SetReadDeadline(time.Time{})
+		cancel()
+	}
+}
+
+// idleDeadlineBody extends the connection's read deadline before each read
+// of a request body: a client may upload slowly, but not stall forever.
+type idleDeadlineBody struct {
+	io.ReadCloser
+	conn net.Conn
+	idle time.Duration
+	now  func() time.Time
+}
+
+func (b *idleDeadlineBody) Read(p []byte) (int, error) {
+	_ = b.conn.SetReadDeadline(b.now().Add(b.idle))
+	return b.ReadCloser.Read(p)
+}
+
+// writeRaw writes a complete plain-text response and is used when the
+// connection ends right after (refusals).
+func writeRaw(w io.Writer, status int, msg string) {
+	body := msg + "\n"
+	_, _ = fmt.Fprintf(w, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n%s: deny\r\n\r\n%s",
+		status, http.StatusText(status), len(body), headerDecision, body)
+}
+
+// writeResponse writes resp to the client connection. The framing is ours:
+// Content-Length when the length is known, chunked otherwise, nothing for
+// HEAD, 1xx, 204 and 304. Upstream trailers are never forwarded. The writer
+// is flushed after the head and after each body read, so streamed responses
+// (watch, server-sent events) reach the client as they arrive.
+func writeResponse(bw *bufio.Writer, resp *http.Response, method string, closeConn bool) error {
+	status := resp.StatusCode
+	text := http.StatusText(status)
+	if _, after, ok := strings.Cut(resp.Status, " "); ok && after != "" {
+		text = after
+	}
+	if _, err := fmt.Fprintf(bw, "HTTP/1.1 %d %s\r\n", status, sanitizeReason(text)); err != nil {
+		return err
+	}
+	h := resp.Header
+	h.Del("Content-Length")
+	h.Del("Transfer-Encoding")
+	h.Del("Connection")
+	bodyless := method == http.MethodHead || status/100 == 1 || status == http.StatusNoContent || status == http.StatusNotModified
+	chunked := false
+	switch {
+	case bodyless:
+		if resp.ContentLength > 0 && status != http.StatusNoContent && status/100 != 1 {
+			h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
+		}
+	case resp.ContentLength >= 0:
+		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
+	default:
+		h.Set("Transfer-Encoding", "chunked")
+		chunked = true
+	}
+	if closeConn {
+		h.Set("Connection", "close")
+	}
+	if err := h.Write(bw); err != nil {
+		return err
+	}
+	if _, err := bw.WriteString("\r\n"); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	if bodyless || resp.Body == nil {
+		return nil
+	}
+
+	var dst io.Writer = bw
+	var cw io.WriteCloser
+	if chunked {
+		cw = httputil.NewChunkedWriter(bw)
+		dst = cw
+	}
+	buf := make([]byte, 32<<10)
+	var written int64
+	for {
+		n, rerr := resp.Body.Read(buf)
+		if n > 0 {
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return err
+			}
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+			written += int64(n)
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			// The upstream body broke mid-way: end the connection so the
+			// client sees a truncated response rather than a complete one.
+			return rerr
+		}
+	}
+	if !chunked && written != resp.ContentLength {
+		return io.ErrUnexpectedEOF
+	}
+	if cw != nil {
+		if err := cw.Close(); err != nil {
+			return err
+		}
+		if _, err := bw.WriteString("\r\n"); err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}
+
+func sanitizeReason(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
+}

@@ -1,0 +1,104 @@
+# METADATA
+# title: countersign default policy
+# description: |
+#   Used when no policy is configured. Reads are allowed; mutating requests to
+#   known infrastructure APIs wait for a human; cloud metadata endpoints are
+#   denied; tunnels that are not intercepted are refused.
+package countersign
+
+import data.countersign.lib.hosts
+
+# METADATA
+# description: The metadata endpoint hands out the machine's cloud credentials.
+deny contains {
+	"id": "DEFAULT-001",
+	"msg": sprintf("requests to the cloud metadata endpoint %s are not allowed; the agent must use the credentials it was given", [input.request.host]),
+} if {
+	hosts.is_metadata(input.request.host)
+}
+
+# METADATA
+# description: Mutating calls to infrastructure APIs need a human.
+approve contains {
+	"id": "DEFAULT-002",
+	"msg": sprintf("%s changes infrastructure (%s %s%s); a human must approve it", [operation, input.request.method, input.request.host, input.request.path]),
+} if {
+	not read_request
+	infrastructure_request
+}
+
+# Tunnels (CONNECT to a host that is not intercepted) carry bytes the policy
+# cannot see, so they must be allowed explicitly: list "host:port" strings in
+# data.countersign.tunnels to permit them.
+allow if not input.request.tunnel
+
+allow if {
+	input.request.tunnel
+	sprintf("%s:%d", [input.request.host, input.request.port]) in data.countersign.tunnels
+}
+
+default operation := "this request"
+
+operation := sprintf("%s:%s", [input.action.service, input.action.operation]) if {
+	input.action.service
+	input.action.operation
+} else := aws_operation if {
+	aws_operation
+} else := input.action.operation
+
+infrastructure_request if hosts.is_infrastructure(input.request.host)
+
+infrastructure_request if input.action.provider in {"aws", "kubernetes", "github", "git"}
+
+# Kubernetes API paths, until the kubernetes classifier names the action.
+infrastructure_request if regex.match(`^/api/v1/`, input.request.path)
+
+infrastructure_request if regex.match(`^/apis/[a-z0-9.-]+/v[0-9][a-z0-9]*/`, input.request.path)
+
+read_methods := {"GET", "HEAD", "OPTIONS"}
+
+read_request if input.request.method in read_methods
+
+read_request if {
+	input.action.provider != "http"
+	input.action.read_only
+}
+
+# git fetch and clone POST to git-upload-pack; only git-receive-pack pushes.
+read_request if endswith(input.request.path, "/git-upload-pack")
+
+read_request if {
+	endswith(input.request.path, "/info/refs")
+	input.request.query.service == ["git-upload-pack"]
+}
+
+# AWS query and JSON protocols POST every call, reads included.
+read_request if {
+	aws_operation
+	some prefix in aws_read_prefixes
+	startswith(aws_operation, prefix)
+}
+
+aws_read_prefixes := [
+	"Describe", "List", "Get", "Head", "BatchGet", "Lookup", "Search",
+	"Scan", "Query", "Select", "Estimate", "Preview", "Validate",
+]
+
+aws_operation := input.request.body.Action if {
+	endswith(input.request.host, ".amazonaws.com")
+	is_string(input.request.body.Action)
+} else := input.request.query.Action[0] if {
+	endswith(input.request.host, ".amazonaws.com")
+} else := op if {
+	endswith(input.request.host, ".amazonaws.com")
+	target := input.request.headers["x-amz-target"][0]
+	parts := split(target, ".")
+	op := parts[count(parts) - 1]
+}
+
+# A GraphQL document that is not a mutation only reads.
+read_request if {
+	endswith(input.request.path, "/graphql")
+	is_string(input.request.body.query)
+	not regex.match(`\bmutation\b`, input.request.body.query)
+}

@@ -1,0 +1,121 @@
+package session
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// systemBundles are where common distributions keep the system CA bundle.
+var systemBundles = []string{
+	"/etc/ssl/certs/ca-certificates.crt",                // Debian, Ubuntu, Alpine
+	"/etc/pki/tls/certs/ca-bundle.crt",                  // Fedora, RHEL
+	"/etc/ssl/ca-bundle.pem",                            // openSUSE
+	"/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", // RHEL 7+
+	"/etc/ssl/cert.pem",                                 // macOS, Alpine
+}
+
+// WriteCABundle writes the system CA bundle followed by the countersign CA
+// certificate to dir/ca-bundle.pem (mode 0644) and returns its path. Tools
+// that take one bundle file (curl, git, Python requests, the AWS CLI) then
+// trust both the real internet and countersign's interception. Only the CA
+// certificate is written, never its key.
+func WriteCABundle(dir string, caPEM []byte, extraRoots ...[]byte) (string, error) {
+	var b bytes.Buffer
+	for _, p := range systemBundles {
+		data, err := os.ReadFile(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("read system CA bundle %s: %w", p, err)
+		}
+		b.Write(data)
+		if !bytes.HasSuffix(data, []byte("\n")) {
+			b.WriteByte('\n')
+		}
+		break
+	}
+	for _, r := range extraRoots {
+		b.Write(r)
+		b.WriteByte('\n')
+	}
+	b.WriteString("# countersign local CA\n")
+	b.Write(caPEM)
+	path := filepath.Join(dir, "ca-bundle.pem")
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		return "", fmt.Errorf("write CA bundle: %w", err)
+	}
+	return path, nil
+}
+
+// EnvOptions describes what the child of `countersign run` is given.
+type EnvOptions struct {
+	// ProxyURL carries the session's credentials:
+	// http://<session-id>:<password>@127.0.0.1:<port>.
+	ProxyURL string
+	// CABundle is the file written by WriteCABundle.
+	CABundle string
+	// CACert is the countersign CA certificate alone (for NODE_EXTRA_CA_CERTS,
+	// which adds to Node's own roots).
+	CACert    string
+	SessionID string
+	// NoProxy lists hosts the child may reach without the proxy; empty means
+	// none (everything is decided by policy).
+	NoProxy []string
+}
+
+// proxyVars are the variables Go, curl, git, Python, Node (with a proxy
+// agent), the AWS CLI and most other clients read.
+var proxyVars = []string{"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"}
+
+// caVars point every common runtime at the CA bundle.
+var caVars = []string{"SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "AWS_CA_BUNDLE", "GIT_SSL_CAINFO", "PIP_CERT", "NPM_CONFIG_CAFILE", "CARGO_HTTP_CAINFO", "HEX_CACERTS_PATH"}
+
+// ChildEnv returns base with the proxy and CA variables of opts set and any
+// inherited values of the same variables replaced, so an inherited NO_PROXY
+// or SSL_CERT_DIR cannot route around or past countersign.
+func ChildEnv(base []string, opts EnvOptions) []string {
+	set := map[string]string{}
+	for _, k := range proxyVars {
+		set[k] = opts.ProxyURL
+	}
+	noProxy := strings.Join(opts.NoProxy, ",")
+	set["NO_PROXY"] = noProxy
+	set["no_proxy"] = noProxy
+	for _, k := range caVars {
+		set[k] = opts.CABundle
+	}
+	set["NODE_EXTRA_CA_CERTS"] = opts.CACert
+	// Node 24+ honours the proxy variables natively when this is set.
+	set["NODE_USE_ENV_PROXY"] = "1"
+	set["COUNTERSIGN_SESSION"] = opts.SessionID
+
+	out := make([]string, 0, len(base)+len(set))
+	for _, kv := range base {
+		k, _, _ := strings.Cut(kv, "=")
+		if _, ok := set[k]; ok {
+			continue
+		}
+		// SSL_CERT_DIR would add roots behind our back but cannot remove
+		// ours; drop it so SSL_CERT_FILE is the single source.
+		if k == "SSL_CERT_DIR" {
+			continue
+		}
+		out = append(out, kv)
+	}
+	for _, k := range sortedKeys(set) {
+		out = append(out, k+"="+set[k])
+	}
+	return out
+}
+
+func sortedKeys(m map[string]string) []string {
+	return slices.Sorted(maps.Keys(m))
+}
