@@ -227,6 +227,9 @@ func (b *Broker) ConsumeGrant(ctx context.Context, sessionID, fingerprint string
 func (b *Broker) Hold(ctx context.Context, rec *Record, hold time.Duration) (Outcome, error) {
 	now := b.opts.Now()
 	w := &waiter{ch: make(chan Outcome, 1)}
+	// A retry that joins carries its own request id; the audit records of
+	// this hold name it, not the first request's.
+	requestID := rec.RequestID
 
 	b.mu.Lock()
 	if b.closed {
@@ -254,29 +257,36 @@ func (b *Broker) Hold(ctx context.Context, rec *Record, hold time.Duration) (Out
 		if rec.Required < 1 {
 			rec.Required = 1
 		}
-		if err := b.opts.Store.Create(ctx, rec); err != nil {
-			b.mu.Unlock()
-			return Outcome{}, fmt.Errorf("create approval: %w", err)
-		}
 	default:
 		b.mu.Unlock()
 		return Outcome{}, fmt.Errorf("find pending approval: %w", err)
 	}
-	b.waiters[rec.ID] = append(b.waiters[rec.ID], w)
-	b.mu.Unlock()
 
+	// The request is audited before the record exists or the waiter is
+	// registered, and under b.mu: if the audit log fails, nothing is left
+	// behind that a human could approve without an audit trail, and no
+	// decision can be delivered to a waiter that is about to fail.
 	detail := "requested"
 	if joined {
 		detail = "joined by a retry"
 	}
 	if err := b.opts.Auditor.Record(&audit.Event{
-		Type: "approval", ApprovalID: rec.ID, RequestID: rec.RequestID, Detail: detail,
+		Type: "approval", ApprovalID: rec.ID, RequestID: requestID, Detail: detail,
 		Reasons: rec.Messages, RuleIDs: rec.RuleIDs,
 		Fields: map[string]any{"required": rec.Required, "expires": rec.Expires.UTC().Format(time.RFC3339)},
 	}); err != nil {
-		b.release(rec.ID, w)
+		b.mu.Unlock()
 		return Outcome{}, fmt.Errorf("audit approval request: %w", err)
 	}
+	if !joined {
+		if err := b.opts.Store.Create(ctx, rec); err != nil {
+			b.mu.Unlock()
+			return Outcome{}, fmt.Errorf("create approval: %w", err)
+		}
+	}
+	b.waiters[rec.ID] = append(b.waiters[rec.ID], w)
+	b.mu.Unlock()
+
 	if !joined {
 		for _, n := range b.opts.Notifiers {
 			n.Notify(ctx, Notification{Event: "requested", Record: rec.Clone()})
@@ -303,7 +313,7 @@ func (b *Broker) Hold(ctx context.Context, rec *Record, hold time.Duration) (Out
 			return o, nil
 		}
 		_ = b.opts.Auditor.Record(&audit.Event{
-			Type: "approval", ApprovalID: rec.ID, RequestID: rec.RequestID,
+			Type: "approval", ApprovalID: rec.ID, RequestID: requestID,
 			Detail: "abandoned: the client disconnected while held; an approval still grants one retry",
 		})
 		return Outcome{Kind: OutcomeAbandoned, Record: rec, Joined: joined}, nil
@@ -344,6 +354,11 @@ func (b *Broker) Decide(ctx context.Context, id string, d Decision) (*Record, er
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	rec, err := b.opts.Store.Decide(ctx, id, d, d.At)
+	if errors.Is(err, ErrExpired) {
+		// Past its expiry but not yet swept: expire it now, audited, and
+		// answer its held requests rather than leave them waiting.
+		b.expireLocked(ctx, d.At)
+	}
 	if err != nil {
 		return rec, err
 	}
@@ -403,7 +418,12 @@ func (b *Broker) Decide(ctx context.Context, id string, d Decision) (*Record, er
 func (b *Broker) ExpireNow(ctx context.Context) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	expired, err := b.opts.Store.ExpirePending(ctx, b.opts.Now())
+	b.expireLocked(ctx, b.opts.Now())
+}
+
+// expireLocked is ExpireNow with b.mu held.
+func (b *Broker) expireLocked(ctx context.Context, now time.Time) {
+	expired, err := b.opts.Store.ExpirePending(ctx, now)
 	if err != nil {
 		b.logger.Error("expire approvals", zap.Error(err))
 		return

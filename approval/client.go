@@ -39,7 +39,12 @@ func (c *Client) List(ctx context.Context, pendingOnly bool) ([]*Record, error) 
 		path += "?pending=1"
 	}
 	var out []*Record
-	return out, c.do(ctx, http.MethodGet, path, nil, &out)
+	// Not "return out, c.do(…, &out)": Go leaves unspecified whether out is
+	// read before or after the call fills it.
+	if err := c.do(ctx, http.MethodGet, path, nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Get returns one approval.

@@ -131,11 +131,16 @@ func (r *Record) Clone() *Record {
 // apply records d on r following the two-person rule: one deny ends the
 // approval; it is approved once Required distinct approvers approved.
 func (r *Record) apply(d Decision, now time.Time) error {
-	if r.State != StatePending {
+	switch r.State {
+	case StatePending:
+	case StateExpired:
+		return fmt.Errorf("%s: %w", r.ID, ErrExpired)
+	default:
 		return fmt.Errorf("%s is %s: %w", r.ID, r.State, ErrDecided)
 	}
 	if !now.Before(r.Expires) {
-		r.State = StateExpired
+		// Left pending on purpose: ExpirePending moves it, so that the
+		// broker audits the expiry and answers its held requests.
 		return fmt.Errorf("%s: %w", r.ID, ErrExpired)
 	}
 	if d.Approve && slices.Contains(r.Approvers(), d.Approver) {
@@ -204,8 +209,12 @@ func Fingerprint(method, host string, port int, rawPath string, query url.Values
 		}
 	}
 	slices.Sort(keys)
+	// The counts keep the encoding unambiguous: without them "a=&b=c" and
+	// "a=&a=b&a=c" wrote the same strings.
+	write(strconv.Itoa(len(keys)))
 	for _, k := range keys {
 		write(k)
+		write(strconv.Itoa(len(query[k])))
 		vs := slices.Clone(query[k])
 		slices.Sort(vs)
 		for _, v := range vs {

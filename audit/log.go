@@ -495,6 +495,20 @@ func resume(f File) (resumed, error) {
 	}
 	r.torn = size - r.pos.size
 	if r.torn > 0 {
+		// A crash leaves the start of a record, or zeros where the file
+		// system extended the file but lost the data. Anything else was not
+		// written by Log (an edit, or the wrong file) and is not cut away.
+		head := make([]byte, min(r.torn, int64(len(seqPrefix))))
+		if _, err := f.ReadAt(head, r.pos.size); err != nil {
+			return r, fmt.Errorf("read torn tail: %w", err)
+		}
+		if head[0] != 0 && !bytes.HasPrefix([]byte(seqPrefix), head) {
+			n, err := countLines(f, r.pos.size)
+			if err != nil {
+				return r, err
+			}
+			return r, &ChainError{Line: n + 1, Reason: fmt.Sprintf("the log ends with %d bytes that are not a record", r.torn)}
+		}
 		h := sha256.New()
 		if _, err := io.Copy(h, io.NewSectionReader(f, r.pos.size, r.torn)); err != nil {
 			return r, fmt.Errorf("read torn tail: %w", err)

@@ -252,7 +252,9 @@ func TestOpenRecoversTornTail(t *testing.T) {
 		{name: "partial record", give: append(bytes.Clone(good3), lines[3][:37]...), wantSeq: 4, wantTorn: lines[3][:37]},
 		{name: "record without newline", give: bytes.TrimSuffix(full, []byte("\n")), wantSeq: 4, wantTorn: bytes.TrimSuffix(lines[3], []byte("\n"))},
 		{name: "torn first record", give: lines[0][:10], wantSeq: 1, wantTorn: lines[0][:10]},
-		{name: "garbage without newline", give: []byte("\x00\x00\x00"), wantSeq: 1, wantTorn: []byte("\x00\x00\x00")},
+		{name: "zeros from a lost extent", give: append(bytes.Clone(good3), 0, 0, 0), wantSeq: 4, wantTorn: []byte{0, 0, 0}},
+		{name: "zeros only", give: []byte{0, 0, 0}, wantSeq: 1, wantTorn: []byte{0, 0, 0}},
+		{name: "one byte", give: append(bytes.Clone(good3), '{'), wantSeq: 4, wantTorn: []byte("{")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -295,24 +297,43 @@ func TestOpenRecoversTornTail(t *testing.T) {
 	}
 }
 
-func TestOpenRejectsCorruptLastLine(t *testing.T) {
-	path := writeLog(t, 3)
-	b := readFile(t, path)
-	i := bytes.LastIndex(b, []byte(`"r-3"`))
-	b[i+1] = 'x'
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
+func TestOpenRejectsCorruptTail(t *testing.T) {
+	good := readFile(t, writeLog(t, 3))
+	edited := bytes.Clone(good)
+	edited[bytes.LastIndex(edited, []byte(`"r-3"`))+1] = 'x'
+
+	tests := []struct {
+		name string
+		give []byte
+		want *ChainError
+	}{
+		{name: "edited last line", give: edited, want: &ChainError{Line: 3, Reason: "hash mismatch (record edited)"}},
+		{name: "garbage line", give: append(bytes.Clone(good), "oops\n"...), want: &ChainError{Line: 4, Reason: "not valid JSON"}},
+		{name: "tail that is not a torn record", give: append(bytes.Clone(good), "oops"...),
+			want: &ChainError{Line: 4, Reason: "the log ends with 4 bytes that are not a record"}},
+		{name: "not an audit log", give: []byte("#!/bin/sh\necho hi\n"), want: &ChainError{Line: 2, Reason: "not valid JSON"}},
 	}
-	_, err := Open(Options{Path: path}, nil)
-	var ce *ChainError
-	if !errors.As(err, &ce) {
-		t.Fatalf("Open() = %v, want a *ChainError", err)
-	}
-	if diff := cmp.Diff(&ChainError{Line: 3, Reason: "hash mismatch (record edited)"}, ce); diff != "" {
-		t.Errorf("Open() error mismatch (-want +got):\n%s", diff)
-	}
-	if !strings.Contains(err.Error(), "countersign audit verify") {
-		t.Errorf("Open() = %q, want it to suggest `countersign audit verify`", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "audit.jsonl")
+			if err := os.WriteFile(path, tt.give, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Open(Options{Path: path}, nil)
+			var ce *ChainError
+			if !errors.As(err, &ce) {
+				t.Fatalf("Open() = %v, want a *ChainError", err)
+			}
+			if diff := cmp.Diff(tt.want, ce); diff != "" {
+				t.Errorf("Open() error mismatch (-want +got):\n%s", diff)
+			}
+			if !strings.Contains(err.Error(), "countersign audit verify") {
+				t.Errorf("Open() = %q, want it to suggest `countersign audit verify`", err)
+			}
+			if got := readFile(t, path); !bytes.Equal(got, tt.give) {
+				t.Errorf("Open() changed the file")
+			}
+		})
 	}
 }
 
@@ -551,5 +572,29 @@ func TestFailedFsyncDiscardsAsyncRecords(t *testing.T) {
 	res := verifyFile(t, path)
 	if res.Records != 1 {
 		t.Errorf("Verify().Records = %d, want 1", res.Records)
+	}
+}
+
+func BenchmarkRecord(b *testing.B) {
+	for _, fsync := range []bool{false, true} {
+		b.Run(fmt.Sprintf("fsync=%v", fsync), func(b *testing.B) {
+			l, err := Open(Options{Path: filepath.Join(b.TempDir(), "audit.jsonl"), Fsync: fsync}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ev := sampleEvent(1)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := l.Record(ev); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			if err := l.Close(); err != nil {
+				b.Fatal(err)
+			}
+		})
 	}
 }

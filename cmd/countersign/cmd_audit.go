@@ -54,16 +54,7 @@ func newAuditCmd(e *env) *cobra.Command {
 			defer file.Close()
 			var wait func(context.Context) error
 			if follow {
-				wait = func(ctx context.Context) error {
-					t := time.NewTimer(250 * time.Millisecond)
-					defer t.Stop()
-					select {
-					case <-ctx.Done():
-						return ctx.Err()
-					case <-t.C:
-						return nil
-					}
-				}
+				wait = audit.Poll(250 * time.Millisecond)
 			}
 			return audit.Tail(cmd.Context(), file, e.stdout, f, wait)
 		},

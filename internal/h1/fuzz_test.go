@@ -109,8 +109,11 @@ func checkRequest(t *testing.T, req *http.Request) []byte {
 		t.Fatalf("URL %v, RequestURI %q", req.URL, req.RequestURI)
 	}
 	for _, v := range h["Upgrade"] {
-		if strings.Contains(strings.ToLower(v), "h2c") {
-			t.Fatalf("h2c upgrade accepted: %q", v)
+		for _, p := range strings.Split(v, ",") {
+			name, _, _ := strings.Cut(strings.TrimSpace(p), "/")
+			if strings.EqualFold(strings.Trim(name, " \t"), "h2c") {
+				t.Fatalf("h2c upgrade accepted: %q", v)
+			}
 		}
 	}
 	cl := h["Content-Length"]

@@ -89,6 +89,10 @@ func readLine(br *bufio.Reader, limit int, scratch *[]byte) ([]byte, int, error)
 	}
 }
 
+func errHeadTooLarge() *Error {
+	return refuse(http.StatusRequestHeaderFieldsTooLarge, reasonHeadLarge)
+}
+
 // head is a validated request head.
 type head struct {
 	method        string
@@ -122,12 +126,11 @@ func ValidateHead(head []byte, lim Limits) error {
 func readHead(br *bufio.Reader, lim Limits, allowConnect bool) (*head, error) {
 	var scratch []byte
 	budget := lim.MaxHeadBytes
-	tooLarge := refuse(http.StatusRequestHeaderFieldsTooLarge, reasonHeadLarge)
 
 	line, n, err := readLine(br, budget, &scratch)
 	switch {
 	case err == errLineTooLong:
-		return nil, tooLarge
+		return nil, errHeadTooLarge()
 	case err != nil:
 		return nil, err
 	}
@@ -143,7 +146,7 @@ func readHead(br *bufio.Reader, lim Limits, allowConnect bool) (*head, error) {
 		line, n, err := readLine(br, budget, &scratch)
 		switch {
 		case err == errLineTooLong:
-			return nil, tooLarge
+			return nil, errHeadTooLarge()
 		case err == io.EOF:
 			return nil, io.ErrUnexpectedEOF
 		case err != nil:

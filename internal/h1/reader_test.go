@@ -791,3 +791,28 @@ func TestSmuggledRequestStaysBody(t *testing.T) {
 		t.Fatalf("next request = %v, %v; want /real", next, err)
 	}
 }
+
+func BenchmarkReadRequest(b *testing.B) {
+	one := "POST /v1/things?x=1 HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: bench/1.0\r\n" +
+		"Accept: application/json\r\nAuthorization: Bearer abc\r\nContent-Type: application/json\r\n" +
+		"Content-Length: 13\r\n\r\n{\"a\":\"hello\"}"
+	raw := strings.Repeat(one, 100)
+	sr := strings.NewReader(raw)
+	br := bufio.NewReader(sr)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(one)))
+	for i := 0; b.Loop(); i++ {
+		if i%100 == 0 {
+			sr.Reset(raw)
+			br.Reset(sr)
+		}
+		r := NewReader(br, Limits{})
+		req, err := r.ReadRequest()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := req.Body.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -9,9 +9,11 @@ import (
 // Class is the reason an address is refused by Guard.
 type Class int
 
-// Address classes. The zero value is not a class any address is in.
+// Address classes. The zero value is not a class any address is in; only
+// ClassPublic is dialled without an allow_addresses entry.
 const (
 	ClassUnknown     Class = iota
+	ClassPublic            // none of the classes below
 	ClassInvalid           // not a valid address
 	ClassUnspecified       // 0.0.0.0/8, ::
 	ClassLoopback          // 127.0.0.0/8, ::1
@@ -26,6 +28,8 @@ const (
 
 func (c Class) String() string {
 	switch c {
+	case ClassPublic:
+		return "public"
 	case ClassInvalid:
 		return "invalid"
 	case ClassUnspecified:
@@ -107,8 +111,7 @@ var (
 	prefixTeredo     = netip.MustParsePrefix("2001::/32")
 )
 
-// classify returns the class of a (which has no zone and is not IPv4-mapped),
-// or ClassUnknown when a is an ordinary public address.
+// classify returns the class of a (which has no zone and is not IPv4-mapped).
 func classify(a netip.Addr) Class {
 	if metadataAddrs[a] {
 		return ClassMetadata
@@ -118,7 +121,7 @@ func classify(a netip.Addr) Class {
 			return r.class
 		}
 	}
-	return ClassUnknown
+	return ClassPublic
 }
 
 // candidate is an address to classify: the address itself, or an IPv4
@@ -204,7 +207,7 @@ func (g Guard) Check(addr netip.Addr) error {
 	addr = addr.WithZone("")
 	for _, c := range candidates(addr) {
 		class := classify(c.addr)
-		if class == ClassUnknown || g.allows(addr, c.addr, class) {
+		if class == ClassPublic || g.allows(addr, c.addr, class) {
 			continue
 		}
 		e := &BlockedError{Addr: addr, Class: class}

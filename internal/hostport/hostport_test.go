@@ -172,7 +172,7 @@ func TestGuardCheck(t *testing.T) {
 	tests := []struct {
 		give  string
 		allow []string
-		want  Class // ClassUnknown: allowed
+		want  Class // ClassPublic: allowed
 	}{
 		{give: "93.184.216.34"},
 		{give: "2606:2800:220:1:248:1893:25c8:1946"},
@@ -252,7 +252,7 @@ func TestGuardCheck(t *testing.T) {
 			g.Allow = append(g.Allow, netip.MustParsePrefix(p))
 		}
 		err := g.Check(netip.MustParseAddr(tt.give))
-		if tt.want == ClassUnknown {
+		if tt.want == ClassUnknown || tt.want == ClassPublic {
 			if err != nil {
 				t.Errorf("Guard{%v}.Check(%s) = %v, want nil", tt.allow, tt.give, err)
 			}

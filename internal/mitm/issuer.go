@@ -121,7 +121,8 @@ func NewIssuer(ca *CA, opts IssuerOptions) *Issuer {
 // literal, without port or brackets), signed by the CA, with the CA
 // certificate in its chain and Leaf set. Host names are compared without
 // regard to case. The same *tls.Certificate is returned for a host until it
-// is evicted or comes within a day of expiry; callers must not modify it.
+// is evicted or comes within a day (or half its validity, if shorter) of
+// expiry; callers must not modify it.
 // The error wraps ErrInvalidHost for a name that cannot be certified.
 func (i *Issuer) Certificate(host string) (*tls.Certificate, error) {
 	h, ip, err := canonicalHost(host)

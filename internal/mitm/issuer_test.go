@@ -15,6 +15,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/elazarl/goproxy"
 )
 
 var noAddr netip.Addr
@@ -464,3 +466,6 @@ func BenchmarkIssueLeaf(b *testing.B) {
 		}
 	}
 }
+
+// The goproxy baseline plugs the Issuer in as its certificate store.
+var _ goproxy.CertStorage = (*Issuer)(nil)

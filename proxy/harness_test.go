@@ -1,0 +1,327 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/countersign/countersign/action"
+	"github.com/countersign/countersign/approval"
+	"github.com/countersign/countersign/audit"
+	"github.com/countersign/countersign/internal/hostport"
+	"github.com/countersign/countersign/internal/mitm"
+	"github.com/countersign/countersign/internal/testinfra"
+	"github.com/countersign/countersign/policy"
+	"github.com/countersign/countersign/session"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// http.Transport keeps idle upstream connections' readers until
+		// CloseIdleConnections; the harness closes them, but the runtime may
+		// still be unwinding.
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+	)
+}
+
+// allowAll is a policy that allows everything.
+const allowAll = `package countersign
+`
+
+type harness struct {
+	t        *testing.T
+	srv      *Server
+	addr     string
+	ca       *mitm.CA
+	up       *testinfra.Upstream
+	log      *audit.Log
+	logPath  string
+	broker   *approval.Broker
+	engine   *policy.Engine
+	sess     *session.Info
+	password string
+	notes    chan approval.Notification
+}
+
+type chanNotifier chan approval.Notification
+
+func (c chanNotifier) Notify(_ context.Context, n approval.Notification) {
+	select {
+	case c <- n:
+	default:
+	}
+}
+
+type harnessOptions struct {
+	policy string // Rego source of package countersign
+	// auditor, when set, wraps the real audit log.
+	auditor   func(*audit.Log) Auditor
+	configure func(*Options)
+	hold      time.Duration
+}
+
+// newHarness starts a real proxy with a real policy engine, audit log and
+// approval broker in front of a fake TLS upstream that answers for
+// api.github.com, ec2.us-east-1.amazonaws.com and example.test.
+func newHarness(t *testing.T, ho harnessOptions) *harness {
+	t.Helper()
+	dir := t.TempDir()
+	h := &harness{t: t}
+
+	var err error
+	h.ca, _, err = mitm.LoadOrCreate(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	upCA, err := testinfra.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.up, err = testinfra.StartUpstream(upCA, testinfra.FakeAPIs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.up.Close() })
+
+	if ho.policy == "" {
+		ho.policy = allowAll
+	}
+	polDir := filepath.Join(dir, "policies")
+	if err := os.MkdirAll(polDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(polDir, "policy.rego"), []byte(ho.policy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.engine, err = policy.New(t.Context(), policy.Options{Source: policy.Source{Paths: []string{polDir}}}, nil)
+	if err != nil {
+		t.Fatalf("policy: %v", err)
+	}
+
+	h.logPath = filepath.Join(dir, "audit.jsonl")
+	h.log, err = audit.Open(audit.Options{Path: h.logPath, Fsync: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var aud Auditor = h.log
+	if ho.auditor != nil {
+		aud = ho.auditor(h.log)
+	}
+	h.notes = make(chan approval.Notification, 64)
+	h.broker, err = approval.NewBroker(approval.Options{Store: approval.NewMemoryStore(), Auditor: aud, Notifiers: []approval.Notifier{chanNotifier(h.notes)}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	h.sess = &session.Info{ID: "s-test", Name: "alice/test", User: "alice", Command: "test"}
+	h.password = "pw-" + strings.Repeat("x", 20)
+	reg := session.NewRegistry(nil, session.Credential{Username: h.sess.ID, Password: h.password, Session: h.sess})
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.addr = ln.Addr().String()
+	hold := ho.hold
+	if hold == 0 {
+		hold = 30 * time.Second
+	}
+	opts := Options{
+		Issuer:     mitm.NewIssuer(h.ca, mitm.IssuerOptions{}),
+		Decider:    h.engine,
+		Audit:      aud,
+		Approvals:  h.broker,
+		Sessions:   reg,
+		Classifier: action.NewClassifier(),
+		RootCAs:    upCA.Pool(),
+		Guard:      hostport.Guard{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}},
+		Resolve:    h.up.Resolve("api.github.com", "ec2.us-east-1.amazonaws.com", "example.test"),
+		OwnAddrs: func() []netip.AddrPort {
+			return []netip.AddrPort{netip.MustParseAddrPort(h.addr)}
+		},
+		Hold:             hold,
+		HandshakeTimeout: 5 * time.Second,
+		HeaderTimeout:    5 * time.Second,
+		UpstreamTimeout:  10 * time.Second,
+		RecordInput:      true,
+	}
+	if ho.configure != nil {
+		ho.configure(&opts)
+	}
+	h.srv, err = New(opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- h.srv.Serve(ln) }()
+	t.Cleanup(func() {
+		h.broker.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := h.srv.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+		if err := h.log.Close(); err != nil {
+			t.Errorf("close audit log: %v", err)
+		}
+	})
+	return h
+}
+
+func (h *harness) proxyURL(withCreds bool) *url.URL {
+	u := &url.URL{Scheme: "http", Host: h.addr}
+	if withCreds {
+		u.User = url.UserPassword(h.sess.ID, h.password)
+	}
+	return u
+}
+
+// client is an agent's HTTP client: proxied, trusting the countersign CA.
+func (h *harness) client() *http.Client {
+	roots := x509.NewCertPool()
+	roots.AddCert(h.ca.Certificate())
+	tr := &http.Transport{
+		Proxy:           http.ProxyURL(h.proxyURL(true)),
+		TLSClientConfig: &tls.Config{RootCAs: roots},
+	}
+	h.t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
+
+func (h *harness) do(method, target, body string, header ...string) (*http.Response, string) {
+	h.t.Helper()
+	req, err := http.NewRequestWithContext(h.t.Context(), method, target, strings.NewReader(body))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := h.client().Do(req)
+	if err != nil {
+		h.t.Fatalf("%s %s: %v", method, target, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		h.t.Fatalf("read body: %v", err)
+	}
+	return resp, string(b)
+}
+
+// tunnel opens an authenticated CONNECT to target and returns the raw
+// connection after the 200, with a reader over it.
+func (h *harness) tunnel(target string) (net.Conn, *bufio.Reader) {
+	h.t.Helper()
+	c, err := net.DialTimeout("tcp", h.addr, 5*time.Second)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	auth := base64.StdEncoding.EncodeToString([]byte(h.sess.ID + ":" + h.password))
+	fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\nProxy-Authorization: Basic %s\r\n\r\n", target, target, auth)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+	if err != nil {
+		h.t.Fatalf("CONNECT %s: %v", target, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		h.t.Fatalf("CONNECT %s: %s", target, resp.Status)
+	}
+	return c, br
+}
+
+// tlsTunnel opens a CONNECT and completes TLS with serverName as SNI.
+func (h *harness) tlsTunnel(target, serverName string) (*tls.Conn, *bufio.Reader) {
+	h.t.Helper()
+	c, br := h.tunnel(target)
+	roots := x509.NewCertPool()
+	roots.AddCert(h.ca.Certificate())
+	cfg := &tls.Config{ServerName: serverName, RootCAs: roots}
+	if host, _, _ := net.SplitHostPort(target); host != serverName {
+		// The leaf is for the CONNECT host; a mismatching client must not
+		// be stopped by its own verification for this test.
+		cfg.InsecureSkipVerify = true
+	}
+	tc := tls.Client(&bufConn{Conn: c, r: br}, cfg)
+	if err := tc.HandshakeContext(h.t.Context()); err != nil {
+		h.t.Fatalf("TLS handshake: %v", err)
+	}
+	return tc, bufio.NewReader(tc)
+}
+
+type bufConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// records reads the audit log back.
+func (h *harness) records() []*audit.Record {
+	h.t.Helper()
+	b, err := os.ReadFile(h.logPath)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var out []*audit.Record
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if line == "" {
+			continue
+		}
+		r, err := audit.ParseRecord([]byte(line))
+		if err != nil {
+			h.t.Fatalf("parse audit record %q: %v", line, err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// decisions returns the audit log's decision records.
+func (h *harness) decisions() []*audit.Record {
+	var out []*audit.Record
+	for _, r := range h.records() {
+		if r.Type == "decision" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// waitPending waits (bounded) for the next approval request.
+func (h *harness) waitPending() *approval.Record {
+	h.t.Helper()
+	timeout := time.NewTimer(10 * time.Second)
+	defer timeout.Stop()
+	for {
+		select {
+		case n := <-h.notes:
+			if n.Event == "requested" {
+				return n.Record
+			}
+		case <-timeout.C:
+			h.t.Fatal("no approval was requested within 10s")
+			return nil
+		}
+	}
+}

@@ -1,0 +1,681 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/countersign/countersign/approval"
+	"github.com/countersign/countersign/audit"
+)
+
+const denyDeletes = `package countersign
+
+deny contains {"id": "T-001", "msg": "deleting repositories is not allowed"} if input.request.method == "DELETE"
+`
+
+const approveEC2 = `package countersign
+
+approve contains {"id": "T-002", "msg": "terminating instances needs a human"} if {
+	input.request.host == "ec2.us-east-1.amazonaws.com"
+	input.request.body.Action == "TerminateInstances"
+}
+`
+
+func TestAllowedRequestIsForwarded(t *testing.T) {
+	h := newHarness(t, harnessOptions{policy: denyDeletes})
+	resp, body := h.do("GET", "https://api.github.com/repos/acme/shop", "")
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET status = %d, body %q", resp.StatusCode, body)
+	}
+	if got := resp.Header.Get("X-Countersign-Decision"); got != "allow" {
+		t.Errorf("X-Countersign-Decision = %q, want allow", got)
+	}
+	if n := h.up.Count("GET", "/repos/acme/shop"); n != 1 {
+		t.Errorf("upstream saw %d GETs, want 1", n)
+	}
+	ds := h.decisions()
+	if len(ds) != 1 || ds[0].Decision != "allow" || ds[0].Request.Host != "api.github.com" || ds[0].PolicyRevision == "" {
+		t.Fatalf("decision records = %+v", ds)
+	}
+}
+
+func TestDeniedRequestNeverReachesUpstream(t *testing.T) {
+	h := newHarness(t, harnessOptions{policy: denyDeletes})
+	resp, body := h.do("DELETE", "https://api.github.com/repos/acme/shop", "")
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("DELETE status = %d, want 403", resp.StatusCode)
+	}
+	if !strings.HasPrefix(body, "countersign: denied by policy T-001: deleting repositories is not allowed") {
+		t.Errorf("body = %q", body)
+	}
+	if resp.Header.Get("X-Countersign-Decision") != "deny" {
+		t.Errorf("X-Countersign-Decision = %q", resp.Header.Get("X-Countersign-Decision"))
+	}
+	if n := h.up.Count("", ""); n != 0 {
+		t.Errorf("upstream saw %d requests, want 0", n)
+	}
+	ds := h.decisions()
+	if len(ds) != 1 || ds[0].Decision != "deny" || len(ds[0].RuleIDs) != 1 || ds[0].RuleIDs[0] != "T-001" {
+		t.Fatalf("decision records = %+v", ds)
+	}
+}
+
+func TestCredentialsAreRedactedInAudit(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	const secret = "ghp_abcdefghijklmnopqrstuvwxyz0123456789"
+	h.do("POST", "https://api.github.com/repos/acme/shop/issues?token=s3cr3t-query", `{"title":"x","note":"`+secret+`"}`,
+		"Authorization", "token "+secret, "Cookie", "session=abc", "Content-Type", "application/json")
+	raw, err := readFile(h.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, leak := range []string{secret, "s3cr3t-query", "session=abc"} {
+		if strings.Contains(raw, leak) {
+			t.Errorf("audit log contains %q", leak)
+		}
+	}
+	// The upstream still got the real credential: redaction is for people
+	// and logs, not for the request.
+	reqs := h.up.Requests()
+	if len(reqs) != 1 || reqs[0].Header.Get("Authorization") != "token "+secret {
+		t.Fatalf("upstream Authorization = %q", reqs[0].Header.Get("Authorization"))
+	}
+}
+
+func TestHeldRequestForwardedOnceAfterApproval(t *testing.T) {
+	h := newHarness(t, harnessOptions{policy: approveEC2})
+	type result struct {
+		resp *http.Response
+		body string
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, body := h.do("POST", "https://ec2.us-east-1.amazonaws.com/", "Action=TerminateInstances&InstanceId.1=i-0abc",
+			"Content-Type", "application/x-www-form-urlencoded")
+		done <- result{resp, body}
+	}()
+	rec := h.waitPending()
+	if n := h.up.Count("", ""); n != 0 {
+		t.Fatalf("upstream saw %d requests before approval", n)
+	}
+	if rec.Request.Body != "Action=TerminateInstances&InstanceId.1=i-0abc" || rec.SessionID != h.sess.ID {
+		t.Errorf("approval record = %+v", rec)
+	}
+	if _, err := h.broker.Decide(t.Context(), rec.ID, approval.Decision{Approve: true, Approver: "cli:bob", Via: "cli"}); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.resp.StatusCode != 200 || !strings.Contains(r.body, "TerminateInstancesResponse") {
+		t.Fatalf("held request answered %d %q", r.resp.StatusCode, r.body)
+	}
+	if r.resp.Header.Get("X-Countersign-Approval") != rec.ID {
+		t.Errorf("X-Countersign-Approval = %q, want %s", r.resp.Header.Get("X-Countersign-Approval"), rec.ID)
+	}
+	reqs := h.up.Requests()
+	if len(reqs) != 1 || string(reqs[0].Body) != "Action=TerminateInstances&InstanceId.1=i-0abc" {
+		t.Fatalf("upstream requests = %+v", reqs)
+	}
+}
+
+func TestHeldRequestDeniedCarriesReason(t *testing.T) {
+	h := newHarness(t, harnessOptions{policy: approveEC2})
+	done := make(chan string, 1)
+	go func() {
+		resp, body := h.do("POST", "https://ec2.us-east-1.amazonaws.com/", "Action=TerminateInstances&InstanceId.1=i-0abc",
+			"Content-Type", "application/x-www-form-urlencoded")
+		done <- fmt.Sprintf("%d %s", resp.StatusCode, body)
+	}()
+	rec := h.waitPending()
+	if _, err := h.broker.Decide(t.Context(), rec.ID, approval.Decision{Approve: false, Approver: "cli:bob", Via: "cli", Reason: "not in prod"}); err != nil {
+		t.Fatal(err)
+	}
+	got := <-done
+	if !strings.HasPrefix(got, "403 countersign: denied by approver cli:bob") || !strings.Contains(got, "not in prod") {
+		t.Errorf("answer = %q", got)
+	}
+	if n := h.up.Count("", ""); n != 0 {
+		t.Errorf("upstream saw %d requests", n)
+	}
+}
+
+func TestHoldTimeoutThenGrantAdmitsOneRetry(t *testing.T) {
+	h := newHarness(t, harnessOptions{policy: approveEC2, hold: 50 * time.Millisecond})
+	send := func() (*http.Response, string) {
+		return h.do("POST", "https://ec2.us-east-1.amazonaws.com/", "Action=TerminateInstances&InstanceId.1=i-0abc",
+			"Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, body := send()
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "approval pending as ap-") || resp.Header.Get("X-Countersign-Decision") != "pending" {
+		t.Fatalf("first answer %d %q", resp.StatusCode, body)
+	}
+	id := resp.Header.Get("X-Countersign-Approval")
+	if _, err := h.broker.Decide(t.Context(), id, approval.Decision{Approve: true, Approver: "cli:bob", Via: "cli"}); err != nil {
+		t.Fatal(err)
+	}
+	resp, body = send()
+	if resp.StatusCode != 200 {
+		t.Fatalf("retry after approval: %d %q", resp.StatusCode, body)
+	}
+	if n := h.up.Count("POST", "/"); n != 1 {
+		t.Fatalf("upstream saw %d POSTs, want 1", n)
+	}
+	// The grant was for one retry: the next identical request asks again.
+	resp, _ = send()
+	if resp.StatusCode != http.StatusForbidden || resp.Header.Get("X-Countersign-Approval") == id {
+		t.Fatalf("second retry: %d, approval %q (grant must be single-use)", resp.StatusCode, resp.Header.Get("X-Countersign-Approval"))
+	}
+	if n := h.up.Count("POST", "/"); n != 1 {
+		t.Fatalf("upstream saw %d POSTs, want 1", n)
+	}
+}
+
+func TestRetryWhilePendingJoinsApproval(t *testing.T) {
+	h := newHarness(t, harnessOptions{policy: approveEC2, hold: 50 * time.Millisecond})
+	var ids []string
+	for range 2 {
+		resp, _ := h.do("POST", "https://ec2.us-east-1.amazonaws.com/", "Action=TerminateInstances&InstanceId.1=i-0abc",
+			"Content-Type", "application/x-www-form-urlencoded")
+		ids = append(ids, resp.Header.Get("X-Countersign-Approval"))
+	}
+	if ids[0] == "" || ids[0] != ids[1] {
+		t.Fatalf("approval ids %v: a retry of a pending request must join it", ids)
+	}
+	recs, _ := h.broker.List(t.Context(), false)
+	if len(recs) != 1 {
+		t.Fatalf("%d approval records, want 1", len(recs))
+	}
+}
+
+func TestProxyCredentialsRequired(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	for _, withBadCreds := range []bool{false, true} {
+		c, err := net.Dial("tcp", h.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := "CONNECT api.github.com:443 HTTP/1.1\r\nHost: api.github.com:443\r\n"
+		if withBadCreds {
+			req += "Proxy-Authorization: Basic " + basic(h.sess.ID, "wrong") + "\r\n"
+		}
+		fmt.Fprint(c, req+"\r\n")
+		resp, err := http.ReadResponse(bufioReader(c), &http.Request{Method: "CONNECT"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusProxyAuthRequired || resp.Header.Get("Proxy-Authenticate") == "" {
+			t.Errorf("bad creds %v: status %d, Proxy-Authenticate %q", withBadCreds, resp.StatusCode, resp.Header.Get("Proxy-Authenticate"))
+		}
+		c.Close()
+	}
+	// Plain HTTP without credentials too.
+	tr := &http.Transport{Proxy: http.ProxyURL(h.proxyURL(false))}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Get("http://example.test/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusProxyAuthRequired {
+		t.Errorf("plain HTTP without credentials: %d, want 407", resp.StatusCode)
+	}
+	if n := h.up.Count("", ""); n != 0 {
+		t.Errorf("upstream saw %d requests", n)
+	}
+}
+
+func TestHostMustMatchConnectTarget(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	tests := []struct {
+		name, target, sni, request string
+	}{
+		{"Host header", "api.github.com:443", "api.github.com", "GET / HTTP/1.1\r\nHost: example.test\r\n\r\n"},
+		{"absolute URL", "api.github.com:443", "api.github.com", "GET https://example.test/ HTTP/1.1\r\nHost: example.test\r\n\r\n"},
+		{"port", "api.github.com:443", "api.github.com", "GET / HTTP/1.1\r\nHost: api.github.com:8443\r\n\r\n"},
+		{"SNI", "api.github.com:443", "example.test", "GET / HTTP/1.1\r\nHost: api.github.com\r\n\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tc, br := h.tlsTunnel(tt.target, tt.sni)
+			fmt.Fprint(tc, tt.request)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusMisdirectedRequest || !strings.HasPrefix(string(b), "countersign:") {
+				t.Errorf("status %d body %q, want 421", resp.StatusCode, b)
+			}
+		})
+	}
+	if n := h.up.Count("", ""); n != 0 {
+		t.Errorf("upstream saw %d requests", n)
+	}
+}
+
+func TestAmbiguousFramingRefused(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	tests := []struct {
+		name, request string
+		want          int
+	}{
+		{"CL+TE", "POST / HTTP/1.1\r\nHost: api.github.com\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+		{"duplicate CL", "POST / HTTP/1.1\r\nHost: api.github.com\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello", 400},
+		{"duplicate Host", "GET / HTTP/1.1\r\nHost: api.github.com\r\nHost: api.github.com\r\n\r\n", 400},
+		{"bad chunking", "POST / HTTP/1.1\r\nHost: api.github.com\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", 400},
+		{"h2c upgrade", "GET / HTTP/1.1\r\nHost: api.github.com\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n", 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tc, br := h.tlsTunnel("api.github.com:443", "api.github.com")
+			fmt.Fprint(tc, tt.request)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Errorf("status %d, want %d", resp.StatusCode, tt.want)
+			}
+		})
+	}
+	if n := h.up.Count("", ""); n != 0 {
+		t.Errorf("upstream saw %d requests", n)
+	}
+	// Each refusal is audited.
+	if n := len(h.decisions()); n < len(tests) {
+		t.Errorf("%d decision records for %d refusals", n, len(tests))
+	}
+}
+
+func TestAmbiguousFramingRefusedOnProxyPort(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	c, err := net.Dial("tcp", h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST http://example.test/ HTTP/1.1\r\nHost: example.test\r\nProxy-Authorization: Basic %s\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", basic(h.sess.ID, h.password))
+	resp, err := http.ReadResponse(bufioReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("status %d, want 400", resp.StatusCode)
+	}
+	if n := h.up.Count("", ""); n != 0 {
+		t.Errorf("upstream saw %d requests", n)
+	}
+}
+
+// endlessHeader streams a request head whose one header never ends.
+type endlessHeader struct{ left int }
+
+func (e *endlessHeader) Read(p []byte) (int, error) {
+	if e.left <= 0 {
+		return 0, io.EOF
+	}
+	n := min(len(p), e.left)
+	for i := range p[:n] {
+		p[i] = 'a'
+	}
+	e.left -= n
+	return n, nil
+}
+
+func TestHugeHeaderInTunnelRefusedWithFlatMemory(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	tc, br := h.tlsTunnel("api.github.com:443", "api.github.com")
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	writeErr := make(chan error, 1)
+	go func() {
+		if _, err := io.WriteString(tc, "GET / HTTP/1.1\r\nHost: api.github.com\r\nX-Big: "); err != nil {
+			writeErr <- err
+			return
+		}
+		// 48 MiB; the proxy stops reading after 1 MiB, so the write fails
+		// or blocks until the connection closes.
+		_, err := io.Copy(tc, &endlessHeader{left: 48 << 20})
+		writeErr <- err
+	}()
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("status %d, want 431", resp.StatusCode)
+	}
+	tc.Close()
+	<-writeErr
+	runtime.ReadMemStats(&after)
+	if grew := int64(after.TotalAlloc) - int64(before.TotalAlloc); grew > 24<<20 {
+		t.Errorf("allocated %d MiB while refusing a 48 MiB header; want bounded", grew>>20)
+	}
+}
+
+func TestPolicyErrorDeniesAndIsAudited(t *testing.T) {
+	const broken = `package countersign
+
+deny contains "bad" if json.unmarshal(input.request.headers["x-json"][0]) == 1
+`
+	h := newHarness(t, harnessOptions{policy: broken})
+	resp, body := h.do("GET", "https://api.github.com/", "", "X-Json", "{not json")
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "policy error") {
+		t.Fatalf("answer %d %q, want 403 policy error", resp.StatusCode, body)
+	}
+	if n := h.up.Count("", ""); n != 0 {
+		t.Errorf("upstream saw %d requests", n)
+	}
+	ds := h.decisions()
+	if len(ds) != 1 || ds[0].Decision != "deny" || !strings.Contains(ds[0].Error, "policy error") {
+		t.Fatalf("decision records = %+v", ds)
+	}
+}
+
+// failingAudit fails every durable write while failing is true.
+type failingAudit struct {
+	log     *audit.Log
+	failing bool
+}
+
+func (f *failingAudit) Record(ev *audit.Event) error {
+	if f.failing {
+		return fmt.Errorf("write audit log: %w", syscall.ENOSPC)
+	}
+	return f.log.Record(ev)
+}
+
+func (f *failingAudit) RecordAsync(ev *audit.Event) error { return f.Record(ev) }
+
+func TestAuditFailureDeniesAndProxyStaysUp(t *testing.T) {
+	fa := &failingAudit{failing: true}
+	h := newHarness(t, harnessOptions{auditor: func(l *audit.Log) Auditor { fa.log = l; return fa }})
+	resp, body := h.do("GET", "https://api.github.com/", "")
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "audit log cannot be written") {
+		t.Fatalf("answer %d %q", resp.StatusCode, body)
+	}
+	if n := h.up.Count("", ""); n != 0 {
+		t.Fatalf("upstream saw %d requests while the audit log failed", n)
+	}
+	fa.failing = false
+	resp, _ = h.do("GET", "https://api.github.com/user", "")
+	if resp.StatusCode != 200 {
+		t.Fatalf("after the disk recovered: %d", resp.StatusCode)
+	}
+}
+
+func TestNonTLSAfterConnectRefused(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	c, br := h.tunnel("api.github.com:443")
+	fmt.Fprint(c, "GET / HTTP/1.1\r\nHost: api.github.com\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("status %d, want 400", resp.StatusCode)
+	}
+	if n := h.up.Count("", ""); n != 0 {
+		t.Errorf("upstream saw %d requests", n)
+	}
+}
+
+func TestHTTP2OnlyClientRefused(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	c, br := h.tunnel("api.github.com:443")
+	tc := tls.Client(&bufConn{Conn: c, r: br}, &tls.Config{ServerName: "api.github.com", InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+	if err := tc.HandshakeContext(t.Context()); err == nil {
+		t.Fatalf("handshake offering only h2 succeeded with ALPN %q", tc.ConnectionState().NegotiatedProtocol)
+	}
+}
+
+func TestTunnelOutsideMITMNeedsPolicy(t *testing.T) {
+	h := newHarness(t, harnessOptions{configure: func(o *Options) { o.MITM = []string{"api.github.com"} }})
+	c, err := net.Dial("tcp", h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "CONNECT example.test:443 HTTP/1.1\r\nHost: example.test:443\r\nProxy-Authorization: Basic %s\r\n\r\n", basic(h.sess.ID, h.password))
+	resp, err := http.ReadResponse(bufioReader(c), &http.Request{Method: "CONNECT"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("opaque tunnel without an explicit allow: %d, want 403", resp.StatusCode)
+	}
+}
+
+func TestTunnelAllowedExplicitly(t *testing.T) {
+	const tunnels = `package countersign
+
+allow if not input.request.tunnel
+
+allow if {
+	input.request.tunnel
+	input.request.host == "example.test"
+}
+`
+	h := newHarness(t, harnessOptions{policy: tunnels, configure: func(o *Options) { o.MITM = []string{"api.github.com"} }})
+	c, br := h.tunnel("example.test:443")
+	// The tunnel is opaque: the client talks TLS to the upstream itself.
+	tc := tls.Client(&bufConn{Conn: c, r: br}, &tls.Config{ServerName: "example.test", RootCAs: h.up.CA.Pool()})
+	fmt.Fprint(tc, "GET /through HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n")
+	resp, err := http.ReadResponse(bufioReader(tc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || h.up.Count("GET", "/through") != 1 {
+		t.Fatalf("status %d, upstream count %d", resp.StatusCode, h.up.Count("GET", "/through"))
+	}
+}
+
+func TestOwnListenerRefused(t *testing.T) {
+	h := newHarness(t, harnessOptions{configure: func(o *Options) {
+		o.Resolve = map[string]string{"me.test:443": "127.0.0.1"}
+	}})
+	// me.test resolves to the proxy's own address and port.
+	_, port, _ := net.SplitHostPort(h.addr)
+	h.srv.tunnelDialer.resolve = map[string]string{"me.test": "127.0.0.1", "me.test:" + port: h.addr}
+	resp, body := h.do("GET", "https://me.test:"+port+"/", "")
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "own listener") {
+		t.Fatalf("answer %d %q", resp.StatusCode, body)
+	}
+}
+
+func TestPrivateAddressRefusedUnlessAllowed(t *testing.T) {
+	h := newHarness(t, harnessOptions{configure: func(o *Options) { o.Guard.Allow = nil }})
+	resp, body := h.do("GET", "https://api.github.com/", "")
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "loopback") {
+		t.Fatalf("answer %d %q", resp.StatusCode, body)
+	}
+	if n := h.up.Count("", ""); n != 0 {
+		t.Errorf("upstream saw %d requests", n)
+	}
+}
+
+func TestUpstreamTLSIsVerified(t *testing.T) {
+	h := newHarness(t, harnessOptions{configure: func(o *Options) { o.RootCAs = nil }})
+	// System roots do not include the fake upstream's CA.
+	resp, body := h.do("GET", "https://api.github.com/", "")
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "certificate") {
+		t.Fatalf("answer %d %q, want 502 naming the certificate", resp.StatusCode, body)
+	}
+	if n := h.up.Count("", ""); n != 0 {
+		t.Errorf("upstream answered %d requests over unverified TLS", n)
+	}
+}
+
+func TestHopByHopHeadersStripped(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	tc, br := h.tlsTunnel("api.github.com:443", "api.github.com")
+	fmt.Fprint(tc, "GET /user HTTP/1.1\r\nHost: api.github.com\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nX-Kept: yes\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	reqs := h.up.Requests()
+	if len(reqs) != 1 {
+		t.Fatalf("upstream saw %d requests", len(reqs))
+	}
+	for _, k := range []string{"X-Secret", "Keep-Alive", "Te"} {
+		if v := reqs[0].Header.Get(k); v != "" {
+			t.Errorf("upstream got hop-by-hop %s: %q", k, v)
+		}
+	}
+	if reqs[0].Header.Get("X-Kept") != "yes" {
+		t.Errorf("end-to-end header lost")
+	}
+}
+
+func TestKeepAliveAcrossRequests(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	tc, br := h.tlsTunnel("api.github.com:443", "api.github.com")
+	for i := range 3 {
+		fmt.Fprintf(tc, "POST /repos/o/r%d HTTP/1.1\r\nHost: api.github.com\r\nContent-Length: 2\r\n\r\nhi", i)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Close {
+			t.Fatalf("request %d: status %d close %v", i, resp.StatusCode, resp.Close)
+		}
+	}
+}
+
+func TestShadowModeForwardsAndRecordsWouldDeny(t *testing.T) {
+	h := newHarness(t, harnessOptions{policy: denyDeletes, configure: func(o *Options) { o.Shadow = true }})
+	resp, _ := h.do("DELETE", "https://api.github.com/repos/acme/shop", "")
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("shadow mode status %d, want the upstream's 204", resp.StatusCode)
+	}
+	ds := h.decisions()
+	if len(ds) != 1 || ds[0].Decision != "would_deny" {
+		t.Fatalf("decision records = %+v", ds)
+	}
+	if c := h.srv.Counts(h.sess.ID); c.Shadowed != 1 {
+		t.Errorf("counts = %+v", c)
+	}
+}
+
+func TestLargeBodyStreamsPastInspectionLimit(t *testing.T) {
+	const sawTruncated = `package countersign
+
+deny contains "the policy did not see a truncated body" if not input.request.body_truncated
+`
+	h := newHarness(t, harnessOptions{policy: sawTruncated, configure: func(o *Options) { o.BodyLimit = 64 << 10 }})
+	body := bytes.Repeat([]byte("0123456789abcdef"), 3<<16) // 3 MiB
+	resp, msg := h.do("PUT", "https://example.test/upload", string(body), "Content-Type", "application/octet-stream")
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d %q", resp.StatusCode, msg)
+	}
+	reqs := h.up.Requests()
+	if len(reqs) != 1 || !bytes.Equal(reqs[0].Body, body) {
+		t.Fatalf("upstream body differs (got %d bytes, want %d)", len(reqs[0].Body), len(body))
+	}
+}
+
+func TestHeldBodyOverLimitRefused(t *testing.T) {
+	const approveAll = `package countersign
+
+approve contains "always" if true
+`
+	h := newHarness(t, harnessOptions{policy: approveAll, configure: func(o *Options) { o.BodyLimit = 1024 }})
+	resp, body := h.do("POST", "https://example.test/", strings.Repeat("x", 4096))
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(body, "body_limit") {
+		t.Fatalf("answer %d %q", resp.StatusCode, body)
+	}
+}
+
+func TestShutdownAnswersHeldRequests(t *testing.T) {
+	h := newHarness(t, harnessOptions{policy: approveEC2})
+	done := make(chan int, 1)
+	go func() {
+		resp, _ := h.do("POST", "https://ec2.us-east-1.amazonaws.com/", "Action=TerminateInstances&InstanceId.1=i-0abc",
+			"Content-Type", "application/x-www-form-urlencoded")
+		done <- resp.StatusCode
+	}()
+	h.waitPending()
+	h.broker.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	select {
+	case code := <-done:
+		if code != http.StatusServiceUnavailable {
+			t.Errorf("held request answered %d at shutdown, want 503", code)
+		}
+	case <-ctx.Done():
+		t.Fatal("held request not answered at shutdown")
+	}
+	if n := h.up.Count("", ""); n != 0 {
+		t.Errorf("upstream saw %d requests", n)
+	}
+}
+
+func TestClientDisconnectWhileHeldIsAbandoned(t *testing.T) {
+	h := newHarness(t, harnessOptions{policy: approveEC2})
+	tc, _ := h.tlsTunnel("ec2.us-east-1.amazonaws.com:443", "ec2.us-east-1.amazonaws.com")
+	body := "Action=TerminateInstances&InstanceId.1=i-0abc"
+	fmt.Fprintf(tc, "POST / HTTP/1.1\r\nHost: ec2.us-east-1.amazonaws.com\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	rec := h.waitPending()
+	tc.Close()
+	// The abandonment is audited; wait for it through the log, bounded.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		found := false
+		for _, r := range h.records() {
+			if r.Type == "approval" && r.ApprovalID == rec.ID && strings.HasPrefix(r.Detail, "abandoned") {
+				found = true
+			}
+		}
+		if found {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no 'abandoned' audit record within 10s")
+		}
+		runtime.Gosched()
+		time.Sleep(time.Millisecond)
+	}
+	// An approval now still yields a grant for the retry.
+	if _, err := h.broker.Decide(t.Context(), rec.ID, approval.Decision{Approve: true, Approver: "cli:bob", Via: "cli"}); err != nil {
+		t.Fatal(err)
+	}
+	resp, _ := h.do("POST", "https://ec2.us-east-1.amazonaws.com/", body, "Content-Type", "application/x-www-form-urlencoded")
+	if resp.StatusCode != 200 || h.up.Count("POST", "/") != 1 {
+		t.Fatalf("retry after approving an abandoned request: %d, upstream %d", resp.StatusCode, h.up.Count("POST", "/"))
+	}
+}
+
+func basic(user, pass string) string {
+	return base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
+}
+
+func readFile(p string) (string, error) {
+	b, err := os.ReadFile(p)
+	return string(b), err
+}
+
+func bufioReader(r io.Reader) *bufio.Reader { return bufio.NewReader(r) }
