@@ -4,7 +4,7 @@
 // used when no policy is configured.
 //
 // The Go code lives in the sub-packages; this package exists only because
-// go:embed cannot reach a parent directory.
+// the embed directive cannot reach a parent directory.
 package countersign
 
 import "embed"

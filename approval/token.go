@@ -42,20 +42,29 @@ func LoadOrCreateToken(path string) (string, error) {
 	raw := make([]byte, 32)
 	_, _ = rand.Read(raw)
 	tok := hex.EncodeToString(raw)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// The token is written to a temporary file (created 0600) and then
+	// linked into place. Link, unlike rename, fails if the path exists, so
+	// the token file appears whole or not at all: a second countersign that
+	// starts at the same moment reads a complete token, never an empty file.
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".admin-token-*")
+	if err != nil {
+		return "", fmt.Errorf("create admin token %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.WriteString(tok + "\n"); err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("write admin token %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return "", fmt.Errorf("write admin token %s: %w", path, err)
+	}
+	err = os.Link(tmp.Name(), path)
 	if errors.Is(err, fs.ErrExist) {
 		// Another countersign process created it first: use theirs.
 		return LoadOrCreateToken(path)
 	}
 	if err != nil {
 		return "", fmt.Errorf("create admin token %s: %w", path, err)
-	}
-	if _, err := f.WriteString(tok + "\n"); err != nil {
-		f.Close()
-		return "", fmt.Errorf("write admin token %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return "", fmt.Errorf("write admin token %s: %w", path, err)
 	}
 	return tok, nil
 }

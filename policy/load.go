@@ -72,12 +72,12 @@ type Source struct {
 
 // set is one compiled, immutable policy set.
 type set struct {
-	compiler    *ast.Compiler
-	store       storage.Store
-	query       rego.PreparedEvalQuery
-	revision    string
+	compiler     *ast.Compiler
+	store        storage.Store
+	query        rego.PreparedEvalQuery
+	revision     string
 	definesAllow bool
-	files       []string
+	files        []string
 }
 
 func (s Source) validate() error {
@@ -112,7 +112,14 @@ func loadFiles(src Source, filter loader.Filter) (modules map[string]*ast.Module
 	docs = map[string]any{}
 
 	add := func(res *loader.Result, prefix string) {
-		for name, f := range res.Modules {
+		for key, f := range res.Modules {
+			// The loader keys modules by their path with the leading "/"
+			// trimmed; f.Name is the path as loaded, which is what Files
+			// and error messages should show.
+			name := f.Name
+			if name == "" {
+				name = key
+			}
 			modules[prefix+name] = f.Parsed
 			raw[prefix+name] = f.Raw
 		}
@@ -136,18 +143,23 @@ func loadFiles(src Source, filter loader.Filter) (modules map[string]*ast.Module
 		docs = res.Documents
 	}
 
-	if !libOverridden(modules) {
-		lib, err := loader.NewFileLoader().
+	// The library's own tests run with the built-in tree only: a user's
+	// `policy test` reports the user's tests.
+	libFilter := filter
+	if len(src.Paths) > 0 {
+		libFilter = excludeTestsAndHidden
+	}
+	lib, err := loader.NewFileLoader().
 		WithFS(countersign.Rego).
 		WithRegoVersion(ast.RegoV1).
 		WithCapabilities(caps).
 		WithProcessAnnotation(true).
-			Filtered([]string{"rego/lib"}, filter)
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("load built-in library: %w", err)
-		}
-		add(lib, "builtin:")
+		Filtered([]string{"rego/lib"}, libFilter)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("load built-in library: %w", err)
 	}
+	dropOverriddenLib(lib, modules)
+	add(lib, "builtin:")
 
 	if len(src.Paths) == 0 {
 		def, err := loader.NewFileLoader().
@@ -192,16 +204,25 @@ func compile(ctx context.Context, src Source) (*set, error) {
 	}
 	all["countersign:decision.rego"] = wrapper
 
+	// Data that collides with a rule (countersign/data.json holding "deny"
+	// next to a deny rule) is a compile error, as in `opa run` and in
+	// RunTests; without the check the data would be silently shadowed.
+	store := newStore(docs)
+	txn, err := store.NewTransaction(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("open policy store: %w", err)
+	}
 	caps := Capabilities()
 	compiler := ast.NewCompiler().
 		WithCapabilities(caps).
-		WithEnablePrintStatements(false)
+		WithEnablePrintStatements(false).
+		WithPathConflictsCheck(storage.NonEmpty(ctx, store, txn))
 	compiler.Compile(all)
+	store.Abort(ctx, txn)
 	if compiler.Failed() {
 		return nil, compiler.Errors
 	}
 
-	store := newStore(docs)
 	query, err := rego.New(
 		rego.Query(decisionQuery),
 		rego.Compiler(compiler),

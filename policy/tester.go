@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/loader"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/tester"
 )
@@ -108,16 +108,18 @@ func RunTests(ctx context.Context, opts TestOptions, w io.Writer) (TestResult, e
 	return res, nil
 }
 
-// libOverridden reports whether the user ships their own copy of the helper
-// library, in which case the embedded one is not added.
-func libOverridden(modules map[string]*ast.Module) bool {
-	for name, m := range modules {
-		if strings.HasPrefix(name, "builtin:") {
-			continue
-		}
-		if strings.HasPrefix(m.Package.Path.String(), "data.countersign.lib") {
-			return true
+// dropOverriddenLib removes from lib the embedded library modules whose
+// package the user's modules declare: a user who ships their own copy of
+// countersign.lib.hosts replaces the embedded one instead of colliding with
+// it, while a package of their own under countersign.lib (say
+// countersign.lib.mine) leaves the embedded library in place.
+func dropOverriddenLib(lib *loader.Result, user map[string]*ast.Module) {
+	for name, f := range lib.Modules {
+		for _, m := range user {
+			if m.Package.Path.Equal(f.Parsed.Package.Path) {
+				delete(lib.Modules, name)
+				break
+			}
 		}
 	}
-	return false
 }

@@ -116,7 +116,7 @@ the admin token is read from <state_dir>/admin-token.`,
 // approvalClients returns admin API clients for --server or for every live
 // instance registered in <state_dir>/run.
 func approvalClients(cmd *cobra.Command, e *env, server string) ([]*approval.Client, error) {
-	cfg, err := loadConfig(cmd, e)
+	cfg, err := loadConfigLenient(cmd, e)
 	if err != nil {
 		return nil, err
 	}

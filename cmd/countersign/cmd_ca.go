@@ -19,7 +19,7 @@ func newCACmd(e *env) *cobra.Command {
 		Short: "Create the CA (ECDSA P-256, key 0600) if it does not exist",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cmd, e)
+			cfg, err := loadConfigLenient(cmd, e)
 			if err != nil {
 				return err
 			}
@@ -44,7 +44,7 @@ func newCACmd(e *env) *cobra.Command {
 		Short: "Print the CA certificate's path",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cmd, e)
+			cfg, err := loadConfigLenient(cmd, e)
 			if err != nil {
 				return err
 			}
@@ -58,7 +58,7 @@ func newCACmd(e *env) *cobra.Command {
 		Short: "Print the CA certificate (PEM) for clients to trust; never the key",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cmd, e)
+			cfg, err := loadConfigLenient(cmd, e)
 			if err != nil {
 				return err
 			}

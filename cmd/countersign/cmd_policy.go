@@ -40,7 +40,7 @@ func newPolicyTestCmd(e *env) *cobra.Command {
 		Use:   "test [DIR...]",
 		Short: "Run Rego unit tests (opa test semantics; built-in errors are raised as in the proxy)",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(cmd, e)
+			cfg, err := loadConfigLenient(cmd, e)
 			if err != nil {
 				return err
 			}
@@ -99,7 +99,7 @@ func newPolicyEvalCmd(e *env) *cobra.Command {
 }
 
 func policyEval(cmd *cobra.Command, e *env, f evalFlags) error {
-	cfg, err := loadConfig(cmd, e)
+	cfg, err := loadConfigLenient(cmd, e)
 	if err != nil {
 		return err
 	}

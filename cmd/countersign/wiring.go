@@ -35,6 +35,21 @@ import (
 // loadConfig reads --config, or ./countersign.yaml when it exists, over the
 // defaults. Validation happens after flags are applied (see validate).
 func loadConfig(cmd *cobra.Command, e *env) (*config.Config, error) {
+	return loadConfigEnv(cmd, e, e.getenv)
+}
+
+// loadConfigLenient is loadConfig for commands that use neither the proxy's
+// client passwords nor the Slack secrets (approvals, audit, ca, policy): an
+// unset ${VAR} there expands to "" instead of stopping an approver who does
+// not have the service's secrets in their shell.
+func loadConfigLenient(cmd *cobra.Command, e *env) (*config.Config, error) {
+	return loadConfigEnv(cmd, e, func(k string) (string, bool) {
+		v, _ := e.getenv(k)
+		return v, true
+	})
+}
+
+func loadConfigEnv(cmd *cobra.Command, e *env, getenv func(string) (string, bool)) (*config.Config, error) {
 	path, _ := cmd.Flags().GetString("config")
 	if path == "" {
 		candidate := filepath.Join(e.cwd, config.DefaultFile)
@@ -42,7 +57,7 @@ func loadConfig(cmd *cobra.Command, e *env) (*config.Config, error) {
 			path = config.DefaultFile
 		}
 	}
-	cfg, err := config.Load(config.LoadOptions{Path: path, Getenv: e.getenv, Home: e.home})
+	cfg, err := config.Load(config.LoadOptions{Path: path, Getenv: getenv, Home: e.home})
 	if err != nil {
 		var ce *config.Error
 		if errors.As(err, &ce) {

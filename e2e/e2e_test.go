@@ -1,0 +1,389 @@
+//go:build e2e
+
+// Package e2e drives the real countersign binary with real clients (curl,
+// git, python3, the AWS CLI) against local TLS fakes of the APIs they call.
+// Run it with `make e2e` (or `go test -tags e2e ./e2e/`); `make deps`
+// installs the clients.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/countersign/countersign/internal/testinfra"
+)
+
+var bin string
+
+func TestMain(m *testing.M) {
+	var missing []string
+	for _, tool := range []string{"curl", "git", "python3", "aws"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			missing = append(missing, tool)
+		}
+	}
+	if len(missing) > 0 {
+		fmt.Fprintf(os.Stderr, "e2e: missing %s; run `make deps` (as root it installs them)\n", strings.Join(missing, ", "))
+		os.Exit(1)
+	}
+	dir, err := os.MkdirTemp("", "countersign-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin = filepath.Join(dir, "countersign")
+	build := exec.Command("go", "build", "-o", bin, "../cmd/countersign")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: build countersign:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// world is one test's countersign configuration and fake upstreams.
+type world struct {
+	t         *testing.T
+	dir       string
+	config    string
+	stateDir  string
+	auditPath string
+	up        *testinfra.Upstream
+	gitRoot   string
+}
+
+const fakeHosts = `["api.github.com", "ec2.us-east-1.amazonaws.com", "git.example.test", "example.test"]`
+
+// newWorld writes a config and policy for one test and starts the fakes.
+func newWorld(t *testing.T, policy string, extraConfig string) *world {
+	t.Helper()
+	w := &world{t: t, dir: t.TempDir()}
+	w.stateDir = filepath.Join(w.dir, "state")
+	w.auditPath = filepath.Join(w.stateDir, "audit.jsonl")
+	w.gitRoot = filepath.Join(w.dir, "git")
+	if _, err := testinfra.NewBareRepo(w.gitRoot, "repo.git"); err != nil {
+		t.Fatal(err)
+	}
+	git, err := testinfra.GitHTTP(w.gitRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apis := testinfra.FakeAPIs()
+	ca, err := testinfra.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.up, err = testinfra.StartUpstream(ca, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.Host, "git.example.test") {
+			git.ServeHTTP(rw, r)
+			return
+		}
+		apis.ServeHTTP(rw, r)
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.up.Close() })
+	caFile := filepath.Join(w.dir, "upstream-ca.pem")
+	mustWrite(t, caFile, string(ca.CertPEM()))
+	polDir := filepath.Join(w.dir, "policies")
+	mustWrite(t, filepath.Join(polDir, "policy.rego"), policy)
+	if err := os.MkdirAll(filepath.Join(w.dir, "home"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+
+	var resolve strings.Builder
+	for _, h := range []string{"api.github.com", "ec2.us-east-1.amazonaws.com", "git.example.test", "example.test"} {
+		fmt.Fprintf(&resolve, "    %q: %q\n", h+":443", w.up.Addr)
+	}
+	w.config = filepath.Join(w.dir, "countersign.yaml")
+	mustWrite(t, w.config, fmt.Sprintf(`state_dir: %s
+audit:
+  path: %s
+upstream:
+  ca_files: [%s]
+  allow_addresses: ["127.0.0.0/8"]
+  resolve:
+%spolicy:
+  paths: [%s]
+approval:
+  hold: 60s
+%s`, w.stateDir, w.auditPath, caFile, resolve.String(), polDir, extraConfig))
+	return w
+}
+
+func mustWrite(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// cmd returns `countersign --config <world> args...` with a clean HOME and
+// fake AWS credentials, so nothing of the machine's own setup leaks in.
+func (w *world) cmd(ctx context.Context, args ...string) *exec.Cmd {
+	c := exec.CommandContext(ctx, bin, append([]string{"--config", w.config}, args...)...)
+	c.Dir = w.dir
+	env := []string{
+		"HOME=" + filepath.Join(w.dir, "home"),
+		"PATH=" + os.Getenv("PATH"),
+		"AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE",
+		"AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+		"AWS_DEFAULT_REGION=us-east-1",
+		"AWS_EC2_METADATA_DISABLED=true",
+		"AWS_RETRY_MODE=standard", "AWS_MAX_ATTEMPTS=1",
+	}
+	for _, k := range []string{"PYENV_ROOT", "PYENV_VERSION", "LANG", "TMPDIR"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	c.Env = append(env, testinfra.GitIdentity()...)
+	c.WaitDelay = 5 * time.Second
+	return c
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// run runs countersign to completion (bounded by a minute).
+func (w *world) run(args ...string) result {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(w.t.Context(), time.Minute)
+	defer cancel()
+	c := w.cmd(ctx, args...)
+	var out, errb bytes.Buffer
+	c.Stdout, c.Stderr = &out, &errb
+	err := c.Run()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			w.t.Fatalf("countersign %v: %v", args, err)
+		}
+		code = ee.ExitCode()
+	}
+	return result{stdout: out.String(), stderr: errb.String(), code: code}
+}
+
+func (w *world) auditLog() string {
+	b, err := os.ReadFile(w.auditPath)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return string(b)
+}
+
+const denyDeletes = `package countersign
+
+deny contains {"id": "E2E-001", "msg": "deleting repositories is not allowed"} if input.request.method == "DELETE"
+
+deny contains {"id": "E2E-002", "msg": "pushing is not allowed in this test"} if endswith(input.request.path, "/git-receive-pack")
+`
+
+func TestCurlAllowedRequestArrives(t *testing.T) {
+	w := newWorld(t, denyDeletes, "")
+	r := w.run("run", "--", "curl", "-sS", "https://api.github.com/repos/acme/shop")
+	if r.code != 0 || !strings.Contains(r.stdout, `"full_name":"acme/shop"`) {
+		t.Fatalf("curl through countersign: code %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+	if n := w.up.Count("GET", "/repos/acme/shop"); n != 1 {
+		t.Errorf("upstream saw %d GETs, want 1", n)
+	}
+	if !strings.Contains(r.stderr, "allowed 1 · denied 0") {
+		t.Errorf("session summary missing or wrong:\n%s", r.stderr)
+	}
+}
+
+func TestCurlDeniedRequestShowsReasonAndNeverArrives(t *testing.T) {
+	w := newWorld(t, denyDeletes, "")
+	r := w.run("run", "--", "curl", "-sS", "-X", "DELETE", "https://api.github.com/repos/acme/shop")
+	if !strings.Contains(r.stdout, "countersign: denied by policy E2E-001: deleting repositories is not allowed") {
+		t.Fatalf("curl did not show the reason:\nstdout %s\nstderr %s", r.stdout, r.stderr)
+	}
+	if n := w.up.Count("", ""); n != 0 {
+		t.Errorf("upstream saw %d requests, want 0", n)
+	}
+}
+
+var pendingLine = regexp.MustCompile(`countersign: approval (ap-[a-z0-9]+) pending`)
+
+func TestHeldRequestCompletesAfterCLIApproval(t *testing.T) {
+	const approveDeletes = `package countersign
+
+approve contains {"id": "E2E-003", "msg": "deleting a repository needs a human"} if input.request.method == "DELETE"
+`
+	w := newWorld(t, approveDeletes, "")
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	c := w.cmd(ctx, "run", "--", "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "DELETE", "https://api.github.com/repos/acme/shop")
+	var out bytes.Buffer
+	c.Stdout = &out
+	stderr, err := c.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stderr)
+	var id string
+	var seen strings.Builder
+	for sc.Scan() {
+		seen.WriteString(sc.Text() + "\n")
+		if m := pendingLine.FindStringSubmatch(sc.Text()); m != nil {
+			id = m[1]
+			break
+		}
+	}
+	if id == "" {
+		t.Fatalf("no pending approval announced on stderr:\n%s", seen.String())
+	}
+	go io.Copy(io.Discard, stderr)
+	if n := w.up.Count("", ""); n != 0 {
+		t.Fatalf("upstream saw %d requests while held", n)
+	}
+
+	list := w.run("approvals", "list")
+	if list.code != 0 || !strings.Contains(list.stdout, id) {
+		t.Fatalf("approvals list: code %d\n%s%s", list.code, list.stdout, list.stderr)
+	}
+	show := w.run("approvals", "show", id)
+	if show.code != 0 || !strings.Contains(show.stdout, "deleting a repository needs a human") {
+		t.Fatalf("approvals show: code %d\n%s%s", show.code, show.stdout, show.stderr)
+	}
+	approve := w.run("approvals", "approve", id)
+	if approve.code != 0 || !strings.Contains(approve.stdout, "approved") {
+		t.Fatalf("approvals approve: code %d\n%s%s", approve.code, approve.stdout, approve.stderr)
+	}
+	if err := c.Wait(); err != nil {
+		t.Fatalf("countersign run: %v", err)
+	}
+	if got := strings.TrimSpace(out.String()); got != "204" {
+		t.Errorf("curl got HTTP %s, want the upstream's 204", got)
+	}
+	if n := w.up.Count("DELETE", "/repos/acme/shop"); n != 1 {
+		t.Errorf("upstream saw %d DELETEs, want exactly 1", n)
+	}
+	again := w.run("approvals", "approve", id, "--server", "http://127.0.0.1:1")
+	if again.code == 0 {
+		t.Errorf("approving against a dead server succeeded")
+	}
+}
+
+func TestExitCodePassesThrough(t *testing.T) {
+	w := newWorld(t, denyDeletes, "")
+	r := w.run("run", "--", "sh", "-c", "exit 7")
+	if r.code != 7 {
+		t.Fatalf("exit code %d, want 7 (stderr %s)", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "ended, exit code 7") || !strings.Contains(r.stderr, "audit log: "+w.auditPath) {
+		t.Errorf("summary:\n%s", r.stderr)
+	}
+}
+
+func TestAuditVerifyDetectsEditsAndDeletions(t *testing.T) {
+	w := newWorld(t, denyDeletes, "")
+	w.run("run", "--", "curl", "-sS", "https://api.github.com/repos/acme/shop")
+	w.run("run", "--", "curl", "-sS", "-X", "DELETE", "https://api.github.com/repos/acme/shop")
+	ok := w.run("audit", "verify", w.auditPath)
+	if ok.code != 0 || !strings.Contains(ok.stdout, "chain intact") {
+		t.Fatalf("verify on an untouched log: code %d\n%s%s", ok.code, ok.stdout, ok.stderr)
+	}
+	orig, err := os.ReadFile(w.auditPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(orig), "\n")
+	if len(lines) < 5 {
+		t.Fatalf("only %d audit lines", len(lines))
+	}
+
+	// A one-byte edit in line 3.
+	edited := []byte(string(orig))
+	off := len(lines[0]) + len(lines[1]) + strings.Index(lines[2], `"event":"`) + len(`"event":"`)
+	edited[off] ^= 0x20
+	mustWrite(t, w.auditPath, string(edited))
+	r := w.run("audit", "verify", w.auditPath)
+	if r.code != 1 || !strings.Contains(r.stderr, ":3:") {
+		t.Errorf("verify after a one-byte edit in line 3: code %d, stderr %q", r.code, r.stderr)
+	}
+
+	// A deleted line 2.
+	mustWrite(t, w.auditPath, lines[0]+strings.Join(lines[2:], ""))
+	r = w.run("audit", "verify", w.auditPath)
+	if r.code != 1 || !strings.Contains(r.stderr, ":2:") {
+		t.Errorf("verify after deleting line 2: code %d, stderr %q", r.code, r.stderr)
+	}
+	mustWrite(t, w.auditPath, string(orig))
+
+	tail := w.run("audit", "tail", "--decision", "deny", w.auditPath)
+	if tail.code != 0 || !strings.Contains(tail.stdout, "DELETE https://api.github.com/repos/acme/shop") || strings.Contains(tail.stdout, "GET https://") {
+		t.Errorf("audit tail --decision deny:\n%s%s", tail.stdout, tail.stderr)
+	}
+}
+
+func TestGitCloneAllowedPushDenied(t *testing.T) {
+	w := newWorld(t, denyDeletes, "")
+	clone := filepath.Join(w.dir, "clone")
+	r := w.run("run", "--", "git", "clone", "-q", "https://git.example.test/repo.git", clone)
+	if r.code != 0 {
+		t.Fatalf("git clone through countersign: code %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(clone, ".git")); err != nil {
+		t.Fatalf("clone missing: %v", err)
+	}
+	commit := exec.Command("git", "-C", clone, "commit", "-q", "--allow-empty", "-m", "agent change")
+	commit.Env = append(os.Environ(), testinfra.GitIdentity()...)
+	if out, err := commit.CombinedOutput(); err != nil {
+		t.Fatalf("commit: %v %s", err, out)
+	}
+	r = w.run("run", "--", "git", "-C", clone, "push", "origin", "main")
+	if r.code == 0 {
+		t.Fatalf("git push succeeded under a policy that denies pushes:\n%s%s", r.stdout, r.stderr)
+	}
+	if n := w.up.Count("POST", "/repo.git/git-receive-pack"); n != 0 {
+		t.Errorf("upstream saw %d receive-pack POSTs, want 0", n)
+	}
+	if !strings.Contains(w.auditLog(), "E2E-002") {
+		t.Errorf("the denied push is not in the audit log")
+	}
+}
+
+func TestPythonAndAWSCLITrustTheCA(t *testing.T) {
+	w := newWorld(t, denyDeletes, "")
+	py := w.run("run", "--", "python3", "-c",
+		"import urllib.request; print(urllib.request.urlopen('https://api.github.com/repos/acme/shop').read().decode())")
+	if py.code != 0 || !strings.Contains(py.stdout, "acme/shop") {
+		t.Fatalf("python3 urllib through countersign: code %d\n%s%s", py.code, py.stdout, py.stderr)
+	}
+	aws := w.run("run", "--", "aws", "ec2", "describe-instances", "--region", "us-east-1", "--output", "text")
+	if aws.code != 0 || !strings.Contains(aws.stdout, "i-0abc") {
+		t.Fatalf("aws ec2 describe-instances through countersign: code %d\n%s%s", aws.code, aws.stdout, aws.stderr)
+	}
+	if n := w.up.Count("POST", "/"); n != 1 {
+		t.Errorf("EC2 fake saw %d calls, want 1", n)
+	}
+	// The AWS credentials never reach the audit log.
+	if strings.Contains(w.auditLog(), "wJalrXUtnFEMI") {
+		t.Error("the AWS secret key is in the audit log")
+	}
+}

@@ -1,0 +1,217 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var servingLine = regexp.MustCompile(`countersign: proxy on (\S+), approvals on (\S+)`)
+
+// startServe starts `countersign serve` and returns the proxy address.
+func startServe(t *testing.T, w *world) (*exec.Cmd, string, *bytes.Buffer) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	t.Cleanup(cancel)
+	c := w.cmd(ctx, "serve")
+	c.Env = append(c.Env, "AGENT_PASSWORD=s3cret-agent-pw")
+	stderr, err := c.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if c.ProcessState == nil {
+			_ = c.Process.Kill()
+			_ = c.Wait()
+		}
+	})
+	sc := bufio.NewScanner(stderr)
+	var log bytes.Buffer
+	for sc.Scan() {
+		log.WriteString(sc.Text() + "\n")
+		if m := servingLine.FindStringSubmatch(sc.Text()); m != nil {
+			rest := &bytes.Buffer{}
+			go func() { _, _ = io.Copy(rest, stderr) }()
+			return c, m[1], rest
+		}
+	}
+	t.Fatalf("serve did not start:\n%s", log.String())
+	return nil, "", nil
+}
+
+func curl(t *testing.T, w *world, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	c := exec.CommandContext(ctx, "curl", append([]string{"-sS", "--cacert", filepath.Join(w.stateDir, "ca.pem")}, args...)...)
+	var out, errb bytes.Buffer
+	c.Stdout, c.Stderr = &out, &errb
+	err := c.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{stdout: out.String(), stderr: errb.String(), code: code}
+}
+
+func TestServeRequiresCredentialsAndShutsDownGracefully(t *testing.T) {
+	const approvePosts = `package countersign
+
+approve contains "posting needs a human" if input.request.method == "POST"
+`
+	w := newWorld(t, approvePosts, `listen: 127.0.0.1:0
+clients:
+  - name: ci-agent
+    password: ${AGENT_PASSWORD}
+`)
+	serve, addr, logs := startServe(t, w)
+
+	r := curl(t, w, "-o", "/dev/null", "-w", "%{http_code}", "--proxy", "http://"+addr, "https://api.github.com/repos/acme/shop")
+	if !strings.Contains(r.stdout+r.stderr, "407") {
+		t.Errorf("without proxy credentials: %q %q, want 407", r.stdout, r.stderr)
+	}
+	r = curl(t, w, "--proxy", "http://ci-agent:wrong@"+addr, "https://api.github.com/repos/acme/shop")
+	if r.code == 0 {
+		t.Errorf("wrong password accepted: %q", r.stdout)
+	}
+	r = curl(t, w, "--proxy", "http://ci-agent:s3cret-agent-pw@"+addr, "https://api.github.com/repos/acme/shop")
+	if r.code != 0 || !strings.Contains(r.stdout, "acme/shop") {
+		t.Fatalf("with credentials: code %d %q %q", r.code, r.stdout, r.stderr)
+	}
+
+	// A held request gets an answer when serve shuts down.
+	held := make(chan result, 1)
+	go func() {
+		held <- curl(t, w, "--proxy", "http://ci-agent:s3cret-agent-pw@"+addr, "-X", "POST", "-d", "x=1", "https://example.test/things")
+	}()
+	waitForPending(t, w)
+	if err := serve.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-held:
+		if !strings.Contains(r.stdout, "countersign: shutting down") {
+			t.Errorf("held request at shutdown got %q %q", r.stdout, r.stderr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("held request not answered within 30s of SIGTERM")
+	}
+	if err := serve.Wait(); err != nil {
+		t.Errorf("serve exit: %v\n%s", err, logs.String())
+	}
+	if n := w.up.Count("POST", ""); n != 0 {
+		t.Errorf("upstream saw %d POSTs", n)
+	}
+	verify := w.run("audit", "verify", w.auditPath)
+	if verify.code != 0 {
+		t.Errorf("audit verify after shutdown: %s%s", verify.stdout, verify.stderr)
+	}
+}
+
+// waitForPending polls `countersign approvals list` (bounded) until one
+// approval is pending.
+func waitForPending(t *testing.T, w *world) {
+	t.Helper()
+	for i := 0; i < 100; i++ {
+		r := w.run("approvals", "list")
+		if r.code == 0 && strings.Contains(r.stdout, "ap-") {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	r := w.run("approvals", "list")
+	t.Fatalf("no approval became pending: %d %s %s", r.code, r.stdout, r.stderr)
+}
+
+func TestServeRefusesOpenListenerWithoutClients(t *testing.T) {
+	w := newWorld(t, denyDeletes, "listen: 0.0.0.0:0\n")
+	r := w.run("serve")
+	if r.code != 2 || !strings.Contains(r.stderr, "no clients are configured") {
+		t.Fatalf("code %d stderr %q", r.code, r.stderr)
+	}
+}
+
+func TestBadInputGetsAClearAnswer(t *testing.T) {
+	tests := []struct {
+		name   string
+		config string // appended to the world's config
+		policy string
+		setup  func(w *world)
+		args   []string
+		want   []string // substrings of stderr
+	}{
+		{
+			name:   "unknown key",
+			config: "approval_hold: 30s\n",
+			args:   []string{"run", "--", "true"},
+			want:   []string{"countersign.yaml:", "approval_hold", "unknown key"},
+		},
+		{
+			name:   "bad duration",
+			config: "inspect:\n  body_limit: 1MiB\nlog:\n  level: info\nkubernetes:\n  hosts: []\nstate: \"\"\n",
+			args:   []string{"run", "--", "true"},
+		},
+		{
+			name:   "rego syntax error",
+			policy: "package countersign\n\ndeny contains \"x\" if {\n  input.request.method ==\n}\n",
+			args:   []string{"run", "--", "true"},
+			want:   []string{"policy.rego:", "rego_parse_error"},
+		},
+		{
+			name: "unreadable CA key",
+			setup: func(w *world) {
+				mustWrite(w.t, filepath.Join(w.stateDir, "ca.pem"), "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+				mustWrite(w.t, filepath.Join(w.stateDir, "ca-key.pem"), "not a key")
+			},
+			args: []string{"run", "--", "true"},
+			want: []string{"ca-key.pem"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pol := tt.policy
+			if pol == "" {
+				pol = denyDeletes
+			}
+			w := newWorld(t, pol, tt.config)
+			if tt.setup != nil {
+				tt.setup(w)
+			}
+			r := w.run(tt.args...)
+			if tt.name == "bad duration" {
+				// Overwrite the hold with an invalid duration.
+				b, _ := os.ReadFile(w.config)
+				mustWrite(t, w.config, strings.Replace(string(b), "hold: 60s", "hold: two minutes", 1))
+				r = w.run(tt.args...)
+				tt.want = []string{"countersign.yaml:", "approval.hold", "two minutes"}
+			}
+			if r.code != 2 {
+				t.Fatalf("exit code %d, want 2\nstderr: %s", r.code, r.stderr)
+			}
+			for _, s := range tt.want {
+				if !strings.Contains(r.stderr, s) {
+					t.Errorf("stderr does not name %q:\n%s", s, r.stderr)
+				}
+			}
+			if strings.Contains(r.stderr, "panic") {
+				t.Errorf("panic:\n%s", r.stderr)
+			}
+		})
+	}
+}
