@@ -2,6 +2,7 @@ package approval
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -159,7 +160,7 @@ func newRecord(session, fingerprint string) *Record {
 		ID:          NewID(),
 		SessionID:   session,
 		SessionName: "agent-" + session,
-		RequestID:   "req-" + strings.Repeat("x", n%3) + string(rune('a'+n%26)),
+		RequestID:   fmt.Sprintf("req-%d", n),
 		Summary:     "aws s3 DeleteBucket prod-logs",
 		Request:     Request{Method: "DELETE", URL: "https://s3.amazonaws.com/prod-logs", BodySHA256: "e3b0c442"},
 		Fingerprint: fingerprint,
@@ -209,6 +210,25 @@ func totalWaiters(b *Broker) int {
 		n += len(ws)
 	}
 	return n
+}
+
+// pendingWant is what base looks like once Hold stored it at created.
+func pendingWant(base *Record, created time.Time, expire time.Duration) *Record {
+	w := base.Clone()
+	w.Created = created
+	w.Expires = created.Add(expire)
+	w.State = StatePending
+	w.Required = max(w.Required, 1)
+	return w
+}
+
+// ids returns the IDs of records, in order.
+func ids(recs []*Record) []string {
+	out := make([]string, 0, len(recs))
+	for _, r := range recs {
+		out = append(out, r.ID)
+	}
+	return out
 }
 
 func sortedCopy(s []string) []string {

@@ -44,7 +44,7 @@ func newPolicyTestCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			src := policySource(cfg, args)
+			src := policySource(cfg, e.cwd, args)
 			res, err := policy.RunTests(cmd.Context(), policy.TestOptions{Source: src, Verbose: verbose, Run: runFilter}, e.stdout)
 			if err != nil {
 				return usageError(err)
@@ -107,7 +107,7 @@ func policyEval(cmd *cobra.Command, e *env, f evalFlags) error {
 	if err != nil {
 		return usageError(err)
 	}
-	engine, err := policy.New(cmd.Context(), policy.Options{Source: policySource(cfg, f.policies), OnError: onError, EvalTimeout: cfg.Policy.EvalTimeout}, nil)
+	engine, err := policy.New(cmd.Context(), policy.Options{Source: policySource(cfg, e.cwd, f.policies), OnError: onError, EvalTimeout: cfg.Policy.EvalTimeout}, nil)
 	if err != nil {
 		return usageError(fmt.Errorf("policy: %w", err))
 	}

@@ -128,7 +128,7 @@ func runSession(cmd *cobra.Command, e *env, f runFlags, args []string) error {
 	term := &terminalNotifier{w: e.stderr}
 	ctx := cmd.Context()
 	a, err := newApp(ctx, cfg, logger, appOptions{
-		policy:        policySource(cfg, f.policies),
+		policy:        policySource(cfg, e.cwd, f.policies),
 		notifiers:     []approval.Notifier{term},
 		discoveryName: sess.ID,
 	})

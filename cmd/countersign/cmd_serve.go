@@ -68,7 +68,7 @@ func serve(cmd *cobra.Command, e *env, policies []string) error {
 		anonymous = &session.Info{ID: "anonymous", Name: "anonymous"}
 	}
 	a, err := newApp(ctx, cfg, logger, appOptions{
-		policy:        policySource(cfg, policies),
+		policy:        policySource(cfg, e.cwd, policies),
 		anonymous:     anonymous,
 		discoveryName: "serve-" + strconv.Itoa(os.Getpid()),
 	})

@@ -53,7 +53,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	err := root.ExecuteContext(ctx)
+	return mapError(root.ExecuteContext(ctx), stderr)
+}
+
+// mapError prints err and returns the exit code for it.
+func mapError(err error, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}

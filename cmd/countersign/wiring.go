@@ -54,7 +54,7 @@ func loadConfigEnv(cmd *cobra.Command, e *env, getenv func(string) (string, bool
 	if path == "" {
 		candidate := filepath.Join(e.cwd, config.DefaultFile)
 		if _, err := os.Stat(candidate); err == nil {
-			path = config.DefaultFile
+			path = candidate
 		}
 	}
 	cfg, err := config.Load(config.LoadOptions{Path: path, Getenv: getenv, Home: e.home})
@@ -78,14 +78,15 @@ func validate(cfg *config.Config) error {
 // policySource resolves which policies to load: --policy flags, else
 // policy.paths; when neither the file nor a flag named a path and
 // ./policies is absent, the built-in default policy.
-func policySource(cfg *config.Config, flagPaths []string) policy.Source {
+func policySource(cfg *config.Config, cwd string, flagPaths []string) policy.Source {
 	if len(flagPaths) > 0 {
 		return policy.Source{Paths: flagPaths}
 	}
 	if !cfg.IsSet("policy.paths") && !cfg.IsSet("policy") {
-		if _, err := os.Stat("policies"); errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Stat(filepath.Join(cwd, "policies")); errors.Is(err, fs.ErrNotExist) {
 			return policy.Source{Builtin: true}
 		}
+		return policy.Source{Paths: []string{filepath.Join(cwd, "policies")}}
 	}
 	if len(cfg.Policy.Paths) == 0 {
 		return policy.Source{Builtin: true}

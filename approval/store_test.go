@@ -1,0 +1,220 @@
+package approval
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var storeT0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func storedRecord(id, session, fp string, created time.Time, state State) *Record {
+	return &Record{ID: id, SessionID: session, Fingerprint: fp, Required: 1, Created: created, Expires: created.Add(time.Hour), State: state}
+}
+
+func TestMemoryStoreCreateGet(t *testing.T) {
+	ctx := t.Context()
+	s := NewMemoryStore()
+	rec := storedRecord("ap-1", "s1", "fp", storeT0, StatePending)
+	rec.Messages = []string{"m"}
+	if err := s.Create(ctx, rec); err != nil {
+		t.Fatalf("Create() error = %v", err)
+	}
+	if err := s.Create(ctx, storedRecord("ap-1", "s2", "fp2", storeT0, StatePending)); err == nil {
+		t.Error("Create() with an existing id succeeded, want an error")
+	}
+
+	rec.Messages[0] = "changed by the caller"
+	rec.State = StateApproved
+	got, err := s.Get(ctx, "ap-1")
+	if err != nil {
+		t.Fatalf("Get() error = %v", err)
+	}
+	want := storedRecord("ap-1", "s1", "fp", storeT0, StatePending)
+	want.Messages = []string{"m"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Get() after the caller changed its record (-want +got):\n%s", diff)
+	}
+	got.Decisions = append(got.Decisions, Decision{Approver: "x"})
+	if again, _ := s.Get(ctx, "ap-1"); len(again.Decisions) != 0 {
+		t.Error("changing a record returned by Get changed the store")
+	}
+	if _, err := s.Get(ctx, "ap-nothere"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get(unknown) error = %v, want ErrNotFound", err)
+	}
+}
+
+func TestMemoryStoreList(t *testing.T) {
+	ctx := t.Context()
+	s := NewMemoryStore()
+	for _, r := range []*Record{
+		storedRecord("ap-old", "s1", "a", storeT0, StatePending),
+		storedRecord("ap-new", "s1", "b", storeT0.Add(2*time.Minute), StatePending),
+		storedRecord("ap-mid", "s1", "c", storeT0.Add(time.Minute), StateDenied),
+	} {
+		if err := s.Create(ctx, r); err != nil {
+			t.Fatalf("Create() error = %v", err)
+		}
+	}
+	tests := []struct {
+		name        string
+		pendingOnly bool
+		want        []string
+	}{
+		{name: "all", want: []string{"ap-new", "ap-mid", "ap-old"}},
+		{name: "pending", pendingOnly: true, want: []string{"ap-new", "ap-old"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.List(ctx, tt.pendingOnly)
+			if err != nil {
+				t.Fatalf("List() error = %v", err)
+			}
+			if diff := cmp.Diff(tt.want, ids(got)); diff != "" {
+				t.Errorf("List(%v) (-want +got):\n%s", tt.pendingOnly, diff)
+			}
+		})
+	}
+}
+
+func TestMemoryStoreFindPending(t *testing.T) {
+	ctx := t.Context()
+	s := NewMemoryStore()
+	for _, r := range []*Record{
+		storedRecord("ap-pending", "s1", "fp", storeT0, StatePending),
+		storedRecord("ap-denied", "s2", "fp", storeT0, StateDenied),
+	} {
+		if err := s.Create(ctx, r); err != nil {
+			t.Fatalf("Create() error = %v", err)
+		}
+	}
+	tests := []struct {
+		name        string
+		session, fp string
+		now         time.Time
+		wantID      string
+		wantErr     error
+	}{
+		{name: "match", session: "s1", fp: "fp", now: storeT0, wantID: "ap-pending"},
+		{name: "just before expiry", session: "s1", fp: "fp", now: storeT0.Add(time.Hour - time.Nanosecond), wantID: "ap-pending"},
+		{name: "at expiry", session: "s1", fp: "fp", now: storeT0.Add(time.Hour), wantErr: ErrNotFound},
+		{name: "other session", session: "s3", fp: "fp", now: storeT0, wantErr: ErrNotFound},
+		{name: "other fingerprint", session: "s1", fp: "other", now: storeT0, wantErr: ErrNotFound},
+		{name: "decided", session: "s2", fp: "fp", now: storeT0, wantErr: ErrNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.FindPending(ctx, tt.session, tt.fp, tt.now)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("FindPending() error = %v, want %v", err, tt.wantErr)
+			}
+			if err == nil && got.ID != tt.wantID {
+				t.Errorf("FindPending() = %s, want %s", got.ID, tt.wantID)
+			}
+		})
+	}
+}
+
+func TestMemoryStoreDecide(t *testing.T) {
+	ctx := t.Context()
+	s := NewMemoryStore()
+	if err := s.Create(ctx, storedRecord("ap-1", "s1", "fp", storeT0, StatePending)); err != nil {
+		t.Fatalf("Create() error = %v", err)
+	}
+	d := Decision{Approve: true, Approver: "alice", Via: "cli", At: storeT0}
+	got, err := s.Decide(ctx, "ap-1", d, storeT0)
+	if err != nil {
+		t.Fatalf("Decide() error = %v", err)
+	}
+	want := storedRecord("ap-1", "s1", "fp", storeT0, StateApproved)
+	want.Decisions = []Decision{d}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Decide() (-want +got):\n%s", diff)
+	}
+	if _, err := s.Decide(ctx, "ap-1", d, storeT0); !errors.Is(err, ErrDecided) {
+		t.Errorf("second Decide() error = %v, want ErrDecided", err)
+	}
+	if _, err := s.Decide(ctx, "ap-nothere", d, storeT0); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Decide(unknown) error = %v, want ErrNotFound", err)
+	}
+}
+
+func TestMemoryStoreExpirePending(t *testing.T) {
+	ctx := t.Context()
+	s := NewMemoryStore()
+	for _, r := range []*Record{
+		storedRecord("ap-due", "s1", "a", storeT0, StatePending),
+		storedRecord("ap-later", "s1", "b", storeT0.Add(time.Minute), StatePending),
+		storedRecord("ap-decided", "s1", "c", storeT0, StateApproved),
+	} {
+		if err := s.Create(ctx, r); err != nil {
+			t.Fatalf("Create() error = %v", err)
+		}
+	}
+	now := storeT0.Add(time.Hour)
+	for _, g := range []Grant{
+		{ApprovalID: "ap-g1", SessionID: "s1", Fingerprint: "old", Expires: now},
+		{ApprovalID: "ap-g2", SessionID: "s1", Fingerprint: "fresh", Expires: now.Add(time.Second)},
+	} {
+		if err := s.AddGrant(ctx, g); err != nil {
+			t.Fatalf("AddGrant() error = %v", err)
+		}
+	}
+
+	expired, err := s.ExpirePending(ctx, now)
+	if err != nil {
+		t.Fatalf("ExpirePending() error = %v", err)
+	}
+	want := []*Record{storedRecord("ap-due", "s1", "a", storeT0, StateExpired)}
+	if diff := cmp.Diff(want, expired); diff != "" {
+		t.Errorf("ExpirePending() (-want +got):\n%s", diff)
+	}
+	if again, _ := s.ExpirePending(ctx, now); len(again) != 0 {
+		t.Errorf("second ExpirePending() = %v, want nothing new", ids(again))
+	}
+	s.mu.Lock()
+	grants := len(s.grants)
+	s.mu.Unlock()
+	if grants != 1 {
+		t.Errorf("grants kept after ExpirePending = %d, want only the unexpired one", grants)
+	}
+	if _, err := s.ConsumeGrant(ctx, "s1", "fresh", now); err != nil {
+		t.Errorf("ConsumeGrant(fresh) error = %v", err)
+	}
+}
+
+func TestMemoryStoreConsumeGrant(t *testing.T) {
+	ctx := t.Context()
+	s := NewMemoryStore()
+	grants := []Grant{
+		{ApprovalID: "ap-1", SessionID: "s1", Fingerprint: "fp", Expires: storeT0.Add(time.Minute)},
+		{ApprovalID: "ap-2", SessionID: "s1", Fingerprint: "fp", Expires: storeT0.Add(2 * time.Minute)},
+	}
+	for _, g := range grants {
+		if err := s.AddGrant(ctx, g); err != nil {
+			t.Fatalf("AddGrant() error = %v", err)
+		}
+	}
+	steps := []struct {
+		session, fp string
+		now         time.Time
+		want        string
+		wantErr     error
+	}{
+		{session: "s2", fp: "fp", now: storeT0, wantErr: ErrNotFound},
+		{session: "s1", fp: "fp", now: storeT0.Add(time.Minute), want: "ap-2"}, // ap-1 expired
+		{session: "s1", fp: "fp", now: storeT0, want: "ap-1"},
+		{session: "s1", fp: "fp", now: storeT0, wantErr: ErrNotFound},
+	}
+	for i, st := range steps {
+		g, err := s.ConsumeGrant(ctx, st.session, st.fp, st.now)
+		if !errors.Is(err, st.wantErr) {
+			t.Fatalf("step %d: ConsumeGrant() error = %v, want %v", i, err, st.wantErr)
+		}
+		if g.ApprovalID != st.want {
+			t.Errorf("step %d: ConsumeGrant() = %q, want %q", i, g.ApprovalID, st.want)
+		}
+	}
+}

@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// cli runs the command line in-process, in dir, with HOME set to dir/home.
+func cli(t *testing.T, dir string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	e := &env{
+		stdin: strings.NewReader(""), stdout: &out, stderr: &errb,
+		getenv: func(k string) (string, bool) { return "", false },
+		home:   filepath.Join(dir, "home"), cwd: dir,
+	}
+	root := newRootCmd(e)
+	root.SetArgs(args)
+	root.SetOut(&out)
+	root.SetErr(&errb)
+	code = exitCode(root.ExecuteContext(context.Background()), &errb)
+	return out.String(), errb.String(), code
+}
+
+// exitCode mirrors run's mapping of errors to exit codes.
+func exitCode(err error, stderr *bytes.Buffer) int {
+	if err == nil {
+		return 0
+	}
+	// Reuse run's logic by formatting through it.
+	return mapError(err, stderr)
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, _, code := cli(t, t.TempDir(), "version")
+	if code != 0 || !strings.HasPrefix(out, "countersign ") {
+		t.Fatalf("version: %d %q", code, out)
+	}
+}
+
+func TestInitThenPolicyTestPasses(t *testing.T) {
+	dir := t.TempDir()
+	out, errOut, code := cli(t, dir, "init")
+	if code != 0 || !strings.Contains(out, "wrote    policies/policy.rego") {
+		t.Fatalf("init: %d %q %q", code, out, errOut)
+	}
+	out, errOut, code = cli(t, dir, "policy", "test", filepath.Join(dir, "policies"))
+	if code != 0 || !strings.Contains(out, "PASS") {
+		t.Fatalf("policy test on the starter policies: %d\n%s%s", code, out, errOut)
+	}
+	// init does not clobber.
+	out, _, _ = cli(t, dir, "init")
+	if !strings.Contains(out, "kept") {
+		t.Errorf("second init overwrote files: %q", out)
+	}
+}
+
+func TestPolicyTestFailureExitsOne(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "p", "policy.rego"), "package countersign\n\ndeny contains \"x\" if input.request.method == \"DELETE\"\n")
+	writeFile(t, filepath.Join(dir, "p", "policy_test.rego"), "package countersign_test\n\nimport data.countersign\n\ntest_get_denied if count(countersign.deny) == 1 with input as {\"request\": {\"method\": \"GET\"}}\n")
+	out, _, code := cli(t, dir, "policy", "test", filepath.Join(dir, "p"))
+	if code != 1 || !strings.Contains(out, "FAIL") {
+		t.Fatalf("failing test: exit %d, output %q", code, out)
+	}
+}
+
+func TestPolicyCompileErrorExitsTwoWithFileLine(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "p", "policy.rego"), "package countersign\n\ndeny contains \"x\" if {\n")
+	_, errOut, code := cli(t, dir, "policy", "eval", "--policy", filepath.Join(dir, "p"), "--request", "GET https://example.com/")
+	if code != 2 || !strings.Contains(errOut, "policy.rego:") {
+		t.Fatalf("exit %d stderr %q", code, errOut)
+	}
+}
+
+func TestPolicyEvalExplain(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "p", "policy.rego"), `package countersign
+
+deny contains {"id": "AWS-001", "msg": "no terminating"} if input.request.body.Action == "TerminateInstances"
+`)
+	out, errOut, code := cli(t, dir, "policy", "eval", "--policy", filepath.Join(dir, "p"),
+		"--request", "POST https://ec2.us-east-1.amazonaws.com/",
+		"--header", "Content-Type: application/x-www-form-urlencoded",
+		"--header", "Authorization: AWS4-HMAC-SHA256 Credential=AKIA/20261126/us-east-1/ec2/aws4_request, Signature=abc",
+		"--body", "Action=TerminateInstances&InstanceId.1=i-0abc", "--explain")
+	if code != 0 {
+		t.Fatalf("eval: %d %s", code, errOut)
+	}
+	var got struct {
+		Action   map[string]any `json:"action"`
+		Input    map[string]any `json:"input"`
+		Decision struct {
+			Verdict string `json:"verdict"`
+			Reasons []struct {
+				ID string `json:"id"`
+			} `json:"reasons"`
+		} `json:"decision"`
+		Fired []struct {
+			Location string `json:"location"`
+			Rule     string `json:"rule"`
+		} `json:"fired"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, out)
+	}
+	if got.Decision.Verdict != "deny" || len(got.Decision.Reasons) != 1 || got.Decision.Reasons[0].ID != "AWS-001" {
+		t.Errorf("decision = %+v", got.Decision)
+	}
+	if len(got.Fired) == 0 || !strings.Contains(got.Fired[0].Location, "policy.rego:3") {
+		t.Errorf("fired = %+v", got.Fired)
+	}
+	if strings.Contains(out, "Signature=abc") {
+		t.Error("the Authorization header was not redacted in the printed input")
+	}
+	if got.Action["provider"] != "http" {
+		t.Errorf("action = %v", got.Action)
+	}
+}
+
+func TestCAInitPathExport(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "countersign.yaml"), "state_dir: "+filepath.Join(dir, "state")+"\n")
+	out, errOut, code := cli(t, dir, "ca", "init")
+	if code != 0 || !strings.Contains(out, "created") {
+		t.Fatalf("ca init: %d %q %q", code, out, errOut)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "state", "ca-key.pem"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("CA key mode: %v %v", fi.Mode(), err)
+	}
+	out, _, _ = cli(t, dir, "ca", "path")
+	if strings.TrimSpace(out) != filepath.Join(dir, "state", "ca.pem") {
+		t.Errorf("ca path = %q", out)
+	}
+	out, _, code = cli(t, dir, "ca", "export")
+	if code != 0 || !strings.HasPrefix(out, "-----BEGIN CERTIFICATE-----") || strings.Contains(out, "PRIVATE KEY") {
+		t.Errorf("ca export: %d %q", code, out)
+	}
+}
+
+func TestConfigErrorsExitTwoNamingFileLineKey(t *testing.T) {
+	tests := []struct {
+		name, config string
+		want         []string
+	}{
+		{"unknown key", "listen: 127.0.0.1:0\napproval:\n  hodl: 10s\n", []string{"countersign.yaml:3", "approval.hodl", "did you mean approval.hold"}},
+		{"bad duration", "approval:\n  hold: soon\n", []string{"countersign.yaml:2", "approval.hold"}},
+		{"bad enum", "policy:\n  on_error: maybe\n", []string{"countersign.yaml:2", "policy.on_error"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeFile(t, filepath.Join(dir, "countersign.yaml"), tt.config)
+			_, errOut, code := cli(t, dir, "run", "--", "true")
+			if code != 2 {
+				t.Fatalf("exit %d, want 2; stderr %q", code, errOut)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(errOut, w) {
+					t.Errorf("stderr %q does not contain %q", errOut, w)
+				}
+			}
+		})
+	}
+}
+
+func TestRunRejectsIsolateForNow(t *testing.T) {
+	_, errOut, code := cli(t, t.TempDir(), "run", "--isolate", "--", "true")
+	if code != 2 || !strings.Contains(errOut, "--isolate") {
+		t.Fatalf("exit %d stderr %q", code, errOut)
+	}
+}
+
+func TestUsageErrorsExitTwo(t *testing.T) {
+	for _, args := range [][]string{{"run"}, {"audit", "verify"}, {"no-such-command"}, {"policy", "eval"}} {
+		_, _, code := cli(t, t.TempDir(), args...)
+		if code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+}
