@@ -178,7 +178,7 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 			message: fmt.Sprintf("countersign: this request needs approval, but its body is larger than inspect.body_limit (%d bytes), so a human could not see what would be sent; it was not sent.", s.opts.BodyLimit)})
 	}
 	sum := sha256.Sum256(body)
-	fp := approval.Fingerprint(ex.req.Method, ex.host, ex.port, ex.req.URL.EscapedPath(), ex.req.URL.Query(), hex.EncodeToString(sum[:]))
+	fp := fingerprint(ex, hex.EncodeToString(sum[:]))
 
 	if g, err := s.opts.Approvals.ConsumeGrant(ctx, sess.ID, fp); err == nil {
 		if err := s.opts.Audit.Record(&audit.Event{Type: "approval", RequestID: ex.id, ApprovalID: g.ApprovalID,
@@ -280,6 +280,19 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 		return s.denial(act, ex.id, answer{status: http.StatusForbidden, decision: "deny", approval: id,
 			message: "countersign: denied: the approval ended without a usable outcome."})
 	}
+}
+
+// fingerprint identifies the request for joining a pending approval and for
+// grants. A query that does not parse cleanly (stray ";", bad escapes) would
+// lose pairs in url.Values, so such a query is covered byte for byte.
+func fingerprint(ex *exchange, bodySHA256 string) string {
+	path := ex.req.URL.EscapedPath()
+	q, err := url.ParseQuery(ex.req.URL.RawQuery)
+	if err != nil {
+		path += "?" + ex.req.URL.RawQuery
+		q = nil
+	}
+	return approval.Fingerprint(ex.req.Method, ex.host, ex.port, path, q, bodySHA256)
 }
 
 // holdFor is how long to keep the agent's request open: the policy's hold or

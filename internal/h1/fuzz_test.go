@@ -35,6 +35,9 @@ func addSeeds(f *testing.F) {
 	for _, c := range loadAttacks(f) {
 		f.Add(c.raw)
 	}
+	for _, raw := range clientRequests(f) {
+		f.Add(raw)
+	}
 	f.Add([]byte("POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello" +
 		"POST /b HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX: y\r\n\r\n" +
 		"GET https://a/c HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.0\r\n\r\n"))

@@ -1,0 +1,122 @@
+package session
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestRegistryAuthenticate(t *testing.T) {
+	alice := &Info{ID: "s-alice", Name: "alice/claude"}
+	anon := &Info{ID: "anonymous", Name: "anonymous"}
+	tests := []struct {
+		name          string
+		reg           *Registry
+		user, pass    string
+		present, ok   bool
+		wantSessionID string
+	}{
+		{"right password", NewRegistry(nil, Credential{"s-alice", "pw", alice}), "s-alice", "pw", true, true, "s-alice"},
+		{"wrong password", NewRegistry(nil, Credential{"s-alice", "pw", alice}), "s-alice", "pW", true, false, ""},
+		{"unknown user", NewRegistry(nil, Credential{"s-alice", "pw", alice}), "s-bob", "pw", true, false, ""},
+		{"no credentials, no anonymous", NewRegistry(nil, Credential{"s-alice", "pw", alice}), "", "", false, false, ""},
+		{"anonymous allowed when no clients", NewRegistry(anon), "", "", false, true, "anonymous"},
+		{"anonymous refused once clients exist", NewRegistry(anon, Credential{"s-alice", "pw", alice}), "", "", false, false, ""},
+		{"empty password never matches", NewRegistry(nil, Credential{"s-alice", "pw", alice}), "s-alice", "", true, false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, ok := tt.reg.Authenticate(tt.user, tt.pass, tt.present)
+			if ok != tt.ok {
+				t.Fatalf("Authenticate(%q, %q, %v) ok = %v, want %v", tt.user, tt.pass, tt.present, ok, tt.ok)
+			}
+			if ok && s.ID != tt.wantSessionID {
+				t.Errorf("session = %s, want %s", s.ID, tt.wantSessionID)
+			}
+		})
+	}
+}
+
+func TestNewIDAndPasswordAreUniqueAndLongEnough(t *testing.T) {
+	seen := map[string]bool{}
+	for range 1000 {
+		id, pw := NewID(), NewPassword()
+		if !strings.HasPrefix(id, "s-") || len(pw) < 32 || seen[id] || seen[pw] {
+			t.Fatalf("id %q password %q (len %d) not unique or too short", id, pw, len(pw))
+		}
+		seen[id], seen[pw] = true, true
+	}
+}
+
+func TestDefaultName(t *testing.T) {
+	for _, tt := range []struct{ user, cmd, want string }{
+		{"alice", "/usr/local/bin/claude", "alice/claude"},
+		{"alice", "aider", "alice/aider"},
+		{"", "codex", "codex"},
+	} {
+		if got := DefaultName(tt.user, tt.cmd); got != tt.want {
+			t.Errorf("DefaultName(%q, %q) = %q, want %q", tt.user, tt.cmd, got, tt.want)
+		}
+	}
+}
+
+func TestChildEnvReplacesInheritedProxyAndCAVariables(t *testing.T) {
+	base := []string{
+		"PATH=/usr/bin", "HOME=/home/a",
+		"HTTPS_PROXY=http://elsewhere:3128", "no_proxy=*", "NO_PROXY=.internal",
+		"SSL_CERT_FILE=/etc/other.pem", "SSL_CERT_DIR=/etc/ssl/certs", "NODE_EXTRA_CA_CERTS=/x.pem",
+	}
+	env := ChildEnv(base, EnvOptions{ProxyURL: "http://s-1:pw@127.0.0.1:4000", CABundle: "/tmp/b.pem", CACert: "/tmp/ca.pem", SessionID: "s-1"})
+	get := func(k string) []string {
+		var vs []string
+		for _, kv := range env {
+			if key, v, _ := strings.Cut(kv, "="); key == k {
+				vs = append(vs, v)
+			}
+		}
+		return vs
+	}
+	want := map[string]string{
+		"HTTP_PROXY": "http://s-1:pw@127.0.0.1:4000", "HTTPS_PROXY": "http://s-1:pw@127.0.0.1:4000",
+		"http_proxy": "http://s-1:pw@127.0.0.1:4000", "https_proxy": "http://s-1:pw@127.0.0.1:4000",
+		"NO_PROXY": "", "no_proxy": "",
+		"SSL_CERT_FILE": "/tmp/b.pem", "REQUESTS_CA_BUNDLE": "/tmp/b.pem", "CURL_CA_BUNDLE": "/tmp/b.pem",
+		"AWS_CA_BUNDLE": "/tmp/b.pem", "GIT_SSL_CAINFO": "/tmp/b.pem", "NODE_EXTRA_CA_CERTS": "/tmp/ca.pem",
+		"COUNTERSIGN_SESSION": "s-1", "PATH": "/usr/bin", "HOME": "/home/a",
+	}
+	for k, v := range want {
+		if got := get(k); !slices.Equal(got, []string{v}) {
+			t.Errorf("%s = %q, want exactly [%q]", k, got, v)
+		}
+	}
+	if got := get("SSL_CERT_DIR"); len(got) != 0 {
+		t.Errorf("SSL_CERT_DIR kept: %q", got)
+	}
+}
+
+func TestWriteCABundleHoldsSystemRootsAndOurCAButNoKey(t *testing.T) {
+	dir := t.TempDir()
+	ca := "-----BEGIN CERTIFICATE-----\nMIIBcountersign\n-----END CERTIFICATE-----\n"
+	path, err := WriteCABundle(dir, []byte(ca))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Dir(path) != dir {
+		t.Errorf("bundle written to %s", path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(string(b), ca) {
+		t.Error("bundle does not end with the countersign CA")
+	}
+	if strings.Contains(string(b), "PRIVATE KEY") {
+		t.Error("bundle contains a private key")
+	}
+	if strings.Count(string(b), "BEGIN CERTIFICATE") < 2 {
+		t.Error("bundle has no system roots (is ca-certificates installed?)")
+	}
+}
