@@ -9,7 +9,7 @@ import (
 
 type panicky struct{}
 
-func (panicky) Name() string                    { return "panicky" }
+func (panicky) Name() string                     { return "panicky" }
 func (panicky) Classify(*Request) (Action, bool) { panic("bug") }
 
 type fixed struct{ a Action }

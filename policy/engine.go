@@ -165,10 +165,21 @@ func (e *Engine) eval(ctx context.Context, s *set, doc map[string]any, tracer to
 		opts = append(opts, rego.EvalQueryTracer(tracer))
 	}
 	rs, err := s.query.Eval(ctx, opts...)
-	if err != nil {
-		if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	// OPA notices cancellation asynchronously, so an evaluation can still
+	// succeed after the deadline passed or the caller gave up. It counts as
+	// failed all the same: the timeout contract is deterministic.
+	if cerr := ctx.Err(); cerr != nil {
+		if err == nil {
+			err = cerr
+		} else if !errors.Is(err, cerr) {
+			err = fmt.Errorf("%w (%w)", err, cerr)
+		}
+		if errors.Is(cerr, context.DeadlineExceeded) {
 			return nil, fmt.Errorf("evaluation exceeded %s: %w", e.opts.EvalTimeout, err)
 		}
+		return nil, fmt.Errorf("evaluation cancelled: %w", err)
+	}
+	if err != nil {
 		return nil, err
 	}
 	if len(rs) != 1 || len(rs[0].Expressions) != 1 {

@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"errors"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ func TestDecideRules(t *testing.T) {
 	tests := []struct {
 		name   string
 		policy string
+		extra  map[string]string // more files
 		give   map[string]any
 		want   Decision
 	}{
@@ -167,6 +169,7 @@ approve contains {
 		{
 			name:   "rules across modules of the package",
 			policy: "package countersign\n\nimport data.countersign.extra\n\ndeny contains \"x\" if extra.flag\n",
+			extra:  map[string]string{"extra.rego": "package countersign.extra\n\nflag := false\n"},
 			give:   doc("GET", "example.com", "/"),
 			want:   Decision{Verdict: VerdictAllow},
 		},
@@ -208,9 +211,7 @@ approve contains {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			files := mod(tt.policy)
-			if tt.name == "rules across modules of the package" {
-				files["extra.rego"] = "package countersign.extra\n\nflag := false\n"
-			}
+			maps.Copy(files, tt.extra)
 			e, _ := newEngine(t, Options{}, files)
 			got := e.DecideDocument(t.Context(), tt.give)
 			if got.Err != nil {
@@ -358,7 +359,24 @@ deny contains "slow" if {
 			if !errors.As(got.Err, &te) || te.Code != topdown.CancelErr {
 				t.Errorf("Decision.Err = %v, want a topdown cancellation", got.Err)
 			}
+			if !errors.Is(got.Err, context.DeadlineExceeded) {
+				t.Errorf("Decision.Err = %v, want context.DeadlineExceeded", got.Err)
+			}
 		})
+	}
+}
+
+func TestDecideTimeoutIsDeterministic(t *testing.T) {
+	// OPA notices a deadline asynchronously, so a quick evaluation can finish
+	// after it has passed. Past EvalTimeout is on_error all the same: with a
+	// 1ns budget even a trivial allow must not allow.
+	e, _ := newEngine(t, Options{EvalTimeout: time.Nanosecond}, mod("package countersign\n\nallow := true\n"))
+	for range 20 {
+		got := e.DecideDocument(t.Context(), doc("GET", "example.com", "/"))
+		checkPolicyError(t, got, VerdictDeny)
+		if !errors.Is(got.Err, context.DeadlineExceeded) {
+			t.Errorf("Decision.Err = %v, want context.DeadlineExceeded", got.Err)
+		}
 	}
 }
 
@@ -366,8 +384,13 @@ func TestDecideCancelledContext(t *testing.T) {
 	e, _ := newEngine(t, Options{}, mod("package countersign\n\nallow := true\n"))
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	got := e.DecideDocument(ctx, doc("GET", "example.com", "/"))
-	checkPolicyError(t, got, VerdictDeny)
+	for range 20 {
+		got := e.DecideDocument(ctx, doc("GET", "example.com", "/"))
+		checkPolicyError(t, got, VerdictDeny)
+		if !errors.Is(got.Err, context.Canceled) {
+			t.Errorf("Decision.Err = %v, want context.Canceled", got.Err)
+		}
+	}
 }
 
 func TestDecideInputNotConvertible(t *testing.T) {
@@ -383,18 +406,21 @@ func TestDisabledBuiltins(t *testing.T) {
 		name    string
 		builtin string
 		policy  string
+		extra   map[string]string // more files
 	}{
-		{"http.send", "http.send", "package countersign\n\ndeny contains \"x\" if {\n\tr := http.send({\"method\": \"GET\", \"url\": \"http://127.0.0.1:1/\"})\n\tr.status_code == 200\n}\n"},
-		{"net.lookup_ip_addr", "net.lookup_ip_addr", "package countersign\n\ndeny contains \"x\" if {\n\t\"127.0.0.1\" in net.lookup_ip_addr(\"localhost\")\n}\n"},
-		{"opa.runtime", "opa.runtime", "package countersign\n\ndeny contains \"x\" if {\n\topa.runtime().env.HOME\n}\n"},
-		{"in a helper package", "http.send", "package countersign\n\nimport data.helpers\n\ndeny contains \"x\" if helpers.fetch\n", },
+		{name: "http.send", builtin: "http.send", policy: "package countersign\n\ndeny contains \"x\" if {\n\tr := http.send({\"method\": \"GET\", \"url\": \"http://127.0.0.1:1/\"})\n\tr.status_code == 200\n}\n"},
+		{name: "net.lookup_ip_addr", builtin: "net.lookup_ip_addr", policy: "package countersign\n\ndeny contains \"x\" if {\n\t\"127.0.0.1\" in net.lookup_ip_addr(\"localhost\")\n}\n"},
+		{name: "opa.runtime", builtin: "opa.runtime", policy: "package countersign\n\ndeny contains \"x\" if {\n\topa.runtime().env.HOME\n}\n"},
+		{
+			name: "in a helper package", builtin: "http.send",
+			policy: "package countersign\n\nimport data.helpers\n\ndeny contains \"x\" if helpers.fetch\n",
+			extra:  map[string]string{"helpers.rego": "package helpers\n\nfetch if http.send({\"method\": \"GET\", \"url\": \"http://127.0.0.1:1/\"}).status_code == 200\n"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			files := mod(tt.policy)
-			if tt.name == "in a helper package" {
-				files["helpers.rego"] = "package helpers\n\nfetch if http.send({\"method\": \"GET\", \"url\": \"http://127.0.0.1:1/\"}).status_code == 200\n"
-			}
+			maps.Copy(files, tt.extra)
 			dir := writePolicy(t, files)
 			_, err := New(t.Context(), Options{Source: Source{Paths: []string{dir}}}, nil)
 			if err == nil {

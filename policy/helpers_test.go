@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -39,12 +40,20 @@ func writeFiles(t testing.TB, dir string, files map[string]string) {
 	}
 }
 
+// testEvalTimeout replaces the 250ms default in tests that are not about
+// timeouts: on a loaded machine under -race a trivial evaluation can take
+// longer, and a timeout there would be a flake, not a finding.
+const testEvalTimeout = time.Minute
+
 // newEngine writes files into a temporary policy directory and builds an
 // Engine over it; opts.Source is replaced by that directory.
 func newEngine(t testing.TB, opts Options, files map[string]string) (*Engine, string) {
 	t.Helper()
 	dir := writePolicy(t, files)
 	opts.Source = Source{Paths: []string{dir}}
+	if opts.EvalTimeout == 0 {
+		opts.EvalTimeout = testEvalTimeout
+	}
 	e, err := New(t.Context(), opts, zap.NewNop())
 	if err != nil {
 		t.Fatalf("New(%s) = %v", dir, err)
