@@ -24,11 +24,11 @@ import (
 	"github.com/countersign/countersign/internal/testinfra"
 )
 
-var bin string
+var bin, goClient string
 
 func TestMain(m *testing.M) {
 	var missing []string
-	for _, tool := range []string{"curl", "git", "python3", "aws"} {
+	for _, tool := range []string{"curl", "git", "python3", "aws", "node"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			missing = append(missing, tool)
 		}
@@ -49,6 +49,13 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "e2e: build countersign:", err)
 		os.Exit(1)
 	}
+	goClient = filepath.Join(dir, "goclient")
+	build = exec.Command("go", "build", "-o", goClient, "./testdata/goclient")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: build the Go test client:", err)
+		os.Exit(1)
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -64,8 +71,6 @@ type world struct {
 	up        *testinfra.Upstream
 	gitRoot   string
 }
-
-const fakeHosts = `["api.github.com", "ec2.us-east-1.amazonaws.com", "git.example.test", "example.test"]`
 
 // newWorld writes a config and policy for one test and starts the fakes.
 func newWorld(t *testing.T, policy string, extraConfig string) *world {
@@ -365,6 +370,25 @@ func TestGitCloneAllowedPushDenied(t *testing.T) {
 	}
 	if !strings.Contains(w.auditLog(), "E2E-002") {
 		t.Errorf("the denied push is not in the audit log")
+	}
+}
+
+func TestGoAndNodeTrustTheCA(t *testing.T) {
+	w := newWorld(t, denyDeletes, "")
+	g := w.run("run", "--", goClient, "https://api.github.com/repos/acme/shop")
+	if g.code != 0 || !strings.Contains(g.stdout, "200 ") || !strings.Contains(g.stdout, "acme/shop") {
+		t.Fatalf("Go client through countersign: code %d\n%s%s", g.code, g.stdout, g.stderr)
+	}
+	script, err := filepath.Abs(filepath.Join("testdata", "nodeclient.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := w.run("run", "--", "node", script)
+	if n.code != 0 || !strings.Contains(n.stdout, "acme/shop") {
+		t.Fatalf("node through countersign: code %d\n%s%s", n.code, n.stdout, n.stderr)
+	}
+	if c := w.up.Count("GET", "/repos/acme/shop"); c != 2 {
+		t.Errorf("upstream saw %d GETs, want 2", c)
 	}
 }
 

@@ -10,9 +10,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -679,3 +681,60 @@ func readFile(p string) (string, error) {
 }
 
 func bufioReader(r io.Reader) *bufio.Reader { return bufio.NewReader(r) }
+
+func TestTrailersAreNeverForwarded(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", "https://example.test/trailers", nil)
+	resp, err := h.client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "body with a trailer\n" {
+		t.Fatalf("body %q", body)
+	}
+	if len(resp.Trailer) != 0 || resp.Header.Get("Trailer") != "" {
+		t.Errorf("trailers reached the client: %v / Trailer: %q", resp.Trailer, resp.Header.Get("Trailer"))
+	}
+}
+
+// countingResolver answers every name with 127.0.0.1 and counts lookups.
+type countingResolver struct {
+	mu    sync.Mutex
+	names []string
+}
+
+func (c *countingResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.names = append(c.names, host)
+	return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+}
+
+func (c *countingResolver) lookups() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.names...)
+}
+
+func TestNamesAreResolvedOnlyAfterAllow(t *testing.T) {
+	res := &countingResolver{}
+	h := newHarness(t, harnessOptions{policy: denyDeletes, configure: func(o *Options) { o.Resolver = res }})
+	_, port, _ := net.SplitHostPort(h.up.Addr)
+	target := "https://unpinned.test:" + port + "/repos/acme/shop"
+	resp, _ := h.do("DELETE", target, "")
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("DELETE: %d", resp.StatusCode)
+	}
+	if got := res.lookups(); len(got) != 0 {
+		t.Fatalf("a denied request caused DNS lookups: %v", got)
+	}
+	resp, _ = h.do("GET", target, "")
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET: %d", resp.StatusCode)
+	}
+	if got := res.lookups(); len(got) != 1 || got[0] != "unpinned.test" {
+		t.Fatalf("lookups after one allowed request = %v, want exactly [unpinned.test]", got)
+	}
+}

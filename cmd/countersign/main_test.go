@@ -196,3 +196,23 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		}
 	}
 }
+
+func TestDemoRunsTheWholeScenario(t *testing.T) {
+	out, errOut, code := cli(t, t.TempDir(), "demo")
+	if code != 0 {
+		t.Fatalf("demo: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"→ 200 {\"default_branch\"",
+		"→ 403 countersign: denied by policy DEFAULT-001",
+		"human (demo-approver) approves",
+		"TerminateInstancesResponse",
+		"denied by approver cli:demo-approver",
+		"upstream saw: 1 GET repos, 1 EC2 calls, 0 DELETE repos",
+		"hash chain verified",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+}

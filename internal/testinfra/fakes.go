@@ -79,6 +79,18 @@ func fakeKubernetes(w http.ResponseWriter, r *http.Request) {
 }
 
 func echo(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/trailers" {
+		// A chunked response with a trailer, for tests that check trailers
+		// are never forwarded.
+		w.Header().Set("Trailer", "X-Upstream-Trailer")
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprint(w, "body with a trailer\n")
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		w.Header().Set("X-Upstream-Trailer", "secret-trailer")
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{"method": r.Method, "host": r.Host, "path": r.URL.Path, "ok": true})
 }
