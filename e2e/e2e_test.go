@@ -73,7 +73,10 @@ type world struct {
 }
 
 // newWorld writes a config and policy for one test and starts the fakes.
-func newWorld(t *testing.T, policy string, extraConfig string) *world {
+// api.github.com, ec2.us-east-1.amazonaws.com, git.example.test and
+// example.test (and extraHosts) resolve, through the proxy, to the fake
+// upstream, which serves every name with a certificate from its own CA.
+func newWorld(t *testing.T, policy string, extraConfig string, extraHosts ...string) *world {
 	t.Helper()
 	w := &world{t: t, dir: t.TempDir()}
 	w.stateDir = filepath.Join(w.dir, "state")
@@ -111,7 +114,7 @@ func newWorld(t *testing.T, policy string, extraConfig string) *world {
 	}
 
 	var resolve strings.Builder
-	for _, h := range []string{"api.github.com", "ec2.us-east-1.amazonaws.com", "git.example.test", "example.test"} {
+	for _, h := range append([]string{"api.github.com", "ec2.us-east-1.amazonaws.com", "git.example.test", "example.test"}, extraHosts...) {
 		fmt.Fprintf(&resolve, "    %q: %q\n", h+":443", w.up.Addr)
 	}
 	w.config = filepath.Join(w.dir, "countersign.yaml")

@@ -26,31 +26,39 @@ type answer struct {
 	approval string // X-Countersign-Approval
 }
 
-// denial formats the answer for the agent. Provider-specific error bodies
-// (AWS XML, Kubernetes Status, git report-status, …) plug in here; until a
-// provider has one, the answer is text/plain.
-func (s *Server) denial(a action.Action, requestID string, ans answer) *http.Response {
-	body := []byte(ans.message + "\n")
-	h := http.Header{}
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+// denial formats the answer for the agent in the API's own error format
+// when the provider that classified the request has one (SPEC section 6),
+// else as text/plain, and adds the X-Countersign-* headers.
+func (s *Server) denial(ex *exchange, a action.Action, ans answer) *http.Response {
+	d := action.Denial{Status: ans.status, Decision: ans.decision, Message: ans.message}
+	var r action.Response
+	if ex != nil && ex.ar != nil {
+		r = s.opts.Classifier.Respond(ex.ar, a, d)
+	} else {
+		r = action.PlainText(d)
+	}
+	h := r.Header
+	if h == nil {
+		h = http.Header{}
+	}
+	h.Set("Content-Length", strconv.Itoa(len(r.Body)))
 	h.Set("Cache-Control", "no-store")
 	h.Set(headerDecision, ans.decision)
 	if ans.approval != "" {
 		h.Set(headerApproval, ans.approval)
 	}
-	if requestID != "" {
-		h.Set(headerRequest, requestID)
+	if ex != nil && ex.id != "" {
+		h.Set(headerRequest, ex.id)
 	}
 	return &http.Response{
-		StatusCode:    ans.status,
-		Status:        fmt.Sprintf("%d %s", ans.status, http.StatusText(ans.status)),
+		StatusCode:    r.Status,
+		Status:        fmt.Sprintf("%d %s", r.Status, http.StatusText(r.Status)),
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
 		ProtoMinor:    1,
 		Header:        h,
-		Body:          io.NopCloser(bytes.NewReader(body)),
-		ContentLength: int64(len(body)),
+		Body:          io.NopCloser(bytes.NewReader(r.Body)),
+		ContentLength: int64(len(r.Body)),
 	}
 }
 

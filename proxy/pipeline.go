@@ -35,6 +35,8 @@ type exchange struct {
 	port    int
 	session *session.Info
 	id      string
+	// ar is the classifier's view of the request, once built.
+	ar *action.Request
 	// beforeBody is called once before the body is first read; the tunnel
 	// uses it to answer "Expect: 100-continue".
 	beforeBody func() error
@@ -64,7 +66,7 @@ func (s *Server) handle(ctx context.Context, ex *exchange) *http.Response {
 		}
 		s.auditRefusal(sess, ex, status, reason)
 		cnt.denied.Add(1)
-		return s.denial(action.Action{}, ex.id, answer{status: status, decision: "deny", message: "countersign: " + reason + "; nothing was sent."})
+		return s.denial(ex, action.Action{}, answer{status: status, decision: "deny", message: "countersign: " + reason + "; nothing was sent."})
 	}
 
 	ar := &action.Request{
@@ -83,6 +85,7 @@ func (s *Server) handle(ctx context.Context, ex *exchange) *http.Response {
 	if !truncated && ar.BodySize < 0 {
 		ar.BodySize = int64(len(prefix))
 	}
+	ex.ar = ar
 	act := s.opts.Classifier.Classify(ar)
 	in := policy.NewInput(ar, act, sess, start)
 	d := s.opts.Decider.Decide(ctx, in)
@@ -107,7 +110,7 @@ func (s *Server) handle(ctx context.Context, ex *exchange) *http.Response {
 	if err := s.opts.Audit.Record(ev); err != nil {
 		s.logger.Error("audit write failed; denying", zap.String("request", ex.id), zap.Error(err))
 		cnt.denied.Add(1)
-		return s.denial(act, ex.id, answer{status: http.StatusServiceUnavailable, decision: "deny",
+		return s.denial(ex, act, answer{status: http.StatusServiceUnavailable, decision: "deny",
 			message: "countersign: the audit log cannot be written, so nothing is forwarded; tell whoever runs countersign (see its log)."})
 	}
 	if shadow {
@@ -129,10 +132,10 @@ func (s *Server) handle(ctx context.Context, ex *exchange) *http.Response {
 		return s.hold(ctx, ex, act, in, d, prefix, truncated, cnt)
 	case policy.VerdictDeny:
 		cnt.denied.Add(1)
-		return s.denial(act, ex.id, answer{status: http.StatusForbidden, decision: "deny", message: denyMessage(d.Messages(), d.RuleIDs())})
+		return s.denial(ex, act, answer{status: http.StatusForbidden, decision: "deny", message: denyMessage(d.Messages(), d.RuleIDs())})
 	default:
 		cnt.denied.Add(1)
-		return s.denial(act, ex.id, answer{status: http.StatusForbidden, decision: "deny", message: "countersign: denied: the policy gave no usable decision."})
+		return s.denial(ex, act, answer{status: http.StatusForbidden, decision: "deny", message: "countersign: denied: the policy gave no usable decision."})
 	}
 }
 
@@ -174,7 +177,7 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 	sess := ex.session
 	if truncated {
 		cnt.denied.Add(1)
-		return s.denial(act, ex.id, answer{status: http.StatusRequestEntityTooLarge, decision: "deny",
+		return s.denial(ex, act, answer{status: http.StatusRequestEntityTooLarge, decision: "deny",
 			message: fmt.Sprintf("countersign: this request needs approval, but its body is larger than inspect.body_limit (%d bytes), so a human could not see what would be sent; it was not sent.", s.opts.BodyLimit)})
 	}
 	sum := sha256.Sum256(body)
@@ -184,7 +187,7 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 		if err := s.opts.Audit.Record(&audit.Event{Type: "approval", RequestID: ex.id, ApprovalID: g.ApprovalID,
 			Session: sessionRef(sess), Detail: "grant consumed: an identical retry of an approved request"}); err != nil {
 			cnt.denied.Add(1)
-			return s.denial(act, ex.id, answer{status: http.StatusServiceUnavailable, decision: "deny",
+			return s.denial(ex, act, answer{status: http.StatusServiceUnavailable, decision: "deny",
 				message: "countersign: the audit log cannot be written, so nothing is forwarded; tell whoever runs countersign."})
 		}
 		cnt.approved.Add(1)
@@ -194,7 +197,7 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 	} else if !errors.Is(err, approval.ErrNotFound) {
 		s.logger.Error("approval store failed; denying", zap.String("request", ex.id), zap.Error(err))
 		cnt.denied.Add(1)
-		return s.denial(act, ex.id, answer{status: http.StatusServiceUnavailable, decision: "deny",
+		return s.denial(ex, act, answer{status: http.StatusServiceUnavailable, decision: "deny",
 			message: "countersign: the approval store failed, so nothing is forwarded; retry later."})
 	}
 
@@ -233,7 +236,7 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 		if errors.Is(err, approval.ErrTooManyPending) {
 			msg = "countersign: this request needs approval, but too many approvals are already pending; nothing was sent. Retry later."
 		}
-		return s.denial(act, ex.id, answer{status: http.StatusServiceUnavailable, decision: "deny", message: msg})
+		return s.denial(ex, act, answer{status: http.StatusServiceUnavailable, decision: "deny", message: msg})
 	}
 	id := rec.ID
 	if out.Record != nil {
@@ -252,32 +255,32 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 		if why != "" {
 			msg += ": " + why
 		}
-		return s.denial(act, ex.id, answer{status: http.StatusForbidden, decision: "denied", approval: id,
+		return s.denial(ex, act, answer{status: http.StatusForbidden, decision: "denied", approval: id,
 			message: msg + ". The request was not sent."})
 	case approval.OutcomePending:
 		cnt.pending.Add(1)
-		return s.denial(act, ex.id, answer{status: http.StatusForbidden, decision: "pending", approval: id,
+		return s.denial(ex, act, answer{status: http.StatusForbidden, decision: "pending", approval: id,
 			message: fmt.Sprintf("countersign: approval pending as %s: a human has been asked (%s); retry the same command after approval, within %s.",
 				id, strings.Join(d.Messages(), "; "), shortDuration(s.opts.Approvals.GrantTTL()))})
 	case approval.OutcomeAbandoned:
 		cnt.pending.Add(1)
-		return s.denial(act, ex.id, answer{status: http.StatusForbidden, decision: "pending", approval: id,
+		return s.denial(ex, act, answer{status: http.StatusForbidden, decision: "pending", approval: id,
 			message: fmt.Sprintf("countersign: approval pending as %s; retry after approval.", id)})
 	case approval.OutcomeExpired:
 		cnt.denied.Add(1)
-		return s.denial(act, ex.id, answer{status: http.StatusForbidden, decision: "expired", approval: id,
+		return s.denial(ex, act, answer{status: http.StatusForbidden, decision: "expired", approval: id,
 			message: fmt.Sprintf("countersign: approval %s expired before anyone decided; the request was not sent.", id)})
 	case approval.OutcomeSuperseded:
 		cnt.denied.Add(1)
-		return s.denial(act, ex.id, answer{status: http.StatusConflict, decision: "approved", approval: id,
+		return s.denial(ex, act, answer{status: http.StatusConflict, decision: "approved", approval: id,
 			message: fmt.Sprintf("countersign: approval %s was used by an identical request that was also waiting; this copy was not sent.", id)})
 	case approval.OutcomeShutdown:
 		cnt.denied.Add(1)
-		return s.denial(act, ex.id, answer{status: http.StatusServiceUnavailable, decision: "deny", approval: id,
+		return s.denial(ex, act, answer{status: http.StatusServiceUnavailable, decision: "deny", approval: id,
 			message: "countersign: shutting down before a human decided; the request was not sent. Retry later."})
 	default:
 		cnt.denied.Add(1)
-		return s.denial(act, ex.id, answer{status: http.StatusForbidden, decision: "deny", approval: id,
+		return s.denial(ex, act, answer{status: http.StatusForbidden, decision: "deny", approval: id,
 			message: "countersign: denied: the approval ended without a usable outcome."})
 	}
 }
@@ -347,7 +350,7 @@ func (s *Server) forward(ctx context.Context, ex *exchange, act action.Action, p
 		_ = s.opts.Audit.RecordAsync(&audit.Event{Type: "forward", RequestID: ex.id, Session: sessionRef(ex.session),
 			Decision: decision, Error: err.Error(), UpstreamMillis: elapsed.Milliseconds(), Detail: "not forwarded: " + msg})
 		s.logger.Info("upstream request failed", zap.String("request", ex.id), zap.String("host", ex.host), zap.Error(err))
-		return s.denial(act, ex.id, answer{status: status, decision: decision, message: "countersign: " + msg})
+		return s.denial(ex, act, answer{status: status, decision: decision, message: "countersign: " + msg})
 	}
 	_ = s.opts.Audit.RecordAsync(&audit.Event{Type: "response", RequestID: ex.id, Session: sessionRef(ex.session),
 		Decision: decision, UpstreamStatus: resp.StatusCode, UpstreamMillis: elapsed.Milliseconds()})

@@ -14,14 +14,36 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/countersign/countersign/action"
+	"github.com/countersign/countersign/action/aws"
+	"github.com/countersign/countersign/action/git"
+	"github.com/countersign/countersign/action/github"
+	"github.com/countersign/countersign/action/graphql"
+	"github.com/countersign/countersign/action/kubernetes"
+	"github.com/countersign/countersign/action/mcp"
+	"github.com/countersign/countersign/internal/config"
 	"github.com/countersign/countersign/internal/hostport"
 	"github.com/countersign/countersign/policy"
 	"github.com/countersign/countersign/session"
 )
 
-// newClassifier is the provider list used everywhere a request is classified.
-func newClassifier() *action.Classifier {
-	return action.NewClassifier()
+// newClassifier is the provider list used everywhere a request is
+// classified. Order matters: a request goes to the first provider that
+// recognises it, and the generic http provider takes the rest.
+//   - aws first: SigV4 signatures and *.amazonaws.com are unambiguous;
+//   - git before github: pushes to github.com are git, not REST;
+//   - mcp before graphql: a JSON-RPC body is MCP wherever it is posted;
+//   - graphql before github: api.github.com/graphql is GraphQL (reported as
+//     provider github by the graphql classifier);
+//   - github before kubernetes: GHES's /api/v3 looks like a Kubernetes path.
+func newClassifier(cfg *config.Config) *action.Classifier {
+	return action.NewClassifier(
+		aws.New(aws.Options{}),
+		git.New(git.Options{}),
+		mcp.New(mcp.Options{}),
+		graphql.New(graphql.Options{}),
+		github.New(github.Options{}),
+		kubernetes.New(kubernetes.Options{Hosts: cfg.Kubernetes.Hosts}),
+	)
 }
 
 func newPolicyCmd(e *env) *cobra.Command {
@@ -135,7 +157,7 @@ func policyEval(cmd *cobra.Command, e *env, f evalFlags) error {
 		if err != nil {
 			return usageError(err)
 		}
-		a := newClassifier().Classify(ar)
+		a := newClassifier(cfg).Classify(ar)
 		sess := &session.Info{ID: "s-eval", Name: f.sessionName, User: currentUser(), Command: "eval", Cwd: e.cwd, Labels: labels}
 		in := policy.NewInput(ar, a, sess, time.Now())
 		doc = in.Map()

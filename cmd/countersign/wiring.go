@@ -229,7 +229,7 @@ func newApp(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts ap
 		Audit:           a.audit,
 		Approvals:       a.broker,
 		Sessions:        a.registry,
-		Classifier:      newClassifier(),
+		Classifier:      newClassifier(cfg),
 		RootCAs:         roots,
 		UpstreamTimeout: cfg.Upstream.Timeout,
 		Guard:           hostport.Guard{Allow: cfg.Upstream.AllowAddresses},
