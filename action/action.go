@@ -56,11 +56,11 @@ type Action struct {
 	// the common fields above and never replace them.
 	Fields map[string]any `json:"-"`
 
-	// classifiedBy names the provider that produced the action, which may
+	// ClassifiedBy names the provider that produced the action, which may
 	// differ from Provider (GitHub's GraphQL is classified by the graphql
 	// provider but reported as provider "github"). Denials are formatted by
 	// the provider that classified the request.
-	classifiedBy string
+	ClassifiedBy string `json:"-"`
 }
 
 // Map returns the action as the JSON-shaped map the policy input carries:
@@ -138,7 +138,7 @@ func (c *Classifier) Classify(r *Request) Action {
 			if a.Provider == "" {
 				a.Provider = p.Name()
 			}
-			a.classifiedBy = p.Name()
+			a.ClassifiedBy = p.Name()
 			return a
 		}
 	}

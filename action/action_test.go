@@ -33,7 +33,7 @@ func TestClassifierFallsBackToHTTP(t *testing.T) {
 		{"DELETE is destructive", &Request{Method: "DELETE", Host: "other.example"}, Action{Provider: "http", Operation: "DELETE", Destructive: true}},
 		{"POST neither", &Request{Method: "POST", Host: "other.example"}, Action{Provider: "http", Operation: "POST"}},
 		{"tunnel", &Request{Method: "CONNECT", Host: "other.example", Tunnel: true}, Action{Provider: "http", Operation: "CONNECT"}},
-		{"provider matches and its name fills in", &Request{Method: "POST", Host: "match.example"}, Action{Provider: "fixed", Service: "svc", Operation: "Op"}},
+		{"provider matches and its name fills in", &Request{Method: "POST", Host: "match.example"}, Action{Provider: "fixed", Service: "svc", Operation: "Op", ClassifiedBy: "fixed"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

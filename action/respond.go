@@ -37,7 +37,7 @@ type Responder interface {
 // Respond formats a denial with the provider that classified the request, or
 // as text/plain when it has no format of its own.
 func (c *Classifier) Respond(r *Request, a Action, d Denial) Response {
-	by := a.classifiedBy
+	by := a.ClassifiedBy
 	if by == "" {
 		by = a.Provider
 	}
