@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -15,13 +16,18 @@ type DecisionRequest struct {
 	Decision string `json:"decision"` // approve or deny
 	Reason   string `json:"reason,omitempty"`
 	Approver string `json:"approver"`
+	// ScopeFor ("30m") widens an approval into a scoped grant.
+	ScopeFor string `json:"scope_for,omitempty"`
 }
 
 // NewAdminHandler serves the admin API used by `countersign approvals`:
 //
 //	GET  /api/v1/approvals[?pending=1]
 //	GET  /api/v1/approvals/{id}
-//	POST /api/v1/approvals/{id}/decision   {"decision": "approve"|"deny", "reason": "...", "approver": "..."}
+//	POST /api/v1/approvals/{id}/decision   {"decision": "approve"|"deny", "reason": "...", "approver": "...", "scope_for": "30m"}
+//	POST /api/v1/approvals/{id}/link       a fresh single-use page link (for a second approver)
+//	GET  /api/v1/grants[?active=1]          scoped grants
+//	POST /api/v1/grants/{id}/revoke        {"approver": "..."}
 //
 // Every call needs "Authorization: Bearer <admin token>".
 func NewAdminHandler(b *Broker, token string, logger *zap.Logger) http.Handler {
@@ -33,6 +39,9 @@ func NewAdminHandler(b *Broker, token string, logger *zap.Logger) http.Handler {
 	mux.HandleFunc("GET /api/v1/approvals", a.list)
 	mux.HandleFunc("GET /api/v1/approvals/{id}", a.get)
 	mux.HandleFunc("POST /api/v1/approvals/{id}/decision", a.decide)
+	mux.HandleFunc("POST /api/v1/approvals/{id}/link", a.link)
+	mux.HandleFunc("GET /api/v1/grants", a.grants)
+	mux.HandleFunc("POST /api/v1/grants/{id}/revoke", a.revoke)
 	return a.authenticate(mux)
 }
 
@@ -102,8 +111,17 @@ func (a *admin) decide(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "approver is required")
 		return
 	}
+	var scope time.Duration
+	if req.ScopeFor != "" {
+		d, err := time.ParseDuration(req.ScopeFor)
+		if err != nil || d <= 0 || !approve {
+			writeError(w, http.StatusBadRequest, "scope_for must be a positive duration such as \"30m\", with decision approve")
+			return
+		}
+		scope = d
+	}
 	rec, err := a.b.Decide(r.Context(), r.PathValue("id"), Decision{
-		Approve: approve, Approver: "cli:" + req.Approver, Via: "cli", Reason: req.Reason,
+		Approve: approve, Approver: "cli:" + req.Approver, Via: "cli", Reason: req.Reason, ScopeFor: scope,
 	})
 	switch {
 	case errors.Is(err, ErrNotFound):
@@ -115,6 +133,53 @@ func (a *admin) decide(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "could not record the decision")
 	default:
 		writeJSON(w, http.StatusOK, rec)
+	}
+}
+
+func (a *admin) link(w http.ResponseWriter, r *http.Request) {
+	link, err := a.b.NewLink(r.Context(), r.PathValue("id"), "cli")
+	switch {
+	case errors.Is(err, ErrNotFound):
+		writeError(w, http.StatusNotFound, "no approval "+r.PathValue("id"))
+	case errors.Is(err, ErrDecided):
+		writeError(w, http.StatusConflict, err.Error())
+	case err != nil:
+		writeError(w, http.StatusConflict, err.Error())
+	default:
+		writeJSON(w, http.StatusOK, map[string]string{"link": link})
+	}
+}
+
+func (a *admin) grants(w http.ResponseWriter, r *http.Request) {
+	scopes, err := a.b.Scopes(r.Context(), r.URL.Query().Get("active") == "1")
+	if err != nil {
+		a.logger.Error("list grants", zap.Error(err))
+		writeError(w, http.StatusInternalServerError, "could not list grants")
+		return
+	}
+	if scopes == nil {
+		scopes = []Scope{}
+	}
+	writeJSON(w, http.StatusOK, scopes)
+}
+
+func (a *admin) revoke(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Approver string `json:"approver"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil || strings.TrimSpace(req.Approver) == "" {
+		writeError(w, http.StatusBadRequest, "body must be JSON {\"approver\": \"...\"}")
+		return
+	}
+	sc, err := a.b.RevokeScope(r.Context(), r.PathValue("id"), "cli:"+req.Approver)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		writeError(w, http.StatusNotFound, "no grant "+r.PathValue("id"))
+	case err != nil:
+		a.logger.Error("revoke grant", zap.Error(err))
+		writeError(w, http.StatusInternalServerError, "could not revoke the grant")
+	default:
+		writeJSON(w, http.StatusOK, sc)
 	}
 }
 

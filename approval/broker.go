@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -85,6 +87,9 @@ type Notification struct {
 	// Event is "requested" or "decided".
 	Event  string
 	Record *Record
+	// Link is the approval page URL with a fresh single-use token, on
+	// "requested" when the broker has a page; empty otherwise.
+	Link string
 }
 
 // Options configures a Broker.
@@ -99,7 +104,12 @@ type Options struct {
 	GrantTTL time.Duration
 	// MaxPending caps pending approvals (default 10000).
 	MaxPending int
-	Now        func() time.Time
+	// PageURL, when set, builds the approval page link for an approval id
+	// and token; every new approval then gets a single-use page token.
+	PageURL func(id, token string) string
+	// MaxScope caps how long a scoped grant may last (default 8h).
+	MaxScope time.Duration
+	Now      func() time.Time
 }
 
 // Broker holds requests while humans decide.
@@ -141,6 +151,9 @@ func NewBroker(opts Options, logger *zap.Logger) (*Broker, error) {
 	}
 	if opts.MaxPending <= 0 {
 		opts.MaxPending = 10000
+	}
+	if opts.MaxScope <= 0 {
+		opts.MaxScope = 8 * time.Hour
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -278,10 +291,19 @@ func (b *Broker) Hold(ctx context.Context, rec *Record, hold time.Duration) (Out
 		b.mu.Unlock()
 		return Outcome{}, fmt.Errorf("audit approval request: %w", err)
 	}
+	var link string
 	if !joined {
 		if err := b.opts.Store.Create(ctx, rec); err != nil {
 			b.mu.Unlock()
 			return Outcome{}, fmt.Errorf("create approval: %w", err)
+		}
+		if b.opts.PageURL != nil {
+			token, hash := NewToken()
+			if err := b.opts.Store.AddToken(ctx, Token{Hash: hash, ApprovalID: rec.ID, Label: "notification", Created: now}); err != nil {
+				b.mu.Unlock()
+				return Outcome{}, fmt.Errorf("store approval link: %w", err)
+			}
+			link = b.opts.PageURL(rec.ID, token)
 		}
 	}
 	b.waiters[rec.ID] = append(b.waiters[rec.ID], w)
@@ -289,7 +311,7 @@ func (b *Broker) Hold(ctx context.Context, rec *Record, hold time.Duration) (Out
 
 	if !joined {
 		for _, n := range b.opts.Notifiers {
-			n.Notify(ctx, Notification{Event: "requested", Record: rec.Clone()})
+			n.Notify(ctx, Notification{Event: "requested", Record: rec.Clone(), Link: link})
 		}
 	}
 
@@ -344,16 +366,76 @@ func (b *Broker) release(id string, w *waiter) (Outcome, bool) {
 
 // Decide applies one approver's decision. When the approval is complete, the
 // held request (if any) is released to be forwarded; if none is held any
-// more, a one-time grant admits an identical retry within GrantTTL.
+// more, a one-time grant admits an identical retry within GrantTTL. An
+// approval with d.ScopeFor also creates a scoped grant.
 func (b *Broker) Decide(ctx context.Context, id string, d Decision) (*Record, error) {
+	return b.decide(ctx, id, "", d)
+}
+
+// DecideWithToken is Decide made from the approval page: token must be an
+// unused page token of this approval, and is consumed by the decision.
+func (b *Broker) DecideWithToken(ctx context.Context, id, token string, d Decision) (*Record, error) {
+	if token == "" {
+		return nil, ErrBadToken
+	}
+	return b.decide(ctx, id, HashToken(token), d)
+}
+
+// CheckToken returns the approval a page token belongs to and whether the
+// token was used. It changes nothing.
+func (b *Broker) CheckToken(ctx context.Context, id, token string) (*Record, Token, error) {
+	if token == "" {
+		return nil, Token{}, ErrBadToken
+	}
+	t, err := b.opts.Store.CheckToken(ctx, id, HashToken(token))
+	if err != nil {
+		return nil, Token{}, err
+	}
+	rec, err := b.opts.Store.Get(ctx, id)
+	if err != nil {
+		return nil, Token{}, err
+	}
+	return rec, t, nil
+}
+
+// NewLink mints another single-use page link for an approval (for a second
+// approver under the two-person rule). It needs Options.PageURL.
+func (b *Broker) NewLink(ctx context.Context, id, label string) (string, error) {
+	if b.opts.PageURL == nil {
+		return "", errors.New("no approval page is configured")
+	}
+	rec, err := b.opts.Store.Get(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	if rec.State != StatePending {
+		return "", fmt.Errorf("%s is %s: %w", id, rec.State, ErrDecided)
+	}
+	token, hash := NewToken()
+	if err := b.opts.Store.AddToken(ctx, Token{Hash: hash, ApprovalID: id, Label: label, Created: b.opts.Now()}); err != nil {
+		return "", err
+	}
+	return b.opts.PageURL(id, token), nil
+}
+
+func (b *Broker) decide(ctx context.Context, id, tokenHash string, d Decision) (*Record, error) {
 	if d.Approver == "" {
 		return nil, errors.New("a decision needs the approver's identity")
+	}
+	if d.ScopeFor < 0 || d.ScopeFor > b.opts.MaxScope {
+		return nil, fmt.Errorf("a scoped grant may last at most %s", b.opts.MaxScope)
 	}
 	d.At = b.opts.Now()
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	rec, err := b.opts.Store.Decide(ctx, id, d, d.At)
+	var rec *Record
+	var err error
+	if tokenHash != "" {
+		rec, err = b.opts.Store.DecideWithToken(ctx, id, tokenHash, d, d.At)
+	} else {
+		rec, err = b.opts.Store.Decide(ctx, id, d, d.At)
+	}
 	if errors.Is(err, ErrExpired) {
 		// Past its expiry but not yet swept: expire it now, audited, and
 		// answer its held requests rather than leave them waiting.
@@ -380,6 +462,9 @@ func (b *Broker) Decide(ctx context.Context, id string, d Decision) (*Record, er
 
 	switch rec.State {
 	case StateApproved:
+		if d.Approve && d.ScopeFor > 0 {
+			b.addScopeLocked(ctx, rec, d)
+		}
 		ws := b.waiters[id]
 		delete(b.waiters, id)
 		if len(ws) == 0 {
@@ -412,6 +497,63 @@ func (b *Broker) Decide(ctx context.Context, id string, d Decision) (*Record, er
 	}
 	return rec, nil
 }
+
+// addScopeLocked turns a completed approval into a scoped grant. Caller
+// holds b.mu. A failure is logged: the approval itself stands.
+func (b *Broker) addScopeLocked(ctx context.Context, rec *Record, d Decision) {
+	if rec.Operation == "" {
+		b.logger.Warn("approval has no operation to scope a grant to", zap.String("approval", rec.ID))
+		return
+	}
+	sc := Scope{
+		ID: NewScopeID(), ApprovalID: rec.ID, SessionID: rec.SessionID,
+		Operation: rec.Operation, Resources: slices.Clone(rec.Resources), GrantedBy: rec.Approvers(),
+		Created: d.At, Expires: d.At.Add(d.ScopeFor),
+	}
+	if err := b.opts.Store.AddScope(ctx, sc); err != nil {
+		b.logger.Error("store scoped grant", zap.String("approval", rec.ID), zap.Error(err))
+		return
+	}
+	_ = b.opts.Auditor.Record(&audit.Event{
+		Type: "approval", ApprovalID: rec.ID, Approver: d.Approver, Via: d.Via,
+		Detail: fmt.Sprintf("scoped grant %s issued: %s on %s for session %s until %s", sc.ID, sc.Operation,
+			resourceList(sc.Resources), sc.SessionID, sc.Expires.UTC().Format(time.RFC3339)),
+		Fields: map[string]any{"grant_id": sc.ID},
+	})
+}
+
+func resourceList(rs []string) string {
+	if len(rs) == 0 {
+		return "(no specific resource)"
+	}
+	return strings.Join(rs, ", ")
+}
+
+// UseScope admits a request covered by an active scoped grant, counting the
+// use; it returns ErrNotFound when none covers it.
+func (b *Broker) UseScope(ctx context.Context, sessionID, operation string, resources []string) (Scope, error) {
+	return b.opts.Store.UseScope(ctx, sessionID, operation, resources, b.opts.Now())
+}
+
+// Scopes lists scoped grants, newest first.
+func (b *Broker) Scopes(ctx context.Context, activeOnly bool) ([]Scope, error) {
+	return b.opts.Store.Scopes(ctx, activeOnly, b.opts.Now())
+}
+
+// RevokeScope revokes a scoped grant, audited.
+func (b *Broker) RevokeScope(ctx context.Context, id, by string) (Scope, error) {
+	sc, err := b.opts.Store.RevokeScope(ctx, id, by)
+	if err != nil {
+		return sc, err
+	}
+	_ = b.opts.Auditor.Record(&audit.Event{Type: "approval", ApprovalID: sc.ApprovalID, Approver: by,
+		Detail: fmt.Sprintf("scoped grant %s revoked by %s", id, by), Fields: map[string]any{"grant_id": id}})
+	return sc, nil
+}
+
+// Store returns the broker's store, for components that keep their own
+// approval state in it (Slack message references, replay keys).
+func (b *Broker) Store() Store { return b.opts.Store }
 
 // ExpireNow expires pending approvals whose time is up and answers their held
 // requests.

@@ -58,7 +58,16 @@ func (c *Client) Get(ctx context.Context, id string) (*Record, error) {
 
 // Decide approves or denies one approval.
 func (c *Client) Decide(ctx context.Context, id string, approve bool, approver, reason string) (*Record, error) {
+	return c.DecideScoped(ctx, id, approve, approver, reason, 0)
+}
+
+// DecideScoped is Decide; an approval with scope > 0 also becomes a scoped
+// grant for that long.
+func (c *Client) DecideScoped(ctx context.Context, id string, approve bool, approver, reason string, scope time.Duration) (*Record, error) {
 	d := DecisionRequest{Decision: "deny", Approver: approver, Reason: reason}
+	if scope > 0 {
+		d.ScopeFor = scope.String()
+	}
 	if approve {
 		d.Decision = "approve"
 	}
@@ -67,6 +76,37 @@ func (c *Client) Decide(ctx context.Context, id string, approve bool, approver, 
 		return nil, err
 	}
 	return &out, nil
+}
+
+// Link mints a fresh single-use approval page link.
+func (c *Client) Link(ctx context.Context, id string) (string, error) {
+	var out struct {
+		Link string `json:"link"`
+	}
+	if err := c.do(ctx, http.MethodPost, "/api/v1/approvals/"+url.PathEscape(id)+"/link", struct{}{}, &out); err != nil {
+		return "", err
+	}
+	return out.Link, nil
+}
+
+// Grants lists scoped grants.
+func (c *Client) Grants(ctx context.Context, activeOnly bool) ([]Scope, error) {
+	path := "/api/v1/grants"
+	if activeOnly {
+		path += "?active=1"
+	}
+	var out []Scope
+	if err := c.do(ctx, http.MethodGet, path, nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Revoke revokes a scoped grant.
+func (c *Client) Revoke(ctx context.Context, id, approver string) (Scope, error) {
+	var out Scope
+	err := c.do(ctx, http.MethodPost, "/api/v1/grants/"+url.PathEscape(id)+"/revoke", map[string]string{"approver": approver}, &out)
+	return out, err
 }
 
 // APIError is an error answer from the admin API.

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -67,6 +68,10 @@ var (
 	ErrExpired           = errors.New("approval expired")
 	ErrDuplicateApprover = errors.New("this approver has already approved; another person must approve")
 	ErrTooManyPending    = errors.New("too many approvals pending")
+	// ErrBadToken: the page token does not belong to this approval.
+	ErrBadToken = errors.New("approval link is not valid")
+	// ErrTokenUsed: the page token already made its one decision.
+	ErrTokenUsed = errors.New("approval link was already used")
 )
 
 // Request is the held request as an approver sees it: credentials redacted.
@@ -86,6 +91,10 @@ type Decision struct {
 	Via      string    `json:"via"` // cli, page, slack
 	Reason   string    `json:"reason,omitempty"`
 	At       time.Time `json:"at"`
+	// ScopeFor widens an approval into a scoped grant: the same operation on
+	// the same resources from the same session is admitted without asking
+	// again for this long. Zero means this request only.
+	ScopeFor time.Duration `json:"scope_for,omitempty"`
 }
 
 // Record is one approval: what the agent asked for and what humans decided.
@@ -102,10 +111,14 @@ type Record struct {
 	RuleIDs     []string       `json:"rule_ids,omitempty"`
 	Required    int            `json:"required"`
 	Channel     string         `json:"channel,omitempty"`
-	Created     time.Time      `json:"created"`
-	Expires     time.Time      `json:"expires"`
-	State       State          `json:"state"`
-	Decisions   []Decision     `json:"decisions,omitempty"`
+	// Operation and Resources describe what a scoped grant made from this
+	// approval would cover ("aws:ec2:TerminateInstances" on "i-0abc").
+	Operation string     `json:"operation,omitempty"`
+	Resources []string   `json:"resources,omitempty"`
+	Created   time.Time  `json:"created"`
+	Expires   time.Time  `json:"expires"`
+	State     State      `json:"state"`
+	Decisions []Decision `json:"decisions,omitempty"`
 }
 
 // Approvers returns the distinct approvers who approved.
@@ -125,7 +138,64 @@ func (r *Record) Clone() *Record {
 	c.Decisions = slices.Clone(r.Decisions)
 	c.Messages = slices.Clone(r.Messages)
 	c.RuleIDs = slices.Clone(r.RuleIDs)
+	c.Resources = slices.Clone(r.Resources)
 	return &c
+}
+
+// Scope is a scoped grant: an approver allowed one operation on given
+// resources for one session for a while. It is recorded, expires and can be
+// revoked.
+type Scope struct {
+	ID         string    `json:"id"`
+	ApprovalID string    `json:"approval_id"`
+	SessionID  string    `json:"session_id"`
+	Operation  string    `json:"operation"`
+	Resources  []string  `json:"resources,omitempty"`
+	GrantedBy  []string  `json:"granted_by"`
+	Created    time.Time `json:"created"`
+	Expires    time.Time `json:"expires"`
+	Revoked    bool      `json:"revoked,omitempty"`
+	RevokedBy  string    `json:"revoked_by,omitempty"`
+	Uses       int       `json:"uses"`
+}
+
+// Active reports whether the scope still admits requests at now.
+func (s Scope) Active(now time.Time) bool { return !s.Revoked && now.Before(s.Expires) }
+
+// Covers reports whether a request from sessionID doing operation on
+// resources falls inside the scope: same session, same operation, and every
+// resource of the request among the scope's.
+func (s Scope) Covers(sessionID, operation string, resources []string) bool {
+	if s.SessionID != sessionID || s.Operation != operation || operation == "" {
+		return false
+	}
+	if len(resources) == 0 {
+		return len(s.Resources) == 0
+	}
+	for _, r := range resources {
+		if !slices.Contains(s.Resources, r) {
+			return false
+		}
+	}
+	return true
+}
+
+// Token is the stored form of an approval page link token: only its hash.
+type Token struct {
+	Hash       string    `json:"hash"`
+	ApprovalID string    `json:"approval_id"`
+	Label      string    `json:"label,omitempty"`
+	Created    time.Time `json:"created"`
+	Used       bool      `json:"used,omitempty"`
+}
+
+// Notice records where an approval was announced (a Slack message), so the
+// message can be updated with the outcome.
+type Notice struct {
+	ApprovalID string `json:"approval_id"`
+	Kind       string `json:"kind"` // slack
+	Channel    string `json:"channel"`
+	Ref        string `json:"ref"` // the Slack message ts
 }
 
 // apply records d on r following the two-person rule: one deny ends the
@@ -181,6 +251,28 @@ func NewID() string {
 	b := make([]byte, 5)
 	_, _ = rand.Read(b)
 	return "ap-" + idEncoding.EncodeToString(b)
+}
+
+// NewScopeID returns a scoped grant id such as "gr-k2m7f3ck".
+func NewScopeID() string {
+	b := make([]byte, 5)
+	_, _ = rand.Read(b)
+	return "gr-" + idEncoding.EncodeToString(b)
+}
+
+// NewToken returns a fresh page token (160 random bits, URL-safe) and the
+// hash under which it is stored.
+func NewToken() (token, hash string) {
+	b := make([]byte, 20)
+	_, _ = rand.Read(b)
+	token = base64.RawURLEncoding.EncodeToString(b)
+	return token, HashToken(token)
+}
+
+// HashToken is the stored form of a page token.
+func HashToken(token string) string {
+	sum := sha256.Sum256([]byte("countersign approval token\x00" + token))
+	return hex.EncodeToString(sum[:])
 }
 
 // volatileQuery are query parameters a client recomputes when it retries a

@@ -34,6 +34,35 @@ type Store interface {
 	// ConsumeGrant removes and returns an unexpired grant for this session and
 	// fingerprint, or ErrNotFound.
 	ConsumeGrant(ctx context.Context, sessionID, fingerprint string, now time.Time) (Grant, error)
+
+	// AddToken stores a page token's hash.
+	AddToken(ctx context.Context, t Token) error
+	// CheckToken returns the token with this hash for approval id, or
+	// ErrBadToken.
+	CheckToken(ctx context.Context, id, hash string) (Token, error)
+	// DecideWithToken is Decide, made with a page token: the token must
+	// belong to the approval and be unused (ErrBadToken, ErrTokenUsed), and it
+	// is consumed in the same atomic step as the decision.
+	DecideWithToken(ctx context.Context, id, hash string, d Decision, now time.Time) (*Record, error)
+
+	// AddScope stores a scoped grant.
+	AddScope(ctx context.Context, s Scope) error
+	// Scopes lists scoped grants, newest first; activeOnly leaves out expired
+	// and revoked ones.
+	Scopes(ctx context.Context, activeOnly bool, now time.Time) ([]Scope, error)
+	// UseScope finds an active scope covering the request, counts the use and
+	// returns it, or ErrNotFound.
+	UseScope(ctx context.Context, sessionID, operation string, resources []string, now time.Time) (Scope, error)
+	// RevokeScope revokes one scoped grant, or returns ErrNotFound.
+	RevokeScope(ctx context.Context, id, by string) (Scope, error)
+
+	// AddNotice remembers where an approval was announced.
+	AddNotice(ctx context.Context, n Notice) error
+	// Notices returns where an approval was announced.
+	Notices(ctx context.Context, id string) ([]Notice, error)
+	// FirstSeen records key (a replay-protection key such as a Slack
+	// callback's signature) until expires and reports whether it was new.
+	FirstSeen(ctx context.Context, key string, expires, now time.Time) (bool, error)
 }
 
 // MemoryStore is a Store held in memory: approvals are lost on restart.
@@ -41,11 +70,15 @@ type MemoryStore struct {
 	mu      sync.Mutex
 	records map[string]*Record
 	grants  []Grant
+	tokens  map[string]*Token // by hash
+	scopes  []*Scope
+	notices []Notice
+	seen    map[string]time.Time
 }
 
 // NewMemoryStore returns an empty in-memory store.
 func NewMemoryStore() *MemoryStore {
-	return &MemoryStore{records: map[string]*Record{}}
+	return &MemoryStore{records: map[string]*Record{}, tokens: map[string]*Token{}, seen: map[string]time.Time{}}
 }
 
 // Create implements Store.
@@ -145,4 +178,136 @@ func (m *MemoryStore) ConsumeGrant(_ context.Context, sessionID, fingerprint str
 		}
 	}
 	return Grant{}, ErrNotFound
+}
+
+// AddToken implements Store.
+func (m *MemoryStore) AddToken(_ context.Context, t Token) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.records[t.ApprovalID]; !ok {
+		return fmt.Errorf("%s: %w", t.ApprovalID, ErrNotFound)
+	}
+	m.tokens[t.Hash] = &t
+	return nil
+}
+
+// CheckToken implements Store.
+func (m *MemoryStore) CheckToken(_ context.Context, id, hash string) (Token, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.tokens[hash]
+	if !ok || t.ApprovalID != id {
+		return Token{}, ErrBadToken
+	}
+	return *t, nil
+}
+
+// DecideWithToken implements Store.
+func (m *MemoryStore) DecideWithToken(_ context.Context, id, hash string, d Decision, now time.Time) (*Record, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.tokens[hash]
+	if !ok || t.ApprovalID != id {
+		return nil, ErrBadToken
+	}
+	r, ok := m.records[id]
+	if !ok {
+		return nil, fmt.Errorf("%s: %w", id, ErrNotFound)
+	}
+	if t.Used {
+		return r.Clone(), ErrTokenUsed
+	}
+	if err := r.apply(d, now); err != nil {
+		return r.Clone(), err
+	}
+	t.Used = true
+	return r.Clone(), nil
+}
+
+// AddScope implements Store.
+func (m *MemoryStore) AddScope(_ context.Context, s Scope) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s.Resources = slices.Clone(s.Resources)
+	m.scopes = append(m.scopes, &s)
+	return nil
+}
+
+// Scopes implements Store.
+func (m *MemoryStore) Scopes(_ context.Context, activeOnly bool, now time.Time) ([]Scope, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Scope
+	for i := len(m.scopes) - 1; i >= 0; i-- {
+		s := *m.scopes[i]
+		if activeOnly && !s.Active(now) {
+			continue
+		}
+		s.Resources = slices.Clone(s.Resources)
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// UseScope implements Store.
+func (m *MemoryStore) UseScope(_ context.Context, sessionID, operation string, resources []string, now time.Time) (Scope, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range m.scopes {
+		if s.Active(now) && s.Covers(sessionID, operation, resources) {
+			s.Uses++
+			return *s, nil
+		}
+	}
+	return Scope{}, ErrNotFound
+}
+
+// RevokeScope implements Store.
+func (m *MemoryStore) RevokeScope(_ context.Context, id, by string) (Scope, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range m.scopes {
+		if s.ID == id {
+			s.Revoked, s.RevokedBy = true, by
+			return *s, nil
+		}
+	}
+	return Scope{}, fmt.Errorf("grant %s: %w", id, ErrNotFound)
+}
+
+// AddNotice implements Store.
+func (m *MemoryStore) AddNotice(_ context.Context, n Notice) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.notices = append(m.notices, n)
+	return nil
+}
+
+// Notices implements Store.
+func (m *MemoryStore) Notices(_ context.Context, id string) ([]Notice, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Notice
+	for _, n := range m.notices {
+		if n.ApprovalID == id {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// FirstSeen implements Store.
+func (m *MemoryStore) FirstSeen(_ context.Context, key string, expires, now time.Time) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k, exp := range m.seen {
+		if !now.Before(exp) {
+			delete(m.seen, k)
+		}
+	}
+	if _, ok := m.seen[key]; ok {
+		return false, nil
+	}
+	m.seen[key] = expires
+	return true, nil
 }

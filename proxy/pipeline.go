@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -201,6 +202,26 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 			message: "countersign: the approval store failed, so nothing is forwarded; retry later."})
 	}
 
+	op, resources := scopeKey(act, ex)
+	if sc, err := s.opts.Approvals.UseScope(ctx, sess.ID, op, resources); err == nil {
+		if err := s.opts.Audit.Record(&audit.Event{Type: "approval", RequestID: ex.id, ApprovalID: sc.ApprovalID,
+			Session: sessionRef(sess), Detail: fmt.Sprintf("admitted by scoped grant %s (%s)", sc.ID, op),
+			Fields: map[string]any{"grant_id": sc.ID}}); err != nil {
+			cnt.denied.Add(1)
+			return s.denial(ex, act, answer{status: http.StatusServiceUnavailable, decision: "deny",
+				message: "countersign: the audit log cannot be written, so nothing is forwarded; tell whoever runs countersign."})
+		}
+		cnt.approved.Add(1)
+		resp := s.forward(ctx, ex, act, body, nil, "approved")
+		resp.Header.Set(headerApproval, sc.ApprovalID)
+		return resp
+	} else if !errors.Is(err, approval.ErrNotFound) {
+		s.logger.Error("approval store failed; denying", zap.String("request", ex.id), zap.Error(err))
+		cnt.denied.Add(1)
+		return s.denial(ex, act, answer{status: http.StatusServiceUnavailable, decision: "deny",
+			message: "countersign: the approval store failed, so nothing is forwarded; retry later."})
+	}
+
 	rec := &approval.Record{
 		ID:          approval.NewID(),
 		SessionID:   sess.ID,
@@ -221,6 +242,8 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 		RuleIDs:     d.RuleIDs(),
 		Required:    d.RequiredApprovals(),
 		Channel:     d.Channel(),
+		Operation:   op,
+		Resources:   resources,
 	}
 
 	holdCtx, stop := ctx, func() {}
@@ -296,6 +319,23 @@ func fingerprint(ex *exchange, bodySHA256 string) string {
 		q = nil
 	}
 	return approval.Fingerprint(ex.req.Method, ex.host, ex.port, path, q, bodySHA256)
+}
+
+// scopeKey names what a scoped grant made from this request covers: the
+// provider's operation ("aws:ec2:TerminateInstances") and its resources, or
+// for actions without resources the host and path.
+func scopeKey(a action.Action, ex *exchange) (string, []string) {
+	op := a.Provider + ":"
+	if a.Service != "" {
+		op += a.Service + ":"
+	}
+	op += a.Operation
+	resources := slices.Clone(a.Resources)
+	if len(resources) == 0 {
+		resources = []string{hostHeader(ex.scheme, ex.host, ex.port) + ex.req.URL.EscapedPath()}
+	}
+	slices.Sort(resources)
+	return op, slices.Compact(resources)
 }
 
 // holdFor is how long to keep the agent's request open: the policy's hold or

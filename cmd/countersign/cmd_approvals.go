@@ -81,6 +81,7 @@ the admin token is read from <state_dir>/admin-token.`,
 
 	decide := func(approve bool) *cobra.Command {
 		var reason string
+		var scope time.Duration
 		verb := "deny"
 		if approve {
 			verb = "approve"
@@ -94,7 +95,7 @@ the admin token is read from <state_dir>/admin-token.`,
 				if err != nil {
 					return err
 				}
-				rec, err := client.Decide(cmd.Context(), args[0], approve, currentUser(), reason)
+				rec, err := client.DecideScoped(cmd.Context(), args[0], approve, currentUser(), reason, scope)
 				if err != nil {
 					var ae *approval.APIError
 					if errors.As(err, &ae) {
@@ -107,9 +108,95 @@ the admin token is read from <state_dir>/admin-token.`,
 			},
 		}
 		c.Flags().StringVar(&reason, "reason", "", "comment shown to the agent and recorded in the audit log")
+		if approve {
+			c.Flags().DurationVar(&scope, "for", 0, "also allow this operation on these resources for this session for this long (a scoped grant, e.g. 30m)")
+		}
 		return c
 	}
-	cmd.AddCommand(list, show, decide(true), decide(false))
+
+	var allGrants bool
+	grants := &cobra.Command{
+		Use:   "grants",
+		Short: "List scoped grants (--all for expired and revoked ones too)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			clients, err := approvalClients(cmd, e, server)
+			if err != nil {
+				return err
+			}
+			var all []approval.Scope
+			for _, c := range clients {
+				gs, err := c.Grants(cmd.Context(), !allGrants)
+				if err != nil {
+					return fmt.Errorf("list grants at %s: %w", c.BaseURL, err)
+				}
+				all = append(all, gs...)
+			}
+			if len(all) == 0 {
+				fmt.Fprintln(e.stdout, "no active scoped grants")
+				return nil
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tSESSION\tOPERATION\tRESOURCES\tEXPIRES\tUSES\tSTATE")
+			for _, g := range all {
+				state := "active"
+				switch {
+				case g.Revoked:
+					state = "revoked by " + g.RevokedBy
+				case !g.Active(time.Now()):
+					state = "expired"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", g.ID, g.SessionID, g.Operation, oneLine(strings.Join(g.Resources, ","), 60),
+					g.Expires.Local().Format(time.Kitchen), g.Uses, state)
+			}
+			return tw.Flush()
+		},
+	}
+	grants.Flags().BoolVar(&allGrants, "all", false, "include expired and revoked grants")
+
+	revoke := &cobra.Command{
+		Use:   "revoke GRANT_ID",
+		Short: "Revoke a scoped grant",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			clients, err := approvalClients(cmd, e, server)
+			if err != nil {
+				return err
+			}
+			for _, c := range clients {
+				g, err := c.Revoke(cmd.Context(), args[0], currentUser())
+				var ae *approval.APIError
+				if errors.As(err, &ae) && ae.Status == 404 {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "%s: revoked (%s for session %s)\n", g.ID, g.Operation, g.SessionID)
+				return nil
+			}
+			return checkFailed(fmt.Errorf("no grant %s in any running countersign", args[0]))
+		},
+	}
+
+	link := &cobra.Command{
+		Use:   "link ID",
+		Short: "Print a fresh single-use approval page link (for a second approver)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			client, _, err := findApproval(cmd, e, server, args[0])
+			if err != nil {
+				return err
+			}
+			l, err := client.Link(cmd.Context(), args[0])
+			if err != nil {
+				return checkFailed(err)
+			}
+			fmt.Fprintln(e.stdout, l)
+			return nil
+		},
+	}
+	cmd.AddCommand(list, show, decide(true), decide(false), grants, revoke, link)
 	return cmd
 }
 
