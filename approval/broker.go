@@ -167,6 +167,14 @@ func NewBroker(opts Options, logger *zap.Logger) (*Broker, error) {
 	}, nil
 }
 
+// AddNotifier adds a notifier. Call it before the broker is used: notifiers
+// that need the broker themselves (Slack callbacks) are built after it.
+func (b *Broker) AddNotifier(n Notifier) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.opts.Notifiers = append(b.opts.Notifiers, n)
+}
+
 // GrantTTL is how long a late approval admits a retry.
 func (b *Broker) GrantTTL() time.Duration { return b.opts.GrantTTL }
 

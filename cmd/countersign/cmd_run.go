@@ -298,7 +298,11 @@ func (t *terminalNotifier) Notify(_ context.Context, n approval.Notification) {
 	r := n.Record
 	switch n.Event {
 	case "requested":
-		fmt.Fprintf(t.w, "\r\ncountersign: approval %s pending: %s — countersign approvals approve %s\r\n", r.ID, oneLine(r.Summary, 160), r.ID)
+		where := "countersign approvals approve " + r.ID
+		if n.Link != "" {
+			where = n.Link
+		}
+		fmt.Fprintf(t.w, "\r\ncountersign: approval %s pending: %s — %s\r\n", r.ID, oneLine(r.Summary, 160), where)
 	case "decided":
 		fmt.Fprintf(t.w, "\r\ncountersign: approval %s %s\r\n", r.ID, r.State)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -121,6 +122,7 @@ type app struct {
 	audit    *audit.Log
 	engine   *policy.Engine
 	broker   *approval.Broker
+	slack    *approval.Slack
 	proxy    *proxy.Server
 	registry *session.Registry
 	token    string
@@ -185,15 +187,37 @@ func newApp(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts ap
 		return nil, usageError(fmt.Errorf("policy: %w", err))
 	}
 
+	a.proxyLn, err = net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, usageError(fmt.Errorf("listen %s: %w", cfg.Listen, err))
+	}
+	a.approvalLn, err = net.Listen("tcp", cfg.Approval.Listen)
+	if err != nil {
+		return nil, usageError(fmt.Errorf("approval.listen %s: %w", cfg.Approval.Listen, err))
+	}
+
 	a.broker, err = approval.NewBroker(approval.Options{
 		Store:     approval.NewMemoryStore(),
 		Auditor:   a.audit,
 		Notifiers: opts.notifiers,
 		Expire:    cfg.Approval.Expire,
 		GrantTTL:  cfg.Approval.GrantTTL,
+		PageURL: func(id, token string) string {
+			return a.approvalURL() + "/approvals/" + url.PathEscape(id) + "?t=" + url.QueryEscape(token)
+		},
 	}, logger)
 	if err != nil {
 		return nil, err
+	}
+	if sc := cfg.Approval.Slack; sc.WebhookURL != "" || sc.BotToken != "" {
+		a.slack, err = approval.NewSlack(approval.SlackOptions{
+			WebhookURL: sc.WebhookURL, BotToken: sc.BotToken, Channel: sc.Channel,
+			SigningSecret: sc.SigningSecret, Approvers: cfg.Approval.Approvers,
+		}, a.broker, logger)
+		if err != nil {
+			return nil, usageError(fmt.Errorf("approval.slack: %w", err))
+		}
+		a.broker.AddNotifier(a.slack)
 	}
 	a.token, err = approval.LoadOrCreateToken(filepath.Join(cfg.StateDir, "admin-token"))
 	if err != nil {
@@ -203,15 +227,6 @@ func newApp(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts ap
 	roots, err := upstreamRoots(cfg.Upstream.CAFiles)
 	if err != nil {
 		return nil, usageError(err)
-	}
-
-	a.proxyLn, err = net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return nil, usageError(fmt.Errorf("listen %s: %w", cfg.Listen, err))
-	}
-	a.approvalLn, err = net.Listen("tcp", cfg.Approval.Listen)
-	if err != nil {
-		return nil, usageError(fmt.Errorf("approval.listen %s: %w", cfg.Approval.Listen, err))
 	}
 
 	a.registry = session.NewRegistry(opts.anonymous)
@@ -249,6 +264,19 @@ func newApp(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts ap
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", a.healthz)
 	mux.Handle("/api/", approval.NewAdminHandler(a.broker, a.token, logger))
+	pageSecret := make([]byte, 32)
+	_, _ = rand.Read(pageSecret)
+	page := approval.NewPageHandler(a.broker, approval.PageOptions{
+		// The page cannot verify a Slack identity: with a Slack approver
+		// list it only shows the request.
+		Decide: len(cfg.Approval.Approvers) == 0,
+		Secret: pageSecret,
+	}, logger)
+	mux.Handle("GET /approvals/{id}", page)
+	mux.Handle("POST /approvals/{id}", page)
+	if a.slack != nil {
+		mux.Handle("POST /slack/interactive", a.slack.InteractiveHandler())
+	}
 	a.approvals = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -351,6 +379,9 @@ func (a *app) start() {
 func (a *app) shutdown(ctx context.Context) {
 	if a.broker != nil {
 		a.broker.Close()
+	}
+	if a.slack != nil {
+		a.slack.Close()
 	}
 	if a.proxy != nil {
 		_ = a.proxy.Shutdown(ctx)
