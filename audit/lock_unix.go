@@ -23,7 +23,7 @@ func lockFile(f *os.File) error {
 		return fmt.Errorf("lock: %w", err)
 	}
 	if errors.Is(lockErr, syscall.EWOULDBLOCK) {
-		return errors.New("in use by another process")
+		return ErrInUse
 	}
 	if lockErr != nil {
 		return fmt.Errorf("lock: %w", lockErr)

@@ -21,6 +21,10 @@ import (
 // ErrClosed is returned by Record and RecordAsync after Close.
 var ErrClosed = errors.New("audit log closed")
 
+// ErrInUse is returned by Open when another process is writing the log: two
+// writers would fork its hash chain.
+var ErrInUse = errors.New("audit log is in use by another countersign process")
+
 // File is what Log needs from the file it appends to; *os.File implements
 // it. Writes must append (the file is opened with O_APPEND), so that after
 // Truncate the next Write lands at the new end.

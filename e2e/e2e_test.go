@@ -414,3 +414,49 @@ func TestPythonAndAWSCLITrustTheCA(t *testing.T) {
 		t.Error("the AWS secret key is in the audit log")
 	}
 }
+
+func TestConcurrentRunSessionsKeepSeparateChains(t *testing.T) {
+	// Both sessions use the default audit path: the first holds the shared
+	// log, the second writes its own (one chain, one writer).
+	w := newWorld(t, denyDeletes, "")
+	b, _ := os.ReadFile(w.config)
+	mustWrite(t, w.config, strings.Replace(string(b), "audit:\n  path: "+w.auditPath+"\n", "", 1))
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	first := w.cmd(ctx, "run", "--", "sh", "-c", "read line")
+	stdin, err := first.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var firstErr bytes.Buffer
+	first.Stderr = &firstErr
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait (bounded) until the first session has opened the shared log.
+	shared := filepath.Join(w.stateDir, "audit.jsonl")
+	for i := 0; i < 200; i++ {
+		if b, err := os.ReadFile(shared); err == nil && strings.Contains(string(b), `"started"`) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	second := w.run("run", "--", "curl", "-sS", "https://api.github.com/repos/acme/shop")
+	_, _ = io.WriteString(stdin, "done\n")
+	stdin.Close()
+	if err := first.Wait(); err != nil {
+		t.Fatalf("first session: %v\n%s", err, firstErr.String())
+	}
+	if second.code != 0 || !strings.Contains(second.stdout, "acme/shop") {
+		t.Fatalf("second session: %d\n%s%s", second.code, second.stdout, second.stderr)
+	}
+	m := regexp.MustCompile(`audit log: (\S+)`).FindStringSubmatch(second.stderr)
+	if m == nil || m[1] == shared {
+		t.Fatalf("second session's audit log = %v, want its own file", m)
+	}
+	for _, p := range []string{shared, m[1]} {
+		if r := w.run("audit", "verify", p); r.code != 0 {
+			t.Errorf("verify %s: %s%s", p, r.stdout, r.stderr)
+		}
+	}
+}

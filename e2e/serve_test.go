@@ -215,3 +215,60 @@ func TestBadInputGetsAClearAnswer(t *testing.T) {
 		})
 	}
 }
+
+var pendingAnswer = regexp.MustCompile(`approval pending as (ap-[a-z0-9]+)`)
+
+func TestPendingApprovalSurvivesServeRestart(t *testing.T) {
+	const approvePosts = `package countersign
+
+approve contains "posting needs a human" if input.request.method == "POST"
+`
+	w := newWorld(t, approvePosts, `listen: 127.0.0.1:0
+clients:
+  - name: ci-agent
+    password: ${AGENT_PASSWORD}
+`)
+	// A short hold: the first request is answered "pending" quickly.
+	b, _ := os.ReadFile(w.config)
+	mustWrite(t, w.config, strings.Replace(string(b), "hold: 60s", "hold: 1s", 1))
+
+	post := func(addr string) result {
+		return curl(t, w, "--proxy", "http://ci-agent:s3cret-agent-pw@"+addr, "-X", "POST", "-d", "x=1", "https://example.test/things")
+	}
+	serve, addr, _ := startServe(t, w)
+	r := post(addr)
+	m := pendingAnswer.FindStringSubmatch(r.stdout)
+	if m == nil {
+		t.Fatalf("first POST: %q %q, want an approval pending answer", r.stdout, r.stderr)
+	}
+	id := m[1]
+	if err := serve.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := serve.Wait(); err != nil {
+		t.Fatalf("serve exit: %v", err)
+	}
+
+	_, addr, _ = startServe(t, w)
+	list := w.run("approvals", "list")
+	if !strings.Contains(list.stdout, id) {
+		t.Fatalf("pending approval %s lost across the restart:\n%s%s", id, list.stdout, list.stderr)
+	}
+	if r := w.run("approvals", "approve", id); r.code != 0 {
+		t.Fatalf("approve after restart: %s%s", r.stdout, r.stderr)
+	}
+	r = post(addr)
+	if r.code != 0 || !strings.Contains(r.stdout, `"method":"POST"`) {
+		t.Fatalf("retry after approval: %q %q", r.stdout, r.stderr)
+	}
+	if n := w.up.Count("POST", "/things"); n != 1 {
+		t.Fatalf("upstream saw %d POSTs, want 1", n)
+	}
+	r = post(addr)
+	if !pendingAnswer.MatchString(r.stdout) || strings.Contains(r.stdout, id) {
+		t.Errorf("second retry was admitted or reused the grant: %q", r.stdout)
+	}
+	if n := w.up.Count("POST", "/things"); n != 1 {
+		t.Errorf("upstream saw %d POSTs after the second retry, want 1", n)
+	}
+}

@@ -131,6 +131,7 @@ func runSession(cmd *cobra.Command, e *env, f runFlags, args []string) error {
 		policy:        policySource(cfg, e.cwd, f.policies),
 		notifiers:     []approval.Notifier{term},
 		discoveryName: sess.ID,
+		auditFallback: sess.ID,
 	})
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/countersign/countersign/approval"
 	"github.com/countersign/countersign/session"
 )
 
@@ -67,10 +69,21 @@ func serve(cmd *cobra.Command, e *env, policies []string) error {
 	if len(passwords) == 0 {
 		anonymous = &session.Info{ID: "anonymous", Name: "anonymous"}
 	}
+	if cfg.State != "" {
+		return usageError(errors.New("state: a shared PostgreSQL store is not available in this build yet; leave state empty for the embedded store"))
+	}
+	// serve keeps approvals in state_dir so that pending ones survive a
+	// restart and can still be decided.
+	store, err := approval.OpenSQLite(ctx, filepath.Join(cfg.StateDir, "state.db"))
+	if err != nil {
+		return usageError(err)
+	}
+	defer store.Close()
 	a, err := newApp(ctx, cfg, logger, appOptions{
 		policy:        policySource(cfg, e.cwd, policies),
 		anonymous:     anonymous,
 		discoveryName: "serve-" + strconv.Itoa(os.Getpid()),
+		store:         store,
 	})
 	if err != nil {
 		return err

@@ -144,6 +144,12 @@ type appOptions struct {
 	// discoveryName names the file in <state_dir>/run that lets
 	// `countersign approvals` find this instance.
 	discoveryName string
+	// auditFallback, for run sessions, names a per-session audit log in
+	// <state_dir>/audit/ used when the shared default log is held by another
+	// session.
+	auditFallback string
+	// store is the approval store; nil means in memory.
+	store approval.Store
 }
 
 // newApp builds every component in dependency order and opens the listeners.
@@ -174,6 +180,13 @@ func newApp(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts ap
 	}
 
 	a.audit, err = audit.Open(audit.Options{Path: cfg.Audit.Path, Fsync: cfg.Audit.Fsync}, logger)
+	if errors.Is(err, audit.ErrInUse) && opts.auditFallback != "" && !cfg.IsSet("audit.path") && !cfg.IsSet("audit") {
+		// Another session holds the shared log; one chain has one writer,
+		// so this session keeps its own.
+		fallback := filepath.Join(cfg.StateDir, "audit", opts.auditFallback+".jsonl")
+		logger.Info("the shared audit log is in use; this session writes its own", zap.String("path", fallback))
+		a.audit, err = audit.Open(audit.Options{Path: fallback, Fsync: cfg.Audit.Fsync}, logger)
+	}
 	if err != nil {
 		return nil, usageError(fmt.Errorf("audit log: %w", err))
 	}
@@ -196,8 +209,12 @@ func newApp(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts ap
 		return nil, usageError(fmt.Errorf("approval.listen %s: %w", cfg.Approval.Listen, err))
 	}
 
+	store := opts.store
+	if store == nil {
+		store = approval.NewMemoryStore()
+	}
 	a.broker, err = approval.NewBroker(approval.Options{
-		Store:     approval.NewMemoryStore(),
+		Store:     store,
 		Auditor:   a.audit,
 		Notifiers: opts.notifiers,
 		Expire:    cfg.Approval.Expire,
