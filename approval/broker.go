@@ -82,6 +82,13 @@ type Notifier interface {
 	Notify(ctx context.Context, n Notification)
 }
 
+// Target is implemented by notifiers that can say where they announce an
+// approval ("slack #prod-approvals", "terminal of session s-…"), for the
+// audit record of the notification.
+type Target interface {
+	Target(r *Record) string
+}
+
 // Notification is one event worth telling approvers about.
 type Notification struct {
 	// Event is "requested" or "decided".
@@ -318,8 +325,18 @@ func (b *Broker) Hold(ctx context.Context, rec *Record, hold time.Duration) (Out
 	b.mu.Unlock()
 
 	if !joined {
+		var where []string
 		for _, n := range b.opts.Notifiers {
 			n.Notify(ctx, Notification{Event: "requested", Record: rec.Clone(), Link: link})
+			if t, ok := n.(Target); ok {
+				if s := t.Target(rec); s != "" {
+					where = append(where, s)
+				}
+			}
+		}
+		if len(where) > 0 {
+			_ = b.opts.Auditor.Record(&audit.Event{Type: "approval", ApprovalID: rec.ID, RequestID: requestID,
+				Detail: "notified: " + strings.Join(where, "; ")})
 		}
 	}
 

@@ -460,3 +460,17 @@ func TestConcurrentRunSessionsKeepSeparateChains(t *testing.T) {
 		}
 	}
 }
+
+func TestAgentCannotReachTheApprovalListenerThroughTheProxy(t *testing.T) {
+	// The agent finds the approval listener's URL in state_dir (without
+	// --isolate it can read it) and tries to use it through the proxy.
+	w := newWorld(t, denyDeletes, "")
+	script := `url=$(sed -n 's/.*"url":"\([^"]*\)".*/\1/p' ` + w.stateDir + `/run/*.json | head -n1); echo "approval listener: $url"; curl -sS "$url/api/v1/approvals"`
+	r := w.run("run", "--", "sh", "-c", script)
+	if !strings.Contains(r.stdout, "approval listener: http://127.0.0.1:") {
+		t.Fatalf("the script did not find the listener:\n%s%s", r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "countersign:") || !strings.Contains(r.stdout, "own") {
+		t.Fatalf("the proxy forwarded to its own approval listener:\n%s%s", r.stdout, r.stderr)
+	}
+}

@@ -738,3 +738,64 @@ func TestNamesAreResolvedOnlyAfterAllow(t *testing.T) {
 		t.Fatalf("lookups after one allowed request = %v, want exactly [unpinned.test]", got)
 	}
 }
+
+func TestChangedBodyNeedsANewApproval(t *testing.T) {
+	h := newHarness(t, harnessOptions{policy: approveEC2, hold: 50 * time.Millisecond})
+	send := func(body string) *http.Response {
+		resp, _ := h.do("POST", "https://ec2.us-east-1.amazonaws.com/", body, "Content-Type", "application/x-www-form-urlencoded")
+		return resp
+	}
+	resp := send("Action=TerminateInstances&InstanceId.1=i-0abc")
+	id := resp.Header.Get("X-Countersign-Approval")
+	if _, err := h.broker.Decide(t.Context(), id, approval.Decision{Approve: true, Approver: "cli:bob", Via: "cli"}); err != nil {
+		t.Fatal(err)
+	}
+	// The approved grant was for i-0abc; a retry that terminates another
+	// instance is a different request.
+	resp = send("Action=TerminateInstances&InstanceId.1=i-0prod")
+	if resp.StatusCode != http.StatusForbidden || resp.Header.Get("X-Countersign-Approval") == id {
+		t.Fatalf("changed body: %d, approval %q (must not use %s)", resp.StatusCode, resp.Header.Get("X-Countersign-Approval"), id)
+	}
+	if n := h.up.Count("", ""); n != 0 {
+		t.Fatalf("upstream saw %d requests", n)
+	}
+}
+
+func TestScopedGrantAdmitsTheSameOperationOnly(t *testing.T) {
+	const approveDeletes = `package countersign
+
+approve contains "deleting needs a human" if input.request.method == "DELETE"
+`
+	h := newHarness(t, harnessOptions{policy: approveDeletes, hold: 50 * time.Millisecond})
+	resp, _ := h.do("DELETE", "https://api.github.com/repos/acme/shop", "")
+	id := resp.Header.Get("X-Countersign-Approval")
+	if _, err := h.broker.Decide(t.Context(), id, approval.Decision{Approve: true, Approver: "cli:bob", Via: "cli", ScopeFor: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	// The one-time grant admits the retry; the scope admits it again.
+	for i := range 3 {
+		resp, _ = h.do("DELETE", "https://api.github.com/repos/acme/shop", "")
+		if resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("DELETE %d under the scoped grant: %d", i, resp.StatusCode)
+		}
+	}
+	// Another resource is outside the scope.
+	resp, _ = h.do("DELETE", "https://api.github.com/repos/acme/other", "")
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("DELETE of another repository: %d, want held then pending", resp.StatusCode)
+	}
+	scopes, _ := h.broker.Scopes(t.Context(), true)
+	if len(scopes) != 1 {
+		t.Fatalf("scopes = %+v", scopes)
+	}
+	if _, err := h.broker.RevokeScope(t.Context(), scopes[0].ID, "cli:bob"); err != nil {
+		t.Fatal(err)
+	}
+	resp, _ = h.do("DELETE", "https://api.github.com/repos/acme/shop", "")
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("after revoking: %d, want a new approval", resp.StatusCode)
+	}
+	if n := h.up.Count("DELETE", "/repos/acme/shop"); n != 3 {
+		t.Errorf("upstream saw %d DELETEs, want 3", n)
+	}
+}

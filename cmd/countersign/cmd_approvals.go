@@ -196,7 +196,7 @@ the admin token is read from <state_dir>/admin-token.`,
 			return nil
 		},
 	}
-	cmd.AddCommand(list, show, decide(true), decide(false), grants, revoke, link)
+	cmd.AddCommand(list, show, decide(true), decide(false), grants, revoke, link, newWatchCmd(e, &server))
 	return cmd
 }
 

@@ -309,6 +309,9 @@ func (t *terminalNotifier) Notify(_ context.Context, n approval.Notification) {
 	}
 }
 
+// Target implements approval.Target.
+func (t *terminalNotifier) Target(*approval.Record) string { return "the run terminal" }
+
 func oneLine(s string, max int) string {
 	s = strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/countersign/countersign/approval"
+)
+
+type fakeAPI struct {
+	recs    []*approval.Record
+	decided []string
+}
+
+func (f *fakeAPI) List(context.Context, bool) ([]*approval.Record, error) { return f.recs, nil }
+
+func (f *fakeAPI) DecideScoped(_ context.Context, id string, approve bool, approver, reason string, scope time.Duration) (*approval.Record, error) {
+	f.decided = append(f.decided, id+" "+map[bool]string{true: "approve", false: "deny"}[approve]+" by "+approver+" scope "+scope.String())
+	return &approval.Record{ID: id, State: approval.StateApproved, Required: 1}, nil
+}
+
+func TestWatchModelApprovesTheSelectedApproval(t *testing.T) {
+	now := time.Date(2026, 11, 26, 13, 0, 0, 0, time.UTC)
+	api := &fakeAPI{recs: []*approval.Record{
+		{ID: "ap-1", SessionName: "alice/claude", Summary: "DELETE repo", Required: 1, Created: now, Expires: now.Add(time.Hour)},
+		{ID: "ap-2", SessionName: "bob/aider", Summary: "<script>x</script>\x1b[2J", Required: 2, Created: now.Add(time.Second), Expires: now.Add(time.Hour)},
+	}}
+	m := newWatchModel(t.Context(), []approvalAPI{api}, "carol", func() time.Time { return now })
+	var model tea.Model = m
+	model, _ = model.Update(m.refresh())
+	view := model.View()
+	if !strings.Contains(view, "ap-1") || !strings.Contains(view, "ap-2") || strings.Contains(view, "\x1b[2J") {
+		t.Fatalf("view:\n%q", view)
+	}
+	model, _ = model.Update(tea.KeyMsg{Type: tea.KeyDown})
+	model, cmd := model.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("s")})
+	if cmd == nil {
+		t.Fatal("pressing s produced no command")
+	}
+	model, _ = model.Update(cmd())
+	if len(api.decided) != 1 || api.decided[0] != "ap-2 approve by carol scope 30m0s" {
+		t.Fatalf("decided = %v", api.decided)
+	}
+	if !strings.Contains(model.View(), "ap-2: approved") {
+		t.Errorf("status not shown:\n%s", model.View())
+	}
+	_, cmd = model.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("d")})
+	cmd()
+	if len(api.decided) != 2 || !strings.HasPrefix(api.decided[1], "ap-2 deny") {
+		t.Fatalf("decided = %v", api.decided)
+	}
+}
