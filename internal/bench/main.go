@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"strings"
@@ -47,9 +48,26 @@ func main() {
 	dur := flag.Duration("d", 3*time.Second, "measured duration per target per round")
 	warm := flag.Duration("warmup", time.Second, "warm-up per target per round")
 	rounds := flag.Int("rounds", 3, "interleaved rounds (≥ 3)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
 	if err := run(*conc, *dur, *warm, *rounds); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
@@ -77,7 +95,7 @@ func run(conc int, dur, warm time.Duration, rounds int) error {
 		return err
 	}
 	payload := strings.Repeat("x", 1024)
-	up, err := testinfra.StartUpstream(upCA, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	up, err := testinfra.StartServer(upCA, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = io.WriteString(w, payload)
 	}))

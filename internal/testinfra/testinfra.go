@@ -134,15 +134,28 @@ type Upstream struct {
 	wg   sync.WaitGroup
 }
 
-// StartUpstream serves handler over TLS on a free loopback port.
+// StartUpstream serves handler over TLS on a free loopback port, recording
+// every request.
 func StartUpstream(ca *CA, handler http.Handler) (*Upstream, error) {
+	return start(ca, handler, true)
+}
+
+// StartServer is StartUpstream without recording, for benchmarks.
+func StartServer(ca *CA, handler http.Handler) (*Upstream, error) {
+	return start(ca, handler, false)
+}
+
+func start(ca *CA, handler http.Handler, record bool) (*Upstream, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	u := &Upstream{Addr: ln.Addr().String(), CA: ca, ln: ln}
+	if record {
+		handler = u.record(handler)
+	}
 	u.srv = &http.Server{
-		Handler:           u.record(handler),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		// Handshake failures are expected in tests that check verification.
 		ErrorLog: log.New(io.Discard, "", 0),
