@@ -36,6 +36,10 @@ type Request struct {
 	// Tunnel is true for a CONNECT that is not intercepted: only Host and Port
 	// are known.
 	Tunnel bool
+	// Upgrade is the protocol the client asks to switch to ("websocket",
+	// "SPDY/3.1"), or empty. The Upgrade and Connection headers themselves are
+	// hop-by-hop and not in Header.
+	Upgrade string
 }
 
 // Action is what a request does, in the provider's own vocabulary. Fields that

@@ -11,7 +11,9 @@ func HTTP(r *Request) Action {
 	}
 	switch r.Method {
 	case "GET", "HEAD", "OPTIONS":
-		a.ReadOnly = true
+		// An upgraded connection carries whatever the two ends want to say
+		// after the switch: it is not a read.
+		a.ReadOnly = r.Upgrade == ""
 	case "DELETE":
 		a.Destructive = true
 	}

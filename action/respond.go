@@ -73,3 +73,49 @@ func PlainText(d Denial) Response {
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	return Response{Status: d.Status, Header: h, Body: body}
 }
+
+// Rejecter is implemented by providers that refuse some requests before any
+// policy sees them: messages countersign cannot read exactly as the server
+// would (an MCP batch, a JSON object with a repeated key). Such a request is
+// answered with status and reason and never forwarded.
+type Rejecter interface {
+	Reject(a Action) (status int, reason string, bad bool)
+}
+
+// BodyFingerprinter is implemented by providers whose clients change
+// meaningless parts of a body on every retry (a JSON-RPC id): it returns the
+// bytes that identify "the same request" for approvals and grants.
+type BodyFingerprinter interface {
+	FingerprintBody(a Action, body []byte) []byte
+}
+
+// provider returns the provider that classified a, if it is in the list.
+func (c *Classifier) provider(a Action) Provider {
+	by := a.ClassifiedBy
+	if by == "" {
+		by = a.Provider
+	}
+	for _, p := range c.providers {
+		if p.Name() == by {
+			return p
+		}
+	}
+	return nil
+}
+
+// Reject reports whether the provider that classified a refuses it outright.
+func (c *Classifier) Reject(a Action) (status int, reason string, bad bool) {
+	if rj, ok := c.provider(a).(Rejecter); ok {
+		return rj.Reject(a)
+	}
+	return 0, "", false
+}
+
+// FingerprintBody returns the bytes of body that identify the request for
+// approvals: the provider's canonical form where it has one, else body.
+func (c *Classifier) FingerprintBody(a Action, body []byte) []byte {
+	if f, ok := c.provider(a).(BodyFingerprinter); ok {
+		return f.FingerprintBody(a, body)
+	}
+	return body
+}

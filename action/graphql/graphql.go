@@ -1,21 +1,332 @@
-// Package graphql classifies GraphQL requests on any host: operation type,
-// top-level fields (operation names are optional and can lie) and variables,
-// and answers denials as a GraphQL errors response.
+// Package graphql classifies GraphQL requests on any host: the operation
+// type, the top-level fields that would execute (operation names are
+// optional and can lie, so they are read from the parsed document), their
+// arguments and the variables. It answers denials as a GraphQL errors
+// response, which GraphQL clients show.
+//
+// GitHub's GraphQL API is classified here too and reported as provider
+// "github", with operation set to the top-level field names
+// (deleteRef, createRepository).
 package graphql
 
-import "github.com/countersign/countersign/action"
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"mime"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/countersign/countersign/action"
+)
 
 // Options configures the GraphQL provider.
-type Options struct{}
+type Options struct {
+	// ProviderByHost names the provider that GraphQL requests to a host are
+	// reported as. It adds to the default, which maps api.github.com to
+	// "github"; list GitHub Enterprise Server hosts here as "github" too.
+	ProviderByHost map[string]string
+}
 
 // Provider is the GraphQL classifier.
-type Provider struct{ opts Options }
+type Provider struct {
+	byHost map[string]string
+}
 
 // New returns the GraphQL provider.
-func New(opts Options) *Provider { return &Provider{opts: opts} }
+func New(opts Options) *Provider {
+	p := &Provider{byHost: map[string]string{"api.github.com": "github"}}
+	for h, name := range opts.ProviderByHost {
+		p.byHost[strings.TrimSuffix(strings.ToLower(h), ".")] = name
+	}
+	return p
+}
 
 // Name implements action.Provider.
 func (*Provider) Name() string { return "graphql" }
 
-// Classify implements action.Provider.
-func (*Provider) Classify(*action.Request) (action.Action, bool) { return action.Action{}, false }
+// Classify implements action.Provider. Requests to a GraphQL path are
+// classified whatever their body, with ParseError when it is not a GraphQL
+// request; elsewhere, a POST is claimed only when its JSON body parses as a
+// GraphQL request with a document.
+func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
+	if r.Tunnel {
+		return action.Action{}, false
+	}
+	provider := p.byHost[r.Host]
+	if provider == "" {
+		provider = "graphql"
+	}
+	if !isGraphQLPath(r.Path) {
+		return p.sniff(r, provider)
+	}
+	switch r.Method {
+	case "GET", "HEAD", "POST":
+	default:
+		return action.Action{}, false
+	}
+	entries, batch, err := requestEntries(r)
+	if err == nil {
+		var a action.Action
+		if a, err = classify(entries, batch, provider); err == nil {
+			return a, true
+		}
+	}
+	if (r.Method == "GET" || r.Method == "HEAD") && errors.Is(err, errNoDocument) {
+		// A GraphiQL page or a health check, not a GraphQL request.
+		return action.Action{}, false
+	}
+	return action.Action{Provider: provider, ParseError: err.Error()}, true
+}
+
+// sniff recognises a GraphQL request sent to a path that does not say so
+// (SPEC 5: "a body that parses as a GraphQL document with query"). Hosts
+// reported as another provider (GitHub) are left to that provider's REST
+// classifier.
+func (p *Provider) sniff(r *action.Request, provider string) (action.Action, bool) {
+	if provider != "graphql" || r.Method != "POST" || r.BodyTruncated || len(r.Body) == 0 {
+		return action.Action{}, false
+	}
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt != "application/json" && !strings.HasSuffix(mt, "+json") {
+		return action.Action{}, false
+	}
+	entries, batch, err := jsonEntries(r.Body)
+	if err != nil {
+		return action.Action{}, false
+	}
+	for _, e := range entries {
+		if !e.HasQuery {
+			return action.Action{}, false
+		}
+	}
+	a, err := classify(entries, batch, provider)
+	if err != nil {
+		return action.Action{}, false
+	}
+	return a, true
+}
+
+var typeRank = map[string]int{"query": 1, "subscription": 2, "mutation": 3}
+
+// classify builds the action for one request or a batch. The operations
+// that execute are the one operationName names, or the only one; when that
+// is ambiguous (several operations, no or an unknown name) all of them count,
+// as a server that guesses might run any. read_only and destructive look at
+// every operation in the documents, whatever operationName claims.
+func classify(entries []entry, batch bool, provider string) (action.Action, error) {
+	var (
+		opType     string
+		fieldNames []string
+		fieldsSeen = map[string]bool{}
+		selections []any
+		operations []any
+		perEntry   []any
+		claimed    string
+		readOnly   = true
+		destroys   = false
+		exposes    = false
+	)
+	for _, e := range entries {
+		if !e.HasQuery {
+			if e.Persisted {
+				return action.Action{}, errPersisted
+			}
+			return action.Action{}, errNoDocument
+		}
+		ops, err := parseDocument(e.Query)
+		if err != nil {
+			return action.Action{}, err
+		}
+		for _, op := range ops {
+			names := make([]any, 0, len(op.Fields))
+			for _, f := range op.Fields {
+				names = append(names, f.Name)
+				if op.Type == "mutation" && destructiveField(f.Name) {
+					destroys = true
+				}
+			}
+			if op.Type != "query" {
+				readOnly = false
+			}
+			o := map[string]any{"type": op.Type, "fields": names}
+			if op.Name != "" {
+				o["name"] = op.Name
+			}
+			operations = append(operations, o)
+		}
+
+		run := executing(ops, e.OperationName)
+		entryType := ""
+		var entryFields []any
+		for _, op := range run {
+			if typeRank[op.Type] > typeRank[entryType] {
+				entryType = op.Type
+			}
+			for _, f := range op.Fields {
+				entryFields = append(entryFields, f.Name)
+				if !fieldsSeen[f.Name] {
+					fieldsSeen[f.Name] = true
+					fieldNames = append(fieldNames, f.Name)
+				}
+				s := map[string]any{"field": f.Name}
+				if f.Alias != "" && f.Alias != f.Name {
+					s["alias"] = f.Alias
+				}
+				args := argumentValues(f, op.def, e.Variables)
+				if args != nil {
+					s["arguments"] = args
+				}
+				selections = append(selections, s)
+				if op.Type == "mutation" && setsPublicVisibility(args) {
+					exposes = true
+				}
+			}
+		}
+		if typeRank[entryType] > typeRank[opType] {
+			opType = entryType
+		}
+		name := claimedName(e, run)
+		if !batch {
+			claimed = name
+		}
+		if batch {
+			pe := map[string]any{"operation_type": entryType, "fields": entryFields}
+			if name != "" {
+				pe["operation_name"] = name
+			}
+			if e.Variables != nil {
+				pe["variables"] = e.Variables
+			}
+			perEntry = append(perEntry, pe)
+		}
+	}
+
+	fields := make([]any, len(fieldNames))
+	for i, n := range fieldNames {
+		fields[i] = n
+	}
+	sorted := slices.Clone(fieldNames)
+	slices.Sort(sorted)
+	a := action.Action{
+		Provider:    provider,
+		Operation:   strings.Join(sorted, ","),
+		ReadOnly:    readOnly,
+		Destructive: destroys,
+		Fields: map[string]any{
+			"operation_type": opType,
+			"fields":         fields,
+			"operations":     operations,
+			"selections":     selections,
+		},
+	}
+	if batch {
+		a.Fields["batch"] = perEntry
+	} else {
+		if claimed != "" {
+			a.Fields["operation_name"] = claimed
+		}
+		if v := entries[0].Variables; v != nil {
+			a.Fields["variables"] = v
+		}
+	}
+	if provider == "github" && opType == "mutation" {
+		// INCIDENTS #5: createRepository(input: {visibility: PUBLIC}) is how
+		// `gh repo create --public` publishes a repository.
+		a.Fields["public_exposure"] = exposes
+	}
+	return a, nil
+}
+
+// executing returns the operations a server runs for operationName: the
+// named one, else all of them (the only one, or an ambiguous set).
+func executing(ops []operation, name string) []operation {
+	if name != "" {
+		for _, op := range ops {
+			if op.Name == name {
+				return []operation{op}
+			}
+		}
+	}
+	return ops
+}
+
+// claimedName is the operation name as the client claims it: operationName,
+// or the name of the single operation in the document.
+func claimedName(e entry, run []operation) string {
+	if e.OperationName != "" {
+		return e.OperationName
+	}
+	if len(run) == 1 {
+		return run[0].Name
+	}
+	return ""
+}
+
+// setsPublicVisibility reports a GitHub mutation input that makes a
+// repository public (RepositoryVisibility PUBLIC).
+func setsPublicVisibility(args map[string]any) bool {
+	in, ok := args["input"].(map[string]any)
+	if !ok {
+		return false
+	}
+	v, ok := in["visibility"].(string)
+	return ok && strings.EqualFold(v, "public")
+}
+
+// Respond implements action.Responder: status 200 and a GraphQL errors
+// response (one per operation for a batch), which GraphQL clients show.
+func (*Provider) Respond(r *action.Request, _ action.Action, d action.Denial) action.Response {
+	type ext struct {
+		Code        string            `json:"code"`
+		Countersign map[string]string `json:"countersign"`
+	}
+	type gqlError struct {
+		Message    string `json:"message"`
+		Extensions ext    `json:"extensions"`
+	}
+	type response struct {
+		Data   *struct{}  `json:"data"`
+		Errors []gqlError `json:"errors"`
+	}
+	one := response{Errors: []gqlError{{
+		Message:    d.Message,
+		Extensions: ext{Code: "FORBIDDEN", Countersign: map[string]string{"decision": d.Decision}},
+	}}}
+	var v any = one
+	if n := batchSize(r); n > 0 {
+		all := make([]response, n)
+		for i := range all {
+			all[i] = one
+		}
+		v = all
+	}
+	// HTML escaping off: curl users read the raw body, and "<" must not
+	// arrive as \u003c.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return action.PlainText(d)
+	}
+	body := buf.Bytes()
+	h := http.Header{}
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	return action.Response{Status: http.StatusOK, Header: h, Body: body}
+}
+
+// batchSize returns the number of operations in a batched (JSON array)
+// request body, or 0 for a single request.
+func batchSize(r *action.Request) int {
+	if r == nil || r.Method != "POST" || r.BodyTruncated {
+		return 0
+	}
+	entries, batch, err := jsonEntries(r.Body)
+	if err != nil || !batch {
+		return 0
+	}
+	return len(entries)
+}

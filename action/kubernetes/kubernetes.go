@@ -1,9 +1,25 @@
 // Package kubernetes classifies Kubernetes API requests with the same
 // verb/resource/namespace/name vocabulary as the API server's RequestInfo,
 // and answers denials with a Status object kubectl prints.
+//
+// The RequestInfo algorithm is ported from k8s.io/apiserver (requestinfo.go
+// says why and from which version); detect.go decides which servers are
+// Kubernetes API servers. docs/kubernetes.md is the user-facing account of
+// both, and of why clusters that authenticate with client certificates cannot
+// be intercepted.
 package kubernetes
 
-import "github.com/countersign/countersign/action"
+import (
+	"bytes"
+	"encoding/json"
+	"mime"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/countersign/countersign/action"
+)
 
 // Options configures the Kubernetes provider.
 type Options struct {
@@ -13,13 +29,316 @@ type Options struct {
 }
 
 // Provider is the Kubernetes classifier.
-type Provider struct{ opts Options }
+type Provider struct {
+	hosts []hostEntry
+}
 
-// New returns the Kubernetes provider.
-func New(opts Options) *Provider { return &Provider{opts: opts} }
+// New returns the Kubernetes provider. Host entries it cannot read are
+// ignored (the config loader has already refused them).
+func New(opts Options) *Provider {
+	p := &Provider{}
+	for _, h := range opts.Hosts {
+		if e, ok := parseHostEntry(h); ok {
+			p.hosts = append(p.hosts, e)
+		}
+	}
+	return p
+}
 
 // Name implements action.Provider.
 func (*Provider) Name() string { return "kubernetes" }
 
-// Classify implements action.Provider.
-func (*Provider) Classify(*action.Request) (action.Action, bool) { return action.Action{}, false }
+// connectSubresources are the pod subresources that open a stream into a
+// container. kubectl before 1.30 asks for them with a SPDY POST, later ones
+// with a WebSocket GET; both are verb create (see Classify).
+var connectSubresources = []string{"exec", "attach", "portforward"}
+
+// Classify implements action.Provider. It claims requests to a configured
+// or managed API server, and requests elsewhere whose path has a shape only
+// Kubernetes uses (detect.go).
+func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
+	if r == nil || r.Tunnel {
+		return action.Action{}, false
+	}
+	path := r.Path
+	if n := rancherPrefix(path); n > 0 {
+		path = path[n:]
+		if path == "" {
+			path = "/"
+		}
+	}
+	if !p.knownHost(r.Host, r.Port) && !kubernetesShape(path) {
+		return action.Action{}, false
+	}
+
+	info, err := newRequestInfo(r.Method, path, r.Query)
+	a := action.Action{Provider: "kubernetes"}
+	if err != nil {
+		a.ParseError = err.Error()
+	}
+
+	verb := info.Verb
+	if info.IsResourceRequest && info.APIGroup == "" && info.Resource == "pods" && slices.Contains(connectSubresources, info.Subresource) {
+		// RequestInfo says get for the WebSocket form and create for the SPDY
+		// form of the same exec. Since Kubernetes 1.35 (feature gate
+		// AuthorizePodWebsocketUpgradeCreatePermission) the API server also
+		// requires create for the WebSocket form; report create for both so
+		// that a policy cannot tell them apart, and never sees an exec as a
+		// read.
+		verb = "create"
+	}
+	a.Operation = verb
+
+	dryRun, perr := dryRunOf(r, verb)
+	if perr != "" && a.ParseError == "" {
+		a.ParseError = perr
+	}
+
+	var objKind, objName string
+	if verb == "create" || verb == "update" {
+		objKind, objName = objectOf(r.Header.Get("Content-Type"), r.Body, r.BodyTruncated)
+	}
+
+	a.ReadOnly = readOnly(info, verb)
+	a.Destructive = verb == "delete" || verb == "deletecollection" ||
+		(verb == "create" && info.APIGroup == "" && info.Resource == "pods" && info.Subresource == "eviction")
+	if info.IsResourceRequest {
+		a.Resources = []string{info.Namespace + "/" + info.Resource + "/" + info.Name}
+	}
+	a.Fields = map[string]any{
+		"verb":                verb,
+		"api_group":           info.APIGroup,
+		"api_version":         info.APIVersion,
+		"resource":            info.Resource,
+		"subresource":         info.Subresource,
+		"namespace":           info.Namespace,
+		"name":                info.Name,
+		"dry_run":             dryRun,
+		"is_resource_request": info.IsResourceRequest,
+		"path":                info.Path,
+		"label_selector":      info.LabelSelector,
+		"field_selector":      info.FieldSelector,
+		"object_kind":         objKind,
+		"object_name":         objName,
+	}
+	return a, true
+}
+
+func (p *Provider) knownHost(host string, port int) bool {
+	for _, e := range p.hosts {
+		if e.host == host && (e.port == 0 || e.port == port) {
+			return true
+		}
+	}
+	for _, s := range managedSuffixes {
+		if strings.HasSuffix(host, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// readOnly: get, list and watch read; exec and friends never do, and neither
+// does a proxy: a GET through nodes/proxy reaches the kubelet's own API,
+// exec included.
+func readOnly(info requestInfo, verb string) bool {
+	if !info.IsResourceRequest {
+		return verb == "get" || verb == "head" || verb == "options"
+	}
+	if info.Subresource == "proxy" || slices.Contains(connectSubresources, info.Subresource) {
+		return false
+	}
+	return verb == "get" || verb == "list" || verb == "watch"
+}
+
+// maxDeleteOptions bounds the DeleteOptions body parsed for dryRun; real ones
+// are well under 1 KiB.
+const maxDeleteOptions = 64 << 10
+
+// dryRunOf reports whether the API server will only pretend to perform the
+// request: every dryRun value is "All" (the only valid one; anything else
+// is refused with 400). Create, update and patch take dryRun from the query;
+// delete and deletecollection from the DeleteOptions body when there is one,
+// else from the query, as the API server's delete handler does. When in
+// doubt the answer is false, the side on which a policy stays strict;
+// perr says why there was doubt.
+func dryRunOf(r *action.Request, verb string) (dryRun bool, perr string) {
+	switch verb {
+	case "create", "update", "patch":
+		return allAll(r.Query["dryRun"]), ""
+	case "delete", "deletecollection":
+	default:
+		return false, ""
+	}
+	if len(r.Body) == 0 && !r.BodyTruncated {
+		return allAll(r.Query["dryRun"]), ""
+	}
+	if !jsonContent(r.Header.Get("Content-Type")) {
+		// Protobuf or YAML DeleteOptions: not read.
+		return false, ""
+	}
+	if r.BodyTruncated || len(r.Body) > maxDeleteOptions {
+		return false, "DeleteOptions body too large to read dryRun"
+	}
+	vals, ok := deleteOptionsDryRun(r.Body)
+	if !ok {
+		return false, "DeleteOptions body is not a JSON object"
+	}
+	return allAll(vals), ""
+}
+
+// jsonContent reports whether a Content-Type is JSON, or absent (which the
+// API server also decodes as JSON).
+func jsonContent(ct string) bool {
+	if ct == "" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+}
+
+func allAll(vals []string) bool {
+	if len(vals) == 0 {
+		return false
+	}
+	for _, v := range vals {
+		if v != "All" {
+			return false
+		}
+	}
+	return true
+}
+
+// deleteOptionsDryRun returns the dryRun list of a JSON DeleteOptions. The
+// key is matched case-sensitively, as the API server's decoder does
+// (encoding/json's case folding would read "DRYRUN", which the server
+// ignores), and a repeated key yields no values, since which one wins is
+// decoder-specific.
+func deleteOptionsDryRun(body []byte) (vals []string, ok bool) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, false
+	}
+	seen := 0
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, false
+		}
+		key, _ := t.(string)
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, false
+		}
+		if key != "dryRun" {
+			continue
+		}
+		seen++
+		vals = nil
+		if err := json.Unmarshal(raw, &vals); err != nil {
+			// Not a list of strings: the server refuses the body.
+			return nil, true
+		}
+	}
+	if t, err := dec.Token(); err != nil || t != json.Delim('}') {
+		return nil, false
+	}
+	if seen != 1 {
+		return nil, true
+	}
+	return vals, true
+}
+
+// Respond implements action.Responder: a metav1.Status with the denial's
+// message, which kubectl prints as
+// "Error from server (Forbidden): countersign: …".
+func (*Provider) Respond(r *action.Request, a action.Action, d action.Denial) action.Response {
+	code := d.Status
+	if code == 0 {
+		code = http.StatusForbidden
+	}
+	details := map[string]any{}
+	if s, _ := a.Fields["name"].(string); s != "" {
+		details["name"] = s
+	}
+	if s, _ := a.Fields["api_group"].(string); s != "" {
+		details["group"] = s
+	}
+	if s, _ := a.Fields["resource"].(string); s != "" {
+		// The API server puts the resource, not the kind, here in its own
+		// Forbidden errors.
+		details["kind"] = s
+	}
+	st := map[string]any{
+		"kind":       "Status",
+		"apiVersion": "v1",
+		"metadata":   map[string]any{},
+		"status":     "Failure",
+		"message":    d.Message,
+		"reason":     statusReason(code),
+		"code":       code,
+	}
+	if len(details) > 0 {
+		st["details"] = details
+	}
+	body, err := json.Marshal(st)
+	if err != nil {
+		return action.PlainText(d)
+	}
+	body = append(body, '\n')
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	return action.Response{Status: code, Header: h, Body: body}
+}
+
+// statusReason is the metav1.StatusReason the API server uses for code.
+func statusReason(code int) string {
+	switch code {
+	case http.StatusBadRequest:
+		return "BadRequest"
+	case http.StatusUnauthorized:
+		return "Unauthorized"
+	case http.StatusForbidden:
+		return "Forbidden"
+	case http.StatusNotFound:
+		return "NotFound"
+	case http.StatusMethodNotAllowed:
+		return "MethodNotAllowed"
+	case http.StatusNotAcceptable:
+		return "NotAcceptable"
+	case http.StatusConflict:
+		return "Conflict"
+	case http.StatusGone:
+		return "Expired"
+	case http.StatusRequestEntityTooLarge:
+		return "RequestEntityTooLarge"
+	case http.StatusUnsupportedMediaType:
+		return "UnsupportedMediaType"
+	case http.StatusUnprocessableEntity:
+		return "Invalid"
+	case http.StatusTooManyRequests:
+		return "TooManyRequests"
+	case http.StatusInternalServerError:
+		return "InternalError"
+	case http.StatusServiceUnavailable:
+		return "ServiceUnavailable"
+	case http.StatusGatewayTimeout:
+		return "Timeout"
+	}
+	return ""
+}
+
+// ClientCertMessage is what the agent is told when the API server at host
+// asked for a TLS client certificate and the request failed for want of
+// one. The proxy terminates the agent's TLS connection and opens its own to
+// the server: the certificate in the agent's kubeconfig is never offered to
+// the proxy, and even if it were, proving possession of it in the server's
+// handshake needs the private key, which stays with the agent.
+func ClientCertMessage(host string) string {
+	return "countersign: the Kubernetes API server " + host + " authenticates clients with TLS client certificates, " +
+		"which cannot pass through countersign: it inspects HTTPS by terminating TLS, so the server never sees " +
+		"the certificate in your kubeconfig, and the server did not carry out the request. Use token authentication for this cluster " +
+		"(a kubeconfig user with `token`, `tokenFile` or an `exec` credential plugin), or ask a human to run " +
+		"this command outside countersign; see docs/kubernetes.md in countersign."
+}

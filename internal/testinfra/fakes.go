@@ -34,6 +34,10 @@ func FakeAPIs() http.Handler {
 }
 
 func echo(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/ws" {
+		echoUpgrade(w, r)
+		return
+	}
 	if r.URL.Path == "/trailers" {
 		// A chunked response with a trailer, for tests that check trailers
 		// are never forwarded.
@@ -53,4 +57,40 @@ func echo(w http.ResponseWriter, r *http.Request) {
 func xmlEscape(s string) string {
 	r := strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;", "'", "&apos;")
 	return r.Replace(s)
+}
+
+// echoUpgrade accepts any Upgrade request with 101 and then echoes every
+// byte back, standing in for a WebSocket or SPDY server.
+func echoUpgrade(w http.ResponseWriter, r *http.Request) {
+	proto := r.Header.Get("Upgrade")
+	if proto == "" {
+		http.Error(w, "upgrade required", http.StatusUpgradeRequired)
+		return
+	}
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		http.Error(w, "cannot hijack", http.StatusInternalServerError)
+		return
+	}
+	conn, brw, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	fmt.Fprintf(brw, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: %s\r\n\r\n", proto)
+	if err := brw.Flush(); err != nil {
+		return
+	}
+	buf := make([]byte, 4096)
+	for {
+		n, err := brw.Read(buf)
+		if n > 0 {
+			if _, werr := conn.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }

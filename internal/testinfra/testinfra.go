@@ -145,7 +145,13 @@ func StartServer(ca *CA, handler http.Handler) (*Upstream, error) {
 	return start(ca, handler, false)
 }
 
-func start(ca *CA, handler http.Handler, record bool) (*Upstream, error) {
+// StartUpstreamTLS is StartUpstream with a hook to adjust the server's TLS
+// configuration (to request client certificates, for example).
+func StartUpstreamTLS(ca *CA, handler http.Handler, tune func(*tls.Config)) (*Upstream, error) {
+	return start(ca, handler, true, tune)
+}
+
+func start(ca *CA, handler http.Handler, record bool, tune ...func(*tls.Config)) (*Upstream, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -169,6 +175,9 @@ func start(ca *CA, handler http.Handler, record bool) (*Upstream, error) {
 				return ca.Leaf(name)
 			},
 		},
+	}
+	for _, f := range tune {
+		f(u.srv.TLSConfig)
 	}
 	u.wg.Add(1)
 	go func() {

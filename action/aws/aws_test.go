@@ -1,0 +1,468 @@
+package aws
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/countersign/countersign/action"
+)
+
+const (
+	akid = "AKIAIOSFODNN7EXAMPLE"
+	fake = "Signature=0000000000000000000000000000000000000000000000000000000000000000"
+)
+
+func sigv4(region, service string) string {
+	return "AWS4-HMAC-SHA256 Credential=" + akid + "/20260101/" + region + "/" + service + "/aws4_request, SignedHeaders=host;x-amz-date, " + fake
+}
+
+// req builds the classifier's view of a request to rawURL; kv are header
+// name and value pairs.
+func req(method, rawURL, body string, kv ...string) *action.Request {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		panic(err)
+	}
+	h := http.Header{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		h.Add(kv[i], kv[i+1])
+	}
+	r := &action.Request{
+		Method:   method,
+		Scheme:   u.Scheme,
+		Host:     u.Hostname(),
+		Port:     443,
+		Path:     u.Path,
+		RawPath:  u.EscapedPath(),
+		Query:    u.Query(),
+		Header:   h,
+		BodySize: int64(len(body)),
+	}
+	if body != "" {
+		r.Body = []byte(body)
+	}
+	return r
+}
+
+const form = "application/x-www-form-urlencoded; charset=utf-8"
+
+// summary is the part of an action most tests check.
+type summary struct {
+	Service, Operation, Region, Protocol string
+	Resources                            []string
+	ReadOnly, Destructive                bool
+	ParseError                           string
+}
+
+func summarize(a action.Action) summary {
+	p, _ := a.Fields["protocol"].(string)
+	return summary{a.Service, a.Operation, a.Region, p, a.Resources, a.ReadOnly, a.Destructive, a.ParseError}
+}
+
+func TestClassify(t *testing.T) {
+	tests := []struct {
+		name string
+		give *action.Request
+		want summary
+	}{
+		{
+			name: "EC2 terminate, form body",
+			give: req("POST", "https://ec2.eu-west-1.amazonaws.com/", "Action=TerminateInstances&Version=2016-11-15&InstanceId.1=i-0abc&InstanceId.2=i-0def",
+				"Authorization", sigv4("eu-west-1", "ec2"), "Content-Type", form),
+			want: summary{Service: "ec2", Operation: "TerminateInstances", Region: "eu-west-1", Protocol: "ec2",
+				Resources: []string{"i-0abc", "i-0def"}, Destructive: true},
+		},
+		{
+			name: "EC2 describe, Action in the query string, no signature",
+			give: req("GET", "https://ec2.us-west-2.amazonaws.com/?Action=DescribeInstances&Filter.1.Name=tag:env&Filter.1.Value.1=prod", ""),
+			want: summary{Service: "ec2", Operation: "DescribeInstances", Region: "us-west-2", Protocol: "ec2", ReadOnly: true},
+		},
+		{
+			name: "IAM global endpoint is us-east-1",
+			give: req("POST", "https://iam.amazonaws.com/", "Action=DeleteUser&Version=2010-05-08&UserName=alice", "Content-Type", form),
+			want: summary{Service: "iam", Operation: "DeleteUser", Region: "us-east-1", Protocol: "query",
+				Resources: []string{"alice"}, Destructive: true},
+		},
+		{
+			name: "IAM in China",
+			give: req("POST", "https://iam.cn-north-1.amazonaws.com.cn/", "Action=ListUsers&Version=2010-05-08", "Content-Type", form,
+				"Authorization", sigv4("cn-north-1", "iam")),
+			want: summary{Service: "iam", Operation: "ListUsers", Region: "cn-north-1", Protocol: "query", ReadOnly: true},
+		},
+		{
+			name: "IAM policy ARN is a resource",
+			give: req("POST", "https://iam.amazonaws.com/", "Action=DetachUserPolicy&UserName=bob&PolicyArn=arn%3Aaws%3Aiam%3A%3Aaws%3Apolicy%2FAdministratorAccess", "Content-Type", form),
+			want: summary{Service: "iam", Operation: "DetachUserPolicy", Region: "us-east-1", Protocol: "query",
+				Resources: []string{"arn:aws:iam::aws:policy/AdministratorAccess", "bob"}, Destructive: true},
+		},
+		{
+			name: "SigV4 region wins over the name",
+			give: req("POST", "https://sts.amazonaws.com/", "Action=GetCallerIdentity&Version=2011-06-15", "Content-Type", form,
+				"Authorization", sigv4("eu-central-1", "sts")),
+			want: summary{Service: "sts", Operation: "GetCallerIdentity", Region: "eu-central-1", Protocol: "query", ReadOnly: true},
+		},
+		{
+			name: "DynamoDB JSON",
+			give: req("POST", "https://dynamodb.us-east-1.amazonaws.com/", `{"TableName":"orders"}`,
+				"X-Amz-Target", "DynamoDB_20120810.DeleteTable", "Content-Type", "application/x-amz-json-1.0", "Authorization", sigv4("us-east-1", "dynamodb")),
+			want: summary{Service: "dynamodb", Operation: "DeleteTable", Region: "us-east-1", Protocol: "json",
+				Resources: []string{"orders"}, Destructive: true},
+		},
+		{
+			name: "JSON ARNs at any depth",
+			give: req("POST", "https://kms.us-east-1.amazonaws.com/", `{"KeyId":"1234abcd","Grant":{"Deep":[{"X":"arn:aws:iam::123456789012:role/r"}]}}`,
+				"X-Amz-Target", "TrentService.ScheduleKeyDeletion", "Content-Type", "application/x-amz-json-1.1"),
+			want: summary{Service: "kms", Operation: "ScheduleKeyDeletion", Region: "us-east-1", Protocol: "json",
+				Resources: []string{"arn:aws:iam::123456789012:role/r", "1234abcd"}},
+		},
+		{
+			name: "JSON body that is not an object",
+			give: req("POST", "https://dynamodb.us-east-1.amazonaws.com/", `[1,2]`, "X-Amz-Target", "DynamoDB_20120810.DeleteTable"),
+			want: summary{Service: "dynamodb", Operation: "DeleteTable", Region: "us-east-1", Protocol: "json", Destructive: true,
+				ParseError: "the body is not a JSON object"},
+		},
+		{
+			name: "CloudWatch signs as monitoring, acts as cloudwatch",
+			give: req("POST", "https://monitoring.us-east-1.amazonaws.com/", `{}`, "X-Amz-Target", "GraniteServiceVersion20100801.DeleteAlarms",
+				"Authorization", sigv4("us-east-1", "monitoring")),
+			want: summary{Service: "cloudwatch", Operation: "DeleteAlarms", Region: "us-east-1", Protocol: "json", Destructive: true},
+		},
+		{
+			name: "CloudWatch over Smithy RPC v2 CBOR",
+			give: req("POST", "https://monitoring.us-east-1.amazonaws.com/service/GraniteServiceVersion20100801/operation/PutMetricData", "\xa0",
+				"Smithy-Protocol", "rpc-v2-cbor", "Authorization", sigv4("us-east-1", "monitoring")),
+			want: summary{Service: "cloudwatch", Operation: "PutMetricData", Region: "us-east-1", Protocol: "rpc-v2-cbor"},
+		},
+		{
+			name: "S3 virtual-hosted delete",
+			give: req("DELETE", "https://mybucket.s3.us-east-1.amazonaws.com/a/b.txt", "", "Authorization", sigv4("us-east-1", "s3")),
+			want: summary{Service: "s3", Operation: "DeleteObject", Region: "us-east-1", Protocol: "rest-xml",
+				Resources: []string{"mybucket/a/b.txt"}, Destructive: true},
+		},
+		{
+			name: "S3 path-style delete",
+			give: req("DELETE", "https://s3.us-west-2.amazonaws.com/mybucket/a/b.txt", ""),
+			want: summary{Service: "s3", Operation: "DeleteObject", Region: "us-west-2", Protocol: "rest-xml",
+				Resources: []string{"mybucket/a/b.txt"}, Destructive: true},
+		},
+		{
+			name: "S3 legacy dash-region endpoint",
+			give: req("GET", "https://mybucket.s3-eu-west-1.amazonaws.com/?list-type=2", ""),
+			want: summary{Service: "s3", Operation: "ListObjectsV2", Region: "eu-west-1", Protocol: "rest-xml",
+				Resources: []string{"mybucket"}, ReadOnly: true},
+		},
+		{
+			name: "S3 bucket name with dots and a region-like label",
+			give: req("GET", "https://logs.us-east-1.s3.amazonaws.com/", ""),
+			want: summary{Service: "s3", Operation: "ListObjects", Region: "us-east-1", Protocol: "rest-xml",
+				Resources: []string{"logs.us-east-1"}, ReadOnly: true},
+		},
+		{
+			name: "S3 list buckets on the global endpoint",
+			give: req("GET", "https://s3.amazonaws.com/", ""),
+			want: summary{Service: "s3", Operation: "ListBuckets", Region: "us-east-1", Protocol: "rest-xml", ReadOnly: true},
+		},
+		{
+			name: "S3 ListObjects v1 with a trailing slash",
+			give: req("GET", "https://s3.amazonaws.com/mybucket/", ""),
+			want: summary{Service: "s3", Operation: "ListObjects", Region: "us-east-1", Protocol: "rest-xml",
+				Resources: []string{"mybucket"}, ReadOnly: true},
+		},
+		{
+			name: "S3 key ending in a slash",
+			give: req("PUT", "https://mybucket.s3.amazonaws.com/folder/", ""),
+			want: summary{Service: "s3", Operation: "PutObject", Region: "us-east-1", Protocol: "rest-xml",
+				Resources: []string{"mybucket/folder/"}},
+		},
+		{
+			name: "S3 DeleteObjects",
+			give: req("POST", "https://mybucket.s3.amazonaws.com/?delete", `<Delete><Object><Key>a</Key></Object><Object><Key>b/c</Key></Object></Delete>`),
+			want: summary{Service: "s3", Operation: "DeleteObjects", Region: "us-east-1", Protocol: "rest-xml",
+				Resources: []string{"mybucket", "mybucket/a", "mybucket/b/c"}, Destructive: true},
+		},
+		{
+			name: "S3 DeleteObjects, truncated body",
+			give: func() *action.Request {
+				r := req("POST", "https://mybucket.s3.amazonaws.com/?delete", `<Delete><Object><Key>a</Key></Object><Obj`)
+				r.BodyTruncated = true
+				return r
+			}(),
+			want: summary{Service: "s3", Operation: "DeleteObjects", Region: "us-east-1", Protocol: "rest-xml",
+				Resources: []string{"mybucket", "mybucket/a"}, Destructive: true,
+				ParseError: "the body is larger than the inspection limit; not every key was read"},
+		},
+		{
+			name: "S3 bucket policy",
+			give: req("PUT", "https://s3.amazonaws.com/mybucket?policy", `{}`),
+			want: summary{Service: "s3", Operation: "PutBucketPolicy", Region: "us-east-1", Protocol: "rest-xml", Resources: []string{"mybucket"}},
+		},
+		{
+			name: "S3 delete bucket policy",
+			give: req("DELETE", "https://mybucket.s3.amazonaws.com/?policy", ""),
+			want: summary{Service: "s3", Operation: "DeleteBucketPolicy", Region: "us-east-1", Protocol: "rest-xml", Resources: []string{"mybucket"}, Destructive: true},
+		},
+		{
+			name: "S3 bucket ACL",
+			give: req("PUT", "https://mybucket.s3.amazonaws.com/?acl", "", "X-Amz-Acl", "public-read"),
+			want: summary{Service: "s3", Operation: "PutBucketAcl", Region: "us-east-1", Protocol: "rest-xml", Resources: []string{"mybucket"}},
+		},
+		{
+			name: "S3 object ACL",
+			give: req("PUT", "https://mybucket.s3.amazonaws.com/k?acl", ""),
+			want: summary{Service: "s3", Operation: "PutObjectAcl", Region: "us-east-1", Protocol: "rest-xml", Resources: []string{"mybucket/k"}},
+		},
+		{
+			name: "S3 public access block removed",
+			give: req("DELETE", "https://mybucket.s3.amazonaws.com/?publicAccessBlock", ""),
+			want: summary{Service: "s3", Operation: "DeletePublicAccessBlock", Region: "us-east-1", Protocol: "rest-xml", Resources: []string{"mybucket"}, Destructive: true},
+		},
+		{
+			name: "S3 multipart upload started",
+			give: req("POST", "https://mybucket.s3.amazonaws.com/big.bin?uploads", ""),
+			want: summary{Service: "s3", Operation: "CreateMultipartUpload", Region: "us-east-1", Protocol: "rest-xml", Resources: []string{"mybucket/big.bin"}},
+		},
+		{
+			name: "S3 multipart uploads listed",
+			give: req("GET", "https://mybucket.s3.amazonaws.com/?uploads", ""),
+			want: summary{Service: "s3", Operation: "ListMultipartUploads", Region: "us-east-1", Protocol: "rest-xml", Resources: []string{"mybucket"}, ReadOnly: true},
+		},
+		{
+			name: "S3 upload part copy needs the copy-source header",
+			give: req("PUT", "https://mybucket.s3.amazonaws.com/k?partNumber=1&uploadId=u", "", "X-Amz-Copy-Source", "/other/src"),
+			want: summary{Service: "s3", Operation: "UploadPartCopy", Region: "us-east-1", Protocol: "rest-xml", Resources: []string{"mybucket/k", "other/src"}},
+		},
+		{
+			name: "S3 upload part",
+			give: req("PUT", "https://mybucket.s3.amazonaws.com/k?partNumber=1&uploadId=u", "data"),
+			want: summary{Service: "s3", Operation: "UploadPart", Region: "us-east-1", Protocol: "rest-xml", Resources: []string{"mybucket/k"}},
+		},
+		{
+			name: "S3 lifecycle names the current operation",
+			give: req("GET", "https://mybucket.s3.amazonaws.com/?lifecycle", ""),
+			want: summary{Service: "s3", Operation: "GetBucketLifecycleConfiguration", Region: "us-east-1", Protocol: "rest-xml", Resources: []string{"mybucket"}, ReadOnly: true},
+		},
+		{
+			name: "S3 Action= in the query does not change the REST operation",
+			give: req("DELETE", "https://mybucket.s3.amazonaws.com/k?Action=DescribeInstances", "", "Authorization", sigv4("us-east-1", "s3")),
+			want: summary{Service: "s3", Operation: "DeleteObject", Region: "us-east-1", Protocol: "rest-xml", Resources: []string{"mybucket/k"}, Destructive: true},
+		},
+		{
+			name: "S3 X-Amz-Target does not change the REST operation",
+			give: req("DELETE", "https://mybucket.s3.amazonaws.com/k", "", "X-Amz-Target", "DynamoDB_20120810.DescribeTable"),
+			want: summary{Service: "s3", Operation: "DeleteObject", Region: "us-east-1", Protocol: "rest-xml", Resources: []string{"mybucket/k"}, Destructive: true},
+		},
+		{
+			name: "S3-compatible store at a custom endpoint, path-style",
+			give: req("DELETE", "https://minio.internal:9000/mybucket/k", "", "Authorization", sigv4("us-east-1", "s3")),
+			want: summary{Service: "s3", Operation: "DeleteObject", Region: "us-east-1", Protocol: "rest-xml", Resources: []string{"mybucket/k"}, Destructive: true},
+		},
+		{
+			name: "S3 Control names s3, not s3control",
+			give: req("DELETE", "https://123456789012.s3-control.us-east-1.amazonaws.com/v20180820/configuration/publicAccessBlock", "",
+				"Authorization", sigv4("us-east-1", "s3"), "X-Amz-Account-Id", "123456789012"),
+			want: summary{Service: "s3", Operation: "DeletePublicAccessBlock", Region: "us-east-1", Protocol: "rest-xml", Destructive: true},
+		},
+		{
+			name: "Lambda with an escaped ARN",
+			give: req("POST", "https://lambda.us-east-1.amazonaws.com/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Abilling/invocations", `{}`),
+			want: summary{Service: "lambda", Operation: "Invoke", Region: "us-east-1", Protocol: "rest-json",
+				Resources: []string{"arn:aws:lambda:us-east-1:123456789012:function:billing"}},
+		},
+		{
+			name: "Lambda update configuration",
+			give: req("PUT", "https://lambda.us-east-1.amazonaws.com/2015-03-31/functions/billing/configuration", `{}`),
+			want: summary{Service: "lambda", Operation: "UpdateFunctionConfiguration", Region: "us-east-1", Protocol: "rest-json", Resources: []string{"billing"}},
+		},
+		{
+			name: "Lambda GET is read-only",
+			give: req("GET", "https://lambda.us-east-1.amazonaws.com/2015-03-31/functions/billing", ""),
+			want: summary{Service: "lambda", Operation: "GetFunction", Region: "us-east-1", Protocol: "rest-json", Resources: []string{"billing"}, ReadOnly: true},
+		},
+		{
+			name: "EKS delete cluster",
+			give: req("DELETE", "https://eks.us-east-1.amazonaws.com/clusters/prod", "", "Authorization", sigv4("us-east-1", "eks")),
+			want: summary{Service: "eks", Operation: "DeleteCluster", Region: "us-east-1", Protocol: "rest-json", Resources: []string{"prod"}, Destructive: true},
+		},
+		{
+			name: "runtime.sagemaker endpoint",
+			give: req("POST", "https://runtime.sagemaker.us-east-1.amazonaws.com/endpoints/e1/invocations", `{}`),
+			want: summary{Service: "sagemaker", Operation: "InvokeEndpoint", Region: "us-east-1", Protocol: "rest-json", Resources: []string{"e1"}},
+		},
+		{
+			name: "REST route nobody knows",
+			give: req("PATCH", "https://lambda.us-east-1.amazonaws.com/nothing/here", ""),
+			want: summary{Service: "lambda", Region: "us-east-1", Protocol: "rest-json",
+				ParseError: "no lambda operation matches PATCH /nothing/here"},
+		},
+		{
+			name: "API Gateway invocation",
+			give: req("DELETE", "https://a1b2c3.execute-api.eu-west-1.amazonaws.com/prod/orders/7", "", "Authorization", sigv4("eu-west-1", "execute-api")),
+			want: summary{Service: "execute-api", Operation: "Invoke", Region: "eu-west-1", Protocol: "rest",
+				Resources: []string{"a1b2c3/prod/DELETE/orders/7"}, Destructive: true},
+		},
+		{
+			name: "API Gateway WebSocket management",
+			give: req("DELETE", "https://a1b2c3.execute-api.eu-west-1.amazonaws.com/prod/@connections/c1", "", "Authorization", sigv4("eu-west-1", "execute-api")),
+			want: summary{Service: "execute-api", Operation: "DeleteConnection", Region: "eu-west-1", Protocol: "rest-json",
+				Resources: []string{"c1"}, Destructive: true},
+		},
+		{
+			name: "Lambda function URL with IAM auth",
+			give: req("POST", "https://abcdefg.lambda-url.us-east-1.on.aws/run", "{}", "Authorization", sigv4("us-east-1", "lambda")),
+			want: summary{Service: "lambda", Operation: "InvokeFunctionUrl", Region: "us-east-1", Protocol: "rest", Resources: []string{"abcdefg"}},
+		},
+		{
+			name: "query API without an Action",
+			give: req("POST", "https://ec2.us-east-1.amazonaws.com/", "", "Authorization", sigv4("us-east-1", "ec2")),
+			want: summary{Service: "ec2", Region: "us-east-1", Protocol: "ec2", ParseError: "the request names no ec2 operation"},
+		},
+		{
+			name: "form body without a Content-Type",
+			give: req("POST", "https://ec2.us-east-1.amazonaws.com/", "Action=TerminateInstances&InstanceId.1=i-1"),
+			want: summary{Service: "ec2", Operation: "TerminateInstances", Region: "us-east-1", Protocol: "ec2", Resources: []string{"i-1"}, Destructive: true},
+		},
+		{
+			name: "unknown service, signed",
+			give: req("POST", "https://newsvc.us-east-1.amazonaws.com/", `{}`, "X-Amz-Target", "NewService.DeleteThing", "Authorization", sigv4("us-east-1", "newsvc")),
+			want: summary{Service: "newsvc", Operation: "DeleteThing", Region: "us-east-1", Protocol: "json", Destructive: true},
+		},
+		{
+			name: "conflicting Action parameters",
+			give: req("POST", "https://ec2.us-east-1.amazonaws.com/?Action=DescribeInstances", "Action=TerminateInstances&InstanceId.1=i-1", "Content-Type", form),
+			want: summary{Service: "ec2", Region: "us-east-1", Protocol: "ec2", Resources: []string{"i-1"},
+				ParseError: "conflicting Action parameters"},
+		},
+		{
+			name: "two X-Amz-Target headers",
+			give: req("POST", "https://dynamodb.us-east-1.amazonaws.com/", `{}`, "X-Amz-Target", "DynamoDB_20120810.DescribeTable", "X-Amz-Target", "DynamoDB_20120810.DeleteTable"),
+			want: summary{Service: "dynamodb", Region: "us-east-1", ParseError: "more than one X-Amz-Target header", Protocol: "json"},
+		},
+		{
+			name: "operation in another case is spelled as the model spells it",
+			give: req("POST", "https://ec2.us-east-1.amazonaws.com/", "Action=terminateinstances&InstanceId.1=i-1", "Content-Type", form),
+			want: summary{Service: "ec2", Operation: "TerminateInstances", Region: "us-east-1", Protocol: "ec2", Resources: []string{"i-1"}, Destructive: true},
+		},
+		{
+			name: "invalid operation name",
+			give: req("POST", "https://ec2.us-east-1.amazonaws.com/", "Action=Terminate%00Instances", "Content-Type", form),
+			want: summary{Service: "ec2", Region: "us-east-1", Protocol: "ec2", ParseError: "operation name Terminate\x00Instances is not valid"},
+		},
+		{
+			name: "malformed signature still classifies by name",
+			give: req("POST", "https://ec2.us-east-1.amazonaws.com/", "Action=DescribeVpcs", "Content-Type", form, "Authorization", "AWS4-HMAC-SHA256 Credential=x"),
+			want: summary{Service: "ec2", Operation: "DescribeVpcs", Region: "us-east-1", Protocol: "ec2", ReadOnly: true, ParseError: "malformed AWS signature"},
+		},
+		{
+			name: "query body larger than the inspection limit",
+			give: func() *action.Request {
+				r := req("POST", "https://ec2.us-east-1.amazonaws.com/", "Action=TerminateInstances&InstanceId.1=i-1", "Content-Type", form)
+				r.BodyTruncated = true
+				return r
+			}(),
+			want: summary{Service: "ec2", Operation: "TerminateInstances", Region: "us-east-1", Protocol: "ec2", Resources: []string{"i-1"}, Destructive: true,
+				ParseError: "the body is larger than the inspection limit; params were not all read"},
+		},
+		{
+			name: "SigV4a region set",
+			give: req("GET", "https://mrap.accesspoint.s3-global.amazonaws.com/k", "",
+				"Authorization", "AWS4-ECDSA-P256-SHA256 Credential="+akid+"/20260101/s3/aws4_request, SignedHeaders=host, "+fake, "X-Amz-Region-Set", "*"),
+			want: summary{Service: "s3", Operation: "GetObject", Region: "*", Protocol: "rest-xml", Resources: []string{"mrap.accesspoint/k"}, ReadOnly: true},
+		},
+	}
+	p := New(Options{})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, ok := p.Classify(tt.give)
+			if !ok {
+				t.Fatalf("Classify(%s %s) = not AWS", tt.give.Method, tt.give.Host)
+			}
+			if a.Provider != "aws" {
+				t.Errorf("provider %q", a.Provider)
+			}
+			if diff := cmp.Diff(tt.want, summarize(a), cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("Classify(%s %s%s) mismatch (-want +got):\n%s", tt.give.Method, tt.give.Host, tt.give.RawPath, diff)
+			}
+		})
+	}
+}
+
+func TestClassifyLeavesOthersAlone(t *testing.T) {
+	tests := []struct {
+		name string
+		give *action.Request
+	}{
+		{"GitHub", req("DELETE", "https://api.github.com/repos/acme/shop", "", "Authorization", "Bearer ghp_x")},
+		{"a host that only ends like AWS", req("GET", "https://evilamazonaws.com/", "")},
+		{"the bare suffix", req("GET", "https://amazonaws.com/", "")},
+		{"Basic auth", req("GET", "https://example.test/", "", "Authorization", "Basic dXNlcjpwYXNz")},
+		{"tunnel to AWS", func() *action.Request {
+			r := req("CONNECT", "https://ec2.us-east-1.amazonaws.com/", "")
+			r.Tunnel = true
+			return r
+		}()},
+	}
+	p := New(Options{})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if a, ok := p.Classify(tt.give); ok {
+				t.Errorf("Classify(%s) = %+v, want not AWS", tt.give.Host, a)
+			}
+		})
+	}
+}
+
+func TestClassifyFields(t *testing.T) {
+	p := New(Options{})
+	a, _ := p.Classify(req("GET", "https://mybucket.s3.us-east-1.amazonaws.com/k.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential="+akid+"%2F20260101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20260101T000000Z&X-Amz-Expires=300&X-Amz-SignedHeaders=host&X-Amz-Signature=00&X-Amz-Security-Token=secret&response-content-type=text/plain", ""))
+	want := map[string]any{
+		"provider": "aws", "service": "s3", "operation": "GetObject", "region": "us-east-1", "access_key_id": akid,
+		"resources": []any{"mybucket/k.txt"}, "params": map[string]any{"Bucket": "mybucket", "Key": "k.txt", "response-content-type": "text/plain"},
+		"read_only": true, "destructive": false,
+		"protocol": "rest-xml", "presigned": true, "signature_version": "4", "signed_headers": []any{"host"},
+		"api": "s3", "api_version": "2006-03-01",
+	}
+	if diff := cmp.Diff(want, a.Map()); diff != "" {
+		t.Errorf("presigned GetObject mismatch (-want +got):\n%s", diff)
+	}
+	if strings.Contains(string(must(a.MarshalJSON())), "secret") {
+		t.Errorf("the session token reached the action: %s", must(a.MarshalJSON()))
+	}
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func TestJudge(t *testing.T) {
+	tests := []struct {
+		op, method, protocol  string
+		readOnly, destructive bool
+	}{
+		{"DescribeInstances", "POST", "ec2", true, false},
+		{"TerminateInstances", "POST", "ec2", false, true},
+		{"DeleteObjects", "POST", "rest-xml", false, true},
+		{"GetObject", "GET", "rest-xml", true, false},
+		{"PutObject", "PUT", "rest-xml", false, false},
+		{"BatchGetItem", "POST", "json", true, false},
+		{"BatchDeleteImage", "POST", "json", false, true},
+		{"PurgeQueue", "POST", "json", false, true},
+		{"Getaway", "POST", "json", false, false},
+		{"ListFunctions", "GET", "rest-json", true, false},
+		{"", "DELETE", "rest-json", false, true},
+		{"", "GET", "query", false, false},
+	}
+	for _, tt := range tests {
+		r, d := judge(tt.op, tt.method, tt.protocol)
+		if r != tt.readOnly || d != tt.destructive {
+			t.Errorf("judge(%q, %q) = %v, %v; want %v, %v", tt.op, tt.method, r, d, tt.readOnly, tt.destructive)
+		}
+	}
+}

@@ -1,0 +1,88 @@
+package aws
+
+import (
+	"regexp"
+	"strings"
+)
+
+// hostInfo is what an endpoint's name says: for
+// mybucket.s3.us-west-2.amazonaws.com the endpoint prefix s3, region
+// us-west-2 and the leading labels mybucket.
+type hostInfo struct {
+	aws      bool   // an AWS endpoint name
+	endpoint string // endpoint prefix known to the table, or the best guess
+	region   string
+	prefix   string // labels before the endpoint prefix: a bucket, an account id, an API id
+	china    bool
+}
+
+var awsSuffixes = []string{".amazonaws.com", ".amazonaws.com.cn", ".api.aws"}
+
+var regionName = regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]?|-isob)?-[a-z]+-[0-9]{1,2}$`)
+
+// parseHost reads an AWS endpoint name. known reports whether an endpoint
+// prefix is in the table; the longest known suffix of the labels wins
+// (runtime.sagemaker before sagemaker, s3 after a bucket named like a
+// service).
+func parseHost(host string, known func(string) bool) hostInfo {
+	var h hostInfo
+	var rest string
+	for _, s := range awsSuffixes {
+		if strings.HasSuffix(host, s) && len(host) > len(s) {
+			rest, h.aws, h.china = host[:len(host)-len(s)], true, s == ".amazonaws.com.cn"
+			break
+		}
+	}
+	if !h.aws {
+		return h
+	}
+	labels := strings.Split(rest, ".")
+	if len(labels) > 32 {
+		labels = labels[len(labels)-32:]
+	}
+	// The region, when there is one, is the last label; dualstack
+	// (s3.dualstack.us-east-1, bucket.s3-accelerate.dualstack) comes just
+	// before it. Labels further left belong to the endpoint or a bucket, so
+	// a bucket named us-east-1 stays a bucket.
+	kept := labels
+	if n := len(kept); n > 1 && regionName.MatchString(kept[n-1]) {
+		h.region, kept = kept[n-1], kept[:n-1]
+	}
+	if n := len(kept); n > 1 && kept[n-1] == "dualstack" {
+		kept = kept[:n-1]
+	}
+	// The S3 endpoint spellings: s3-us-west-2, s3-external-1, s3-fips,
+	// s3-accelerate, s3-accesspoint, s3express-usw2-az1, s3-object-lambda,
+	// s3-website-…; S3 Control's s3-control is an endpoint of its own.
+	kept = append(kept[:len(kept)-1:len(kept)-1], strings.TrimSuffix(kept[len(kept)-1], "-fips"))
+	switch l := kept[len(kept)-1]; {
+	case l == "s3-control" || l == "s3-outposts" || l == "s3express-control":
+	case l == "s3-external-1":
+		kept[len(kept)-1], h.region = "s3", "us-east-1"
+	case strings.HasPrefix(l, "s3-") || strings.HasPrefix(l, "s3express-"):
+		if r, ok := strings.CutPrefix(l, "s3-"); ok && regionName.MatchString(r) {
+			h.region = r
+		}
+		kept[len(kept)-1] = "s3"
+	}
+	h.endpoint = kept[len(kept)-1]
+	h.prefix = strings.Join(kept[:len(kept)-1], ".")
+	for i := range kept {
+		if cand := strings.Join(kept[i:], "."); known(cand) {
+			h.endpoint, h.prefix = cand, strings.Join(kept[:i], ".")
+			break
+		}
+	}
+	if h.endpoint == "s3express-control" {
+		h.endpoint = "s3"
+	}
+	if h.region == "" {
+		// Global endpoints (iam.amazonaws.com, sts.amazonaws.com,
+		// s3.amazonaws.com) are signed for the partition's first region.
+		h.region = "us-east-1"
+		if h.china {
+			h.region = "cn-north-1"
+		}
+	}
+	return h
+}

@@ -1,0 +1,356 @@
+package graphql
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/countersign/countersign/action"
+)
+
+func post(host, path, contentType, body string) *action.Request {
+	r := &action.Request{Method: "POST", Scheme: "https", Host: host, Port: 443, Path: path, RawPath: path,
+		Query: url.Values{}, Header: http.Header{}, Body: []byte(body), BodySize: int64(len(body))}
+	if contentType != "" {
+		r.Header.Set("Content-Type", contentType)
+	}
+	return r
+}
+
+func doc(query string, extra ...string) string {
+	q, _ := json.Marshal(query)
+	return `{"query":` + string(q) + strings.Join(extra, "") + `}`
+}
+
+// summary is the part of an action most tests check.
+type summary struct {
+	Provider, Operation, Type, Name, ParseError string
+	Fields                                      []string
+	ReadOnly, Destructive                       bool
+}
+
+func summarise(a action.Action) summary {
+	s := summary{Provider: a.Provider, Operation: a.Operation, ParseError: a.ParseError, ReadOnly: a.ReadOnly, Destructive: a.Destructive}
+	s.Type, _ = a.Fields["operation_type"].(string)
+	s.Name, _ = a.Fields["operation_name"].(string)
+	fs, _ := a.Fields["fields"].([]any)
+	for _, f := range fs {
+		s.Fields = append(s.Fields, f.(string))
+	}
+	return s
+}
+
+func TestClassify(t *testing.T) {
+	p := New(Options{})
+	const railway, path = "backboard.railway.com", "/graphql/v2"
+	deep := strings.Repeat("{a", 200) + strings.Repeat("}", 200)
+	fanout := "mutation { ...F0 } "
+	for i := range 20 {
+		fanout += "fragment F" + strconv.Itoa(i) + " on M { ...F" + strconv.Itoa(i+1) + " ...F" + strconv.Itoa(i+1) + " } "
+	}
+	fanout += "fragment F20 on M { volumeDelete(volumeId: 1) }"
+	tests := []struct {
+		name string
+		give *action.Request
+		ok   bool
+		want summary
+	}{
+		{
+			name: "operationName picks the query; the document's mutation still marks it",
+			give: post(railway, path, "application/json", doc("query A { me { id } } mutation B { volumeDelete(volumeId: \"v\") }", `,"operationName":"A"`)),
+			ok:   true,
+			want: summary{Provider: "graphql", Operation: "me", Type: "query", Name: "A", Fields: []string{"me"}, Destructive: true},
+		},
+		{
+			name: "several operations and no name: all of them count",
+			give: post(railway, path, "application/json", doc("query A { me { id } } mutation B { volumeDelete(volumeId: \"v\") }")),
+			ok:   true,
+			want: summary{Provider: "graphql", Operation: "me,volumeDelete", Type: "mutation", Fields: []string{"me", "volumeDelete"}, Destructive: true},
+		},
+		{
+			name: "an unknown operationName counts all operations",
+			give: post(railway, path, "application/json", doc("query A { me { id } } mutation B { serviceDelete(id: 1) }", `,"operationName":"C"`)),
+			ok:   true,
+			want: summary{Provider: "graphql", Operation: "me,serviceDelete", Type: "mutation", Name: "C", Fields: []string{"me", "serviceDelete"}, Destructive: true},
+		},
+		{
+			name: "mutation hidden in an inline fragment and a cyclic spread",
+			give: post(railway, path, "application/json", doc("mutation { ... on Mutation { ...A } } fragment A on Mutation { ...B projectDelete(id: 1) } fragment B on Mutation { ...A }")),
+			ok:   true,
+			want: summary{Provider: "graphql", Operation: "projectDelete", Type: "mutation", Fields: []string{"projectDelete"}, Destructive: true},
+		},
+		{
+			name: "non-destructive mutation",
+			give: post(railway, path, "application/json", doc("mutation { serviceInstanceRedeploy(serviceId: 1) }")),
+			ok:   true,
+			want: summary{Provider: "graphql", Operation: "serviceInstanceRedeploy", Type: "mutation", Fields: []string{"serviceInstanceRedeploy"}},
+		},
+		{
+			name: "subscription is not read-only",
+			give: post(railway, path, "application/json", doc("subscription { deploymentLogs(id: 1) { message } }")),
+			ok:   true,
+			want: summary{Provider: "graphql", Operation: "deploymentLogs", Type: "subscription", Fields: []string{"deploymentLogs"}},
+		},
+		{
+			name: "variables sent as a JSON string",
+			give: post(railway, path, "application/json", doc("mutation($id: String!) { volumeDelete(volumeId: $id) }", `,"variables":"{\"id\":\"v1\"}"`)),
+			ok:   true,
+			want: summary{Provider: "graphql", Operation: "volumeDelete", Type: "mutation", Fields: []string{"volumeDelete"}, Destructive: true},
+		},
+		{
+			name: "variables that are not an object",
+			give: post(railway, path, "application/json", doc("{ me { id } }", `,"variables":[1]`)),
+			ok:   true,
+			want: summary{Provider: "graphql", ParseError: "the GraphQL variables are not a JSON object"},
+		},
+		{
+			name: "form-encoded query",
+			give: post(railway, path, "application/x-www-form-urlencoded", "query="+url.QueryEscape("mutation { volumeDelete(volumeId: 1) }")),
+			ok:   true,
+			want: summary{Provider: "graphql", Operation: "volumeDelete", Type: "mutation", Fields: []string{"volumeDelete"}, Destructive: true},
+		},
+		{
+			name: "multipart upload",
+			give: post(railway, path, "multipart/form-data; boundary=XX",
+				"--XX\r\nContent-Disposition: form-data; name=\"operations\"\r\n\r\n"+doc("mutation($f: Upload!) { fileDelete(file: $f) }", `,"variables":{"f":null}`)+
+					"\r\n--XX\r\nContent-Disposition: form-data; name=\"0\"; filename=\"a.txt\"\r\n\r\nhello\r\n--XX--\r\n"),
+			ok:   true,
+			want: summary{Provider: "graphql", Operation: "fileDelete", Type: "mutation", Fields: []string{"fileDelete"}, Destructive: true},
+		},
+		{
+			name: "persisted query",
+			give: post(railway, path, "application/json", `{"operationName":"X","extensions":{"persistedQuery":{"version":1,"sha256Hash":"abc"}}}`),
+			ok:   true,
+			want: summary{Provider: "graphql", ParseError: "the GraphQL request names a persisted query; the document is not in the request"},
+		},
+		{
+			name: "too deep",
+			give: post(railway, path, "application/json", doc(deep)),
+			ok:   true,
+			want: summary{Provider: "graphql", ParseError: "the GraphQL document nests too deeply"},
+		},
+		{
+			name: "fragment fan-out",
+			give: post(railway, path, "application/json", doc(fanout)),
+			ok:   true,
+			want: summary{Provider: "graphql", ParseError: "the GraphQL document spreads fragments too many times"},
+		},
+		{
+			name: "only fragments",
+			give: post(railway, path, "application/json", doc("fragment F on Q { a }")),
+			ok:   true,
+			want: summary{Provider: "graphql", ParseError: "the GraphQL document has no operation"},
+		},
+		{
+			name: "truncated body",
+			give: func() *action.Request {
+				r := post(railway, path, "application/json", `{"query":"mutation { volumeDel`)
+				r.BodyTruncated = true
+				return r
+			}(),
+			ok:   true,
+			want: summary{Provider: "graphql", ParseError: "the request body exceeds the inspection limit"},
+		},
+		{
+			name: "empty batch",
+			give: post(railway, path, "application/json", `[]`),
+			ok:   true,
+			want: summary{Provider: "graphql", ParseError: "the GraphQL request carries no query document"},
+		},
+		{
+			name: "case-variant key does not hide the query",
+			give: post(railway, path, "application/json", `{"Query":"{ me { id } }","query":"mutation { volumeDelete(volumeId: 1) }"}`),
+			ok:   true,
+			want: summary{Provider: "graphql", Operation: "volumeDelete", Type: "mutation", Fields: []string{"volumeDelete"}, Destructive: true},
+		},
+		{
+			name: "GitHub GraphQL is reported as github",
+			give: post("api.github.com", "/graphql", "application/json; charset=utf-8", doc("mutation { deleteRef(input: {refId: \"R\"}) { clientMutationId } }")),
+			ok:   true,
+			want: summary{Provider: "github", Operation: "deleteRef", Type: "mutation", Fields: []string{"deleteRef"}, Destructive: true},
+		},
+		{
+			name: "sniffed on a path that does not say graphql",
+			give: post("hasura.example.test", "/v1/query", "application/json", doc("mutation { delete_orders(where: {}) { affected_rows } }")),
+			ok:   true,
+			want: summary{Provider: "graphql", Operation: "delete_orders", Type: "mutation", Fields: []string{"delete_orders"}, Destructive: true},
+		},
+		{
+			name: "a search API's query is not GraphQL",
+			give: post("search.example.test", "/v1/search", "application/json", `{"query":"red shoes"}`),
+		},
+		{
+			name: "GitHub REST bodies are left to the github provider",
+			give: post("api.github.com", "/repos/o/r/issues", "application/json", doc("{ viewer { login } }")),
+		},
+		{
+			name: "sniffing needs a JSON content type",
+			give: post("api.example.test", "/v1/query", "text/plain", doc("{ me }")),
+		},
+		{
+			name: "GET without a query is a page, not a request",
+			give: &action.Request{Method: "GET", Host: railway, Path: path, RawPath: path, Query: url.Values{}, Header: http.Header{}},
+		},
+		{
+			name: "GET with a query",
+			give: &action.Request{Method: "GET", Host: railway, Path: path, RawPath: path, Header: http.Header{},
+				Query: url.Values{"query": {"{ me { id } }"}, "variables": {`{"a":1}`}}},
+			ok:   true,
+			want: summary{Provider: "graphql", Operation: "me", Type: "query", Fields: []string{"me"}, ReadOnly: true},
+		},
+		{
+			name: "CORS preflight",
+			give: &action.Request{Method: "OPTIONS", Host: railway, Path: path, RawPath: path, Query: url.Values{}, Header: http.Header{}},
+		},
+		{
+			name: "tunnel",
+			give: &action.Request{Method: "CONNECT", Host: railway, Port: 443, Tunnel: true},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := p.Classify(tt.give)
+			if ok != tt.ok {
+				t.Fatalf("Classify(%s %s%s) ok = %v, want %v (%+v)", tt.give.Method, tt.give.Host, tt.give.Path, ok, tt.ok, got)
+			}
+			if !ok {
+				return
+			}
+			if diff := cmp.Diff(tt.want, summarise(got)); diff != "" {
+				t.Errorf("Classify(%s %s%s) mismatch (-want +got):\n%s", tt.give.Method, tt.give.Host, tt.give.Path, diff)
+			}
+		})
+	}
+}
+
+func TestArgumentsResolveVariablesAndDefaults(t *testing.T) {
+	p := New(Options{})
+	body := doc(`mutation($id: String = "dflt", $env: String!) { a: volumeDelete(volumeId: $id, env: $env, n: 3, f: 1.5, on: true, k: PROD, l: [1, "x"], o: {x: null}) }`,
+		`,"variables":{"env":"production"}`)
+	a, ok := p.Classify(post("backboard.railway.com", "/graphql/v2", "application/json", body))
+	if !ok {
+		t.Fatal("Classify: not claimed")
+	}
+	want := []any{map[string]any{
+		"field": "volumeDelete", "alias": "a",
+		"arguments": map[string]any{
+			"volumeId": "dflt", "env": "production", "n": json.Number("3"), "f": json.Number("1.5"), "on": true,
+			"k": "PROD", "l": []any{json.Number("1"), "x"}, "o": map[string]any{"x": nil},
+		},
+	}}
+	if diff := cmp.Diff(want, a.Fields["selections"]); diff != "" {
+		t.Errorf("selections (-want +got):\n%s", diff)
+	}
+}
+
+func TestGitHubPublicExposure(t *testing.T) {
+	p := New(Options{ProviderByHost: map[string]string{"GHE.Example.Test.": "github"}})
+	tests := []struct {
+		host, body string
+		want       any
+	}{
+		{"api.github.com", doc(`mutation { createRepository(input: {name: "x", visibility: PUBLIC}) { repository { url } } }`), true},
+		{"ghe.example.test", doc(`mutation($i: CreateRepositoryInput!) { createRepository(input: $i) { clientMutationId } }`, `,"variables":{"i":{"visibility":"PRIVATE"}}`), false},
+		{"api.github.com", doc(`{ viewer { login } }`), nil},
+		{"backboard.railway.com", doc(`mutation { createRepository(input: {visibility: PUBLIC}) }`), nil},
+	}
+	for _, tt := range tests {
+		path := "/graphql"
+		if tt.host == "ghe.example.test" {
+			path = "/api/graphql"
+		}
+		a, _ := p.Classify(post(tt.host, path, "application/json", tt.body))
+		if got := a.Fields["public_exposure"]; got != tt.want {
+			t.Errorf("Classify(%s %s) public_exposure = %v, want %v", tt.host, tt.body, got, tt.want)
+		}
+	}
+}
+
+func TestDestructiveField(t *testing.T) {
+	tests := map[string]bool{
+		"volumeDelete": true, "deleteRepository": true, "delete_users_by_pk": true, "removeCollaborator": true,
+		"purgeCache": true, "environmentDelete": true, "HTMLDelete": true, "resetDatabase": true, "DropTable": true,
+		"dropdownUpdate": false, "undeleteIssue": false, "variableUpsert": false, "createRepository": false,
+		"volumeDeleted": false, "": false, "_": false, "deleted": false,
+	}
+	for name, want := range tests {
+		if got := destructiveField(name); got != want {
+			t.Errorf("destructiveField(%q) = %v, want %v (words %q)", name, got, want, splitWords(name))
+		}
+	}
+}
+
+func TestDepth(t *testing.T) {
+	tests := map[string]int{
+		`{ a }`:                              1,
+		`{ a(s: "{{{{") { b } }`:             2,
+		`{ a(s: "\"{{") }`:                   2,
+		"{ a(s: \"\"\"{{\\\"\"\"{{\"\"\") }": 2,
+		"# {{{{\n{ a }":                      1,
+		`query($v: [[Int]]) { a }`:           3,
+		`}}}{`:                               1,
+	}
+	for in, want := range tests {
+		if got := depth(in); got != want {
+			t.Errorf("depth(%q) = %d, want %d", in, got, want)
+		}
+	}
+}
+
+func TestIsGraphQLPath(t *testing.T) {
+	tests := map[string]bool{
+		"/graphql": true, "/graphql/": true, "/api/graphql": true, "/graphql/v2": true, "/v1/graphql": true,
+		"/admin/api/2024-01/graphql.json": true, "/GraphQL": true, "/graphql/v": false, "/graphql/v2x": false,
+		"/": false, "": false, "/graphqlx": false, "/v2": false, "v0": false, "/repos/o/r": false,
+	}
+	for in, want := range tests {
+		if got := isGraphQLPath(in); got != want {
+			t.Errorf("isGraphQLPath(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
+
+func TestRespond(t *testing.T) {
+	p := New(Options{})
+	d := action.Denial{Status: 403, Decision: "deny", Message: "countersign: denied by policy RW-1: volumes are not deleted by agents"}
+	one := `{"data":null,"errors":[{"message":"countersign: denied by policy RW-1: volumes are not deleted by agents","extensions":{"code":"FORBIDDEN","countersign":{"decision":"deny"}}}]}`
+	tests := []struct {
+		name string
+		give *action.Request
+		want string
+	}{
+		{"single", post("backboard.railway.com", "/graphql/v2", "application/json", doc("mutation { volumeDelete(volumeId: 1) }")), one + "\n"},
+		{"batch", post("backboard.railway.com", "/graphql/v2", "application/json", "["+doc("{ a }")+","+doc("{ b }")+"]"), "[" + one + "," + one + "]\n"},
+		{"get", &action.Request{Method: "GET", Query: url.Values{"query": {"{ a }"}}}, one + "\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := p.Respond(tt.give, action.Action{}, d)
+			if resp.Status != 200 {
+				t.Errorf("Respond status = %d, want 200", resp.Status)
+			}
+			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+				t.Errorf("Respond Content-Type = %q", ct)
+			}
+			if diff := cmp.Diff(tt.want, string(resp.Body)); diff != "" {
+				t.Errorf("Respond body (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func BenchmarkClassify(b *testing.B) {
+	p := New(Options{})
+	r := post("backboard.railway.com", "/graphql/v2", "application/json",
+		doc("mutation variableUpsert($input: VariableUpsertInput!) { variableUpsert(input: $input) }",
+			`,"variables":{"input":{"name":"DATABASE_URL","value":"x"}},"operationName":"variableUpsert"`))
+	b.ReportAllocs()
+	for b.Loop() {
+		p.Classify(r)
+	}
+}

@@ -1,0 +1,240 @@
+package graphql
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/url"
+	"strings"
+
+	"github.com/countersign/countersign/action"
+)
+
+// maxBatch bounds how many operations one batched request may carry before
+// it is reported as unparseable rather than classified entry by entry.
+const maxBatch = 100
+
+// entry is one GraphQL request: a document, the operation it names and its
+// variables. A batched request holds several.
+type entry struct {
+	Query         string
+	HasQuery      bool
+	OperationName string
+	Variables     map[string]any
+	Persisted     bool // Apollo persisted query: a hash instead of the document
+}
+
+var (
+	errNotJSON    = errors.New("the request body is not a GraphQL request")
+	errTruncated  = errors.New("the request body exceeds the inspection limit")
+	errBatch      = errors.New("the batched request has too many operations")
+	errVariables  = errors.New("the GraphQL variables are not a JSON object")
+	errNoDocument = errors.New("the GraphQL request carries no query document")
+	errPersisted  = errors.New("the GraphQL request names a persisted query; the document is not in the request")
+)
+
+// isGraphQLPath reports whether the path is a GraphQL endpoint: it ends in
+// /graphql (api.github.com, Linear, Hasura's /v1/graphql, GHES /api/graphql),
+// /graphql.json (Shopify) or /graphql/vN (Railway's /graphql/v2).
+func isGraphQLPath(p string) bool {
+	p = strings.TrimSuffix(p, "/")
+	last := p[strings.LastIndexByte(p, '/')+1:]
+	if strings.EqualFold(last, "graphql") || strings.EqualFold(last, "graphql.json") {
+		return true
+	}
+	if len(last) >= 2 && (last[0] == 'v' || last[0] == 'V') && isDigits(last[1:]) && len(p) > len(last) {
+		rest := p[:len(p)-len(last)-1]
+		return strings.EqualFold(rest[strings.LastIndexByte(rest, '/')+1:], "graphql")
+	}
+	return false
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// requestEntries extracts the GraphQL request(s) from an HTTP request to a
+// GraphQL endpoint: GET ?query=, POST JSON (an object or a batch array, read
+// as JSON whatever the Content-Type says, since curl -d sends JSON as a
+// form), application/graphql, a form with query=, or a multipart upload's
+// "operations" field. batch reports a JSON array body.
+func requestEntries(r *action.Request) (entries []entry, batch bool, err error) {
+	if r.Method == "GET" || r.Method == "HEAD" {
+		if !r.Query.Has("query") && !r.Query.Has("extensions") {
+			return nil, false, errNoDocument
+		}
+		e, err := queryEntry(r.Query)
+		return []entry{e}, false, err
+	}
+	if r.BodyTruncated {
+		return nil, false, errTruncated
+	}
+	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	body := bytes.TrimSpace(r.Body)
+	switch {
+	case len(body) == 0:
+		if r.Query.Has("query") {
+			e, err := queryEntry(r.Query)
+			return []entry{e}, false, err
+		}
+		return nil, false, errNoDocument
+	case mt == "application/graphql":
+		e := entry{Query: string(r.Body), HasQuery: true, OperationName: r.Query.Get("operationName")}
+		e.Variables, err = variables(r.Query.Get("variables"))
+		return []entry{e}, false, err
+	case mt == "multipart/form-data":
+		ops, err := multipartOperations(r.Body, params["boundary"])
+		if err != nil {
+			return nil, false, err
+		}
+		return jsonEntries(ops)
+	case body[0] == '{' || body[0] == '[':
+		return jsonEntries(body)
+	case mt == "application/x-www-form-urlencoded":
+		form, perr := url.ParseQuery(string(body))
+		if perr != nil || !form.Has("query") {
+			return nil, false, errNotJSON
+		}
+		e, err := queryEntry(form)
+		return []entry{e}, false, err
+	}
+	return nil, false, errNotJSON
+}
+
+// queryEntry reads the GraphQL-over-HTTP parameters from a query string or
+// form.
+func queryEntry(q url.Values) (entry, error) {
+	e := entry{Query: q.Get("query"), HasQuery: q.Has("query"), OperationName: q.Get("operationName")}
+	if ext := q.Get("extensions"); ext != "" && strings.Contains(ext, "persistedQuery") {
+		e.Persisted = true
+	}
+	var err error
+	e.Variables, err = variables(q.Get("variables"))
+	return e, err
+}
+
+// variables decodes a variables value given as text (a query parameter, or
+// a JSON string some clients send instead of an object).
+func variables(s string) (map[string]any, error) {
+	if strings.TrimSpace(s) == "" || strings.TrimSpace(s) == "null" {
+		return nil, nil
+	}
+	var v map[string]any
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil || dec.More() {
+		return nil, errVariables
+	}
+	return v, nil
+}
+
+func jsonEntries(body []byte) ([]entry, bool, error) {
+	body = bytes.TrimSpace(body)
+	if len(body) > 0 && body[0] == '[' {
+		var items []json.RawMessage
+		if err := strictDecode(body, &items); err != nil {
+			return nil, true, errNotJSON
+		}
+		if len(items) == 0 {
+			return nil, true, errNoDocument
+		}
+		if len(items) > maxBatch {
+			return nil, true, errBatch
+		}
+		entries := make([]entry, 0, len(items))
+		for _, it := range items {
+			e, err := jsonEntry(it)
+			if err != nil {
+				return nil, true, err
+			}
+			entries = append(entries, e)
+		}
+		return entries, true, nil
+	}
+	e, err := jsonEntry(body)
+	if err != nil {
+		return nil, false, err
+	}
+	return []entry{e}, false, nil
+}
+
+func jsonEntry(b []byte) (entry, error) {
+	var raw map[string]json.RawMessage
+	if err := strictDecode(b, &raw); err != nil || raw == nil {
+		return entry{}, errNotJSON
+	}
+	// Keys are matched exactly, as GraphQL servers do; encoding/json's
+	// case-insensitive struct matching would let "Query" shadow "query".
+	var e entry
+	var opName *string
+	if q, ok := raw["query"]; ok && !isNull(q) {
+		if err := json.Unmarshal(q, &e.Query); err != nil {
+			return entry{}, errNotJSON
+		}
+		e.HasQuery = true
+	}
+	if n, ok := raw["operationName"]; ok && !isNull(n) {
+		if err := json.Unmarshal(n, &opName); err != nil {
+			return entry{}, errNotJSON
+		}
+		e.OperationName = *opName
+	}
+	if v, ok := raw["variables"]; ok && !isNull(v) {
+		var s string
+		if json.Unmarshal(v, &s) == nil {
+			var err error
+			if e.Variables, err = variables(s); err != nil {
+				return entry{}, err
+			}
+		} else {
+			dec := json.NewDecoder(bytes.NewReader(v))
+			dec.UseNumber()
+			if err := dec.Decode(&e.Variables); err != nil {
+				return entry{}, errVariables
+			}
+		}
+	}
+	if x, ok := raw["extensions"]; ok && bytes.Contains(x, []byte(`"persistedQuery"`)) {
+		e.Persisted = true
+	}
+	return e, nil
+}
+
+func isNull(b json.RawMessage) bool { return string(bytes.TrimSpace(b)) == "null" }
+
+// strictDecode decodes exactly one JSON value (json.Unmarshal rejects
+// trailing data).
+func strictDecode(b []byte, v any) error {
+	return json.Unmarshal(b, v)
+}
+
+// multipartOperations returns the "operations" field of a GraphQL multipart
+// request (file uploads); the files themselves are not needed.
+func multipartOperations(body []byte, boundary string) ([]byte, error) {
+	if boundary == "" {
+		return nil, errNotJSON
+	}
+	mr := multipart.NewReader(bytes.NewReader(body), boundary)
+	for {
+		p, err := mr.NextPart()
+		if err != nil {
+			return nil, errNotJSON
+		}
+		if p.FormName() != "operations" {
+			continue
+		}
+		b, err := io.ReadAll(io.LimitReader(p, int64(len(body))))
+		if err != nil {
+			return nil, errNotJSON
+		}
+		return b, nil
+	}
+}

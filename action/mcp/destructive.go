@@ -1,0 +1,140 @@
+package mcp
+
+import (
+	"strings"
+	"unicode"
+)
+
+// destructiveWords are the verbs that mark a tool as destructive when they
+// appear as a word of its name. The heuristic is an opinion for policies
+// to use or ignore (action.destructive); what a tool really does is known
+// only to its server, whose destructiveHint annotation is a claim too.
+var destructiveWords = map[string]bool{
+	"delete": true, "drop": true, "remove": true, "rm": true, "destroy": true,
+	"truncate": true, "reset": true, "wipe": true, "purge": true, "erase": true,
+	"terminate": true,
+}
+
+// destructiveTool reports whether a tool name contains a destructive verb
+// as a word: drop_table, deleteRepository, db.purge-cache and
+// HTTPDelete are destructive; undelete_file, dropdown_options and
+// list_tables are not. Words are split at every character that is not a
+// letter or digit and at case changes (camelCase, ACRONYMWord).
+func destructiveTool(name string) bool {
+	for _, w := range words(name) {
+		if destructiveWords[w] {
+			return true
+		}
+	}
+	return false
+}
+
+// words splits an identifier into lower-case words.
+func words(s string) []string {
+	var out []string
+	rs := []rune(s)
+	start := -1
+	flush := func(end int) {
+		if start >= 0 && end > start {
+			out = append(out, strings.ToLower(string(rs[start:end])))
+		}
+		start = -1
+	}
+	for i, r := range rs {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) {
+			flush(i)
+			continue
+		}
+		if start >= 0 && unicode.IsUpper(r) {
+			prev := rs[i-1]
+			nextLower := i+1 < len(rs) && unicode.IsLower(rs[i+1])
+			// fooBar → foo|Bar; HTTPDelete → HTTP|Delete.
+			if unicode.IsLower(prev) || unicode.IsDigit(prev) || (unicode.IsUpper(prev) && nextLower) {
+				flush(i)
+			}
+		}
+		if start < 0 {
+			start = i
+		}
+	}
+	flush(len(rs))
+	return out
+}
+
+// sqlArguments are the argument names under which database tools take
+// their statement (Supabase's execute_sql takes "query"; others "sql").
+var sqlArguments = []string{"sql", "query", "statement"}
+
+// sqlVerbs start an SQL statement; an argument that starts with one is
+// treated as SQL.
+var sqlVerbs = map[string]bool{
+	"select": true, "insert": true, "update": true, "delete": true, "drop": true,
+	"truncate": true, "alter": true, "create": true, "with": true, "merge": true,
+	"grant": true, "revoke": true, "begin": true, "replace": true,
+}
+
+// destructiveSQL reports whether a tool's arguments hold an SQL statement
+// that contains DROP, DELETE or TRUNCATE as a word (INCIDENTS 2, 3 and 8:
+// agents dropping production tables through execute_sql-style tools). It
+// looks only at a string argument named sql, query or statement whose
+// first word is an SQL verb, so a search tool's query "how to delete a
+// branch" is not SQL. It is a coarse opinion, not a parser: policies that
+// care should read action.arguments themselves.
+func destructiveSQL(args any) bool {
+	obj, ok := args.(map[string]any)
+	if !ok {
+		return false
+	}
+	for _, name := range sqlArguments {
+		v, _ := member(obj, name)
+		s, ok := v.(string)
+		if !ok {
+			continue
+		}
+		ws := sqlWords(stripSQLComments(s))
+		if len(ws) == 0 || !sqlVerbs[ws[0]] {
+			continue
+		}
+		for _, w := range ws {
+			if w == "drop" || w == "delete" || w == "truncate" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// sqlWords splits SQL into lower-case words; identifiers such as
+// drop_log stay whole.
+func sqlWords(s string) []string {
+	return strings.FieldsFunc(strings.ToLower(s), func(r rune) bool {
+		return !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '_'
+	})
+}
+
+// stripSQLComments removes -- line comments and /* */ block comments, so
+// a statement hidden behind a comment still shows its first verb.
+func stripSQLComments(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch {
+		case strings.HasPrefix(s[i:], "--"):
+			j := strings.IndexByte(s[i:], '\n')
+			if j < 0 {
+				return b.String()
+			}
+			i += j
+			b.WriteByte(' ')
+		case strings.HasPrefix(s[i:], "/*"):
+			j := strings.Index(s[i+2:], "*/")
+			if j < 0 {
+				return b.String()
+			}
+			i += j + 3
+			b.WriteByte(' ')
+		default:
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
+}
