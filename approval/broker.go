@@ -601,7 +601,18 @@ func (b *Broker) expireLocked(ctx context.Context, now time.Time) {
 			b.settle(w, Outcome{Kind: OutcomeExpired, Record: rec})
 		}
 		delete(b.waiters, rec.ID)
+		// Notifiers return promptly (Slack queues), so this is safe under
+		// b.mu; it takes the buttons off expired Slack messages.
+		for _, n := range b.opts.Notifiers {
+			n.Notify(ctx, Notification{Event: "decided", Record: rec.Clone()})
+		}
 	}
+}
+
+// Audit writes an approval-related record (a notifier's delivery, for
+// example) to the audit log.
+func (b *Broker) Audit(ev *audit.Event) error {
+	return b.opts.Auditor.Record(ev)
 }
 
 // Get returns one approval.
