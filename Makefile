@@ -46,7 +46,10 @@ lint: ## gofmt, go vet and staticcheck
 
 fuzz: ## run each fuzz target for FUZZTIME (default 20s)
 	@for t in FuzzReadRequest:./internal/h1 FuzzChunkedBody:./internal/h1 FuzzCanonical:./internal/hostport FuzzSplit:./internal/hostport \
-	          FuzzVerify:./audit FuzzText:./internal/redact FuzzLoad:./internal/config FuzzFingerprint:./approval; do \
+	          FuzzVerify:./audit FuzzText:./internal/redact FuzzLoad:./internal/config FuzzFingerprint:./approval \
+	          FuzzParseAuthorization:./action/aws FuzzParsePresigned:./action/aws FuzzMatchRoute:./action/aws FuzzClassify:./action/aws \
+	          FuzzRequestInfo:./action/kubernetes FuzzObject:./action/kubernetes FuzzRoute:./action/github FuzzGraphQL:./action/graphql \
+	          FuzzPktLines:./action/git FuzzClassify:./action/git FuzzSlackCallback:./approval FuzzSlackValue:./approval FuzzJSONRPC:./action/mcp; do \
 		name=$${t%%:*}; pkg=$${t#*:}; \
 		echo "fuzz $$name ($$pkg)"; \
 		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \

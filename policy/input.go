@@ -40,6 +40,8 @@ type Request struct {
 	BodyTruncated bool
 	BodySHA256    string
 	Tunnel        bool
+	// Upgrade is the protocol an upgrade request switches to, or "".
+	Upgrade string
 }
 
 // NewInput builds the input document for one request and its action.
@@ -57,6 +59,7 @@ func NewInput(r *action.Request, a action.Action, s *session.Info, now time.Time
 			BodySize:      r.BodySize,
 			BodyTruncated: r.BodyTruncated,
 			Tunnel:        r.Tunnel,
+			Upgrade:       r.Upgrade,
 		},
 		Action:  redactAction(a),
 		Session: s,
@@ -160,6 +163,9 @@ func (in *Input) Map() map[string]any {
 	}
 	if in.Request.BodySHA256 != "" {
 		req["body_sha256"] = in.Request.BodySHA256
+	}
+	if in.Request.Upgrade != "" {
+		req["upgrade"] = in.Request.Upgrade
 	}
 	m := map[string]any{
 		"request": req,

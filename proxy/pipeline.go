@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -38,6 +39,9 @@ type exchange struct {
 	id      string
 	// ar is the classifier's view of the request, once built.
 	ar *action.Request
+	// upgrade is the protocol of an upgrade request (websocket, SPDY/3.1);
+	// its headers are re-added only when the request is forwarded.
+	upgrade string
 	// beforeBody is called once before the body is first read; the tunnel
 	// uses it to answer "Expect: 100-continue".
 	beforeBody func() error
@@ -82,12 +86,22 @@ func (s *Server) handle(ctx context.Context, ex *exchange) *http.Response {
 		Body:          prefix,
 		BodySize:      ex.req.ContentLength,
 		BodyTruncated: truncated,
+		Upgrade:       ex.upgrade,
 	}
 	if !truncated && ar.BodySize < 0 {
 		ar.BodySize = int64(len(prefix))
 	}
 	ex.ar = ar
 	act := s.opts.Classifier.Classify(ar)
+	if status, reason, bad := s.opts.Classifier.Reject(act); bad {
+		// A message countersign cannot read exactly as the server would (a
+		// JSON-RPC batch, a repeated key, a body cut off at the limit) is
+		// refused before policy: any decision would be about a message the
+		// server might read differently.
+		s.auditRefusal(sess, ex, status, reason, act)
+		cnt.denied.Add(1)
+		return s.denial(ex, act, answer{status: status, decision: "deny", message: "countersign: " + reason + "; nothing was sent."})
+	}
 	in := policy.NewInput(ar, act, sess, start)
 	d := s.opts.Decider.Decide(ctx, in)
 	if reason, ok := s.selfTarget(ex.host, ex.port); ok {
@@ -182,7 +196,11 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 			message: fmt.Sprintf("countersign: this request needs approval, but its body is larger than inspect.body_limit (%d bytes), so a human could not see what would be sent; it was not sent.", s.opts.BodyLimit)})
 	}
 	sum := sha256.Sum256(body)
-	fp := fingerprint(ex, hex.EncodeToString(sum[:]))
+	// The fingerprint uses the provider's canonical body where it has one
+	// (an MCP message without its per-request id); the record keeps the
+	// real hash.
+	fpSum := sha256.Sum256(s.opts.Classifier.FingerprintBody(act, body))
+	fp := fingerprint(ex, hex.EncodeToString(fpSum[:]))
 
 	if g, err := s.opts.Approvals.ConsumeGrant(ctx, sess.ID, fp); err == nil {
 		if err := s.opts.Audit.Record(&audit.Event{Type: "approval", RequestID: ex.id, ApprovalID: g.ApprovalID,
@@ -366,6 +384,11 @@ func (s *Server) forward(ctx context.Context, ex *exchange, act action.Action, p
 		Host:       hostHeader(ex.scheme, ex.host, ex.port),
 	}
 	out.Header.Del("Expect") // the body is already here
+	if ex.upgrade != "" {
+		// Allowed: now the upgrade may go upstream.
+		out.Header.Set("Connection", "Upgrade")
+		out.Header.Set("Upgrade", ex.upgrade)
+	}
 	switch {
 	case rest != nil:
 		out.Body = io.NopCloser(io.MultiReader(bytes.NewReader(prefix), rest))
@@ -381,10 +404,15 @@ func (s *Server) forward(ctx context.Context, ex *exchange, act action.Action, p
 		// Do not let the transport add Go's User-Agent to the agent's request.
 		out.Header["User-Agent"] = []string{""}
 	}
-	out = out.WithContext(ctx)
+	out = out.WithContext(context.WithValue(ctx, upstreamHostKey{}, ex.host))
 
 	resp, err := s.transport.RoundTrip(out)
 	elapsed := s.opts.Now().Sub(start)
+	if err != nil && s.askedForClientCert(ex.host) && isClientCertFailure(err) && s.opts.ClientCertMessage != nil {
+		_ = s.opts.Audit.RecordAsync(&audit.Event{Type: "forward", RequestID: ex.id, Session: sessionRef(ex.session),
+			Decision: decision, Error: err.Error(), Detail: "the upstream requires a TLS client certificate, which interception cannot present"})
+		return s.denial(ex, act, answer{status: http.StatusBadGateway, decision: decision, message: s.opts.ClientCertMessage(ex.host)})
+	}
 	if err != nil {
 		status, msg := upstreamFailure(ex.host, err)
 		_ = s.opts.Audit.RecordAsync(&audit.Event{Type: "forward", RequestID: ex.id, Session: sessionRef(ex.session),
@@ -392,13 +420,62 @@ func (s *Server) forward(ctx context.Context, ex *exchange, act action.Action, p
 		s.logger.Info("upstream request failed", zap.String("request", ex.id), zap.String("host", ex.host), zap.Error(err))
 		return s.denial(ex, act, answer{status: status, decision: decision, message: "countersign: " + msg})
 	}
+	if (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) &&
+		s.askedForClientCert(ex.host) && ex.req.Header.Get("Authorization") == "" && s.opts.ClientCertMessage != nil {
+		// The server asked for a client certificate, the agent sent no other
+		// credential, and the server refused: most likely a cluster that
+		// authenticates clients by certificate, which countersign cannot
+		// present on the agent's behalf (SPEC 9).
+		resp.Body.Close()
+		_ = s.opts.Audit.RecordAsync(&audit.Event{Type: "response", RequestID: ex.id, Session: sessionRef(ex.session),
+			Decision: decision, UpstreamStatus: resp.StatusCode, UpstreamMillis: elapsed.Milliseconds(),
+			Detail: "the upstream asked for a TLS client certificate and refused the request without one"})
+		return s.denial(ex, act, answer{status: resp.StatusCode, decision: decision, message: s.opts.ClientCertMessage(ex.host)})
+	}
 	_ = s.opts.Audit.RecordAsync(&audit.Event{Type: "response", RequestID: ex.id, Session: sessionRef(ex.session),
 		Decision: decision, UpstreamStatus: resp.StatusCode, UpstreamMillis: elapsed.Milliseconds()})
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		// The tunnel loop splices the switched connection; keep the headers
+		// that say what it switched to.
+		up := resp.Header.Get("Upgrade")
+		h1.RemoveHopByHop(resp.Header)
+		resp.Header.Set("Connection", "Upgrade")
+		resp.Header.Set("Upgrade", up)
+		resp.Header.Set(headerDecision, decision)
+		resp.Header.Set(headerRequest, ex.id)
+		return resp
+	}
 	h1.RemoveHopByHop(resp.Header)
 	resp.Trailer = nil
 	resp.Header.Set(headerDecision, decision)
 	resp.Header.Set(headerRequest, ex.id)
 	return resp
+}
+
+// upstreamHostKey carries the upstream host into the TLS handshake, so the
+// client-certificate callback knows which host asked.
+type upstreamHostKey struct{}
+
+// noteClientCertRequest is the upstream TLS GetClientCertificate callback: it
+// remembers that the host asks for client certificates and presents none.
+func (s *Server) noteClientCertRequest(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	if host, ok := cri.Context().Value(upstreamHostKey{}).(string); ok {
+		s.certHosts.Store(host, true)
+	}
+	return &tls.Certificate{}, nil
+}
+
+func (s *Server) askedForClientCert(host string) bool {
+	_, ok := s.certHosts.Load(host)
+	return ok
+}
+
+// isClientCertFailure reports whether a handshake failed because the server
+// required a certificate (TLS alerts "certificate required", "bad
+// certificate", "handshake failure" after a certificate request).
+func isClientCertFailure(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "certificate required") || strings.Contains(msg, "bad certificate") || strings.Contains(msg, "handshake failure")
 }
 
 // upstreamFailure turns a transport error into a status and a safe message.
@@ -466,9 +543,14 @@ func (s *Server) decisionEvent(sess *session.Info, ex *exchange, in *policy.Inpu
 	return ev
 }
 
-func (s *Server) auditRefusal(sess *session.Info, ex *exchange, status int, reason string) {
+func (s *Server) auditRefusal(sess *session.Info, ex *exchange, status int, reason string, act ...action.Action) {
 	ev := &audit.Event{Type: "decision", RequestID: ex.id, Session: sessionRef(sess), Decision: "deny",
 		Reasons: []string{reason}, RuleIDs: []string{"PROTOCOL"}, Fields: map[string]any{"status": status}}
+	if len(act) > 0 {
+		if m, ok := redact.Value(act[0].Map()).(map[string]any); ok {
+			ev.Action = m
+		}
+	}
 	if ex.req != nil {
 		ev.Request = &audit.RequestSummary{Method: ex.req.Method, URL: redact.URL(targetURL(ex)), Host: ex.host, Port: ex.port}
 	}

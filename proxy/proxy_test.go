@@ -21,6 +21,7 @@ import (
 
 	"github.com/countersign/countersign/approval"
 	"github.com/countersign/countersign/audit"
+	"github.com/countersign/countersign/internal/testinfra"
 )
 
 const denyDeletes = `package countersign
@@ -797,5 +798,88 @@ approve contains "deleting needs a human" if input.request.method == "DELETE"
 	}
 	if n := h.up.Count("DELETE", "/repos/acme/shop"); n != 3 {
 		t.Errorf("upstream saw %d DELETEs, want 3", n)
+	}
+}
+
+func TestAllowedUpgradeIsRelayed(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	tc, br := h.tlsTunnel("example.test:443", "example.test")
+	fmt.Fprint(tc, "GET /ws HTTP/1.1\r\nHost: example.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Upgrade") != "websocket" {
+		t.Fatalf("upgrade answered %s %v", resp.Status, resp.Header)
+	}
+	fmt.Fprint(tc, "hello over the upgraded connection")
+	got := make([]byte, len("hello over the upgraded connection"))
+	if _, err := io.ReadFull(br, got); err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != "hello over the upgraded connection" {
+		t.Fatalf("relayed %q", got)
+	}
+	ds := h.decisions()
+	if len(ds) != 1 || ds[0].Decision != "allow" {
+		t.Fatalf("decisions = %+v", ds)
+	}
+}
+
+func TestUpgradeIsDecidedAtTheUpgradeRequest(t *testing.T) {
+	const noUpgrades = `package countersign
+
+deny contains "no opaque channels" if input.request.upgrade
+`
+	h := newHarness(t, harnessOptions{policy: noUpgrades})
+	tc, br := h.tlsTunnel("example.test:443", "example.test")
+	fmt.Fprint(tc, "GET /ws HTTP/1.1\r\nHost: example.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("denied upgrade answered %s", resp.Status)
+	}
+	if n := h.up.Count("", ""); n != 0 {
+		t.Errorf("upstream saw %d requests", n)
+	}
+}
+
+func TestClientCertificateClusterIsExplained(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		auth tls.ClientAuthType
+	}{
+		{"required: handshake fails", tls.RequireAnyClientCert},
+		{"requested: the server refuses without one", tls.RequestClientCert},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			upCA, err := testinfra.NewCA()
+			if err != nil {
+				t.Fatal(err)
+			}
+			up, err := testinfra.StartUpstreamTLS(upCA, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if len(r.TLS.PeerCertificates) == 0 {
+					http.Error(w, `{"kind":"Status","code":401}`, http.StatusUnauthorized)
+					return
+				}
+				w.WriteHeader(200)
+			}), func(c *tls.Config) { c.ClientAuth = tt.auth })
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer up.Close()
+			h := newHarness(t, harnessOptions{configure: func(o *Options) {
+				o.RootCAs = upCA.Pool()
+				o.Resolve = up.Resolve("k8s.example.test")
+				o.ClientCertMessage = func(host string) string { return "countersign: " + host + " wants a client certificate" }
+			}})
+			resp, body := h.do("GET", "https://k8s.example.test/api/v1/namespaces", "")
+			if !strings.Contains(body, "k8s.example.test wants a client certificate") {
+				t.Fatalf("answer %d %q, want the client-certificate explanation", resp.StatusCode, body)
+			}
+		})
 	}
 }

@@ -96,6 +96,9 @@ type Options struct {
 	Hold time.Duration
 	// RecordInput adds the full policy input to decision records, for replay.
 	RecordInput bool
+	// ClientCertMessage explains, for a host, why a server that wants a TLS
+	// client certificate cannot be reached through interception.
+	ClientCertMessage func(host string) string
 
 	// HandshakeTimeout bounds the TLS handshake inside a tunnel (default 10s).
 	HandshakeTimeout time.Duration
@@ -117,6 +120,7 @@ type Server struct {
 	gp        *goproxy.ProxyHttpServer
 	http      *http.Server
 	stats     stats
+	certHosts sync.Map // upstream hosts that asked for a client certificate
 
 	tunnelDialer *dialer
 
@@ -179,6 +183,7 @@ func New(opts Options, logger *zap.Logger) (*Server, error) {
 	}
 	d := &dialer{guard: opts.Guard, resolver: opts.Resolver, resolve: opts.Resolve, own: opts.OwnAddrs, timeout: opts.UpstreamTimeout}
 	s.transport = newTransport(d, opts.RootCAs, opts.UpstreamTimeout)
+	s.transport.TLSClientConfig.GetClientCertificate = s.noteClientCertRequest
 	s.tunnelDialer = d
 	s.gp = s.newGoproxy()
 	s.http = &http.Server{

@@ -143,10 +143,11 @@ func (s *Server) serveHTTP1(t *tunnel, conn net.Conn, sess *session.Info, scheme
 			return
 		}
 		closeAfter := req.Close
+		upgrade := upgradeProtocol(req.Header)
 		h1.RemoveHopByHop(req.Header)
 
 		ex := &exchange{
-			req: req, scheme: scheme, host: host, port: port, session: sess, id: id,
+			req: req, scheme: scheme, host: host, port: port, session: sess, id: id, upgrade: upgrade,
 			watch: func(ctx context.Context) (context.Context, func()) { return watchClient(ctx, conn, br) },
 		}
 		if expectsContinue(req) {
@@ -159,6 +160,14 @@ func (s *Server) serveHTTP1(t *tunnel, conn net.Conn, sess *session.Info, scheme
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		resp := s.handle(ctx, ex)
+		if resp.StatusCode == http.StatusSwitchingProtocols && upgrade != "" {
+			// An allowed upgrade: from here on the connection carries the
+			// new protocol in both directions, decided at the upgrade request
+			// (SPEC 10.3).
+			s.spliceUpgraded(conn, br, bw, resp)
+			cancel()
+			return
+		}
 		// Finish (or give up on) the request body before answering, so that
 		// we know whether the connection can carry another request.
 		_ = req.Body.Close()
@@ -170,6 +179,64 @@ func (s *Server) serveHTTP1(t *tunnel, conn net.Conn, sess *session.Info, scheme
 			return
 		}
 	}
+}
+
+// upgradeProtocol returns the protocol an HTTP/1.1 upgrade request asks
+// for, or "". h2c never gets here: the strict reader refuses it.
+func upgradeProtocol(h http.Header) string {
+	up := strings.TrimSpace(h.Get("Upgrade"))
+	if up == "" {
+		return ""
+	}
+	for _, v := range h.Values("Connection") {
+		for _, tok := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
+				return up
+			}
+		}
+	}
+	return ""
+}
+
+// spliceUpgraded writes the 101 response and relays bytes both ways until
+// either side closes.
+func (s *Server) spliceUpgraded(conn net.Conn, br *bufio.Reader, bw *bufio.Writer, resp *http.Response) {
+	upstream, ok := resp.Body.(io.ReadWriteCloser)
+	if !ok {
+		resp.Body.Close()
+		writeRaw(conn, http.StatusBadGateway, "countersign: the upstream switched protocols but the connection cannot be relayed.")
+		return
+	}
+	defer upstream.Close()
+	if _, err := fmt.Fprintf(bw, "HTTP/1.1 101 %s\r\n", http.StatusText(http.StatusSwitchingProtocols)); err != nil {
+		return
+	}
+	if err := resp.Header.Write(bw); err != nil {
+		return
+	}
+	if _, err := bw.WriteString("\r\n"); err != nil {
+		return
+	}
+	if err := bw.Flush(); err != nil {
+		return
+	}
+	_ = conn.SetDeadline(time.Time{})
+	done := make(chan struct{}, 2)
+	go func() {
+		// br may hold bytes the client sent right after the upgrade request.
+		_, _ = io.Copy(upstream, br)
+		_ = upstream.Close()
+		done <- struct{}{}
+	}()
+	go func() {
+		_, _ = io.Copy(conn, upstream)
+		_ = conn.Close()
+		done <- struct{}{}
+	}()
+	<-done
+	_ = conn.Close()
+	_ = upstream.Close()
+	<-done
 }
 
 func defaultPort(scheme string) int {

@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/countersign/countersign/action/kubernetes"
 	"github.com/countersign/countersign/approval"
 	"github.com/countersign/countersign/audit"
 	"github.com/countersign/countersign/internal/config"
@@ -273,6 +274,9 @@ func newApp(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts ap
 		Shadow:          cfg.Policy.Mode == "shadow",
 		Hold:            cfg.Approval.Hold,
 		RecordInput:     true,
+		// Only Kubernetes clusters commonly authenticate clients by
+		// certificate; the explanation is the same for any host.
+		ClientCertMessage: kubernetes.ClientCertMessage,
 	}, logger)
 	if err != nil {
 		return nil, err
@@ -289,8 +293,9 @@ func newApp(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts ap
 		Decide: len(cfg.Approval.Approvers) == 0,
 		Secret: pageSecret,
 	}, logger)
-	mux.Handle("GET /approvals/{id}", page)
-	mux.Handle("POST /approvals/{id}", page)
+	// Every method goes to the page, so that even a 405 carries its
+	// security headers.
+	mux.Handle("/approvals/{id}", page)
 	if a.slack != nil {
 		mux.Handle("POST /slack/interactive", a.slack.InteractiveHandler())
 	}
@@ -397,14 +402,16 @@ func (a *app) shutdown(ctx context.Context) {
 	if a.broker != nil {
 		a.broker.Close()
 	}
-	if a.slack != nil {
-		a.slack.Close()
-	}
 	if a.proxy != nil {
 		_ = a.proxy.Shutdown(ctx)
 	}
 	if a.approvals != nil {
 		_ = a.approvals.Shutdown(ctx)
+	}
+	// After the approval listener: callbacks arriving until then still get
+	// their replies delivered.
+	if a.slack != nil {
+		a.slack.Close()
 	}
 	a.wg.Wait()
 	a.close()

@@ -57,23 +57,36 @@ infrastructure_request if regex.match(`^/apis/[a-z0-9.-]+/v[0-9][a-z0-9]*/`, inp
 
 read_methods := {"GET", "HEAD", "OPTIONS"}
 
-read_request if input.request.method in read_methods
-
+# A classified request is a read when its provider says so: a GET can write
+# (a Kubernetes exec upgrade, a kubelet call through nodes/proxy), and a
+# POST can read (AWS Describe*, git fetch, a GraphQL query).
 read_request if {
 	input.action.provider != "http"
 	input.action.read_only
 }
 
+# Requests no provider recognised: the method decides, with a few shapes
+# known to read.
+read_request if {
+	input.action.provider == "http"
+	input.request.method in read_methods
+}
+
 # git fetch and clone POST to git-upload-pack; only git-receive-pack pushes.
-read_request if endswith(input.request.path, "/git-upload-pack")
+read_request if {
+	input.action.provider == "http"
+	endswith(input.request.path, "/git-upload-pack")
+}
 
 read_request if {
+	input.action.provider == "http"
 	endswith(input.request.path, "/info/refs")
 	input.request.query.service == ["git-upload-pack"]
 }
 
 # AWS query and JSON protocols POST every call, reads included.
 read_request if {
+	input.action.provider == "http"
 	aws_operation
 	some prefix in aws_read_prefixes
 	startswith(aws_operation, prefix)
@@ -98,6 +111,7 @@ aws_operation := input.request.body.Action if {
 
 # A GraphQL document that is not a mutation only reads.
 read_request if {
+	input.action.provider == "http"
 	endswith(input.request.path, "/graphql")
 	is_string(input.request.body.query)
 	not regex.match(`\bmutation\b`, input.request.body.query)

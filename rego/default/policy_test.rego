@@ -79,3 +79,18 @@ test_tunnel_refused_by_default if {
 test_tunnel_allowed_when_listed if {
 	countersign.allow with input as tunnel("example.com", 443) with data.countersign.tunnels as ["example.com:443"]
 }
+
+classified(method, host, path, provider, read_only) := object.union(req(method, host, path), {"action": {"provider": provider, "read_only": read_only}})
+
+test_kubernetes_exec_get_held if {
+	# kubectl exec opens a WebSocket with a GET; the classifier says it writes.
+	count(countersign.approve) == 1 with input as classified("GET", "k8s.example.test", "/api/v1/namespaces/prod/pods/web/exec", "kubernetes", false)
+}
+
+test_classified_read_post_allowed if {
+	count(countersign.approve) == 0 with input as classified("POST", "ec2.us-east-1.amazonaws.com", "/", "aws", true)
+}
+
+test_classified_write_held if {
+	count(countersign.approve) == 1 with input as classified("POST", "ec2.us-east-1.amazonaws.com", "/", "aws", false)
+}
