@@ -883,3 +883,34 @@ func TestClientCertificateClusterIsExplained(t *testing.T) {
 		})
 	}
 }
+
+func TestConcurrentRetriesForwardExactlyOnce(t *testing.T) {
+	h := newHarness(t, harnessOptions{policy: approveEC2, hold: 50 * time.Millisecond})
+	const body = "Action=TerminateInstances&InstanceId.1=i-0abc"
+	resp, _ := h.do("POST", "https://ec2.us-east-1.amazonaws.com/", body, "Content-Type", "application/x-www-form-urlencoded")
+	id := resp.Header.Get("X-Countersign-Approval")
+	if _, err := h.broker.Decide(t.Context(), id, approval.Decision{Approve: true, Approver: "cli:bob", Via: "cli"}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	codes := make(chan int, 50)
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, _ := h.do("POST", "https://ec2.us-east-1.amazonaws.com/", body, "Content-Type", "application/x-www-form-urlencoded")
+			codes <- r.StatusCode
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	ok := 0
+	for c := range codes {
+		if c == 200 {
+			ok++
+		}
+	}
+	if ok != 1 || h.up.Count("POST", "/") != 1 {
+		t.Fatalf("%d retries answered 200 and the upstream saw %d POSTs; want exactly one of each", ok, h.up.Count("POST", "/"))
+	}
+}
