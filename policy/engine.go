@@ -32,6 +32,8 @@ type Options struct {
 	EvalTimeout time.Duration
 	// Now is the clock used to time evaluations (default time.Now).
 	Now func() time.Time
+	// NoCache turns the decision cache off (for differential tests).
+	NoCache bool
 }
 
 // Engine evaluates requests against the current policy set.
@@ -125,6 +127,19 @@ func (e *Engine) DecideDocument(ctx context.Context, doc map[string]any) Decisio
 func (e *Engine) decide(ctx context.Context, doc map[string]any, tracer topdown.QueryTracer) Decision {
 	s := e.cur.Load()
 	start := e.opts.Now()
+	cache := s.cache
+	if tracer != nil || e.opts.NoCache || ctx.Err() != nil {
+		cache = nil
+	}
+	var key string
+	if cache != nil {
+		var ok bool
+		if key, ok = cache.plan.key(doc); !ok {
+			cache = nil
+		} else if hit, ok := cache.get(key); ok {
+			return Decision{Verdict: hit.verdict, Reasons: hit.reasons, Revision: s.revision, Eval: e.opts.Now().Sub(start)}
+		}
+	}
 	raw, err := e.eval(ctx, s, doc, tracer)
 	var d Decision
 	if err == nil {
@@ -134,6 +149,10 @@ func (e *Engine) decide(ctx context.Context, doc map[string]any, tracer topdown.
 	d.Eval = e.opts.Now().Sub(start)
 	if err != nil {
 		return e.onError(d, err)
+	}
+	if cache != nil {
+		// Reasons are shared between hits; callers never modify them.
+		cache.put(key, cachedDecision{verdict: d.Verdict, reasons: d.Reasons})
 	}
 	return d
 }

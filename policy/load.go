@@ -78,6 +78,9 @@ type set struct {
 	revision     string
 	definesAllow bool
 	files        []string
+	// cache holds decisions keyed on the input fields this set reads; nil
+	// when the set's decisions cannot be cached (see cache.go).
+	cache *decisionCache
 }
 
 func (s Source) validate() error {
@@ -246,6 +249,7 @@ func compile(ctx context.Context, src Source) (*set, error) {
 		query:        query,
 		revision:     revision(files, raw, docs),
 		definesAllow: definesRule(modules, Package, "allow"),
+		cache:        newDecisionCache(planCache(compiler)),
 		files:        files,
 	}, nil
 }

@@ -1,0 +1,167 @@
+package policy_test
+
+import (
+	"bufio"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/countersign/countersign/action"
+	"github.com/countersign/countersign/action/aws"
+	"github.com/countersign/countersign/action/git"
+	"github.com/countersign/countersign/action/github"
+	"github.com/countersign/countersign/action/graphql"
+	"github.com/countersign/countersign/action/kubernetes"
+	"github.com/countersign/countersign/action/mcp"
+	"github.com/countersign/countersign/internal/hostport"
+	"github.com/countersign/countersign/policy"
+	"github.com/countersign/countersign/session"
+)
+
+// goldenInputs turns every captured client request under action/*/testdata
+// into a policy input, classified by the real provider chain.
+func goldenInputs(t *testing.T) map[string]*policy.Input {
+	t.Helper()
+	files, err := filepath.Glob("../action/*/testdata/*.txt")
+	if err != nil || len(files) < 100 {
+		t.Fatalf("golden corpus: %d files, %v", len(files), err)
+	}
+	cls := action.NewClassifier(aws.New(aws.Options{}), git.New(git.Options{}), mcp.New(mcp.Options{}),
+		graphql.New(graphql.Options{}), github.New(github.Options{}), kubernetes.New(kubernetes.Options{}))
+	sess := &session.Info{ID: "s-1", Name: "alice/claude", User: "alice", Command: "claude"}
+	now := time.Date(2026, 11, 26, 13, 0, 0, 0, time.UTC)
+	out := map[string]*policy.Input{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _, ok := strings.Cut(string(b), "\n----------\n")
+		if !ok {
+			continue
+		}
+		req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(raw)))
+		if err != nil {
+			continue // a capture the strict proxy reader handles but net/http does not
+		}
+		body, _ := io.ReadAll(req.Body)
+		host, port, err := hostport.Split(req.Host, 443)
+		if err != nil {
+			continue
+		}
+		ar := &action.Request{
+			Method: req.Method, Scheme: "https", Host: host, Port: port,
+			Path: req.URL.Path, RawPath: req.URL.EscapedPath(), Query: req.URL.Query(),
+			Header: req.Header, Body: body, BodySize: int64(len(body)),
+		}
+		if len(body) == 0 {
+			ar.Body = nil
+		}
+		out[f] = policy.NewInput(ar, cls.Classify(ar), sess, now)
+	}
+	if len(out) < 100 {
+		t.Fatalf("only %d golden requests parsed", len(out))
+	}
+	return out
+}
+
+// policies under test: the built-in default and a few that read unusual
+// parts of the input.
+var differentialPolicies = map[string]string{
+	"headers": `package countersign
+
+deny contains "ua" if contains(lower(input.request.headers["user-agent"][0]), "aws-cli")
+
+approve contains "k8s" if input.action.verb == "delete"
+`,
+	"body": `package countersign
+
+approve contains msg if {
+	some k, v in input.request.body
+	startswith(k, "Instance")
+	msg := sprintf("touches %v", [v])
+}
+
+deny contains "mcp" if input.action.tool == "drop_table"
+`,
+	"allow-rule": `package countersign
+
+default allow := false
+
+allow if input.action.read_only
+
+allow if input.request.host == "api.github.com"
+`,
+}
+
+func TestCachedDecisionsEqualUncached(t *testing.T) {
+	inputs := goldenInputs(t)
+	sources := map[string]policy.Source{"default": {Builtin: true}}
+	for name, src := range differentialPolicies {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "p.rego"), []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		sources[name] = policy.Source{Paths: []string{dir}}
+	}
+	for name, src := range sources {
+		t.Run(name, func(t *testing.T) {
+			cached, err := policy.New(t.Context(), policy.Options{Source: src, EvalTimeout: time.Minute}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			plain, err := policy.New(t.Context(), policy.Options{Source: src, EvalTimeout: time.Minute, NoCache: true}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Twice through the cached engine: the second pass is all hits,
+			// and every input is also checked against every other input's
+			// cache entry by running them in one engine.
+			for pass := range 2 {
+				for f, in := range inputs {
+					got, want := cached.Decide(t.Context(), in), plain.Decide(t.Context(), in)
+					if diff := cmp.Diff(summarise(want), summarise(got)); diff != "" {
+						t.Errorf("pass %d, %s: cached decision differs (-uncached +cached):\n%s", pass, filepath.Base(f), diff)
+					}
+				}
+			}
+		})
+	}
+}
+
+func summarise(d policy.Decision) any {
+	return struct {
+		Verdict string
+		Reasons []policy.Reason
+		Err     bool
+	}{d.Verdict.String(), d.Reasons, d.Err != nil}
+}
+
+func TestCacheIsOffForPoliciesItCannotKeyOn(t *testing.T) {
+	for name, src := range map[string]string{
+		"whole input": "package countersign\n\ndeny contains \"x\" if count(input) > 100\n",
+		"clock":       "package countersign\n\ndeny contains \"x\" if time.now_ns() < 0\n",
+		"random":      "package countersign\n\ndeny contains \"x\" if rand.intn(\"k\", 10) > 100\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "p.rego"), []byte(src), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			e, err := policy.New(t.Context(), policy.Options{Source: policy.Source{Paths: []string{dir}}, EvalTimeout: time.Minute}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if policy.Cacheable(e) {
+				t.Errorf("decisions of a policy that reads %s were cached", name)
+			}
+		})
+	}
+}
+
