@@ -164,4 +164,3 @@ func TestCacheIsOffForPoliciesItCannotKeyOn(t *testing.T) {
 		})
 	}
 }
-
