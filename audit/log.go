@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/buffer"
 	"go.uber.org/zap/zapcore"
 )
 
@@ -66,7 +67,8 @@ type Log struct {
 	now    func() time.Time
 	path   string
 	fsync  bool
-	enc    zapcore.Encoder
+	// bodyEnc encodes event members outside the lock (see record).
+	bodyEnc zapcore.Encoder
 
 	mu   sync.Mutex
 	cond sync.Cond // signals finished fsyncs; L is &mu
@@ -114,12 +116,12 @@ func Open(opts Options, logger *zap.Logger) (*Log, error) {
 		return nil, errors.New("open audit log: no path")
 	}
 	l := &Log{
-		logger: logger.Named("audit"),
-		now:    opts.Now,
-		path:   opts.Path,
-		fsync:  opts.Fsync,
-		enc:    newEncoder(),
-		batch:  &batch{},
+		logger:  logger.Named("audit"),
+		now:     opts.Now,
+		path:    opts.Path,
+		fsync:   opts.Fsync,
+		bodyEnc: newBodyEncoder(),
+		batch:   &batch{},
 	}
 	l.cond.L = &l.mu
 	if l.now == nil {
@@ -204,12 +206,20 @@ func (l *Log) record(ev *Event, wait bool) error {
 	if ev == nil || ev.Type == "" {
 		return errors.New("record audit event: event has no type")
 	}
+	// The event's members are encoded before taking the lock: only the
+	// chain position (seq, ts, prev) and the hash need it, so concurrent
+	// requests do not queue behind each other's JSON encoding.
+	body, err := encodeBody(l.bodyEnc, ev)
+	if err != nil {
+		return err
+	}
+	defer body.Free()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
 		return fmt.Errorf("record audit event: %w", ErrClosed)
 	}
-	b, err := l.appendLocked(ev)
+	b, err := l.appendLocked(body.Bytes())
 	if err != nil || !wait {
 		return err
 	}
@@ -225,13 +235,13 @@ func (l *Log) record(ev *Event, wait bool) error {
 
 // appendLocked encodes and writes one record and returns the batch whose
 // fsync will cover it.
-func (l *Log) appendLocked(ev *Event) (*batch, error) {
+func (l *Log) appendLocked(body []byte) (*batch, error) {
 	if l.dirty {
 		if err := l.repairLocked(); err != nil {
 			return nil, err
 		}
 	}
-	line, hash, err := l.encodeLocked(ev, l.tip.seq+1, l.tip.hash, l.now())
+	line, hash, err := l.assembleLocked(body, l.tip.seq+1, l.tip.hash, l.now())
 	if err != nil {
 		return nil, err
 	}
@@ -343,17 +353,63 @@ func newEncoder() zapcore.Encoder {
 	})
 }
 
-// encodeLocked returns the complete line for ev at the given chain position,
-// and its hash. It reuses l.scratch, so the line is valid until the next call.
-func (l *Log) encodeLocked(ev *Event, seq uint64, prev string, ts time.Time) ([]byte, string, error) {
-	line, hash, err := encodeLine(l.enc, l.scratch[:0], ev, seq, prev, ts)
+// newBodyEncoder encodes an event's "event" member and its own members,
+// without the chain position.
+func newBodyEncoder() zapcore.Encoder {
+	return zapcore.NewJSONEncoder(zapcore.EncoderConfig{
+		MessageKey:     "event",
+		EncodeDuration: zapcore.NanosDurationEncoder,
+		SkipLineEnding: true,
+	})
+}
+
+// encodeBody returns {"event":…,<members>} for ev. The encoder is safe for
+// concurrent use: EncodeEntry works on a clone.
+func encodeBody(enc zapcore.Encoder, ev *Event) (*buffer.Buffer, error) {
+	buf, err := enc.EncodeEntry(zapcore.Entry{Message: ev.Type}, []zapcore.Field{zap.Inline(eventFields{ev})})
+	if err != nil {
+		return nil, fmt.Errorf("encode audit record: %w", err)
+	}
+	out := buf.Bytes()
+	if len(out) < 2 || out[0] != '{' || out[len(out)-1] != '}' {
+		buf.Free()
+		return nil, errors.New("encode audit record: encoder did not write an object")
+	}
+	return buf, nil
+}
+
+// assembleLocked builds the line {"seq":N,"ts":…,<body members>,"prev":…,
+// "hash":…} from an encoded body: byte for byte what encodeLine writes.
+func (l *Log) assembleLocked(body []byte, seq uint64, prev string, ts time.Time) ([]byte, string, error) {
+	line := append(l.scratch[:0], seqPrefix...)
+	line = strconv.AppendUint(line, seq, 10)
+	line = append(line, `,"ts":"`...)
+	line = ts.UTC().AppendFormat(line, time.RFC3339Nano)
+	line = append(line, `",`...)
+	line = append(line, body[1:len(body)-1]...)
+	line = append(line, `,"prev":"`...)
+	line = append(line, prev...)
+	line = append(line, `"}`...)
+	sum := sha256.Sum256(line)
+	line = append(line[:len(line)-1], hashKey...)
+	line = hex.AppendEncode(line, sum[:])
+	line = append(line, `"}`...)
 	if cap(line) <= 1<<20 {
 		l.scratch = line[:0]
 	}
-	return line, hash, err
+	if len(line) > maxLineBytes {
+		return nil, "", fmt.Errorf("encode audit record: %d bytes exceeds the %d-byte limit", len(line), maxLineBytes)
+	}
+	if bytes.IndexByte(line, '\n') >= 0 {
+		return nil, "", errors.New("encode audit record: newline in encoded record")
+	}
+	line = append(line, '\n')
+	return line, hex.EncodeToString(sum[:]), nil
 }
 
-// encodeLine appends the line for ev to dst. zap writes
+// encodeLine appends the line for ev to dst in one step. The log writes
+// lines with encodeBody and assembleLocked, which must produce the same
+// bytes; tests hold the two to that. zap writes
 // {"ts":…,"event":…,<members>,"prev":…}; seq goes first, ahead of zap's time
 // key, and the hash member is added after the body is hashed.
 func encodeLine(enc zapcore.Encoder, dst []byte, ev *Event, seq uint64, prev string, ts time.Time) ([]byte, string, error) {

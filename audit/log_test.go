@@ -598,3 +598,31 @@ func BenchmarkRecord(b *testing.B) {
 		})
 	}
 }
+
+func TestAssembledLineEqualsEncodedLine(t *testing.T) {
+	ts := time.Date(2026, 11, 26, 13, 45, 0, 123456789, time.UTC)
+	l := &Log{}
+	for _, ev := range []*Event{
+		{Type: "decision", RequestID: "r-1", Decision: "deny", Reasons: []string{"no <script> & \"quotes\""},
+			Request: &RequestSummary{Method: "POST", URL: "https://x/y?z=1", Host: "x", Port: 443, Headers: map[string][]string{"b": {"2"}, "a": {"1"}}},
+			Action:  map[string]any{"provider": "aws", "resources": []any{"i-1"}}, Fields: map[string]any{"n": 1}},
+		{Type: "session", Detail: "started"},
+	} {
+		want, wantHash, err := encodeLine(newEncoder(), nil, ev, 7, zeroHash, ts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := encodeBody(newBodyEncoder(), ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, gotHash, err := l.assembleLocked(body.Bytes(), 7, zeroHash, ts)
+		body.Free()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) || gotHash != wantHash {
+			t.Errorf("assembled line differs:\n got %s\nwant %s", got, want)
+		}
+	}
+}
