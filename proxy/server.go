@@ -106,7 +106,8 @@ type Options struct {
 	HeaderTimeout time.Duration
 	// IdleTimeout closes a kept-alive connection with no request (default 120s).
 	IdleTimeout time.Duration
-	// MaxConns caps concurrent client connections (default 4096).
+	// MaxConns caps concurrent client connections (default 16384, enough for
+	// 10,000 requests held for approval at once).
 	MaxConns int
 
 	Now func() time.Time
@@ -171,7 +172,7 @@ func New(opts Options, logger *zap.Logger) (*Server, error) {
 		opts.IdleTimeout = 120 * time.Second
 	}
 	if opts.MaxConns <= 0 {
-		opts.MaxConns = 4096
+		opts.MaxConns = 16384
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

@@ -12,6 +12,7 @@ import (
 	"net/http/httputil"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -94,14 +95,38 @@ type prefixConn struct {
 	r *bufio.Reader
 }
 
-func (c *prefixConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if c.r != nil {
+		if c.r.Buffered() > 0 {
+			return c.r.Read(p)
+		}
+		// The peeked bytes are consumed: drop the buffer, an idle
+		// connection keeps no more memory than it needs.
+		c.r = nil
+	}
+	return c.Conn.Read(p)
+}
+
+// writers pools the buffered writers responses are written with: a
+// kept-alive connection holds one only while it writes.
+var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
+
+func getWriter(w io.Writer) *bufio.Writer {
+	bw := writers.Get().(*bufio.Writer)
+	bw.Reset(w)
+	return bw
+}
+
+func putWriter(bw *bufio.Writer) {
+	bw.Reset(nil)
+	writers.Put(bw)
+}
 
 // serveHTTP1 reads requests with the strict reader and answers each through
 // the pipeline, keeping the connection alive while both sides allow it.
 func (s *Server) serveHTTP1(t *tunnel, conn net.Conn, sess *session.Info, scheme, host string, port int, sniOK bool) {
 	br := bufio.NewReaderSize(conn, 4096)
 	rd := h1.NewReader(br, h1.Limits{})
-	bw := bufio.NewWriterSize(conn, 4096)
 	for {
 		t.idle.Store(true)
 		if s.isClosing() {
@@ -164,7 +189,9 @@ func (s *Server) serveHTTP1(t *tunnel, conn net.Conn, sess *session.Info, scheme
 			// An allowed upgrade: from here on the connection carries the
 			// new protocol in both directions, decided at the upgrade request
 			// (SPEC 10.3).
+			bw := getWriter(conn)
 			s.spliceUpgraded(conn, br, bw, resp)
+			putWriter(bw)
 			cancel()
 			return
 		}
@@ -172,7 +199,9 @@ func (s *Server) serveHTTP1(t *tunnel, conn net.Conn, sess *session.Info, scheme
 		// we know whether the connection can carry another request.
 		_ = req.Body.Close()
 		keep := !closeAfter && rd.Reusable() && !s.isClosing()
+		bw := getWriter(conn)
 		err = writeResponse(bw, resp, req.Method, !keep)
+		putWriter(bw)
 		resp.Body.Close()
 		cancel()
 		if err != nil || !keep {
