@@ -122,6 +122,9 @@ func (a *admin) decide(w http.ResponseWriter, r *http.Request) {
 	}
 	rec, err := a.b.Decide(r.Context(), r.PathValue("id"), Decision{
 		Approve: approve, Approver: "cli:" + req.Approver, Via: "cli", Reason: req.Reason, ScopeFor: scope,
+		// Whoever holds the admin token is one approver, whatever name
+		// they give.
+		Identity: "cli",
 	})
 	switch {
 	case errors.Is(err, ErrNotFound):

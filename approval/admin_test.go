@@ -272,7 +272,7 @@ func TestAdminDecideWithClient(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Decide(approve) error = %v", err)
 	}
-	wantDecision := []Decision{{Approve: true, Approver: "cli:alice", Via: "cli", Reason: "fine", At: f.clock.Now()}}
+	wantDecision := []Decision{{Approve: true, Approver: "cli:alice", Via: "cli", Reason: "fine", At: f.clock.Now(), Identity: "cli"}}
 	if diff := cmp.Diff(wantDecision, got.Decisions); diff != "" {
 		t.Errorf("decisions (-want +got):\n%s", diff)
 	}

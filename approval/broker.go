@@ -454,6 +454,36 @@ func (b *Broker) decide(ctx context.Context, id, tokenHash string, d Decision) (
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
+
+	// The decision is audited before the store records it (SPEC 10.1: an
+	// audit failure denies). Decisions are serialised by b.mu, so a dry run
+	// on the current record predicts what the store will do; if the dry run
+	// refuses, the store is asked anyway for its authoritative error.
+	if cur, gerr := b.opts.Store.Get(ctx, id); gerr == nil {
+		dry := cur.Clone()
+		tokenOK := true
+		if tokenHash != "" {
+			t, terr := b.opts.Store.CheckToken(ctx, id, tokenHash)
+			tokenOK = terr == nil && !t.Used
+		}
+		if tokenOK && dry.apply(d, d.At) == nil {
+			verb := "approved"
+			if !d.Approve {
+				verb = "denied"
+			}
+			ev := &audit.Event{
+				Type: "approval", ApprovalID: id, RequestID: dry.RequestID, Approver: d.Approver, Via: d.Via,
+				Decision: verb, Detail: fmt.Sprintf("%s by %s via %s (%d of %d approvals)", verb, d.Approver, d.Via, len(dry.Approvers()), dry.Required),
+			}
+			if d.Reason != "" {
+				ev.Reasons = []string{d.Reason}
+			}
+			if err := b.opts.Auditor.Record(ev); err != nil {
+				return nil, fmt.Errorf("the audit log cannot be written, so the decision was not recorded: %w", err)
+			}
+		}
+	}
+
 	var rec *Record
 	var err error
 	if tokenHash != "" {
@@ -468,21 +498,6 @@ func (b *Broker) decide(ctx context.Context, id, tokenHash string, d Decision) (
 	}
 	if err != nil {
 		return rec, err
-	}
-	verb := "approved"
-	if !d.Approve {
-		verb = "denied"
-	}
-	ev := &audit.Event{
-		Type: "approval", ApprovalID: id, RequestID: rec.RequestID, Approver: d.Approver, Via: d.Via,
-		Decision: verb, Detail: fmt.Sprintf("%s by %s via %s (%d of %d approvals)", verb, d.Approver, d.Via, len(rec.Approvers()), rec.Required),
-	}
-	if d.Reason != "" {
-		ev.Reasons = []string{d.Reason}
-	}
-	if err := b.opts.Auditor.Record(ev); err != nil {
-		// The store already moved; the decision stands, but say so loudly.
-		b.logger.Error("audit approval decision", zap.String("approval", id), zap.Error(err))
 	}
 
 	switch rec.State {
@@ -533,6 +548,7 @@ func (b *Broker) addScopeLocked(ctx context.Context, rec *Record, d Decision) {
 	sc := Scope{
 		ID: NewScopeID(), ApprovalID: rec.ID, SessionID: rec.SessionID,
 		Operation: rec.Operation, Resources: slices.Clone(rec.Resources), GrantedBy: rec.Approvers(),
+		Required: rec.Required, RuleIDs: slices.Clone(rec.RuleIDs),
 		Created: d.At, Expires: d.At.Add(d.ScopeFor),
 	}
 	if err := b.opts.Store.AddScope(ctx, sc); err != nil {
@@ -556,8 +572,8 @@ func resourceList(rs []string) string {
 
 // UseScope admits a request covered by an active scoped grant, counting the
 // use; it returns ErrNotFound when none covers it.
-func (b *Broker) UseScope(ctx context.Context, sessionID, operation string, resources []string) (Scope, error) {
-	return b.opts.Store.UseScope(ctx, sessionID, operation, resources, b.opts.Now())
+func (b *Broker) UseScope(ctx context.Context, q ScopeQuery) (Scope, error) {
+	return b.opts.Store.UseScope(ctx, q, b.opts.Now())
 }
 
 // Scopes lists scoped grants, newest first.

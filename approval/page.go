@@ -226,6 +226,11 @@ func (p *page) decide(w http.ResponseWriter, r *http.Request, id string) {
 	}
 
 	d := Decision{Approve: approve, Approver: pageApprover(tok.Hash), Via: "page", Reason: reason, ScopeFor: scope}
+	if tok.Label == "cli" {
+		// A link minted with the admin token (countersign approvals link)
+		// speaks for the admin token's holder.
+		d.Identity = "cli"
+	}
 	got, err := p.b.DecideWithToken(r.Context(), id, token, d)
 	if err != nil {
 		p.fail(w, r, err)

@@ -95,6 +95,19 @@ type Decision struct {
 	// the same resources from the same session is admitted without asking
 	// again for this long. Zero means this request only.
 	ScopeFor time.Duration `json:"scope_for,omitempty"`
+	// Identity is who counts as one approver under the two-person rule; it
+	// defaults to Approver. Every decision made with the admin token is the
+	// one identity "cli", whatever name it claims: whoever holds the token
+	// cannot approve twice under two names.
+	Identity string `json:"identity,omitempty"`
+}
+
+// identity is the two-person-rule key of a decision.
+func (d Decision) identity() string {
+	if d.Identity != "" {
+		return d.Identity
+	}
+	return d.Approver
 }
 
 // Record is one approval: what the agent asked for and what humans decided.
@@ -123,13 +136,24 @@ type Record struct {
 
 // Approvers returns the distinct approvers who approved.
 func (r *Record) Approvers() []string {
-	var out []string
+	var out, seen []string
 	for _, d := range r.Decisions {
-		if d.Approve && !slices.Contains(out, d.Approver) {
+		if d.Approve && !slices.Contains(seen, d.identity()) {
+			seen = append(seen, d.identity())
 			out = append(out, d.Approver)
 		}
 	}
 	return out
+}
+
+// approvedBy reports whether identity has already approved r.
+func (r *Record) approvedBy(identity string) bool {
+	for _, d := range r.Decisions {
+		if d.Approve && d.identity() == identity {
+			return true
+		}
+	}
+	return false
 }
 
 // Clone returns a deep enough copy for callers to read without racing the store.
@@ -146,33 +170,58 @@ func (r *Record) Clone() *Record {
 // resources for one session for a while. It is recorded, expires and can be
 // revoked.
 type Scope struct {
-	ID         string    `json:"id"`
-	ApprovalID string    `json:"approval_id"`
-	SessionID  string    `json:"session_id"`
-	Operation  string    `json:"operation"`
-	Resources  []string  `json:"resources,omitempty"`
-	GrantedBy  []string  `json:"granted_by"`
-	Created    time.Time `json:"created"`
-	Expires    time.Time `json:"expires"`
-	Revoked    bool      `json:"revoked,omitempty"`
-	RevokedBy  string    `json:"revoked_by,omitempty"`
-	Uses       int       `json:"uses"`
+	ID         string   `json:"id"`
+	ApprovalID string   `json:"approval_id"`
+	SessionID  string   `json:"session_id"`
+	Operation  string   `json:"operation"`
+	Resources  []string `json:"resources,omitempty"`
+	GrantedBy  []string `json:"granted_by"`
+	// Required and RuleIDs are what the approval that created the scope
+	// demanded; a request whose policy decision asks for more approvers or
+	// fires other rules is not covered.
+	Required  int       `json:"required"`
+	RuleIDs   []string  `json:"rule_ids,omitempty"`
+	Created   time.Time `json:"created"`
+	Expires   time.Time `json:"expires"`
+	Revoked   bool      `json:"revoked,omitempty"`
+	RevokedBy string    `json:"revoked_by,omitempty"`
+	Uses      int       `json:"uses"`
 }
 
 // Active reports whether the scope still admits requests at now.
 func (s Scope) Active(now time.Time) bool { return !s.Revoked && now.Before(s.Expires) }
 
-// Covers reports whether a request from sessionID doing operation on
-// resources falls inside the scope: same session, same operation, and every
-// resource of the request among the scope's.
-func (s Scope) Covers(sessionID, operation string, resources []string) bool {
-	if s.SessionID != sessionID || s.Operation != operation || operation == "" {
+// ScopeQuery describes a request that might be covered by a scoped grant.
+type ScopeQuery struct {
+	SessionID string
+	// Operation names the operation and where it goes
+	// ("aws:ec2:TerminateInstances@ec2.us-east-1.amazonaws.com:443").
+	Operation string
+	Resources []string
+	// Required and RuleIDs are what the policy asks of this request.
+	Required int
+	RuleIDs  []string
+}
+
+// Covers reports whether a request falls inside the scope: same session,
+// same operation at the same place, every resource of the request among the
+// scope's, no more approvers required and no rule the approval did not see.
+func (s Scope) Covers(q ScopeQuery) bool {
+	if s.SessionID != q.SessionID || s.Operation != q.Operation || q.Operation == "" {
 		return false
 	}
-	if len(resources) == 0 {
+	if max(q.Required, 1) > max(s.Required, 1) {
+		return false
+	}
+	for _, id := range q.RuleIDs {
+		if !slices.Contains(s.RuleIDs, id) {
+			return false
+		}
+	}
+	if len(q.Resources) == 0 {
 		return len(s.Resources) == 0
 	}
-	for _, r := range resources {
+	for _, r := range q.Resources {
 		if !slices.Contains(s.Resources, r) {
 			return false
 		}
@@ -213,7 +262,7 @@ func (r *Record) apply(d Decision, now time.Time) error {
 		// broker audits the expiry and answers its held requests.
 		return fmt.Errorf("%s: %w", r.ID, ErrExpired)
 	}
-	if d.Approve && slices.Contains(r.Approvers(), d.Approver) {
+	if d.Approve && r.approvedBy(d.identity()) {
 		return ErrDuplicateApprover
 	}
 	r.Decisions = append(r.Decisions, d)

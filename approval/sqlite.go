@@ -394,15 +394,15 @@ func (s *SQLiteStore) Scopes(ctx context.Context, activeOnly bool, now time.Time
 }
 
 // UseScope implements Store.
-func (s *SQLiteStore) UseScope(ctx context.Context, sessionID, operation string, resources []string, now time.Time) (Scope, error) {
+func (s *SQLiteStore) UseScope(ctx context.Context, q ScopeQuery, now time.Time) (Scope, error) {
 	var found Scope
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		cands, err := s.scopes(ctx, tx, `WHERE session_id = ? AND operation = ?`, sessionID, operation)
+		cands, err := s.scopes(ctx, tx, `WHERE session_id = ? AND operation = ?`, q.SessionID, q.Operation)
 		if err != nil {
 			return err
 		}
 		for _, sc := range cands {
-			if sc.Active(now) && sc.Covers(sessionID, operation, resources) {
+			if sc.Active(now) && sc.Covers(q) {
 				sc.Uses++
 				raw, err := json.Marshal(sc)
 				if err != nil {

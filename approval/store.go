@@ -52,7 +52,7 @@ type Store interface {
 	Scopes(ctx context.Context, activeOnly bool, now time.Time) ([]Scope, error)
 	// UseScope finds an active scope covering the request, counts the use and
 	// returns it, or ErrNotFound.
-	UseScope(ctx context.Context, sessionID, operation string, resources []string, now time.Time) (Scope, error)
+	UseScope(ctx context.Context, q ScopeQuery, now time.Time) (Scope, error)
 	// RevokeScope revokes one scoped grant, or returns ErrNotFound.
 	RevokeScope(ctx context.Context, id, by string) (Scope, error)
 
@@ -250,11 +250,11 @@ func (m *MemoryStore) Scopes(_ context.Context, activeOnly bool, now time.Time) 
 }
 
 // UseScope implements Store.
-func (m *MemoryStore) UseScope(_ context.Context, sessionID, operation string, resources []string, now time.Time) (Scope, error) {
+func (m *MemoryStore) UseScope(_ context.Context, q ScopeQuery, now time.Time) (Scope, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, s := range m.scopes {
-		if s.Active(now) && s.Covers(sessionID, operation, resources) {
+		if s.Active(now) && s.Covers(q) {
 			s.Uses++
 			return *s, nil
 		}

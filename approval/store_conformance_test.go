@@ -131,11 +131,11 @@ func TestStoreConformance(t *testing.T) {
 		}
 
 		// Scoped grants.
-		sc := Scope{ID: "gr-1", ApprovalID: "ap-1", SessionID: "s-1", Operation: "github:repos/delete", Resources: []string{"acme/shop", "acme/web"}, Created: t0, Expires: t0.Add(time.Hour)}
+		sc := Scope{ID: "gr-1", ApprovalID: "ap-1", SessionID: "s-1", Operation: "github:repos/delete", Resources: []string{"acme/shop", "acme/web"}, Created: t0, Expires: t0.Add(time.Hour), Required: 1, RuleIDs: []string{"R1"}}
 		if err := s.AddScope(ctx, sc); err != nil {
 			t.Fatal(err)
 		}
-		got, err := s.UseScope(ctx, "s-1", "github:repos/delete", []string{"acme/web"}, t0)
+		got, err := s.UseScope(ctx, ScopeQuery{SessionID: "s-1", Operation: "github:repos/delete", Resources: []string{"acme/web"}, Required: 1, RuleIDs: []string{"R1"}}, t0)
 		if err != nil || got.ID != "gr-1" || got.Uses != 1 {
 			t.Fatalf("UseScope = %+v, %v", got, err)
 		}
@@ -143,20 +143,25 @@ func TestStoreConformance(t *testing.T) {
 			session, op string
 			res         []string
 			at          time.Time
+			required    int
+			rules       []string
 		}{
-			{"s-2", "github:repos/delete", []string{"acme/web"}, t0},
-			{"s-1", "github:repos/update", []string{"acme/web"}, t0},
-			{"s-1", "github:repos/delete", []string{"acme/other"}, t0},
-			{"s-1", "github:repos/delete", []string{"acme/web"}, t0.Add(2 * time.Hour)},
+			{"s-2", "github:repos/delete", []string{"acme/web"}, t0, 1, nil},
+			{"s-1", "github:repos/update", []string{"acme/web"}, t0, 1, nil},
+			{"s-1", "github:repos/delete", []string{"acme/other"}, t0, 1, nil},
+			{"s-1", "github:repos/delete", []string{"acme/web"}, t0.Add(2 * time.Hour), 1, nil},
+			{"s-1", "github:repos/delete", []string{"acme/web"}, t0, 2, nil},            // the policy now wants two approvers
+			{"s-1", "github:repos/delete", []string{"acme/web"}, t0, 1, []string{"R9"}}, // a rule the approval did not see
 		} {
-			if _, err := s.UseScope(ctx, miss.session, miss.op, miss.res, miss.at); !errors.Is(err, ErrNotFound) {
+			q := ScopeQuery{SessionID: miss.session, Operation: miss.op, Resources: miss.res, Required: miss.required, RuleIDs: miss.rules}
+			if _, err := s.UseScope(ctx, q, miss.at); !errors.Is(err, ErrNotFound) {
 				t.Errorf("UseScope(%+v) = %v, want ErrNotFound", miss, err)
 			}
 		}
 		if _, err := s.RevokeScope(ctx, "gr-1", "cli:bob"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.UseScope(ctx, "s-1", "github:repos/delete", []string{"acme/web"}, t0); !errors.Is(err, ErrNotFound) {
+		if _, err := s.UseScope(ctx, ScopeQuery{SessionID: "s-1", Operation: "github:repos/delete", Resources: []string{"acme/web"}, Required: 1}, t0); !errors.Is(err, ErrNotFound) {
 			t.Errorf("revoked scope still admits: %v", err)
 		}
 		if all, _ := s.Scopes(ctx, false, t0); len(all) != 1 || !all[0].Revoked || all[0].Uses != 1 {

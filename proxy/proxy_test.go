@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/countersign/countersign/action"
+	"github.com/countersign/countersign/action/kubernetes"
 	"github.com/countersign/countersign/approval"
 	"github.com/countersign/countersign/audit"
 	"github.com/countersign/countersign/internal/testinfra"
@@ -912,5 +914,68 @@ func TestConcurrentRetriesForwardExactlyOnce(t *testing.T) {
 	}
 	if ok != 1 || h.up.Count("POST", "/") != 1 {
 		t.Fatalf("%d retries answered 200 and the upstream saw %d POSTs; want exactly one of each", ok, h.up.Count("POST", "/"))
+	}
+}
+
+func TestRetryWithDifferentHeadersDoesNotJoinOrUseTheGrant(t *testing.T) {
+	const approvePosts = `package countersign
+
+approve contains "posts need a human" if input.request.method == "POST"
+`
+	h := newHarness(t, harnessOptions{policy: approvePosts, hold: 50 * time.Millisecond})
+	send := func(target string) *http.Response {
+		resp, _ := h.do("POST", "https://example.test/", `{"KeyId":"k-1"}`, "Content-Type", "application/x-amz-json-1.1", "X-Amz-Target", target)
+		return resp
+	}
+	first := send("TrentService.EnableKeyRotation").Header.Get("X-Countersign-Approval")
+	// The same body with another operation in a header is another request:
+	// it must not join the pending approval ...
+	second := send("TrentService.ScheduleKeyDeletion").Header.Get("X-Countersign-Approval")
+	if first == "" || first == second {
+		t.Fatalf("approval ids %q and %q: a request with another X-Amz-Target joined the approval", first, second)
+	}
+	// ... nor use the grant the first one's approval leaves.
+	if _, err := h.broker.Decide(t.Context(), first, approval.Decision{Approve: true, Approver: "cli:bob", Via: "cli"}); err != nil {
+		t.Fatal(err)
+	}
+	if resp := send("TrentService.ScheduleKeyDeletion"); resp.StatusCode == 200 {
+		t.Fatal("a different operation was admitted by another request's grant")
+	}
+	if n := h.up.Count("POST", "/"); n != 0 {
+		t.Fatalf("upstream saw %d POSTs", n)
+	}
+	if resp := send("TrentService.EnableKeyRotation"); resp.StatusCode != 200 {
+		t.Fatalf("the approved request's retry: %d", resp.StatusCode)
+	}
+}
+
+func TestScopedGrantDoesNotCrossHostsOrRequirements(t *testing.T) {
+	const k8s = `package countersign
+
+approve contains {"msg": "deletes need a human", "id": "K-1"} if input.action.verb == "delete"
+
+approve contains {"msg": "production needs two", "id": "K-2", "approvals": 2} if {
+	input.action.verb == "delete"
+	input.request.host == "prod.test"
+}
+`
+	h := newHarness(t, harnessOptions{policy: k8s, hold: 50 * time.Millisecond, configure: func(o *Options) {
+		o.Classifier = action.NewClassifier(kubernetes.New(kubernetes.Options{Hosts: []string{"staging.test", "prod.test"}}))
+	}})
+	h.srv.tunnelDialer.resolve = h.up.Resolve("staging.test", "prod.test")
+	resp, _ := h.do("DELETE", "https://staging.test/apis/apps/v1/namespaces/payments/deployments/api", "")
+	id := resp.Header.Get("X-Countersign-Approval")
+	if _, err := h.broker.Decide(t.Context(), id, approval.Decision{Approve: true, Approver: "cli:bob", Via: "cli", ScopeFor: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	h.do("DELETE", "https://staging.test/apis/apps/v1/namespaces/payments/deployments/api", "") // the one-time grant
+	if resp, _ := h.do("DELETE", "https://staging.test/apis/apps/v1/namespaces/payments/deployments/api", ""); resp.StatusCode != 200 {
+		t.Fatalf("the scoped grant did not admit the same delete on staging: %d", resp.StatusCode)
+	}
+	if resp, _ := h.do("DELETE", "https://prod.test/apis/apps/v1/namespaces/payments/deployments/api", ""); resp.StatusCode == 200 {
+		t.Fatal("a staging scoped grant admitted the same delete on production")
+	}
+	if n := h.up.Count("DELETE", ""); n != 2 {
+		t.Errorf("upstream saw %d DELETEs, want 2 (both on staging)", n)
 	}
 }

@@ -126,6 +126,10 @@ func (d *dialer) isOwn(t netip.AddrPort) bool {
 		if o.Port() != t.Port() {
 			continue
 		}
+		if t.Addr().IsUnspecified() {
+			// 0.0.0.0 and :: reach the local host's listeners.
+			return true
+		}
 		switch {
 		case o.Addr() == t.Addr():
 			return true
