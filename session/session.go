@@ -1,6 +1,8 @@
 // Package session describes one wrapped agent session and prepares what its
 // child process needs: proxy credentials, proxy variables and a CA bundle that
-// every common runtime (curl, git, Node, Python, Go, the AWS CLI) reads.
+// every common runtime (curl, git, Node, Python, Go, the AWS CLI) reads. With
+// `run --isolate` it runs the child in Linux namespaces whose only way out is
+// the proxy ([StartIsolated], docs/isolation.md).
 package session
 
 import (

@@ -7,21 +7,29 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
 	"os/user"
 	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.uber.org/zap"
 
 	"github.com/countersign/countersign/approval"
 	"github.com/countersign/countersign/audit"
+	"github.com/countersign/countersign/internal/config"
+	"github.com/countersign/countersign/internal/hostport"
 	"github.com/countersign/countersign/session"
 )
 
@@ -43,7 +51,12 @@ it, runs CMD, and prints a summary when CMD exits. It exits with CMD's exit
 code.
 
 Without --isolate, a process that ignores the proxy variables is not
-contained: countersign decides what goes through it, nothing else.`,
+contained: countersign decides what goes through it, nothing else.
+
+With --isolate (Linux), CMD runs in its own user, network and mount
+namespaces whose only way out is the proxy. state_dir (CA key, admin token,
+audit log) is hidden from it, and /tmp and /run are private. A self-test
+proves this before CMD starts. See docs/isolation.md.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runSession(cmd, e, f, args)
@@ -54,7 +67,7 @@ contained: countersign decides what goes through it, nothing else.`,
 	cmd.Flags().StringVar(&f.name, "name", "", "session name shown to approvers (default user/CMD)")
 	cmd.Flags().StringArrayVar(&f.labels, "label", nil, "k=v label for input.session.labels (repeatable)")
 	cmd.Flags().StringVar(&f.proxyURL, "proxy", "", "attach to a running `countersign serve` at this URL instead of starting a proxy")
-	cmd.Flags().BoolVar(&f.isolate, "isolate", false, "run CMD in its own network and mount namespaces (Linux)")
+	cmd.Flags().BoolVar(&f.isolate, "isolate", false, "run CMD in its own user, network and mount namespaces whose only way out is the proxy (Linux)")
 	return cmd
 }
 
@@ -71,8 +84,8 @@ func parseLabels(kvs []string) (map[string]string, error) {
 }
 
 func runSession(cmd *cobra.Command, e *env, f runFlags, args []string) error {
-	if f.isolate {
-		return usageError(errors.New("--isolate is not available in this build yet; without it, a process that ignores the proxy variables is not contained"))
+	if f.isolate && runtime.GOOS != "linux" {
+		return usageError(session.ErrIsolationUnsupported)
 	}
 	labels, err := parseLabels(f.labels)
 	if err != nil {
@@ -105,8 +118,12 @@ func runSession(cmd *cobra.Command, e *env, f runFlags, args []string) error {
 	}
 	defer os.RemoveAll(tmp)
 
+	var iso *isolation
+	if f.isolate {
+		iso = newIsolation(cfg)
+	}
 	if f.proxyURL != "" {
-		return runAttached(cmd.Context(), e, cfg.StateDir, cfgCA(cfg), f.proxyURL, sess, tmp, args)
+		return runAttached(cmd.Context(), e, cfg.StateDir, cfgCA(cfg), f.proxyURL, sess, tmp, args, iso)
 	}
 
 	// The operational log goes to a file: the agent owns the terminal.
@@ -137,19 +154,23 @@ func runSession(cmd *cobra.Command, e *env, f runFlags, args []string) error {
 		return err
 	}
 	term.baseURL = a.approvalURL()
+	if iso != nil {
+		iso.secrets = append(iso.secrets, a.token)
+		iso.logger = logger
+	}
 	password := session.NewPassword()
 	a.registry.Add(session.Credential{Username: sess.ID, Password: password, Session: sess})
 	a.start()
 
 	if err := a.audit.Record(&audit.Event{Type: "session", Session: sessionRef(sess), Detail: "started",
 		PolicyRevision: a.engine.Revision(),
-		Fields:         map[string]any{"command": strings.Join(args, " "), "proxy": a.proxyAddr(), "approvals": a.approvalURL()}}); err != nil {
+		Fields:         map[string]any{"command": strings.Join(args, " "), "proxy": a.proxyAddr(), "approvals": a.approvalURL(), "isolated": iso != nil}}); err != nil {
 		a.shutdown(context.Background())
 		return fmt.Errorf("audit log: %w", err)
 	}
 
 	proxyURL := (&url.URL{Scheme: "http", User: url.UserPassword(sess.ID, password), Host: a.proxyAddr()}).String()
-	code, childErr := runChild(ctx, e, a.ca, proxyURL, sess, tmp, args)
+	code, childErr := runChild(ctx, e, a.ca, proxyURL, sess, tmp, args, iso)
 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -178,7 +199,7 @@ func cfgCA(cfg interface{ CAPaths() (string, string) }) string {
 }
 
 // runAttached runs CMD against an existing `countersign serve`.
-func runAttached(ctx context.Context, e *env, stateDir, caCert, proxyURL string, sess *session.Info, tmp string, args []string) error {
+func runAttached(ctx context.Context, e *env, stateDir, caCert, proxyURL string, sess *session.Info, tmp string, args []string, iso *isolation) error {
 	u, err := url.Parse(proxyURL)
 	if err != nil || u.Scheme != "http" || u.Host == "" {
 		return usageError(fmt.Errorf("--proxy %q: want http://[user:password@]host:port", proxyURL))
@@ -187,17 +208,18 @@ func runAttached(ctx context.Context, e *env, stateDir, caCert, proxyURL string,
 	if err != nil {
 		return usageError(fmt.Errorf("--proxy needs the serve instance's CA certificate at %s (copy it from `countersign ca export` on that host): %w", caCert, err))
 	}
-	code, childErr := runChild(ctx, e, ca, proxyURL, sess, tmp, args)
+	code, childErr := runChild(ctx, e, ca, proxyURL, sess, tmp, args, iso)
 	if childErr != nil {
 		return &exitError{code: code, err: childErr}
 	}
 	return &exitError{code: code}
 }
 
-// runChild starts CMD with the session environment and waits for it,
-// forwarding SIGTERM and SIGHUP. SIGINT from the terminal reaches the child
-// directly (same process group); countersign ignores it and waits.
-func runChild(ctx context.Context, e *env, ca certPEMer, proxyURL string, sess *session.Info, tmp string, args []string) (int, error) {
+// runChild starts CMD with the session environment (in isolation when iso
+// is set) and waits for it, forwarding SIGTERM and SIGHUP. SIGINT from the
+// terminal reaches the child directly (same process group); countersign
+// ignores it and waits.
+func runChild(ctx context.Context, e *env, ca certPEMer, proxyURL string, sess *session.Info, tmp string, args []string, iso *isolation) (int, error) {
 	caPath := filepath.Join(tmp, "countersign-ca.pem")
 	if err := os.WriteFile(caPath, ca.CertPEM(), 0o644); err != nil {
 		return 1, fmt.Errorf("write CA certificate: %w", err)
@@ -206,17 +228,42 @@ func runChild(ctx context.Context, e *env, ca certPEMer, proxyURL string, sess *
 	if err != nil {
 		return 1, err
 	}
-	c := exec.Command(args[0], args[1:]...)
-	c.Env = session.ChildEnv(os.Environ(), session.EnvOptions{ProxyURL: proxyURL, CABundle: bundle, CACert: caPath, SessionID: sess.ID})
-	c.Stdin, c.Stdout, c.Stderr = e.stdin, e.stdout, e.stderr
-	c.Dir = e.cwd
+	envOpts := session.EnvOptions{ProxyURL: proxyURL, CABundle: bundle, CACert: caPath, SessionID: sess.ID}
+	if iso != nil {
+		return supervise(ctx, func() (child, int, error) {
+			return iso.start(ctx, e, envOpts, tmp, args)
+		})
+	}
+	return supervise(ctx, func() (child, int, error) {
+		c := exec.Command(args[0], args[1:]...)
+		c.Env = session.ChildEnv(os.Environ(), envOpts)
+		c.Stdin, c.Stdout, c.Stderr = e.stdin, e.stdout, e.stderr
+		c.Dir = e.cwd
+		if err := c.Start(); err != nil {
+			return nil, 127, fmt.Errorf("start %s: %w", args[0], err)
+		}
+		return plainChild{c}, 0, nil
+	})
+}
 
+// child is a started CMD: plain, or inside the isolation namespaces.
+type child interface {
+	Signal(os.Signal) error
+	// Wait returns the exit code, 128+signal when a signal ended CMD.
+	Wait() (int, error)
+}
+
+// supervise starts a child and waits for it, forwarding SIGTERM and SIGHUP
+// and, when ctx ends, sending SIGTERM. Signals are caught before the start
+// so that none can end countersign while the child runs.
+func supervise(ctx context.Context, start func() (child, int, error)) (int, error) {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
-	if err := c.Start(); err != nil {
-		return 127, fmt.Errorf("start %s: %w", args[0], err)
+	c, code, err := start()
+	if err != nil {
+		return code, err
 	}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -228,18 +275,28 @@ func runChild(ctx context.Context, e *env, ca certPEMer, proxyURL string, sess *
 			case <-done:
 				return
 			case <-ctx.Done():
-				_ = c.Process.Signal(syscall.SIGTERM)
+				_ = c.Signal(syscall.SIGTERM)
 				return
 			case s := <-sigs:
 				if s != syscall.SIGINT {
-					_ = c.Process.Signal(s)
+					_ = c.Signal(s)
 				}
 			}
 		}
 	}()
-	err = c.Wait()
+	code, err = c.Wait()
 	close(done)
 	wg.Wait()
+	return code, err
+}
+
+// plainChild is CMD started without isolation.
+type plainChild struct{ c *exec.Cmd }
+
+func (p plainChild) Signal(s os.Signal) error { return p.c.Process.Signal(s) }
+
+func (p plainChild) Wait() (int, error) {
+	err := p.c.Wait()
 	if err == nil {
 		return 0, nil
 	}
@@ -251,6 +308,135 @@ func runChild(ctx context.Context, e *env, ca certPEMer, proxyURL string, sess *
 		return ee.ExitCode(), nil
 	}
 	return 1, err
+}
+
+// isolation is what `run --isolate` hides from the agent and what it lets
+// through, taken from the configuration (docs/isolation.md).
+type isolation struct {
+	hide    []string
+	expose  []string
+	secrets []string
+	logger  *zap.Logger
+}
+
+// newIsolation hides state_dir (CA key, admin token, audit log, state,
+// logs), the CA key and audit log wherever they are, client password files,
+// and the configuration file when it holds a secret. No environment
+// variable holding one of the secrets reaches the child.
+func newIsolation(cfg *config.Config) *isolation {
+	_, keyPath := cfg.CAPaths()
+	iso := &isolation{
+		hide:   []string{cfg.StateDir, keyPath},
+		expose: cfg.Isolate.Expose,
+		logger: zap.NewNop(),
+	}
+	if cfg.Audit.Path != "" && cfg.Audit.Path != "-" {
+		iso.hide = append(iso.hide, cfg.Audit.Path)
+	}
+	sc := cfg.Approval.Slack
+	inFile := []string{sc.WebhookURL, sc.BotToken, sc.SigningSecret}
+	for _, c := range cfg.Clients {
+		inFile = append(inFile, c.Password)
+	}
+	if u, err := url.Parse(cfg.State); err == nil && u.User != nil {
+		if p, ok := u.User.Password(); ok {
+			inFile = append(inFile, p)
+		}
+	}
+	if cfg.Source.File != "" && slices.ContainsFunc(inFile, func(s string) bool { return s != "" }) {
+		// The values may be written in the file itself.
+		iso.hide = append(iso.hide, cfg.Source.File)
+	}
+	iso.secrets = inFile
+	for _, c := range cfg.Clients {
+		if c.PasswordFile != "" {
+			iso.hide = append(iso.hide, c.PasswordFile)
+			if b, err := os.ReadFile(c.PasswordFile); err == nil {
+				iso.secrets = append(iso.secrets, strings.TrimSpace(string(b)))
+			}
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(cfg.StateDir, "admin-token")); err == nil {
+		iso.secrets = append(iso.secrets, strings.TrimSpace(string(b)))
+	}
+	// Relative paths in the configuration are relative to the working
+	// directory; the namespaces need them absolute.
+	for i, p := range iso.hide {
+		if abs, err := filepath.Abs(p); err == nil {
+			iso.hide[i] = abs
+		}
+	}
+	return iso
+}
+
+// start runs CMD in the isolation namespaces. Inside, the proxy is at
+// 127.0.0.1 on the real proxy's port, where the forwarder listens.
+func (iso *isolation) start(ctx context.Context, e *env, envOpts session.EnvOptions, tmp string, args []string) (child, int, error) {
+	u, err := url.Parse(envOpts.ProxyURL)
+	if err != nil {
+		return nil, 2, fmt.Errorf("proxy URL: %w", err)
+	}
+	host, port, err := hostport.Split(u.Host, 80)
+	if err != nil {
+		return nil, 2, fmt.Errorf("proxy URL %s: %w", u.Redacted(), err)
+	}
+	inside := *u
+	inside.Host = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	envOpts.ProxyURL = inside.String()
+
+	cmdPath := args[0]
+	if !strings.Contains(cmdPath, "/") {
+		cmdPath, _ = exec.LookPath(cmdPath)
+	} else if !filepath.IsAbs(cmdPath) {
+		cmdPath = filepath.Join(e.cwd, cmdPath)
+	}
+	var prefixes []netip.Prefix
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if p, err := netip.ParsePrefix(a.String()); err == nil {
+				prefixes = append(prefixes, p)
+			}
+		}
+	}
+	proc, err := session.StartIsolated(ctx, session.IsolateOptions{
+		Args:        args,
+		Env:         session.ChildEnv(os.Environ(), envOpts),
+		Dir:         e.cwd,
+		Stdin:       e.stdin,
+		Stdout:      e.stdout,
+		Stderr:      e.stderr,
+		ProxyAddr:   hostport.Join(host, port),
+		ListenPort:  port,
+		CommandPath: cmdPath,
+		SessionDir:  tmp,
+		Hide:        iso.hide,
+		Expose:      iso.expose,
+		Secrets:     iso.secrets,
+		Probes:      session.MachineProbes(prefixes, port),
+	}, iso.logger)
+	if err != nil {
+		var se *session.SetupError
+		if errors.As(err, &se) {
+			return nil, se.Code, err
+		}
+		return nil, 2, err
+	}
+	return proc, 0, nil
+}
+
+func newIsolateInitCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    session.InitCommand,
+		Short:  "The init process of `run --isolate` (internal)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			if code := session.IsolateInit(); code != 0 {
+				return &exitError{code: code}
+			}
+			return nil
+		},
+	}
 }
 
 type certPEMer interface{ CertPEM() []byte }

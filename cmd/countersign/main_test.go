@@ -183,9 +183,9 @@ func TestConfigErrorsExitTwoNamingFileLineKey(t *testing.T) {
 	}
 }
 
-func TestRunRejectsIsolateForNow(t *testing.T) {
-	_, errOut, code := cli(t, t.TempDir(), "run", "--isolate", "--", "true")
-	if code != 2 || !strings.Contains(errOut, "--isolate") {
+func TestRunIsolatePassesTheExitCode(t *testing.T) {
+	_, errOut, code := cli(t, t.TempDir(), "run", "--isolate", "--", "sh", "-c", "exit 3")
+	if code != 3 || !strings.Contains(errOut, "ended, exit code 3") {
 		t.Fatalf("exit %d stderr %q", code, errOut)
 	}
 }

@@ -104,6 +104,7 @@ denied with a reason the agent can read, or held until a human approves it.
 		newCACmd(e),
 		newInitCmd(e),
 		newVersionCmd(e),
+		newIsolateInitCmd(),
 	)
 	return root
 }

@@ -55,6 +55,7 @@ type Config struct {
 	Audit      Audit      `yaml:"audit"`
 	Clients    []Client   `yaml:"clients"`
 	Kubernetes Kubernetes `yaml:"kubernetes"`
+	Isolate    Isolate    `yaml:"isolate"`
 	// State is "" for the embedded store in StateDir, or a postgres:// URL
 	// for a store shared by several serve replicas.
 	State string `yaml:"state"`
@@ -190,6 +191,15 @@ type Kubernetes struct {
 	Hosts []string `yaml:"hosts"`
 }
 
+// Isolate configures `countersign run --isolate` (docs/isolation.md).
+type Isolate struct {
+	// Expose lists absolute paths that isolation hides by default but the
+	// agent may still reach: a socket under /tmp or /run (the Docker
+	// socket, a D-Bus bus), or the SSH agent's socket (SSH_AUTH_SOCK is
+	// then kept too).
+	Expose []string `yaml:"expose"`
+}
+
 // Log configures the operational log; the audit log is separate.
 type Log struct {
 	// Level is debug, info, warn or error.
@@ -290,6 +300,7 @@ func (c Config) Redacted() Config {
 	c.Inspect.MITM = slices.Clone(c.Inspect.MITM)
 	c.Approval.Approvers = slices.Clone(c.Approval.Approvers)
 	c.Kubernetes.Hosts = slices.Clone(c.Kubernetes.Hosts)
+	c.Isolate.Expose = slices.Clone(c.Isolate.Expose)
 	c.Source.Lines = maps.Clone(c.Source.Lines)
 	return c
 }

@@ -470,6 +470,9 @@ func (d *decoder) resolvePaths(c *Config, home string) {
 	for i := range c.Clients {
 		d.expandHome(&c.Clients[i].PasswordFile, fmt.Sprintf("clients[%d].password_file", i), home)
 	}
+	for i := range c.Isolate.Expose {
+		d.expandHome(&c.Isolate.Expose[i], fmt.Sprintf("isolate.expose[%d]", i), home)
+	}
 	if c.Audit.Path == "" && c.StateDir != "" {
 		c.Audit.Path = filepath.Join(c.StateDir, "audit.jsonl")
 	}

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -141,6 +142,12 @@ func (c *Config) Validate() error {
 	for i, host := range c.Kubernetes.Hosts {
 		if !validHostPort(host) {
 			v.add(fmt.Sprintf("kubernetes.hosts[%d]", i), fmt.Sprintf("invalid host %q (want host or host:port, not a URL)", host))
+		}
+	}
+
+	for i, p := range c.Isolate.Expose {
+		if !filepath.IsAbs(p) {
+			v.add(fmt.Sprintf("isolate.expose[%d]", i), fmt.Sprintf("want an absolute path (or ~/…), got %q", p))
 		}
 	}
 

@@ -232,6 +232,11 @@ func TestValidate(t *testing.T) {
 			},
 		},
 		{
+			name:   "isolate.expose relative",
+			modify: func(c *Config) { c.Isolate.Expose = []string{"/run/docker.sock", "run/user/1000/bus"} },
+			want:   []Problem{{Key: "isolate.expose[1]", Msg: `want an absolute path (or ~/…), got "run/user/1000/bus"`}},
+		},
+		{
 			name:   "kubernetes host as URL",
 			modify: func(c *Config) { c.Kubernetes.Hosts = []string{"https://k8s.internal:6443"} },
 			want:   []Problem{{Key: "kubernetes.hosts[0]", Msg: `invalid host "https://k8s.internal:6443" (want host or host:port, not a URL)`}},

@@ -1,0 +1,656 @@
+//go:build linux
+
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+)
+
+// The init process's inherited descriptors.
+const (
+	ctrlFD = 3 // SOCK_SEQPACKET to the parent: listener handover and status
+	specFD = 4 // pipe: the initSpec as JSON
+)
+
+// ctrlMsg is one message on the control socket, init to parent.
+type ctrlMsg struct {
+	// Type is "listener" (with the listening socket attached), "ready"
+	// (self-test passed), "started" (the child runs) or "error".
+	Type string `json:"type"`
+	Msg  string `json:"msg,omitempty"`
+	// Perm marks an error caused by a missing permission (EPERM, EACCES):
+	// the host restricts what user namespaces may do.
+	Perm bool `json:"perm,omitempty"`
+	// Code is the exit code of an "error" (127: the command was not found).
+	Code int `json:"code,omitempty"`
+}
+
+// Isolated is a child running under [StartIsolated].
+type Isolated struct {
+	cmd *exec.Cmd
+	fwd *Forwarder
+}
+
+// UserNamespaceError reports that the kernel refused to create the
+// namespaces. Its message names the settings that allow them.
+type UserNamespaceError struct {
+	Err error
+}
+
+func (e *UserNamespaceError) Error() string {
+	return fmt.Sprintf("isolate: cannot create user, network and mount namespaces (%v); %s", e.Err, userNSHint())
+}
+
+func (e *UserNamespaceError) Unwrap() error { return e.Err }
+
+// userNSSysctls are the settings that decide whether unprivileged user
+// namespaces are allowed.
+var userNSSysctls = []string{
+	"kernel.unprivileged_userns_clone",             // Debian, older Ubuntu: 0 forbids them
+	"user.max_user_namespaces",                     // 0 forbids them
+	"user.max_net_namespaces",                      // 0 forbids network namespaces
+	"user.max_mnt_namespaces",                      // 0 forbids mount namespaces
+	"kernel.apparmor_restrict_unprivileged_userns", // Ubuntu 23.10+: 1 restricts them
+}
+
+// userNSHint names the sysctls (with their current values where readable)
+// that decide whether unprivileged user namespaces are allowed.
+func userNSHint() string {
+	var cur []string
+	for _, name := range userNSSysctls {
+		b, err := os.ReadFile("/proc/sys/" + strings.ReplaceAll(name, ".", "/"))
+		if err != nil {
+			continue
+		}
+		cur = append(cur, fmt.Sprintf("%s = %s", name, strings.TrimSpace(string(b))))
+	}
+	msg := "this host does not allow unprivileged user namespaces. Allow them with " +
+		"`sysctl -w kernel.unprivileged_userns_clone=1` (Debian, older Ubuntu), " +
+		"`sysctl -w user.max_user_namespaces=15000` (where it is 0), or on Ubuntu 23.10+ " +
+		"`sysctl -w kernel.apparmor_restrict_unprivileged_userns=0` (or an AppArmor profile that grants userns to countersign); " +
+		"inside a container the runtime's seccomp profile may forbid them too: run countersign on the host or in a VM"
+	if len(cur) > 0 {
+		msg += " (now: " + strings.Join(cur, ", ") + ")"
+	}
+	return msg
+}
+
+// StartIsolated starts opts.Args in new user, network, mount, PID and IPC
+// namespaces and returns once the start-up self-test has passed and the
+// child runs. The forwarder it starts (owned by the returned Isolated)
+// relays the child's loopback proxy port to opts.ProxyAddr.
+//
+// Errors: *UserNamespaceError when the kernel refuses the namespaces,
+// *SetupError when set-up or the self-test fails (nothing was started).
+func StartIsolated(ctx context.Context, opts IsolateOptions, logger *zap.Logger) (*Isolated, error) {
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	spec, err := plan(opts, filepath.EvalSymlinks)
+	if err != nil {
+		return nil, err
+	}
+	exe, args := opts.Exe, opts.InitArgs
+	if exe == "" {
+		exe, args = "/proc/self/exe", []string{InitCommand}
+	}
+
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("isolate: control socket: %w", err)
+	}
+	parentF := os.NewFile(uintptr(fds[0]), "isolate-control")
+	childF := os.NewFile(uintptr(fds[1]), "isolate-control")
+	defer childF.Close()
+	fc, err := net.FileConn(parentF)
+	parentF.Close()
+	if err != nil {
+		return nil, fmt.Errorf("isolate: control socket: %w", err)
+	}
+	ctrl := fc.(*net.UnixConn)
+	defer ctrl.Close()
+	specR, specW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("isolate: %w", err)
+	}
+	defer specR.Close()
+	defer specW.Close()
+
+	uid, gid := os.Getuid(), os.Getgid()
+	cmd := exec.Command(exe, args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = opts.Stdin, opts.Stdout, opts.Stderr
+	cmd.Env = []string{}
+	cmd.Dir = "/"
+	cmd.ExtraFiles = []*os.File{childF, specR}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWNET | syscall.CLONE_NEWNS |
+			syscall.CLONE_NEWPID | syscall.CLONE_NEWIPC,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: uid, HostID: uid, Size: 1}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: gid, HostID: gid, Size: 1}},
+		// The init process keeps what it needs to bring up loopback, mount
+		// and bind the proxy port, also when the uid inside is not 0. It
+		// drops every capability before it starts the child.
+		AmbientCaps: []uintptr{unix.CAP_SYS_ADMIN, unix.CAP_NET_ADMIN, unix.CAP_NET_BIND_SERVICE, unix.CAP_SETPCAP},
+		// If countersign dies, so does the init process, and with it (PID 1
+		// of its namespace) every process inside.
+		Pdeathsig: syscall.SIGKILL,
+	}
+	if err := cmd.Start(); err != nil {
+		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.ENOSPC) ||
+			errors.Is(err, syscall.EUSERS) || errors.Is(err, syscall.EINVAL) {
+			return nil, &UserNamespaceError{Err: errors.Unwrap(err)}
+		}
+		return nil, fmt.Errorf("isolate: start the init process: %w", err)
+	}
+	childF.Close()
+	specR.Close()
+	iso := &Isolated{cmd: cmd}
+
+	// end reaps the init process (killing it first unless it is known to
+	// be exiting) and stops the forwarder.
+	end := func(kill bool) {
+		if kill {
+			_ = cmd.Process.Kill()
+		}
+		_ = cmd.Wait()
+		if iso.fwd != nil {
+			_ = iso.fwd.Close()
+		}
+	}
+	abort := func(err error) (*Isolated, error) {
+		end(true)
+		return nil, err
+	}
+	if err := json.NewEncoder(specW).Encode(spec); err != nil {
+		return abort(fmt.Errorf("isolate: send the set-up to the init process: %w", err))
+	}
+	specW.Close()
+
+	deadline := time.Now().Add(spec.Timeout + 5*time.Second)
+	_ = ctrl.SetReadDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { _ = ctrl.SetReadDeadline(time.Now()) })
+	defer stop()
+
+	buf := make([]byte, 64<<10)
+	oob := make([]byte, unix.CmsgSpace(4))
+	for {
+		n, oobn, _, _, err := ctrl.ReadMsgUnix(buf, oob)
+		if err == nil && n == 0 {
+			err = io.EOF
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return abort(ctx.Err())
+			}
+			if isTimeout(err) {
+				return abort(&SetupError{Msg: "set-up did not finish in time", Code: 2})
+			}
+			// The init process closed its end: it is exiting. Say how.
+			end(false)
+			return nil, &SetupError{Msg: fmt.Sprintf("the init process ended during set-up (%v)", cmd.ProcessState), Code: 2}
+		}
+		var m ctrlMsg
+		if err := json.Unmarshal(buf[:n], &m); err != nil {
+			return abort(fmt.Errorf("isolate: bad message from the init process: %w", err))
+		}
+		switch m.Type {
+		case "listener":
+			if iso.fwd != nil {
+				return abort(errors.New("isolate: a second listener from the init process"))
+			}
+			ln, err := receiveListener(oob[:oobn])
+			if err != nil {
+				return abort(err)
+			}
+			iso.fwd = StartForwarder(ln, opts.ProxyAddr, logger)
+		case "ready":
+			logger.Info("isolation self-test passed")
+		case "started":
+			if iso.fwd == nil {
+				return abort(errors.New("isolate: the child started without a forwarder"))
+			}
+			return iso, nil
+		case "error":
+			// The init process exits right after reporting.
+			end(false)
+			code := m.Code
+			if code == 0 {
+				code = 2
+			}
+			return nil, &SetupError{Msg: m.Msg, Perm: m.Perm, Code: code}
+		default:
+			return abort(fmt.Errorf("isolate: unknown message %q from the init process", m.Type))
+		}
+	}
+}
+
+func receiveListener(oob []byte) (net.Listener, error) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil || len(msgs) != 1 {
+		return nil, fmt.Errorf("isolate: no listener from the init process (%v)", err)
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 1 {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		return nil, fmt.Errorf("isolate: no listener from the init process (%v)", err)
+	}
+	f := os.NewFile(uintptr(fds[0]), "isolate-listener")
+	defer f.Close()
+	ln, err := net.FileListener(f)
+	if err != nil {
+		return nil, fmt.Errorf("isolate: listener from the init process: %w", err)
+	}
+	return ln, nil
+}
+
+// Signal sends sig to the init process, which passes SIGTERM, SIGHUP,
+// SIGUSR1 and SIGUSR2 on to the child.
+func (i *Isolated) Signal(sig os.Signal) error {
+	return i.cmd.Process.Signal(sig)
+}
+
+// Wait waits for the child (through the init process, which exits with the
+// child's status: its exit code, or 128+signal), then stops the forwarder.
+// Every process left in the namespaces is killed when the init process
+// ends.
+func (i *Isolated) Wait() (int, error) {
+	err := i.cmd.Wait()
+	_ = i.fwd.Close()
+	if err == nil {
+		return 0, nil
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal()), nil
+		}
+		return ee.ExitCode(), nil
+	}
+	return 1, err
+}
+
+// IsolateInit is the init process of `run --isolate` (the hidden
+// subcommand [InitCommand]): PID 1 of the new namespaces. It brings up
+// loopback, hands its proxy-port listener to the parent, sets up the mounts,
+// runs the self-test, drops every capability, starts the child and exits
+// with the child's status. It returns the process exit code.
+func IsolateInit() int {
+	// Nothing inherited beyond stdin, stdout and stderr may reach the
+	// child: a stray socket from countersign's own parent would be a way
+	// out.
+	if err := unix.CloseRange(ctrlFD, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		markCloexecFallback()
+	}
+	if _, err := unix.FcntlInt(ctrlFD, unix.F_GETFD, 0); err != nil {
+		fmt.Fprintln(os.Stderr, "countersign: "+InitCommand+" is started by `countersign run --isolate`, not by hand")
+		return 2
+	}
+	// Not dumpable: the child (same uid) may not ptrace this process,
+	// which keeps capabilities in the namespace, or open its /proc files.
+	_ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+
+	fc, err := net.FileConn(os.NewFile(ctrlFD, "isolate-control"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "countersign: isolate: control socket:", err)
+		return 2
+	}
+	ctrl := fc.(*net.UnixConn)
+	specF := os.NewFile(specFD, "isolate-spec")
+	var spec initSpec
+	err = json.NewDecoder(specF).Decode(&spec)
+	specF.Close()
+	r := &initProcess{ctrl: ctrl, spec: spec}
+	if err != nil {
+		return r.fail(fmt.Errorf("read the set-up: %w", err), 2)
+	}
+	return r.run()
+}
+
+type initProcess struct {
+	ctrl *net.UnixConn
+	spec initSpec
+}
+
+func (r *initProcess) send(m ctrlMsg, oob []byte) error {
+	b, _ := json.Marshal(m)
+	_, _, err := r.ctrl.WriteMsgUnix(b, oob, nil)
+	return err
+}
+
+func (r *initProcess) fail(err error, code int) int {
+	perm := errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES)
+	if r.send(ctrlMsg{Type: "error", Msg: err.Error(), Perm: perm, Code: code}, nil) != nil {
+		fmt.Fprintln(os.Stderr, "countersign: isolate:", err)
+	}
+	return code
+}
+
+func (r *initProcess) run() int {
+	ctx, cancel := context.WithTimeout(context.Background(), r.spec.Timeout)
+	defer cancel()
+
+	if err := loopbackUp(); err != nil {
+		return r.fail(fmt.Errorf("bring up loopback: %w", err), 2)
+	}
+	ln, err := net.Listen("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(r.spec.ListenPort)))
+	if err != nil {
+		return r.fail(fmt.Errorf("listen on the proxy port inside: %w", err), 2)
+	}
+	lf, err := ln.(*net.TCPListener).File()
+	ln.Close()
+	if err != nil {
+		return r.fail(fmt.Errorf("listener: %w", err), 2)
+	}
+	err = r.send(ctrlMsg{Type: "listener"}, unix.UnixRights(int(lf.Fd())))
+	lf.Close()
+	if err != nil {
+		return r.fail(fmt.Errorf("hand the listener over: %w", err), 2)
+	}
+
+	if err := setupMounts(r.spec); err != nil {
+		return r.fail(err, 2)
+	}
+	if err := selfTest(ctx, r.spec.SelfTest); err != nil {
+		return r.fail(fmt.Errorf("self-test failed, refusing to start: %w", err), 2)
+	}
+	if err := r.send(ctrlMsg{Type: "ready"}, nil); err != nil {
+		return 2
+	}
+
+	path, err := lookPath(r.spec.Args[0], r.spec.Env, r.spec.Dir)
+	if err != nil {
+		return r.fail(err, 127)
+	}
+	// Signals arriving from here on are for the child.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
+	proc, err := startChild(path, r.spec)
+	if err != nil {
+		return r.fail(fmt.Errorf("start %s: %w", r.spec.Args[0], err), 127)
+	}
+	_ = r.send(ctrlMsg{Type: "started"}, nil)
+	r.ctrl.Close()
+
+	go func() {
+		for s := range sigs {
+			// SIGINT and SIGQUIT come from the terminal, which sends them
+			// to the child as well.
+			if s != unix.SIGINT && s != unix.SIGQUIT {
+				_ = proc.Signal(s)
+			}
+		}
+	}()
+	return reap(proc.Pid)
+}
+
+// startChild starts the command with no capabilities: on a thread locked
+// for the purpose, it empties the bounding, inheritable and ambient sets and
+// sets no_new_privs, so that neither the child nor anything it executes
+// (setuid or file-capability binaries included) can undo the mounts. The
+// thread is never unlocked, so its credentials die with it.
+func startChild(path string, spec initSpec) (*os.Process, error) {
+	type result struct {
+		p   *os.Process
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := dropCapabilities(); err != nil {
+			ch <- result{err: fmt.Errorf("drop capabilities: %w", err)}
+			return
+		}
+		p, err := os.StartProcess(path, spec.Args, &os.ProcAttr{
+			Dir:   spec.Dir,
+			Env:   spec.Env,
+			Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
+		})
+		ch <- result{p, err}
+	}()
+	r := <-ch
+	return r.p, r.err
+}
+
+// dropCapabilities empties the calling thread's bounding, inheritable and
+// ambient capability sets and sets no_new_privs. A child then starts with no
+// capabilities, even as uid 0 inside the namespace.
+func dropCapabilities() error {
+	last := 63
+	if b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap"); err == nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			last = n
+		}
+	}
+	for c := 0; c <= last; c++ {
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("bounding set: %w", err)
+		}
+	}
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
+		return fmt.Errorf("ambient set: %w", err)
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capget: %w", err)
+	}
+	data[0].Inheritable, data[1].Inheritable = 0, 0
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capset: %w", err)
+	}
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("no_new_privs: %w", err)
+	}
+	return nil
+}
+
+// reap waits for every process that ends in the namespace (PID 1 inherits
+// orphans) until the child itself ends, and returns its status: the exit
+// code, or 128+signal. When this process exits, the kernel kills whatever
+// is left in the PID namespace.
+func reap(child int) int {
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, 0, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return 1
+		}
+		if pid != child {
+			continue
+		}
+		switch {
+		case ws.Exited():
+			return ws.ExitStatus()
+		case ws.Signaled():
+			return 128 + int(ws.Signal())
+		}
+	}
+}
+
+// loopbackUp sets IFF_UP on lo, the only interface of a new network
+// namespace: 127.0.0.0/8 and ::1 then work, and nothing else has a route.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+}
+
+// setupMounts gives the namespace its view of the file system: private
+// /tmp, /run and /dev/shm with the kept paths bound back at the same place,
+// the hidden paths covered by empty mounts, and a /proc of the new PID
+// namespace (other processes, and their views of the file system through
+// /proc/PID/root, are out of reach).
+func setupMounts(spec initSpec) error {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make the mount tree private: %w", err)
+	}
+	// Open what must stay visible before covering its parent.
+	type kept struct {
+		path string
+		fd   int
+		dir  bool
+	}
+	var keep []kept
+	for _, p := range spec.Keep {
+		fd, err := unix.Open(p, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			continue // gone meanwhile: nothing to keep
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			unix.Close(fd)
+			continue
+		}
+		keep = append(keep, kept{p, fd, st.Mode&unix.S_IFMT == unix.S_IFDIR})
+	}
+	defer func() {
+		for _, k := range keep {
+			unix.Close(k.fd)
+		}
+	}()
+
+	for _, d := range spec.Private {
+		fi, err := os.Stat(d.Path)
+		if err != nil || !fi.IsDir() {
+			continue
+		}
+		opt := "mode=" + strconv.FormatUint(uint64(d.Mode), 8)
+		if err := unix.Mount("tmpfs", d.Path, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opt); err != nil {
+			return fmt.Errorf("private %s: %w", d.Path, err)
+		}
+	}
+	for _, k := range keep {
+		if err := os.MkdirAll(filepath.Dir(k.path), 0o755); err != nil {
+			return fmt.Errorf("keep %s: %w", k.path, err)
+		}
+		if k.dir {
+			if err := os.Mkdir(k.path, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+				return fmt.Errorf("keep %s: %w", k.path, err)
+			}
+		} else if f, err := os.OpenFile(k.path, os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
+			f.Close()
+		} else {
+			return fmt.Errorf("keep %s: %w", k.path, err)
+		}
+		src := "/proc/self/fd/" + strconv.Itoa(k.fd)
+		if err := unix.Mount(src, k.path, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("keep %s: %w", k.path, err)
+		}
+	}
+	for _, d := range spec.Create {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	for _, p := range spec.Hide {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			continue // not there in this view: nothing to hide
+		}
+		switch {
+		case fi.IsDir():
+			err = unix.Mount("tmpfs", p, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=755,size=4k")
+		case fi.Mode()&os.ModeSymlink != 0:
+			continue // plan resolved the target, which is hidden itself
+		default:
+			err = unix.Mount("/dev/null", p, "", unix.MS_BIND, "")
+		}
+		if err != nil {
+			return fmt.Errorf("hide %s: %w", p, err)
+		}
+	}
+	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		// Not a namespace permission problem: the host's /proc has parts
+		// masked (as in a Docker container) and the kernel refuses a full
+		// one. Running with the host's /proc would show its processes.
+		return fmt.Errorf("mount /proc for the new PID namespace: %v (inside a container, allow it with e.g. docker --security-opt systempaths=unconfined, or run countersign on the host; see docs/isolation.md)", err)
+	}
+	return nil
+}
+
+// lookPath finds name as exec.LookPath would, but with the PATH of env and
+// relative paths taken from dir: the child's, not this process's.
+func lookPath(name string, env []string, dir string) (string, error) {
+	abs := func(p string) string {
+		if filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	if strings.Contains(name, "/") {
+		p := abs(name)
+		if err := executable(p); err != nil {
+			return "", fmt.Errorf("start %s: %w", name, err)
+		}
+		return p, nil
+	}
+	path, _ := lookup(env, "PATH")
+	for _, d := range filepath.SplitList(path) {
+		if d == "" {
+			d = "."
+		}
+		p := abs(filepath.Join(d, name))
+		if executable(p) == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("start %s: executable file not found in $PATH (inside the isolated namespaces; /tmp and /run are private there)", name)
+}
+
+func executable(p string) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() || fi.Mode()&0o111 == 0 {
+		return fmt.Errorf("%s is not an executable file", p)
+	}
+	return nil
+}
+
+// markCloexecFallback sets close-on-exec on every descriptor above stderr
+// where close_range(2) is missing (kernels before 5.11).
+func markCloexecFallback() {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			unix.CloseOnExec(fd)
+		}
+	}
+}

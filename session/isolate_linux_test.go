@@ -1,0 +1,618 @@
+//go:build linux
+
+package session
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
+)
+
+// checkCommand makes the test binary the isolated child: it tries every way
+// out named in its argument and reports what happened, one JSON object.
+const checkCommand = "__isolate-check"
+
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case InitCommand:
+			os.Exit(IsolateInit())
+		case checkCommand:
+			os.Exit(isolatedCheck(os.Args[2]))
+		case noUserNSCommand:
+			os.Exit(startWithoutUserNamespaces())
+		}
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// noUserNSCommand runs StartIsolated where user namespaces are forbidden
+// (user.max_user_namespaces = 0 in a user namespace of its own) and prints
+// the error.
+const noUserNSCommand = "__isolate-no-userns"
+
+func startWithoutUserNamespaces() int {
+	if err := os.WriteFile("/proc/sys/user/max_user_namespaces", []byte("0"), 0); err != nil {
+		fmt.Println("set user.max_user_namespaces:", err)
+		return 3
+	}
+	_, err := StartIsolated(context.Background(), IsolateOptions{
+		Args: []string{"true"}, Dir: "/", ListenPort: 4000, ProxyAddr: "127.0.0.1:4000",
+		Exe: "/proc/self/exe", InitArgs: []string{InitCommand},
+	}, nil)
+	var ue *UserNamespaceError
+	if !errors.As(err, &ue) {
+		fmt.Printf("StartIsolated = %v, want a UserNamespaceError\n", err)
+		return 4
+	}
+	fmt.Println(err)
+	return 0
+}
+
+// checkPlan is what the isolated child tries.
+type checkPlan struct {
+	TCP       []string `json:"tcp"`        // must fail
+	UDP       []string `json:"udp"`        // must fail
+	ProxyGet  string   `json:"proxy_get"`  // must succeed through HTTPS_PROXY/HTTP_PROXY
+	Unread    []string `json:"unread"`     // must not be readable (or read as empty)
+	Read      []string `json:"read"`       // must be readable
+	Unmount   string   `json:"unmount"`    // umount must fail
+	NoEnv     []string `json:"no_env"`     // must be unset
+	ProcCount int      `json:"proc_count"` // at most this many processes visible
+}
+
+// checkReport maps each check to "ok" or what went wrong.
+type checkReport map[string]string
+
+func isolatedCheck(arg string) int {
+	var p checkPlan
+	if err := json.Unmarshal([]byte(arg), &p); err != nil {
+		fmt.Println(err)
+		return 3
+	}
+	r := checkReport{}
+	for _, a := range p.TCP {
+		c, err := net.DialTimeout("tcp", a, 2*time.Second)
+		if err == nil {
+			c.Close()
+			r["tcp "+a] = "connected"
+		} else {
+			r["tcp "+a] = "ok"
+		}
+	}
+	for _, a := range p.UDP {
+		c, err := net.Dial("udp", a)
+		if err == nil {
+			_, err = c.Write([]byte("x"))
+			c.Close()
+		}
+		if err == nil {
+			r["udp "+a] = "sent"
+		} else {
+			r["udp "+a] = "ok"
+		}
+	}
+	if p.ProxyGet != "" {
+		proxy, _ := url.Parse(os.Getenv("HTTP_PROXY"))
+		client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxy)}, Timeout: 10 * time.Second}
+		resp, err := client.Get(p.ProxyGet)
+		switch {
+		case err != nil:
+			r["proxy get"] = err.Error()
+		default:
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 && string(b) == "via proxy" {
+				r["proxy get"] = "ok"
+			} else {
+				r["proxy get"] = fmt.Sprintf("HTTP %d %q", resp.StatusCode, b)
+			}
+		}
+	}
+	for _, f := range p.Unread {
+		b, err := os.ReadFile(f)
+		if err == nil && len(b) > 0 {
+			r["unread "+f] = "read " + strconv.Itoa(len(b)) + " bytes"
+		} else {
+			r["unread "+f] = "ok"
+		}
+	}
+	for _, f := range p.Read {
+		if b, err := os.ReadFile(f); err != nil || len(b) == 0 {
+			r["read "+f] = fmt.Sprintf("%d bytes, %v", len(b), err)
+		} else {
+			r["read "+f] = "ok"
+		}
+	}
+	if p.Unmount != "" {
+		if err := unix.Unmount(p.Unmount, unix.MNT_DETACH); err == nil {
+			r["unmount"] = "unmounted"
+		} else {
+			r["unmount"] = "ok"
+		}
+	}
+	for _, k := range p.NoEnv {
+		if v, ok := os.LookupEnv(k); ok {
+			r["env "+k] = "set to " + v
+		} else {
+			r["env "+k] = "ok"
+		}
+	}
+	status, _ := os.ReadFile("/proc/self/status")
+	for _, line := range strings.Split(string(status), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		v = strings.TrimSpace(v)
+		switch k {
+		case "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb":
+			if v == "0000000000000000" {
+				r[k] = "ok"
+			} else {
+				r[k] = v
+			}
+		case "NoNewPrivs":
+			if v == "1" {
+				r[k] = "ok"
+			} else {
+				r[k] = v
+			}
+		}
+	}
+	if p.ProcCount > 0 {
+		entries, _ := os.ReadDir("/proc")
+		n := 0
+		for _, e := range entries {
+			if _, err := strconv.Atoi(e.Name()); err == nil {
+				n++
+			}
+		}
+		if n <= p.ProcCount {
+			r["processes"] = "ok"
+		} else {
+			r["processes"] = fmt.Sprintf("%d visible", n)
+		}
+	}
+	_ = json.NewEncoder(os.Stdout).Encode(r)
+	return 0
+}
+
+// fakeProxy answers like countersign's proxy port: origin-form requests get
+// "countersign: this is a proxy", absolute-form GETs of http://upstream.test
+// are answered "via proxy".
+func fakeProxy(t *testing.T) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !r.URL.IsAbs() {
+			http.Error(w, "countersign: this is a proxy", http.StatusBadRequest)
+			return
+		}
+		if r.URL.Host == "upstream.test" {
+			io.WriteString(w, "via proxy")
+			return
+		}
+		http.Error(w, "countersign: denied", http.StatusForbidden)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// decoy is a listener that must never see a connection.
+type decoy struct {
+	addr    string
+	accepts atomic.Int64
+}
+
+func startDecoy(t *testing.T, network, addr string) *decoy {
+	t.Helper()
+	d := &decoy{}
+	switch network {
+	case "udp":
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			t.Fatalf("decoy %s: %v", addr, err)
+		}
+		d.addr = pc.LocalAddr().String()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			buf := make([]byte, 64)
+			for {
+				if _, _, err := pc.ReadFrom(buf); err != nil {
+					return
+				}
+				d.accepts.Add(1)
+			}
+		}()
+		t.Cleanup(func() { pc.Close(); <-done })
+	default:
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatalf("decoy %s: %v", addr, err)
+		}
+		d.addr = ln.Addr().String()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				d.accepts.Add(1)
+				c.Close()
+			}
+		}()
+		t.Cleanup(func() { ln.Close(); <-done })
+	}
+	return d
+}
+
+// machineAddrs are this machine's non-loopback addresses that can be
+// listened on.
+func machineAddrs(t *testing.T) []netip.Addr {
+	t.Helper()
+	ifAddrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []netip.Addr
+	for _, a := range ifAddrs {
+		p, err := netip.ParsePrefix(a.String())
+		if err != nil {
+			continue
+		}
+		if ad := p.Addr().Unmap(); !ad.IsLoopback() && !ad.IsLinkLocalUnicast() {
+			out = append(out, ad)
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("this machine has no non-loopback address to put a decoy on")
+	}
+	return out
+}
+
+// requireUserNamespaces fails (never skips) with what to change where the
+// kernel refuses the namespaces.
+func requireUserNamespaces(t *testing.T, err error) {
+	t.Helper()
+	var ue *UserNamespaceError
+	if errors.As(err, &ue) {
+		t.Fatalf("this host does not allow the namespaces --isolate needs: %v", err)
+	}
+}
+
+type isolatedRun struct {
+	stdout, stderr bytes.Buffer
+	code           int
+	err            error
+}
+
+func runIsolated(t *testing.T, opts IsolateOptions) *isolatedRun {
+	t.Helper()
+	r := &isolatedRun{}
+	opts.Stdout, opts.Stderr = &r.stdout, &r.stderr
+	if opts.Exe == "" {
+		opts.Exe, opts.InitArgs = "/proc/self/exe", []string{InitCommand}
+	}
+	iso, err := StartIsolated(t.Context(), opts, nil)
+	if err != nil {
+		requireUserNamespaces(t, err)
+		r.err = err
+		return r
+	}
+	r.code, r.err = iso.Wait()
+	return r
+}
+
+func TestIsolatedChildReachesOnlyTheProxy(t *testing.T) {
+	proxy := fakeProxy(t)
+	proxyAddr := netip.MustParseAddrPort(proxy.Listener.Addr().String())
+
+	// Decoys on another loopback address, on every address of the
+	// machine, and UDP "resolvers".
+	decoys := []*decoy{startDecoy(t, "tcp", "127.0.0.2:0")}
+	udpDecoys := []*decoy{}
+	for _, a := range machineAddrs(t) {
+		decoys = append(decoys, startDecoy(t, "tcp", netip.AddrPortFrom(a, 0).String()))
+		udpDecoys = append(udpDecoys, startDecoy(t, "udp", netip.AddrPortFrom(a, 0).String()))
+	}
+
+	dir := t.TempDir()
+	work := filepath.Join(dir, "work")
+	state := filepath.Join(work, "state")
+	session := filepath.Join(dir, "session")
+	for _, d := range []string{work, state, session} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(p, s string) string {
+		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	caKey := write(filepath.Join(state, "ca-key.pem"), "-----BEGIN EC PRIVATE KEY-----\n")
+	token := write(filepath.Join(state, "admin-token"), "admin-token-value\n")
+	elsewhereKey := write(filepath.Join(dir, "key-outside-state.pem"), "secret key\n")
+	notes := write(filepath.Join(work, "notes.txt"), "the agent's work\n")
+	bundle := write(filepath.Join(session, "ca-bundle.pem"), "-----BEGIN CERTIFICATE-----\n")
+
+	plan := checkPlan{
+		UDP:       []string{"198.51.100.7:53", "[2001:db8::7]:53"},
+		ProxyGet:  "http://upstream.test/",
+		Unread:    []string{caKey, token, elsewhereKey},
+		Read:      []string{notes, bundle},
+		Unmount:   state,
+		NoEnv:     []string{"SSH_AUTH_SOCK", "SLACK_TOKEN"},
+		ProcCount: 2, // the init process and this one
+	}
+	for _, d := range decoys {
+		plan.TCP = append(plan.TCP, d.addr)
+	}
+	for _, d := range udpDecoys {
+		plan.UDP = append(plan.UDP, d.addr)
+	}
+	arg, _ := json.Marshal(plan)
+	proxyURL := fmt.Sprintf("http://s-test:pw@127.0.0.1:%d", proxyAddr.Port())
+	env := ChildEnv([]string{
+		"PATH=/usr/bin:/bin",
+		"SSH_AUTH_SOCK=/tmp/ssh-XXXX/agent.1",
+		"SLACK_TOKEN=xoxb-123456789-secret",
+	}, EnvOptions{ProxyURL: proxyURL, CABundle: bundle, CACert: bundle, SessionID: "s-test"})
+
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runIsolated(t, IsolateOptions{
+		Args:        []string{exe, checkCommand, string(arg)},
+		CommandPath: exe,
+		Env:         env,
+		Dir:         work,
+		ProxyAddr:   proxyAddr.String(),
+		ListenPort:  int(proxyAddr.Port()),
+		SessionDir:  session,
+		Hide:        []string{state, elsewhereKey},
+		Secrets:     []string{"xoxb-123456789-secret"},
+		Probes:      plan.TCP,
+	})
+	if r.err != nil || r.code != 0 {
+		t.Fatalf("isolated run: code %d, err %v\nstdout %s\nstderr %s", r.code, r.err, r.stdout.String(), r.stderr.String())
+	}
+	var got checkReport
+	if err := json.Unmarshal(r.stdout.Bytes(), &got); err != nil {
+		t.Fatalf("child report %q: %v (stderr %s)", r.stdout.String(), err, r.stderr.String())
+	}
+	t.Logf("inside: %v", got)
+	want := checkReport{}
+	for k := range got {
+		want[k] = "ok"
+	}
+	if len(got) < len(plan.TCP)+len(plan.UDP)+len(plan.Unread)+len(plan.Read)+len(plan.NoEnv)+8 {
+		t.Errorf("the child ran only %d checks: %v", len(got), got)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("inside the namespaces (-want +got):\n%s", diff)
+	}
+	for _, d := range append(decoys, udpDecoys...) {
+		if n := d.accepts.Load(); n != 0 {
+			t.Errorf("decoy %s saw %d connections or datagrams, want 0", d.addr, n)
+		}
+	}
+	// The files are untouched outside.
+	if b, _ := os.ReadFile(caKey); !strings.HasPrefix(string(b), "-----BEGIN") {
+		t.Errorf("the CA key outside the namespace changed: %q", b)
+	}
+}
+
+func TestIsolatedExitCodesSignalsAndLeftovers(t *testing.T) {
+	proxy := fakeProxy(t)
+	port := int(netip.MustParseAddrPort(proxy.Listener.Addr().String()).Port())
+	base := IsolateOptions{
+		Env:        []string{"PATH=/usr/bin:/bin"},
+		Dir:        "/",
+		ProxyAddr:  proxy.Listener.Addr().String(),
+		ListenPort: port,
+	}
+
+	t.Run("exit code passes through", func(t *testing.T) {
+		opts := base
+		opts.Args = []string{"sh", "-c", "exit 7"}
+		if r := runIsolated(t, opts); r.err != nil || r.code != 7 {
+			t.Fatalf("code %d err %v stderr %s", r.code, r.err, r.stderr.String())
+		}
+	})
+
+	t.Run("command not found", func(t *testing.T) {
+		opts := base
+		opts.Args = []string{"countersign-no-such-command"}
+		r := runIsolated(t, opts)
+		var se *SetupError
+		if !errors.As(r.err, &se) || se.Code != 127 || !strings.Contains(se.Error(), "not found") {
+			t.Fatalf("err %v, want a SetupError with code 127", r.err)
+		}
+	})
+
+	t.Run("SIGTERM reaches the child and leftovers die with it", func(t *testing.T) {
+		marker := "987" + strconv.Itoa(os.Getpid())
+		opts := base
+		var out bytes.Buffer
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pr.Close()
+		opts.Args = []string{"sh", "-c", "sleep " + marker + " & echo started; exec sleep 600"}
+		opts.Stdout, opts.Stderr = pw, &out
+		opts.Exe, opts.InitArgs = "/proc/self/exe", []string{InitCommand}
+		iso, err := StartIsolated(t.Context(), opts, nil)
+		pw.Close()
+		if err != nil {
+			requireUserNamespaces(t, err)
+			t.Fatal(err)
+		}
+		line, _ := bufio.NewReader(pr).ReadString('\n')
+		if line != "started\n" {
+			t.Fatalf("child said %q", line)
+		}
+		if !processRunning(marker) {
+			t.Fatalf("the background sleep %s is not running", marker)
+		}
+		if err := iso.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		code, err := iso.Wait()
+		if err != nil || code != 128+int(syscall.SIGTERM) {
+			t.Fatalf("code %d err %v, want %d", code, err, 128+int(syscall.SIGTERM))
+		}
+		if processRunning(marker) {
+			t.Errorf("the background sleep %s outlived the session", marker)
+		}
+	})
+}
+
+// processRunning reports whether a process whose command line holds marker
+// runs on this machine (seen from the test's own /proc).
+func processRunning(marker string) bool {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		if bytes.Contains(b, []byte(marker)) {
+			stat, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+			// A zombie has exited.
+			if f := strings.Fields(string(stat)); len(f) > 2 && f[2] == "Z" {
+				continue
+			}
+			return true
+		}
+	}
+	return false
+}
+
+func TestIsolatedSelfTestRefusesAProxyThatIsNotCountersign(t *testing.T) {
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "some other server")
+	}))
+	defer other.Close()
+	port := int(netip.MustParseAddrPort(other.Listener.Addr().String()).Port())
+	r := runIsolated(t, IsolateOptions{
+		Args:       []string{"sh", "-c", "echo child ran"},
+		Env:        []string{"PATH=/usr/bin:/bin"},
+		Dir:        "/",
+		ProxyAddr:  other.Listener.Addr().String(),
+		ListenPort: port,
+	})
+	var se *SetupError
+	if !errors.As(r.err, &se) || !strings.Contains(se.Error(), "self-test") || !strings.Contains(se.Error(), "not a countersign proxy") {
+		t.Fatalf("err %v, want a self-test failure", r.err)
+	}
+	if strings.Contains(r.stdout.String(), "child ran") {
+		t.Error("the child ran although the self-test failed")
+	}
+}
+
+func TestLookPathUsesTheChildsPathAndDir(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, mode := range map[string]os.FileMode{"agent": 0o755, "data": 0o644} {
+		if err := os.WriteFile(filepath.Join(bin, name), []byte("#!/bin/sh\n"), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := []string{"PATH=/nonexistent:" + bin}
+	tests := []struct {
+		name, give, want, wantErr string
+	}{
+		{name: "from PATH", give: "agent", want: filepath.Join(bin, "agent")},
+		{name: "relative to dir", give: "./bin/agent", want: filepath.Join(dir, "bin", "agent")},
+		{name: "absolute", give: filepath.Join(bin, "agent"), want: filepath.Join(bin, "agent")},
+		{name: "not executable", give: "./bin/data", wantErr: "not an executable"},
+		{name: "missing", give: "claude", wantErr: "not found in $PATH"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := lookPath(tt.give, env, dir)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("lookPath(%q) = %q, %v, want error %q", tt.give, got, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("lookPath(%q) = %q, %v, want %q", tt.give, got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestNamespaceErrorsNameTheSysctls(t *testing.T) {
+	for _, err := range []error{
+		&UserNamespaceError{Err: syscall.EPERM},
+		&SetupError{Msg: "bring up loopback: operation not permitted", Perm: true},
+	} {
+		msg := err.Error()
+		for _, want := range []string{"kernel.unprivileged_userns_clone", "user.max_user_namespaces", "kernel.apparmor_restrict_unprivileged_userns", "container"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("%q does not name %s", msg, want)
+			}
+		}
+	}
+	if msg := (&SetupError{Msg: "self-test failed"}).Error(); strings.Contains(msg, "sysctl") {
+		t.Errorf("a self-test failure blames the sysctls: %q", msg)
+	}
+}
+
+func TestStartIsolatedWhereUserNamespacesAreForbidden(t *testing.T) {
+	// The limit is per user namespace: set to 0 in one of our own, it
+	// forbids new ones there without touching the host.
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(t.Context(), exe, noUserNSCommand)
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags:  syscall.CLONE_NEWUSER,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}},
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	for _, want := range []string{"cannot create user, network and mount namespaces", "user.max_user_namespaces = 0", "kernel.unprivileged_userns_clone"} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("error %q does not say %q", out, want)
+		}
+	}
+}
