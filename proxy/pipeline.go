@@ -6,9 +6,11 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
@@ -61,6 +63,9 @@ func (s *Server) handle(ctx context.Context, ex *exchange) *http.Response {
 	sess := ex.session
 	cnt := s.stats.of(sess.ID)
 
+	if resp := s.decideHead(ctx, ex); resp != nil {
+		return resp
+	}
 	prefix, truncated, err := s.readPrefix(ex)
 	if err != nil {
 		s.logger.Debug("read request body", zap.String("request", ex.id), zap.Error(err))
@@ -199,8 +204,7 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 	// The fingerprint uses the provider's canonical body where it has one
 	// (an MCP message without its per-request id); the record keeps the
 	// real hash.
-	fpSum := sha256.Sum256(s.opts.Classifier.FingerprintBody(act, body))
-	fp := fingerprint(ex, hex.EncodeToString(fpSum[:]))
+	fp := fingerprint(ex, act, s.opts.Classifier.FingerprintBody(act, body))
 
 	if g, err := s.opts.Approvals.ConsumeGrant(ctx, sess.ID, fp); err == nil {
 		if err := s.opts.Audit.Record(&audit.Event{Type: "approval", RequestID: ex.id, ApprovalID: g.ApprovalID,
@@ -221,7 +225,8 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 	}
 
 	op, resources := scopeKey(act, ex)
-	if sc, err := s.opts.Approvals.UseScope(ctx, sess.ID, op, resources); err == nil {
+	q := approval.ScopeQuery{SessionID: sess.ID, Operation: op, Resources: resources, Required: d.RequiredApprovals(), RuleIDs: d.RuleIDs()}
+	if sc, err := s.opts.Approvals.UseScope(ctx, q); err == nil {
 		if err := s.opts.Audit.Record(&audit.Event{Type: "approval", RequestID: ex.id, ApprovalID: sc.ApprovalID,
 			Session: sessionRef(sess), Detail: fmt.Sprintf("admitted by scoped grant %s (%s)", sc.ID, op),
 			Fields: map[string]any{"grant_id": sc.ID}}); err != nil {
@@ -251,7 +256,7 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 			Method:     ex.req.Method,
 			URL:        redact.URL(targetURL(ex)),
 			Headers:    in.Request.Headers,
-			Body:       displayBody(body),
+			Body:       displayBody(ex.req.Header.Get("Content-Type"), body),
 			BodySize:   int64(len(body)),
 			BodySHA256: hex.EncodeToString(sum[:]),
 		},
@@ -329,14 +334,60 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 // fingerprint identifies the request for joining a pending approval and for
 // grants. A query that does not parse cleanly (stray ";", bad escapes) would
 // lose pairs in url.Values, so such a query is covered byte for byte.
-func fingerprint(ex *exchange, bodySHA256 string) string {
+func fingerprint(ex *exchange, act action.Action, body []byte) string {
 	path := ex.req.URL.EscapedPath()
 	q, err := url.ParseQuery(ex.req.URL.RawQuery)
 	if err != nil {
 		path += "?" + ex.req.URL.RawQuery
 		q = nil
 	}
-	return approval.Fingerprint(ex.req.Method, ex.host, ex.port, path, q, bodySHA256)
+	// Headers can change what a request does (X-Amz-Target names the AWS
+	// operation, x-amz-acl an object's ACL, a patch's Content-Type its
+	// semantics), so everything but what a client recomputes on retry is
+	// part of "the same request", and so is what the classifier made of it.
+	h := sha256.New()
+	h.Write(body)
+	h.Write([]byte{0})
+	writeStableHeaders(h, ex.req.Header)
+	h.Write([]byte{0})
+	// What the classifier made of it; the rest of the action derives from
+	// the bytes already covered (and per-request ids such as a JSON-RPC id
+	// must not count).
+	if ak, err := json.Marshal([]any{act.Provider, act.Service, act.Operation, act.Resources}); err == nil {
+		h.Write(ak)
+	}
+	h.Write([]byte{0, byte(len(ex.upgrade))})
+	h.Write([]byte(ex.upgrade))
+	return approval.Fingerprint(ex.req.Method, ex.host, ex.port, path, q, hex.EncodeToString(h.Sum(nil)))
+}
+
+// volatileHeaders are recomputed by clients on every attempt (signatures,
+// dates, SDK attempt counters, tracing ids); they are left out of the
+// fingerprint. The body hash still binds a SigV4 request's payload.
+var volatileHeaders = map[string]bool{
+	"Authorization": true, "Proxy-Authorization": true, "Cookie": true,
+	"X-Amz-Date": true, "X-Amz-Content-Sha256": true, "X-Amz-Security-Token": true,
+	"Amz-Sdk-Invocation-Id": true, "Amz-Sdk-Request": true, "X-Amzn-Trace-Id": true,
+	"Date": true, "User-Agent": true, "Content-Length": true, "Accept-Encoding": true,
+	"Traceparent": true, "Tracestate": true, "X-Request-Id": true, "X-Github-Request-Id": true,
+	"Mcp-Session-Id": true, "Expect": true,
+}
+
+func writeStableHeaders(w io.Writer, h http.Header) {
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		if !volatileHeaders[http.CanonicalHeaderKey(k)] {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, "%d:%s", len(k), strings.ToLower(k))
+		for _, v := range h[k] {
+			fmt.Fprintf(w, "|%d:%s", len(v), v)
+		}
+		w.Write([]byte{'\n'})
+	}
 }
 
 // scopeKey names what a scoped grant made from this request covers: the
@@ -348,6 +399,14 @@ func scopeKey(a action.Action, ex *exchange) (string, []string) {
 		op += a.Service + ":"
 	}
 	op += a.Operation
+	// Where the operation goes is part of it: a grant for a staging cluster
+	// or one MCP server does not cover another.
+	for _, f := range []string{"api_group", "subresource", "server"} {
+		if v, ok := a.Fields[f].(string); ok && v != "" {
+			op += "|" + f + "=" + v
+		}
+	}
+	op += "@" + ex.scheme + "://" + hostport.Join(ex.host, ex.port)
 	resources := slices.Clone(a.Resources)
 	if len(resources) == 0 {
 		resources = []string{hostHeader(ex.scheme, ex.host, ex.port) + ex.req.URL.EscapedPath()}
@@ -505,7 +564,13 @@ func upstreamFailure(host string, err error) (int, string) {
 // or its public approval URL.
 func (s *Server) selfTarget(host string, port int) (string, bool) {
 	for _, h := range s.opts.OwnHosts {
-		if h == host || h == hostport.Join(host, port) {
+		ownHost := h
+		if hh, _, err := net.SplitHostPort(h); err == nil {
+			ownHost = hh
+		}
+		// The host alone: the approval service's host on another port or
+		// scheme is still countersign.
+		if ownHost == host {
 			return "requests to countersign's own approval service are not allowed from an agent session", true
 		}
 	}
@@ -600,21 +665,55 @@ func summary(a action.Action, ex *exchange) string {
 	return s + " — " + ex.req.Method + " " + redact.URL(targetURL(ex))
 }
 
-// displayBody is the body as an approver sees it: redacted text, or a note
+// displayBody is the body as an approver sees it: JSON and form bodies
+// re-serialised with credential fields masked the way the policy input and
+// the audit log mask them, other text with token shapes masked, and a note
 // for binary bodies.
-func displayBody(b []byte) string {
+func displayBody(contentType string, b []byte) string {
 	if len(b) == 0 {
 		return ""
 	}
 	if !utf8.Valid(b) {
 		return fmt.Sprintf("(%d bytes of binary data)", len(b))
 	}
+	var s string
+	mt, _, _ := mime.ParseMediaType(contentType)
+	switch v := policy.ParseBody(contentType, b).(type) {
+	case map[string]any, []any:
+		if mt == "application/x-www-form-urlencoded" {
+			s = redact.Text(redactForm(string(b)))
+			break
+		}
+		out, err := json.MarshalIndent(redact.Value(v), "", "  ")
+		if err != nil {
+			return "(a body that could not be shown safely)"
+		}
+		s = string(out)
+	default:
+		s = redact.Text(string(b))
+	}
 	const max = 64 << 10
-	s := redact.Text(string(b))
 	if len(s) > max {
 		s = s[:max] + fmt.Sprintf("\n… (%d more bytes)", len(s)-max)
 	}
 	return s
+}
+
+// redactForm masks the values of credential-looking fields of a form body,
+// keeping its order and spelling.
+func redactForm(body string) string {
+	pairs := strings.Split(body, "&")
+	for i, p := range pairs {
+		k, _, ok := strings.Cut(p, "=")
+		if !ok {
+			continue
+		}
+		name, err := url.QueryUnescape(k)
+		if err != nil || redact.IsCredentialKey(name) || redact.IsCredentialParam(name) {
+			pairs[i] = k + "=" + url.QueryEscape(redact.Mask)
+		}
+	}
+	return strings.Join(pairs, "&")
 }
 
 func shortDuration(d time.Duration) string {

@@ -182,6 +182,7 @@ func New(opts Options, logger *zap.Logger) (*Server, error) {
 		logger:    logger.Named("proxy"),
 		tunnelSet: map[*tunnel]struct{}{},
 	}
+	s.opts.Decider = recoverDecider{d: opts.Decider, logger: s.logger}
 	d := &dialer{guard: opts.Guard, resolver: opts.Resolver, resolve: opts.Resolve, own: opts.OwnAddrs, timeout: opts.UpstreamTimeout}
 	s.transport = newTransport(d, opts.RootCAs, opts.UpstreamTimeout)
 	s.transport.TLSClientConfig.GetClientCertificate = s.noteClientCertRequest
@@ -196,6 +197,11 @@ func New(opts Options, logger *zap.Logger) (*Server, error) {
 		// No HTTP/2 on the proxy port: an empty map disables it.
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 	}
+	// One request per proxy connection: strictListener checks only the first
+	// head on a connection, so a second one (after a 400 from the
+	// non-proxy handler, say) must never be read by net/http. CONNECTs take
+	// the connection over, and plain-HTTP answers close it anyway.
+	s.http.SetKeepAlivesEnabled(false)
 	return s, nil
 }
 
