@@ -257,7 +257,7 @@ deny contains "metadata" if hosts.is_metadata(input.request.host)
 		}
 	}
 	for _, f := range e.Files() {
-		if strings.HasPrefix(f, "builtin:") {
+		if f == "builtin:rego/lib/hosts.rego" {
 			t.Errorf("Files() lists %s although the library is overridden", f)
 		}
 	}

@@ -5,8 +5,10 @@
 #   infrastructure. Import with `import data.countersign.lib.hosts`.
 package countersign.lib.hosts
 
-# Cloud instance metadata endpoints. They hand out the machine's credentials,
-# so an agent has no business calling them.
+# METADATA
+# description: |
+#   Cloud instance metadata endpoints. They hand out the machine's
+#   credentials, so an agent has no business calling them.
 metadata := {
 	"169.254.169.254", # AWS, Azure, GCP, OpenStack, DigitalOcean
 	"fd00:ec2::254", # AWS IMDS over IPv6
@@ -16,8 +18,10 @@ metadata := {
 	"100.100.100.200", # Alibaba Cloud
 }
 
-# Host patterns of APIs whose mutating calls change infrastructure, source
-# control or published packages (glob syntax, "." as delimiter).
+# METADATA
+# description: |
+#   Host patterns of APIs whose mutating calls change infrastructure, source
+#   control or published packages (glob syntax, "." as delimiter).
 infrastructure := [
 	"**.amazonaws.com",
 	"**.amazonaws.com.cn",
@@ -53,11 +57,73 @@ infrastructure := [
 	"ghcr.io",
 ]
 
-# is_metadata(host) is true for a cloud metadata endpoint.
+# METADATA
+# description: host is a cloud metadata endpoint.
 is_metadata(host) if host in metadata
 
-# is_infrastructure(host) is true for a host in the infrastructure list.
+# METADATA
+# description: host matches the infrastructure list.
 is_infrastructure(host) if {
 	some pattern in infrastructure
+	glob.match(pattern, ["."], host)
+}
+
+# METADATA
+# description: |
+#   Host patterns of the public package registries that builds and agents
+#   download from (npm, PyPI, Go modules, crates.io, RubyGems, Maven
+#   Central, Docker Hub, Debian). Publishing to a registry goes through
+#   some of the same hosts: an allowlist built on this list decides where
+#   traffic may go, not what it may do there.
+package_registries := [
+	"registry.npmjs.org",
+	"registry.yarnpkg.com",
+	"pypi.org",
+	"files.pythonhosted.org",
+	"proxy.golang.org",
+	"sum.golang.org",
+	"index.golang.org",
+	"crates.io",
+	"index.crates.io",
+	"static.crates.io",
+	"rubygems.org",
+	"index.rubygems.org",
+	"repo.maven.apache.org",
+	"repo1.maven.org",
+	"plugins.gradle.org",
+	"registry-1.docker.io",
+	"auth.docker.io",
+	"production.cloudflare.docker.com",
+	"deb.debian.org",
+	"security.debian.org",
+]
+
+# METADATA
+# description: |
+#   Host patterns of the hosted LLM APIs coding agents talk to.
+llm_apis := [
+	"api.anthropic.com",
+	"api.openai.com",
+	"generativelanguage.googleapis.com",
+	"*.openai.azure.com",
+	"api.mistral.ai",
+	"api.groq.com",
+	"api.deepseek.com",
+	"openrouter.ai",
+	"bedrock-runtime.*.amazonaws.com",
+	"*-aiplatform.googleapis.com",
+]
+
+# METADATA
+# description: host matches the package_registries list.
+is_package_registry(host) if {
+	some pattern in package_registries
+	glob.match(pattern, ["."], host)
+}
+
+# METADATA
+# description: host matches the llm_apis list.
+is_llm_api(host) if {
+	some pattern in llm_apis
 	glob.match(pattern, ["."], host)
 }

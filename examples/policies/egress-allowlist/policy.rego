@@ -1,0 +1,70 @@
+# Egress allowlist
+#
+# The agent may reach the public package registries and LLM APIs listed
+# in countersign.lib.hosts, and the company's own hosts listed in
+# data.countersign.egress.allow, on the ports in
+# data.countersign.egress.ports. Every other destination is denied,
+# tunnels (CONNECT to hosts that are not intercepted) included.
+#
+# An allowlist says where traffic may go, not what it may do there:
+# combine it with the provider policies for what happens on allowed hosts.
+# It binds only processes that use the proxy; run the agent with
+# `countersign run --isolate` to leave it no other way out.
+#
+# (A header comment, not a package METADATA annotation: OPA allows one
+# per package, and every policy set here is package countersign, so
+# sets can be loaded together.)
+package countersign
+
+import data.countersign.lib.globs
+import data.countersign.lib.hosts
+
+default egress_company := []
+
+egress_company := data.countersign.egress.allow
+
+default egress_ports := [443]
+
+egress_ports := data.countersign.egress.ports
+
+egress_host_allowed if hosts.is_package_registry(input.request.host)
+
+egress_host_allowed if hosts.is_llm_api(input.request.host)
+
+egress_host_allowed if globs.host_any(egress_company, input.request.host)
+
+egress_port_allowed if input.request.port in egress_ports
+
+# METADATA
+# title: EGRESS-001
+# description: Hosts that are not on the allowlist are denied.
+deny contains {
+	"id": "EGRESS-001",
+	"msg": sprintf("%s is not on the egress allowlist (package registries, LLM APIs and the company's hosts); ask a human to add it to data.countersign.egress.allow", [input.request.host]),
+} if {
+	not egress_host_allowed
+}
+
+# METADATA
+# title: EGRESS-002
+# description: Allowed hosts are reached on the allowed ports only.
+deny contains {
+	"id": "EGRESS-002",
+	"msg": sprintf("port %d of %s is not allowed; only ports %s are", [input.request.port, input.request.host, concat(", ", [sprintf("%d", [p]) | some p in egress_ports])]),
+} if {
+	egress_host_allowed
+	not egress_port_allowed
+}
+
+# METADATA
+# title: Tunnels
+# description: |
+#   A tunnel (CONNECT to a host that is not intercepted) carries bytes no
+#   policy can read: it is allowed only to an allowlisted host and port.
+allow if not input.request.tunnel
+
+allow if {
+	input.request.tunnel
+	egress_host_allowed
+	egress_port_allowed
+}

@@ -1,0 +1,280 @@
+# GitHub and git guard
+#
+# Protects branches and repositories, through git smart HTTP (pushes)
+# and the GitHub REST and GraphQL APIs alike. Denied: pushes and
+# force-pushes to protected branches (main), deleting branches other than
+# the agent's own, deleting or transferring a repository, and making an
+# existing repository public. Held for a human: pushes and merges into
+# release branches, pull request merges (the merge call does not name its
+# base branch), and creating public repositories or gists. SSH pushes
+# never reach an HTTP proxy: give agents HTTPS remotes only.
+#
+# (A header comment, not a package METADATA annotation: OPA allows one
+# per package, and every policy set here is package countersign, so
+# sets can be loaded together.)
+package countersign
+
+import data.countersign.lib.globs
+
+default gh_protected := []
+
+gh_protected := data.countersign.github.protected_branches
+
+default gh_release := []
+
+gh_release := data.countersign.github.release_branches
+
+default gh_deletable := []
+
+gh_deletable := data.countersign.github.deletable_branches
+
+gh_repo := sprintf("%s/%s", [input.action.owner, input.action.repo]) if {
+	input.action.provider == "github"
+	is_string(input.action.owner)
+	is_string(input.action.repo)
+} else := input.action.repo if {
+	is_string(input.action.repo)
+} else := "a repository"
+
+# Branch updates of a git push, with the branch name (refs/heads/ removed).
+git_branch_updates contains object.union(u, {"branch": substring(u.ref, count("refs/heads/"), -1)}) if {
+	input.action.provider == "git"
+	input.action.service == "receive-pack"
+	some u in input.action.updates
+	startswith(u.ref, "refs/heads/")
+}
+
+git_verbs := {"create": "creating", "update": "pushing to", "delete": "deleting"}
+
+# The branch a GitHub REST ref operation names ("heads/main" → "main").
+gh_ref_branch := substring(input.action.ref, count("heads/"), -1) if {
+	input.action.provider == "github"
+	startswith(input.action.ref, "heads/")
+}
+
+# The branch a contents-API commit goes to; the default branch when the
+# body names none. While the body is still to come (a client waiting for
+# "100 Continue"), nobody knows yet: the request is decided again with it.
+gh_contents_branch := input.request.body.branch if {
+	is_string(input.request.body.branch)
+} else := "the default branch" if {
+	not input.request.body_pending
+}
+
+gh_is_protected(branch) if globs.path_any(gh_protected, branch)
+
+gh_is_protected("the default branch")
+
+# METADATA
+# title: GIT-001
+# description: No agent pushes to, force-pushes over or deletes a protected branch.
+deny contains {
+	"id": "GIT-001",
+	"msg": sprintf("%s %s of %s is not allowed; push another branch and open a pull request", [object.get(git_verbs, u.kind, "changing"), u.branch, gh_repo]),
+} if {
+	some u in git_branch_updates
+	gh_is_protected(u.branch)
+}
+
+# METADATA
+# title: GIT-002
+# description: No agent deletes a branch other than its own scratch branches.
+deny contains {
+	"id": "GIT-002",
+	"msg": sprintf("deleting the branch %s of %s is not allowed; only %s may be deleted by an agent", [u.branch, gh_repo, concat(", ", gh_deletable)]),
+} if {
+	some u in git_branch_updates
+	u.kind == "delete"
+	not gh_is_protected(u.branch)
+	not globs.path_any(gh_deletable, u.branch)
+}
+
+# METADATA
+# title: GIT-003
+# description: Pushes into release branches wait for a human.
+approve contains {
+	"id": "GIT-003",
+	"msg": sprintf("%s the release branch %s of %s", [object.get(git_verbs, u.kind, "changing"), u.branch, gh_repo]),
+} if {
+	some u in git_branch_updates
+	u.kind != "delete"
+	globs.path_any(gh_release, u.branch)
+}
+
+# METADATA
+# title: GIT-004
+# description: |
+#   A push whose ref updates could not all be read (more than the inspected
+#   part of the body holds) is denied: an unread update could be main.
+deny contains {
+	"id": "GIT-004",
+	"msg": sprintf("the push's ref updates could not all be read (%s); push fewer refs at once", [input.action.parse_error]),
+} if {
+	input.action.provider == "git"
+	input.action.service == "receive-pack"
+	input.action.parse_error
+}
+
+# METADATA
+# title: GH-001
+# description: No agent moves, force-updates, renames or deletes a protected branch through the API.
+deny contains {
+	"id": "GH-001",
+	"msg": sprintf("%s on %s of %s is not allowed; push a branch and open a pull request", [input.action.operation, gh_ref_branch, gh_repo]),
+} if {
+	input.action.operation in {"git/update-ref", "git/delete-ref"}
+	gh_is_protected(gh_ref_branch)
+}
+
+deny contains {
+	"id": "GH-001",
+	"msg": sprintf("%s on %s of %s is not allowed", [input.action.operation, input.action.branch, gh_repo]),
+} if {
+	input.action.provider == "github"
+	input.action.operation in {"repos/rename-branch", "repos/delete-branch-protection", "repos/delete-admin-branch-protection"}
+	gh_is_protected(input.action.branch)
+}
+
+# A commit through the contents API lands on a branch without a push.
+deny contains {
+	"id": "GH-001",
+	"msg": sprintf("committing %s to %s of %s through the contents API is not allowed; name another branch and open a pull request", [input.action.path, gh_contents_branch, gh_repo]),
+} if {
+	input.action.provider == "github"
+	input.action.operation in {"repos/create-or-update-file-contents", "repos/delete-file"}
+	gh_is_protected(gh_contents_branch)
+}
+
+# A direct merge (POST /repos/{o}/{r}/merges) into a protected branch.
+deny contains {
+	"id": "GH-001",
+	"msg": sprintf("merging into %s of %s without a pull request is not allowed", [input.request.body.base, gh_repo]),
+} if {
+	input.action.provider == "github"
+	input.action.operation == "repos/merge"
+	gh_is_protected(input.request.body.base)
+}
+
+# GraphQL: a commit on a protected branch, or a forced ref update.
+deny contains {
+	"id": "GH-001",
+	"msg": sprintf("createCommitOnBranch to %s is not allowed; commit to another branch and open a pull request", [branch]),
+} if {
+	input.action.provider == "github"
+	some selection in input.action.selections
+	selection.field == "createCommitOnBranch"
+	walk(selection.arguments, [path, branch])
+	path[count(path) - 1] == "branchName"
+	gh_is_protected(branch)
+}
+
+deny contains {
+	"id": "GH-001",
+	"msg": "a forced ref update through GraphQL is not allowed",
+} if {
+	input.action.provider == "github"
+	some selection in input.action.selections
+	selection.field in {"updateRef", "updateRefs"}
+	walk(selection.arguments, [path, true])
+	path[count(path) - 1] == "force"
+}
+
+# METADATA
+# title: GH-002
+# description: No agent deletes a branch through the API, or deletes or transfers a repository.
+deny contains {
+	"id": "GH-002",
+	"msg": sprintf("deleting the branch %s of %s is not allowed; only %s may be deleted by an agent", [gh_ref_branch, gh_repo, concat(", ", gh_deletable)]),
+} if {
+	input.action.operation == "git/delete-ref"
+	not gh_is_protected(gh_ref_branch)
+	not globs.path_any(gh_deletable, gh_ref_branch)
+}
+
+deny contains {
+	"id": "GH-002",
+	"msg": "deleting refs through GraphQL is not allowed; the ref id does not say which branch it is",
+} if {
+	input.action.provider == "github"
+	"deleteRef" in input.action.fields
+}
+
+deny contains {
+	"id": "GH-002",
+	"msg": sprintf("%s of %s is not allowed: the repository would leave your control; ask a human", [input.action.operation, gh_repo]),
+} if {
+	input.action.provider == "github"
+	input.action.operation in {"repos/delete", "repos/transfer"}
+}
+
+deny contains {
+	"id": "GH-002",
+	"msg": sprintf("%s is not allowed: the repository would leave your control; ask a human", [field]),
+} if {
+	input.action.provider == "github"
+	some field in input.action.fields
+	field in {"deleteRepository", "transferRepository", "archiveRepository"}
+}
+
+# METADATA
+# title: GH-003
+# description: No agent makes an existing repository public.
+deny contains {
+	"id": "GH-003",
+	"msg": sprintf("making %s public is not allowed; ask a human", [gh_repo]),
+} if {
+	input.action.provider == "github"
+	input.action.public_exposure == true
+	not gh_creates_something
+}
+
+gh_creates_something if input.action.operation in {
+	"repos/create-for-authenticated-user", "repos/create-in-org",
+	"repos/create-using-template", "gists/create",
+}
+
+gh_creates_something if {
+	input.action.operation_type == "mutation"
+	input.action.fields == ["createRepository"]
+}
+
+# METADATA
+# title: GH-004
+# description: Creating a public repository or gist waits for a human.
+approve contains {
+	"id": "GH-004",
+	"msg": sprintf("%s creates something public", [input.action.operation]),
+} if {
+	input.action.provider == "github"
+	input.action.public_exposure == true
+	gh_creates_something
+}
+
+# METADATA
+# title: GH-005
+# description: Pull request merges wait for a human; direct merges into release branches too.
+approve contains {
+	"id": "GH-005",
+	"msg": sprintf("merging pull request #%s of %s; the merge call does not name its base branch, so every merge is approved by a human", [input.action.pull_number, gh_repo]),
+} if {
+	input.action.provider == "github"
+	input.action.operation == "pulls/merge"
+}
+
+approve contains {
+	"id": "GH-005",
+	"msg": "merging a pull request through GraphQL; the call names the pull request by id only",
+} if {
+	input.action.provider == "github"
+	some field in input.action.fields
+	field in {"mergePullRequest", "enablePullRequestAutoMerge", "mergeBranch"}
+}
+
+approve contains {
+	"id": "GH-005",
+	"msg": sprintf("merging %s into the release branch %s of %s", [input.request.body.head, input.request.body.base, gh_repo]),
+} if {
+	input.action.provider == "github"
+	input.action.operation == "repos/merge"
+	globs.path_any(gh_release, input.request.body.base)
+}

@@ -1,0 +1,233 @@
+# METADATA
+# title: Helpers shared by the incident policies
+# description: |
+#   SQL seen over HTTP (MCP tools, the Supabase management API, Neon's SQL
+#   endpoint), repository names, branch names and the data of this example.
+#   The SQL helpers read statements with regular expressions, not a parser:
+#   they look at each statement's first keyword after comments are removed,
+#   which is enough to tell reads from writes and DDL, and errs towards
+#   "write" for anything unusual.
+package countersign.incidents
+
+import data.countersign.lib.globs
+
+# METADATA
+# description: MCP tools that run SQL, with the argument holding it.
+sql_tools := {
+	"execute_sql": "query", # Supabase
+	"apply_migration": "query", # Supabase (DDL)
+	"query": "sql", # @modelcontextprotocol/server-postgres
+	"run_sql": "sql",
+	"run_query": "query",
+}
+
+# METADATA
+# description: Every SQL text the request carries.
+sql_texts contains text if {
+	input.action.provider == "mcp"
+	input.action.method == "tools/call"
+	argument := sql_tools[input.action.tool]
+	text := input.action.arguments[argument]
+	is_string(text)
+}
+
+# Supabase's management API: POST /v1/projects/{ref}/database/query and
+# …/database/migrations, body {"query": …}.
+sql_texts contains text if {
+	supabase_sql
+	text := input.request.body.query
+	is_string(text)
+}
+
+# Neon's SQL-over-HTTP endpoint: POST https://<endpoint>/sql with the
+# target in the Neon-Connection-String header, body {"query": …} or a
+# transaction {"queries": [{"query": …}, …]}.
+sql_texts contains text if {
+	neon_sql
+	text := input.request.body.query
+	is_string(text)
+}
+
+sql_texts contains text if {
+	neon_sql
+	some q in input.request.body.queries
+	text := q.query
+	is_string(text)
+}
+
+# METADATA
+# description: The request is a Supabase management API SQL call.
+supabase_sql if {
+	input.request.host == "api.supabase.com"
+	input.request.method == "POST"
+	globs.path_any(["/v1/projects/*/database/query", "/v1/projects/*/database/migrations"], input.request.path)
+}
+
+# METADATA
+# description: The request is a Neon SQL-over-HTTP call.
+neon_sql if {
+	input.request.method == "POST"
+	input.request.path == "/sql"
+	input.request.headers["neon-connection-string"]
+}
+
+# METADATA
+# description: The request applies a schema migration (always DDL).
+migration if {
+	input.action.provider == "mcp"
+	input.action.method == "tools/call"
+	input.action.tool == "apply_migration"
+}
+
+migration if {
+	supabase_sql
+	endswith(input.request.path, "/database/migrations")
+}
+
+# METADATA
+# description: The statements of a SQL text, comments removed, lower case, trimmed.
+statements(text) := [s |
+	some part in split(uncommented(text), ";")
+	s := trim_space(lower(part))
+	s != ""
+]
+
+uncommented(text) := regex.replace(regex.replace(text, `(?s)/\*.*?\*/`, " "), `--[^\n]*`, " ")
+
+first_word(statement) := word if {
+	words := regex.find_n(`^[a-z]+`, statement, 1)
+	count(words) == 1
+	word := words[0]
+} else := ""
+
+read_words := {"select", "show", "explain", "describe", "values", "table"}
+
+ddl_words := {"create", "alter", "drop", "truncate", "rename", "grant", "revoke", "comment", "reindex", "cluster", "vacuum"}
+
+# METADATA
+# description: A statement changes data or schema; anything not known to read counts as a write.
+write_statement(statement) if not first_word(statement) in read_words
+
+# A data-modifying WITH (… DELETE …) or SELECT … INTO.
+write_statement(statement) if regex.match(`\b(insert|update|delete|merge)\b|\binto\b`, statement)
+
+# METADATA
+# description: A statement changes the schema or permissions.
+ddl_statement(statement) if first_word(statement) in ddl_words
+
+# METADATA
+# description: A DELETE without WHERE, or a TRUNCATE, which removes every row.
+unqualified_delete(statement) if {
+	first_word(statement) == "delete"
+	not regex.match(`\bwhere\b`, statement)
+}
+
+unqualified_delete(statement) if first_word(statement) == "truncate"
+
+# METADATA
+# description: The SQL statements the request carries, across every text.
+sql_statements contains statement if {
+	some text in sql_texts
+	some statement in statements(text)
+}
+
+# METADATA
+# description: The SQL writes or changes the schema.
+sql_writes if {
+	some statement in sql_statements
+	write_statement(statement)
+}
+
+sql_writes if migration
+
+# METADATA
+# description: The SQL changes the schema, or deletes every row of a table.
+sql_destroys if {
+	some statement in sql_statements
+	ddl_statement(statement)
+}
+
+sql_destroys if {
+	some statement in sql_statements
+	unqualified_delete(statement)
+}
+
+sql_destroys if migration
+
+default secret_tables := []
+
+secret_tables := data.countersign.sql.secret_tables
+
+# METADATA
+# description: The secret tables the SQL names, read or written.
+sql_secret_tables contains table if {
+	some statement in sql_statements
+	some table in secret_tables
+	regex.match(sprintf(`(^|[^a-z0-9_])%s($|[^a-z0-9_])`, [lower(table)]), statement)
+}
+
+default public_repos := []
+
+public_repos := data.countersign.github.public_repos
+
+default protected_branches := []
+
+protected_branches := data.countersign.github.protected_branches
+
+default shared_branches := []
+
+shared_branches := data.countersign.github.shared_branches
+
+# METADATA
+# description: |
+#   The repository a GitHub request, a git push or a GitHub MCP tool call
+#   acts on, as "owner/repo".
+repository := sprintf("%s/%s", [input.action.owner, input.action.repo]) if {
+	input.action.provider == "github"
+	is_string(input.action.owner)
+	is_string(input.action.repo)
+} else := input.action.repo if {
+	input.action.provider == "git"
+	is_string(input.action.repo)
+} else := sprintf("%s/%s", [input.action.arguments.owner, input.action.arguments.repo]) if {
+	input.action.provider == "mcp"
+	is_string(input.action.arguments.owner)
+	is_string(input.action.arguments.repo)
+}
+
+# METADATA
+# description: The repository is public (data.countersign.github.public_repos).
+public_repository if globs.path_any(public_repos, repository)
+
+# METADATA
+# description: Branch updates of a git push, with the branch name.
+branch_updates contains object.union(u, {"branch": substring(u.ref, count("refs/heads/"), -1)}) if {
+	input.action.provider == "git"
+	input.action.service == "receive-pack"
+	some u in input.action.updates
+	startswith(u.ref, "refs/heads/")
+}
+
+# METADATA
+# description: The branch a GitHub REST ref call names ("heads/main" → "main").
+rest_branch := substring(input.action.ref, count("heads/"), -1) if {
+	input.action.provider == "github"
+	startswith(input.action.ref, "heads/")
+}
+
+# METADATA
+# description: The AWS operation as "service:Operation".
+aws_operation := sprintf("%s:%s", [input.action.service, input.action.operation]) if input.action.provider == "aws"
+
+# METADATA
+# description: The AWS resources, for messages.
+aws_resources := concat(", ", input.action.resources) if {
+	count(input.action.resources) > 0
+} else := "(no resource named)"
+
+# METADATA
+# description: A GraphQL mutation field the request runs.
+mutation_fields contains field if {
+	input.action.operation_type == "mutation"
+	some field in input.action.fields
+}

@@ -1,0 +1,31 @@
+# Incident #2: Supabase MCP secrets leak (General Analysis, Jul 2025)
+#
+# A support ticket told Cursor, connected to Supabase's MCP server with
+# the service_role key, to copy the integration_tokens table into the
+# ticket thread. The proxy sees tools/call execute_sql with the SQL in
+# its arguments (or, from a local MCP server, Supabase's
+# POST /v1/projects/{ref}/database/query). SQL naming a secret table is
+# denied; SQL that writes, and migrations, wait for a human.
+package countersign
+
+import data.countersign.incidents
+
+# METADATA
+# title: INC-02-1
+# description: SQL that names a secret table is denied.
+deny contains {
+	"id": "INC-02-1",
+	"msg": sprintf("SQL naming the secret table %s is not allowed; ask a human for what you need from it", [table]),
+} if {
+	some table in incidents.sql_secret_tables
+}
+
+# METADATA
+# title: INC-02-2
+# description: SQL that changes data or schema waits for a human.
+approve contains {
+	"id": "INC-02-2",
+	"msg": sprintf("SQL that changes data or schema: %s", [concat("; ", incidents.sql_texts)]),
+} if {
+	incidents.sql_writes
+}

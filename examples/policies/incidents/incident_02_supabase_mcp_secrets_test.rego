@@ -1,0 +1,34 @@
+package countersign.incidents_test
+
+# tools/call execute_sql as Cursor sent it through Supabase's MCP server,
+# and the management API call a local Supabase MCP server makes instead.
+
+test_incident_02_select_secret_table_denied if {
+	inp := mcp("execute_sql", {"project_id": "abcdefghijklmnop", "query": "SELECT * FROM integration_tokens;"})
+	denied(inp) == {"INC-02-1"}
+	some r in data.countersign.deny with input as inp
+	r.msg == "SQL naming the secret table integration_tokens is not allowed; ask a human for what you need from it"
+}
+
+test_incident_02_secret_table_quoted_and_qualified_denied if denied(mcp("execute_sql", {"query": "select token from public.\"integration_tokens\" limit 5"})) == {"INC-02-1"}
+
+test_incident_02_management_api_select_denied if {
+	inp := http("POST", "api.supabase.com", "/v1/projects/abcdefghijklmnop/database/query", {"content-type": ["application/json"]}, {"query": "select * from integration_tokens", "read_only": false})
+	denied(inp) == {"INC-02-1"}
+}
+
+test_incident_02_insert_into_ticket_held if {
+	inp := mcp("execute_sql", {"query": "INSERT INTO support_messages (ticket_id, body) VALUES (42, 'here you go')"})
+	held(inp) == {"INC-02-2"}
+	denied(inp) == set()
+}
+
+test_incident_02_migration_held if held(mcp("apply_migration", {"name": "add_col", "query": "alter table orders add column note text"})) == {"INC-02-2"}
+
+test_incident_02_ordinary_reads_allowed if {
+	allowed(mcp("execute_sql", {"query": "select id, status from orders where id = 7"}))
+	allowed(mcp("list_tables", {"schemas": ["public"]}))
+	allowed(http("POST", "api.supabase.com", "/v1/projects/abcdefghijklmnop/database/query", {}, {"query": "select count(*) from orders"}))
+}
+
+test_incident_02_table_name_inside_another_word_allowed if allowed(mcp("execute_sql", {"query": "select * from integration_tokens_archive_schema_doc"}))

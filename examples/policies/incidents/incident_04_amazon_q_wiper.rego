@@ -1,0 +1,34 @@
+# Incident #4: Amazon Q Developer 1.84.0 wiper prompt (Jul 2025)
+#
+# A prompt shipped in the official extension told the agent to delete
+# cloud resources with the user's AWS profiles: aws ec2
+# terminate-instances, aws s3 rm, aws iam delete-user (in practice
+# preceded by DeleteAccessKey, DeleteLoginProfile and Detach*Policy).
+# IAM deletions are denied in every account; terminations and S3 deletes
+# wait for a human. The incident also asks for a breaker that halts a
+# session enumerating several accounts and then deleting: that needs
+# session history, which the policy input does not carry.
+package countersign
+
+import data.countersign.incidents
+import data.countersign.lib.globs
+
+# METADATA
+# title: INC-04-1
+# description: No agent deletes IAM users, keys, login profiles or policy attachments.
+deny contains {
+	"id": "INC-04-1",
+	"msg": sprintf("%s on %s is not allowed: agents do not delete IAM identities or their permissions; ask a human", [incidents.aws_operation, incidents.aws_resources]),
+} if {
+	globs.match_any(["iam:Delete*", "iam:Detach*", "iam:Remove*"], incidents.aws_operation)
+}
+
+# METADATA
+# title: INC-04-2
+# description: Terminating instances and deleting S3 objects or buckets wait for a human.
+approve contains {
+	"id": "INC-04-2",
+	"msg": sprintf("%s on %s", [incidents.aws_operation, incidents.aws_resources]),
+} if {
+	incidents.aws_operation in {"ec2:TerminateInstances", "s3:DeleteObject", "s3:DeleteObjects", "s3:DeleteBucket"}
+}

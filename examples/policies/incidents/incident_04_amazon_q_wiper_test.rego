@@ -1,0 +1,36 @@
+package countersign.incidents_test
+
+# The AWS CLI calls the wiper prompt named (aws ec2 terminate-instances,
+# aws s3 rm, aws iam delete-user and the deletes that precede it), after
+# the Describe/List calls it enumerates profiles with.
+
+test_incident_04_enumeration_allowed if {
+	allowed(aws(dev_key, "ec2", "DescribeInstances", [], {}, true, false))
+	allowed(aws(dev_key, "iam", "ListUsers", [], {}, true, false))
+	allowed(aws(dev_key, "sts", "GetCallerIdentity", [], {}, true, false))
+	allowed(aws(dev_key, "s3", "ListBuckets", [], {}, true, false))
+}
+
+test_incident_04_terminate_instances_held if held(aws(dev_key, "ec2", "TerminateInstances", ["i-0abc1234def567890"], {"InstanceId.1": "i-0abc1234def567890"}, false, true)) == {"INC-04-2"}
+
+test_incident_04_s3_rm_held if {
+	held(aws(dev_key, "s3", "DeleteObject", ["mybucket/logs/old.txt"], {"Bucket": "mybucket", "Key": "logs/old.txt"}, false, true)) == {"INC-04-2"}
+	held(aws(dev_key, "s3", "DeleteObjects", ["mybucket", "mybucket/logs/a.txt"], {"Bucket": "mybucket", "Objects": ["logs/a.txt"]}, false, true)) == {"INC-04-2"}
+}
+
+test_incident_04_iam_delete_user_denied if {
+	inp := aws(dev_key, "iam", "DeleteUser", ["alice"], {"UserName": "alice"}, false, true)
+	denied(inp) == {"INC-04-1"}
+	some r in data.countersign.deny with input as inp
+	r.msg == "iam:DeleteUser on alice is not allowed: agents do not delete IAM identities or their permissions; ask a human"
+}
+
+test_incident_04_iam_preparation_denied if {
+	denied(aws(dev_key, "iam", "DeleteAccessKey", ["alice"], {"UserName": "alice", "AccessKeyId": "AKIAOLDKEYEXAMPLE000"}, false, true)) == {"INC-04-1"}
+	denied(aws(dev_key, "iam", "DeleteLoginProfile", ["alice"], {"UserName": "alice"}, false, true)) == {"INC-04-1"}
+	denied(aws(dev_key, "iam", "DetachUserPolicy", ["alice"], {"UserName": "alice", "PolicyArn": "arn:aws:iam::aws:policy/ReadOnlyAccess"}, false, false)) == {"INC-04-1"}
+	denied(aws(dev_key, "iam", "RemoveUserFromGroup", ["alice"], {"UserName": "alice", "GroupName": "devs"}, false, false)) == {"INC-04-1"}
+}
+
+# In production the same termination is held by #4 and #9 both.
+test_incident_04_terminate_in_production_held if held(aws(prod_key, "ec2", "TerminateInstances", ["i-0abc"], {"InstanceId.1": "i-0abc"}, false, true)) == {"INC-04-2", "INC-09-2"}

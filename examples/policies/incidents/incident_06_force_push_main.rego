@@ -1,0 +1,67 @@
+# Incident #6: Claude Code force-pushes over main (Sep 2025, Jun 2026)
+#
+# Asked to add files to a repository, the agent force-pushed a fresh
+# history over main; in another report --force-with-lease was refused and
+# the agent retried with --force. On the wire a push is
+# POST …/git-receive-pack with "<old> <new> refs/heads/main": whether it
+# is a fast-forward needs the repository's history, which the proxy does
+# not have, so every update and deletion of a protected branch is denied,
+# forced or not, through git and through the REST API. Deleting or
+# force-updating a shared branch waits for a human. SSH pushes bypass the
+# proxy: give agents HTTPS remotes only.
+package countersign
+
+import data.countersign.incidents
+import data.countersign.lib.globs
+
+# METADATA
+# title: INC-06-1
+# description: No agent pushes to, force-pushes over or deletes a protected branch.
+deny contains {
+	"id": "INC-06-1",
+	"msg": sprintf("%s of the protected branch %s of %s is not allowed; push another branch and open a pull request", [u.kind, u.branch, incidents.repository]),
+} if {
+	some u in incidents.branch_updates
+	globs.path_any(incidents.protected_branches, u.branch)
+}
+
+deny contains {
+	"id": "INC-06-1",
+	"msg": sprintf("%s of the protected branch %s of %s is not allowed; push another branch and open a pull request", [input.action.operation, incidents.rest_branch, incidents.repository]),
+} if {
+	input.action.operation in {"git/update-ref", "git/delete-ref"}
+	globs.path_any(incidents.protected_branches, incidents.rest_branch)
+}
+
+# METADATA
+# title: INC-06-3
+# description: A push whose ref updates could not all be read is denied; an unread one could be main.
+deny contains {
+	"id": "INC-06-3",
+	"msg": sprintf("the push's ref updates could not all be read (%s); push fewer refs at once", [input.action.parse_error]),
+} if {
+	input.action.provider == "git"
+	input.action.service == "receive-pack"
+	input.action.parse_error
+}
+
+# METADATA
+# title: INC-06-2
+# description: Deleting or force-updating a shared branch waits for a human.
+approve contains {
+	"id": "INC-06-2",
+	"msg": sprintf("deleting the shared branch %s of %s", [u.branch, incidents.repository]),
+} if {
+	some u in incidents.branch_updates
+	u.kind == "delete"
+	globs.path_any(incidents.shared_branches, u.branch)
+}
+
+approve contains {
+	"id": "INC-06-2",
+	"msg": sprintf("%s (forced or deleting) on the shared branch %s of %s", [input.action.operation, incidents.rest_branch, incidents.repository]),
+} if {
+	input.action.destructive == true
+	input.action.operation in {"git/update-ref", "git/delete-ref"}
+	globs.path_any(incidents.shared_branches, incidents.rest_branch)
+}

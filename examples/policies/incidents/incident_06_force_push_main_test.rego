@@ -1,0 +1,39 @@
+package countersign.incidents_test
+
+# git push --force over main (the pkt-line "<old> <new> refs/heads/main"),
+# the retry after --force-with-lease failed, and the REST equivalents.
+
+zero := "0000000000000000000000000000000000000000"
+
+ref_update(ref, kind) := {
+	"ref": ref, "kind": kind,
+	"old": "c82e8ae0000000000000000000000000000000000",
+	"new": "81875a50000000000000000000000000000000000",
+}
+
+test_incident_06_force_push_over_main_denied if {
+	inp := git_push("acme/shop", [ref_update("refs/heads/main", "update")])
+	denied(inp) == {"INC-06-1"}
+	some r in data.countersign.deny with input as inp
+	r.msg == "update of the protected branch main of acme/shop is not allowed; push another branch and open a pull request"
+}
+
+test_incident_06_deleting_main_denied if denied(git_push("acme/shop", [ref_update("refs/heads/main", "delete")])) == {"INC-06-1"}
+
+test_incident_06_rest_forced_update_denied if denied(github("PATCH", "git/update-ref", "acme", "shop", {"ref": "heads/main", "force": true, "destructive": true}, {"sha": "81875a5", "force": true})) == {"INC-06-1"}
+
+test_incident_06_rest_delete_main_denied if denied(github("DELETE", "git/delete-ref", "acme", "shop", {"ref": "heads/main"}, null)) == {"INC-06-1"}
+
+test_incident_06_feature_branch_allowed if {
+	allowed(git_push("acme/shop", [ref_update("refs/heads/agent/fix", "create")]))
+	allowed(git_push("acme/shop", [ref_update("refs/heads/agent/fix", "update")]))
+}
+
+test_incident_06_deleting_shared_branch_held if held(git_push("acme/shop", [ref_update("refs/heads/release/1.0", "delete")])) == {"INC-06-2"}
+
+test_incident_06_rest_forced_update_of_shared_branch_held if held(github("PATCH", "git/update-ref", "acme", "shop", {"ref": "heads/develop", "force": true, "destructive": true}, {"sha": "81875a5", "force": true})) == {"INC-06-2"}
+
+test_incident_06_push_with_unread_updates_denied if {
+	inp := object.union(git_push("acme/shop", [ref_update("refs/heads/agent/1", "create")]), {"action": {"parse_error": "the push's ref updates do not fit in the inspected part of the body (inspect.body_limit); only the first 6 are listed"}})
+	denied(inp) == {"INC-06-3"}
+}

@@ -1,0 +1,33 @@
+package countersign.incidents_test
+
+# Jer Crane's curl: POST backboard.railway.com/graphql/v2
+# {"query":"mutation { volumeDelete(volumeId: \"3d2c42fb-…\") }"}
+# (action/graphql/testdata/curl-railway-volume-delete.txt).
+
+volume_delete(extra) := graphql(
+	"graphql", "backboard.railway.com", ["volumeDelete"],
+	[{"field": "volumeDelete", "arguments": {"volumeId": "3d2c42fb-0000-4c1e-9a7e-000000000000"}}],
+	null, object.union({"destructive": true}, extra),
+)
+
+test_incident_10_volume_delete_denied if {
+	denied(volume_delete({})) == {"INC-10"}
+	some r in data.countersign.deny with input as volume_delete({})
+	r.msg == "volumeDelete deletes data and its backups with no undo; an agent may not run it, ask a human"
+}
+
+test_incident_10_harmless_operation_name_does_not_hide_it if denied(volume_delete({"operation_name": "ListVolumes"})) == {"INC-10"}
+
+test_incident_10_other_deletes_denied if {
+	denied(graphql("graphql", "backboard.railway.com", ["serviceDelete"], [{"field": "serviceDelete", "arguments": {"id": "s-1"}}], null, {})) == {"INC-10"}
+	denied(graphql("graphql", "backboard.railway.com", ["environmentDelete"], [{"field": "environmentDelete", "arguments": {"id": "e-staging"}}], null, {})) == {"INC-10"}
+	denied(graphql("graphql", "backboard.railway.com", ["volumeInstanceBackupDelete"], [{"field": "volumeInstanceBackupDelete", "arguments": {"id": "b-1"}}], null, {})) == {"INC-10"}
+}
+
+test_incident_10_query_allowed if {
+	inp := object.union(
+		graphql("graphql", "backboard.railway.com", ["me"], [{"field": "me"}], null, {"read_only": true}),
+		{"action": {"operation_type": "query"}},
+	)
+	allowed(inp)
+}

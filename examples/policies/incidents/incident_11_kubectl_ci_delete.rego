@@ -1,0 +1,58 @@
+# Incident #11: Claude Code with kubectl deletes Helix's CI (Jun 2026)
+#
+# Given kubectl on the production cluster, the agent deleted the Drone CI
+# system (its deployments and, by inference, secrets and volumes). The
+# calls were not published: DELETEs in namespace drone, or of the
+# namespace itself. On production clusters and namespaces, deleting a
+# namespace or a whole collection is denied; other deletes and scaling to
+# zero wait for a human. Dry runs pass.
+package countersign
+
+import data.countersign.lib.ops
+import data.countersign.lib.prod
+
+inc11_prod_change if {
+	input.action.provider == "kubernetes"
+	not input.action.dry_run
+	prod.is_prod
+}
+
+# METADATA
+# title: INC-11-1
+# description: No agent deletes a production namespace or a whole collection.
+deny contains {
+	"id": "INC-11-1",
+	"msg": sprintf("%s in production (%s) deletes everything in it; an agent may not do it, ask a human", [ops.name, prod.summary]),
+} if {
+	inc11_prod_change
+	input.action.verb == "deletecollection"
+}
+
+deny contains {
+	"id": "INC-11-1",
+	"msg": sprintf("deleting the namespace %s in production (%s) deletes everything in it; an agent may not do it, ask a human", [input.action.name, prod.summary]),
+} if {
+	inc11_prod_change
+	input.action.verb == "delete"
+	input.action.resource == "namespaces"
+}
+
+# METADATA
+# title: INC-11-2
+# description: Other production deletes and scaling to zero wait for a human.
+approve contains {
+	"id": "INC-11-2",
+	"msg": sprintf("%s %s in namespace %s, in production (%s)", [ops.name, input.action.name, input.action.namespace, prod.summary]),
+} if {
+	inc11_prod_change
+	input.action.verb == "delete"
+	input.action.resource != "namespaces"
+}
+
+approve contains {
+	"id": "INC-11-2",
+	"msg": sprintf("scaling %s/%s in namespace %s to zero, in production (%s)", [input.action.resource, input.action.name, input.action.namespace, prod.summary]),
+} if {
+	inc11_prod_change
+	ops.kubernetes_scales_to_zero
+}

@@ -1,0 +1,95 @@
+package countersign.kubernetes_test
+
+import data.countersign
+
+# Actions as countersign's Kubernetes classifier makes them of kubectl's
+# requests (action/kubernetes/testdata).
+
+request(host, verb, resource, subresource, namespace, name, body) := {
+	"request": {
+		"method": "GET", "scheme": "https", "host": host, "port": 443,
+		"path": "/", "query": {}, "headers": {}, "body": body, "tunnel": false,
+	},
+	"action": {
+		"provider": "kubernetes", "verb": verb, "operation": verb, "api_group": "", "api_version": "v1",
+		"resource": resource, "subresource": subresource, "namespace": namespace, "name": name,
+		"dry_run": false, "read_only": verb in {"get", "list", "watch"},
+		"destructive": verb in {"delete", "deletecollection"},
+	},
+}
+
+dev := "k8s.dev.example.com"
+
+prod_cluster := "k8s.prod.example.com"
+
+ids(reasons) := {r.id | some r in reasons}
+
+denied(inp) := reasons if {
+	reasons := ids(countersign.deny) with input as inp
+}
+
+held(inp) := reasons if {
+	reasons := ids(countersign.approve) with input as inp
+}
+
+allowed(inp) if {
+	denied(inp) == set()
+	held(inp) == set()
+}
+
+# kubectl delete namespace prod
+test_delete_prod_namespace_denied if {
+	inp := request(dev, "delete", "namespaces", "", "prod", "prod", {"propagationPolicy": "Background"})
+	denied(inp) == {"K8S-PROD-001"}
+	some r in countersign.deny with input as inp
+	r.msg == "deleting namespaces/prod removes every object in it, in production (Kubernetes namespace prod); an agent may not do it, ask a human"
+}
+
+test_delete_any_namespace_on_prod_cluster_denied if denied(request(prod_cluster, "delete", "namespaces", "", "drone", "drone", null)) == {"K8S-PROD-001"}
+
+test_delete_namespace_outside_production_allowed if allowed(request(dev, "delete", "namespaces", "", "staging", "staging", null))
+
+test_delete_namespace_dry_run_allowed if {
+	inp := object.union(request(dev, "delete", "namespaces", "", "prod", "prod", null), {"action": {"dry_run": true}})
+	allowed(inp)
+}
+
+# kubectl delete pods --all -n prod
+test_delete_collection_in_production_denied if denied(request(dev, "deletecollection", "pods", "", "prod", "", null)) == {"K8S-PROD-002"}
+
+# kubectl exec web -n prod -- sh
+test_exec_in_production_held if {
+	inp := request(dev, "create", "pods", "exec", "prod", "web", null)
+	denied(inp) == set()
+	held(inp) == {"K8S-PROD-003"}
+	some r in countersign.approve with input as inp
+	r.msg == "exec into pod web in namespace prod, in production (Kubernetes namespace prod)"
+}
+
+test_port_forward_in_production_held if held(request(prod_cluster, "create", "pods", "portforward", "default", "db", null)) == {"K8S-PROD-003"}
+
+test_exec_outside_production_allowed if allowed(request(dev, "create", "pods", "exec", "default", "web", null))
+
+# kubectl scale deployment web --replicas=0 -n prod
+test_scale_to_zero_in_production_held if {
+	inp := request(dev, "patch", "deployments", "scale", "prod", "web", {"spec": {"replicas": 0}})
+	held(inp) == {"K8S-PROD-004"}
+}
+
+test_scale_up_in_production_allowed if allowed(request(dev, "patch", "deployments", "scale", "prod", "web", {"spec": {"replicas": 3}}))
+
+test_patch_replicas_zero_in_production_held if held(request(prod_cluster, "patch", "statefulsets", "", "db", "pg", {"spec": {"replicas": 0}})) == {"K8S-PROD-004"}
+
+test_delete_one_object_in_production_held if held(request(dev, "delete", "deployments", "", "prod", "web", null)) == {"K8S-PROD-005"}
+
+test_rbac_change_in_production_held if held(request(prod_cluster, "create", "clusterrolebindings", "", "", "", null)) == {"K8S-PROD-006"}
+
+test_impersonation_in_production_held if {
+	inp := object.union(request(prod_cluster, "get", "secrets", "", "default", "db", null), {"request": {"headers": {"impersonate-user": ["system:admin"]}}})
+	held(inp) == {"K8S-PROD-006"}
+}
+
+test_reads_in_production_allowed if {
+	allowed(request(prod_cluster, "list", "pods", "", "default", "", null))
+	allowed(request(dev, "get", "pods", "log", "prod", "web", null))
+}

@@ -1,0 +1,585 @@
+# METADATA
+# title: Operation classes
+# description: |
+#   Sorts the classified action of input.action into classes, per provider:
+#
+#     read         changes nothing
+#     write        changes something (everything that is not a read)
+#     destructive  deletes or empties something, or cannot be undone
+#     permission   changes who may do what (IAM, bucket policies, RBAC,
+#                  branch protection, collaborators, security groups)
+#     exposure     makes something reachable by anyone (a public repository,
+#                  bucket, snapshot or port)
+#     exec         runs commands inside a workload (Kubernetes exec, attach,
+#                  port-forward, node and service proxies)
+#
+#   A request can be in several classes (iam:DeleteRolePolicy is
+#   destructive and a permission change). class names the most severe one:
+#   exposure, permission, destructive, write, read. Import with
+#   `import data.countersign.lib.ops`.
+#
+#   The lists below are generous on purpose: a false "permission" costs a
+#   human a click, a missed one costs an escalation. They read only the
+#   action the classifier produced (and request.body where the action does
+#   not carry what matters, such as a bucket policy's Principal).
+package countersign.lib.ops
+
+import data.countersign.lib.globs
+
+# METADATA
+# description: |
+#   The operation's name in its provider's vocabulary: "ec2:TerminateInstances",
+#   "repos/delete", "delete namespaces", "push", "mutation volumeDelete",
+#   "tools/call drop_table", or the HTTP method.
+default name := "request"
+
+name := sprintf("%s:%s", [input.action.service, input.action.operation]) if {
+	input.action.provider == "aws"
+} else := sprintf("%s %s/%s", [input.action.verb, input.action.resource, input.action.subresource]) if {
+	input.action.provider == "kubernetes"
+	input.action.subresource != ""
+} else := sprintf("%s %s", [input.action.verb, input.action.resource]) if {
+	input.action.provider == "kubernetes"
+	input.action.resource != ""
+} else := sprintf("%s %s", [input.action.verb, input.action.path]) if {
+	input.action.provider == "kubernetes"
+	is_string(input.action.path)
+} else := sprintf("%s %s", [input.action.operation_type, concat(", ", input.action.fields)]) if {
+	is_string(input.action.operation_type)
+	is_array(input.action.fields)
+} else := sprintf("tools/call %s", [input.action.tool]) if {
+	input.action.provider == "mcp"
+	input.action.method == "tools/call"
+} else := input.action.operation if {
+	is_string(input.action.operation)
+}
+
+# METADATA
+# description: Every class the request belongs to.
+classes contains "read" if read
+
+classes contains "write" if not read
+
+classes contains "destructive" if destructive
+
+classes contains "permission" if permission
+
+classes contains "exposure" if exposure
+
+classes contains "exec" if exec
+
+# METADATA
+# description: The most severe class of the request.
+class := "exposure" if {
+	exposure
+} else := "permission" if {
+	permission
+} else := "destructive" if {
+	destructive
+} else := "read" if {
+	read
+} else := "write"
+
+# METADATA
+# description: The request only reads.
+default is_read := false
+
+is_read if read
+
+# METADATA
+# description: The request changes something.
+default is_write := false
+
+is_write if not read
+
+# METADATA
+# description: The request deletes or empties something.
+default is_destructive := false
+
+is_destructive if destructive
+
+# METADATA
+# description: The request changes permissions.
+default is_permission := false
+
+is_permission if permission
+
+# METADATA
+# description: The request makes something public.
+default is_exposure := false
+
+is_exposure if exposure
+
+# METADATA
+# description: The request runs commands in a workload.
+default is_exec := false
+
+is_exec if exec
+
+# A classified action is a read when its provider says so and nothing else
+# here says otherwise; an unclassified (http) request when its method is
+# safe.
+read if {
+	input.action.provider != "http"
+	input.action.read_only == true
+	not destructive
+	not permission
+	not exposure
+	not exec
+}
+
+read if {
+	input.action.provider == "http"
+	input.request.method in {"GET", "HEAD", "OPTIONS"}
+}
+
+destructive if input.action.destructive == true
+
+permission if aws_permission
+
+permission if github_permission
+
+permission if kubernetes_permission
+
+permission if graphql_permission
+
+permission if mcp_permission
+
+exposure if aws_exposure
+
+exposure if input.action.public_exposure == true
+
+exposure if kubernetes_exposure
+
+destructive if aws_destructive
+
+destructive if kubernetes_scales_to_zero
+
+destructive if {
+	input.action.provider == "http"
+	input.request.method == "DELETE"
+}
+
+exec if kubernetes_exec
+
+# --- AWS -------------------------------------------------------------------
+
+# METADATA
+# description: AWS operations ("service:Operation" globs) that delete or cannot be undone, beyond what the classifier marks.
+aws_destructive_operations := [
+	"*:Delete*",
+	"*:Terminate*",
+	"*:Purge*",
+	"*:Destroy*",
+	"*:Deregister*",
+	# A change set can replace stateful resources (INCIDENTS #7); what it
+	# replaces is only in DescribeChangeSet's answer, which a proxy cannot
+	# see when deciding.
+	"cloudformation:ExecuteChangeSet",
+	"kms:ScheduleKeyDeletion",
+	"kms:DisableKey",
+	"s3:PutBucketLifecycle",
+	"s3:PutBucketLifecycleConfiguration",
+	"ec2:ReleaseAddress",
+]
+
+# METADATA
+# description: AWS operations ("service:Operation" globs) that change permissions or credentials.
+aws_permission_operations := [
+	# IAM policies on users, groups and roles (the classic escalations).
+	"iam:Attach*Policy",
+	"iam:Detach*Policy",
+	"iam:Put*Policy",
+	"iam:Delete*Policy",
+	"iam:CreatePolicy",
+	"iam:CreatePolicyVersion",
+	"iam:SetDefaultPolicyVersion",
+	"iam:DeletePolicyVersion",
+	"iam:Put*PermissionsBoundary",
+	"iam:Delete*PermissionsBoundary",
+	"iam:UpdateAssumeRolePolicy",
+	# Identities and credentials.
+	"iam:CreateUser",
+	"iam:CreateRole",
+	"iam:CreateGroup",
+	"iam:AddUserToGroup",
+	"iam:RemoveUserFromGroup",
+	"iam:AddRoleToInstanceProfile",
+	"iam:CreateAccessKey",
+	"iam:UpdateAccessKey",
+	"iam:CreateLoginProfile",
+	"iam:UpdateLoginProfile",
+	"iam:DeactivateMFADevice",
+	"iam:UploadSSHPublicKey",
+	"iam:CreateServiceSpecificCredential",
+	"iam:ResetServiceSpecificCredential",
+	"iam:CreateServiceLinkedRole",
+	"iam:CreateOpenIDConnectProvider",
+	"iam:CreateSAMLProvider",
+	"iam:UpdateOpenIDConnectProviderThumbprint",
+	# iam:PassRole is an authorisation check, not an API call: it happens
+	# inside the call that passes a role (ec2:RunInstances,
+	# lambda:CreateFunction), which policies must look at instead.
+	"sso-admin:Create*",
+	"sso-admin:Attach*",
+	"sso-admin:Put*",
+	"identitystore:Create*",
+	"organizations:AttachPolicy",
+	"organizations:DetachPolicy",
+	"organizations:UpdatePolicy",
+	"organizations:CreatePolicy",
+	# Resource policies and ACLs.
+	"s3:PutBucketPolicy",
+	"s3:DeleteBucketPolicy",
+	"s3:PutBucketAcl",
+	"s3:PutObjectAcl",
+	"s3:PutPublicAccessBlock",
+	"s3:DeletePublicAccessBlock",
+	"s3:PutAccountPublicAccessBlock",
+	"s3:DeleteAccountPublicAccessBlock",
+	"s3:PutBucketOwnershipControls",
+	"s3:PutAccessPointPolicy",
+	"kms:PutKeyPolicy",
+	"kms:CreateGrant",
+	"lambda:AddPermission",
+	"lambda:RemovePermission",
+	"lambda:CreateFunctionUrlConfig",
+	"lambda:UpdateFunctionUrlConfig",
+	"lambda:AddLayerVersionPermission",
+	"sns:AddPermission",
+	"sns:SetTopicAttributes",
+	"sqs:AddPermission",
+	"sqs:SetQueueAttributes",
+	"ecr:SetRepositoryPolicy",
+	"ecr-public:SetRepositoryPolicy",
+	"secretsmanager:PutResourcePolicy",
+	"glacier:SetVaultAccessPolicy",
+	"es:UpdateElasticsearchDomainConfig",
+	"es:UpdateDomainConfig",
+	"apigateway:UpdateRestApiPolicy",
+	"events:PutPermission",
+	"logs:PutResourcePolicy",
+	"backup:PutBackupVaultAccessPolicy",
+	# Network reachability and sharing.
+	"ec2:AuthorizeSecurityGroupIngress",
+	"ec2:AuthorizeSecurityGroupEgress",
+	"ec2:RevokeSecurityGroup*",
+	"ec2:ModifySecurityGroupRules",
+	"ec2:ModifySnapshotAttribute",
+	"ec2:ModifyImageAttribute",
+	"ec2:CreateNetworkAclEntry",
+	"ec2:ReplaceNetworkAclEntry",
+	"rds:ModifyDBSnapshotAttribute",
+	"rds:ModifyDBClusterSnapshotAttribute",
+	"ram:CreateResourceShare",
+	"ram:AssociateResourceShare",
+]
+
+aws_operation := sprintf("%s:%s", [input.action.service, input.action.operation]) if input.action.provider == "aws"
+
+aws_destructive if globs.match_any(aws_destructive_operations, aws_operation)
+
+aws_permission if {
+	input.action.read_only != true
+	globs.match_any(aws_permission_operations, aws_operation)
+}
+
+aws_public_acls := {"public-read", "public-read-write", "authenticated-read"}
+
+aws_everyone_groups := [
+	"http://acs.amazonaws.com/groups/global/AllUsers",
+	"http://acs.amazonaws.com/groups/global/AuthenticatedUsers",
+]
+
+aws_open_cidrs := {"0.0.0.0/0", "::/0"}
+
+# S3: a canned ACL that grants everyone.
+aws_exposure if {
+	input.action.service == "s3"
+	some acl in input.request.headers["x-amz-acl"]
+	lower(acl) in aws_public_acls
+}
+
+# S3: an explicit grant header or an AccessControlPolicy body naming the
+# AllUsers or AuthenticatedUsers groups.
+aws_exposure if {
+	input.action.service == "s3"
+	some header in ["x-amz-grant-read", "x-amz-grant-write", "x-amz-grant-read-acp", "x-amz-grant-write-acp", "x-amz-grant-full-control"]
+	some value in input.request.headers[header]
+	some group in aws_everyone_groups
+	contains(value, group)
+}
+
+aws_exposure if {
+	input.action.service == "s3"
+	input.action.operation in {"PutBucketAcl", "PutObjectAcl"}
+	is_string(input.request.body)
+	some group in aws_everyone_groups
+	contains(input.request.body, group)
+}
+
+# S3: a bucket policy statement that allows anyone, unconditionally.
+aws_exposure if {
+	input.action.service == "s3"
+	input.action.operation == "PutBucketPolicy"
+	some statement in aws_policy_statements
+	statement.Effect == "Allow"
+	aws_principal_is_anyone(statement.Principal)
+	not statement.Condition
+}
+
+# S3: removing or loosening the public access block.
+aws_exposure if {
+	input.action.service in {"s3", "s3control"}
+	input.action.operation in {"DeletePublicAccessBlock", "DeleteAccountPublicAccessBlock"}
+}
+
+aws_exposure if {
+	input.action.service in {"s3", "s3control"}
+	input.action.operation in {"PutPublicAccessBlock", "PutAccountPublicAccessBlock"}
+	is_string(input.request.body)
+	regex.match(`(?i)<(BlockPublicAcls|IgnorePublicAcls|BlockPublicPolicy|RestrictPublicBuckets)>\s*false\s*<`, input.request.body)
+}
+
+# EC2: ingress from anywhere.
+aws_exposure if {
+	input.action.service == "ec2"
+	input.action.operation in {"AuthorizeSecurityGroupIngress", "ModifySecurityGroupRules"}
+	some value in aws_param_values
+	value in aws_open_cidrs
+}
+
+# EC2: sharing a snapshot or an image with every account.
+aws_exposure if {
+	input.action.service == "ec2"
+	input.action.operation in {"ModifySnapshotAttribute", "ModifyImageAttribute"}
+	some key, value in input.action.params
+	endswith(key, "Group")
+	value == "all"
+}
+
+# RDS: sharing a snapshot with every account.
+aws_exposure if {
+	input.action.service == "rds"
+	input.action.operation in {"ModifyDBSnapshotAttribute", "ModifyDBClusterSnapshotAttribute"}
+	some key, value in input.action.params
+	startswith(key, "ValuesToAdd")
+	value == "all"
+}
+
+# RDS: a database reachable from the internet.
+aws_exposure if {
+	input.action.service == "rds"
+	input.action.operation in {"CreateDBInstance", "ModifyDBInstance", "CreateDBCluster", "ModifyDBCluster", "RestoreDBInstanceFromDBSnapshot", "RestoreDBClusterFromSnapshot"}
+	aws_true(input.action.params.PubliclyAccessible)
+}
+
+# Lambda: a resource policy for anyone, or a function URL without auth.
+aws_exposure if {
+	input.action.service == "lambda"
+	input.action.operation == "AddPermission"
+	input.request.body.Principal == "*"
+}
+
+aws_exposure if {
+	input.action.service == "lambda"
+	input.action.operation in {"CreateFunctionUrlConfig", "UpdateFunctionUrlConfig"}
+	input.request.body.AuthType == "NONE"
+}
+
+aws_policy_statements := input.request.body.Statement if is_array(input.request.body.Statement)
+
+aws_policy_statements := [input.request.body.Statement] if is_object(input.request.body.Statement)
+
+aws_principal_is_anyone(principal) if principal == "*"
+
+aws_principal_is_anyone(principal) if principal.AWS == "*"
+
+aws_principal_is_anyone(principal) if "*" in principal.AWS
+
+aws_true(value) if value == true
+
+aws_true(value) if {
+	is_string(value)
+	lower(value) == "true"
+}
+
+aws_param_values contains value if {
+	some value in input.action.params
+	is_string(value)
+}
+
+# --- GitHub ----------------------------------------------------------------
+
+# METADATA
+# description: GitHub REST operationIds (globs) that change who may do what, or protections.
+github_permission_operations := [
+	"repos/add-collaborator",
+	"repos/remove-collaborator",
+	"repos/*-branch-protection",
+	"repos/*-admin-branch-protection",
+	"repos/*-pull-request-review-protection",
+	"repos/*-status-check-protection",
+	"repos/*-commit-signature-protection",
+	"repos/*-access-restrictions",
+	"repos/*-team-access-restrictions",
+	"repos/*-user-access-restrictions",
+	"repos/*-app-access-restrictions",
+	"repos/*-ruleset",
+	"repos/*-tag-protection",
+	"repos/create-deploy-key",
+	"repos/delete-deploy-key",
+	"repos/create-webhook",
+	"repos/update-webhook*",
+	"repos/transfer",
+	"repos/update-invitation",
+	"repos/*-deployment-protection-rule",
+	"repos/*-deployment-branch-policy",
+	"orgs/set-membership-for-user",
+	"orgs/remove-member",
+	"orgs/remove-membership-for-user",
+	"orgs/*-outside-collaborator",
+	"orgs/convert-member-to-outside-collaborator",
+	"orgs/update",
+	"orgs/*-org-role*",
+	"orgs/*-custom-*role*",
+	"orgs/*-security-manager-team",
+	"orgs/create-webhook",
+	"orgs/update-webhook*",
+	"orgs/*-ruleset",
+	"teams/add-or-update-*",
+	"teams/add-member-legacy",
+	"teams/remove-*",
+	"actions/set-*permissions*",
+	"actions/create-or-update-*secret*",
+	"actions/*-selected-repo*-org-secret",
+	"dependabot/create-or-update-*secret*",
+	"codespaces/create-or-update-*secret*",
+	"agents/create-or-update-*secret*",
+	"copilot/set-*permissions*",
+	"secret-scanning/create-push-protection-bypass",
+	"apps/*-installation*",
+	"users/add-*key*",
+	"users/create-*key*",
+]
+
+github_permission if {
+	input.action.provider == "github"
+	input.action.read_only != true
+	is_string(input.action.operation)
+	globs.match_any(github_permission_operations, input.action.operation)
+}
+
+# --- GraphQL (GitHub's and any other) --------------------------------------
+
+# METADATA
+# description: GraphQL mutation fields (globs) that change permissions or protections.
+graphql_permission_fields := [
+	"*BranchProtection*",
+	"*Ruleset*",
+	"*Collaborator*",
+	"*Permission*",
+	"*permission*",
+	"*Member*",
+	"*member*",
+	"*Role*",
+	"*role*",
+	"*Token*",
+	"*token*",
+	"*DeployKey*",
+	"*Secret*",
+	"transferRepository",
+]
+
+graphql_permission if {
+	input.action.operation_type == "mutation"
+	some field in input.action.fields
+	globs.match_any(graphql_permission_fields, field)
+}
+
+# --- Kubernetes ------------------------------------------------------------
+
+kubernetes_write_verbs := {"create", "update", "patch", "delete", "deletecollection"}
+
+# METADATA
+# description: Kubernetes resources that grant permissions or credentials.
+kubernetes_permission_resources := {
+	"roles", "rolebindings", "clusterroles", "clusterrolebindings",
+	"serviceaccounts", "certificatesigningrequests",
+	"validatingwebhookconfigurations", "mutatingwebhookconfigurations",
+	"validatingadmissionpolicies", "validatingadmissionpolicybindings",
+}
+
+# RBAC writes (Kubernetes checks escalate and bind on these), webhook and
+# admission configuration, service accounts and CSRs.
+kubernetes_permission if {
+	input.action.provider == "kubernetes"
+	input.action.verb in kubernetes_write_verbs
+	input.action.resource in kubernetes_permission_resources
+}
+
+# Minting a service account token, approving a CSR.
+kubernetes_permission if {
+	input.action.provider == "kubernetes"
+	input.action.verb in kubernetes_write_verbs
+	input.action.subresource in {"token", "approval"}
+}
+
+# Any request that impersonates another user, group or service account.
+kubernetes_permission if {
+	input.action.provider == "kubernetes"
+	some header, _ in input.request.headers
+	startswith(header, "impersonate-")
+}
+
+kubernetes_exec if {
+	input.action.provider == "kubernetes"
+	input.action.subresource in {"exec", "attach", "portforward", "proxy", "ephemeralcontainers"}
+}
+
+# METADATA
+# description: |
+#   A Kubernetes write that sets replicas to 0: kubectl scale --replicas=0
+#   (the scale subresource) or a patch or update of the workload itself.
+default kubernetes_scales_to_zero := false
+
+kubernetes_scales_to_zero if {
+	input.action.provider == "kubernetes"
+	input.action.verb in {"update", "patch"}
+	input.action.subresource in {"", "scale"}
+	input.request.body.spec.replicas == 0
+}
+
+# Services that open a port outside the cluster, and ingress objects.
+kubernetes_exposure if {
+	input.action.provider == "kubernetes"
+	input.action.verb in {"create", "update", "patch"}
+	input.action.resource == "services"
+	input.request.body.spec.type in {"LoadBalancer", "NodePort"}
+}
+
+kubernetes_exposure if {
+	input.action.provider == "kubernetes"
+	input.action.verb in {"create", "update", "patch"}
+	input.action.resource in {"ingresses", "gateways", "httproutes"}
+}
+
+# --- MCP -------------------------------------------------------------------
+
+# METADATA
+# description: MCP tool names (globs) that change permissions or share things.
+mcp_permission_tools := [
+	"*grant*",
+	"*permission*",
+	"*collaborator*",
+	"*share*",
+	"*invite*",
+	"*add_member*",
+	"*set_role*",
+]
+
+mcp_permission if {
+	input.action.provider == "mcp"
+	input.action.method == "tools/call"
+	globs.match_any(mcp_permission_tools, lower(input.action.tool))
+}

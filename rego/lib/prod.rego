@@ -1,0 +1,203 @@
+# METADATA
+# title: Production detection
+# description: |
+#   Tells whether a request touches production, from an inventory kept in
+#   data (never from what the agent claims). Import with
+#   `import data.countersign.lib.prod`.
+#
+#   data.countersign.production (every key optional; lists hold glob
+#   patterns, see countersign.lib.globs):
+#
+#     aws:
+#       accounts: ["111122223333", "shop-prod"]  # account ids or aliases
+#       access_key_ids: ["AKIA2PRODEXAMPLE0001"] # keys that are production by themselves
+#     kubernetes:
+#       hosts: ["k8s.prod.example.com"]          # API servers: the whole cluster
+#       namespaces: ["prod", "prod-*"]           # namespaces, in any cluster
+#     github:
+#       orgs: ["acme"]                           # every repository of the owner
+#       repos: ["acme/shop", "acme/billing-*"]   # owner/repo
+#     hosts: ["*.prod.example.com"]              # any other API host
+#     ids: ["e-prod"]                            # opaque ids (Railway environments, volumes)
+#
+#   A SigV4 request names its access key, not its account: map keys to
+#   accounts in data.countersign.aws.access_keys ({"AKIA…": "shop-prod"})
+#   so that accounts can be listed once. ARNs among the action's resources
+#   name their account and are matched against accounts as well.
+#
+#   Nothing configured means nothing is production: a policy that relies
+#   on this library should test that its data is loaded (see configured).
+package countersign.lib.prod
+
+import data.countersign.lib.globs
+
+# METADATA
+# description: The production inventory, data.countersign.production; empty when not configured.
+default inventory := {}
+
+inventory := data.countersign.production
+
+# METADATA
+# description: A production inventory is configured.
+default configured := false
+
+configured if count(inventory) > 0
+
+# METADATA
+# description: The account (id or alias) that data.countersign.aws.access_keys maps an access key id to.
+aws_account(key_id) := data.countersign.aws.access_keys[key_id]
+
+# METADATA
+# description: The account id field of an ARN (arn:partition:service:region:account:resource).
+arn_account(arn) := parts[4] if {
+	startswith(arn, "arn:")
+	parts := split(arn, ":")
+	count(parts) >= 6
+	parts[4] != ""
+}
+
+# METADATA
+# description: An AWS access key id is production, by itself or through its account.
+aws_key(key_id) if globs.match_any(inventory.aws.access_key_ids, key_id)
+
+aws_key(key_id) if globs.match_any(inventory.aws.accounts, aws_account(key_id))
+
+# METADATA
+# description: An AWS account id or alias is production.
+aws_account_is_prod(account) if globs.match_any(inventory.aws.accounts, account)
+
+# METADATA
+# description: A Kubernetes API server host is a production cluster.
+kubernetes_host(name) if globs.host_any(inventory.kubernetes.hosts, name)
+
+# METADATA
+# description: A Kubernetes namespace is production (in any cluster).
+kubernetes_namespace(ns) if {
+	ns != ""
+	globs.match_any(inventory.kubernetes.namespaces, ns)
+}
+
+# METADATA
+# description: |
+#   A repository ("owner/repo", or "group/sub/repo" for nested owners) is
+#   production: its owner is in github.orgs or it matches github.repos.
+#   GitHub names are case-insensitive, so both sides are lower-cased.
+repository(full_name) if {
+	some pattern in inventory.github.repos
+	glob.match(lower(pattern), ["/"], lower(full_name))
+}
+
+repository(full_name) if {
+	owner := split(full_name, "/")[0]
+	some pattern in inventory.github.orgs
+	glob.match(lower(pattern), null, lower(owner))
+}
+
+# METADATA
+# description: A host is listed as production.
+host(name) if globs.host_any(inventory.hosts, name)
+
+# METADATA
+# description: An opaque id (a Railway environment or volume id, say) is listed as production; ids match exactly.
+id(value) if {
+	is_string(value)
+	value in inventory.ids
+}
+
+# METADATA
+# description: |
+#   The repository the request acts on, as "owner/repo": GitHub REST actions
+#   (owner and repo, or just the owner for organisation calls) and git
+#   smart-HTTP actions (the repository path).
+repository_name := concat("/", [input.action.owner, input.action.repo]) if {
+	input.action.provider == "github"
+	is_string(input.action.owner)
+	is_string(input.action.repo)
+	input.action.owner != ""
+	input.action.repo != ""
+} else := input.action.owner if {
+	input.action.provider == "github"
+	is_string(input.action.owner)
+	input.action.owner != ""
+} else := input.action.repo if {
+	input.action.provider == "git"
+	is_string(input.action.repo)
+}
+
+# METADATA
+# description: |
+#   Every string an action names as a resource or passes as a GraphQL or
+#   MCP argument: candidates for the ids list.
+action_ids contains value if {
+	some value in input.action.resources
+	is_string(value)
+}
+
+action_ids contains value if {
+	walk(input.action.variables, [_, value])
+	is_string(value)
+}
+
+action_ids contains value if {
+	some selection in input.action.selections
+	walk(selection.arguments, [_, value])
+	is_string(value)
+}
+
+action_ids contains value if {
+	walk(input.action.arguments, [_, value])
+	is_string(value)
+}
+
+# METADATA
+# description: |
+#   Why the request touches production, one readable string per reason
+#   ("AWS account shop-prod", "Kubernetes namespace prod", …); empty when it
+#   does not. Policies put it in their messages.
+evidence contains sprintf("AWS access key %s", [key]) if {
+	input.action.provider == "aws"
+	key := input.action.access_key_id
+	globs.match_any(inventory.aws.access_key_ids, key)
+}
+
+evidence contains sprintf("AWS account %s", [account]) if {
+	input.action.provider == "aws"
+	account := aws_account(input.action.access_key_id)
+	aws_account_is_prod(account)
+}
+
+evidence contains sprintf("AWS account %s (%s)", [account, arn]) if {
+	input.action.provider == "aws"
+	some arn in input.action.resources
+	account := arn_account(arn)
+	aws_account_is_prod(account)
+}
+
+evidence contains sprintf("Kubernetes cluster %s", [input.request.host]) if {
+	input.action.provider == "kubernetes"
+	kubernetes_host(input.request.host)
+}
+
+evidence contains sprintf("Kubernetes namespace %s", [input.action.namespace]) if {
+	input.action.provider == "kubernetes"
+	kubernetes_namespace(input.action.namespace)
+}
+
+evidence contains sprintf("repository %s", [repository_name]) if repository(repository_name)
+
+evidence contains sprintf("host %s", [input.request.host]) if host(input.request.host)
+
+evidence contains sprintf("production id %s", [value]) if {
+	some value in action_ids
+	id(value)
+}
+
+# METADATA
+# description: The request touches production (evidence is not empty).
+default is_prod := false
+
+is_prod if count(evidence) > 0
+
+# METADATA
+# description: The evidence as one string, for messages ("AWS account shop-prod, host …").
+summary := concat(", ", evidence)
