@@ -34,6 +34,10 @@ type Options struct {
 	Now func() time.Time
 	// NoCache turns the decision cache off (for differential tests).
 	NoCache bool
+	// OnReload, when set, is told about every reload that changed the
+	// policy set or was rejected (see reload.go). It is called with reloads
+	// serialised, so it must not call Reload.
+	OnReload func(ReloadEvent)
 }
 
 // Engine evaluates requests against the current policy set.
@@ -44,6 +48,7 @@ type Engine struct {
 
 	mu        sync.Mutex // serialises reloads
 	lastError atomic.Pointer[reloadError]
+	status    reloadState // see reload.go
 }
 
 type reloadError struct {
@@ -75,6 +80,7 @@ func New(ctx context.Context, opts Options, logger *zap.Logger) (*Engine, error)
 	}
 	e := &Engine{opts: opts, logger: logger.Named("policy")}
 	e.cur.Store(s)
+	e.status.loaded(opts.Now(), opts.Source.Bundle)
 	e.logger.Info("policy loaded", zap.String("revision", s.revision), zap.Int("modules", len(s.files)))
 	return e, nil
 }
@@ -85,22 +91,13 @@ func (e *Engine) Revision() string { return e.cur.Load().revision }
 // Files lists the modules of the policy set in force.
 func (e *Engine) Files() []string { return e.cur.Load().files }
 
-// Reload recompiles the policy from its source. On failure the current set
-// stays in force and the error is kept for Health.
+// Reload recompiles the policy from its source and runs its tests (see
+// reload.go). On failure the current set stays in force and the error is
+// kept for Health.
 func (e *Engine) Reload(ctx context.Context) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	s, err := compile(ctx, e.opts.Source)
-	if err != nil {
-		e.lastError.Store(&reloadError{err: err, at: e.opts.Now()})
-		e.logger.Error("policy reload rejected; keeping the last good policy",
-			zap.String("revision", e.cur.Load().revision), zap.Error(err))
-		return err
-	}
-	e.lastError.Store(nil)
-	old := e.cur.Swap(s)
-	e.logger.Info("policy reloaded", zap.String("revision", s.revision), zap.String("previous", old.revision))
-	return nil
+	return e.reloadLocked(ctx, e.opts.Source, OriginFiles)
 }
 
 // Health reports the revision in force and the last reload error, if any.

@@ -42,6 +42,11 @@ type Request struct {
 	Tunnel        bool
 	// Upgrade is the protocol an upgrade request switches to, or "".
 	Upgrade string
+	// BodyPending is true when the policy is asked about the head of a
+	// request whose client waits for "100 Continue" before it sends the
+	// body: only a deny is acted on, before the body is read; otherwise the
+	// request is decided again with its body.
+	BodyPending bool
 }
 
 // NewInput builds the input document for one request and its action.
@@ -166,6 +171,9 @@ func (in *Input) Map() map[string]any {
 	}
 	if in.Request.Upgrade != "" {
 		req["upgrade"] = in.Request.Upgrade
+	}
+	if in.Request.BodyPending {
+		req["body_pending"] = true
 	}
 	m := map[string]any{
 		"request": req,

@@ -68,7 +68,14 @@ type Source struct {
 	Paths []string
 	// Builtin, when true and Paths is empty, uses the embedded default policy.
 	Builtin bool
+	// Bundle, when set, is an OPA bundle's content compiled together with
+	// Paths (see bundle.go).
+	Bundle *Bundle
 }
+
+// userSupplied reports whether the source names policies of its own, in
+// which case the built-in default policy and the library's tests stay out.
+func (s Source) userSupplied() bool { return len(s.Paths) > 0 || s.Bundle != nil }
 
 // set is one compiled, immutable policy set.
 type set struct {
@@ -84,7 +91,7 @@ type set struct {
 }
 
 func (s Source) validate() error {
-	if len(s.Paths) == 0 && !s.Builtin {
+	if !s.userSupplied() && !s.Builtin {
 		return errors.New("no policy given: pass --policy DIR or set policy.paths")
 	}
 	return nil
@@ -148,8 +155,14 @@ func loadFiles(src Source, filter loader.Filter) (modules map[string]*ast.Module
 
 	// The library's own tests run with the built-in tree only: a user's
 	// `policy test` reports the user's tests.
+	if src.Bundle != nil {
+		if docs, err = addBundle(src.Bundle, filter, caps, modules, raw, docs); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+
 	libFilter := filter
-	if len(src.Paths) > 0 {
+	if src.userSupplied() {
 		libFilter = excludeTestsAndHidden
 	}
 	lib, err := loader.NewFileLoader().
@@ -164,7 +177,7 @@ func loadFiles(src Source, filter loader.Filter) (modules map[string]*ast.Module
 	dropOverriddenLib(lib, modules)
 	add(lib, "builtin:")
 
-	if len(src.Paths) == 0 {
+	if !src.userSupplied() {
 		def, err := loader.NewFileLoader().
 			WithFS(countersign.Rego).
 			WithRegoVersion(ast.RegoV1).
@@ -193,6 +206,11 @@ func compile(ctx context.Context, src Source) (*set, error) {
 	if err != nil {
 		return nil, err
 	}
+	return compileModules(ctx, src, modules, raw, docs)
+}
+
+// compileModules compiles and prepares loaded policy modules (no tests).
+func compileModules(ctx context.Context, src Source, modules map[string]*ast.Module, raw map[string][]byte, docs map[string]any) (*set, error) {
 	if !declaresPackage(modules, Package) {
 		return nil, fmt.Errorf("no policy module declares `package %s` (in %s); countersign evaluates data.%s.deny, .approve and .allow", Package, strings.Join(src.Paths, ", "), Package)
 	}

@@ -44,6 +44,13 @@ func RunTests(ctx context.Context, opts TestOptions, w io.Writer) (TestResult, e
 	if err != nil {
 		return TestResult{}, err
 	}
+	return runTests(ctx, modules, docs, opts, w, nil)
+}
+
+// runTests runs the tests among loaded modules (policies, tests and data).
+// failed, when not nil, collects "package.test_name (file:line)" of every
+// failing or erroring test.
+func runTests(ctx context.Context, modules map[string]*ast.Module, docs map[string]any, opts TestOptions, w io.Writer, failed *[]string) (TestResult, error) {
 	store := newStore(docs)
 	txn, err := store.NewTransaction(ctx, storage.WriteParams)
 	if err != nil {
@@ -87,8 +94,10 @@ func RunTests(ctx context.Context, opts TestOptions, w io.Writer) (TestResult, e
 				res.Skipped++
 			case r.Error != nil:
 				res.Errored++
+				noteFailure(failed, r)
 			case r.Fail:
 				res.Failed++
+				noteFailure(failed, r)
 			default:
 				res.Passed++
 			}
@@ -122,4 +131,15 @@ func dropOverriddenLib(lib *loader.Result, user map[string]*ast.Module) {
 			}
 		}
 	}
+}
+
+func noteFailure(failed *[]string, r *tester.Result) {
+	if failed == nil {
+		return
+	}
+	name := r.Package + "." + r.Name
+	if r.Location != nil {
+		name += fmt.Sprintf(" (%s:%d)", r.Location.File, r.Location.Row)
+	}
+	*failed = append(*failed, name)
 }

@@ -8,6 +8,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -51,7 +52,7 @@ func newPolicyCmd(e *env) *cobra.Command {
 		Use:   "policy",
 		Short: "Test policies and see how they decide a request",
 	}
-	cmd.AddCommand(newPolicyTestCmd(e), newPolicyEvalCmd(e))
+	cmd.AddCommand(newPolicyTestCmd(e), newPolicyEvalCmd(e), newPolicyReplayCmd(e))
 	return cmd
 }
 
@@ -245,4 +246,85 @@ func evalRequest(f evalFlags) (*action.Request, error) {
 		Body:     body,
 		BodySize: int64(len(body)),
 	}, nil
+}
+
+type replayFlags struct {
+	audit    string
+	policies []string
+	examples int
+	json     bool
+}
+
+func newPolicyReplayCmd(e *env) *cobra.Command {
+	var f replayFlags
+	cmd := &cobra.Command{
+		Use:   "replay --audit FILE [--policy DIR]...",
+		Short: "Re-decide the requests of an audit log under a policy and show what would change",
+		Long: `replay reads the decision records of an audit log, evaluates the policy input
+recorded with each (the full, redacted input) under the given policy, and
+prints a table of what would change (allow → held, held → deny, …) with
+the first requests of each change.
+
+Exit codes: 0 nothing would change; 1 something would (so it can gate a
+policy pull request in CI); 2 the log or the policy could not be read, or the
+log holds no decision with a recorded input.
+
+Inputs are recorded redacted: credentials appear as "[redacted]", so a policy
+that looks at credential values cannot be replayed faithfully.`,
+		Example: `  countersign policy replay --audit ~/.countersign/audit.jsonl --policy ./policies`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return policyReplay(cmd, e, f)
+		},
+	}
+	cmd.Flags().StringVar(&f.audit, "audit", "", "the audit log to replay (JSON Lines)")
+	cmd.Flags().StringArrayVar(&f.policies, "policy", nil, "policy directory or file (repeatable; overrides policy.paths)")
+	cmd.Flags().IntVar(&f.examples, "examples", 3, "requests listed for each change")
+	cmd.Flags().BoolVar(&f.json, "json", false, "print the report as JSON")
+	return cmd
+}
+
+func policyReplay(cmd *cobra.Command, e *env, f replayFlags) error {
+	if f.audit == "" {
+		return usageError(errors.New("give the audit log with --audit FILE"))
+	}
+	cfg, err := loadConfigLenient(cmd, e)
+	if err != nil {
+		return err
+	}
+	onError, err := policy.ParseVerdict(cfg.Policy.OnError)
+	if err != nil {
+		return usageError(fmt.Errorf("policy.on_error: %w", err))
+	}
+	engine, err := policy.New(cmd.Context(), policy.Options{Source: policySource(cfg, e.cwd, f.policies), OnError: onError, EvalTimeout: cfg.Policy.EvalTimeout}, nil)
+	if err != nil {
+		return usageError(fmt.Errorf("policy: %w", err))
+	}
+	path := f.audit
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(e.cwd, path)
+	}
+	file, err := os.Open(path)
+	if err != nil {
+		return usageError(fmt.Errorf("--audit: %w", err))
+	}
+	defer file.Close()
+	rep, err := policy.Replay(cmd.Context(), engine, file, policy.ReplayOptions{Examples: f.examples, Name: f.audit})
+	if err != nil {
+		return usageError(fmt.Errorf("replay %s: %w", f.audit, err))
+	}
+	if f.json {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(rep)
+	} else {
+		err = rep.Format(e.stdout)
+	}
+	if err != nil {
+		return err
+	}
+	if rep.Changed() > 0 {
+		return &exitError{code: 1}
+	}
+	return nil
 }

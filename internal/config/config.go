@@ -29,6 +29,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -122,6 +123,22 @@ type Bundle struct {
 	URL      string        `yaml:"url"`
 	Resource string        `yaml:"resource"`
 	Polling  time.Duration `yaml:"polling"`
+	// Token is sent as a bearer token to the bundle service.
+	Token string `yaml:"token"`
+	// CAFile is a PEM file of extra roots for the service's certificate.
+	CAFile string `yaml:"ca_file"`
+	// Verification requires signed bundles (OPA's .signatures.json).
+	Verification BundleVerification `yaml:"verification"`
+}
+
+// BundleVerification is the key bundles must be signed with, as in OPA's
+// bundle verification config. An empty Key means bundles are not verified.
+type BundleVerification struct {
+	// Key is a PEM public key, an HMAC secret, or a file holding one.
+	Key       string `yaml:"key"`
+	KeyID     string `yaml:"key_id"`
+	Algorithm string `yaml:"algorithm"`
+	Scope     string `yaml:"scope"`
 }
 
 // Inspect configures what the proxy looks into.
@@ -279,6 +296,10 @@ func (c Config) Redacted() Config {
 	hide(&c.Approval.Slack.WebhookURL)
 	hide(&c.Approval.Slack.BotToken)
 	hide(&c.Approval.Slack.SigningSecret)
+	hide(&c.Policy.Bundle.Token)
+	if strings.HasPrefix(strings.TrimSpace(c.Policy.Bundle.Verification.Key), "-----") || c.Policy.Bundle.Verification.Algorithm != "" && strings.HasPrefix(strings.ToUpper(c.Policy.Bundle.Verification.Algorithm), "HS") {
+		hide(&c.Policy.Bundle.Verification.Key)
+	}
 	if c.State != "" {
 		if u, err := url.Parse(c.State); err == nil && u.User != nil {
 			if _, ok := u.User.Password(); ok {
