@@ -45,7 +45,16 @@ func (s *Server) handleConnect(target string, gctx *goproxy.ProxyCtx) (*goproxy.
 		return &goproxy.ConnectAction{
 			Action: goproxy.ConnectHijack,
 			Hijack: func(_ *http.Request, client net.Conn, _ *goproxy.ProxyCtx) {
-				s.serveTunnel(client, sess, host, port)
+				// A goroutine of its own, so net/http's connection goroutine
+				// (and the buffers it still holds) ends with the hijack
+				// instead of living as long as the tunnel. Shutdown waits for
+				// it through s.tunnels.
+				t := s.track(client)
+				if t == nil {
+					client.Close()
+					return
+				}
+				go s.serveTunnel(t, sess, host, port)
 			},
 		}, target
 	}

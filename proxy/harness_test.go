@@ -44,7 +44,7 @@ const allowAll = `package countersign
 `
 
 type harness struct {
-	t        *testing.T
+	t        testing.TB
 	srv      *Server
 	addr     string
 	ca       *mitm.CA
@@ -78,7 +78,7 @@ type harnessOptions struct {
 // newHarness starts a real proxy with a real policy engine, audit log and
 // approval broker in front of a fake TLS upstream that answers for
 // api.github.com, ec2.us-east-1.amazonaws.com and example.test.
-func newHarness(t *testing.T, ho harnessOptions) *harness {
+func newHarness(t testing.TB, ho harnessOptions) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	h := &harness{t: t}

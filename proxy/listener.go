@@ -79,6 +79,17 @@ func (c *strictConn) readHead() error {
 	for {
 		n, err := c.Conn.Read(chunk)
 		buf.Write(chunk[:n])
+		if hasBareLF(buf.Bytes(), buf.Len()-n) {
+			// A head ended by bare LFs never shows "\r\n\r\n": refuse it now
+			// rather than wait for the header timeout.
+			if verr := h1.ValidateHead(buf.Bytes(), h1.Limits{}); verr != nil {
+				var he *h1.Error
+				if errors.As(verr, &he) {
+					c.refuse(he.Status, he.Reason)
+					return errRefused
+				}
+			}
+		}
 		if i := bytes.Index(buf.Bytes(), []byte("\r\n\r\n")); i >= 0 {
 			all := buf.Bytes()
 			c.head = append([]byte(nil), all[:i+4]...)
@@ -124,4 +135,14 @@ func (c *strictConn) refuse(status int, reason string) {
 	c.s.auditRefusal(nil, ex, status, reason)
 	_ = c.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	writeRaw(c.Conn, status, "countersign: "+reason+"; refused.")
+}
+
+// hasBareLF reports whether b[from:] holds a '\n' not preceded by '\r'.
+func hasBareLF(b []byte, from int) bool {
+	for i := from; i < len(b); i++ {
+		if b[i] == '\n' && (i == 0 || b[i-1] != '\r') {
+			return true
+		}
+	}
+	return false
 }

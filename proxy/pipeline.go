@@ -331,6 +331,9 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 	}
 }
 
+// auditBodyLimit is the largest body a decision record carries in its input.
+const auditBodyLimit = 16 << 10
+
 // fingerprint identifies the request for joining a pending approval and for
 // grants. A query that does not parse cleanly (stray ";", bad escapes) would
 // lose pairs in url.Values, so such a query is covered byte for byte.
@@ -604,6 +607,15 @@ func (s *Server) decisionEvent(sess *session.Info, ex *exchange, in *policy.Inpu
 	}
 	if s.opts.RecordInput {
 		ev.Input = in.Map()
+		if in.Request.Body != nil && in.Request.BodySize > auditBodyLimit {
+			// Large bodies stay out of the log (their hash is in it):
+			// every decision record is on the request's path. Replay sees
+			// body_omitted and no body.
+			if req, ok := ev.Input["request"].(map[string]any); ok {
+				delete(req, "body")
+				req["body_omitted"] = true
+			}
+		}
 	}
 	return ev
 }

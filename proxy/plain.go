@@ -20,6 +20,7 @@ func (s *Server) handlePlain(req *http.Request, gctx *goproxy.ProxyCtx) (*http.R
 	}
 	id := newRequestID()
 	if req.URL.Scheme != "http" {
+		s.auditRefusal(sess, &exchange{session: sess, id: id, scheme: req.URL.Scheme}, http.StatusBadRequest, "a "+req.URL.Scheme+":// URL without CONNECT")
 		return req, plainResponse(req, http.StatusBadRequest, "countersign: only http:// URLs can be proxied without CONNECT; use CONNECT for https.")
 	}
 	host, port, err := hostport.Split(req.URL.Host, 80)

@@ -29,12 +29,8 @@ var aLongTimeAgo = time.Unix(1, 0)
 
 // serveTunnel terminates TLS for an intercepted CONNECT and serves the
 // requests inside it.
-func (s *Server) serveTunnel(raw net.Conn, sess *session.Info, host string, port int) {
-	t := s.track(raw)
-	if t == nil {
-		raw.Close()
-		return
-	}
+func (s *Server) serveTunnel(t *tunnel, sess *session.Info, host string, port int) {
+	raw := t.conn
 	defer s.untrack(t)
 	defer raw.Close()
 
@@ -45,6 +41,9 @@ func (s *Server) serveTunnel(raw net.Conn, sess *session.Info, host string, port
 	br := bufio.NewReaderSize(raw, 512)
 	first, err := br.Peek(1)
 	if err != nil {
+		if isTimeout(err) {
+			s.auditHandshakeFailure(sess, host, port, nil, err)
+		}
 		return
 	}
 	if first[0] != tlsRecordHandshake {
@@ -57,11 +56,16 @@ func (s *Server) serveTunnel(raw net.Conn, sess *session.Info, host string, port
 	}
 
 	var certErr error
+	var offered []string // ALPN protocols the client offered
 	conn := tls.Server(&prefixConn{Conn: raw, r: br}, &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		// HTTP/2 interception stays off until it has per-stream policy: a
 		// client that offers only h2 fails the handshake (SPEC 10.3).
 		NextProtos: []string{"http/1.1"},
+		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			offered = hello.SupportedProtos
+			return nil, nil
+		},
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			c, err := s.opts.Issuer.Certificate(host)
 			certErr = err
@@ -78,6 +82,7 @@ func (s *Server) serveTunnel(raw net.Conn, sess *session.Info, host string, port
 			s.logger.Debug("client TLS handshake failed (does the client trust the countersign CA?)",
 				zap.String("host", host), zap.String("session", sess.ID), zap.Error(err))
 		}
+		s.auditHandshakeFailure(sess, host, port, offered, err)
 		return
 	}
 	_ = raw.SetDeadline(time.Time{})
@@ -109,7 +114,7 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 
 // writers pools the buffered writers responses are written with: a
 // kept-alive connection holds one only while it writes.
-var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
+var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 16<<10) }}
 
 func getWriter(w io.Writer) *bufio.Writer {
 	bw := writers.Get().(*bufio.Writer)
@@ -370,31 +375,45 @@ func writeResponse(bw *bufio.Writer, resp *http.Response, method string, closeCo
 	if _, err := bw.WriteString("\r\n"); err != nil {
 		return err
 	}
+	if bodyless || resp.Body == nil {
+		return bw.Flush()
+	}
+	if !chunked {
+		// A known length: the buffer batches head and body into full TLS
+		// records (a small answer goes out in one write) and flushes as it
+		// fills.
+		if _, err := io.CopyN(bw, resp.Body, resp.ContentLength); err != nil {
+			// The upstream body broke or ended early: send what came and end
+			// the connection, so the client sees a truncated response, never
+			// a complete one.
+			_ = bw.Flush()
+			if errors.Is(err, io.EOF) {
+				return io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		return bw.Flush()
+	}
+
+	// Unknown length (watches, server-sent events, streamed output): the
+	// head goes out at once and every read of the body is flushed, so the
+	// client sees data as it arrives.
 	if err := bw.Flush(); err != nil {
 		return err
 	}
-	if bodyless || resp.Body == nil {
-		return nil
-	}
-
-	var dst io.Writer = bw
-	var cw io.WriteCloser
-	if chunked {
-		cw = httputil.NewChunkedWriter(bw)
-		dst = cw
-	}
-	buf := make([]byte, 32<<10)
-	var written int64
+	cw := httputil.NewChunkedWriter(bw)
+	bufp := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(bufp)
+	buf := *bufp
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
-			if _, err := dst.Write(buf[:n]); err != nil {
+			if _, err := cw.Write(buf[:n]); err != nil {
 				return err
 			}
 			if err := bw.Flush(); err != nil {
 				return err
 			}
-			written += int64(n)
 		}
 		if rerr == io.EOF {
 			break
@@ -405,19 +424,20 @@ func writeResponse(bw *bufio.Writer, resp *http.Response, method string, closeCo
 			return rerr
 		}
 	}
-	if !chunked && written != resp.ContentLength {
-		return io.ErrUnexpectedEOF
+	if err := cw.Close(); err != nil {
+		return err
 	}
-	if cw != nil {
-		if err := cw.Close(); err != nil {
-			return err
-		}
-		if _, err := bw.WriteString("\r\n"); err != nil {
-			return err
-		}
+	if _, err := bw.WriteString("\r\n"); err != nil {
+		return err
 	}
 	return bw.Flush()
 }
+
+// copyBuffers are the read buffers of streamed response bodies.
+var copyBuffers = sync.Pool{New: func() any {
+	b := make([]byte, 32<<10)
+	return &b
+}}
 
 func sanitizeReason(s string) string {
 	return strings.Map(func(r rune) rune {

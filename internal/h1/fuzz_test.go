@@ -76,7 +76,7 @@ func checkReadError(t *testing.T, err error) {
 	case err == io.EOF, err == io.ErrUnexpectedEOF, err == ErrNotReusable:
 	case errors.As(err, &e):
 		switch e.Status {
-		case 400, 421, 431, 501, 505:
+		case 400, 405, 421, 431, 501, 505:
 		default:
 			t.Fatalf("unexpected status %d (%s)", e.Status, e.Reason)
 		}

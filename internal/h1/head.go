@@ -229,6 +229,10 @@ func parseRequestLine(line []byte, allowConnect bool) (*head, error) {
 		return nil, refuse(http.StatusBadRequest, "invalid method")
 	}
 	h.method = string(method)
+	if h.method == "TRACE" || h.method == "TRACK" {
+		// The upstream would echo the request back, headers included.
+		return nil, refuse(http.StatusMethodNotAllowed, "TRACE is not forwarded: it echoes the request, credentials included")
+	}
 	if len(target) == 0 {
 		return nil, malformed
 	}
@@ -273,6 +277,11 @@ func parseRequestLine(line []byte, allowConnect bool) (*head, error) {
 		h.url, h.absolute = u, true
 	default:
 		return nil, refuse(http.StatusBadRequest, "request-target must be origin-form or absolute-form")
+	}
+	if h.method != http.MethodConnect {
+		if e := checkPath(rawPathOf(h.target, h.absolute)); e != nil {
+			return nil, e
+		}
 	}
 	return h, nil
 }

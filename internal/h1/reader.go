@@ -15,7 +15,9 @@
 // free of control characters other than HTAB; at most one Content-Length (a
 // single decimal number) or exactly one "Transfer-Encoding: chunked" (HTTP/1.1
 // only), never both; exactly one non-empty Host on HTTP/1.1 (at most one on
-// HTTP/1.0); no h2c upgrade. Everything else is refused.
+// HTTP/1.0); no h2c upgrade; no TRACE or TRACK; no request path that servers
+// read in more than one way (dot-segments, "//", ";", backslashes, encoded
+// control bytes: see checkPath). Everything else is refused.
 package h1
 
 import (
@@ -64,7 +66,7 @@ func (l Limits) withDefaults() Limits {
 }
 
 // Error is a request refused by the strict reader. Status is the HTTP status
-// to answer with (400, 421, 431, 501 or 505) and Reason is text that is safe
+// to answer with (400, 405, 421, 431, 501 or 505) and Reason is text that is safe
 // to show the client. The connection must be closed after the response.
 type Error struct {
 	Status int

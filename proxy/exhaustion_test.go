@@ -1,0 +1,399 @@
+package proxy
+
+import (
+	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"io"
+	"log"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// soakScale multiplies the sizes of the resource tests when
+// COUNTERSIGN_SOAK is set (make soak); make test runs them at 1.
+func soakScale(t *testing.T) int {
+	v := os.Getenv("COUNTERSIGN_SOAK")
+	if v == "" {
+		return 1
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		t.Fatalf("COUNTERSIGN_SOAK=%q: want a positive integer scale", v)
+	}
+	return n
+}
+
+// shortTimeouts makes the deadlines short enough to watch them fire.
+func shortTimeouts(o *Options) {
+	o.HandshakeTimeout = 300 * time.Millisecond
+	o.HeaderTimeout = 300 * time.Millisecond
+	o.IdleTimeout = 500 * time.Millisecond
+}
+
+// waitClosed reads from c until the proxy closes it, failing if that takes
+// longer than limit. Bytes the proxy sends first are returned.
+func waitClosed(t *testing.T, c net.Conn, r io.Reader, limit time.Duration) (string, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	_ = c.SetReadDeadline(start.Add(limit))
+	b, err := io.ReadAll(r)
+	took := time.Since(start)
+	if isTimeout(err) {
+		t.Fatalf("the connection was still open after %v", limit)
+	}
+	return string(b), took
+}
+
+// trickle writes one byte of s every interval until s is used up or the
+// write fails (the proxy closed the connection); it returns when done.
+func trickle(w io.Writer, s string, interval time.Duration) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for i := 0; i < len(s); i++ {
+			if _, err := w.Write([]byte{s[i]}); err != nil {
+				return
+			}
+			<-tick.C
+		}
+	}()
+	return done
+}
+
+func TestSlowlorisOnTheProxyPort(t *testing.T) {
+	h := newHarness(t, harnessOptions{configure: shortTimeouts})
+	c, err := net.Dial("tcp", h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// A head that would take 10s to arrive, one byte every 20ms: the head
+	// deadline is absolute, so trickling does not extend it.
+	head := "CONNECT api.github.com:443 HTTP/1.1\r\nHost: api.github.com:443\r\nX-Slow: " + strings.Repeat("a", 500) + "\r\n\r\n"
+	done := trickle(c, head, 20*time.Millisecond)
+	_, took := waitClosed(t, c, c, 5*time.Second)
+	<-done
+	if took > 3*time.Second {
+		t.Errorf("closed after %v; the header timeout is 300ms", took)
+	}
+	if n := h.up.Count("", ""); n != 0 {
+		t.Errorf("upstream saw %d requests", n)
+	}
+}
+
+func TestSlowlorisInsideATunnel(t *testing.T) {
+	h := newHarness(t, harnessOptions{configure: shortTimeouts})
+
+	t.Run("TLS handshake never starts", func(t *testing.T) {
+		before := len(h.records())
+		c, br := h.tunnel("api.github.com:443")
+		_, took := waitClosed(t, c, br, 5*time.Second)
+		if took > 3*time.Second {
+			t.Errorf("closed after %v; the handshake timeout is 300ms", took)
+		}
+		// The stalled handshake is audited as a refusal.
+		found := false
+		for _, r := range h.records()[before:] {
+			if r.Decision == "deny" && len(r.Reasons) == 1 && strings.Contains(r.Reasons[0], "handshake in time") {
+				found = true
+			}
+		}
+		if !found {
+			t.Error("no audit record for the stalled TLS handshake")
+		}
+	})
+
+	t.Run("request head trickles", func(t *testing.T) {
+		tc, br := h.tlsTunnel("api.github.com:443", "api.github.com")
+		head := "GET /repos/acme/shop HTTP/1.1\r\nHost: api.github.com\r\nX-Slow: " + strings.Repeat("a", 500) + "\r\n\r\n"
+		done := trickle(tc, head, 20*time.Millisecond)
+		_, took := waitClosed(t, tc, br, 5*time.Second)
+		<-done
+		if took > 3*time.Second {
+			t.Errorf("closed after %v; the header timeout is 300ms", took)
+		}
+	})
+
+	t.Run("request body stalls", func(t *testing.T) {
+		tc, br := h.tlsTunnel("example.test:443", "example.test")
+		fmt.Fprint(tc, "POST /upload HTTP/1.1\r\nHost: example.test\r\nContent-Length: 100\r\n\r\nonly ten b")
+		_, took := waitClosed(t, tc, br, 5*time.Second)
+		if took > 3*time.Second {
+			t.Errorf("closed after %v; the idle timeout is 500ms", took)
+		}
+	})
+
+	t.Run("kept-alive connection goes idle", func(t *testing.T) {
+		tc, br := h.tlsTunnel("api.github.com:443", "api.github.com")
+		fmt.Fprint(tc, "GET /repos/acme/shop HTTP/1.1\r\nHost: api.github.com\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		_, took := waitClosed(t, tc, br, 5*time.Second)
+		if took > 3*time.Second {
+			t.Errorf("idle connection closed after %v; the idle timeout is 500ms", took)
+		}
+	})
+
+	if n := h.up.Count("POST", ""); n != 0 {
+		t.Errorf("upstream saw %d POSTs from stalled uploads", n)
+	}
+	// The proxy still serves.
+	if resp, _ := h.do("GET", "https://api.github.com/repos/acme/shop", ""); resp.StatusCode != 200 {
+		t.Fatalf("after the slow clients: %d", resp.StatusCode)
+	}
+}
+
+func TestIdleConnectsAreCapped(t *testing.T) {
+	const limit = 50
+	idle := 1000 * soakScale(t)
+	h := newHarness(t, harnessOptions{configure: func(o *Options) {
+		o.MaxConns = limit
+		// Idle before the TLS handshake for as long as the test takes: the
+		// cap, not the handshake deadline, is what frees slots here.
+		o.HandshakeTimeout = 10 * time.Minute
+	}})
+
+	// Open many connections that each send a CONNECT and then sit idle
+	// inside the tunnel. The first limit get their tunnel; the rest wait
+	// in the kernel's accept queue and are not served.
+	auth := basic(h.sess.ID, h.password)
+	conns := make([]net.Conn, 0, idle)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	established := 0
+	var waiting []*bufio.Reader
+	for i := range idle {
+		c, err := net.DialTimeout("tcp", h.addr, 5*time.Second)
+		if err != nil {
+			// The accept queue is full: the cap holds.
+			break
+		}
+		conns = append(conns, c)
+		fmt.Fprintf(c, "CONNECT api.github.com:443 HTTP/1.1\r\nHost: api.github.com:443\r\nProxy-Authorization: Basic %s\r\n\r\n", auth)
+		br := bufio.NewReader(c)
+		if i < limit {
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+			if err != nil || resp.StatusCode != 200 {
+				t.Fatalf("CONNECT %d: %v %v", i, resp, err)
+			}
+			established++
+			continue
+		}
+		waiting = append(waiting, br)
+	}
+	if established != limit {
+		t.Fatalf("%d tunnels established, want %d", established, limit)
+	}
+	if n := h.srv.openTunnels(); n != limit {
+		t.Errorf("%d tunnels open in the proxy, want the cap %d", n, limit)
+	}
+	if len(waiting) == 0 {
+		t.Fatal("no connection is waiting beyond the cap")
+	}
+	// Over the cap: no answer (bounded wait for a negative).
+	_ = conns[limit].SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if _, err := waiting[0].Peek(1); !isTimeout(err) {
+		t.Fatalf("a connection over the cap was answered: %v", err)
+	}
+	// Freeing one slot lets the next one in.
+	conns[0].Close()
+	_ = conns[limit].SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(waiting[0], &http.Request{Method: http.MethodConnect})
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("after a slot freed: %v %v", resp, err)
+	}
+}
+
+// TestUpstreamFailures checks that upstream failures are answered
+// 502 with nothing half-forwarded: a refused connection, a reset in the
+// middle of the response body, and upstream TLS that does not verify
+// (expired, wrong name, self-signed).
+func TestUpstreamFailures(t *testing.T) {
+	ca := newTestCA(t)
+	good := ca.leaf(t, "good.test", time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	expired := ca.leaf(t, "expired.test", time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
+	wrongName := ca.leaf(t, "other.test", time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	selfSigned := newTestCA(t).leaf(t, "selfsigned.test", time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+
+	hits := make(chan string, 16)
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits <- r.URL.Path
+		if r.URL.Path == "/reset" {
+			// Promise 1000 bytes, send 10, then reset the connection.
+			w.Header().Set("Content-Length", "1000")
+			w.WriteHeader(200)
+			_, _ = io.WriteString(w, "0123456789")
+			w.(http.Flusher).Flush()
+			c, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				if tc, ok := c.(*tls.Conn); ok {
+					if nc, ok := tc.NetConn().(*net.TCPConn); ok {
+						_ = nc.SetLinger(0)
+					}
+				}
+				c.Close()
+			}
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	})
+	serve := func(cert tls.Certificate) string {
+		ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: handler, ErrorLog: discardLog(), ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		t.Cleanup(func() { srv.Close() })
+		return ln.Addr().String()
+	}
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusedAddr := closed.Addr().String()
+	closed.Close()
+
+	resolve := map[string]string{
+		"good.test:443":       serve(good),
+		"expired.test:443":    serve(expired),
+		"wrongname.test:443":  serve(wrongName),
+		"selfsigned.test:443": serve(selfSigned),
+		"refused.test:443":    refusedAddr,
+	}
+	h := newHarness(t, harnessOptions{configure: func(o *Options) {
+		o.RootCAs = ca.pool()
+		o.Resolve = resolve
+	}})
+
+	tests := []struct {
+		name, url string
+		want      string // substring of the answer
+	}{
+		{"refused", "https://refused.test/", "could not reach refused.test"},
+		{"expired", "https://expired.test/", "TLS certificate of expired.test could not be verified"},
+		{"wrong name", "https://wrongname.test/", "TLS certificate of wrongname.test could not be verified"},
+		{"self-signed", "https://selfsigned.test/", "TLS certificate of selfsigned.test could not be verified"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := h.do("POST", tt.url, "payload")
+			if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, tt.want) {
+				t.Errorf("answer %d %q, want 502 naming %q", resp.StatusCode, body, tt.want)
+			}
+			var found bool
+			id := resp.Header.Get("X-Countersign-Request")
+			for _, r := range h.records() {
+				if r.Type == "forward" && r.RequestID == id && r.Error != "" {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("no forward record with the error for request %s", id)
+			}
+		})
+	}
+	select {
+	case p := <-hits:
+		t.Fatalf("a handler ran (%s) behind a failed connection or handshake", p)
+	default:
+	}
+
+	t.Run("reset mid-body", func(t *testing.T) {
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", "https://good.test/reset", nil)
+		resp, err := h.client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err == nil {
+			t.Fatalf("read a complete %d-byte response %q from an upstream that reset mid-body", len(b), b)
+		}
+		if len(b) > 10 {
+			t.Errorf("got %d bytes, more than the upstream sent", len(b))
+		}
+		if resp, _ := h.do("GET", "https://good.test/fine", ""); resp.StatusCode != 200 {
+			t.Errorf("after the reset: %d", resp.StatusCode)
+		}
+	})
+}
+
+// testCA issues certificates for TestUpstreamFailures.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+}
+
+func newTestCA(t *testing.T) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "upstream failure test CA"},
+		NotBefore: time.Now().Add(-72 * time.Hour), NotAfter: time.Now().Add(72 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testCA{cert: cert, key: key}
+}
+
+func (ca *testCA) leaf(t *testing.T, name string, notBefore, notAfter time.Time) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
+		DNSNames: []string{name}, NotBefore: notBefore, NotAfter: notAfter,
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+func (ca *testCA) pool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(ca.cert)
+	return p
+}
+
+func discardLog() *log.Logger { return log.New(io.Discard, "", 0) }

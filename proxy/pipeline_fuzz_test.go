@@ -1,0 +1,203 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/countersign/countersign/audit"
+)
+
+// scriptConn is a client connection that sends a fixed script and then
+// half-closes: reads return the script, then io.EOF. Writes are kept.
+type scriptConn struct {
+	r  *bytes.Reader
+	mu sync.Mutex
+	w  bytes.Buffer
+}
+
+func (c *scriptConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+func (c *scriptConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.w.Write(p)
+}
+func (c *scriptConn) Close() error        { return nil }
+func (c *scriptConn) LocalAddr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 443} }
+func (c *scriptConn) RemoteAddr() net.Addr {
+	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 50000}
+}
+func (c *scriptConn) SetDeadline(time.Time) error      { return nil }
+func (c *scriptConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *scriptConn) SetWriteDeadline(time.Time) error { return nil }
+
+// corpusSeeds are the literal request bytes of the attack corpus.
+func corpusSeeds(tb testing.TB, via string) [][]byte {
+	var out [][]byte
+	for _, a := range loadAttackCorpus(tb) {
+		if a.via != via {
+			continue
+		}
+		var b []byte
+		for _, s := range a.send {
+			if s.unit != nil {
+				if len(s.unit)*s.n > 64<<10 {
+					continue
+				}
+				b = append(b, bytes.Repeat(s.unit, s.n)...)
+				continue
+			}
+			b = append(b, s.lit...)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// FuzzTunnelRequests feeds arbitrary bytes to the request loop of an
+// intercepted tunnel (what a client sends after the TLS handshake), with a
+// real policy, audit log and upstream behind it. Whatever the bytes: no
+// panic, the loop ends when the client does, every answer is an HTTP/1.1
+// response, and nothing reaches the upstream without an allow decision in
+// the audit log.
+func FuzzTunnelRequests(f *testing.F) {
+	for _, s := range corpusSeeds(f, "tls") {
+		f.Add(s)
+	}
+	f.Add([]byte("GET /repos/acme/shop HTTP/1.1\r\nHost: api.github.com\r\n\r\nPOST /x HTTP/1.1\r\nHost: api.github.com\r\nContent-Length: 2\r\n\r\nhi"))
+	h := newHarness(f, harnessOptions{policy: attackPolicy})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		upBefore := len(h.up.Requests())
+		recBefore := logSize(t, h.logPath)
+		conn := &scriptConn{r: bytes.NewReader(data)}
+		tun := h.srv.track(conn)
+		if tun == nil {
+			t.Fatal("proxy is shutting down")
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			defer h.srv.untrack(tun)
+			h.srv.serveHTTP1(tun, conn, h.sess, "https", "api.github.com", 443, true)
+		}()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			buf := make([]byte, 1<<20)
+			t.Fatalf("the request loop did not end after the client did: %q\n%s", data, buf[:runtime.Stack(buf, true)])
+		}
+		checkAnswers(t, conn.w.Bytes())
+		checkDecided(t, h, upBefore, recBefore)
+	})
+}
+
+// FuzzProxyPort sends arbitrary bytes to the proxy port (plain proxy
+// requests and CONNECTs) over TCP. Whatever the bytes: the answer, if any,
+// is an HTTP/1.1 response, nothing reaches the upstream without an allow
+// decision, and the proxy keeps serving.
+func FuzzProxyPort(f *testing.F) {
+	for _, s := range corpusSeeds(f, "proxy") {
+		f.Add(s)
+	}
+	f.Add([]byte("GET http://example.test/ HTTP/1.1\r\nHost: example.test\r\n\r\n"))
+	f.Add([]byte("CONNECT api.github.com:443 HTTP/1.1\r\nHost: api.github.com:443\r\n\r\n"))
+	h := newHarness(f, harnessOptions{policy: attackPolicy, configure: shortTimeouts})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		upBefore := len(h.up.Requests())
+		recBefore := logSize(t, h.logPath)
+		// Let the fuzzer reach the authenticated paths.
+		data = bytes.ReplaceAll(data, []byte("{auth}"), []byte(basic(h.sess.ID, h.password)))
+		c, err := net.Dial("tcp", h.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		go func() {
+			_, _ = c.Write(data)
+			closeWrite(c)
+		}()
+		out, _ := io.ReadAll(c)
+		if len(out) > 0 && !bytes.HasPrefix(out, []byte("HTTP/1.1 ")) {
+			t.Fatalf("answer is not an HTTP/1.1 response: %q", out[:min(len(out), 200)])
+		}
+		checkDecided(t, h, upBefore, recBefore)
+	})
+}
+
+// checkAnswers parses out as consecutive HTTP/1.1 responses.
+func checkAnswers(t *testing.T, out []byte) {
+	t.Helper()
+	if len(out) == 0 {
+		return
+	}
+	if !bytes.HasPrefix(out, []byte("HTTP/1.1 ")) {
+		t.Fatalf("answer is not an HTTP/1.1 response: %q", out[:min(len(out), 200)])
+	}
+	br := bufio.NewReader(bytes.NewReader(out))
+	line, _ := br.ReadString('\n')
+	if !strings.HasSuffix(line, "\r\n") || len(line) < len("HTTP/1.1 200 \r\n") {
+		t.Fatalf("bad status line %q", line)
+	}
+}
+
+// checkDecided checks that every request the upstream received since
+// upBefore is matched by an allow decision recorded since the audit log
+// had logBefore bytes.
+func checkDecided(t *testing.T, h *harness, upBefore int, logBefore int64) {
+	t.Helper()
+	sent := len(h.up.Requests()) - upBefore
+	allowed := 0
+	for _, r := range readRecords(t, h.logPath, logBefore) {
+		if r.Type == "decision" && r.Decision == "allow" {
+			allowed++
+		}
+	}
+	if sent > allowed {
+		t.Fatalf("the upstream received %d requests but only %d were allowed", sent, allowed)
+	}
+}
+
+func logSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// readRecords reads the audit log back from offset on, for t
+// (harness.records reports to the harness's own T, which a fuzz target may
+// not use).
+func readRecords(t *testing.T, path string, offset int64) []*audit.Record {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.NewSectionReader(f, offset, 1<<40))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*audit.Record
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if line == "" {
+			continue
+		}
+		r, err := audit.ParseRecord([]byte(line))
+		if err != nil {
+			t.Fatalf("parse audit record %q: %v", line, err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
