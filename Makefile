@@ -5,10 +5,11 @@ BIN       ?= bin/countersign
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 FUZZTIME  ?= 20s
+SOAK      ?= 10
 
 .DEFAULT_GOAL := help
 
-.PHONY: help build test deps vet unit e2e demo bench lint fuzz policy check clean
+.PHONY: help build test deps vet unit e2e demo bench lint fuzz soak vulncheck policy check docs clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -16,7 +17,7 @@ help: ## list the targets
 build: ## build bin/countersign
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/countersign
 
-test: deps vet unit e2e ## THE test command: go vet, go test -race ./..., then the end-to-end suite
+test: deps vet policy unit e2e ## THE test command: go vet, the Rego checks, go test -race ./..., then the end-to-end suite
 
 deps: ## install (as root) or name the tools the tests need
 	@./scripts/deps.sh
@@ -34,9 +35,10 @@ e2e: ## end-to-end tests: real curl, git, python3 and aws under countersign run
 demo: ## the self-contained scenario: fake APIs, default policy, a scripted agent
 	$(GO) run ./cmd/countersign demo
 
-bench: ## measure: direct vs bare goproxy vs countersign (ratios), plus Go benchmarks
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./policy/ ./audit/ ./internal/mitm/ ./internal/h1/
-	$(GO) run ./internal/bench
+bench: ## measure SPEC 11: Go benchmarks of the hot pieces, then direct vs bare goproxy vs countersign vs mitmdump (BENCHMARKS.md; BENCHFLAGS=-h lists the flags)
+	@./internal/bench/deps.sh
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./internal/bench/ ./policy/ ./audit/ ./internal/mitm/ ./internal/h1/
+	$(GO) run ./internal/bench $(BENCHFLAGS)
 
 lint: ## gofmt, go vet and staticcheck
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
@@ -44,21 +46,34 @@ lint: ## gofmt, go vet and staticcheck
 	$(GO) tool staticcheck ./...
 	$(GO) tool staticcheck -tags e2e ./e2e/
 
-fuzz: ## run each fuzz target for FUZZTIME (default 20s)
-	@for t in FuzzReadRequest:./internal/h1 FuzzChunkedBody:./internal/h1 FuzzCanonical:./internal/hostport FuzzSplit:./internal/hostport \
-	          FuzzVerify:./audit FuzzText:./internal/redact FuzzLoad:./internal/config FuzzFingerprint:./approval \
+fuzz: ## run each fuzz target for FUZZTIME (default 20s); their seed corpora run in make test
+	@for t in FuzzReadRequest:./internal/h1 FuzzChunkedBody:./internal/h1 FuzzCheckPath:./internal/h1 \
+	          FuzzCanonical:./internal/hostport FuzzSplit:./internal/hostport FuzzGuard:./internal/hostport \
+	          FuzzTunnelRequests:./proxy FuzzProxyPort:./proxy \
+	          FuzzVerify:./audit FuzzRecordRoundTrip:./audit FuzzText:./internal/redact FuzzURL:./internal/redact FuzzHeader:./internal/redact FuzzValue:./internal/redact \
+	          FuzzLoad:./internal/config FuzzFingerprint:./approval \
 	          FuzzParseAuthorization:./action/aws FuzzParsePresigned:./action/aws FuzzMatchRoute:./action/aws FuzzClassify:./action/aws \
 	          FuzzRequestInfo:./action/kubernetes FuzzObject:./action/kubernetes FuzzRoute:./action/github FuzzGraphQL:./action/graphql \
 	          FuzzPktLines:./action/git FuzzClassify:./action/git FuzzSlackCallback:./approval FuzzSlackValue:./approval FuzzJSONRPC:./action/mcp; do \
 		name=$${t%%:*}; pkg=$${t#*:}; \
 		echo "fuzz $$name ($$pkg)"; \
-		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 10s $$pkg || exit 1; \
 	done
 
-policy: ## run the Rego tests of rego/ with countersign policy test
-	$(GO) run ./cmd/countersign policy test rego/
+soak: ## longer runs of the hardening tests, sizes times SOAK (default 10): attacks with every byte, slow and idle clients, kill -9 under load
+	COUNTERSIGN_SOAK=$(SOAK) $(GO) test -race -count=1 -timeout 60m -run 'TestAttackCorpus|TestSlowloris|TestIdleConnects|TestUpstreamFailures|TestPolicyFaults' ./proxy/
+	COUNTERSIGN_SOAK=$(SOAK) $(GO) test -tags e2e -count=1 -timeout 60m -run 'TestKillNineUnderLoad|TestThousandIdleTunnels' ./e2e/
 
-check: lint test policy ## everything CI runs, plus lint
+vulncheck: ## govulncheck ./... against an offline copy of the Go vulnerability database (scripts/vulncheck.sh)
+	GO=$(GO) ./scripts/vulncheck.sh
+
+policy: ## opa fmt/check --strict/test (the pinned OPA CLI) and countersign policy test on rego/ and examples/policies/*, compared test by test
+	GO=$(GO) ./scripts/policy-check.sh
+
+check: lint test policy vulncheck ## everything CI runs, plus lint and govulncheck
+
+docs: ## regenerate docs/policy.md from the golden requests and rego/lib
+	$(GO) test ./internal/docgen -update
 
 clean:
 	rm -rf bin

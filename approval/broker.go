@@ -270,12 +270,12 @@ func (b *Broker) Hold(ctx context.Context, rec *Record, hold time.Duration) (Out
 	case err == nil:
 		rec, joined = existing, true
 	case errors.Is(err, ErrNotFound):
-		pending, err := b.opts.Store.List(ctx, true)
+		pending, err := b.opts.Store.CountPending(ctx)
 		if err != nil {
 			b.mu.Unlock()
 			return Outcome{}, fmt.Errorf("count pending approvals: %w", err)
 		}
-		if len(pending) >= b.opts.MaxPending {
+		if pending >= b.opts.MaxPending {
 			b.mu.Unlock()
 			return Outcome{}, ErrTooManyPending
 		}

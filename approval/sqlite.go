@@ -181,6 +181,13 @@ func (s *SQLiteStore) List(ctx context.Context, pendingOnly bool) ([]*Record, er
 	return out, rows.Err()
 }
 
+// CountPending implements Store.
+func (s *SQLiteStore) CountPending(ctx context.Context) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM approvals WHERE state = ?`, int(StatePending)).Scan(&n)
+	return n, err
+}
+
 // FindPending implements Store.
 func (s *SQLiteStore) FindPending(ctx context.Context, sessionID, fingerprint string, now time.Time) (*Record, error) {
 	return scanRecord(s.db.QueryRowContext(ctx,

@@ -19,6 +19,8 @@ type Store interface {
 	// List returns copies of the records, newest first; pendingOnly limits
 	// the list to pending records.
 	List(ctx context.Context, pendingOnly bool) ([]*Record, error)
+	// CountPending returns how many records are pending.
+	CountPending(ctx context.Context) (int, error)
 	// FindPending returns the pending record for this session and
 	// fingerprint, or ErrNotFound.
 	FindPending(ctx context.Context, sessionID, fingerprint string, now time.Time) (*Record, error)
@@ -116,6 +118,19 @@ func (m *MemoryStore) List(_ context.Context, pendingOnly bool) ([]*Record, erro
 	}
 	slices.SortFunc(out, func(a, b *Record) int { return b.Created.Compare(a.Created) })
 	return out, nil
+}
+
+// CountPending implements Store.
+func (m *MemoryStore) CountPending(_ context.Context) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, r := range m.records {
+		if r.State == StatePending {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // FindPending implements Store.

@@ -4,6 +4,12 @@
 # As root on Debian/Ubuntu it installs missing packages with apt-get; elsewhere
 # it stops with a list of what to install. Go modules come from the module
 # proxy (go mod download).
+#
+# bench-deps: `make bench` also compares against mitmdump (Debian's
+# mitmproxy) and can profile with perf (linux-perf). They are not test
+# dependencies and are not installed here: internal/bench/deps.sh installs
+# mitmproxy when make bench runs as root, and otherwise the benchmark skips
+# only that row, loudly.
 set -eu
 
 # tool:debian-package pairs the end-to-end suite drives for real.

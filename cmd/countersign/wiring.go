@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -84,6 +85,11 @@ func policySource(cfg *config.Config, cwd string, flagPaths []string) policy.Sou
 	if len(flagPaths) > 0 {
 		return policy.Source{Paths: flagPaths}
 	}
+	if cfg.Policy.Bundle.URL != "" && !cfg.IsSet("policy.paths") {
+		// The bundle alone (newApp fetches it); commands that do not
+		// fetch bundles ask for --policy.
+		return policy.Source{}
+	}
 	if !cfg.IsSet("policy.paths") && !cfg.IsSet("policy") {
 		if _, err := os.Stat(filepath.Join(cwd, "policies")); errors.Is(err, fs.ErrNotExist) {
 			return policy.Source{Builtin: true}
@@ -125,8 +131,16 @@ type app struct {
 	broker   *approval.Broker
 	slack    *approval.Slack
 	proxy    *proxy.Server
+	metrics  *proxy.Metrics
 	registry *session.Registry
 	token    string
+
+	// Policy updates: the bundle loader and the file watcher (see
+	// startPolicyUpdates).
+	bundle     *policy.BundleLoader
+	watchPaths bool
+	watcher    *policy.Watcher
+	watchErr   error
 
 	proxyLn    net.Listener
 	approvalLn net.Listener
@@ -191,12 +205,21 @@ func newApp(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts ap
 	if err != nil {
 		return nil, usageError(fmt.Errorf("audit log: %w", err))
 	}
+	// Metrics are read off the audit stream: every record the proxy and the
+	// broker write goes through the metered auditor.
+	a.metrics = proxy.NewMetrics()
+	auditor := a.metrics.Auditor(a.audit)
 
 	onError, err := policy.ParseVerdict(cfg.Policy.OnError)
 	if err != nil {
 		return nil, usageError(fmt.Errorf("policy.on_error: %w", err))
 	}
-	a.engine, err = policy.New(ctx, policy.Options{Source: opts.policy, OnError: onError, EvalTimeout: cfg.Policy.EvalTimeout}, logger)
+	src, err := a.withBundle(ctx, opts.policy)
+	if err != nil {
+		return nil, err
+	}
+	a.watchPaths = len(src.Paths) > 0
+	a.engine, err = policy.New(ctx, policy.Options{Source: src, OnError: onError, EvalTimeout: cfg.Policy.EvalTimeout, OnReload: a.policyReloaded}, logger)
 	if err != nil {
 		return nil, usageError(fmt.Errorf("policy: %w", err))
 	}
@@ -216,7 +239,7 @@ func newApp(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts ap
 	}
 	a.broker, err = approval.NewBroker(approval.Options{
 		Store:     store,
-		Auditor:   a.audit,
+		Auditor:   auditor,
 		Notifiers: opts.notifiers,
 		Expire:    cfg.Approval.Expire,
 		GrantTTL:  cfg.Approval.GrantTTL,
@@ -259,7 +282,7 @@ func newApp(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts ap
 	a.proxy, err = proxy.New(proxy.Options{
 		Issuer:          mitm.NewIssuer(a.ca, mitm.IssuerOptions{}),
 		Decider:         a.engine,
-		Audit:           a.audit,
+		Audit:           auditor,
 		Approvals:       a.broker,
 		Sessions:        a.registry,
 		Classifier:      newClassifier(cfg),
@@ -282,8 +305,23 @@ func newApp(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts ap
 		return nil, err
 	}
 
+	a.metrics.WatchServer(a.proxy)
+	a.metrics.Gauge("countersign_requests_held", "Agent requests held open now, waiting for a human.",
+		func() float64 { return float64(a.broker.Held()) })
+	a.metrics.Gauge("countersign_approvals_pending", "Approvals waiting for a human decision (held or not).",
+		func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			recs, err := store.List(ctx, true)
+			if err != nil {
+				return math.NaN()
+			}
+			return float64(len(recs))
+		})
+
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", a.healthz)
+	mux.Handle("GET /metrics", a.metrics.Handler())
 	mux.Handle("/api/", approval.NewAdminHandler(a.broker, a.token, logger))
 	pageSecret := make([]byte, 32)
 	_, _ = rand.Read(pageSecret)
@@ -379,6 +417,7 @@ func dialable(addr string) string {
 
 // start serves the proxy and the approval listener in the background.
 func (a *app) start() {
+	a.startPolicyUpdates()
 	a.broker.Start()
 	serve := func(name string, f func() error) {
 		a.wg.Add(1)
@@ -399,6 +438,7 @@ func (a *app) start() {
 // shutdown answers held requests, drains connections until ctx is done and
 // closes the audit log.
 func (a *app) shutdown(ctx context.Context) {
+	a.stopPolicyUpdates()
 	if a.broker != nil {
 		a.broker.Close()
 	}
@@ -429,6 +469,7 @@ func (a *app) close() {
 	if a.approvalLn != nil {
 		_ = a.approvalLn.Close()
 	}
+	a.stopPolicyUpdates()
 	if a.audit != nil {
 		if err := a.audit.Close(); err != nil {
 			a.logger.Error("close audit log", zap.Error(err))
@@ -438,12 +479,8 @@ func (a *app) close() {
 }
 
 func (a *app) healthz(w http.ResponseWriter, _ *http.Request) {
-	rev, lastErr := a.engine.Health()
-	body := map[string]any{"status": "ok", "policy_revision": rev}
-	if lastErr != nil {
-		body["policy_error"] = lastErr.Error()
-		body["status"] = "degraded"
-	}
+	body := map[string]any{"status": "ok"}
+	a.policyHealth(body)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(body)
@@ -470,4 +507,116 @@ func (a *app) writeDiscovery(name string) error {
 	}
 	a.discovery = path
 	return nil
+}
+
+// withBundle fetches the first policy bundle when policy.bundle is set:
+// countersign never starts without a policy, so a bundle service that
+// cannot be reached or serves a bad bundle stops the start (exit 2).
+func (a *app) withBundle(ctx context.Context, src policy.Source) (policy.Source, error) {
+	bc := a.cfg.Policy.Bundle
+	if bc.URL == "" {
+		return src, nil
+	}
+	var err error
+	bo := policy.BundleOptions{URL: bc.URL, Resource: bc.Resource, Polling: bc.Polling, Token: bc.Token, CACertFile: bc.CAFile}
+	if v := bc.Verification; v.Key != "" {
+		bo.Verification = &policy.BundleVerification{Key: v.Key, KeyID: v.KeyID, Algorithm: v.Algorithm, Scope: v.Scope}
+	}
+	a.bundle, err = policy.NewBundleLoader(bo, a.logger)
+	if err != nil {
+		return src, usageError(err)
+	}
+	fetchCtx, cancel := context.WithTimeout(ctx, a.cfg.Upstream.Timeout)
+	defer cancel()
+	b, err := a.bundle.Fetch(fetchCtx)
+	if err != nil {
+		return src, usageError(fmt.Errorf("policy.bundle: %w", err))
+	}
+	src.Bundle = b
+	return src, nil
+}
+
+// startPolicyUpdates watches the policy paths and polls the bundle
+// service. A change is compiled and tested, then swapped in or rejected
+// (policyReloaded audits either). stopPolicyUpdates ends both.
+func (a *app) startPolicyUpdates() {
+	if a.watchPaths {
+		a.watcher, a.watchErr = policy.NewWatcher(a.engine, policy.WatchOptions{}, a.logger)
+		if a.watchErr != nil {
+			// The policy in force is still enforced; only hot reload is
+			// lost, which /healthz shows.
+			a.logger.Error("cannot watch the policy files; changes need a restart", zap.Error(a.watchErr))
+		}
+	}
+	if a.bundle != nil {
+		a.bundle.Start(a.engine, a.bundle.Status().ETag)
+	}
+}
+
+func (a *app) stopPolicyUpdates() {
+	// Both are idempotent; the fields stay set for /healthz.
+	if a.watcher != nil {
+		_ = a.watcher.Close()
+	}
+	if a.bundle != nil {
+		a.bundle.Close()
+	}
+}
+
+// policyReloaded writes an audit record for every accepted or rejected
+// policy reload.
+func (a *app) policyReloaded(ev policy.ReloadEvent) {
+	rec := &audit.Event{Type: "policy", PolicyRevision: ev.Revision, Detail: "reloaded",
+		Fields: map[string]any{"origin": ev.Origin, "previous_revision": ev.Previous}}
+	if ev.BundleRevision != "" {
+		rec.Fields["bundle_revision"] = ev.BundleRevision
+	}
+	if n := ev.Tests.Passed + ev.Tests.Failed + ev.Tests.Errored; n > 0 {
+		rec.Fields["tests_passed"] = ev.Tests.Passed
+		rec.Fields["tests_failed"] = ev.Tests.Failed + ev.Tests.Errored
+	}
+	if ev.Err != nil {
+		rec.Detail = "reload rejected: " + ev.Err.Error()
+		rec.Error = ev.Err.Error()
+	}
+	if a.audit == nil {
+		return
+	}
+	if err := a.audit.Record(rec); err != nil {
+		a.logger.Error("audit write failed for a policy reload", zap.Error(err))
+	}
+}
+
+// policyHealth adds the policy's state to the /healthz body: the revision
+// in force, the last rejected reload (status "degraded" until a later
+// reload is accepted), the watcher and the bundle service.
+func (a *app) policyHealth(body map[string]any) {
+	st := a.engine.Status()
+	body["policy_revision"] = st.Revision
+	body["policy_loaded_at"] = st.LoadedAt.UTC().Format(time.RFC3339Nano)
+	body["policy_reloads"] = st.Reloads
+	body["policy_rejected"] = st.Rejected
+	if st.LastError != nil {
+		body["policy_error"] = st.LastError.Error()
+		body["policy_error_at"] = st.LastErrorAt.UTC().Format(time.RFC3339Nano)
+		body["status"] = "degraded"
+	}
+	switch {
+	case a.watchErr != nil:
+		body["policy_watch"] = "off: " + a.watchErr.Error()
+	case a.watcher != nil:
+		body["policy_watch"] = "on"
+	}
+	if a.bundle != nil {
+		bs := a.bundle.Status()
+		b := map[string]any{"url": bs.URL, "revision": st.BundleRevision}
+		if !bs.LastSuccess.IsZero() {
+			b["last_success"] = bs.LastSuccess.UTC().Format(time.RFC3339Nano)
+		}
+		if bs.LastError != nil {
+			b["error"] = bs.LastError.Error()
+			b["error_at"] = bs.LastErrorAt.UTC().Format(time.RFC3339Nano)
+		}
+		body["policy_bundle"] = b
+	}
 }
