@@ -31,7 +31,10 @@ func (l *strictListener) Accept() (net.Conn, error) {
 	return &strictConn{Conn: c, s: l.s}, nil
 }
 
-const maxHead = h1.DefaultMaxHeadBytes
+// maxHead bounds the first head on a proxy connection. It is read before
+// the client has authenticated, so it is much smaller than the limit inside
+// tunnels: a CONNECT head is tiny, and plain-HTTP proxying is rare.
+const maxHead = 64 << 10
 
 type strictConn struct {
 	net.Conn
@@ -107,7 +110,7 @@ func (c *strictConn) readHead() error {
 			return nil
 		}
 		if buf.Len() > maxHead {
-			c.refuse(http.StatusRequestHeaderFieldsTooLarge, "request head larger than 1 MiB")
+			c.refuse(http.StatusRequestHeaderFieldsTooLarge, "request head on the proxy connection larger than 64 KiB")
 			return errRefused
 		}
 		if err != nil {

@@ -63,6 +63,15 @@ func (s *Server) handle(ctx context.Context, ex *exchange) *http.Response {
 	sess := ex.session
 	cnt := s.stats.of(sess.ID)
 
+	if _, err := url.ParseQuery(ex.req.URL.RawQuery); err != nil {
+		// url.ParseQuery drops pairs it cannot read (";" separators, bad
+		// escapes), so the policy would not see what the server might: the
+		// query is refused rather than decided about different bytes.
+		const reason = "the query string does not parse unambiguously (a ';' separator or a bad %-escape)"
+		s.auditRefusal(sess, ex, http.StatusBadRequest, reason)
+		cnt.denied.Add(1)
+		return s.denial(ex, action.Action{}, answer{status: http.StatusBadRequest, decision: "deny", message: "countersign: " + reason + "; nothing was sent."})
+	}
 	if resp := s.decideHead(ctx, ex); resp != nil {
 		return resp
 	}
@@ -172,11 +181,18 @@ func (s *Server) readPrefix(ex *exchange) ([]byte, bool, error) {
 	}
 	limit := s.opts.BodyLimit
 	if cl := ex.req.ContentLength; cl >= 0 && cl <= limit {
-		buf := make([]byte, cl)
-		if _, err := io.ReadFull(body, buf); err != nil {
+		// Grow with the data rather than trust the declared length: a
+		// client that declares 1 MiB and sends nothing costs nothing.
+		var buf bytes.Buffer
+		buf.Grow(int(min(cl, 64<<10)))
+		n, err := buf.ReadFrom(io.LimitReader(body, cl))
+		if err != nil {
 			return nil, false, err
 		}
-		return buf, false, nil
+		if n != cl {
+			return nil, false, io.ErrUnexpectedEOF
+		}
+		return buf.Bytes(), false, nil
 	}
 	var buf bytes.Buffer
 	n, err := buf.ReadFrom(io.LimitReader(body, limit+1))

@@ -979,3 +979,30 @@ approve contains {"msg": "production needs two", "id": "K-2", "approvals": 2} if
 		t.Errorf("upstream saw %d DELETEs, want 2 (both on staging)", n)
 	}
 }
+
+func TestAmbiguousQueryRefused(t *testing.T) {
+	const denyForce = `package countersign
+
+deny contains "force is not allowed" if input.request.query.force
+`
+	h := newHarness(t, harnessOptions{policy: denyForce})
+	for _, target := range []string{
+		"https://example.test/repo?x=1;force=true", // url.ParseQuery would drop the pair
+		"https://example.test/repo?x=%zz&force=true",
+	} {
+		tc, br := h.tlsTunnel("example.test:443", "example.test")
+		path := strings.TrimPrefix(target, "https://example.test")
+		fmt.Fprintf(tc, "DELETE %s HTTP/1.1\r\nHost: example.test\r\n\r\n", path)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s: %d, want 400", path, resp.StatusCode)
+		}
+	}
+	if n := h.up.Count("", ""); n != 0 {
+		t.Errorf("upstream saw %d requests", n)
+	}
+}

@@ -2,7 +2,6 @@ package h1
 
 import (
 	"net/http"
-	"net/url"
 	"strings"
 )
 
@@ -49,8 +48,11 @@ func checkPath(raw string) *Error {
 		if round >= maxPathDecodes || strings.IndexByte(p, '%') < 0 {
 			return nil
 		}
-		next, err := url.PathUnescape(p)
-		if err != nil || next == p {
+		// Decode leniently, as a lenient server would: valid escapes are
+		// decoded and invalid ones kept, so that one bad escape cannot hide
+		// the rest of the path from the next round's checks.
+		next := lenientUnescape(p)
+		if next == p {
 			return nil
 		}
 		p = next
@@ -93,4 +95,34 @@ func rawPathOf(target string, absolute bool) string {
 		target = target[:q]
 	}
 	return target
+}
+
+// lenientUnescape decodes every valid %XX escape of s and keeps anything
+// else as it is.
+func lenientUnescape(s string) string {
+	if strings.IndexByte(s, '%') < 0 {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+			b.WriteByte(unhexByte(s[i+1])<<4 | unhexByte(s[i+2]))
+			i += 2
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func unhexByte(c byte) byte {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0'
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10
+	default:
+		return c - 'A' + 10
+	}
 }

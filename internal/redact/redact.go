@@ -202,35 +202,42 @@ var escapedMask = url.QueryEscape(Mask)
 func rawQuery(raw string) string {
 	var b strings.Builder
 	b.Grow(len(raw))
-	for i, part := range strings.Split(raw, "&") {
-		if i > 0 {
-			b.WriteByte('&')
+	// Both '&' and ';' separate pairs: some servers split on ';' too, so a
+	// token after one must be masked as well.
+	for {
+		i := strings.IndexAny(raw, "&;")
+		if i < 0 {
+			b.WriteString(rawPair(raw))
+			return b.String()
 		}
-		name, value, hasValue := strings.Cut(part, "=")
-		uname, err := url.QueryUnescape(name)
-		if err != nil {
-			uname = name
-		}
-		b.WriteString(name)
-		if !hasValue {
-			continue
-		}
-		b.WriteByte('=')
-		if IsCredentialParam(uname) {
-			b.WriteString(Mask)
-			continue
-		}
-		// Text catches tokens in the encoded form; decoding catches one
-		// hidden by percent-encoding (ghp%5F…).
-		if t := Text(value); t != value {
-			b.WriteString(t)
-		} else if uv, err := url.QueryUnescape(value); err == nil && uv != value && Text(uv) != uv {
-			b.WriteString(strings.ReplaceAll(url.QueryEscape(Text(uv)), escapedMask, Mask))
-		} else {
-			b.WriteString(value)
-		}
+		b.WriteString(rawPair(raw[:i]))
+		b.WriteByte(raw[i])
+		raw = raw[i+1:]
 	}
-	return b.String()
+}
+
+// rawPair masks one name=value pair of a raw query.
+func rawPair(part string) string {
+	name, value, hasValue := strings.Cut(part, "=")
+	if !hasValue {
+		return part
+	}
+	uname, err := url.QueryUnescape(name)
+	if err != nil {
+		uname = name
+	}
+	if IsCredentialParam(uname) {
+		return name + "=" + Mask
+	}
+	// Text catches tokens in the encoded form; decoding catches one hidden
+	// by percent-encoding (ghp%5F…).
+	if t := Text(value); t != value {
+		return name + "=" + t
+	}
+	if uv, err := url.QueryUnescape(value); err == nil && uv != value && Text(uv) != uv {
+		return name + "=" + strings.ReplaceAll(url.QueryEscape(Text(uv)), escapedMask, Mask)
+	}
+	return part
 }
 
 // credentialKeyWords mark a JSON object key as holding a credential, compared

@@ -257,3 +257,14 @@ func TestDecodesWithColon(t *testing.T) {
 		}
 	}
 }
+
+func TestURLMasksTokensAfterASemicolon(t *testing.T) {
+	u, err := url.Parse("https://example.test/a?x=1;token=SECRET&y=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := URL(u)
+	if strings.Contains(got, "SECRET") || !strings.Contains(got, "x=1;token=") || !strings.Contains(got, "&y=2") {
+		t.Errorf("URL() = %q, want the token after ';' masked and the rest kept", got)
+	}
+}
