@@ -154,8 +154,9 @@ func Replay(ctx context.Context, e *Engine, r io.Reader, opts ReplayOptions) (*R
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		d := e.DecideDocument(ctx, rec.Input)
-		to := decisionOutcome(d, isTunnel(rec.Input))
+		doc := completeInput(rec)
+		d := e.DecideDocument(ctx, doc)
+		to := decisionOutcome(d, isTunnel(doc))
 		rep.Replayed++
 		k := key{from, to}
 		t := byKey[k]
@@ -328,4 +329,28 @@ func oneLine(s string, limit int) string {
 		s = string([]rune(s)[:limit]) + "…"
 	}
 	return s
+}
+
+// completeInput returns the decision record's input with the parts the proxy
+// does not write twice put back: the action (the record's action) and the
+// request headers (the record's request summary).
+func completeInput(rec *audit.Record) map[string]any {
+	doc := rec.Input
+	if _, ok := doc["action"]; !ok && rec.Action != nil {
+		doc["action"] = rec.Action
+	}
+	if req, ok := doc["request"].(map[string]any); ok {
+		if _, ok := req["headers"]; !ok && rec.Request != nil {
+			h := make(map[string]any, len(rec.Request.Headers))
+			for k, vs := range rec.Request.Headers {
+				list := make([]any, len(vs))
+				for i, v := range vs {
+					list[i] = v
+				}
+				h[k] = list
+			}
+			req["headers"] = h
+		}
+	}
+	return doc
 }

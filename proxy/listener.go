@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/countersign/countersign/internal/h1"
@@ -45,11 +46,18 @@ type strictConn struct {
 	head    []byte // validated head bytes not yet handed to net/http
 	extra   []byte // bytes read past the head, handed out after it
 	err     error
+	// through is set once the checked head and the bytes after it are
+	// handed out: from then on reads go straight to the connection, without
+	// the lock (a tunnel's every read passes here).
+	through atomic.Bool
 }
 
 var errRefused = errors.New("countersign: request refused")
 
 func (c *strictConn) Read(p []byte) (int, error) {
+	if c.through.Load() {
+		return c.Conn.Read(p)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.checked {
@@ -72,6 +80,7 @@ func (c *strictConn) Read(p []byte) (int, error) {
 		}
 		return n, nil
 	}
+	c.through.Store(true)
 	return c.Conn.Read(p)
 }
 

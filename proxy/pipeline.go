@@ -623,6 +623,13 @@ func (s *Server) decisionEvent(sess *session.Info, ex *exchange, in *policy.Inpu
 	}
 	if s.opts.RecordInput {
 		ev.Input = in.Map()
+		// The action and the request headers are already in the record
+		// (ev.Action, ev.Request.Headers): not written twice. Replay puts
+		// them back.
+		delete(ev.Input, "action")
+		if req, ok := ev.Input["request"].(map[string]any); ok {
+			delete(req, "headers")
+		}
 		if in.Request.Body != nil && in.Request.BodySize > auditBodyLimit {
 			// Large bodies stay out of the log (their hash is in it):
 			// every decision record is on the request's path. Replay sees
