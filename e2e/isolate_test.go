@@ -386,10 +386,15 @@ curl -sS --max-time 10 "$url/api/v1/approvals"`)
 
 func TestIsolateClientsThroughTheProxyWorkAndAreAudited(t *testing.T) {
 	w := newWorld(t, denyDeletes, "")
-	script, err := filepath.Abs(filepath.Join("testdata", "nodeclient.js"))
+	// The script goes into the session's working directory: under
+	// --isolate /tmp is private, and a checkout under /tmp would be hidden
+	// (the working directory is bound back in).
+	src, err := os.ReadFile(filepath.Join("testdata", "nodeclient.js"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	script := filepath.Join(w.dir, "nodeclient.js")
+	mustWrite(t, script, string(src))
 	clone := filepath.Join(w.dir, "clone")
 	tests := []struct {
 		name string
