@@ -10,6 +10,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -28,7 +29,9 @@ var bin, goClient string
 
 func TestMain(m *testing.M) {
 	var missing []string
-	for _, tool := range []string{"curl", "git", "python3", "aws", "node"} {
+	// Every client the suite drives; a missing one fails the run (make deps
+	// installs them), it never skips a test.
+	for _, tool := range []string{"curl", "git", "python3", "aws", "node", "gh", "kubectl", "chromium"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			missing = append(missing, tool)
 		}
@@ -177,19 +180,68 @@ func (w *world) run(args ...string) result {
 	w.t.Helper()
 	ctx, cancel := context.WithTimeout(w.t.Context(), time.Minute)
 	defer cancel()
-	c := w.cmd(ctx, args...)
+	return runCmd(w.t, w.cmd(ctx, args...))
+}
+
+// runCmd runs c to completion and returns its output and exit code. A
+// command that cannot be run at all fails t.
+func runCmd(t *testing.T, c *exec.Cmd) result {
+	t.Helper()
 	var out, errb bytes.Buffer
 	c.Stdout, c.Stderr = &out, &errb
-	err := c.Run()
-	code := 0
-	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		if !ok {
-			w.t.Fatalf("countersign %v: %v", args, err)
-		}
-		code = ee.ExitCode()
-	}
+	code := exitCode(t, c, c.Run())
 	return result{stdout: out.String(), stderr: errb.String(), code: code}
+}
+
+// exitCode is the exit code that err, from c's Run or Wait, stands for: 0
+// for nil, the code of an *exec.ExitError. Any other error fails t.
+func exitCode(t *testing.T, c *exec.Cmd, err error) int {
+	t.Helper()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.ExitCode()
+	}
+	t.Fatalf("%s: %v", c, err)
+	return 0
+}
+
+// startUntil starts c with its standard error piped and reads it until a
+// line matches re. It returns the submatches (nil when stderr ended without
+// a match), the lines read, and the rest of stderr, which the caller must
+// drain. c is killed when the test ends if it is still running.
+func startUntil(t *testing.T, c *exec.Cmd, re *regexp.Regexp) (m []string, seen string, rest io.Reader) {
+	t.Helper()
+	stderr, err := c.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if c.ProcessState == nil {
+			_ = c.Process.Kill()
+			_ = c.Wait()
+		}
+	})
+	br := bufio.NewReader(stderr)
+	var lines strings.Builder
+	for {
+		line, err := br.ReadString('\n')
+		if line != "" {
+			line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+			lines.WriteString(line + "\n")
+			if m := re.FindStringSubmatch(line); m != nil {
+				return m, lines.String(), br
+			}
+		}
+		if err != nil {
+			return nil, lines.String(), br
+		}
+	}
 }
 
 func (w *world) auditLog() string {
@@ -245,26 +297,11 @@ approve contains {"id": "E2E-003", "msg": "deleting a repository needs a human"}
 	c := w.cmd(ctx, "run", "--", "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "DELETE", "https://api.github.com/repos/acme/shop")
 	var out bytes.Buffer
 	c.Stdout = &out
-	stderr, err := c.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
+	m, seen, stderr := startUntil(t, c, pendingLine)
+	if m == nil {
+		t.Fatalf("no pending approval announced on stderr:\n%s", seen)
 	}
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(stderr)
-	var id string
-	var seen strings.Builder
-	for sc.Scan() {
-		seen.WriteString(sc.Text() + "\n")
-		if m := pendingLine.FindStringSubmatch(sc.Text()); m != nil {
-			id = m[1]
-			break
-		}
-	}
-	if id == "" {
-		t.Fatalf("no pending approval announced on stderr:\n%s", seen.String())
-	}
+	id := m[1]
 	go io.Copy(io.Discard, stderr)
 	if n := w.up.Count("", ""); n != 0 {
 		t.Fatalf("upstream saw %d requests while held", n)

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -83,41 +82,20 @@ func (w *world) runHeld(settle func(id string), args ...string) result {
 	c := w.cmd(ctx, args...)
 	var out bytes.Buffer
 	c.Stdout = &out
-	stderr, err := c.StderrPipe()
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	if err := c.Start(); err != nil {
-		w.t.Fatal(err)
-	}
-	var seen bytes.Buffer
-	sc := bufio.NewScanner(stderr)
-	id := ""
-	for id == "" && sc.Scan() {
-		seen.WriteString(sc.Text() + "\n")
-		if m := pendingLine.FindStringSubmatch(sc.Text()); m != nil {
-			id = m[1]
-		}
-	}
+	m, lines, stderr := startUntil(w.t, c, pendingLine)
+	seen := bytes.NewBufferString(lines)
 	rest := make(chan struct{})
 	go func() {
 		defer close(rest)
-		_, _ = io.Copy(&seen, stderr)
+		_, _ = io.Copy(seen, stderr)
 	}()
-	if id != "" {
-		settle(id)
+	if m != nil {
+		settle(m[1])
 	}
 	<-rest
-	code := 0
-	if err := c.Wait(); err != nil {
-		ee, ok := err.(*exec.ExitError)
-		if !ok {
-			w.t.Fatalf("countersign %v: %v", args, err)
-		}
-		code = ee.ExitCode()
-	}
+	code := exitCode(w.t, c, c.Wait())
 	r := result{stdout: out.String(), stderr: seen.String(), code: code}
-	if id == "" {
+	if m == nil {
 		w.t.Fatalf("countersign %v announced no approval: exit %d\nstdout %s\nstderr %s", args, r.code, r.stdout, r.stderr)
 	}
 	return r

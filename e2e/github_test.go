@@ -3,9 +3,7 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -35,27 +33,13 @@ deny contains {"id": "GH-003", "msg": "agents may not delete refs"} if {
 // api.github.com and no prompts or update checks.
 func (w *world) gh(args ...string) result {
 	w.t.Helper()
-	if _, err := exec.LookPath("gh"); err != nil {
-		w.t.Skip("gh is not installed; run `make deps`")
-	}
 	ctx, cancel := context.WithTimeout(w.t.Context(), time.Minute)
 	defer cancel()
 	c := w.cmd(ctx, append([]string{"run", "--", "gh"}, args...)...)
 	c.Env = append(c.Env,
 		"GH_TOKEN=ghp_FAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKEFAKE",
 		"GH_NO_UPDATE_NOTIFIER=1", "GH_PROMPT_DISABLED=1", "NO_COLOR=1", "GH_PAGER=cat")
-	var out, errb bytes.Buffer
-	c.Stdout, c.Stderr = &out, &errb
-	err := c.Run()
-	code := 0
-	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		if !ok {
-			w.t.Fatalf("countersign run gh %v: %v", args, err)
-		}
-		code = ee.ExitCode()
-	}
-	return result{stdout: out.String(), stderr: errb.String(), code: code}
+	return runCmd(w.t, c)
 }
 
 func TestGitHubGhAPIDeleteRepoDenied(t *testing.T) {

@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"fmt"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -41,9 +40,6 @@ deny contains {"id": "K8S-003", "msg": "deleting in drone is not allowed"} if {
 // SSL_CERT_FILE).
 func kubeWorld(t *testing.T, extraConfig string) (*world, string) {
 	t.Helper()
-	if _, err := exec.LookPath("kubectl"); err != nil {
-		t.Skip("kubectl not installed; run `make deps`")
-	}
 	w := newWorld(t, kubePolicy, extraConfig, kubeHost)
 	if r := w.run("ca", "init"); r.code != 0 {
 		t.Fatalf("countersign ca init: code %d\n%s%s", r.code, r.stdout, r.stderr)

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -73,32 +72,11 @@ approve contains {"id": "E2E-PAGE", "msg": "deleting a repository needs a human"
 	c := w.cmd(ctx, "run", "--", "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "DELETE", "https://api.github.com/repos/acme/shop")
 	var out bytes.Buffer
 	c.Stdout = &out
-	stderr, err := c.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
+	m, seen, stderr := startUntil(t, c, pendingLink)
+	if m == nil {
+		t.Fatalf("no approval page link announced on stderr:\n%s", seen)
 	}
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if c.ProcessState == nil {
-			_ = c.Process.Kill()
-			_ = c.Wait()
-		}
-	})
-	sc := bufio.NewScanner(stderr)
-	var id, link string
-	var seen strings.Builder
-	for sc.Scan() {
-		seen.WriteString(sc.Text() + "\n")
-		if m := pendingLink.FindStringSubmatch(strings.TrimRight(sc.Text(), "\r")); m != nil {
-			id, link = m[1], m[2]
-			break
-		}
-	}
-	if link == "" {
-		t.Fatalf("no approval page link announced on stderr:\n%s", seen.String())
-	}
+	id, link := m[1], m[2]
 	rest := &lockedWriter{w: &bytes.Buffer{}}
 	copied := make(chan struct{})
 	go func() {

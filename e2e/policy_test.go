@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -40,42 +39,23 @@ func startServing(t *testing.T, w *world) *serving {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	t.Cleanup(cancel)
-	c := w.cmd(ctx, "serve")
-	stderr, err := c.StderrPipe()
+	m, log, stderr := startUntil(t, w.cmd(ctx, "serve"), servingLine)
+	if m == nil {
+		t.Fatalf("serve did not start:\n%s", log)
+	}
+	go func() { _, _ = io.Copy(io.Discard, stderr) }()
+	s := &serving{proxy: m[1], approvals: m[2]}
+	ca, err := os.ReadFile(filepath.Join(w.stateDir, "ca.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if c.ProcessState == nil {
-			_ = c.Process.Kill()
-			_ = c.Wait()
-		}
-	})
-	sc := bufio.NewScanner(stderr)
-	var log bytes.Buffer
-	for sc.Scan() {
-		log.WriteString(sc.Text() + "\n")
-		if m := servingLine.FindStringSubmatch(sc.Text()); m != nil {
-			go func() { _, _ = io.Copy(io.Discard, stderr) }()
-			s := &serving{proxy: m[1], approvals: m[2]}
-			ca, err := os.ReadFile(filepath.Join(w.stateDir, "ca.pem"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			pool := x509.NewCertPool()
-			pool.AppendCertsFromPEM(ca)
-			proxyURL := &url.URL{Scheme: "http", Host: s.proxy}
-			tr := &http.Transport{Proxy: http.ProxyURL(proxyURL), TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 4}
-			t.Cleanup(tr.CloseIdleConnections)
-			s.client = &http.Client{Transport: tr, Timeout: 30 * time.Second}
-			return s
-		}
-	}
-	t.Fatalf("serve did not start:\n%s", log.String())
-	return nil
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	proxyURL := &url.URL{Scheme: "http", Host: s.proxy}
+	tr := &http.Transport{Proxy: http.ProxyURL(proxyURL), TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 4}
+	t.Cleanup(tr.CloseIdleConnections)
+	s.client = &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	return s
 }
 
 type health struct {

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"io"
@@ -19,6 +18,20 @@ import (
 
 var servingLine = regexp.MustCompile(`countersign: proxy on (\S+), approvals on (\S+)`)
 
+// approvePosts holds every POST for a human.
+const approvePosts = `package countersign
+
+approve contains "posting needs a human" if input.request.method == "POST"
+`
+
+// agentClient is the serve configuration for startServe: one proxy client,
+// ci-agent, whose password startServe passes in AGENT_PASSWORD.
+const agentClient = `listen: 127.0.0.1:0
+clients:
+  - name: ci-agent
+    password: ${AGENT_PASSWORD}
+`
+
 // startServe starts `countersign serve` and returns the proxy address.
 func startServe(t *testing.T, w *world) (*exec.Cmd, string, *bytes.Buffer) {
 	t.Helper()
@@ -26,31 +39,13 @@ func startServe(t *testing.T, w *world) (*exec.Cmd, string, *bytes.Buffer) {
 	t.Cleanup(cancel)
 	c := w.cmd(ctx, "serve")
 	c.Env = append(c.Env, "AGENT_PASSWORD=s3cret-agent-pw")
-	stderr, err := c.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
+	m, log, stderr := startUntil(t, c, servingLine)
+	if m == nil {
+		t.Fatalf("serve did not start:\n%s", log)
 	}
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if c.ProcessState == nil {
-			_ = c.Process.Kill()
-			_ = c.Wait()
-		}
-	})
-	sc := bufio.NewScanner(stderr)
-	var log bytes.Buffer
-	for sc.Scan() {
-		log.WriteString(sc.Text() + "\n")
-		if m := servingLine.FindStringSubmatch(sc.Text()); m != nil {
-			rest := &bytes.Buffer{}
-			go func() { _, _ = io.Copy(rest, stderr) }()
-			return c, m[1], rest
-		}
-	}
-	t.Fatalf("serve did not start:\n%s", log.String())
-	return nil, "", nil
+	rest := &bytes.Buffer{}
+	go func() { _, _ = io.Copy(rest, stderr) }()
+	return c, m[1], rest
 }
 
 func curl(t *testing.T, w *world, args ...string) result {
@@ -58,28 +53,11 @@ func curl(t *testing.T, w *world, args ...string) result {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	c := exec.CommandContext(ctx, "curl", append([]string{"-sS", "--cacert", filepath.Join(w.stateDir, "ca.pem")}, args...)...)
-	var out, errb bytes.Buffer
-	c.Stdout, c.Stderr = &out, &errb
-	err := c.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return result{stdout: out.String(), stderr: errb.String(), code: code}
+	return runCmd(t, c)
 }
 
 func TestServeRequiresCredentialsAndShutsDownGracefully(t *testing.T) {
-	const approvePosts = `package countersign
-
-approve contains "posting needs a human" if input.request.method == "POST"
-`
-	w := newWorld(t, approvePosts, `listen: 127.0.0.1:0
-clients:
-  - name: ci-agent
-    password: ${AGENT_PASSWORD}
-`)
+	w := newWorld(t, approvePosts, agentClient)
 	serve, addr, logs := startServe(t, w)
 
 	r := curl(t, w, "-o", "/dev/null", "-w", "%{http_code}", "--proxy", "http://"+addr, "https://api.github.com/repos/acme/shop")
@@ -219,15 +197,7 @@ func TestBadInputGetsAClearAnswer(t *testing.T) {
 var pendingAnswer = regexp.MustCompile(`approval pending as (ap-[a-z0-9]+)`)
 
 func TestPendingApprovalSurvivesServeRestart(t *testing.T) {
-	const approvePosts = `package countersign
-
-approve contains "posting needs a human" if input.request.method == "POST"
-`
-	w := newWorld(t, approvePosts, `listen: 127.0.0.1:0
-clients:
-  - name: ci-agent
-    password: ${AGENT_PASSWORD}
-`)
+	w := newWorld(t, approvePosts, agentClient)
 	// A short hold: the first request is answered "pending" quickly.
 	b, _ := os.ReadFile(w.config)
 	mustWrite(t, w.config, strings.Replace(string(b), "hold: 60s", "hold: 1s", 1))

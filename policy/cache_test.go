@@ -1,12 +1,8 @@
 package policy_test
 
 import (
-	"bufio"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -19,13 +15,14 @@ import (
 	"github.com/countersign/countersign/action/graphql"
 	"github.com/countersign/countersign/action/kubernetes"
 	"github.com/countersign/countersign/action/mcp"
-	"github.com/countersign/countersign/internal/hostport"
+	"github.com/countersign/countersign/internal/golden"
 	"github.com/countersign/countersign/policy"
 	"github.com/countersign/countersign/session"
 )
 
 // goldenInputs turns every captured client request under action/*/testdata
-// into a policy input, classified by the real provider chain.
+// into a policy input, built as the proxy builds it and classified by the
+// real provider chain.
 func goldenInputs(t *testing.T) map[string]*policy.Input {
 	t.Helper()
 	files, err := filepath.Glob("../action/*/testdata/*.txt")
@@ -38,30 +35,10 @@ func goldenInputs(t *testing.T) map[string]*policy.Input {
 	now := time.Date(2026, 11, 26, 13, 0, 0, 0, time.UTC)
 	out := map[string]*policy.Input{}
 	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, _, ok := strings.Cut(string(b), "\n----------\n")
-		if !ok {
-			continue
-		}
-		req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(raw)))
+		raw, _ := golden.Read(t, f)
+		ar, err := golden.Request(raw, golden.Options{BodyLimit: golden.DefaultBodyLimit})
 		if err != nil {
 			continue // a capture the strict proxy reader handles but net/http does not
-		}
-		body, _ := io.ReadAll(req.Body)
-		host, port, err := hostport.Split(req.Host, 443)
-		if err != nil {
-			continue
-		}
-		ar := &action.Request{
-			Method: req.Method, Scheme: "https", Host: host, Port: port,
-			Path: req.URL.Path, RawPath: req.URL.EscapedPath(), Query: req.URL.Query(),
-			Header: req.Header, Body: body, BodySize: int64(len(body)),
-		}
-		if len(body) == 0 {
-			ar.Body = nil
 		}
 		out[f] = policy.NewInput(ar, cls.Classify(ar), sess, now)
 	}

@@ -69,9 +69,7 @@ func TestDeniedRequestNeverReachesUpstream(t *testing.T) {
 	if resp.Header.Get("X-Countersign-Decision") != "deny" {
 		t.Errorf("X-Countersign-Decision = %q", resp.Header.Get("X-Countersign-Decision"))
 	}
-	if n := h.up.Count("", ""); n != 0 {
-		t.Errorf("upstream saw %d requests, want 0", n)
-	}
+	h.wantNoUpstream(t)
 	ds := h.decisions()
 	if len(ds) != 1 || ds[0].Decision != "deny" || len(ds[0].RuleIDs) != 1 || ds[0].RuleIDs[0] != "T-001" {
 		t.Fatalf("decision records = %+v", ds)
@@ -151,9 +149,7 @@ func TestHeldRequestDeniedCarriesReason(t *testing.T) {
 	if !strings.HasPrefix(got, "403 countersign: denied by approver cli:bob") || !strings.Contains(got, "not in prod") {
 		t.Errorf("answer = %q", got)
 	}
-	if n := h.up.Count("", ""); n != 0 {
-		t.Errorf("upstream saw %d requests", n)
-	}
+	h.wantNoUpstream(t)
 }
 
 func TestHoldTimeoutThenGrantAdmitsOneRetry(t *testing.T) {
@@ -236,9 +232,7 @@ func TestProxyCredentialsRequired(t *testing.T) {
 	if resp.StatusCode != http.StatusProxyAuthRequired {
 		t.Errorf("plain HTTP without credentials: %d, want 407", resp.StatusCode)
 	}
-	if n := h.up.Count("", ""); n != 0 {
-		t.Errorf("upstream saw %d requests", n)
-	}
+	h.wantNoUpstream(t)
 }
 
 func TestHostMustMatchConnectTarget(t *testing.T) {
@@ -254,20 +248,13 @@ func TestHostMustMatchConnectTarget(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tc, br := h.tlsTunnel(tt.target, tt.sni)
-			fmt.Fprint(tc, tt.request)
-			resp, err := http.ReadResponse(br, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(resp.Body)
-			if resp.StatusCode != http.StatusMisdirectedRequest || !strings.HasPrefix(string(b), "countersign:") {
+			resp, b := sendRaw(t, tc, br, tt.request)
+			if resp.StatusCode != http.StatusMisdirectedRequest || !strings.HasPrefix(b, "countersign:") {
 				t.Errorf("status %d body %q, want 421", resp.StatusCode, b)
 			}
 		})
 	}
-	if n := h.up.Count("", ""); n != 0 {
-		t.Errorf("upstream saw %d requests", n)
-	}
+	h.wantNoUpstream(t)
 }
 
 func TestAmbiguousFramingRefused(t *testing.T) {
@@ -285,20 +272,13 @@ func TestAmbiguousFramingRefused(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tc, br := h.tlsTunnel("api.github.com:443", "api.github.com")
-			fmt.Fprint(tc, tt.request)
-			resp, err := http.ReadResponse(br, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
+			resp, _ := sendRaw(t, tc, br, tt.request)
 			if resp.StatusCode != tt.want {
 				t.Errorf("status %d, want %d", resp.StatusCode, tt.want)
 			}
 		})
 	}
-	if n := h.up.Count("", ""); n != 0 {
-		t.Errorf("upstream saw %d requests", n)
-	}
+	h.wantNoUpstream(t)
 	// Each refusal is audited.
 	if n := len(h.decisions()); n < len(tests) {
 		t.Errorf("%d decision records for %d refusals", n, len(tests))
@@ -312,18 +292,11 @@ func TestAmbiguousFramingRefusedOnProxyPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	fmt.Fprintf(c, "POST http://example.test/ HTTP/1.1\r\nHost: example.test\r\nProxy-Authorization: Basic %s\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", basic(h.sess.ID, h.password))
-	resp, err := http.ReadResponse(bufioReader(c), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp, _ := sendRaw(t, c, bufioReader(c), fmt.Sprintf("POST http://example.test/ HTTP/1.1\r\nHost: example.test\r\nProxy-Authorization: Basic %s\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", basic(h.sess.ID, h.password)))
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("status %d, want 400", resp.StatusCode)
 	}
-	if n := h.up.Count("", ""); n != 0 {
-		t.Errorf("upstream saw %d requests", n)
-	}
+	h.wantNoUpstream(t)
 }
 
 // endlessHeader streams a request head whose one header never ends.
@@ -384,9 +357,7 @@ deny contains "bad" if json.unmarshal(input.request.headers["x-json"][0]) == 1
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "policy error") {
 		t.Fatalf("answer %d %q, want 403 policy error", resp.StatusCode, body)
 	}
-	if n := h.up.Count("", ""); n != 0 {
-		t.Errorf("upstream saw %d requests", n)
-	}
+	h.wantNoUpstream(t)
 	ds := h.decisions()
 	if len(ds) != 1 || ds[0].Decision != "deny" || !strings.Contains(ds[0].Error, "policy error") {
 		t.Fatalf("decision records = %+v", ds)
@@ -428,18 +399,11 @@ func TestAuditFailureDeniesAndProxyStaysUp(t *testing.T) {
 func TestNonTLSAfterConnectRefused(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	c, br := h.tunnel("api.github.com:443")
-	fmt.Fprint(c, "GET / HTTP/1.1\r\nHost: api.github.com\r\n\r\n")
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp, _ := sendRaw(t, c, br, "GET / HTTP/1.1\r\nHost: api.github.com\r\n\r\n")
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("status %d, want 400", resp.StatusCode)
 	}
-	if n := h.up.Count("", ""); n != 0 {
-		t.Errorf("upstream saw %d requests", n)
-	}
+	h.wantNoUpstream(t)
 }
 
 func TestHTTP2OnlyClientRefused(t *testing.T) {
@@ -483,12 +447,7 @@ allow if {
 	c, br := h.tunnel("example.test:443")
 	// The tunnel is opaque: the client talks TLS to the upstream itself.
 	tc := tls.Client(&bufConn{Conn: c, r: br}, &tls.Config{ServerName: "example.test", RootCAs: h.up.CA.Pool()})
-	fmt.Fprint(tc, "GET /through HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n")
-	resp, err := http.ReadResponse(bufioReader(tc), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp, _ := sendRaw(t, tc, bufioReader(tc), "GET /through HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n")
 	if resp.StatusCode != 200 || h.up.Count("GET", "/through") != 1 {
 		t.Fatalf("status %d, upstream count %d", resp.StatusCode, h.up.Count("GET", "/through"))
 	}
@@ -513,9 +472,7 @@ func TestPrivateAddressRefusedUnlessAllowed(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "loopback") {
 		t.Fatalf("answer %d %q", resp.StatusCode, body)
 	}
-	if n := h.up.Count("", ""); n != 0 {
-		t.Errorf("upstream saw %d requests", n)
-	}
+	h.wantNoUpstream(t)
 }
 
 func TestUpstreamTLSIsVerified(t *testing.T) {
@@ -533,12 +490,7 @@ func TestUpstreamTLSIsVerified(t *testing.T) {
 func TestHopByHopHeadersStripped(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	tc, br := h.tlsTunnel("api.github.com:443", "api.github.com")
-	fmt.Fprint(tc, "GET /user HTTP/1.1\r\nHost: api.github.com\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nX-Kept: yes\r\n\r\n")
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	sendRaw(t, tc, br, "GET /user HTTP/1.1\r\nHost: api.github.com\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nX-Kept: yes\r\n\r\n")
 	reqs := h.up.Requests()
 	if len(reqs) != 1 {
 		t.Fatalf("upstream saw %d requests", len(reqs))
@@ -634,9 +586,7 @@ func TestShutdownAnswersHeldRequests(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("held request not answered at shutdown")
 	}
-	if n := h.up.Count("", ""); n != 0 {
-		t.Errorf("upstream saw %d requests", n)
-	}
+	h.wantNoUpstream(t)
 }
 
 func TestClientDisconnectWhileHeldIsAbandoned(t *testing.T) {
@@ -835,18 +785,11 @@ deny contains "no opaque channels" if input.request.upgrade
 `
 	h := newHarness(t, harnessOptions{policy: noUpgrades})
 	tc, br := h.tlsTunnel("example.test:443", "example.test")
-	fmt.Fprint(tc, "GET /ws HTTP/1.1\r\nHost: example.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp, _ := sendRaw(t, tc, br, "GET /ws HTTP/1.1\r\nHost: example.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("denied upgrade answered %s", resp.Status)
 	}
-	if n := h.up.Count("", ""); n != 0 {
-		t.Errorf("upstream saw %d requests", n)
-	}
+	h.wantNoUpstream(t)
 }
 
 func TestClientCertificateClusterIsExplained(t *testing.T) {
@@ -992,17 +935,37 @@ deny contains "force is not allowed" if input.request.query.force
 	} {
 		tc, br := h.tlsTunnel("example.test:443", "example.test")
 		path := strings.TrimPrefix(target, "https://example.test")
-		fmt.Fprintf(tc, "DELETE %s HTTP/1.1\r\nHost: example.test\r\n\r\n", path)
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+		resp, _ := sendRaw(t, tc, br, fmt.Sprintf("DELETE %s HTTP/1.1\r\nHost: example.test\r\n\r\n", path))
 		if resp.StatusCode != http.StatusBadRequest {
 			t.Errorf("%s: %d, want 400", path, resp.StatusCode)
 		}
 	}
+	h.wantNoUpstream(t)
+}
+
+// sendRaw writes the raw request to w and reads the response from br; it
+// returns the response with its body read and closed.
+func sendRaw(t testing.TB, w io.Writer, br *bufio.Reader, raw string) (*http.Response, string) {
+	t.Helper()
+	if _, err := io.WriteString(w, raw); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read body: %v", err)
+	}
+	return resp, string(b)
+}
+
+// wantNoUpstream fails t if any request reached the upstream.
+func (h *harness) wantNoUpstream(t testing.TB) {
+	t.Helper()
 	if n := h.up.Count("", ""); n != 0 {
-		t.Errorf("upstream saw %d requests", n)
+		t.Errorf("upstream saw %d requests, want 0", n)
 	}
 }

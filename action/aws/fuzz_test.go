@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/countersign/countersign/action"
+	"github.com/countersign/countersign/internal/golden"
 )
 
 func FuzzParseAuthorization(f *testing.F) {
@@ -102,13 +103,13 @@ func FuzzMatchRoute(f *testing.F) {
 func FuzzClassify(f *testing.F) {
 	files, _ := filepath.Glob(filepath.Join("testdata", "*.txt"))
 	for _, file := range files {
-		raw, _ := readGolden(f, file)
+		raw, _ := golden.Read(f, file)
 		f.Add(raw)
 	}
 	f.Add([]byte("POST / HTTP/1.1\r\nHost: sqs.amazonaws.com\r\nX-Amz-Target: A.B\r\nX-Amz-Target: A.C\r\nContent-Length: 2\r\n\r\n{}"))
 	p := New(Options{})
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		r, err := parseCaptured(raw, 4096)
+		r, err := golden.Request(raw, golden.Options{BodyLimit: 4096})
 		if err != nil {
 			return
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/countersign/countersign/action"
+	"github.com/countersign/countersign/internal/golden"
 )
 
 // goldenBodies returns the bodies of the captured requests.
@@ -23,8 +24,8 @@ func goldenBodies(f *testing.F) [][]byte {
 	}
 	var bodies [][]byte
 	for _, file := range files {
-		raw, _ := readGolden(f, file)
-		r := captured(f, raw, bodyLimit)
+		raw, _ := golden.Read(f, file)
+		r := golden.Parse(f, raw, goldenOptions)
 		if r.Header.Get("Content-Encoding") == "gzip" {
 			if b, _, err := inflate(r.Body, r.BodyTruncated); err == nil {
 				bodies = append(bodies, b)
@@ -131,7 +132,7 @@ func FuzzClassify(f *testing.F) {
 		f.Fatal(err)
 	}
 	for _, file := range files {
-		raw, _ := readGolden(f, file)
+		raw, _ := golden.Read(f, file)
 		f.Add(raw)
 	}
 	p := New(Options{})

@@ -297,7 +297,7 @@ func gitRun(t *testing.T, dir string, args ...string) (string, error) {
 // denial's reason in each of the shapes it can take.
 func TestRealGitPrintsTheReason(t *testing.T) {
 	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed")
+		t.Fatal("git is not installed; run `make deps`")
 	}
 	isPushTo := func(ref string) func(action.Action) bool {
 		return func(a action.Action) bool {

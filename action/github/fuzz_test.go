@@ -4,6 +4,8 @@ import (
 	"net/url"
 	"path/filepath"
 	"testing"
+
+	"github.com/countersign/countersign/internal/golden"
 )
 
 // FuzzRoute feeds arbitrary methods, hosts, paths and bodies to the
@@ -12,8 +14,8 @@ import (
 func FuzzRoute(f *testing.F) {
 	files, _ := filepath.Glob("testdata/*.txt")
 	for _, file := range files {
-		raw, _ := readGolden(f, file)
-		r := parseCaptured(f, raw)
+		raw, _ := golden.Read(f, file)
+		r := golden.Parse(f, raw, golden.Options{})
 		f.Add(r.Method, r.Host, r.RawPath, string(r.Body))
 	}
 	for _, s := range []string{

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/countersign/countersign/action"
+	"github.com/countersign/countersign/internal/golden"
 )
 
 // FuzzGraphQL feeds arbitrary paths, content types and bodies (and the same
@@ -17,8 +18,8 @@ import (
 func FuzzGraphQL(f *testing.F) {
 	files, _ := filepath.Glob("testdata/*.txt")
 	for _, file := range files {
-		raw, _ := readGolden(f, file)
-		r := parseCaptured(f, raw)
+		raw, _ := golden.Read(f, file)
+		r := golden.Parse(f, raw, golden.Options{})
 		f.Add(r.Path, r.Header.Get("Content-Type"), string(r.Body))
 	}
 	for _, s := range []string{

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/countersign/countersign/action"
+	"github.com/countersign/countersign/internal/golden"
 )
 
 // FuzzRequestInfo feeds arbitrary methods, paths, queries and bodies to the
@@ -19,8 +20,8 @@ import (
 func FuzzRequestInfo(f *testing.F) {
 	files, _ := filepath.Glob("testdata/*.txt")
 	for _, path := range files {
-		raw, _ := readGolden(f, path)
-		r, err := parseCaptured(raw, goldenHost, 443)
+		raw, _ := golden.Read(f, path)
+		r, err := golden.Request(raw, goldenOptions)
 		if err != nil {
 			f.Fatalf("%s: %v", path, err)
 		}

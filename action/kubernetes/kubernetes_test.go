@@ -1,140 +1,58 @@
 package kubernetes
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"flag"
-	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/countersign/countersign/action"
-	"github.com/countersign/countersign/internal/h1"
+	"github.com/countersign/countersign/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite the expected actions in testdata/*.txt")
-
-const goldenSep = "\n----------\n"
 
 // goldenHost is the API server the captured requests are replayed against;
 // the captures' Host lines were rewritten to it.
 const goldenHost = "k8s.example.test"
 
-// readGolden splits a testdata file into the captured request and the
-// expected action JSON.
-func readGolden(t testing.TB, path string) (raw, want []byte) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	i := bytes.LastIndex(b, []byte(goldenSep))
-	if i < 0 {
-		t.Fatalf("%s: no %q line", path, strings.TrimSpace(goldenSep))
-	}
-	return b[:i], b[i+len(goldenSep):]
-}
-
-// parseCaptured turns captured bytes into what the proxy hands classifiers:
-// hop-by-hop fields removed (h1.RemoveHopByHop, as the proxy does), the body
-// buffered, the host canonical.
-func parseCaptured(raw []byte, host string, port int) (*action.Request, error) {
-	req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(raw)))
-	if err != nil {
-		return nil, err
-	}
-	body, err := io.ReadAll(req.Body)
-	if err != nil {
-		return nil, err
-	}
-	h1.RemoveHopByHop(req.Header)
-	ar := &action.Request{
-		Method:   req.Method,
-		Scheme:   "https",
-		Host:     host,
-		Port:     port,
-		Path:     req.URL.Path,
-		RawPath:  req.URL.EscapedPath(),
-		Query:    req.URL.Query(),
-		Header:   req.Header,
-		BodySize: int64(len(body)),
-	}
-	if len(body) > 0 {
-		ar.Body = body
-	}
-	return ar, nil
-}
-
-func actionJSON(t testing.TB, a action.Action) []byte {
-	t.Helper()
-	b, err := a.MarshalJSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	if err := json.Indent(&out, b, "", "  "); err != nil {
-		t.Fatal(err)
-	}
-	out.WriteByte('\n')
-	return out.Bytes()
-}
+// goldenOptions build the captured requests as the proxy would, on
+// goldenHost.
+var goldenOptions = golden.Options{Host: goldenHost}
 
 // TestGolden replays requests captured from kubectl 1.32 (see
 // testdata/README.md) and compares the actions with the expected ones.
 func TestGolden(t *testing.T) {
-	files, err := filepath.Glob("testdata/*.txt")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no golden files: %v", err)
-	}
 	configured := New(Options{Hosts: []string{goldenHost}})
 	detecting := New(Options{})
-	for _, path := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(path), ".txt"), func(t *testing.T) {
-			raw, want := readGolden(t, path)
-			r, err := parseCaptured(raw, goldenHost, 443)
-			if err != nil {
-				t.Fatalf("parse %s: %v", path, err)
-			}
-			a, ok := configured.Classify(r)
-			if !ok {
-				t.Fatalf("Classify(%s %s) on a configured host = not claimed", r.Method, r.Path)
-			}
-			got := actionJSON(t, a)
-			if *update {
-				out := append(append(append([]byte{}, raw...), goldenSep...), got...)
-				if err := os.WriteFile(path, out, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if diff := cmp.Diff(string(want), string(got)); diff != "" {
-				t.Errorf("Classify(%s %s) mismatch (-want +got):\n%s", r.Method, r.Path, diff)
-			}
+	golden.Run(t, "testdata/*.txt", goldenOptions, func(t *testing.T, r *action.Request) action.Action {
+		a, ok := configured.Classify(r)
+		if !ok {
+			t.Fatalf("Classify(%s %s) on a configured host = not claimed", r.Method, r.Path)
+		}
 
-			// Every captured kubectl request but /version has a Kubernetes
-			// path shape, so detection on an unknown host agrees.
-			d, ok := detecting.Classify(r)
-			if r.Path == "/version" {
-				if ok {
-					t.Errorf("Classify(%s) on an unknown host claimed /version", r.Path)
-				}
-				return
+		// Every captured kubectl request but /version has a Kubernetes
+		// path shape, so detection on an unknown host agrees.
+		d, ok := detecting.Classify(r)
+		if r.Path == "/version" {
+			if ok {
+				t.Errorf("Classify(%s) on an unknown host claimed /version", r.Path)
 			}
-			if !ok {
-				t.Fatalf("Classify(%s %s) on an unknown host = not claimed, want detected by path", r.Method, r.Path)
-			}
-			if diff := cmp.Diff(a, d); diff != "" {
-				t.Errorf("detected action differs from the configured-host one (-configured +detected):\n%s", diff)
-			}
-		})
-	}
+			return a
+		}
+		if !ok {
+			t.Fatalf("Classify(%s %s) on an unknown host = not claimed, want detected by path", r.Method, r.Path)
+		}
+		if diff := cmp.Diff(a, d); diff != "" {
+			t.Errorf("detected action differs from the configured-host one (-configured +detected):\n%s", diff)
+		}
+		return a
+	}, *update)
 }
 
 func req(method, target string) *action.Request {

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"path/filepath"
 	"testing"
+
+	"github.com/countersign/countersign/internal/golden"
 )
 
 // pb builds protobuf fields for the tests: tag then payload.
@@ -73,8 +75,8 @@ func TestObjectOf(t *testing.T) {
 func FuzzObject(f *testing.F) {
 	files, _ := filepath.Glob("testdata/*.txt")
 	for _, path := range files {
-		raw, _ := readGolden(f, path)
-		r, err := parseCaptured(raw, goldenHost, 443)
+		raw, _ := golden.Read(f, path)
+		r, err := golden.Request(raw, goldenOptions)
 		if err != nil {
 			f.Fatal(err)
 		}

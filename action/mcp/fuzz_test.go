@@ -9,6 +9,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 
 	"github.com/countersign/countersign/action"
+	"github.com/countersign/countersign/internal/golden"
 )
 
 // FuzzJSONRPC classifies arbitrary POST bodies, with and without MCP's
@@ -18,9 +19,9 @@ import (
 // what the SDK's decoder or encoding/json accept as a call is either refused
 // or classified as the same method and tool.
 func FuzzJSONRPC(f *testing.F) {
-	for _, file := range goldenFiles(f) {
-		raw, _ := readGolden(f, file)
-		if r := captured(f, raw); len(r.Body) > 0 {
+	for _, file := range golden.Files(f, "testdata/*.txt") {
+		raw, _ := golden.Read(f, file)
+		if r := golden.Parse(f, raw, goldenOptions); len(r.Body) > 0 {
 			f.Add(r.Body, false)
 			f.Add(r.Body, true)
 		}

@@ -1,13 +1,10 @@
 package mcp
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"flag"
-	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,108 +12,24 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/countersign/countersign/action"
-	"github.com/countersign/countersign/internal/h1"
+	"github.com/countersign/countersign/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite the expected actions in testdata/*.txt")
-
-// goldenSep separates a captured request from the expected action.
-const goldenSep = "\n----------\n"
 
 // goldenHost is the name the captures are classified under: they were made
 // against a loopback listener (see testdata/README.md).
 const goldenHost = "mcp.example.test"
 
+// goldenOptions read the captures with the proxy's own strict reader and
+// build the classifier's view of them as the proxy does, under goldenHost.
+var goldenOptions = golden.Options{Host: goldenHost, Strict: true}
+
 // TestGolden classifies requests captured from the official Go SDK's client
 // (v1.8.0, protocols 2026-07-28 and 2025-11-25) and compares the actions
 // with the expected JSON.
 func TestGolden(t *testing.T) {
-	files := goldenFiles(t)
-	p := New(Options{})
-	for _, file := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(file), ".txt"), func(t *testing.T) {
-			raw, want := readGolden(t, file)
-			a, ok := p.Classify(captured(t, raw))
-			if !ok {
-				t.Fatalf("Classify(%s) did not recognise an MCP request", file)
-			}
-			got := actionJSON(t, a)
-			if *update {
-				if err := os.WriteFile(file, append(append(raw, goldenSep...), got...), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("Classify(%s) mismatch (-want +got):\n%s", file, diff)
-			}
-		})
-	}
-}
-
-func goldenFiles(tb testing.TB) []string {
-	tb.Helper()
-	files, err := filepath.Glob(filepath.Join("testdata", "*.txt"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if len(files) == 0 {
-		tb.Fatal("no golden files in testdata")
-	}
-	return files
-}
-
-// readGolden splits a golden file at the last separator.
-func readGolden(tb testing.TB, file string) (raw []byte, want string) {
-	tb.Helper()
-	b, err := os.ReadFile(file)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	i := bytes.LastIndex(b, []byte(goldenSep))
-	if i < 0 {
-		return b, ""
-	}
-	return b[:i], string(b[i+len(goldenSep):])
-}
-
-// captured reads a raw request with the proxy's own strict reader and
-// builds the classifier's view of it as the proxy does, under goldenHost.
-func captured(tb testing.TB, raw []byte) *action.Request {
-	tb.Helper()
-	req, err := h1.NewReader(bufio.NewReader(bytes.NewReader(raw)), h1.Limits{}).ReadRequest()
-	if err != nil {
-		tb.Fatalf("read captured request: %v", err)
-	}
-	body, err := io.ReadAll(req.Body)
-	if err != nil {
-		tb.Fatalf("read captured body: %v", err)
-	}
-	h1.RemoveHopByHop(req.Header)
-	r := &action.Request{
-		Method:   req.Method,
-		Scheme:   "https",
-		Host:     goldenHost,
-		Port:     443,
-		Path:     req.URL.Path,
-		RawPath:  req.URL.EscapedPath(),
-		Query:    req.URL.Query(),
-		Header:   req.Header,
-		BodySize: req.ContentLength,
-	}
-	if len(body) > 0 {
-		r.Body = body
-	}
-	return r
-}
-
-func actionJSON(tb testing.TB, a action.Action) string {
-	tb.Helper()
-	b, err := json.MarshalIndent(a, "", "  ")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return string(b) + "\n"
+	golden.Run(t, "testdata/*.txt", goldenOptions, golden.Claimed(New(Options{})), *update)
 }
 
 // post is a POST of body to the MCP endpoint with the Go SDK client's
@@ -352,8 +265,8 @@ func TestMentionsJSONRPC(t *testing.T) {
 // BenchmarkClassify measures a captured tools/call, a large JSON body of
 // another API (the cheap path every JSON POST takes) and a large MCP call.
 func BenchmarkClassify(b *testing.B) {
-	raw, _ := readGolden(b, filepath.Join("testdata", "2026-tools-call-drop-table.txt"))
-	call := captured(b, raw)
+	raw, _ := golden.Read(b, filepath.Join("testdata", "2026-tools-call-drop-table.txt"))
+	call := golden.Parse(b, raw, goldenOptions)
 	other := post(`{"files":[` + strings.Repeat(`{"path":"a/b.go","content":"package main\n","mode":"100644"},`, 16000) + `{}]}`)
 	big := post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"write_file","arguments":{"lines":[` +
 		strings.Repeat(`"some line of text",`, 50000) + `""]}}}`)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -24,7 +23,7 @@ import (
 	"github.com/countersign/countersign/action/kubernetes"
 	"github.com/countersign/countersign/action/mcp"
 	"github.com/countersign/countersign/audit"
-	"github.com/countersign/countersign/internal/hostport"
+	"github.com/countersign/countersign/internal/golden"
 	"github.com/countersign/countersign/internal/mitm"
 	"github.com/countersign/countersign/policy"
 	"github.com/countersign/countersign/session"
@@ -157,29 +156,10 @@ func loadCorpus(root string) ([]corpusRequest, error) {
 		if err != nil {
 			return nil, err
 		}
-		raw, _, ok := strings.Cut(string(b), "\n----------\n")
-		if !ok {
-			continue
-		}
-		req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(raw)))
+		raw, _ := golden.Split(b)
+		ar, err := golden.Request(raw, golden.Options{})
 		if err != nil {
-			continue
-		}
-		body, err := io.ReadAll(req.Body)
-		if err != nil {
-			continue
-		}
-		host, port, err := hostport.Split(req.Host, 443)
-		if err != nil {
-			continue
-		}
-		ar := &action.Request{
-			Method: req.Method, Scheme: "https", Host: host, Port: port,
-			Path: req.URL.Path, RawPath: req.URL.EscapedPath(), Query: req.URL.Query(),
-			Header: req.Header, Body: body, BodySize: int64(len(body)),
-		}
-		if len(body) == 0 {
-			ar.Body = nil
+			continue // a capture cut short, or one net/http does not read
 		}
 		out = append(out, corpusRequest{
 			provider: filepath.Base(filepath.Dir(filepath.Dir(f))),

@@ -8,19 +8,13 @@
 package docgen
 
 import (
-	"bufio"
 	"bytes"
 	_ "embed"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"text/template"
 	"time"
@@ -35,6 +29,7 @@ import (
 	"github.com/countersign/countersign/action/graphql"
 	"github.com/countersign/countersign/action/kubernetes"
 	"github.com/countersign/countersign/action/mcp"
+	"github.com/countersign/countersign/internal/golden"
 	"github.com/countersign/countersign/policy"
 	"github.com/countersign/countersign/session"
 )
@@ -53,12 +48,6 @@ var captures = []struct {
 	{"git", "git: `git push --force` to main", "action/git/testdata/push-force-main.txt"},
 	{"mcp", "MCP: a `tools/call` from an MCP client", "action/mcp/testdata/2025-tools-call-drop-table.txt"},
 }
-
-// goldenSep separates a captured request from its expected action.
-const goldenSep = "\n----------\n"
-
-// bodyLimit is the default inspect.body_limit.
-const bodyLimit = 1 << 20
 
 // docSession and docTime stand in for the session and clock of a real run.
 var (
@@ -154,10 +143,7 @@ func example(root string, c *action.Classifier, provider, title, file string) (E
 	if err != nil {
 		return Example{}, err
 	}
-	raw := b
-	if i := bytes.LastIndex(b, []byte(goldenSep)); i >= 0 {
-		raw = b[:i]
-	}
+	raw, _ := golden.Split(b)
 	ex, err := exampleFrom(c, provider, title, file, raw)
 	if err != nil {
 		return Example{}, fmt.Errorf("%s: %w", file, err)
@@ -166,7 +152,7 @@ func example(root string, c *action.Classifier, provider, title, file string) (E
 }
 
 func exampleFrom(c *action.Classifier, provider, title, file string, raw []byte) (Example, error) {
-	ar, err := parseCaptured(raw)
+	ar, err := golden.Request(raw, golden.Options{BodyLimit: golden.DefaultBodyLimit})
 	if err != nil {
 		return Example{}, err
 	}
@@ -267,44 +253,6 @@ func requestPreview(raw []byte) string {
 		out += fmt.Sprintf("\n\n(%d bytes of binary body)", len(body))
 	}
 	return out
-}
-
-// parseCaptured turns a raw HTTP/1.1 request into the classifier's view, as
-// the golden tests and the proxy do.
-func parseCaptured(raw []byte) (*action.Request, error) {
-	req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(raw)))
-	if err != nil {
-		return nil, err
-	}
-	body, err := io.ReadAll(io.LimitReader(req.Body, bodyLimit+1))
-	truncated := len(body) > bodyLimit
-	if errors.Is(err, io.ErrUnexpectedEOF) {
-		truncated = true
-	} else if err != nil {
-		return nil, err
-	}
-	if len(body) > bodyLimit {
-		body = body[:bodyLimit]
-	}
-	host, port := req.Host, 443
-	if h, p, err := net.SplitHostPort(req.Host); err == nil {
-		host = h
-		port, _ = strconv.Atoi(p)
-	}
-	h := req.Header.Clone()
-	h.Del("Connection")
-	r := &action.Request{
-		Method: req.Method, Scheme: "https", Host: strings.ToLower(host), Port: port,
-		Path: req.URL.Path, RawPath: req.URL.EscapedPath(), Query: req.URL.Query(),
-		Header: h, BodySize: req.ContentLength, BodyTruncated: truncated,
-	}
-	if len(body) > 0 {
-		r.Body = body
-	}
-	if !truncated && r.BodySize < 0 {
-		r.BodySize = int64(len(body))
-	}
-	return r, nil
 }
 
 // library documents the non-test modules of rego/lib from their METADATA.
