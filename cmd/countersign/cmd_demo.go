@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -102,7 +103,7 @@ func demo(ctx context.Context, e *env, interactive bool) error {
 	fmt.Fprintf(e.stdout, "  fake EC2 and GitHub APIs on %s (real TLS, a throwaway CA); nothing leaves this machine\n\n", up.Addr)
 
 	sess := &session.Info{ID: session.NewID(), Name: "demo/agent", User: "demo", Command: "agent"}
-	term := &terminalNotifier{w: io.Discard}
+	term := &linkRecorder{links: map[string]string{}}
 	a, err := newApp(ctx, &cfg, zap.NewNop(), appOptions{policy: policy.Source{Builtin: true}, notifiers: []approval.Notifier{term}, discoveryName: sess.ID})
 	if err != nil {
 		return err
@@ -180,7 +181,8 @@ func demo(ctx context.Context, e *env, interactive bool) error {
 				if interactive {
 					verb := map[bool]string{true: "approve", false: "deny"}[approve]
 					out.step("  ⏸ held as %s: %s", r.ID, r.Summary)
-					out.step("    decide it in another terminal:  countersign approvals %s %s --config %s", verb, r.ID, demoConfig)
+					out.step("    open the approval page and click %s:  %s", map[bool]string{true: "Approve", false: "Deny"}[approve], term.link(r.ID))
+					out.step("    or, in another terminal:  countersign approvals %s %s --config %s", verb, r.ID, demoConfig)
 					return
 				}
 				out.step("  ⏸ held as %s — policy: %s", r.ID, strings.Join(r.Messages, "; "))
@@ -248,4 +250,26 @@ func demo(ctx context.Context, e *env, interactive bool) error {
 		return err
 	}
 	return nil
+}
+
+// linkRecorder remembers the approval page link of each approval, so that
+// the interactive demo can show it.
+type linkRecorder struct {
+	mu    sync.Mutex
+	links map[string]string
+}
+
+func (l *linkRecorder) Notify(_ context.Context, n approval.Notification) {
+	if n.Link == "" {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.links[n.Record.ID] = n.Link
+}
+
+func (l *linkRecorder) link(id string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.links[id]
 }
