@@ -337,22 +337,6 @@ func TestOpenRejectsCorruptTail(t *testing.T) {
 	}
 }
 
-func TestOpenLocksFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	first := openTestLog(t, Options{Path: path})
-	if second, err := Open(Options{Path: path}, nil); err == nil {
-		_ = second.Close()
-		t.Skip("no file locking on this platform")
-	}
-	if err := first.Close(); err != nil {
-		t.Fatal(err)
-	}
-	second := openTestLog(t, Options{Path: path})
-	if err := second.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestStdout(t *testing.T) {
 	var m memFile
 	l := openTestLog(t, Options{Path: "-", Fsync: true, OpenFile: func(string) (File, error) { return &m, nil }})

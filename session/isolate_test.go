@@ -85,16 +85,16 @@ func TestPlan(t *testing.T) {
 		{
 			name: "a working directory and command under /tmp stay, nested keeps collapse",
 			give: func(o *IsolateOptions) {
-				o.Dir = "/tmp/work"
-				o.CommandPath = "/tmp/work/bin/agent"
-				o.SessionDir = "/tmp/work/.session"
+				o.Dir = "/tmp/proj"
+				o.CommandPath = "/tmp/proj/bin/agent"
+				o.SessionDir = "/tmp/proj/.session"
 				o.Env = []string{"PATH=/usr/bin", "DOCKER_HOST=unix:///var/run/docker.sock"}
-				o.Hide = []string{"/tmp/work/state"}
+				o.Hide = []string{"/tmp/proj/state"}
 			},
 			links: map[string]string{"/var/run": "/run"},
 			want: initSpec{
-				Keep: []string{"/tmp/work"},
-				Hide: []string{"/run/docker.sock", "/tmp/work/state"},
+				Keep: []string{"/tmp/proj"},
+				Hide: []string{"/run/docker.sock", "/tmp/proj/state"},
 				Env:  []string{"PATH=/usr/bin", "DOCKER_HOST=unix:///var/run/docker.sock"},
 			},
 		},
