@@ -23,6 +23,11 @@ type Input struct {
 	Action  action.Action
 	Session *session.Info
 	Time    time.Time
+
+	// doc memoises Map: the proxy needs the document twice per request
+	// (to decide and to audit). Change a field after calling Map and the
+	// memo is stale; build a new Input instead.
+	doc map[string]any
 }
 
 // Request is input.request: the request as the policy sees it, redacted.
@@ -148,8 +153,16 @@ func parseJSON(b []byte) (any, bool) {
 	return v, true
 }
 
-// Map returns the input as the JSON-shaped value OPA evaluates.
+// Map returns the input as the JSON-shaped value OPA evaluates. The map is
+// shared between calls: callers must not modify it.
 func (in *Input) Map() map[string]any {
+	if in.doc == nil {
+		in.doc = in.buildMap()
+	}
+	return in.doc
+}
+
+func (in *Input) buildMap() map[string]any {
 	req := map[string]any{
 		"method":         in.Request.Method,
 		"scheme":         in.Request.Scheme,

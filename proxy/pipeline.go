@@ -267,7 +267,7 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 		SessionName: sess.Name,
 		RequestID:   ex.id,
 		Summary:     summary(act, ex),
-		Action:      in.Action.Map(),
+		Action:      inputAction(in),
 		Request: approval.Request{
 			Method:     ex.req.Method,
 			URL:        redact.URL(targetURL(ex)),
@@ -345,6 +345,14 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 		return s.denial(ex, act, answer{status: http.StatusForbidden, decision: "deny", approval: id,
 			message: "countersign: denied: the approval ended without a usable outcome."})
 	}
+}
+
+// inputAction is the action as the policy input carries it, built once.
+func inputAction(in *policy.Input) map[string]any {
+	if a, ok := in.Map()["action"].(map[string]any); ok {
+		return a
+	}
+	return in.Action.Map()
 }
 
 // auditBodyLimit is the largest body a decision record carries in its input.
@@ -611,7 +619,7 @@ func (s *Server) decisionEvent(sess *session.Info, ex *exchange, in *policy.Inpu
 			BodySHA256:    in.Request.BodySHA256,
 			BodyTruncated: in.Request.BodyTruncated,
 		},
-		Action:         in.Action.Map(),
+		Action:         inputAction(in),
 		Decision:       decision,
 		Reasons:        d.Messages(),
 		RuleIDs:        d.RuleIDs(),
@@ -622,13 +630,25 @@ func (s *Server) decisionEvent(sess *session.Info, ex *exchange, in *policy.Inpu
 		ev.Error = "policy error: " + d.Err.Error()
 	}
 	if s.opts.RecordInput {
-		ev.Input = in.Map()
 		// The action and the request headers are already in the record
 		// (ev.Action, ev.Request.Headers): not written twice. Replay puts
-		// them back.
-		delete(ev.Input, "action")
-		if req, ok := ev.Input["request"].(map[string]any); ok {
-			delete(req, "headers")
+		// them back. in.Map() is shared with the decision, so the record
+		// gets shallow copies of the two maps it trims.
+		doc := in.Map()
+		ev.Input = make(map[string]any, len(doc))
+		for k, v := range doc {
+			if k != "action" {
+				ev.Input[k] = v
+			}
+		}
+		if req, ok := doc["request"].(map[string]any); ok {
+			trimmed := make(map[string]any, len(req))
+			for k, v := range req {
+				if k != "headers" {
+					trimmed[k] = v
+				}
+			}
+			ev.Input["request"] = trimmed
 		}
 		if in.Request.Body != nil && in.Request.BodySize > auditBodyLimit {
 			// Large bodies stay out of the log (their hash is in it):
