@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/countersign/countersign/audit"
+	"github.com/countersign/countersign/internal/wirebytes"
 )
 
 // attackPolicy is the policy the attack corpus runs under: three rules that
@@ -174,7 +175,7 @@ func parseSend(s string) ([]segment, error) {
 	for s != "" {
 		i := strings.Index(s, "{repeat ")
 		if i < 0 {
-			b, err := unescapeAttack(s)
+			b, err := wirebytes.Unescape(s)
 			if err != nil {
 				return nil, err
 			}
@@ -182,7 +183,7 @@ func parseSend(s string) ([]segment, error) {
 			break
 		}
 		if i > 0 {
-			b, err := unescapeAttack(s[:i])
+			b, err := wirebytes.Unescape(s[:i])
 			if err != nil {
 				return nil, err
 			}
@@ -198,52 +199,12 @@ func parseSend(s string) ([]segment, error) {
 		if !ok || err != nil || n < 1 {
 			return nil, fmt.Errorf("bad {repeat %s}: want {repeat N:unit}", spec)
 		}
-		u, err := unescapeAttack(unit)
+		u, err := wirebytes.Unescape(unit)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, segment{unit: u, n: n})
 		s = s[i+end+1:]
-	}
-	return out, nil
-}
-
-// unescapeAttack decodes \r \n \t \0 \\ and \xHH.
-func unescapeAttack(s string) ([]byte, error) {
-	var out []byte
-	for i := 0; i < len(s); i++ {
-		if s[i] != '\\' {
-			out = append(out, s[i])
-			continue
-		}
-		if i+1 >= len(s) {
-			return nil, errors.New("trailing backslash")
-		}
-		i++
-		switch s[i] {
-		case 'r':
-			out = append(out, '\r')
-		case 'n':
-			out = append(out, '\n')
-		case 't':
-			out = append(out, '\t')
-		case '0':
-			out = append(out, 0)
-		case '\\':
-			out = append(out, '\\')
-		case 'x':
-			if i+2 >= len(s) {
-				return nil, errors.New(`short \x escape`)
-			}
-			v, err := strconv.ParseUint(s[i+1:i+3], 16, 8)
-			if err != nil {
-				return nil, fmt.Errorf(`bad \x escape: %w`, err)
-			}
-			out = append(out, byte(v))
-			i += 2
-		default:
-			return nil, fmt.Errorf(`unknown escape \%c`, s[i])
-		}
 	}
 	return out, nil
 }

@@ -3,7 +3,6 @@ package h1
 import (
 	"bufio"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -14,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/countersign/countersign/internal/wirebytes"
 )
 
 func newTestReader(s string, lim Limits) *Reader {
@@ -689,7 +690,7 @@ func loadAttacks(tb testing.TB) []attackCase {
 		case len(cases) == 0:
 			tb.Fatalf("attacks.txt:%d: request bytes before the first case", i+1)
 		default:
-			b, err := unescape(line)
+			b, err := wirebytes.Unescape(line)
 			if err != nil {
 				tb.Fatalf("attacks.txt:%d: %v", i+1, err)
 			}
@@ -698,46 +699,6 @@ func loadAttacks(tb testing.TB) []attackCase {
 		}
 	}
 	return cases
-}
-
-// unescape decodes \r \n \t \0 \\ and \xHH.
-func unescape(s string) ([]byte, error) {
-	var out []byte
-	for i := 0; i < len(s); i++ {
-		if s[i] != '\\' {
-			out = append(out, s[i])
-			continue
-		}
-		if i+1 >= len(s) {
-			return nil, fmt.Errorf("trailing backslash")
-		}
-		i++
-		switch s[i] {
-		case 'r':
-			out = append(out, '\r')
-		case 'n':
-			out = append(out, '\n')
-		case 't':
-			out = append(out, '\t')
-		case '0':
-			out = append(out, 0)
-		case '\\':
-			out = append(out, '\\')
-		case 'x':
-			if i+2 >= len(s) {
-				return nil, fmt.Errorf("short \\x escape")
-			}
-			v, err := strconv.ParseUint(s[i+1:i+3], 16, 8)
-			if err != nil {
-				return nil, fmt.Errorf("bad \\x escape: %w", err)
-			}
-			out = append(out, byte(v))
-			i += 2
-		default:
-			return nil, fmt.Errorf("unknown escape \\%c", s[i])
-		}
-	}
-	return out, nil
 }
 
 func TestAttackCorpus(t *testing.T) {
