@@ -19,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/countersign/countersign/internal/testinfra"
 )
 
 // soakScale multiplies the sizes of the resource tests when
@@ -272,12 +274,11 @@ func TestUpstreamFailures(t *testing.T) {
 		t.Cleanup(func() { srv.Close() })
 		return ln.Addr().String()
 	}
-	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	refusedAddr, release, err := testinfra.RefusingAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	refusedAddr := closed.Addr().String()
-	closed.Close()
+	defer release()
 
 	resolve := map[string]string{
 		"good.test:443":       serve(good),

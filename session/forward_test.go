@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/countersign/countersign/internal/testinfra"
 )
 
 // echoServer answers each line with "echo: line" and, at the client's
@@ -99,12 +101,11 @@ func TestForwarderCloseEndsOpenRelays(t *testing.T) {
 }
 
 func TestForwarderDropsClientsWhenTheProxyIsDown(t *testing.T) {
-	down, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, release, err := testinfra.RefusingAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := down.Addr().String()
-	down.Close()
+	defer release()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -127,12 +128,11 @@ func TestCheckDirect(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer open.Close()
-	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	closedAddr, release, err := testinfra.RefusingAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	closedAddr := closed.Addr().String()
-	closed.Close()
+	defer release()
 
 	if err := checkDirect(t.Context(), []string{closedAddr}, nil); err != nil {
 		t.Errorf("a refused connection failed the check: %v", err)
@@ -169,9 +169,11 @@ func TestCheckProxy(t *testing.T) {
 		})
 	}
 	// Nothing listening.
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := ln.Addr().String()
-	ln.Close()
+	addr, release, err := testinfra.RefusingAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
 	if err := checkProxy(t.Context(), addr); err == nil || !strings.Contains(err.Error(), "does not answer") {
 		t.Errorf("checkProxy with nothing listening = %v", err)
 	}
