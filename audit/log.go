@@ -59,9 +59,17 @@ type Options struct {
 // Log appends records to a hash-chained audit log. It is safe for
 // concurrent use; records are totally ordered by seq in the file.
 //
-// A failed write or fsync is returned to the caller and the file is cut back
-// to the last good record, so the chain stays valid and seq never skips;
-// later records succeed once the file can be written again.
+// Records are assembled into a pending buffer under the lock and written by
+// one caller at a time (the leader) with a single write, followed by an fsync
+// when the log is durable: every record assembled before a write (or fsync)
+// began is covered by it. A request path that waits for its decision record
+// therefore shares one system call, and one fsync, with every record
+// assembled alongside it (group commit).
+//
+// A failed write or fsync is returned to the callers waiting for the records
+// it covered and the file is cut back to the last good record, so the chain
+// stays valid and seq never skips; later records succeed once the file can be
+// written again.
 type Log struct {
 	logger *zap.Logger
 	now    func() time.Time
@@ -71,22 +79,29 @@ type Log struct {
 	bodyEnc zapcore.Encoder
 
 	mu   sync.Mutex
-	cond sync.Cond // signals finished fsyncs; L is &mu
+	cond sync.Cond // signals finished flushes; L is &mu
 	f    File
-	// tip is the last record written; the file holds exactly tip.size bytes
-	// unless dirty is set, in which case a failed write or a discarded torn
-	// tail left bytes after it that must be truncated before the next write.
-	tip   position
-	dirty bool
+	// tip is the last record assembled. pending holds the lines assembled
+	// after written, the last record in the file; the file holds exactly
+	// written.size bytes unless dirty is set, in which case a failed write
+	// or a discarded torn tail left bytes after it that must be truncated
+	// before the next write.
+	tip     position
+	written position
+	pending []byte
+	dirty   bool
 	// durable is the last record known to be on stable storage.
 	durable position
-	// batch collects the records written since the current or last fsync
-	// began; syncing is true while one caller (the leader) runs an fsync
-	// without holding mu.
-	batch   *batch
-	syncing bool
-	closed  bool
-	scratch []byte
+	// batch is the group of pending records; flushing is true while one
+	// caller (the leader) writes and syncs without holding mu.
+	batch    *batch
+	flushing bool
+	closed   bool
+	// spare is a drained pending buffer kept for reuse.
+	spare []byte
+	// appended, when set (tests only), is called under mu after a record
+	// joins pending.
+	appended func()
 }
 
 // position is a point in the chain: the last record's seq and hash and the
@@ -97,11 +112,18 @@ type position struct {
 	size int64
 }
 
-// batch is a group of records committed by one fsync.
+// batch is a group of records written, and synced, together.
 type batch struct {
 	done bool
 	err  error
+	// waiters counts the callers waiting for the batch; a batch nobody
+	// waits for holds only asynchronous records.
+	waiters int
 }
+
+// maxPending bounds the bytes assembled while a flush runs; a record beyond
+// it waits for the flush rather than grow the buffer without limit.
+const maxPending = 4 << 20
 
 // Open opens or creates the audit log at opts.Path and resumes its chain
 // from the last complete line, reading backwards from the end of the file.
@@ -140,7 +162,7 @@ func Open(opts Options, logger *zap.Logger) (*Log, error) {
 		} else {
 			l.f = stdoutFile{os.Stdout}
 		}
-		l.durable = l.tip
+		l.written, l.durable = l.tip, l.tip
 		return l, nil
 	}
 
@@ -162,8 +184,7 @@ func Open(opts Options, logger *zap.Logger) (*Log, error) {
 		}
 		return nil, fmt.Errorf("resume audit log %s: %w", opts.Path, err)
 	}
-	l.tip = r.pos
-	l.durable = r.pos
+	l.tip, l.written, l.durable = r.pos, r.pos, r.pos
 	if r.torn == 0 {
 		l.logger.Debug("audit log opened", zap.String("path", opts.Path), zap.Uint64("seq", r.pos.seq))
 		return l, nil
@@ -187,17 +208,19 @@ func Open(opts Options, logger *zap.Logger) (*Log, error) {
 // Path returns the log's path as given in Options.
 func (l *Log) Path() string { return l.path }
 
-// Record appends ev. With Options.Fsync it returns only after the record is
-// on stable storage. An error (a failed write or fsync, or ErrClosed) means
-// the record is not in the log.
+// Record appends ev. It returns once the record is written to the file and,
+// with Options.Fsync, on stable storage. An error (a failed write or fsync,
+// or ErrClosed) means the record is not in the log.
 func (l *Log) Record(ev *Event) error {
-	return l.record(ev, l.fsync)
+	return l.record(ev, true)
 }
 
-// RecordAsync appends ev without waiting for an fsync; the next fsync (a
-// later Record, or Close) covers it. An error means the record was not
-// written. If that later fsync fails the record is discarded with the rest of
-// the unsynced records, and the error goes to the callers that wait.
+// RecordAsync appends ev without waiting. The record is written at once when
+// no other write is under way, or else by the caller running it, right
+// after; the next fsync (a later Record, or Close) makes it durable. An error
+// means the record was not assembled. If its write or that later fsync
+// fails, the record is discarded with the rest of the unsynced records, and
+// the error goes to the callers that wait.
 func (l *Log) RecordAsync(ev *Event) error {
 	return l.record(ev, false)
 }
@@ -216,99 +239,167 @@ func (l *Log) record(ev *Event, wait bool) error {
 	defer body.Free()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	for l.flushing && len(l.pending) >= maxPending {
+		l.cond.Wait()
+	}
 	if l.closed {
 		return fmt.Errorf("record audit event: %w", ErrClosed)
 	}
 	b, err := l.appendLocked(body.Bytes())
-	if err != nil || !wait {
+	if err != nil {
 		return err
 	}
+	if !wait {
+		// A waiting caller about to flush takes this record along.
+		if !l.flushing && l.batch.waiters == 0 {
+			l.flushLocked()
+		}
+		return nil
+	}
+	b.waiters++
 	for !b.done {
-		if l.syncing {
+		if l.flushing {
 			l.cond.Wait()
 			continue
 		}
-		l.syncLocked()
+		l.flushLocked()
 	}
 	return b.err
 }
 
-// appendLocked encodes and writes one record and returns the batch whose
-// fsync will cover it.
+// appendLocked assembles one record onto pending and returns the batch whose
+// write will cover it.
 func (l *Log) appendLocked(body []byte) (*batch, error) {
-	if l.dirty {
-		if err := l.repairLocked(); err != nil {
-			return nil, err
-		}
-	}
-	line, hash, err := l.assembleLocked(body, l.tip.seq+1, l.tip.hash, l.now())
+	seq := l.tip.seq + 1
+	start := len(l.pending)
+	line, hash, err := assemble(l.pending, body, seq, l.tip.hash, l.now())
 	if err != nil {
+		l.pending = line[:start]
 		return nil, err
 	}
-	n, err := l.f.Write(line)
-	if err == nil && n != len(line) {
-		err = io.ErrShortWrite
+	l.pending = line
+	l.tip = position{seq: seq, hash: hash, size: l.tip.size + int64(len(line)-start)}
+	if l.appended != nil {
+		l.appended()
 	}
-	if err != nil {
-		err = fmt.Errorf("write audit log %s: %w", l.path, err)
-		l.dirty = true
-		if rerr := l.repairLocked(); rerr != nil {
-			err = errors.Join(err, rerr)
-		}
-		return nil, err
-	}
-	l.tip = position{seq: l.tip.seq + 1, hash: hash, size: l.tip.size + int64(n)}
 	return l.batch, nil
 }
 
-// repairLocked cuts the file back to the end of the last good record.
-func (l *Log) repairLocked() error {
-	if err := l.f.Truncate(l.tip.size); err != nil {
-		return fmt.Errorf("truncate audit log %s to %d bytes: %w", l.path, l.tip.size, err)
+// repair cuts the file back to the end of the last written record. Only the
+// flushing caller, or a caller holding mu while none flushes, touches the
+// file.
+func (l *Log) repair() error {
+	if err := l.f.Truncate(l.written.size); err != nil {
+		return fmt.Errorf("truncate audit log %s to %d bytes: %w", l.path, l.written.size, err)
 	}
 	l.dirty = false
 	return nil
 }
 
-// syncLocked runs one fsync for every record written so far, releasing mu
-// while it runs. On failure the records it covered, and any written while it
-// ran, are cut from the file: their durability is unknown, and the callers
-// waiting for them are told they failed.
-func (l *Log) syncLocked() {
-	b := l.batch
-	l.batch = &batch{}
-	target := l.tip
-	l.syncing = true
-	l.mu.Unlock()
-	err := l.f.Sync()
-	l.mu.Lock()
-	l.syncing = false
-	defer l.cond.Broadcast()
-
-	if err == nil {
-		l.durable = target
+// flushLocked writes every pending record with one write, and syncs the file
+// when the log is durable and someone waits, releasing mu while it does.
+// Callers wait for the batch it covers; records assembled meanwhile form the
+// next batch, which a waiting caller flushes in turn.
+func (l *Log) flushLocked() {
+	for {
+		b := l.batch
+		sync := l.fsync && b.waiters > 0
+		if len(l.pending) == 0 && (!sync || l.written == l.durable) {
+			// Nothing owed: an earlier flush covered the batch's records.
+			b.done = true
+			l.cond.Broadcast()
+			return
+		}
+		data, target := l.pending, l.tip
+		l.pending, l.spare = l.spare[:0], nil
+		l.batch = &batch{}
+		l.flushing = true
+		l.mu.Unlock()
+		werr, serr := l.write(data, sync)
+		l.mu.Lock()
+		l.flushing = false
+		if cap(data) <= maxPending {
+			l.spare = data[:0]
+		}
+		if werr != nil || serr != nil {
+			l.failLocked(b, werr, serr)
+			l.cond.Broadcast()
+			return
+		}
+		l.written = target
+		if sync || !l.fsync {
+			l.durable = target
+		}
 		b.done = true
-		return
-	}
-	err = fmt.Errorf("fsync audit log %s: %w", l.path, err)
-	later := l.batch
-	l.batch = &batch{}
-	b.done, b.err = true, err
-	later.done, later.err = true, err
-	if l.tip != l.durable {
-		l.logger.Warn("fsync failed; discarding unsynced audit records",
-			zap.Uint64("from_seq", l.durable.seq+1), zap.Uint64("to_seq", l.tip.seq))
-		l.tip = l.durable
-		l.dirty = true
-		if rerr := l.repairLocked(); rerr != nil {
-			// The next append retries the truncation before it writes.
-			l.logger.Warn("cannot cut audit log back to the last synced record", zap.Error(rerr))
+		l.cond.Broadcast()
+		// Records that arrived during this flush and that nobody waits
+		// for would otherwise sit unwritten until the next Record: write
+		// them now, without an fsync, as RecordAsync promises.
+		if len(l.pending) == 0 || l.batch.waiters > 0 || l.closed {
+			return
 		}
 	}
 }
 
-// Close syncs and closes the log. Records still waiting for an fsync get
-// its result.
+// write writes data, then syncs if asked; it runs without mu, as the only
+// flush. werr is a failed write (nothing of data counts as written), serr a
+// failed fsync (nothing since the last good one counts as durable).
+func (l *Log) write(data []byte, sync bool) (werr, serr error) {
+	if l.dirty {
+		if err := l.repair(); err != nil {
+			return fmt.Errorf("write audit log %s: %w", l.path, err), nil
+		}
+	}
+	if len(data) > 0 {
+		n, err := l.f.Write(data)
+		if err == nil && n != len(data) {
+			err = io.ErrShortWrite
+		}
+		if err != nil {
+			l.dirty = true
+			return fmt.Errorf("write audit log %s: %w", l.path, err), nil
+		}
+	}
+	if !sync {
+		return nil, nil
+	}
+	if err := l.f.Sync(); err != nil {
+		return nil, fmt.Errorf("fsync audit log %s: %w", l.path, err)
+	}
+	return nil, nil
+}
+
+// failLocked handles a failed flush of batch b. b's records and the ones
+// assembled since (which chain onto b's) are discarded; after a failed fsync
+// so is every record written since the last good one, as its durability is
+// unknown. The callers waiting for any of them are told.
+func (l *Log) failLocked(b *batch, werr, serr error) {
+	err := werr
+	if serr != nil {
+		err = serr
+		l.dirty = true
+		if l.written != l.durable {
+			l.logger.Warn("fsync failed; discarding unsynced audit records",
+				zap.Uint64("from_seq", l.durable.seq+1), zap.Uint64("to_seq", l.tip.seq))
+		}
+		l.written = l.durable
+	}
+	later := l.batch
+	l.batch = &batch{}
+	l.pending = l.pending[:0]
+	b.done, b.err = true, err
+	later.done, later.err = true, err
+	l.tip = l.written
+	if l.dirty {
+		if rerr := l.repair(); rerr != nil {
+			// The next flush retries the truncation before it writes.
+			l.logger.Warn("cannot cut audit log back to the last good record", zap.Error(rerr))
+		}
+	}
+}
+
+// Close writes and syncs what is pending and closes the log. Records still
+// waiting get the result.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -316,20 +407,21 @@ func (l *Log) Close() error {
 		return fmt.Errorf("close audit log %s: %w", l.path, ErrClosed)
 	}
 	l.closed = true
-	for l.syncing {
+	for l.flushing {
 		l.cond.Wait()
 	}
 	var errs []error
-	if l.dirty {
-		if err := l.repairLocked(); err != nil {
+	if l.dirty && len(l.pending) == 0 {
+		if err := l.repair(); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if l.tip != l.durable {
-		// The final fsync's error also goes to any waiters; Close reports it
-		// because RecordAsync callers have no one else to hear it from.
+	if len(l.pending) > 0 || l.written != l.durable {
+		// The final flush's error also goes to any waiters; Close reports
+		// it because RecordAsync callers have no one else to hear it from.
 		b := l.batch
-		l.syncLocked()
+		b.waiters++
+		l.flushLocked()
 		if b.err != nil {
 			errs = append(errs, b.err)
 		}
@@ -378,10 +470,12 @@ func encodeBody(enc zapcore.Encoder, ev *Event) (*buffer.Buffer, error) {
 	return buf, nil
 }
 
-// assembleLocked builds the line {"seq":N,"ts":…,<body members>,"prev":…,
-// "hash":…} from an encoded body: byte for byte what encodeLine writes.
-func (l *Log) assembleLocked(body []byte, seq uint64, prev string, ts time.Time) ([]byte, string, error) {
-	line := append(l.scratch[:0], seqPrefix...)
+// assemble appends to dst the line {"seq":N,"ts":…,<body members>,
+// "prev":…,"hash":…} built from an encoded body: byte for byte what
+// encodeLine writes.
+func assemble(dst, body []byte, seq uint64, prev string, ts time.Time) ([]byte, string, error) {
+	start := len(dst)
+	line := append(dst, seqPrefix...)
 	line = strconv.AppendUint(line, seq, 10)
 	line = append(line, `,"ts":"`...)
 	line = ts.UTC().AppendFormat(line, time.RFC3339Nano)
@@ -390,25 +484,22 @@ func (l *Log) assembleLocked(body []byte, seq uint64, prev string, ts time.Time)
 	line = append(line, `,"prev":"`...)
 	line = append(line, prev...)
 	line = append(line, `"}`...)
-	sum := sha256.Sum256(line)
+	sum := sha256.Sum256(line[start:])
 	line = append(line[:len(line)-1], hashKey...)
 	line = hex.AppendEncode(line, sum[:])
 	line = append(line, `"}`...)
-	if cap(line) <= 1<<20 {
-		l.scratch = line[:0]
+	if n := len(line) - start; n > maxLineBytes {
+		return dst, "", fmt.Errorf("encode audit record: %d bytes exceeds the %d-byte limit", n, maxLineBytes)
 	}
-	if len(line) > maxLineBytes {
-		return nil, "", fmt.Errorf("encode audit record: %d bytes exceeds the %d-byte limit", len(line), maxLineBytes)
-	}
-	if bytes.IndexByte(line, '\n') >= 0 {
-		return nil, "", errors.New("encode audit record: newline in encoded record")
+	if bytes.IndexByte(line[start:], '\n') >= 0 {
+		return dst, "", errors.New("encode audit record: newline in encoded record")
 	}
 	line = append(line, '\n')
 	return line, hex.EncodeToString(sum[:]), nil
 }
 
 // encodeLine appends the line for ev to dst in one step. The log writes
-// lines with encodeBody and assembleLocked, which must produce the same
+// lines with encodeBody and assemble, which must produce the same
 // bytes; tests hold the two to that. zap writes
 // {"ts":…,"event":…,<members>,"prev":…}; seq goes first, ahead of zap's time
 // key, and the hash member is added after the body is hashed.

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -404,28 +405,32 @@ func TestConcurrentRecords(t *testing.T) {
 }
 
 func TestGroupCommit(t *testing.T) {
-	// While one fsync runs, followers write their records and wait; a single
-	// second fsync then covers all of them.
+	// While one fsync runs, followers assemble their records and wait; a
+	// single write and a single second fsync then cover all of them.
 	const followers = 20
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
 	ff := openFaultFile(t, path)
-	writes := make(chan struct{}, followers+1)
+	var writes atomic.Int64
 	started, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	ff.afterWrite = func() { writes <- struct{}{} }
+	ff.afterWrite = func() { writes.Add(1) }
 	ff.beforeSync = func() { once.Do(func() { close(started); <-release }) }
 	l := openTestLog(t, Options{Path: path, Fsync: true, OpenFile: ff.opener()})
+	appended := make(chan struct{}, followers+1)
+	l.mu.Lock()
+	l.appended = func() { appended <- struct{}{} }
+	l.mu.Unlock()
 
 	var wg sync.WaitGroup
 	errs := make(chan error, followers+1)
 	wg.Go(func() { errs <- l.Record(sampleEvent(0)) })
-	<-writes
+	<-appended
 	<-started // the leader is inside its fsync
 	for i := range followers {
 		wg.Go(func() { errs <- l.Record(sampleEvent(i + 1)) })
 	}
 	for range followers {
-		<-writes
+		<-appended
 	}
 	close(release)
 	wg.Wait()
@@ -441,8 +446,46 @@ func TestGroupCommit(t *testing.T) {
 	if got := ff.syncs.Load(); got != 2 {
 		t.Errorf("fsyncs = %d, want 2 for %d records", got, followers+1)
 	}
+	if got := writes.Load(); got != 2 {
+		t.Errorf("writes = %d, want 2 for %d records", got, followers+1)
+	}
 	if res := verifyFile(t, path); res.Records != followers+1 {
 		t.Errorf("Verify().Records = %d, want %d", res.Records, followers+1)
+	}
+}
+
+func TestAsyncRecordRidesAlong(t *testing.T) {
+	// An asynchronous record assembled while an fsync runs does not wait
+	// for it, and is written by the flushing caller right after, without a
+	// second fsync: nobody waits for it to be durable.
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	ff := openFaultFile(t, path)
+	started, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	ff.beforeSync = func() { once.Do(func() { close(started); <-release }) }
+	l := openTestLog(t, Options{Path: path, Fsync: true, OpenFile: ff.opener()})
+
+	done := make(chan error, 1)
+	go func() { done <- l.Record(sampleEvent(1)) }()
+	<-started
+	if err := l.RecordAsync(sampleEvent(2)); err != nil {
+		t.Fatalf("RecordAsync() during an fsync = %v", err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("Record() = %v", err)
+	}
+	if res := verifyFile(t, path); res.Records != 2 {
+		t.Errorf("Verify().Records = %d once the leader returned, want 2", res.Records)
+	}
+	if got := ff.syncs.Load(); got != 1 {
+		t.Errorf("fsyncs = %d, want 1", got)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := ff.syncs.Load(); got != 2 {
+		t.Errorf("fsyncs after Close = %d, want 2: Close syncs the asynchronous record", got)
 	}
 }
 
@@ -585,7 +628,7 @@ func BenchmarkRecord(b *testing.B) {
 
 func TestAssembledLineEqualsEncodedLine(t *testing.T) {
 	ts := time.Date(2026, 11, 26, 13, 45, 0, 123456789, time.UTC)
-	l := &Log{}
+	prefix := []byte("{\"earlier\":1}\n")
 	for _, ev := range []*Event{
 		{Type: "decision", RequestID: "r-1", Decision: "deny", Reasons: []string{"no <script> & \"quotes\""},
 			Request: &RequestSummary{Method: "POST", URL: "https://x/y?z=1", Host: "x", Port: 443, Headers: map[string][]string{"b": {"2"}, "a": {"1"}}},
@@ -600,12 +643,15 @@ func TestAssembledLineEqualsEncodedLine(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, gotHash, err := l.assembleLocked(body.Bytes(), 7, zeroHash, ts)
+		got, gotHash, err := assemble(bytes.Clone(prefix), body.Bytes(), 7, zeroHash, ts)
 		body.Free()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if string(got) != string(want) || gotHash != wantHash {
+		if !bytes.HasPrefix(got, prefix) {
+			t.Fatalf("assemble overwrote what it appends to: %q", got)
+		}
+		if got = got[len(prefix):]; string(got) != string(want) || gotHash != wantHash {
 			t.Errorf("assembled line differs:\n got %s\nwant %s", got, want)
 		}
 	}
