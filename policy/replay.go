@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -154,7 +156,7 @@ func Replay(ctx context.Context, e *Engine, r io.Reader, opts ReplayOptions) (*R
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		doc := completeInput(rec)
+		doc := RecordedInput(rec)
 		d := e.DecideDocument(ctx, doc)
 		to := decisionOutcome(d, isTunnel(doc))
 		rep.Replayed++
@@ -331,25 +333,74 @@ func oneLine(s string, limit int) string {
 	return s
 }
 
-// completeInput returns the decision record's input with the parts the proxy
-// does not write twice put back: the action (the record's action) and the
-// request headers (the record's request summary).
-func completeInput(rec *audit.Record) map[string]any {
+// RecordedRequestMember reports whether input.request member k is left out
+// of a decision record's input because the record's request summary holds it
+// (see RecordedInput).
+func RecordedRequestMember(k string) bool {
+	switch k {
+	case "method", "host", "port", "headers", "body_size", "body_truncated", "body_sha256":
+		return true
+	}
+	return false
+}
+
+// RecordedInput returns the policy input of a decision record: the record's
+// input member with the parts the proxy does not write twice put back — the
+// action (the record's action), the request's method, host, port, headers
+// and body size, truncation and hash (its request summary), and the session
+// (its session member; the input keeps only the working directory). Records
+// written before the input was trimmed carry those parts themselves; they
+// are left as they are.
+func RecordedInput(rec *audit.Record) map[string]any {
 	doc := rec.Input
+	if doc == nil {
+		return nil
+	}
 	if _, ok := doc["action"]; !ok && rec.Action != nil {
 		doc["action"] = rec.Action
 	}
-	if req, ok := doc["request"].(map[string]any); ok {
-		if _, ok := req["headers"]; !ok && rec.Request != nil {
-			h := make(map[string]any, len(rec.Request.Headers))
-			for k, vs := range rec.Request.Headers {
-				list := make([]any, len(vs))
-				for i, v := range vs {
-					list[i] = v
-				}
-				h[k] = list
+	if req, ok := doc["request"].(map[string]any); ok && rec.Request != nil {
+		sum := rec.Request
+		h := make(map[string]any, len(sum.Headers))
+		for k, vs := range sum.Headers {
+			list := make([]any, len(vs))
+			for i, v := range vs {
+				list[i] = v
 			}
-			req["headers"] = h
+			h[k] = list
+		}
+		for k, v := range map[string]any{
+			"method":         sum.Method,
+			"host":           sum.Host,
+			"port":           json.Number(strconv.Itoa(sum.Port)),
+			"headers":        h,
+			"body_size":      json.Number(strconv.FormatInt(sum.BodySize, 10)),
+			"body_truncated": sum.BodyTruncated,
+		} {
+			if _, ok := req[k]; !ok {
+				req[k] = v
+			}
+		}
+		if _, ok := req["body_sha256"]; !ok && sum.BodySHA256 != "" {
+			req["body_sha256"] = sum.BodySHA256
+		}
+	}
+	if ref := rec.Session; ref != nil {
+		sess, ok := doc["session"].(map[string]any)
+		if !ok {
+			sess = map[string]any{}
+			doc["session"] = sess
+		}
+		labels := make(map[string]any, len(ref.Labels))
+		for k, v := range ref.Labels {
+			labels[k] = v
+		}
+		for k, v := range map[string]any{
+			"id": ref.ID, "name": ref.Name, "user": ref.User, "command": ref.Command, "cwd": "", "labels": labels,
+		} {
+			if _, ok := sess[k]; !ok {
+				sess[k] = v
+			}
 		}
 	}
 	return doc

@@ -72,7 +72,9 @@ type harnessOptions struct {
 	// auditor, when set, wraps the real audit log.
 	auditor   func(*audit.Log) Auditor
 	configure func(*Options)
-	hold      time.Duration
+	// session, when set, adjusts the agent session before the proxy starts.
+	session func(*session.Info)
+	hold    time.Duration
 }
 
 // newHarness starts a real proxy with a real policy engine, audit log and
@@ -129,6 +131,9 @@ func newHarness(t testing.TB, ho harnessOptions) *harness {
 	}
 
 	h.sess = &session.Info{ID: "s-test", Name: "alice/test", User: "alice", Command: "test"}
+	if ho.session != nil {
+		ho.session(h.sess)
+	}
 	h.password = "pw-" + strings.Repeat("x", 20)
 	reg := session.NewRegistry(nil, session.Credential{Username: h.sess.ID, Password: h.password, Session: h.sess})
 

@@ -355,6 +355,51 @@ func inputAction(in *policy.Input) map[string]any {
 	return in.Action.Map()
 }
 
+// recordedInput is the part of the policy input a decision record carries
+// for replay: whatever the record does not already hold. The action, the
+// request's method, host, port, headers and body size, hash and truncation,
+// and the session's identity are in the record's other members, and
+// policy.RecordedInput puts them back; every decision record is on the
+// request's path, so none is written twice. in.Map() is shared with the
+// decision: the record gets copies of the maps it trims.
+func recordedInput(in *policy.Input) map[string]any {
+	doc := in.Map()
+	out := make(map[string]any, len(doc))
+	for k, v := range doc {
+		switch k {
+		case "action":
+		case "request":
+			req, ok := v.(map[string]any)
+			if !ok {
+				out[k] = v
+				continue
+			}
+			trimmed := make(map[string]any, len(req))
+			for rk, rv := range req {
+				if !policy.RecordedRequestMember(rk) {
+					trimmed[rk] = rv
+				}
+			}
+			if in.Request.Body != nil && in.Request.BodySize > auditBodyLimit {
+				// Large bodies stay out of the log (their hash is in it).
+				// Replay sees body_omitted and no body.
+				delete(trimmed, "body")
+				trimmed["body_omitted"] = true
+			}
+			out[k] = trimmed
+		case "session":
+			// The record's session member has all of it but the
+			// working directory.
+			if in.Session != nil && in.Session.Cwd != "" {
+				out[k] = map[string]any{"cwd": in.Session.Cwd}
+			}
+		default:
+			out[k] = v
+		}
+	}
+	return out
+}
+
 // auditBodyLimit is the largest body a decision record carries in its input.
 const auditBodyLimit = 16 << 10
 
@@ -630,35 +675,7 @@ func (s *Server) decisionEvent(sess *session.Info, ex *exchange, in *policy.Inpu
 		ev.Error = "policy error: " + d.Err.Error()
 	}
 	if s.opts.RecordInput {
-		// The action and the request headers are already in the record
-		// (ev.Action, ev.Request.Headers): not written twice. Replay puts
-		// them back. in.Map() is shared with the decision, so the record
-		// gets shallow copies of the two maps it trims.
-		doc := in.Map()
-		ev.Input = make(map[string]any, len(doc))
-		for k, v := range doc {
-			if k != "action" {
-				ev.Input[k] = v
-			}
-		}
-		if req, ok := doc["request"].(map[string]any); ok {
-			trimmed := make(map[string]any, len(req))
-			for k, v := range req {
-				if k != "headers" {
-					trimmed[k] = v
-				}
-			}
-			ev.Input["request"] = trimmed
-		}
-		if in.Request.Body != nil && in.Request.BodySize > auditBodyLimit {
-			// Large bodies stay out of the log (their hash is in it):
-			// every decision record is on the request's path. Replay sees
-			// body_omitted and no body.
-			if req, ok := ev.Input["request"].(map[string]any); ok {
-				delete(req, "body")
-				req["body_omitted"] = true
-			}
-		}
+		ev.Input = recordedInput(in)
 	}
 	return ev
 }

@@ -6,11 +6,13 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"runtime"
 	"strings"
@@ -24,6 +26,9 @@ import (
 	"github.com/countersign/countersign/approval"
 	"github.com/countersign/countersign/audit"
 	"github.com/countersign/countersign/internal/testinfra"
+	"github.com/countersign/countersign/policy"
+	"github.com/countersign/countersign/session"
+	"github.com/google/go-cmp/cmp"
 )
 
 const denyDeletes = `package countersign
@@ -967,5 +972,78 @@ func (h *harness) wantNoUpstream(t testing.TB) {
 	t.Helper()
 	if n := h.up.Count("", ""); n != 0 {
 		t.Errorf("upstream saw %d requests, want 0", n)
+	}
+}
+
+// capturingDecider keeps the input document of every decision by request
+// path.
+type capturingDecider struct {
+	next Decider
+	mu   sync.Mutex
+	docs map[string]map[string]any
+}
+
+func (c *capturingDecider) Decide(ctx context.Context, in *policy.Input) policy.Decision {
+	c.mu.Lock()
+	c.docs[in.Request.Path] = in.Map()
+	c.mu.Unlock()
+	return c.next.Decide(ctx, in)
+}
+
+func TestRecordedInputReplaysAsDecided(t *testing.T) {
+	// A decision record leaves out what its other members already hold;
+	// policy.RecordedInput must give back exactly the document the policy
+	// saw, or replay would re-decide a different request.
+	var cd *capturingDecider
+	h := newHarness(t, harnessOptions{configure: func(o *Options) {
+		cd = &capturingDecider{next: o.Decider, docs: map[string]map[string]any{}}
+		o.Decider = cd
+	}, session: func(s *session.Info) {
+		s.Cwd = "/home/alice/shop"
+		s.Labels = map[string]string{"team": "payments"}
+	}})
+	h.do("GET", "https://example.test/get?q=1&q=2&token=secret", "")
+	h.do("POST", "https://example.test/json", `{"a":[1,2.5,"x"],"b":{"c":null}}`, "Content-Type", "application/json")
+	h.do("POST", "https://example.test/form", "x=1&y=two", "Content-Type", "application/x-www-form-urlencoded")
+	h.do("PUT", "https://example.test/big", strings.Repeat("z", auditBodyLimit+1), "Content-Type", "text/plain")
+
+	canon := func(v any) any {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out any
+		if err := json.Unmarshal(b, &out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	seen := 0
+	for _, rec := range h.decisions() {
+		u, err := url.Parse(rec.Request.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cd.mu.Lock()
+		want, ok := cd.docs[u.Path]
+		cd.mu.Unlock()
+		if !ok {
+			t.Fatalf("no decision captured for %s", u.Path)
+		}
+		seen++
+		got := canon(policy.RecordedInput(rec)).(map[string]any)
+		wantDoc := canon(want).(map[string]any)
+		if u.Path == "/big" {
+			// Bodies over auditBodyLimit are left out of the record.
+			req := wantDoc["request"].(map[string]any)
+			delete(req, "body")
+			req["body_omitted"] = true
+		}
+		if diff := cmp.Diff(wantDoc, got); diff != "" {
+			t.Errorf("%s: recorded input differs from the decided one (-decided +recorded):\n%s", u.Path, diff)
+		}
+	}
+	if seen != 4 {
+		t.Errorf("decision records = %d, want 4", seen)
 	}
 }
