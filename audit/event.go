@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"time"
 
@@ -190,7 +189,8 @@ func (a stringArray) MarshalLogArray(enc zapcore.ArrayEncoder) error {
 type stringMap map[string]string
 
 func (m stringMap) MarshalLogObject(enc zapcore.ObjectEncoder) error {
-	for _, k := range slices.Sorted(maps.Keys(m)) {
+	var buf [16]string
+	for _, k := range sortedKeys(buf[:0], m) {
 		enc.AddString(k, m[k])
 	}
 	return nil
@@ -199,10 +199,22 @@ func (m stringMap) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 type headerMap map[string][]string
 
 func (m headerMap) MarshalLogObject(enc zapcore.ObjectEncoder) error {
-	for _, k := range slices.Sorted(maps.Keys(m)) {
+	var buf [16]string
+	for _, k := range sortedKeys(buf[:0], m) {
 		_ = enc.AddArray(k, stringArray(m[k]))
 	}
 	return nil
+}
+
+// sortedKeys appends m's keys to dst and sorts them. Records are encoded on
+// every request's path: with dst backed by an array on the caller's stack,
+// small maps cost no allocation.
+func sortedKeys[V any](dst []string, m map[string]V) []string {
+	for k := range m {
+		dst = append(dst, k)
+	}
+	slices.Sort(dst)
+	return dst
 }
 
 type anyMap struct {
@@ -211,7 +223,8 @@ type anyMap struct {
 }
 
 func (a anyMap) MarshalLogObject(enc zapcore.ObjectEncoder) error {
-	for _, k := range slices.Sorted(maps.Keys(a.m)) {
+	var buf [16]string
+	for _, k := range sortedKeys(buf[:0], a.m) {
 		addAny(enc, k, a.m[k], a.depth)
 	}
 	return nil

@@ -1047,3 +1047,30 @@ func TestRecordedInputReplaysAsDecided(t *testing.T) {
 		t.Errorf("decision records = %d, want 4", seen)
 	}
 }
+
+// BenchmarkAllowPath sends kept-alive GETs through a real proxy (policy,
+// audit with fsync, approvals) to the fake upstream, all in this process:
+// allocations per op cover client, proxy and upstream, and move with the
+// proxy's share. `make bench` measures the proxy on its own.
+func BenchmarkAllowPath(b *testing.B) {
+	h := newHarness(b, harnessOptions{})
+	c := h.client()
+	get := func() {
+		resp, err := c.Get("https://example.test/bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+			b.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	get()
+	b.ReportAllocs()
+	for b.Loop() {
+		get()
+	}
+}
