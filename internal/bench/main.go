@@ -48,6 +48,7 @@ type config struct {
 	mitmdump    string
 	phases      []string
 	profile     string
+	profileSync bool
 	out         string
 }
 
@@ -75,6 +76,7 @@ func main() {
 	flag.StringVar(&cfg.mitmdump, "mitmdump", "mitmdump", `mitmdump binary; "off" skips it`)
 	flag.StringVar(&phases, "phases", strings.Join(allPhases, ","), "phases to run")
 	flag.StringVar(&cfg.profile, "profile", "", "record a CPU profile of countersign with perf into this directory (a separate window after the throughput rounds)")
+	flag.BoolVar(&cfg.profileSync, "profile-fsync", true, "profile the countersign instance with audit fsync (false: the one without)")
 	flag.StringVar(&cfg.out, "o", "", "also write the report (Markdown) to this file")
 	flag.Parse()
 	cfg.streamSize = streamMiB << 20

@@ -343,7 +343,8 @@ type profileSummary struct {
 	text   string
 }
 
-// profileCountersign records countersign (audit fsync) with perf while the
+// profileCountersign records countersign (audit fsync, or not with
+// -profile-fsync=false) with perf while the
 // load generator drives it, and summarises where its CPU time goes.
 func (h *harness) profileCountersign() error {
 	perf, err := exec.LookPath("perf")
@@ -356,14 +357,18 @@ func (h *harness) profileCountersign() error {
 	data := filepath.Join(h.cfg.profile, "countersign.perf.data")
 	window := max(2*h.cfg.dur, 10*time.Second)
 	fmt.Fprintf(os.Stderr, "bench: profiling countersign with perf for %s\n", window)
-	rec := exec.Command(perf, "record", "-F", "999", "-g", "-p", strconv.Itoa(h.cs.cmd.Process.Pid), "-o", data,
+	pt := h.targets[kCS]
+	if !h.cfg.profileSync {
+		pt = h.targets[kCSNoSync]
+	}
+	rec := exec.Command(perf, "record", "-F", "999", "-g", "-p", strconv.Itoa(pt.proc.cmd.Process.Pid), "-o", data,
 		"--", "sleep", strconv.FormatFloat(window.Seconds(), 'f', 1, 64))
 	var recOut bytes.Buffer
 	rec.Stdout, rec.Stderr = &recOut, &recOut
 	if err := rec.Start(); err != nil {
 		return err
 	}
-	t := h.targets[kCS]
+	t := pt
 	c := t.client(h.cfg.conc, true)
 	defer c.CloseIdleConnections()
 	s := measure(t, c, h.cfg.conc, window+500*time.Millisecond, getSmall)
