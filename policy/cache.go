@@ -30,7 +30,8 @@ const maxCacheEntries = 8192
 // keyPlan is the list of input paths a policy set reads. Nil means the
 // decisions of this set are not cacheable.
 type keyPlan struct {
-	paths [][]string
+	paths   [][]string
+	buffers sync.Pool // of *keyBuffer
 }
 
 // planCache analyses the compiled modules.
@@ -116,22 +117,62 @@ func hasPrefix(p, prefix []string) bool {
 	return len(p) >= len(prefix) && slices.Equal(p[:len(prefix)], prefix)
 }
 
-// key returns the cache key of doc under the plan: the canonical encoding of
-// each read path's value, or of its absence.
-func (k *keyPlan) key(doc map[string]any) (string, bool) {
-	var b strings.Builder
+// keyBuffer is the scratch space of one key: the encoding and the object
+// keys being sorted. Buffers are pooled per plan so that building a key
+// allocates nothing; on a cache hit, nothing at all is allocated.
+type keyBuffer struct {
+	b    []byte
+	keys []string
+}
+
+// maxKeyBytes bounds a cache key. A policy that reads input.request.body
+// whole (the shared library does, for S3 ACL bodies) would otherwise key on
+// up to inspect.body_limit of text: encoding a 1 MiB body cost more than
+// evaluating the policy, and 8192 such keys would pin gigabytes. Inputs
+// whose key would be longer are evaluated without the cache.
+const maxKeyBytes = 16 << 10
+
+// key encodes the cache key of doc under the plan into a pooled buffer: the
+// canonical encoding of each read path's value, or of its absence. The
+// caller looks it up and returns the buffer with release. ok is false when
+// doc holds a value the encoding does not know, or its key would exceed
+// maxKeyBytes.
+func (k *keyPlan) key(doc map[string]any) (kb *keyBuffer, ok bool) {
+	kb, _ = k.buffers.Get().(*keyBuffer)
+	if kb == nil {
+		kb = &keyBuffer{}
+	}
+	kb.b = kb.b[:0]
 	for _, p := range k.paths {
 		v, present := lookup(doc, p)
 		if !present {
-			b.WriteString("\x00-\x00")
+			kb.b = append(kb.b, "\x00-\x00"...)
 			continue
 		}
-		b.WriteByte(0)
-		if !writeCanonical(&b, v, 0) {
-			return "", false
+		kb.b = append(kb.b, 0)
+		if !kb.writeCanonical(v, 0) {
+			k.release(kb)
+			return nil, false
 		}
 	}
-	return b.String(), true
+	if len(kb.b) > maxKeyBytes {
+		k.release(kb)
+		return nil, false
+	}
+	return kb, true
+}
+
+// maxPooledKey bounds the buffers kept for reuse: one huge request body
+// should not pin its key's memory.
+const maxPooledKey = 64 << 10
+
+func (k *keyPlan) release(kb *keyBuffer) {
+	if cap(kb.b) > maxPooledKey {
+		return
+	}
+	clear(kb.keys[:cap(kb.keys)]) // drop references to the request's strings
+	kb.keys = kb.keys[:0]
+	k.buffers.Put(kb)
 }
 
 func lookup(doc map[string]any, path []string) (any, bool) {
@@ -149,29 +190,34 @@ func lookup(doc map[string]any, path []string) (any, bool) {
 	return cur, true
 }
 
-// writeCanonical writes a JSON-shaped value with sorted object keys. It
+// writeCanonical appends a JSON-shaped value with sorted object keys. It
 // returns false for a value it does not know how to encode (then the
-// decision is not cached) or nesting beyond a sane depth.
-func writeCanonical(b *strings.Builder, v any, depth int) bool {
-	if depth > 64 {
+// decision is not cached), nesting beyond a sane depth, or a key that has
+// grown past maxKeyBytes (checked before a string is copied, so a large body
+// costs nothing here).
+func (kb *keyBuffer) writeCanonical(v any, depth int) bool {
+	if depth > 64 || len(kb.b) > maxKeyBytes {
 		return false
 	}
 	switch x := v.(type) {
 	case nil:
-		b.WriteString("null")
+		kb.b = append(kb.b, "null"...)
 	case bool:
-		b.WriteString(strconv.FormatBool(x))
+		kb.b = strconv.AppendBool(kb.b, x)
 	case string:
-		b.WriteString(strconv.Quote(x))
+		if len(kb.b)+len(x) > maxKeyBytes {
+			return false
+		}
+		kb.appendString(x)
 	case int:
-		b.WriteString(strconv.Itoa(x))
+		kb.b = strconv.AppendInt(kb.b, int64(x), 10)
 	case int64:
-		b.WriteString(strconv.FormatInt(x, 10))
+		kb.b = strconv.AppendInt(kb.b, x, 10)
 	case float64:
 		if math.IsNaN(x) || math.IsInf(x, 0) {
 			return false
 		}
-		b.WriteString(strconv.FormatFloat(x, 'g', -1, 64))
+		kb.b = strconv.AppendFloat(kb.b, x, 'g', -1, 64)
 	case json.Number:
 		// Canonicalise so that 1, 1.0 and 1e0 share a key only when OPA
 		// would treat them alike: it compares numbers by value.
@@ -179,63 +225,85 @@ func writeCanonical(b *strings.Builder, v any, depth int) bool {
 		if err != nil {
 			return false
 		}
-		b.WriteString("n" + strconv.FormatFloat(f, 'g', -1, 64) + "|" + string(x))
+		kb.b = append(kb.b, 'n')
+		kb.b = strconv.AppendFloat(kb.b, f, 'g', -1, 64)
+		kb.b = append(kb.b, '|')
+		kb.b = append(kb.b, x...)
 	case []any:
-		b.WriteByte('[')
+		kb.b = append(kb.b, '[')
 		for i, e := range x {
 			if i > 0 {
-				b.WriteByte(',')
+				kb.b = append(kb.b, ',')
 			}
-			if !writeCanonical(b, e, depth+1) {
+			if !kb.writeCanonical(e, depth+1) {
 				return false
 			}
 		}
-		b.WriteByte(']')
+		kb.b = append(kb.b, ']')
 	case []string:
-		b.WriteByte('[')
+		kb.b = append(kb.b, '[')
 		for i, e := range x {
 			if i > 0 {
-				b.WriteByte(',')
+				kb.b = append(kb.b, ',')
 			}
-			b.WriteString(strconv.Quote(e))
+			kb.appendString(e)
 		}
-		b.WriteByte(']')
+		kb.b = append(kb.b, ']')
 	case map[string]any:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		b.WriteByte('{')
+		keys := pushSortedKeys(&kb.keys, x)
+		kb.b = append(kb.b, '{')
 		for i, k := range keys {
 			if i > 0 {
-				b.WriteByte(',')
+				kb.b = append(kb.b, ',')
 			}
-			b.WriteString(strconv.Quote(k))
-			b.WriteByte(':')
-			if !writeCanonical(b, x[k], depth+1) {
+			kb.appendString(k)
+			kb.b = append(kb.b, ':')
+			if !kb.writeCanonical(x[k], depth+1) {
 				return false
 			}
 		}
-		b.WriteByte('}')
+		kb.b = append(kb.b, '}')
+		kb.keys = kb.keys[:len(kb.keys)-len(keys)]
 	case map[string]string:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		b.WriteByte('{')
+		keys := pushSortedKeys(&kb.keys, x)
+		kb.b = append(kb.b, '{')
 		for i, k := range keys {
 			if i > 0 {
-				b.WriteByte(',')
+				kb.b = append(kb.b, ',')
 			}
-			b.WriteString(strconv.Quote(k) + ":" + strconv.Quote(x[k]))
+			kb.appendString(k)
+			kb.b = append(kb.b, ':')
+			kb.appendString(x[k])
 		}
-		b.WriteByte('}')
+		kb.b = append(kb.b, '}')
+		kb.keys = kb.keys[:len(kb.keys)-len(keys)]
 	default:
 		return false
 	}
 	return true
+}
+
+// appendString writes s length-prefixed ("s<len>:<bytes>"): unambiguous
+// without escaping, which strconv.Quote paid for per rune, and distinct from
+// every other kind of value writeCanonical writes.
+func (kb *keyBuffer) appendString(s string) {
+	kb.b = append(kb.b, 's')
+	kb.b = strconv.AppendInt(kb.b, int64(len(s)), 10)
+	kb.b = append(kb.b, ':')
+	kb.b = append(kb.b, s...)
+}
+
+// pushSortedKeys appends m's keys to the key stack and returns them
+// sorted; the caller pops them when done. Nested objects push above them,
+// and a later append that moves the stack leaves the returned slice valid.
+func pushSortedKeys[V any](stack *[]string, m map[string]V) []string {
+	start := len(*stack)
+	for k := range m {
+		*stack = append(*stack, k)
+	}
+	keys := (*stack)[start:]
+	slices.Sort(keys)
+	return keys
 }
 
 // decisionCache holds successful decisions of one policy set.
@@ -259,10 +327,11 @@ func newDecisionCache(plan *keyPlan) *decisionCache {
 	return &decisionCache{plan: plan, entries: make(map[string]cachedDecision, 256)}
 }
 
-func (c *decisionCache) get(key string) (cachedDecision, bool) {
+// get looks a key up; indexing with string(key) does not copy it.
+func (c *decisionCache) get(key []byte) (cachedDecision, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	d, ok := c.entries[key]
+	d, ok := c.entries[string(key)]
 	return d, ok
 }
 

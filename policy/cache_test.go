@@ -3,6 +3,7 @@ package policy_test
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -139,5 +140,108 @@ func TestCacheIsOffForPoliciesItCannotKeyOn(t *testing.T) {
 				t.Errorf("decisions of a policy that reads %s were cached", name)
 			}
 		})
+	}
+}
+
+// TestLazyInputDecidesAsEager: Decide hands OPA the input as an
+// ast.LazyObject; over the golden corpus and every example policy set
+// (alone, and loaded together as the benchmark does) its decisions must
+// equal those with the input converted up front.
+func TestLazyInputDecidesAsEager(t *testing.T) {
+	inputs := goldenInputs(t)
+	sources := map[string]policy.Source{"default": {Builtin: true}}
+	for name, src := range differentialPolicies {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "p.rego"), []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		sources[name] = policy.Source{Paths: []string{dir}}
+	}
+	sets, err := filepath.Glob("../examples/policies/*/policy.rego")
+	if err != nil || len(sets) == 0 {
+		t.Fatalf("example policy sets: %v, %v", sets, err)
+	}
+	var together []string
+	for _, f := range sets {
+		dir := filepath.Dir(f)
+		sources["examples/"+filepath.Base(dir)] = policy.Source{Paths: []string{dir}}
+		if filepath.Base(dir) != "incidents" { // its README: load it on its own
+			together = append(together, dir)
+		}
+	}
+	sources["examples together"] = policy.Source{Paths: together}
+	for name, src := range sources {
+		t.Run(name, func(t *testing.T) {
+			e, err := policy.New(t.Context(), policy.Options{Source: src, EvalTimeout: time.Minute, NoCache: true}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for f, in := range inputs {
+				got, want := e.Decide(t.Context(), in), policy.DecideEager(e, t.Context(), in)
+				if want.Err != nil && strings.HasPrefix(name, "examples") {
+					// The example sets decide every captured request; a
+					// comparison of two errors would prove little.
+					t.Errorf("%s: %v", filepath.Base(f), want.Err)
+				}
+				if diff := cmp.Diff(summarise(want), summarise(got)); diff != "" {
+					t.Errorf("%s: lazy input decides differently (-eager +lazy):\n%s", filepath.Base(f), diff)
+				}
+			}
+		})
+	}
+}
+
+// A policy that reads the body whole must still decide each large body on
+// its own: such inputs are kept out of the cache (their key would be the
+// body), and a byte past the key budget must not be lost.
+func TestLargeBodiesAreDecidedUncached(t *testing.T) {
+	dir := t.TempDir()
+	src := "package countersign\n\ndeny contains \"marker\" if contains(input.request.body, \"MARKER\")\n"
+	if err := os.WriteFile(filepath.Join(dir, "p.rego"), []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e, err := policy.New(t.Context(), policy.Options{Source: policy.Source{Paths: []string{dir}}, EvalTimeout: time.Minute}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !policy.Cacheable(e) {
+		t.Fatal("the policy's decisions are not cacheable at all")
+	}
+	doc := func(body string) map[string]any {
+		return map[string]any{"request": map[string]any{"body": body, "tunnel": false}}
+	}
+	for _, size := range []int{100, 16 << 10, 1 << 20} {
+		plain := strings.Repeat("x", size)
+		marked := plain[:size-6] + "MARKER"
+		for range 2 {
+			if d := e.DecideDocument(t.Context(), doc(plain)); d.Verdict != policy.VerdictAllow {
+				t.Errorf("%d bytes without the marker: %s, want allow", size, d.Verdict)
+			}
+			if d := e.DecideDocument(t.Context(), doc(marked)); d.Verdict != policy.VerdictDeny {
+				t.Errorf("%d bytes ending in the marker: %s, want deny", size, d.Verdict)
+			}
+		}
+	}
+	// Values the old quoting told apart must stay apart.
+	list := func(v ...any) map[string]any {
+		return map[string]any{"request": map[string]any{"body": v, "tunnel": false}}
+	}
+	src2 := "package countersign\n\ndeny contains \"two\" if count(input.request.body) == 2\n"
+	if err := os.WriteFile(filepath.Join(dir, "p.rego"), []byte(src2), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if d := e.DecideDocument(t.Context(), list("a", "b")); d.Verdict != policy.VerdictDeny {
+			t.Errorf(`["a","b"]: %s, want deny`, d.Verdict)
+		}
+		if d := e.DecideDocument(t.Context(), list(`a",s1:b`)); d.Verdict != policy.VerdictAllow {
+			t.Errorf(`one string that spells a list: %s, want allow`, d.Verdict)
+		}
+		if d := e.DecideDocument(t.Context(), list("a,s1:b")); d.Verdict != policy.VerdictAllow {
+			t.Errorf(`one string that spells the encoding of a list: %s, want allow`, d.Verdict)
+		}
 	}
 }

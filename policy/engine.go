@@ -10,8 +10,10 @@ package policy
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -130,15 +132,26 @@ func (e *Engine) decide(ctx context.Context, doc map[string]any, tracer topdown.
 	}
 	var key string
 	if cache != nil {
-		var ok bool
-		if key, ok = cache.plan.key(doc); !ok {
+		kb, ok := cache.plan.key(doc)
+		if !ok {
 			cache = nil
-		} else if hit, ok := cache.get(key); ok {
-			return Decision{Verdict: hit.verdict, Reasons: hit.reasons, Revision: s.revision, Eval: e.opts.Now().Sub(start)}
+		} else {
+			hit, found := cache.get(kb.b)
+			if !found {
+				key = string(kb.b) // for put; the buffer is reused
+			}
+			cache.plan.release(kb)
+			if found {
+				return Decision{Verdict: hit.verdict, Reasons: hit.reasons, Revision: s.revision, Eval: e.opts.Now().Sub(start)}
+			}
 		}
 	}
-	raw, err := e.eval(ctx, s, doc, tracer)
 	var d Decision
+	input, err := inputValue(doc)
+	var raw ast.Object
+	if err == nil {
+		raw, err = e.eval(ctx, s, input, tracer)
+	}
 	if err == nil {
 		d, err = interpret(raw, s.definesAllow, isTunnel(doc))
 	}
@@ -163,7 +176,7 @@ func (e *Engine) onError(d Decision, err error) Decision {
 
 // eval runs the prepared query. A panic inside OPA is turned into an error so
 // a policy bug cannot take the proxy down.
-func (e *Engine) eval(ctx context.Context, s *set, doc map[string]any, tracer topdown.QueryTracer) (raw map[string]any, err error) {
+func (e *Engine) eval(ctx context.Context, s *set, input ast.Value, tracer topdown.QueryTracer) (raw ast.Object, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = fmt.Errorf("policy evaluation panicked: %v", v)
@@ -172,11 +185,20 @@ func (e *Engine) eval(ctx context.Context, s *set, doc map[string]any, tracer to
 	ctx, cancel := context.WithTimeout(ctx, e.opts.EvalTimeout)
 	defer cancel()
 
-	value, err := ast.InterfaceToValue(doc)
-	if err != nil {
-		return nil, fmt.Errorf("convert input: %w", err)
+	// Without an external Cancel, OPA starts a goroutine per evaluation to
+	// watch ctx and wakes it to exit afterwards; on a busy proxy that
+	// scheduling costs more than a small policy's evaluation. AfterFunc
+	// only runs (in a goroutine of its own) if ctx actually ends.
+	cancelEval := topdown.NewCancel()
+	stop := context.AfterFunc(ctx, cancelEval.Cancel)
+	defer stop()
+	opts := []rego.EvalOption{
+		rego.EvalParsedInput(input),
+		rego.EvalExternalCancel(cancelEval),
+		// interpret reads the decision as AST: converting it to Go values
+		// first cost an allocation per set member and object field.
+		rego.EvalGenerateJSON(keepAST),
 	}
-	opts := []rego.EvalOption{rego.EvalParsedInput(value)}
 	if tracer != nil {
 		opts = append(opts, rego.EvalQueryTracer(tracer))
 	}
@@ -201,12 +223,60 @@ func (e *Engine) eval(ctx context.Context, s *set, doc map[string]any, tracer to
 	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
 		return nil, errors.New("policy decision is undefined")
 	}
-	m, ok := rs[0].Expressions[0].Value.(map[string]any)
+	m, ok := rs[0].Expressions[0].Value.(ast.Object)
 	if !ok {
 		return nil, fmt.Errorf("policy decision has type %T, want object", rs[0].Expressions[0].Value)
 	}
 	return m, nil
 }
+
+// inputValue is the input document as OPA evaluates it. A document of plain
+// JSON-shaped values becomes AST as the policy reads it (ast.LazyObject):
+// converting it all up front was a fifth of an evaluation's allocations,
+// for headers, session, query and time that most policies never look at.
+// Anything else is converted up front, so that a value OPA cannot convert
+// is an error whether or not the policy reads it.
+func inputValue(doc map[string]any) (ast.Value, error) {
+	if plainJSON(doc) {
+		return ast.LazyObject(doc), nil
+	}
+	v, err := ast.InterfaceToValue(doc)
+	if err != nil {
+		return nil, fmt.Errorf("convert input: %w", err)
+	}
+	return v, nil
+}
+
+// plainJSON reports whether ast.InterfaceToValue converts v without fail:
+// the types it handles directly, and numbers without an exponent (the
+// only ones it range-checks).
+func plainJSON(v any) bool {
+	switch x := v.(type) {
+	case nil, bool, string, int, int64, uint64, float64, []string, map[string]string:
+		return true
+	case json.Number:
+		return !strings.ContainsAny(string(x), "eE")
+	case []any:
+		for _, e := range x {
+			if !plainJSON(e) {
+				return false
+			}
+		}
+		return true
+	case map[string]any:
+		for _, e := range x {
+			if !plainJSON(e) {
+				return false
+			}
+		}
+		return true
+	default:
+		return false
+	}
+}
+
+// keepAST is the result conversion of eval: none.
+func keepAST(t *ast.Term, _ *rego.EvalContext) (any, error) { return t.Value, nil }
 
 func isTunnel(doc map[string]any) bool {
 	req, _ := doc["request"].(map[string]any)
@@ -216,23 +286,24 @@ func isTunnel(doc map[string]any) bool {
 
 // interpret applies the decision rules of SPEC section 4 to the raw values of
 // deny, approve and allow.
-func interpret(raw map[string]any, definesAllow, tunnel bool) (Decision, error) {
-	deny, err := members("deny", raw["deny"])
+func interpret(raw ast.Object, definesAllow, tunnel bool) (Decision, error) {
+	deny, err := members("deny", field(raw, "deny"))
 	if err != nil {
 		return Decision{}, err
 	}
-	approve, err := members("approve", raw["approve"])
+	approve, err := members("approve", field(raw, "approve"))
 	if err != nil {
 		return Decision{}, err
 	}
-	allowVal, allowSet := raw["allow"], raw["allow"] != nil
+	allowVal := field(raw, "allow")
+	allowSet := allowVal != nil && allowVal.Compare(ast.NullValue) != 0
 	allow := false
 	if allowSet {
-		b, ok := allowVal.(bool)
+		b, ok := allowVal.(ast.Boolean)
 		if !ok {
-			return Decision{}, fmt.Errorf("rule allow has type %s, want boolean", typeName(allowVal))
+			return Decision{}, fmt.Errorf("rule allow has type %s, want boolean", astTypeName(allowVal))
 		}
-		allow = b
+		allow = bool(b)
 	}
 
 	switch {
@@ -253,84 +324,158 @@ func interpret(raw map[string]any, definesAllow, tunnel bool) (Decision, error) 
 	}
 }
 
-// members converts a deny or approve value (a set, which arrives as an array)
-// into reasons.
-func members(rule string, v any) ([]Reason, error) {
-	arr, ok := v.([]any)
-	if !ok {
-		return nil, fmt.Errorf("rule %s has type %s, want a set of strings or objects", rule, typeName(v))
+// field returns the value of key in a decision object, or nil.
+func field(obj ast.Object, key string) ast.Value {
+	t := obj.Get(ast.InternedTerm(key))
+	if t == nil {
+		return nil
 	}
-	out := make([]Reason, 0, len(arr))
-	for _, m := range arr {
-		r, err := member(m)
+	return t.Value
+}
+
+// members converts a deny or approve value (a set, or an array when a
+// policy defines the rule as one) into reasons, in the order OPA's JSON
+// conversion of the value would list them.
+func members(rule string, v ast.Value) ([]Reason, error) {
+	var out []Reason
+	add := func(t *ast.Term) error {
+		r, err := member(t.Value)
 		if err != nil {
-			return nil, fmt.Errorf("rule %s: %w", rule, err)
+			return fmt.Errorf("rule %s: %w", rule, err)
 		}
 		out = append(out, r)
+		return nil
+	}
+	var err error
+	switch x := v.(type) {
+	case ast.Set:
+		out = make([]Reason, 0, x.Len())
+		err = x.Iter(add)
+	case *ast.Array:
+		out = make([]Reason, 0, x.Len())
+		err = x.Iter(add)
+	default:
+		return nil, fmt.Errorf("rule %s has type %s, want a set of strings or objects", rule, astTypeName(v))
+	}
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
-func member(v any) (Reason, error) {
+func member(v ast.Value) (Reason, error) {
 	switch m := v.(type) {
-	case string:
+	case ast.String:
 		if m == "" {
 			return Reason{}, errors.New("member is an empty string")
 		}
-		return Reason{Message: m}, nil
-	case map[string]any:
-		var r Reason
-		for k, val := range m {
-			switch k {
-			case "msg":
-				s, ok := val.(string)
-				if !ok || s == "" {
-					return Reason{}, fmt.Errorf("member field msg must be a non-empty string, got %s", typeName(val))
-				}
-				r.Message = s
-			case "id":
-				s, ok := val.(string)
-				if !ok {
-					return Reason{}, fmt.Errorf("member field id must be a string, got %s", typeName(val))
-				}
-				r.ID = s
-			case "channel":
-				s, ok := val.(string)
-				if !ok {
-					return Reason{}, fmt.Errorf("member field channel must be a string, got %s", typeName(val))
-				}
-				r.Channel = s
-			case "approvals":
-				n, ok := wholeNumber(val)
-				if !ok || n < 1 || n > 10 {
-					return Reason{}, fmt.Errorf("member field approvals must be a whole number from 1 to 10, got %v", val)
-				}
-				r.Approvals = n
-			case "hold":
-				s, ok := val.(string)
-				if !ok {
-					return Reason{}, fmt.Errorf("member field hold must be a duration string such as \"5m\", got %s", typeName(val))
-				}
-				d, err := time.ParseDuration(s)
-				if err != nil || d <= 0 {
-					return Reason{}, fmt.Errorf("member field hold %q is not a positive duration", s)
-				}
-				r.Hold = d
-			default:
-				// Unknown fields are allowed: policies may carry their own
-				// metadata (severity, links) for the audit log.
-			}
+		return Reason{Message: string(m)}, nil
+	case ast.Object:
+		if r, ok := plainMember(m); ok {
+			return r, nil
 		}
-		if r.Message == "" {
-			if r.ID == "" {
-				return Reason{}, errors.New("object member needs a msg")
-			}
-			r.Message = "matched policy rule " + r.ID
+		fields, err := ast.JSON(m)
+		if err != nil {
+			return Reason{}, fmt.Errorf("convert member: %w", err)
 		}
-		return r, nil
+		return memberObject(fields.(map[string]any))
 	default:
-		return Reason{}, fmt.Errorf("member has type %s, want string or object", typeName(v))
+		return Reason{}, fmt.Errorf("member has type %s, want string or object", astTypeName(v))
 	}
+}
+
+// plainMember reads the common object member, {"id": …, "msg": …} plus
+// fields countersign ignores, without converting it to Go values. ok is
+// false for any other shape (approvals, hold, a field of the wrong type, no
+// msg), which memberObject then reads and reports.
+func plainMember(obj ast.Object) (r Reason, ok bool) {
+	ok = true
+	obj.Foreach(func(k, v *ast.Term) {
+		key, isStr := k.Value.(ast.String)
+		if !isStr {
+			ok = false
+			return
+		}
+		var dst *string
+		switch key {
+		case "msg":
+			dst = &r.Message
+		case "id":
+			dst = &r.ID
+		case "channel":
+			dst = &r.Channel
+		case "approvals", "hold":
+			ok = false
+			return
+		default:
+			return
+		}
+		s, isStr := v.Value.(ast.String)
+		if !isStr {
+			ok = false
+			return
+		}
+		*dst = string(s)
+	})
+	if !ok || r.Message == "" {
+		// An empty or missing msg is an error or needs the ID: the slow path
+		// words both.
+		return Reason{}, false
+	}
+	return r, true
+}
+
+// memberObject reads the fields of an object member.
+func memberObject(m map[string]any) (Reason, error) {
+	var r Reason
+	for k, val := range m {
+		switch k {
+		case "msg":
+			s, ok := val.(string)
+			if !ok || s == "" {
+				return Reason{}, fmt.Errorf("member field msg must be a non-empty string, got %s", typeName(val))
+			}
+			r.Message = s
+		case "id":
+			s, ok := val.(string)
+			if !ok {
+				return Reason{}, fmt.Errorf("member field id must be a string, got %s", typeName(val))
+			}
+			r.ID = s
+		case "channel":
+			s, ok := val.(string)
+			if !ok {
+				return Reason{}, fmt.Errorf("member field channel must be a string, got %s", typeName(val))
+			}
+			r.Channel = s
+		case "approvals":
+			n, ok := wholeNumber(val)
+			if !ok || n < 1 || n > 10 {
+				return Reason{}, fmt.Errorf("member field approvals must be a whole number from 1 to 10, got %v", val)
+			}
+			r.Approvals = n
+		case "hold":
+			s, ok := val.(string)
+			if !ok {
+				return Reason{}, fmt.Errorf("member field hold must be a duration string such as \"5m\", got %s", typeName(val))
+			}
+			d, err := time.ParseDuration(s)
+			if err != nil || d <= 0 {
+				return Reason{}, fmt.Errorf("member field hold %q is not a positive duration", s)
+			}
+			r.Hold = d
+		default:
+			// Unknown fields are allowed: policies may carry their own
+			// metadata (severity, links) for the audit log.
+		}
+	}
+	if r.Message == "" {
+		if r.ID == "" {
+			return Reason{}, errors.New("object member needs a msg")
+		}
+		r.Message = "matched policy rule " + r.ID
+	}
+	return r, nil
 }
 
 func wholeNumber(v any) (int, bool) {
@@ -349,6 +494,24 @@ func wholeNumber(v any) (int, bool) {
 		return int(i), err == nil
 	}
 	return 0, false
+}
+
+// astTypeName is typeName for a value still in AST form.
+func astTypeName(v ast.Value) string {
+	switch v.(type) {
+	case nil, ast.Null:
+		return "null"
+	case ast.Boolean:
+		return "boolean"
+	case ast.String:
+		return "string"
+	case *ast.Array, ast.Set:
+		return "array/set"
+	case ast.Object:
+		return "object"
+	default:
+		return "number"
+	}
 }
 
 func typeName(v any) string {

@@ -1,4 +1,31 @@
 package policy
 
+import (
+	"context"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
 // Cacheable reports whether e caches decisions of its current policy set.
 func Cacheable(e *Engine) bool { return e.cur.Load().cache != nil }
+
+// DecideEager decides in as Decide does without the cache, but with the
+// input converted to AST up front (ast.InterfaceToValue) instead of
+// lazily: the reference for TestLazyInputDecidesAsEager.
+func DecideEager(e *Engine, ctx context.Context, in *Input) Decision {
+	s := e.cur.Load()
+	doc := in.Map()
+	value, err := ast.InterfaceToValue(doc)
+	if err != nil {
+		return e.onError(Decision{}, err)
+	}
+	raw, err := e.eval(ctx, s, value, nil)
+	var d Decision
+	if err == nil {
+		d, err = interpret(raw, s.definesAllow, isTunnel(doc))
+	}
+	if err != nil {
+		return e.onError(d, err)
+	}
+	return d
+}

@@ -192,8 +192,12 @@ func loadFiles(src Source, filter loader.Filter) (modules map[string]*ast.Module
 	return modules, raw, docs, nil
 }
 
+// newStore holds the data documents as AST values: by default the in-memory
+// store keeps Go values and converts the part a policy reads into AST on
+// every read, in every evaluation (a policy reading data.countersign.github
+// paid that conversion for each request).
 func newStore(docs map[string]any) storage.Store {
-	return inmem.NewFromObject(docs)
+	return inmem.NewFromObjectWithOpts(docs, inmem.OptReturnASTValuesOnRead(true))
 }
 
 // compile loads, compiles and prepares a policy set. Errors carry OPA's

@@ -181,31 +181,45 @@ func (s *Server) readPrefix(ex *exchange) ([]byte, bool, error) {
 	}
 	limit := s.opts.BodyLimit
 	if cl := ex.req.ContentLength; cl >= 0 && cl <= limit {
-		// Grow with the data rather than trust the declared length: a
-		// client that declares 1 MiB and sends nothing costs nothing.
-		var buf bytes.Buffer
-		buf.Grow(int(min(cl, 64<<10)))
-		n, err := buf.ReadFrom(io.LimitReader(body, cl))
+		b, err := readUpTo(body, cl)
 		if err != nil {
 			return nil, false, err
 		}
-		if n != cl {
+		if int64(len(b)) != cl {
 			return nil, false, io.ErrUnexpectedEOF
 		}
-		return buf.Bytes(), false, nil
+		return b, false, nil
 	}
-	var buf bytes.Buffer
-	n, err := buf.ReadFrom(io.LimitReader(body, limit+1))
+	b, err := readUpTo(body, limit+1)
 	if err != nil {
 		return nil, false, err
 	}
-	if n > limit {
-		b := buf.Bytes()
-		// Keep the byte past the limit: it belongs to the body and is sent
-		// ahead of the rest of the stream.
-		return b, true, nil
+	// Past the limit, keep the extra byte: it belongs to the body and is
+	// sent ahead of the rest of the stream.
+	return b, int64(len(b)) > limit, nil
+}
+
+// readUpTo reads r until EOF or limit bytes. It grows its buffer with the data
+// rather than trust a declared length (a client that declares 1 MiB and
+// sends nothing costs nothing), doubling but never past limit, and stops
+// at limit without probing for EOF: bytes.Buffer.ReadFrom doubled a full 1 MiB
+// buffer to 2 MiB only to learn that nothing followed.
+func readUpTo(r io.Reader, limit int64) ([]byte, error) {
+	buf := make([]byte, 0, min(limit, 64<<10))
+	for int64(len(buf)) < limit {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, int(min(limit, 2*int64(cap(buf))))-len(buf))
+		}
+		n, err := r.Read(buf[len(buf):min(int64(cap(buf)), limit)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	return buf.Bytes(), false, nil
+	return buf, nil
 }
 
 // hold waits for a human, or admits a retry under a grant.
