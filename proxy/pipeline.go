@@ -55,7 +55,22 @@ type exchange struct {
 // handle decides one request and returns the response for the client. It
 // never returns nil and never forwards a request that was not decided allow
 // (or approved) with its decision record durable in the audit log.
+//
+// A request held for approval waits here, in wait, after process has
+// returned: the held goroutine's stack then holds only this small frame and
+// the broker's, not the deep frames of decision making, so the GC can
+// shrink it while thousands of requests are held.
 func (s *Server) handle(ctx context.Context, ex *exchange) *http.Response {
+	resp, wait := s.process(ctx, ex)
+	if wait != nil {
+		return wait()
+	}
+	return resp
+}
+
+// process is handle up to a wait for approval: it returns the response, or
+// for a held request the function that waits and then answers.
+func (s *Server) process(ctx context.Context, ex *exchange) (*http.Response, func() *http.Response) {
 	start := s.opts.Now()
 	if ex.id == "" {
 		ex.id = newRequestID()
@@ -70,10 +85,10 @@ func (s *Server) handle(ctx context.Context, ex *exchange) *http.Response {
 		const reason = "the query string does not parse unambiguously (a ';' separator or a bad %-escape)"
 		s.auditRefusal(sess, ex, http.StatusBadRequest, reason)
 		cnt.denied.Add(1)
-		return s.denial(ex, action.Action{}, answer{status: http.StatusBadRequest, decision: "deny", message: "countersign: " + reason + "; nothing was sent."})
+		return s.denial(ex, action.Action{}, answer{status: http.StatusBadRequest, decision: "deny", message: "countersign: " + reason + "; nothing was sent."}), nil
 	}
 	if resp := s.decideHead(ctx, ex); resp != nil {
-		return resp
+		return resp, nil
 	}
 	prefix, truncated, err := s.readPrefix(ex)
 	if err != nil {
@@ -85,7 +100,7 @@ func (s *Server) handle(ctx context.Context, ex *exchange) *http.Response {
 		}
 		s.auditRefusal(sess, ex, status, reason)
 		cnt.denied.Add(1)
-		return s.denial(ex, action.Action{}, answer{status: status, decision: "deny", message: "countersign: " + reason + "; nothing was sent."})
+		return s.denial(ex, action.Action{}, answer{status: status, decision: "deny", message: "countersign: " + reason + "; nothing was sent."}), nil
 	}
 
 	ar := &action.Request{
@@ -114,7 +129,7 @@ func (s *Server) handle(ctx context.Context, ex *exchange) *http.Response {
 		// server might read differently.
 		s.auditRefusal(sess, ex, status, reason, act)
 		cnt.denied.Add(1)
-		return s.denial(ex, act, answer{status: status, decision: "deny", message: "countersign: " + reason + "; nothing was sent."})
+		return s.denial(ex, act, answer{status: status, decision: "deny", message: "countersign: " + reason + "; nothing was sent."}), nil
 	}
 	in := policy.NewInput(ar, act, sess, start)
 	d := s.opts.Decider.Decide(ctx, in)
@@ -140,7 +155,7 @@ func (s *Server) handle(ctx context.Context, ex *exchange) *http.Response {
 		s.logger.Error("audit write failed; denying", zap.String("request", ex.id), zap.Error(err))
 		cnt.denied.Add(1)
 		return s.denial(ex, act, answer{status: http.StatusServiceUnavailable, decision: "deny",
-			message: "countersign: the audit log cannot be written, so nothing is forwarded; tell whoever runs countersign (see its log)."})
+			message: "countersign: the audit log cannot be written, so nothing is forwarded; tell whoever runs countersign (see its log)."}), nil
 	}
 	if shadow {
 		cnt.shadowed.Add(1)
@@ -156,15 +171,15 @@ func (s *Server) handle(ctx context.Context, ex *exchange) *http.Response {
 		if !truncated {
 			rest = nil
 		}
-		return s.forward(ctx, ex, act, prefix, rest, "allow")
+		return s.forward(ctx, ex, act, prefix, rest, "allow"), nil
 	case policy.VerdictApprove:
 		return s.hold(ctx, ex, act, in, d, prefix, truncated, cnt)
 	case policy.VerdictDeny:
 		cnt.denied.Add(1)
-		return s.denial(ex, act, answer{status: http.StatusForbidden, decision: "deny", message: denyMessage(d.Messages(), d.RuleIDs())})
+		return s.denial(ex, act, answer{status: http.StatusForbidden, decision: "deny", message: denyMessage(d.Messages(), d.RuleIDs())}), nil
 	default:
 		cnt.denied.Add(1)
-		return s.denial(ex, act, answer{status: http.StatusForbidden, decision: "deny", message: "countersign: denied: the policy gave no usable decision."})
+		return s.denial(ex, act, answer{status: http.StatusForbidden, decision: "deny", message: "countersign: denied: the policy gave no usable decision."}), nil
 	}
 }
 
@@ -222,13 +237,14 @@ func readUpTo(r io.Reader, limit int64) ([]byte, error) {
 	return buf, nil
 }
 
-// hold waits for a human, or admits a retry under a grant.
-func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *policy.Input, d policy.Decision, body []byte, truncated bool, cnt *counters) *http.Response {
+// hold admits a retry under a grant, or opens an approval and returns the
+// function that waits for a human (see handle).
+func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *policy.Input, d policy.Decision, body []byte, truncated bool, cnt *counters) (*http.Response, func() *http.Response) {
 	sess := ex.session
 	if truncated {
 		cnt.denied.Add(1)
 		return s.denial(ex, act, answer{status: http.StatusRequestEntityTooLarge, decision: "deny",
-			message: fmt.Sprintf("countersign: this request needs approval, but its body is larger than inspect.body_limit (%d bytes), so a human could not see what would be sent; it was not sent.", s.opts.BodyLimit)})
+			message: fmt.Sprintf("countersign: this request needs approval, but its body is larger than inspect.body_limit (%d bytes), so a human could not see what would be sent; it was not sent.", s.opts.BodyLimit)}), nil
 	}
 	sum := sha256.Sum256(body)
 	// The fingerprint uses the provider's canonical body where it has one
@@ -241,17 +257,17 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 			Session: sessionRef(sess), Detail: "grant consumed: an identical retry of an approved request"}); err != nil {
 			cnt.denied.Add(1)
 			return s.denial(ex, act, answer{status: http.StatusServiceUnavailable, decision: "deny",
-				message: "countersign: the audit log cannot be written, so nothing is forwarded; tell whoever runs countersign."})
+				message: "countersign: the audit log cannot be written, so nothing is forwarded; tell whoever runs countersign."}), nil
 		}
 		cnt.approved.Add(1)
 		resp := s.forward(ctx, ex, act, body, nil, "approved")
 		resp.Header.Set(headerApproval, g.ApprovalID)
-		return resp
+		return resp, nil
 	} else if !errors.Is(err, approval.ErrNotFound) {
 		s.logger.Error("approval store failed; denying", zap.String("request", ex.id), zap.Error(err))
 		cnt.denied.Add(1)
 		return s.denial(ex, act, answer{status: http.StatusServiceUnavailable, decision: "deny",
-			message: "countersign: the approval store failed, so nothing is forwarded; retry later."})
+			message: "countersign: the approval store failed, so nothing is forwarded; retry later."}), nil
 	}
 
 	op, resources := scopeKey(act, ex)
@@ -262,17 +278,17 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 			Fields: map[string]any{"grant_id": sc.ID}}); err != nil {
 			cnt.denied.Add(1)
 			return s.denial(ex, act, answer{status: http.StatusServiceUnavailable, decision: "deny",
-				message: "countersign: the audit log cannot be written, so nothing is forwarded; tell whoever runs countersign."})
+				message: "countersign: the audit log cannot be written, so nothing is forwarded; tell whoever runs countersign."}), nil
 		}
 		cnt.approved.Add(1)
 		resp := s.forward(ctx, ex, act, body, nil, "approved")
 		resp.Header.Set(headerApproval, sc.ApprovalID)
-		return resp
+		return resp, nil
 	} else if !errors.Is(err, approval.ErrNotFound) {
 		s.logger.Error("approval store failed; denying", zap.String("request", ex.id), zap.Error(err))
 		cnt.denied.Add(1)
 		return s.denial(ex, act, answer{status: http.StatusServiceUnavailable, decision: "deny",
-			message: "countersign: the approval store failed, so nothing is forwarded; retry later."})
+			message: "countersign: the approval store failed, so nothing is forwarded; retry later."}), nil
 	}
 
 	rec := &approval.Record{
@@ -299,12 +315,23 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 		Resources:   resources,
 	}
 
-	holdCtx, stop := ctx, func() {}
-	if ex.watch != nil {
-		holdCtx, stop = ex.watch(ctx)
+	// The wait keeps only what answering needs: the policy input and the
+	// classifier's request are garbage while the request is held.
+	hold := s.holdFor(d, act, ex.host)
+	messages := d.Messages()
+	return nil, func() *http.Response {
+		holdCtx, stop := ctx, func() {}
+		if ex.watch != nil {
+			holdCtx, stop = ex.watch(ctx)
+		}
+		out, err := s.opts.Approvals.Hold(holdCtx, rec, hold)
+		stop()
+		return s.holdOutcome(ctx, ex, act, body, rec.ID, messages, out, err, cnt)
 	}
-	out, err := s.opts.Approvals.Hold(holdCtx, rec, s.holdFor(d, act, ex.host))
-	stop()
+}
+
+// holdOutcome answers a held request once its hold has ended.
+func (s *Server) holdOutcome(ctx context.Context, ex *exchange, act action.Action, body []byte, id string, messages []string, out approval.Outcome, err error, cnt *counters) *http.Response {
 	if err != nil {
 		s.logger.Error("approval hold failed; denying", zap.String("request", ex.id), zap.Error(err))
 		cnt.denied.Add(1)
@@ -314,7 +341,6 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 		}
 		return s.denial(ex, act, answer{status: http.StatusServiceUnavailable, decision: "deny", message: msg})
 	}
-	id := rec.ID
 	if out.Record != nil {
 		id = out.Record.ID
 	}
@@ -337,7 +363,7 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 		cnt.pending.Add(1)
 		return s.denial(ex, act, answer{status: http.StatusForbidden, decision: "pending", approval: id,
 			message: fmt.Sprintf("countersign: approval pending as %s: a human has been asked (%s); retry the same command after approval, within %s.",
-				id, strings.Join(d.Messages(), "; "), shortDuration(s.opts.Approvals.GrantTTL()))})
+				id, strings.Join(messages, "; "), shortDuration(s.opts.Approvals.GrantTTL()))})
 	case approval.OutcomeAbandoned:
 		cnt.pending.Add(1)
 		return s.denial(ex, act, answer{status: http.StatusForbidden, decision: "pending", approval: id,

@@ -12,6 +12,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -130,6 +131,10 @@ type Server struct {
 	closing   bool
 	tunnels   sync.WaitGroup
 	listener  net.Listener
+
+	// readers pools the 4 KiB request readers of intercepted connections:
+	// a kept-alive connection holds one only while a request is in flight.
+	readers sync.Pool
 }
 
 // New returns a Server; call Serve to accept connections.
@@ -182,6 +187,7 @@ func New(opts Options, logger *zap.Logger) (*Server, error) {
 		logger:    logger.Named("proxy"),
 		tunnelSet: map[*tunnel]struct{}{},
 	}
+	s.readers.New = func() any { return bufio.NewReaderSize(nil, 4096) }
 	s.opts.Decider = recoverDecider{d: opts.Decider, logger: s.logger}
 	d := &dialer{guard: opts.Guard, resolver: opts.Resolver, resolve: opts.Resolve, own: opts.OwnAddrs, timeout: opts.UpstreamTimeout}
 	s.transport = newTransport(d, opts.RootCAs, opts.UpstreamTimeout)

@@ -28,14 +28,26 @@ const tlsRecordHandshake = 0x16
 var aLongTimeAgo = time.Unix(1, 0)
 
 // serveTunnel terminates TLS for an intercepted CONNECT and serves the
-// requests inside it.
+// requests inside it. The handshake runs in its own function so that its
+// large frame is off the stack while the connection idles: an idle
+// connection's goroutine then fits in a stack the GC can shrink to 8 KiB.
 func (s *Server) serveTunnel(t *tunnel, sess *session.Info, host string, port int) {
 	raw := t.conn
 	defer s.untrack(t)
 	defer raw.Close()
-
-	if _, err := io.WriteString(raw, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
+	conn, sniOK, ok := s.terminateTLS(raw, sess, host, port)
+	if !ok {
 		return
+	}
+	s.serveHTTP1(t, conn, sess, "https", host, port, sniOK)
+}
+
+// terminateTLS answers the CONNECT and completes the client's TLS
+// handshake. It reports false when the connection is to be closed (every
+// failure is already audited or answered).
+func (s *Server) terminateTLS(raw net.Conn, sess *session.Info, host string, port int) (conn *tls.Conn, sniOK, ok bool) {
+	if _, err := io.WriteString(raw, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
+		return nil, false, false
 	}
 	_ = raw.SetDeadline(s.opts.Now().Add(s.opts.HandshakeTimeout))
 	br := bufio.NewReaderSize(raw, 512)
@@ -44,7 +56,7 @@ func (s *Server) serveTunnel(t *tunnel, sess *session.Info, host string, port in
 		if isTimeout(err) {
 			s.auditHandshakeFailure(sess, host, port, nil, err)
 		}
-		return
+		return nil, false, false
 	}
 	if first[0] != tlsRecordHandshake {
 		// Plain bytes (HTTP, h2c, anything) after CONNECT to an intercepted
@@ -52,12 +64,12 @@ func (s *Server) serveTunnel(t *tunnel, sess *session.Info, host string, port in
 		ex := &exchange{session: sess, id: newRequestID(), scheme: "https", host: host, port: port}
 		s.auditRefusal(sess, ex, http.StatusBadRequest, "the client sent non-TLS bytes after CONNECT to an intercepted host")
 		writeRaw(raw, http.StatusBadRequest, "countersign: expected a TLS handshake after CONNECT to "+hostport.Join(host, port)+"; refused.")
-		return
+		return nil, false, false
 	}
 
 	var certErr error
 	var offered []string // ALPN protocols the client offered
-	conn := tls.Server(&prefixConn{Conn: raw, r: br}, &tls.Config{
+	conn = tls.Server(&prefixConn{Conn: raw, r: br}, &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		// HTTP/2 interception stays off until it has per-stream policy: a
 		// client that offers only h2 fails the handshake (SPEC 10.3).
@@ -83,15 +95,15 @@ func (s *Server) serveTunnel(t *tunnel, sess *session.Info, host string, port in
 				zap.String("host", host), zap.String("session", sess.ID), zap.Error(err))
 		}
 		s.auditHandshakeFailure(sess, host, port, offered, err)
-		return
+		return nil, false, false
 	}
 	_ = raw.SetDeadline(time.Time{})
-	sniOK := true
+	sniOK = true
 	if sni := conn.ConnectionState().ServerName; sni != "" {
 		c, err := hostport.Canonical(sni)
 		sniOK = err == nil && c == host
 	}
-	s.serveHTTP1(t, conn, sess, "https", host, port, sniOK)
+	return conn, sniOK, true
 }
 
 // prefixConn reads through a bufio.Reader that may hold bytes already peeked.
@@ -127,92 +139,179 @@ func putWriter(bw *bufio.Writer) {
 	writers.Put(bw)
 }
 
+// clientReader is the read side of a kept-alive client connection. Its
+// 4 KiB bufio.Reader comes from the server's pool when a request starts and
+// goes back once the connection is idle with nothing buffered, so an idle
+// connection (there may be thousands) keeps one byte of read-ahead instead.
+type clientReader struct {
+	conn  net.Conn
+	pool  *sync.Pool
+	br    *bufio.Reader // nil while idle
+	rd    *h1.Reader    // reads from br; nil while idle
+	ahead [1]byte       // the first byte of the next request, read while idle
+	has   bool
+}
+
+// Read serves the byte read while idle, then the connection.
+func (c *clientReader) Read(p []byte) (int, error) {
+	if c.has && len(p) > 0 {
+		p[0] = c.ahead[0]
+		c.has = false
+		return 1, nil
+	}
+	return c.conn.Read(p)
+}
+
+// wait blocks until the client sends the first byte of its next request,
+// or the read fails (the caller's deadline, the client closing).
+func (c *clientReader) wait() error {
+	if c.br != nil {
+		_, err := c.br.Peek(1)
+		return err
+	}
+	if c.has {
+		return nil
+	}
+	n, err := c.conn.Read(c.ahead[:])
+	if n == 1 {
+		c.has = true
+		return nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
+}
+
+// reader returns the buffered reader and the request reader, taking a
+// buffer from the pool if the connection was idle.
+func (c *clientReader) reader() (*bufio.Reader, *h1.Reader) {
+	if c.br == nil {
+		c.br = c.pool.Get().(*bufio.Reader)
+		c.br.Reset(c)
+		c.rd = h1.NewReader(c.br, h1.Limits{})
+	}
+	return c.br, c.rd
+}
+
+// idle returns the buffer to the pool unless it holds bytes of a pipelined
+// request. The caller has checked that the last request's body was read to
+// its end (the request reader is reusable), so nothing reads from the
+// buffer any more; a fresh request reader takes over with the next buffer.
+func (c *clientReader) idle() {
+	if c.br == nil || c.br.Buffered() > 0 {
+		return
+	}
+	c.br.Reset(nil)
+	c.pool.Put(c.br)
+	c.br, c.rd = nil, nil
+}
+
+// release returns the buffer to the pool when the connection ends.
+func (c *clientReader) release() {
+	if c.br != nil {
+		c.br.Reset(nil)
+		c.pool.Put(c.br)
+		c.br, c.rd = nil, nil
+	}
+}
+
 // serveHTTP1 reads requests with the strict reader and answers each through
-// the pipeline, keeping the connection alive while both sides allow it.
+// the pipeline, keeping the connection alive while both sides allow it. The
+// loop itself keeps a small frame: it is on the stack of every idle
+// connection, and the work of one request is in serveRequest.
 func (s *Server) serveHTTP1(t *tunnel, conn net.Conn, sess *session.Info, scheme, host string, port int, sniOK bool) {
-	br := bufio.NewReaderSize(conn, 4096)
-	rd := h1.NewReader(br, h1.Limits{})
+	c := &clientReader{conn: conn, pool: &s.readers}
+	defer c.release()
 	for {
 		t.idle.Store(true)
 		if s.isClosing() {
 			return
 		}
 		_ = conn.SetReadDeadline(s.opts.Now().Add(s.opts.IdleTimeout))
-		if _, err := br.Peek(1); err != nil {
+		if err := c.wait(); err != nil {
 			return
 		}
 		t.idle.Store(false)
-		_ = conn.SetReadDeadline(s.opts.Now().Add(s.opts.HeaderTimeout))
-		req, err := rd.ReadRequest()
-		if err != nil {
-			var he *h1.Error
-			if errors.As(err, &he) {
-				ex := &exchange{session: sess, id: newRequestID(), scheme: scheme, host: host, port: port}
-				s.auditRefusal(sess, ex, he.Status, he.Reason)
-				s.stats.of(sess.ID).denied.Add(1)
-				writeRaw(conn, he.Status, "countersign: "+he.Reason+"; refused.")
-			}
+		if !s.serveRequest(c, sess, scheme, host, port, sniOK) {
 			return
 		}
-		_ = conn.SetReadDeadline(time.Time{})
-		if req.Body != http.NoBody {
-			req.Body = &idleDeadlineBody{ReadCloser: req.Body, conn: conn, idle: s.opts.IdleTimeout, now: s.opts.Now}
-		}
+		c.idle()
+	}
+}
 
-		id := newRequestID()
-		rh, rp, herr := hostport.Split(req.Host, defaultPort(scheme))
-		if herr != nil || rh != host || rp != port || !sniOK {
-			ex := &exchange{req: req, session: sess, id: id, scheme: scheme, host: host, port: port}
-			what := fmt.Sprintf("the request's Host %q does not match the CONNECT target %s", req.Host, hostport.Join(host, port))
-			if !sniOK {
-				what = fmt.Sprintf("the TLS server name does not match the CONNECT target %s", hostport.Join(host, port))
-			}
-			s.auditRefusal(sess, ex, http.StatusMisdirectedRequest, what)
+// serveRequest reads one request from c and answers it. It reports whether
+// the connection can carry another request.
+func (s *Server) serveRequest(c *clientReader, sess *session.Info, scheme, host string, port int, sniOK bool) bool {
+	conn := c.conn
+	br, rd := c.reader()
+	_ = conn.SetReadDeadline(s.opts.Now().Add(s.opts.HeaderTimeout))
+	req, err := rd.ReadRequest()
+	if err != nil {
+		var he *h1.Error
+		if errors.As(err, &he) {
+			ex := &exchange{session: sess, id: newRequestID(), scheme: scheme, host: host, port: port}
+			s.auditRefusal(sess, ex, he.Status, he.Reason)
 			s.stats.of(sess.ID).denied.Add(1)
-			writeRaw(conn, http.StatusMisdirectedRequest, "countersign: "+what+"; refused.")
-			return
+			writeRaw(conn, he.Status, "countersign: "+he.Reason+"; refused.")
 		}
-		closeAfter := req.Close
-		upgrade := upgradeProtocol(req.Header)
-		h1.RemoveHopByHop(req.Header)
+		return false
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	if req.Body != http.NoBody {
+		req.Body = &idleDeadlineBody{ReadCloser: req.Body, conn: conn, idle: s.opts.IdleTimeout, now: s.opts.Now}
+	}
 
-		ex := &exchange{
-			req: req, scheme: scheme, host: host, port: port, session: sess, id: id, upgrade: upgrade,
-			watch: func(ctx context.Context) (context.Context, func()) { return watchClient(ctx, conn, br) },
+	id := newRequestID()
+	rh, rp, herr := hostport.Split(req.Host, defaultPort(scheme))
+	if herr != nil || rh != host || rp != port || !sniOK {
+		ex := &exchange{req: req, session: sess, id: id, scheme: scheme, host: host, port: port}
+		what := fmt.Sprintf("the request's Host %q does not match the CONNECT target %s", req.Host, hostport.Join(host, port))
+		if !sniOK {
+			what = fmt.Sprintf("the TLS server name does not match the CONNECT target %s", hostport.Join(host, port))
 		}
-		if expectsContinue(req) {
-			ex.beforeBody = func() error {
-				if _, err := io.WriteString(conn, "HTTP/1.1 100 Continue\r\n\r\n"); err != nil {
-					return err
-				}
-				return nil
+		s.auditRefusal(sess, ex, http.StatusMisdirectedRequest, what)
+		s.stats.of(sess.ID).denied.Add(1)
+		writeRaw(conn, http.StatusMisdirectedRequest, "countersign: "+what+"; refused.")
+		return false
+	}
+	closeAfter := req.Close
+	upgrade := upgradeProtocol(req.Header)
+	h1.RemoveHopByHop(req.Header)
+
+	ex := &exchange{
+		req: req, scheme: scheme, host: host, port: port, session: sess, id: id, upgrade: upgrade,
+		watch: func(ctx context.Context) (context.Context, func()) { return watchClient(ctx, conn, br) },
+	}
+	if expectsContinue(req) {
+		ex.beforeBody = func() error {
+			if _, err := io.WriteString(conn, "HTTP/1.1 100 Continue\r\n\r\n"); err != nil {
+				return err
 			}
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		resp := s.handle(ctx, ex)
-		if resp.StatusCode == http.StatusSwitchingProtocols && upgrade != "" {
-			// An allowed upgrade: from here on the connection carries the
-			// new protocol in both directions, decided at the upgrade request
-			// (SPEC 10.3).
-			bw := getWriter(conn)
-			s.spliceUpgraded(conn, br, bw, resp)
-			putWriter(bw)
-			cancel()
-			return
-		}
-		// Finish (or give up on) the request body before answering, so that
-		// we know whether the connection can carry another request.
-		_ = req.Body.Close()
-		keep := !closeAfter && rd.Reusable() && !s.isClosing()
-		bw := getWriter(conn)
-		err = writeResponse(bw, resp, req.Method, !keep)
-		putWriter(bw)
-		resp.Body.Close()
-		cancel()
-		if err != nil || !keep {
-			return
+			return nil
 		}
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	resp := s.handle(ctx, ex)
+	if resp.StatusCode == http.StatusSwitchingProtocols && upgrade != "" {
+		// An allowed upgrade: from here on the connection carries the
+		// new protocol in both directions, decided at the upgrade request
+		// (SPEC 10.3).
+		bw := getWriter(conn)
+		s.spliceUpgraded(conn, br, bw, resp)
+		putWriter(bw)
+		return false
+	}
+	// Finish (or give up on) the request body before answering, so that
+	// we know whether the connection can carry another request.
+	_ = req.Body.Close()
+	keep := !closeAfter && rd.Reusable() && !s.isClosing()
+	bw := getWriter(conn)
+	err = writeResponse(bw, resp, req.Method, !keep)
+	putWriter(bw)
+	resp.Body.Close()
+	return err == nil && keep
 }
 
 // upgradeProtocol returns the protocol an HTTP/1.1 upgrade request asks
