@@ -50,6 +50,9 @@ type Options struct {
 	Fsync bool
 	// Now is the clock for record timestamps; nil means time.Now.
 	Now func() time.Time
+	// DeferDelay bounds how long RecordDeferred holds a record back; zero
+	// means DefaultDeferDelay.
+	DeferDelay time.Duration
 	// OpenFile opens Path. nil means create it with mode 0600 (its
 	// directory with 0700) and lock it against a second writer. Tests use it
 	// to inject failing files.
@@ -97,6 +100,11 @@ type Log struct {
 	batch    *batch
 	flushing bool
 	closed   bool
+	// timer flushes deferred records nobody else writes, deferDelay after
+	// the first; timerSet is true while it is due.
+	timer      *time.Timer
+	timerSet   bool
+	deferDelay time.Duration
 	// spare is a drained pending buffer kept for reuse.
 	spare []byte
 	// appended, when set (tests only), is called under mu after a record
@@ -146,6 +154,12 @@ func Open(opts Options, logger *zap.Logger) (*Log, error) {
 		batch:   &batch{},
 	}
 	l.cond.L = &l.mu
+	l.timer = time.AfterFunc(time.Hour, l.flushDeferred)
+	l.timer.Stop()
+	l.deferDelay = opts.DeferDelay
+	if l.deferDelay <= 0 {
+		l.deferDelay = DefaultDeferDelay
+	}
 	if l.now == nil {
 		l.now = time.Now
 	}
@@ -212,7 +226,7 @@ func (l *Log) Path() string { return l.path }
 // with Options.Fsync, on stable storage. An error (a failed write or fsync,
 // or ErrClosed) means the record is not in the log.
 func (l *Log) Record(ev *Event) error {
-	return l.record(ev, true)
+	return l.record(ev, waitWritten)
 }
 
 // RecordAsync appends ev without waiting. The record is written at once when
@@ -222,10 +236,31 @@ func (l *Log) Record(ev *Event) error {
 // fails, the record is discarded with the rest of the unsynced records, and
 // the error goes to the callers that wait.
 func (l *Log) RecordAsync(ev *Event) error {
-	return l.record(ev, false)
+	return l.record(ev, writeNow)
 }
 
-func (l *Log) record(ev *Event, wait bool) error {
+// RecordDeferred appends ev for the next write: the next Record's, or at
+// the latest Options.DeferDelay from now. It is for records nothing waits to read,
+// such as the outcome of a forwarded request: on a busy proxy they then
+// share the write of the next decision record instead of costing a system
+// call each. Errors are as for RecordAsync.
+func (l *Log) RecordDeferred(ev *Event) error {
+	return l.record(ev, writeLater)
+}
+
+// DefaultDeferDelay is Options.DeferDelay when it is zero.
+const DefaultDeferDelay = 2 * time.Millisecond
+
+// mode is what a caller of record waits for.
+type mode int
+
+const (
+	waitWritten mode = iota // Record: written, and synced if the log is durable
+	writeNow                // RecordAsync: written now unless a flush is under way
+	writeLater              // RecordDeferred: written with the next flush
+)
+
+func (l *Log) record(ev *Event, m mode) error {
 	if ev == nil || ev.Type == "" {
 		return errors.New("record audit event: event has no type")
 	}
@@ -249,10 +284,17 @@ func (l *Log) record(ev *Event, wait bool) error {
 	if err != nil {
 		return err
 	}
-	if !wait {
+	switch m {
+	case writeNow:
 		// A waiting caller about to flush takes this record along.
 		if !l.flushing && l.batch.waiters == 0 {
 			l.flushLocked()
+		}
+		return nil
+	case writeLater:
+		if !l.flushing && l.batch.waiters == 0 && !l.timerSet {
+			l.timerSet = true
+			l.timer.Reset(l.deferDelay)
 		}
 		return nil
 	}
@@ -285,6 +327,19 @@ func (l *Log) appendLocked(body []byte) (*batch, error) {
 	return l.batch, nil
 }
 
+// flushDeferred writes deferred records that no flush has taken along.
+func (l *Log) flushDeferred() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.timerSet = false
+	if l.closed || l.flushing || l.batch.waiters > 0 || len(l.pending) == 0 {
+		// A flush under way or about to start takes them; Close writes
+		// what is left.
+		return
+	}
+	l.flushLocked()
+}
+
 // repair cuts the file back to the end of the last written record. Only the
 // flushing caller, or a caller holding mu while none flushes, touches the
 // file.
@@ -312,6 +367,11 @@ func (l *Log) flushLocked() {
 		}
 		data, target := l.pending, l.tip
 		l.pending, l.spare = l.spare[:0], nil
+		if l.timerSet {
+			// This write takes the deferred records along.
+			l.timer.Stop()
+			l.timerSet = false
+		}
 		l.batch = &batch{}
 		l.flushing = true
 		l.mu.Unlock()
@@ -407,6 +467,7 @@ func (l *Log) Close() error {
 		return fmt.Errorf("close audit log %s: %w", l.path, ErrClosed)
 	}
 	l.closed = true
+	l.timer.Stop()
 	for l.flushing {
 		l.cond.Wait()
 	}

@@ -489,6 +489,61 @@ func TestAsyncRecordRidesAlong(t *testing.T) {
 	}
 }
 
+func TestDeferredRecords(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	ff := openFaultFile(t, path)
+	writes := make(chan struct{}, 8)
+	ff.afterWrite = func() { writes <- struct{}{} }
+	// The timer is out of the way while the first part runs.
+	l := openTestLog(t, Options{Path: path, Fsync: true, OpenFile: ff.opener(), DeferDelay: time.Hour})
+
+	// A deferred record rides with the next Record: one write for both.
+	if err := l.RecordDeferred(sampleEvent(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Record(sampleEvent(2)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(writes); n != 1 {
+		t.Errorf("writes for a deferred record and a Record = %d, want 1", n)
+	}
+	<-writes
+	if res := verifyFile(t, path); res.Records != 2 {
+		t.Errorf("Verify().Records = %d, want 2", res.Records)
+	}
+
+	// Alone, it is written by the timer, without an fsync.
+	l.mu.Lock()
+	l.deferDelay = time.Millisecond
+	l.mu.Unlock()
+	syncs := ff.syncs.Load()
+	if err := l.RecordDeferred(sampleEvent(3)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-writes:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a deferred record was not written within 10s")
+	}
+	if res := verifyFile(t, path); res.Records != 3 {
+		t.Errorf("Verify().Records = %d, want 3", res.Records)
+	}
+	if got := ff.syncs.Load(); got != syncs {
+		t.Errorf("fsyncs = %d, want %d: nothing waits for a deferred record", got, syncs)
+	}
+
+	// Close writes and syncs one that is still due.
+	if err := l.RecordDeferred(sampleEvent(4)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if res := verifyFile(t, path); res.Records != 4 {
+		t.Errorf("Verify().Records after Close = %d, want 4", res.Records)
+	}
+}
+
 func TestWriteFailure(t *testing.T) {
 	tests := []struct {
 		name string

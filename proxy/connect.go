@@ -212,7 +212,7 @@ func (s *Server) splice(client net.Conn, sess *session.Info, id, host string, po
 		closeWrite(client)
 	}()
 	wg.Wait()
-	_ = s.opts.Audit.RecordAsync(&audit.Event{Type: "response", RequestID: id, Session: sessionRef(sess), Decision: "allow",
+	_ = s.opts.Audit.RecordDeferred(&audit.Event{Type: "response", RequestID: id, Session: sessionRef(sess), Decision: "allow",
 		UpstreamMillis: s.opts.Now().Sub(start).Milliseconds(), Detail: "tunnel closed",
 		Fields: map[string]any{"bytes_sent": sent, "bytes_received": received}})
 }

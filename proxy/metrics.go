@@ -131,6 +131,13 @@ func (ma *meteredAuditor) RecordAsync(ev *audit.Event) error {
 	return err
 }
 
+func (ma *meteredAuditor) RecordDeferred(ev *audit.Event) error {
+	start := time.Now()
+	err := ma.a.RecordDeferred(ev)
+	ma.m.observe(ev, err, ma.m.auditAsyn, time.Since(start))
+	return err
+}
+
 func (m *Metrics) observe(ev *audit.Event, err error, write prometheus.Observer, took time.Duration) {
 	write.Observe(took.Seconds())
 	if err != nil {

@@ -603,7 +603,9 @@ func (s *Server) forward(ctx context.Context, ex *exchange, act action.Action, p
 			Detail: "the upstream asked for a TLS client certificate and refused the request without one"})
 		return s.denial(ex, act, answer{status: resp.StatusCode, decision: decision, message: s.opts.ClientCertMessage(ex.host)})
 	}
-	_ = s.opts.Audit.RecordAsync(&audit.Event{Type: "response", RequestID: ex.id, Session: sessionRef(ex.session),
+	// The outcome is for the record, not a condition of answering: it
+	// shares the next decision record's write.
+	_ = s.opts.Audit.RecordDeferred(&audit.Event{Type: "response", RequestID: ex.id, Session: sessionRef(ex.session),
 		Decision: decision, UpstreamStatus: resp.StatusCode, UpstreamMillis: elapsed.Milliseconds()})
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		// The tunnel loop splices the switched connection; keep the headers

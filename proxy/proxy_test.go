@@ -384,6 +384,8 @@ func (f *failingAudit) Record(ev *audit.Event) error {
 
 func (f *failingAudit) RecordAsync(ev *audit.Event) error { return f.Record(ev) }
 
+func (f *failingAudit) RecordDeferred(ev *audit.Event) error { return f.Record(ev) }
+
 func TestAuditFailureDeniesAndProxyStaysUp(t *testing.T) {
 	fa := &failingAudit{failing: true}
 	h := newHarness(t, harnessOptions{auditor: func(l *audit.Log) Auditor { fa.log = l; return fa }})

@@ -45,10 +45,12 @@ type Decider interface {
 }
 
 // Auditor writes audit records. *audit.Log satisfies it. Record returns only
-// once the record is durable; RecordAsync does not wait for the disk.
+// once the record is durable; RecordAsync does not wait for the disk;
+// RecordDeferred lets the record wait (briefly) to share the next write.
 type Auditor interface {
 	Record(ev *audit.Event) error
 	RecordAsync(ev *audit.Event) error
+	RecordDeferred(ev *audit.Event) error
 }
 
 // Authenticator maps proxy credentials to a session. *session.Registry
