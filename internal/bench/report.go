@@ -407,32 +407,33 @@ func (h *harness) profileCountersign() error {
 			}
 		}
 	}
-	b.WriteString("\nSystem calls and context switches per request (perf stat, 3 s of the same load each):\n\n| target | syscalls/req | context switches/req |\n|---|---:|---:|\n")
+	b.WriteString("\nSystem calls, context switches and fsyncs per request (perf stat, 3 s of the same load each):\n\n| target | syscalls/req | context switches/req | fsyncs/req |\n|---|---:|---:|---:|\n")
 	for _, k := range []string{kBare, kCS, kCSNoSync} {
 		t := h.targets[k]
 		if t == nil || t.proc == nil {
 			continue
 		}
-		sys, cs, err := h.countSyscalls(perf, t, 3*time.Second)
+		sys, cs, fsync, err := h.countSyscalls(perf, t, 3*time.Second)
 		if err != nil {
-			fmt.Fprintf(&b, "| %s | %v | |\n", t.name, err)
+			fmt.Fprintf(&b, "| %s | %v | | |\n", t.name, err)
 			continue
 		}
-		fmt.Fprintf(&b, "| %s | %.1f | %.2f |\n", t.name, sys, cs)
+		fmt.Fprintf(&b, "| %s | %.1f | %.2f | %.3f |\n", t.name, sys, cs, fsync)
 	}
 	h.res.profile = &profileSummary{window: window, text: b.String()}
 	return nil
 }
 
 // countSyscalls drives t with the throughput load while perf stat counts the
-// proxy's system calls and context switches, and returns both per request.
-func (h *harness) countSyscalls(perf string, t *target, window time.Duration) (float64, float64, error) {
-	st := exec.Command(perf, "stat", "-x", ",", "-e", "raw_syscalls:sys_enter,context-switches",
+// proxy's system calls, context switches and fsyncs, and returns them per
+// request.
+func (h *harness) countSyscalls(perf string, t *target, window time.Duration) (sysPerReq, csPerReq, fsyncPerReq float64, err error) {
+	st := exec.Command(perf, "stat", "-x", ",", "-e", "raw_syscalls:sys_enter,context-switches,syscalls:sys_enter_fsync",
 		"-p", strconv.Itoa(t.proc.cmd.Process.Pid), "--", "sleep", strconv.FormatFloat(window.Seconds(), 'f', 1, 64))
 	var out bytes.Buffer
 	st.Stdout, st.Stderr = &out, &out
 	if err := st.Start(); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	c := t.client(h.cfg.conc, true)
 	defer c.CloseIdleConnections()
@@ -440,13 +441,13 @@ func (h *harness) countSyscalls(perf string, t *target, window time.Duration) (f
 	// are scaled to the window.
 	s := measure(t, c, h.cfg.conc, window+500*time.Millisecond, getSmall)
 	if err := st.Wait(); err != nil {
-		return 0, 0, fmt.Errorf("perf stat: %v: %s", err, out.String())
+		return 0, 0, 0, fmt.Errorf("perf stat: %v: %s", err, out.String())
 	}
 	reqs := s.rps() * window.Seconds()
 	if reqs <= 0 {
-		return 0, 0, errors.New("no requests completed")
+		return 0, 0, 0, errors.New("no requests completed")
 	}
-	var sys, cs float64
+	var sys, cs, fsync float64
 	for _, line := range strings.Split(out.String(), "\n") {
 		f := strings.Split(line, ",")
 		if len(f) < 3 {
@@ -457,13 +458,15 @@ func (h *harness) countSyscalls(perf string, t *target, window time.Duration) (f
 			continue
 		}
 		switch {
+		case strings.Contains(f[2], "sys_enter_fsync"):
+			fsync = v
 		case strings.Contains(f[2], "sys_enter"):
 			sys = v
 		case strings.Contains(f[2], "context-switches"):
 			cs = v
 		}
 	}
-	return sys / reqs, cs / reqs, nil
+	return sys / reqs, cs / reqs, fsync / reqs, nil
 }
 
 // profileFunctions are the parts of the request path whose inclusive cost
