@@ -214,14 +214,15 @@ func (in *Input) buildMap() map[string]any {
 // MarshalJSON encodes the input exactly as the policy sees it.
 func (in *Input) MarshalJSON() ([]byte, error) { return json.Marshal(in.Map()) }
 
+// stringsMap is a header or query map as the document holds it. The value
+// lists are shared, not copied: the redacted maps are the Input's own and
+// never change, and OPA, the decision cache and the audit encoder all read
+// []string as they read []any (a copy per value cost an allocation per
+// header on every request).
 func stringsMap(m map[string][]string) map[string]any {
 	out := make(map[string]any, len(m))
 	for k, vs := range m {
-		list := make([]any, len(vs))
-		for i, v := range vs {
-			list[i] = v
-		}
-		out[k] = list
+		out[k] = vs
 	}
 	return out
 }
