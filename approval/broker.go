@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -136,6 +137,9 @@ type Broker struct {
 type waiter struct {
 	ch      chan Outcome // buffered 1; written once under Broker.mu
 	settled bool
+	// wake, when set, is called (under Broker.mu) once an outcome is in ch:
+	// it interrupts a HoldWatching caller's watch.
+	wake func()
 }
 
 // NewBroker returns a Broker. Call Start to expire old approvals in the
@@ -239,6 +243,9 @@ func (b *Broker) settle(w *waiter, o Outcome) {
 	}
 	w.settled = true
 	w.ch <- o
+	if w.wake != nil {
+		w.wake()
+	}
 }
 
 // ConsumeGrant admits a request whose identical twin was approved after its
@@ -253,8 +260,122 @@ func (b *Broker) ConsumeGrant(ctx context.Context, sessionID, fingerprint string
 // session and fingerprint) and waits up to hold for a decision, until ctx is
 // done (the client went away), or until Close.
 func (b *Broker) Hold(ctx context.Context, rec *Record, hold time.Duration) (Outcome, error) {
+	h, early, err := b.register(ctx, rec, nil)
+	if err != nil || early != nil {
+		return derefOutcome(early), err
+	}
+	return b.wait(ctx, h, hold), nil
+}
+
+// HoldWatching is Hold for a caller that watches its client from the
+// waiting goroutine itself, which saves the goroutine a held request would
+// otherwise need for that: with thousands held, each costs a stack. watch
+// blocks until the client goes away (it returns true) or wake is called
+// (false). The broker calls wake, from another goroutine, when the request
+// is decided, its hold ends or ctx is done; wake may also come after
+// HoldWatching returns, and must then do no harm. A client that sends bytes
+// while held is not gone: watch returns false and the hold goes on without
+// watching.
+func (b *Broker) HoldWatching(ctx context.Context, rec *Record, hold time.Duration, watch func() bool, wake func()) (Outcome, error) {
+	h, early, err := b.register(ctx, rec, wake)
+	if err != nil || early != nil {
+		return derefOutcome(early), err
+	}
+	deadline := b.opts.Now().Add(hold)
+	var expired atomic.Bool
+	timer := time.AfterFunc(hold, func() {
+		expired.Store(true)
+		wake()
+	})
+	stop := context.AfterFunc(ctx, wake)
+	gone := false
+	select {
+	case o := <-h.w.ch:
+		timer.Stop()
+		stop()
+		o.Joined = h.joined
+		return o, nil
+	default:
+		gone = watch()
+	}
+	timer.Stop()
+	stop()
+	select {
+	case o := <-h.w.ch:
+		o.Joined = h.joined
+		return o, nil
+	default:
+	}
+	switch {
+	case gone || ctx.Err() != nil:
+		return b.abandon(h), nil
+	case expired.Load():
+		return b.expire(h), nil
+	}
+	// The client sent more bytes: wait without watching.
+	return b.wait(ctx, h, max(deadline.Sub(b.opts.Now()), 0)), nil
+}
+
+// held is a registered hold.
+type held struct {
+	w         *waiter
+	rec       *Record
+	joined    bool
+	requestID string
+}
+
+func derefOutcome(o *Outcome) Outcome {
+	if o == nil {
+		return Outcome{}
+	}
+	return *o
+}
+
+// wait waits for the outcome of a registered hold.
+func (b *Broker) wait(ctx context.Context, h *held, hold time.Duration) Outcome {
+	timer := time.NewTimer(hold)
+	defer timer.Stop()
+	select {
+	case o := <-h.w.ch:
+		o.Joined = h.joined
+		return o
+	case <-timer.C:
+		return b.expire(h)
+	case <-ctx.Done():
+		return b.abandon(h)
+	}
+}
+
+// expire ends a hold whose time ran out.
+func (b *Broker) expire(h *held) Outcome {
+	if o, ok := b.release(h.rec.ID, h.w); ok {
+		o.Joined = h.joined
+		return o
+	}
+	return Outcome{Kind: OutcomePending, Record: h.rec, Joined: h.joined}
+}
+
+// abandon ends a hold whose client went away.
+func (b *Broker) abandon(h *held) Outcome {
+	if o, ok := b.release(h.rec.ID, h.w); ok {
+		// Decided in the same instant the client left; report what
+		// happened to the approval, not the disconnect.
+		o.Joined = h.joined
+		return o
+	}
+	_ = b.opts.Auditor.Record(&audit.Event{
+		Type: "approval", ApprovalID: h.rec.ID, RequestID: h.requestID,
+		Detail: "abandoned: the client disconnected while held; an approval still grants one retry",
+	})
+	return Outcome{Kind: OutcomeAbandoned, Record: h.rec, Joined: h.joined}
+}
+
+// register opens the approval of rec, or joins a pending one, audits and
+// notifies, and registers a waiter for its outcome. early is set when there
+// is nothing to wait for.
+func (b *Broker) register(ctx context.Context, rec *Record, wake func()) (*held, *Outcome, error) {
 	now := b.opts.Now()
-	w := &waiter{ch: make(chan Outcome, 1)}
+	w := &waiter{ch: make(chan Outcome, 1), wake: wake}
 	// A retry that joins carries its own request id; the audit records of
 	// this hold name it, not the first request's.
 	requestID := rec.RequestID
@@ -262,7 +383,7 @@ func (b *Broker) Hold(ctx context.Context, rec *Record, hold time.Duration) (Out
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		return Outcome{Kind: OutcomeShutdown}, nil
+		return nil, &Outcome{Kind: OutcomeShutdown}, nil
 	}
 	joined := false
 	existing, err := b.opts.Store.FindPending(ctx, rec.SessionID, rec.Fingerprint, now)
@@ -273,11 +394,11 @@ func (b *Broker) Hold(ctx context.Context, rec *Record, hold time.Duration) (Out
 		pending, err := b.opts.Store.CountPending(ctx)
 		if err != nil {
 			b.mu.Unlock()
-			return Outcome{}, fmt.Errorf("count pending approvals: %w", err)
+			return nil, nil, fmt.Errorf("count pending approvals: %w", err)
 		}
 		if pending >= b.opts.MaxPending {
 			b.mu.Unlock()
-			return Outcome{}, ErrTooManyPending
+			return nil, nil, ErrTooManyPending
 		}
 		rec.Created = now
 		rec.Expires = now.Add(b.opts.Expire)
@@ -287,7 +408,7 @@ func (b *Broker) Hold(ctx context.Context, rec *Record, hold time.Duration) (Out
 		}
 	default:
 		b.mu.Unlock()
-		return Outcome{}, fmt.Errorf("find pending approval: %w", err)
+		return nil, nil, fmt.Errorf("find pending approval: %w", err)
 	}
 
 	// The request is audited before the record exists or the waiter is
@@ -304,19 +425,19 @@ func (b *Broker) Hold(ctx context.Context, rec *Record, hold time.Duration) (Out
 		Fields: map[string]any{"required": rec.Required, "expires": rec.Expires.UTC().Format(time.RFC3339)},
 	}); err != nil {
 		b.mu.Unlock()
-		return Outcome{}, fmt.Errorf("audit approval request: %w", err)
+		return nil, nil, fmt.Errorf("audit approval request: %w", err)
 	}
 	var link string
 	if !joined {
 		if err := b.opts.Store.Create(ctx, rec); err != nil {
 			b.mu.Unlock()
-			return Outcome{}, fmt.Errorf("create approval: %w", err)
+			return nil, nil, fmt.Errorf("create approval: %w", err)
 		}
 		if b.opts.PageURL != nil {
 			token, hash := NewToken()
 			if err := b.opts.Store.AddToken(ctx, Token{Hash: hash, ApprovalID: rec.ID, Label: "notification", Created: now}); err != nil {
 				b.mu.Unlock()
-				return Outcome{}, fmt.Errorf("store approval link: %w", err)
+				return nil, nil, fmt.Errorf("store approval link: %w", err)
 			}
 			link = b.opts.PageURL(rec.ID, token)
 		}
@@ -339,32 +460,7 @@ func (b *Broker) Hold(ctx context.Context, rec *Record, hold time.Duration) (Out
 				Detail: "notified: " + strings.Join(where, "; ")})
 		}
 	}
-
-	timer := time.NewTimer(hold)
-	defer timer.Stop()
-	select {
-	case o := <-w.ch:
-		o.Joined = joined
-		return o, nil
-	case <-timer.C:
-		if o, ok := b.release(rec.ID, w); ok {
-			o.Joined = joined
-			return o, nil
-		}
-		return Outcome{Kind: OutcomePending, Record: rec, Joined: joined}, nil
-	case <-ctx.Done():
-		if o, ok := b.release(rec.ID, w); ok {
-			// Decided in the same instant the client left; report what
-			// happened to the approval, not the disconnect.
-			o.Joined = joined
-			return o, nil
-		}
-		_ = b.opts.Auditor.Record(&audit.Event{
-			Type: "approval", ApprovalID: rec.ID, RequestID: requestID,
-			Detail: "abandoned: the client disconnected while held; an approval still grants one retry",
-		})
-		return Outcome{Kind: OutcomeAbandoned, Record: rec, Joined: joined}, nil
-	}
+	return &held{w: w, rec: rec, joined: joined, requestID: requestID}, nil, nil
 }
 
 // release removes w from the waiters of id. If an outcome was delivered in

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -961,5 +962,122 @@ func TestGrantStoreFailure(t *testing.T) {
 		if _, err := b.ConsumeGrant(t.Context(), "s1", "fp1"); !errors.Is(err, ErrNotFound) {
 			t.Errorf("ConsumeGrant() error = %v, want ErrNotFound", err)
 		}
+	})
+}
+
+// fakeClient is the client of a HoldWatching caller.
+type fakeClient struct {
+	woke, left, sent chan struct{}
+	once             sync.Once
+	wakes            atomic.Int32
+}
+
+func newFakeClient() *fakeClient {
+	return &fakeClient{woke: make(chan struct{}), left: make(chan struct{}), sent: make(chan struct{})}
+}
+
+func (c *fakeClient) watch() bool {
+	select {
+	case <-c.woke:
+		return false
+	case <-c.left:
+		return true
+	case <-c.sent:
+		return false
+	}
+}
+
+func (c *fakeClient) wake() {
+	c.wakes.Add(1)
+	c.once.Do(func() { close(c.woke) })
+}
+
+func TestHoldWatching(t *testing.T) {
+	start := func(ctx context.Context, b *Broker, rec *Record, c *fakeClient, hold time.Duration) <-chan holdResult {
+		ch := make(chan holdResult, 1)
+		go func() {
+			out, err := b.HoldWatching(ctx, rec, hold, c.watch, c.wake)
+			ch <- holdResult{out, err}
+		}()
+		return ch
+	}
+	t.Run("decided", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			b, _, _ := newTestBroker(t, Options{})
+			rec, c := newRecord("s1", "fp1"), newFakeClient()
+			held := start(t.Context(), b, rec, c, time.Minute)
+			synctest.Wait()
+			if _, err := b.Decide(t.Context(), rec.ID, Decision{Approve: true, Approver: "alice", Via: "cli"}); err != nil {
+				t.Fatal(err)
+			}
+			if r := <-held; r.err != nil || r.out.Kind != OutcomeApproved {
+				t.Fatalf("HoldWatching() = %v, %v; want approved", r.out.Kind, r.err)
+			}
+			if c.wakes.Load() == 0 {
+				t.Error("the decision did not wake the watch")
+			}
+		})
+	})
+	t.Run("client leaves", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			b, aud, _ := newTestBroker(t, Options{})
+			rec, c := newRecord("s1", "fp1"), newFakeClient()
+			held := start(t.Context(), b, rec, c, time.Minute)
+			synctest.Wait()
+			close(c.left)
+			if r := <-held; r.err != nil || r.out.Kind != OutcomeAbandoned {
+				t.Fatalf("HoldWatching() = %v, %v; want abandoned", r.out.Kind, r.err)
+			}
+			if diff := cmp.Diff([]string{"requested", "abandoned"}, aud.details(rec.ID)); diff != "" {
+				t.Errorf("audit (-want +got):\n%s", diff)
+			}
+			if got := totalWaiters(b); got != 0 {
+				t.Errorf("waiters after the client left = %d, want 0", got)
+			}
+		})
+	})
+	t.Run("hold runs out", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			b, _, _ := newTestBroker(t, Options{})
+			rec, c := newRecord("s1", "fp1"), newFakeClient()
+			held := start(t.Context(), b, rec, c, time.Minute)
+			if r := <-held; r.err != nil || r.out.Kind != OutcomePending {
+				t.Fatalf("HoldWatching() = %v, %v; want pending", r.out.Kind, r.err)
+			}
+			if c.wakes.Load() == 0 {
+				t.Error("the end of the hold did not wake the watch")
+			}
+		})
+	})
+	t.Run("client sends bytes", func(t *testing.T) {
+		// The watch ends without a wake; the hold goes on unwatched and
+		// still ends when its time is up, not later.
+		synctest.Test(t, func(t *testing.T) {
+			b, _, _ := newTestBroker(t, Options{})
+			rec, c := newRecord("s1", "fp1"), newFakeClient()
+			began := time.Now()
+			held := start(t.Context(), b, rec, c, time.Minute)
+			time.Sleep(10 * time.Second)
+			close(c.sent)
+			r := <-held
+			if r.err != nil || r.out.Kind != OutcomePending {
+				t.Fatalf("HoldWatching() = %v, %v; want pending", r.out.Kind, r.err)
+			}
+			if took := time.Since(began); took != time.Minute {
+				t.Errorf("the hold lasted %s, want 1m", took)
+			}
+		})
+	})
+	t.Run("shutdown", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			b, _, _ := newTestBroker(t, Options{})
+			rec, c := newRecord("s1", "fp1"), newFakeClient()
+			held := start(t.Context(), b, rec, c, time.Minute)
+			synctest.Wait()
+			b.Close()
+			if r := <-held; r.err != nil || r.out.Kind != OutcomeShutdown {
+				t.Fatalf("HoldWatching() = %v, %v; want shutdown", r.out.Kind, r.err)
+			}
+		})
 	})
 }

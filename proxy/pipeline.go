@@ -47,9 +47,9 @@ type exchange struct {
 	// beforeBody is called once before the body is first read; the tunnel
 	// uses it to answer "Expect: 100-continue".
 	beforeBody func() error
-	// watch returns a context that is cancelled when the client goes away,
-	// and a stop function. Nil means ctx already carries that signal.
-	watch func(ctx context.Context) (context.Context, func())
+	// watch returns the watch of the client for a held request. Nil means
+	// ctx already carries the client going away.
+	watch func() *clientWatch
 }
 
 // handle decides one request and returns the response for the client. It
@@ -320,12 +320,17 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 	hold := s.holdFor(d, act, ex.host)
 	messages := d.Messages()
 	return nil, func() *http.Response {
-		holdCtx, stop := ctx, func() {}
+		var out approval.Outcome
+		var err error
 		if ex.watch != nil {
-			holdCtx, stop = ex.watch(ctx)
+			// The held goroutine watches its client itself: a second
+			// goroutine per held request would cost a stack each.
+			cw := ex.watch()
+			out, err = s.opts.Approvals.HoldWatching(ctx, rec, hold, cw.watch, cw.wake)
+			cw.finish()
+		} else {
+			out, err = s.opts.Approvals.Hold(ctx, rec, hold)
 		}
-		out, err := s.opts.Approvals.Hold(holdCtx, rec, hold)
-		stop()
 		return s.holdOutcome(ctx, ex, act, body, rec.ID, messages, out, err, cnt)
 	}
 }

@@ -281,7 +281,7 @@ func (s *Server) serveRequest(c *clientReader, sess *session.Info, scheme, host 
 
 	ex := &exchange{
 		req: req, scheme: scheme, host: host, port: port, session: sess, id: id, upgrade: upgrade,
-		watch: func(ctx context.Context) (context.Context, func()) { return watchClient(ctx, conn, br) },
+		watch: func() *clientWatch { return &clientWatch{conn: conn, br: br} },
 	}
 	if expectsContinue(req) {
 		ex.beforeBody = func() error {
@@ -388,28 +388,52 @@ func expectsContinue(req *http.Request) bool {
 	return false
 }
 
-// watchClient returns a context cancelled when the client closes the
-// connection while its request is held. It reads at most one byte ahead into
-// br (a pipelined request stays buffered there). stop ends the watch.
-func watchClient(ctx context.Context, conn net.Conn, br *bufio.Reader) (context.Context, func()) {
-	wctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if _, err := br.Peek(1); err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				return // stopped by us
-			}
-			cancel()
-		}
-	}()
-	return wctx, func() {
-		_ = conn.SetReadDeadline(aLongTimeAgo)
-		<-done
-		_ = conn.SetReadDeadline(time.Time{})
-		cancel()
+// clientWatch lets the goroutine of a held request notice its client
+// leaving (see approval.Broker.HoldWatching): it reads at most one byte ahead
+// into br (a pipelined request stays buffered there), and wake interrupts
+// that read from another goroutine through the read deadline.
+type clientWatch struct {
+	conn net.Conn
+	br   *bufio.Reader
+
+	mu    sync.Mutex
+	woken bool // wake was called: watch must not block
+	done  bool // the hold is over: wake must leave the deadline alone
+}
+
+// watch blocks until the client goes away (true), sends more bytes or is
+// woken (false).
+func (w *clientWatch) watch() bool {
+	w.mu.Lock()
+	if w.woken {
+		w.mu.Unlock()
+		return false
 	}
+	// No deadline but wake's: a body read may have left an idle one.
+	_ = w.conn.SetReadDeadline(time.Time{})
+	w.mu.Unlock()
+	if _, err := w.br.Peek(1); err != nil {
+		var ne net.Error
+		return !errors.As(err, &ne) || !ne.Timeout()
+	}
+	return false
+}
+
+func (w *clientWatch) wake() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.woken = true
+	if !w.done {
+		_ = w.conn.SetReadDeadline(aLongTimeAgo)
+	}
+}
+
+// finish ends the watch: a late wake no longer touches the connection.
+func (w *clientWatch) finish() {
+	w.mu.Lock()
+	w.done = true
+	w.mu.Unlock()
+	_ = w.conn.SetReadDeadline(time.Time{})
 }
 
 // idleDeadlineBody extends the connection's read deadline before each read
