@@ -116,8 +116,18 @@ type Log struct {
 // file size just after it.
 type position struct {
 	seq  uint64
-	hash string
+	hash chainHash
 	size int64
+}
+
+// chainHash is a record's hash as its line spells it (hex). Kept as an
+// array, a chain position costs no allocation per record.
+type chainHash [2 * sha256.Size]byte
+
+func hashOf(hexHash string) chainHash {
+	var h chainHash
+	copy(h[:], hexHash)
+	return h
 }
 
 // batch is a group of records written, and synced, together.
@@ -163,7 +173,7 @@ func Open(opts Options, logger *zap.Logger) (*Log, error) {
 	if l.now == nil {
 		l.now = time.Now
 	}
-	l.tip.hash = zeroHash
+	l.tip.hash = hashOf(zeroHash)
 
 	if opts.Path == "-" {
 		l.fsync = false
@@ -314,7 +324,7 @@ func (l *Log) record(ev *Event, m mode) error {
 func (l *Log) appendLocked(body []byte) (*batch, error) {
 	seq := l.tip.seq + 1
 	start := len(l.pending)
-	line, hash, err := assemble(l.pending, body, seq, l.tip.hash, l.now())
+	line, hash, err := assemble(l.pending, body, seq, &l.tip.hash, l.now())
 	if err != nil {
 		l.pending = line[:start]
 		return nil, err
@@ -534,7 +544,7 @@ func encodeBody(enc zapcore.Encoder, ev *Event) (*buffer.Buffer, error) {
 // assemble appends to dst the line {"seq":N,"ts":…,<body members>,
 // "prev":…,"hash":…} built from an encoded body: byte for byte what
 // encodeLine writes.
-func assemble(dst, body []byte, seq uint64, prev string, ts time.Time) ([]byte, string, error) {
+func assemble(dst, body []byte, seq uint64, prev *chainHash, ts time.Time) ([]byte, chainHash, error) {
 	start := len(dst)
 	line := append(dst, seqPrefix...)
 	line = strconv.AppendUint(line, seq, 10)
@@ -543,20 +553,22 @@ func assemble(dst, body []byte, seq uint64, prev string, ts time.Time) ([]byte, 
 	line = append(line, `",`...)
 	line = append(line, body[1:len(body)-1]...)
 	line = append(line, `,"prev":"`...)
-	line = append(line, prev...)
+	line = append(line, prev[:]...)
 	line = append(line, `"}`...)
 	sum := sha256.Sum256(line[start:])
 	line = append(line[:len(line)-1], hashKey...)
 	line = hex.AppendEncode(line, sum[:])
 	line = append(line, `"}`...)
 	if n := len(line) - start; n > maxLineBytes {
-		return dst, "", fmt.Errorf("encode audit record: %d bytes exceeds the %d-byte limit", n, maxLineBytes)
+		return dst, chainHash{}, fmt.Errorf("encode audit record: %d bytes exceeds the %d-byte limit", n, maxLineBytes)
 	}
 	if bytes.IndexByte(line[start:], '\n') >= 0 {
-		return dst, "", errors.New("encode audit record: newline in encoded record")
+		return dst, chainHash{}, errors.New("encode audit record: newline in encoded record")
 	}
+	var h chainHash
+	hex.Encode(h[:], sum[:])
 	line = append(line, '\n')
-	return line, hex.EncodeToString(sum[:]), nil
+	return line, h, nil
 }
 
 // encodeLine appends the line for ev to dst in one step. The log writes
@@ -666,7 +678,7 @@ type resumed struct {
 // the file, checks it against its own hash and returns the chain position
 // after it.
 func resume(f File) (resumed, error) {
-	r := resumed{pos: position{hash: zeroHash}}
+	r := resumed{pos: position{hash: hashOf(zeroHash)}}
 	fi, err := f.Stat()
 	if err != nil {
 		return r, err
@@ -703,7 +715,7 @@ func resume(f File) (resumed, error) {
 			}
 			return r, &ChainError{Line: n + 1, Reason: reason}
 		}
-		r.pos = position{seq: l.seq, hash: l.hash, size: end + 1}
+		r.pos = position{seq: l.seq, hash: hashOf(l.hash), size: end + 1}
 	}
 	r.torn = size - r.pos.size
 	if r.torn > 0 {

@@ -698,7 +698,8 @@ func TestAssembledLineEqualsEncodedLine(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, gotHash, err := assemble(bytes.Clone(prefix), body.Bytes(), 7, zeroHash, ts)
+		zero := hashOf(zeroHash)
+		got, gotHash, err := assemble(bytes.Clone(prefix), body.Bytes(), 7, &zero, ts)
 		body.Free()
 		if err != nil {
 			t.Fatal(err)
@@ -706,7 +707,7 @@ func TestAssembledLineEqualsEncodedLine(t *testing.T) {
 		if !bytes.HasPrefix(got, prefix) {
 			t.Fatalf("assemble overwrote what it appends to: %q", got)
 		}
-		if got = got[len(prefix):]; string(got) != string(want) || gotHash != wantHash {
+		if got = got[len(prefix):]; string(got) != string(want) || string(gotHash[:]) != wantHash {
 			t.Errorf("assembled line differs:\n got %s\nwant %s", got, want)
 		}
 	}
