@@ -141,6 +141,7 @@ func readHead(br *bufio.Reader, lim Limits, allowConnect bool) (*head, error) {
 	}
 
 	h.header = make(http.Header)
+	var single []string
 	fields := 0
 	for {
 		line, n, err := readLine(br, budget, &scratch)
@@ -168,7 +169,19 @@ func readHead(br *bufio.Reader, lim Limits, allowConnect bool) (*head, error) {
 			// CGI-style servers read "Transfer_Encoding" as Transfer-Encoding.
 			return nil, refuse(http.StatusBadRequest, "underscore in a framing header name")
 		}
-		h.header[key] = append(h.header[key], string(value))
+		if vs, ok := h.header[key]; ok {
+			h.header[key] = append(vs, string(value))
+			continue
+		}
+		// Most fields appear once: their one-value lists share a backing
+		// array instead of an allocation each (as net/textproto does).
+		if len(single) == 0 {
+			single = make([]string, 8)
+		}
+		vs := single[:1:1]
+		single = single[1:]
+		vs[0] = string(value)
+		h.header[key] = vs
 	}
 	if err := h.validate(); err != nil {
 		return nil, err
