@@ -194,19 +194,7 @@ func (in *Input) buildMap() map[string]any {
 		"time":    in.Time.Format(time.RFC3339Nano),
 	}
 	if in.Session != nil {
-		sess := map[string]any{
-			"id":      in.Session.ID,
-			"name":    in.Session.Name,
-			"user":    in.Session.User,
-			"command": in.Session.Command,
-			"cwd":     in.Session.Cwd,
-		}
-		labels := make(map[string]any, len(in.Session.Labels))
-		for k, v := range in.Session.Labels {
-			labels[k] = v
-		}
-		sess["labels"] = labels
-		m["session"] = sess
+		m["session"] = in.Session.PolicyDoc()
 	}
 	return m
 }

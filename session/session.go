@@ -11,9 +11,12 @@ import (
 	"encoding/base32"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
-// Info identifies a session to policies, approvers and the audit log.
+// Info identifies a session to policies, approvers and the audit log. Its
+// fields must not change once requests of the session are being decided
+// (PolicyDoc is built once).
 type Info struct {
 	ID      string            `json:"id"`
 	Name    string            `json:"name"`
@@ -21,6 +24,31 @@ type Info struct {
 	Command string            `json:"command,omitempty"`
 	Cwd     string            `json:"cwd,omitempty"`
 	Labels  map[string]string `json:"labels,omitempty"`
+
+	doc atomic.Pointer[map[string]any]
+}
+
+// PolicyDoc returns input.session of the policy input (SPEC 4). It is built
+// on first use and shared by every request of the session, so callers must
+// not modify it.
+func (s *Info) PolicyDoc() map[string]any {
+	if d := s.doc.Load(); d != nil {
+		return *d
+	}
+	labels := make(map[string]any, len(s.Labels))
+	for k, v := range s.Labels {
+		labels[k] = v
+	}
+	d := map[string]any{
+		"id":      s.ID,
+		"name":    s.Name,
+		"user":    s.User,
+		"command": s.Command,
+		"cwd":     s.Cwd,
+		"labels":  labels,
+	}
+	s.doc.CompareAndSwap(nil, &d)
+	return *s.doc.Load()
 }
 
 // NewID returns a fresh session id such as "s-k3j5x9q2mfa4".
