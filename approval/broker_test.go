@@ -993,91 +993,88 @@ func (c *fakeClient) wake() {
 }
 
 func TestHoldWatching(t *testing.T) {
-	start := func(ctx context.Context, b *Broker, rec *Record, c *fakeClient, hold time.Duration) <-chan holdResult {
-		ch := make(chan holdResult, 1)
-		go func() {
-			out, err := b.HoldWatching(ctx, rec, hold, c.watch, c.wake)
-			ch <- holdResult{out, err}
-		}()
-		return ch
+	tests := []struct {
+		name string
+		// act runs while the request is held.
+		act      func(t *testing.T, b *Broker, rec *Record, c *fakeClient)
+		want     OutcomeKind
+		wantWake bool
+		// wantTook, when set, is how long the hold must last.
+		wantTook time.Duration
+	}{
+		{
+			name: "decided",
+			act: func(t *testing.T, b *Broker, rec *Record, _ *fakeClient) {
+				synctest.Wait()
+				if _, err := b.Decide(t.Context(), rec.ID, Decision{Approve: true, Approver: "alice", Via: "cli"}); err != nil {
+					t.Fatal(err)
+				}
+			},
+			want: OutcomeApproved, wantWake: true,
+		},
+		{
+			name: "client leaves",
+			act: func(_ *testing.T, _ *Broker, _ *Record, c *fakeClient) {
+				synctest.Wait()
+				close(c.left)
+			},
+			want: OutcomeAbandoned,
+		},
+		{
+			name: "hold runs out",
+			act:  func(*testing.T, *Broker, *Record, *fakeClient) {},
+			want: OutcomePending, wantWake: true, wantTook: time.Minute,
+		},
+		{
+			// The watch ends without a wake; the hold goes on unwatched
+			// and still ends when its time is up, not later.
+			name: "client sends bytes",
+			act: func(_ *testing.T, _ *Broker, _ *Record, c *fakeClient) {
+				time.Sleep(10 * time.Second)
+				close(c.sent)
+			},
+			want: OutcomePending, wantTook: time.Minute,
+		},
+		{
+			name: "shutdown",
+			act: func(_ *testing.T, b *Broker, _ *Record, _ *fakeClient) {
+				synctest.Wait()
+				b.Close()
+			},
+			want: OutcomeShutdown, wantWake: true,
+		},
 	}
-	t.Run("decided", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) {
-			b, _, _ := newTestBroker(t, Options{})
-			rec, c := newRecord("s1", "fp1"), newFakeClient()
-			held := start(t.Context(), b, rec, c, time.Minute)
-			synctest.Wait()
-			if _, err := b.Decide(t.Context(), rec.ID, Decision{Approve: true, Approver: "alice", Via: "cli"}); err != nil {
-				t.Fatal(err)
-			}
-			if r := <-held; r.err != nil || r.out.Kind != OutcomeApproved {
-				t.Fatalf("HoldWatching() = %v, %v; want approved", r.out.Kind, r.err)
-			}
-			if c.wakes.Load() == 0 {
-				t.Error("the decision did not wake the watch")
-			}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b, aud, _ := newTestBroker(t, Options{})
+				rec, c := newRecord("s1", "fp1"), newFakeClient()
+				began := time.Now()
+				held := make(chan holdResult, 1)
+				go func() {
+					out, err := b.HoldWatching(t.Context(), rec, time.Minute, c.watch, c.wake)
+					held <- holdResult{out, err}
+				}()
+				tt.act(t, b, rec, c)
+				r := <-held
+				if r.err != nil || r.out.Kind != tt.want {
+					t.Fatalf("HoldWatching() = %v, %v; want %v", r.out.Kind, r.err, tt.want)
+				}
+				if tt.wantWake && c.wakes.Load() == 0 {
+					t.Error("the watch was not woken")
+				}
+				if took := time.Since(began); tt.wantTook != 0 && took != tt.wantTook {
+					t.Errorf("the hold lasted %s, want %s", took, tt.wantTook)
+				}
+				if got := totalWaiters(b); got != 0 {
+					t.Errorf("waiters after the hold = %d, want 0", got)
+				}
+				if tt.want == OutcomeAbandoned {
+					if diff := cmp.Diff([]string{"requested", "abandoned"}, aud.details(rec.ID)); diff != "" {
+						t.Errorf("audit (-want +got):\n%s", diff)
+					}
+				}
+			})
 		})
-	})
-	t.Run("client leaves", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) {
-			b, aud, _ := newTestBroker(t, Options{})
-			rec, c := newRecord("s1", "fp1"), newFakeClient()
-			held := start(t.Context(), b, rec, c, time.Minute)
-			synctest.Wait()
-			close(c.left)
-			if r := <-held; r.err != nil || r.out.Kind != OutcomeAbandoned {
-				t.Fatalf("HoldWatching() = %v, %v; want abandoned", r.out.Kind, r.err)
-			}
-			if diff := cmp.Diff([]string{"requested", "abandoned"}, aud.details(rec.ID)); diff != "" {
-				t.Errorf("audit (-want +got):\n%s", diff)
-			}
-			if got := totalWaiters(b); got != 0 {
-				t.Errorf("waiters after the client left = %d, want 0", got)
-			}
-		})
-	})
-	t.Run("hold runs out", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) {
-			b, _, _ := newTestBroker(t, Options{})
-			rec, c := newRecord("s1", "fp1"), newFakeClient()
-			held := start(t.Context(), b, rec, c, time.Minute)
-			if r := <-held; r.err != nil || r.out.Kind != OutcomePending {
-				t.Fatalf("HoldWatching() = %v, %v; want pending", r.out.Kind, r.err)
-			}
-			if c.wakes.Load() == 0 {
-				t.Error("the end of the hold did not wake the watch")
-			}
-		})
-	})
-	t.Run("client sends bytes", func(t *testing.T) {
-		// The watch ends without a wake; the hold goes on unwatched and
-		// still ends when its time is up, not later.
-		synctest.Test(t, func(t *testing.T) {
-			b, _, _ := newTestBroker(t, Options{})
-			rec, c := newRecord("s1", "fp1"), newFakeClient()
-			began := time.Now()
-			held := start(t.Context(), b, rec, c, time.Minute)
-			time.Sleep(10 * time.Second)
-			close(c.sent)
-			r := <-held
-			if r.err != nil || r.out.Kind != OutcomePending {
-				t.Fatalf("HoldWatching() = %v, %v; want pending", r.out.Kind, r.err)
-			}
-			if took := time.Since(began); took != time.Minute {
-				t.Errorf("the hold lasted %s, want 1m", took)
-			}
-		})
-	})
-	t.Run("shutdown", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) {
-			b, _, _ := newTestBroker(t, Options{})
-			rec, c := newRecord("s1", "fp1"), newFakeClient()
-			held := start(t.Context(), b, rec, c, time.Minute)
-			synctest.Wait()
-			b.Close()
-			if r := <-held; r.err != nil || r.out.Kind != OutcomeShutdown {
-				t.Fatalf("HoldWatching() = %v, %v; want shutdown", r.out.Kind, r.err)
-			}
-		})
-	})
+	}
 }

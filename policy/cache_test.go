@@ -78,8 +78,10 @@ allow if input.request.host == "api.github.com"
 `,
 }
 
-func TestCachedDecisionsEqualUncached(t *testing.T) {
-	inputs := goldenInputs(t)
+// differentialSources are the built-in policy and differentialPolicies, each
+// written to a directory of its own.
+func differentialSources(t *testing.T) map[string]policy.Source {
+	t.Helper()
 	sources := map[string]policy.Source{"default": {Builtin: true}}
 	for name, src := range differentialPolicies {
 		dir := t.TempDir()
@@ -88,6 +90,12 @@ func TestCachedDecisionsEqualUncached(t *testing.T) {
 		}
 		sources[name] = policy.Source{Paths: []string{dir}}
 	}
+	return sources
+}
+
+func TestCachedDecisionsEqualUncached(t *testing.T) {
+	inputs := goldenInputs(t)
+	sources := differentialSources(t)
 	for name, src := range sources {
 		t.Run(name, func(t *testing.T) {
 			cached, err := policy.New(t.Context(), policy.Options{Source: src, EvalTimeout: time.Minute}, nil)
@@ -149,14 +157,7 @@ func TestCacheIsOffForPoliciesItCannotKeyOn(t *testing.T) {
 // equal those with the input converted up front.
 func TestLazyInputDecidesAsEager(t *testing.T) {
 	inputs := goldenInputs(t)
-	sources := map[string]policy.Source{"default": {Builtin: true}}
-	for name, src := range differentialPolicies {
-		dir := t.TempDir()
-		if err := os.WriteFile(filepath.Join(dir, "p.rego"), []byte(src), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		sources[name] = policy.Source{Paths: []string{dir}}
-	}
+	sources := differentialSources(t)
 	sets, err := filepath.Glob("../examples/policies/*/policy.rego")
 	if err != nil || len(sets) == 0 {
 		t.Fatalf("example policy sets: %v, %v", sets, err)
