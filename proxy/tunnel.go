@@ -301,6 +301,15 @@ func (s *Server) serveRequest(c *clientReader, sess *session.Info, scheme, host 
 		bw := getWriter(conn)
 		s.spliceUpgraded(conn, br, bw, resp)
 		putWriter(bw)
+		// The transport may still be reading a request body from br (an
+		// upstream can switch protocols before the body ends): the
+		// reader stays with this connection instead of going back to the
+		// pool, where another connection would share it. The connection
+		// is over; closing it first makes any such read, and the drain in
+		// Close, end at once.
+		_ = conn.Close()
+		_ = req.Body.Close()
+		c.br, c.rd = nil, nil
 		return false
 	}
 	// Finish (or give up on) the request body before answering, so that
