@@ -246,7 +246,13 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 		return s.denial(ex, act, answer{status: http.StatusRequestEntityTooLarge, decision: "deny",
 			message: fmt.Sprintf("countersign: this request needs approval, but its body is larger than inspect.body_limit (%d bytes), so a human could not see what would be sent; it was not sent.", s.opts.BodyLimit)}), nil
 	}
-	sum := sha256.Sum256(body)
+	// The policy input already hashed the body (it is whole here: a
+	// truncated one was refused above).
+	bodyHash := in.Request.BodySHA256
+	if bodyHash == "" {
+		sum := sha256.Sum256(body)
+		bodyHash = hex.EncodeToString(sum[:])
+	}
 	// The fingerprint uses the provider's canonical body where it has one
 	// (an MCP message without its per-request id); the record keeps the
 	// real hash.
@@ -304,7 +310,7 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 			Headers:    in.Request.Headers,
 			Body:       displayBody(ex.req.Header.Get("Content-Type"), body),
 			BodySize:   int64(len(body)),
-			BodySHA256: hex.EncodeToString(sum[:]),
+			BodySHA256: bodyHash,
 		},
 		Fingerprint: fp,
 		Messages:    d.Messages(),
