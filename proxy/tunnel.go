@@ -207,13 +207,20 @@ func (c *clientReader) idle() {
 	c.br, c.rd = nil, nil
 }
 
-// release returns the buffer to the pool when the connection ends.
+// release returns the buffer to the pool when the connection ends, unless
+// the last request's body may still be read from it (a body not read to its
+// end, say by a transport still sending it upstream): then it is left to the
+// garbage collector, as sharing it with another connection could hand that
+// connection's bytes to this request.
 func (c *clientReader) release() {
-	if c.br != nil {
+	if c.br == nil {
+		return
+	}
+	if c.rd.Reusable() {
 		c.br.Reset(nil)
 		c.pool.Put(c.br)
-		c.br, c.rd = nil, nil
 	}
+	c.br, c.rd = nil, nil
 }
 
 // serveHTTP1 reads requests with the strict reader and answers each through
@@ -302,14 +309,12 @@ func (s *Server) serveRequest(c *clientReader, sess *session.Info, scheme, host 
 		s.spliceUpgraded(conn, br, bw, resp)
 		putWriter(bw)
 		// The transport may still be reading a request body from br (an
-		// upstream can switch protocols before the body ends): the
-		// reader stays with this connection instead of going back to the
-		// pool, where another connection would share it. The connection
-		// is over; closing it first makes any such read, and the drain in
-		// Close, end at once.
+		// upstream can switch protocols before the body ends). The
+		// connection is over: closing it ends any such read at once, and
+		// the body's Close waits for it, so release (which pools only a
+		// reader whose body is finished) sees its final state.
 		_ = conn.Close()
 		_ = req.Body.Close()
-		c.br, c.rd = nil, nil
 		return false
 	}
 	// Finish (or give up on) the request body before answering, so that
