@@ -16,86 +16,29 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/countersign/countersign/internal/testinfra"
 )
 
 // Under `run --isolate` the agent's only way out is the proxy: these tests
 // try the other ways with real tools and count what arrives.
 
-// decoy is a TCP or UDP listener outside the namespace that must never see
-// the agent.
-type decoy struct {
-	network string
-	addr    string
-	hits    atomic.Int64
-}
-
-func startDecoy(t *testing.T, network string, ip netip.Addr) *decoy {
+// startDecoy puts a decoy on ip, any port.
+func startDecoy(t *testing.T, network string, ip netip.Addr) *testinfra.Decoy {
 	t.Helper()
-	d := &decoy{network: network}
-	addr := netip.AddrPortFrom(ip, 0).String()
-	done := make(chan struct{})
-	if network == "udp" {
-		pc, err := net.ListenPacket("udp", addr)
-		if err != nil {
-			t.Fatalf("UDP decoy on %s: %v", addr, err)
-		}
-		d.addr = pc.LocalAddr().String()
-		go func() {
-			defer close(done)
-			buf := make([]byte, 512)
-			for {
-				if _, _, err := pc.ReadFrom(buf); err != nil {
-					return
-				}
-				d.hits.Add(1)
-			}
-		}()
-		t.Cleanup(func() { pc.Close(); <-done })
-		return d
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatalf("TCP decoy on %s: %v", addr, err)
-	}
-	d.addr = ln.Addr().String()
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			d.hits.Add(1)
-			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\ndecoy")
-			c.Close()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
-	return d
+	return testinfra.StartDecoy(t, network, netip.AddrPortFrom(ip, 0).String())
 }
 
 // machineIPs returns the machine's non-loopback, non-link-local addresses:
 // at least one IPv4 address, and IPv6 ones when it has any.
 func machineIPs(t *testing.T) (v4, v6 []netip.Addr) {
 	t.Helper()
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range addrs {
-		p, err := netip.ParsePrefix(a.String())
-		if err != nil {
-			continue
-		}
-		ip := p.Addr().Unmap()
-		switch {
-		case ip.IsLoopback() || ip.IsLinkLocalUnicast():
-		case ip.Is4():
+	for _, ip := range testinfra.MachineAddrs(t) {
+		if ip.Is4() {
 			v4 = append(v4, ip)
-		default:
+		} else {
 			v6 = append(v6, ip)
 		}
 	}
@@ -164,25 +107,25 @@ func TestIsolateDirectHTTPSToTheUpstreamFails(t *testing.T) {
 func TestIsolateDirectConnectionsReachNoDecoy(t *testing.T) {
 	w := newWorld(t, denyDeletes, "")
 	v4, v6 := machineIPs(t)
-	var decoys []*decoy
+	var decoys []*testinfra.Decoy
 	decoys = append(decoys, startDecoy(t, "tcp", netip.MustParseAddr("127.0.0.2")))
 	for _, ip := range append(v4, v6...) {
 		decoys = append(decoys, startDecoy(t, "tcp", ip))
 	}
 
 	// The decoys answer a direct connection from outside.
-	control := w.run("run", "--", "curl", "--noproxy", "*", "-sS", "http://"+decoys[0].addr+"/")
-	if control.stdout != "decoy" || decoys[0].hits.Load() != 1 {
-		t.Fatalf("control: the decoy on %s did not answer a plain run: %q %s", decoys[0].addr, control.stdout, control.stderr)
+	control := w.run("run", "--", "curl", "--noproxy", "*", "-sS", "http://"+decoys[0].Addr+"/")
+	if control.stdout != "decoy" || decoys[0].Hits.Load() != 1 {
+		t.Fatalf("control: the decoy on %s did not answer a plain run: %q %s", decoys[0].Addr, control.stdout, control.stderr)
 	}
-	decoys[0].hits.Store(0)
+	decoys[0].Hits.Store(0)
 
 	var script strings.Builder
 	for _, d := range decoys {
 		// curl ignoring the proxy, and a raw socket from Python.
-		fmt.Fprintf(&script, "curl --noproxy '*' -sS --max-time 5 http://%s/ && echo LEAK curl %s\n", d.addr, d.addr)
-		host, port, _ := net.SplitHostPort(d.addr)
-		fmt.Fprintf(&script, "python3 -c 'import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)' %s %s 2>/dev/null && echo LEAK python %s\n", host, port, d.addr)
+		fmt.Fprintf(&script, "curl --noproxy '*' -sS --max-time 5 http://%s/ && echo LEAK curl %s\n", d.Addr, d.Addr)
+		host, port, _ := net.SplitHostPort(d.Addr)
+		fmt.Fprintf(&script, "python3 -c 'import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)' %s %s 2>/dev/null && echo LEAK python %s\n", host, port, d.Addr)
 	}
 	script.WriteString("echo done\n")
 	r := w.isolated("sh", "-c", script.String())
@@ -193,8 +136,8 @@ func TestIsolateDirectConnectionsReachNoDecoy(t *testing.T) {
 		t.Errorf("a direct connection succeeded:\n%s", r.stdout)
 	}
 	for _, d := range decoys {
-		if n := d.hits.Load(); n != 0 {
-			t.Errorf("decoy %s accepted %d connections, want 0", d.addr, n)
+		if n := d.Hits.Load(); n != 0 {
+			t.Errorf("decoy %s accepted %d connections, want 0", d.Addr, n)
 		}
 	}
 }
@@ -202,7 +145,7 @@ func TestIsolateDirectConnectionsReachNoDecoy(t *testing.T) {
 func TestIsolateUDPAndDNSFail(t *testing.T) {
 	w := newWorld(t, denyDeletes, "")
 	v4, v6 := machineIPs(t)
-	var decoys []*decoy
+	var decoys []*testinfra.Decoy
 	for _, ip := range append(v4, v6...) {
 		decoys = append(decoys, startDecoy(t, "udp", ip))
 	}
@@ -219,7 +162,7 @@ func TestIsolateUDPAndDNSFail(t *testing.T) {
 		}
 	}
 	for _, d := range decoys {
-		targets = append(targets, d.addr)
+		targets = append(targets, d.Addr)
 	}
 	const script = `
 import socket, sys
@@ -251,8 +194,8 @@ if bad:
 		t.Errorf("%d of %d sends refused:\n%s", n, len(targets), r.stdout)
 	}
 	for _, d := range decoys {
-		if n := d.hits.Load(); n != 0 {
-			t.Errorf("UDP decoy %s received %d datagrams, want 0", d.addr, n)
+		if n := d.Hits.Load(); n != 0 {
+			t.Errorf("UDP decoy %s received %d datagrams, want 0", d.Addr, n)
 		}
 	}
 }
@@ -261,11 +204,11 @@ func TestIsolateIPv6Fails(t *testing.T) {
 	w := newWorld(t, denyDeletes, "")
 	_, v6 := machineIPs(t)
 	targets := []string{"https://[2001:db8::1]/", "http://[2606:4700:4700::1111]/"}
-	var decoys []*decoy
+	var decoys []*testinfra.Decoy
 	for _, ip := range append(v6, netip.IPv6Loopback()) {
 		d := startDecoy(t, "tcp", ip)
 		decoys = append(decoys, d)
-		targets = append(targets, "http://"+d.addr+"/")
+		targets = append(targets, "http://"+d.Addr+"/")
 	}
 	var script strings.Builder
 	for _, u := range targets {
@@ -277,8 +220,8 @@ func TestIsolateIPv6Fails(t *testing.T) {
 		t.Errorf("curl -6 got out:\n%s", r.stdout)
 	}
 	for _, d := range decoys {
-		if n := d.hits.Load(); n != 0 {
-			t.Errorf("IPv6 decoy %s accepted %d connections, want 0", d.addr, n)
+		if n := d.Hits.Load(); n != 0 {
+			t.Errorf("IPv6 decoy %s accepted %d connections, want 0", d.Addr, n)
 		}
 	}
 	if r.code != 0 {

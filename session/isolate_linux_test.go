@@ -20,7 +20,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -28,6 +27,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
+
+	"github.com/countersign/countersign/internal/testinfra"
 )
 
 // checkCommand makes the test binary the isolated child: it tries every way
@@ -217,81 +218,6 @@ func fakeProxy(t *testing.T) *httptest.Server {
 	return srv
 }
 
-// decoy is a listener that must never see a connection.
-type decoy struct {
-	addr    string
-	accepts atomic.Int64
-}
-
-func startDecoy(t *testing.T, network, addr string) *decoy {
-	t.Helper()
-	d := &decoy{}
-	switch network {
-	case "udp":
-		pc, err := net.ListenPacket("udp", addr)
-		if err != nil {
-			t.Fatalf("decoy %s: %v", addr, err)
-		}
-		d.addr = pc.LocalAddr().String()
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			buf := make([]byte, 64)
-			for {
-				if _, _, err := pc.ReadFrom(buf); err != nil {
-					return
-				}
-				d.accepts.Add(1)
-			}
-		}()
-		t.Cleanup(func() { pc.Close(); <-done })
-	default:
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			t.Fatalf("decoy %s: %v", addr, err)
-		}
-		d.addr = ln.Addr().String()
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				d.accepts.Add(1)
-				c.Close()
-			}
-		}()
-		t.Cleanup(func() { ln.Close(); <-done })
-	}
-	return d
-}
-
-// machineAddrs are this machine's non-loopback addresses that can be
-// listened on.
-func machineAddrs(t *testing.T) []netip.Addr {
-	t.Helper()
-	ifAddrs, err := net.InterfaceAddrs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []netip.Addr
-	for _, a := range ifAddrs {
-		p, err := netip.ParsePrefix(a.String())
-		if err != nil {
-			continue
-		}
-		if ad := p.Addr().Unmap(); !ad.IsLoopback() && !ad.IsLinkLocalUnicast() {
-			out = append(out, ad)
-		}
-	}
-	if len(out) == 0 {
-		t.Fatal("this machine has no non-loopback address to put a decoy on")
-	}
-	return out
-}
-
 // requireUserNamespaces fails (never skips) with what to change where the
 // kernel refuses the namespaces.
 func requireUserNamespaces(t *testing.T, err error) {
@@ -331,11 +257,11 @@ func TestIsolatedChildReachesOnlyTheProxy(t *testing.T) {
 
 	// Decoys on another loopback address, on every address of the
 	// machine, and UDP "resolvers".
-	decoys := []*decoy{startDecoy(t, "tcp", "127.0.0.2:0")}
-	udpDecoys := []*decoy{}
-	for _, a := range machineAddrs(t) {
-		decoys = append(decoys, startDecoy(t, "tcp", netip.AddrPortFrom(a, 0).String()))
-		udpDecoys = append(udpDecoys, startDecoy(t, "udp", netip.AddrPortFrom(a, 0).String()))
+	decoys := []*testinfra.Decoy{testinfra.StartDecoy(t, "tcp", "127.0.0.2:0")}
+	udpDecoys := []*testinfra.Decoy{}
+	for _, a := range testinfra.MachineAddrs(t) {
+		decoys = append(decoys, testinfra.StartDecoy(t, "tcp", netip.AddrPortFrom(a, 0).String()))
+		udpDecoys = append(udpDecoys, testinfra.StartDecoy(t, "udp", netip.AddrPortFrom(a, 0).String()))
 	}
 
 	dir := t.TempDir()
@@ -369,10 +295,10 @@ func TestIsolatedChildReachesOnlyTheProxy(t *testing.T) {
 		ProcCount: 2, // the init process and this one
 	}
 	for _, d := range decoys {
-		plan.TCP = append(plan.TCP, d.addr)
+		plan.TCP = append(plan.TCP, d.Addr)
 	}
 	for _, d := range udpDecoys {
-		plan.UDP = append(plan.UDP, d.addr)
+		plan.UDP = append(plan.UDP, d.Addr)
 	}
 	arg, _ := json.Marshal(plan)
 	proxyURL := fmt.Sprintf("http://s-test:pw@127.0.0.1:%d", proxyAddr.Port())
@@ -417,8 +343,8 @@ func TestIsolatedChildReachesOnlyTheProxy(t *testing.T) {
 		t.Errorf("inside the namespaces (-want +got):\n%s", diff)
 	}
 	for _, d := range append(decoys, udpDecoys...) {
-		if n := d.accepts.Load(); n != 0 {
-			t.Errorf("decoy %s saw %d connections or datagrams, want 0", d.addr, n)
+		if n := d.Hits.Load(); n != 0 {
+			t.Errorf("decoy %s saw %d connections or datagrams, want 0", d.Addr, n)
 		}
 	}
 	// The files are untouched outside.
