@@ -286,26 +286,50 @@ func TestCurlDeniedRequestShowsReasonAndNeverArrives(t *testing.T) {
 
 var pendingLine = regexp.MustCompile(`countersign: approval (ap-[a-z0-9]+) pending`)
 
-func TestHeldRequestCompletesAfterCLIApproval(t *testing.T) {
-	const approveDeletes = `package countersign
+// heldDelete is `countersign run -- curl -X DELETE …/repos/acme/shop` held
+// for approval: its world, the running command, curl's output, the match of
+// the stderr line that announced the hold, and the rest of stderr (the
+// caller drains it).
+type heldDelete struct {
+	w      *world
+	c      *exec.Cmd
+	out    *bytes.Buffer
+	m      []string
+	stderr io.Reader
+}
 
-approve contains {"id": "E2E-003", "msg": "deleting a repository needs a human"} if input.request.method == "DELETE"
+// startHeldDelete starts the run under a policy that holds DELETEs (rule
+// ruleID), waits for a stderr line matching announce, and checks that
+// nothing reached the upstream meanwhile.
+func startHeldDelete(t *testing.T, ruleID string, announce *regexp.Regexp) *heldDelete {
+	t.Helper()
+	policy := `package countersign
+
+approve contains {"id": "` + ruleID + `", "msg": "deleting a repository needs a human"} if input.request.method == "DELETE"
 `
-	w := newWorld(t, approveDeletes, "")
+	w := newWorld(t, policy, "")
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
+	t.Cleanup(cancel)
 	c := w.cmd(ctx, "run", "--", "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "DELETE", "https://api.github.com/repos/acme/shop")
-	var out bytes.Buffer
-	c.Stdout = &out
-	m, seen, stderr := startUntil(t, c, pendingLine)
+	h := &heldDelete{w: w, c: c, out: &bytes.Buffer{}}
+	c.Stdout = h.out
+	m, seen, stderr := startUntil(t, c, announce)
 	if m == nil {
-		t.Fatalf("no pending approval announced on stderr:\n%s", seen)
+		t.Fatalf("no hold announced on stderr (want %s):\n%s", announce, seen)
 	}
-	id := m[1]
-	go io.Copy(io.Discard, stderr)
 	if n := w.up.Count("", ""); n != 0 {
 		t.Fatalf("upstream saw %d requests while held", n)
 	}
+	h.m, h.stderr = m, stderr
+	return h
+}
+
+func TestHeldRequestCompletesAfterCLIApproval(t *testing.T) {
+	h := startHeldDelete(t, "E2E-003", pendingLine)
+	w, c, out := h.w, h.c, h.out
+	stderr := h.stderr
+	id := h.m[1]
+	go io.Copy(io.Discard, stderr)
 
 	list := w.run("approvals", "list")
 	if list.code != 0 || !strings.Contains(list.stdout, id) {
