@@ -566,6 +566,9 @@ type heldResult struct {
 	elapsed                   time.Duration
 	stalled                   bool
 	apiErr                    error
+	// runtime is the Go runtime's own accounting with the requests held
+	// (stacks, heap in use, everything mapped), from /metrics.
+	runtime map[string]float64
 	// rate is how many approvals a second were still being opened over
 	// the last ten seconds of the wait.
 	rate float64
@@ -666,6 +669,11 @@ func (h *harness) heldApprovals() error {
 	time.Sleep(time.Second)
 	r.rss, r.hwm, _ = p.memory()
 	r.pendingAPI, r.apiErr = pendingApprovals(p)
+	if m, err := runtimeMemory(p); err != nil {
+		h.note("held: runtime memory from /metrics: %v", err)
+	} else {
+		r.runtime = m
+	}
 	fmt.Fprintf(os.Stderr, "  held       %d of %d approvals pending after %s (API says %d; %d connections failed; last 10 s: %.1f/s): RSS %s → %s, peak %s\n",
 		r.reached, r.want, r.elapsed.Round(time.Second), r.pendingAPI, r.failed, r.rate, fmtBytes(r.rssBefore), fmtBytes(r.rss), fmtBytes(r.hwm))
 	if failed > 0 {
@@ -704,6 +712,52 @@ func pendingApprovals(p *proc) (int, error) {
 		return 0, err
 	}
 	return len(list), nil
+}
+
+// memoryMetrics are the Go runtime figures that say where a process's
+// memory is: goroutine stacks, live heap, heap spans in use, and all the
+// runtime has mapped.
+var memoryMetrics = []string{"go_memstats_stack_inuse_bytes", "go_memstats_heap_alloc_bytes", "go_memstats_heap_inuse_bytes", "go_memstats_sys_bytes", "go_goroutines"}
+
+// runtimeMemory reads memoryMetrics from countersign's /metrics.
+func runtimeMemory(p *proc) (map[string]float64, error) {
+	c := &http.Client{Timeout: time.Minute}
+	resp, err := c.Get(p.approvals + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("/metrics: %s", resp.Status)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, err
+	}
+	return parseMetrics(b, memoryMetrics)
+}
+
+// parseMetrics picks the named unlabelled samples out of a Prometheus
+// text exposition.
+func parseMetrics(b []byte, names []string) (map[string]float64, error) {
+	m := make(map[string]float64, len(names))
+	for line := range strings.Lines(string(b)) {
+		name, val, ok := strings.Cut(strings.TrimSpace(line), " ")
+		if !ok || !slices.Contains(names, name) {
+			continue
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		if err != nil {
+			return nil, fmt.Errorf("metric %s: %w", name, err)
+		}
+		m[name] = f
+	}
+	for _, n := range names {
+		if _, ok := m[n]; !ok {
+			return nil, fmt.Errorf("metric %s missing", n)
+		}
+	}
+	return m, nil
 }
 
 func (h *harness) evalBenchmarks() {

@@ -210,3 +210,22 @@ func TestPerfReport(t *testing.T) {
 		t.Errorf("parsePerf --children (-want +got):\n%s", diff)
 	}
 }
+
+func TestParseMetrics(t *testing.T) {
+	text := []byte(`# HELP go_goroutines Number of goroutines that currently exist.
+# TYPE go_goroutines gauge
+go_goroutines 16
+go_memstats_stack_inuse_bytes 1.441792e+06
+countersign_decisions_total{provider="aws",verdict="allow"} 3
+`)
+	m, err := parseMetrics(text, []string{"go_goroutines", "go_memstats_stack_inuse_bytes"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m["go_goroutines"] != 16 || m["go_memstats_stack_inuse_bytes"] != 1441792 {
+		t.Errorf("parseMetrics() = %v", m)
+	}
+	if _, err := parseMetrics(text, []string{"go_memstats_sys_bytes"}); err == nil {
+		t.Error("parseMetrics() with a missing metric: no error")
+	}
+}

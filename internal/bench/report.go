@@ -136,6 +136,11 @@ func (h *harness) report() {
 			h.printf(" (%.1f KiB per held request)", float64(s.rss-s.rssBefore)/float64(s.reached)/1024)
 		}
 		h.printf("\n")
+		if m := s.runtime; m != nil {
+			h.printf("\nGo runtime with them held: %.0f goroutines, stacks %s, live heap %s (spans in use %s), %s mapped in all.\n",
+				m["go_goroutines"], fmtBytes(int64(m["go_memstats_stack_inuse_bytes"])), fmtBytes(int64(m["go_memstats_heap_alloc_bytes"])),
+				fmtBytes(int64(m["go_memstats_heap_inuse_bytes"])), fmtBytes(int64(m["go_memstats_sys_bytes"])))
+		}
 	}
 	if e := r.eval; e != nil {
 		h.printf("\n## Policy evaluation benchmark (%s, golden corpus of %d requests)\n\n", e.policyName, len(hot.inputs))
