@@ -19,17 +19,48 @@ import (
 // Transfer-Encoding, duplicate Content-Length), and SPEC 10.2 requires
 // refusing it. A connection carries one checked head: plain-HTTP answers
 // close the connection, and a CONNECT turns the rest into a tunnel.
+//
+// It also caps concurrent connections (Options.MaxConns), as
+// netutil.LimitListener does, so that its connections wrap the accepted
+// socket directly: a held request waits on that socket (clientWatch).
 type strictListener struct {
 	net.Listener
 	s *Server
+
+	slots     chan struct{} // one per open connection
+	done      chan struct{} // closed by Close
+	closeOnce sync.Once
 }
 
+func newStrictListener(ln net.Listener, s *Server, max int) *strictListener {
+	return &strictListener{Listener: ln, s: s, slots: make(chan struct{}, max), done: make(chan struct{})}
+}
+
+// Accept waits for a free slot, then for a connection.
 func (l *strictListener) Accept() (net.Conn, error) {
+	select {
+	case <-l.done:
+		return nil, net.ErrClosed
+	default:
+	}
+	select {
+	case l.slots <- struct{}{}:
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
 	c, err := l.Listener.Accept()
 	if err != nil {
+		<-l.slots
 		return nil, err
 	}
-	return &strictConn{Conn: c, s: l.s}, nil
+	return &strictConn{Conn: c, s: l.s, free: l.free}, nil
+}
+
+func (l *strictListener) free() { <-l.slots }
+
+func (l *strictListener) Close() error {
+	l.closeOnce.Do(func() { close(l.done) })
+	return l.Listener.Close()
 }
 
 // maxHead bounds the first head on a proxy connection. It is read before
@@ -40,6 +71,9 @@ const maxHead = 64 << 10
 type strictConn struct {
 	net.Conn
 	s *Server
+
+	free      func() // gives the listener's slot back
+	closeOnce sync.Once
 
 	mu      sync.Mutex
 	checked bool
@@ -53,6 +87,13 @@ type strictConn struct {
 }
 
 var errRefused = errors.New("countersign: request refused")
+
+// Close closes the connection and frees its slot, once.
+func (c *strictConn) Close() error {
+	err := c.Conn.Close()
+	c.closeOnce.Do(c.free)
+	return err
+}
 
 func (c *strictConn) Read(p []byte) (int, error) {
 	if c.through.Load() {

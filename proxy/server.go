@@ -28,7 +28,6 @@ import (
 
 	"github.com/elazarl/goproxy"
 	"go.uber.org/zap"
-	"golang.org/x/net/netutil"
 
 	"github.com/countersign/countersign/action"
 	"github.com/countersign/countersign/approval"
@@ -247,7 +246,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	s.listener = ln
 	s.mu.Unlock()
-	err := s.http.Serve(&strictListener{Listener: netutil.LimitListener(ln, s.opts.MaxConns), s: s})
+	err := s.http.Serve(newStrictListener(ln, s, s.opts.MaxConns))
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
