@@ -267,53 +267,91 @@ func (b *Broker) Hold(ctx context.Context, rec *Record, hold time.Duration) (Out
 	return b.wait(ctx, h, hold), nil
 }
 
-// HoldWatching is Hold for a caller that watches its client from the
-// waiting goroutine itself, which saves the goroutine a held request would
-// otherwise need for that: with thousands held, each costs a stack. watch
-// blocks until the client goes away (it returns true) or wake is called
-// (false). The broker calls wake, from another goroutine, when the request
-// is decided, its hold ends or ctx is done; wake may also come after
-// HoldWatching returns, and must then do no harm. A client that sends bytes
-// while held is not gone: watch returns false and the hold goes on without
-// watching.
-func (b *Broker) HoldWatching(ctx context.Context, rec *Record, hold time.Duration, watch func() bool, wake func()) (Outcome, error) {
+// Open is the first step of a hold for a caller that watches its client
+// itself, which saves the goroutine a held request would otherwise need for
+// that: with thousands held, each costs a stack. Open opens the approval for
+// rec (or joins the pending one) and returns the hold; Start then starts its
+// time and Wait waits for its outcome. The steps may run on different
+// goroutines, and between Start and Wait no goroutine need wait at all: the
+// caller waits on its own terms (see proxy's held-connection sweeper) until
+// wake or the client calls it back.
+//
+// The broker calls wake, from another goroutine, when the request is
+// decided, its hold runs out or ctx is done, possibly before Wait begins or
+// after it returns; wake must then do no harm.
+func (b *Broker) Open(ctx context.Context, rec *Record, wake func()) (*Hold, error) {
 	h, early, err := b.register(ctx, rec, wake)
-	if err != nil || early != nil {
-		return derefOutcome(early), err
+	if err != nil {
+		return nil, err
 	}
-	deadline := b.opts.Now().Add(hold)
-	var expired atomic.Bool
-	timer := time.AfterFunc(hold, func() {
-		expired.Store(true)
-		wake()
+	return &Hold{b: b, h: h, early: early, wake: wake}, nil
+}
+
+// Hold is a request held by Open.
+type Hold struct {
+	b     *Broker
+	h     *held
+	early *Outcome // the outcome known at Open (the broker was closed)
+	wake  func()
+
+	deadline time.Time
+	expired  atomic.Bool
+	timer    *time.Timer
+	stop     func() bool // stops the ctx watch
+}
+
+// Start starts the hold's time: after hold, or when ctx is done, wake is
+// called. Call it once, before Wait.
+func (hd *Hold) Start(ctx context.Context, hold time.Duration) {
+	if hd.early != nil {
+		return
+	}
+	hd.deadline = hd.b.opts.Now().Add(hold)
+	hd.timer = time.AfterFunc(hold, func() {
+		hd.expired.Store(true)
+		hd.wake()
 	})
-	stop := context.AfterFunc(ctx, wake)
+	hd.stop = context.AfterFunc(ctx, hd.wake)
+}
+
+// Wait returns the outcome: at once if the request was decided, its hold
+// ran out or ctx is done; otherwise once watch returns. watch blocks until
+// the client goes away (it returns true) or wake is called (false). A client
+// that sends bytes while held is not gone: watch returns false and the hold
+// goes on without watching until its time is up.
+func (hd *Hold) Wait(ctx context.Context, watch func() bool) Outcome {
+	if hd.early != nil {
+		return *hd.early
+	}
+	b, h := hd.b, hd.h
 	gone := false
 	select {
 	case o := <-h.w.ch:
-		timer.Stop()
-		stop()
+		hd.timer.Stop()
+		hd.stop()
 		o.Joined = h.joined
-		return o, nil
+		return o
 	default:
-		gone = watch()
+		if !hd.expired.Load() && ctx.Err() == nil {
+			gone = watch()
+		}
 	}
-	timer.Stop()
-	stop()
+	hd.timer.Stop()
+	hd.stop()
 	select {
 	case o := <-h.w.ch:
 		o.Joined = h.joined
-		return o, nil
+		return o
 	default:
 	}
 	switch {
 	case gone || ctx.Err() != nil:
-		return b.abandon(h), nil
-	case expired.Load():
-		return b.expire(h), nil
+		return b.abandon(h)
+	case hd.expired.Load():
+		return b.expire(h)
 	}
 	// The client sent more bytes: wait without watching.
-	return b.wait(ctx, h, max(deadline.Sub(b.opts.Now()), 0)), nil
+	return b.wait(ctx, h, max(hd.deadline.Sub(b.opts.Now()), 0))
 }
 
 // held is a registered hold.

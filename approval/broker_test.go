@@ -965,7 +965,7 @@ func TestGrantStoreFailure(t *testing.T) {
 	})
 }
 
-// fakeClient is the client of a HoldWatching caller.
+// fakeClient is the client of an Open, Start and Wait caller.
 type fakeClient struct {
 	woke, left, sent chan struct{}
 	once             sync.Once
@@ -992,13 +992,15 @@ func (c *fakeClient) wake() {
 	c.once.Do(func() { close(c.woke) })
 }
 
-func TestHoldWatching(t *testing.T) {
+func TestOpenStartWait(t *testing.T) {
 	tests := []struct {
 		name string
-		// act runs while the request is held.
-		act      func(t *testing.T, b *Broker, rec *Record, c *fakeClient)
-		want     OutcomeKind
-		wantWake bool
+		// act runs while the request is held; with beforeWatch, after Open
+		// and before Start and Wait (the proxy waits on another goroutine).
+		act         func(t *testing.T, b *Broker, rec *Record, c *fakeClient)
+		beforeWatch bool
+		want        OutcomeKind
+		wantWake    bool
 		// wantTook, when set, is how long the hold must last.
 		wantTook time.Duration
 	}{
@@ -1011,6 +1013,24 @@ func TestHoldWatching(t *testing.T) {
 				}
 			},
 			want: OutcomeApproved, wantWake: true,
+		},
+		{
+			name: "decided before the watch begins",
+			act: func(t *testing.T, b *Broker, rec *Record, _ *fakeClient) {
+				if _, err := b.Decide(t.Context(), rec.ID, Decision{Approve: false, Approver: "alice", Via: "cli"}); err != nil {
+					t.Fatal(err)
+				}
+			},
+			beforeWatch: true,
+			want:        OutcomeDenied, wantWake: true,
+		},
+		{
+			name: "shut down before the watch begins",
+			act: func(_ *testing.T, b *Broker, _ *Record, _ *fakeClient) {
+				b.Close()
+			},
+			beforeWatch: true,
+			want:        OutcomeShutdown, wantWake: true,
 		},
 		{
 			name: "client leaves",
@@ -1050,15 +1070,23 @@ func TestHoldWatching(t *testing.T) {
 				b, aud, _ := newTestBroker(t, Options{})
 				rec, c := newRecord("s1", "fp1"), newFakeClient()
 				began := time.Now()
-				held := make(chan holdResult, 1)
+				hd, err := b.Open(t.Context(), rec, c.wake)
+				if err != nil {
+					t.Fatalf("Open() error = %v", err)
+				}
+				if tt.beforeWatch {
+					tt.act(t, b, rec, c)
+				}
+				held := make(chan Outcome, 1)
 				go func() {
-					out, err := b.HoldWatching(t.Context(), rec, time.Minute, c.watch, c.wake)
-					held <- holdResult{out, err}
+					hd.Start(t.Context(), time.Minute)
+					held <- hd.Wait(t.Context(), c.watch)
 				}()
-				tt.act(t, b, rec, c)
-				r := <-held
-				if r.err != nil || r.out.Kind != tt.want {
-					t.Fatalf("HoldWatching() = %v, %v; want %v", r.out.Kind, r.err, tt.want)
+				if !tt.beforeWatch {
+					tt.act(t, b, rec, c)
+				}
+				if out := <-held; out.Kind != tt.want {
+					t.Fatalf("Wait() = %v, want %v", out.Kind, tt.want)
 				}
 				if tt.wantWake && c.wakes.Load() == 0 {
 					t.Error("the watch was not woken")
@@ -1077,4 +1105,35 @@ func TestHoldWatching(t *testing.T) {
 			})
 		})
 	}
+}
+
+// Between Start and Wait nothing need wait: a hold that runs out meanwhile
+// calls wake, and Wait then answers at once without watching the client.
+func TestWaitAfterTheHoldRanOut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, _, _ := newTestBroker(t, Options{})
+		rec := newRecord("s1", "fp1")
+		woke := make(chan struct{}, 1)
+		hd, err := b.Open(t.Context(), rec, func() {
+			select {
+			case woke <- struct{}{}:
+			default:
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hd.Start(t.Context(), time.Minute)
+		<-woke
+		out := hd.Wait(t.Context(), func() bool {
+			t.Error("Wait watched the client after the hold ran out")
+			return false
+		})
+		if out.Kind != OutcomePending {
+			t.Errorf("Wait() = %v, want %v", out.Kind, OutcomePending)
+		}
+		if got := totalWaiters(b); got != 0 {
+			t.Errorf("waiters after the hold = %d, want 0", got)
+		}
+	})
 }

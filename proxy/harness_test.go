@@ -154,6 +154,7 @@ func newHarness(t testing.TB, ho harnessOptions) *harness {
 		Sessions:   reg,
 		Classifier: action.NewClassifier(),
 		RootCAs:    upCA.Pool(),
+		HeldSweep:  20 * time.Millisecond,
 		Guard:      hostport.Guard{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}},
 		Resolve:    h.up.Resolve("api.github.com", "ec2.us-east-1.amazonaws.com", "example.test"),
 		OwnAddrs: func() []netip.AddrPort {

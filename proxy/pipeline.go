@@ -325,19 +325,26 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 	// classifier's request are garbage while the request is held.
 	hold := s.holdFor(d, act, ex.host)
 	messages := d.Messages()
-	return nil, func() *http.Response {
-		var out approval.Outcome
-		var err error
-		if ex.watch != nil {
-			// The held goroutine watches its client itself: a second
-			// goroutine per held request would cost a stack each.
-			cw := ex.watch()
-			out, err = s.opts.Approvals.HoldWatching(ctx, rec, hold, cw.watch, cw.wake)
-			cw.finish()
-		} else {
-			out, err = s.opts.Approvals.Hold(ctx, rec, hold)
+	if ex.watch == nil {
+		return nil, func() *http.Response {
+			out, err := s.opts.Approvals.Hold(ctx, rec, hold)
+			return s.holdOutcome(ctx, ex, act, body, rec.ID, messages, out, err, cnt)
 		}
-		return s.holdOutcome(ctx, ex, act, body, rec.ID, messages, out, err, cnt)
+	}
+	// The approval opens here, on the stack that decided the request; the
+	// client's connection then waits parked, without a goroutine, until the
+	// hold is woken or the client's socket is readable (see park).
+	cw := ex.watch()
+	hd, err := s.opts.Approvals.Open(ctx, rec, cw.wake)
+	if err != nil {
+		cw.finish()
+		return s.holdOutcome(ctx, ex, act, body, rec.ID, messages, approval.Outcome{}, err, cnt), nil
+	}
+	hd.Start(ctx, hold)
+	return nil, func() *http.Response {
+		out := hd.Wait(ctx, cw.watch)
+		cw.finish()
+		return s.holdOutcome(ctx, ex, act, body, rec.ID, messages, out, nil, cnt)
 	}
 }
 

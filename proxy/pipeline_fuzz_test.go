@@ -84,8 +84,11 @@ func FuzzTunnelRequests(f *testing.F) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			defer h.srv.untrack(tun)
-			h.srv.serveHTTP1(tun, conn, h.sess, "https", "api.github.com", 443, true)
+			c := &clientReader{conn: conn, pool: &h.srv.readers}
+			h.srv.serveHTTP1(&tunnelConn{t: tun, c: c, sess: h.sess, host: "api.github.com", port: 443, sniOK: true}, nil)
+			// A held request goes on in a goroutine of its own; the
+			// connection ends when its tunnel is untracked.
+			h.srv.tunnels.Wait()
 		}()
 		select {
 		case <-done:

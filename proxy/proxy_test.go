@@ -138,6 +138,49 @@ func TestHeldRequestForwardedOnceAfterApproval(t *testing.T) {
 	}
 }
 
+// A held request's connection is served on by a new goroutine once the
+// hold ends (serveHTTP1): the same connection answers the held request and
+// then the next ones.
+func TestConnectionServesOnAfterHold(t *testing.T) {
+	h := newHarness(t, harnessOptions{policy: approveEC2})
+	tc, br := h.tlsTunnel("ec2.us-east-1.amazonaws.com:443", "ec2.us-east-1.amazonaws.com")
+	send := func(body string) {
+		t.Helper()
+		if _, err := fmt.Fprintf(tc, "POST / HTTP/1.1\r\nHost: ec2.us-east-1.amazonaws.com\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s", len(body), body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(what string) {
+		t.Helper()
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Close {
+			t.Fatalf("%s: status %d, close %v; want 200 on a kept connection", what, resp.StatusCode, resp.Close)
+		}
+	}
+	send("Action=TerminateInstances&InstanceId.1=i-0abc")
+	rec := h.waitPending()
+	if _, err := h.broker.Decide(t.Context(), rec.ID, approval.Decision{Approve: true, Approver: "cli:bob", Via: "cli"}); err != nil {
+		t.Fatal(err)
+	}
+	read("held request")
+	send("Action=DescribeInstances")
+	read("next request")
+	send("Action=TerminateInstances&InstanceId.1=i-0def")
+	rec = h.waitPending()
+	if _, err := h.broker.Decide(t.Context(), rec.ID, approval.Decision{Approve: true, Approver: "cli:bob", Via: "cli"}); err != nil {
+		t.Fatal(err)
+	}
+	read("second held request")
+	if n := h.up.Count("", ""); n != 3 {
+		t.Errorf("upstream saw %d requests, want 3", n)
+	}
+}
+
 func TestHeldRequestDeniedCarriesReason(t *testing.T) {
 	h := newHarness(t, harnessOptions{policy: approveEC2})
 	done := make(chan string, 1)
@@ -594,6 +637,115 @@ func TestShutdownAnswersHeldRequests(t *testing.T) {
 		t.Fatal("held request not answered at shutdown")
 	}
 	h.wantNoUpstream(t)
+}
+
+// waitParked waits, bounded, until n held requests' connections are parked.
+func (h *harness) waitParked(n int) {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for h.srv.parked.count() != n {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("%d connections parked, want %d", h.srv.parked.count(), n)
+		}
+		runtime.Gosched()
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// goroutinesIn counts the goroutines with fn on their stack.
+func goroutinesIn(fn string) int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return strings.Count(string(buf[:n]), fn+"(")
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+// A held request costs no goroutine while nothing happens: its connection
+// is parked, and resumed when its client leaves, sends bytes, or the
+// request is decided.
+func TestHeldConnectionsAreParked(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		// end ends the hold; answered says whether the client gets an
+		// answer on the connection.
+		end      func(t *testing.T, h *harness, rec *approval.Record, tc net.Conn)
+		answered bool
+		want     string // the approval's last audit detail
+	}{
+		{
+			name: "decided",
+			end: func(t *testing.T, h *harness, rec *approval.Record, _ net.Conn) {
+				if _, err := h.broker.Decide(t.Context(), rec.ID, approval.Decision{Approve: false, Approver: "cli:bob", Via: "cli", Reason: "no"}); err != nil {
+					t.Fatal(err)
+				}
+			},
+			answered: true, want: "denied",
+		},
+		{
+			name:     "client leaves",
+			end:      func(_ *testing.T, _ *harness, _ *approval.Record, tc net.Conn) { tc.Close() },
+			answered: false, want: "abandoned",
+		},
+		{
+			// Bytes while held are not a client leaving: the hold goes on
+			// (on a goroutine now) and the decision still answers.
+			name: "client sends bytes",
+			end: func(t *testing.T, h *harness, rec *approval.Record, tc net.Conn) {
+				fmt.Fprintf(tc, "GET /next HTTP/1.1\r\nHost: ec2.us-east-1.amazonaws.com\r\n\r\n")
+				h.waitParked(0)
+				if _, err := h.broker.Decide(t.Context(), rec.ID, approval.Decision{Approve: false, Approver: "cli:bob", Via: "cli", Reason: "no"}); err != nil {
+					t.Fatal(err)
+				}
+			},
+			answered: true, want: "denied",
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, harnessOptions{policy: approveEC2})
+			tc, br := h.tlsTunnel("ec2.us-east-1.amazonaws.com:443", "ec2.us-east-1.amazonaws.com")
+			body := "Action=TerminateInstances&InstanceId.1=i-0abc"
+			fmt.Fprintf(tc, "POST / HTTP/1.1\r\nHost: ec2.us-east-1.amazonaws.com\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+			rec := h.waitPending()
+			h.waitParked(1)
+			if n := goroutinesIn("proxy.(*Server).serveHTTP1"); n != 0 {
+				t.Errorf("%d goroutines serve connections while the only one is parked", n)
+			}
+			tt.end(t, h, rec, tc)
+			if tt.answered {
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatalf("no answer after the hold: %v", err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusForbidden {
+					t.Errorf("held request answered %d, want 403", resp.StatusCode)
+				}
+			}
+			h.waitParked(0)
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				var last string
+				for _, r := range h.records() {
+					if r.Type == "approval" && r.ApprovalID == rec.ID {
+						last = r.Detail
+					}
+				}
+				if strings.HasPrefix(last, tt.want) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the approval's last audit record is %q, want %q", last, tt.want)
+				}
+				runtime.Gosched()
+				time.Sleep(time.Millisecond)
+			}
+			h.wantNoUpstream(t)
+		})
+	}
 }
 
 func TestClientDisconnectWhileHeldIsAbandoned(t *testing.T) {

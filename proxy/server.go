@@ -111,6 +111,10 @@ type Options struct {
 	// MaxConns caps concurrent client connections (default 16384, enough for
 	// 10,000 requests held for approval at once).
 	MaxConns int
+	// HeldSweep is how often the sockets of held requests are checked for
+	// a client that left (default 1s): a held request costs no goroutine,
+	// so nothing reads its socket between checks.
+	HeldSweep time.Duration
 
 	Now func() time.Time
 }
@@ -136,6 +140,10 @@ type Server struct {
 	// readers pools the 4 KiB request readers of intercepted connections:
 	// a kept-alive connection holds one only while a request is in flight.
 	readers sync.Pool
+	// parked are the connections of requests held for approval.
+	parked parkedConns
+	// tlsConfig serves every intercepted connection's handshake.
+	tlsConfig *tls.Config
 }
 
 // New returns a Server; call Serve to accept connections.
@@ -180,6 +188,9 @@ func New(opts Options, logger *zap.Logger) (*Server, error) {
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = 16384
 	}
+	if opts.HeldSweep <= 0 {
+		opts.HeldSweep = time.Second
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -189,6 +200,8 @@ func New(opts Options, logger *zap.Logger) (*Server, error) {
 		tunnelSet: map[*tunnel]struct{}{},
 	}
 	s.readers.New = func() any { return bufio.NewReaderSize(nil, 4096) }
+	s.parked.every = opts.HeldSweep
+	s.tlsConfig = s.newTLSConfig()
 	s.opts.Decider = recoverDecider{d: opts.Decider, logger: s.logger}
 	d := &dialer{guard: opts.Guard, resolver: opts.Resolver, resolve: opts.Resolve, own: opts.OwnAddrs, timeout: opts.UpstreamTimeout}
 	s.transport = newTransport(d, opts.RootCAs, opts.UpstreamTimeout)

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -32,14 +33,32 @@ var aLongTimeAgo = time.Unix(1, 0)
 // large frame is off the stack while the connection idles: an idle
 // connection's goroutine then fits in a stack the GC can shrink to 8 KiB.
 func (s *Server) serveTunnel(t *tunnel, sess *session.Info, host string, port int) {
-	raw := t.conn
-	defer s.untrack(t)
-	defer raw.Close()
-	conn, sniOK, ok := s.terminateTLS(raw, sess, host, port)
+	conn, sniOK, ok := s.terminateTLS(t.conn, sess, host, port)
 	if !ok {
+		_ = t.conn.Close()
+		s.untrack(t)
 		return
 	}
-	s.serveHTTP1(t, conn, sess, "https", host, port, sniOK)
+	tc := &tunnelConn{t: t, c: &clientReader{conn: conn, pool: &s.readers}, sess: sess, host: host, port: port, sniOK: sniOK}
+	s.serveHTTP1(tc, nil)
+}
+
+// tunnelConn is an intercepted connection after its handshake: what
+// serving its requests needs, whichever goroutine serves them.
+type tunnelConn struct {
+	t     *tunnel
+	c     *clientReader
+	sess  *session.Info
+	host  string
+	port  int
+	sniOK bool
+}
+
+// endTunnel releases the connection once its last request is answered.
+func (s *Server) endTunnel(tc *tunnelConn) {
+	tc.c.release()
+	_ = tc.t.conn.Close()
+	s.untrack(tc.t)
 }
 
 // terminateTLS answers the CONNECT and completes the client's TLS
@@ -67,36 +86,22 @@ func (s *Server) terminateTLS(raw net.Conn, sess *session.Info, host string, por
 		return nil, false, false
 	}
 
-	var certErr error
-	var offered []string // ALPN protocols the client offered
-	conn = tls.Server(&prefixConn{Conn: raw, r: br}, &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		// HTTP/2 interception stays off until it has per-stream policy: a
-		// client that offers only h2 fails the handshake (SPEC 10.3).
-		NextProtos: []string{"http/1.1"},
-		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-			offered = hello.SupportedProtos
-			return nil, nil
-		},
-		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-			c, err := s.opts.Issuer.Certificate(host)
-			certErr = err
-			return c, err
-		},
-	})
+	pc := &prefixConn{Conn: raw, r: br, host: host}
+	conn = tls.Server(pc, s.tlsConfig)
 	hsCtx, cancel := context.WithTimeout(context.Background(), s.opts.HandshakeTimeout)
 	err = conn.HandshakeContext(hsCtx)
 	cancel()
 	if err != nil {
-		if certErr != nil {
-			s.logger.Error("leaf certificate", zap.String("host", host), zap.Error(certErr))
+		if pc.certErr != nil {
+			s.logger.Error("leaf certificate", zap.String("host", host), zap.Error(pc.certErr))
 		} else {
 			s.logger.Debug("client TLS handshake failed (does the client trust the countersign CA?)",
 				zap.String("host", host), zap.String("session", sess.ID), zap.Error(err))
 		}
-		s.auditHandshakeFailure(sess, host, port, offered, err)
+		s.auditHandshakeFailure(sess, host, port, pc.offered, err)
 		return nil, false, false
 	}
+	pc.offered = nil
 	_ = raw.SetDeadline(time.Time{})
 	sniOK = true
 	if sni := conn.ConnectionState().ServerName; sni != "" {
@@ -106,10 +111,73 @@ func (s *Server) terminateTLS(raw net.Conn, sess *session.Info, host string, por
 	return conn, sniOK, true
 }
 
-// prefixConn reads through a bufio.Reader that may hold bytes already peeked.
+// prefixConn reads through a bufio.Reader that may hold bytes already
+// peeked. It also carries what the shared TLS configuration's callbacks
+// learn of this connection's handshake (see newTLSConfig).
 type prefixConn struct {
 	net.Conn
 	r *bufio.Reader
+
+	host    string   // the CONNECT target, whose certificate is presented
+	offered []string // ALPN protocols the client offered
+	certErr error    // the leaf certificate could not be issued
+}
+
+// newTLSConfig is the TLS configuration of every intercepted connection.
+// One configuration serves them all (a configuration per connection cost
+// a kilobyte each, kept for the connection's life); what differs per
+// connection is on its prefixConn, which the callbacks find as the
+// ClientHello's connection.
+func (s *Server) newTLSConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		// HTTP/2 interception stays off until it has per-stream policy: a
+		// client that offers only h2 fails the handshake (SPEC 10.3).
+		NextProtos: []string{"http/1.1"},
+		// No session resumption: a ticket would be shared by every host
+		// intercepted, and a per-connection configuration never resumed
+		// either; issuing tickets nobody can use costs each handshake.
+		SessionTicketsDisabled: true,
+		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			if pc, ok := hello.Conn.(*prefixConn); ok {
+				pc.offered = hello.SupportedProtos
+			}
+			return nil, nil
+		},
+		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			pc, ok := hello.Conn.(*prefixConn)
+			if !ok {
+				return nil, errors.New("countersign: TLS handshake on an unknown connection")
+			}
+			c, err := s.opts.Issuer.Certificate(pc.host)
+			pc.certErr = err
+			return c, err
+		},
+	}
+}
+
+// socket returns the client's socket to wait on without reading, or nil if
+// this layer or one below still holds bytes read from it.
+func (c *prefixConn) socket() syscall.RawConn {
+	if c.r != nil && c.r.Buffered() > 0 {
+		return nil
+	}
+	inner := c.Conn
+	if sc, ok := inner.(*strictConn); ok {
+		if !sc.through.Load() {
+			return nil
+		}
+		inner = sc.Conn
+	}
+	sys, ok := inner.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sys.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
 }
 
 func (c *prefixConn) Read(p []byte) (int, error) {
@@ -183,6 +251,11 @@ func (c *clientReader) wait() error {
 	return err
 }
 
+// buffered reports whether bytes read from the connection wait here.
+func (c *clientReader) buffered() bool {
+	return c.has || (c.br != nil && c.br.Buffered() > 0)
+}
+
 // reader returns the buffered reader and the request reader, taking a
 // buffer from the pool if the connection was idle.
 func (c *clientReader) reader() (*bufio.Reader, *h1.Reader) {
@@ -227,31 +300,91 @@ func (c *clientReader) release() {
 // the pipeline, keeping the connection alive while both sides allow it. The
 // loop itself keeps a small frame: it is on the stack of every idle
 // connection, and the work of one request is in serveRequest.
-func (s *Server) serveHTTP1(t *tunnel, conn net.Conn, sess *session.Info, scheme, host string, port int, sniOK bool) {
-	c := &clientReader{conn: conn, pool: &s.readers}
-	defer c.release()
+//
+// A request held for approval parks the connection (see park); it is
+// resumed on a new goroutine, which finishes the held request (held) and
+// goes on serving the connection.
+func (s *Server) serveHTTP1(tc *tunnelConn, held func() bool) {
+	parked := false
+	defer func() {
+		if !parked {
+			s.endTunnel(tc)
+		}
+	}()
+	c := tc.c
+	if held != nil {
+		if !held() {
+			return
+		}
+		c.idle()
+	}
 	for {
-		t.idle.Store(true)
+		tc.t.idle.Store(true)
 		if s.isClosing() {
 			return
 		}
-		_ = conn.SetReadDeadline(s.opts.Now().Add(s.opts.IdleTimeout))
+		_ = c.conn.SetReadDeadline(s.opts.Now().Add(s.opts.IdleTimeout))
 		if err := c.wait(); err != nil {
 			return
 		}
-		t.idle.Store(false)
-		if !s.serveRequest(c, sess, scheme, host, port, sniOK) {
+		tc.t.idle.Store(false)
+		keep, h := s.serveRequest(tc)
+		if h != nil {
+			parked = true
+			s.park(tc, h)
+			return
+		}
+		if !keep {
 			return
 		}
 		c.idle()
 	}
 }
 
-// serveRequest reads one request from c and answers it. It reports whether
-// the connection can carry another request.
-func (s *Server) serveRequest(c *clientReader, sess *session.Info, scheme, host string, port int, sniOK bool) bool {
+// heldRequest is a request held for approval: the function that waits for
+// the outcome, answers and reports whether the connection goes on, and the
+// watch on its client.
+type heldRequest struct {
+	finish func() bool
+	watch  *clientWatch
+}
+
+// park leaves a held request's connection without a goroutine until the
+// hold is woken (decided, run out, shut down) or the client's socket is
+// readable, and then resumes serving it on a new goroutine. The goroutine
+// that decided the request returns: its stack grew for policy evaluation
+// and the approval store and would not shrink while it waited. The request
+// reader goes back to the pool too if the request was read to its end.
+// Where the socket cannot be watched without reading (a layer above it
+// holds bytes read from it, or the system cannot peek), a goroutine waits
+// instead.
+func (s *Server) park(tc *tunnelConn, h *heldRequest) {
+	c := tc.c
+	if c.rd != nil && c.rd.Reusable() {
+		c.idle()
+	}
+	resume := func() { s.serveHTTP1(tc, h.finish) }
+	var sock syscall.RawConn
+	if canPeekSockets && !c.buffered() {
+		sock = socketOf(c.conn)
+	}
+	if sock == nil {
+		go resume()
+		return
+	}
+	p := &parked{sock: sock, resume: resume}
+	if h.watch.park(p.fire) {
+		s.parked.add(p)
+	}
+}
+
+// serveRequest reads one request from the connection and answers it. It
+// reports whether the connection can carry another request, or returns the
+// request held for approval, which the caller must finish.
+func (s *Server) serveRequest(tc *tunnelConn) (keep bool, held *heldRequest) {
+	c, sess, scheme, host, port := tc.c, tc.sess, "https", tc.host, tc.port
 	conn := c.conn
-	br, rd := c.reader()
+	_, rd := c.reader()
 	_ = conn.SetReadDeadline(s.opts.Now().Add(s.opts.HeaderTimeout))
 	req, err := rd.ReadRequest()
 	if err != nil {
@@ -262,33 +395,42 @@ func (s *Server) serveRequest(c *clientReader, sess *session.Info, scheme, host 
 			s.stats.of(sess.ID).denied.Add(1)
 			writeRaw(conn, he.Status, "countersign: "+he.Reason+"; refused.")
 		}
-		return false
+		return false, nil
 	}
 	_ = conn.SetReadDeadline(time.Time{})
 	if req.Body != http.NoBody {
 		req.Body = &idleDeadlineBody{ReadCloser: req.Body, conn: conn, idle: s.opts.IdleTimeout, now: s.opts.Now}
+	} else {
+		// Nothing more to read for this request: the buffer goes back to
+		// the pool now rather than after the answer (a request may wait
+		// long for its decision, or for a human).
+		c.idle()
 	}
 
 	id := newRequestID()
 	rh, rp, herr := hostport.Split(req.Host, defaultPort(scheme))
-	if herr != nil || rh != host || rp != port || !sniOK {
+	if herr != nil || rh != host || rp != port || !tc.sniOK {
 		ex := &exchange{req: req, session: sess, id: id, scheme: scheme, host: host, port: port}
 		what := fmt.Sprintf("the request's Host %q does not match the CONNECT target %s", req.Host, hostport.Join(host, port))
-		if !sniOK {
+		if !tc.sniOK {
 			what = fmt.Sprintf("the TLS server name does not match the CONNECT target %s", hostport.Join(host, port))
 		}
 		s.auditRefusal(sess, ex, http.StatusMisdirectedRequest, what)
 		s.stats.of(sess.ID).denied.Add(1)
 		writeRaw(conn, http.StatusMisdirectedRequest, "countersign: "+what+"; refused.")
-		return false
+		return false, nil
 	}
 	closeAfter := req.Close
 	upgrade := upgradeProtocol(req.Header)
 	h1.RemoveHopByHop(req.Header)
 
+	var cw *clientWatch
 	ex := &exchange{
 		req: req, scheme: scheme, host: host, port: port, session: sess, id: id, upgrade: upgrade,
-		watch: func() *clientWatch { return &clientWatch{conn: conn, br: br} },
+		watch: func() *clientWatch {
+			cw = &clientWatch{c: c}
+			return cw
+		},
 	}
 	if expectsContinue(req) {
 		ex.beforeBody = func() error {
@@ -299,14 +441,33 @@ func (s *Server) serveRequest(c *clientReader, sess *session.Info, scheme, host 
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	resp, wait := s.process(ctx, ex)
+	if wait != nil {
+		return false, &heldRequest{watch: cw, finish: func() bool {
+			defer cancel()
+			return s.answer(c, rd, req, upgrade, closeAfter, wait())
+		}}
+	}
 	defer cancel()
-	resp := s.handle(ctx, ex)
+	return s.answer(c, rd, req, upgrade, closeAfter, resp), nil
+}
+
+// answer writes resp, the answer to req (read by rd), to the client and
+// reports whether the connection can carry another request (not if the
+// client asked to close it: closeAfter).
+func (s *Server) answer(c *clientReader, rd *h1.Reader, req *http.Request, upgrade string, closeAfter bool, resp *http.Response) bool {
+	conn := c.conn
 	if resp.StatusCode == http.StatusSwitchingProtocols && upgrade != "" {
 		// An allowed upgrade: from here on the connection carries the
 		// new protocol in both directions, decided at the upgrade request
-		// (SPEC 10.3).
+		// (SPEC 10.3). The client's bytes come from the request reader's
+		// buffer, or from c if a hold returned the buffer to the pool.
+		var in io.Reader = c
+		if c.br != nil {
+			in = c.br
+		}
 		bw := getWriter(conn)
-		s.spliceUpgraded(conn, br, bw, resp)
+		s.spliceUpgraded(conn, in, bw, resp)
 		putWriter(bw)
 		// The transport may still be reading a request body from br (an
 		// upstream can switch protocols before the body ends). The
@@ -322,7 +483,7 @@ func (s *Server) serveRequest(c *clientReader, sess *session.Info, scheme, host 
 	_ = req.Body.Close()
 	keep := !closeAfter && rd.Reusable() && !s.isClosing()
 	bw := getWriter(conn)
-	err = writeResponse(bw, resp, req.Method, !keep)
+	err := writeResponse(bw, resp, req.Method, !keep)
 	putWriter(bw)
 	resp.Body.Close()
 	return err == nil && keep
@@ -347,7 +508,7 @@ func upgradeProtocol(h http.Header) string {
 
 // spliceUpgraded writes the 101 response and relays bytes both ways until
 // either side closes.
-func (s *Server) spliceUpgraded(conn net.Conn, br *bufio.Reader, bw *bufio.Writer, resp *http.Response) {
+func (s *Server) spliceUpgraded(conn net.Conn, br io.Reader, bw *bufio.Writer, resp *http.Response) {
 	upstream, ok := resp.Body.(io.ReadWriteCloser)
 	if !ok {
 		resp.Body.Close()
@@ -402,17 +563,18 @@ func expectsContinue(req *http.Request) bool {
 	return false
 }
 
-// clientWatch lets the goroutine of a held request notice its client
-// leaving (see approval.Broker.HoldWatching): it reads at most one byte ahead
-// into br (a pipelined request stays buffered there), and wake interrupts
-// that read from another goroutine through the read deadline.
+// clientWatch lets a held request notice its client leaving (see
+// approval.Hold.Wait and park). watch reads at most one byte ahead into the
+// client's reader (a pipelined request stays buffered there), and wake
+// interrupts that read from another goroutine through the read deadline,
+// or resumes a parked connection.
 type clientWatch struct {
-	conn net.Conn
-	br   *bufio.Reader
+	c *clientReader
 
-	mu    sync.Mutex
-	woken bool // wake was called: watch must not block
-	done  bool // the hold is over: wake must leave the deadline alone
+	mu     sync.Mutex
+	woken  bool   // wake was called: watch must not block
+	done   bool   // the hold is over: wake must leave the deadline alone
+	resume func() // resumes the parked connection
 }
 
 // watch blocks until the client goes away (true), sends more bytes or is
@@ -424,13 +586,26 @@ func (w *clientWatch) watch() bool {
 		return false
 	}
 	// No deadline but wake's: a body read may have left an idle one.
-	_ = w.conn.SetReadDeadline(time.Time{})
+	_ = w.c.conn.SetReadDeadline(time.Time{})
 	w.mu.Unlock()
-	if _, err := w.br.Peek(1); err != nil {
+	if err := w.c.wait(); err != nil {
 		var ne net.Error
 		return !errors.As(err, &ne) || !ne.Timeout()
 	}
 	return false
+}
+
+// park makes wake call resume; it reports false, and calls resume itself,
+// if wake was called already.
+func (w *clientWatch) park(resume func()) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.woken {
+		resume()
+		return false
+	}
+	w.resume = resume
+	return true
 }
 
 func (w *clientWatch) wake() {
@@ -438,7 +613,10 @@ func (w *clientWatch) wake() {
 	defer w.mu.Unlock()
 	w.woken = true
 	if !w.done {
-		_ = w.conn.SetReadDeadline(aLongTimeAgo)
+		_ = w.c.conn.SetReadDeadline(aLongTimeAgo)
+	}
+	if w.resume != nil {
+		w.resume()
 	}
 }
 
@@ -446,8 +624,26 @@ func (w *clientWatch) wake() {
 func (w *clientWatch) finish() {
 	w.mu.Lock()
 	w.done = true
+	w.resume = nil
 	w.mu.Unlock()
-	_ = w.conn.SetReadDeadline(time.Time{})
+	_ = w.c.conn.SetReadDeadline(time.Time{})
+}
+
+// socketOf returns the client's socket under an intercepted connection, to
+// watch without reading, or nil if some layer between it and TLS still
+// holds bytes read from it. Bytes TLS itself has read but not yet returned
+// are not seen: they are bytes the client sent while held, found when it
+// leaves or the hold ends and the watch reads.
+func socketOf(conn net.Conn) syscall.RawConn {
+	tc, ok := conn.(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	pc, ok := tc.NetConn().(*prefixConn)
+	if !ok {
+		return nil
+	}
+	return pc.socket()
 }
 
 // idleDeadlineBody extends the connection's read deadline before each read

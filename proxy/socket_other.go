@@ -1,0 +1,10 @@
+//go:build !(darwin || dragonfly || freebsd || linux || netbsd || openbsd)
+
+package proxy
+
+import "syscall"
+
+// canPeekSockets: a held request waits on a goroutine of its own here.
+const canPeekSockets = false
+
+func socketReadable(syscall.RawConn) bool { return true }
