@@ -102,6 +102,7 @@ denied with a reason the agent can read, or held until a human approves it.
 		newApprovalsCmd(e),
 		newAuditCmd(e),
 		newCACmd(e),
+		newDoctorCmd(e),
 		newInitCmd(e),
 		newVersionCmd(e),
 		newIsolateInitCmd(),
