@@ -304,6 +304,9 @@ type Hold struct {
 // called. Call it once, before Wait.
 func (hd *Hold) Start(ctx context.Context, hold time.Duration) {
 	if hd.early != nil {
+		// The outcome is known (the broker was closed): a caller waiting
+		// for wake, not in Wait, must hear it now.
+		hd.wake()
 		return
 	}
 	hd.deadline = hd.b.opts.Now().Add(hold)
@@ -324,6 +327,9 @@ func (hd *Hold) Wait(ctx context.Context, watch func() bool) Outcome {
 		return *hd.early
 	}
 	b, h := hd.b, hd.h
+	if hd.timer == nil {
+		panic("approval: Hold.Wait before Start")
+	}
 	gone := false
 	select {
 	case o := <-h.w.ch:

@@ -53,11 +53,17 @@ func (pc *parkedConns) add(p *parked) {
 	}
 }
 
-// count is how many connections are parked.
+// count is how many connections are parked and not yet resumed.
 func (pc *parkedConns) count() int {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
-	return len(pc.conns)
+	n := 0
+	for p := range pc.conns {
+		if !p.fired.Load() {
+			n++
+		}
+	}
+	return n
 }
 
 // sweep fires the parked connections whose sockets are readable, and ends

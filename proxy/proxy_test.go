@@ -748,6 +748,27 @@ func TestHeldConnectionsAreParked(t *testing.T) {
 	}
 }
 
+// A request that needs approval after the broker has closed (the app
+// closes it before shutting the proxy down) is answered at once, not
+// parked for a wake-up that will never come.
+func TestHoldAfterBrokerClosedIsAnswered(t *testing.T) {
+	h := newHarness(t, harnessOptions{policy: approveEC2})
+	tc, br := h.tlsTunnel("ec2.us-east-1.amazonaws.com:443", "ec2.us-east-1.amazonaws.com")
+	h.broker.Close()
+	body := "Action=TerminateInstances&InstanceId.1=i-0abc"
+	fmt.Fprintf(tc, "POST / HTTP/1.1\r\nHost: ec2.us-east-1.amazonaws.com\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	_ = tc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("no answer (parked: %d): %v", h.srv.parked.count(), err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("answered %d, want 503", resp.StatusCode)
+	}
+	h.wantNoUpstream(t)
+}
+
 func TestClientDisconnectWhileHeldIsAbandoned(t *testing.T) {
 	h := newHarness(t, harnessOptions{policy: approveEC2})
 	tc, _ := h.tlsTunnel("ec2.us-east-1.amazonaws.com:443", "ec2.us-east-1.amazonaws.com")
