@@ -705,6 +705,16 @@ func TestHeldConnectionsAreParked(t *testing.T) {
 		},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			// Connections of earlier tests may still be ending: count from
+			// none.
+			deadline := time.Now().Add(10 * time.Second)
+			for goroutinesIn("proxy.(*Server).serveHTTP1") != 0 {
+				if time.Now().After(deadline) {
+					t.Fatal("connections of earlier tests are still served after 10s")
+				}
+				runtime.Gosched()
+				time.Sleep(time.Millisecond)
+			}
 			h := newHarness(t, harnessOptions{policy: approveEC2})
 			tc, br := h.tlsTunnel("ec2.us-east-1.amazonaws.com:443", "ec2.us-east-1.amazonaws.com")
 			body := "Action=TerminateInstances&InstanceId.1=i-0abc"
@@ -726,7 +736,7 @@ func TestHeldConnectionsAreParked(t *testing.T) {
 				}
 			}
 			h.waitParked(0)
-			deadline := time.Now().Add(10 * time.Second)
+			deadline = time.Now().Add(10 * time.Second)
 			for {
 				var last string
 				for _, r := range h.records() {
