@@ -201,7 +201,7 @@ func (h *harness) machine() string {
 		goVer = strings.TrimSpace(string(out))
 	}
 	return fmt.Sprintf("machine: %s, %d CPUs, Linux %s, %s, %s, GOGC %s; load average at the start: %s",
-		cpu, numCPU(), strings.TrimSpace(string(kernel)), goVer, mitm, envOr("GOGC", "unset (countersign sets 200, the baseline runs at 100)"), loadAverage())
+		cpu, numCPU(), strings.TrimSpace(string(kernel)), goVer, mitm, envOr("GOGC", "unset (countersign paces it: 200, with at most 48 MiB of headroom; the baseline runs at 100)"), loadAverage())
 }
 
 // loadAverage is /proc/loadavg's 1, 5 and 15 minute figures: how busy the
