@@ -473,16 +473,19 @@ func (b *Broker) register(ctx context.Context, rec *Record, wake func()) (*held,
 	}
 	var link string
 	if !joined {
-		if err := b.opts.Store.Create(ctx, rec); err != nil {
+		// The record and its link's token in one commit.
+		var tokens []Token
+		var token string
+		if b.opts.PageURL != nil {
+			var hash string
+			token, hash = NewToken()
+			tokens = append(tokens, Token{Hash: hash, ApprovalID: rec.ID, Label: "notification", Created: now})
+		}
+		if err := b.opts.Store.Create(ctx, rec, tokens...); err != nil {
 			b.mu.Unlock()
 			return nil, nil, fmt.Errorf("create approval: %w", err)
 		}
 		if b.opts.PageURL != nil {
-			token, hash := NewToken()
-			if err := b.opts.Store.AddToken(ctx, Token{Hash: hash, ApprovalID: rec.ID, Label: "notification", Created: now}); err != nil {
-				b.mu.Unlock()
-				return nil, nil, fmt.Errorf("store approval link: %w", err)
-			}
 			link = b.opts.PageURL(rec.ID, token)
 		}
 	}

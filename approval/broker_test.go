@@ -916,11 +916,11 @@ func (s failingStore) CountPending(ctx context.Context) (int, error) {
 	return s.MemoryStore.CountPending(ctx)
 }
 
-func (s failingStore) Create(ctx context.Context, r *Record) error {
+func (s failingStore) Create(ctx context.Context, r *Record, tokens ...Token) error {
 	if s.fail["Create"] {
 		return errStoreDown
 	}
-	return s.MemoryStore.Create(ctx, r)
+	return s.MemoryStore.Create(ctx, r, tokens...)
 }
 
 func (s failingStore) AddGrant(ctx context.Context, g Grant) error {

@@ -141,8 +141,33 @@ func putRecord(ctx context.Context, q interface {
 }
 
 // Create implements Store.
-func (s *SQLiteStore) Create(ctx context.Context, r *Record) error {
-	if err := putRecord(ctx, s.db, r, true); err != nil {
+func (s *SQLiteStore) Create(ctx context.Context, r *Record, tokens ...Token) error {
+	for _, t := range tokens {
+		if t.ApprovalID != r.ID {
+			return fmt.Errorf("create approval %s: token for %s", r.ID, t.ApprovalID)
+		}
+	}
+	if len(tokens) == 0 {
+		if err := putRecord(ctx, s.db, r, true); err != nil {
+			return fmt.Errorf("create approval %s: %w", r.ID, err)
+		}
+		return nil
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("create approval %s: %w", r.ID, err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it does nothing
+	if err := putRecord(ctx, tx, r, true); err != nil {
+		return fmt.Errorf("create approval %s: %w", r.ID, err)
+	}
+	for _, t := range tokens {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO tokens (hash, approval_id, label, created, used) VALUES (?, ?, ?, ?, 0)`,
+			t.Hash, t.ApprovalID, t.Label, unixNano(t.Created)); err != nil {
+			return fmt.Errorf("create approval %s: token: %w", r.ID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("create approval %s: %w", r.ID, err)
 	}
 	return nil

@@ -12,8 +12,10 @@ import (
 // and ConsumeGrant atomic: a record leaves pending exactly once, and a grant
 // is consumed exactly once even under concurrent retries.
 type Store interface {
-	// Create adds a new pending record. It fails if the id exists.
-	Create(ctx context.Context, r *Record) error
+	// Create adds a new pending record and its page tokens, if any, at
+	// once (an approval is opened on the held request's path: one commit,
+	// not one per row). It fails if the id exists.
+	Create(ctx context.Context, r *Record, tokens ...Token) error
 	// Get returns a copy of the record, or ErrNotFound.
 	Get(ctx context.Context, id string) (*Record, error)
 	// List returns copies of the records, newest first; pendingOnly limits
@@ -84,13 +86,21 @@ func NewMemoryStore() *MemoryStore {
 }
 
 // Create implements Store.
-func (m *MemoryStore) Create(_ context.Context, r *Record) error {
+func (m *MemoryStore) Create(_ context.Context, r *Record, tokens ...Token) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.records[r.ID]; ok {
 		return fmt.Errorf("approval %s exists", r.ID)
 	}
+	for _, t := range tokens {
+		if t.ApprovalID != r.ID {
+			return fmt.Errorf("token for %s given with approval %s", t.ApprovalID, r.ID)
+		}
+	}
 	m.records[r.ID] = r.Clone()
+	for _, t := range tokens {
+		m.tokens[t.Hash] = &t
+	}
 	return nil
 }
 

@@ -33,6 +33,35 @@ func pendingRecord(id, session, fp string, required int) *Record {
 	}
 }
 
+// Create stores a record and its tokens together, or neither.
+func TestStoreCreateWithTokens(t *testing.T) {
+	stores(t, func(t *testing.T, s Store) {
+		ctx := t.Context()
+		tok := Token{Hash: "h-link", ApprovalID: "ap-1", Label: "notification", Created: t0}
+		if err := s.Create(ctx, pendingRecord("ap-1", "s-1", "fp-1", 1), tok); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.CheckToken(ctx, "ap-1", "h-link"); err != nil || got.Label != "notification" {
+			t.Errorf("CheckToken after Create = %+v, %v", got, err)
+		}
+		// A duplicate id stores neither the record nor its token.
+		if err := s.Create(ctx, pendingRecord("ap-1", "s-1", "fp-1", 1), Token{Hash: "h-dup", ApprovalID: "ap-1", Created: t0}); err == nil {
+			t.Error("Create with a duplicate id succeeded")
+		}
+		if _, err := s.CheckToken(ctx, "ap-1", "h-dup"); !errors.Is(err, ErrBadToken) {
+			t.Errorf("the duplicate's token was stored: %v", err)
+		}
+		// A token for another approval is refused, and the record is not
+		// stored either.
+		if err := s.Create(ctx, pendingRecord("ap-2", "s-1", "fp-2", 1), Token{Hash: "h-other", ApprovalID: "ap-9", Created: t0}); err == nil {
+			t.Error("Create with another approval's token succeeded")
+		}
+		if _, err := s.Get(ctx, "ap-2"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Get(ap-2) after a refused Create = %v, want ErrNotFound", err)
+		}
+	})
+}
+
 func TestStoreConformance(t *testing.T) {
 	stores(t, func(t *testing.T, s Store) {
 		ctx := t.Context()
