@@ -150,18 +150,7 @@ func TestConnectionServesOnAfterHold(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	read := func(what string) {
-		t.Helper()
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || resp.Close {
-			t.Fatalf("%s: status %d, close %v; want 200 on a kept connection", what, resp.StatusCode, resp.Close)
-		}
-	}
+	read := func(what string) { t.Helper(); wantKeptOK(t, br, what) }
 	send("Action=TerminateInstances&InstanceId.1=i-0abc")
 	rec := h.waitPending()
 	if _, err := h.broker.Decide(t.Context(), rec.ID, approval.Decision{Approve: true, Approver: "cli:bob", Via: "cli"}); err != nil {
@@ -560,15 +549,7 @@ func TestKeepAliveAcrossRequests(t *testing.T) {
 	tc, br := h.tlsTunnel("api.github.com:443", "api.github.com")
 	for i := range 3 {
 		fmt.Fprintf(tc, "POST /repos/o/r%d HTTP/1.1\r\nHost: api.github.com\r\nContent-Length: 2\r\n\r\nhi", i)
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatalf("request %d: %v", i, err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || resp.Close {
-			t.Fatalf("request %d: status %d close %v", i, resp.StatusCode, resp.Close)
-		}
+		wantKeptOK(t, br, fmt.Sprintf("request %d", i))
 	}
 }
 
@@ -637,6 +618,21 @@ func TestShutdownAnswersHeldRequests(t *testing.T) {
 		t.Fatal("held request not answered at shutdown")
 	}
 	h.wantNoUpstream(t)
+}
+
+// wantKeptOK reads a response from br and fails t unless it is a 200 that
+// keeps the connection open.
+func wantKeptOK(t *testing.T, br *bufio.Reader, what string) {
+	t.Helper()
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Close {
+		t.Fatalf("%s: status %d, close %v; want 200 on a kept connection", what, resp.StatusCode, resp.Close)
+	}
 }
 
 // waitParked waits, bounded, until n held requests' connections are parked.
