@@ -365,7 +365,7 @@ func (s *Server) park(tc *tunnelConn, h *heldRequest) {
 	}
 	resume := func() { s.serveHTTP1(tc, h.finish) }
 	var sock syscall.RawConn
-	if canPeekSockets && !c.buffered() {
+	if canPeekSockets && h.watch != nil && !c.buffered() {
 		sock = socketOf(c.conn)
 	}
 	if sock == nil {
