@@ -717,8 +717,15 @@ func TestHeldConnectionsAreParked(t *testing.T) {
 			fmt.Fprintf(tc, "POST / HTTP/1.1\r\nHost: ec2.us-east-1.amazonaws.com\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
 			rec := h.waitPending()
 			h.waitParked(1)
-			if n := goroutinesIn("proxy.(*Server).serveHTTP1"); n != 0 {
-				t.Errorf("%d goroutines serve connections while the only one is parked", n)
+			// The goroutine that parked the connection returns just after
+			// parking it: wait, bounded, for it to be gone.
+			deadline = time.Now().Add(10 * time.Second)
+			for n := goroutinesIn("proxy.(*Server).serveHTTP1"); n != 0; n = goroutinesIn("proxy.(*Server).serveHTTP1") {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d goroutines serve connections 10s after the only one was parked", n)
+				}
+				runtime.Gosched()
+				time.Sleep(time.Millisecond)
 			}
 			tt.end(t, h, rec, tc)
 			if tt.answered {
