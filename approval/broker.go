@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -130,6 +131,9 @@ type Broker struct {
 	closed  bool
 	started bool
 
+	// shared is the store when other replicas use it too.
+	shared Shared
+
 	stop chan struct{}
 	done chan struct{}
 }
@@ -169,13 +173,15 @@ func NewBroker(opts Options, logger *zap.Logger) (*Broker, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Broker{
+	b := &Broker{
 		opts:    opts,
 		logger:  logger.Named("approval"),
 		waiters: map[string][]*waiter{},
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
-	}, nil
+	}
+	b.shared, _ = opts.Store.(Shared)
+	return b, nil
 }
 
 // AddNotifier adds a notifier. Call it before the broker is used: notifiers
@@ -198,8 +204,8 @@ func (b *Broker) Start() {
 	}
 	b.started = true
 	b.mu.Unlock()
-	go func() {
-		defer close(b.done)
+	var wg sync.WaitGroup
+	wg.Go(func() {
 		t := time.NewTicker(time.Minute)
 		defer t.Stop()
 		for {
@@ -210,6 +216,21 @@ func (b *Broker) Start() {
 				b.ExpireNow(context.Background())
 			}
 		}
+	})
+	if b.shared != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		wg.Go(func() {
+			<-b.stop
+			cancel()
+		})
+		wg.Go(func() {
+			b.shared.Listen(ctx, func(id string) { b.changedElsewhere(ctx, id) },
+				func(err error) { b.logger.Warn("lost the shared store's announcements; reconnecting", zap.Error(err)) })
+		})
+	}
+	go func() {
+		wg.Wait()
+		close(b.done)
 	}()
 }
 
@@ -429,65 +450,26 @@ func (b *Broker) register(ctx context.Context, rec *Record, wake func()) (*held,
 		b.mu.Unlock()
 		return nil, &Outcome{Kind: OutcomeShutdown}, nil
 	}
-	joined := false
-	existing, err := b.opts.Store.FindPending(ctx, rec.SessionID, rec.Fingerprint, now)
-	switch {
-	case err == nil:
-		rec, joined = existing, true
-	case errors.Is(err, ErrNotFound):
-		pending, err := b.opts.Store.CountPending(ctx)
+	// A shared store refuses a second pending approval for the same
+	// request, which another replica may have opened since FindPending
+	// looked: then join that one. Bounded: each retry first expires what
+	// is past its time, the only other thing that can block the way.
+	var joined bool
+	var link string
+	var err error
+	for attempt := 1; ; attempt++ {
+		var opened *Record
+		opened, joined, link, err = b.openLocked(ctx, rec, requestID, now)
+		if errors.Is(err, ErrPendingExists) && attempt < 3 {
+			b.expireLocked(ctx, now)
+			continue
+		}
 		if err != nil {
 			b.mu.Unlock()
-			return nil, nil, fmt.Errorf("count pending approvals: %w", err)
+			return nil, nil, err
 		}
-		if pending >= b.opts.MaxPending {
-			b.mu.Unlock()
-			return nil, nil, ErrTooManyPending
-		}
-		rec.Created = now
-		rec.Expires = now.Add(b.opts.Expire)
-		rec.State = StatePending
-		if rec.Required < 1 {
-			rec.Required = 1
-		}
-	default:
-		b.mu.Unlock()
-		return nil, nil, fmt.Errorf("find pending approval: %w", err)
-	}
-
-	// The request is audited before the record exists or the waiter is
-	// registered, and under b.mu: if the audit log fails, nothing is left
-	// behind that a human could approve without an audit trail, and no
-	// decision can be delivered to a waiter that is about to fail.
-	detail := "requested"
-	if joined {
-		detail = "joined by a retry"
-	}
-	if err := b.opts.Auditor.Record(&audit.Event{
-		Type: "approval", ApprovalID: rec.ID, RequestID: requestID, Detail: detail,
-		Reasons: rec.Messages, RuleIDs: rec.RuleIDs,
-		Fields: map[string]any{"required": rec.Required, "expires": rec.Expires.UTC().Format(time.RFC3339)},
-	}); err != nil {
-		b.mu.Unlock()
-		return nil, nil, fmt.Errorf("audit approval request: %w", err)
-	}
-	var link string
-	if !joined {
-		// The record and its link's token in one commit.
-		var tokens []Token
-		var token string
-		if b.opts.PageURL != nil {
-			var hash string
-			token, hash = NewToken()
-			tokens = append(tokens, Token{Hash: hash, ApprovalID: rec.ID, Label: "notification", Created: now})
-		}
-		if err := b.opts.Store.Create(ctx, rec, tokens...); err != nil {
-			b.mu.Unlock()
-			return nil, nil, fmt.Errorf("create approval: %w", err)
-		}
-		if b.opts.PageURL != nil {
-			link = b.opts.PageURL(rec.ID, token)
-		}
+		rec = opened
+		break
 	}
 	b.waiters[rec.ID] = append(b.waiters[rec.ID], w)
 	b.mu.Unlock()
@@ -508,6 +490,73 @@ func (b *Broker) register(ctx context.Context, rec *Record, wake func()) (*held,
 		}
 	}
 	return &held{w: w, rec: rec, joined: joined, requestID: requestID}, nil, nil
+}
+
+// openLocked finds the pending approval of rec to join, or opens rec,
+// audited. Caller holds b.mu.
+func (b *Broker) openLocked(ctx context.Context, rec *Record, requestID string, now time.Time) (_ *Record, joined bool, link string, _ error) {
+	existing, err := b.opts.Store.FindPending(ctx, rec.SessionID, rec.Fingerprint, now)
+	switch {
+	case err == nil:
+		rec, joined = existing, true
+	case errors.Is(err, ErrNotFound):
+		pending, err := b.opts.Store.CountPending(ctx)
+		if err != nil {
+			return nil, false, "", fmt.Errorf("count pending approvals: %w", err)
+		}
+		if pending >= b.opts.MaxPending {
+			return nil, false, "", ErrTooManyPending
+		}
+		rec.Created = now
+		rec.Expires = now.Add(b.opts.Expire)
+		rec.State = StatePending
+		if rec.Required < 1 {
+			rec.Required = 1
+		}
+	default:
+		return nil, false, "", fmt.Errorf("find pending approval: %w", err)
+	}
+
+	// The request is audited before the record exists or the waiter is
+	// registered, and under b.mu: if the audit log fails, nothing is left
+	// behind that a human could approve without an audit trail, and no
+	// decision can be delivered to a waiter that is about to fail.
+	detail := "requested"
+	if joined {
+		detail = "joined by a retry"
+	}
+	if err := b.opts.Auditor.Record(&audit.Event{
+		Type: "approval", ApprovalID: rec.ID, RequestID: requestID, Detail: detail,
+		Reasons: rec.Messages, RuleIDs: rec.RuleIDs,
+		Fields: map[string]any{"required": rec.Required, "expires": rec.Expires.UTC().Format(time.RFC3339)},
+	}); err != nil {
+		return nil, false, "", fmt.Errorf("audit approval request: %w", err)
+	}
+	if joined {
+		return rec, true, "", nil
+	}
+	// The record and its link's token in one commit.
+	var tokens []Token
+	var token string
+	if b.opts.PageURL != nil {
+		var hash string
+		token, hash = NewToken()
+		tokens = append(tokens, Token{Hash: hash, ApprovalID: rec.ID, Label: "notification", Created: now})
+	}
+	if err := b.opts.Store.Create(ctx, rec, tokens...); err != nil {
+		if errors.Is(err, ErrPendingExists) {
+			// The "requested" record above names an approval that was
+			// not opened: say so in the log.
+			_ = b.opts.Auditor.Record(&audit.Event{Type: "approval", ApprovalID: rec.ID, RequestID: requestID,
+				Detail: "not opened: another replica opened an approval for the same request at the same moment; this request joins it"})
+			return nil, false, "", err
+		}
+		return nil, false, "", fmt.Errorf("create approval: %w", err)
+	}
+	if b.opts.PageURL != nil {
+		link = b.opts.PageURL(rec.ID, token)
+	}
+	return rec, false, link, nil
 }
 
 // release removes w from the waiters of id. If an outcome was delivered in
@@ -602,6 +651,7 @@ func (b *Broker) decide(ctx context.Context, id, tokenHash string, d Decision) (
 	// audit failure denies). Decisions are serialised by b.mu, so a dry run
 	// on the current record predicts what the store will do; if the dry run
 	// refuses, the store is asked anyway for its authoritative error.
+	audited := false
 	if cur, gerr := b.opts.Store.Get(ctx, id); gerr == nil {
 		dry := cur.Clone()
 		tokenOK := true
@@ -624,6 +674,7 @@ func (b *Broker) decide(ctx context.Context, id, tokenHash string, d Decision) (
 			if err := b.opts.Auditor.Record(ev); err != nil {
 				return nil, fmt.Errorf("the audit log cannot be written, so the decision was not recorded: %w", err)
 			}
+			audited = true
 		}
 	}
 
@@ -633,6 +684,13 @@ func (b *Broker) decide(ctx context.Context, id, tokenHash string, d Decision) (
 		rec, err = b.opts.Store.DecideWithToken(ctx, id, tokenHash, d, d.At)
 	} else {
 		rec, err = b.opts.Store.Decide(ctx, id, d, d.At)
+	}
+	if err != nil && audited {
+		// The dry run predicted a decision the store then refused (another
+		// replica decided first, or the store failed): the log must not
+		// keep a decision that did not happen without saying so.
+		_ = b.opts.Auditor.Record(&audit.Event{Type: "approval", ApprovalID: id, Approver: d.Approver, Via: d.Via,
+			Detail: fmt.Sprintf("decision by %s not recorded: %v", d.Approver, err)})
 	}
 	if errors.Is(err, ErrExpired) {
 		// Past its expiry but not yet swept: expire it now, audited, and
@@ -677,8 +735,73 @@ func (b *Broker) decide(ctx context.Context, id, tokenHash string, d Decision) (
 		for _, n := range b.opts.Notifiers {
 			n.Notify(ctx, Notification{Event: "decided", Record: rec.Clone()})
 		}
+		// After the grant, if any: a replica holding the request takes it.
+		b.announceLocked(ctx, id)
 	}
 	return rec, nil
+}
+
+// announceLocked tells the other replicas on a shared store that approval
+// id is decided or expired. A failure is logged: their held requests then
+// learn it when their hold runs out and the agent retries.
+func (b *Broker) announceLocked(ctx context.Context, id string) {
+	if b.shared == nil {
+		return
+	}
+	if err := b.shared.Announce(ctx, id); err != nil {
+		b.logger.Error("tell the other replicas of a decided approval", zap.String("approval", id), zap.Error(err))
+	}
+}
+
+// changedElsewhere answers the requests held here for approval id, which
+// another replica decided or expired (id "" checks every held request).
+// An approval admits one request: a held one here takes the grant the
+// deciding replica issued, if no other request took it first.
+func (b *Broker) changedElsewhere(ctx context.Context, id string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ids := []string{id}
+	if id == "" {
+		ids = slices.Collect(maps.Keys(b.waiters))
+	}
+	for _, id := range ids {
+		ws := b.waiters[id]
+		if len(ws) == 0 {
+			continue
+		}
+		rec, err := b.opts.Store.Get(ctx, id)
+		if err != nil {
+			b.logger.Error("read an approval another replica changed", zap.String("approval", id), zap.Error(err))
+			continue
+		}
+		switch rec.State {
+		case StateApproved:
+			delete(b.waiters, id)
+			for _, w := range ws {
+				kind := OutcomeSuperseded
+				g, err := b.opts.Store.ConsumeGrant(ctx, rec.SessionID, rec.Fingerprint, b.opts.Now())
+				switch {
+				case err == nil:
+					kind = OutcomeApproved
+					_ = b.opts.Auditor.Record(&audit.Event{Type: "approval", ApprovalID: id, RequestID: rec.RequestID,
+						Detail: fmt.Sprintf("grant of %s used by the request held on this replica", g.ApprovalID)})
+				case !errors.Is(err, ErrNotFound):
+					b.logger.Error("take the grant of an approval another replica decided", zap.String("approval", id), zap.Error(err))
+				}
+				b.settle(w, Outcome{Kind: kind, Record: rec.Clone()})
+			}
+		case StateDenied:
+			delete(b.waiters, id)
+			for _, w := range ws {
+				b.settle(w, Outcome{Kind: OutcomeDenied, Record: rec.Clone()})
+			}
+		case StateExpired:
+			delete(b.waiters, id)
+			for _, w := range ws {
+				b.settle(w, Outcome{Kind: OutcomeExpired, Record: rec.Clone()})
+			}
+		}
+	}
 }
 
 // addScopeLocked turns a completed approval into a scoped grant. Caller
@@ -765,6 +888,7 @@ func (b *Broker) expireLocked(ctx context.Context, now time.Time) {
 		for _, n := range b.opts.Notifiers {
 			n.Notify(ctx, Notification{Event: "decided", Record: rec.Clone()})
 		}
+		b.announceLocked(ctx, rec.ID)
 	}
 }
 

@@ -3,6 +3,7 @@ package approval
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -12,10 +13,36 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/countersign/countersign/audit"
+	"github.com/countersign/countersign/internal/testinfra"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	code := m.Run()
+	testPG.Stop()
+	if code == 0 {
+		// goleak.VerifyTestMain, after the shared PostgreSQL server is gone.
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: errors on successful test run: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// testPG is the package's PostgreSQL server; each test gets a database of
+// its own.
+var testPG testinfra.LazyPostgres
+
+// openPostgres opens a PostgresStore on a new database, closed when t ends.
+func openPostgres(t testing.TB) (*PostgresStore, string) {
+	t.Helper()
+	dsn := testPG.Database(t)
+	s, err := OpenPostgres(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, dsn
 }
 
 // fakeAuditor records events. fail, when set, decides which events fail to

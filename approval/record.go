@@ -72,6 +72,9 @@ var (
 	ErrBadToken = errors.New("approval link is not valid")
 	// ErrTokenUsed: the page token already made its one decision.
 	ErrTokenUsed = errors.New("approval link was already used")
+	// ErrPendingExists: a shared store already has a pending approval for
+	// this session and fingerprint (another replica opened it).
+	ErrPendingExists = errors.New("an identical approval is already pending")
 )
 
 // Request is the held request as an approver sees it: credentials redacted.

@@ -69,6 +69,19 @@ type Store interface {
 	FirstSeen(ctx context.Context, key string, expires, now time.Time) (bool, error)
 }
 
+// Shared is implemented by a Store that several brokers (serve replicas)
+// use at once. A broker announces every approval it decides or expires, and
+// listens for the others' announcements to answer the requests it holds.
+type Shared interface {
+	// Announce tells every broker on the store that approval id changed.
+	Announce(ctx context.Context, id string) error
+	// Listen calls changed with the id of each announced approval until ctx
+	// ends. changed("") means announcements may have been missed (at the
+	// start, after a reconnect): check every held request. failed reports
+	// each lost connection; Listen reconnects by itself.
+	Listen(ctx context.Context, changed func(id string), failed func(error))
+}
+
 // MemoryStore is a Store held in memory: approvals are lost on restart.
 type MemoryStore struct {
 	mu      sync.Mutex

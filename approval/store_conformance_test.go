@@ -21,6 +21,10 @@ func stores(t *testing.T, f func(t *testing.T, s Store)) {
 		t.Cleanup(func() { s.Close() })
 		f(t, s)
 	})
+	t.Run("postgres", func(t *testing.T) {
+		s, _ := openPostgres(t)
+		f(t, s)
+	})
 }
 
 var t0 = time.Date(2026, 11, 26, 13, 0, 0, 0, time.UTC)

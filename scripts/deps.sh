@@ -25,6 +25,12 @@ for pair in $NEEDED; do
 		missing_pkgs="$missing_pkgs $pkg"
 	fi
 done
+# A PostgreSQL server for the shared-state tests (serve with state:
+# postgres://...): its binaries are off $PATH on Debian.
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+	missing_tools="$missing_tools postgres"
+	missing_pkgs="$missing_pkgs postgresql"
+fi
 # git's smart-HTTP server backend, used by the fake git host.
 if command -v git >/dev/null 2>&1 && [ ! -x "$(git --exec-path)/git-http-backend" ]; then
 	missing_tools="$missing_tools git-http-backend"
@@ -46,4 +52,4 @@ if [ -n "$missing_pkgs" ]; then
 fi
 
 go mod download
-echo "deps: ok (curl, git, python3, aws, node, gh, kubectl, chromium, Go modules)"
+echo "deps: ok (curl, git, python3, aws, node, gh, kubectl, chromium, postgres, Go modules)"

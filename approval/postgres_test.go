@@ -1,0 +1,352 @@
+package approval
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Two replicas (two stores, two connection pools) on one database: what
+// must happen once happens once.
+func TestPostgresStoreAcrossReplicas(t *testing.T) {
+	a, dsn := openPostgres(t)
+	b, err := OpenPostgres(t.Context(), dsn) // the schema exists: opening again is fine
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	ctx := t.Context()
+	replicas := []*PostgresStore{a, b}
+
+	// race runs f on both replicas at once, n times each, and returns the
+	// errors.
+	race := func(n int, f func(s *PostgresStore, i int) error) []error {
+		var wg sync.WaitGroup
+		errs := make([]error, 2*n)
+		start := make(chan struct{})
+		for i := range 2 * n {
+			wg.Go(func() {
+				<-start
+				errs[i] = f(replicas[i%2], i)
+			})
+		}
+		close(start)
+		wg.Wait()
+		return errs
+	}
+	count := func(errs []error, target error) (ok, matched int) {
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, target):
+				matched++
+			default:
+				t.Errorf("unexpected error: %v", err)
+			}
+		}
+		return ok, matched
+	}
+
+	t.Run("one pending approval per request", func(t *testing.T) {
+		errs := race(4, func(s *PostgresStore, i int) error {
+			return s.Create(ctx, pendingRecord(fmt.Sprintf("ap-c%d", i), "s-c", "fp-c", 1))
+		})
+		if ok, dup := count(errs, ErrPendingExists); ok != 1 || dup != 7 {
+			t.Errorf("8 concurrent creates of one request: %d opened, %d refused as pending; want 1 and 7", ok, dup)
+		}
+		// Once it is decided, the same request may open a new approval.
+		rec, err := a.FindPending(ctx, "s-c", "fp-c", t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Decide(ctx, rec.ID, Decision{Approve: false, Approver: "u:bob", Via: "cli", At: t0}, t0); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Create(ctx, pendingRecord("ap-c-next", "s-c", "fp-c", 1)); err != nil {
+			t.Errorf("a new approval after the first was decided: %v", err)
+		}
+	})
+
+	t.Run("one decision", func(t *testing.T) {
+		if err := a.Create(ctx, pendingRecord("ap-d", "s-d", "fp-d", 1)); err != nil {
+			t.Fatal(err)
+		}
+		errs := race(4, func(s *PostgresStore, i int) error {
+			_, err := s.Decide(ctx, "ap-d", Decision{Approve: i%3 != 0, Approver: fmt.Sprintf("u:%d", i), Via: "cli", At: t0}, t0)
+			return err
+		})
+		if ok, decided := count(errs, ErrDecided); ok != 1 || decided != 7 {
+			t.Errorf("8 concurrent decisions: %d took, %d refused as decided; want 1 and 7", ok, decided)
+		}
+	})
+
+	t.Run("one use of a page token", func(t *testing.T) {
+		rec := pendingRecord("ap-t", "s-t", "fp-t", 2)
+		if err := a.Create(ctx, rec, Token{Hash: "h-t", ApprovalID: "ap-t", Created: t0}); err != nil {
+			t.Fatal(err)
+		}
+		errs := race(3, func(s *PostgresStore, i int) error {
+			_, err := s.DecideWithToken(ctx, "ap-t", "h-t", Decision{Approve: true, Approver: fmt.Sprintf("u:%d", i), Via: "page", At: t0}, t0)
+			return err
+		})
+		if ok, used := count(errs, ErrTokenUsed); ok != 1 || used != 5 {
+			t.Errorf("6 concurrent decisions with one token: %d took, %d refused as used; want 1 and 5", ok, used)
+		}
+	})
+
+	t.Run("one consumer of a grant", func(t *testing.T) {
+		for i := range 3 {
+			if err := a.AddGrant(ctx, Grant{ApprovalID: fmt.Sprintf("ap-g%d", i), SessionID: "s-g", Fingerprint: "fp-g", Expires: t0.Add(time.Hour)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		errs := race(5, func(s *PostgresStore, _ int) error {
+			_, err := s.ConsumeGrant(ctx, "s-g", "fp-g", t0)
+			return err
+		})
+		if ok, none := count(errs, ErrNotFound); ok != 3 || none != 7 {
+			t.Errorf("10 concurrent retries for 3 grants: %d admitted, %d not; want 3 and 7", ok, none)
+		}
+	})
+
+	t.Run("one sighting of a replay key", func(t *testing.T) {
+		var mu sync.Mutex
+		firsts := 0
+		race(4, func(s *PostgresStore, _ int) error {
+			first, err := s.FirstSeen(ctx, "sig-1", t0.Add(5*time.Minute), t0)
+			if first {
+				mu.Lock()
+				firsts++
+				mu.Unlock()
+			}
+			return err
+		})
+		if firsts != 1 {
+			t.Errorf("8 concurrent sightings of one key: %d first, want 1", firsts)
+		}
+		// Once expired, the key is new again.
+		if first, err := b.FirstSeen(ctx, "sig-1", t0.Add(20*time.Minute), t0.Add(10*time.Minute)); err != nil || !first {
+			t.Errorf("an expired key seen again = %v, %v; want new", first, err)
+		}
+	})
+
+	t.Run("one expiry", func(t *testing.T) {
+		for i := range 6 {
+			r := pendingRecord(fmt.Sprintf("ap-e%d", i), "s-e", fmt.Sprintf("fp-e%d", i), 1)
+			r.Expires = t0.Add(time.Minute)
+			if err := a.Create(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var mu sync.Mutex
+		seen := map[string]int{}
+		race(3, func(s *PostgresStore, _ int) error {
+			recs, err := s.ExpirePending(ctx, t0.Add(2*time.Minute))
+			mu.Lock()
+			defer mu.Unlock()
+			for _, r := range recs {
+				if strings.HasPrefix(r.ID, "ap-e") {
+					seen[r.ID]++
+				}
+			}
+			return err
+		})
+		if len(seen) != 6 {
+			t.Errorf("expired %d of 6 records", len(seen))
+		}
+		for id, n := range seen {
+			if n != 1 {
+				t.Errorf("%s expired %d times", id, n)
+			}
+		}
+	})
+}
+
+// A closed listener's connection and a bad URL fail with a message that
+// names the server but not its password.
+func TestOpenPostgresErrors(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	_, err := OpenPostgres(ctx, "postgres://countersign:s3cret-pw@127.0.0.1:1/x?sslmode=disable&connect_timeout=5")
+	if err == nil {
+		t.Fatal("OpenPostgres on a closed port succeeded")
+	}
+	if strings.Contains(err.Error(), "s3cret-pw") || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Errorf("error = %q; want the server named and the password left out", err)
+	}
+}
+
+// replicas returns n started brokers sharing one PostgreSQL database, and
+// the auditor of each.
+func replicas(t *testing.T, n int) ([]*Broker, []*fakeAuditor) {
+	t.Helper()
+	_, dsn := openPostgres(t)
+	var bs []*Broker
+	var auds []*fakeAuditor
+	for range n {
+		s, err := OpenPostgres(t.Context(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		b, aud, _ := newTestBroker(t, Options{Store: s})
+		b.Start()
+		bs = append(bs, b)
+		auds = append(auds, aud)
+	}
+	return bs, auds
+}
+
+// waitHeld waits, bounded, until b holds n requests.
+func waitHeld(t *testing.T, b *Broker, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for totalWaiters(b) != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("broker holds %d requests after 10s, want %d", totalWaiters(b), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// recv waits, bounded, for a hold's result.
+func recv(t *testing.T, ch <-chan holdResult) holdResult {
+	t.Helper()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			t.Fatalf("hold: %v", r.err)
+		}
+		return r
+	case <-time.After(20 * time.Second):
+		t.Fatal("a request held on one replica was not answered 20s after another replica decided it")
+		return holdResult{}
+	}
+}
+
+// Requests held on one replica are answered when a human decides on
+// another; an approval still admits exactly one request.
+func TestBrokersSharePostgres(t *testing.T) {
+	t.Run("approved elsewhere", func(t *testing.T) {
+		bs, auds := replicas(t, 2)
+		rec := newRecord("s-1", "fp-1")
+		ch := startHold(t.Context(), bs[0], rec, time.Minute)
+		waitHeld(t, bs[0], 1)
+		if _, err := bs[1].Decide(t.Context(), rec.ID, Decision{Approve: true, Approver: "u:bob", Via: "page"}); err != nil {
+			t.Fatal(err)
+		}
+		if r := recv(t, ch); r.out.Kind != OutcomeApproved {
+			t.Errorf("held request: %v, want approved", r.out.Kind)
+		}
+		// It took the one admission: no retry is admitted as well.
+		if _, err := bs[1].ConsumeGrant(t.Context(), "s-1", "fp-1"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("after the held request was approved, a retry found a grant: %v", err)
+		}
+		if d := auds[0].details(rec.ID); !containsPrefix(d, "grant of "+rec.ID+" used by the request held on this replica") {
+			t.Errorf("holding replica's audit = %q", d)
+		}
+	})
+
+	t.Run("denied elsewhere", func(t *testing.T) {
+		bs, _ := replicas(t, 2)
+		rec := newRecord("s-1", "fp-1")
+		ch := startHold(t.Context(), bs[0], rec, time.Minute)
+		waitHeld(t, bs[0], 1)
+		if _, err := bs[1].Decide(t.Context(), rec.ID, Decision{Approve: false, Approver: "u:bob", Via: "page", Reason: "no"}); err != nil {
+			t.Fatal(err)
+		}
+		if r := recv(t, ch); r.out.Kind != OutcomeDenied || r.out.Record.Decisions[0].Reason != "no" {
+			t.Errorf("held request: %v %+v, want denied with the reason", r.out.Kind, r.out.Record)
+		}
+	})
+
+	t.Run("expired elsewhere", func(t *testing.T) {
+		clock := newFakeClock()
+		_, dsn := openPostgres(t)
+		var bs []*Broker
+		for range 2 {
+			s, err := OpenPostgres(t.Context(), dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			b, _, _ := newTestBroker(t, Options{Store: s, Now: clock.Now, Expire: time.Hour})
+			b.Start()
+			bs = append(bs, b)
+		}
+		rec := newRecord("s-1", "fp-1")
+		ch := startHold(t.Context(), bs[0], rec, time.Minute)
+		waitHeld(t, bs[0], 1)
+		clock.Advance(2 * time.Hour)
+		bs[1].ExpireNow(t.Context())
+		if r := recv(t, ch); r.out.Kind != OutcomeExpired {
+			t.Errorf("held request: %v, want expired", r.out.Kind)
+		}
+	})
+
+	t.Run("held on two replicas, approved on a third", func(t *testing.T) {
+		bs, _ := replicas(t, 3)
+		first := newRecord("s-1", "fp-1")
+		ch0 := startHold(t.Context(), bs[0], first, time.Minute)
+		waitHeld(t, bs[0], 1)
+		ch1 := startHold(t.Context(), bs[1], newRecord("s-1", "fp-1"), time.Minute)
+		waitHeld(t, bs[1], 1)
+		if _, err := bs[2].Decide(t.Context(), first.ID, Decision{Approve: true, Approver: "u:bob", Via: "page"}); err != nil {
+			t.Fatal(err)
+		}
+		kinds := map[OutcomeKind]int{}
+		r0, r1 := recv(t, ch0), recv(t, ch1)
+		kinds[r0.out.Kind]++
+		kinds[r1.out.Kind]++
+		if kinds[OutcomeApproved] != 1 || kinds[OutcomeSuperseded] != 1 {
+			t.Errorf("outcomes %v and %v; want one approved and one superseded", r0.out.Kind, r1.out.Kind)
+		}
+		if !r1.out.Joined || r1.out.Record.ID != first.ID {
+			t.Errorf("the second replica's request did not join the first's approval: joined=%v id=%s", r1.out.Joined, r1.out.Record.ID)
+		}
+	})
+
+	t.Run("opened on two replicas at once", func(t *testing.T) {
+		bs, auds := replicas(t, 2)
+		var chs []<-chan holdResult
+		for i := range 2 {
+			chs = append(chs, startHold(t.Context(), bs[i], newRecord("s-1", "fp-1"), time.Minute))
+		}
+		waitHeld(t, bs[0], 1)
+		waitHeld(t, bs[1], 1)
+		pending, err := bs[0].List(t.Context(), true)
+		if err != nil || len(pending) != 1 {
+			t.Fatalf("pending approvals = %d (%v), want 1", len(pending), err)
+		}
+		if _, err := bs[0].Decide(t.Context(), pending[0].ID, Decision{Approve: true, Approver: "u:bob", Via: "page"}); err != nil {
+			t.Fatal(err)
+		}
+		kinds := map[OutcomeKind]int{}
+		for _, ch := range chs {
+			kinds[recv(t, ch).out.Kind]++
+		}
+		if kinds[OutcomeApproved] != 1 || kinds[OutcomeSuperseded] != 1 {
+			t.Errorf("outcomes %v; want one approved and one superseded", kinds)
+		}
+		// Whichever replica lost the race to open says so in its log.
+		for _, aud := range auds {
+			if containsPrefix(aud.details(pending[0].ID), "not opened") {
+				t.Errorf("the approval that was opened is logged as not opened")
+			}
+		}
+	})
+}
+
+func containsPrefix(ss []string, prefix string) bool {
+	for _, s := range ss {
+		if strings.HasPrefix(s, prefix) {
+			return true
+		}
+	}
+	return false
+}
