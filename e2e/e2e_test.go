@@ -60,9 +60,13 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	testPG.Stop()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
+
+// testPG is the suite's PostgreSQL server, for serve's shared state.
+var testPG testinfra.LazyPostgres
 
 // world is one test's countersign configuration and fake upstreams.
 type world struct {
@@ -73,6 +77,8 @@ type world struct {
 	auditPath string
 	up        *testinfra.Upstream
 	gitRoot   string
+	// env is added to the environment of every countersign command.
+	env []string
 }
 
 // newWorld writes a config and policy for one test and starts the fakes.
@@ -165,7 +171,7 @@ func (w *world) cmd(ctx context.Context, args ...string) *exec.Cmd {
 			env = append(env, k+"="+v)
 		}
 	}
-	c.Env = append(env, testinfra.GitIdentity()...)
+	c.Env = append(append(env, testinfra.GitIdentity()...), w.env...)
 	c.WaitDelay = 5 * time.Second
 	return c
 }

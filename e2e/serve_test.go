@@ -5,6 +5,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -241,4 +242,104 @@ func TestPendingApprovalSurvivesServeRestart(t *testing.T) {
 	if n := w.up.Count("POST", "/things"); n != 1 {
 		t.Errorf("upstream saw %d POSTs after the second retry, want 1", n)
 	}
+}
+
+// A team runs several serve replicas on one PostgreSQL database: a request
+// held on one replica is approved on another and answered, and its approval
+// admits that one request, no more.
+func TestServeReplicasShareApprovals(t *testing.T) {
+	a := newWorld(t, approvePosts, agentClient+"state: ${STATE_URL}\n")
+	a.env = []string{"STATE_URL=" + testPG.Database(t)}
+	// Replica b: the same configuration, its own state_dir and audit log,
+	// and the CA of replica a (clients trust one CA).
+	b := *a
+	b.stateDir = filepath.Join(a.dir, "state-b")
+	b.auditPath = filepath.Join(b.stateDir, "audit.jsonl")
+	b.config = filepath.Join(a.dir, "countersign-b.yaml")
+	conf, err := os.ReadFile(a.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	confB := strings.ReplaceAll(string(conf), a.stateDir, b.stateDir) +
+		fmt.Sprintf("ca: {cert: %s, key: %s}\n", filepath.Join(a.stateDir, "ca.pem"), filepath.Join(a.stateDir, "ca-key.pem"))
+	mustWrite(t, b.config, confB)
+
+	_, addrA, _ := startServe(t, a)
+	_, addrB, _ := startServe(t, &b)
+	post := func(addr string) <-chan result {
+		ch := make(chan result, 1)
+		go func() {
+			ch <- curl(t, a, "--proxy", "http://ci-agent:s3cret-agent-pw@"+addr, "-X", "POST", "-d", "x=1", "https://example.test/things")
+		}()
+		return ch
+	}
+
+	held := post(addrA)
+	// Replica b lists the approval replica a opened, and approves it.
+	id := waitForPendingID(t, &b, "")
+	if r := b.run("approvals", "approve", id); r.code != 0 {
+		t.Fatalf("approve on replica b: %s%s", r.stdout, r.stderr)
+	}
+	select {
+	case r := <-held:
+		if r.code != 0 || !strings.Contains(r.stdout, `"method":"POST"`) {
+			t.Fatalf("the request held on replica a, approved on b: %q %q", r.stdout, r.stderr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the request held on replica a was not answered 30s after replica b approved it")
+	}
+	if n := a.up.Count("POST", "/things"); n != 1 {
+		t.Fatalf("upstream saw %d POSTs, want 1", n)
+	}
+
+	// The approval was used: the same request through replica b is held
+	// for a new approval, not admitted.
+	again := post(addrB)
+	if next := waitForPendingID(t, a, id); next == id {
+		t.Errorf("the retry joined the used approval %s", id)
+	}
+	if n := a.up.Count("POST", "/things"); n != 1 {
+		t.Errorf("upstream saw %d POSTs after the retry, want 1", n)
+	}
+	_ = a.run("approvals", "deny", waitForPendingID(t, a, id), "--reason", "once was enough")
+	select {
+	case r := <-again:
+		if !strings.Contains(r.stdout, "once was enough") {
+			t.Errorf("the denied retry got %q %q", r.stdout, r.stderr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the retry held on replica b was not answered 30s after replica a denied it")
+	}
+
+	// Each replica's audit log records its part and verifies.
+	if log := a.auditLog(); !strings.Contains(log, "used by the request held on this replica") {
+		t.Errorf("replica a's audit log does not say its held request took the grant:\n%s", log)
+	}
+	if log := b.auditLog(); !strings.Contains(log, "approved by") {
+		t.Errorf("replica b's audit log does not record the approval:\n%s", log)
+	}
+	for _, w := range []*world{a, &b} {
+		if r := w.run("audit", "verify", w.auditPath); r.code != 0 {
+			t.Errorf("audit verify %s: %s%s", w.auditPath, r.stdout, r.stderr)
+		}
+	}
+}
+
+// waitForPendingID polls `countersign approvals list` (bounded) until an
+// approval other than skip is pending, and returns its id.
+func waitForPendingID(t *testing.T, w *world, skip string) string {
+	t.Helper()
+	idRE := regexp.MustCompile(`\bap-[0-9A-Za-z_-]+`)
+	var last result
+	for range 200 {
+		last = w.run("approvals", "list")
+		for _, id := range idRE.FindAllString(last.stdout, -1) {
+			if id != skip {
+				return id
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("no approval became pending: %d %s %s", last.code, last.stdout, last.stderr)
+	return ""
 }

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/countersign/countersign/approval"
+	"github.com/countersign/countersign/internal/config"
 	"github.com/countersign/countersign/session"
 )
 
@@ -69,12 +70,7 @@ func serve(cmd *cobra.Command, e *env, policies []string) error {
 	if len(passwords) == 0 {
 		anonymous = &session.Info{ID: "anonymous", Name: "anonymous"}
 	}
-	if cfg.State != "" {
-		return usageError(errors.New("state: a shared PostgreSQL store is not available in this build yet; leave state empty for the embedded store"))
-	}
-	// serve keeps approvals in state_dir so that pending ones survive a
-	// restart and can still be decided.
-	store, err := approval.OpenSQLite(ctx, filepath.Join(cfg.StateDir, "state.db"))
+	store, pageSecret, err := openStore(ctx, cfg)
 	if err != nil {
 		return usageError(err)
 	}
@@ -84,6 +80,7 @@ func serve(cmd *cobra.Command, e *env, policies []string) error {
 		anonymous:     anonymous,
 		discoveryName: "serve-" + strconv.Itoa(os.Getpid()),
 		store:         store,
+		pageSecret:    pageSecret,
 	})
 	if err != nil {
 		return err
@@ -109,6 +106,36 @@ func serve(cmd *cobra.Command, e *env, policies []string) error {
 		return errors.Join(a.errs...)
 	}
 	return nil
+}
+
+// closingStore is an approval store serve closes on exit.
+type closingStore interface {
+	approval.Store
+	Close() error
+}
+
+// openStore opens the approval store serve keeps, so that pending approvals
+// survive a restart and can still be decided: the embedded SQLite file in
+// state_dir, or with state: postgres://… the database that several
+// replicas share. With a shared database the approval page's key is shared
+// too (nil otherwise: a random one per process).
+func openStore(ctx context.Context, cfg *config.Config) (closingStore, []byte, error) {
+	if cfg.State == "" {
+		s, err := approval.OpenSQLite(ctx, filepath.Join(cfg.StateDir, "state.db"))
+		return s, nil, err
+	}
+	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	s, err := approval.OpenPostgres(openCtx, cfg.State)
+	if err != nil {
+		return nil, nil, err
+	}
+	secret, err := s.Secret(openCtx, "approval-page")
+	if err != nil {
+		s.Close()
+		return nil, nil, err
+	}
+	return s, secret, nil
 }
 
 func loopbackListen(addr string) bool {

@@ -165,6 +165,9 @@ type appOptions struct {
 	auditFallback string
 	// store is the approval store; nil means in memory.
 	store approval.Store
+	// pageSecret keys the approval page's form tokens; nil means a random
+	// one for this process. Replicas that share a store share it.
+	pageSecret []byte
 }
 
 // newApp builds every component in dependency order and opens the listeners.
@@ -312,19 +315,22 @@ func newApp(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts ap
 		func() float64 {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
-			recs, err := store.List(ctx, true)
+			n, err := store.CountPending(ctx)
 			if err != nil {
 				return math.NaN()
 			}
-			return float64(len(recs))
+			return float64(n)
 		})
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", a.healthz)
 	mux.Handle("GET /metrics", a.metrics.Handler())
 	mux.Handle("/api/", approval.NewAdminHandler(a.broker, a.token, logger))
-	pageSecret := make([]byte, 32)
-	_, _ = rand.Read(pageSecret)
+	pageSecret := opts.pageSecret
+	if pageSecret == nil {
+		pageSecret = make([]byte, 32)
+		_, _ = rand.Read(pageSecret)
+	}
 	page := approval.NewPageHandler(a.broker, approval.PageOptions{
 		// The page cannot verify a Slack identity: with a Slack approver
 		// list it only shows the request.
