@@ -133,14 +133,20 @@ type Broker struct {
 
 	// shared is the store when other replicas use it too.
 	shared Shared
+	// bg is the context of the broker's background work (expiry, the
+	// other replicas' announcements); Close cancels it first, so that
+	// none of it keeps b.mu waiting on a stuck store.
+	bg       context.Context
+	cancelBG context.CancelFunc
 
 	stop chan struct{}
 	done chan struct{}
 }
 
 type waiter struct {
-	ch      chan Outcome // buffered 1; written once under Broker.mu
-	settled bool
+	ch        chan Outcome // buffered 1; written once under Broker.mu
+	settled   bool
+	requestID string // the held request's own id (a joined retry has its own)
 	// wake, when set, is called (under Broker.mu) once an outcome is in ch:
 	// it interrupts a HoldWatching caller's watch.
 	wake func()
@@ -181,6 +187,7 @@ func NewBroker(opts Options, logger *zap.Logger) (*Broker, error) {
 		done:    make(chan struct{}),
 	}
 	b.shared, _ = opts.Store.(Shared)
+	b.bg, b.cancelBG = context.WithCancel(context.Background())
 	return b, nil
 }
 
@@ -213,18 +220,15 @@ func (b *Broker) Start() {
 			case <-b.stop:
 				return
 			case <-t.C:
-				b.ExpireNow(context.Background())
+				ctx, cancel := context.WithTimeout(b.bg, 30*time.Second)
+				b.ExpireNow(ctx)
+				cancel()
 			}
 		}
 	})
 	if b.shared != nil {
-		ctx, cancel := context.WithCancel(context.Background())
 		wg.Go(func() {
-			<-b.stop
-			cancel()
-		})
-		wg.Go(func() {
-			b.shared.Listen(ctx, func(id string) { b.changedElsewhere(ctx, id) },
+			b.shared.Listen(b.bg, func(id string) { b.changedElsewhere(b.bg, id) },
 				func(err error) { b.logger.Warn("lost the shared store's announcements; reconnecting", zap.Error(err)) })
 		})
 	}
@@ -237,6 +241,7 @@ func (b *Broker) Start() {
 // Close answers every held request with OutcomeShutdown and stops the expiry
 // loop. It is safe to call once.
 func (b *Broker) Close() {
+	b.cancelBG()
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -440,10 +445,10 @@ func (b *Broker) abandon(h *held) Outcome {
 // is nothing to wait for.
 func (b *Broker) register(ctx context.Context, rec *Record, wake func()) (*held, *Outcome, error) {
 	now := b.opts.Now()
-	w := &waiter{ch: make(chan Outcome, 1), wake: wake}
 	// A retry that joins carries its own request id; the audit records of
 	// this hold name it, not the first request's.
 	requestID := rec.RequestID
+	w := &waiter{ch: make(chan Outcome, 1), wake: wake, requestID: requestID}
 
 	b.mu.Lock()
 	if b.closed {
@@ -652,11 +657,20 @@ func (b *Broker) decide(ctx context.Context, id, tokenHash string, d Decision) (
 	// on the current record predicts what the store will do; if the dry run
 	// refuses, the store is asked anyway for its authoritative error.
 	audited := false
-	if cur, gerr := b.opts.Store.Get(ctx, id); gerr == nil {
+	cur, gerr := b.opts.Store.Get(ctx, id)
+	if gerr != nil && !errors.Is(gerr, ErrNotFound) {
+		// Not knowing the record, the decision could not be audited
+		// first: make none.
+		return nil, fmt.Errorf("read approval %s: %w", id, gerr)
+	}
+	if gerr == nil {
 		dry := cur.Clone()
 		tokenOK := true
 		if tokenHash != "" {
 			t, terr := b.opts.Store.CheckToken(ctx, id, tokenHash)
+			if terr != nil && !errors.Is(terr, ErrBadToken) {
+				return nil, fmt.Errorf("check the approval link of %s: %w", id, terr)
+			}
 			tokenOK = terr == nil && !t.Used
 		}
 		if tokenOK && dry.apply(d, d.At) == nil {
@@ -678,6 +692,12 @@ func (b *Broker) decide(ctx context.Context, id, tokenHash string, d Decision) (
 		}
 	}
 
+	if b.shared != nil {
+		// Replicas share the approval: its one admission is a grant stored
+		// with the decision, taken by whichever request, held here or on
+		// another replica, or retried later, gets to it first.
+		d.GrantUntil = d.At.Add(b.opts.GrantTTL)
+	}
 	var rec *Record
 	var err error
 	if tokenHash != "" {
@@ -708,6 +728,14 @@ func (b *Broker) decide(ctx context.Context, id, tokenHash string, d Decision) (
 		}
 		ws := b.waiters[id]
 		delete(b.waiters, id)
+		if b.shared != nil {
+			_ = b.opts.Auditor.Record(&audit.Event{
+				Type: "approval", ApprovalID: id, RequestID: rec.RequestID,
+				Detail: fmt.Sprintf("grant issued: one identical request from session %s is admitted until %s", rec.SessionID, d.GrantUntil.UTC().Format(time.RFC3339)),
+			})
+			b.admitLocked(ctx, rec, ws)
+			break
+		}
 		if len(ws) == 0 {
 			g := Grant{ApprovalID: id, SessionID: rec.SessionID, Fingerprint: rec.Fingerprint, Expires: d.At.Add(b.opts.GrantTTL)}
 			if err := b.opts.Store.AddGrant(ctx, g); err != nil {
@@ -753,11 +781,35 @@ func (b *Broker) announceLocked(ctx context.Context, id string) {
 	}
 }
 
+// admitLocked answers the requests held for approved rec when its store
+// is shared: a request is admitted if it takes a grant for its session and
+// fingerprint (the approval's own, issued with the decision); the others
+// were beaten to it. Caller holds b.mu.
+func (b *Broker) admitLocked(ctx context.Context, rec *Record, ws []*waiter) {
+	for _, w := range ws {
+		kind := OutcomeSuperseded
+		g, err := b.opts.Store.ConsumeGrant(ctx, rec.SessionID, rec.Fingerprint, b.opts.Now())
+		switch {
+		case err == nil:
+			kind = OutcomeApproved
+			_ = b.opts.Auditor.Record(&audit.Event{Type: "approval", ApprovalID: rec.ID, RequestID: w.requestID,
+				Detail: fmt.Sprintf("grant of %s used by the held request %s", g.ApprovalID, w.requestID)})
+		case !errors.Is(err, ErrNotFound):
+			// The grant stays for a retry: tell the agent to retry.
+			b.logger.Error("take the grant of an approved request", zap.String("approval", rec.ID), zap.Error(err))
+			kind = OutcomePending
+		}
+		b.settle(w, Outcome{Kind: kind, Record: rec.Clone()})
+	}
+}
+
 // changedElsewhere answers the requests held here for approval id, which
 // another replica decided or expired (id "" checks every held request).
 // An approval admits one request: a held one here takes the grant the
 // deciding replica issued, if no other request took it first.
 func (b *Broker) changedElsewhere(ctx context.Context, id string) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	ids := []string{id}
@@ -777,19 +829,7 @@ func (b *Broker) changedElsewhere(ctx context.Context, id string) {
 		switch rec.State {
 		case StateApproved:
 			delete(b.waiters, id)
-			for _, w := range ws {
-				kind := OutcomeSuperseded
-				g, err := b.opts.Store.ConsumeGrant(ctx, rec.SessionID, rec.Fingerprint, b.opts.Now())
-				switch {
-				case err == nil:
-					kind = OutcomeApproved
-					_ = b.opts.Auditor.Record(&audit.Event{Type: "approval", ApprovalID: id, RequestID: rec.RequestID,
-						Detail: fmt.Sprintf("grant of %s used by the request held on this replica", g.ApprovalID)})
-				case !errors.Is(err, ErrNotFound):
-					b.logger.Error("take the grant of an approval another replica decided", zap.String("approval", id), zap.Error(err))
-				}
-				b.settle(w, Outcome{Kind: kind, Record: rec.Clone()})
-			}
+			b.admitLocked(ctx, rec, ws)
 		case StateDenied:
 			delete(b.waiters, id)
 			for _, w := range ws {

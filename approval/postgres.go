@@ -6,7 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -29,6 +34,10 @@ type PostgresStore struct {
 	pool *pgxpool.Pool
 	dsn  string
 }
+
+// listenPing is how long the announcement listener waits in silence
+// before it checks that its connection still works.
+const listenPing = 30 * time.Second
 
 // pgChannel is the NOTIFY channel of decided approvals.
 const pgChannel = "countersign_approvals"
@@ -116,13 +125,66 @@ func OpenPostgres(ctx context.Context, dsn string) (*PostgresStore, error) {
 	return s, nil
 }
 
-// redactDSN is dsn without its password, for messages.
+// redactDSN is dsn without its passwords (user info, and the password and
+// sslpassword parameters libpq also reads), for messages.
 func redactDSN(dsn string) string {
 	u, err := url.Parse(dsn)
 	if err != nil {
 		return "(unparsable postgres URL)"
 	}
+	q := u.Query()
+	for _, k := range []string{"password", "sslpassword"} {
+		if q.Has(k) {
+			q.Set(k, "xxxxx")
+		}
+	}
+	u.RawQuery = q.Encode()
 	return u.Redacted()
+}
+
+// PostgresAddrs returns the host:port of every server dsn names (libpq
+// allows several), leaving out Unix sockets: the proxy refuses to forward
+// to them, so that an agent cannot reach the approvals' database through it.
+func PostgresAddrs(dsn string) []string {
+	cfg, err := pgconn.ParseConfig(dsn)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	add := func(host string, port uint16) {
+		if host != "" && !strings.HasPrefix(host, "/") {
+			out = append(out, net.JoinHostPort(host, strconv.Itoa(int(port))))
+		}
+	}
+	add(cfg.Host, cfg.Port)
+	for _, f := range cfg.Fallbacks {
+		add(f.Host, f.Port)
+	}
+	return slices.Compact(out)
+}
+
+// PostgresVerified reports whether dsn asks for the database server's
+// certificate and name to be verified (sslmode=verify-full), or reaches it
+// only on this machine, where there is nothing between to verify.
+func PostgresVerified(dsn string) bool {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return false
+	}
+	mode := u.Query().Get("sslmode")
+	if mode == "" {
+		mode = os.Getenv("PGSSLMODE")
+	}
+	if mode == "verify-full" {
+		return true
+	}
+	for _, a := range PostgresAddrs(dsn) {
+		host, _, _ := net.SplitHostPort(a)
+		if ip := net.ParseIP(host); (ip == nil || !ip.IsLoopback()) && host != "localhost" {
+			return false
+		}
+	}
+	return true
 }
 
 // Close closes the connection pool.
@@ -314,6 +376,12 @@ func (s *PostgresStore) decide(ctx context.Context, id, tokenHash string, d Deci
 				return err
 			}
 		}
+		if g, ok := d.grant(r); ok {
+			if _, err := tx.Exec(ctx, `INSERT INTO grants (approval_id, session_id, fingerprint, expires) VALUES ($1, $2, $3, $4)`,
+				g.ApprovalID, g.SessionID, g.Fingerprint, unixNano(g.Expires)); err != nil {
+				return err
+			}
+		}
 		out = r
 		return nil
 	})
@@ -372,7 +440,7 @@ func (s *PostgresStore) ConsumeGrant(ctx context.Context, sessionID, fingerprint
 	err := s.pool.QueryRow(ctx,
 		`DELETE FROM grants WHERE id = (
 			SELECT id FROM grants WHERE session_id = $1 AND fingerprint = $2 AND expires > $3
-			ORDER BY expires LIMIT 1 )
+			ORDER BY expires LIMIT 1 FOR UPDATE SKIP LOCKED)
 		 RETURNING approval_id, session_id, fingerprint, expires`,
 		sessionID, fingerprint, unixNano(now)).Scan(&g.ApprovalID, &g.SessionID, &g.Fingerprint, &exp)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -626,7 +694,20 @@ func (s *PostgresStore) listenOnce(ctx context.Context, changed func(id string))
 	}
 	changed("")
 	for {
-		n, err := conn.WaitForNotification(ctx)
+		// A connection can die without a word (a NAT's timeout, a
+		// failover): after a quiet while, ask the server.
+		wctx, cancel := context.WithTimeout(ctx, listenPing)
+		n, err := conn.WaitForNotification(wctx)
+		cancel()
+		if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err = conn.Ping(pctx)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("ping: %w", err)
+			}
+			continue
+		}
 		if err != nil {
 			return err
 		}

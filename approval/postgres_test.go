@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -247,7 +249,7 @@ func TestBrokersSharePostgres(t *testing.T) {
 		if _, err := bs[1].ConsumeGrant(t.Context(), "s-1", "fp-1"); !errors.Is(err, ErrNotFound) {
 			t.Errorf("after the held request was approved, a retry found a grant: %v", err)
 		}
-		if d := auds[0].details(rec.ID); !containsPrefix(d, "grant of "+rec.ID+" used by the request held on this replica") {
+		if d := auds[0].details(rec.ID); !containsPrefix(d, "grant of "+rec.ID+" used by the held request "+rec.RequestID) {
 			t.Errorf("holding replica's audit = %q", d)
 		}
 	})
@@ -312,34 +314,89 @@ func TestBrokersSharePostgres(t *testing.T) {
 	})
 
 	t.Run("opened on two replicas at once", func(t *testing.T) {
-		bs, auds := replicas(t, 2)
-		var chs []<-chan holdResult
+		// Replica b looks for a pending twin a moment before replica a
+		// opens one: b's own approval is refused by the database, and b
+		// joins a's.
+		_, dsn := openPostgres(t)
+		var bs []*Broker
+		var auds []*fakeAuditor
+		var late *blindOnce
 		for i := range 2 {
-			chs = append(chs, startHold(t.Context(), bs[i], newRecord("s-1", "fp-1"), time.Minute))
+			ps, err := OpenPostgres(t.Context(), dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ps.Close() })
+			var s Store = ps
+			if i == 1 {
+				late = &blindOnce{PostgresStore: ps}
+				s = late
+			}
+			b, aud, _ := newTestBroker(t, Options{Store: s})
+			b.Start()
+			bs, auds = append(bs, b), append(auds, aud)
 		}
+		first := newRecord("s-1", "fp-1")
+		ch0 := startHold(t.Context(), bs[0], first, time.Minute)
 		waitHeld(t, bs[0], 1)
+		late.blind.Store(true)
+		second := newRecord("s-1", "fp-1")
+		ch1 := startHold(t.Context(), bs[1], second, time.Minute)
 		waitHeld(t, bs[1], 1)
-		pending, err := bs[0].List(t.Context(), true)
-		if err != nil || len(pending) != 1 {
+		if n := waiterCount(bs[1], first.ID); n != 1 {
+			t.Fatalf("replica b holds %d requests on a's approval %s, want 1", n, first.ID)
+		}
+		if d := auds[1].details(second.ID); !containsPrefix(d, "not opened") {
+			t.Errorf("replica b's audit of the approval it could not open: %q", d)
+		}
+		if pending, err := bs[0].List(t.Context(), true); err != nil || len(pending) != 1 {
 			t.Fatalf("pending approvals = %d (%v), want 1", len(pending), err)
 		}
-		if _, err := bs[0].Decide(t.Context(), pending[0].ID, Decision{Approve: true, Approver: "u:bob", Via: "page"}); err != nil {
+		if _, err := bs[0].Decide(t.Context(), first.ID, Decision{Approve: true, Approver: "u:bob", Via: "page"}); err != nil {
 			t.Fatal(err)
 		}
 		kinds := map[OutcomeKind]int{}
-		for _, ch := range chs {
-			kinds[recv(t, ch).out.Kind]++
-		}
+		kinds[recv(t, ch0).out.Kind]++
+		kinds[recv(t, ch1).out.Kind]++
 		if kinds[OutcomeApproved] != 1 || kinds[OutcomeSuperseded] != 1 {
 			t.Errorf("outcomes %v; want one approved and one superseded", kinds)
 		}
-		// Whichever replica lost the race to open says so in its log.
-		for _, aud := range auds {
-			if containsPrefix(aud.details(pending[0].ID), "not opened") {
-				t.Errorf("the approval that was opened is logged as not opened")
+	})
+
+	t.Run("a store failure before a decision", func(t *testing.T) {
+		// Not knowing the record, the broker cannot audit the decision
+		// first, so it makes none.
+		bs, auds := replicas(t, 1)
+		rec := newRecord("s-1", "fp-1")
+		ch := startHold(t.Context(), bs[0], rec, time.Minute)
+		waitHeld(t, bs[0], 1)
+		bs[0].opts.Store.(*PostgresStore).pool.Close()
+		if _, err := bs[0].Decide(t.Context(), rec.ID, Decision{Approve: true, Approver: "u:bob", Via: "page"}); err == nil {
+			t.Fatal("a decision with the store down succeeded")
+		}
+		for _, d := range auds[0].details(rec.ID) {
+			if strings.Contains(d, "approved by") {
+				t.Errorf("an approval that was not made is in the audit log: %q", d)
 			}
 		}
+		if _, ok := ready(ch); ok {
+			t.Error("the held request was answered by a decision that was not made")
+		}
 	})
+}
+
+// blindOnce is a replica's store whose next FindPending misses the pending
+// twin, as if another replica opened it just after the look.
+type blindOnce struct {
+	*PostgresStore
+	blind atomic.Bool
+}
+
+func (s *blindOnce) FindPending(ctx context.Context, sessionID, fingerprint string, now time.Time) (*Record, error) {
+	if s.blind.CompareAndSwap(true, false) {
+		return nil, ErrNotFound
+	}
+	return s.PostgresStore.FindPending(ctx, sessionID, fingerprint, now)
 }
 
 func containsPrefix(ss []string, prefix string) bool {
@@ -349,4 +406,45 @@ func containsPrefix(ss []string, prefix string) bool {
 		}
 	}
 	return false
+}
+
+func TestPostgresDSNHelpers(t *testing.T) {
+	for _, tt := range []struct {
+		dsn      string
+		addrs    []string
+		verified bool
+		redacted string
+	}{
+		{
+			dsn:   "postgres://cs:pw1@db.internal:5433/countersign?sslmode=verify-full",
+			addrs: []string{"db.internal:5433"}, verified: true,
+			redacted: "postgres://cs:xxxxx@db.internal:5433/countersign?sslmode=verify-full",
+		},
+		{
+			dsn:   "postgres://cs@db.internal/countersign?sslmode=require&password=pw2",
+			addrs: []string{"db.internal:5432"}, verified: false,
+			redacted: "postgres://cs@db.internal/countersign?password=xxxxx&sslmode=require",
+		},
+		{
+			dsn:   "postgresql://cs:pw3@127.0.0.1:5432/countersign",
+			addrs: []string{"127.0.0.1:5432"}, verified: true,
+			redacted: "postgresql://cs:xxxxx@127.0.0.1:5432/countersign",
+		},
+		{
+			dsn:   "postgres://cs:pw4@db1.internal:5432,db2.internal:5433/countersign?sslmode=disable",
+			addrs: []string{"db1.internal:5432", "db2.internal:5433"}, verified: false,
+		},
+	} {
+		if got := PostgresAddrs(tt.dsn); !slices.Equal(got, tt.addrs) {
+			t.Errorf("PostgresAddrs(%s) = %q, want %q", tt.dsn, got, tt.addrs)
+		}
+		if got := PostgresVerified(tt.dsn); got != tt.verified {
+			t.Errorf("PostgresVerified(%s) = %v, want %v", tt.dsn, got, tt.verified)
+		}
+		if tt.redacted != "" {
+			if got := redactDSN(tt.dsn); got != tt.redacted {
+				t.Errorf("redactDSN(%s) = %s, want %s", tt.dsn, got, tt.redacted)
+			}
+		}
+	}
 }

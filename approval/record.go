@@ -103,6 +103,21 @@ type Decision struct {
 	// one identity "cli", whatever name it claims: whoever holds the token
 	// cannot approve twice under two names.
 	Identity string `json:"identity,omitempty"`
+	// GrantUntil, when set, asks the store to issue the approval's grant
+	// (one identical request admitted until then) in the same step as the
+	// decision that approves it, so that an approval can never be recorded
+	// without its admission. Brokers that share a store use it; it is not
+	// part of the record.
+	GrantUntil time.Time `json:"-"`
+}
+
+// grant is the grant that decision d, which completed the approval of r,
+// issues, if it asks for one.
+func (d Decision) grant(r *Record) (Grant, bool) {
+	if d.GrantUntil.IsZero() || r.State != StateApproved {
+		return Grant{}, false
+	}
+	return Grant{ApprovalID: r.ID, SessionID: r.SessionID, Fingerprint: r.Fingerprint, Expires: d.GrantUntil}, true
 }
 
 // identity is the two-person-rule key of a decision.

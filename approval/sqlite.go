@@ -272,6 +272,12 @@ func (s *SQLiteStore) decide(ctx context.Context, id, tokenHash string, d Decisi
 				return err
 			}
 		}
+		if g, ok := d.grant(r); ok {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO grants (approval_id, session_id, fingerprint, expires) VALUES (?, ?, ?, ?)`,
+				g.ApprovalID, g.SessionID, g.Fingerprint, unixNano(g.Expires)); err != nil {
+				return err
+			}
+		}
 		out = r
 		return nil
 	})

@@ -26,7 +26,9 @@ type Store interface {
 	// FindPending returns the pending record for this session and
 	// fingerprint, or ErrNotFound.
 	FindPending(ctx context.Context, sessionID, fingerprint string, now time.Time) (*Record, error)
-	// Decide applies one decision atomically and returns the updated record.
+	// Decide applies one decision atomically and returns the updated record;
+	// if the decision approves the record and sets GrantUntil, the grant is
+	// stored in the same step.
 	// It returns ErrDecided if the record is no longer pending, ErrExpired if
 	// it expired, ErrDuplicateApprover for a second approval by one person.
 	Decide(ctx context.Context, id string, d Decision, now time.Time) (*Record, error)
@@ -179,6 +181,9 @@ func (m *MemoryStore) Decide(_ context.Context, id string, d Decision, now time.
 	if err := r.apply(d, now); err != nil {
 		return r.Clone(), err
 	}
+	if g, ok := d.grant(r); ok {
+		m.grants = append(m.grants, g)
+	}
 	return r.Clone(), nil
 }
 
@@ -259,6 +264,9 @@ func (m *MemoryStore) DecideWithToken(_ context.Context, id, hash string, d Deci
 		return r.Clone(), err
 	}
 	t.Used = true
+	if g, ok := d.grant(r); ok {
+		m.grants = append(m.grants, g)
+	}
 	return r.Clone(), nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -295,13 +296,13 @@ func TestServeReplicasShareApprovals(t *testing.T) {
 	// The approval was used: the same request through replica b is held
 	// for a new approval, not admitted.
 	again := post(addrB)
-	if next := waitForPendingID(t, a, id); next == id {
-		t.Errorf("the retry joined the used approval %s", id)
-	}
+	next := waitForPendingID(t, a, id) // fails the test if the retry is not held
 	if n := a.up.Count("POST", "/things"); n != 1 {
 		t.Errorf("upstream saw %d POSTs after the retry, want 1", n)
 	}
-	_ = a.run("approvals", "deny", waitForPendingID(t, a, id), "--reason", "once was enough")
+	if r := a.run("approvals", "deny", next, "--reason", "once was enough"); r.code != 0 {
+		t.Fatalf("deny on replica a: %s%s", r.stdout, r.stderr)
+	}
 	select {
 	case r := <-again:
 		if !strings.Contains(r.stdout, "once was enough") {
@@ -311,8 +312,19 @@ func TestServeReplicasShareApprovals(t *testing.T) {
 		t.Fatal("the retry held on replica b was not answered 30s after replica a denied it")
 	}
 
+	// The agent cannot reach the shared database through the proxy: whoever
+	// writes to it can approve.
+	dbURL, err := url.Parse(strings.TrimPrefix(a.env[0], "STATE_URL="))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := curl(t, a, "-o", "/dev/null", "-w", "%{http_code}", "--proxy", "http://ci-agent:s3cret-agent-pw@"+addrA, "http://"+dbURL.Host+"/")
+	if r.stdout != "403" {
+		t.Errorf("a request to the state database through the proxy: %q %q, want 403", r.stdout, r.stderr)
+	}
+
 	// Each replica's audit log records its part and verifies.
-	if log := a.auditLog(); !strings.Contains(log, "used by the request held on this replica") {
+	if log := a.auditLog(); !strings.Contains(log, "used by the held request") {
 		t.Errorf("replica a's audit log does not say its held request took the grant:\n%s", log)
 	}
 	if log := b.auditLog(); !strings.Contains(log, "approved by") {

@@ -703,7 +703,7 @@ func (s *Server) selfTarget(host string, port int) (string, bool) {
 		// The host alone: the approval service's host on another port or
 		// scheme is still countersign.
 		if ownHost == host {
-			return "requests to countersign's own approval service are not allowed from an agent session", true
+			return "requests to countersign's own services (its approval service, its state database) are not allowed from an agent session", true
 		}
 	}
 	return "", false

@@ -75,6 +75,9 @@ func serve(cmd *cobra.Command, e *env, policies []string) error {
 		return usageError(err)
 	}
 	defer store.Close()
+	if cfg.State != "" && !approval.PostgresVerified(cfg.State) {
+		logger.Warn("state: the database server is not verified; whoever sits between could read and change approvals. Add sslmode=verify-full to the state URL")
+	}
 	a, err := newApp(ctx, cfg, logger, appOptions{
 		policy:        policySource(cfg, e.cwd, policies),
 		anonymous:     anonymous,

@@ -282,6 +282,9 @@ func newApp(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts ap
 			}
 		}
 	}
+	// The shared state database: an agent must not reach it through the
+	// proxy (whoever writes to it can approve).
+	ownHosts = append(ownHosts, approval.PostgresAddrs(cfg.State)...)
 	a.proxy, err = proxy.New(proxy.Options{
 		Issuer:          mitm.NewIssuer(a.ca, mitm.IssuerOptions{}),
 		Decider:         a.engine,

@@ -13,8 +13,10 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -36,7 +38,7 @@ type Postgres struct {
 	port     int
 	password string
 	exited   chan struct{}
-	log      *bytes.Buffer
+	log      *syncBuffer
 
 	mu sync.Mutex
 	n  int
@@ -73,11 +75,17 @@ func StartPostgres(ctx context.Context) (*Postgres, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "countersign-pg-")
+	// Under root the server runs as postgres, which must reach its files:
+	// /tmp, not a $TMPDIR it may not enter.
+	base := ""
+	if os.Geteuid() == 0 {
+		base = "/tmp"
+	}
+	dir, err := os.MkdirTemp(base, "countersign-pg-")
 	if err != nil {
 		return nil, err
 	}
-	p := &Postgres{dir: dir, password: randomHex(12), exited: make(chan struct{}), log: &bytes.Buffer{}}
+	p := &Postgres{dir: dir, password: randomHex(12), log: &syncBuffer{}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -115,11 +123,27 @@ func StartPostgres(ctx context.Context) (*Postgres, error) {
 		return nil, fmt.Errorf("initdb: %w\n%s", err, out)
 	}
 	// A free port: taken from the kernel, released, then given to the
-	// server. Another process could take it in between; the start then
-	// fails and says so.
+	// server. Another process can take it in between: then try another.
+	for attempt := 1; ; attempt++ {
+		err := p.start(ctx, bin, data, cred)
+		if err == nil {
+			break
+		}
+		if attempt == 3 || !strings.Contains(p.log.String(), "could not bind") {
+			return nil, err
+		}
+		p.log.Reset()
+	}
+	ok = true
+	return p, nil
+}
+
+// start runs the server on a free port and waits, bounded, until it
+// accepts connections.
+func (p *Postgres) start(ctx context.Context, bin, data string, cred *syscall.Credential) error {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	p.port = l.Addr().(*net.TCPAddr).Port
 	l.Close()
@@ -127,36 +151,49 @@ func StartPostgres(ctx context.Context) (*Postgres, error) {
 		"-c", "listen_addresses=127.0.0.1", "-c", "port="+strconv.Itoa(p.port),
 		"-c", "unix_socket_directories=", "-c", "fsync=off", "-c", "max_connections=200",
 		"-c", "shared_buffers=16MB")
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	p.cmd.Dir = dir
+	// If the test binary dies without Stop (a -timeout panic), the server
+	// goes with it. The kernel sends that signal when the thread that
+	// started the server ends, so a goroutine locked to that thread stays
+	// until the server exits.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGINT}
+	p.cmd.Dir = p.dir
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	if err := p.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start postgres: %w", err)
-	}
+	p.exited = make(chan struct{})
+	started := make(chan error, 1)
 	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
+		if err := p.cmd.Start(); err != nil {
+			started <- fmt.Errorf("start postgres: %w", err)
+			close(p.exited)
+			return
+		}
+		started <- nil
 		_ = p.cmd.Wait()
 		close(p.exited)
 	}()
+	if err := <-started; err != nil {
+		p.cmd = nil
+		return err
+	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		c, err := pgx.Connect(ctx, p.DSN("postgres"))
 		if err == nil {
 			c.Close(ctx)
-			break
+			return nil
 		}
 		select {
 		case <-p.exited:
-			return nil, fmt.Errorf("postgres exited during start: %s", p.log.String())
+			p.cmd = nil
+			return fmt.Errorf("postgres exited during start: %s", p.log.String())
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("postgres did not accept connections within 60s: %v", err)
+			return fmt.Errorf("postgres did not accept connections within 60s: %v", err)
 		}
 	}
-	ok = true
-	return p, nil
 }
 
 // DSN is the postgres:// URL of database db on this server.
@@ -191,7 +228,7 @@ func (p *Postgres) NewDatabase(tb testing.TB) string {
 
 // Stop stops the server (fast shutdown) and removes its files.
 func (p *Postgres) Stop() {
-	if p.cmd != nil && p.cmd.Process != nil {
+	if p.cmd != nil {
 		_ = p.cmd.Process.Signal(syscall.SIGINT)
 		select {
 		case <-p.exited:
@@ -201,6 +238,31 @@ func (p *Postgres) Stop() {
 		}
 	}
 	os.RemoveAll(p.dir)
+}
+
+// syncBuffer is the server's output, written by the process while a
+// failing start reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (s *syncBuffer) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.Reset()
 }
 
 func randomHex(n int) string {
