@@ -254,3 +254,40 @@ func TestSQLiteStoreSurvivesReopen(t *testing.T) {
 		t.Errorf("state file mode %v, %v; want 0600", fi.Mode().Perm(), err)
 	}
 }
+
+// A decision that approves with GrantUntil stores the grant with it; one
+// that leaves the record pending, or denies, stores none.
+func TestStoreDecisionIssuesGrant(t *testing.T) {
+	stores(t, func(t *testing.T, s Store) {
+		ctx := t.Context()
+		until := t0.Add(30 * time.Minute)
+		if err := s.Create(ctx, pendingRecord("ap-2p", "s-1", "fp-2p", 2), Token{Hash: "h-2p", ApprovalID: "ap-2p", Created: t0}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Decide(ctx, "ap-2p", Decision{Approve: true, Approver: "u:a", Via: "cli", At: t0, GrantUntil: until}, t0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.ConsumeGrant(ctx, "s-1", "fp-2p", t0); !errors.Is(err, ErrNotFound) {
+			t.Errorf("one of two approvals issued a grant: %v", err)
+		}
+		if _, err := s.DecideWithToken(ctx, "ap-2p", "h-2p", Decision{Approve: true, Approver: "u:b", Via: "page", At: t0, GrantUntil: until}, t0); err != nil {
+			t.Fatal(err)
+		}
+		g, err := s.ConsumeGrant(ctx, "s-1", "fp-2p", t0)
+		if err != nil || g.ApprovalID != "ap-2p" || !g.Expires.Equal(until) {
+			t.Errorf("grant after the second approval = %+v, %v", g, err)
+		}
+		if _, err := s.ConsumeGrant(ctx, "s-1", "fp-2p", t0); !errors.Is(err, ErrNotFound) {
+			t.Errorf("the grant admitted twice: %v", err)
+		}
+		if err := s.Create(ctx, pendingRecord("ap-no", "s-1", "fp-no", 1)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Decide(ctx, "ap-no", Decision{Approve: false, Approver: "u:a", Via: "cli", At: t0, GrantUntil: until}, t0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.ConsumeGrant(ctx, "s-1", "fp-no", t0); !errors.Is(err, ErrNotFound) {
+			t.Errorf("a denial issued a grant: %v", err)
+		}
+	})
+}
