@@ -33,3 +33,72 @@ test_llm_apis if {
 test_llm_api_glob_stays_in_its_label if not hosts.is_llm_api("a.b.openai.azure.com")
 
 test_github_is_not_an_llm_api if not hosts.is_llm_api("api.github.com")
+
+# The is_ functions compare names and glob the *_patterns lists alone:
+# those lists must hold exactly the entries with glob characters, and the
+# functions must answer as a glob over the whole list would.
+
+globby(p) if regex.match(`[*?\[\]{}\\]`, p)
+
+test_infrastructure_patterns_in_step if {
+	{p | some p in hosts.infrastructure; globby(p)} == {p | some p in hosts.infrastructure_patterns}
+}
+
+test_package_registry_patterns_in_step if {
+	{p | some p in hosts.package_registries; globby(p)} == {p | some p in hosts.package_registry_patterns}
+}
+
+test_llm_api_patterns_in_step if {
+	{p | some p in hosts.llm_apis; globby(p)} == {p | some p in hosts.llm_api_patterns}
+}
+
+glob_any(list, host) if {
+	some p in list
+	glob.match(p, ["."], host)
+}
+
+as_glob(list, host) if glob_any(list, host)
+
+else := false
+
+infra(h) if hosts.is_infrastructure(h)
+
+else := false
+
+registry(h) if hosts.is_package_registry(h)
+
+else := false
+
+llm(h) if hosts.is_llm_api(h)
+
+else := false
+
+sample_hosts := [
+	"ec2.us-east-1.amazonaws.com", "amazonaws.com", "s3.cn-north-1.amazonaws.com.cn",
+	"api.github.com", "github.com", "github.com.evil.test", "a.github.com",
+	"registry.npmjs.org", "registry.npmjs.org.evil.test", "proxy.golang.org",
+	"x.openai.azure.com", "openai.azure.com", "bedrock-runtime.eu-west-1.amazonaws.com",
+	"us-central1-aiplatform.googleapis.com", "db.abc.supabase.co", "api.anthropic.com",
+	"example.com", "localhost", "",
+]
+
+test_is_functions_answer_as_a_glob_over_the_list if {
+	every h in sample_hosts {
+		infra(h) == as_glob(hosts.infrastructure, h)
+		registry(h) == as_glob(hosts.package_registries, h)
+		llm(h) == as_glob(hosts.llm_apis, h)
+	}
+}
+
+# Every entry of every list is matched by its own function.
+test_every_entry_matches_itself if {
+	every h in hosts.infrastructure {
+		infra(h)
+	}
+	every h in hosts.package_registries {
+		registry(h)
+	}
+	every h in hosts.llm_apis {
+		llm(h)
+	}
+}
