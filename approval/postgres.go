@@ -213,24 +213,12 @@ func pgRecord(row pgx.Row) (*Record, error) {
 		}
 		return nil, err
 	}
-	var r Record
-	if err := json.Unmarshal([]byte(raw), &r); err != nil {
-		return nil, fmt.Errorf("decode approval record: %w", err)
-	}
-	return &r, nil
+	return decodeRecord(raw)
 }
 
 func pgRecords(rows pgx.Rows) ([]*Record, error) {
 	defer rows.Close()
-	var out []*Record
-	for rows.Next() {
-		r, err := pgRecord(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return collect(rows, func(scan func(...any) error) (*Record, error) { return pgRecord(scanFunc(scan)) })
 }
 
 func pgUpdate(ctx context.Context, tx pgx.Tx, r *Record) error {
@@ -497,19 +485,7 @@ func (s *PostgresStore) AddScope(ctx context.Context, sc Scope) error {
 
 func pgScopes(rows pgx.Rows) ([]Scope, error) {
 	defer rows.Close()
-	var out []Scope
-	for rows.Next() {
-		var raw string
-		if err := rows.Scan(&raw); err != nil {
-			return nil, err
-		}
-		var sc Scope
-		if err := json.Unmarshal([]byte(raw), &sc); err != nil {
-			return nil, fmt.Errorf("decode scoped grant: %w", err)
-		}
-		out = append(out, sc)
-	}
-	return out, rows.Err()
+	return collect(rows, scanScope)
 }
 
 // Scopes implements Store.
@@ -522,13 +498,7 @@ func (s *PostgresStore) Scopes(ctx context.Context, activeOnly bool, now time.Ti
 	if err != nil || !activeOnly {
 		return all, err
 	}
-	var out []Scope
-	for _, sc := range all {
-		if sc.Active(now) {
-			out = append(out, sc)
-		}
-	}
-	return out, nil
+	return activeScopes(all, now), nil
 }
 
 // UseScope implements Store.
@@ -543,21 +513,15 @@ func (s *PostgresStore) UseScope(ctx context.Context, q ScopeQuery, now time.Tim
 		if err != nil {
 			return err
 		}
-		for _, sc := range cands {
-			if sc.Active(now) && sc.Covers(q) {
-				sc.Uses++
-				raw, err := json.Marshal(sc)
-				if err != nil {
-					return err
-				}
-				if _, err := tx.Exec(ctx, `UPDATE scopes SET scope = $1 WHERE id = $2`, string(raw), sc.ID); err != nil {
-					return err
-				}
-				found = sc
-				return nil
-			}
+		sc, raw, err := useScope(cands, q, now)
+		if err != nil {
+			return err
 		}
-		return ErrNotFound
+		if _, err := tx.Exec(ctx, `UPDATE scopes SET scope = $1 WHERE id = $2`, raw, sc.ID); err != nil {
+			return err
+		}
+		found = sc
+		return nil
 	})
 	return found, err
 }
@@ -574,16 +538,11 @@ func (s *PostgresStore) RevokeScope(ctx context.Context, id, by string) (Scope, 
 		if err != nil {
 			return err
 		}
-		if len(cands) == 0 {
-			return fmt.Errorf("grant %s: %w", id, ErrNotFound)
-		}
-		sc := cands[0]
-		sc.Revoked, sc.RevokedBy = true, by
-		raw, err := json.Marshal(sc)
+		sc, raw, err := revokeScope(cands, id, by)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE scopes SET scope = $1 WHERE id = $2`, string(raw), id); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE scopes SET scope = $1 WHERE id = $2`, raw, id); err != nil {
 			return err
 		}
 		found = sc
@@ -605,15 +564,7 @@ func (s *PostgresStore) Notices(ctx context.Context, id string) ([]Notice, error
 		return nil, err
 	}
 	defer rows.Close()
-	var out []Notice
-	for rows.Next() {
-		var n Notice
-		if err := rows.Scan(&n.ApprovalID, &n.Kind, &n.Channel, &n.Ref); err != nil {
-			return nil, err
-		}
-		out = append(out, n)
-	}
-	return out, rows.Err()
+	return collect(rows, scanNotice)
 }
 
 // FirstSeen implements Store. A key is new if it is absent or its earlier

@@ -117,12 +117,11 @@ func scanRecord(row interface{ Scan(...any) error }) (*Record, error) {
 		}
 		return nil, err
 	}
-	var r Record
-	if err := json.Unmarshal([]byte(raw), &r); err != nil {
-		return nil, fmt.Errorf("decode approval record: %w", err)
-	}
-	return &r, nil
+	return decodeRecord(raw)
 }
+
+// scanRecordRow reads a row holding one record's JSON.
+func scanRecordRow(scan func(dest ...any) error) (*Record, error) { return scanRecord(scanFunc(scan)) }
 
 func putRecord(ctx context.Context, q interface {
 	ExecContext(context.Context, string, ...any) (sql.Result, error)
@@ -195,15 +194,7 @@ func (s *SQLiteStore) List(ctx context.Context, pendingOnly bool) ([]*Record, er
 		return nil, err
 	}
 	defer rows.Close()
-	var out []*Record
-	for rows.Next() {
-		r, err := scanRecord(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return collect(rows, scanRecordRow)
 }
 
 // CountPending implements Store.
@@ -295,17 +286,9 @@ func (s *SQLiteStore) ExpirePending(ctx context.Context, now time.Time) ([]*Reco
 		if err != nil {
 			return err
 		}
-		var recs []*Record
-		for rows.Next() {
-			r, err := scanRecord(rows)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			recs = append(recs, r)
-		}
+		recs, err := collect(rows, scanRecordRow)
 		rows.Close()
-		if err := rows.Err(); err != nil {
+		if err != nil {
 			return err
 		}
 		for _, r := range recs {
@@ -401,19 +384,7 @@ func (s *SQLiteStore) scopes(ctx context.Context, q interface {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []Scope
-	for rows.Next() {
-		var raw string
-		if err := rows.Scan(&raw); err != nil {
-			return nil, err
-		}
-		var sc Scope
-		if err := json.Unmarshal([]byte(raw), &sc); err != nil {
-			return nil, fmt.Errorf("decode scoped grant: %w", err)
-		}
-		out = append(out, sc)
-	}
-	return out, rows.Err()
+	return collect(rows, scanScope)
 }
 
 // Scopes implements Store.
@@ -422,13 +393,7 @@ func (s *SQLiteStore) Scopes(ctx context.Context, activeOnly bool, now time.Time
 	if err != nil || !activeOnly {
 		return all, err
 	}
-	var out []Scope
-	for _, sc := range all {
-		if sc.Active(now) {
-			out = append(out, sc)
-		}
-	}
-	return out, nil
+	return activeScopes(all, now), nil
 }
 
 // UseScope implements Store.
@@ -439,21 +404,15 @@ func (s *SQLiteStore) UseScope(ctx context.Context, q ScopeQuery, now time.Time)
 		if err != nil {
 			return err
 		}
-		for _, sc := range cands {
-			if sc.Active(now) && sc.Covers(q) {
-				sc.Uses++
-				raw, err := json.Marshal(sc)
-				if err != nil {
-					return err
-				}
-				if _, err := tx.ExecContext(ctx, `UPDATE scopes SET scope = ? WHERE id = ?`, string(raw), sc.ID); err != nil {
-					return err
-				}
-				found = sc
-				return nil
-			}
+		sc, raw, err := useScope(cands, q, now)
+		if err != nil {
+			return err
 		}
-		return ErrNotFound
+		if _, err := tx.ExecContext(ctx, `UPDATE scopes SET scope = ? WHERE id = ?`, raw, sc.ID); err != nil {
+			return err
+		}
+		found = sc
+		return nil
 	})
 	return found, err
 }
@@ -466,16 +425,11 @@ func (s *SQLiteStore) RevokeScope(ctx context.Context, id, by string) (Scope, er
 		if err != nil {
 			return err
 		}
-		if len(cands) == 0 {
-			return fmt.Errorf("grant %s: %w", id, ErrNotFound)
-		}
-		sc := cands[0]
-		sc.Revoked, sc.RevokedBy = true, by
-		raw, err := json.Marshal(sc)
+		sc, raw, err := revokeScope(cands, id, by)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE scopes SET scope = ? WHERE id = ?`, string(raw), id); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE scopes SET scope = ? WHERE id = ?`, raw, id); err != nil {
 			return err
 		}
 		found = sc
@@ -497,15 +451,7 @@ func (s *SQLiteStore) Notices(ctx context.Context, id string) ([]Notice, error) 
 		return nil, err
 	}
 	defer rows.Close()
-	var out []Notice
-	for rows.Next() {
-		var n Notice
-		if err := rows.Scan(&n.ApprovalID, &n.Kind, &n.Channel, &n.Ref); err != nil {
-			return nil, err
-		}
-		out = append(out, n)
-	}
-	return out, rows.Err()
+	return collect(rows, scanNotice)
 }
 
 // FirstSeen implements Store.
