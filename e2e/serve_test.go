@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/countersign/countersign/internal/testinfra"
 )
 
 var servingLine = regexp.MustCompile(`countersign: proxy on (\S+), approvals on (\S+)`)
@@ -354,4 +356,40 @@ func waitForPendingID(t *testing.T, w *world, skip string) string {
 	}
 	t.Fatalf("no approval became pending: %d %s %s", last.code, last.stdout, last.stderr)
 	return ""
+}
+
+// When the shared database goes away, a request that needs a human is
+// refused (503, nothing sent, audited) and the proxy keeps serving what
+// the policy allows.
+func TestServeFailsClosedWhenTheSharedStoreIsDown(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	pg, err := testinfra.StartPostgres(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pg.Stop)
+	w := newWorld(t, approvePosts, agentClient+"state: ${STATE_URL}\n")
+	w.env = []string{"STATE_URL=" + pg.NewDatabase(t)}
+	_, addr, _ := startServe(t, w)
+	pg.Stop()
+
+	proxy := "http://ci-agent:s3cret-agent-pw@" + addr
+	r := curl(t, w, "-w", "\n%{http_code}", "--proxy", proxy, "-X", "POST", "-d", "x=1", "https://example.test/things")
+	if !strings.HasSuffix(r.stdout, "\n503") || !strings.Contains(r.stdout, "approval store failed") {
+		t.Errorf("a POST needing approval with the store down: %q %q, want 503 naming the store", r.stdout, r.stderr)
+	}
+	if n := w.up.Count("POST", ""); n != 0 {
+		t.Errorf("upstream saw %d POSTs", n)
+	}
+	r = curl(t, w, "-w", "\n%{http_code}", "--proxy", proxy, "https://example.test/things")
+	if !strings.HasSuffix(r.stdout, "\n200") {
+		t.Errorf("an allowed GET with the store down: %q %q, want 200", r.stdout, r.stderr)
+	}
+	if log := w.auditLog(); !strings.Contains(log, `"decision":"deny"`) || !strings.Contains(log, "not held: this request needs approval, but the approval store failed") {
+		t.Errorf("the refused POST is not in the audit log as a denial:\n%s", log)
+	}
+	if r := w.run("audit", "verify", w.auditPath); r.code != 0 {
+		t.Errorf("audit verify: %s%s", r.stdout, r.stderr)
+	}
 }

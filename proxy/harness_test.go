@@ -75,6 +75,8 @@ type harnessOptions struct {
 	// session, when set, adjusts the agent session before the proxy starts.
 	session func(*session.Info)
 	hold    time.Duration
+	// store, when set, is the approval store instead of one in memory.
+	store approval.Store
 }
 
 // newHarness starts a real proxy with a real policy engine, audit log and
@@ -125,7 +127,11 @@ func newHarness(t testing.TB, ho harnessOptions) *harness {
 		aud = ho.auditor(h.log)
 	}
 	h.notes = make(chan approval.Notification, 64)
-	h.broker, err = approval.NewBroker(approval.Options{Store: approval.NewMemoryStore(), Auditor: aud, Notifiers: []approval.Notifier{chanNotifier(h.notes)}}, nil)
+	store := ho.store
+	if store == nil {
+		store = approval.NewMemoryStore()
+	}
+	h.broker, err = approval.NewBroker(approval.Options{Store: store, Auditor: aud, Notifiers: []approval.Notifier{chanNotifier(h.notes)}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -270,10 +270,7 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 		resp.Header.Set(headerApproval, g.ApprovalID)
 		return resp, nil
 	} else if !errors.Is(err, approval.ErrNotFound) {
-		s.logger.Error("approval store failed; denying", zap.String("request", ex.id), zap.Error(err))
-		cnt.denied.Add(1)
-		return s.denial(ex, act, answer{status: http.StatusServiceUnavailable, decision: "deny",
-			message: "countersign: the approval store failed, so nothing is forwarded; retry later."}), nil
+		return s.approvalUnavailable(ex, act, err, cnt), nil
 	}
 
 	op, resources := scopeKey(act, ex)
@@ -291,10 +288,7 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 		resp.Header.Set(headerApproval, sc.ApprovalID)
 		return resp, nil
 	} else if !errors.Is(err, approval.ErrNotFound) {
-		s.logger.Error("approval store failed; denying", zap.String("request", ex.id), zap.Error(err))
-		cnt.denied.Add(1)
-		return s.denial(ex, act, answer{status: http.StatusServiceUnavailable, decision: "deny",
-			message: "countersign: the approval store failed, so nothing is forwarded; retry later."}), nil
+		return s.approvalUnavailable(ex, act, err, cnt), nil
 	}
 
 	rec := &approval.Record{
@@ -348,16 +342,25 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 	}
 }
 
+// approvalUnavailable refuses a request that needs approval when the
+// approval store fails (or too many approvals are pending): 503, nothing
+// sent, and audited, since the decision record said "approve".
+func (s *Server) approvalUnavailable(ex *exchange, act action.Action, err error, cnt *counters) *http.Response {
+	s.logger.Error("approval store failed; denying", zap.String("request", ex.id), zap.Error(err))
+	cnt.denied.Add(1)
+	msg := "countersign: this request needs approval, but the approval store failed; nothing was sent. Retry later."
+	if errors.Is(err, approval.ErrTooManyPending) {
+		msg = "countersign: this request needs approval, but too many approvals are already pending; nothing was sent. Retry later."
+	}
+	_ = s.opts.Audit.RecordAsync(&audit.Event{Type: "approval", RequestID: ex.id, Session: sessionRef(ex.session),
+		Decision: "deny", Error: err.Error(), Detail: "not held: " + strings.TrimPrefix(msg, "countersign: ")})
+	return s.denial(ex, act, answer{status: http.StatusServiceUnavailable, decision: "deny", message: msg})
+}
+
 // holdOutcome answers a held request once its hold has ended.
 func (s *Server) holdOutcome(ctx context.Context, ex *exchange, act action.Action, body []byte, id string, messages []string, out approval.Outcome, err error, cnt *counters) *http.Response {
 	if err != nil {
-		s.logger.Error("approval hold failed; denying", zap.String("request", ex.id), zap.Error(err))
-		cnt.denied.Add(1)
-		msg := "countersign: this request needs approval, but the approval store failed; nothing was sent. Retry later."
-		if errors.Is(err, approval.ErrTooManyPending) {
-			msg = "countersign: this request needs approval, but too many approvals are already pending; nothing was sent. Retry later."
-		}
-		return s.denial(ex, act, answer{status: http.StatusServiceUnavailable, decision: "deny", message: msg})
+		return s.approvalUnavailable(ex, act, err, cnt)
 	}
 	if out.Record != nil {
 		id = out.Record.ID

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -757,6 +758,67 @@ func TestHeldConnectionsAreParked(t *testing.T) {
 				time.Sleep(time.Millisecond)
 			}
 			h.wantNoUpstream(t)
+		})
+	}
+}
+
+// brokenStore is an approval store that fails: every FindPending, and
+// ConsumeGrant when failGrant is set.
+type brokenStore struct {
+	approval.Store
+	failGrant bool
+}
+
+var errBrokenStore = errors.New("store unreachable")
+
+func (b brokenStore) ConsumeGrant(ctx context.Context, sessionID, fingerprint string, now time.Time) (approval.Grant, error) {
+	if b.failGrant {
+		return approval.Grant{}, errBrokenStore
+	}
+	return b.Store.ConsumeGrant(ctx, sessionID, fingerprint, now)
+}
+
+func (brokenStore) FindPending(context.Context, string, string, time.Time) (*approval.Record, error) {
+	return nil, errBrokenStore
+}
+
+// A request that needs approval when the approval store fails is refused
+// (503, nothing sent), and the audit log says so after its "approve"
+// decision record.
+func TestApprovalStoreFailureIsRefusedAndAudited(t *testing.T) {
+	for _, failGrant := range []bool{false, true} {
+		t.Run(fmt.Sprintf("grant lookup fails %v", failGrant), func(t *testing.T) {
+			h := newHarness(t, harnessOptions{policy: approveEC2, store: brokenStore{Store: approval.NewMemoryStore(), failGrant: failGrant}})
+			tc, br := h.tlsTunnel("ec2.us-east-1.amazonaws.com:443", "ec2.us-east-1.amazonaws.com")
+			body := "Action=TerminateInstances&InstanceId.1=i-0abc"
+			fmt.Fprintf(tc, "POST / HTTP/1.1\r\nHost: ec2.us-east-1.amazonaws.com\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+			_ = tc.SetReadDeadline(time.Now().Add(10 * time.Second))
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusServiceUnavailable {
+				t.Errorf("answered %d, want 503", resp.StatusCode)
+			}
+			h.wantNoUpstream(t)
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				var refused *audit.Record
+				for _, r := range h.records() {
+					if r.Type == "approval" && r.Decision == "deny" && strings.HasPrefix(r.Detail, "not held: ") && strings.Contains(r.Error, "store unreachable") {
+						refused = r
+					}
+				}
+				if refused != nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("no audit record of the refusal after 10s")
+				}
+				runtime.Gosched()
+				time.Sleep(time.Millisecond)
+			}
 		})
 	}
 }
