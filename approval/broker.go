@@ -812,31 +812,40 @@ func (b *Broker) changedElsewhere(ctx context.Context, id string) {
 	defer cancel()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	ids := []string{id}
+	var recs []*Record
 	if id == "" {
-		ids = slices.Collect(maps.Keys(b.waiters))
-	}
-	for _, id := range ids {
-		ws := b.waiters[id]
-		if len(ws) == 0 {
-			continue
+		// Every held request at once, in one query: with thousands held,
+		// one read each would keep b.mu for long.
+		var err error
+		recs, err = b.shared.Settled(ctx, slices.Collect(maps.Keys(b.waiters)))
+		if err != nil {
+			b.logger.Error("read the approvals held here after a reconnect", zap.Error(err))
+			return
 		}
+	} else if len(b.waiters[id]) > 0 {
 		rec, err := b.opts.Store.Get(ctx, id)
 		if err != nil {
 			b.logger.Error("read an approval another replica changed", zap.String("approval", id), zap.Error(err))
+			return
+		}
+		recs = []*Record{rec}
+	}
+	for _, rec := range recs {
+		ws := b.waiters[rec.ID]
+		if len(ws) == 0 {
 			continue
 		}
 		switch rec.State {
 		case StateApproved:
-			delete(b.waiters, id)
+			delete(b.waiters, rec.ID)
 			b.admitLocked(ctx, rec, ws)
 		case StateDenied:
-			delete(b.waiters, id)
+			delete(b.waiters, rec.ID)
 			for _, w := range ws {
 				b.settle(w, Outcome{Kind: OutcomeDenied, Record: rec.Clone()})
 			}
 		case StateExpired:
-			delete(b.waiters, id)
+			delete(b.waiters, rec.ID)
 			for _, w := range ws {
 				b.settle(w, Outcome{Kind: OutcomeExpired, Record: rec.Clone()})
 			}

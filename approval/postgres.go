@@ -601,6 +601,18 @@ func (s *PostgresStore) Secret(ctx context.Context, name string) ([]byte, error)
 	return v, nil
 }
 
+// Settled implements Shared, in one query.
+func (s *PostgresStore) Settled(ctx context.Context, ids []string) ([]*Record, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT record FROM approvals WHERE id = ANY($1) AND state <> $2`, ids, int(StatePending))
+	if err != nil {
+		return nil, err
+	}
+	return pgRecords(rows)
+}
+
 // Announce implements Shared: it tells every replica listening on this
 // database that approval id has changed.
 func (s *PostgresStore) Announce(ctx context.Context, id string) error {

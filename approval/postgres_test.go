@@ -363,6 +363,40 @@ func TestBrokersSharePostgres(t *testing.T) {
 		}
 	})
 
+	t.Run("decided while the announcements were lost", func(t *testing.T) {
+		// A decision whose announcement never arrived (the listener was
+		// reconnecting) is found by the resync after the reconnect.
+		bs, _ := replicas(t, 1)
+		store := bs[0].opts.Store.(*PostgresStore)
+		approved, denied, pending := newRecord("s-1", "fp-1"), newRecord("s-2", "fp-2"), newRecord("s-3", "fp-3")
+		var chs []<-chan holdResult
+		for i, rec := range []*Record{approved, denied, pending} {
+			chs = append(chs, startHold(t.Context(), bs[0], rec, time.Minute))
+			waitHeld(t, bs[0], i+1)
+		}
+		now := time.Now()
+		if _, err := store.Decide(t.Context(), approved.ID, Decision{Approve: true, Approver: "u:bob", Via: "page", At: now, GrantUntil: now.Add(time.Hour)}, now); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.Decide(t.Context(), denied.ID, Decision{Approve: false, Approver: "u:bob", Via: "page", At: now}, now); err != nil {
+			t.Fatal(err)
+		}
+		settled, err := store.Settled(t.Context(), []string{approved.ID, denied.ID, pending.ID, "ap-unknown"})
+		if err != nil || len(settled) != 2 {
+			t.Fatalf("Settled = %d records, %v; want the approved and the denied one", len(settled), err)
+		}
+		bs[0].changedElsewhere(t.Context(), "")
+		if r := recv(t, chs[0]); r.out.Kind != OutcomeApproved {
+			t.Errorf("approved while unannounced: %v", r.out.Kind)
+		}
+		if r := recv(t, chs[1]); r.out.Kind != OutcomeDenied {
+			t.Errorf("denied while unannounced: %v", r.out.Kind)
+		}
+		if _, ok := ready(chs[2]); ok || totalWaiters(bs[0]) != 1 {
+			t.Errorf("the pending request was answered by the resync (held: %d)", totalWaiters(bs[0]))
+		}
+	})
+
 	t.Run("a store failure before a decision", func(t *testing.T) {
 		// Not knowing the record, the broker cannot audit the decision
 		// first, so it makes none.

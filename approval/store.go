@@ -82,6 +82,8 @@ type Shared interface {
 	// start, after a reconnect): check every held request. failed reports
 	// each lost connection; Listen reconnects by itself.
 	Listen(ctx context.Context, changed func(id string), failed func(error))
+	// Settled returns the records among ids that are no longer pending.
+	Settled(ctx context.Context, ids []string) ([]*Record, error)
 }
 
 // MemoryStore is a Store held in memory: approvals are lost on restart.
