@@ -553,7 +553,7 @@ func (b *Broker) openLocked(ctx context.Context, rec *Record, requestID string, 
 			// The "requested" record above names an approval that was
 			// not opened: say so in the log.
 			_ = b.opts.Auditor.Record(&audit.Event{Type: "approval", ApprovalID: rec.ID, RequestID: requestID,
-				Detail: "not opened: another replica opened an approval for the same request at the same moment; this request joins it"})
+				Detail: "not opened: another replica opened an approval for the same request at the same moment; this request tries to join it"})
 			return nil, false, "", err
 		}
 		return nil, false, "", fmt.Errorf("create approval: %w", err)
@@ -720,6 +720,10 @@ func (b *Broker) decide(ctx context.Context, id, tokenHash string, d Decision) (
 	if err != nil {
 		return rec, err
 	}
+	// The decision is made: what follows (waking held requests, telling
+	// the other replicas) must not end with the approver's connection.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
 
 	switch rec.State {
 	case StateApproved:
@@ -792,8 +796,16 @@ func (b *Broker) admitLocked(ctx context.Context, rec *Record, ws []*waiter) {
 		switch {
 		case err == nil:
 			kind = OutcomeApproved
-			_ = b.opts.Auditor.Record(&audit.Event{Type: "approval", ApprovalID: rec.ID, RequestID: w.requestID,
-				Detail: fmt.Sprintf("grant of %s used by the held request %s", g.ApprovalID, w.requestID)})
+			if aerr := b.opts.Auditor.Record(&audit.Event{Type: "approval", ApprovalID: rec.ID, RequestID: w.requestID,
+				Detail: fmt.Sprintf("grant of %s used by the held request %s", g.ApprovalID, w.requestID)}); aerr != nil {
+				// Nothing is forwarded without its record (SPEC 10.1):
+				// give the grant back for a retry.
+				b.logger.Error("audit a held request's grant; it is not forwarded", zap.String("approval", rec.ID), zap.Error(aerr))
+				if gerr := b.opts.Store.AddGrant(ctx, g); gerr != nil {
+					b.logger.Error("give a grant back", zap.String("approval", rec.ID), zap.Error(gerr))
+				}
+				kind = OutcomePending
+			}
 		case !errors.Is(err, ErrNotFound):
 			// The grant stays for a retry: tell the agent to retry.
 			b.logger.Error("take the grant of an approved request", zap.String("approval", rec.ID), zap.Error(err))

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/countersign/countersign/audit"
 )
 
 // Two replicas (two stores, two connection pools) on one database: what
@@ -251,6 +253,30 @@ func TestBrokersSharePostgres(t *testing.T) {
 		}
 		if d := auds[0].details(rec.ID); !containsPrefix(d, "grant of "+rec.ID+" used by the held request "+rec.RequestID) {
 			t.Errorf("holding replica's audit = %q", d)
+		}
+	})
+
+	t.Run("approved elsewhere, audit log down here", func(t *testing.T) {
+		// Nothing is forwarded without its record: the held request is
+		// told to retry and the grant is kept for that retry.
+		bs, auds := replicas(t, 2)
+		auds[0].setFail(func(ev *audit.Event) error {
+			if strings.HasPrefix(ev.Detail, "grant of") {
+				return errAuditDown
+			}
+			return nil
+		})
+		rec := newRecord("s-1", "fp-1")
+		ch := startHold(t.Context(), bs[0], rec, time.Minute)
+		waitHeld(t, bs[0], 1)
+		if _, err := bs[1].Decide(t.Context(), rec.ID, Decision{Approve: true, Approver: "u:bob", Via: "page"}); err != nil {
+			t.Fatal(err)
+		}
+		if r := recv(t, ch); r.out.Kind != OutcomePending {
+			t.Errorf("held request with its grant's record refused: %v, want pending", r.out.Kind)
+		}
+		if _, err := bs[1].ConsumeGrant(t.Context(), "s-1", "fp-1"); err != nil {
+			t.Errorf("the grant was not given back for the retry: %v", err)
 		}
 	})
 

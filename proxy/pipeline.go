@@ -243,8 +243,9 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 	sess := ex.session
 	if truncated {
 		cnt.denied.Add(1)
-		return s.denial(ex, act, answer{status: http.StatusRequestEntityTooLarge, decision: "deny",
-			message: fmt.Sprintf("countersign: this request needs approval, but its body is larger than inspect.body_limit (%d bytes), so a human could not see what would be sent; it was not sent.", s.opts.BodyLimit)}), nil
+		msg := fmt.Sprintf("countersign: this request needs approval, but its body is larger than inspect.body_limit (%d bytes), so a human could not see what would be sent; it was not sent.", s.opts.BodyLimit)
+		s.auditNotHeld(ex, msg, nil)
+		return s.denial(ex, act, answer{status: http.StatusRequestEntityTooLarge, decision: "deny", message: msg}), nil
 	}
 	// The policy input already hashed the body (it is whole here: a
 	// truncated one was refused above).
@@ -342,19 +343,32 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 	}
 }
 
-// approvalUnavailable refuses a request that needs approval when the
-// approval store fails (or too many approvals are pending): 503, nothing
-// sent, and audited, since the decision record said "approve".
+// approvalUnavailable refuses a request that needs approval when no
+// approval could be opened (the store or the audit log failed, too many are
+// pending, or the request ended first): 503, nothing sent, audited.
 func (s *Server) approvalUnavailable(ex *exchange, act action.Action, err error, cnt *counters) *http.Response {
-	s.logger.Error("approval store failed; denying", zap.String("request", ex.id), zap.Error(err))
+	s.logger.Error("no approval could be opened; denying", zap.String("request", ex.id), zap.Error(err))
 	cnt.denied.Add(1)
-	msg := "countersign: this request needs approval, but the approval store failed; nothing was sent. Retry later."
-	if errors.Is(err, approval.ErrTooManyPending) {
+	msg := "countersign: this request needs approval, but no approval could be opened (the approval store failed); nothing was sent. Retry later."
+	switch {
+	case errors.Is(err, approval.ErrTooManyPending):
 		msg = "countersign: this request needs approval, but too many approvals are already pending; nothing was sent. Retry later."
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		msg = "countersign: this request needs approval, but it ended before its approval was opened; nothing was sent."
 	}
-	_ = s.opts.Audit.RecordAsync(&audit.Event{Type: "approval", RequestID: ex.id, Session: sessionRef(ex.session),
-		Decision: "deny", Error: err.Error(), Detail: "not held: " + strings.TrimPrefix(msg, "countersign: ")})
+	s.auditNotHeld(ex, msg, err)
 	return s.denial(ex, act, answer{status: http.StatusServiceUnavailable, decision: "deny", message: msg})
+}
+
+// auditNotHeld records that a request the policy sent to a human was
+// refused instead of held: its decision record said "approve".
+func (s *Server) auditNotHeld(ex *exchange, msg string, err error) {
+	ev := &audit.Event{Type: "approval", RequestID: ex.id, Session: sessionRef(ex.session),
+		Decision: "deny", Detail: "not held: " + strings.TrimPrefix(msg, "countersign: ")}
+	if err != nil {
+		ev.Error = err.Error()
+	}
+	_ = s.opts.Audit.RecordAsync(ev)
 }
 
 // holdOutcome answers a held request once its hold has ended.

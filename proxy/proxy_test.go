@@ -596,6 +596,9 @@ approve contains "always" if true
 	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(body, "body_limit") {
 		t.Fatalf("answer %d %q", resp.StatusCode, body)
 	}
+	if r := h.waitNotHeld(t); !strings.Contains(r.Detail, "body_limit") {
+		t.Errorf("the refusal's record does not say why: %q", r.Detail)
+	}
 }
 
 func TestShutdownAnswersHeldRequests(t *testing.T) {
@@ -762,11 +765,11 @@ func TestHeldConnectionsAreParked(t *testing.T) {
 	}
 }
 
-// brokenStore is an approval store that fails: every FindPending, and
-// ConsumeGrant when failGrant is set.
+// brokenStore is an approval store that fails: ConsumeGrant when
+// failGrant is set, UseScope when failScope is, FindPending always.
 type brokenStore struct {
 	approval.Store
-	failGrant bool
+	failGrant, failScope bool
 }
 
 var errBrokenStore = errors.New("store unreachable")
@@ -778,17 +781,67 @@ func (b brokenStore) ConsumeGrant(ctx context.Context, sessionID, fingerprint st
 	return b.Store.ConsumeGrant(ctx, sessionID, fingerprint, now)
 }
 
+func (b brokenStore) UseScope(ctx context.Context, q approval.ScopeQuery, now time.Time) (approval.Scope, error) {
+	if b.failScope {
+		return approval.Scope{}, errBrokenStore
+	}
+	return b.Store.UseScope(ctx, q, now)
+}
+
 func (brokenStore) FindPending(context.Context, string, string, time.Time) (*approval.Record, error) {
 	return nil, errBrokenStore
 }
 
+// waitNotHeld waits, bounded, for the audit record saying that a request
+// the policy sent to a human was refused instead, checks that it is the
+// only one and comes after the request's "approve" decision record, and
+// returns it.
+func (h *harness) waitNotHeld(t *testing.T) *audit.Record {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var approve, notHeld []*audit.Record
+		for _, r := range h.records() {
+			switch {
+			case r.Type == "decision" && r.Decision == "approve":
+				approve = append(approve, r)
+			case r.Type == "approval" && r.Decision == "deny" && strings.HasPrefix(r.Detail, "not held: "):
+				notHeld = append(notHeld, r)
+			}
+		}
+		if len(notHeld) > 0 {
+			if len(notHeld) != 1 || len(approve) != 1 {
+				t.Fatalf("%d refusal records and %d approve decisions, want 1 each", len(notHeld), len(approve))
+			}
+			if notHeld[0].RequestID != approve[0].RequestID || notHeld[0].Seq < approve[0].Seq {
+				t.Errorf("the refusal (seq %d, %s) does not follow its approve decision (seq %d, %s)",
+					notHeld[0].Seq, notHeld[0].RequestID, approve[0].Seq, approve[0].RequestID)
+			}
+			return notHeld[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no audit record of the refusal after 10s")
+		}
+		runtime.Gosched()
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // A request that needs approval when the approval store fails is refused
 // (503, nothing sent), and the audit log says so after its "approve"
-// decision record.
+// decision record, once.
 func TestApprovalStoreFailureIsRefusedAndAudited(t *testing.T) {
-	for _, failGrant := range []bool{false, true} {
-		t.Run(fmt.Sprintf("grant lookup fails %v", failGrant), func(t *testing.T) {
-			h := newHarness(t, harnessOptions{policy: approveEC2, store: brokenStore{Store: approval.NewMemoryStore(), failGrant: failGrant}})
+	for _, tt := range []struct {
+		name  string
+		store brokenStore
+	}{
+		{"opening the approval fails", brokenStore{}},
+		{"the grant lookup fails", brokenStore{failGrant: true}},
+		{"the scoped-grant lookup fails", brokenStore{failScope: true}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.store.Store = approval.NewMemoryStore()
+			h := newHarness(t, harnessOptions{policy: approveEC2, store: tt.store})
 			tc, br := h.tlsTunnel("ec2.us-east-1.amazonaws.com:443", "ec2.us-east-1.amazonaws.com")
 			body := "Action=TerminateInstances&InstanceId.1=i-0abc"
 			fmt.Fprintf(tc, "POST / HTTP/1.1\r\nHost: ec2.us-east-1.amazonaws.com\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
@@ -802,22 +855,8 @@ func TestApprovalStoreFailureIsRefusedAndAudited(t *testing.T) {
 				t.Errorf("answered %d, want 503", resp.StatusCode)
 			}
 			h.wantNoUpstream(t)
-			deadline := time.Now().Add(10 * time.Second)
-			for {
-				var refused *audit.Record
-				for _, r := range h.records() {
-					if r.Type == "approval" && r.Decision == "deny" && strings.HasPrefix(r.Detail, "not held: ") && strings.Contains(r.Error, "store unreachable") {
-						refused = r
-					}
-				}
-				if refused != nil {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatal("no audit record of the refusal after 10s")
-				}
-				runtime.Gosched()
-				time.Sleep(time.Millisecond)
+			if r := h.waitNotHeld(t); !strings.Contains(r.Error, "store unreachable") {
+				t.Errorf("the refusal's record names no cause: %+v", r.Event)
 			}
 		})
 	}
