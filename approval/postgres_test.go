@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/countersign/countersign/audit"
 )
 
@@ -421,6 +423,68 @@ func TestBrokersSharePostgres(t *testing.T) {
 		if _, ok := ready(chs[2]); ok || totalWaiters(bs[0]) != 1 {
 			t.Errorf("the pending request was answered by the resync (held: %d)", totalWaiters(bs[0]))
 		}
+	})
+
+	t.Run("the listener's connection is cut", func(t *testing.T) {
+		// The server ends the listener's session (a failover, an admin):
+		// the broker reconnects and still answers its held request.
+		_, dsn := openPostgres(t)
+		var bs []*Broker
+		for range 2 {
+			ps, err := OpenPostgres(t.Context(), dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ps.Close() })
+			b, _, _ := newTestBroker(t, Options{Store: ps})
+			b.Start()
+			bs = append(bs, b)
+		}
+		admin, err := pgx.Connect(t.Context(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer admin.Close(context.Background())
+		listeners := func() []int32 {
+			rows, err := admin.Query(t.Context(), `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN %'`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+			if err != nil {
+				t.Fatal(err)
+			}
+			return pids
+		}
+		waitListeners := func(n int, not []int32) []int32 {
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				pids := slices.DeleteFunc(listeners(), func(p int32) bool { return slices.Contains(not, p) })
+				if len(pids) == n {
+					return pids
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%d new listener sessions after 20s, want %d", len(pids), n)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		old := waitListeners(2, nil)
+		rec := newRecord("s-1", "fp-1")
+		ch := startHold(t.Context(), bs[0], rec, time.Minute)
+		waitHeld(t, bs[0], 1)
+		for _, pid := range old {
+			if _, err := admin.Exec(t.Context(), `SELECT pg_terminate_backend($1)`, pid); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := bs[1].Decide(t.Context(), rec.ID, Decision{Approve: true, Approver: "u:bob", Via: "page"}); err != nil {
+			t.Fatal(err)
+		}
+		if r := recv(t, ch); r.out.Kind != OutcomeApproved {
+			t.Errorf("held request after its replica's listener was cut: %v", r.out.Kind)
+		}
+		waitListeners(2, old) // both brokers listen again, on new sessions
 	})
 
 	t.Run("a store failure before a decision", func(t *testing.T) {
