@@ -39,6 +39,14 @@ clients:
 // startServe starts `countersign serve` and returns the proxy address.
 func startServe(t *testing.T, w *world) (*exec.Cmd, string, *bytes.Buffer) {
 	t.Helper()
+	c, addrs, rest := startServeAddrs(t, w)
+	return c, addrs[0], rest
+}
+
+// startServeAddrs is startServe, returning the proxy address and the
+// approval URL.
+func startServeAddrs(t *testing.T, w *world) (*exec.Cmd, [2]string, *bytes.Buffer) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	t.Cleanup(cancel)
 	c := w.cmd(ctx, "serve")
@@ -49,7 +57,7 @@ func startServe(t *testing.T, w *world) (*exec.Cmd, string, *bytes.Buffer) {
 	}
 	rest := &bytes.Buffer{}
 	go func() { _, _ = io.Copy(rest, stderr) }()
-	return c, m[1], rest
+	return c, [2]string{m[1], m[2]}, rest
 }
 
 func curl(t *testing.T, w *world, args ...string) result {
@@ -371,8 +379,15 @@ func TestServeFailsClosedWhenTheSharedStoreIsDown(t *testing.T) {
 	t.Cleanup(pg.Stop)
 	w := newWorld(t, approvePosts, agentClient+"state: ${STATE_URL}\n")
 	w.env = []string{"STATE_URL=" + pg.NewDatabase(t)}
-	_, addr, _ := startServe(t, w)
+	_, addrs, _ := startServeAddrs(t, w)
+	addr := addrs[0]
+	if code, body := get(t, addrs[1]+"/healthz"); code != 200 || !strings.Contains(body, `"state":"ok"`) {
+		t.Errorf("/healthz with the database up: %d %s", code, body)
+	}
 	pg.Stop()
+	if _, body := get(t, addrs[1]+"/healthz"); !strings.Contains(body, `"status":"degraded"`) || !strings.Contains(body, `"state":"error: `) {
+		t.Errorf("/healthz with the database down: %s", body)
+	}
 
 	proxy := "http://ci-agent:s3cret-agent-pw@" + addr
 	r := curl(t, w, "-w", "\n%{http_code}", "--proxy", proxy, "-X", "POST", "-d", "x=1", "https://example.test/things")

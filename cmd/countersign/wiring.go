@@ -490,6 +490,7 @@ func (a *app) close() {
 func (a *app) healthz(w http.ResponseWriter, _ *http.Request) {
 	body := map[string]any{"status": "ok"}
 	a.policyHealth(body)
+	a.stateHealth(body)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(body)
@@ -599,6 +600,21 @@ func (a *app) policyReloaded(ev policy.ReloadEvent) {
 // policyHealth adds the policy's state to the /healthz body: the revision
 // in force, the last rejected reload (status "degraded" until a later
 // reload is accepted), the watcher and the bundle service.
+// stateHealth reports whether the approval store answers: with a shared
+// database down, requests that need a human are refused (503).
+func (a *app) stateHealth(body map[string]any) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	n, err := a.broker.Store().CountPending(ctx)
+	if err != nil {
+		body["state"] = "error: " + err.Error()
+		body["status"] = "degraded"
+		return
+	}
+	body["state"] = "ok"
+	body["approvals_pending"] = n
+}
+
 func (a *app) policyHealth(body map[string]any) {
 	st := a.engine.Status()
 	body["policy_revision"] = st.Revision
