@@ -187,25 +187,44 @@ func TestOpenPostgresErrors(t *testing.T) {
 	}
 }
 
-// replicas returns n started brokers sharing one PostgreSQL database, and
-// the auditor of each.
-func replicas(t *testing.T, n int) ([]*Broker, []*fakeAuditor) {
+// cluster is n started brokers (replicas) sharing one PostgreSQL
+// database, the auditor of each, and the database's URL.
+type cluster struct {
+	brokers []*Broker
+	auds    []*fakeAuditor
+	dsn     string
+}
+
+// replicaSetup adjusts replica i's store and options before it starts.
+type replicaSetup func(i int, s *PostgresStore, opts *Options)
+
+func newCluster(t *testing.T, n int, setup replicaSetup) cluster {
 	t.Helper()
-	_, dsn := openPostgres(t)
-	var bs []*Broker
-	var auds []*fakeAuditor
-	for range n {
-		s, err := OpenPostgres(t.Context(), dsn)
+	var c cluster
+	_, c.dsn = openPostgres(t)
+	for i := range n {
+		s, err := OpenPostgres(t.Context(), c.dsn)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Close() })
-		b, aud, _ := newTestBroker(t, Options{Store: s})
+		opts := Options{Store: s}
+		if setup != nil {
+			setup(i, s, &opts)
+		}
+		b, aud, _ := newTestBroker(t, opts)
 		b.Start()
-		bs = append(bs, b)
-		auds = append(auds, aud)
+		c.brokers, c.auds = append(c.brokers, b), append(c.auds, aud)
 	}
-	return bs, auds
+	return c
+}
+
+// replicas returns n started brokers sharing one PostgreSQL database, and
+// the auditor of each.
+func replicas(t *testing.T, n int) ([]*Broker, []*fakeAuditor) {
+	t.Helper()
+	c := newCluster(t, n, nil)
+	return c.brokers, c.auds
 }
 
 // waitHeld waits, bounded, until b holds n requests.
@@ -297,18 +316,7 @@ func TestBrokersSharePostgres(t *testing.T) {
 
 	t.Run("expired elsewhere", func(t *testing.T) {
 		clock := newFakeClock()
-		_, dsn := openPostgres(t)
-		var bs []*Broker
-		for range 2 {
-			s, err := OpenPostgres(t.Context(), dsn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			b, _, _ := newTestBroker(t, Options{Store: s, Now: clock.Now, Expire: time.Hour})
-			b.Start()
-			bs = append(bs, b)
-		}
+		bs := newCluster(t, 2, func(_ int, _ *PostgresStore, o *Options) { o.Now, o.Expire = clock.Now, time.Hour }).brokers
 		rec := newRecord("s-1", "fp-1")
 		ch := startHold(t.Context(), bs[0], rec, time.Minute)
 		waitHeld(t, bs[0], 1)
@@ -345,25 +353,14 @@ func TestBrokersSharePostgres(t *testing.T) {
 		// Replica b looks for a pending twin a moment before replica a
 		// opens one: b's own approval is refused by the database, and b
 		// joins a's.
-		_, dsn := openPostgres(t)
-		var bs []*Broker
-		var auds []*fakeAuditor
 		var late *blindOnce
-		for i := range 2 {
-			ps, err := OpenPostgres(t.Context(), dsn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { ps.Close() })
-			var s Store = ps
+		c := newCluster(t, 2, func(i int, ps *PostgresStore, o *Options) {
 			if i == 1 {
 				late = &blindOnce{PostgresStore: ps}
-				s = late
+				o.Store = late
 			}
-			b, aud, _ := newTestBroker(t, Options{Store: s})
-			b.Start()
-			bs, auds = append(bs, b), append(auds, aud)
-		}
+		})
+		bs, auds := c.brokers, c.auds
 		first := newRecord("s-1", "fp-1")
 		ch0 := startHold(t.Context(), bs[0], first, time.Minute)
 		waitHeld(t, bs[0], 1)
@@ -428,19 +425,9 @@ func TestBrokersSharePostgres(t *testing.T) {
 	t.Run("the listener's connection is cut", func(t *testing.T) {
 		// The server ends the listener's session (a failover, an admin):
 		// the broker reconnects and still answers its held request.
-		_, dsn := openPostgres(t)
-		var bs []*Broker
-		for range 2 {
-			ps, err := OpenPostgres(t.Context(), dsn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { ps.Close() })
-			b, _, _ := newTestBroker(t, Options{Store: ps})
-			b.Start()
-			bs = append(bs, b)
-		}
-		admin, err := pgx.Connect(t.Context(), dsn)
+		c := newCluster(t, 2, nil)
+		bs := c.brokers
+		admin, err := pgx.Connect(t.Context(), c.dsn)
 		if err != nil {
 			t.Fatal(err)
 		}
