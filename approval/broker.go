@@ -535,7 +535,7 @@ func (b *Broker) openLocked(ctx context.Context, rec *Record, requestID string, 
 		Reasons: rec.Messages, RuleIDs: rec.RuleIDs,
 		Fields: map[string]any{"required": rec.Required, "expires": rec.Expires.UTC().Format(time.RFC3339)},
 	}); err != nil {
-		return nil, false, "", fmt.Errorf("audit approval request: %w", err)
+		return nil, false, "", fmt.Errorf("audit approval request: %w: %w", ErrAudit, err)
 	}
 	if joined {
 		return rec, true, "", nil

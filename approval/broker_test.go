@@ -809,8 +809,8 @@ func TestHoldAuditFailure(t *testing.T) {
 		b, _, _ := newTestBroker(t, Options{Auditor: failingAuditor{errAuditDown}, Notifiers: []Notifier{notes}})
 		rec := newRecord("s1", "fp1")
 		out, err := b.Hold(t.Context(), rec, time.Hour)
-		if !errors.Is(err, errAuditDown) {
-			t.Fatalf("Hold() = %v, %v; want the audit error", out.Kind, err)
+		if !errors.Is(err, errAuditDown) || !errors.Is(err, ErrAudit) {
+			t.Fatalf("Hold() = %v, %v; want the audit error, as ErrAudit", out.Kind, err)
 		}
 		if out.Kind == OutcomeApproved {
 			t.Error("Hold() with a failed audit said approved")

@@ -75,6 +75,9 @@ var (
 	// ErrPendingExists: a shared store already has a pending approval for
 	// this session and fingerprint (another replica opened it).
 	ErrPendingExists = errors.New("an identical approval is already pending")
+	// ErrAudit: the audit log could not be written, so the broker did
+	// nothing it would have had to record.
+	ErrAudit = errors.New("the audit log cannot be written")
 )
 
 // Request is the held request as an approver sees it: credentials redacted.

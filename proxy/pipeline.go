@@ -345,7 +345,8 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 
 // approvalUnavailable refuses a request that needs approval when no
 // approval could be opened (the store or the audit log failed, too many are
-// pending, or the request ended first): 503, nothing sent, audited.
+// pending, or the request ended first): 503, nothing sent, audited (as far
+// as the log can be written).
 func (s *Server) approvalUnavailable(ex *exchange, act action.Action, err error, cnt *counters) *http.Response {
 	s.logger.Error("no approval could be opened; denying", zap.String("request", ex.id), zap.Error(err))
 	cnt.denied.Add(1)
@@ -353,6 +354,8 @@ func (s *Server) approvalUnavailable(ex *exchange, act action.Action, err error,
 	switch {
 	case errors.Is(err, approval.ErrTooManyPending):
 		msg = "countersign: this request needs approval, but too many approvals are already pending; nothing was sent. Retry later."
+	case errors.Is(err, approval.ErrAudit):
+		msg = "countersign: this request needs approval, but the audit log cannot be written, so no approval was opened and nothing was sent; tell whoever runs countersign."
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		msg = "countersign: this request needs approval, but it ended before its approval was opened; nothing was sent."
 	}

@@ -436,6 +436,31 @@ func TestAuditFailureDeniesAndProxyStaysUp(t *testing.T) {
 	}
 }
 
+// approvalAuditFails fails to record the opening of an approval only.
+type approvalAuditFails struct{ *audit.Log }
+
+func (a approvalAuditFails) Record(ev *audit.Event) error {
+	if ev.Type == "approval" && ev.Detail == "requested" {
+		return fmt.Errorf("write audit log: %w", syscall.ENOSPC)
+	}
+	return a.Log.Record(ev)
+}
+
+// An approval whose opening cannot be audited is not opened, and the agent
+// is told it was the audit log, not the store.
+func TestApprovalAuditFailureIsNamed(t *testing.T) {
+	h := newHarness(t, harnessOptions{policy: approveEC2, auditor: func(l *audit.Log) Auditor { return approvalAuditFails{l} }})
+	resp, body := h.do("POST", "https://ec2.us-east-1.amazonaws.com/", "Action=TerminateInstances&InstanceId.1=i-0abc",
+		"Content-Type", "application/x-www-form-urlencoded")
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "audit log cannot be written") {
+		t.Errorf("answer %d %q, want 503 naming the audit log", resp.StatusCode, body)
+	}
+	h.wantNoUpstream(t)
+	if recs, _ := h.broker.List(t.Context(), false); len(recs) != 0 {
+		t.Errorf("%d approvals opened without their audit record", len(recs))
+	}
+}
+
 func TestNonTLSAfterConnectRefused(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	c, br := h.tunnel("api.github.com:443")
