@@ -196,7 +196,7 @@ func (s *Server) readPrefix(ex *exchange) ([]byte, bool, error) {
 	}
 	limit := s.opts.BodyLimit
 	if cl := ex.req.ContentLength; cl >= 0 && cl <= limit {
-		b, err := readUpTo(body, cl)
+		b, err := readUpTo(body, cl, true)
 		if err != nil {
 			return nil, false, err
 		}
@@ -205,7 +205,7 @@ func (s *Server) readPrefix(ex *exchange) ([]byte, bool, error) {
 		}
 		return b, false, nil
 	}
-	b, err := readUpTo(body, limit+1)
+	b, err := readUpTo(body, limit+1, false)
 	if err != nil {
 		return nil, false, err
 	}
@@ -216,14 +216,22 @@ func (s *Server) readPrefix(ex *exchange) ([]byte, bool, error) {
 
 // readUpTo reads r until EOF or limit bytes. It grows its buffer with the data
 // rather than trust a declared length (a client that declares 1 MiB and
-// sends nothing costs nothing), doubling but never past limit, and stops
-// at limit without probing for EOF: bytes.Buffer.ReadFrom doubled a full 1 MiB
-// buffer to 2 MiB only to learn that nothing followed.
-func readUpTo(r io.Reader, limit int64) ([]byte, error) {
+// sends nothing costs nothing), and stops at limit without probing for EOF:
+// bytes.Buffer.ReadFrom doubled a full 1 MiB buffer to 2 MiB only to learn
+// that nothing followed. The buffer doubles, never past limit; when limit
+// is the length the client declared (declared), a client that has sent the
+// first 64 KiB of it gets the rest in one allocation, since every doubling
+// zeroes a new buffer and copies the old one (for 1 MiB, 2 MiB zeroed and
+// 1 MiB copied instead of 1 MiB and 64 KiB).
+func readUpTo(r io.Reader, limit int64, declared bool) ([]byte, error) {
 	buf := make([]byte, 0, min(limit, 64<<10))
 	for int64(len(buf)) < limit {
 		if len(buf) == cap(buf) {
-			buf = slices.Grow(buf, int(min(limit, 2*int64(cap(buf))))-len(buf))
+			next := 2 * int64(cap(buf))
+			if declared {
+				next = limit
+			}
+			buf = slices.Grow(buf, int(min(limit, next))-len(buf))
 		}
 		n, err := r.Read(buf[len(buf):min(int64(cap(buf)), limit)])
 		buf = buf[:len(buf)+n]
