@@ -116,7 +116,10 @@ func StartPostgres(ctx context.Context) (*Postgres, error) {
 		}
 	}
 	initdb := exec.CommandContext(ctx, filepath.Join(bin, "initdb"), "-D", data, "-U", "countersign",
-		"--auth=scram-sha-256", "--pwfile="+pwfile, "--encoding=UTF8", "--no-sync")
+		"--auth=scram-sha-256", "--pwfile="+pwfile, "--encoding=UTF8", "--locale=C", "--no-sync")
+	// A machine's LANG may name a locale it has not generated, which
+	// initdb and the server refuse: the tests need none.
+	initdb.Env = append(os.Environ(), "LC_ALL=C")
 	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	initdb.Dir = dir
 	if out, err := initdb.CombinedOutput(); err != nil {
@@ -157,6 +160,7 @@ func (p *Postgres) start(ctx context.Context, bin, data string, cred *syscall.Cr
 	// until the server exits.
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGINT}
 	p.cmd.Dir = p.dir
+	p.cmd.Env = append(os.Environ(), "LC_ALL=C")
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	p.exited = make(chan struct{})
 	started := make(chan error, 1)
