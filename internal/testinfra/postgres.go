@@ -153,7 +153,9 @@ func (p *Postgres) start(ctx context.Context, bin, data string, cred *syscall.Cr
 	p.cmd = exec.Command(filepath.Join(bin, "postgres"), "-D", data,
 		"-c", "listen_addresses=127.0.0.1", "-c", "port="+strconv.Itoa(p.port),
 		"-c", "unix_socket_directories=", "-c", "fsync=off", "-c", "max_connections=200",
-		"-c", "shared_buffers=16MB")
+		"-c", "shared_buffers=16MB",
+		// Not /dev/shm, which containers often keep small or read-only.
+		"-c", "dynamic_shared_memory_type=mmap")
 	// If the test binary dies without Stop (a -timeout panic), the server
 	// goes with it. The kernel sends that signal when the thread that
 	// started the server ends, so a goroutine locked to that thread stays
