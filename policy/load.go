@@ -24,27 +24,17 @@ import (
 // Package is the Rego package countersign evaluates.
 const Package = "countersign"
 
-// decisionModule reads the three rules in one evaluation and keeps their raw
+// decisionQuery reads the three rules in one evaluation and keeps their raw
 // values, so that a rule of the wrong type is detected instead of silently
-// ignored. It lives under data.system, which user policies do not define.
-const decisionModule = `package system.countersign
-
-default deny := []
-
-deny := data.countersign.deny
-
-default approve := []
-
-approve := data.countersign.approve
-
-default allow := null
-
-allow := data.countersign.allow
-
-decision := {"deny": deny, "approve": approve, "allow": allow}
-`
-
-const decisionQuery = "data.system.countersign.decision"
+// ignored. Each comprehension holds the rule's value, or nothing when the
+// rule is undefined. (A wrapper module with default rules did the same at
+// twice the cost: each of its four rules went through OPA's rule
+// evaluation and cache, about 50 allocations per decision. One expression
+// costs four fewer than three.)
+const decisionQuery = "decision := [" +
+	"[x | x := data.countersign.deny], " +
+	"[x | x := data.countersign.approve], " +
+	"[x | x := data.countersign.allow]]"
 
 // disabledBuiltins reach outside the process; a policy must not make network
 // calls or learn about its host (SPEC 10.1).
@@ -219,16 +209,6 @@ func compileModules(ctx context.Context, src Source, modules map[string]*ast.Mod
 		return nil, fmt.Errorf("no policy module declares `package %s` (in %s); countersign evaluates data.%s.deny, .approve and .allow", Package, strings.Join(src.Paths, ", "), Package)
 	}
 
-	wrapper, err := ast.ParseModuleWithOpts("countersign:decision.rego", decisionModule, ast.ParserOptions{RegoVersion: ast.RegoV1})
-	if err != nil {
-		return nil, fmt.Errorf("parse decision module: %w", err)
-	}
-	all := make(map[string]*ast.Module, len(modules)+1)
-	for k, v := range modules {
-		all[k] = v
-	}
-	all["countersign:decision.rego"] = wrapper
-
 	// Data that collides with a rule (countersign/data.json holding "deny"
 	// next to a deny rule) is a compile error, as in `opa run` and in
 	// RunTests; without the check the data would be silently shadowed.
@@ -242,7 +222,7 @@ func compileModules(ctx context.Context, src Source, modules map[string]*ast.Mod
 		WithCapabilities(caps).
 		WithEnablePrintStatements(false).
 		WithPathConflictsCheck(storage.NonEmpty(ctx, store, txn))
-	compiler.Compile(all)
+	compiler.Compile(modules)
 	store.Abort(ctx, txn)
 	if compiler.Failed() {
 		return nil, compiler.Errors

@@ -72,6 +72,7 @@ deny contains {
 	"id": "GIT-001",
 	"msg": sprintf("%s %s of %s is not allowed; push another branch and open a pull request", [object.get(git_verbs, u.kind, "changing"), u.branch, gh_repo]),
 } if {
+	input.action.provider == "git"
 	some u in git_branch_updates
 	gh_is_protected(u.branch)
 }
@@ -83,6 +84,7 @@ deny contains {
 	"id": "GIT-002",
 	"msg": sprintf("deleting the branch %s of %s is not allowed; only %s may be deleted by an agent", [u.branch, gh_repo, concat(", ", gh_deletable)]),
 } if {
+	input.action.provider == "git"
 	some u in git_branch_updates
 	u.kind == "delete"
 	not gh_is_protected(u.branch)
@@ -96,6 +98,7 @@ approve contains {
 	"id": "GIT-003",
 	"msg": sprintf("%s the release branch %s of %s", [object.get(git_verbs, u.kind, "changing"), u.branch, gh_repo]),
 } if {
+	input.action.provider == "git"
 	some u in git_branch_updates
 	u.kind != "delete"
 	globs.path_any(gh_release, u.branch)
@@ -122,6 +125,7 @@ deny contains {
 	"id": "GH-001",
 	"msg": sprintf("%s on %s of %s is not allowed; push a branch and open a pull request", [input.action.operation, gh_ref_branch, gh_repo]),
 } if {
+	input.action.provider == "github"
 	input.action.operation in {"git/update-ref", "git/delete-ref"}
 	gh_is_protected(gh_ref_branch)
 }

@@ -36,6 +36,7 @@ deny contains {
 	"id": "K8S-PROD-001",
 	"msg": sprintf("deleting %s removes every object in it, in production (%s); an agent may not do it, ask a human", [k8s_target, prod.summary]),
 } if {
+	input.action.provider == "kubernetes"
 	k8s_prod_change
 	input.action.verb in {"delete", "deletecollection"}
 	input.action.resource == "namespaces"
@@ -48,6 +49,7 @@ deny contains {
 	"id": "K8S-PROD-002",
 	"msg": sprintf("deleting %s in %s is a bulk delete in production (%s); delete objects one by one, with approval", [k8s_target, k8s_where, prod.summary]),
 } if {
+	input.action.provider == "kubernetes"
 	k8s_prod_change
 	input.action.verb == "deletecollection"
 	input.action.resource != "namespaces"
@@ -60,6 +62,7 @@ approve contains {
 	"id": "K8S-PROD-003",
 	"msg": sprintf("%s into pod %s in %s, in production (%s)", [input.action.subresource, input.action.name, k8s_where, prod.summary]),
 } if {
+	input.action.provider == "kubernetes"
 	k8s_prod_change
 	ops.is_exec
 }
@@ -71,6 +74,7 @@ approve contains {
 	"id": "K8S-PROD-004",
 	"msg": sprintf("scaling %s in %s to zero replicas stops it, in production (%s)", [k8s_target, k8s_where, prod.summary]),
 } if {
+	input.action.provider == "kubernetes"
 	k8s_prod_change
 	ops.kubernetes_scales_to_zero
 }
@@ -82,6 +86,7 @@ approve contains {
 	"id": "K8S-PROD-005",
 	"msg": sprintf("deleting %s in %s, in production (%s)", [k8s_target, k8s_where, prod.summary]),
 } if {
+	input.action.provider == "kubernetes"
 	k8s_prod_change
 	input.action.verb == "delete"
 	input.action.resource != "namespaces"
@@ -94,6 +99,7 @@ approve contains {
 	"id": "K8S-PROD-006",
 	"msg": sprintf("%s changes who may do what in production (%s)", [ops.name, prod.summary]),
 } if {
+	input.action.provider == "kubernetes"
 	k8s_prod_change
 	ops.is_permission
 }
