@@ -33,6 +33,11 @@ type Request struct {
 	Body          []byte
 	BodySize      int64 // declared or observed size, -1 when unknown
 	BodyTruncated bool
+	// BodySHA256 is the SHA-256 of a whole Body, when whoever buffered it
+	// hashed it on the way in (the proxy does, as the bytes arrive, so that
+	// hashing overlaps the transfer); nil means not computed yet. It is
+	// trusted: set it only together with the Body it was computed over.
+	BodySHA256 []byte
 	// Tunnel is true for a CONNECT that is not intercepted: only Host and Port
 	// are known.
 	Tunnel bool

@@ -76,8 +76,12 @@ func NewInput(r *action.Request, a action.Action, s *session.Info, now time.Time
 		Time:    now.UTC(),
 	}
 	if r.Body != nil && !r.BodyTruncated {
-		sum := sha256.Sum256(r.Body)
-		in.Request.BodySHA256 = hex.EncodeToString(sum[:])
+		if len(r.BodySHA256) == sha256.Size {
+			in.Request.BodySHA256 = hex.EncodeToString(r.BodySHA256)
+		} else {
+			sum := sha256.Sum256(r.Body)
+			in.Request.BodySHA256 = hex.EncodeToString(sum[:])
+		}
 		in.Request.Body = redact.Value(ParseBody(r.Header.Get("Content-Type"), r.Body))
 	}
 	return in

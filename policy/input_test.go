@@ -450,3 +450,28 @@ approve contains sprintf("terminate %s in %s", [input.action.resources[0], input
 		t.Errorf("DecideDocument(JSON round trip) differs (-decide +document):\n%s", diff)
 	}
 }
+
+// A hash the caller computed while buffering the body is used as is; one
+// of the wrong length is not trusted, and the body is hashed.
+func TestNewInputPrecomputedHash(t *testing.T) {
+	body := []byte("Action=TerminateInstances")
+	given := []byte(strings.Repeat("\xab", sha256.Size))
+	for _, tt := range []struct {
+		name  string
+		given []byte
+		want  string
+	}{
+		{"given", given, hex.EncodeToString(given)},
+		{"none", nil, sha256Hex(body)},
+		{"wrong length", []byte{1, 2, 3}, sha256Hex(body)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &action.Request{Method: "POST", Scheme: "https", Host: "ec2.us-east-1.amazonaws.com", Port: 443,
+				Body: body, BodySize: int64(len(body)), BodySHA256: tt.given}
+			in := NewInput(r, action.Action{Provider: "http"}, &session.Info{}, spec4Time)
+			if got := in.Request.BodySHA256; got != tt.want {
+				t.Errorf("body_sha256 = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

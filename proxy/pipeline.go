@@ -90,7 +90,11 @@ func (s *Server) process(ctx context.Context, ex *exchange) (*http.Response, fun
 	if resp := s.decideHead(ctx, ex); resp != nil {
 		return resp, nil
 	}
-	prefix, truncated, err := s.readPrefix(ex)
+	prefix, truncated, sum, buf, err := s.readPrefix(ex)
+	// The prefix's buffer is reused once this request is decided and
+	// forwarded (the upstream body holds a reference of its own) or
+	// refused; a held request takes a copy.
+	defer buf.release()
 	if err != nil {
 		s.logger.Debug("read request body", zap.String("request", ex.id), zap.Error(err))
 		status, reason := http.StatusBadRequest, "the request body could not be read"
@@ -115,6 +119,7 @@ func (s *Server) process(ctx context.Context, ex *exchange) (*http.Response, fun
 		Body:          prefix,
 		BodySize:      ex.req.ContentLength,
 		BodyTruncated: truncated,
+		BodySHA256:    sum,
 		Upgrade:       ex.upgrade,
 	}
 	if !truncated && ar.BodySize < 0 {
@@ -171,8 +176,14 @@ func (s *Server) process(ctx context.Context, ex *exchange) (*http.Response, fun
 		if !truncated {
 			rest = nil
 		}
-		return s.forward(ctx, ex, act, prefix, rest, "allow"), nil
+		return s.forward(ctx, ex, act, prefix, rest, buf, "allow"), nil
 	case policy.VerdictApprove:
+		if buf != nil {
+			// The body waits for a human, and is forwarded or answered
+			// about (git's report-status reads it) after this returns.
+			prefix = slices.Clone(prefix)
+			ar.Body = prefix
+		}
 		return s.hold(ctx, ex, act, in, d, prefix, truncated, cnt)
 	case policy.VerdictDeny:
 		cnt.denied.Add(1)
@@ -183,35 +194,46 @@ func (s *Server) process(ctx context.Context, ex *exchange) (*http.Response, fun
 	}
 }
 
-// readPrefix buffers up to the inspection limit of the body.
-func (s *Server) readPrefix(ex *exchange) ([]byte, bool, error) {
+// readPrefix buffers up to the inspection limit of the body, and hashes it
+// as it arrives: the SHA-256 of a 1 MiB body costs about half a
+// millisecond, which then overlaps the rest of the transfer instead of
+// following it. sum is nil when the body was cut at the limit. A non-nil
+// bodyBuf holds the prefix's pooled buffer: the caller releases it when
+// done (see bodybuf.go).
+func (s *Server) readPrefix(ex *exchange) (prefix []byte, truncated bool, sum []byte, buf *bodyBuf, err error) {
 	body := ex.req.Body
 	if body == nil || body == http.NoBody {
-		return nil, false, nil
+		return nil, false, nil, nil, nil
 	}
 	if ex.beforeBody != nil {
 		if err := ex.beforeBody(); err != nil {
-			return nil, false, err
+			return nil, false, nil, nil, err
 		}
 	}
+	h := sha256.New()
+	in := io.TeeReader(body, h)
 	limit := s.opts.BodyLimit
 	if cl := ex.req.ContentLength; cl >= 0 && cl <= limit {
-		b, err := readUpTo(body, cl, true)
+		b, bb, err := readUpTo(in, cl, true, &s.bodies)
 		if err != nil {
-			return nil, false, err
+			return nil, false, nil, nil, err
 		}
 		if int64(len(b)) != cl {
-			return nil, false, io.ErrUnexpectedEOF
+			bb.release()
+			return nil, false, nil, nil, io.ErrUnexpectedEOF
 		}
-		return b, false, nil
+		return b, false, h.Sum(nil), bb, nil
 	}
-	b, err := readUpTo(body, limit+1, false)
+	b, bb, err := readUpTo(in, limit+1, false, &s.bodies)
 	if err != nil {
-		return nil, false, err
+		return nil, false, nil, nil, err
 	}
-	// Past the limit, keep the extra byte: it belongs to the body and is
-	// sent ahead of the rest of the stream.
-	return b, int64(len(b)) > limit, nil
+	if int64(len(b)) > limit {
+		// Past the limit, keep the extra byte: it belongs to the body and
+		// is sent ahead of the rest of the stream.
+		return b, true, nil, bb, nil
+	}
+	return b, false, h.Sum(nil), bb, nil
 }
 
 // readUpTo reads r until EOF or limit bytes. It grows its buffer with the data
@@ -222,16 +244,33 @@ func (s *Server) readPrefix(ex *exchange) ([]byte, bool, error) {
 // is the length the client declared (declared), a client that has sent the
 // first 64 KiB of it gets the rest in one allocation, since every doubling
 // zeroes a new buffer and copies the old one (for 1 MiB, 2 MiB zeroed and
-// 1 MiB copied instead of 1 MiB and 64 KiB).
-func readUpTo(r io.Reader, limit int64, declared bool) ([]byte, error) {
+// 1 MiB copied instead of 1 MiB and 64 KiB). Buffers of 64 KiB and more
+// come from pool (when not nil): the returned bodyBuf, nil otherwise, holds
+// the caller's reference to one.
+func readUpTo(r io.Reader, limit int64, declared bool, pool *bodyPool) (_ []byte, _ *bodyBuf, err error) {
 	buf := make([]byte, 0, min(limit, 64<<10))
+	var bb *bodyBuf // holds buf once it is a pooled buffer
+	defer func() {
+		if err != nil {
+			bb.release()
+		}
+	}()
 	for int64(len(buf)) < limit {
 		if len(buf) == cap(buf) {
 			next := 2 * int64(cap(buf))
 			if declared {
 				next = limit
 			}
-			buf = slices.Grow(buf, int(min(limit, next))-len(buf))
+			next = min(limit, next)
+			if nb := pool.get(int(next)); nb != nil {
+				nb.b = append(nb.b, buf...)
+				bb.release()
+				bb, buf = nb, nb.b
+			} else {
+				buf = slices.Grow(buf, int(next)-len(buf))
+				bb.release() // copied out of it, if it was pooled
+				bb = nil
+			}
 		}
 		n, err := r.Read(buf[len(buf):min(int64(cap(buf)), limit)])
 		buf = buf[:len(buf)+n]
@@ -239,10 +278,14 @@ func readUpTo(r io.Reader, limit int64, declared bool) ([]byte, error) {
 			break
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return buf, nil
+	if bb != nil {
+		// Cut to length: the capacity past it is the pool's.
+		buf = buf[:len(buf):len(buf)]
+	}
+	return buf, bb, nil
 }
 
 // hold admits a retry under a grant, or opens an approval and returns the
@@ -275,7 +318,7 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 				message: "countersign: the audit log cannot be written, so nothing is forwarded; tell whoever runs countersign."}), nil
 		}
 		cnt.approved.Add(1)
-		resp := s.forward(ctx, ex, act, body, nil, "approved")
+		resp := s.forward(ctx, ex, act, body, nil, nil, "approved")
 		resp.Header.Set(headerApproval, g.ApprovalID)
 		return resp, nil
 	} else if !errors.Is(err, approval.ErrNotFound) {
@@ -293,7 +336,7 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 				message: "countersign: the audit log cannot be written, so nothing is forwarded; tell whoever runs countersign."}), nil
 		}
 		cnt.approved.Add(1)
-		resp := s.forward(ctx, ex, act, body, nil, "approved")
+		resp := s.forward(ctx, ex, act, body, nil, nil, "approved")
 		resp.Header.Set(headerApproval, sc.ApprovalID)
 		return resp, nil
 	} else if !errors.Is(err, approval.ErrNotFound) {
@@ -393,7 +436,7 @@ func (s *Server) holdOutcome(ctx context.Context, ex *exchange, act action.Actio
 	switch out.Kind {
 	case approval.OutcomeApproved:
 		cnt.approved.Add(1)
-		resp := s.forward(ctx, ex, act, body, nil, "approved")
+		resp := s.forward(ctx, ex, act, body, nil, nil, "approved")
 		resp.Header.Set(headerApproval, id)
 		return resp
 	case approval.OutcomeDenied:
@@ -589,7 +632,9 @@ func (s *Server) holdFor(d policy.Decision, act action.Action, host string) time
 
 // forward sends the decided request upstream: prefix (the bytes the policy
 // saw) then rest (the unread remainder, nil when the body was complete).
-func (s *Server) forward(ctx context.Context, ex *exchange, act action.Action, prefix []byte, rest io.Reader, decision string) *http.Response {
+// A non-nil buf is the pooled buffer prefix lives in: the upstream body
+// holds a reference to it until the transport closes it.
+func (s *Server) forward(ctx context.Context, ex *exchange, act action.Action, prefix []byte, rest io.Reader, buf *bodyBuf, decision string) *http.Response {
 	start := s.opts.Now()
 	out := &http.Request{
 		Method:     ex.req.Method,
@@ -607,6 +652,12 @@ func (s *Server) forward(ctx context.Context, ex *exchange, act action.Action, p
 		out.Header.Set("Upgrade", ex.upgrade)
 	}
 	switch {
+	case buf != nil:
+		out.Body = buf.reader(prefix, rest)
+		out.ContentLength = ex.req.ContentLength
+		if rest == nil {
+			out.ContentLength = int64(len(prefix))
+		}
 	case rest != nil:
 		out.Body = io.NopCloser(io.MultiReader(bytes.NewReader(prefix), rest))
 		out.ContentLength = ex.req.ContentLength

@@ -140,6 +140,8 @@ type Server struct {
 	// readers pools the 4 KiB request readers of intercepted connections:
 	// a kept-alive connection holds one only while a request is in flight.
 	readers sync.Pool
+	// bodies recycles the buffers of large request bodies (bodybuf.go).
+	bodies bodyPool
 	// parked are the connections of requests held for approval.
 	parked parkedConns
 	// tlsConfig serves every intercepted connection's handshake.
