@@ -3,7 +3,6 @@ package policy
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/topdown"
@@ -34,11 +33,7 @@ func firedRules(events []*topdown.Event) []FiredRule {
 		if !ok || rule.Location == nil {
 			continue
 		}
-		file := rule.Location.File
-		if strings.HasPrefix(file, "countersign:") {
-			continue // the internal decision wrapper
-		}
-		loc := fmt.Sprintf("%s:%d", file, rule.Location.Row)
+		loc := fmt.Sprintf("%s:%d", rule.Location.File, rule.Location.Row)
 		name := rule.Module.Package.Path.String() + "." + rule.Head.Name.String()
 		if len(rule.Head.Reference) > 0 {
 			name = rule.Module.Package.Path.String() + "." + rule.Head.Reference.String()
