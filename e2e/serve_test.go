@@ -414,3 +414,20 @@ func TestServeFailsClosedWhenTheSharedStoreIsDown(t *testing.T) {
 		t.Errorf("audit verify: %s%s", r.stdout, r.stderr)
 	}
 }
+
+// state is serve's: run says it keeps this session's approvals in memory
+// instead of silently ignoring the setting, and does not print the
+// database password.
+func TestRunSaysSharedStateIsServes(t *testing.T) {
+	w := newWorld(t, approvePosts, "state: postgres://countersign:db-pw-not-shown@127.0.0.1:1/countersign\n")
+	r := w.run("run", "--", "true")
+	if r.code != 0 {
+		t.Fatalf("run -- true: exit %d: %s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "keeps its approvals in memory") || !strings.Contains(r.stderr, "--proxy") {
+		t.Errorf("run with state set does not say the state is ignored: %q", r.stderr)
+	}
+	if strings.Contains(r.stderr+r.stdout, "db-pw-not-shown") {
+		t.Errorf("run printed the database password: %q", r.stderr)
+	}
+}

@@ -142,6 +142,13 @@ func runSession(cmd *cobra.Command, e *env, f runFlags, args []string) error {
 	}
 	defer logger.Sync() //nolint:errcheck // best effort on exit
 
+	if cfg.State != "" {
+		// Shared state is serve's (SPEC 3): a run session's approvals live
+		// and die with it. Say so rather than let a team believe this
+		// session's approvals reach their shared store.
+		fmt.Fprintln(e.stderr, "countersign: state (shared PostgreSQL) is used by `countersign serve`; this session keeps its approvals in memory. To use the team's, run the agent with --proxy URL of that serve.")
+		logger.Warn("state is ignored by run; approvals are kept in memory for this session")
+	}
 	term := &terminalNotifier{w: e.stderr}
 	ctx := cmd.Context()
 	a, err := newApp(ctx, cfg, logger, appOptions{
