@@ -33,11 +33,17 @@ import (
 type PostgresStore struct {
 	pool *pgxpool.Pool
 	dsn  string
+	// ping is how long the announcement listener waits in silence before
+	// it checks that its connection still works, and pingTimeout how long
+	// that check may take (listenPing, listenPingTimeout; tests shorten
+	// them).
+	ping, pingTimeout time.Duration
 }
 
-// listenPing is how long the announcement listener waits in silence
-// before it checks that its connection still works.
-const listenPing = 30 * time.Second
+const (
+	listenPing        = 30 * time.Second
+	listenPingTimeout = 10 * time.Second
+)
 
 // pgChannel is the NOTIFY channel of decided approvals.
 const pgChannel = "countersign_approvals"
@@ -110,7 +116,7 @@ func OpenPostgres(ctx context.Context, dsn string) (*PostgresStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state %s: %w", where, err)
 	}
-	s := &PostgresStore{pool: pool, dsn: dsn}
+	s := &PostgresStore{pool: pool, dsn: dsn, ping: listenPing, pingTimeout: listenPingTimeout}
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(pgSchemaLock)); err != nil {
 			return err
@@ -659,11 +665,11 @@ func (s *PostgresStore) listenOnce(ctx context.Context, changed func(id string))
 	for {
 		// A connection can die without a word (a NAT's timeout, a
 		// failover): after a quiet while, ask the server.
-		wctx, cancel := context.WithTimeout(ctx, listenPing)
+		wctx, cancel := context.WithTimeout(ctx, s.ping)
 		n, err := conn.WaitForNotification(wctx)
 		cancel()
 		if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			pctx, cancel := context.WithTimeout(ctx, s.pingTimeout)
 			err = conn.Ping(pctx)
 			cancel()
 			if err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -558,4 +560,178 @@ func TestPostgresDSNHelpers(t *testing.T) {
 			}
 		}
 	}
+}
+
+// stallProxy relays TCP connections to a server. stall makes the
+// connections relayed so far go silent without closing, as after a NAT
+// forgets them or a failover, while new connections still get through.
+type stallProxy struct {
+	ln       net.Listener
+	target   string
+	toServer atomic.Int64 // bytes relayed from clients to the server
+
+	mu      sync.Mutex
+	conns   []net.Conn
+	stalled []*atomic.Bool
+	closed  bool
+	wg      sync.WaitGroup
+}
+
+func startStallProxy(t *testing.T, target string) *stallProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &stallProxy{ln: ln, target: target}
+	p.wg.Go(p.accept)
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *stallProxy) accept() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		s, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		stalled := new(atomic.Bool)
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			c.Close()
+			s.Close()
+			return
+		}
+		p.conns = append(p.conns, c, s)
+		p.stalled = append(p.stalled, stalled)
+		p.mu.Unlock()
+		p.wg.Go(func() { p.relay(s, c, stalled, &p.toServer) })
+		p.wg.Go(func() { p.relay(c, s, stalled, nil) })
+	}
+}
+
+// relay copies src to dst until either closes; once stalled, it reads and
+// drops what src sends.
+func (p *stallProxy) relay(dst, src net.Conn, stalled *atomic.Bool, count *atomic.Int64) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && !stalled.Load() {
+			if count != nil {
+				count.Add(int64(n))
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (p *stallProxy) stall() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, s := range p.stalled {
+		s.Store(true)
+	}
+}
+
+func (p *stallProxy) close() {
+	p.ln.Close()
+	p.mu.Lock()
+	p.closed = true
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+// The announcement listener checks a quiet connection (listenPing): a
+// connection that answers is kept, and one that went silent is replaced,
+// after which the listener resyncs and hears announcements again.
+func TestPostgresListenerReplacesASilentConnection(t *testing.T) {
+	a, dsn := openPostgres(t)
+	b, err := OpenPostgres(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd := startStallProxy(t, u.Host)
+	u.Host = fwd.ln.Addr().String()
+	a.dsn = u.String() // only the listener goes through the relay
+	a.ping, a.pingTimeout = 100*time.Millisecond, 500*time.Millisecond
+
+	ctx, cancel := context.WithCancel(t.Context())
+	changed := make(chan string, 16)
+	failed := make(chan error, 16)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.Listen(ctx, func(id string) { changed <- id }, func(err error) { failed <- err })
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	want := func(id string) {
+		t.Helper()
+		select {
+		case got := <-changed:
+			if got != id {
+				t.Fatalf("listener reported %q, want %q", got, id)
+			}
+		case err := <-failed:
+			t.Fatalf("listener failed waiting for %q: %v", id, err)
+		case <-time.After(15 * time.Second):
+			t.Fatalf("listener did not report %q", id)
+		}
+	}
+	// waitPing waits until the listener has sent something more (a ping:
+	// nothing else goes over its connection once it listens).
+	waitPing := func() {
+		t.Helper()
+		sent := fwd.toServer.Load()
+		for deadline := time.Now().Add(15 * time.Second); fwd.toServer.Load() == sent; {
+			if time.Now().After(deadline) {
+				t.Fatal("the listener sent no ping on its quiet connection")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+
+	want("") // connected: resync
+	waitPing()
+	waitPing()
+	if err := b.Announce(t.Context(), "ap-after-quiet"); err != nil {
+		t.Fatal(err)
+	}
+	want("ap-after-quiet") // the pinged connection was kept and still hears
+
+	fwd.stall()
+	select {
+	case err := <-failed:
+		if !strings.Contains(err.Error(), "ping") {
+			t.Errorf("listener failure %v, want a failed ping", err)
+		}
+		if pw, ok := u.User.Password(); ok && strings.Contains(err.Error(), pw) {
+			t.Errorf("listener failure names the password: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("listener did not notice its connection went silent")
+	}
+	want("") // reconnected: resync, since announcements may have been missed
+	if err := b.Announce(t.Context(), "ap-after-reconnect"); err != nil {
+		t.Fatal(err)
+	}
+	want("ap-after-reconnect")
 }
