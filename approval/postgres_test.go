@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"slices"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/countersign/countersign/audit"
+	"github.com/countersign/countersign/internal/testinfra"
 )
 
 // Two replicas (two stores, two connection pools) on one database: what
@@ -562,99 +562,6 @@ func TestPostgresDSNHelpers(t *testing.T) {
 	}
 }
 
-// stallProxy relays TCP connections to a server. stall makes the
-// connections relayed so far go silent without closing, as after a NAT
-// forgets them or a failover, while new connections still get through.
-type stallProxy struct {
-	ln       net.Listener
-	target   string
-	toServer atomic.Int64 // bytes relayed from clients to the server
-
-	mu      sync.Mutex
-	conns   []net.Conn
-	stalled []*atomic.Bool
-	closed  bool
-	wg      sync.WaitGroup
-}
-
-func startStallProxy(t *testing.T, target string) *stallProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &stallProxy{ln: ln, target: target}
-	p.wg.Go(p.accept)
-	t.Cleanup(p.close)
-	return p
-}
-
-func (p *stallProxy) accept() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		s, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		stalled := new(atomic.Bool)
-		p.mu.Lock()
-		if p.closed {
-			p.mu.Unlock()
-			c.Close()
-			s.Close()
-			return
-		}
-		p.conns = append(p.conns, c, s)
-		p.stalled = append(p.stalled, stalled)
-		p.mu.Unlock()
-		p.wg.Go(func() { p.relay(s, c, stalled, &p.toServer) })
-		p.wg.Go(func() { p.relay(c, s, stalled, nil) })
-	}
-}
-
-// relay copies src to dst until either closes; once stalled, it reads and
-// drops what src sends.
-func (p *stallProxy) relay(dst, src net.Conn, stalled *atomic.Bool, count *atomic.Int64) {
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 && !stalled.Load() {
-			if count != nil {
-				count.Add(int64(n))
-			}
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-func (p *stallProxy) stall() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, s := range p.stalled {
-		s.Store(true)
-	}
-}
-
-func (p *stallProxy) close() {
-	p.ln.Close()
-	p.mu.Lock()
-	p.closed = true
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.mu.Unlock()
-	p.wg.Wait()
-}
-
 // The announcement listener checks a quiet connection (listenPing): a
 // connection that answers is kept, and one that went silent is replaced,
 // after which the listener resyncs and hears announcements again.
@@ -669,8 +576,12 @@ func TestPostgresListenerReplacesASilentConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fwd := startStallProxy(t, u.Host)
-	u.Host = fwd.ln.Addr().String()
+	fwd, err := testinfra.StartRelay(u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fwd.Close)
+	u.Host = fwd.Addr()
 	a.dsn = u.String() // only the listener goes through the relay
 	a.ping, a.pingTimeout = 100*time.Millisecond, 500*time.Millisecond
 
@@ -700,8 +611,8 @@ func TestPostgresListenerReplacesASilentConnection(t *testing.T) {
 	// nothing else goes over its connection once it listens).
 	waitPing := func() {
 		t.Helper()
-		sent := fwd.toServer.Load()
-		for deadline := time.Now().Add(15 * time.Second); fwd.toServer.Load() == sent; {
+		sent := fwd.Sent()
+		for deadline := time.Now().Add(15 * time.Second); fwd.Sent() == sent; {
 			if time.Now().After(deadline) {
 				t.Fatal("the listener sent no ping on its quiet connection")
 			}
@@ -717,7 +628,7 @@ func TestPostgresListenerReplacesASilentConnection(t *testing.T) {
 	}
 	want("ap-after-quiet") // the pinged connection was kept and still hears
 
-	fwd.stall()
+	fwd.Stall()
 	select {
 	case err := <-failed:
 		if !strings.Contains(err.Error(), "ping") {

@@ -17,12 +17,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/countersign/countersign/audit"
+	"github.com/countersign/countersign/internal/testinfra"
 	"github.com/countersign/countersign/internal/wirebytes"
 )
 
@@ -248,83 +247,6 @@ func (r *repeatReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// countingUpstream sits between the proxy and the fake upstream and counts
-// every byte the proxy sends, so "nothing reached the upstream" means not
-// one byte, not just "no request was handled".
-type countingUpstream struct {
-	ln     net.Listener
-	target string
-	bytes  atomic.Int64
-	conns  atomic.Int64
-
-	mu   sync.Mutex
-	open map[net.Conn]struct{}
-	wg   sync.WaitGroup
-}
-
-func startCountingUpstream(t *testing.T, target string) *countingUpstream {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &countingUpstream{ln: ln, target: target, open: map[net.Conn]struct{}{}}
-	c.wg.Add(1)
-	go c.serve()
-	return c
-}
-
-func (c *countingUpstream) serve() {
-	defer c.wg.Done()
-	for {
-		in, err := c.ln.Accept()
-		if err != nil {
-			return
-		}
-		c.conns.Add(1)
-		out, err := net.Dial("tcp", c.target)
-		if err != nil {
-			in.Close()
-			continue
-		}
-		c.mu.Lock()
-		c.open[in], c.open[out] = struct{}{}, struct{}{}
-		c.mu.Unlock()
-		c.wg.Add(2)
-		go func() {
-			defer c.wg.Done()
-			n, _ := io.Copy(countWriter{out, &c.bytes}, in)
-			_ = n
-			closeWrite(out)
-		}()
-		go func() {
-			defer c.wg.Done()
-			_, _ = io.Copy(in, out)
-			closeWrite(in)
-		}()
-	}
-}
-
-type countWriter struct {
-	w io.Writer
-	n *atomic.Int64
-}
-
-func (c countWriter) Write(p []byte) (int, error) {
-	c.n.Add(int64(len(p)))
-	return c.w.Write(p)
-}
-
-func (c *countingUpstream) Close() {
-	c.ln.Close()
-	c.mu.Lock()
-	for conn := range c.open {
-		conn.Close()
-	}
-	c.mu.Unlock()
-	c.wg.Wait()
-}
-
 // staticResolver answers a few names and refuses the rest: tests never ask
 // real DNS.
 type staticResolver map[string]string
@@ -339,8 +261,8 @@ func (r staticResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.
 // attackHarness is a harness whose upstream traffic is counted.
 type attackHarness struct {
 	*harness
-	counter *countingUpstream
-	health  *http.Client // kept alive across cases: one handshake, not one per check
+	counter *testinfra.Relay // counts every byte the proxy sends upstream
+	health  *http.Client     // kept alive across cases: one handshake, not one per check
 }
 
 func newAttackHarness(t *testing.T) *attackHarness {
@@ -351,10 +273,13 @@ func newAttackHarness(t *testing.T) *attackHarness {
 		for _, addr := range o.Resolve {
 			upstream = addr
 		}
-		ah.counter = startCountingUpstream(t, upstream)
+		var err error
+		if ah.counter, err = testinfra.StartRelay(upstream); err != nil {
+			t.Fatal(err)
+		}
 		o.Resolve = map[string]string{}
 		for _, host := range []string{"api.github.com", "example.test", "denied.test", "ec2.us-east-1.amazonaws.com"} {
-			o.Resolve[host+":443"] = ah.counter.ln.Addr().String()
+			o.Resolve[host+":443"] = ah.counter.Addr()
 		}
 		o.Resolve["self.test"] = "127.0.0.1"
 		o.Resolver = staticResolver{"metadata.google.internal": "169.254.169.254"}
@@ -476,7 +401,7 @@ func fill(s string, vars map[string]string) string {
 // and a proxy that still serves an ordinary request.
 func (h *attackHarness) check(t *testing.T, a *attack) {
 	t.Helper()
-	beforeBytes := h.counter.bytes.Load()
+	beforeBytes := h.counter.Sent()
 	beforeReqs := len(h.up.Requests())
 	logBefore := logSize(t, h.logPath)
 
@@ -515,7 +440,7 @@ func (h *attackHarness) check(t *testing.T, a *attack) {
 	}
 
 	reqs := h.up.Requests()[beforeReqs:]
-	sent := h.counter.bytes.Load() - beforeBytes
+	sent := h.counter.Sent() - beforeBytes
 	switch a.upstream {
 	case 0:
 		if sent != 0 || len(reqs) != 0 {
