@@ -261,30 +261,38 @@ func (r staticResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.
 // attackHarness is a harness whose upstream traffic is counted.
 type attackHarness struct {
 	*harness
-	counter *testinfra.Relay // counts every byte the proxy sends upstream
-	health  *http.Client     // kept alive across cases: one handshake, not one per check
+	// counter and plainCounter count every byte the proxy sends upstream,
+	// over TLS and as plain http://.
+	counter, plainCounter *testinfra.Relay
+	health                *http.Client // kept alive across cases: one handshake, not one per check
+}
+
+func (ah *attackHarness) upstreamBytes() int64 {
+	return ah.counter.Sent() + ah.plainCounter.Sent()
 }
 
 func newAttackHarness(t *testing.T) *attackHarness {
 	t.Helper()
 	ah := &attackHarness{}
 	h := newHarness(t, harnessOptions{policy: attackPolicy, configure: func(o *Options) {
-		var upstream string
-		for _, addr := range o.Resolve {
-			upstream = addr
-		}
+		upstream, plain := o.Resolve["example.test:443"], o.Resolve["example.test:80"]
 		var err error
 		if ah.counter, err = testinfra.StartRelay(upstream); err != nil {
+			t.Fatal(err)
+		}
+		if ah.plainCounter, err = testinfra.StartRelay(plain); err != nil {
 			t.Fatal(err)
 		}
 		o.Resolve = map[string]string{}
 		for _, host := range []string{"api.github.com", "example.test", "denied.test", "ec2.us-east-1.amazonaws.com"} {
 			o.Resolve[host+":443"] = ah.counter.Addr()
+			o.Resolve[host+":80"] = ah.plainCounter.Addr()
 		}
 		o.Resolve["self.test"] = "127.0.0.1"
 		o.Resolver = staticResolver{"metadata.google.internal": "169.254.169.254"}
 	}})
 	t.Cleanup(ah.counter.Close)
+	t.Cleanup(ah.plainCounter.Close)
 	ah.harness = h
 	ah.health = h.client()
 	// Make sure no case can make the proxy dial anything outside loopback:
@@ -401,7 +409,7 @@ func fill(s string, vars map[string]string) string {
 // and a proxy that still serves an ordinary request.
 func (h *attackHarness) check(t *testing.T, a *attack) {
 	t.Helper()
-	beforeBytes := h.counter.Sent()
+	beforeBytes := h.upstreamBytes()
 	beforeReqs := len(h.up.Requests())
 	logBefore := logSize(t, h.logPath)
 
@@ -440,7 +448,7 @@ func (h *attackHarness) check(t *testing.T, a *attack) {
 	}
 
 	reqs := h.up.Requests()[beforeReqs:]
-	sent := h.counter.Sent() - beforeBytes
+	sent := h.upstreamBytes() - beforeBytes
 	switch a.upstream {
 	case 0:
 		if sent != 0 || len(reqs) != 0 {
@@ -450,8 +458,8 @@ func (h *attackHarness) check(t *testing.T, a *attack) {
 		if len(reqs) != 1 {
 			t.Fatalf("the upstream received %d requests, want 1", len(reqs))
 		}
-		if a.absent != "" && len(reqs[0].Header.Values(a.absent)) > 0 {
-			t.Errorf("the upstream received %s: %q", a.absent, reqs[0].Header.Values(a.absent))
+		if a.absent != "" && len(reqs[0].Header.Values(a.absent))+len(reqs[0].Trailer.Values(a.absent)) > 0 {
+			t.Errorf("the upstream received %s: header %q, trailer %q", a.absent, reqs[0].Header.Values(a.absent), reqs[0].Trailer.Values(a.absent))
 		}
 		if a.body != "" && string(reqs[0].Body) != a.body {
 			t.Errorf("the upstream received the body %q, want %q", reqs[0].Body, a.body)
@@ -484,6 +492,17 @@ func (h *attackHarness) check(t *testing.T, a *attack) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.Contains(string(body), "acme/shop") {
 		t.Fatalf("after the attack an ordinary request got %d %q", resp.StatusCode, body)
+	}
+	// And it still accepts connections (the request above reused one).
+	c, err := net.DialTimeout("tcp", h.addr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("after the attack the proxy does not accept connections: %v", err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(c, "CONNECT api.github.com:443 HTTP/1.1\r\nHost: api.github.com:443\r\nProxy-Authorization: Basic %s\r\n\r\n", basic(h.sess.ID, h.password))
+	if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || !strings.HasPrefix(line, "HTTP/1.1 200") {
+		t.Fatalf("after the attack a new CONNECT got %q, %v", line, err)
 	}
 }
 

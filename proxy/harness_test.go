@@ -101,6 +101,12 @@ func newHarness(t testing.TB, ho harnessOptions) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.up.Close() })
+	// Plain http:// requests through the proxy go to the same upstream, so
+	// that one forwarded by mistake is seen there.
+	plainUp, err := h.up.StartPlain()
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	if ho.policy == "" {
 		ho.policy = allowAll
@@ -162,7 +168,7 @@ func newHarness(t testing.TB, ho harnessOptions) *harness {
 		RootCAs:    upCA.Pool(),
 		HeldSweep:  20 * time.Millisecond,
 		Guard:      hostport.Guard{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}},
-		Resolve:    h.up.Resolve("api.github.com", "ec2.us-east-1.amazonaws.com", "example.test"),
+		Resolve:    upstreamResolve(h.up, plainUp, "api.github.com", "ec2.us-east-1.amazonaws.com", "example.test"),
 		OwnAddrs: func() []netip.AddrPort {
 			return []netip.AddrPort{netip.MustParseAddrPort(h.addr)}
 		},
@@ -336,4 +342,13 @@ func (h *harness) waitPending() *approval.Record {
 			return nil
 		}
 	}
+}
+
+// upstreamResolve points each host's port 443 at up and port 80 at plain.
+func upstreamResolve(up *testinfra.Upstream, plain string, hosts ...string) map[string]string {
+	m := up.Resolve(hosts...)
+	for _, h := range hosts {
+		m[h+":80"] = plain
+	}
+	return m
 }

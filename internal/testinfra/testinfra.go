@@ -116,7 +116,9 @@ type Recorded struct {
 	Path   string
 	Query  string
 	Header http.Header
-	Body   []byte
+	// Trailer holds the trailer fields that followed a chunked body.
+	Trailer http.Header
+	Body    []byte
 }
 
 // Upstream is a TLS server on 127.0.0.1 that presents a certificate for
@@ -128,6 +130,8 @@ type Upstream struct {
 
 	srv *http.Server
 	ln  net.Listener
+	// plain serves the same handler without TLS (StartPlain).
+	plain *http.Server
 
 	mu   sync.Mutex
 	reqs []Recorded
@@ -191,7 +195,8 @@ func (u *Upstream) record(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 64<<20))
 		u.mu.Lock()
-		u.reqs = append(u.reqs, Recorded{Method: r.Method, Host: r.Host, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone(), Body: body})
+		u.reqs = append(u.reqs, Recorded{Method: r.Method, Host: r.Host, Path: r.URL.Path, Query: r.URL.RawQuery,
+			Header: r.Header.Clone(), Trailer: r.Trailer.Clone(), Body: body})
 		u.mu.Unlock()
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		h.ServeHTTP(w, r)
@@ -216,9 +221,25 @@ func (u *Upstream) Count(method, path string) int {
 	return n
 }
 
+// StartPlain serves the same handler, recording into the same list, over
+// plain HTTP on another loopback port, and returns that port's address:
+// the upstream of plain http:// requests through a proxy.
+func (u *Upstream) StartPlain() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	u.plain = &http.Server{Handler: u.srv.Handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(io.Discard, "", 0)}
+	u.wg.Go(func() { _ = u.plain.Serve(ln) })
+	return ln.Addr().String(), nil
+}
+
 // Close stops the server and waits for it.
 func (u *Upstream) Close() error {
 	err := u.srv.Close()
+	if u.plain != nil {
+		_ = u.plain.Close()
+	}
 	u.wg.Wait()
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
