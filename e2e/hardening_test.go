@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -62,7 +63,7 @@ func get(t *testing.T, u string) (int, string) {
 }
 
 func TestHealthzAndMetricsOnTheApprovalListener(t *testing.T) {
-	w := newWorld(t, denyDeletes, "listen: 127.0.0.1:0\n")
+	w := newWorld(t, denyDeletes+"\n"+strings.TrimPrefix(approvePosts, "package countersign\n"), "listen: 127.0.0.1:0\n")
 	addr, approvals, _ := startServeURLs(t, w)
 	client := proxyClient(t, w, addr)
 	for _, m := range []string{"GET", "GET", "DELETE"} {
@@ -110,6 +111,42 @@ func TestHealthzAndMetricsOnTheApprovalListener(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(b), "countersign:") {
 		t.Errorf("/metrics through the proxy: %d %q, want 403", resp.StatusCode, b)
 	}
+
+	// While a request is held, the gauges say so; when its client gives
+	// up, it is no longer held but its approval still waits for a human.
+	ctx, cancel := context.WithCancel(t.Context())
+	held := make(chan error, 1)
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, "POST", "https://api.github.com/repos/acme/shop/issues", strings.NewReader("{}"))
+		resp, err := client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		held <- err
+	}()
+	waitMetrics := func(lines ...string) {
+		t.Helper()
+		var body string
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			_, body = get(t, approvals+"/metrics")
+			missing := false
+			for _, l := range lines {
+				if !regexp.MustCompile(`(?m)^` + l + `$`).MatchString(body) {
+					missing = true
+				}
+			}
+			if !missing {
+				return
+			}
+		}
+		t.Fatalf("/metrics never showed %q; last:\n%s", lines, body)
+	}
+	waitMetrics(`countersign_requests_held 1`, `countersign_approvals_pending 1`)
+	cancel()
+	if err := <-held; err == nil {
+		t.Errorf("the held request was answered before its client gave up")
+	}
+	waitMetrics(`countersign_requests_held 0`, `countersign_approvals_pending 1`)
 }
 
 func TestMissingPolicyFileStopsServe(t *testing.T) {
