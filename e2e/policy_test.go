@@ -219,6 +219,37 @@ test_get_allowed if count(deny) == 0 with input as {"request": {"method": "GET"}
 	}
 }
 
+// Deleting the policy file under a running serve does not leave it without
+// a policy: the reload is rejected and audited, /healthz says why, and the
+// last good policy keeps deciding.
+func TestPolicyFileDeletedUnderServe(t *testing.T) {
+	w := newWorld(t, fmt.Sprintf(reloadPolicy, 1), "listen: 127.0.0.1:0\n")
+	s := startServing(t, w)
+	h1 := s.health(t)
+	if err := os.Remove(filepath.Join(w.dir, "policies", "policy.rego")); err != nil {
+		t.Fatal(err)
+	}
+	h2 := s.waitHealth(t, "after the policy file was deleted", func(h health) bool { return h.PolicyError != "" })
+	if h2.Status != "degraded" || h2.PolicyRevision != h1.PolicyRevision || !strings.Contains(h2.PolicyError, "no policy module") {
+		t.Errorf("/healthz after the policy file was deleted = %+v", h2)
+	}
+	if _, body := s.do(t, "DELETE", "https://api.github.com/repos/acme/shop"); !strings.Contains(body, "generation 1") {
+		t.Fatalf("DELETE after the policy file was deleted answered %q, want the last good policy's denial", body)
+	}
+	rejected := false
+	for _, rec := range auditRecords(t, w) {
+		if rec.Type == "policy" && strings.HasPrefix(rec.Detail, "reload rejected") && strings.Contains(rec.Detail, "no policy module") {
+			rejected = true
+		}
+		if rec.Type == "decision" && rec.PolicyRevision != h1.PolicyRevision {
+			t.Errorf("a decision under revision %q, want the last good %q", rec.PolicyRevision, h1.PolicyRevision)
+		}
+	}
+	if !rejected {
+		t.Error("no audit record of the rejected reload")
+	}
+}
+
 // TestPolicyReloadUnderTraffic keeps requests flowing through serve while
 // its policy file flips between valid and broken versions. Every decision
 // is made under an accepted revision, and every request the upstream saw
