@@ -494,16 +494,7 @@ func (h *attackHarness) check(t *testing.T, a *attack) {
 		t.Fatalf("after the attack an ordinary request got %d %q", resp.StatusCode, body)
 	}
 	// And it still accepts connections (the request above reused one).
-	c, err := net.DialTimeout("tcp", h.addr, 5*time.Second)
-	if err != nil {
-		t.Fatalf("after the attack the proxy does not accept connections: %v", err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	fmt.Fprintf(c, "CONNECT api.github.com:443 HTTP/1.1\r\nHost: api.github.com:443\r\nProxy-Authorization: Basic %s\r\n\r\n", basic(h.sess.ID, h.password))
-	if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || !strings.HasPrefix(line, "HTTP/1.1 200") {
-		t.Fatalf("after the attack a new CONNECT got %q, %v", line, err)
-	}
+	checkServing(t, h.harness)
 }
 
 // auditHas reports whether recs hold the expected record: "allow", "blocked"
@@ -564,9 +555,13 @@ func smugglerBytes() []byte {
 
 // smugglerByteCases are smuggler.py's "special character" families: byte b
 // before the name, between name and colon, before the value and after it,
-// each with a Content-Length. Whatever b is, the request is refused and
-// nothing is sent: either the field is malformed, or it is a
-// Transfer-Encoding next to a Content-Length.
+// each with a Content-Length. Whatever b is, the proxy never sends a body
+// framed differently from how it decided on it: the request is refused
+// (400 or 501, nothing sent) when the field is malformed or is a
+// Transfer-Encoding next to a Content-Length; when b leaves a field that
+// is just another header (a name the server would not read as
+// Transfer-Encoding), the request is forwarded with its Content-Length
+// framing intact and the upstream receives exactly those 5 bytes.
 func smugglerByteCases(bs []byte) []*attack {
 	var out []*attack
 	for _, b := range bs {

@@ -245,6 +245,20 @@ func TestUpstreamFailures(t *testing.T) {
 	hits := make(chan string, 16)
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits <- r.URL.Path
+		if r.URL.Path == "/reset-request" {
+			// Read the start of the request body, then reset the
+			// connection while the proxy is still sending it.
+			_, _ = io.ReadFull(r.Body, make([]byte, 10))
+			if c, _, err := w.(http.Hijacker).Hijack(); err == nil {
+				if tc, ok := c.(*tls.Conn); ok {
+					if nc, ok := tc.NetConn().(*net.TCPConn); ok {
+						_ = nc.SetLinger(0)
+					}
+				}
+				c.Close()
+			}
+			return
+		}
 		if r.URL.Path == "/reset" {
 			// Promise 1000 bytes, send 10, then reset the connection.
 			w.Header().Set("Content-Length", "1000")
@@ -325,6 +339,29 @@ func TestUpstreamFailures(t *testing.T) {
 	default:
 	}
 
+	t.Run("reset while the request body is sent", func(t *testing.T) {
+		resp, body := h.do("POST", "https://good.test/reset-request", strings.Repeat("x", 512<<10))
+		if resp.StatusCode != http.StatusBadGateway || !strings.HasPrefix(body, "countersign:") {
+			t.Errorf("answer %d %q, want countersign's 502", resp.StatusCode, body)
+		}
+		id := resp.Header.Get("X-Countersign-Request")
+		var allowed, failed bool
+		for _, r := range h.records() {
+			switch {
+			case r.RequestID != id:
+			case r.Type == "decision" && r.Decision == "allow":
+				allowed = true
+			case r.Type == "forward" && r.Error != "":
+				failed = true
+			}
+		}
+		if !allowed || !failed {
+			t.Errorf("request %s: decision recorded %v, failed forward recorded %v; want both", id, allowed, failed)
+		}
+		if resp, _ := h.do("GET", "https://good.test/fine", ""); resp.StatusCode != 200 {
+			t.Errorf("after the reset: %d", resp.StatusCode)
+		}
+	})
 	t.Run("reset mid-body", func(t *testing.T) {
 		req, _ := http.NewRequestWithContext(t.Context(), "GET", "https://good.test/reset", nil)
 		resp, err := h.client().Do(req)

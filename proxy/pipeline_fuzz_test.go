@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -132,7 +133,23 @@ func FuzzProxyPort(f *testing.F) {
 			t.Fatalf("answer is not an HTTP/1.1 response: %q", out[:min(len(out), 200)])
 		}
 		checkDecided(t, h, upBefore, recBefore)
+		checkServing(t, h)
 	})
+}
+
+// checkServing checks that the proxy still accepts a new CONNECT.
+func checkServing(t *testing.T, h *harness) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", h.addr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("the proxy no longer accepts connections: %v", err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(c, "CONNECT api.github.com:443 HTTP/1.1\r\nHost: api.github.com:443\r\nProxy-Authorization: Basic %s\r\n\r\n", basic(h.sess.ID, h.password))
+	if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || !strings.HasPrefix(line, "HTTP/1.1 200") {
+		t.Fatalf("the proxy no longer serves: a new CONNECT got %q, %v", line, err)
+	}
 }
 
 // checkAnswers parses out as consecutive HTTP/1.1 responses.
