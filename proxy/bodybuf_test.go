@@ -194,29 +194,29 @@ approve contains "hold" if input.request.path == "/held"
 		}
 		return b
 	}
-	post := func(path string, body []byte) (int, error) {
+	post := func(path string, body []byte) (int, string, error) {
 		req, err := http.NewRequestWithContext(t.Context(), "POST", "https://example.test"+path, bytes.NewReader(body))
 		if err != nil {
-			return 0, err
+			return 0, "", err
 		}
 		sum := sha256.Sum256(body)
 		req.Header.Set("X-Sum", hex.EncodeToString(sum[:]))
 		req.Header.Set("Content-Type", "application/octet-stream")
 		resp, err := h.client().Do(req)
 		if err != nil {
-			return 0, err
+			return 0, "", err
 		}
 		defer resp.Body.Close()
-		_, err = io.Copy(io.Discard, resp.Body)
-		return resp.StatusCode, err
+		answer, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header.Get(headerDecision) + ": " + string(answer), err
 	}
 
 	held := newBody()
 	heldDone := make(chan error, 1)
 	go func() {
-		code, err := post("/held", held)
+		code, answer, err := post("/held", held)
 		if err == nil && code != http.StatusOK {
-			err = fmt.Errorf("held request answered %d after approval", code)
+			err = fmt.Errorf("held request answered %d after approval: %s", code, answer)
 		}
 		heldDone <- err
 	}()
@@ -234,9 +234,9 @@ approve contains "hold" if input.request.path == "/held"
 			if i%4 == 3 {
 				path, want = "/deny", http.StatusForbidden
 			}
-			code, err := post(path, b)
+			code, answer, err := post(path, b)
 			if err == nil && code != want {
-				err = fmt.Errorf("%s answered %d, want %d", path, code, want)
+				err = fmt.Errorf("%s answered %d, want %d: %s", path, code, want, answer)
 			}
 			errs <- err
 		})

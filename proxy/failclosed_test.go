@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/countersign/countersign/policy"
 )
@@ -57,7 +58,7 @@ func (p panickyDecider) Decide(ctx context.Context, in *policy.Input) policy.Dec
 }
 
 func TestPolicyFaultsFailClosed(t *testing.T) {
-	h := newHarness(t, harnessOptions{policy: faultPolicy, configure: func(o *Options) {
+	h := newHarness(t, harnessOptions{policy: faultPolicy, evalTimeout: 250 * time.Millisecond, configure: func(o *Options) {
 		o.Decider = panickyDecider{o.Decider}
 	}})
 	faults := []string{"builtin", "slow", "type", "member", "panic"}

@@ -77,6 +77,11 @@ type harnessOptions struct {
 	hold    time.Duration
 	// store, when set, is the approval store instead of one in memory.
 	store approval.Store
+	// evalTimeout is policy.eval_timeout. The default is generous: on a
+	// loaded machine under the race detector a decision can wait longer
+	// than the production default (250ms) for a CPU, and would then fail
+	// closed for reasons that have nothing to do with the test.
+	evalTimeout time.Duration
 }
 
 // newHarness starts a real proxy with a real policy engine, audit log and
@@ -118,7 +123,10 @@ func newHarness(t testing.TB, ho harnessOptions) *harness {
 	if err := os.WriteFile(filepath.Join(polDir, "policy.rego"), []byte(ho.policy), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	h.engine, err = policy.New(t.Context(), policy.Options{Source: policy.Source{Paths: []string{polDir}}}, nil)
+	if ho.evalTimeout == 0 {
+		ho.evalTimeout = 10 * time.Second
+	}
+	h.engine, err = policy.New(t.Context(), policy.Options{Source: policy.Source{Paths: []string{polDir}}, EvalTimeout: ho.evalTimeout}, nil)
 	if err != nil {
 		t.Fatalf("policy: %v", err)
 	}
