@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"go.uber.org/zap/zapcore"
@@ -189,9 +190,9 @@ func (a stringArray) MarshalLogArray(enc zapcore.ArrayEncoder) error {
 type stringMap map[string]string
 
 func (m stringMap) MarshalLogObject(enc zapcore.ObjectEncoder) error {
-	var buf [16]string
-	for _, k := range sortedKeys(buf[:0], m) {
-		enc.AddString(k, m[k])
+	var buf [16]entry[string]
+	for _, e := range sortedEntries(buf[:0], m) {
+		enc.AddString(e.k, e.v)
 	}
 	return nil
 }
@@ -199,21 +200,27 @@ func (m stringMap) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 type headerMap map[string][]string
 
 func (m headerMap) MarshalLogObject(enc zapcore.ObjectEncoder) error {
-	var buf [16]string
-	for _, k := range sortedKeys(buf[:0], m) {
-		_ = enc.AddArray(k, stringArray(m[k]))
+	var buf [16]entry[[]string]
+	for _, e := range sortedEntries(buf[:0], m) {
+		_ = enc.AddArray(e.k, stringArray(e.v))
 	}
 	return nil
 }
 
-// sortedKeys appends m's keys to dst and sorts them. Records are encoded on
-// every request's path: with dst backed by an array on the caller's stack,
-// small maps cost no allocation.
-func sortedKeys[V any](dst []string, m map[string]V) []string {
-	for k := range m {
-		dst = append(dst, k)
+type entry[V any] struct {
+	k string
+	v V
+}
+
+// sortedEntries appends m's entries to dst and sorts them by key. Records
+// are encoded on every request's path: with dst backed by an array on the
+// caller's stack, small maps cost no allocation, and keeping the values
+// saves a map lookup per key.
+func sortedEntries[V any](dst []entry[V], m map[string]V) []entry[V] {
+	for k, v := range m {
+		dst = append(dst, entry[V]{k, v})
 	}
-	slices.Sort(dst)
+	slices.SortFunc(dst, func(a, b entry[V]) int { return strings.Compare(a.k, b.k) })
 	return dst
 }
 
@@ -223,9 +230,9 @@ type anyMap struct {
 }
 
 func (a anyMap) MarshalLogObject(enc zapcore.ObjectEncoder) error {
-	var buf [16]string
-	for _, k := range sortedKeys(buf[:0], a.m) {
-		addAny(enc, k, a.m[k], a.depth)
+	var buf [16]entry[any]
+	for _, e := range sortedEntries(buf[:0], a.m) {
+		addAny(enc, e.k, e.v, a.depth)
 	}
 	return nil
 }
