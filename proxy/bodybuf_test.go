@@ -98,23 +98,24 @@ func TestBodyBufReferences(t *testing.T) {
 			t.Errorf("a released buffer could be referenced again")
 		}
 	})
-	t.Run("read after close", func(t *testing.T) {
-		p := &bodyPool{}
-		bb := p.get(size)
+	// abcdef is an upstream body of "abc" from a pooled buffer and "def"
+	// streamed after it, whose request is done deciding.
+	abcdef := func() io.ReadCloser {
+		bb := (&bodyPool{}).get(size)
 		bb.b = append(bb.b, "abc"...)
 		body := bb.reader(bb.b, strings.NewReader("def"))
 		bb.release()
+		return body
+	}
+	t.Run("read after close", func(t *testing.T) {
+		body := abcdef()
 		body.Close()
 		if n, err := body.Read(make([]byte, 8)); n != 0 || !errors.Is(err, errBodyClosed) {
 			t.Errorf("Read after Close = %d, %v; want 0, errBodyClosed", n, err)
 		}
 	})
 	t.Run("prefix then rest", func(t *testing.T) {
-		p := &bodyPool{}
-		bb := p.get(size)
-		bb.b = append(bb.b, "abc"...)
-		body := bb.reader(bb.b, strings.NewReader("def"))
-		bb.release()
+		body := abcdef()
 		got, err := io.ReadAll(body)
 		if err != nil || string(got) != "abcdef" {
 			t.Errorf("body = %q, %v; want abcdef", got, err)
