@@ -271,6 +271,55 @@ grep -c 'BEGIN CERTIFICATE' "$NODE_EXTRA_CA_CERTS"
 	}
 }
 
+// The proxy reloads policies while the agent runs: under --isolate the
+// agent cannot rewrite them, nor the configuration a later session reads,
+// while its working directory stays its own.
+func TestIsolatePolicyAndConfigAreReadOnly(t *testing.T) {
+	w := newWorld(t, denyDeletes, "")
+	policyFile := filepath.Join(w.dir, "policies", "policy.rego")
+	before := map[string][]byte{}
+	for _, f := range []string{policyFile, w.config, filepath.Join(w.dir, "upstream-ca.pem")} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before[f] = b
+	}
+	script := fmt.Sprintf(`
+try() { if sh -c "$2" 2>/dev/null; then echo "CHANGED $1"; else echo "refused $1"; fi; }
+try policy "printf 'package countersign\n' > %[1]s"
+try new-policy "printf 'package countersign\nallow := true\n' > %[2]s/planted.rego"
+try remove-policy "rm -f %[1]s"
+try config "echo 'isolate: {expose: [%[3]s]}' >> %[4]s"
+try ca-file "echo x >> %[5]s/upstream-ca.pem"
+echo work > notes.txt && echo "wrote notes"
+curl -sS -o /dev/null -w 'delete=%%{http_code}\n' -X DELETE https://api.github.com/repos/acme/shop
+`, policyFile, filepath.Dir(policyFile), w.stateDir, w.config, w.dir)
+	r := w.isolated("sh", "-c", script)
+	if r.code != 0 {
+		t.Fatalf("code %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, what := range []string{"policy", "new-policy", "remove-policy", "config", "ca-file"} {
+		if !strings.Contains(r.stdout, "refused "+what+"\n") {
+			t.Errorf("the agent could change %s:\n%s", what, r.stdout)
+		}
+	}
+	if !strings.Contains(r.stdout, "wrote notes") {
+		t.Errorf("the agent could not write its working directory:\n%s%s", r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "delete=403") || w.up.Count("DELETE", "/repos/acme/shop") != 0 {
+		t.Errorf("the DELETE was not denied by the policy as written:\n%s", r.stdout)
+	}
+	for f, b := range before {
+		if after, err := os.ReadFile(f); err != nil || string(after) != string(b) {
+			t.Errorf("%s changed outside: %q (%v)", f, after, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(w.dir, "policies", "planted.rego")); err == nil {
+		t.Error("a planted policy file exists outside")
+	}
+}
+
 func TestIsolateApprovalListenerIsUnreachable(t *testing.T) {
 	w := newWorld(t, denyDeletes, "")
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)

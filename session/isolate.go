@@ -62,8 +62,14 @@ type IsolateOptions struct {
 	// key, the audit log, password files and a configuration file holding
 	// secrets belong here.
 	Hide []string
+	// ReadOnly lists paths that stay visible but cannot be changed inside:
+	// the configuration file, the policy files and directories, and CA
+	// files. The proxy reloads policies while the session runs; a policy
+	// the agent could rewrite would be the agent's own.
+	ReadOnly []string
 	// Expose lists paths hidden by default (sockets under /tmp or /run,
-	// SSH_AUTH_SOCK, the Docker and D-Bus sockets) that stay reachable.
+	// SSH_AUTH_SOCK, the Docker and D-Bus sockets) that stay reachable. It
+	// cannot name a path of Hide: those hold secrets.
 	Expose []string
 	// Secrets are values no environment variable of the child may hold
 	// (Slack tokens, client passwords, the admin token).
@@ -103,6 +109,7 @@ type initSpec struct {
 	Private    []privateDir  `json:"private"`
 	Keep       []string      `json:"keep"`
 	Hide       []string      `json:"hide"`
+	ReadOnly   []string      `json:"read_only,omitempty"`
 	Create     []string      `json:"create,omitempty"`
 	SelfTest   selfTestSpec  `json:"self_test"`
 	Timeout    time.Duration `json:"timeout"`
@@ -170,6 +177,11 @@ func plan(opts IsolateOptions, resolve func(string) (string, error)) (initSpec, 
 	for _, p := range opts.Expose {
 		expose[resolved(p)] = true
 	}
+	for _, p := range opts.Hide {
+		if p != "" && p != "-" && filepath.IsAbs(p) && expose[resolved(p)] {
+			return initSpec{}, fmt.Errorf("isolate: isolate.expose lists %s, which holds secrets countersign keeps from the agent (state_dir, the CA key, the audit log, a password or configuration file); remove it from isolate.expose", p)
+		}
+	}
 	env, hideSockets := isolatedEnv(opts.Env, expose, resolved, opts.Secrets)
 	spec.Env = env
 
@@ -205,6 +217,20 @@ func plan(opts IsolateOptions, resolve func(string) (string, error)) (initSpec, 
 	// already gone.
 	slices.SortFunc(hide, func(a, b string) int { return len(a) - len(b) })
 	spec.Hide = hide
+
+	var readOnly []string
+	for _, p := range opts.ReadOnly {
+		if p == "" || p == "-" || !filepath.IsAbs(p) {
+			continue
+		}
+		p = resolved(p)
+		hidden := slices.ContainsFunc(hide, func(h string) bool { return within(p, h) })
+		if !hidden && !slices.Contains(readOnly, p) {
+			readOnly = append(readOnly, p)
+		}
+	}
+	slices.SortFunc(readOnly, func(a, b string) int { return len(a) - len(b) })
+	spec.ReadOnly = readOnly
 
 	// Directories the environment names under the private ones exist
 	// inside, empty.

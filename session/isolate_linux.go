@@ -575,6 +575,11 @@ func setupMounts(spec initSpec) error {
 			return fmt.Errorf("create %s: %w", d, err)
 		}
 	}
+	for _, p := range spec.ReadOnly {
+		if err := readOnly(p); err != nil {
+			return fmt.Errorf("make %s read-only: %w", p, err)
+		}
+	}
 	for _, p := range spec.Hide {
 		fi, err := os.Lstat(p)
 		if err != nil {
@@ -597,6 +602,47 @@ func setupMounts(spec initSpec) error {
 		// masked (as in a Docker container) and the kernel refuses a full
 		// one. Running with the host's /proc would show its processes.
 		return fmt.Errorf("mount /proc for the new PID namespace: %v (inside a container, allow it with e.g. docker --security-opt systempaths=unconfined, or run countersign on the host; see docs/isolation.md)", err)
+	}
+	return nil
+}
+
+// readOnly bind-mounts p onto itself and remounts the bind read-only,
+// then proves that writing is refused. A path that does not exist in this
+// view has nothing to protect.
+func readOnly(p string) error {
+	if _, err := os.Stat(p); err != nil {
+		return nil
+	}
+	if err := unix.Mount(p, p, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return err
+	}
+	// A remount must keep the flags the kernel locked on the mount it
+	// copies (nosuid, nodev, noexec, atime), or it is refused.
+	var st unix.Statfs_t
+	if err := unix.Statfs(p, &st); err != nil {
+		return err
+	}
+	flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY)
+	for _, f := range []struct{ st, ms int64 }{
+		{unix.ST_NOSUID, unix.MS_NOSUID},
+		{unix.ST_NODEV, unix.MS_NODEV},
+		{unix.ST_NOEXEC, unix.MS_NOEXEC},
+		{unix.ST_NOATIME, unix.MS_NOATIME},
+		{unix.ST_NODIRATIME, unix.MS_NODIRATIME},
+		{unix.ST_RELATIME, unix.MS_RELATIME},
+	} {
+		if st.Flags&f.st != 0 {
+			flags |= uintptr(f.ms)
+		}
+	}
+	if err := unix.Mount("", p, "", flags, ""); err != nil {
+		return err
+	}
+	if err := unix.Statfs(p, &st); err != nil {
+		return err
+	}
+	if st.Flags&unix.ST_RDONLY == 0 {
+		return errors.New("the mount is still writable after the read-only remount")
 	}
 	return nil
 }

@@ -80,12 +80,48 @@ type checkPlan struct {
 	Unread    []string `json:"unread"`     // must not be readable (or read as empty)
 	Read      []string `json:"read"`       // must be readable
 	Unmount   string   `json:"unmount"`    // umount must fail
+	Fixed     []string `json:"fixed"`      // readable, but no write, remove, rename, chmod or remount may succeed
+	Writable  string   `json:"writable"`   // a file that may be appended to
 	NoEnv     []string `json:"no_env"`     // must be unset
 	ProcCount int      `json:"proc_count"` // at most this many processes visible
 }
 
 // checkReport maps each check to "ok" or what went wrong.
 type checkReport map[string]string
+
+// changeFixed tries every way to change a read-only path and says which
+// one worked, or "ok".
+func changeFixed(p string) string {
+	if _, err := os.ReadFile(p); err != nil {
+		if _, derr := os.ReadDir(p); derr != nil {
+			return "unreadable: " + err.Error()
+		}
+	}
+	if f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0); err == nil {
+		f.Close()
+		return "opened for writing"
+	}
+	if f, err := os.Create(filepath.Join(p, "planted.rego")); err == nil {
+		f.Close()
+		return "created a file inside"
+	}
+	if err := os.Chmod(p, 0o777); err == nil {
+		return "chmod"
+	}
+	if err := os.Rename(p, p+".moved"); err == nil {
+		return "renamed"
+	}
+	if err := os.Remove(p); err == nil {
+		return "removed"
+	}
+	if err := unix.Mount("", p, "", unix.MS_BIND|unix.MS_REMOUNT, ""); err == nil {
+		return "remounted writable"
+	}
+	if err := unix.Unmount(p, unix.MNT_DETACH); err == nil {
+		return "unmounted"
+	}
+	return "ok"
+}
 
 func isolatedCheck(arg string) int {
 	var p checkPlan
@@ -145,6 +181,21 @@ func isolatedCheck(arg string) int {
 			r["read "+f] = fmt.Sprintf("%d bytes, %v", len(b), err)
 		} else {
 			r["read "+f] = "ok"
+		}
+	}
+	for _, f := range p.Fixed {
+		r["fixed "+f] = changeFixed(f)
+	}
+	if p.Writable != "" {
+		if f, err := os.OpenFile(p.Writable, os.O_WRONLY|os.O_APPEND, 0); err != nil {
+			r["writable"] = err.Error()
+		} else {
+			_, err = f.WriteString("more\n")
+			f.Close()
+			r["writable"] = "ok"
+			if err != nil {
+				r["writable"] = err.Error()
+			}
 		}
 	}
 	if p.Unmount != "" {
@@ -284,6 +335,12 @@ func TestIsolatedChildReachesOnlyTheProxy(t *testing.T) {
 	elsewhereKey := write(filepath.Join(dir, "key-outside-state.pem"), "secret key\n")
 	notes := write(filepath.Join(work, "notes.txt"), "the agent's work\n")
 	bundle := write(filepath.Join(session, "ca-bundle.pem"), "-----BEGIN CERTIFICATE-----\n")
+	config := write(filepath.Join(work, "countersign.yaml"), "policy:\n  paths: [policies]\n")
+	policies := filepath.Join(work, "policies")
+	if err := os.Mkdir(policies, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	rules := write(filepath.Join(policies, "policy.rego"), "package countersign\n")
 
 	plan := checkPlan{
 		UDP:       []string{"198.51.100.7:53", "[2001:db8::7]:53"},
@@ -291,6 +348,8 @@ func TestIsolatedChildReachesOnlyTheProxy(t *testing.T) {
 		Unread:    []string{caKey, token, elsewhereKey},
 		Read:      []string{notes, bundle},
 		Unmount:   state,
+		Fixed:     []string{config, policies, rules},
+		Writable:  notes,
 		NoEnv:     []string{"SSH_AUTH_SOCK", "SLACK_TOKEN"},
 		ProcCount: 2, // the init process and this one
 	}
@@ -321,6 +380,7 @@ func TestIsolatedChildReachesOnlyTheProxy(t *testing.T) {
 		ListenPort:  int(proxyAddr.Port()),
 		SessionDir:  session,
 		Hide:        []string{state, elsewhereKey},
+		ReadOnly:    []string{config, policies},
 		Secrets:     []string{"xoxb-123456789-secret"},
 		Probes:      plan.TCP,
 	})
@@ -347,9 +407,19 @@ func TestIsolatedChildReachesOnlyTheProxy(t *testing.T) {
 			t.Errorf("decoy %s saw %d connections or datagrams, want 0", d.Addr, n)
 		}
 	}
-	// The files are untouched outside.
+	// The files are untouched outside, and the working directory was
+	// the agent's to write.
 	if b, _ := os.ReadFile(caKey); !strings.HasPrefix(string(b), "-----BEGIN") {
 		t.Errorf("the CA key outside the namespace changed: %q", b)
+	}
+	if b, _ := os.ReadFile(rules); string(b) != "package countersign\n" {
+		t.Errorf("the policy outside the namespace changed: %q", b)
+	}
+	if entries, _ := os.ReadDir(policies); len(entries) != 1 {
+		t.Errorf("the policy directory holds %d entries, want its 1", len(entries))
+	}
+	if b, _ := os.ReadFile(notes); string(b) != "the agent's work\nmore\n" {
+		t.Errorf("notes.txt outside reads %q: the agent could not write its working directory", b)
 	}
 }
 

@@ -124,6 +124,20 @@ func TestPlan(t *testing.T) {
 			},
 		},
 		{
+			name: "read-only paths: resolved, relative ones and ones inside hidden paths dropped",
+			give: func(o *IsolateOptions) {
+				o.Env = nil
+				o.ReadOnly = []string{"/home/alice/shop/policies", "/home/alice/shop/countersign.yaml", "/home/alice/.countersign/ca.pem", "policies", "-", "/home/alice/shop/policies"}
+			},
+			links: map[string]string{"/home/alice/shop/policies": "/srv/policies"},
+			want: initSpec{
+				Keep:     []string{"/tmp/countersign-s-1-123"},
+				Hide:     []string{"/home/alice/.countersign", "/home/alice/.countersign/ca-key.pem"},
+				ReadOnly: []string{"/srv/policies", "/home/alice/shop/countersign.yaml"},
+				Env:      []string{},
+			},
+		},
+		{
 			name: "symlinked state_dir is hidden at its target",
 			give: func(o *IsolateOptions) {
 				o.Env = nil
@@ -151,6 +165,23 @@ func TestPlan(t *testing.T) {
 				t.Errorf("plan() mismatch (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestPlanRefusesToExposeWhatHoldsSecrets(t *testing.T) {
+	opts := IsolateOptions{
+		Args: []string{"sh"}, ListenPort: 4000,
+		Hide:   []string{"/home/alice/.countersign", "/etc/cs/ca-key.pem"},
+		Expose: []string{"/run/docker.sock", "/data/cs"},
+	}
+	links := map[string]string{"/home/alice/.countersign": "/data/cs"}
+	_, err := plan(opts, fakeResolve(links))
+	if err == nil || !strings.Contains(err.Error(), "isolate.expose lists /home/alice/.countersign") {
+		t.Errorf("plan() error = %v, want a refusal naming the state directory", err)
+	}
+	opts.Expose = []string{"/run/docker.sock"}
+	if _, err := plan(opts, fakeResolve(links)); err != nil {
+		t.Errorf("plan() with a socket exposed: %v", err)
 	}
 }
 

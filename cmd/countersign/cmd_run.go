@@ -120,7 +120,7 @@ func runSession(cmd *cobra.Command, e *env, f runFlags, args []string) error {
 
 	var iso *isolation
 	if f.isolate {
-		iso = newIsolation(cfg)
+		iso = newIsolation(cfg, policySource(cfg, e.cwd, f.policies).Paths)
 	}
 	if f.proxyURL != "" {
 		return runAttached(cmd.Context(), e, cfg.StateDir, cfgCA(cfg), f.proxyURL, sess, tmp, args, iso)
@@ -207,9 +207,13 @@ func cfgCA(cfg interface{ CAPaths() (string, string) }) string {
 
 // runAttached runs CMD against an existing `countersign serve`.
 func runAttached(ctx context.Context, e *env, stateDir, caCert, proxyURL string, sess *session.Info, tmp string, args []string, iso *isolation) error {
+	// The URL may carry a password: name it only redacted.
 	u, err := url.Parse(proxyURL)
-	if err != nil || u.Scheme != "http" || u.Host == "" {
-		return usageError(fmt.Errorf("--proxy %q: want http://[user:password@]host:port", proxyURL))
+	if err != nil {
+		return usageError(errors.New("--proxy is not a URL: want http://[user:password@]host:port"))
+	}
+	if u.Scheme != "http" || u.Host == "" {
+		return usageError(fmt.Errorf("--proxy %q: want http://[user:password@]host:port", u.Redacted()))
 	}
 	ca, err := readCACert(caCert)
 	if err != nil {
@@ -320,18 +324,22 @@ func (p plainChild) Wait() (int, error) {
 // isolation is what `run --isolate` hides from the agent and what it lets
 // through, taken from the configuration (docs/isolation.md).
 type isolation struct {
-	hide    []string
-	expose  []string
-	secrets []string
-	logger  *zap.Logger
+	hide     []string
+	readOnly []string
+	expose   []string
+	secrets  []string
+	logger   *zap.Logger
 }
 
 // newIsolation hides state_dir (CA key, admin token, audit log, state,
 // logs), the CA key and audit log wherever they are, client password files,
-// and the configuration file when it holds a secret. No environment
-// variable holding one of the secrets reaches the child.
-func newIsolation(cfg *config.Config) *isolation {
-	_, keyPath := cfg.CAPaths()
+// the bundle verification key's file, and the configuration file when it
+// holds a secret. No environment variable holding one of the secrets
+// reaches the child. The configuration file (when not hidden), the policy
+// paths and the CA files countersign reads stay visible but read-only: the
+// proxy reloads policies while the agent runs.
+func newIsolation(cfg *config.Config, policyPaths []string) *isolation {
+	certPath, keyPath := cfg.CAPaths()
 	iso := &isolation{
 		hide:   []string{cfg.StateDir, keyPath},
 		expose: cfg.Isolate.Expose,
@@ -341,7 +349,15 @@ func newIsolation(cfg *config.Config) *isolation {
 		iso.hide = append(iso.hide, cfg.Audit.Path)
 	}
 	sc := cfg.Approval.Slack
-	inFile := []string{sc.WebhookURL, sc.BotToken, sc.SigningSecret}
+	bundle := cfg.Policy.Bundle
+	inFile := []string{sc.WebhookURL, sc.BotToken, sc.SigningSecret, bundle.Token}
+	if key := bundle.Verification.Key; key != "" {
+		if fi, err := os.Stat(key); err == nil && fi.Mode().IsRegular() {
+			iso.hide = append(iso.hide, key)
+		} else {
+			inFile = append(inFile, key)
+		}
+	}
 	for _, c := range cfg.Clients {
 		inFile = append(inFile, c.Password)
 	}
@@ -366,11 +382,22 @@ func newIsolation(cfg *config.Config) *isolation {
 	if b, err := os.ReadFile(filepath.Join(cfg.StateDir, "admin-token")); err == nil {
 		iso.secrets = append(iso.secrets, strings.TrimSpace(string(b)))
 	}
+	if cfg.Source.File != "" && !slices.Contains(iso.hide, cfg.Source.File) {
+		iso.readOnly = append(iso.readOnly, cfg.Source.File)
+	}
+	iso.readOnly = append(iso.readOnly, policyPaths...)
+	iso.readOnly = append(iso.readOnly, cfg.Upstream.CAFiles...)
+	iso.readOnly = append(iso.readOnly, certPath)
+	if bundle.CAFile != "" {
+		iso.readOnly = append(iso.readOnly, bundle.CAFile)
+	}
 	// Relative paths in the configuration are relative to the working
 	// directory; the namespaces need them absolute.
-	for i, p := range iso.hide {
-		if abs, err := filepath.Abs(p); err == nil {
-			iso.hide[i] = abs
+	for _, paths := range [][]string{iso.hide, iso.readOnly} {
+		for i, p := range paths {
+			if abs, err := filepath.Abs(p); err == nil {
+				paths[i] = abs
+			}
 		}
 	}
 	return iso
@@ -417,6 +444,7 @@ func (iso *isolation) start(ctx context.Context, e *env, envOpts session.EnvOpti
 		CommandPath: cmdPath,
 		SessionDir:  tmp,
 		Hide:        iso.hide,
+		ReadOnly:    iso.readOnly,
 		Expose:      iso.expose,
 		Secrets:     iso.secrets,
 		Probes:      session.MachineProbes(prefixes, port),

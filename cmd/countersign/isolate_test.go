@@ -40,16 +40,45 @@ func TestNewIsolationHidesStateKeysAndSecretHoldingConfig(t *testing.T) {
 		c.Isolate.Expose = []string{"/run/docker.sock"}
 		return &c
 	}
+	hmacKey := filepath.Join(dir, "bundle.key")
+	if err := os.WriteFile(hmacKey, []byte("hmac-secret-in-a-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
-		name        string
-		modify      func(*config.Config)
-		wantHide    []string
-		wantSecrets []string
+		name         string
+		modify       func(*config.Config)
+		wantHide     []string
+		wantReadOnly []string // nil: not checked
+		wantSecrets  []string
 	}{
 		{
-			name:     "no secrets: the configuration stays readable",
-			modify:   func(*config.Config) {},
+			name:     "no secrets: the configuration stays readable, and read-only with the policies and CA files",
+			modify:   func(c *config.Config) { c.Upstream.CAFiles = []string{"/etc/cs/upstream.pem"} },
 			wantHide: []string{filepath.Join(dir, "state"), filepath.Join(dir, "state", "ca-key.pem"), filepath.Join(dir, "audit.jsonl")},
+			wantReadOnly: []string{
+				filepath.Join(dir, "countersign.yaml"), filepath.Join(dir, "policies"), filepath.Join(dir, "more.rego"),
+				"/etc/cs/upstream.pem", filepath.Join(dir, "state", "ca.pem"),
+			},
+		},
+		{
+			name: "bundle token and verification key are secrets",
+			modify: func(c *config.Config) {
+				c.Policy.Bundle.Token = "bundle-bearer-token-123"
+				c.Policy.Bundle.Verification.Key = hmacKey
+				c.Policy.Bundle.CAFile = "/etc/cs/bundle-ca.pem"
+			},
+			wantHide: []string{filepath.Join(dir, "state"), filepath.Join(dir, "state", "ca-key.pem"), filepath.Join(dir, "audit.jsonl"), hmacKey, filepath.Join(dir, "countersign.yaml")},
+			wantReadOnly: []string{
+				filepath.Join(dir, "policies"), filepath.Join(dir, "more.rego"),
+				filepath.Join(dir, "state", "ca.pem"), "/etc/cs/bundle-ca.pem",
+			},
+			wantSecrets: []string{"bundle-bearer-token-123"},
+		},
+		{
+			name:        "an HMAC key written in the configuration is a secret",
+			modify:      func(c *config.Config) { c.Policy.Bundle.Verification.Key = "inline-hmac-secret" },
+			wantHide:    []string{filepath.Join(dir, "state"), filepath.Join(dir, "state", "ca-key.pem"), filepath.Join(dir, "audit.jsonl"), filepath.Join(dir, "countersign.yaml")},
+			wantSecrets: []string{"inline-hmac-secret"},
 		},
 		{
 			name: "relative paths become absolute",
@@ -78,9 +107,12 @@ func TestNewIsolationHidesStateKeysAndSecretHoldingConfig(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := base()
 			tt.modify(c)
-			iso := newIsolation(c)
+			iso := newIsolation(c, []string{filepath.Join(dir, "policies"), filepath.Join(dir, "more.rego")})
 			if diff := cmp.Diff(tt.wantHide, iso.hide); diff != "" {
 				t.Errorf("hide (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantReadOnly, iso.readOnly); tt.wantReadOnly != nil && diff != "" {
+				t.Errorf("read-only (-want +got):\n%s", diff)
 			}
 			got := slices.DeleteFunc(slices.Clone(iso.secrets), func(s string) bool { return s == "" })
 			if diff := cmp.Diff(tt.wantSecrets, got, cmpopts.EquateEmpty()); diff != "" {
