@@ -6,8 +6,12 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/countersign/countersign/internal/config"
+	"github.com/countersign/countersign/policy"
 )
 
 // cli runs the command line in-process, in dir, with HOME set to dir/home.
@@ -216,5 +220,56 @@ func TestDemoRunsTheWholeScenario(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+func TestRunProxyURLErrorsHideThePassword(t *testing.T) {
+	for _, u := range []string{"https://ci:TopSecretPw@h:8080", "http://ci:TopSecretPw@[::1", "http://ci:TopSecretPw@/"} {
+		_, errOut, code := cli(t, t.TempDir(), "run", "--proxy", u, "--", "true")
+		if code != 2 || !strings.Contains(errOut, "--proxy") {
+			t.Errorf("--proxy %s: exit %d, stderr %q; want a usage error about --proxy", u, code, errOut)
+		}
+		if strings.Contains(errOut, "TopSecretPw") {
+			t.Errorf("--proxy %s: the password is printed: %q", u, errOut)
+		}
+	}
+}
+
+func TestPolicySource(t *testing.T) {
+	withPolicies, without := t.TempDir(), t.TempDir()
+	if err := os.Mkdir(filepath.Join(withPolicies, "policies"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, config, cwd string
+		flags             []string
+		want              policy.Source
+	}{
+		{name: "no file, no ./policies", cwd: without, want: policy.Source{Builtin: true}},
+		{name: "no file, ./policies", cwd: withPolicies, want: policy.Source{Paths: []string{filepath.Join(withPolicies, "policies")}}},
+		{name: "other policy keys keep the built-in fallback", config: "policy:\n  mode: shadow\n", cwd: without, want: policy.Source{Builtin: true}},
+		{name: "other policy keys keep ./policies", config: "policy:\n  on_error: deny\n", cwd: withPolicies, want: policy.Source{Paths: []string{filepath.Join(withPolicies, "policies")}}},
+		{name: "paths named", config: "policy:\n  paths: [/etc/cs/policies]\n", cwd: withPolicies, want: policy.Source{Paths: []string{"/etc/cs/policies"}}},
+		{name: "paths emptied", config: "policy:\n  paths: []\n", cwd: withPolicies, want: policy.Source{Builtin: true}},
+		{name: "flags win", config: "policy:\n  paths: [/etc/cs/policies]\n", cwd: without, flags: []string{"p.rego"}, want: policy.Source{Paths: []string{"p.rego"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := ""
+			if tt.config != "" {
+				path = filepath.Join(t.TempDir(), "countersign.yaml")
+				if err := os.WriteFile(path, []byte(tt.config), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cfg, err := config.Load(config.LoadOptions{Path: path, Home: t.TempDir()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := policySource(cfg, tt.cwd, tt.flags)
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("policySource = %+v, want %+v", got, tt.want)
+			}
+		})
 	}
 }

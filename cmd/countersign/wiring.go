@@ -90,7 +90,7 @@ func policySource(cfg *config.Config, cwd string, flagPaths []string) policy.Sou
 		// fetch bundles ask for --policy.
 		return policy.Source{}
 	}
-	if !cfg.IsSet("policy.paths") && !cfg.IsSet("policy") {
+	if !cfg.IsSet("policy.paths") {
 		if _, err := os.Stat(filepath.Join(cwd, "policies")); errors.Is(err, fs.ErrNotExist) {
 			return policy.Source{Builtin: true}
 		}
