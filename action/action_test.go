@@ -2,6 +2,9 @@ package action
 
 import (
 	"net/http"
+	"net/url"
+	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -65,5 +68,22 @@ func TestActionMap(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, a.Map()); diff != "" {
 		t.Errorf("Map() mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestValidKeys(t *testing.T) {
+	vals, err := url.ParseQuery("InstanceId.1%FE=i-prod&InstanceId.1%FF=i-scratch&Action=TerminateInstances")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := ValidKeys(vals)
+	ids := got["InstanceId.1\uFFFD"]
+	slices.Sort(ids)
+	if len(got) != 2 || !slices.Equal(ids, []string{"i-prod", "i-scratch"}) || got.Get("Action") != "TerminateInstances" {
+		t.Errorf("ValidKeys = %v, want both instance ids under one valid name", got)
+	}
+	clean := url.Values{"a": {"1"}, "b": {"2", "3"}}
+	if got := ValidKeys(clean); reflect.ValueOf(got).Pointer() != reflect.ValueOf(clean).Pointer() {
+		t.Error("ValidKeys copied a map whose names are all valid")
 	}
 }

@@ -115,6 +115,7 @@ func ParseBody(contentType string, body []byte) any {
 		if err != nil || !utf8.Valid(body) {
 			break
 		}
+		vals = action.ValidKeys(vals)
 		form := make(map[string]any, len(vals))
 		for k, vs := range vals {
 			if len(vs) == 1 {

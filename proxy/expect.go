@@ -6,7 +6,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/countersign/countersign/action"
 	"github.com/countersign/countersign/policy"
 )
 
@@ -30,18 +29,7 @@ func (s *Server) decideHead(ctx context.Context, ex *exchange) *http.Response {
 		return nil
 	}
 	sess := ex.session
-	ar := &action.Request{
-		Method:   ex.req.Method,
-		Scheme:   ex.scheme,
-		Host:     ex.host,
-		Port:     ex.port,
-		Path:     ex.req.URL.Path,
-		RawPath:  ex.req.URL.EscapedPath(),
-		Query:    ex.req.URL.Query(),
-		Header:   ex.req.Header,
-		BodySize: ex.req.ContentLength,
-		Upgrade:  ex.upgrade,
-	}
+	ar := ex.actionRequest()
 	act := s.opts.Classifier.Classify(ar)
 	in := policy.NewInput(ar, act, sess, s.opts.Now())
 	in.Request.BodyPending = true

@@ -107,21 +107,8 @@ func (s *Server) process(ctx context.Context, ex *exchange) (*http.Response, fun
 		return s.denial(ex, action.Action{}, answer{status: status, decision: "deny", message: "countersign: " + reason + "; nothing was sent."}), nil
 	}
 
-	ar := &action.Request{
-		Method:        ex.req.Method,
-		Scheme:        ex.scheme,
-		Host:          ex.host,
-		Port:          ex.port,
-		Path:          ex.req.URL.Path,
-		RawPath:       ex.req.URL.EscapedPath(),
-		Query:         ex.req.URL.Query(),
-		Header:        ex.req.Header,
-		Body:          prefix,
-		BodySize:      ex.req.ContentLength,
-		BodyTruncated: truncated,
-		BodySHA256:    sum,
-		Upgrade:       ex.upgrade,
-	}
+	ar := ex.actionRequest()
+	ar.Body, ar.BodyTruncated, ar.BodySHA256 = prefix, truncated, sum
 	if !truncated && ar.BodySize < 0 {
 		ar.BodySize = int64(len(prefix))
 	}
@@ -840,6 +827,23 @@ func sessionRef(s *session.Info) *audit.SessionRef {
 		return nil
 	}
 	return &audit.SessionRef{ID: s.ID, Name: s.Name, User: s.User, Command: s.Command, Labels: s.Labels}
+}
+
+// actionRequest is what the classifier reads of the exchange's head; the
+// caller adds the body it has read, if any.
+func (ex *exchange) actionRequest() *action.Request {
+	return &action.Request{
+		Method:   ex.req.Method,
+		Scheme:   ex.scheme,
+		Host:     ex.host,
+		Port:     ex.port,
+		Path:     ex.req.URL.Path,
+		RawPath:  ex.req.URL.EscapedPath(),
+		Query:    action.ValidKeys(ex.req.URL.Query()),
+		Header:   ex.req.Header,
+		BodySize: ex.req.ContentLength,
+		Upgrade:  ex.upgrade,
+	}
 }
 
 func targetURL(ex *exchange) *url.URL {

@@ -259,7 +259,8 @@ func (q *request) form() (url.Values, error) {
 	if mt != "application/x-www-form-urlencoded" && ct != "" || len(q.r.Body) == 0 {
 		return nil, nil
 	}
-	return url.ParseQuery(string(q.r.Body))
+	vals, err := url.ParseQuery(string(q.r.Body))
+	return action.ValidKeys(vals), err
 }
 
 // actionParam returns the query protocol's Action, from the body or the
