@@ -40,6 +40,11 @@ deny contains {"id": "A-UPLOAD", "msg": "uploads are not allowed"} if {
 	input.request.method == "PUT"
 	startswith(input.request.path, "/uploads/")
 }
+
+deny contains {"id": "A-ROOT", "msg": "the root of root.test is off limits"} if {
+	input.request.host == "root.test"
+	input.request.path == "/"
+}
 `
 
 // attack is one case of proxy/testdata/attacks (see its README).

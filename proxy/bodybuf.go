@@ -104,7 +104,9 @@ func (p *bodyPool) put(c int, b []byte) {
 	if p.kept+cap(b) > maxKeptBodies {
 		return
 	}
-	clear(b)
+	// The whole capacity: the length was set when the first bytes were
+	// copied in, and the body was read past it.
+	clear(b[:cap(b)])
 	p.free[c] = append(p.free[c], b[:0])
 	p.kept += cap(b)
 }

@@ -298,3 +298,53 @@ approve contains "hold" if input.request.path == "/held"
 		t.Errorf("%d decision records carry a body hash, want %d", hashed, want)
 	}
 }
+
+// A released buffer is cleared over its whole capacity: its length was set
+// when the first 64 KiB were copied in, and the body was read past it.
+func TestReleasedBodyIsClearedWhole(t *testing.T) {
+	var pool bodyPool
+	secret := bytes.Repeat([]byte("S"), 1<<20)
+	got, bb, err := readUpTo(bytes.NewReader(secret), int64(len(secret)), true, &pool)
+	if err != nil || !bytes.Equal(got, secret) || bb == nil {
+		t.Fatalf("readUpTo: %d bytes, pooled %v, %v", len(got), bb != nil, err)
+	}
+	c := bb.class
+	bb.release()
+	pool.mu.Lock()
+	free := pool.free[c]
+	pool.mu.Unlock()
+	if len(free) != 1 {
+		t.Fatalf("%d free buffers in the class, want 1", len(free))
+	}
+	if n := bytes.Count(free[0][:cap(free[0])], []byte("S")); n != 0 {
+		t.Errorf("the free buffer still holds %d bytes of the previous body", n)
+	}
+}
+
+// stallAfter yields n bytes, then fails as a client's stalled body does at
+// the idle deadline.
+type stallAfter struct{ n int }
+
+func (s *stallAfter) Read(p []byte) (int, error) {
+	if s.n == 0 {
+		return 0, io.ErrUnexpectedEOF
+	}
+	k := min(len(p), s.n)
+	s.n -= k
+	return k, nil
+}
+
+// A large declared length is not allocated on trust: past declaredJump the
+// buffer grows with what arrives.
+func TestDeclaredLengthIsNotAllocatedOnTrust(t *testing.T) {
+	const declared = 256 << 20
+	allocs := testing.Benchmark(func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _, _ = readUpTo(&stallAfter{n: 64<<10 + 1}, declared, true, nil)
+		}
+	})
+	if got := allocs.AllocedBytesPerOp(); got > declaredJump {
+		t.Errorf("declared %d, 65537 bytes sent: %d bytes allocated, want at most %d", declared, got, declaredJump)
+	}
+}

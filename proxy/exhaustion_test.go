@@ -157,6 +157,47 @@ func TestSlowlorisInsideATunnel(t *testing.T) {
 		}
 	})
 
+	t.Run("answer is never read", func(t *testing.T) {
+		// 64 MiB of unknown length; the handler returns once a write
+		// fails, that is once the proxy has let go of the exchange.
+		stopped := make(chan struct{})
+		ca, err := testinfra.NewCA()
+		if err != nil {
+			t.Fatal(err)
+		}
+		up, err := testinfra.StartServer(ca, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			defer close(stopped)
+			chunk := strings.Repeat("x", 64<<10)
+			for range 1024 {
+				if _, err := io.WriteString(w, chunk); err != nil {
+					return
+				}
+			}
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer up.Close()
+		hb := newHarness(t, harnessOptions{configure: func(o *Options) {
+			shortTimeouts(o)
+			o.RootCAs = ca.Pool()
+			o.Resolve["big.test:443"] = up.Addr
+		}})
+		tc, br := hb.tlsTunnel("big.test:443", "big.test")
+		fmt.Fprint(tc, "GET /big HTTP/1.1\r\nHost: big.test\r\n\r\n")
+		select {
+		case <-stopped:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the proxy still holds the answer 20 idle timeouts after the client stopped reading")
+		}
+		// What was in flight drains, then the connection is closed.
+		_ = tc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err = io.Copy(io.Discard, br)
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Errorf("the client connection is still open: %v", err)
+		}
+	})
+
 	if n := h.up.Count("POST", ""); n != 0 {
 		t.Errorf("upstream saw %d POSTs from stalled uploads", n)
 	}

@@ -78,14 +78,10 @@ func (s *Server) process(ctx context.Context, ex *exchange) (*http.Response, fun
 	sess := ex.session
 	cnt := s.stats.of(sess.ID)
 
-	if _, err := url.ParseQuery(ex.req.URL.RawQuery); err != nil {
-		// url.ParseQuery drops pairs it cannot read (";" separators, bad
-		// escapes), so the policy would not see what the server might: the
-		// query is refused rather than decided about different bytes.
-		const reason = "the query string does not parse unambiguously (a ';' separator or a bad %-escape)"
-		s.auditRefusal(sess, ex, http.StatusBadRequest, reason)
+	if status, reason := refuseHead(ex); status != 0 {
+		s.auditRefusal(sess, ex, status, reason)
 		cnt.denied.Add(1)
-		return s.denial(ex, action.Action{}, answer{status: http.StatusBadRequest, decision: "deny", message: "countersign: " + reason + "; nothing was sent."}), nil
+		return s.denial(ex, action.Action{}, answer{status: status, decision: "deny", message: "countersign: " + reason + "; nothing was sent."}), nil
 	}
 	if resp := s.decideHead(ctx, ex); resp != nil {
 		return resp, nil
@@ -235,6 +231,9 @@ func (s *Server) readPrefix(ex *exchange) (prefix []byte, truncated bool, sum []
 // come from pool (when not nil): the returned bodyBuf, nil otherwise, holds
 // the caller's reference to one.
 func readUpTo(r io.Reader, limit int64, declared bool, pool *bodyPool) (_ []byte, _ *bodyBuf, err error) {
+	// Past declaredJump the buffer doubles with the data even for a
+	// declared length: a client that declares 256 MiB and sends 64 KiB
+	// would otherwise cost 256 MiB.
 	buf := make([]byte, 0, min(limit, 64<<10))
 	var bb *bodyBuf // holds buf once it is a pooled buffer
 	defer func() {
@@ -245,7 +244,7 @@ func readUpTo(r io.Reader, limit int64, declared bool, pool *bodyPool) (_ []byte
 	for int64(len(buf)) < limit {
 		if len(buf) == cap(buf) {
 			next := 2 * int64(cap(buf))
-			if declared {
+			if declared && limit <= declaredJump {
 				next = limit
 			}
 			next = min(limit, next)
@@ -274,6 +273,41 @@ func readUpTo(r io.Reader, limit int64, declared bool, pool *bodyPool) (_ []byte
 	}
 	return buf, bb, nil
 }
+
+// refuseHead returns the status and reason for a request head that is
+// refused before classification, or 0. Each is a request the policy would
+// see differently from the server that receives it.
+func refuseHead(ex *exchange) (int, string) {
+	m := ex.req.Method
+	switch {
+	case strings.ToUpper(m) != m:
+		// Methods are case-sensitive, but servers that upper-case them
+		// exist: "delete" would run as a DELETE the policy did not see.
+		return http.StatusBadRequest, fmt.Sprintf("the method %q is not in upper case", m)
+	case m == "TRACE" || m == "TRACK":
+		return http.StatusMethodNotAllowed, "TRACE is not forwarded: it echoes the request, credentials included"
+	case ex.upgrade != "" && ex.req.ContentLength != 0:
+		// After a 101 the body and the upgraded protocol would share the
+		// client's stream.
+		return http.StatusBadRequest, "an upgrade request with a body is not forwarded"
+	}
+	if _, err := url.ParseQuery(ex.req.URL.RawQuery); err != nil {
+		// url.ParseQuery drops pairs it cannot read (";" separators, bad
+		// escapes), so the policy would not see what the server might: the
+		// query is refused rather than decided about different bytes.
+		return http.StatusBadRequest, "the query string does not parse unambiguously (a ';' separator or a bad %-escape)"
+	}
+	if ex.req.URL.Path == "" {
+		// An absolute-form target without a path ("https://h?x=1") is
+		// sent as "/": the policy sees that.
+		ex.req.URL.Path, ex.req.URL.RawPath = "/", ""
+	}
+	return 0, ""
+}
+
+// declaredJump is the largest declared body read into one allocation once
+// its first 64 KiB have arrived (16 times what the client has sent).
+const declaredJump = 1 << 20
 
 // hold admits a retry under a grant, or opens an approval and returns the
 // function that waits for a human (see handle).

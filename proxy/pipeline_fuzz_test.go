@@ -85,7 +85,7 @@ func FuzzTunnelRequests(f *testing.F) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			c := &clientReader{conn: conn, pool: &h.srv.readers}
+			c := h.srv.newClientReader(conn)
 			h.srv.serveHTTP1(&tunnelConn{t: tun, c: c, sess: h.sess, host: "api.github.com", port: 443, sniOK: true}, nil)
 			// A held request goes on in a goroutine of its own; the
 			// connection ends when its tunnel is untracked.

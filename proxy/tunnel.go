@@ -39,7 +39,7 @@ func (s *Server) serveTunnel(t *tunnel, sess *session.Info, host string, port in
 		s.untrack(t)
 		return
 	}
-	tc := &tunnelConn{t: t, c: &clientReader{conn: conn, pool: &s.readers}, sess: sess, host: host, port: port, sniOK: sniOK}
+	tc := &tunnelConn{t: t, c: s.newClientReader(conn), sess: sess, host: host, port: port, sniOK: sniOK}
 	s.serveHTTP1(tc, nil)
 }
 
@@ -218,6 +218,27 @@ type clientReader struct {
 	rd    *h1.Reader    // reads from br; nil while idle
 	ahead [1]byte       // the first byte of the next request, read while idle
 	has   bool
+	out   deadlineWriter // every write to the client goes through it
+}
+
+func (s *Server) newClientReader(conn net.Conn) *clientReader {
+	return &clientReader{conn: conn, pool: &s.readers, out: deadlineWriter{conn: conn, idle: s.opts.IdleTimeout, now: s.opts.Now}}
+}
+
+// deadlineWriter writes to the client with a deadline of idle from each
+// write: a client that stops reading an answer is cut off, rather than
+// holding its connection, an upstream connection and a slot for ever.
+type deadlineWriter struct {
+	conn net.Conn
+	idle time.Duration
+	now  func() time.Time
+}
+
+func (w *deadlineWriter) Write(p []byte) (int, error) {
+	if w.idle > 0 {
+		_ = w.conn.SetWriteDeadline(w.now().Add(w.idle))
+	}
+	return w.conn.Write(p)
 }
 
 // Read serves the byte read while idle, then the connection.
@@ -393,7 +414,7 @@ func (s *Server) serveRequest(tc *tunnelConn) (keep bool, held *heldRequest) {
 			ex := &exchange{session: sess, id: newRequestID(), scheme: scheme, host: host, port: port}
 			s.auditRefusal(sess, ex, he.Status, he.Reason)
 			s.stats.of(sess.ID).denied.Add(1)
-			writeRaw(conn, he.Status, "countersign: "+he.Reason+"; refused.")
+			writeRaw(&c.out, he.Status, "countersign: "+he.Reason+"; refused.")
 		}
 		return false, nil
 	}
@@ -417,7 +438,7 @@ func (s *Server) serveRequest(tc *tunnelConn) (keep bool, held *heldRequest) {
 		}
 		s.auditRefusal(sess, ex, http.StatusMisdirectedRequest, what)
 		s.stats.of(sess.ID).denied.Add(1)
-		writeRaw(conn, http.StatusMisdirectedRequest, "countersign: "+what+"; refused.")
+		writeRaw(&c.out, http.StatusMisdirectedRequest, "countersign: "+what+"; refused.")
 		return false, nil
 	}
 	closeAfter := req.Close
@@ -466,8 +487,8 @@ func (s *Server) answer(c *clientReader, rd *h1.Reader, req *http.Request, upgra
 		if c.br != nil {
 			in = c.br
 		}
-		bw := getWriter(conn)
-		s.spliceUpgraded(conn, in, bw, resp)
+		bw := getWriter(&c.out)
+		s.spliceUpgraded(conn, &c.out, in, bw, resp)
 		putWriter(bw)
 		// The transport may still be reading a request body from br (an
 		// upstream can switch protocols before the body ends). The
@@ -482,7 +503,7 @@ func (s *Server) answer(c *clientReader, rd *h1.Reader, req *http.Request, upgra
 	// we know whether the connection can carry another request.
 	_ = req.Body.Close()
 	keep := !closeAfter && rd.Reusable() && !s.isClosing()
-	bw := getWriter(conn)
+	bw := getWriter(&c.out)
 	err := writeResponse(bw, resp, req.Method, !keep)
 	putWriter(bw)
 	resp.Body.Close()
@@ -508,11 +529,11 @@ func upgradeProtocol(h http.Header) string {
 
 // spliceUpgraded writes the 101 response and relays bytes both ways until
 // either side closes.
-func (s *Server) spliceUpgraded(conn net.Conn, br io.Reader, bw *bufio.Writer, resp *http.Response) {
+func (s *Server) spliceUpgraded(conn net.Conn, out io.Writer, br io.Reader, bw *bufio.Writer, resp *http.Response) {
 	upstream, ok := resp.Body.(io.ReadWriteCloser)
 	if !ok {
 		resp.Body.Close()
-		writeRaw(conn, http.StatusBadGateway, "countersign: the upstream switched protocols but the connection cannot be relayed.")
+		writeRaw(out, http.StatusBadGateway, "countersign: the upstream switched protocols but the connection cannot be relayed.")
 		return
 	}
 	defer upstream.Close()
@@ -537,7 +558,9 @@ func (s *Server) spliceUpgraded(conn net.Conn, br io.Reader, bw *bufio.Writer, r
 		done <- struct{}{}
 	}()
 	go func() {
-		_, _ = io.Copy(conn, upstream)
+		// An upgraded connection may idle as long as it likes, but a
+		// write the client does not take within the idle timeout ends it.
+		_, _ = io.Copy(out, upstream)
 		_ = conn.Close()
 		done <- struct{}{}
 	}()
