@@ -376,10 +376,10 @@ func Fingerprint(method, host string, port int, rawPath string, query url.Values
 	write(strconv.Itoa(len(keys)))
 	for _, k := range keys {
 		write(k)
+		// In their order: for a server that takes the last of repeated
+		// values, "?force=true&force=false" and its reverse differ.
 		write(strconv.Itoa(len(query[k])))
-		vs := slices.Clone(query[k])
-		slices.Sort(vs)
-		for _, v := range vs {
+		for _, v := range query[k] {
 			write(v)
 		}
 	}

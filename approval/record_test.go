@@ -269,6 +269,8 @@ func TestFingerprint(t *testing.T) {
 		{name: "added parameter", a: fpBase, b: with(func(in *fpInput) { in.query = presigned + "&force=true" })},
 		{name: "removed parameter", a: fpBase, b: with(func(in *fpInput) { in.query = replaceParam(presigned, "&versionId=3", "") })},
 		{name: "empty value against no parameter", a: with(func(in *fpInput) { in.query = "a=1" }), b: with(func(in *fpInput) { in.query = "a=1&b=" })},
+		// A server may take the first or the last of repeated values.
+		{name: "repeated values in another order", a: with(func(in *fpInput) { in.query = "force=true&force=false" }), b: with(func(in *fpInput) { in.query = "force=false&force=true" })},
 		{name: "repeated value", a: with(func(in *fpInput) { in.query = "a=1" }), b: with(func(in *fpInput) { in.query = "a=1&a=1" })},
 		{name: "key and value boundary", a: with(func(in *fpInput) { in.query = "ab=c" }), b: with(func(in *fpInput) { in.query = "a=bc" })},
 		// Values of one key and the next key must not run together.

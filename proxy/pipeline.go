@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -575,12 +576,39 @@ func fingerprint(ex *exchange, act action.Action, body []byte) string {
 	// What the classifier made of it; the rest of the action derives from
 	// the bytes already covered (and per-request ids such as a JSON-RPC id
 	// must not count).
-	if ak, err := json.Marshal([]any{act.Provider, act.Service, act.Operation, act.Resources}); err == nil {
+	if ak, err := json.Marshal([]any{act.Provider, act.Service, act.Operation, act.Resources, credential(act, ex.req.Header)}); err == nil {
 		h.Write(ak)
 	}
 	h.Write([]byte{0, byte(len(ex.upgrade))})
 	h.Write([]byte(ex.upgrade))
 	return approval.Fingerprint(ex.req.Method, ex.host, ex.port, path, q, hex.EncodeToString(h.Sum(nil)))
+}
+
+// credential names whom a request acts as, for approvals: an approval
+// given for one account or token does not admit the same request made with
+// another. The AWS access key comes from the signature (which itself
+// changes on every retry); a bearer token, which does not, is named by a
+// short hash; Basic credentials by the user name alone, so that no hash of
+// a password is kept. Other schemes name nothing: the request's other
+// fields still bind it.
+func credential(a action.Action, h http.Header) string {
+	if a.AccessKeyID != "" {
+		return "aws-key " + a.AccessKeyID
+	}
+	scheme, value, _ := strings.Cut(strings.TrimSpace(h.Get("Authorization")), " ")
+	value = strings.TrimSpace(value)
+	switch strings.ToLower(scheme) {
+	case "bearer", "token":
+		sum := sha256.Sum256([]byte("countersign credential\x00" + value))
+		return "token " + hex.EncodeToString(sum[:8])
+	case "basic":
+		if b, err := base64.StdEncoding.DecodeString(value); err == nil {
+			user, _, _ := strings.Cut(string(b), ":")
+			return "user " + user
+		}
+		return "basic (malformed)"
+	}
+	return ""
 }
 
 // volatileHeaders are recomputed by clients on every attempt (signatures,
@@ -629,6 +657,9 @@ func scopeKey(a action.Action, ex *exchange) (string, []string) {
 		}
 	}
 	op += "@" + ex.scheme + "://" + hostport.Join(ex.host, ex.port)
+	if c := credential(a, ex.req.Header); c != "" {
+		op += " as " + c
+	}
 	resources := slices.Clone(a.Resources)
 	if len(resources) == 0 {
 		resources = []string{hostHeader(ex.scheme, ex.host, ex.port) + ex.req.URL.EscapedPath()}

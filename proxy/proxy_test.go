@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/countersign/countersign/action"
+	"github.com/countersign/countersign/action/aws"
 	"github.com/countersign/countersign/action/kubernetes"
 	"github.com/countersign/countersign/approval"
 	"github.com/countersign/countersign/audit"
@@ -1386,5 +1387,63 @@ func BenchmarkAllowPath(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		get()
+	}
+}
+
+// An approval is for a request made as someone: the same request signed
+// with another AWS key, or sent with another bearer token, needs its own.
+func TestOtherCredentialsNeedANewApproval(t *testing.T) {
+	sigv4 := func(key string) string {
+		return "AWS4-HMAC-SHA256 Credential=" + key + "/20260301/us-east-1/ec2/aws4_request, SignedHeaders=host;x-amz-date, Signature=" + strings.Repeat(key[len(key)-1:], 64)
+	}
+	const approveDeletes = `package countersign
+
+approve contains "deleting needs a human" if input.request.method == "DELETE"
+`
+	tests := []struct {
+		name, policy, method, url, body, approved, other string
+		headers                                          func(cred string) []string
+		ok                                               int
+	}{
+		{
+			name: "AWS access key", policy: approveEC2, method: "POST", url: "https://ec2.us-east-1.amazonaws.com/",
+			body: "Action=TerminateInstances&InstanceId.1=i-0abc", approved: "AKIASTAGING000000001", other: "AKIAPRODUCTION000002",
+			headers: func(key string) []string {
+				return []string{"Content-Type", "application/x-www-form-urlencoded", "Authorization", sigv4(key), "X-Amz-Date", "20260301T120000Z"}
+			},
+			ok: http.StatusOK,
+		},
+		{
+			name: "bearer token", policy: approveDeletes, method: "DELETE", url: "https://api.github.com/repos/acme/shop",
+			approved: "ghp_approvedtokenaaaaaaaaaaaaaaaaaaaaaa", other: "ghp_othertokenbbbbbbbbbbbbbbbbbbbbbbbbbb",
+			headers: func(tok string) []string { return []string{"Authorization", "Bearer " + tok} },
+			ok:      http.StatusNoContent,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, harnessOptions{policy: tt.policy, hold: 50 * time.Millisecond, configure: func(o *Options) {
+				o.Classifier = action.NewClassifier(aws.New(aws.Options{}))
+			}})
+			resp, _ := h.do(tt.method, tt.url, tt.body, tt.headers(tt.approved)...)
+			id := resp.Header.Get("X-Countersign-Approval")
+			if resp.StatusCode != http.StatusForbidden || id == "" {
+				t.Fatalf("first request: %d, approval %q; want held, then pending", resp.StatusCode, id)
+			}
+			if _, err := h.broker.Decide(t.Context(), id, approval.Decision{Approve: true, Approver: "cli:bob", Via: "cli", ScopeFor: time.Hour}); err != nil {
+				t.Fatal(err)
+			}
+			resp, _ = h.do(tt.method, tt.url, tt.body, tt.headers(tt.other)...)
+			if resp.StatusCode != http.StatusForbidden || resp.Header.Get("X-Countersign-Approval") == id {
+				t.Fatalf("the same request as someone else: %d under approval %q; want a new approval, not %s", resp.StatusCode, resp.Header.Get("X-Countersign-Approval"), id)
+			}
+			if n := h.up.Count("", ""); n != 0 {
+				t.Fatalf("upstream saw %d requests before the approved retry", n)
+			}
+			resp, _ = h.do(tt.method, tt.url, tt.body, tt.headers(tt.approved)...)
+			if resp.StatusCode != tt.ok {
+				t.Fatalf("the approved retry with the approved credentials: %d, want %d", resp.StatusCode, tt.ok)
+			}
+		})
 	}
 }
