@@ -69,18 +69,14 @@ func planCache(c *ast.Compiler) *keyPlan {
 			if !isCall || len(call) == 0 {
 				return false
 			}
-			if ref, isRef := call[0].Value.(ast.Ref); isRef {
-				if b, known := ast.BuiltinMap[ref.String()]; known && b.Nondeterministic {
-					ok = false
-				}
+			if ref, isRef := call[0].Value.(ast.Ref); isRef && !cacheable(ref.String()) {
+				ok = false
 			}
 			return false
 		})
 		ast.WalkExprs(m, func(e *ast.Expr) bool {
-			if e.IsCall() {
-				if b, known := ast.BuiltinMap[e.Operator().String()]; known && b.Nondeterministic {
-					ok = false
-				}
+			if e.IsCall() && !cacheable(e.Operator().String()) {
+				ok = false
 			}
 			if len(e.With) > 0 {
 				ok = false
@@ -94,6 +90,24 @@ func planCache(c *ast.Compiler) *keyPlan {
 	// The decision also depends on request.tunnel (see interpret).
 	paths = append(paths, []string{"request", "tunnel"})
 	return &keyPlan{paths: minimalPaths(paths)}
+}
+
+// clockBuiltins read the clock although OPA does not mark them
+// nondeterministic: a certificate chain verified now may have expired by
+// the next request.
+var clockBuiltins = map[string]bool{
+	"crypto.x509.parse_and_verify_certificates":              true,
+	"crypto.x509.parse_and_verify_certificates_with_options": true,
+}
+
+// cacheable reports whether a call of the named function leaves the
+// decision a function of the input alone.
+func cacheable(name string) bool {
+	if clockBuiltins[name] {
+		return false
+	}
+	b, known := ast.BuiltinMap[name]
+	return !known || !b.Nondeterministic
 }
 
 // minimalPaths sorts paths and drops any path that has a shorter prefix in
@@ -144,7 +158,11 @@ func (k *keyPlan) key(doc map[string]any) (kb *keyBuffer, ok bool) {
 	}
 	kb.b = kb.b[:0]
 	for _, p := range k.paths {
-		v, present := lookup(doc, p)
+		v, present, known := lookup(doc, p)
+		if !known {
+			k.release(kb)
+			return nil, false
+		}
 		if !present {
 			kb.b = append(kb.b, "\x00-\x00"...)
 			continue
@@ -175,19 +193,31 @@ func (k *keyPlan) release(kb *keyBuffer) {
 	k.buffers.Put(kb)
 }
 
-func lookup(doc map[string]any, path []string) (any, bool) {
+// lookup returns the value at path in doc and whether it is there. known is
+// false when a value on the way has a type whose members lookup cannot
+// read (then the decision is not cached): a map[string]string, say, is an
+// object to OPA, and treating it as absent would give every value one key.
+func lookup(doc map[string]any, path []string) (v any, present, known bool) {
 	var cur any = doc
 	for _, seg := range path {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return nil, false
+		var ok bool
+		switch m := cur.(type) {
+		case map[string]any:
+			cur, ok = m[seg]
+		case map[string]string:
+			cur, ok = m[seg]
+		case map[string][]string:
+			cur, ok = m[seg]
+		case nil, bool, string, json.Number, float64, int, int64, uint64, []any, []string:
+			// Not an object: no member of it exists.
+		default:
+			return nil, false, false
 		}
-		cur, ok = m[seg]
 		if !ok {
-			return nil, false
+			return nil, false, true
 		}
 	}
-	return cur, true
+	return cur, true, true
 }
 
 // writeCanonical appends a JSON-shaped value with sorted object keys. It

@@ -1,6 +1,7 @@
 package policy_test
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -134,6 +135,9 @@ func TestCacheIsOffForPoliciesItCannotKeyOn(t *testing.T) {
 		"whole input": "package countersign\n\ndeny contains \"x\" if count(input) > 100\n",
 		"clock":       "package countersign\n\ndeny contains \"x\" if time.now_ns() < 0\n",
 		"random":      "package countersign\n\ndeny contains \"x\" if rand.intn(\"k\", 10) > 100\n",
+		// OPA does not mark it nondeterministic, but it checks validity
+		// against the clock.
+		"certificates verified now": "package countersign\n\ndeny contains \"x\" if not crypto.x509.parse_and_verify_certificates(input.request.body)[0]\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -243,6 +247,58 @@ func TestLargeBodiesAreDecidedUncached(t *testing.T) {
 		}
 		if d := e.DecideDocument(t.Context(), list("a,s1:b")); d.Verdict != policy.VerdictAllow {
 			t.Errorf(`one string that spells the encoding of a list: %s, want allow`, d.Verdict)
+		}
+	}
+}
+
+// The cache answers as evaluation would for documents the proxy does not
+// build itself (policy eval --input, replays, other providers): a typed map
+// on a path the policy reads, and a number OPA cannot represent in a member
+// it does not read.
+func TestCacheOnUnusualDocuments(t *testing.T) {
+	dir := t.TempDir()
+	src := "package countersign\n\ndeny contains \"prod\" if input.action.labels.team == \"prod\"\n\ndeny contains \"delete\" if input.request.method == \"DELETE\"\n"
+	if err := os.WriteFile(filepath.Join(dir, "p.rego"), []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts := policy.Options{Source: policy.Source{Paths: []string{dir}}, EvalTimeout: time.Minute}
+	cached, err := policy.New(t.Context(), opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.NoCache = true
+	uncached, err := policy.New(t.Context(), opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := func(team any, n json.Number) map[string]any {
+		return map[string]any{
+			"request": map[string]any{"method": "GET", "tunnel": false},
+			"action":  map[string]any{"provider": "x", "labels": team},
+			"session": map[string]any{"n": n},
+		}
+	}
+	for _, d := range []map[string]any{
+		doc(map[string]string{"team": "dev"}, "1"),
+		doc(map[string]string{"team": "prod"}, "1"),
+		doc(map[string][]string{"team": {"dev"}}, "1"),
+		doc(map[string]any{"team": "dev"}, "1"),
+		doc(map[string]any{"team": "dev"}, "1e999999999"),
+	} {
+		got, want := cached.DecideDocument(t.Context(), d), uncached.DecideDocument(t.Context(), d)
+		if got.Verdict != want.Verdict || (got.Err == nil) != (want.Err == nil) {
+			t.Errorf("%v %v: cached %s (%v), uncached %s (%v)", d["action"], d["session"], got.Verdict, got.Err, want.Verdict, want.Err)
+		}
+	}
+	// The same through Decide, as the proxy builds inputs: params (from a
+	// JSON-protocol body) the policy does not read.
+	for _, n := range []json.Number{"1", "1e999999999"} {
+		r := &action.Request{Method: "POST", Host: "api.example.test", Port: 443, Path: "/"}
+		a := action.Action{Provider: "aws", Params: map[string]any{"n": n}}
+		in := func() *policy.Input { return policy.NewInput(r, a, nil, time.Unix(0, 0)) }
+		got, want := cached.Decide(t.Context(), in()), uncached.Decide(t.Context(), in())
+		if got.Verdict != want.Verdict || (got.Err == nil) != (want.Err == nil) {
+			t.Errorf("params n=%s: cached %s (%v), uncached %s (%v)", n, got.Verdict, got.Err, want.Verdict, want.Err)
 		}
 	}
 }

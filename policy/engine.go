@@ -115,16 +115,19 @@ func (e *Engine) Health() (revision string, lastErr error) {
 // Decide evaluates the policy for one input. It never fails: any error yields
 // policy.on_error with the reason "policy error: …".
 func (e *Engine) Decide(ctx context.Context, in *Input) Decision {
-	return e.decide(ctx, in.Map(), nil)
+	return e.decide(ctx, in.Map(), nil, in.convertible)
 }
 
 // DecideDocument evaluates a complete input document given as JSON-shaped
 // values (from `policy eval --input` or an audit record being replayed).
 func (e *Engine) DecideDocument(ctx context.Context, doc map[string]any) Decision {
-	return e.decide(ctx, doc, nil)
+	return e.decide(ctx, doc, nil, func() bool { return plainJSON(doc) })
 }
 
-func (e *Engine) decide(ctx context.Context, doc map[string]any, tracer topdown.QueryTracer) Decision {
+// decide evaluates doc, or answers from the cache. plain reports whether OPA
+// converts doc without fail (see plainJSON); it is asked on a cache hit
+// only, since evaluation converts doc anyway.
+func (e *Engine) decide(ctx context.Context, doc map[string]any, tracer topdown.QueryTracer, plain func() bool) Decision {
 	s := e.cur.Load()
 	start := e.opts.Now()
 	cache := s.cache
@@ -142,7 +145,10 @@ func (e *Engine) decide(ctx context.Context, doc map[string]any, tracer topdown.
 				key = string(kb.b) // for put; the buffer is reused
 			}
 			cache.plan.release(kb)
-			if found {
+			// A document OPA cannot convert (a number out of its range, in
+			// a member the policy does not even read) is a policy error
+			// uncached: it must be one on a hit too.
+			if found && plain() {
 				return Decision{Verdict: hit.verdict, Reasons: hit.reasons, Revision: s.revision, Eval: e.opts.Now().Sub(start)}
 			}
 		}

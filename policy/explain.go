@@ -18,7 +18,7 @@ type FiredRule struct {
 // fired, in evaluation order, without duplicates.
 func (e *Engine) Explain(ctx context.Context, doc map[string]any) (Decision, []FiredRule) {
 	tracer := topdown.NewBufferTracer()
-	d := e.decide(ctx, doc, tracer)
+	d := e.decide(ctx, doc, tracer, func() bool { return plainJSON(doc) })
 	return d, firedRules(*tracer)
 }
 

@@ -28,6 +28,8 @@ type Input struct {
 	// (to decide and to audit). Change a field after calling Map and the
 	// memo is stale; build a new Input instead.
 	doc map[string]any
+	// plain memoises convertible: 1 yes, -1 no, 0 not known yet.
+	plain int8
 }
 
 // Request is input.request: the request as the policy sees it, redacted.
@@ -202,6 +204,21 @@ func (in *Input) buildMap() map[string]any {
 		m["session"] = in.Session.PolicyDoc()
 	}
 	return m
+}
+
+// convertible reports whether OPA converts the input document without
+// fail. Only the parsed body and the action can hold what it cannot (a
+// JSON number out of its range); the other members are strings, numbers
+// the proxy set and lists of strings. Computed once.
+func (in *Input) convertible() bool {
+	if in.plain == 0 {
+		doc := in.Map()
+		in.plain = -1
+		if plainJSON(in.Request.Body) && plainJSON(doc["action"]) {
+			in.plain = 1
+		}
+	}
+	return in.plain > 0
 }
 
 // MarshalJSON encodes the input exactly as the policy sees it.
