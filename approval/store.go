@@ -87,6 +87,9 @@ type Shared interface {
 }
 
 // MemoryStore is a Store held in memory: approvals are lost on restart.
+// Records decided or expired more than MemoryRetention ago are forgotten,
+// with their tokens and notices, so that a long session's memory does not
+// grow with every approval it ever had.
 type MemoryStore struct {
 	mu      sync.Mutex
 	records map[string]*Record
@@ -96,6 +99,11 @@ type MemoryStore struct {
 	notices []Notice
 	seen    map[string]time.Time
 }
+
+// MemoryRetention is how long a MemoryStore keeps a record after it was
+// decided or expired: long enough to read its outcome on the approval page
+// and in `countersign approvals`.
+const MemoryRetention = time.Hour
 
 // NewMemoryStore returns an empty in-memory store.
 func NewMemoryStore() *MemoryStore {
@@ -201,7 +209,42 @@ func (m *MemoryStore) ExpirePending(_ context.Context, now time.Time) ([]*Record
 		}
 	}
 	m.grants = slices.DeleteFunc(m.grants, func(g Grant) bool { return !now.Before(g.Expires) })
+	m.forgetLocked(now.Add(-MemoryRetention))
 	return out, nil
+}
+
+// forgetLocked drops what was settled before cutoff: records decided or
+// expired then (with their tokens and notices), scopes that ended then,
+// and replay keys past their expiry.
+func (m *MemoryStore) forgetLocked(cutoff time.Time) {
+	gone := map[string]bool{}
+	for id, r := range m.records {
+		if r.State == StatePending {
+			continue
+		}
+		settled := r.Expires
+		if n := len(r.Decisions); n > 0 && r.State != StateExpired {
+			settled = r.Decisions[n-1].At
+		}
+		if settled.Before(cutoff) {
+			gone[id] = true
+			delete(m.records, id)
+		}
+	}
+	if len(gone) > 0 {
+		for h, t := range m.tokens {
+			if gone[t.ApprovalID] {
+				delete(m.tokens, h)
+			}
+		}
+		m.notices = slices.DeleteFunc(m.notices, func(n Notice) bool { return gone[n.ApprovalID] })
+	}
+	m.scopes = slices.DeleteFunc(m.scopes, func(sc *Scope) bool { return sc.Expires.Before(cutoff) })
+	for k, exp := range m.seen {
+		if exp.Before(cutoff) {
+			delete(m.seen, k)
+		}
+	}
 }
 
 // AddGrant implements Store.

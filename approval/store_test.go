@@ -2,6 +2,7 @@ package approval
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -217,4 +218,55 @@ func TestMemoryStoreConsumeGrant(t *testing.T) {
 			t.Errorf("step %d: ConsumeGrant() = %q, want %q", i, g.ApprovalID, st.want)
 		}
 	}
+}
+
+// A long session forgets what was settled more than MemoryRetention ago,
+// with its tokens and notices; what is pending, or recent, stays.
+func TestMemoryStoreForgetsSettledRecords(t *testing.T) {
+	ctx := t.Context()
+	s := NewMemoryStore()
+	approved := storedRecord("ap-approved", "s1", "a", storeT0, StateApproved)
+	approved.Decisions = []Decision{{Approve: true, Approver: "cli:bob", At: storeT0.Add(time.Minute)}}
+	recent := storedRecord("ap-recent", "s1", "b", storeT0, StateDenied)
+	recent.Decisions = []Decision{{Approver: "cli:bob", At: storeT0.Add(90 * time.Minute)}}
+	pending := storedRecord("ap-pending", "s1", "c", storeT0, StatePending)
+	pending.Expires = storeT0.Add(24 * time.Hour)
+	for _, r := range []*Record{approved, recent, pending, storedRecord("ap-expires", "s1", "d", storeT0, StatePending)} {
+		if err := s.Create(ctx, r, Token{ApprovalID: r.ID, Hash: "h-" + r.ID}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddNotice(ctx, Notice{ApprovalID: r.ID, Kind: "slack", Ref: r.ID}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// ap-expires expires at storeT0+1h, when the first sweep runs; by the
+	// second, two hours later, it and ap-approved are past retention.
+	if _, err := s.ExpirePending(ctx, storeT0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ExpirePending(ctx, storeT0.Add(2*time.Hour+time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.List(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"ap-pending", "ap-recent"}, sortedIDs(all)); diff != "" {
+		t.Errorf("records kept (-want +got):\n%s", diff)
+	}
+	for id, want := range map[string]error{"ap-approved": ErrBadToken, "ap-expires": ErrBadToken, "ap-recent": nil, "ap-pending": nil} {
+		if _, err := s.CheckToken(ctx, id, "h-"+id); !errors.Is(err, want) && err != want {
+			t.Errorf("CheckToken(%s) = %v, want %v", id, err, want)
+		}
+		n, _ := s.Notices(ctx, id)
+		if kept := len(n) == 1; kept != (want == nil) {
+			t.Errorf("notices of %s kept: %v", id, kept)
+		}
+	}
+}
+
+func sortedIDs(rs []*Record) []string {
+	out := ids(rs)
+	slices.Sort(out)
+	return out
 }
