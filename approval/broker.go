@@ -113,6 +113,10 @@ type Options struct {
 	GrantTTL time.Duration
 	// MaxPending caps pending approvals (default 10000).
 	MaxPending int
+	// MaxPendingPerSession caps one session's pending approvals (default
+	// MaxPending), so that on a shared proxy one agent cannot take every
+	// slot and leave the other sessions nothing but 503s.
+	MaxPendingPerSession int
 	// PageURL, when set, builds the approval page link for an approval id
 	// and token; every new approval then gets a single-use page token.
 	PageURL func(id, token string) string
@@ -172,6 +176,9 @@ func NewBroker(opts Options, logger *zap.Logger) (*Broker, error) {
 	}
 	if opts.MaxPending <= 0 {
 		opts.MaxPending = 10000
+	}
+	if opts.MaxPendingPerSession <= 0 || opts.MaxPendingPerSession > opts.MaxPending {
+		opts.MaxPendingPerSession = opts.MaxPending
 	}
 	if opts.MaxScope <= 0 {
 		opts.MaxScope = 8 * time.Hour
@@ -511,6 +518,15 @@ func (b *Broker) openLocked(ctx context.Context, rec *Record, requestID string, 
 		}
 		if pending >= b.opts.MaxPending {
 			return nil, false, "", ErrTooManyPending
+		}
+		if b.opts.MaxPendingPerSession < b.opts.MaxPending {
+			mine, err := b.opts.Store.CountPendingFor(ctx, rec.SessionID)
+			if err != nil {
+				return nil, false, "", fmt.Errorf("count the session's pending approvals: %w", err)
+			}
+			if mine >= b.opts.MaxPendingPerSession {
+				return nil, false, "", fmt.Errorf("%w: %d of this session's", ErrTooManyPending, mine)
+			}
 		}
 		rec.Created = now
 		rec.Expires = now.Add(b.opts.Expire)

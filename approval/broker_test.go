@@ -757,6 +757,29 @@ func TestStartCloseNoLeak(t *testing.T) {
 	}
 }
 
+// One session cannot take every slot: at its own limit the others still
+// open approvals.
+func TestMaxPendingPerSession(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, _, _ := newTestBroker(t, Options{MaxPending: 4, MaxPendingPerSession: 2})
+		for i := range 2 {
+			if out, err := b.Hold(t.Context(), newRecord("greedy", "fp"+string(rune('a'+i))), 0); err != nil || out.Kind != OutcomePending {
+				t.Fatalf("Hold() %d = %v, %v; want pending", i, out.Kind, err)
+			}
+		}
+		if _, err := b.Hold(t.Context(), newRecord("greedy", "fp-over"), 0); !errors.Is(err, ErrTooManyPending) {
+			t.Errorf("the session's third approval: %v, want ErrTooManyPending", err)
+		}
+		if out, err := b.Hold(t.Context(), newRecord("other", "fp-a"), 0); err != nil || out.Kind != OutcomePending {
+			t.Errorf("another session's approval = %v, %v; want pending", out.Kind, err)
+		}
+		// The greedy session's retry still joins its pending approval.
+		if out, err := b.Hold(t.Context(), newRecord("greedy", "fpa"), 0); err != nil || !out.Joined {
+			t.Errorf("retry at the session's limit: joined=%v, %v", out.Joined, err)
+		}
+	})
+}
+
 func TestMaxPending(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const limit = 3

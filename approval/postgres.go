@@ -309,6 +309,13 @@ func (s *PostgresStore) CountPending(ctx context.Context) (int, error) {
 	return n, err
 }
 
+// CountPendingFor implements Store.
+func (s *PostgresStore) CountPendingFor(ctx context.Context, sessionID string) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM approvals WHERE state = $1 AND session_id = $2`, int(StatePending), sessionID).Scan(&n)
+	return n, err
+}
+
 // FindPending implements Store.
 func (s *PostgresStore) FindPending(ctx context.Context, sessionID, fingerprint string, now time.Time) (*Record, error) {
 	return pgRecord(s.pool.QueryRow(ctx,

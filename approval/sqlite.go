@@ -204,6 +204,13 @@ func (s *SQLiteStore) CountPending(ctx context.Context) (int, error) {
 	return n, err
 }
 
+// CountPendingFor implements Store.
+func (s *SQLiteStore) CountPendingFor(ctx context.Context, sessionID string) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM approvals WHERE state = ? AND session_id = ?`, int(StatePending), sessionID).Scan(&n)
+	return n, err
+}
+
 // FindPending implements Store.
 func (s *SQLiteStore) FindPending(ctx context.Context, sessionID, fingerprint string, now time.Time) (*Record, error) {
 	return scanRecord(s.db.QueryRowContext(ctx,

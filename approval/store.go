@@ -23,6 +23,8 @@ type Store interface {
 	List(ctx context.Context, pendingOnly bool) ([]*Record, error)
 	// CountPending returns how many records are pending.
 	CountPending(ctx context.Context) (int, error)
+	// CountPendingFor returns how many records of one session are pending.
+	CountPendingFor(ctx context.Context, sessionID string) (int, error)
 	// FindPending returns the pending record for this session and
 	// fingerprint, or ErrNotFound.
 	FindPending(ctx context.Context, sessionID, fingerprint string, now time.Time) (*Record, error)
@@ -162,6 +164,19 @@ func (m *MemoryStore) CountPending(_ context.Context) (int, error) {
 	n := 0
 	for _, r := range m.records {
 		if r.State == StatePending {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// CountPendingFor implements Store.
+func (m *MemoryStore) CountPendingFor(_ context.Context, sessionID string) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, r := range m.records {
+		if r.State == StatePending && r.SessionID == sessionID {
 			n++
 		}
 	}

@@ -85,6 +85,11 @@ func TestStoreConformance(t *testing.T) {
 		if _, err := s.FindPending(ctx, "s-2", "fp-1", t0); !errors.Is(err, ErrNotFound) {
 			t.Errorf("FindPending(other session) error = %v", err)
 		}
+		mine, err1 := s.CountPendingFor(ctx, "s-1")
+		theirs, err2 := s.CountPendingFor(ctx, "s-2")
+		if mine != 1 || theirs != 0 || err1 != nil || err2 != nil {
+			t.Errorf("CountPendingFor = %d (%v) for s-1, %d (%v) for s-2; want 1 and 0", mine, err1, theirs, err2)
+		}
 
 		// Two-person rule through tokens and a plain decision.
 		if err := s.AddToken(ctx, Token{Hash: "h1", ApprovalID: "ap-1", Created: t0}); err != nil {

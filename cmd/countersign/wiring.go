@@ -240,7 +240,7 @@ func newApp(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts ap
 	if store == nil {
 		store = approval.NewMemoryStore()
 	}
-	a.broker, err = approval.NewBroker(approval.Options{
+	bo := approval.Options{
 		Store:     store,
 		Auditor:   auditor,
 		Notifiers: opts.notifiers,
@@ -249,7 +249,13 @@ func newApp(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts ap
 		PageURL: func(id, token string) string {
 			return a.approvalURL() + "/approvals/" + url.PathEscape(id) + "?t=" + url.QueryEscape(token)
 		},
-	}, logger)
+	}
+	if opts.store != nil {
+		// serve: sessions share the proxy. Each may hold 10,000 (SPEC
+		// 11), and none can take the slots of the others.
+		bo.MaxPending, bo.MaxPendingPerSession = 20000, 10000
+	}
+	a.broker, err = approval.NewBroker(bo, logger)
 	if err != nil {
 		return nil, err
 	}
