@@ -117,6 +117,12 @@ type Options struct {
 	// MaxPending), so that on a shared proxy one agent cannot take every
 	// slot and leave the other sessions nothing but 503s.
 	MaxPendingPerSession int
+	// NotificationLinkIsOperators says that the link each new approval is
+	// announced with reaches the operator, who also holds the admin token
+	// (run prints it to its own terminal): a decision made through it is
+	// the operator's, as one made with the CLI, and the two do not count as
+	// two approvers.
+	NotificationLinkIsOperators bool
 	// PageURL, when set, builds the approval page link for an approval id
 	// and token; every new approval then gets a single-use page token.
 	PageURL func(id, token string) string

@@ -226,9 +226,10 @@ func (p *page) decide(w http.ResponseWriter, r *http.Request, id string) {
 	}
 
 	d := Decision{Approve: approve, Approver: pageApprover(tok.Hash), Via: "page", Reason: reason, ScopeFor: scope}
-	if tok.Label == "cli" {
-		// A link minted with the admin token (countersign approvals link)
-		// speaks for the admin token's holder.
+	if tok.Label == "cli" || (tok.Label == "notification" && p.b.opts.NotificationLinkIsOperators) {
+		// A link minted with the admin token (countersign approvals link),
+		// or announced on the operator's own terminal, speaks for the
+		// admin token's holder.
 		d.Identity = "cli"
 	}
 	got, err := p.b.DecideWithToken(r.Context(), id, token, d)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"html"
 	"io"
 	"net/http"
@@ -41,16 +42,20 @@ type pageEnv struct {
 	secret []byte
 }
 
-func newPageEnv(t *testing.T, decide bool) *pageEnv {
+func newPageEnv(t *testing.T, decide bool, opts ...func(*Options)) *pageEnv {
 	t.Helper()
 	e := &pageEnv{t: t, clock: newFakeClock(), notes: make(chan Notification, 16), secret: []byte("0123456789abcdef0123456789abcdef")}
-	e.b, e.aud, _ = newTestBroker(t, Options{
+	bo := Options{
 		Now:       e.clock.Now,
 		Notifiers: []Notifier{requestNotifier{e.notes}},
 		PageURL: func(id, token string) string {
 			return e.srv.URL + "/approvals/" + url.PathEscape(id) + "?t=" + url.QueryEscape(token)
 		},
-	})
+	}
+	for _, o := range opts {
+		o(&bo)
+	}
+	e.b, e.aud, _ = newTestBroker(t, bo)
 	h := NewPageHandler(e.b, PageOptions{Decide: decide, Secret: e.secret}, zaptest.NewLogger(t))
 	mux := http.NewServeMux()
 	mux.Handle("GET /approvals/{id}", h)
@@ -677,6 +682,35 @@ func TestPageTwoPersonRule(t *testing.T) {
 	out := outcomeOf(t, held)
 	if out.Kind != OutcomeApproved || len(out.Record.Approvers()) != 2 {
 		t.Errorf("held request outcome = %v with approvers %v, want approved by two", out.Kind, out.Record.Approvers())
+	}
+}
+
+// Under run the notification link reaches the operator's own terminal: the
+// operator approving through it and with the CLI is one approver, not two.
+func TestPageOperatorsLinkAndCLIAreOneApprover(t *testing.T) {
+	e := newPageEnv(t, true, func(o *Options) { o.NotificationLinkIsOperators = true })
+	rec := hostileRecord()
+	rec.Required = 2
+	held, link := e.hold(rec)
+	if r := e.post(link, e.approveForm(link)); r.status != http.StatusOK || !strings.Contains(r.text(), "1 of 2") {
+		t.Fatalf("approval through the notification link = %d:\n%s", r.status, r.text())
+	}
+	if _, err := e.b.Decide(t.Context(), rec.ID, Decision{Approve: true, Approver: "cli:alice", Identity: "cli", Via: "cli"}); !errors.Is(err, ErrDuplicateApprover) {
+		t.Errorf("the operator's CLI approval after their link's: %v, want ErrDuplicateApprover", err)
+	}
+	if n := waiterCount(e.b, rec.ID); n != 1 {
+		t.Errorf("held requests = %d, want the request still held", n)
+	}
+	// Someone else, with a link of their own, completes it.
+	other, err := e.b.NewLink(t.Context(), rec.ID, "colleague")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := e.post(other, e.approveForm(other)); r.status != http.StatusOK || !strings.Contains(r.text(), "Approved") {
+		t.Fatalf("second approver = %d:\n%s", r.status, r.text())
+	}
+	if out := outcomeOf(t, held); out.Kind != OutcomeApproved {
+		t.Errorf("outcome %v, want approved", out.Kind)
 	}
 }
 

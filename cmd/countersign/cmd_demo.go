@@ -104,7 +104,7 @@ func demo(ctx context.Context, e *env, interactive bool) error {
 
 	sess := &session.Info{ID: session.NewID(), Name: "demo/agent", User: "demo", Command: "agent"}
 	term := &linkRecorder{links: map[string]string{}}
-	a, err := newApp(ctx, &cfg, zap.NewNop(), appOptions{policy: policy.Source{Builtin: true}, notifiers: []approval.Notifier{term}, discoveryName: sess.ID})
+	a, err := newApp(ctx, &cfg, zap.NewNop(), appOptions{policy: policy.Source{Builtin: true}, notifiers: []approval.Notifier{term}, discoveryName: sess.ID, operatorLinks: true})
 	if err != nil {
 		return err
 	}

@@ -156,6 +156,7 @@ func runSession(cmd *cobra.Command, e *env, f runFlags, args []string) error {
 		notifiers:     []approval.Notifier{term},
 		discoveryName: sess.ID,
 		auditFallback: sess.ID,
+		operatorLinks: true,
 	})
 	if err != nil {
 		return err

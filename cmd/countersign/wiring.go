@@ -165,6 +165,9 @@ type appOptions struct {
 	auditFallback string
 	// store is the approval store; nil means in memory.
 	store approval.Store
+	// operatorLinks: approval links are announced to the operator (run's
+	// terminal), see approval.Options.NotificationLinkIsOperators.
+	operatorLinks bool
 	// pageSecret keys the approval page's form tokens; nil means a random
 	// one for this process. Replicas that share a store share it.
 	pageSecret []byte
@@ -250,6 +253,9 @@ func newApp(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts ap
 			return a.approvalURL() + "/approvals/" + url.PathEscape(id) + "?t=" + url.QueryEscape(token)
 		},
 	}
+	// run announces each approval's link on its own terminal, whose
+	// user also holds the admin token: one person, one approver.
+	bo.NotificationLinkIsOperators = opts.operatorLinks
 	if opts.store != nil {
 		// serve: sessions share the proxy. Each may hold 10,000 (SPEC
 		// 11), and none can take the slots of the others.
