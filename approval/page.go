@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"maps"
 	"net/http"
 	"net/url"
 	"path"
@@ -572,7 +573,8 @@ func (p *page) formView(rec *Record, token string) *formView {
 		Required:  max(rec.Required, 1),
 		MaxReason: pageReasonMax,
 	}
-	f.Resources.list(rec.Resources)
+	// The form names what a scoped grant covers: all of it, within reason.
+	f.Resources.listUpTo(rec.Resources, 100)
 	for _, c := range scopeChoices {
 		if c.For <= p.b.opts.MaxScope {
 			f.Choices = append(f.Choices, c)
@@ -694,9 +696,12 @@ type phrase []part
 func (p *phrase) text(s string) { *p = append(*p, part{Text: visible(s)}) }
 func (p *phrase) code(s string) { *p = append(*p, part{Text: visible(clip(s, 200)), Code: true}) }
 
-// list appends items as code, "a, b and 3 more".
-func (p *phrase) list(items []string) {
-	const show = 5
+// list appends items as code, "a, b and 3 more": the first five, as fits a
+// one-line summary.
+func (p *phrase) list(items []string) { p.listUpTo(items, 5) }
+
+// listUpTo is list showing up to show items.
+func (p *phrase) listUpTo(items []string, show int) {
 	for i, it := range items {
 		if i == show {
 			p.text(fmt.Sprintf(" and %d more", len(items)-show))
@@ -1018,17 +1023,51 @@ func describeGit(a map[string]any) phrase {
 	case "receive-pack", "git-receive-pack":
 		p.text("push to Git repository ")
 		p.code(repo)
-		var updates []string
-		if us, ok := a["updates"].([]any); ok {
-			for _, u := range us {
+		// Deletions first, then updates (a force push is one), then
+		// creations: the list stops after a few, and what it leaves out
+		// must not be what destroys something. The counts cover them all.
+		rank := func(kind string) int {
+			switch kind {
+			case "delete":
+				return 1
+			case "update":
+				return 2
+			case "create":
+				return 3
+			}
+			return 0 // an unknown kind is shown first
+		}
+		type update struct{ kind, ref string }
+		var us []update
+		counts := map[string]int{}
+		if list, ok := a["updates"].([]any); ok {
+			for _, u := range list {
 				if m, ok := u.(map[string]any); ok {
-					updates = append(updates, strings.TrimSpace(str(m, "kind")+" "+str(m, "ref")))
+					us = append(us, update{str(m, "kind"), str(m, "ref")})
+					counts[str(m, "kind")]++
 				}
 			}
 		}
-		if len(updates) > 0 {
+		slices.SortStableFunc(us, func(x, y update) int { return rank(x.kind) - rank(y.kind) })
+		if len(us) > 0 {
 			p.text(": ")
+			if len(us) > 1 {
+				kinds := slices.Sorted(maps.Keys(counts))
+				slices.SortStableFunc(kinds, func(x, y string) int { return rank(x) - rank(y) })
+				var c []string
+				for _, k := range kinds {
+					c = append(c, fmt.Sprintf("%d %s", counts[k], k))
+				}
+				p.text(strings.Join(c, ", ") + " (")
+			}
+			updates := make([]string, len(us))
+			for i, u := range us {
+				updates[i] = strings.TrimSpace(u.kind + " " + u.ref)
+			}
 			p.list(updates)
+			if len(us) > 1 {
+				p.text(")")
+			}
 		}
 	case "upload-pack", "git-upload-pack":
 		p.text("fetch from Git repository ")

@@ -899,6 +899,19 @@ func TestDescribe(t *testing.T) {
 			want: "push to Git repository `acme/shop.git`: `delete refs/heads/main`",
 		},
 		{
+			// Past five the list stops: the deletion comes first, and the
+			// counts cover everything.
+			name: "git push of many refs",
+			give: &Record{Action: map[string]any{"provider": "git", "service": "receive-pack", "repo": "acme/shop.git",
+				"updates": []any{
+					map[string]any{"ref": "refs/tags/v1", "kind": "create"}, map[string]any{"ref": "refs/tags/v2", "kind": "create"},
+					map[string]any{"ref": "refs/tags/v3", "kind": "create"}, map[string]any{"ref": "refs/tags/v4", "kind": "create"},
+					map[string]any{"ref": "refs/heads/dev", "kind": "update"}, map[string]any{"ref": "refs/tags/v5", "kind": "create"},
+					map[string]any{"ref": "refs/heads/main", "kind": "delete"},
+				}}},
+			want: "push to Git repository `acme/shop.git`: 1 delete, 1 update, 5 create (`delete refs/heads/main`, `update refs/heads/dev`, `create refs/tags/v1`, `create refs/tags/v2`, `create refs/tags/v3` and 2 more)",
+		},
+		{
 			name: "mcp",
 			give: &Record{Action: map[string]any{"provider": "mcp", "method": "tools/call", "tool": "drop_database", "server": "db.internal/mcp"}},
 			want: "call MCP tool `drop_database` on `db.internal/mcp`",
