@@ -205,12 +205,14 @@ func firstNonEmpty(s ...string) string {
 	return ""
 }
 
-// clean escapes control characters and invalid UTF-8 so that agent-supplied
-// text (URLs, reasons) cannot move the cursor or rewrite the terminal.
+// clean escapes control characters, format characters (bidirectional
+// overrides, zero-width) and invalid UTF-8 so that agent-supplied text
+// (URLs, reasons) cannot move the cursor, rewrite the terminal or reorder
+// what is read.
 func clean(s string) string {
 	ok := true
 	for _, r := range s {
-		if r == utf8.RuneError || unicode.IsControl(r) {
+		if r == utf8.RuneError || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
 			ok = false
 			break
 		}
@@ -224,8 +226,8 @@ func clean(s string) string {
 		switch {
 		case r == utf8.RuneError && n <= 1:
 			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case unicode.IsControl(r):
-			b.WriteString(strings.Trim(strconv.QuoteRune(r), "'"))
+		case unicode.IsControl(r), unicode.Is(unicode.Cf, r):
+			b.WriteString(strings.Trim(strconv.QuoteRuneToASCII(r), "'"))
 		default:
 			b.WriteRune(r)
 		}

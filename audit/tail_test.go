@@ -189,6 +189,7 @@ func TestClean(t *testing.T) {
 		{"a\nb\tc", `a\nb\tc`},
 		{"bad \xff utf8", `bad \xff utf8`},
 		{"c1 \u0085 \u009b", `c1 \u0085 \u009b`},
+		{"evil\u202Etxt.exe ma\u200Bin", `evil\u202etxt.exe ma\u200bin`},
 	}
 	for _, tt := range tests {
 		if got := clean(tt.give); got != tt.want {

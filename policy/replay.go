@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/countersign/countersign/audit"
+	"github.com/countersign/countersign/internal/termtext"
 )
 
 // Outcome is a decision as replay compares it: the verdict, with held for
@@ -320,18 +321,7 @@ func (r *ReplayReport) Format(w io.Writer) error {
 
 // oneLine strips control characters (a recorded URL or message is
 // agent-controlled) and shortens s.
-func oneLine(s string, limit int) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-	if len([]rune(s)) > limit {
-		s = string([]rune(s)[:limit]) + "…"
-	}
-	return s
-}
+func oneLine(s string, limit int) string { return termtext.Line(s, limit) }
 
 // RecordedRequestMember reports whether input.request member k is left out
 // of a decision record's input because the record's request summary holds it

@@ -30,6 +30,7 @@ import (
 	"github.com/countersign/countersign/audit"
 	"github.com/countersign/countersign/internal/config"
 	"github.com/countersign/countersign/internal/hostport"
+	"github.com/countersign/countersign/internal/termtext"
 	"github.com/countersign/countersign/session"
 )
 
@@ -534,15 +535,5 @@ func (t *terminalNotifier) Notify(_ context.Context, n approval.Notification) {
 // Target implements approval.Target.
 func (t *terminalNotifier) Target(*approval.Record) string { return "the run terminal" }
 
-func oneLine(s string, max int) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-	if len(s) > max {
-		s = s[:max] + "…"
-	}
-	return s
-}
+// oneLine makes agent-controlled text safe for one terminal line.
+func oneLine(s string, max int) string { return termtext.Line(s, max) }
