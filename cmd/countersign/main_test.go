@@ -273,3 +273,49 @@ func TestPolicySource(t *testing.T) {
 		})
 	}
 }
+
+// A configuration value that fails when it is used (a file that cannot be
+// read, a CA file without a certificate) is named by file, line and key.
+func TestConfigErrorsNameFileLineAndKey(t *testing.T) {
+	tests := []struct {
+		name, config string
+		args         []string
+		want         string
+	}{
+		{
+			name:   "upstream CA file without a certificate",
+			config: "state_dir: DIR/state\nupstream:\n  ca_files:\n    - DIR/notpem.txt\n",
+			args:   []string{"run", "--", "true"},
+			want:   "countersign.yaml:4: upstream.ca_files[0]: DIR/notpem.txt holds no PEM certificate",
+		},
+		{
+			name:   "policy path that does not exist",
+			config: "state_dir: DIR/state\npolicy:\n  paths: [DIR/missing-policies]\n",
+			args:   []string{"run", "--", "true"},
+			want:   "countersign.yaml:3: policy.paths: ",
+		},
+		{
+			name:   "CA key that cannot be read",
+			config: "state_dir: DIR/state\nca:\n  cert: DIR/nowhere.pem\n  key: DIR/nowhere-key.pem\n",
+			args:   []string{"run", "--", "true"},
+			want:   "countersign.yaml:2: ca: CA: ",
+		},
+		{
+			name:   "client password file that cannot be read",
+			config: "state_dir: DIR/state\nclients:\n  - name: ci\n    password_file: DIR/no-such-file\n",
+			args:   []string{"serve"},
+			want:   "countersign.yaml:4: clients[0].password_file: ",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeFile(t, filepath.Join(dir, "countersign.yaml"), strings.ReplaceAll(tt.config, "DIR", dir))
+			writeFile(t, filepath.Join(dir, "notpem.txt"), "not a certificate\n")
+			_, errOut, code := cli(t, dir, tt.args...)
+			if want := strings.ReplaceAll(tt.want, "DIR", dir); code != 2 || !strings.Contains(errOut, want) {
+				t.Errorf("exit %d, stderr:\n%s\nwant exit 2 and %q", code, errOut, want)
+			}
+		})
+	}
+}

@@ -197,7 +197,11 @@ func newApp(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts ap
 		}
 	}
 	if err != nil {
-		return nil, usageError(fmt.Errorf("CA: %w", err))
+		key := "state_dir"
+		if cfg.CA.Cert != "" || cfg.CA.Key != "" {
+			key = "ca"
+		}
+		return nil, usageError(fmt.Errorf("%s: CA: %w", cfg.Where(key), err))
 	}
 
 	a.audit, err = audit.Open(audit.Options{Path: cfg.Audit.Path, Fsync: cfg.Audit.Fsync}, logger)
@@ -227,7 +231,11 @@ func newApp(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts ap
 	a.watchPaths = len(src.Paths) > 0
 	a.engine, err = policy.New(ctx, policy.Options{Source: src, OnError: onError, EvalTimeout: cfg.Policy.EvalTimeout, OnReload: a.policyReloaded}, logger)
 	if err != nil {
-		return nil, usageError(fmt.Errorf("policy: %w", err))
+		key := "policy.paths"
+		if !cfg.IsSet(key) {
+			key = "policy" // ./policies, or the built-in policy
+		}
+		return nil, usageError(fmt.Errorf("%s: %w", cfg.Where(key), err))
 	}
 
 	a.proxyLn, err = net.Listen("tcp", cfg.Listen)
@@ -280,7 +288,7 @@ func newApp(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts ap
 		return nil, usageError(err)
 	}
 
-	roots, err := upstreamRoots(cfg.Upstream.CAFiles)
+	roots, err := upstreamRoots(cfg)
 	if err != nil {
 		return nil, usageError(err)
 	}
@@ -393,18 +401,19 @@ func (a *app) ownAddrs() []netip.AddrPort {
 	return out
 }
 
-func upstreamRoots(files []string) (*x509.CertPool, error) {
+func upstreamRoots(cfg *config.Config) (*x509.CertPool, error) {
 	pool, err := x509.SystemCertPool()
 	if err != nil || pool == nil {
 		pool = x509.NewCertPool()
 	}
-	for _, f := range files {
+	for i, f := range cfg.Upstream.CAFiles {
+		key := fmt.Sprintf("upstream.ca_files[%d]", i)
 		b, err := os.ReadFile(f)
 		if err != nil {
-			return nil, fmt.Errorf("upstream.ca_files: %w", err)
+			return nil, fmt.Errorf("%s: %w", cfg.Where(key), err)
 		}
 		if !pool.AppendCertsFromPEM(b) {
-			return nil, fmt.Errorf("upstream.ca_files: %s holds no PEM certificate", f)
+			return nil, fmt.Errorf("%s: %s holds no PEM certificate", cfg.Where(key), f)
 		}
 	}
 	return pool, nil

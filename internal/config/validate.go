@@ -174,21 +174,35 @@ type validator struct {
 // that of the first of also the file set, else that of key's nearest
 // ancestor the file set.
 func (v *validator) add(key, msg string, also ...string) {
-	line := v.c.Source.Lines[key]
+	v.problems = append(v.problems, v.c.problem(key, msg, also...))
+}
+
+// problem is msg about key, at the line of key in the file, else that of
+// the first of also the file set, else that of key's nearest ancestor the
+// file set.
+func (c *Config) problem(key, msg string, also ...string) Problem {
+	line := c.Source.Lines[key]
 	for _, k := range also {
 		if line == 0 {
-			line = v.c.Source.Lines[k]
+			line = c.Source.Lines[k]
 		}
 	}
 	for k := key; line == 0 && k != ""; {
 		k = parentKey(k)
-		line = v.c.Source.Lines[k]
+		line = c.Source.Lines[k]
 	}
 	file := ""
 	if line > 0 {
-		file = v.c.Source.File
+		file = c.Source.File
 	}
-	v.problems = append(v.problems, Problem{File: file, Line: line, Key: key, Msg: msg})
+	return Problem{File: file, Line: line, Key: key, Msg: msg}
+}
+
+// Where names key for a message about its value: "file:line: key", or
+// "key" alone when the file did not set it (a default, a flag).
+func (c *Config) Where(key string) string {
+	p := c.problem(key, "")
+	return strings.TrimSuffix(p.String(), ": ")
 }
 
 func (v *validator) listen(key, addr string) {
@@ -354,28 +368,28 @@ func (c *Config) ClientPasswords(readFile func(string) ([]byte, error)) (map[str
 	for i, cl := range c.Clients {
 		key := fmt.Sprintf("clients[%d]", i)
 		if _, dup := passwords[cl.Name]; dup {
-			errs = append(errs, fmt.Errorf("%s.name: duplicate client name %q", key, cl.Name))
+			errs = append(errs, fmt.Errorf("%s: duplicate client name %q", c.Where(key+".name"), cl.Name))
 			continue
 		}
 		switch {
 		case cl.Password != "" && cl.PasswordFile != "":
-			errs = append(errs, fmt.Errorf("%s: both password and password_file are set", key))
+			errs = append(errs, fmt.Errorf("%s: both password and password_file are set", c.Where(key)))
 		case cl.Password != "":
 			passwords[cl.Name] = cl.Password
 		case cl.PasswordFile != "":
 			b, err := readFile(cl.PasswordFile)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%s.password_file: %w", key, err))
+				errs = append(errs, fmt.Errorf("%s: %w", c.Where(key+".password_file"), err))
 				continue
 			}
 			pw := strings.TrimRight(string(b), "\r\n")
 			if pw == "" {
-				errs = append(errs, fmt.Errorf("%s.password_file: %s is empty", key, cl.PasswordFile))
+				errs = append(errs, fmt.Errorf("%s: %s is empty", c.Where(key+".password_file"), cl.PasswordFile))
 				continue
 			}
 			passwords[cl.Name] = pw
 		default:
-			errs = append(errs, fmt.Errorf("%s: no password or password_file", key))
+			errs = append(errs, fmt.Errorf("%s: no password or password_file", c.Where(key)))
 		}
 	}
 	if len(errs) > 0 {
