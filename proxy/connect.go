@@ -45,6 +45,7 @@ func (s *Server) handleConnect(target string, gctx *goproxy.ProxyCtx) (*goproxy.
 		return &goproxy.ConnectAction{
 			Action: goproxy.ConnectHijack,
 			Hijack: func(_ *http.Request, client net.Conn, _ *goproxy.ProxyCtx) {
+				release(client)
 				// A goroutine of its own, so net/http's connection goroutine
 				// (and the buffers it still holds) ends with the hijack
 				// instead of living as long as the tunnel. Shutdown waits for
@@ -168,6 +169,7 @@ func (s *Server) decideTunnel(gctx *goproxy.ProxyCtx, sess *session.Info, host s
 	return &goproxy.ConnectAction{
 		Action: goproxy.ConnectHijack,
 		Hijack: func(_ *http.Request, client net.Conn, _ *goproxy.ProxyCtx) {
+			release(client)
 			s.splice(client, sess, id, host, port)
 		},
 	}

@@ -80,6 +80,13 @@ type strictConn struct {
 	head    []byte // validated head bytes not yet handed to net/http
 	extra   []byte // bytes read past the head, handed out after it
 	err     error
+	// connect is set when the head is a CONNECT: what the client sent
+	// after it (a ClientHello in the same segment) belongs to the tunnel,
+	// and is kept from net/http until released is set at the hijack.
+	// net/http reads past a CONNECT only to notice a closed connection,
+	// and goproxy's hijack drops what net/http read.
+	connect  bool
+	released atomic.Bool
 	// through is set once the checked head and the bytes after it are
 	// handed out: from then on reads go straight to the connection, without
 	// the lock (a tunnel's every read passes here).
@@ -87,6 +94,24 @@ type strictConn struct {
 }
 
 var errRefused = errors.New("countersign: request refused")
+
+// release hands the bytes held after a CONNECT head to the next reader:
+// the tunnel, once net/http has let go of the connection.
+func release(c net.Conn) {
+	if sc, ok := c.(*strictConn); ok {
+		sc.released.Store(true)
+	}
+}
+
+// Write releases the held bytes too: an answer written here means the
+// CONNECT was refused (407, 403), not hijacked, and net/http reads the
+// client's next request, which they begin.
+func (c *strictConn) Write(p []byte) (int, error) {
+	if !c.released.Load() {
+		c.released.Store(true)
+	}
+	return c.Conn.Write(p)
+}
 
 // Close closes the connection and frees its slot, once.
 func (c *strictConn) Close() error {
@@ -112,6 +137,17 @@ func (c *strictConn) Read(p []byte) (int, error) {
 	}
 	if c.err != nil {
 		return 0, c.err
+	}
+	for len(c.extra) > 0 && c.connect && !c.released.Load() {
+		// Read on behind the held bytes, in order, until net/http gives
+		// up its read (the hijack sets a past deadline) or the client
+		// leaves.
+		var more [512]byte
+		n, err := c.Conn.Read(more[:])
+		c.extra = append(c.extra, more[:n]...)
+		if err != nil {
+			return 0, err
+		}
 	}
 	if len(c.extra) > 0 {
 		n := copy(p, c.extra)
@@ -157,6 +193,7 @@ func (c *strictConn) readHead() error {
 				c.head = nil
 				return errRefused
 			}
+			c.connect = bytes.HasPrefix(c.head, []byte("CONNECT "))
 			return nil
 		}
 		if buf.Len() > maxHead {

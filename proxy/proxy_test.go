@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -1445,5 +1446,66 @@ approve contains "deleting needs a human" if input.request.method == "DELETE"
 				t.Fatalf("the approved retry with the approved credentials: %d, want %d", resp.StatusCode, tt.ok)
 			}
 		})
+	}
+}
+
+// connectFirstConn sends the CONNECT head in the same write as the first
+// TLS bytes (the ClientHello), as clients that do not wait for the 200
+// do, then reads the 200 before handing the rest to TLS.
+type connectFirstConn struct {
+	net.Conn
+	head []byte
+	br   *bufio.Reader
+	read bool
+}
+
+func (c *connectFirstConn) Write(p []byte) (int, error) {
+	if c.head != nil {
+		b := append(c.head, p...)
+		c.head = nil
+		if _, err := c.Conn.Write(b); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *connectFirstConn) Read(p []byte) (int, error) {
+	if !c.read {
+		c.read = true
+		resp, err := http.ReadResponse(c.br, &http.Request{Method: http.MethodConnect})
+		if err != nil {
+			return 0, err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return 0, fmt.Errorf("CONNECT: %s", resp.Status)
+		}
+	}
+	return c.br.Read(p)
+}
+
+func TestConnectAndClientHelloInOneSegment(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	for i := range 10 {
+		c, err := net.DialTimeout("tcp", h.addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		head := fmt.Sprintf("CONNECT example.test:443 HTTP/1.1\r\nHost: example.test:443\r\nProxy-Authorization: Basic %s\r\n\r\n", basic(h.sess.ID, h.password))
+		roots := x509.NewCertPool()
+		roots.AddCert(h.ca.Certificate())
+		tc := tls.Client(&connectFirstConn{Conn: c, head: []byte(head), br: bufio.NewReader(c)}, &tls.Config{ServerName: "example.test", RootCAs: roots})
+		if err := tc.Handshake(); err != nil {
+			t.Fatalf("attempt %d: TLS handshake after CONNECT and ClientHello in one segment: %v", i, err)
+		}
+		fmt.Fprint(tc, "GET / HTTP/1.1\r\nHost: example.test\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("attempt %d: %v %v", i, resp, err)
+		}
+		resp.Body.Close()
+		c.Close()
 	}
 }
