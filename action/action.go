@@ -38,6 +38,10 @@ type Request struct {
 	// hashing overlaps the transfer); nil means not computed yet. It is
 	// trusted: set it only together with the Body it was computed over.
 	BodySHA256 []byte
+	// Decoded is true when Body is the inflated form of a body sent with a
+	// Content-Encoding (see Inflate); BodySHA256 and BodySize are still
+	// those of the bytes as sent.
+	Decoded bool
 	// Tunnel is true for a CONNECT that is not intercepted: only Host and Port
 	// are known.
 	Tunnel bool

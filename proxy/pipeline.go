@@ -110,6 +110,14 @@ func (s *Server) process(ctx context.Context, ex *exchange) (*http.Response, fun
 		ar.BodySize = int64(len(prefix))
 	}
 	ex.ar = ar
+	if err := action.Inflate(ar, s.opts.BodyLimit); err != nil {
+		// The server would read the body inflated: so must the policy.
+		reason := strings.TrimPrefix(err.Error(), action.ErrEncoding.Error()+": ")
+		s.auditRefusal(sess, ex, http.StatusUnsupportedMediaType, reason)
+		cnt.denied.Add(1)
+		return s.denial(ex, action.Action{}, answer{status: http.StatusUnsupportedMediaType, decision: "deny",
+			message: "countersign: " + reason + "; send the body uncompressed. Nothing was sent."}), nil
+	}
 	act := s.opts.Classifier.Classify(ar)
 	if status, reason, bad := s.opts.Classifier.Reject(act); bad {
 		// A message countersign cannot read exactly as the server would (a
@@ -166,7 +174,9 @@ func (s *Server) process(ctx context.Context, ex *exchange) (*http.Response, fun
 			// The body waits for a human, and is forwarded or answered
 			// about (git's report-status reads it) after this returns.
 			prefix = slices.Clone(prefix)
-			ar.Body = prefix
+			if !ar.Decoded { // an inflated body is a copy already
+				ar.Body = prefix
+			}
 		}
 		return s.hold(ctx, ex, act, in, d, prefix, truncated, cnt)
 	case policy.VerdictDeny:
@@ -376,7 +386,7 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 			Method:     ex.req.Method,
 			URL:        redact.URL(targetURL(ex)),
 			Headers:    in.Request.Headers,
-			Body:       displayBody(ex.req.Header.Get("Content-Type"), body),
+			Body:       displayBody(ex.req.Header.Get("Content-Type"), shownBody(ex, body)),
 			BodySize:   int64(len(body)),
 			BodySHA256: bodyHash,
 		},
@@ -943,6 +953,15 @@ func summary(a action.Action, ex *exchange) string {
 		s += " in " + a.Region
 	}
 	return s + " — " + ex.req.Method + " " + redact.URL(targetURL(ex))
+}
+
+// shownBody is the body an approver reads: inflated when it was sent
+// compressed.
+func shownBody(ex *exchange, body []byte) []byte {
+	if ex.ar != nil && ex.ar.Decoded {
+		return ex.ar.Body
+	}
+	return body
 }
 
 // displayBody is the body as an approver sees it: JSON and form bodies

@@ -3,6 +3,8 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
+	"compress/zlib"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -10,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/countersign/countersign/action/mcp"
 	"io"
 	"net"
 	"net/http"
@@ -1508,4 +1511,54 @@ func TestConnectAndClientHelloInOneSegment(t *testing.T) {
 		resp.Body.Close()
 		c.Close()
 	}
+}
+
+// A server inflates a compressed body before it reads it (Express does by
+// default), so the policy decides on the inflated body: an MCP tools/call
+// sent with Content-Encoding: gzip is still an MCP tools/call.
+func TestCompressedBodiesAreDecidedInflated(t *testing.T) {
+	const denyDrop = `package countersign
+
+deny contains {"id": "MCP-DROP", "msg": "no dropping tables"} if {
+	input.action.provider == "mcp"
+	input.action.tool == "drop_table"
+}
+`
+	h := newHarness(t, harnessOptions{policy: denyDrop, configure: func(o *Options) {
+		o.Classifier = action.NewClassifier(mcp.New(mcp.Options{}))
+	}})
+	call := `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"drop_table","arguments":{"table":"users"}}}`
+	gz := func(enc string) string {
+		var b bytes.Buffer
+		var w io.WriteCloser
+		if enc == "deflate" {
+			w = zlib.NewWriter(&b)
+		} else {
+			w = gzip.NewWriter(&b)
+		}
+		io.WriteString(w, call)
+		w.Close()
+		return b.String()
+	}
+	for _, enc := range []string{"gzip", "x-gzip", "deflate"} {
+		resp, body := h.do("POST", "https://mcp.example.test/mcp", gz(enc), "Content-Type", "application/json", "Content-Encoding", enc, "Accept", "application/json, text/event-stream")
+		// MCP denials are JSON-RPC errors for the call's id (SPEC 6).
+		if !strings.Contains(body, "MCP-DROP") || !strings.Contains(body, `"id":7`) {
+			t.Errorf("%s: %d %q, want the MCP rule's denial of call 7", enc, resp.StatusCode, body)
+		}
+	}
+	// An encoding countersign does not read is refused, not waved through.
+	resp, _ := h.do("POST", "https://mcp.example.test/mcp", "(brotli bytes)", "Content-Type", "application/json", "Content-Encoding", "br")
+	if resp.StatusCode != http.StatusUnsupportedMediaType {
+		t.Errorf("br: %d, want 415", resp.StatusCode)
+	}
+	h.wantNoUpstream(t)
+	// The decision record names what was sent (its hash) and what was
+	// decided (the MCP action).
+	for _, r := range h.decisions() {
+		if r.Decision == "deny" && len(r.RuleIDs) == 1 && r.RuleIDs[0] == "MCP-DROP" {
+			return
+		}
+	}
+	t.Error("no decision record with MCP-DROP")
 }

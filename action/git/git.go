@@ -263,6 +263,9 @@ func classifyReceivePack(r *action.Request, a *action.Action) {
 // compressed it. cut reports that the data may end before the request does:
 // the proxy truncated the body, or inflating stopped at maxInflated.
 func requestBody(r *action.Request) (body []byte, cut bool, err error) {
+	if r.Decoded {
+		return r.Body, r.BodyTruncated, nil
+	}
 	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
 	case "", "identity":
 		return r.Body, r.BodyTruncated, nil

@@ -1,0 +1,97 @@
+package action
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func gzipped(t testing.TB, s string) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	w := gzip.NewWriter(&b)
+	if _, err := w.Write([]byte(s)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func TestInflate(t *testing.T) {
+	body := `{"jsonrpc":"2.0","method":"tools/call"}`
+	z := gzipped(t, body)
+	tests := []struct {
+		name      string
+		enc       []string
+		body      []byte
+		truncated bool
+		limit     int64
+		want      string
+		wantCut   bool
+		wantErr   string // "" for none
+		untouched bool
+	}{
+		{name: "no encoding", body: []byte(body), limit: 100, untouched: true},
+		{name: "identity", enc: []string{"identity"}, body: []byte(body), limit: 100, untouched: true},
+		{name: "gzip", enc: []string{"gzip"}, body: z, limit: 100, want: body},
+		{name: "x-gzip, odd case and spaces", enc: []string{" X-GZIP "}, body: z, limit: 100, want: body},
+		{name: "past the limit", enc: []string{"gzip"}, body: z, limit: 10, want: body[:10], wantCut: true},
+		{name: "cut by the proxy", enc: []string{"gzip"}, body: z[:len(z)-12], truncated: true, limit: 100, want: body[:len(body)-4], wantCut: true},
+		{name: "malformed", enc: []string{"gzip"}, body: []byte("hello"), limit: 100, wantErr: "does not inflate"},
+		{name: "stream cut short but not by the proxy", enc: []string{"gzip"}, body: z[:len(z)-12], limit: 100, wantErr: "does not inflate"},
+		{name: "unknown encoding", enc: []string{"br"}, body: []byte("x"), limit: 100, wantErr: `"br" is not inspected`},
+		{name: "two encodings", enc: []string{"gzip, gzip"}, body: z, limit: 100, wantErr: "more than one"},
+		{name: "two headers", enc: []string{"gzip", "deflate"}, body: z, limit: 100, wantErr: "more than one"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &Request{Header: http.Header{}, Body: tt.body, BodyTruncated: tt.truncated}
+			for _, e := range tt.enc {
+				r.Header.Add("Content-Encoding", e)
+			}
+			err := Inflate(r, tt.limit)
+			switch {
+			case tt.wantErr != "":
+				if !errors.Is(err, ErrEncoding) || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Inflate() error = %v, want ErrEncoding saying %q", err, tt.wantErr)
+				}
+				return
+			case err != nil:
+				t.Fatalf("Inflate() error = %v", err)
+			case tt.untouched:
+				if r.Decoded || !bytes.Equal(r.Body, tt.body) {
+					t.Errorf("a plain body changed: decoded %v, %q", r.Decoded, r.Body)
+				}
+				return
+			}
+			// A stream cut mid-deflate block may yield less than the
+			// bytes before the cut: what it yields is a prefix.
+			if !r.Decoded || r.BodyTruncated != tt.wantCut || !strings.HasPrefix(body, string(r.Body)) || (!tt.wantCut && string(r.Body) != tt.want) {
+				t.Errorf("Inflate() = %q, decoded %v, truncated %v; want %q, truncated %v", r.Body, r.Decoded, r.BodyTruncated, tt.want, tt.wantCut)
+			}
+		})
+	}
+}
+
+func FuzzInflate(f *testing.F) {
+	f.Add(gzipped(f, `{"jsonrpc":"2.0","method":"tools/call"}`), "gzip", false)
+	f.Add([]byte("x\x9c\xcbH\xcd\xc9\xc9\x07\x00\x06,\x02\x15"), "deflate", false)
+	f.Add([]byte("hello"), "gzip", true)
+	f.Fuzz(func(t *testing.T, body []byte, enc string, truncated bool) {
+		r := &Request{Header: http.Header{"Content-Encoding": {enc}}, Body: body, BodyTruncated: truncated}
+		if err := Inflate(r, 1<<16); err != nil {
+			if !errors.Is(err, ErrEncoding) {
+				t.Fatalf("error not ErrEncoding: %v", err)
+			}
+			return
+		}
+		if len(r.Body) > 1<<16 {
+			t.Fatalf("inflated past the limit: %d bytes", len(r.Body))
+		}
+	})
+}
