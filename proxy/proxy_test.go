@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -1561,4 +1562,54 @@ deny contains {"id": "MCP-DROP", "msg": "no dropping tables"} if {
 		}
 	}
 	t.Error("no decision record with MCP-DROP")
+}
+
+// An HTTP/1.0 client cannot read chunked framing: an answer of unknown
+// length reaches it close-delimited, and the connection ends with it.
+func TestHTTP10ClientGetsUnknownLengthCloseDelimited(t *testing.T) {
+	ca, err := testinfra.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := testinfra.StartServer(ca, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "first part, ")
+		w.(http.Flusher).Flush() // no length: net/http streams it
+		io.WriteString(w, "second part")
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { up.Close() })
+	h := newHarness(t, harnessOptions{configure: func(o *Options) {
+		o.RootCAs = ca.Pool()
+		o.Resolve["stream.test:443"] = up.Addr
+	}})
+	for _, tt := range []struct {
+		proto, conn string
+		chunked     bool
+	}{
+		{"HTTP/1.0", "keep-alive", false},
+		{"HTTP/1.0", "", false},
+		{"HTTP/1.1", "", true},
+	} {
+		tc, br := h.tlsTunnel("stream.test:443", "stream.test")
+		head := fmt.Sprintf("GET /stream %s\r\nHost: stream.test\r\n", tt.proto)
+		if tt.conn != "" {
+			head += "Connection: " + tt.conn + "\r\n"
+		}
+		_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(tc, head+"\r\n")
+		resp, err := http.ReadResponse(br, &http.Request{Method: "GET"})
+		if err != nil {
+			t.Fatalf("%s %s: %v", tt.proto, tt.conn, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		if err != nil || string(body) != "first part, second part" {
+			t.Errorf("%s %s: body %q, %v", tt.proto, tt.conn, body, err)
+		}
+		if chunked := slices.Contains(resp.TransferEncoding, "chunked"); chunked != tt.chunked {
+			t.Errorf("%s %s: chunked %v, want %v", tt.proto, tt.conn, chunked, tt.chunked)
+		}
+		tc.Close()
+	}
 }

@@ -503,8 +503,14 @@ func (s *Server) answer(c *clientReader, rd *h1.Reader, req *http.Request, upgra
 	// we know whether the connection can carry another request.
 	_ = req.Body.Close()
 	keep := !closeAfter && rd.Reusable() && !s.isClosing()
+	// An HTTP/1.0 client cannot read chunked framing: an answer of
+	// unknown length ends with the connection instead.
+	http10 := req.ProtoMajor == 1 && req.ProtoMinor == 0
+	if http10 && resp.ContentLength < 0 {
+		keep = false
+	}
 	bw := getWriter(&c.out)
-	err := writeResponse(bw, resp, req.Method, !keep)
+	err := writeResponse(bw, resp, req.Method, !keep, !http10)
 	putWriter(bw)
 	resp.Body.Close()
 	return err == nil && keep
@@ -696,7 +702,7 @@ func writeRaw(w io.Writer, status int, msg string) {
 // HEAD, 1xx, 204 and 304. Upstream trailers are never forwarded. The writer
 // is flushed after the head and after each body read, so streamed responses
 // (watch, server-sent events) reach the client as they arrive.
-func writeResponse(bw *bufio.Writer, resp *http.Response, method string, closeConn bool) error {
+func writeResponse(bw *bufio.Writer, resp *http.Response, method string, closeConn, chunkOK bool) error {
 	status := resp.StatusCode
 	text := http.StatusText(status)
 	if _, after, ok := strings.Cut(resp.Status, " "); ok && after != "" {
@@ -718,9 +724,11 @@ func writeResponse(bw *bufio.Writer, resp *http.Response, method string, closeCo
 		}
 	case resp.ContentLength >= 0:
 		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
-	default:
+	case chunkOK:
 		h.Set("Transfer-Encoding", "chunked")
 		chunked = true
+	default:
+		// No framing: the body ends with the connection (closeConn).
 	}
 	if closeConn {
 		h.Set("Connection", "close")
@@ -734,7 +742,7 @@ func writeResponse(bw *bufio.Writer, resp *http.Response, method string, closeCo
 	if bodyless || resp.Body == nil {
 		return bw.Flush()
 	}
-	if !chunked {
+	if resp.ContentLength >= 0 {
 		// A known length: the buffer batches head and body into full TLS
 		// records (a small answer goes out in one write) and flushes as it
 		// fills.
@@ -757,14 +765,19 @@ func writeResponse(bw *bufio.Writer, resp *http.Response, method string, closeCo
 	if err := bw.Flush(); err != nil {
 		return err
 	}
-	cw := httputil.NewChunkedWriter(bw)
+	var w io.Writer = bw // close-delimited, for an HTTP/1.0 client
+	var cw io.WriteCloser
+	if chunked {
+		cw = httputil.NewChunkedWriter(bw)
+		w = cw
+	}
 	bufp := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(bufp)
 	buf := *bufp
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
-			if _, err := cw.Write(buf[:n]); err != nil {
+			if _, err := w.Write(buf[:n]); err != nil {
 				return err
 			}
 			if err := bw.Flush(); err != nil {
@@ -779,6 +792,9 @@ func writeResponse(bw *bufio.Writer, resp *http.Response, method string, closeCo
 			// client sees a truncated response rather than a complete one.
 			return rerr
 		}
+	}
+	if !chunked {
+		return bw.Flush()
 	}
 	if err := cw.Close(); err != nil {
 		return err
