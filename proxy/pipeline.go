@@ -399,12 +399,25 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 		Resources:   resources,
 	}
 
+	// The body waits with the request: within a budget, so that many
+	// held requests with large bodies cannot exhaust memory.
+	size := int64(len(body))
+	if s.heldBodies.Add(size) > s.opts.MaxHeldBodies {
+		s.heldBodies.Add(-size)
+		cnt.denied.Add(1)
+		msg := "countersign: this request needs approval, but the requests already waiting for approval hold as much body data as countersign keeps; nothing was sent. Retry later."
+		s.auditNotHeld(ex, msg, nil)
+		return s.denial(ex, act, answer{status: http.StatusServiceUnavailable, decision: "deny", message: msg}), nil
+	}
+	done := func() { s.heldBodies.Add(-size) }
+
 	// The wait keeps only what answering needs: the policy input and the
 	// classifier's request are garbage while the request is held.
 	hold := s.holdFor(d, act, ex.host)
 	messages := d.Messages()
 	if ex.watch == nil {
 		return nil, func() *http.Response {
+			defer done()
 			out, err := s.opts.Approvals.Hold(ctx, rec, hold)
 			return s.holdOutcome(ctx, ex, act, body, rec.ID, messages, out, err, cnt)
 		}
@@ -416,10 +429,12 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 	hd, err := s.opts.Approvals.Open(ctx, rec, cw.wake)
 	if err != nil {
 		cw.finish()
+		done()
 		return s.holdOutcome(ctx, ex, act, body, rec.ID, messages, approval.Outcome{}, err, cnt), nil
 	}
 	hd.Start(ctx, hold)
 	return nil, func() *http.Response {
+		defer done()
 		out := hd.Wait(ctx, cw.watch)
 		cw.finish()
 		return s.holdOutcome(ctx, ex, act, body, rec.ID, messages, out, nil, cnt)

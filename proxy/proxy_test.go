@@ -1613,3 +1613,50 @@ func TestHTTP10ClientGetsUnknownLengthCloseDelimited(t *testing.T) {
 		tc.Close()
 	}
 }
+
+// The bodies of held requests stay within MaxHeldBodies: past it a request
+// that needs approval is refused (503), and the budget comes back when a
+// held request is answered.
+func TestHeldBodiesHaveABudget(t *testing.T) {
+	const approvePosts = `package countersign
+
+approve contains "posts need a human" if input.request.method == "POST"
+`
+	h := newHarness(t, harnessOptions{policy: approvePosts, hold: time.Minute, configure: func(o *Options) { o.MaxHeldBodies = 100 }})
+	body := strings.Repeat("a", 80)
+	first := make(chan int, 1)
+	go func() {
+		resp, _ := h.do("POST", "https://example.test/things", body)
+		first <- resp.StatusCode
+	}()
+	rec := h.waitPending()
+	resp, text := h.do("POST", "https://example.test/other", body)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(text, "body data") {
+		t.Fatalf("a second 80-byte body while the first is held: %d %q, want 503", resp.StatusCode, text)
+	}
+	if _, err := h.broker.Decide(t.Context(), rec.ID, approval.Decision{Approve: true, Approver: "cli:bob", Via: "cli"}); err != nil {
+		t.Fatal(err)
+	}
+	if code := <-first; code != http.StatusOK {
+		t.Fatalf("the approved request: %d", code)
+	}
+	// Answered: its bytes are free again, and the next one is held.
+	third := make(chan int, 1)
+	go func() {
+		resp, _ := h.do("POST", "https://example.test/third", body)
+		third <- resp.StatusCode
+	}()
+	rec = h.waitPending()
+	if !strings.Contains(rec.Request.URL, "/third") {
+		t.Errorf("the next held request is %s", rec.Request.URL)
+	}
+	if _, err := h.broker.Decide(t.Context(), rec.ID, approval.Decision{Approve: false, Approver: "cli:bob", Via: "cli"}); err != nil {
+		t.Fatal(err)
+	}
+	if code := <-third; code != http.StatusForbidden {
+		t.Errorf("the denied third request: %d, want 403", code)
+	}
+	if n := h.up.Count("POST", "/other"); n != 0 {
+		t.Errorf("the refused request reached the upstream %d times", n)
+	}
+}

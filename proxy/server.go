@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/elazarl/goproxy"
@@ -115,6 +116,10 @@ type Options struct {
 	// a client that left (default 1s): a held request costs no goroutine,
 	// so nothing reads its socket between checks.
 	HeldSweep time.Duration
+	// MaxHeldBodies caps the bytes of request bodies kept while their
+	// requests wait for a human (default 512 MiB): each may be as large as
+	// inspect.body_limit, and 10,000 of them would not fit in memory.
+	MaxHeldBodies int64
 
 	Now func() time.Time
 }
@@ -142,6 +147,9 @@ type Server struct {
 	readers sync.Pool
 	// bodies recycles the buffers of large request bodies (bodybuf.go).
 	bodies bodyPool
+	// heldBodies counts the bytes of the bodies of held requests (see
+	// Options.MaxHeldBodies).
+	heldBodies atomic.Int64
 	// parked are the connections of requests held for approval.
 	parked parkedConns
 	// tlsConfig serves every intercepted connection's handshake.
@@ -192,6 +200,9 @@ func New(opts Options, logger *zap.Logger) (*Server, error) {
 	}
 	if opts.HeldSweep <= 0 {
 		opts.HeldSweep = time.Second
+	}
+	if opts.MaxHeldBodies <= 0 {
+		opts.MaxHeldBodies = 512 << 20
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
