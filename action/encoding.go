@@ -7,23 +7,24 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 )
 
-// ErrEncoding is returned by Inflate for a body that cannot be inspected
-// as sent: a Content-Encoding countersign does not read, or a compressed
-// stream that is malformed.
+// ErrEncoding is returned by Inflate for a body sent as gzip or deflate
+// that does not inflate: a server that inflates it might still read
+// something from it, which the policy would not have seen.
 var ErrEncoding = errors.New("request body encoding")
 
 // Inflate replaces a compressed body (Content-Encoding gzip, x-gzip or
-// deflate) with its inflated form, at most limit bytes, and sets Decoded.
-// Servers inflate such bodies before they read them (Express does by
-// default), so an MCP call or an AWS query sent compressed must be
+// deflate, alone) with its inflated form, at most limit bytes, and sets
+// Decoded. Servers inflate such bodies before they read them (Express does
+// by default), so an MCP call or an AWS query sent compressed must be
 // classified, and decided on, as what it says. A body cut short by the
 // proxy, or inflating to more than limit, is marked truncated. BodySHA256
-// and BodySize stay those of the bytes as sent. A request without a body,
-// or without Content-Encoding, is left alone.
+// and BodySize stay those of the bytes as sent. Other encodings, and more
+// than one, are left as sent: S3 keeps them as object metadata and
+// aws-chunked is SigV4's own framing, so no server reads such a body
+// inflated by a generic rule.
 func Inflate(r *Request, limit int64) error {
 	if len(r.Body) == 0 {
 		return nil
@@ -37,7 +38,7 @@ func Inflate(r *Request, limit int64) error {
 				continue
 			}
 			if enc != "" {
-				return fmt.Errorf("%w: more than one Content-Encoding (%s, %s)", ErrEncoding, enc, e)
+				return nil // more than one: left as sent
 			}
 			enc = e
 		}
@@ -52,7 +53,7 @@ func Inflate(r *Request, limit int64) error {
 	case "deflate":
 		zr, err = zlib.NewReader(bytes.NewReader(r.Body))
 	default:
-		return fmt.Errorf("%w: Content-Encoding %s is not inspected", ErrEncoding, strconv.Quote(enc))
+		return nil // not one a server inflates by itself: left as sent
 	}
 	cut := r.BodyTruncated
 	var out []byte

@@ -1,7 +1,9 @@
 package action
 
 import (
+	"maps"
 	"net/url"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -24,10 +26,12 @@ func ValidKeys(vals url.Values) url.Values {
 	if valid {
 		return vals
 	}
+	// Merged in the order of the names as sent, so that equal requests
+	// give equal lists.
 	out := make(url.Values, len(vals))
-	for k, vs := range vals {
-		k = strings.ToValidUTF8(k, "\uFFFD")
-		out[k] = append(out[k], vs...)
+	for _, k := range slices.Sorted(maps.Keys(vals)) {
+		v := strings.ToValidUTF8(k, "\uFFFD")
+		out[v] = append(out[v], vals[k]...)
 	}
 	return out
 }

@@ -13,6 +13,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,6 +39,13 @@ type Options struct {
 	Now func() time.Time
 	// NoCache turns the decision cache off (for differential tests).
 	NoCache bool
+	// PinPaths keeps reloads to the directories loaded at start: each
+	// policy path that is a directory, and the directory holding each one
+	// that is a file. A reload that finds another directory there (the
+	// old one moved away, a new one made in its place) is refused. run
+	// --isolate sets it: the agent cannot write a read-only policy, but it
+	// may rename a directory that contains it.
+	PinPaths bool
 	// OnReload, when set, is told about every reload that changed the
 	// policy set or was rejected (see reload.go). It is called with reloads
 	// serialised, so it must not call Reload.
@@ -52,6 +61,9 @@ type Engine struct {
 	mu        sync.Mutex // serialises reloads
 	lastError atomic.Pointer[reloadError]
 	status    reloadState // see reload.go
+	// pins are the policy directories loaded at start, when
+	// Options.PinPaths is set.
+	pins map[string]os.FileInfo
 }
 
 type reloadError struct {
@@ -82,10 +94,59 @@ func New(ctx context.Context, opts Options, logger *zap.Logger) (*Engine, error)
 		return nil, err
 	}
 	e := &Engine{opts: opts, logger: logger.Named("policy")}
+	if opts.PinPaths {
+		if e.pins, err = pinDirs(opts.Source.Paths); err != nil {
+			return nil, err
+		}
+	}
 	e.cur.Store(s)
 	e.status.loaded(opts.Now(), opts.Source.Bundle)
 	e.logger.Info("policy loaded", zap.String("revision", s.revision), zap.Int("modules", len(s.files)))
 	return e, nil
+}
+
+// pinDirs records the directory of each policy path (see
+// Options.PinPaths).
+func pinDirs(paths []string) (map[string]os.FileInfo, error) {
+	pins := make(map[string]os.FileInfo, len(paths))
+	for _, p := range paths {
+		dir, fi, err := policyDir(p)
+		if err != nil {
+			return nil, fmt.Errorf("policy path %s: %w", p, err)
+		}
+		pins[dir] = fi
+	}
+	return pins, nil
+}
+
+// policyDir is p when it is a directory, else the directory holding it,
+// and what is there now.
+func policyDir(p string) (string, os.FileInfo, error) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return "", nil, err
+	}
+	if fi.IsDir() {
+		return p, fi, nil
+	}
+	dir := filepath.Dir(p)
+	fi, err = os.Stat(dir)
+	return dir, fi, err
+}
+
+// checkPins fails when a pinned directory is no longer the one loaded at
+// start.
+func (e *Engine) checkPins(paths []string) error {
+	for _, p := range paths {
+		dir, fi, err := policyDir(p)
+		if err != nil {
+			return fmt.Errorf("policy path %s: %w", p, err)
+		}
+		if was, ok := e.pins[dir]; ok && !os.SameFile(was, fi) {
+			return fmt.Errorf("policy path %s: %s is not the directory countersign loaded at start (it was moved or replaced); keeping the policy in force, restart countersign to load what is there now", p, dir)
+		}
+	}
+	return nil
 }
 
 // Revision identifies the policy set in force.

@@ -114,7 +114,10 @@ func (e *Engine) Status() ReloadStatus {
 // force stays. The caller holds e.mu.
 func (e *Engine) reloadLocked(ctx context.Context, src Source, origin string) error {
 	prev := e.cur.Load()
-	s, tests, err := compileAndTest(ctx, src)
+	s, tests, err := (*set)(nil), TestResult{}, e.checkPins(src.Paths)
+	if err == nil {
+		s, tests, err = compileAndTest(ctx, src)
+	}
 	now := e.opts.Now()
 	if err != nil && ctx.Err() != nil {
 		// The caller gave up (shutdown): nothing was offered and rejected.

@@ -14,6 +14,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/zap"
+
+	"github.com/countersign/countersign/action"
 )
 
 const (
@@ -249,5 +251,58 @@ func TestReloadRejectionEventsNameTheirOrigin(t *testing.T) {
 	ev := events.next(t)
 	if ev.Origin != OriginBundle || ev.Err == nil || !slices.Contains([]string{e.Revision()}, ev.Revision) {
 		t.Errorf("bundle rejection event = %+v", ev)
+	}
+}
+
+// With PinPaths, a reload that finds another directory where a policy
+// directory was (the old one moved away, a new one made in its place) is
+// refused and the policy in force stays; without it, the new one loads.
+func TestPinnedPolicyDirectories(t *testing.T) {
+	const deny = "package countersign\n\ndeny contains \"no deletes\" if input.request.method == \"DELETE\"\n"
+	const allow = "package countersign\n"
+	for _, pin := range []bool{true, false} {
+		for _, asFile := range []bool{false, true} {
+			root := t.TempDir()
+			dir := filepath.Join(root, "proj", "policies")
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "policy.rego"), []byte(deny), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			path := dir
+			if asFile {
+				path = filepath.Join(dir, "policy.rego")
+			}
+			e, err := New(t.Context(), Options{Source: Source{Paths: []string{path}}, PinPaths: pin}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// An editor's change in place reloads either way.
+			if err := os.WriteFile(filepath.Join(dir, "policy.rego"), []byte(deny+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.Reload(t.Context()); err != nil {
+				t.Fatalf("pin %v, file %v: a change in place: %v", pin, asFile, err)
+			}
+			// The agent moves the project and makes its own policies.
+			if err := os.Rename(filepath.Join(root, "proj"), filepath.Join(root, "proj-old")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "policy.rego"), []byte(allow), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			err = e.Reload(t.Context())
+			d := e.Decide(t.Context(), NewInput(&action.Request{Method: "DELETE", Host: "h", Path: "/"}, action.Action{Provider: "http"}, nil, time.Unix(0, 0)))
+			if pin && (err == nil || !strings.Contains(err.Error(), "moved or replaced") || d.Verdict != VerdictDeny) {
+				t.Errorf("pinned, file %v: reload error %v, DELETE %s; want refused and still denied", asFile, err, d.Verdict)
+			}
+			if !pin && (err != nil || d.Verdict != VerdictAllow) {
+				t.Errorf("not pinned, file %v: reload error %v, DELETE %s; want the new policy", asFile, err, d.Verdict)
+			}
+		}
 	}
 }

@@ -111,12 +111,13 @@ func (s *Server) process(ctx context.Context, ex *exchange) (*http.Response, fun
 	}
 	ex.ar = ar
 	if err := action.Inflate(ar, s.opts.BodyLimit); err != nil {
-		// The server would read the body inflated: so must the policy.
+		// The server would read the body inflated, so the policy must; a
+		// body that does not inflate here might still say something there.
 		reason := strings.TrimPrefix(err.Error(), action.ErrEncoding.Error()+": ")
-		s.auditRefusal(sess, ex, http.StatusUnsupportedMediaType, reason)
+		s.auditRefusal(sess, ex, http.StatusBadRequest, reason)
 		cnt.denied.Add(1)
-		return s.denial(ex, action.Action{}, answer{status: http.StatusUnsupportedMediaType, decision: "deny",
-			message: "countersign: " + reason + "; send the body uncompressed. Nothing was sent."}), nil
+		return s.denial(ex, action.Action{}, answer{status: http.StatusBadRequest, decision: "deny",
+			message: "countersign: " + reason + "; nothing was sent."}), nil
 	}
 	act := s.opts.Classifier.Classify(ar)
 	if status, reason, bad := s.opts.Classifier.Reject(act); bad {
@@ -178,7 +179,8 @@ func (s *Server) process(ctx context.Context, ex *exchange) (*http.Response, fun
 				ar.Body = prefix
 			}
 		}
-		return s.hold(ctx, ex, act, in, d, prefix, truncated, cnt)
+		// An inflated body past the limit is as unseen as a raw one.
+		return s.hold(ctx, ex, act, in, d, prefix, truncated || ar.BodyTruncated, cnt)
 	case policy.VerdictDeny:
 		cnt.denied.Add(1)
 		return s.denial(ex, act, answer{status: http.StatusForbidden, decision: "deny", message: denyMessage(d.Messages(), d.RuleIDs())}), nil
@@ -340,7 +342,7 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 	// The fingerprint uses the provider's canonical body where it has one
 	// (an MCP message without its per-request id); the record keeps the
 	// real hash.
-	fp := fingerprint(ex, act, s.opts.Classifier.FingerprintBody(act, body))
+	fp := fingerprint(ex, act, s.opts.Classifier.FingerprintBody(act, decodedBody(ex, body)))
 
 	if g, err := s.opts.Approvals.ConsumeGrant(ctx, sess.ID, fp); err == nil {
 		if err := s.opts.Audit.Record(&audit.Event{Type: "approval", RequestID: ex.id, ApprovalID: g.ApprovalID,
@@ -386,7 +388,7 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 			Method:     ex.req.Method,
 			URL:        redact.URL(targetURL(ex)),
 			Headers:    in.Request.Headers,
-			Body:       displayBody(ex.req.Header.Get("Content-Type"), shownBody(ex, body)),
+			Body:       displayBody(ex.req.Header.Get("Content-Type"), decodedBody(ex, body)),
 			BodySize:   int64(len(body)),
 			BodySHA256: bodyHash,
 		},
@@ -402,6 +404,9 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 	// The body waits with the request: within a budget, so that many
 	// held requests with large bodies cannot exhaust memory.
 	size := int64(len(body))
+	if ex.ar != nil && ex.ar.Decoded {
+		size += int64(len(ex.ar.Body)) // the inflated copy waits too
+	}
 	if s.heldBodies.Add(size) > s.opts.MaxHeldBodies {
 		s.heldBodies.Add(-size)
 		cnt.denied.Add(1)
@@ -538,7 +543,7 @@ func inputAction(in *policy.Input) map[string]any {
 // policy.RecordedInput puts them back; every decision record is on the
 // request's path, so none is written twice. in.Map() is shared with the
 // decision: the record gets copies of the maps it trims.
-func recordedInput(in *policy.Input) map[string]any {
+func recordedInput(in *policy.Input, inflated int64) map[string]any {
 	doc := in.Map()
 	out := make(map[string]any, len(doc))
 	for k, v := range doc {
@@ -556,9 +561,10 @@ func recordedInput(in *policy.Input) map[string]any {
 					trimmed[rk] = rv
 				}
 			}
-			if in.Request.Body != nil && in.Request.BodySize > auditBodyLimit {
-				// Large bodies stay out of the log (their hash is in it).
-				// Replay sees body_omitted and no body.
+			if in.Request.Body != nil && max(in.Request.BodySize, inflated) > auditBodyLimit {
+				// Large bodies, as sent or once inflated (a small gzip can
+				// inflate to body_limit), stay out of the log (their hash
+				// is in it). Replay sees body_omitted and no body.
 				delete(trimmed, "body")
 				trimmed["body_omitted"] = true
 			}
@@ -891,7 +897,7 @@ func (s *Server) decisionEvent(sess *session.Info, ex *exchange, in *policy.Inpu
 		ev.Error = "policy error: " + d.Err.Error()
 	}
 	if s.opts.RecordInput {
-		ev.Input = recordedInput(in)
+		ev.Input = recordedInput(in, int64(len(decodedBody(ex, nil))))
 	}
 	return ev
 }
@@ -970,9 +976,11 @@ func summary(a action.Action, ex *exchange) string {
 	return s + " — " + ex.req.Method + " " + redact.URL(targetURL(ex))
 }
 
-// shownBody is the body an approver reads: inflated when it was sent
-// compressed.
-func shownBody(ex *exchange, body []byte) []byte {
+// decodedBody is the body as the server reads it: inflated when it was
+// sent compressed (see action.Inflate), else body as sent. Approvers read
+// it, and the fingerprint covers it (through the provider's canonical
+// form: a gzipped MCP call's retry has another JSON-RPC id).
+func decodedBody(ex *exchange, body []byte) []byte {
 	if ex.ar != nil && ex.ar.Decoded {
 		return ex.ar.Body
 	}

@@ -1548,10 +1548,11 @@ deny contains {"id": "MCP-DROP", "msg": "no dropping tables"} if {
 			t.Errorf("%s: %d %q, want the MCP rule's denial of call 7", enc, resp.StatusCode, body)
 		}
 	}
-	// An encoding countersign does not read is refused, not waved through.
-	resp, _ := h.do("POST", "https://mcp.example.test/mcp", "(brotli bytes)", "Content-Type", "application/json", "Content-Encoding", "br")
-	if resp.StatusCode != http.StatusUnsupportedMediaType {
-		t.Errorf("br: %d, want 415", resp.StatusCode)
+	// A gzip body that does not inflate is refused, not waved through: a
+	// server might read something from it.
+	resp, _ := h.do("POST", "https://mcp.example.test/mcp", "(not gzip)", "Content-Type", "application/json", "Content-Encoding", "gzip")
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("malformed gzip: %d, want 400", resp.StatusCode)
 	}
 	h.wantNoUpstream(t)
 	// The decision record names what was sent (its hash) and what was
@@ -1659,4 +1660,98 @@ approve contains "posts need a human" if input.request.method == "POST"
 	if n := h.up.Count("POST", "/other"); n != 0 {
 		t.Errorf("the refused request reached the upstream %d times", n)
 	}
+}
+
+func gzipString(s string) string {
+	var b bytes.Buffer
+	w := gzip.NewWriter(&b)
+	io.WriteString(w, s)
+	w.Close()
+	return b.String()
+}
+
+// Encodings that servers keep as they are (S3 stores Content-Encoding as
+// object metadata; aws-chunked is SigV4's own framing) are decided and
+// forwarded as sent, not refused.
+func TestOtherContentEncodingsAreForwardedAsSent(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	for _, enc := range []string{"aws-chunked", "br", "zstd", "aws-chunked, gzip"} {
+		resp, _ := h.do("PUT", "https://example.test/bucket/"+strings.ReplaceAll(enc, ", ", "-"), "opaque bytes", "Content-Encoding", enc)
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: %d, want 200", enc, resp.StatusCode)
+		}
+	}
+}
+
+// What a human approves and what a retry must match is the body the server
+// reads: inflated.
+func TestInflatedBodiesAndApprovals(t *testing.T) {
+	const approve = `package countersign
+
+approve contains "needs a human" if input.request.method == "POST"
+`
+	t.Run("a body past the limit once inflated is not held", func(t *testing.T) {
+		h := newHarness(t, harnessOptions{policy: approve, hold: time.Minute, configure: func(o *Options) { o.BodyLimit = 4096 }})
+		body := gzipString(strings.Repeat("a", 4096) + " and what the approver would not see")
+		resp, _ := h.do("POST", "https://example.test/things", body, "Content-Encoding", "gzip", "Content-Type", "text/plain")
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("%d, want 413", resp.StatusCode)
+		}
+		h.wantNoUpstream(t)
+	})
+	t.Run("the held-bodies budget counts the inflated copy", func(t *testing.T) {
+		h := newHarness(t, harnessOptions{policy: approve, hold: time.Minute, configure: func(o *Options) { o.MaxHeldBodies = 64 << 10 }})
+		body := gzipString(strings.Repeat("a", 60<<10)) // ~100 bytes sent, 60 KiB kept inflated
+		first := make(chan int, 1)
+		go func() {
+			resp, _ := h.do("POST", "https://example.test/one", body, "Content-Encoding", "gzip")
+			first <- resp.StatusCode
+		}()
+		rec := h.waitPending()
+		if resp, _ := h.do("POST", "https://example.test/two", body, "Content-Encoding", "gzip"); resp.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("a second 60 KiB inflated body while one is held: %d, want 503", resp.StatusCode)
+		}
+		if _, err := h.broker.Decide(t.Context(), rec.ID, approval.Decision{Approver: "cli:bob", Via: "cli"}); err != nil {
+			t.Fatal(err)
+		}
+		<-first
+	})
+	t.Run("a gzipped MCP call's retry matches its approval", func(t *testing.T) {
+		const approveTools = `package countersign
+
+approve contains "tools need a human" if input.action.provider == "mcp"
+`
+		h := newHarness(t, harnessOptions{policy: approveTools, hold: 50 * time.Millisecond, configure: func(o *Options) {
+			o.Classifier = action.NewClassifier(mcp.New(mcp.Options{}))
+		}})
+		call := func(id int) string {
+			return gzipString(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"drop_table","arguments":{"table":"users"}}}`, id))
+		}
+		hdr := []string{"Content-Type", "application/json", "Content-Encoding", "gzip", "Accept", "application/json, text/event-stream"}
+		resp, _ := h.do("POST", "https://example.test/mcp", call(1), hdr...)
+		id := resp.Header.Get("X-Countersign-Approval")
+		if id == "" {
+			t.Fatalf("first call: %d, no approval", resp.StatusCode)
+		}
+		if _, err := h.broker.Decide(t.Context(), id, approval.Decision{Approve: true, Approver: "cli:bob", Via: "cli"}); err != nil {
+			t.Fatal(err)
+		}
+		resp, body := h.do("POST", "https://example.test/mcp", call(2), hdr...)
+		if got := resp.Header.Get("X-Countersign-Approval"); got != id || h.up.Count("POST", "/mcp") != 1 {
+			t.Errorf("the retry with a new JSON-RPC id: %d under approval %q, want the approved %s forwarded; %q", resp.StatusCode, got, id, body)
+		}
+	})
+	t.Run("a small body that inflates large stays out of the audit log", func(t *testing.T) {
+		h := newHarness(t, harnessOptions{policy: "package countersign\n\ndeny contains \"no\" if input.request.method == \"POST\"\n"})
+		body := gzipString(`{"x":"` + strings.Repeat("a", 512<<10) + `"}`)
+		before, _ := os.Stat(h.logPath)
+		h.do("POST", "https://example.test/things", body, "Content-Encoding", "gzip", "Content-Type", "application/json")
+		after, err := os.Stat(h.logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if grew := after.Size() - before.Size(); grew > 64<<10 {
+			t.Errorf("the audit log grew %d bytes for a %d-byte body", grew, len(body))
+		}
+	})
 }

@@ -455,7 +455,7 @@ func (s *Server) serveRequest(tc *tunnelConn) (keep bool, held *heldRequest) {
 	}
 	if expectsContinue(req) {
 		ex.beforeBody = func() error {
-			if _, err := io.WriteString(conn, "HTTP/1.1 100 Continue\r\n\r\n"); err != nil {
+			if _, err := io.WriteString(&c.out, "HTTP/1.1 100 Continue\r\n\r\n"); err != nil {
 				return err
 			}
 			return nil
@@ -512,6 +512,14 @@ func (s *Server) answer(c *clientReader, rd *h1.Reader, req *http.Request, upgra
 	bw := getWriter(&c.out)
 	err := writeResponse(bw, resp, req.Method, !keep, !http10)
 	putWriter(bw)
+	if err != nil && http10 && resp.ContentLength < 0 {
+		// A close-delimited answer is complete only if TLS ends with
+		// close_notify: cut the connection under TLS, so the client sees
+		// a truncated answer, not a whole one.
+		if tc, ok := conn.(*tls.Conn); ok {
+			_ = tc.NetConn().Close()
+		}
+	}
 	resp.Body.Close()
 	return err == nil && keep
 }

@@ -158,6 +158,7 @@ func runSession(cmd *cobra.Command, e *env, f runFlags, args []string) error {
 		discoveryName: sess.ID,
 		auditFallback: sess.ID,
 		operatorLinks: true,
+		pinPolicy:     f.isolate,
 	})
 	if err != nil {
 		return err

@@ -168,6 +168,9 @@ type appOptions struct {
 	// operatorLinks: approval links are announced to the operator (run's
 	// terminal), see approval.Options.NotificationLinkIsOperators.
 	operatorLinks bool
+	// pinPolicy: reloads keep to the policy directories loaded at start
+	// (run --isolate; see policy.Options.PinPaths).
+	pinPolicy bool
 	// pageSecret keys the approval page's form tokens; nil means a random
 	// one for this process. Replicas that share a store share it.
 	pageSecret []byte
@@ -229,7 +232,7 @@ func newApp(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts ap
 		return nil, err
 	}
 	a.watchPaths = len(src.Paths) > 0
-	a.engine, err = policy.New(ctx, policy.Options{Source: src, OnError: onError, EvalTimeout: cfg.Policy.EvalTimeout, OnReload: a.policyReloaded}, logger)
+	a.engine, err = policy.New(ctx, policy.Options{Source: src, OnError: onError, EvalTimeout: cfg.Policy.EvalTimeout, OnReload: a.policyReloaded, PinPaths: opts.pinPolicy}, logger)
 	if err != nil {
 		key := "policy.paths"
 		if !cfg.IsSet(key) {
