@@ -288,11 +288,38 @@ func (b *Broker) settle(w *waiter, o Outcome) {
 }
 
 // ConsumeGrant admits a request whose identical twin was approved after its
-// hold ran out. It returns the grant, or ErrNotFound.
-func (b *Broker) ConsumeGrant(ctx context.Context, sessionID, fingerprint string) (Grant, error) {
+// hold ran out. It returns the grant, or ErrNotFound. With asks, the
+// approval the grant came from must have given as much as the policy asks
+// now (see Asks); a grant that does not is used up, and ErrNotFound
+// returned.
+func (b *Broker) ConsumeGrant(ctx context.Context, sessionID, fingerprint string, asks ...Asks) (Grant, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.opts.Store.ConsumeGrant(ctx, sessionID, fingerprint, b.opts.Now())
+	g, err := b.opts.Store.ConsumeGrant(ctx, sessionID, fingerprint, b.opts.Now())
+	if err != nil || len(asks) == 0 {
+		return g, err
+	}
+	rec, err := b.opts.Store.Get(ctx, g.ApprovalID)
+	if err != nil {
+		return Grant{}, fmt.Errorf("the approval behind grant %s: %w", g.ApprovalID, err)
+	}
+	q := ScopeQuery{Required: asks[0].Required, RuleIDs: asks[0].RuleIDs}
+	if max(q.Required, 1) > max(rec.Required, 1) || slices.ContainsFunc(q.RuleIDs, func(id string) bool { return !slices.Contains(rec.RuleIDs, id) }) {
+		// The policy now asks more of this request than the approval
+		// gave (more approvers, another rule): the grant is used up,
+		// and the request needs an approval of its own.
+		b.logger.Info("grant does not cover what the policy now asks; a new approval is needed",
+			zap.String("approval", rec.ID), zap.Int("required", q.Required), zap.Int("approved_by", rec.Required))
+		return Grant{}, fmt.Errorf("grant %s: %w", rec.ID, ErrNotFound)
+	}
+	return g, nil
+}
+
+// Asks is what the policy asks of a request now: how many approvers, for
+// which rules. A grant admits a retry only if its approval gave as much.
+type Asks struct {
+	Required int
+	RuleIDs  []string
 }
 
 // Hold opens an approval for rec (or joins the pending one with the same

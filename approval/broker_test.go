@@ -1160,3 +1160,44 @@ func TestWaitAfterTheHoldRanOut(t *testing.T) {
 		}
 	})
 }
+
+// A grant admits a retry only if its approval gave as much as the policy
+// asks now: a one-approver grant does not admit a retry the policy now sends
+// to two people, or one another rule now holds; such a grant is used up.
+func TestGrantCoversWhatThePolicyNowAsks(t *testing.T) {
+	tests := []struct {
+		name string
+		asks Asks
+		ok   bool
+	}{
+		{"as much", Asks{Required: 1, RuleIDs: []string{"R1"}}, true},
+		{"no rule ids", Asks{Required: 1}, true},
+		{"more approvers", Asks{Required: 2, RuleIDs: []string{"R1"}}, false},
+		{"another rule", Asks{Required: 1, RuleIDs: []string{"R1", "R2"}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b, _, _ := newTestBroker(t, Options{})
+				rec := newRecord("s1", "fp1")
+				rec.RuleIDs = []string{"R1"}
+				if out, err := b.Hold(t.Context(), rec, time.Second); err != nil || out.Kind != OutcomePending {
+					t.Fatalf("Hold() = %v, %v", out.Kind, err)
+				}
+				if _, err := b.Decide(t.Context(), rec.ID, Decision{Approve: true, Approver: "alice", Via: "cli"}); err != nil {
+					t.Fatal(err)
+				}
+				_, err := b.ConsumeGrant(t.Context(), "s1", "fp1", tt.asks)
+				if ok := err == nil; ok != tt.ok {
+					t.Errorf("ConsumeGrant(%+v) error = %v, want admitted %v", tt.asks, err, tt.ok)
+				}
+				if !tt.ok && !errors.Is(err, ErrNotFound) {
+					t.Errorf("error = %v, want ErrNotFound", err)
+				}
+				if _, err := b.ConsumeGrant(t.Context(), "s1", "fp1"); !errors.Is(err, ErrNotFound) {
+					t.Errorf("the grant was not used up: %v", err)
+				}
+			})
+		})
+	}
+}

@@ -344,7 +344,7 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 	// real hash.
 	fp := fingerprint(ex, act, s.opts.Classifier.FingerprintBody(act, decodedBody(ex, body)))
 
-	if g, err := s.opts.Approvals.ConsumeGrant(ctx, sess.ID, fp); err == nil {
+	if g, err := s.opts.Approvals.ConsumeGrant(ctx, sess.ID, fp, approval.Asks{Required: d.RequiredApprovals(), RuleIDs: d.RuleIDs()}); err == nil {
 		if err := s.opts.Audit.Record(&audit.Event{Type: "approval", RequestID: ex.id, ApprovalID: g.ApprovalID,
 			Session: sessionRef(sess), Detail: "grant consumed: an identical retry of an approved request"}); err != nil {
 			cnt.denied.Add(1)
