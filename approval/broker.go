@@ -303,23 +303,15 @@ func (b *Broker) ConsumeGrant(ctx context.Context, sessionID, fingerprint string
 	if err != nil {
 		return Grant{}, fmt.Errorf("the approval behind grant %s: %w", g.ApprovalID, err)
 	}
-	q := ScopeQuery{Required: asks[0].Required, RuleIDs: asks[0].RuleIDs}
-	if max(q.Required, 1) > max(rec.Required, 1) || slices.ContainsFunc(q.RuleIDs, func(id string) bool { return !slices.Contains(rec.RuleIDs, id) }) {
+	if !asks[0].coveredBy(rec.Required, rec.RuleIDs) {
 		// The policy now asks more of this request than the approval
 		// gave (more approvers, another rule): the grant is used up,
 		// and the request needs an approval of its own.
 		b.logger.Info("grant does not cover what the policy now asks; a new approval is needed",
-			zap.String("approval", rec.ID), zap.Int("required", q.Required), zap.Int("approved_by", rec.Required))
+			zap.String("approval", rec.ID), zap.Int("required", asks[0].Required), zap.Int("approved_by", rec.Required))
 		return Grant{}, fmt.Errorf("grant %s: %w", rec.ID, ErrNotFound)
 	}
 	return g, nil
-}
-
-// Asks is what the policy asks of a request now: how many approvers, for
-// which rules. A grant admits a retry only if its approval gave as much.
-type Asks struct {
-	Required int
-	RuleIDs  []string
 }
 
 // Hold opens an approval for rec (or joins the pending one with the same

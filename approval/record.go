@@ -224,6 +224,28 @@ type ScopeQuery struct {
 	RuleIDs  []string
 }
 
+// Asks is what the policy asks of a request now: how many approvers, for
+// which rules. A grant or a scope admits the request only if the approval
+// it came from gave as much.
+type Asks struct {
+	Required int
+	RuleIDs  []string
+}
+
+// coveredBy reports whether an approval given by required approvers, for
+// ruleIDs, gave as much as a asks.
+func (a Asks) coveredBy(required int, ruleIDs []string) bool {
+	if max(a.Required, 1) > max(required, 1) {
+		return false
+	}
+	for _, id := range a.RuleIDs {
+		if !slices.Contains(ruleIDs, id) {
+			return false
+		}
+	}
+	return true
+}
+
 // Covers reports whether a request falls inside the scope: same session,
 // same operation at the same place, every resource of the request among the
 // scope's, no more approvers required and no rule the approval did not see.
@@ -231,13 +253,8 @@ func (s Scope) Covers(q ScopeQuery) bool {
 	if s.SessionID != q.SessionID || s.Operation != q.Operation || q.Operation == "" {
 		return false
 	}
-	if max(q.Required, 1) > max(s.Required, 1) {
+	if !(Asks{Required: q.Required, RuleIDs: q.RuleIDs}).coveredBy(s.Required, s.RuleIDs) {
 		return false
-	}
-	for _, id := range q.RuleIDs {
-		if !slices.Contains(s.RuleIDs, id) {
-			return false
-		}
 	}
 	if len(q.Resources) == 0 {
 		return len(s.Resources) == 0
