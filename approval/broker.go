@@ -533,6 +533,16 @@ func (b *Broker) register(ctx context.Context, rec *Record, wake func()) (*held,
 // audited. Caller holds b.mu.
 func (b *Broker) openLocked(ctx context.Context, rec *Record, requestID string, now time.Time) (_ *Record, joined bool, link string, _ error) {
 	existing, err := b.opts.Store.FindPending(ctx, rec.SessionID, rec.Fingerprint, now)
+	if err == nil && !(Asks{Required: rec.Required, RuleIDs: rec.RuleIDs}).coveredBy(existing.Required, existing.RuleIDs) {
+		// The policy now asks more of this request than the pending
+		// approval does (more approvers, or a rule it was not opened
+		// for): joining would let fewer humans admit it. Close the old
+		// one and open a new one that asks as much.
+		if err := b.supersedeLocked(ctx, existing, rec); err != nil {
+			return nil, false, "", err
+		}
+		err = ErrNotFound
+	}
 	switch {
 	case err == nil:
 		rec, joined = existing, true
@@ -603,6 +613,26 @@ func (b *Broker) openLocked(ctx context.Context, rec *Record, requestID string, 
 		link = b.opts.PageURL(rec.ID, token)
 	}
 	return rec, false, link, nil
+}
+
+// supersedeLocked denies pending approval old, in countersign's name,
+// because a retry of its request now asks for more than old does. If a
+// human decided old in the meantime, that decision stands. Caller holds
+// b.mu.
+func (b *Broker) supersedeLocked(ctx context.Context, old, retry *Record) error {
+	asks := fmt.Sprintf("%d approval(s)", max(retry.Required, 1))
+	if len(retry.RuleIDs) > 0 {
+		asks += " for " + strings.Join(retry.RuleIDs, ", ")
+	}
+	d := Decision{
+		Approver: "countersign", Identity: "countersign", Via: "policy", At: b.opts.Now(),
+		Reason: "superseded: the current policy asks " + asks + " of this request, more than this approval was opened for; its retry opened a new approval",
+	}
+	_, err := b.decideLocked(ctx, old.ID, "", d)
+	if err != nil && !errors.Is(err, ErrDecided) && !errors.Is(err, ErrExpired) {
+		return fmt.Errorf("close approval %s, which asks less than the policy now does: %w", old.ID, err)
+	}
+	return nil
 }
 
 // release removes w from the waiters of id. If an outcome was delivered in
@@ -692,7 +722,12 @@ func (b *Broker) decide(ctx context.Context, id, tokenHash string, d Decision) (
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	return b.decideLocked(ctx, id, tokenHash, d)
+}
 
+// decideLocked records decision d (its time set) on approval id, audited,
+// and answers the requests held for it. Caller holds b.mu.
+func (b *Broker) decideLocked(ctx context.Context, id, tokenHash string, d Decision) (*Record, error) {
 	// The decision is audited before the store records it (SPEC 10.1: an
 	// audit failure denies). Decisions are serialised by b.mu, so a dry run
 	// on the current record predicts what the store will do; if the dry run

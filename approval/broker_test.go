@@ -1201,3 +1201,72 @@ func TestGrantCoversWhatThePolicyNowAsks(t *testing.T) {
 		})
 	}
 }
+
+func TestRetryThatAsksMoreSupersedesThePendingApproval(t *testing.T) {
+	tests := []struct {
+		name       string
+		required   int
+		ruleIDs    []string
+		supersedes bool
+	}{
+		{"as much", 1, []string{"R1"}, false},
+		{"less", 1, nil, false},
+		{"more approvers", 2, []string{"R1"}, true},
+		{"another rule", 1, []string{"R1", "R2"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b, aud, _ := newTestBroker(t, Options{})
+				first := newRecord("s1", "fp1")
+				first.RuleIDs = []string{"R1"}
+				heldFirst := startHold(t.Context(), b, first, time.Minute)
+				synctest.Wait()
+
+				retry := newRecord("s1", "fp1")
+				retry.Required, retry.RuleIDs = tt.required, tt.ruleIDs
+				heldRetry := startHold(t.Context(), b, retry, time.Minute)
+				synctest.Wait()
+
+				if !tt.supersedes {
+					if got := waiterCount(b, first.ID); got != 2 {
+						t.Errorf("waiters on the first approval = %d, want 2 (the retry joined)", got)
+					}
+					return
+				}
+				r := <-heldFirst
+				if r.err != nil || r.out.Kind != OutcomeDenied {
+					t.Fatalf("first request: Hold() = %v, %v; want denied (superseded)", r.out.Kind, r.err)
+				}
+				if who, why := r.out.Record.DenyReason(); who != "countersign" || !strings.Contains(why, "superseded") {
+					t.Errorf("first approval denied by %q: %q; want countersign, superseded", who, why)
+				}
+				pending, err := b.List(t.Context(), true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(pending) != 1 || pending[0].ID == first.ID || pending[0].Required != max(tt.required, 1) {
+					t.Fatalf("pending approvals = %+v, want one new approval requiring %d", pending, tt.required)
+				}
+				if got := aud.forApproval(first.ID); len(got) != 2 || got[1].Decision != "denied" || got[1].Approver != "countersign" {
+					t.Errorf("audit of the first approval = %+v, want requested then denied by countersign", got)
+				}
+				// One approver no longer admits the retry when two are asked.
+				if _, err := b.Decide(t.Context(), pending[0].ID, Decision{Approve: true, Approver: "alice", Via: "cli"}); err != nil {
+					t.Fatal(err)
+				}
+				synctest.Wait()
+				select {
+				case r := <-heldRetry:
+					if tt.required > 1 || r.out.Kind != OutcomeApproved {
+						t.Errorf("retry after one approval: %v, %v", r.out.Kind, r.err)
+					}
+				default:
+					if tt.required < 2 {
+						t.Errorf("retry still held after the approval it needs")
+					}
+				}
+			})
+		})
+	}
+}
