@@ -620,8 +620,9 @@ func fingerprint(ex *exchange, act action.Action, body []byte) string {
 // another. The AWS access key comes from the signature (which itself
 // changes on every retry); a bearer token, which does not, is named by a
 // short hash; Basic credentials by the user name alone, so that no hash of
-// a password is kept. Other schemes name nothing: the request's other
-// fields still bind it.
+// a password is kept; without an Authorization header, session cookies by
+// a short hash. Other schemes name nothing: the request's other fields,
+// API-key headers among them, still bind it.
 func credential(a action.Action, h http.Header) string {
 	if a.AccessKeyID != "" {
 		return "aws-key " + a.AccessKeyID
@@ -638,6 +639,21 @@ func credential(a action.Action, h http.Header) string {
 			return "user " + user
 		}
 		return "basic (malformed)"
+	}
+	if cookies := h.Values("Cookie"); len(cookies) > 0 {
+		// A web API that authenticates by session cookie: the cookies,
+		// in any order, stand for whom the request acts as.
+		var pairs []string
+		for _, line := range cookies {
+			for p := range strings.SplitSeq(line, ";") {
+				if p = strings.TrimSpace(p); p != "" {
+					pairs = append(pairs, p)
+				}
+			}
+		}
+		slices.Sort(pairs)
+		sum := sha256.Sum256([]byte("countersign cookie\x00" + strings.Join(pairs, "\x00")))
+		return "cookie " + hex.EncodeToString(sum[:8])
 	}
 	return ""
 }

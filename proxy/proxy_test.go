@@ -1424,6 +1424,12 @@ approve contains "deleting needs a human" if input.request.method == "DELETE"
 			headers: func(tok string) []string { return []string{"Authorization", "Bearer " + tok} },
 			ok:      http.StatusNoContent,
 		},
+		{
+			name: "session cookie", policy: approveDeletes, method: "DELETE", url: "https://api.github.com/repos/acme/shop",
+			approved: "session=alice; theme=dark", other: "theme=dark; session=mallory",
+			headers: func(c string) []string { return []string{"Cookie", c} },
+			ok:      http.StatusNoContent,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
