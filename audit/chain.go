@@ -40,7 +40,7 @@
 // breaks seq and prev. The chain cannot show that records were cut off the
 // end of the log, nor a log rewritten from scratch with fresh hashes: keep
 // the last seq and hash that [Verify] reports somewhere the agent cannot
-// write if that matters.
+// write, and pass them back as an [Anchor].
 //
 // # Crashes
 //
@@ -59,6 +59,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 )
 
 const (
@@ -175,16 +176,39 @@ func isLowerHex(b []byte) bool {
 	return true
 }
 
-// Verify reads a whole audit log and checks every line's hash, that seq
-// counts up from 1 without gaps, and that every prev is the previous line's
-// hash. A chain problem is returned as a *ChainError naming the first bad
-// line; other errors come from reading r. The result covers the records that
-// verified.
-func Verify(r io.Reader) (VerifyResult, error) {
-	return verify(r, maxLineBytes)
+// Anchor is a record's place in the chain, as an earlier [Verify] reported
+// it and someone kept where the agent cannot write. A log checked against
+// it must still hold that record, unchanged: this is what catches records
+// cut off the end of the log or a log rewritten with fresh hashes.
+type Anchor struct {
+	Seq  uint64
+	Hash string
 }
 
-func verify(r io.Reader, limit int) (VerifyResult, error) {
+// String formats a as SEQ:HASH, the form [ParseAnchor] reads.
+func (a Anchor) String() string { return fmt.Sprintf("%d:%s", a.Seq, a.Hash) }
+
+// ParseAnchor reads SEQ:HASH, as `audit verify` prints it.
+func ParseAnchor(s string) (Anchor, error) {
+	seq, hash, ok := strings.Cut(strings.TrimSpace(s), ":")
+	n, err := strconv.ParseUint(seq, 10, 64)
+	if !ok || err != nil || n == 0 || len(hash) != 64 || !isLowerHex([]byte(hash)) {
+		return Anchor{}, fmt.Errorf("anchor %q: want SEQ:HASH, a record number and its 64-digit lower-case hex hash, as audit verify prints them", s)
+	}
+	return Anchor{Seq: n, Hash: hash}, nil
+}
+
+// Verify reads a whole audit log and checks every line's hash, that seq
+// counts up from 1 without gaps, and that every prev is the previous line's
+// hash; and that the log still holds each anchor's record with its hash. A
+// chain problem is returned as a *ChainError naming the first bad line;
+// other errors come from reading r. The result covers the records that
+// verified.
+func Verify(r io.Reader, anchors ...Anchor) (VerifyResult, error) {
+	return verify(r, maxLineBytes, anchors)
+}
+
+func verify(r io.Reader, limit int, anchors []Anchor) (VerifyResult, error) {
 	var res VerifyResult
 	lr := newLineReader(r, limit)
 	prev := zeroHash
@@ -194,6 +218,11 @@ func verify(r io.Reader, limit int) (VerifyResult, error) {
 		case errors.Is(err, io.EOF):
 			if lr.pending() > 0 {
 				return res, &ChainError{Line: lineNo, Reason: "truncated record (no final newline)"}
+			}
+			for _, a := range anchors {
+				if a.Seq > res.LastSeq {
+					return res, &ChainError{Line: lineNo, Reason: fmt.Sprintf("the log ends at seq %d, but record %d was expected (records cut off the end, or the log was replaced)", res.LastSeq, a.Seq)}
+				}
 			}
 			return res, nil
 		case errors.Is(err, errLineTooLong):
@@ -210,6 +239,11 @@ func verify(r io.Reader, limit int) (VerifyResult, error) {
 			reason = "prev of the first record is not 64 zeros"
 		case l.prev != prev:
 			reason = fmt.Sprintf("prev is not the hash of line %d (record missing, inserted or reordered)", lineNo-1)
+		}
+		for _, a := range anchors {
+			if reason == "" && a.Seq == l.seq && a.Hash != l.hash {
+				reason = fmt.Sprintf("record %d has hash %s, not the expected %s (the log was rewritten)", l.seq, l.hash, a.Hash)
+			}
 		}
 		if reason != "" {
 			return res, &ChainError{Line: lineNo, Reason: reason}

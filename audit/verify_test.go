@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"testing"
 	"testing/iotest"
 	"unicode/utf8"
@@ -164,7 +165,7 @@ func TestVerifyLongLine(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := verify(iotest.HalfReader(bytes.NewReader(tt.give)), tt.limit)
+			_, err := verify(iotest.HalfReader(bytes.NewReader(tt.give)), tt.limit, nil)
 			var got *ChainError
 			if err != nil && !errors.As(err, &got) {
 				t.Fatalf("verify() = %v, want a *ChainError", err)
@@ -280,4 +281,62 @@ func normalize(ev Event) Event {
 		ev.Request = nil
 	}
 	return ev
+}
+
+func TestVerifyAnchors(t *testing.T) {
+	lines := sampleLog(t, 5)
+	full := bytes.Join(lines, nil)
+	res, err := Verify(bytes.NewReader(bytes.Join(lines[:3], nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := Anchor{Seq: res.LastSeq, Hash: res.LastHash}
+	// The log rewritten from scratch, with a valid chain: record 2 says
+	// something else.
+	var other [][]byte
+	enc, clock, prev := newEncoder(), testClock(), zeroHash
+	for i := 1; i <= 5; i++ {
+		ev := sampleEvent(i)
+		if i == 2 {
+			ev.Detail = "rewritten"
+		}
+		line, hash, err := encodeLine(enc, nil, ev, uint64(i), prev, clock())
+		if err != nil {
+			t.Fatal(err)
+		}
+		other, prev = append(other, line), hash
+	}
+	tests := []struct {
+		name string
+		give []byte
+		want string
+	}{
+		{"log grew", full, ""},
+		{"log unchanged", bytes.Join(lines[:3], nil), ""},
+		{"cut off the end", bytes.Join(lines[:2], nil), "line 3: the log ends at seq 2, but record 3 was expected"},
+		{"empty", nil, "line 1: the log ends at seq 0, but record 3 was expected"},
+		{"rewritten", bytes.Join(other, nil), "line 3: record 3 has hash " + string(other[2][len(other[2])-67:len(other[2])-3]) + ", not the expected " + kept.Hash},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Verify(bytes.NewReader(tt.give), kept)
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if tt.want == "" && got != "" || !strings.HasPrefix(got, tt.want) {
+				t.Errorf("Verify(anchor %s) = %q, want %q", kept, got, tt.want)
+			}
+		})
+	}
+
+	a, err := ParseAnchor(" " + kept.String() + "\n")
+	if err != nil || a != kept {
+		t.Errorf("ParseAnchor(%q) = %v, %v; want %v", kept.String(), a, err, kept)
+	}
+	for _, bad := range []string{"", "3", "3:", ":" + kept.Hash, "0:" + kept.Hash, "-1:" + kept.Hash, "3:" + strings.ToUpper(kept.Hash), "3:" + kept.Hash[1:], "x:" + kept.Hash} {
+		if _, err := ParseAnchor(bad); err == nil {
+			t.Errorf("ParseAnchor(%q) accepted it", bad)
+		}
+	}
 }

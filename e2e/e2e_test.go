@@ -391,6 +391,26 @@ func TestAuditVerifyDetectsEditsAndDeletions(t *testing.T) {
 	if len(lines) < 5 {
 		t.Fatalf("only %d audit lines", len(lines))
 	}
+	_, anchor, found := strings.Cut(ok.stdout, "--expect ")
+	anchor, _, _ = strings.Cut(anchor, " ")
+	if !found || !strings.HasPrefix(anchor, fmt.Sprintf("%d:", len(lines)-1)) {
+		t.Fatalf("verify does not print the anchor of its last record:\n%s", ok.stdout)
+	}
+	if r := w.run("audit", "verify", "--expect", anchor, w.auditPath); r.code != 0 {
+		t.Errorf("verify --expect %s on the same log: code %d\n%s", anchor, r.code, r.stderr)
+	}
+
+	// The last record cut off: the chain alone cannot tell, the anchor can.
+	mustWrite(t, w.auditPath, strings.Join(lines[:len(lines)-2], ""))
+	if r := w.run("audit", "verify", w.auditPath); r.code != 0 {
+		t.Errorf("verify without --expect after cutting the end: code %d, %s", r.code, r.stderr)
+	}
+	if r := w.run("audit", "verify", "--expect", anchor, w.auditPath); r.code != 1 || !strings.Contains(r.stderr, "cut off") {
+		t.Errorf("verify --expect after cutting the end: code %d, stderr %q", r.code, r.stderr)
+	}
+	if r := w.run("audit", "verify", "--expect", "3:abc", w.auditPath); r.code != 2 || !strings.Contains(r.stderr, "--expect") {
+		t.Errorf("verify --expect 3:abc: code %d, stderr %q; want a usage error naming --expect", r.code, r.stderr)
+	}
 
 	// A one-byte edit in line 3.
 	edited := []byte(string(orig))

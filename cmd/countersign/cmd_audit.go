@@ -17,17 +17,32 @@ func newAuditCmd(e *env) *cobra.Command {
 		Use:   "audit",
 		Short: "Verify and read the audit log",
 	}
-	cmd.AddCommand(&cobra.Command{
-		Use:   "verify FILE",
+	var expect []string
+	verify := &cobra.Command{
+		Use:   "verify [--expect SEQ:HASH] FILE",
 		Short: "Check the hash chain; exit 1 and name the first bad line on any break",
-		Args:  cobra.ExactArgs(1),
+		Long: `Check the hash chain; exit 1 and name the first bad line on any break.
+
+The chain shows edits, deletions and reordering inside the file, but not
+records cut off its end or a file rewritten with fresh hashes. For that,
+keep the SEQ:HASH that verify prints somewhere the agent cannot write, and
+pass it back with --expect: the log must still hold that record, unchanged.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var anchors []audit.Anchor
+			for _, s := range expect {
+				a, err := audit.ParseAnchor(s)
+				if err != nil {
+					return usageError(fmt.Errorf("--expect: %w", err))
+				}
+				anchors = append(anchors, a)
+			}
 			f, err := os.Open(args[0])
 			if err != nil {
 				return usageError(err)
 			}
 			defer f.Close()
-			res, err := audit.Verify(f)
+			res, err := audit.Verify(f, anchors...)
 			if err != nil {
 				var ce *audit.ChainError
 				if errors.As(err, &ce) {
@@ -35,10 +50,18 @@ func newAuditCmd(e *env) *cobra.Command {
 				}
 				return checkFailed(fmt.Errorf("%s: %w", args[0], err))
 			}
+			if res.Records == 0 {
+				fmt.Fprintf(e.stdout, "%s: ok, 0 records: the log is empty\n", args[0])
+				return nil
+			}
 			fmt.Fprintf(e.stdout, "%s: ok, %d records, chain intact (last seq %d, hash %s)\n", args[0], res.Records, res.LastSeq, res.LastHash)
+			fmt.Fprintf(e.stdout, "to check later that none of them were cut off or rewritten: countersign audit verify --expect %s FILE\n",
+				audit.Anchor{Seq: res.LastSeq, Hash: res.LastHash})
 			return nil
 		},
-	})
+	}
+	verify.Flags().StringArrayVar(&expect, "expect", nil, "SEQ:HASH of a record the log must still hold, as an earlier verify printed it (repeatable)")
+	cmd.AddCommand(verify)
 
 	var f audit.Filter
 	var follow bool
