@@ -26,8 +26,8 @@ func ValidKeys(vals url.Values) url.Values {
 	if valid {
 		return vals
 	}
-	// Merged in the order of the names as sent, so that equal requests
-	// give equal lists.
+	// Merged in the sorted order of the raw names, not the map's random
+	// one, so that equal requests give equal lists.
 	out := make(url.Values, len(vals))
 	for _, k := range slices.Sorted(maps.Keys(vals)) {
 		v := strings.ToValidUTF8(k, "\uFFFD")
