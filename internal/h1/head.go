@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -29,8 +30,44 @@ const (
 	reasonHeadLarge = "request head too large"
 )
 
-// framingFields are the fields whose underscore spellings are refused.
-var framingFields = map[string]bool{"Content-Length": true, "Transfer-Encoding": true}
+// readFields are the fields that the proxy, its classifiers or its
+// approvals read. Servers behind CGI-style gateways read "X_Amz_Target"
+// as X-Amz-Target: spelt with underscores, these fields are refused, as
+// countersign would decide without the value the server acts on.
+var readFields = map[string]bool{
+	"Host": true, "Content-Length": true, "Transfer-Encoding": true, "Te": true, "Trailer": true,
+	"Connection": true, "Upgrade": true, "Expect": true, "Content-Type": true, "Content-Encoding": true,
+	"Authorization": true, "Proxy-Authorization": true, "Cookie": true,
+	"X-Http-Method-Override": true, "X-Http-Method": true, "X-Method-Override": true,
+	"X-Amz-Target": true, "X-Amz-Copy-Source": true, "X-Amz-Region-Set": true, "X-Amz-Security-Token": true,
+	"X-Amz-Date": true, "X-Amz-Content-Sha256": true, "Smithy-Protocol": true,
+	"Mcp-Session-Id": true, "Mcp-Protocol-Version": true, "Mcp-Name": true, "Git-Protocol": true,
+}
+
+// checkUnderscores refuses a header that servers mapping '_' to '-' would
+// read as another: one of readFields, or one that the request also sends
+// spelt otherwise ("X_Team" with "X-Team"), where countersign and the
+// server could each take a different value.
+func checkUnderscores(hd http.Header) error {
+	seen := map[string]string{}
+	for key := range hd {
+		if strings.IndexByte(key, '_') < 0 {
+			continue
+		}
+		alias := textproto.CanonicalMIMEHeaderKey(strings.ReplaceAll(key, "_", "-"))
+		if readFields[alias] {
+			return refuse(http.StatusBadRequest, fmt.Sprintf("header %s: an underscore where countersign reads %s (servers that map '_' to '-' would act on it); send %s", key, alias, alias))
+		}
+		if _, dup := hd[alias]; dup {
+			return refuse(http.StatusBadRequest, fmt.Sprintf("headers %s and %s differ only in '_' and '-': servers that map one to the other would see two values", key, alias))
+		}
+		if other, dup := seen[alias]; dup {
+			return refuse(http.StatusBadRequest, fmt.Sprintf("headers %s and %s differ only in '_' and '-': servers that map one to the other would see two values", other, key))
+		}
+		seen[alias] = key
+	}
+	return nil
+}
 
 // errLineTooLong is readLine's internal signal that a line exceeded its limit.
 var errLineTooLong = errors.New("h1: line too long")
@@ -143,6 +180,7 @@ func readHead(br *bufio.Reader, lim Limits, allowConnect bool) (*head, error) {
 	h.header = make(http.Header)
 	var single []string
 	fields := 0
+	underscores := false
 	for {
 		line, n, err := readLine(br, budget, &scratch)
 		switch {
@@ -165,10 +203,7 @@ func readHead(br *bufio.Reader, lim Limits, allowConnect bool) (*head, error) {
 			return nil, err
 		}
 		key := textproto.CanonicalMIMEHeaderKey(string(name))
-		if strings.IndexByte(key, '_') >= 0 && framingFields[textproto.CanonicalMIMEHeaderKey(strings.ReplaceAll(key, "_", "-"))] {
-			// CGI-style servers read "Transfer_Encoding" as Transfer-Encoding.
-			return nil, refuse(http.StatusBadRequest, "underscore in a framing header name")
-		}
+		underscores = underscores || strings.IndexByte(key, '_') >= 0
 		if vs, ok := h.header[key]; ok {
 			h.header[key] = append(vs, string(value))
 			continue
@@ -182,6 +217,11 @@ func readHead(br *bufio.Reader, lim Limits, allowConnect bool) (*head, error) {
 		single = single[1:]
 		vs[0] = string(value)
 		h.header[key] = vs
+	}
+	if underscores {
+		if err := checkUnderscores(h.header); err != nil {
+			return nil, err
+		}
 	}
 	if err := h.validate(); err != nil {
 		return nil, err
