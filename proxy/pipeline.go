@@ -304,6 +304,15 @@ func refuseHead(ex *exchange) (int, string) {
 		// client's stream.
 		return http.StatusBadRequest, "an upgrade request with a body is not forwarded"
 	}
+	for _, o := range methodOverrides {
+		for _, v := range ex.req.Header[o.key] {
+			if strings.TrimSpace(v) != m {
+				// Servers that honour it run that method, not the one
+				// the policy decided on.
+				return http.StatusBadRequest, fmt.Sprintf("the %s header asks for another method than %s; send the request with the method itself", o.name, m)
+			}
+		}
+	}
 	if _, err := url.ParseQuery(ex.req.URL.RawQuery); err != nil {
 		// url.ParseQuery drops pairs it cannot read (";" separators, bad
 		// escapes), so the policy would not see what the server might: the
@@ -316,6 +325,16 @@ func refuseHead(ex *exchange) (int, string) {
 		ex.req.URL.Path, ex.req.URL.RawPath = "/", ""
 	}
 	return 0, ""
+}
+
+// methodOverrides are the headers with which some servers (Google APIs,
+// Rails, ASP.NET and others) take the method from a header instead of the
+// request line.
+// Keys are canonical, for a lookup that does not allocate.
+var methodOverrides = []struct{ key, name string }{
+	{"X-Http-Method-Override", "X-HTTP-Method-Override"},
+	{"X-Http-Method", "X-HTTP-Method"},
+	{"X-Method-Override", "X-Method-Override"},
 }
 
 // declaredJump is the largest declared body read into one allocation once
