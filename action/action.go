@@ -11,6 +11,7 @@ package action
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"net/http"
 	"net/url"
@@ -126,7 +127,8 @@ type Provider interface {
 	Classify(r *Request) (Action, bool)
 }
 
-// Classifier tries providers in order and falls back to the http provider.
+// Classifier asks every provider about a request; the first that
+// recognises it classifies it, and the http provider takes the rest.
 type Classifier struct {
 	providers []Provider
 }
@@ -136,10 +138,22 @@ func NewClassifier(providers ...Provider) *Classifier {
 	return &Classifier{providers: providers}
 }
 
+// AmbiguousField is the action field that names the other provider when two
+// read the same request differently.
+const AmbiguousField = "ambiguous"
+
 // Classify returns the action for r. It never fails; a provider that panics is
 // treated as not matching and recorded as a parse error, because a classifier
 // bug must not take the proxy down or let the request through unclassified.
+//
+// Every provider is asked, not only until the first one recognises r: some
+// recognise requests by markers the agent chooses (an MCP header, AWS
+// presigning parameters, a GraphQL body), which the server the request
+// goes to may ignore. A request that two providers read as different APIs
+// is ambiguous; [Classifier.Reject] refuses it.
 func (c *Classifier) Classify(r *Request) Action {
+	var first Action
+	found := false
 	for _, p := range c.providers {
 		a, ok, perr := classifyOne(p, r)
 		if perr != "" {
@@ -147,15 +161,51 @@ func (c *Classifier) Classify(r *Request) Action {
 			fallback.ParseError = perr
 			return fallback
 		}
-		if ok {
-			if a.Provider == "" {
-				a.Provider = p.Name()
-			}
-			a.ClassifiedBy = p.Name()
-			return a
+		if !ok {
+			continue
+		}
+		if a.Provider == "" {
+			a.Provider = p.Name()
+		}
+		a.ClassifiedBy = p.Name()
+		switch {
+		case !found:
+			first, found = a, true
+		case a.Provider != first.Provider:
+			// The same API reported by two classifiers (GitHub's GraphQL
+			// endpoint, by graphql and github) is not ambiguous.
+			return ambiguous(first, a)
 		}
 	}
+	if found {
+		return first
+	}
 	return HTTP(r)
+}
+
+// ambiguous marks a, the first reading of a request, as also readable as
+// other: never read-only, and refused before policy.
+func ambiguous(a, other Action) Action {
+	a.Fields = maps.Clone(a.Fields)
+	if a.Fields == nil {
+		a.Fields = map[string]any{}
+	}
+	a.Fields[AmbiguousField] = other.Provider
+	a.ReadOnly, a.Destructive = false, true
+	a.ParseError = fmt.Sprintf("the request reads both as %s and as %s, and countersign cannot tell which the server will act on", describe(a), describe(other))
+	return a
+}
+
+// describe names an action briefly: "a github repos/delete request".
+func describe(a Action) string {
+	op := a.Operation
+	if len(op) > 64 {
+		op = op[:64] + "…"
+	}
+	if op == "" {
+		return "a " + a.Provider + " request"
+	}
+	return fmt.Sprintf("a %s %q request", a.Provider, op)
 }
 
 func classifyOne(p Provider, r *Request) (a Action, ok bool, perr string) {

@@ -103,8 +103,12 @@ func (c *Classifier) provider(a Action) Provider {
 	return nil
 }
 
-// Reject reports whether the provider that classified a refuses it outright.
+// Reject reports whether a must be refused outright: it is ambiguous, or
+// the provider that classified it refuses it.
 func (c *Classifier) Reject(a Action) (status int, reason string, bad bool) {
+	if _, ok := a.Fields[AmbiguousField]; ok {
+		return http.StatusBadRequest, a.ParseError + "; send it without the other API's markers (headers, query parameters or body members)", true
+	}
 	if rj, ok := c.provider(a).(Rejecter); ok {
 		return rj.Reject(a)
 	}
