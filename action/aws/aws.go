@@ -159,6 +159,12 @@ func classify(m *models, r *action.Request, sig signature, sigErr error) action.
 			q.rest(cands)
 			break
 		}
+		if actionName != "" || !actionOK {
+			// Query APIs dispatch on Action= and JSON ones on the
+			// header: with both, countersign cannot tell which the
+			// server reads (CloudWatch speaks both protocols).
+			q.fail("both X-Amz-Target and Action= name an operation")
+		}
 		q.json(a, target)
 		if targetOK && a != nil && a.target != "" && a.target != prefix {
 			q.fail("X-Amz-Target " + truncate(prefix, 64) + " is not the " + a.id + " API's")
@@ -200,10 +206,18 @@ func classify(m *models, r *action.Request, sig signature, sigErr error) action.
 	if sig.service != "" && q.a.Fields["api"] != nil && sig.service != m.byID[q.a.Fields["api"].(string)].signing {
 		q.a.Fields["signing_name"] = sig.service
 	}
+	switch proto := q.a.Fields["protocol"]; {
+	case (proto == protoQuery || proto == protoEC2) && r.Method != http.MethodGet && r.Method != http.MethodPost:
+		q.fail("the query API takes GET or POST, not " + truncate(r.Method, 16))
+	case proto == protoJSON && r.Method != http.MethodPost:
+		q.fail("the JSON API takes POST, not " + truncate(r.Method, 16))
+	}
 	readOnly, destructive := judge(q.a.Operation, r.Method, q.a.Fields["protocol"])
 	q.a.ReadOnly, q.a.Destructive = readOnly, destructive
 	if len(q.problem) > 0 {
 		q.a.ParseError = strings.Join(q.problem, "; ")
+		// What the server will do is not known for sure: not a read.
+		q.a.ReadOnly = false
 	}
 	return q.a
 }

@@ -355,7 +355,28 @@ func TestClassify(t *testing.T) {
 		{
 			name: "malformed signature still classifies by name",
 			give: req("POST", "https://ec2.us-east-1.amazonaws.com/", "Action=DescribeVpcs", "Content-Type", form, "Authorization", "AWS4-HMAC-SHA256 Credential=x"),
-			want: summary{Service: "ec2", Operation: "DescribeVpcs", Region: "us-east-1", Protocol: "ec2", ReadOnly: true, ParseError: "malformed AWS signature"},
+			// Not a read: with a parse error, what the server does is not sure.
+			want: summary{Service: "ec2", Operation: "DescribeVpcs", Region: "us-east-1", Protocol: "ec2", ParseError: "malformed AWS signature"},
+		},
+		{
+			name: "X-Amz-Target beside Action= on a query API",
+			give: req("GET", "https://ec2.us-east-1.amazonaws.com/?Action=TerminateInstances&InstanceId.1=i-0prod&Version=2016-11-15", "",
+				"X-Amz-Target", "X.DescribeInstances", "Authorization", sigv4("us-east-1", "ec2")),
+			want: summary{Service: "ec2", Operation: "DescribeInstances", Region: "us-east-1", Protocol: "json",
+				ParseError: "both X-Amz-Target and Action= name an operation; the JSON API takes POST, not GET"},
+		},
+		{
+			name: "X-Amz-Target beside Action= in a form body",
+			give: req("POST", "https://iam.amazonaws.com/", "Action=DeleteUser&UserName=admin", "Content-Type", form,
+				"X-Amz-Target", "X.GetUser", "Authorization", sigv4("us-east-1", "iam")),
+			want: summary{Service: "iam", Operation: "GetUser", Region: "us-east-1", Protocol: "json",
+				ParseError: "both X-Amz-Target and Action= name an operation; the body is not a JSON object"},
+		},
+		{
+			name: "query API with DELETE",
+			give: req("DELETE", "https://ec2.us-east-1.amazonaws.com/?Action=DescribeInstances", "", "Authorization", sigv4("us-east-1", "ec2")),
+			want: summary{Service: "ec2", Operation: "DescribeInstances", Region: "us-east-1", Protocol: "ec2",
+				ParseError: "the query API takes GET or POST, not DELETE"},
 		},
 		{
 			name: "query body larger than the inspection limit",
