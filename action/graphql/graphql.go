@@ -78,7 +78,28 @@ func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
 		// A GraphiQL page or a health check, not a GraphQL request.
 		return action.Action{}, false
 	}
-	return action.Action{Provider: provider, ParseError: err.Error()}, true
+	return failed(provider, err), true
+}
+
+// failed is the action of a GraphQL request that could not be read. One
+// that servers may read in different ways is refused before policy (see
+// Reject): any decision would be about a document the server might not
+// run.
+func failed(provider string, err error) action.Action {
+	a := action.Action{Provider: provider, ParseError: err.Error()}
+	if errors.Is(err, errMemberCase) || errors.Is(err, errURLAndBody) {
+		a.Destructive = true
+		a.Fields = map[string]any{"rejected": true}
+	}
+	return a
+}
+
+// Reject implements action.Rejecter.
+func (p *Provider) Reject(a action.Action) (status int, reason string, bad bool) {
+	if a.Fields["rejected"] != true {
+		return 0, "", false
+	}
+	return http.StatusBadRequest, a.ParseError, true
 }
 
 // sniff recognises a GraphQL request sent to a path that does not say so

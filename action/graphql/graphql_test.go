@@ -163,10 +163,44 @@ func TestClassify(t *testing.T) {
 			want: summary{Provider: "graphql", ParseError: "the GraphQL request carries no query document"},
 		},
 		{
-			name: "case-variant key does not hide the query",
+			// gqlgen (encoding/json) would match either: refused.
+			name: "case-variant key beside the query",
 			give: post(railway, path, "application/json", `{"Query":"{ me { id } }","query":"mutation { volumeDelete(volumeId: 1) }"}`),
 			ok:   true,
-			want: summary{Provider: "graphql", Operation: "volumeDelete", Type: "mutation", Fields: []string{"volumeDelete"}, Destructive: true},
+			want: summary{Provider: "graphql", ParseError: errMemberCase.Error(), Destructive: true},
+		},
+		{
+			name: "upper-case key alone",
+			give: post(railway, path, "application/json", `{"query":"{ me { id } }","QUERY":"mutation { volumeDelete(volumeId: 1) }"}`),
+			ok:   true,
+			want: summary{Provider: "graphql", ParseError: errMemberCase.Error(), Destructive: true},
+		},
+		{
+			name: "query member twice",
+			give: post(railway, path, "application/json", `{"query":"mutation { volumeDelete(volumeId: 1) }","query":"{ me { id } }"}`),
+			ok:   true,
+			want: summary{Provider: "graphql", ParseError: errMemberCase.Error(), Destructive: true},
+		},
+		{
+			// express-graphql reads the URL's query first.
+			name: "document in the URL and in the body",
+			give: func() *action.Request {
+				r := post(railway, path, "application/json", `{"query":"{ me { id } }"}`)
+				r.Query.Set("query", "mutation { volumeDelete(volumeId: 1) }")
+				return r
+			}(),
+			ok:   true,
+			want: summary{Provider: "graphql", ParseError: errURLAndBody.Error(), Destructive: true},
+		},
+		{
+			name: "application/graphql with operationName in the URL",
+			give: func() *action.Request {
+				r := post(railway, path, "application/graphql", `query Me { me { id } }`)
+				r.Query.Set("operationName", "Me")
+				return r
+			}(),
+			ok:   true,
+			want: summary{Provider: "graphql", Operation: "me", Type: "query", Name: "Me", Fields: []string{"me"}, ReadOnly: true},
 		},
 		{
 			name: "GitHub GraphQL is reported as github",
@@ -352,5 +386,18 @@ func BenchmarkClassify(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		p.Classify(r)
+	}
+}
+
+func TestRejectsWhatServersReadDifferently(t *testing.T) {
+	p := New(Options{})
+	r := post("backboard.railway.com", "/graphql/v2", "application/json", `{"query":"{ me { id } }","QUERY":"mutation { volumeDelete(volumeId: 1) }"}`)
+	a, ok := p.Classify(r)
+	if status, reason, bad := p.Reject(a); !ok || !bad || status != http.StatusBadRequest || reason != errMemberCase.Error() {
+		t.Errorf("Reject(%+v) = %d %q %v, want 400 for a case-variant member", a, status, reason, bad)
+	}
+	a, _ = p.Classify(post("backboard.railway.com", "/graphql/v2", "application/json", `{"query":"{ me { id } }"}`))
+	if _, _, bad := p.Reject(a); bad {
+		t.Errorf("Reject refused a plain query: %+v", a)
 	}
 }

@@ -34,6 +34,8 @@ var (
 	errVariables  = errors.New("the GraphQL variables are not a JSON object")
 	errNoDocument = errors.New("the GraphQL request carries no query document")
 	errPersisted  = errors.New("the GraphQL request names a persisted query; the document is not in the request")
+	errMemberCase = errors.New("the GraphQL request repeats query, operationName, variables or extensions, or spells one in another case (servers decoding with Go's encoding/json match names in any case)")
+	errURLAndBody = errors.New("the GraphQL request carries its parameters both in the URL and in the body (servers differ on which they read)")
 )
 
 // isGraphQLPath reports whether the path is a GraphQL endpoint: it ends in
@@ -79,6 +81,17 @@ func requestEntries(r *action.Request) (entries []entry, batch bool, err error) 
 	}
 	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	body := bytes.TrimSpace(r.Body)
+	if len(body) > 0 {
+		// Some servers read the URL's parameters first, others the
+		// body's: with both, the document run is not known.
+		inURL := r.Query.Has("query")
+		if mt != "application/graphql" {
+			inURL = inURL || r.Query.Has("operationName") || r.Query.Has("variables") || r.Query.Has("extensions")
+		}
+		if inURL {
+			return nil, false, errURLAndBody
+		}
+	}
 	switch {
 	case len(body) == 0:
 		if r.Query.Has("query") {
@@ -171,6 +184,9 @@ func jsonEntry(b []byte) (entry, error) {
 	if err := strictDecode(b, &raw); err != nil || raw == nil {
 		return entry{}, errNotJSON
 	}
+	if err := checkMembers(b); err != nil {
+		return entry{}, err
+	}
 	// Keys are matched exactly, as GraphQL servers do; encoding/json's
 	// case-insensitive struct matching would let "Query" shadow "query".
 	var e entry
@@ -212,6 +228,39 @@ func isNull(b json.RawMessage) bool { return string(bytes.TrimSpace(b)) == "null
 
 // strictDecode decodes exactly one JSON value (json.Unmarshal rejects
 // trailing data).
+// graphQLMembers are the request members, by their case-folded name.
+var graphQLMembers = map[string]string{"query": "query", "operationname": "operationName", "variables": "variables", "extensions": "extensions"}
+
+// checkMembers refuses a JSON request object (already known to be valid
+// JSON) that has a GraphQL member twice or in another case: servers take
+// the first or the last, and gqlgen matches "QUERY" to query.
+func checkMembers(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if _, err := dec.Token(); err != nil { // {
+		return errNotJSON
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return errNotJSON
+		}
+		k, _ := t.(string)
+		folded := strings.ToLower(k)
+		if name, ok := graphQLMembers[folded]; ok {
+			if k != name || seen[folded] {
+				return errMemberCase
+			}
+			seen[folded] = true
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return errNotJSON
+		}
+	}
+	return nil
+}
+
 func strictDecode(b []byte, v any) error {
 	return json.Unmarshal(b, v)
 }
