@@ -63,6 +63,7 @@ read_methods := {"GET", "HEAD", "OPTIONS"}
 read_request if {
 	input.action.provider != "http"
 	input.action.read_only
+	not input.action.parse_error
 }
 
 # Requests no provider recognised: the method decides, with a few shapes

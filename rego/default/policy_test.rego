@@ -94,3 +94,9 @@ test_classified_read_post_allowed if {
 test_classified_write_held if {
 	count(countersign.approve) == 1 with input as classified("POST", "ec2.us-east-1.amazonaws.com", "/", "aws", false)
 }
+
+test_read_with_parse_error_held if {
+	# A classifier that could not read all of a request cannot vouch that it only reads.
+	inp := object.union(classified("POST", "ec2.us-east-1.amazonaws.com", "/", "aws", true), {"action": {"parse_error": "both X-Amz-Target and Action= name an operation"}})
+	count(countersign.approve) == 1 with input as inp
+}
