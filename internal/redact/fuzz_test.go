@@ -80,7 +80,7 @@ func checkMasked(t *testing.T, v any, cred bool) {
 		}
 	case map[string]any:
 		for k, e := range v {
-			checkMasked(t, e, cred || IsCredentialKey(k))
+			checkMasked(t, e, (cred && !IsNameKey(k)) || IsCredentialKey(k))
 		}
 	case []any:
 		for _, e := range v {

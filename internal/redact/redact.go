@@ -252,9 +252,17 @@ var credentialKeyWords = []string{
 // short to match as words ("auth" is in "author").
 var credentialKeys = map[string]bool{"auth": true, "pwd": true, "signature": true, "sig": true}
 
-// IsCredentialKey reports whether a JSON object key names a credential, as
-// Value decides it.
-func IsCredentialKey(key string) bool {
+// nameSuffixes end normalised keys whose values name or describe a
+// credential rather than hold one ("secretName", "SecretId", "token_ttl",
+// "secretKeyRef"): policies need those values to match their rules.
+var nameSuffixes = []string{
+	"name", "names", "id", "ids", "ref", "refs", "arn", "arns", "path", "paths",
+	"ttl", "type", "kind", "version", "expiry", "expires", "expiration", "lifetime", "duration",
+	"length", "count", "url", "uri",
+}
+
+// normKey lower-cases key and drops '_', '-' and '.'.
+func normKey(key string) string {
 	var buf [64]byte
 	n := buf[:0]
 	for i := 0; i < len(key); i++ {
@@ -267,15 +275,36 @@ func IsCredentialKey(key string) bool {
 		}
 		n = append(n, c)
 	}
-	k := string(n)
-	return credentialKeys[k] || containsAny(k, credentialKeyWords)
+	return string(n)
+}
+
+// IsCredentialKey reports whether a JSON object key names a credential, as
+// Value decides it: a credential word in it, and no suffix that makes it a
+// credential's name or property (see IsNameKey).
+func IsCredentialKey(key string) bool {
+	k := normKey(key)
+	return (credentialKeys[k] || containsAny(k, credentialKeyWords)) && !nameLike(k)
+}
+
+// IsNameKey reports whether a JSON object key holds a name, an id or a
+// property rather than a secret, even inside a credential's object
+// ({"secret": {"secretName": …}}).
+func IsNameKey(key string) bool { return nameLike(normKey(key)) }
+
+func nameLike(k string) bool {
+	for _, s := range nameSuffixes {
+		if strings.HasSuffix(k, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // Value returns a deep copy of a JSON-shaped value (map[string]any, []any,
 // string, float64, json.Number, other numbers, bool, nil; also []string,
 // map[string]string and map[string][]string as form decoders return them).
 // Strings under a key that IsCredentialKey are replaced by Mask, however
-// deeply nested; numbers, booleans and nulls are kept, so "max_tokens": 1024
+// deeply nested, except under a key that IsNameKey; numbers, booleans and nulls are kept, so "max_tokens": 1024
 // survives. Other strings and object keys go through Text. A value of any
 // other type is replaced by Mask: Value cannot see inside it, so it does not
 // pass it on.
@@ -294,7 +323,7 @@ func value(v any, cred bool) any {
 	case map[string]any:
 		out := make(map[string]any, len(v))
 		for k, e := range v {
-			out[Text(k)] = value(e, cred || IsCredentialKey(k))
+			out[Text(k)] = value(e, (cred && !IsNameKey(k)) || IsCredentialKey(k))
 		}
 		return out
 	case []any:
@@ -306,7 +335,7 @@ func value(v any, cred bool) any {
 	case map[string]string:
 		out := make(map[string]string, len(v))
 		for k, e := range v {
-			out[Text(k)] = str(e, cred || IsCredentialKey(k))
+			out[Text(k)] = str(e, (cred && !IsNameKey(k)) || IsCredentialKey(k))
 		}
 		return out
 	case []string:
@@ -314,7 +343,7 @@ func value(v any, cred bool) any {
 	case map[string][]string:
 		out := make(map[string][]string, len(v))
 		for k, e := range v {
-			out[Text(k)] = strs(e, cred || IsCredentialKey(k))
+			out[Text(k)] = strs(e, (cred && !IsNameKey(k)) || IsCredentialKey(k))
 		}
 		return out
 	default:

@@ -182,7 +182,14 @@ func TestValue(t *testing.T) {
 		"api_key": null,
 		"note": "use ` + ghp + `",
 		"items": [{"access_token": "t"}, "plain", 1.5, false, null],
-		"count": 7
+		"count": 7,
+		"SecretId": "prod/payments/db",
+		"secret_path": "prod/root",
+		"token_ttl": "1h",
+		"envFrom": [{"secretRef": {"name": "prod-db-root"}}],
+		"volumes": [{"secret": {"secretName": "prod-db-root", "items": [{"key": "k", "path": "p"}]}}],
+		"secretAccessKey": "wJalrXUtnFEMI",
+		"client_secret": {"value": "v", "id": "cs-1"}
 	}`
 	dec := json.NewDecoder(strings.NewReader(body))
 	dec.UseNumber()
@@ -202,6 +209,14 @@ func TestValue(t *testing.T) {
 		"note":              "use " + Mask,
 		"items":             []any{map[string]any{"access_token": Mask}, "plain", json.Number("1.5"), false, nil},
 		"count":             json.Number("7"),
+		// Names of credentials are kept: policies match on them.
+		"SecretId":        "prod/payments/db",
+		"secret_path":     "prod/root",
+		"token_ttl":       "1h",
+		"envFrom":         []any{map[string]any{"secretRef": map[string]any{"name": "prod-db-root"}}},
+		"volumes":         []any{map[string]any{"secret": map[string]any{"secretName": "prod-db-root", "items": []any{map[string]any{"key": Mask, "path": "p"}}}}},
+		"secretAccessKey": Mask,
+		"client_secret":   map[string]any{"value": Mask, "id": "cs-1"},
 	}
 	got := Value(give)
 	if diff := cmp.Diff(want, got); diff != "" {
