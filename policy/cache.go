@@ -5,7 +5,6 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -38,10 +37,9 @@ type keyPlan struct {
 func planCache(c *ast.Compiler) *keyPlan {
 	var paths [][]string
 	ok := true
+	// Every compiled module counts, tests included: whatever the compiler
+	// holds can take part in a decision.
 	for _, m := range c.Modules {
-		if strings.HasSuffix(m.Package.Location.File, "_test.rego") {
-			continue
-		}
 		ast.WalkRefs(m, func(r ast.Ref) bool {
 			if !ok || len(r) == 0 || !r[0].Equal(ast.InputRootDocument) {
 				return false

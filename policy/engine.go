@@ -402,7 +402,9 @@ func interpret(raw rawDecision, definesAllow, tunnel bool) (Decision, error) {
 		return Decision{}, err
 	}
 	allowVal := raw.allow
-	allowSet := allowVal != nil && allowVal.Compare(ast.NullValue) != 0
+	// A defined null (a data document's "allow": null) is a value of the
+	// wrong type, not an absent rule.
+	allowSet := allowVal != nil
 	allow := false
 	if allowSet {
 		b, ok := allowVal.(ast.Boolean)

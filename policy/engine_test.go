@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -411,6 +412,9 @@ func TestDisabledBuiltins(t *testing.T) {
 		{name: "http.send", builtin: "http.send", policy: "package countersign\n\ndeny contains \"x\" if {\n\tr := http.send({\"method\": \"GET\", \"url\": \"http://127.0.0.1:1/\"})\n\tr.status_code == 200\n}\n"},
 		{name: "net.lookup_ip_addr", builtin: "net.lookup_ip_addr", policy: "package countersign\n\ndeny contains \"x\" if {\n\t\"127.0.0.1\" in net.lookup_ip_addr(\"localhost\")\n}\n"},
 		{name: "opa.runtime", builtin: "opa.runtime", policy: "package countersign\n\ndeny contains \"x\" if {\n\topa.runtime().env.HOME\n}\n"},
+		// JSON Schema "$ref": "file:///…" would read local files.
+		{name: "json.match_schema", builtin: "json.match_schema", policy: "package countersign\n\ndeny contains \"x\" if {\n\t[ok, _] := json.match_schema({}, {\"$ref\": \"file:///etc/passwd\"})\n\tok\n}\n"},
+		{name: "json.verify_schema", builtin: "json.verify_schema", policy: "package countersign\n\ndeny contains \"x\" if {\n\t[ok, _] := json.verify_schema({\"$ref\": \"file:///etc/passwd\"})\n\tok\n}\n"},
 		{
 			name: "in a helper package", builtin: "http.send",
 			policy: "package countersign\n\nimport data.helpers\n\ndeny contains \"x\" if helpers.fetch\n",
@@ -434,7 +438,7 @@ func TestDisabledBuiltins(t *testing.T) {
 
 	caps := Capabilities()
 	for _, b := range caps.Builtins {
-		for _, name := range []string{"http.send", "net.lookup_ip_addr", "opa.runtime"} {
+		for _, name := range []string{"http.send", "net.lookup_ip_addr", "opa.runtime", "json.match_schema", "json.verify_schema"} {
 			if b.Name == name {
 				t.Errorf("Capabilities() still lists %s", name)
 			}
@@ -538,5 +542,25 @@ func TestVerdict(t *testing.T) {
 	}
 	if got := Verdict(42).String(); got != "unknown" {
 		t.Errorf("Verdict(42).String() = %q, want unknown", got)
+	}
+}
+
+// An archive among the policy files would be loaded by OPA's loader as an
+// unsigned bundle, tests included.
+func TestArchiveAmongPolicyFilesIsRefused(t *testing.T) {
+	for _, name := range []string{"b.tar.gz", "sub/b.tgz"} {
+		dir := writePolicy(t, map[string]string{"main.rego": "package countersign\n\nallow := true\n", name: "not really gzip"})
+		_, err := New(t.Context(), Options{Source: Source{Paths: []string{dir}}}, nil)
+		if err == nil || !strings.Contains(err.Error(), filepath.Base(name)) || !strings.Contains(err.Error(), "policy.bundle") {
+			t.Errorf("New() with %s = %v, want an error naming the archive and policy.bundle", name, err)
+		}
+	}
+}
+
+func TestAllowNullIsTheWrongType(t *testing.T) {
+	e, _ := newEngine(t, Options{}, map[string]string{"data.json": `{"countersign": {"allow": null}}`, "main.rego": "package countersign\n"})
+	d := e.DecideDocument(t.Context(), doc("GET", "api.github.com", "/"))
+	if d.Err == nil || d.Verdict != VerdictDeny || !strings.Contains(d.Err.Error(), "allow") {
+		t.Errorf("allow: null decided %v, %v; want deny with an error about allow", d.Verdict, d.Err)
 	}
 }

@@ -37,8 +37,10 @@ const decisionQuery = "decision := [" +
 	"[x | x := data.countersign.allow]]"
 
 // disabledBuiltins reach outside the process; a policy must not make network
-// calls or learn about its host (SPEC 10.1).
-var disabledBuiltins = []string{"http.send", "net.lookup_ip_addr", "opa.runtime"}
+// calls or learn about its host (SPEC 10.1). The JSON Schema built-ins
+// follow "$ref": "file:///…" and would read local files into a decision
+// (and its message to the agent).
+var disabledBuiltins = []string{"http.send", "net.lookup_ip_addr", "opa.runtime", "json.match_schema", "json.verify_schema"}
 
 // Capabilities returns OPA's capabilities for this version without the
 // built-ins that reach outside the process.
@@ -131,13 +133,29 @@ func loadFiles(src Source, filter loader.Filter) (modules map[string]*ast.Module
 				return nil, nil, nil, fmt.Errorf("policy path %s: %w", p, err)
 			}
 		}
+		// OPA's loader reads a .tar.gz among the files as a bundle,
+		// unsigned and with its tests: refused, bundles come through
+		// policy.bundle.
+		var archive string
+		userFilter := func(abspath string, info fs.FileInfo, depth int) bool {
+			if !info.IsDir() && (strings.HasSuffix(info.Name(), ".tar.gz") || strings.HasSuffix(info.Name(), ".tgz")) {
+				if archive == "" {
+					archive = abspath
+				}
+				return true
+			}
+			return filter(abspath, info, depth)
+		}
 		res, err := loader.NewFileLoader().
 			WithRegoVersion(ast.RegoV1).
 			WithCapabilities(caps).
 			WithProcessAnnotation(true).
-			Filtered(src.Paths, filter)
+			Filtered(src.Paths, userFilter)
 		if err != nil {
 			return nil, nil, nil, err
+		}
+		if archive != "" {
+			return nil, nil, nil, fmt.Errorf("policy file %s: an archive (a bundle?) among the policy files; load bundles with policy.bundle, which checks their signature, or unpack it", archive)
 		}
 		add(res, "")
 		docs = res.Documents
