@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"net/url"
 	"path"
 	"slices"
@@ -268,6 +269,16 @@ func NewBundleLoader(opts BundleOptions, logger *zap.Logger) (*BundleLoader, err
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("policy.bundle.url %q: want an absolute http:// or https:// URL", opts.URL)
 	}
+	if u.Scheme == "http" && !loopbackHost(u.Hostname()) {
+		// Anyone on the path could serve an empty package countersign,
+		// which allows everything, and read the bearer token.
+		switch {
+		case opts.Token != "":
+			return nil, fmt.Errorf("policy.bundle.url %q: the bundle token would cross the network in clear text; use https://", opts.URL)
+		case opts.Verification == nil:
+			return nil, fmt.Errorf("policy.bundle.url %q: an unsigned bundle over plain http:// could be replaced on the way; use https://, or require signed bundles (policy.bundle.verification)", opts.URL)
+		}
+	}
 	base, resource := strings.TrimRight(opts.URL, "/"), opts.Resource
 	if resource == "" {
 		base = u.Scheme + "://" + u.Host
@@ -477,3 +488,12 @@ func (o opaLogger) GetLevel() logging.Level {
 }
 
 func (o opaLogger) SetLevel(logging.Level) {}
+
+// loopbackHost reports whether host (a URL's host name) is this machine.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}

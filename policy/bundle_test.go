@@ -194,9 +194,24 @@ func TestNewBundleLoaderChecksOptions(t *testing.T) {
 		{URL: "https://bundles.example.com"},
 		{URL: "https://bundles.example.com/b.tar.gz?x=1"},
 		{URL: "https://bundles.example.com/b.tar.gz", Verification: &BundleVerification{}},
+		// Plain http:// off this machine: unsigned, or with a token.
+		{URL: "http://bundles.example.com/b.tar.gz"},
+		{URL: "http://10.0.0.5/b.tar.gz"},
+		{URL: "http://bundles.example.com/b.tar.gz", Token: "t", Verification: &BundleVerification{Key: "k", Algorithm: "HS256"}},
 	} {
 		if _, err := NewBundleLoader(opts, nil); err == nil {
 			t.Errorf("NewBundleLoader(%+v) succeeded", opts)
+		}
+	}
+	for _, opts := range []BundleOptions{
+		{URL: "http://127.0.0.1:8181/b.tar.gz"},
+		{URL: "http://[::1]:8181/b.tar.gz", Token: "t"},
+		{URL: "http://localhost/b.tar.gz"},
+		{URL: "http://bundles.example.com/b.tar.gz", Verification: &BundleVerification{Key: "k", Algorithm: "HS256"}},
+		{URL: "https://bundles.example.com/b.tar.gz", Token: "t"},
+	} {
+		if _, err := NewBundleLoader(opts, nil); err != nil {
+			t.Errorf("NewBundleLoader(%+v) = %v", opts, err)
 		}
 	}
 }
