@@ -125,8 +125,16 @@ func (w *Watcher) add(dir string) error {
 }
 
 // addTree watches dir and its subdirectories, skipping hidden ones as the
-// loader does.
+// loader does. A symlinked dir (policies -> v2, as deploy tools switch
+// versions) is watched at its target, which becomes a root too: the files
+// that change are there. Called before the loop starts or from it.
 func (w *Watcher) addTree(dir string) {
+	if real, err := filepath.EvalSymlinks(dir); err == nil && real != dir {
+		if _, known := w.roots[real]; !known {
+			w.roots[real] = true
+		}
+		dir = real
+	}
 	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || !d.IsDir() {
 			return nil

@@ -224,3 +224,46 @@ func TestWatcherNeedsPaths(t *testing.T) {
 		t.Error("NewWatcher(built-in policy) succeeded; there is nothing to watch")
 	}
 }
+
+// A policy path that is a symlink to a directory is watched at its target,
+// and followed when it is switched to another one.
+func TestWatcherFollowsASymlinkedDirectory(t *testing.T) {
+	events := newReloadEvents()
+	base := t.TempDir()
+	writeFiles(t, filepath.Join(base, "v1"), mod("package countersign\n"))
+	link := filepath.Join(base, "policies")
+	if err := os.Symlink("v1", link); err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(t.Context(), Options{Source: Source{Paths: []string{link}}, OnReload: events.on, EvalTimeout: testEvalTimeout}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewWatcher(e, WatchOptions{Debounce: 20 * time.Millisecond}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+
+	writeFiles(t, filepath.Join(base, "v1"), mod("package countersign\n\ndeny contains \"edited\"\n"))
+	if got := waitAccepted(t, e, events).Messages(); !slices.Equal(got, []string{"edited"}) {
+		t.Errorf("after an edit in the link's target: deny = %q, want [edited]", got)
+	}
+
+	// Switch the link to v2 atomically, then edit v2.
+	writeFiles(t, filepath.Join(base, "v2"), mod("package countersign\n\ndeny contains \"v2\"\n"))
+	tmp := filepath.Join(base, "policies.new")
+	if err := os.Symlink("v2", tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, link); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitAccepted(t, e, events).Messages(); !slices.Equal(got, []string{"v2"}) {
+		t.Errorf("after switching the link: deny = %q, want [v2]", got)
+	}
+	writeFiles(t, filepath.Join(base, "v2"), mod("package countersign\n\ndeny contains \"v2 edited\"\n"))
+	if got := waitAccepted(t, e, events).Messages(); !slices.Equal(got, []string{"v2 edited"}) {
+		t.Errorf("after an edit in the new target: deny = %q, want [v2 edited]", got)
+	}
+}
