@@ -215,6 +215,10 @@ func (b *Broker) AddNotifier(n Notifier) {
 // GrantTTL is how long a late approval admits a retry.
 func (b *Broker) GrantTTL() time.Duration { return b.opts.GrantTTL }
 
+// Expire is how long an approval stays open (approval.expire): no request
+// needs holding longer, as nobody can decide it after that.
+func (b *Broker) Expire() time.Duration { return b.opts.Expire }
+
 // Start runs the expiry loop until Close.
 func (b *Broker) Start() {
 	b.mu.Lock()

@@ -735,12 +735,16 @@ func scopeKey(a action.Action, ex *exchange) (string, []string) {
 }
 
 // holdFor is how long to keep the agent's request open: the policy's hold or
-// approval.hold, capped by what the client tolerates (the AWS CLI and SDKs
-// give up reading after 60 s and retry on their own).
+// approval.hold, capped by the approval's own life (approval.expire) and by
+// what the client tolerates (the AWS CLI and SDKs give up reading after 60
+// s and retry on their own).
 func (s *Server) holdFor(d policy.Decision, act action.Action, host string) time.Duration {
 	h := s.opts.Hold
 	if dh := d.Hold(); dh > 0 {
 		h = dh
+	}
+	if e := s.opts.Approvals.Expire(); e > 0 {
+		h = min(h, e)
 	}
 	if act.Provider == "aws" || strings.HasSuffix(host, ".amazonaws.com") || act.Provider == "mcp" {
 		h = min(h, 50*time.Second)

@@ -1761,3 +1761,26 @@ approve contains "tools need a human" if input.action.provider == "mcp"
 		}
 	})
 }
+
+// A policy's hold cannot keep a request open past its approval's life:
+// nobody can decide the approval after approval.expire.
+func TestHoldIsCappedByTheApprovalsLife(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	tests := []struct {
+		hold, want time.Duration
+		provider   string
+	}{
+		{87600 * time.Hour, h.broker.Expire(), "github"},
+		{time.Minute, time.Minute, "github"},
+		{87600 * time.Hour, 50 * time.Second, "aws"},
+	}
+	for _, tt := range tests {
+		d := policy.Decision{Verdict: policy.VerdictApprove, Reasons: []policy.Reason{{ID: "X", Message: "m", Hold: tt.hold}}}
+		if got := h.srv.holdFor(d, action.Action{Provider: tt.provider}, "api.github.com"); got != tt.want {
+			t.Errorf("holdFor(hold %s, %s) = %s, want %s", tt.hold, tt.provider, got, tt.want)
+		}
+	}
+	if h.broker.Expire() <= 0 || h.broker.Expire() >= 87600*time.Hour {
+		t.Fatalf("broker expiry %s: the test proves nothing", h.broker.Expire())
+	}
+}
