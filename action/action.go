@@ -178,6 +178,11 @@ func (c *Classifier) Classify(r *Request) Action {
 		}
 	}
 	if found {
+		if first.ParseError != "" {
+			// What the server will do with a request countersign could
+			// not read whole is not known: never a read.
+			first.ReadOnly = false
+		}
 		return first
 	}
 	return HTTP(r)

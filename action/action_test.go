@@ -90,3 +90,10 @@ func TestValidKeys(t *testing.T) {
 		t.Error("ValidKeys copied a map whose names are all valid")
 	}
 }
+
+func TestParseErrorIsNeverRead(t *testing.T) {
+	c := NewClassifier(fixed{Action{Operation: "Get", ReadOnly: true, ParseError: "half a body"}})
+	if a := c.Classify(&Request{Method: "GET", Host: "match.example"}); a.ReadOnly || a.ParseError == "" {
+		t.Errorf("Classify() = %+v, want not read-only with the parse error", a)
+	}
+}
