@@ -85,8 +85,12 @@ func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
 			return action.Action{}, false
 		}
 		// Ending one's own session loses nothing on the server's side that
-		// the client could not re-create, so it is not destructive.
-		return base(r, OpEndSession), true
+		// the client could not re-create, so it is not destructive; but
+		// the header alone on a DELETE elsewhere than an MCP endpoint
+		// path could be any API's delete, the server ignoring the header.
+		a := base(r, OpEndSession)
+		a.Destructive = !knownPath(r.Path)
+		return a, true
 	}
 	return action.Action{}, false
 }

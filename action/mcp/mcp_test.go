@@ -312,3 +312,16 @@ func TestFingerprintBody(t *testing.T) {
 		}
 	}
 }
+
+// Ending a session at an MCP endpoint is not destructive; the same header
+// on a DELETE elsewhere may be another API's delete, which the server runs
+// ignoring the header.
+func TestEndSessionElsewhereIsDestructive(t *testing.T) {
+	p := New(Options{})
+	for path, destructive := range map[string]bool{"/mcp": false, "/v1/mcp/": false, "/sse": false, "/databases/prod": true} {
+		a, ok := p.Classify(&action.Request{Method: "DELETE", Host: goldenHost, Path: path, Header: http.Header{"Mcp-Session-Id": {"s1"}}})
+		if !ok || a.Operation != OpEndSession || a.Destructive != destructive || a.ReadOnly {
+			t.Errorf("DELETE %s with a session: %+v, %v; want session/end, destructive %v", path, a, ok, destructive)
+		}
+	}
+}
