@@ -121,6 +121,11 @@ func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
 		"object_kind":         objKind,
 		"object_name":         objName,
 	}
+	if verb == "create" || verb == "update" || verb == "patch" {
+		if n, ok := replicasOf(r.Header.Get("Content-Type"), r.Body, r.BodyTruncated); ok {
+			a.Fields["replicas"] = n
+		}
+	}
 	return a, true
 }
 

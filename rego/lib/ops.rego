@@ -540,7 +540,9 @@ kubernetes_exec if {
 # METADATA
 # description: |
 #   A Kubernetes write that sets replicas to 0: kubectl scale --replicas=0
-#   (the scale subresource) or a patch or update of the workload itself.
+#   (the scale subresource) or a patch or update of the workload itself, in
+#   any patch form (merge, strategic merge, JSON Patch, server-side apply
+#   YAML: the classifier's action.replicas).
 default kubernetes_scales_to_zero := false
 
 kubernetes_scales_to_zero if {
@@ -548,6 +550,13 @@ kubernetes_scales_to_zero if {
 	input.action.verb in {"update", "patch"}
 	input.action.subresource in {"", "scale"}
 	input.request.body.spec.replicas == 0
+}
+
+kubernetes_scales_to_zero if {
+	input.action.provider == "kubernetes"
+	input.action.verb in {"update", "patch"}
+	input.action.subresource in {"", "scale"}
+	input.action.replicas == 0
 }
 
 # Services that open a port outside the cluster, and ingress objects.

@@ -236,6 +236,17 @@ test_kubernetes_scale_to_zero_is_destructive if {
 	ops.name == "patch deployments/scale" with input as kube("patch", "deployments", "scale", "default", {"spec": {"replicas": 0}})
 }
 
+test_kubernetes_scale_to_zero_by_json_patch_is_destructive if {
+	# A JSON Patch body is a list: only the classifier's replicas says what it sets.
+	inp := object.union(kube("patch", "deployments", "scale", "default", [{"op": "replace", "path": "/spec/replicas", "value": 0}]), {"action": {"replicas": 0}})
+	ops.class == "destructive" with input as inp
+}
+
+test_kubernetes_scale_to_three_by_json_patch_is_write if {
+	inp := object.union(kube("patch", "deployments", "scale", "default", [{"op": "replace", "path": "/spec/replicas", "value": 3}]), {"action": {"replicas": 3}})
+	ops.class == "write" with input as inp
+}
+
 test_kubernetes_scale_up_is_write if ops.class == "write" with input as kube("patch", "deployments", "scale", "default", {"spec": {"replicas": 3}})
 
 test_kubernetes_exec if {

@@ -1,0 +1,41 @@
+package kubernetes
+
+import "testing"
+
+func TestReplicasOf(t *testing.T) {
+	tests := []struct {
+		name, ctype, body string
+		want              int64
+		ok                bool
+	}{
+		{"merge patch", "application/merge-patch+json", `{"spec":{"replicas":0}}`, 0, true},
+		{"strategic merge patch", "application/strategic-merge-patch+json", `{"spec":{"replicas":3}}`, 3, true},
+		{"update", "application/json", `{"kind":"Scale","spec":{"replicas":0}}`, 0, true},
+		{"no content type", "", `{"spec":{"replicas":0}}`, 0, true},
+		{"JSON patch", "application/json-patch+json", `[{"op":"replace","path":"/spec/replicas","value":0}]`, 0, true},
+		{"JSON patch, last wins", "application/json-patch+json", `[{"op":"replace","path":"/spec/replicas","value":0},{"op":"replace","path":"/spec/replicas","value":2}]`, 2, true},
+		{"JSON patch of /spec", "application/json-patch+json", `[{"op":"add","path":"/spec","value":{"replicas":0}}]`, 0, true},
+		{"JSON patch of the document", "application/json-patch+json", `[{"op":"replace","path":"","value":{"spec":{"replicas":0}}}]`, 0, true},
+		{"JSON patch, test only", "application/json-patch+json", `[{"op":"test","path":"/spec/replicas","value":0}]`, 0, false},
+		{"JSON patch removed again", "application/json-patch+json", `[{"op":"replace","path":"/spec/replicas","value":0},{"op":"remove","path":"/spec/replicas"}]`, 0, false},
+		{"apply YAML", "application/apply-patch+yaml", "apiVersion: apps/v1\nkind: Deployment\nspec:\n  replicas: 0\n", 0, true},
+		{"apply YAML float", "application/apply-patch+yaml", "spec: {replicas: 0.0}\n", 0, true},
+		{"number as float", "application/merge-patch+json", `{"spec":{"replicas":0.0}}`, 0, true},
+		{"not a whole number", "application/merge-patch+json", `{"spec":{"replicas":0.5}}`, 0, false},
+		{"string", "application/merge-patch+json", `{"spec":{"replicas":"0"}}`, 0, false},
+		{"no replicas", "application/merge-patch+json", `{"metadata":{"labels":{"a":"b"}}}`, 0, false},
+		{"other case is not the field", "application/merge-patch+json", `{"spec":{"Replicas":0}}`, 0, false},
+		{"broken", "application/json", `{"spec":`, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, ok := replicasOf(tt.ctype, []byte(tt.body), false)
+			if n != tt.want || ok != tt.ok {
+				t.Errorf("replicasOf(%s, %s) = %d, %v; want %d, %v", tt.ctype, tt.body, n, ok, tt.want, tt.ok)
+			}
+		})
+	}
+	if _, ok := replicasOf("application/json", []byte(`{"spec":{"replicas":0}}`), true); ok {
+		t.Error("replicasOf read a truncated body")
+	}
+}
