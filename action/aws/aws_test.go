@@ -186,6 +186,12 @@ func TestClassify(t *testing.T) {
 				Resources: []string{"mybucket", "mybucket/a", "mybucket/b/c"}, Destructive: true},
 		},
 		{
+			name: "S3 DeleteObjects, a key in pieces",
+			give: req("POST", "https://mybucket.s3.amazonaws.com/?delete", `<Delete><Object><Key>back<!-- x -->ups/<![CDATA[full]]>&#46;tar</Key></Object></Delete>`),
+			want: summary{Service: "s3", Operation: "DeleteObjects", Region: "us-east-1", Protocol: "rest-xml",
+				Resources: []string{"mybucket", "mybucket/backups/full.tar"}, Destructive: true},
+		},
+		{
 			name: "S3 DeleteObjects, truncated body",
 			give: func() *action.Request {
 				r := req("POST", "https://mybucket.s3.amazonaws.com/?delete", `<Delete><Object><Key>a</Key></Object><Obj`)
@@ -357,6 +363,16 @@ func TestClassify(t *testing.T) {
 			give: req("POST", "https://ec2.us-east-1.amazonaws.com/", "Action=DescribeVpcs", "Content-Type", form, "Authorization", "AWS4-HMAC-SHA256 Credential=x"),
 			// Not a read: with a parse error, what the server does is not sure.
 			want: summary{Service: "ec2", Operation: "DescribeVpcs", Region: "us-east-1", Protocol: "ec2", ParseError: "malformed AWS signature"},
+		},
+		{
+			name: "S3 object delete through a VPC interface endpoint, virtual-hosted",
+			give: req("DELETE", "https://prod-backups.bucket.vpce-0abc-defg.s3.us-east-1.vpce.amazonaws.com/db.sql", "", "Authorization", sigv4("us-east-1", "s3")),
+			want: summary{Service: "s3", Operation: "DeleteObject", Region: "us-east-1", Protocol: "rest-xml", Resources: []string{"prod-backups/db.sql"}, Destructive: true},
+		},
+		{
+			name: "S3 object delete through a VPC interface endpoint, path style",
+			give: req("DELETE", "https://bucket.vpce-0abc-defg.s3.us-east-1.vpce.amazonaws.com/prod-backups/db.sql", "", "Authorization", sigv4("us-east-1", "s3")),
+			want: summary{Service: "s3", Operation: "DeleteObject", Region: "us-east-1", Protocol: "rest-xml", Resources: []string{"prod-backups/db.sql"}, Destructive: true},
 		},
 		{
 			name: "X-Amz-Target beside Action= on a query API",

@@ -40,6 +40,9 @@ func parseHost(host string, known func(string) bool) hostInfo {
 	if len(labels) > 32 {
 		labels = labels[len(labels)-32:]
 	}
+	if vpce, ok := parseInterfaceEndpoint(labels); ok {
+		return vpce
+	}
 	// The region, when there is one, is the last label; dualstack
 	// (s3.dualstack.us-east-1, bucket.s3-accelerate.dualstack) comes just
 	// before it. Labels further left belong to the endpoint or a bucket, so
@@ -85,4 +88,37 @@ func parseHost(host string, known func(string) bool) hostInfo {
 		}
 	}
 	return h
+}
+
+// parseInterfaceEndpoint reads the name of a VPC interface endpoint
+// (AWS PrivateLink): [PREFIX.]vpce-ID.SERVICE.REGION.vpce.amazonaws.com.
+// S3's spells the resource type before the id: bucket.vpce-… (a bucket
+// in the path, or virtual-hosted as my-bucket.bucket.vpce-…),
+// accesspoint.vpce-… and control.vpce-… (S3 Control).
+func parseInterfaceEndpoint(labels []string) (hostInfo, bool) {
+	n := len(labels)
+	if n < 4 || labels[n-1] != "vpce" || !regionName.MatchString(labels[n-2]) {
+		return hostInfo{}, false
+	}
+	id := -1
+	for i, l := range labels[:n-2] {
+		if strings.HasPrefix(l, "vpce-") {
+			id = i
+		}
+	}
+	if id < 0 || id+1 >= n-2 {
+		return hostInfo{}, false
+	}
+	h := hostInfo{aws: true, region: labels[n-2], endpoint: strings.Join(labels[id+1:n-2], ".")}
+	before := labels[:id]
+	if h.endpoint == "s3" && len(before) > 0 {
+		switch before[len(before)-1] {
+		case "bucket":
+			before = before[:len(before)-1]
+		case "control":
+			h.endpoint, before = "s3-control", before[:len(before)-1]
+		}
+	}
+	h.prefix = strings.Join(before, ".")
+	return h, true
 }

@@ -82,6 +82,10 @@ func deleteObjectsKeys(body []byte) ([]string, error) {
 	dec := xml.NewDecoder(bytes.NewReader(body))
 	var keys []string
 	var path []string
+	// One key's text may come in several pieces (around a comment, a
+	// CDATA section, an entity): it is the whole text of its element.
+	var key []byte
+	inKey := func() bool { return len(path) == 3 && path[0] == "Delete" && path[1] == "Object" && path[2] == "Key" }
 	for {
 		tok, err := dec.Token()
 		if err != nil {
@@ -92,20 +96,27 @@ func deleteObjectsKeys(body []byte) ([]string, error) {
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
+			if inKey() {
+				return keys, errors.New("an element inside a Key")
+			}
 			if len(path) >= maxWalkDepth {
 				return keys, errors.New("XML nested too deep")
 			}
 			path = append(path, t.Name.Local)
+			key = key[:0]
 		case xml.EndElement:
+			if inKey() {
+				if len(keys) >= maxDeleteKey {
+					return keys, errors.New("too many keys")
+				}
+				keys = append(keys, string(key))
+			}
 			if len(path) > 0 {
 				path = path[:len(path)-1]
 			}
 		case xml.CharData:
-			if len(path) == 3 && path[0] == "Delete" && path[1] == "Object" && path[2] == "Key" {
-				if len(keys) >= maxDeleteKey {
-					return keys, errors.New("too many keys")
-				}
-				keys = append(keys, string(t))
+			if inKey() {
+				key = append(key, t...)
 			}
 		}
 	}

@@ -171,6 +171,12 @@ func TestParseHost(t *testing.T) {
 		{"ec2.us-east-1.api.aws", hostInfo{aws: true, endpoint: "ec2", region: "us-east-1"}},
 		{"example.com", hostInfo{}},
 		{"amazonaws.com", hostInfo{}},
+		// VPC interface endpoints (PrivateLink).
+		{"bucket.vpce-0abc123-abcdefgh.s3.us-east-1.vpce.amazonaws.com", hostInfo{aws: true, endpoint: "s3", region: "us-east-1"}},
+		{"prod-backups.bucket.vpce-0abc123-abcdefgh.s3.us-east-1.vpce.amazonaws.com", hostInfo{aws: true, endpoint: "s3", region: "us-east-1", prefix: "prod-backups"}},
+		{"control.vpce-0abc123-abcdefgh.s3.us-east-1.vpce.amazonaws.com", hostInfo{aws: true, endpoint: "s3-control", region: "us-east-1"}},
+		{"vpce-0abc123-abcdefgh.ec2.eu-west-1.vpce.amazonaws.com", hostInfo{aws: true, endpoint: "ec2", region: "eu-west-1"}},
+		{"vpce-0abc123-abcdefgh-eu-west-1a.ec2.eu-west-1.vpce.amazonaws.com", hostInfo{aws: true, endpoint: "ec2", region: "eu-west-1"}},
 	}
 	for _, tt := range tests {
 		if diff := cmp.Diff(tt.want, parseHost(tt.give, known), cmp.AllowUnexported(hostInfo{})); diff != "" {
