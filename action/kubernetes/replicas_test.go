@@ -39,3 +39,26 @@ func TestReplicasOf(t *testing.T) {
 		t.Error("replicasOf read a truncated body")
 	}
 }
+
+func FuzzReplicasOf(f *testing.F) {
+	for _, s := range []struct{ ctype, body string }{
+		{"application/merge-patch+json", `{"spec":{"replicas":0}}`},
+		{"application/json-patch+json", `[{"op":"replace","path":"/spec/replicas","value":0}]`},
+		{"application/json-patch+json", `[{"op":"add","path":"/spec","value":{"replicas":2}},{"op":"remove","path":"/spec"}]`},
+		{"application/apply-patch+yaml", "spec:\n  replicas: 0\n"},
+		{"application/apply-patch+yaml", "spec: &a {replicas: *a}\n"},
+		{"application/json", `{"spec":{"replicas":1e400}}`},
+	} {
+		f.Add(s.ctype, []byte(s.body))
+	}
+	f.Fuzz(func(t *testing.T, ctype string, body []byte) {
+		n, ok := replicasOf(ctype, body, false)
+		n2, ok2 := replicasOf(ctype, body, false)
+		if n != n2 || ok != ok2 {
+			t.Fatalf("replicasOf is not deterministic: %d %v, then %d %v", n, ok, n2, ok2)
+		}
+		if !ok && n != 0 {
+			t.Fatalf("replicasOf = %d without ok", n)
+		}
+	})
+}
