@@ -67,10 +67,12 @@ read_request if {
 }
 
 # Requests no provider recognised: the method decides, with a few shapes
-# known to read.
+# known to read. An upgrade is not a read whatever its method: after the
+# 101 its messages (a GraphQL mutation over graphql-ws) pass undecided.
 read_request if {
 	input.action.provider == "http"
 	input.request.method in read_methods
+	not input.request.upgrade
 }
 
 # git fetch and clone POST to git-upload-pack; only git-receive-pack pushes.

@@ -100,3 +100,8 @@ test_read_with_parse_error_held if {
 	inp := object.union(classified("POST", "ec2.us-east-1.amazonaws.com", "/", "aws", true), {"action": {"parse_error": "both X-Amz-Target and Action= name an operation"}})
 	count(countersign.approve) == 1 with input as inp
 }
+
+test_websocket_upgrade_to_infrastructure_held if {
+	inp := object.union(req("GET", "backboard.railway.app", "/graphql/v2"), {"request": {"upgrade": "websocket"}})
+	count(countersign.approve) == 1 with input as inp
+}
