@@ -67,24 +67,24 @@ func FuzzValue(f *testing.F) {
 		if err := dec.Decode(&v); err != nil {
 			return
 		}
-		checkMasked(t, Value(v), false)
+		checkMasked(t, Value(v), plain)
 	})
 }
 
-func checkMasked(t *testing.T, v any, cred bool) {
+func checkMasked(t *testing.T, v any, sec secrecy) {
 	t.Helper()
 	switch v := v.(type) {
 	case string:
-		if cred && v != Mask {
+		if sec != plain && v != Mask {
 			t.Fatalf("credential value %q not masked", v)
 		}
 	case map[string]any:
 		for k, e := range v {
-			checkMasked(t, e, (cred && !IsNameKey(k)) || IsCredentialKey(k))
+			checkMasked(t, e, childSecrecy(v, k, sec))
 		}
 	case []any:
 		for _, e := range v {
-			checkMasked(t, e, cred)
+			checkMasked(t, e, sec)
 		}
 	}
 }

@@ -245,12 +245,17 @@ func rawPair(part string) string {
 // "clientsecret").
 var credentialKeyWords = []string{
 	"password", "passwd", "secret", "token", "authorization",
-	"apikey", "privatekey", "accesstoken", "cookie",
+	"apikey", "privatekey", "accesstoken", "cookie", "credential",
+	"connectionstring",
 }
 
 // credentialKeys are whole normalised keys that hold credentials but are too
 // short to match as words ("auth" is in "author").
-var credentialKeys = map[string]bool{"auth": true, "pwd": true, "signature": true, "sig": true}
+var credentialKeys = map[string]bool{"auth": true, "pwd": true, "signature": true, "sig": true, "dsn": true, "pass": true}
+
+// credentialSuffixes end normalised keys that hold credentials but are too
+// common inside other words to match anywhere ("DB_PASS", not "compass").
+var credentialSuffixes = []string{"pass", "dsn"}
 
 // nameSuffixes end normalised keys whose values name or describe a
 // credential rather than hold one ("secretName", "SecretId", "token_ttl",
@@ -283,7 +288,34 @@ func normKey(key string) string {
 // credential's name or property (see IsNameKey).
 func IsCredentialKey(key string) bool {
 	k := normKey(key)
-	return (credentialKeys[k] || containsAny(k, credentialKeyWords)) && !nameLike(k)
+	if nameLike(k) {
+		return false
+	}
+	if credentialKeys[k] || containsAny(k, credentialKeyWords) {
+		return true
+	}
+	for _, suf := range credentialSuffixes {
+		if strings.HasSuffix(k, suf) && !strings.HasSuffix(k, "bypass") && !strings.HasSuffix(k, "compass") {
+			return true
+		}
+	}
+	return false
+}
+
+// childSecrecy is how the values under key k of object m (nil for a
+// form's map) are treated, sec being how m's own are: under a credential's
+// name they are credentials, unless k names or describes one; in a
+// Kubernetes Secret's data and stringData everything is secret.
+func childSecrecy(m map[string]any, k string, sec secrecy) secrecy {
+	switch {
+	case sec == allSecret:
+		return allSecret
+	case (k == "data" || k == "stringData") && m != nil && m["kind"] == "Secret":
+		return allSecret
+	case IsCredentialKey(k), sec == credential && !IsNameKey(k):
+		return credential
+	}
+	return plain
 }
 
 // IsNameKey reports whether a JSON object key holds a name, an id or a
@@ -312,38 +344,56 @@ func Value(v any) any {
 	return value(v, false)
 }
 
+// secrecy says how a value's strings are treated: plain (Text), as a
+// credential's (masked, but names and properties under it kept), or all
+// secret (a Kubernetes Secret's data: everything masked).
+type secrecy uint8
+
+const (
+	plain secrecy = iota
+	credential
+	allSecret
+)
+
 func value(v any, cred bool) any {
+	if cred {
+		return valueAs(v, credential)
+	}
+	return valueAs(v, plain)
+}
+
+func valueAs(v any, sec secrecy) any {
 	switch v := v.(type) {
 	case nil, bool, json.Number,
 		float64, float32, int, int8, int16, int32, int64,
 		uint, uint8, uint16, uint32, uint64:
 		return v
 	case string:
-		return str(v, cred)
+		return str(v, sec != plain)
 	case map[string]any:
 		out := make(map[string]any, len(v))
 		for k, e := range v {
-			out[Text(k)] = value(e, (cred && !IsNameKey(k)) || IsCredentialKey(k))
+			out[Text(k)] = valueAs(e, childSecrecy(v, k, sec))
 		}
 		return out
 	case []any:
 		out := make([]any, len(v))
 		for i, e := range v {
-			out[i] = value(e, cred)
+			out[i] = valueAs(e, sec)
 		}
 		return out
 	case map[string]string:
 		out := make(map[string]string, len(v))
 		for k, e := range v {
-			out[Text(k)] = str(e, (cred && !IsNameKey(k)) || IsCredentialKey(k))
+			out[Text(k)] = str(e, childSecrecy(nil, k, sec) != plain)
 		}
 		return out
 	case []string:
-		return strs(v, cred)
+		return strs(v, sec != plain)
 	case map[string][]string:
 		out := make(map[string][]string, len(v))
 		for k, e := range v {
-			out[Text(k)] = strs(e, (cred && !IsNameKey(k)) || IsCredentialKey(k))
+			out[Text(k)] = strs(e, childSecrecy(nil, k, sec) != plain)
 		}
 		return out
 	default:

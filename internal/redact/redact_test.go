@@ -189,7 +189,12 @@ func TestValue(t *testing.T) {
 		"envFrom": [{"secretRef": {"name": "prod-db-root"}}],
 		"volumes": [{"secret": {"secretName": "prod-db-root", "items": [{"key": "k", "path": "p"}]}}],
 		"secretAccessKey": "wJalrXUtnFEMI",
-		"client_secret": {"value": "v", "id": "cs-1"}
+		"client_secret": {"value": "v", "id": "cs-1"},
+		"DB_PASS": "hunter2-prod-pw",
+		"credentials": "prod-cred-XYZ",
+		"bypass": "on",
+		"secretObject": {"kind": "Secret", "metadata": {"name": "db"}, "stringData": {"URL": "x", "n": 1}, "data": {"tls.key": "LS0t"}},
+		"configMap": {"kind": "ConfigMap", "data": {"URL": "x"}}
 	}`
 	dec := json.NewDecoder(strings.NewReader(body))
 	dec.UseNumber()
@@ -217,6 +222,13 @@ func TestValue(t *testing.T) {
 		"volumes":         []any{map[string]any{"secret": map[string]any{"secretName": "prod-db-root", "items": []any{map[string]any{"key": Mask, "path": "p"}}}}},
 		"secretAccessKey": Mask,
 		"client_secret":   map[string]any{"value": Mask, "id": "cs-1"},
+		"DB_PASS":         Mask,
+		"credentials":     Mask,
+		"bypass":          "on",
+		// A Kubernetes Secret's values are secrets, whatever their keys.
+		"secretObject": map[string]any{"kind": "Secret", "metadata": map[string]any{"name": "db"},
+			"stringData": map[string]any{"URL": Mask, "n": json.Number("1")}, "data": map[string]any{"tls.key": Mask}},
+		"configMap": map[string]any{"kind": "ConfigMap", "data": map[string]any{"URL": "x"}},
 	}
 	got := Value(give)
 	if diff := cmp.Diff(want, got); diff != "" {

@@ -16,6 +16,7 @@ import (
 //   - JWTs (three base64url segments, the first starting eyJ);
 //   - PEM private key blocks, to the end of s when the END line is missing
 //     (a truncated body);
+//   - the password in a URL's userinfo (postgres://app:s3cr3t@db);
 //   - a value of 16 or more base64 characters right after a credential's
 //     name and '=', ':' or '>' (aws_secret_access_key = …,
 //     "SecretAccessKey": "…", <SessionToken>…, GITHUB_TOKEN=…,
@@ -132,6 +133,7 @@ var rules = []rule{
 	{prefix: "xox", match: slackToken},
 	{prefix: "xapp-", match: run(alnum+"-", 10)},
 	{prefix: "hooks.slack.com/", match: slackWebhook},
+	{prefix: "://", match: userinfoPassword},
 	{prefix: "eyJ", match: jwt},
 	{prefix: "-----BEGIN ", match: privateKeyBlock},
 	{prefix: "sk-", boundary: true, match: run(base64URL, 20)},
@@ -279,6 +281,32 @@ func slackWebhook(s string, i, n int) (int, int) {
 }
 
 var pathSet = makeSet(base64URL + "/")
+
+// userinfoPassword matches the password of a URL's userinfo
+// (postgres://app:s3cr3t@db/app): after "://", up to the authority's last
+// '@', the part after the first ':'.
+func userinfoPassword(s string, i, n int) (int, int) {
+	start := i + n
+	end := start
+	at := -1
+	for ; end < len(s); end++ {
+		c := s[end]
+		if c <= ' ' || c == '/' || c == '?' || c == '#' || c == '"' || c == '\'' || c == '<' || c == '>' || c == '\\' {
+			break
+		}
+		if c == '@' {
+			at = end
+		}
+	}
+	if at < 0 {
+		return 0, 0
+	}
+	colon := strings.IndexByte(s[start:at], ':')
+	if colon < 0 || start+colon+1 == at || s[start+colon+1:at] == Mask {
+		return 0, 0
+	}
+	return start + colon + 1, at
+}
 
 // jwt matches a JWT (header.payload.signature, base64url, the header JSON so
 // starting eyJ) and the further segments of a JWE.
