@@ -686,7 +686,7 @@ var volatileHeaders = map[string]bool{
 	"Amz-Sdk-Invocation-Id": true, "Amz-Sdk-Request": true, "X-Amzn-Trace-Id": true,
 	"Date": true, "User-Agent": true, "Content-Length": true, "Accept-Encoding": true,
 	"Traceparent": true, "Tracestate": true, "X-Request-Id": true, "X-Github-Request-Id": true,
-	"Mcp-Session-Id": true, "Expect": true,
+	"Mcp-Session-Id": true, "Expect": true, "Sec-Websocket-Key": true,
 }
 
 func writeStableHeaders(w io.Writer, h http.Header) {
@@ -800,14 +800,14 @@ func (s *Server) forward(ctx context.Context, ex *exchange, act action.Action, p
 	elapsed := s.opts.Now().Sub(start)
 	if err != nil && s.askedForClientCert(ex.host) && isClientCertFailure(err) && s.opts.ClientCertMessage != nil {
 		_ = s.opts.Audit.RecordAsync(&audit.Event{Type: "forward", RequestID: ex.id, Session: sessionRef(ex.session),
-			Decision: decision, Error: err.Error(), Detail: "the upstream requires a TLS client certificate, which interception cannot present"})
+			Decision: decision, Error: errorText(err), Detail: "the upstream requires a TLS client certificate, which interception cannot present"})
 		return s.denial(ex, act, answer{status: http.StatusBadGateway, decision: decision, message: s.opts.ClientCertMessage(ex.host)})
 	}
 	if err != nil {
 		status, msg := upstreamFailure(ex.host, err)
 		_ = s.opts.Audit.RecordAsync(&audit.Event{Type: "forward", RequestID: ex.id, Session: sessionRef(ex.session),
-			Decision: decision, Error: err.Error(), UpstreamMillis: elapsed.Milliseconds(), Detail: "not forwarded: " + msg})
-		s.logger.Info("upstream request failed", zap.String("request", ex.id), zap.String("host", ex.host), zap.Error(err))
+			Decision: decision, Error: errorText(err), UpstreamMillis: elapsed.Milliseconds(), Detail: "not forwarded: " + msg})
+		s.logger.Info("upstream request failed", zap.String("request", ex.id), zap.String("host", ex.host), zap.String("error", errorText(err)))
 		return s.denial(ex, act, answer{status: status, decision: decision, message: "countersign: " + msg})
 	}
 	if (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) &&
@@ -868,6 +868,45 @@ func (s *Server) askedForClientCert(host string) bool {
 func isClientCertFailure(err error) bool {
 	msg := err.Error()
 	return strings.Contains(msg, "certificate required") || strings.Contains(msg, "bad certificate") || strings.Contains(msg, "handshake failure")
+}
+
+// errorText is a transport error as the audit log and the operational log
+// keep it: Go quotes what it could not parse (an upstream's status line,
+// which may echo the request with its query) and the URL it was sending
+// to, so quoted parts are elided, and the rest is redacted and bounded.
+func errorText(err error) string {
+	msg := err.Error()
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(msg, '"')
+		if i < 0 {
+			b.WriteString(msg)
+			break
+		}
+		b.WriteString(msg[:i])
+		b.WriteString(`"…"`)
+		rest := msg[i+1:]
+		end := -1
+		for j := 0; j < len(rest); j++ {
+			if rest[j] == '\\' {
+				j++
+				continue
+			}
+			if rest[j] == '"' {
+				end = j
+				break
+			}
+		}
+		if end < 0 {
+			break
+		}
+		msg = rest[end+1:]
+	}
+	out := redact.Text(b.String())
+	if len(out) > 512 {
+		out = strings.ToValidUTF8(out[:512], "") + "…"
+	}
+	return out
 }
 
 // upstreamFailure turns a transport error into a status and a safe message.

@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/countersign/countersign/action/mcp"
 	"io"
 	"net"
 	"net/http"
@@ -26,10 +25,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/countersign/countersign/action"
 	"github.com/countersign/countersign/action/aws"
 	"github.com/countersign/countersign/action/kubernetes"
+	"github.com/countersign/countersign/action/mcp"
 	"github.com/countersign/countersign/approval"
 	"github.com/countersign/countersign/audit"
 	"github.com/countersign/countersign/internal/testinfra"
@@ -1782,5 +1783,36 @@ func TestHoldIsCappedByTheApprovalsLife(t *testing.T) {
 	}
 	if h.broker.Expire() <= 0 || h.broker.Expire() >= 87600*time.Hour {
 		t.Fatalf("broker expiry %s: the test proves nothing", h.broker.Expire())
+	}
+}
+
+// A retried WebSocket upgrade (kubectl exec) sends a fresh random
+// Sec-WebSocket-Key: it is still the same request for approvals.
+func TestWebSocketKeyIsNotPartOfTheFingerprint(t *testing.T) {
+	fp := func(key string) string {
+		req := &http.Request{Method: "GET", URL: &url.URL{Path: "/api/v1/namespaces/prod/pods/web/exec", RawQuery: "command=sh"},
+			Header: http.Header{"Sec-Websocket-Key": {key}, "Sec-Websocket-Version": {"13"}}}
+		return fingerprint(&exchange{req: req, scheme: "https", host: "k8s.example.test", port: 443, upgrade: "websocket"}, action.Action{Provider: "kubernetes"}, nil)
+	}
+	if fp("dGhlIHNhbXBsZSBub25jZQ==") != fp("b3RoZXIgc2FtcGxlIG5vbmNl") {
+		t.Error("two attempts of one upgrade differ only in Sec-WebSocket-Key but have different fingerprints")
+	}
+}
+
+func TestErrorTextKeepsNoEchoedRequest(t *testing.T) {
+	tests := []struct{ give, want string }{
+		{`net/http: HTTP/1.x transport connection broken: malformed HTTP status code "/v1/items?access_token=SUPERSECRETVALUE42&x=1"`,
+			`net/http: HTTP/1.x transport connection broken: malformed HTTP status code "…"`},
+		{`Get "https://api.example/x?token=abc": dial tcp: connection refused`, `Get "…": dial tcp: connection refused`},
+		{`bad "a\"b" and "unterminated`, `bad "…" and "…"`},
+		{`plain failure`, `plain failure`},
+	}
+	for _, tt := range tests {
+		if got := errorText(errors.New(tt.give)); got != tt.want {
+			t.Errorf("errorText(%q) = %q, want %q", tt.give, got, tt.want)
+		}
+	}
+	if got := errorText(errors.New(strings.Repeat("é", 400))); len(got) > 520 || !utf8.ValidString(got) {
+		t.Errorf("errorText of a long message: %d bytes, valid UTF-8 %v", len(got), utf8.ValidString(got))
 	}
 }
