@@ -506,6 +506,15 @@ func (s *Server) holdOutcome(ctx context.Context, ex *exchange, act action.Actio
 	}
 	switch out.Kind {
 	case approval.OutcomeApproved:
+		// The approval's own records name the request that opened it; a
+		// retry that joined it may be the one admitted: say which, before
+		// anything is sent.
+		if err := s.opts.Audit.Record(&audit.Event{Type: "approval", RequestID: ex.id, ApprovalID: id, Session: sessionRef(ex.session),
+			Decision: "approved", Detail: "admits this held request"}); err != nil {
+			cnt.denied.Add(1)
+			return s.denial(ex, act, answer{status: http.StatusServiceUnavailable, decision: "deny", approval: id,
+				message: "countersign: the audit log cannot be written, so nothing is forwarded; tell whoever runs countersign."})
+		}
 		cnt.approved.Add(1)
 		resp := s.forward(ctx, ex, act, body, nil, nil, "approved")
 		resp.Header.Set(headerApproval, id)
@@ -534,6 +543,8 @@ func (s *Server) holdOutcome(ctx context.Context, ex *exchange, act action.Actio
 			message: fmt.Sprintf("countersign: approval %s expired before anyone decided; the request was not sent.", id)})
 	case approval.OutcomeSuperseded:
 		cnt.denied.Add(1)
+		_ = s.opts.Audit.RecordAsync(&audit.Event{Type: "approval", RequestID: ex.id, ApprovalID: id, Session: sessionRef(ex.session),
+			Decision: "deny", Detail: "not sent: the approval admitted an identical request that was also waiting"})
 		return s.denial(ex, act, answer{status: http.StatusConflict, decision: "approved", approval: id,
 			message: fmt.Sprintf("countersign: approval %s was used by an identical request that was also waiting; this copy was not sent.", id)})
 	case approval.OutcomeShutdown:

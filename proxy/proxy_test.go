@@ -1816,3 +1816,65 @@ func TestErrorTextKeepsNoEchoedRequest(t *testing.T) {
 		t.Errorf("errorText of a long message: %d bytes, valid UTF-8 %v", len(got), utf8.ValidString(got))
 	}
 }
+
+// When two identical requests wait on one approval, the audit log says
+// which one the approval admitted (before it is sent) and that the other
+// was not sent.
+func TestAuditSaysWhichHeldCopyWasSent(t *testing.T) {
+	h := newHarness(t, harnessOptions{policy: approveEC2})
+	type result struct {
+		resp *http.Response
+		body string
+	}
+	send := func(done chan<- result) {
+		resp, body := h.do("POST", "https://ec2.us-east-1.amazonaws.com/", "Action=TerminateInstances&InstanceId.1=i-0abc",
+			"Content-Type", "application/x-www-form-urlencoded")
+		done <- result{resp, body}
+	}
+	done := make(chan result, 2)
+	go send(done)
+	rec := h.waitPending()
+	go send(done)
+	joined := func() bool {
+		for _, r := range h.records() {
+			if r.Type == "approval" && r.ApprovalID == rec.ID && r.Detail == "joined by a retry" {
+				return true
+			}
+		}
+		return false
+	}
+	for deadline := time.Now().Add(10 * time.Second); !joined(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the second copy never joined the approval")
+		}
+	}
+	if _, err := h.broker.Decide(t.Context(), rec.ID, approval.Decision{Approve: true, Approver: "cli:bob", Via: "cli"}); err != nil {
+		t.Fatal(err)
+	}
+	statuses := map[int]string{}
+	for range 2 {
+		r := <-done
+		statuses[r.resp.StatusCode] = r.resp.Header.Get("X-Countersign-Request")
+	}
+	if _, ok := statuses[http.StatusOK]; !ok || statuses[http.StatusConflict] == "" {
+		t.Fatalf("answers %v, want one 200 and one 409 naming its request", statuses)
+	}
+	var admitted, notSent string
+	var admittedAt, sentAt uint64
+	for _, r := range h.records() {
+		switch {
+		case r.Type == "approval" && r.Detail == "admits this held request":
+			admitted, admittedAt = r.RequestID, r.Seq
+		case r.Type == "approval" && strings.HasPrefix(r.Detail, "not sent:"):
+			notSent = r.RequestID
+		case r.Type == "response" && sentAt == 0:
+			sentAt = r.Seq
+		}
+	}
+	if admitted == "" || notSent != statuses[http.StatusConflict] || admitted == notSent {
+		t.Errorf("admitted %q, not sent %q; want the two copies, the 409 (%s) not sent", admitted, notSent, statuses[http.StatusConflict])
+	}
+	if sentAt != 0 && admittedAt > sentAt {
+		t.Errorf("the admission (seq %d) was recorded after the response (seq %d)", admittedAt, sentAt)
+	}
+}
