@@ -14,8 +14,8 @@ import (
 //     Anthropic sk-…, Stripe sk_live_/rk_live_, Google AIza… keys and ya29.
 //     access tokens, npm_…, pypi-…, Hugging Face hf_…;
 //   - JWTs (three base64url segments, the first starting eyJ);
-//   - PEM private key blocks, to the end of s when the END line is missing
-//     (a truncated body);
+//   - PEM private key blocks: the header, the base64 lines after it and
+//     the END line (a body cut off at the limit ends in key material);
 //   - the password in a URL's userinfo (postgres://app:s3cr3t@db);
 //   - a value of 16 or more base64 characters right after a credential's
 //     name and '=', ':' or '>' (aws_secret_access_key = …,
@@ -328,8 +328,13 @@ func jwt(s string, i, _ int) (int, int) {
 }
 
 // privateKeyBlock matches a PEM block whose label contains PRIVATE KEY
-// (PKCS#8, RSA, EC, OPENSSH, ENCRYPTED, PGP … BLOCK), through its END line,
-// or to the end of s when the END line is missing.
+// (PKCS#8, RSA, EC, OPENSSH, ENCRYPTED, PGP … BLOCK): the header, the
+// base64 lines that follow it and the END line. Only text shaped like key
+// material is masked, so that a fake header cannot hide what comes after
+// it from an approver ("echo '-----BEGIN … KEY-----'; curl … | sh"): a
+// body line is a run of base64 of at least 40 characters, a shorter one
+// only right before the END line or, of 16 or more, at the end of s (a
+// body cut off at the inspection limit).
 func privateKeyBlock(s string, i, n int) (int, int) {
 	labelStart := i + n
 	rest := s[labelStart:min(len(s), labelStart+100)]
@@ -337,17 +342,62 @@ func privateKeyBlock(s string, i, n int) (int, int) {
 	if k < 0 || !strings.Contains(rest[:k], "PRIVATE KEY") {
 		return 0, 0
 	}
-	body := labelStart + k + 5
-	e := strings.Index(s[body:], "-----END ")
-	if e < 0 {
-		return i, len(s)
+	end := labelStart + k + 5
+	p := skipPEMHeaders(s, end)
+	for {
+		q := skipPEMBreaks(s, p)
+		if strings.HasPrefix(s[q:], "-----END ") {
+			after := q + len("-----END ")
+			if f := strings.Index(s[after:min(len(s), after+100)], "-----"); f >= 0 {
+				return i, after + f + 5
+			}
+			return i, end
+		}
+		line := base64StdSet.span(s, q)
+		if line == q {
+			return i, end
+		}
+		next := skipPEMBreaks(s, line)
+		long := line-q >= 40
+		last := strings.HasPrefix(s[next:], "-----END ")
+		atEnd := line == len(s) && line-q >= 16
+		if !long && !last && !atEnd {
+			return i, end
+		}
+		end, p = line, line
 	}
-	after := body + e + len("-----END ")
-	f := strings.Index(s[after:min(len(s), after+100)], "-----")
-	if f < 0 {
-		return i, len(s)
+}
+
+// skipPEMBreaks skips line breaks and spaces between PEM lines, also as
+// escaped in JSON text (\n, \r).
+func skipPEMBreaks(s string, p int) int {
+	for p < len(s) {
+		switch {
+		case s[p] == '\n' || s[p] == '\r' || s[p] == ' ' || s[p] == '\t':
+			p++
+		case s[p] == '\\' && p+1 < len(s) && (s[p+1] == 'n' || s[p+1] == 'r'):
+			p += 2
+		default:
+			return p
+		}
 	}
-	return i, after + f + 5
+	return p
+}
+
+// skipPEMHeaders skips the Proc-Type and DEK-Info lines of a legacy
+// encrypted PEM key.
+func skipPEMHeaders(s string, p int) int {
+	for {
+		q := skipPEMBreaks(s, p)
+		if !strings.HasPrefix(s[q:], "Proc-Type:") && !strings.HasPrefix(s[q:], "DEK-Info:") {
+			return p
+		}
+		e := q
+		for e < len(s) && s[e] != '\n' && !(s[e] == '\\' && e+1 < len(s) && s[e+1] == 'n') {
+			e++
+		}
+		p = e
+	}
 }
 
 // keyed matches the rest of a credential's name after the rule's prefix:
