@@ -28,6 +28,7 @@ import (
 	"github.com/countersign/countersign/internal/h1"
 	"github.com/countersign/countersign/internal/hostport"
 	"github.com/countersign/countersign/internal/redact"
+	"github.com/countersign/countersign/internal/termtext"
 	"github.com/countersign/countersign/policy"
 	"github.com/countersign/countersign/session"
 )
@@ -128,6 +129,14 @@ func (s *Server) process(ctx context.Context, ex *exchange) (*http.Response, fun
 		s.auditRefusal(sess, ex, status, reason, act)
 		cnt.denied.Add(1)
 		return s.denial(ex, act, answer{status: status, decision: "deny", message: "countersign: " + reason + "; nothing was sent."}), nil
+	}
+	if name, dup := action.DuplicateJSONName(ar); dup {
+		// After the provider's own checks, which answer in the API's
+		// format (a JSON-RPC error for MCP), as this refusal does too.
+		reason := fmt.Sprintf("the JSON body repeats the member %q; servers differ on which value they act on, so countersign cannot decide it. Send each member once", termtext.Line(name, 120))
+		s.auditRefusal(sess, ex, http.StatusBadRequest, reason, act)
+		cnt.denied.Add(1)
+		return s.denial(ex, act, answer{status: http.StatusBadRequest, decision: "deny", message: "countersign: " + reason + "; nothing was sent."}), nil
 	}
 	in := policy.NewInput(ar, act, sess, start)
 	d := s.opts.Decider.Decide(ctx, in)
