@@ -110,6 +110,7 @@ const (
 	slackMessageLimit = 300
 	slackURLLimit     = 300
 	slackMaxResources = 5
+	slackExcerptLimit = 600
 	slackMaxMessages  = 5
 	slackMaxRules     = 3
 	slackTextLimit    = 3000
@@ -824,7 +825,47 @@ func slackValue(s string, limit int) string {
 		}
 		return r
 	}, s)
-	return slackutilsx.EscapeMessage(slackTruncate(s, limit))
+	return slackEscapeCut(s, limit)
+}
+
+// slackEscapeCut escapes & < > and cuts the escaped text to limit runes,
+// never inside an entity: the limit bounds what the message shows, so a
+// value of "&&&…" cannot grow five times past it and push the rest of the
+// message out.
+func slackEscapeCut(s string, limit int) string {
+	width := func(r rune) int {
+		switch r {
+		case '&':
+			return len("&amp;")
+		case '<', '>':
+			return len("&lt;")
+		}
+		return 1
+	}
+	total := 0
+	for _, r := range s {
+		total += width(r)
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range s {
+		if total > limit && n+width(r) > limit-1 {
+			b.WriteString("…")
+			break
+		}
+		switch r {
+		case '&':
+			b.WriteString("&amp;")
+		case '<':
+			b.WriteString("&lt;")
+		case '>':
+			b.WriteString("&gt;")
+		default:
+			b.WriteRune(r)
+		}
+		n += width(r)
+	}
+	return b.String()
 }
 
 // slackCode is a value shown as inline code.
@@ -922,17 +963,61 @@ func slackSummary(rec *Record) string {
 		b.WriteString(" in " + slackCode(region, 64))
 	}
 	b.WriteString(".")
-	if len(rec.Messages) > 0 {
-		b.WriteString("\n*Reason:* ")
-		for i, m := range rec.Messages {
-			if i == slackMaxMessages {
-				fmt.Fprintf(&b, " (and %d more)", len(rec.Messages)-i)
-				break
-			}
-			if i > 0 {
-				b.WriteString("; ")
-			}
-			b.WriteString(slackValue(m, slackMessageLimit))
+	return b.String()
+}
+
+// slackReason is the policy's reasons, in a section of their own so that
+// nothing the agent chose can push them out of the message.
+func slackReason(rec *Record) string {
+	if len(rec.Messages) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("*Reason:* ")
+	for i, m := range rec.Messages {
+		if i == slackMaxMessages {
+			fmt.Fprintf(&b, " (and %d more)", len(rec.Messages)-i)
+			break
+		}
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(slackValue(m, slackMessageLimit))
+	}
+	return b.String()
+}
+
+// slackDetail says what the request carries, as the approval page does:
+// a push's ref updates with deletions first and counted, or the start of
+// the body (an MCP tool's arguments, a JSON document). When the excerpt
+// stops short, it says so: the whole request is on the page.
+func slackDetail(rec *Record) string {
+	if str(rec.Action, "provider") == "git" {
+		if p := describeGit(rec.Action); len(p) > 0 {
+			return "*Changes:* " + slackPhrase(p)
+		}
+	}
+	body := rec.Request.Body
+	if strings.TrimSpace(body) == "" {
+		return ""
+	}
+	excerpt := slackValue(body, slackExcerptLimit)
+	text := "*Body:* " + "`" + excerpt + "`"
+	if strings.HasSuffix(excerpt, "…") || (rec.Request.BodySize > 0 && int64(len(body)) < rec.Request.BodySize) {
+		text += "\n_The body is cut short here: open the approval page to see all of it before you approve._"
+	}
+	return text
+}
+
+// slackPhrase renders a page phrase as mrkdwn: its code parts as inline
+// code, its text as escaped text.
+func slackPhrase(p phrase) string {
+	var b strings.Builder
+	for _, pt := range p {
+		if pt.Code {
+			b.WriteString(slackCode(pt.Text, slackValueLimit))
+		} else {
+			b.WriteString(slackValue(pt.Text, slackValueLimit))
 		}
 	}
 	return b.String()
@@ -1000,8 +1085,13 @@ func (s *Slack) requestMessage(rec *Record, link string) (string, []slack.Block)
 	blocks := []slack.Block{
 		slack.NewHeaderBlock(slackPlain(":raised_hand: Approval needed")),
 		slack.NewSectionBlock(slackMrkdwn(slackSummary(rec), slackTextLimit), nil, nil),
-		slack.NewSectionBlock(nil, slackFields(rec), nil),
 	}
+	for _, text := range []string{slackReason(rec), slackDetail(rec)} {
+		if text != "" {
+			blocks = append(blocks, slack.NewSectionBlock(slackMrkdwn(text, slackTextLimit), nil, nil))
+		}
+	}
+	blocks = append(blocks, slack.NewSectionBlock(nil, slackFields(rec), nil))
 	link, hasLink := slackLink(link)
 	cli := "`countersign approvals approve " + slackValue(rec.ID, 40) + "`"
 	switch {
@@ -1045,9 +1135,13 @@ func (s *Slack) outcomeMessage(rec *Record) (string, []slack.Block) {
 	blocks := []slack.Block{
 		slack.NewHeaderBlock(slackPlain(header)),
 		slack.NewSectionBlock(slackMrkdwn(slackSummary(rec), slackTextLimit), nil, nil),
-		slack.NewSectionBlock(slackMrkdwn(slackOutcome(rec), slackTextLimit), nil, nil),
-		slackContext(rec),
 	}
+	if reason := slackReason(rec); reason != "" {
+		blocks = append(blocks, slack.NewSectionBlock(slackMrkdwn(reason, slackTextLimit), nil, nil))
+	}
+	blocks = append(blocks,
+		slack.NewSectionBlock(slackMrkdwn(slackOutcome(rec), slackTextLimit), nil, nil),
+		slackContext(rec))
 	return slackFallback(verb, rec), blocks
 }
 
