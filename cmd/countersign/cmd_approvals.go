@@ -146,8 +146,10 @@ the admin token is read from <state_dir>/admin-token.`,
 				case !g.Active(time.Now()):
 					state = "expired"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", g.ID, g.SessionID, g.Operation, oneLine(strings.Join(g.Resources, ","), 60),
-					g.Expires.Local().Format(time.Kitchen), g.Uses, state)
+				// Operations and resources come from the agent's requests
+				// (an MCP method name): printed as one line of text.
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", oneLine(g.ID, 20), oneLine(g.SessionID, 40), oneLine(g.Operation, 80), oneLine(strings.Join(g.Resources, ","), 60),
+					g.Expires.Local().Format(time.Kitchen), g.Uses, oneLine(state, 60))
 			}
 			return tw.Flush()
 		},
@@ -172,7 +174,7 @@ the admin token is read from <state_dir>/admin-token.`,
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(e.stdout, "%s: revoked (%s for session %s)\n", g.ID, g.Operation, g.SessionID)
+				fmt.Fprintf(e.stdout, "%s: revoked (%s for session %s)\n", oneLine(g.ID, 20), oneLine(g.Operation, 80), oneLine(g.SessionID, 40))
 				return nil
 			}
 			return checkFailed(fmt.Errorf("no grant %s in any running countersign", args[0]))
