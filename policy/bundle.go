@@ -23,6 +23,8 @@ import (
 	"github.com/open-policy-agent/opa/v1/plugins"
 	"github.com/open-policy-agent/opa/v1/plugins/rest"
 	"go.uber.org/zap"
+
+	"github.com/countersign/countersign/internal/redact"
 )
 
 // Bundle is the content of an OPA bundle as countersign compiles it: Rego
@@ -309,7 +311,13 @@ func NewBundleLoader(opts BundleOptions, logger *zap.Logger) (*BundleLoader, err
 		return nil, fmt.Errorf("policy.bundle: %w", err)
 	}
 	l := &BundleLoader{opts: opts, logger: logger, client: client, path: resource}
-	l.status.URL = base + "/" + strings.TrimLeft(resource, "/")
+	// The URL as /healthz and the logs show it: no password, no
+	// credential in its query.
+	shown := base
+	if bu, err := url.Parse(base); err == nil {
+		shown = strings.TrimRight(redact.URL(bu), "/")
+	}
+	l.status.URL = shown + "/" + strings.TrimLeft(resource, "/")
 	if v := opts.Verification; v != nil {
 		if v.Key == "" {
 			return nil, errors.New("policy.bundle verification: no key given")

@@ -203,6 +203,13 @@ func TestNewBundleLoaderChecksOptions(t *testing.T) {
 			t.Errorf("NewBundleLoader(%+v) succeeded", opts)
 		}
 	}
+	l, err := NewBundleLoader(BundleOptions{URL: "https://ci:hunter2@bundles.example.com/svc?access_token=t0ps3cr3tvalue", Resource: "b.tar.gz"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := l.Status().URL; strings.Contains(u, "hunter2") || strings.Contains(u, "t0ps3cr3tvalue") || !strings.HasSuffix(u, "/b.tar.gz") {
+		t.Errorf("Status().URL = %q: it shows a credential, or not the bundle", u)
+	}
 	for _, opts := range []BundleOptions{
 		{URL: "http://127.0.0.1:8181/b.tar.gz"},
 		{URL: "http://[::1]:8181/b.tar.gz", Token: "t"},
