@@ -285,6 +285,11 @@ func newApp(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts ap
 			return nil, usageError(fmt.Errorf("approval.slack: %w", err))
 		}
 		a.broker.AddNotifier(a.slack)
+		if sc.BotToken != "" && len(cfg.Approval.Approvers) == 0 {
+			// Everyone who sees the channel can press Approve, guests of
+			// a shared (Slack Connect) channel included.
+			logger.Warn("approval.approvers is empty: anyone who can press the buttons in the Slack channel can approve; list the approvers' Slack user IDs")
+		}
 	}
 	a.token, err = approval.LoadOrCreateToken(filepath.Join(cfg.StateDir, "admin-token"))
 	if err != nil {
