@@ -1102,6 +1102,24 @@ func TestAllowedUpgradeIsRelayed(t *testing.T) {
 	if len(ds) != 1 || ds[0].Decision != "allow" {
 		t.Fatalf("decisions = %+v", ds)
 	}
+	// What passed after the 101 was not decided, but its size is on record
+	// once the connection ends.
+	tc.Close()
+	var closed *audit.Record
+	for deadline := time.Now().Add(10 * time.Second); closed == nil; time.Sleep(10 * time.Millisecond) {
+		for _, r := range h.records() {
+			if r.Type == "response" && r.Detail == "upgraded connection closed" {
+				closed = r
+			}
+		}
+		if closed == nil && time.Now().After(deadline) {
+			t.Fatal("no record of the upgraded connection closing")
+		}
+	}
+	if closed.RequestID != ds[0].RequestID || closed.Fields["protocol"] != "websocket" ||
+		fmt.Sprint(closed.Fields["bytes_sent"]) != fmt.Sprint(len("hello over the upgraded connection")) {
+		t.Errorf("close record = %+v, want request %s, websocket, %d bytes sent", closed, ds[0].RequestID, len("hello over the upgraded connection"))
+	}
 }
 
 func TestUpgradeIsDecidedAtTheUpgradeRequest(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/countersign/countersign/audit"
 	"github.com/countersign/countersign/internal/h1"
 	"github.com/countersign/countersign/internal/hostport"
 	"github.com/countersign/countersign/session"
@@ -468,21 +469,30 @@ func (s *Server) serveRequest(tc *tunnelConn) (keep bool, held *heldRequest) {
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	// What passes after a 101 is not decided; its size and length are at
+	// least on record, as for an opaque tunnel.
+	upgraded := func(sent, received int64, elapsed time.Duration) {
+		_ = s.opts.Audit.RecordDeferred(&audit.Event{Type: "response", RequestID: id, Session: sessionRef(sess),
+			UpstreamMillis: elapsed.Milliseconds(), Detail: "upgraded connection closed",
+			Fields: map[string]any{"protocol": upgrade, "bytes_sent": sent, "bytes_received": received}})
+	}
 	resp, wait := s.process(ctx, ex)
 	if wait != nil {
 		return false, &heldRequest{watch: cw, finish: func() bool {
 			defer cancel()
-			return s.answer(c, rd, req, upgrade, closeAfter, wait())
+			return s.answer(c, rd, req, upgrade, closeAfter, wait(), upgraded)
 		}}
 	}
 	defer cancel()
-	return s.answer(c, rd, req, upgrade, closeAfter, resp), nil
+	return s.answer(c, rd, req, upgrade, closeAfter, resp, upgraded), nil
 }
 
 // answer writes resp, the answer to req (read by rd), to the client and
 // reports whether the connection can carry another request (not if the
-// client asked to close it: closeAfter).
-func (s *Server) answer(c *clientReader, rd *h1.Reader, req *http.Request, upgrade string, closeAfter bool, resp *http.Response) bool {
+// client asked to close it: closeAfter). After an allowed upgrade it
+// relays both ways and calls upgraded with the bytes moved.
+func (s *Server) answer(c *clientReader, rd *h1.Reader, req *http.Request, upgrade string, closeAfter bool, resp *http.Response,
+	upgraded func(sent, received int64, elapsed time.Duration)) bool {
 	conn := c.conn
 	if resp.StatusCode == http.StatusSwitchingProtocols && upgrade != "" {
 		// An allowed upgrade: from here on the connection carries the
@@ -494,8 +504,12 @@ func (s *Server) answer(c *clientReader, rd *h1.Reader, req *http.Request, upgra
 			in = c.br
 		}
 		bw := getWriter(&c.out)
-		s.spliceUpgraded(conn, &c.out, in, bw, resp)
+		start := time.Now()
+		sent, received, spliced := s.spliceUpgraded(conn, &c.out, in, bw, resp)
 		putWriter(bw)
+		if spliced {
+			upgraded(sent, received, time.Since(start))
+		}
 		// The transport may still be reading a request body from br (an
 		// upstream can switch protocols before the body ends). The
 		// connection is over: closing it ends any such read at once, and
@@ -548,39 +562,40 @@ func upgradeProtocol(h http.Header) string {
 }
 
 // spliceUpgraded writes the 101 response and relays bytes both ways until
-// either side closes.
-func (s *Server) spliceUpgraded(conn net.Conn, out io.Writer, br io.Reader, bw *bufio.Writer, resp *http.Response) {
+// either side closes. It returns the bytes relayed each way, and whether
+// the relay started.
+func (s *Server) spliceUpgraded(conn net.Conn, out io.Writer, br io.Reader, bw *bufio.Writer, resp *http.Response) (sent, received int64, spliced bool) {
 	upstream, ok := resp.Body.(io.ReadWriteCloser)
 	if !ok {
 		resp.Body.Close()
 		writeRaw(out, http.StatusBadGateway, "countersign: the upstream switched protocols but the connection cannot be relayed.")
-		return
+		return 0, 0, false
 	}
 	defer upstream.Close()
 	if _, err := fmt.Fprintf(bw, "HTTP/1.1 101 %s\r\n", http.StatusText(http.StatusSwitchingProtocols)); err != nil {
-		return
+		return 0, 0, false
 	}
 	if err := resp.Header.Write(bw); err != nil {
-		return
+		return 0, 0, false
 	}
 	if _, err := bw.WriteString("\r\n"); err != nil {
-		return
+		return 0, 0, false
 	}
 	if err := bw.Flush(); err != nil {
-		return
+		return 0, 0, false
 	}
 	_ = conn.SetDeadline(time.Time{})
 	done := make(chan struct{}, 2)
 	go func() {
 		// br may hold bytes the client sent right after the upgrade request.
-		_, _ = io.Copy(upstream, br)
+		sent, _ = io.Copy(upstream, br)
 		_ = upstream.Close()
 		done <- struct{}{}
 	}()
 	go func() {
 		// An upgraded connection may idle as long as it likes, but a
 		// write the client does not take within the idle timeout ends it.
-		_, _ = io.Copy(out, upstream)
+		received, _ = io.Copy(out, upstream)
 		_ = conn.Close()
 		done <- struct{}{}
 	}()
@@ -588,6 +603,7 @@ func (s *Server) spliceUpgraded(conn net.Conn, out io.Writer, br io.Reader, bw *
 	_ = conn.Close()
 	_ = upstream.Close()
 	<-done
+	return sent, received, true
 }
 
 func defaultPort(scheme string) int {
