@@ -171,9 +171,16 @@ func (c *Classifier) Classify(r *Request) Action {
 		switch {
 		case !found:
 			first, found = a, true
-		case a.Provider != first.Provider:
+		case a.Provider == first.Provider:
 			// The same API reported by two classifiers (GitHub's GraphQL
 			// endpoint, by graphql and github) is not ambiguous.
+		case weak(a):
+		case weak(first):
+			// A provider that recognised the request's shape but found no
+			// operation in it (an AWS signature on AppSync's GraphQL or
+			// an MCP gateway) yields to one that did.
+			first = a
+		default:
 			return ambiguous(first, a)
 		}
 	}
@@ -188,6 +195,10 @@ func (c *Classifier) Classify(r *Request) Action {
 	return HTTP(r)
 }
 
+// weak reports whether a provider claimed a request without finding what it
+// does: no operation, and a parse error saying why.
+func weak(a Action) bool { return a.Operation == "" && a.ParseError != "" }
+
 // ambiguous marks a, the first reading of a request, as also readable as
 // other: never read-only, and refused before policy.
 func ambiguous(a, other Action) Action {
@@ -201,16 +212,16 @@ func ambiguous(a, other Action) Action {
 	return a
 }
 
-// describe names an action briefly: "a github repos/delete request".
+// describe names an action briefly: `github "repos/delete"`.
 func describe(a Action) string {
 	op := a.Operation
 	if len(op) > 64 {
 		op = op[:64] + "…"
 	}
 	if op == "" {
-		return "a " + a.Provider + " request"
+		return a.Provider
 	}
-	return fmt.Sprintf("a %s %q request", a.Provider, op)
+	return fmt.Sprintf("%s %q", a.Provider, op)
 }
 
 func classifyOne(p Provider, r *Request) (a Action, ok bool, perr string) {

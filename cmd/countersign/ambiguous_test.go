@@ -46,8 +46,24 @@ func TestMarkersOfAnotherAPIAreRefused(t *testing.T) {
 		},
 		{
 			name:     "github graphql is one API read by two classifiers",
-			raw:      "POST /graphql HTTP/1.1\r\nHost: api.github.com\r\nContent-Type: application/json\r\nContent-Length: 24\r\n\r\n" + `{"query":"{ viewer { login } }"}`[:24],
+			raw:      "POST /graphql HTTP/1.1\r\nHost: api.github.com\r\nContent-Type: application/json\r\nContent-Length: 32\r\n\r\n" + `{"query":"{ viewer { login } }"}`,
 			provider: "github",
+		},
+		{
+			// AppSync's GraphQL endpoint is an AWS host and SigV4-signed:
+			// the aws provider finds no operation and yields.
+			name: "AppSync GraphQL signed with SigV4",
+			raw: "POST /graphql HTTP/1.1\r\nHost: abc123.appsync-api.us-east-1.amazonaws.com\r\nContent-Type: application/json\r\n" +
+				"Authorization: AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20261126/us-east-1/appsync/aws4_request, SignedHeaders=host, Signature=" + strings.Repeat("ab", 32) +
+				"\r\nContent-Length: 42\r\n\r\n" + `{"query":"mutation { deletePost(id: 1) }"}`,
+			provider: "graphql",
+		},
+		{
+			name: "a DynamoDB delete with JSON-RPC members",
+			raw: "POST / HTTP/1.1\r\nHost: dynamodb.us-east-1.amazonaws.com\r\nContent-Type: application/x-amz-json-1.0\r\nX-Amz-Target: DynamoDB_20120810.DeleteTable\r\n" +
+				"Authorization: AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20261126/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=" + strings.Repeat("ab", 32) +
+				"\r\nContent-Length: 56\r\n\r\n" + `{"TableName":"x","jsonrpc":"2.0","id":1,"method":"ping"}`,
+			refused: true,
 		},
 		{
 			name:     "an MCP call",
