@@ -942,16 +942,7 @@ func slackSummary(rec *Record) string {
 	b.WriteString(slackCode(slackOperation(rec), slackValueLimit))
 	if len(rec.Resources) > 0 {
 		b.WriteString(" on ")
-		for i, r := range rec.Resources {
-			if i == slackMaxResources {
-				fmt.Fprintf(&b, " and %d more", len(rec.Resources)-i)
-				break
-			}
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(slackCode(r, slackValueLimit))
-		}
+		b.WriteString(slackList(rec.Resources, slackMaxResources, ", ", " and %d more", func(r string) string { return slackCode(r, slackValueLimit) }))
 	}
 	acct, region := slackActionString(rec, "account"), slackActionString(rec, "region")
 	switch {
@@ -972,17 +963,22 @@ func slackReason(rec *Record) string {
 	if len(rec.Messages) == 0 {
 		return ""
 	}
+	return "*Reason:* " + slackList(rec.Messages, slackMaxMessages, "; ", " (and %d more)", func(m string) string { return slackValue(m, slackMessageLimit) })
+}
+
+// slackList renders up to max items, joined by sep, and says how many more
+// there are with more (a format taking the count).
+func slackList(items []string, max int, sep, more string, render func(string) string) string {
 	var b strings.Builder
-	b.WriteString("*Reason:* ")
-	for i, m := range rec.Messages {
-		if i == slackMaxMessages {
-			fmt.Fprintf(&b, " (and %d more)", len(rec.Messages)-i)
+	for i, it := range items {
+		if i == max {
+			fmt.Fprintf(&b, more, len(items)-i)
 			break
 		}
 		if i > 0 {
-			b.WriteString("; ")
+			b.WriteString(sep)
 		}
-		b.WriteString(slackValue(m, slackMessageLimit))
+		b.WriteString(render(it))
 	}
 	return b.String()
 }
