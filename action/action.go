@@ -70,6 +70,12 @@ type Action struct {
 	// the common fields above and never replace them.
 	Fields map[string]any `json:"-"`
 
+	// ByPath is set by a provider that recognised the request by its path
+	// (git's smart-HTTP endpoints, a /graphql or /mcp path), which the
+	// server routes by, rather than by markers the agent chooses (a body
+	// member, a header, a query parameter).
+	ByPath bool `json:"-"`
+
 	// ClassifiedBy names the provider that produced the action, which may
 	// differ from Provider (GitHub's GraphQL is classified by the graphql
 	// provider but reported as provider "github"). Denials are formatted by
@@ -174,12 +180,12 @@ func (c *Classifier) Classify(r *Request) Action {
 		case a.Provider == first.Provider:
 			// The same API reported by two classifiers (GitHub's GraphQL
 			// endpoint, by graphql and github) is not ambiguous.
-		case weak(a):
-		case weak(first):
-			// A provider that recognised the request's shape but found no
-			// operation in it (an AWS signature on AppSync's GraphQL or
-			// an MCP gateway) yields to one that did.
+		case a.ByPath && !first.ByPath && awsHostOnly(first):
+			// An AWS host that serves another protocol at a path: AppSync's
+			// /graphql, an MCP gateway's /mcp, CodeCommit's git endpoints.
+			// The aws provider found no operation of its own there.
 			first = a
+		case first.ByPath && !a.ByPath && awsHostOnly(a):
 		default:
 			return ambiguous(first, a)
 		}
@@ -195,9 +201,16 @@ func (c *Classifier) Classify(r *Request) Action {
 	return HTTP(r)
 }
 
-// weak reports whether a provider claimed a request without finding what it
-// does: no operation, and a parse error saying why.
-func weak(a Action) bool { return a.Operation == "" && a.ParseError != "" }
+// awsHostOnly reports whether a is the aws provider's reading of a request
+// to an AWS host in which it found no operation of an AWS API, or only the
+// invocation of an API that is not AWS's own (API Gateway, a Lambda
+// function URL): the request's path says more.
+func awsHostOnly(a Action) bool {
+	if a.Provider != "aws" {
+		return false
+	}
+	return a.Operation == "" || a.Service == "execute-api" || (a.Service == "lambda" && a.Operation == "InvokeFunctionUrl")
+}
 
 // ambiguous marks a, the first reading of a request, as also readable as
 // other: never read-only, and refused before policy.

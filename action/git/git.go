@@ -156,6 +156,7 @@ func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
 	a := action.Action{
 		Provider: "git",
 		Service:  e.service,
+		ByPath:   true,
 		Fields:   map[string]any{"repo": e.repo, "host": r.Host},
 	}
 	if v, ok := protocolVersion(r); ok {

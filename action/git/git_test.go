@@ -390,6 +390,10 @@ func TestClassify(t *testing.T) {
 			if ok != tt.wantOK {
 				t.Fatalf("Classify(%s %s) ok = %v, want %v", tt.give.Method, tt.give.Path, ok, tt.wantOK)
 			}
+			if ok && !got.ByPath {
+				t.Errorf("Classify(%s %s) did not say it recognised the request by its path", tt.give.Method, tt.give.Path)
+			}
+			got.ByPath = false
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("Classify(%s %s) mismatch (-want +got):\n%s", tt.give.Method, tt.give.Path, diff)
 			}

@@ -71,6 +71,7 @@ func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
 	if err == nil {
 		var a action.Action
 		if a, err = classify(entries, batch, provider); err == nil {
+			a.ByPath = true
 			return a, true
 		}
 	}
@@ -78,7 +79,9 @@ func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
 		// A GraphiQL page or a health check, not a GraphQL request.
 		return action.Action{}, false
 	}
-	return failed(provider, err), true
+	a := failed(provider, err)
+	a.ByPath = true
+	return a, true
 }
 
 // failed is the action of a GraphQL request that could not be read. One

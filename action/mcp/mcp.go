@@ -245,7 +245,7 @@ func base(r *action.Request, op string) action.Action {
 	if v := r.Header.Get("Mcp-Protocol-Version"); v != "" {
 		f["protocol_version"] = v
 	}
-	return action.Action{Provider: "mcp", Operation: op, Fields: f}
+	return action.Action{Provider: "mcp", Operation: op, Fields: f, ByPath: knownPath(r.Path)}
 }
 
 // reject is the action for a message that must not be forwarded. It is

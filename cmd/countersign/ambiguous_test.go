@@ -66,6 +66,37 @@ func TestMarkersOfAnotherAPIAreRefused(t *testing.T) {
 			refused: true,
 		},
 		{
+			// Conflicting Action= values leave aws without an operation; the
+			// MCP header must not then stand in for what EC2 does.
+			name: "EC2 with two Action values and an MCP session header",
+			raw: "GET /?Action=TerminateInstances&InstanceId.1=i-0abc&Action=DescribeInstances HTTP/1.1\r\nHost: ec2.us-east-1.amazonaws.com\r\nMcp-Session-Id: 1\r\n" +
+				"Authorization: AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20261126/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=" + strings.Repeat("ab", 32) + "\r\n" + "\r\n",
+			refused: true,
+		},
+		{
+			name: "GraphQL document in the URL and JSON-RPC members in the body",
+			raw: "POST /graphql?query=mutation%7BissueDelete%7D HTTP/1.1\r\nHost: api.linear.app\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n" +
+				`{"jsonrpc":"2.0","id":1,"method":"ping"}`,
+			refused: true,
+		},
+		{
+			name:     "CodeCommit git fetch",
+			raw:      "GET /v1/repos/shop/info/refs?service=git-upload-pack HTTP/1.1\r\nHost: git-codecommit.us-east-1.amazonaws.com\r\nAuthorization: Basic dXNlcjpwYXNz\r\n\r\n",
+			provider: "git",
+		},
+		{
+			name: "an MCP gateway on an AWS host, signed",
+			raw: "POST /mcp HTTP/1.1\r\nHost: gw-1.gateway.bedrock-agentcore.us-east-1.amazonaws.com\r\nContent-Type: application/json\r\n" +
+				"Authorization: AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20261126/us-east-1/bedrock-agentcore/aws4_request, SignedHeaders=host, Signature=" + strings.Repeat("ab", 32) + "\r\n" + "Content-Length: 46\r\n\r\n" + `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`,
+			provider: "mcp",
+		},
+		{
+			name: "GraphQL behind API Gateway",
+			raw: "POST /prod/graphql HTTP/1.1\r\nHost: a1b2c3.execute-api.us-east-1.amazonaws.com\r\nContent-Type: application/json\r\n" +
+				"Authorization: AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20261126/us-east-1/execute-api/aws4_request, SignedHeaders=host, Signature=" + strings.Repeat("ab", 32) + "\r\n" + "Content-Length: 32\r\n\r\n" + `{"query":"{ viewer { login } }"}`,
+			provider: "graphql",
+		},
+		{
 			name:     "an MCP call",
 			raw:      "POST /mcp HTTP/1.1\r\nHost: mcp.acme.example\r\nContent-Type: application/json\r\nMcp-Session-Id: 1\r\nContent-Length: 73\r\n\r\n" + `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"query"}}` + "\n",
 			provider: "mcp",
