@@ -84,9 +84,20 @@ func NewInput(r *action.Request, a action.Action, s *session.Info, now time.Time
 			sum := sha256.Sum256(r.Body)
 			in.Request.BodySHA256 = hex.EncodeToString(sum[:])
 		}
-		in.Request.Body = redact.Value(ParseBody(r.Header.Get("Content-Type"), r.Body))
+		body := ParseBody(r.Header.Get("Content-Type"), r.Body)
+		if IsKubernetesSecret(a) {
+			in.Request.Body = redact.KubernetesSecret(body)
+		} else {
+			in.Request.Body = redact.Value(body)
+		}
 	}
 	return in
+}
+
+// IsKubernetesSecret reports whether a is a request to a Kubernetes
+// Secret, whose body's data is secret whether or not it says its kind.
+func IsKubernetesSecret(a action.Action) bool {
+	return a.Provider == "kubernetes" && a.Fields["resource"] == "secrets" && a.Fields["api_group"] == ""
 }
 
 func redactAction(a action.Action) action.Action {

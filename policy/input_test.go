@@ -475,3 +475,14 @@ func TestNewInputPrecomputedHash(t *testing.T) {
 		})
 	}
 }
+
+func TestKubernetesSecretBodiesAreRedactedWithoutTheirKind(t *testing.T) {
+	r := &action.Request{Method: "PATCH", Scheme: "https", Host: "k8s.example.test", Port: 443, Path: "/api/v1/namespaces/prod/secrets/db",
+		Header: http.Header{"Content-Type": {"application/merge-patch+json"}}, Body: []byte(`{"stringData":{"DB_URL":"mysql://app:hunter2-pw@db/app","x":"plain-secret-value"}}`)}
+	a := action.Action{Provider: "kubernetes", Fields: map[string]any{"resource": "secrets", "api_group": ""}}
+	in := NewInput(r, a, nil, time.Now())
+	got, _ := json.Marshal(in.Request.Body)
+	if strings.Contains(string(got), "plain-secret-value") || strings.Contains(string(got), "hunter2") {
+		t.Errorf("the policy input shows a Secret's data: %s", got)
+	}
+}

@@ -18,7 +18,7 @@ func TestDisplayBodyMasksCredentialsLikeTheAuditLog(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := displayBody(tt.contentType, []byte(tt.body))
+			got := displayBody(tt.contentType, []byte(tt.body), false)
 			for _, k := range tt.keep {
 				if !strings.Contains(got, k) {
 					t.Errorf("displayBody() = %q, lost %q", got, k)
@@ -30,5 +30,15 @@ func TestDisplayBodyMasksCredentialsLikeTheAuditLog(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A patch of a Kubernetes Secret does not say its kind; its data is still
+// not shown.
+func TestDisplayBodyOfAKindlessSecretPatch(t *testing.T) {
+	body := `{"data":{"config.json":"c2VjcmV0LWRvY2tlci1hdXRo"},"metadata":{"labels":{"app":"web"}}}`
+	got := displayBody("application/merge-patch+json", []byte(body), true)
+	if strings.Contains(got, "c2VjcmV0LWRvY2tlci1hdXRo") || !strings.Contains(got, "web") {
+		t.Errorf("displayBody(Secret patch) = %q: shows the data, or lost the labels", got)
 	}
 }

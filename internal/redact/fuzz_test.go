@@ -75,7 +75,7 @@ func checkMasked(t *testing.T, v any, sec secrecy) {
 	t.Helper()
 	switch v := v.(type) {
 	case string:
-		if sec != plain && v != Mask {
+		if masked(sec) && v != Mask {
 			t.Fatalf("credential value %q not masked", v)
 		}
 	case map[string]any:

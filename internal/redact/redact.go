@@ -258,10 +258,12 @@ var credentialKeys = map[string]bool{"auth": true, "pwd": true, "signature": tru
 var credentialSuffixes = []string{"pass", "dsn"}
 
 // nameSuffixes end normalised keys whose values name or describe a
-// credential rather than hold one ("secretName", "SecretId", "token_ttl",
-// "secretKeyRef"): policies need those values to match their rules.
+// credential rather than hold one ("secretName", "token_ttl",
+// "secretKeyRef"): policies need those values to match their rules. A
+// plain "id" is not among them: Vault's secret_id and Consul's SecretID are
+// credentials (an AWS SecretId, a name, is still in action.resources).
 var nameSuffixes = []string{
-	"name", "names", "id", "ids", "ref", "refs", "arn", "arns", "path", "paths",
+	"name", "names", "keyid", "accessorid", "ref", "refs", "arn", "arns", "path", "paths",
 	"ttl", "type", "kind", "version", "expiry", "expires", "expiration", "lifetime", "duration",
 	"length", "count", "url", "uri",
 }
@@ -305,12 +307,20 @@ func IsCredentialKey(key string) bool {
 // childSecrecy is how the values under key k of object m (nil for a
 // form's map) are treated, sec being how m's own are: under a credential's
 // name they are credentials, unless k names or describes one; in a
-// Kubernetes Secret's data and stringData everything is secret.
+// Kubernetes Secret's data and stringData, and kubectl's copy of them in
+// its last-applied annotation, everything is secret.
 func childSecrecy(m map[string]any, k string, sec secrecy) secrecy {
+	secret := sec == secretObject || (m != nil && m["kind"] == "Secret")
 	switch {
 	case sec == allSecret:
 		return allSecret
-	case (k == "data" || k == "stringData") && m != nil && m["kind"] == "Secret":
+	case secret && (k == "data" || k == "stringData"):
+		return allSecret
+	case secret && k == "metadata":
+		return secretMeta
+	case sec == secretMeta && k == "annotations":
+		return secretAnnotations
+	case sec == secretAnnotations && k == "kubectl.kubernetes.io/last-applied-configuration":
 		return allSecret
 	case IsCredentialKey(k), sec == credential && !IsNameKey(k):
 		return credential
@@ -353,7 +363,22 @@ const (
 	plain secrecy = iota
 	credential
 	allSecret
+	// secretObject is a Kubernetes Secret whose kind the body does not say
+	// (a patch); secretMeta and secretAnnotations are a Secret's metadata
+	// and annotations, where kubectl apply keeps a copy of the data.
+	secretObject
+	secretMeta
+	secretAnnotations
 )
+
+// masked reports whether strings under sec are replaced by Mask.
+func masked(sec secrecy) bool { return sec == credential || sec == allSecret }
+
+// KubernetesSecret redacts v, the body of a request to a Kubernetes
+// Secret, as Value does, and also every value of its data and stringData
+// and the copy kubectl apply keeps in an annotation, whether or not the
+// body names its kind (a patch does not).
+func KubernetesSecret(v any) any { return valueAs(v, secretObject) }
 
 func value(v any, cred bool) any {
 	if cred {
@@ -369,7 +394,7 @@ func valueAs(v any, sec secrecy) any {
 		uint, uint8, uint16, uint32, uint64:
 		return v
 	case string:
-		return str(v, sec != plain)
+		return str(v, masked(sec))
 	case map[string]any:
 		out := make(map[string]any, len(v))
 		for k, e := range v {
@@ -385,15 +410,15 @@ func valueAs(v any, sec secrecy) any {
 	case map[string]string:
 		out := make(map[string]string, len(v))
 		for k, e := range v {
-			out[Text(k)] = str(e, childSecrecy(nil, k, sec) != plain)
+			out[Text(k)] = str(e, masked(childSecrecy(nil, k, sec)))
 		}
 		return out
 	case []string:
-		return strs(v, sec != plain)
+		return strs(v, masked(sec))
 	case map[string][]string:
 		out := make(map[string][]string, len(v))
 		for k, e := range v {
-			out[Text(k)] = strs(e, childSecrecy(nil, k, sec) != plain)
+			out[Text(k)] = strs(e, masked(childSecrecy(nil, k, sec)))
 		}
 		return out
 	default:

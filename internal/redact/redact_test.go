@@ -184,6 +184,8 @@ func TestValue(t *testing.T) {
 		"items": [{"access_token": "t"}, "plain", 1.5, false, null],
 		"count": 7,
 		"SecretId": "prod/payments/db",
+		"secret_id": "6a174c20-f6de-a53c-74d2-6018fcceff64",
+		"api_key_id": "key-123",
 		"secret_path": "prod/root",
 		"token_ttl": "1h",
 		"envFrom": [{"secretRef": {"name": "prod-db-root"}}],
@@ -193,7 +195,7 @@ func TestValue(t *testing.T) {
 		"DB_PASS": "hunter2-prod-pw",
 		"credentials": "prod-cred-XYZ",
 		"bypass": "on",
-		"secretObject": {"kind": "Secret", "metadata": {"name": "db"}, "stringData": {"URL": "x", "n": 1}, "data": {"tls.key": "LS0t"}},
+		"secretObject": {"kind": "Secret", "metadata": {"name": "db", "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{\"data\":{\"k\":\"v\"}}", "team": "a"}}, "stringData": {"URL": "x", "n": 1}, "data": {"tls.key": "LS0t"}},
 		"configMap": {"kind": "ConfigMap", "data": {"URL": "x"}}
 	}`
 	dec := json.NewDecoder(strings.NewReader(body))
@@ -215,18 +217,21 @@ func TestValue(t *testing.T) {
 		"items":             []any{map[string]any{"access_token": Mask}, "plain", json.Number("1.5"), false, nil},
 		"count":             json.Number("7"),
 		// Names of credentials are kept: policies match on them.
-		"SecretId":        "prod/payments/db",
+		"SecretId":        Mask, // Vault and Consul use the name for a credential
+		"secret_id":       Mask,
+		"api_key_id":      "key-123",
 		"secret_path":     "prod/root",
 		"token_ttl":       "1h",
 		"envFrom":         []any{map[string]any{"secretRef": map[string]any{"name": "prod-db-root"}}},
 		"volumes":         []any{map[string]any{"secret": map[string]any{"secretName": "prod-db-root", "items": []any{map[string]any{"key": Mask, "path": "p"}}}}},
 		"secretAccessKey": Mask,
-		"client_secret":   map[string]any{"value": Mask, "id": "cs-1"},
+		"client_secret":   map[string]any{"value": Mask, "id": Mask},
 		"DB_PASS":         Mask,
 		"credentials":     Mask,
 		"bypass":          "on",
 		// A Kubernetes Secret's values are secrets, whatever their keys.
-		"secretObject": map[string]any{"kind": "Secret", "metadata": map[string]any{"name": "db"},
+		"secretObject": map[string]any{"kind": "Secret", "metadata": map[string]any{"name": "db",
+			"annotations": map[string]any{"kubectl.kubernetes.io/last-applied-configuration": Mask, "team": "a"}},
 			"stringData": map[string]any{"URL": Mask, "n": json.Number("1")}, "data": map[string]any{"tls.key": Mask}},
 		"configMap": map[string]any{"kind": "ConfigMap", "data": map[string]any{"URL": "x"}},
 	}
@@ -293,5 +298,17 @@ func TestURLMasksTokensAfterASemicolon(t *testing.T) {
 	got := URL(u)
 	if strings.Contains(got, "SECRET") || !strings.Contains(got, "x=1;token=") || !strings.Contains(got, "&y=2") {
 		t.Errorf("URL() = %q, want the token after ';' masked and the rest kept", got)
+	}
+}
+
+func TestKubernetesSecret(t *testing.T) {
+	// A patch of a Secret does not say its kind.
+	give := map[string]any{"data": map[string]any{"config.json": "eyJhdXRocyI6e319"}, "metadata": map[string]any{"labels": map[string]any{"app": "web"}}}
+	want := map[string]any{"data": map[string]any{"config.json": Mask}, "metadata": map[string]any{"labels": map[string]any{"app": "web"}}}
+	if diff := cmp.Diff(want, KubernetesSecret(give)); diff != "" {
+		t.Errorf("KubernetesSecret() mismatch (-want +got):\n%s", diff)
+	}
+	if got := Value(give).(map[string]any)["data"].(map[string]any)["config.json"]; got == Mask {
+		t.Error("Value masked a kind-less body's data: only KubernetesSecret should")
 	}
 }

@@ -283,29 +283,56 @@ func slackWebhook(s string, i, n int) (int, int) {
 var pathSet = makeSet(base64URL + "/")
 
 // userinfoPassword matches the password of a URL's userinfo
-// (postgres://app:s3cr3t@db/app): after "://", up to the authority's last
-// '@', the part after the first ':'.
+// (postgres://app:s3cr3t@db/app): after "://", up to the authority's '@',
+// the part after the first ':'. Connection strings often carry '/', '?' or
+// '#' in the password unencoded (postgres://app:Xk2/9q@db), so the '@' may
+// come after them, unless what follows the ':' up to them is a port
+// (https://host:8443/users/@alice).
 func userinfoPassword(s string, i, n int) (int, int) {
 	start := i + n
-	end := start
-	at := -1
-	for ; end < len(s); end++ {
+	at, cut := -1, -1
+	for end := start; end < len(s); end++ {
 		c := s[end]
-		if c <= ' ' || c == '/' || c == '?' || c == '#' || c == '"' || c == '\'' || c == '<' || c == '>' || c == '\\' {
+		if c <= ' ' || c == '"' || c == '\'' || c == '<' || c == '>' || c == '\\' {
 			break
 		}
-		if c == '@' {
+		if (c == '/' || c == '?' || c == '#') && cut < 0 {
+			if at >= 0 {
+				break // an authority's last '@': the password may hold '@'
+			}
+			cut = end
+		}
+		if c == '@' && (cut < 0 || at < 0) {
 			at = end
+			if cut >= 0 {
+				break // the first '@' after a '/' in the password
+			}
 		}
 	}
 	if at < 0 {
 		return 0, 0
 	}
 	colon := strings.IndexByte(s[start:at], ':')
-	if colon < 0 || start+colon+1 == at || s[start+colon+1:at] == Mask {
+	if colon < 0 {
 		return 0, 0
 	}
-	return start + colon + 1, at
+	pw := start + colon + 1
+	if cut >= 0 && cut < at && (cut < pw || allDigits(s[pw:cut])) {
+		return 0, 0
+	}
+	if pw == at || s[pw:at] == Mask {
+		return 0, 0
+	}
+	return pw, at
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // jwt matches a JWT (header.payload.signature, base64url, the header JSON so
@@ -353,7 +380,7 @@ func privateKeyBlock(s string, i, n int) (int, int) {
 			}
 			return i, end
 		}
-		line := base64StdSet.span(s, q)
+		line := pemLine(s, q)
 		if line == q {
 			return i, end
 		}
@@ -365,6 +392,19 @@ func privateKeyBlock(s string, i, n int) (int, int) {
 			return i, end
 		}
 		end, p = line, line
+	}
+}
+
+// pemLine returns the end of the base64 run at q, reading "\\/" (a slash
+// escaped in JSON, as PHP writes it) as base64 too.
+func pemLine(s string, q int) int {
+	for {
+		q = base64StdSet.span(s, q)
+		if q+1 < len(s) && s[q] == '\\' && s[q+1] == '/' {
+			q += 2
+			continue
+		}
+		return q
 	}
 }
 
