@@ -20,7 +20,9 @@ func DuplicateJSONName(r *Request) (string, bool) {
 	if len(r.Body) == 0 || !jsonBody(r.Header.Get("Content-Type"), r.Body) {
 		return "", false
 	}
-	d := jsontext.NewDecoder(bytes.NewReader(r.Body))
+	// Invalid UTF-8 or a lone surrogate earlier in the body must not end
+	// the search before the repeat.
+	d := jsontext.NewDecoder(bytes.NewReader(r.Body), jsontext.AllowInvalidUTF8(true))
 	err := d.SkipValue()
 	var se *jsontext.SyntacticError
 	if !errors.Is(err, jsontext.ErrDuplicateName) || !errors.As(err, &se) {

@@ -15,6 +15,8 @@ func TestDuplicateJSONName(t *testing.T) {
 		{"nested", "application/merge-patch+json", `{"spec":{"replicas":3,"replicas":0}}`, "/spec/replicas", true},
 		{"in an array", "", `[{"a":1},{"b":2,"b":3}]`, "/1/b", true},
 		{"escaped spelling", "application/json", `{"a":1,"\u0061":2}`, "/a", true},
+		{"after a lone surrogate", "application/json", `{"x":"\udead","dry_run":false,"dry_run":true}`, "/dry_run", true},
+		{"after invalid UTF-8", "application/json", "{\"x\":\"\xff\",\"a\":1,\"a\":2}", "/a", true},
 		{"distinct names", "application/json", `{"a":1,"A":2,"b":{"a":3}}`, "", false},
 		{"not JSON", "text/plain", `a=1&a=2`, "", false},
 		{"invalid JSON", "application/json", `{"a":1,`, "", false},

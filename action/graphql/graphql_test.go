@@ -176,6 +176,12 @@ func TestClassify(t *testing.T) {
 			want: summary{Provider: "graphql", ParseError: errMemberCase.Error(), Destructive: true},
 		},
 		{
+			name: "a member name equal under Unicode folding",
+			give: post(railway, path, "application/json", `{"query":"mutation($id: ID!) { volumeDelete(volumeId: $id) }","variables":{"id":"scratch"},"variableſ":{"id":"prod"}}`),
+			ok:   true,
+			want: summary{Provider: "graphql", ParseError: errMemberCase.Error(), Destructive: true},
+		},
+		{
 			name: "query member twice",
 			give: post(railway, path, "application/json", `{"query":"mutation { volumeDelete(volumeId: 1) }","query":"{ me { id } }"}`),
 			ok:   true,

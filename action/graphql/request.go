@@ -228,8 +228,8 @@ func isNull(b json.RawMessage) bool { return string(bytes.TrimSpace(b)) == "null
 
 // strictDecode decodes exactly one JSON value (json.Unmarshal rejects
 // trailing data).
-// graphQLMembers are the request members, by their case-folded name.
-var graphQLMembers = map[string]string{"query": "query", "operationname": "operationName", "variables": "variables", "extensions": "extensions"}
+// graphQLMembers are the request members a server reads.
+var graphQLMembers = []string{"query", "operationName", "variables", "extensions"}
 
 // checkMembers refuses a JSON request object (already known to be valid
 // JSON) that has a GraphQL member twice or in another case: servers take
@@ -246,12 +246,16 @@ func checkMembers(b []byte) error {
 			return errNotJSON
 		}
 		k, _ := t.(string)
-		folded := strings.ToLower(k)
-		if name, ok := graphQLMembers[folded]; ok {
-			if k != name || seen[folded] {
+		// encoding/json matches names by Unicode simple folding
+		// ("variableſ" is variables), as strings.EqualFold does.
+		for _, name := range graphQLMembers {
+			if !strings.EqualFold(k, name) {
+				continue
+			}
+			if k != name || seen[name] {
 				return errMemberCase
 			}
-			seen[folded] = true
+			seen[name] = true
 		}
 		var skip json.RawMessage
 		if err := dec.Decode(&skip); err != nil {

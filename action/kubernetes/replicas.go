@@ -41,7 +41,8 @@ func replicasOf(contentType string, body []byte, truncated bool) (n int64, ok bo
 
 // jsonPatchReplicas applies, in order, the operations of a JSON Patch
 // that set /spec/replicas (or /spec, or the whole document): the last one
-// wins, as when the server applies them.
+// wins, as when the server applies them. A copy or move into replicas
+// counts as 0: its value is not in the patch.
 func jsonPatchReplicas(body []byte) (n int64, ok bool) {
 	ops, isList := decodeJSON(body).([]any)
 	if !isList {
@@ -54,6 +55,10 @@ func jsonPatchReplicas(body []byte) (n int64, ok bool) {
 		switch {
 		case kind == "remove" && (path == "/spec/replicas" || path == "/spec"):
 			n, ok = 0, false
+		case (kind == "copy" || kind == "move") && (path == "/spec/replicas" || path == "/spec" || path == ""):
+			// A value taken from elsewhere in the object: it may be 0,
+			// and is taken to be.
+			n, ok = 0, true
 		case kind != "add" && kind != "replace":
 		case path == "/spec/replicas":
 			n, ok = whole(op["value"])

@@ -41,7 +41,7 @@ var readFields = map[string]bool{
 	"X-Http-Method-Override": true, "X-Http-Method": true, "X-Method-Override": true,
 	"X-Amz-Target": true, "X-Amz-Copy-Source": true, "X-Amz-Region-Set": true, "X-Amz-Security-Token": true,
 	"X-Amz-Date": true, "X-Amz-Content-Sha256": true, "Smithy-Protocol": true,
-	"Mcp-Session-Id": true, "Mcp-Protocol-Version": true, "Mcp-Name": true, "Git-Protocol": true,
+	"Mcp-Session-Id": true, "Mcp-Protocol-Version": true, "Mcp-Method": true, "Mcp-Name": true, "Git-Protocol": true,
 }
 
 // checkUnderscores refuses a header that servers mapping '_' to '-' would
