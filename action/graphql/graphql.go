@@ -117,6 +117,12 @@ func (p *Provider) sniff(r *action.Request, provider string) (action.Action, boo
 	if mt != "application/json" && !strings.HasSuffix(mt, "+json") {
 		return action.Action{}, false
 	}
+	// Every provider sees every request: most JSON bodies (an MCP call, a
+	// REST API's) never say "query", in any case or escaped, and need no
+	// decoding here.
+	if !containsFold(r.Body, "query") && !bytes.Contains(r.Body, []byte(`\u`)) {
+		return action.Action{}, false
+	}
 	entries, batch, err := jsonEntries(r.Body)
 	if err != nil {
 		return action.Action{}, false
@@ -353,4 +359,19 @@ func batchSize(r *action.Request) int {
 		return 0
 	}
 	return len(entries)
+}
+
+// containsFold reports whether b contains word (lower-case ASCII) in any
+// case, without allocating.
+func containsFold(b []byte, word string) bool {
+	for i := 0; i+len(word) <= len(b); i++ {
+		j := 0
+		for j < len(word) && (b[i+j]|0x20) == word[j] {
+			j++
+		}
+		if j == len(word) {
+			return true
+		}
+	}
+	return false
 }

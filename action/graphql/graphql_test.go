@@ -221,6 +221,12 @@ func TestClassify(t *testing.T) {
 			want: summary{Provider: "graphql", Operation: "delete_orders", Type: "mutation", Fields: []string{"delete_orders"}, Destructive: true},
 		},
 		{
+			name: "sniffed when the member name is escaped",
+			give: post("hasura.example.test", "/v1/run", "application/json", `{"\u0071uery":"mutation { delete_orders(where: {}) { affected_rows } }"}`),
+			ok:   true,
+			want: summary{Provider: "graphql", Operation: "delete_orders", Type: "mutation", Fields: []string{"delete_orders"}, Destructive: true},
+		},
+		{
 			name: "a search API's query is not GraphQL",
 			give: post("search.example.test", "/v1/search", "application/json", `{"query":"red shoes"}`),
 		},
