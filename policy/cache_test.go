@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -162,19 +163,7 @@ func TestCacheIsOffForPoliciesItCannotKeyOn(t *testing.T) {
 func TestLazyInputDecidesAsEager(t *testing.T) {
 	inputs := goldenInputs(t)
 	sources := differentialSources(t)
-	sets, err := filepath.Glob("../examples/policies/*/policy.rego")
-	if err != nil || len(sets) == 0 {
-		t.Fatalf("example policy sets: %v, %v", sets, err)
-	}
-	var together []string
-	for _, f := range sets {
-		dir := filepath.Dir(f)
-		sources["examples/"+filepath.Base(dir)] = policy.Source{Paths: []string{dir}}
-		if filepath.Base(dir) != "incidents" { // its README: load it on its own
-			together = append(together, dir)
-		}
-	}
-	sources["examples together"] = policy.Source{Paths: together}
+	maps.Copy(sources, exampleSources(t))
 	for name, src := range sources {
 		t.Run(name, func(t *testing.T) {
 			e, err := policy.New(t.Context(), policy.Options{Source: src, EvalTimeout: time.Minute, NoCache: true}, nil)
@@ -194,6 +183,28 @@ func TestLazyInputDecidesAsEager(t *testing.T) {
 			}
 		})
 	}
+}
+
+// exampleSources are the example policy sets, each alone and (but for
+// incidents) all together, as the benchmark loads them; their names start
+// with "examples".
+func exampleSources(t *testing.T) map[string]policy.Source {
+	t.Helper()
+	sets, err := filepath.Glob("../examples/policies/*/policy.rego")
+	if err != nil || len(sets) == 0 {
+		t.Fatalf("example policy sets: %v, %v", sets, err)
+	}
+	sources := map[string]policy.Source{}
+	var together []string
+	for _, f := range sets {
+		dir := filepath.Dir(f)
+		sources["examples/"+filepath.Base(dir)] = policy.Source{Paths: []string{dir}}
+		if filepath.Base(dir) != "incidents" { // its README: load it on its own
+			together = append(together, dir)
+		}
+	}
+	sources["examples together"] = policy.Source{Paths: together}
+	return sources
 }
 
 // A policy that reads the body whole must still decide each large body on

@@ -275,6 +275,9 @@ func (e *Engine) eval(ctx context.Context, s *set, input ast.Value, tracer topdo
 	}
 	if tracer != nil {
 		opts = append(opts, rego.EvalQueryTracer(tracer))
+	} else if s.consts != nil {
+		// A trace shows every rule evaluated, so it goes without.
+		opts = append(opts, rego.EvalVirtualCache(newEvalCache(s.consts)))
 	}
 	rs, err := s.query.Eval(ctx, opts...)
 	// OPA notices cancellation asynchronously, so an evaluation can still

@@ -29,3 +29,34 @@ func DecideEager(e *Engine, ctx context.Context, in *Input) Decision {
 	}
 	return d
 }
+
+// ConstRules is the number of rules whose values the current policy set
+// computed once (consts.go).
+func ConstRules(e *Engine) int {
+	if c := e.cur.Load().consts; c != nil {
+		return c.n
+	}
+	return 0
+}
+
+// DecideWithoutConsts decides in as Decide does without the cache and
+// without the values of constant rules: every rule evaluated in the
+// evaluation, the reference for TestConstRulesDecideAsEvaluated.
+func DecideWithoutConsts(e *Engine, ctx context.Context, in *Input) Decision {
+	s := *e.cur.Load()
+	s.consts = nil
+	doc := in.Map()
+	value, err := inputValue(doc)
+	if err != nil {
+		return e.onError(Decision{}, err)
+	}
+	raw, err := e.eval(ctx, &s, value, nil)
+	var d Decision
+	if err == nil {
+		d, err = interpret(raw, s.definesAllow, isTunnel(doc))
+	}
+	if err != nil {
+		return e.onError(d, err)
+	}
+	return d
+}

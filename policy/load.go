@@ -80,6 +80,9 @@ type set struct {
 	// cache holds decisions keyed on the input fields this set reads; nil
 	// when the set's decisions cannot be cached (see cache.go).
 	cache *decisionCache
+	// consts holds the values of the rules that are the same in every
+	// evaluation (see consts.go); nil when there are none.
+	consts *constRules
 }
 
 func (s Source) validate() error {
@@ -270,6 +273,7 @@ func compileModules(ctx context.Context, src Source, modules map[string]*ast.Mod
 		revision:     revision(files, raw, docs),
 		definesAllow: definesRule(modules, Package, "allow"),
 		cache:        newDecisionCache(planCache(compiler)),
+		consts:       computeConsts(ctx, compiler, store, caps),
 		files:        files,
 	}, nil
 }
