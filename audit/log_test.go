@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -144,23 +145,34 @@ func TestEncodingDeterministic(t *testing.T) {
 			Fields: map[string]any{"m": action},
 		}
 	}
-	keys := []string{"delta", "alpha", "charlie", "bravo", "echo", "foxtrot", "golf", "hotel"}
-	reversed := make([]string, len(keys))
-	for i, k := range keys {
-		reversed[len(keys)-1-i] = k
-	}
-	enc := newEncoder()
-	want, _, err := encodeLine(enc, nil, build(keys), 7, zeroHash, testStart)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 20 {
-		got, _, err := encodeLine(enc, nil, build(reversed), 7, zeroHash, testStart)
+	// Small maps and large ones are sorted differently (sortedEntries).
+	small := []string{"delta", "alpha", "charlie", "bravo", "echo", "foxtrot", "golf", "hotel"}
+	large := append(slices.Clone(small), "india", "juliett", "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo", "sierra", "tango")
+	for _, keys := range [][]string{small, large} {
+		reversed := slices.Clone(keys)
+		slices.Reverse(reversed)
+		enc := newEncoder()
+		want, _, err := encodeLine(enc, nil, build(keys), 7, zeroHash, testStart)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(got, want) {
-			t.Fatalf("encoding %d differs:\n got %s\nwant %s", i, got, want)
+		for i := range 20 {
+			got, _, err := encodeLine(enc, nil, build(reversed), 7, zeroHash, testStart)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("%d keys, encoding %d differs:\n got %s\nwant %s", len(keys), i, got, want)
+			}
+		}
+		// And in key order: "alpha" before "bravo" before … at each level.
+		sorted := slices.Sorted(slices.Values(keys))
+		var at []int
+		for _, k := range sorted {
+			at = append(at, bytes.Index(want, []byte(`"`+k+`":{"list"`)))
+		}
+		if !slices.IsSorted(at) || at[0] < 0 {
+			t.Errorf("%d keys: not encoded in key order: %s", len(keys), want)
 		}
 	}
 }
