@@ -6,7 +6,6 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
-	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/topdown"
 	"github.com/open-policy-agent/opa/v1/util"
 )
@@ -26,10 +25,12 @@ import (
 // A rule qualifies when it and every rule it can reach (OPA's dependency
 // graph, which counts every rule a reference with variables may select)
 // read nothing under `input`, call no non-deterministic or clock-reading
-// built-in and use no `with`. Data documents are part of the set: a change
-// to them is a new set. A rule whose evaluation fails, or takes longer than
-// constBudget, is left to each evaluation, which reports the error as
-// before.
+// built-in and use no `with`, and when no other rule can define a value at
+// its path (a rule with a variable in its ref head, `a.b[k] := …`, can).
+// Data documents are part of the set: a change to them is a new set. A
+// rule whose evaluation fails, panics, or takes longer than one
+// evaluation may (Options.EvalTimeout) is left to each evaluation, which
+// reports the error as before.
 
 // constBudget bounds the time spent computing a set's constant rules.
 const constBudget = 2 * time.Second
@@ -42,49 +43,65 @@ type constRules struct {
 }
 
 // computeConsts finds and evaluates the constant complete rules of a compiled
-// policy set. It returns nil when there are none.
-func computeConsts(ctx context.Context, c *ast.Compiler, store storage.Store, caps *ast.Capabilities) *constRules {
-	refs := constRuleRefs(c)
+// policy set, each within timeout. It returns nil when there are none.
+func computeConsts(ctx context.Context, s *set, timeout time.Duration) *constRules {
+	refs := constRuleRefs(s.compiler)
 	if len(refs) == 0 {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, constBudget)
 	defer cancel()
+	caps := Capabilities()
 	values := topdown.NewVirtualCache()
 	n := 0
 	for _, ref := range refs {
-		rs, err := rego.New(
-			rego.ParsedQuery(ast.NewBody(ast.NewExpr(ast.NewTerm(ref)))),
-			rego.Compiler(c),
-			rego.Store(store),
-			rego.StrictBuiltinErrors(true),
-			rego.Capabilities(caps),
-			rego.GenerateJSON(keepAST),
-		).Eval(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				break
-			}
-			continue // evaluations report it
+		if ctx.Err() != nil {
+			break
 		}
-		switch len(rs) {
-		case 0:
-			values.Put(ref, nil) // undefined
-		case 1:
-			v, ok := rs[0].Expressions[0].Value.(ast.Value)
-			if !ok {
-				continue
-			}
-			values.Put(ref, ast.NewTerm(v))
-		default:
-			continue
+		v, ok := constValue(ctx, s, caps, ref, timeout)
+		if !ok {
+			continue // each evaluation reports what went wrong
 		}
+		values.Put(ref, v) // nil: undefined
 		n++
 	}
 	if n == 0 {
 		return nil
 	}
 	return &constRules{values: values, n: n}
+}
+
+// constValue evaluates one constant rule: its value (nil when undefined),
+// and whether it was evaluated without error, panic or timeout.
+func constValue(ctx context.Context, s *set, caps *ast.Capabilities, ref ast.Ref, timeout time.Duration) (v *ast.Term, ok bool) {
+	defer func() {
+		if recover() != nil {
+			v, ok = nil, false
+		}
+	}()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	started := time.Now()
+	rs, err := rego.New(
+		rego.ParsedQuery(ast.NewBody(ast.NewExpr(ast.NewTerm(ref)))),
+		rego.Compiler(s.compiler),
+		rego.Store(s.store),
+		rego.StrictBuiltinErrors(true),
+		rego.Capabilities(caps),
+		rego.GenerateJSON(keepAST),
+	).Eval(ctx)
+	if err != nil || ctx.Err() != nil || time.Since(started) >= timeout {
+		return nil, false
+	}
+	switch len(rs) {
+	case 0:
+		return nil, true
+	case 1:
+		if x, isValue := rs[0].Expressions[0].Value.(ast.Value); isValue {
+			return ast.NewTerm(x), true
+		}
+	}
+	return nil, false
 }
 
 // constRuleRefs lists the refs of complete rules (no arguments, one value)
@@ -103,8 +120,11 @@ func constRuleRefs(c *ast.Compiler) []ast.Ref {
 				continue
 			}
 			seen[ref.String()] = true
-			rules := c.GetRulesExact(ref)
-			if len(rules) == 0 {
+			// Every rule that can give a value at ref: those at ref, and
+			// those whose ref head has a variable where ref has a key.
+			// None may sit below it.
+			rules := c.GetRulesDynamicWithOpts(ref, ast.RulesOptions{IncludeHiddenModules: true})
+			if node := c.RuleTree.Find(ref); node == nil || len(node.Children) > 0 || len(rules) == 0 {
 				continue
 			}
 			ok := true

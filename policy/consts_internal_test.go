@@ -3,6 +3,7 @@ package policy
 import (
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -70,5 +71,95 @@ keys := [k | data.countersign.sub[k]]
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("constant rules (-want +got):\n%s", diff)
+	}
+}
+
+// TestConstRulesKeepErrors: policies whose evaluation fails must fail with
+// constant rule values too; each case once gave an allow (a review found
+// them).
+func TestConstRulesKeepErrors(t *testing.T) {
+	request := func(host string, action map[string]any) map[string]any {
+		return map[string]any{
+			"request": map[string]any{"method": "DELETE", "host": host, "path": "/", "tunnel": false},
+			"action":  action,
+		}
+	}
+	for _, tt := range []struct {
+		name  string
+		files map[string]string
+		doc   map[string]any
+	}{
+		{
+			// a.b[k] can define a.b.c too: a conflict, whatever a.b.c's
+			// own rule says.
+			name: "ref head with a variable",
+			files: map[string]string{"p.rego": `package countersign
+
+a.b.c := 1
+a.b[k] := 2 if { k := input.request.host }
+
+deny contains "c is 2" if a.b.c == 2
+`},
+			doc: request("c", map[string]any{"provider": "http"}),
+		},
+		{
+			name: "object rule beside a key rule",
+			files: map[string]string{"p.rego": `package countersign
+
+mode.github := "audit"
+mode[p] := "enforce" if {
+	p := input.action.provider
+	input.action.destructive
+}
+
+deny contains "enforce" if mode[input.action.provider] == "enforce"
+`},
+			doc: request("api.github.com", map[string]any{"provider": "github", "destructive": true}),
+		},
+		{
+			name: "key rule in the parent package",
+			files: map[string]string{
+				"a.rego": `package countersign
+
+cfg[k] := "enforce" if k := input.request.host
+
+deny contains "enforce" if data.countersign.cfg.mode == "enforce"
+`,
+				"b.rego": `package countersign.cfg
+
+mode := "audit"
+`,
+			},
+			doc: request("mode", map[string]any{"provider": "http"}),
+		},
+		{
+			// Slower than one evaluation may be: each evaluation times
+			// out, so computing it once must not rescue it.
+			name: "slower than the evaluation timeout",
+			files: map[string]string{"p.rego": `package countersign
+
+table := {x | some x in numbers.range(1, 200000); x % 3 == 0}
+
+deny contains "empty" if count(table) == 0
+`},
+			doc: request("api.example.com", map[string]any{"provider": "http"}),
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e, _ := newEngine(t, Options{NoCache: true, EvalTimeout: 50 * time.Millisecond}, tt.files)
+			d := e.DecideDocument(t.Context(), tt.doc)
+			if d.Err == nil || d.Verdict != VerdictDeny {
+				t.Errorf("Decide = %v (err %v), want a policy error and deny", d.Verdict, d.Err)
+			}
+			s := *e.cur.Load()
+			s.consts = nil
+			value, err := inputValue(tt.doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.eval(t.Context(), &s, value, nil); err == nil {
+				t.Errorf("evaluation without constant values succeeded; the case no longer tests what it claims")
+			}
+		})
 	}
 }

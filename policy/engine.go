@@ -93,6 +93,7 @@ func New(ctx context.Context, opts Options, logger *zap.Logger) (*Engine, error)
 	if err != nil {
 		return nil, err
 	}
+	s.consts = computeConsts(ctx, s, opts.EvalTimeout)
 	e := &Engine{opts: opts, logger: logger.Named("policy")}
 	if opts.PinPaths {
 		if e.pins, err = pinDirs(opts.Source.Paths); err != nil {

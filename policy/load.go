@@ -273,7 +273,6 @@ func compileModules(ctx context.Context, src Source, modules map[string]*ast.Mod
 		revision:     revision(files, raw, docs),
 		definesAllow: definesRule(modules, Package, "allow"),
 		cache:        newDecisionCache(planCache(compiler)),
-		consts:       computeConsts(ctx, compiler, store, caps),
 		files:        files,
 	}, nil
 }

@@ -136,6 +136,9 @@ func (e *Engine) reloadLocked(ctx context.Context, src Source, origin string) er
 	}
 	hadError := e.lastError.Swap(nil) != nil
 	e.opts.Source = src
+	if s.revision != prev.revision {
+		s.consts = computeConsts(ctx, s, e.opts.EvalTimeout)
+	}
 	if s.revision == prev.revision {
 		// Same modules and data (an editor touched a file, a bundle was
 		// re-served): keep the set in force and its warm decision cache.
