@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/base64"
@@ -16,6 +17,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -373,7 +375,7 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 	// The fingerprint uses the provider's canonical body where it has one
 	// (an MCP message without its per-request id); the record keeps the
 	// real hash.
-	fp := fingerprint(ex, act, s.opts.Classifier.FingerprintBody(act, decodedBody(ex, body)))
+	fp := fingerprint(s.credKey, ex, act, s.opts.Classifier.FingerprintBody(act, decodedBody(ex, body)))
 
 	if g, err := s.opts.Approvals.ConsumeGrant(ctx, sess.ID, fp, approval.Asks{Required: d.RequiredApprovals(), RuleIDs: d.RuleIDs()}); err == nil {
 		if err := s.opts.Audit.Record(&audit.Event{Type: "approval", RequestID: ex.id, ApprovalID: g.ApprovalID,
@@ -390,7 +392,7 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 		return s.approvalUnavailable(ex, act, err, cnt), nil
 	}
 
-	op, resources := scopeKey(act, ex)
+	op, resources := scopeKey(s.credKey, act, ex)
 	q := approval.ScopeQuery{SessionID: sess.ID, Operation: op, Resources: resources, Required: d.RequiredApprovals(), RuleIDs: d.RuleIDs()}
 	if sc, err := s.opts.Approvals.UseScope(ctx, q); err == nil {
 		if err := s.opts.Audit.Record(&audit.Event{Type: "approval", RequestID: ex.id, ApprovalID: sc.ApprovalID,
@@ -630,7 +632,7 @@ const auditBodyLimit = 16 << 10
 // fingerprint identifies the request for joining a pending approval and for
 // grants. A query that does not parse cleanly (stray ";", bad escapes) would
 // lose pairs in url.Values, so such a query is covered byte for byte.
-func fingerprint(ex *exchange, act action.Action, body []byte) string {
+func fingerprint(credKey []byte, ex *exchange, act action.Action, body []byte) string {
 	path := ex.req.URL.EscapedPath()
 	q, err := url.ParseQuery(ex.req.URL.RawQuery)
 	if err != nil {
@@ -649,7 +651,7 @@ func fingerprint(ex *exchange, act action.Action, body []byte) string {
 	// What the classifier made of it; the rest of the action derives from
 	// the bytes already covered (and per-request ids such as a JSON-RPC id
 	// must not count).
-	if ak, err := json.Marshal([]any{act.Provider, act.Service, act.Operation, act.Resources, credential(act, ex.req.Header)}); err == nil {
+	if ak, err := json.Marshal([]any{act.Provider, act.Service, act.Operation, act.Resources, credential(credKey, act, ex.req.Header)}); err == nil {
 		h.Write(ak)
 	}
 	h.Write([]byte{0, byte(len(ex.upgrade))})
@@ -660,27 +662,34 @@ func fingerprint(ex *exchange, act action.Action, body []byte) string {
 // credential names whom a request acts as, for approvals: an approval
 // given for one account or token does not admit the same request made with
 // another. The AWS access key comes from the signature (which itself
-// changes on every retry); a bearer token, which does not, is named by a
-// short hash; Basic credentials by the user name alone, so that no hash of
-// a password is kept; without an Authorization header, session cookies by
-// a short hash. Other schemes name nothing: the request's other fields,
-// API-key headers among them, still bind it.
-func credential(a action.Action, h http.Header) string {
+// changes on every retry). Any other Authorization value, whatever its
+// scheme, is named by a short keyed hash of the whole value (password
+// included), and a Basic one by its user name too, for the approver; without
+// an Authorization header, session cookies are named the same way. The key
+// (Server.credKey, derived from the CA key) keeps the hash from being
+// guessed back into a password by whoever reads the audit log or the
+// approval store.
+func credential(key []byte, a action.Action, h http.Header) string {
 	if a.AccessKeyID != "" {
 		return "aws-key " + a.AccessKeyID
 	}
-	scheme, value, _ := strings.Cut(strings.TrimSpace(h.Get("Authorization")), " ")
-	value = strings.TrimSpace(value)
-	switch strings.ToLower(scheme) {
-	case "bearer", "token":
-		sum := sha256.Sum256([]byte("countersign credential\x00" + value))
-		return "token " + hex.EncodeToString(sum[:8])
-	case "basic":
-		if b, err := base64.StdEncoding.DecodeString(value); err == nil {
-			user, _, _ := strings.Cut(string(b), ":")
-			return "user " + user
+	auth := strings.TrimSpace(h.Get("Authorization"))
+	if auth != "" {
+		scheme, value, _ := strings.Cut(auth, " ")
+		value = strings.TrimSpace(value)
+		scheme = strings.ToLower(scheme)
+		sum := keyedHash(key, "authorization", scheme+" "+value)
+		switch scheme {
+		case "bearer", "token":
+			return "token " + sum
+		case "basic":
+			if b, err := base64.StdEncoding.DecodeString(value); err == nil {
+				user, _, _ := strings.Cut(string(b), ":")
+				return "user " + strconv.Quote(user) + " " + sum
+			}
+			return "basic " + sum
 		}
-		return "basic (malformed)"
+		return "authorization " + sum
 	}
 	if cookies := h.Values("Cookie"); len(cookies) > 0 {
 		// A web API that authenticates by session cookie: the cookies,
@@ -694,10 +703,18 @@ func credential(a action.Action, h http.Header) string {
 			}
 		}
 		slices.Sort(pairs)
-		sum := sha256.Sum256([]byte("countersign cookie\x00" + strings.Join(pairs, "\x00")))
-		return "cookie " + hex.EncodeToString(sum[:8])
+		return "cookie " + keyedHash(key, "cookie", strings.Join(pairs, "\x00"))
 	}
 	return ""
+}
+
+// keyedHash is 16 hex digits of HMAC-SHA256(key, kind, value).
+func keyedHash(key []byte, kind, value string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(kind))
+	m.Write([]byte{0})
+	m.Write([]byte(value))
+	return hex.EncodeToString(m.Sum(nil)[:8])
 }
 
 // volatileHeaders are recomputed by clients on every attempt (signatures,
@@ -732,7 +749,7 @@ func writeStableHeaders(w io.Writer, h http.Header) {
 // scopeKey names what a scoped grant made from this request covers: the
 // provider's operation ("aws:ec2:TerminateInstances") and its resources, or
 // for actions without resources the host and path.
-func scopeKey(a action.Action, ex *exchange) (string, []string) {
+func scopeKey(credKey []byte, a action.Action, ex *exchange) (string, []string) {
 	op := a.Provider + ":"
 	if a.Service != "" {
 		op += a.Service + ":"
@@ -746,7 +763,7 @@ func scopeKey(a action.Action, ex *exchange) (string, []string) {
 		}
 	}
 	op += "@" + ex.scheme + "://" + hostport.Join(ex.host, ex.port)
-	if c := credential(a, ex.req.Header); c != "" {
+	if c := credential(credKey, a, ex.req.Header); c != "" {
 		op += " as " + c
 	}
 	resources := slices.Clone(a.Resources)

@@ -1444,6 +1444,21 @@ approve contains "deleting needs a human" if input.request.method == "DELETE"
 			ok:      http.StatusNoContent,
 		},
 		{
+			// git over HTTPS: one user name, the token is the password.
+			name: "basic password", policy: approveDeletes, method: "DELETE", url: "https://api.github.com/repos/acme/shop",
+			approved: "x-access-token:ghs_approvedaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", other: "x-access-token:ghs_otherbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+			headers: func(up string) []string {
+				return []string{"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte(up))}
+			},
+			ok: http.StatusNoContent,
+		},
+		{
+			name: "another scheme", policy: approveDeletes, method: "DELETE", url: "https://api.github.com/repos/acme/shop",
+			approved: "SSWS 00approvedkeyaaaaaaaaaaaaaaaaaaaaaaaaaa", other: "SSWS 00otherkeybbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+			headers: func(v string) []string { return []string{"Authorization", v} },
+			ok:      http.StatusNoContent,
+		},
+		{
 			name: "session cookie", policy: approveDeletes, method: "DELETE", url: "https://api.github.com/repos/acme/shop",
 			approved: "session=alice; theme=dark", other: "theme=dark; session=mallory",
 			headers: func(c string) []string { return []string{"Cookie", c} },
@@ -1810,7 +1825,7 @@ func TestWebSocketKeyIsNotPartOfTheFingerprint(t *testing.T) {
 	fp := func(key string) string {
 		req := &http.Request{Method: "GET", URL: &url.URL{Path: "/api/v1/namespaces/prod/pods/web/exec", RawQuery: "command=sh"},
 			Header: http.Header{"Sec-Websocket-Key": {key}, "Sec-Websocket-Version": {"13"}}}
-		return fingerprint(&exchange{req: req, scheme: "https", host: "k8s.example.test", port: 443, upgrade: "websocket"}, action.Action{Provider: "kubernetes"}, nil)
+		return fingerprint([]byte("test key"), &exchange{req: req, scheme: "https", host: "k8s.example.test", port: 443, upgrade: "websocket"}, action.Action{Provider: "kubernetes"}, nil)
 	}
 	if fp("dGhlIHNhbXBsZSBub25jZQ==") != fp("b3RoZXIgc2FtcGxlIG5vbmNl") {
 		t.Error("two attempts of one upgrade differ only in Sec-WebSocket-Key but have different fingerprints")

@@ -154,6 +154,9 @@ type Server struct {
 	parked parkedConns
 	// tlsConfig serves every intercepted connection's handshake.
 	tlsConfig *tls.Config
+	// credKey keys the hashes that name a request's credentials in
+	// approvals (see credential).
+	credKey []byte
 }
 
 // New returns a Server; call Serve to accept connections.
@@ -207,10 +210,15 @@ func New(opts Options, logger *zap.Logger) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	credKey, err := opts.Issuer.DeriveKey("credential binding")
+	if err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
+	}
 	s := &Server{
 		opts:      opts,
 		logger:    logger.Named("proxy"),
 		tunnelSet: map[*tunnel]struct{}{},
+		credKey:   credKey,
 	}
 	s.readers.New = func() any { return bufio.NewReaderSize(nil, 4096) }
 	s.parked.every = opts.HeldSweep

@@ -12,9 +12,11 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/hkdf"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -388,4 +390,16 @@ func randomSerial() (*big.Int, error) {
 			return n, nil
 		}
 	}
+}
+
+// DeriveKey derives a 32-byte key for purpose from the CA's private key
+// (HKDF-SHA256). Every proxy that holds the CA (replicas share it, so that
+// agents trust one certificate) derives the same key, and it survives
+// restarts, yet nobody without the CA key can compute it.
+func (c *CA) DeriveKey(purpose string) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(c.key)
+	if err != nil {
+		return nil, fmt.Errorf("derive a key from the CA key: %w", err)
+	}
+	return hkdf.Key(sha256.New, der, nil, "countersign "+purpose, 32)
 }

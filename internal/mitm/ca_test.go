@@ -313,3 +313,40 @@ func TestWriteNewDoesNotClobber(t *testing.T) {
 		t.Errorf("directory holds %d entries, want 1 (temporary file removed)", len(entries))
 	}
 }
+
+// TestDeriveKey: a key derived from the CA is the same after a reload (and
+// so on every replica sharing the CA), differs by purpose, and differs for
+// another CA.
+func TestDeriveKey(t *testing.T) {
+	dir := t.TempDir()
+	certPath, keyPath := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")
+	ca, _, err := LoadOrCreate(certPath, keyPath, fixedNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Load(certPath, keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _, err := LoadOrCreate(filepath.Join(dir, "b.pem"), filepath.Join(dir, "b-key.pem"), fixedNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	derive := func(c *CA, purpose string) string {
+		k, err := c.DeriveKey(purpose)
+		if err != nil || len(k) != 32 {
+			t.Fatalf("DeriveKey(%q) = %x, %v; want 32 bytes", purpose, k, err)
+		}
+		return string(k)
+	}
+	first := derive(ca, "credential binding")
+	if derive(again, "credential binding") != first {
+		t.Error("the key changed when the CA was loaded again")
+	}
+	if derive(ca, "something else") == first {
+		t.Error("two purposes derived the same key")
+	}
+	if derive(other, "credential binding") == first {
+		t.Error("two CAs derived the same key")
+	}
+}

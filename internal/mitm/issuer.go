@@ -383,3 +383,7 @@ func canonicalHost(host string) (string, netip.Addr, error) {
 	}
 	return host, netip.Addr{}, nil
 }
+
+// DeriveKey derives a key for purpose from the issuing CA's key (see
+// CA.DeriveKey).
+func (i *Issuer) DeriveKey(purpose string) ([]byte, error) { return i.ca.DeriveKey(purpose) }
