@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -75,6 +76,16 @@ type EnvOptions struct {
 // agent), the AWS CLI and most other clients read.
 var proxyVars = []string{"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"}
 
+// toolProxyVars are the proxy settings of package managers, which each
+// tool prefers to HTTPS_PROXY: an inherited npm_config_https_proxy or
+// PIP_PROXY would send that tool's traffic around countersign. npm reads
+// its variables in any letter case, so inherited ones are dropped whatever
+// their case (see caseless).
+var toolProxyVars = []string{"npm_config_proxy", "npm_config_https_proxy", "PIP_PROXY", "CARGO_HTTP_PROXY", "YARN_HTTP_PROXY", "YARN_HTTPS_PROXY"}
+
+// caseless are the variables some tool reads in any letter case.
+func caseless(k string) bool { return strings.HasPrefix(strings.ToLower(k), "npm_config_") }
+
 // caVars point every common runtime at the CA bundle.
 var caVars = []string{"SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "AWS_CA_BUNDLE", "GIT_SSL_CAINFO", "PIP_CERT", "NPM_CONFIG_CAFILE", "CARGO_HTTP_CAINFO", "HEX_CACERTS_PATH"}
 
@@ -92,15 +103,29 @@ func ChildEnv(base []string, opts EnvOptions) []string {
 	for _, k := range caVars {
 		set[k] = opts.CABundle
 	}
+	for _, k := range toolProxyVars {
+		set[k] = opts.ProxyURL
+	}
+	set["npm_config_noproxy"] = noProxy
 	set["NODE_EXTRA_CA_CERTS"] = opts.CACert
 	// Node 24+ honours the proxy variables natively when this is set.
 	set["NODE_USE_ENV_PROXY"] = "1"
 	set["COUNTERSIGN_SESSION"] = opts.SessionID
 
+	folded := map[string]bool{}
+	for k := range set {
+		if caseless(k) {
+			folded[strings.ToLower(k)] = true
+		}
+	}
+	// git prefers http.proxy from ~/.gitconfig to the environment; a
+	// setting given in the environment (as by git -c) comes before both.
+	gitConfig(base, set, "http.proxy", opts.ProxyURL)
+
 	out := make([]string, 0, len(base)+len(set))
 	for _, kv := range base {
 		k, _, _ := strings.Cut(kv, "=")
-		if _, ok := set[k]; ok {
+		if _, ok := set[k]; ok || folded[strings.ToLower(k)] {
 			continue
 		}
 		// SSL_CERT_DIR would add roots behind our back but cannot remove
@@ -114,6 +139,23 @@ func ChildEnv(base []string, opts EnvOptions) []string {
 		out = append(out, k+"="+set[k])
 	}
 	return out
+}
+
+// gitConfig adds key=value to the settings git reads from the environment
+// (GIT_CONFIG_COUNT, GIT_CONFIG_KEY_n, GIT_CONFIG_VALUE_n) in set, after
+// any that base already holds.
+func gitConfig(base []string, set map[string]string, key, value string) {
+	n := 0
+	for _, kv := range base {
+		if k, v, _ := strings.Cut(kv, "="); k == "GIT_CONFIG_COUNT" {
+			if c, err := strconv.Atoi(v); err == nil && c > 0 && c < 1000 {
+				n = c
+			}
+		}
+	}
+	set["GIT_CONFIG_COUNT"] = strconv.Itoa(n + 1)
+	set[fmt.Sprintf("GIT_CONFIG_KEY_%d", n)] = key
+	set[fmt.Sprintf("GIT_CONFIG_VALUE_%d", n)] = value
 }
 
 func sortedKeys(m map[string]string) []string {

@@ -2,6 +2,7 @@ package session
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -118,5 +119,50 @@ func TestWriteCABundleHoldsSystemRootsAndOurCAButNoKey(t *testing.T) {
 	}
 	if strings.Count(string(b), "BEGIN CERTIFICATE") < 2 {
 		t.Error("bundle has no system roots (is ca-certificates installed?)")
+	}
+}
+
+// TestChildEnvOverridesToolProxySettings: package managers prefer their own
+// proxy settings to HTTPS_PROXY, and git prefers http.proxy from
+// ~/.gitconfig; inherited ones must not send the agent's traffic around
+// countersign (found by review: npm, pip and cargo went to the inherited
+// proxy).
+func TestChildEnvOverridesToolProxySettings(t *testing.T) {
+	home := t.TempDir()
+	if err := os.WriteFile(filepath.Join(home, ".gitconfig"), []byte("[http]\n\tproxy = http://corp.example:3128\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const corp, ours = "http://corp.example:3128", "http://s-1:pw@127.0.0.1:4000"
+	base := []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + home,
+		"npm_config_https_proxy=" + corp, "NPM_CONFIG_PROXY=" + corp, "Npm_Config_Noproxy=registry.npmjs.org",
+		"npm_config_cafile=/etc/other.pem", "PIP_PROXY=" + corp, "CARGO_HTTP_PROXY=" + corp, "YARN_HTTPS_PROXY=" + corp,
+		"GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=user.name", "GIT_CONFIG_VALUE_0=Alice",
+	}
+	env := ChildEnv(base, EnvOptions{ProxyURL: ours, CABundle: "/tmp/b.pem", CACert: "/tmp/ca.pem", SessionID: "s-1"})
+	got := map[string][]string{}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		got[strings.ToLower(k)] = append(got[strings.ToLower(k)], k+"="+v)
+	}
+	for _, want := range []string{
+		"npm_config_https_proxy=" + ours, "npm_config_proxy=" + ours, "npm_config_noproxy=",
+		"NPM_CONFIG_CAFILE=/tmp/b.pem", "PIP_PROXY=" + ours, "CARGO_HTTP_PROXY=" + ours, "YARN_HTTPS_PROXY=" + ours,
+		"GIT_CONFIG_COUNT=2", "GIT_CONFIG_KEY_0=user.name", "GIT_CONFIG_KEY_1=http.proxy", "GIT_CONFIG_VALUE_1=" + ours,
+	} {
+		k, _, _ := strings.Cut(want, "=")
+		if vs := got[strings.ToLower(k)]; !slices.Equal(vs, []string{want}) {
+			t.Errorf("%s in any case = %q, want exactly [%q]", k, vs, want)
+		}
+	}
+	// git itself, with the inherited ~/.gitconfig.
+	cmd := exec.Command("git", "config", "--get", "http.proxy")
+	cmd.Env = env
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("git config --get http.proxy: %v", err)
+	}
+	if strings.TrimSpace(string(out)) != ours {
+		t.Errorf("git's http.proxy = %q, want the session's proxy", out)
 	}
 }
