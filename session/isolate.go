@@ -320,6 +320,20 @@ func dbusPath(addr string) string {
 	return ""
 }
 
+// WithoutSecrets returns env without the variables whose value holds one
+// of secrets (see holdsSecret).
+func WithoutSecrets(env []string, secrets []string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		if _, v, _ := strings.Cut(kv, "="); !holdsSecret(v, secrets) {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// holdsSecret reports whether v holds one of secrets: contains it, or for
+// one shorter than 8 bytes (too short to search for), equals it.
 func holdsSecret(v string, secrets []string) bool {
 	for _, s := range secrets {
 		switch {

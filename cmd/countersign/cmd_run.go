@@ -124,7 +124,7 @@ func runSession(cmd *cobra.Command, e *env, f runFlags, args []string) error {
 		iso = newIsolation(cfg, policySource(cfg, e.cwd, f.policies).Paths)
 	}
 	if f.proxyURL != "" {
-		return runAttached(cmd.Context(), e, cfg.StateDir, cfgCA(cfg), f.proxyURL, sess, tmp, args, iso)
+		return runAttached(cmd.Context(), e, cfg.StateDir, cfgCA(cfg), f.proxyURL, sess, tmp, args, iso, runSecrets(cfg))
 	}
 
 	// The operational log goes to a file: the agent owns the terminal.
@@ -180,7 +180,7 @@ func runSession(cmd *cobra.Command, e *env, f runFlags, args []string) error {
 	}
 
 	proxyURL := (&url.URL{Scheme: "http", User: url.UserPassword(sess.ID, password), Host: a.proxyAddr()}).String()
-	code, childErr := runChild(ctx, e, a.ca, proxyURL, sess, tmp, args, iso)
+	code, childErr := runChild(ctx, e, a.ca, proxyURL, sess, tmp, args, iso, append(runSecrets(cfg), a.token))
 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -209,7 +209,7 @@ func cfgCA(cfg interface{ CAPaths() (string, string) }) string {
 }
 
 // runAttached runs CMD against an existing `countersign serve`.
-func runAttached(ctx context.Context, e *env, stateDir, caCert, proxyURL string, sess *session.Info, tmp string, args []string, iso *isolation) error {
+func runAttached(ctx context.Context, e *env, stateDir, caCert, proxyURL string, sess *session.Info, tmp string, args []string, iso *isolation, secrets []string) error {
 	// The URL may carry a password: name it only redacted.
 	u, err := url.Parse(proxyURL)
 	if err != nil {
@@ -222,18 +222,18 @@ func runAttached(ctx context.Context, e *env, stateDir, caCert, proxyURL string,
 	if err != nil {
 		return usageError(fmt.Errorf("--proxy needs the serve instance's CA certificate at %s (copy it from `countersign ca export` on that host): %w", caCert, err))
 	}
-	code, childErr := runChild(ctx, e, ca, proxyURL, sess, tmp, args, iso)
+	code, childErr := runChild(ctx, e, ca, proxyURL, sess, tmp, args, iso, secrets)
 	if childErr != nil {
 		return &exitError{code: code, err: childErr}
 	}
 	return &exitError{code: code}
 }
 
-// runChild starts CMD with the session environment (in isolation when iso
-// is set) and waits for it, forwarding SIGTERM and SIGHUP. SIGINT from the
+// runChild starts CMD with the session environment, without any variable
+// that holds one of secrets (in isolation when iso is set), and waits for it, forwarding SIGTERM and SIGHUP. SIGINT from the
 // terminal reaches the child directly (same process group); countersign
 // ignores it and waits.
-func runChild(ctx context.Context, e *env, ca certPEMer, proxyURL string, sess *session.Info, tmp string, args []string, iso *isolation) (int, error) {
+func runChild(ctx context.Context, e *env, ca certPEMer, proxyURL string, sess *session.Info, tmp string, args []string, iso *isolation, secrets []string) (int, error) {
 	caPath := filepath.Join(tmp, "countersign-ca.pem")
 	if err := os.WriteFile(caPath, ca.CertPEM(), 0o644); err != nil {
 		return 1, fmt.Errorf("write CA certificate: %w", err)
@@ -250,7 +250,9 @@ func runChild(ctx context.Context, e *env, ca certPEMer, proxyURL string, sess *
 	}
 	return supervise(ctx, func() (child, int, error) {
 		c := exec.Command(args[0], args[1:]...)
-		c.Env = session.ChildEnv(os.Environ(), envOpts)
+		// Agents print their environment; the configuration's secrets
+		// (a Slack signing secret forges approvals) stay out of it.
+		c.Env = session.WithoutSecrets(session.ChildEnv(os.Environ(), envOpts), secrets)
 		c.Stdin, c.Stdout, c.Stderr = e.stdin, e.stdout, e.stderr
 		c.Dir = e.cwd
 		if err := c.Start(); err != nil {
@@ -351,40 +353,22 @@ func newIsolation(cfg *config.Config, policyPaths []string) *isolation {
 	if cfg.Audit.Path != "" && cfg.Audit.Path != "-" {
 		iso.hide = append(iso.hide, cfg.Audit.Path)
 	}
-	sc := cfg.Approval.Slack
 	bundle := cfg.Policy.Bundle
-	inFile := []string{sc.WebhookURL, sc.BotToken, sc.SigningSecret, bundle.Token}
 	if key := bundle.Verification.Key; key != "" {
 		if fi, err := os.Stat(key); err == nil && fi.Mode().IsRegular() {
 			iso.hide = append(iso.hide, key)
-		} else {
-			inFile = append(inFile, key)
 		}
 	}
-	for _, c := range cfg.Clients {
-		inFile = append(inFile, c.Password)
-	}
-	if u, err := url.Parse(cfg.State); err == nil && u.User != nil {
-		if p, ok := u.User.Password(); ok {
-			inFile = append(inFile, p)
-		}
-	}
-	if cfg.Source.File != "" && slices.ContainsFunc(inFile, func(s string) bool { return s != "" }) {
+	if cfg.Source.File != "" && slices.ContainsFunc(configSecrets(cfg), func(s string) bool { return s != "" }) {
 		// The values may be written in the file itself.
 		iso.hide = append(iso.hide, cfg.Source.File)
 	}
-	iso.secrets = inFile
 	for _, c := range cfg.Clients {
 		if c.PasswordFile != "" {
 			iso.hide = append(iso.hide, c.PasswordFile)
-			if b, err := os.ReadFile(c.PasswordFile); err == nil {
-				iso.secrets = append(iso.secrets, strings.TrimSpace(string(b)))
-			}
 		}
 	}
-	if b, err := os.ReadFile(filepath.Join(cfg.StateDir, "admin-token")); err == nil {
-		iso.secrets = append(iso.secrets, strings.TrimSpace(string(b)))
-	}
+	iso.secrets = runSecrets(cfg)
 	if cfg.Source.File != "" && !slices.Contains(iso.hide, cfg.Source.File) {
 		iso.readOnly = append(iso.readOnly, cfg.Source.File)
 	}
@@ -538,3 +522,43 @@ func (t *terminalNotifier) Target(*approval.Record) string { return "the run ter
 
 // oneLine makes agent-controlled text safe for one terminal line.
 func oneLine(s string, max int) string { return termtext.Line(s, max) }
+
+// configSecrets are the secret values the configuration itself holds (or
+// names, for a verification key that is not a file).
+func configSecrets(cfg *config.Config) []string {
+	sc := cfg.Approval.Slack
+	bundle := cfg.Policy.Bundle
+	out := []string{sc.WebhookURL, sc.BotToken, sc.SigningSecret, bundle.Token}
+	if key := bundle.Verification.Key; key != "" {
+		if fi, err := os.Stat(key); err != nil || !fi.Mode().IsRegular() {
+			out = append(out, key)
+		}
+	}
+	for _, c := range cfg.Clients {
+		out = append(out, c.Password)
+	}
+	if u, err := url.Parse(cfg.State); err == nil && u.User != nil {
+		if p, ok := u.User.Password(); ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// runSecrets are the values no environment variable of the agent may hold,
+// with or without --isolate: the configuration's secrets, the client
+// password files' contents and the admin token.
+func runSecrets(cfg *config.Config) []string {
+	out := configSecrets(cfg)
+	for _, c := range cfg.Clients {
+		if c.PasswordFile != "" {
+			if b, err := os.ReadFile(c.PasswordFile); err == nil {
+				out = append(out, strings.TrimSpace(string(b)))
+			}
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(cfg.StateDir, "admin-token")); err == nil {
+		out = append(out, strings.TrimSpace(string(b)))
+	}
+	return out
+}
