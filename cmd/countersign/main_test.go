@@ -319,3 +319,53 @@ func TestConfigErrorsNameFileLineAndKey(t *testing.T) {
 		})
 	}
 }
+
+// TestInitDoesNotWriteThroughLinks: a repository may ship countersign.yaml
+// or policies/ as a link to a file of the user's (found by review: init
+// wrote the starter YAML over the link's target, with --force over an
+// existing one).
+func TestInitDoesNotWriteThroughLinks(t *testing.T) {
+	for _, tt := range []struct {
+		name, link string
+		existing   bool
+		args       []string
+	}{
+		{"dangling config link", "countersign.yaml", false, []string{"init"}},
+		{"config link to a file, forced", "countersign.yaml", true, []string{"init", "--force"}},
+		{"policy directory link", "policies", false, []string{"init"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir, home := t.TempDir(), t.TempDir()
+			target := filepath.Join(home, ".bashrc")
+			if tt.existing {
+				writeFile(t, target, "echo hello\n")
+			}
+			if err := os.Symlink(target, filepath.Join(dir, tt.link)); err != nil {
+				t.Fatal(err)
+			}
+			_, errOut, code := cli(t, dir, tt.args...)
+			if code == 0 || !strings.Contains(errOut, "symbolic link") {
+				t.Errorf("init through a link: exit %d, stderr %q; want a refusal naming the link", code, errOut)
+			}
+			b, err := os.ReadFile(target)
+			switch {
+			case tt.existing && string(b) != "echo hello\n":
+				t.Errorf("the link's target was overwritten: %q", b)
+			case !tt.existing && err == nil:
+				t.Errorf("init created the link's target")
+			}
+			if entries, _ := os.ReadDir(home); len(entries) > 1 || (!tt.existing && len(entries) > 0) {
+				t.Errorf("init wrote into the link's directory: %v", entries)
+			}
+		})
+	}
+	// A plain init: the configuration is its owner's alone.
+	dir := t.TempDir()
+	if _, errOut, code := cli(t, dir, "init"); code != 0 {
+		t.Fatalf("init: %d %s", code, errOut)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "countersign.yaml"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("countersign.yaml: %v, %v; want mode 0600", fi.Mode(), err)
+	}
+}
