@@ -33,6 +33,11 @@ type PageOptions struct {
 	// names Slack approvers: the page cannot verify a Slack identity, so it
 	// then only shows the request.
 	Decide bool
+	// SlackButtons says that approvers also decide with Slack's buttons,
+	// where countersign knows who presses them. The link posted beside the
+	// buttons then cannot approve a request that needs two approvers: one
+	// person could press Approve and follow the link, and count twice.
+	SlackButtons bool
 	// Secret keys the CSRF tokens (32 random bytes, kept in memory or in
 	// state_dir). When empty, NewPageHandler makes a random one, so forms
 	// rendered before a restart stop working after it.
@@ -226,6 +231,13 @@ func (p *page) decide(w http.ResponseWriter, r *http.Request, id string) {
 		scope = scopeChoices[i].For
 	}
 
+	if approve && rec.Required >= 2 && tok.Label == "notification" && p.opts.SlackButtons && !p.b.opts.NotificationLinkIsOperators {
+		v := p.recordView(rec, p.opts.Now(), false)
+		v.Title, v.Heading, v.Tone = "Approve in Slack", "This request needs two approvers", "warn"
+		v.Paras = [][]part{words(fmt.Sprintf("It needs %d people to approve. This link does not say who you are, so it cannot count as one of them: approve with the Approve button in Slack, or with `countersign approvals approve %s`. Nothing was decided.", rec.Required, rec.ID))}
+		p.render(w, r, http.StatusForbidden, v)
+		return
+	}
 	d := Decision{Approve: approve, Approver: pageApprover(tok.Hash), Via: "page", Reason: reason, ScopeFor: scope}
 	if tok.Label == "cli" || (tok.Label == "notification" && p.b.opts.NotificationLinkIsOperators) {
 		// A link minted with the admin token (countersign approvals link),

@@ -44,6 +44,12 @@ type pageEnv struct {
 
 func newPageEnv(t *testing.T, decide bool, opts ...func(*Options)) *pageEnv {
 	t.Helper()
+	return newPageEnvWith(t, PageOptions{Decide: decide}, opts...)
+}
+
+// newPageEnvWith is newPageEnv with the page's options (but its Secret).
+func newPageEnvWith(t *testing.T, po PageOptions, opts ...func(*Options)) *pageEnv {
+	t.Helper()
 	e := &pageEnv{t: t, clock: newFakeClock(), notes: make(chan Notification, 16), secret: []byte("0123456789abcdef0123456789abcdef")}
 	bo := Options{
 		Now:       e.clock.Now,
@@ -56,7 +62,8 @@ func newPageEnv(t *testing.T, decide bool, opts ...func(*Options)) *pageEnv {
 		o(&bo)
 	}
 	e.b, e.aud, _ = newTestBroker(t, bo)
-	h := NewPageHandler(e.b, PageOptions{Decide: decide, Secret: e.secret}, zaptest.NewLogger(t))
+	po.Secret = e.secret
+	h := NewPageHandler(e.b, po, zaptest.NewLogger(t))
 	mux := http.NewServeMux()
 	mux.Handle("GET /approvals/{id}", h)
 	mux.Handle("POST /approvals/{id}", h)
@@ -682,6 +689,49 @@ func TestPageTwoPersonRule(t *testing.T) {
 	out := outcomeOf(t, held)
 	if out.Kind != OutcomeApproved || len(out.Record.Approvers()) != 2 {
 		t.Errorf("held request outcome = %v with approvers %v, want approved by two", out.Kind, out.Record.Approvers())
+	}
+}
+
+// With Slack's buttons beside it, the posted link cannot approve a request
+// that needs two approvers: one person could press Approve and follow the
+// link, and count twice (found by review). It can still deny, and approve
+// what needs one.
+func TestPagePostedLinkBesideSlackButtonsIsNotASecondApprover(t *testing.T) {
+	e := newPageEnvWith(t, PageOptions{Decide: true, SlackButtons: true})
+	rec := hostileRecord()
+	rec.Required = 2
+	held, link := e.hold(rec)
+	if _, err := e.b.Decide(t.Context(), rec.ID, Decision{Approve: true, Approver: "slack:T1/U1", Identity: "slack:U1", Via: "slack"}); err != nil {
+		t.Fatal(err)
+	}
+	r := e.post(link, e.approveForm(link))
+	if r.status != http.StatusForbidden || !strings.Contains(r.text(), "Nothing was decided") {
+		t.Fatalf("approval through the posted link = %d:\n%s", r.status, r.text())
+	}
+	if n := waiterCount(e.b, rec.ID); n != 1 {
+		t.Fatalf("held requests = %d, want the request still held", n)
+	}
+	// The same Slack user from another workspace is the same approver.
+	if _, err := e.b.Decide(t.Context(), rec.ID, Decision{Approve: true, Approver: "slack:T2/U1", Identity: "slack:U1", Via: "slack"}); !errors.Is(err, ErrDuplicateApprover) {
+		t.Errorf("the same Slack user again: %v, want ErrDuplicateApprover", err)
+	}
+	// The link can deny.
+	deny := e.approveForm(link)
+	deny.Set("decision", "deny")
+	if r := e.post(link, deny); r.status != http.StatusOK {
+		t.Fatalf("deny through the posted link = %d:\n%s", r.status, r.text())
+	}
+	if out := outcomeOf(t, held); out.Kind != OutcomeDenied {
+		t.Errorf("outcome %v, want denied", out.Kind)
+	}
+	// One approver is enough where one is asked for.
+	one := newRecord("s-other", "fp-other")
+	held, link = e.hold(one)
+	if r := e.post(link, e.approveForm(link)); r.status != http.StatusOK {
+		t.Fatalf("approval of a one-approver request through its link = %d:\n%s", r.status, r.text())
+	}
+	if out := outcomeOf(t, held); out.Kind != OutcomeApproved {
+		t.Errorf("outcome %v, want approved", out.Kind)
 	}
 }
 

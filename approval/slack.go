@@ -773,7 +773,9 @@ func (s *Slack) handleCallback(ctx context.Context, ic slack.InteractionCallback
 		return
 	}
 	approve := act.ActionID == slackActionApprove
-	d := Decision{Approve: approve, Approver: "slack:" + team + "/" + user, Via: "slack"}
+	// One person, one approver: Slack user IDs are unique across
+	// workspaces, and one user can reach a shared channel from two.
+	d := Decision{Approve: approve, Approver: "slack:" + team + "/" + user, Identity: "slack:" + user, Via: "slack"}
 	if !approve {
 		d.Reason = slackDenyReason
 	}

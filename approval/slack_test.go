@@ -484,7 +484,7 @@ func TestSlackBotApprovalEndToEnd(t *testing.T) {
 	if out.Kind != OutcomeApproved {
 		t.Fatalf("Hold = %v, want approved", out.Kind)
 	}
-	want := []Decision{{Approve: true, Approver: "slack:T0TEAM/U0APPROVER", Via: "slack"}}
+	want := []Decision{{Approve: true, Approver: "slack:T0TEAM/U0APPROVER", Identity: "slack:U0APPROVER", Via: "slack"}}
 	if diff := cmp.Diff(want, out.Record.Decisions, slackIgnoreAt); diff != "" {
 		t.Errorf("decisions (-want +got):\n%s", diff)
 	}

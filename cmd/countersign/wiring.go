@@ -365,8 +365,9 @@ func newApp(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts ap
 	page := approval.NewPageHandler(a.broker, approval.PageOptions{
 		// The page cannot verify a Slack identity: with a Slack approver
 		// list it only shows the request.
-		Decide: len(cfg.Approval.Approvers) == 0,
-		Secret: pageSecret,
+		Decide:       len(cfg.Approval.Approvers) == 0,
+		SlackButtons: cfg.Approval.Slack.BotToken != "",
+		Secret:       pageSecret,
 	}, logger)
 	// Every method goes to the page, so that even a 405 carries its
 	// security headers.
