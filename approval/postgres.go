@@ -94,6 +94,8 @@ CREATE TABLE IF NOT EXISTS notices (
 	ref         TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS notices_by_approval ON notices(approval_id);
+CREATE INDEX IF NOT EXISTS tokens_by_approval ON tokens(approval_id);
+CREATE INDEX IF NOT EXISTS grants_by_approval ON grants(approval_id);
 CREATE TABLE IF NOT EXISTS seen (
 	key     TEXT PRIMARY KEY,
 	expires BIGINT NOT NULL
@@ -415,6 +417,21 @@ func (s *PostgresStore) ExpirePending(ctx context.Context, now time.Time) ([]*Re
 			return err
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM seen WHERE expires <= $1`, unixNano(now)); err != nil {
+			return err
+		}
+		// Settled approvals past retention, and what hangs on them (see
+		// SettledRetention); those with a grant left wait for it. Rows
+		// another replica is deciding are skipped, not waited for.
+		if _, err := tx.Exec(ctx, `
+			WITH old AS (
+				SELECT id FROM approvals a
+				WHERE state <> $1 AND expires <= $2
+				AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.approval_id = a.id)
+				FOR UPDATE SKIP LOCKED),
+			t AS (DELETE FROM tokens WHERE approval_id IN (SELECT id FROM old)),
+			n AS (DELETE FROM notices WHERE approval_id IN (SELECT id FROM old))
+			DELETE FROM approvals WHERE id IN (SELECT id FROM old)`,
+			int(StatePending), unixNano(now.Add(-SettledRetention))); err != nil {
 			return err
 		}
 		out = recs

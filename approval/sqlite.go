@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS approvals (
 	record      TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS approvals_by_request ON approvals(state, session_id, fingerprint);
+CREATE INDEX IF NOT EXISTS approvals_by_expiry ON approvals(state, expires);
 CREATE TABLE IF NOT EXISTS grants (
 	approval_id TEXT NOT NULL,
 	session_id  TEXT NOT NULL,
@@ -60,6 +61,8 @@ CREATE TABLE IF NOT EXISTS notices (
 	channel     TEXT NOT NULL,
 	ref         TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS tokens_by_approval ON tokens(approval_id);
+CREATE INDEX IF NOT EXISTS notices_by_approval ON notices(approval_id);
 CREATE TABLE IF NOT EXISTS seen (
 	key     TEXT PRIMARY KEY,
 	expires INTEGER NOT NULL
@@ -309,6 +312,19 @@ func (s *SQLiteStore) ExpirePending(ctx context.Context, now time.Time) ([]*Reco
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM seen WHERE expires <= ?`, unixNano(now)); err != nil {
 			return err
+		}
+		// Settled approvals past retention, and what hangs on them (see
+		// SettledRetention); those with a grant left wait for it.
+		const old = `SELECT id FROM approvals WHERE state <> ? AND expires <= ? AND id NOT IN (SELECT approval_id FROM grants)`
+		cutoff := unixNano(now.Add(-SettledRetention))
+		for _, q := range []string{
+			`DELETE FROM tokens WHERE approval_id IN (` + old + `)`,
+			`DELETE FROM notices WHERE approval_id IN (` + old + `)`,
+			`DELETE FROM approvals WHERE id IN (` + old + `)`,
+		} {
+			if _, err := tx.ExecContext(ctx, q, int(StatePending), cutoff); err != nil {
+				return err
+			}
 		}
 		out = recs
 		return nil

@@ -107,6 +107,14 @@ type MemoryStore struct {
 // and in `countersign approvals`.
 const MemoryRetention = time.Hour
 
+// SettledRetention is how long the SQLite and PostgreSQL stores keep an
+// approval after its expiry deadline once it is decided or expired (and no
+// grant of it is left), with its page tokens and notices. Without a limit,
+// an agent could grow the store without end by asking for approvals no one
+// gives, and every list would read them all. The audit log keeps the
+// history for good.
+const SettledRetention = 7 * 24 * time.Hour
+
 // NewMemoryStore returns an empty in-memory store.
 func NewMemoryStore() *MemoryStore {
 	return &MemoryStore{records: map[string]*Record{}, tokens: map[string]*Token{}, seen: map[string]time.Time{}}

@@ -296,3 +296,66 @@ func TestStoreDecisionIssuesGrant(t *testing.T) {
 		}
 	})
 }
+
+// TestDurableStoresForgetSettledRecords: the SQLite and PostgreSQL stores
+// keep a decided or expired approval SettledRetention past its deadline,
+// then drop it with its tokens, unless a grant of it is still live (found
+// by review: they kept everything, and an agent could grow them without
+// end).
+func TestDurableStoresForgetSettledRecords(t *testing.T) {
+	stores(t, func(t *testing.T, s Store) {
+		if _, memory := s.(*MemoryStore); memory {
+			return // MemoryRetention, tested on its own
+		}
+		ctx := t.Context()
+		for i, id := range []string{"ap-old", "ap-granted", "ap-recent", "ap-pending"} {
+			r := pendingRecord(id, "s-1", "fp-"+id, 1)
+			if id == "ap-recent" || id == "ap-pending" {
+				r.Created, r.Expires = t0.Add(SettledRetention), t0.Add(SettledRetention+time.Hour)
+			}
+			if err := s.Create(ctx, r, Token{Hash: "h-" + id, ApprovalID: id, Label: "notification", Created: r.Created}); err != nil {
+				t.Fatalf("create %d: %v", i, err)
+			}
+		}
+		if _, err := s.Decide(ctx, "ap-granted", Decision{Approve: true, Approver: "cli:bob", Via: "cli"}, t0.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddGrant(ctx, Grant{ApprovalID: "ap-granted", SessionID: "s-1", Fingerprint: "fp-ap-granted", Expires: t0.Add(30 * 24 * time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.ExpirePending(ctx, t0.Add(2*time.Hour)); err != nil { // ap-old expires
+			t.Fatal(err)
+		}
+		if _, err := s.Decide(ctx, "ap-recent", Decision{Approve: false, Approver: "cli:bob", Via: "cli"}, t0.Add(SettledRetention+time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		// Just before ap-old's retention ends, nothing goes.
+		if _, err := s.ExpirePending(ctx, t0.Add(time.Hour+SettledRetention-time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Get(ctx, "ap-old"); err != nil {
+			t.Errorf("ap-old dropped before its retention ended: %v", err)
+		}
+		if _, err := s.ExpirePending(ctx, t0.Add(time.Hour+SettledRetention)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Get(ctx, "ap-old"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("ap-old, expired SettledRetention ago: %v, want ErrNotFound", err)
+		}
+		if _, err := s.CheckToken(ctx, "ap-old", "h-ap-old"); !errors.Is(err, ErrBadToken) {
+			t.Errorf("ap-old's page token: %v, want ErrBadToken", err)
+		}
+		for _, id := range []string{"ap-granted", "ap-recent", "ap-pending"} {
+			if _, err := s.Get(ctx, id); err != nil {
+				t.Errorf("%s dropped: %v", id, err)
+			}
+			if _, err := s.CheckToken(ctx, id, "h-"+id); err != nil {
+				t.Errorf("%s's token dropped: %v", id, err)
+			}
+		}
+		all, err := s.List(ctx, false)
+		if err != nil || len(all) != 3 {
+			t.Errorf("List = %d records, %v; want 3", len(all), err)
+		}
+	})
+}
