@@ -15,9 +15,11 @@
 //
 // Paths: a leading "~/" (or a lone "~") in state_dir, ca.cert, ca.key,
 // audit.path, policy.paths, upstream.ca_files and clients[].password_file is
-// replaced by the home directory given in [LoadOptions]. Relative paths are
-// kept as written and are therefore relative to the process's working
-// directory, not to the directory holding the configuration file.
+// replaced by the home directory given in [LoadOptions]. A relative path
+// the file sets (these keys and policy.bundle.ca_file) is relative to the
+// directory holding the file, not to the process's working directory: the
+// agent works in the latter. Defaults stay as they are (policy.paths'
+// ./policies is the working directory's, when the file does not set it).
 //
 // The package never reads the environment or flags itself: the caller passes
 // an environment lookup function and the home directory in [LoadOptions].

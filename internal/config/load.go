@@ -455,20 +455,24 @@ func validEnvName(name string) bool {
 	return true
 }
 
-// resolvePaths expands "~" in the path keys and derives audit.path.
+// resolvePaths expands "~" in the path keys, makes relative paths the file
+// sets relative to the file's directory, and derives audit.path.
 func (d *decoder) resolvePaths(c *Config, home string) {
-	d.expandHome(&c.StateDir, "state_dir", home)
-	d.expandHome(&c.CA.Cert, "ca.cert", home)
-	d.expandHome(&c.CA.Key, "ca.key", home)
-	d.expandHome(&c.Audit.Path, "audit.path", home)
+	d.resolvePath(&c.StateDir, "state_dir", home)
+	d.resolvePath(&c.CA.Cert, "ca.cert", home)
+	d.resolvePath(&c.CA.Key, "ca.key", home)
+	if c.Audit.Path != "-" {
+		d.resolvePath(&c.Audit.Path, "audit.path", home)
+	}
+	d.resolvePath(&c.Policy.Bundle.CAFile, "policy.bundle.ca_file", home)
 	for i := range c.Policy.Paths {
-		d.expandHome(&c.Policy.Paths[i], fmt.Sprintf("policy.paths[%d]", i), home)
+		d.resolvePath(&c.Policy.Paths[i], fmt.Sprintf("policy.paths[%d]", i), home)
 	}
 	for i := range c.Upstream.CAFiles {
-		d.expandHome(&c.Upstream.CAFiles[i], fmt.Sprintf("upstream.ca_files[%d]", i), home)
+		d.resolvePath(&c.Upstream.CAFiles[i], fmt.Sprintf("upstream.ca_files[%d]", i), home)
 	}
 	for i := range c.Clients {
-		d.expandHome(&c.Clients[i].PasswordFile, fmt.Sprintf("clients[%d].password_file", i), home)
+		d.resolvePath(&c.Clients[i].PasswordFile, fmt.Sprintf("clients[%d].password_file", i), home)
 	}
 	for i := range c.Isolate.Expose {
 		d.expandHome(&c.Isolate.Expose[i], fmt.Sprintf("isolate.expose[%d]", i), home)
@@ -476,6 +480,23 @@ func (d *decoder) resolvePaths(c *Config, home string) {
 	if c.Audit.Path == "" && c.StateDir != "" {
 		c.Audit.Path = filepath.Join(c.StateDir, "audit.jsonl")
 	}
+}
+
+// resolvePath expands "~" in the path at key and, when the configuration
+// file sets it to a relative path, makes it relative to the file's
+// directory: `countersign run --config ~/cs/countersign.yaml` in an agent's
+// repository must read ~/cs/policies, not the repository's policies/.
+func (d *decoder) resolvePath(p *string, key, home string) {
+	d.expandHome(p, key, home)
+	if _, set := d.lines[key]; !set || d.file == "" || *p == "" || filepath.IsAbs(*p) || strings.HasPrefix(*p, "~") {
+		return
+	}
+	abs, err := filepath.Abs(d.file)
+	if err != nil {
+		d.addKey(key, fmt.Sprintf("cannot resolve %q against the configuration file's directory: %v", *p, err))
+		return
+	}
+	*p = filepath.Join(filepath.Dir(abs), *p)
 }
 
 func (d *decoder) expandHome(p *string, key, home string) {

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -34,6 +35,17 @@ func env(vars map[string]string) func(string) (string, bool) {
 // loadString loads src as if it were the file countersign.yaml.
 func loadString(src string, vars map[string]string) (*Config, error) {
 	return load("countersign.yaml", []byte(src), LoadOptions{Getenv: env(vars), Home: testHome})
+}
+
+// besideFile is rel resolved against the directory of the configuration
+// file at file, as Load resolves relative paths the file sets.
+func besideFile(t *testing.T, file, rel string) string {
+	t.Helper()
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(filepath.Dir(abs), rel)
 }
 
 // resolvedDefault is Default() as Load returns it with testHome.
@@ -152,7 +164,8 @@ func TestLoadSpecExample(t *testing.T) {
 	// The example shows the defaults, except that audit.path is written as
 	// a placeholder, which loads as the literal relative path.
 	want := resolvedDefault()
-	want.Audit.Path = "<state_dir>/audit.jsonl"
+	want.Audit.Path = besideFile(t, path, "<state_dir>/audit.jsonl")
+	want.Policy.Paths = []string{besideFile(t, path, "policies")}
 	if diff := cmp.Diff(want, *got, cmpConfig, ignoreSource); diff != "" {
 		t.Errorf("Load(%s) mismatch (-want +got):\n%s", path, diff)
 	}
@@ -189,7 +202,7 @@ func TestLoadFull(t *testing.T) {
 		StateDir: "/home/alice/state",
 		CA:       CA{Cert: "/home/alice/ca/ca.pem", Key: "/etc/countersign/ca-key.pem"},
 		Upstream: Upstream{
-			CAFiles: []string{"/home/alice/roots.pem", "./corp.pem"},
+			CAFiles: []string{"/home/alice/roots.pem", besideFile(t, path, "corp.pem")},
 			Timeout: 90 * time.Second,
 			AllowAddresses: []netip.Prefix{
 				netip.MustParsePrefix("127.0.0.0/8"),
@@ -202,7 +215,7 @@ func TestLoadFull(t *testing.T) {
 			},
 		},
 		Policy: Policy{
-			Paths: []string{"./policies", "/etc/countersign/extra.rego"},
+			Paths: []string{besideFile(t, path, "policies"), "/etc/countersign/extra.rego"},
 			Bundle: Bundle{
 				URL:      "https://bundles.example.com",
 				Resource: "bundles/agents.tar.gz",
@@ -540,7 +553,7 @@ func TestLoadListsReplaceDefaults(t *testing.T) {
 	if got.Inspect.MITM == nil || len(got.Inspect.MITM) != 0 {
 		t.Errorf("Inspect.MITM = %#v, want empty, non-nil", got.Inspect.MITM)
 	}
-	if diff := cmp.Diff([]string{"a"}, got.Policy.Paths); diff != "" {
+	if diff := cmp.Diff([]string{besideFile(t, "countersign.yaml", "a")}, got.Policy.Paths); diff != "" {
 		t.Errorf("Policy.Paths mismatch (-want +got):\n%s", diff)
 	}
 	if !got.IsSet("policy.paths") || !got.IsSet("inspect.mitm") || got.IsSet("approval") {
@@ -656,5 +669,63 @@ func TestLoadFromDisk(t *testing.T) {
 	want := path + `:2: approval.hold: invalid duration "2 minutes" (use e.g. 120s, 5m)`
 	if err == nil || err.Error() != want {
 		t.Errorf("Load() error = %v, want %s", err, want)
+	}
+}
+
+// TestRelativePathsFollowTheFile: a relative path the file sets is relative
+// to the file's directory, not to the working directory, which under `run`
+// is the agent's (found by review: `--config ~/cs/countersign.yaml` read the
+// repository's ./policies). Defaults, "~", absolute paths and "-" stay.
+func TestRelativePathsFollowTheFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "cs", "countersign.yaml")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	src := `state_dir: ./state
+ca:
+  cert: ~/ca.pem
+  key: /etc/countersign/ca-key.pem
+policy:
+  paths: [./policies, ../shared/policies]
+  bundle:
+    url: https://bundles.example.com/b.tar.gz
+    ca_file: roots/bundle.pem
+upstream:
+  ca_files: [corp.pem]
+clients:
+  - name: ci
+    password_file: secrets/ci.pass
+`
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(LoadOptions{Path: path, Home: testHome})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := filepath.Join(dir, "cs")
+	for _, c := range []struct{ key, got, want string }{
+		{"state_dir", got.StateDir, filepath.Join(cs, "state")},
+		{"audit.path", got.Audit.Path, filepath.Join(cs, "state", "audit.jsonl")},
+		{"ca.cert", got.CA.Cert, testHome + "/ca.pem"},
+		{"ca.key", got.CA.Key, "/etc/countersign/ca-key.pem"},
+		{"policy.paths[0]", got.Policy.Paths[0], filepath.Join(cs, "policies")},
+		{"policy.paths[1]", got.Policy.Paths[1], filepath.Join(dir, "shared", "policies")},
+		{"policy.bundle.ca_file", got.Policy.Bundle.CAFile, filepath.Join(cs, "roots", "bundle.pem")},
+		{"upstream.ca_files[0]", got.Upstream.CAFiles[0], filepath.Join(cs, "corp.pem")},
+		{"clients[0].password_file", got.Clients[0].PasswordFile, filepath.Join(cs, "secrets", "ci.pass")},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %q, want %q", c.key, c.got, c.want)
+		}
+	}
+	// What the file does not set keeps its default; "-" is standard output.
+	got, err = load(path, []byte("audit:\n  path: \"-\"\n"), LoadOptions{Home: testHome})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Audit.Path != "-" || !slices.Equal(got.Policy.Paths, []string{"./policies"}) {
+		t.Errorf("audit.path %q, policy.paths %q; want \"-\" and the default", got.Audit.Path, got.Policy.Paths)
 	}
 }
