@@ -12,8 +12,8 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/hkdf"
 	"crypto/elliptic"
+	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -76,6 +76,11 @@ func LoadOrCreate(certPath, keyPath string, now func() time.Time) (ca *CA, creat
 	if now == nil {
 		now = time.Now
 	}
+	unlock, err := lockDir(filepath.Dir(keyPath))
+	if err != nil {
+		return nil, false, fmt.Errorf("CA: %w", err)
+	}
+	defer unlock()
 	certExists, err := exists(certPath)
 	if err != nil {
 		return nil, false, fmt.Errorf("check CA certificate: %w", err)

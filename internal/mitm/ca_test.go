@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -77,8 +78,14 @@ func TestLoadOrCreateCreates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(entries) != 2 {
-		t.Errorf("state dir holds %d entries, want 2 (no temporary files left)", len(entries))
+	var names []string
+	for _, e := range entries {
+		if e.Name() != ".ca.lock" { // the creation lock stays, empty
+			names = append(names, e.Name())
+		}
+	}
+	if len(names) != 2 {
+		t.Errorf("state dir holds %q, want the certificate and key only (no temporary files left)", names)
 	}
 
 	keyPEM, err := os.ReadFile(keyPath)
@@ -348,5 +355,39 @@ func TestDeriveKey(t *testing.T) {
 	}
 	if derive(other, "credential binding") == first {
 		t.Error("two CAs derived the same key")
+	}
+}
+
+// TestLoadOrCreateConcurrentFirstUse: sessions started together on a fresh
+// state_dir (or replicas sharing one) agree on one CA; none fails half-way
+// (found by review: the loser was told to delete the winner's key).
+func TestLoadOrCreateConcurrentFirstUse(t *testing.T) {
+	for round := range 5 {
+		dir := t.TempDir()
+		certPath, keyPath := filepath.Join(dir, "state", "ca.pem"), filepath.Join(dir, "state", "ca-key.pem")
+		const n = 8
+		cas := make([]*CA, n)
+		errs := make([]error, n)
+		created := make([]bool, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() { cas[i], created[i], errs[i] = LoadOrCreate(certPath, keyPath, fixedNow) })
+		}
+		wg.Wait()
+		makers := 0
+		for i := range n {
+			if errs[i] != nil {
+				t.Fatalf("round %d, caller %d: %v", round, i, errs[i])
+			}
+			if created[i] {
+				makers++
+			}
+			if !bytes.Equal(cas[i].CertPEM(), cas[0].CertPEM()) {
+				t.Fatalf("round %d: callers hold different CAs", round)
+			}
+		}
+		if makers != 1 {
+			t.Errorf("round %d: %d callers created the CA, want 1", round, makers)
+		}
 	}
 }
