@@ -321,15 +321,17 @@ func dbusPath(addr string) string {
 }
 
 // WithoutSecrets returns env without the variables whose value holds one
-// of secrets (see holdsSecret).
-func WithoutSecrets(env []string, secrets []string) []string {
-	out := make([]string, 0, len(env))
+// of secrets (see holdsSecret), and the names of those left out.
+func WithoutSecrets(env []string, secrets []string) (kept, dropped []string) {
+	kept = make([]string, 0, len(env))
 	for _, kv := range env {
-		if _, v, _ := strings.Cut(kv, "="); !holdsSecret(v, secrets) {
-			out = append(out, kv)
+		if k, v, _ := strings.Cut(kv, "="); holdsSecret(v, secrets) {
+			dropped = append(dropped, k)
+		} else {
+			kept = append(kept, kv)
 		}
 	}
-	return out
+	return kept, dropped
 }
 
 // holdsSecret reports whether v holds one of secrets: contains it, or for

@@ -229,11 +229,19 @@ func runAttached(ctx context.Context, e *env, stateDir, caCert, proxyURL string,
 	return &exitError{code: code}
 }
 
-// runChild starts CMD with the session environment, without any variable
-// that holds one of secrets (in isolation when iso is set), and waits for it, forwarding SIGTERM and SIGHUP. SIGINT from the
-// terminal reaches the child directly (same process group); countersign
-// ignores it and waits.
+// runChild starts CMD with the session environment, without any inherited
+// variable that holds one of secrets (in isolation when iso is set), and
+// waits for it, forwarding SIGTERM and SIGHUP. SIGINT from the terminal
+// reaches the child directly (same process group); countersign ignores it
+// and waits.
 func runChild(ctx context.Context, e *env, ca certPEMer, proxyURL string, sess *session.Info, tmp string, args []string, iso *isolation, secrets []string) (int, error) {
+	// A client password in the --proxy URL is the agent's own credential
+	// for the proxy: filtering on it would take the proxy variables away
+	// and let the agent's traffic go around countersign.
+	secrets = slices.DeleteFunc(slices.Clone(secrets), func(s string) bool { return s != "" && strings.Contains(proxyURL, s) })
+	if iso != nil {
+		iso.secrets = slices.DeleteFunc(iso.secrets, func(s string) bool { return s != "" && strings.Contains(proxyURL, s) })
+	}
 	caPath := filepath.Join(tmp, "countersign-ca.pem")
 	if err := os.WriteFile(caPath, ca.CertPEM(), 0o644); err != nil {
 		return 1, fmt.Errorf("write CA certificate: %w", err)
@@ -251,8 +259,14 @@ func runChild(ctx context.Context, e *env, ca certPEMer, proxyURL string, sess *
 	return supervise(ctx, func() (child, int, error) {
 		c := exec.Command(args[0], args[1:]...)
 		// Agents print their environment; the configuration's secrets
-		// (a Slack signing secret forges approvals) stay out of it.
-		c.Env = session.WithoutSecrets(session.ChildEnv(os.Environ(), envOpts), secrets)
+		// (a Slack signing secret forges approvals) stay out of it. Only
+		// inherited variables are filtered: the session's own are set
+		// after.
+		inherited, dropped := session.WithoutSecrets(os.Environ(), secrets)
+		if len(dropped) > 0 {
+			fmt.Fprintf(e.stderr, "countersign: left out of the agent's environment, as they hold a secret of the configuration: %s\n", strings.Join(dropped, ", "))
+		}
+		c.Env = session.ChildEnv(inherited, envOpts)
 		c.Stdin, c.Stdout, c.Stderr = e.stdin, e.stdout, e.stderr
 		c.Dir = e.cwd
 		if err := c.Start(); err != nil {

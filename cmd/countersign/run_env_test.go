@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/countersign/countersign/internal/mitm"
 )
 
 // TestPlainRunKeepsSecretsFromTheChild: agents print their environment, and
@@ -62,5 +64,59 @@ approval:
 		if !strings.Contains(string(b), kept) {
 			t.Errorf("the agent's environment lost %q", kept)
 		}
+	}
+}
+
+// TestAttachedRunKeepsItsProxyCredential: under `run --proxy`, the client
+// password in the proxy URL is the agent's own credential. Filtering on it
+// took HTTPS_PROXY away and let the agent's traffic go around countersign
+// (found by review); other secrets are still left out, and named.
+func TestAttachedRunKeepsItsProxyCredential(t *testing.T) {
+	dir := t.TempDir()
+	const clientPW, signing = "proxy-pass-0123456789", "test-signing-secret-0123456789"
+	t.Setenv("SLACK_SIGNING_SECRET", signing)
+	t.Setenv("MY_SIGNING", signing)
+	state := filepath.Join(dir, "state")
+	if _, _, err := mitm.LoadOrCreate(filepath.Join(state, "ca.pem"), filepath.Join(state, "ca-key.pem"), nil); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "countersign.yaml"), "state_dir: "+state+`
+clients:
+  - name: alice
+    password: `+clientPW+`
+approval:
+  slack:
+    bot_token: xoxb-1-2-abcdefgh
+    signing_secret: ${SLACK_SIGNING_SECRET}
+    channel: C0123456
+`)
+	envOut := filepath.Join(dir, "child-env")
+	var out, errb bytes.Buffer
+	e := &env{
+		stdin: strings.NewReader(""), stdout: &out, stderr: &errb,
+		getenv: os.LookupEnv, home: filepath.Join(dir, "home"), cwd: dir,
+	}
+	root := newRootCmd(e)
+	proxyURL := "http://alice:" + clientPW + "@127.0.0.1:9"
+	root.SetArgs([]string{"run", "--proxy", proxyURL, "--", "sh", "-c", "env > " + envOut})
+	root.SetOut(&out)
+	root.SetErr(&errb)
+	if code := exitCode(root.ExecuteContext(context.Background()), &errb); code != 0 {
+		t.Fatalf("run --proxy: exit %d: %s", code, errb.String())
+	}
+	b, err := os.ReadFile(envOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"HTTPS_PROXY=" + proxyURL, "https_proxy=" + proxyURL, "npm_config_https_proxy=" + proxyURL} {
+		if !strings.Contains(string(b), want+"\n") {
+			t.Errorf("the agent's environment lacks %s", want)
+		}
+	}
+	if strings.Contains(string(b), signing) {
+		t.Error("the agent's environment holds the signing secret")
+	}
+	if !strings.Contains(errb.String(), "MY_SIGNING") {
+		t.Errorf("the variables left out are not named: %s", errb.String())
 	}
 }
