@@ -6,7 +6,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/tls"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -17,7 +16,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -643,7 +641,10 @@ func fingerprint(credKey []byte, ex *exchange, act action.Action, body []byte) s
 	// operation, x-amz-acl an object's ACL, a patch's Content-Type its
 	// semantics), so everything but what a client recomputes on retry is
 	// part of "the same request", and so is what the classifier made of it.
-	h := sha256.New()
+	// Keyed (credKey), so that a fingerprint kept in the approval store
+	// cannot be used to guess an API key in a header or the query (the
+	// outer hash covers this one).
+	h := hmac.New(sha256.New, credKey)
 	h.Write(body)
 	h.Write([]byte{0})
 	writeStableHeaders(h, ex.req.Header)
@@ -662,13 +663,15 @@ func fingerprint(credKey []byte, ex *exchange, act action.Action, body []byte) s
 // credential names whom a request acts as, for approvals: an approval
 // given for one account or token does not admit the same request made with
 // another. The AWS access key comes from the signature (which itself
-// changes on every retry). Any other Authorization value, whatever its
-// scheme, is named by a short keyed hash of the whole value (password
-// included), and a Basic one by its user name too, for the approver; without
-// an Authorization header, session cookies are named the same way. The key
-// (Server.credKey, derived from the CA key) keeps the hash from being
-// guessed back into a password by whoever reads the audit log or the
-// approval store.
+// changes on every retry). A scheme whose value is a fixed secret (Bearer,
+// Basic with its password, an API key) is named by a short keyed hash of the
+// whole value; one that signs each request anew (OAuth 1.0a, Digest, Azure
+// SharedKey, HMAC signatures) by a keyed hash of the key it names, so that
+// the retry after "approval pending" is still the same request. Without an
+// Authorization header, session cookies are named the same way. The key
+// (Server.credKey, derived from the CA key) keeps the hashes from being
+// guessed back into passwords by whoever reads the audit log or the
+// approval store; nothing of the value is shown.
 func credential(key []byte, a action.Action, h http.Header) string {
 	if a.AccessKeyID != "" {
 		return "aws-key " + a.AccessKeyID
@@ -678,18 +681,13 @@ func credential(key []byte, a action.Action, h http.Header) string {
 		scheme, value, _ := strings.Cut(auth, " ")
 		value = strings.TrimSpace(value)
 		scheme = strings.ToLower(scheme)
-		sum := keyedHash(key, "authorization", scheme+" "+value)
-		switch scheme {
-		case "bearer", "token":
-			return "token " + sum
-		case "basic":
-			if b, err := base64.StdEncoding.DecodeString(value); err == nil {
-				user, _, _ := strings.Cut(string(b), ":")
-				return "user " + strconv.Quote(user) + " " + sum
+		if id, signed := signingKey(scheme, value); signed {
+			if id == "" {
+				return "" // a signature naming no key: the request's other fields bind it
 			}
-			return "basic " + sum
+			return scheme + " key " + keyedHash(key, "signing key", scheme+" "+id)
 		}
-		return "authorization " + sum
+		return "authorization " + keyedHash(key, "authorization", scheme+" "+value)
 	}
 	if cookies := h.Values("Cookie"); len(cookies) > 0 {
 		// A web API that authenticates by session cookie: the cookies,
@@ -706,6 +704,52 @@ func credential(key []byte, a action.Action, h http.Header) string {
 		return "cookie " + keyedHash(key, "cookie", strings.Join(pairs, "\x00"))
 	}
 	return ""
+}
+
+// signingKey reports whether an Authorization value of scheme signs each
+// request anew (a nonce, a timestamp, a signature over the request), and if
+// so the stable name of the key it signs with, or "" when it names none.
+func signingKey(scheme, value string) (id string, signed bool) {
+	switch scheme {
+	case "bearer", "token", "basic":
+		// Fixed secrets, whatever parameters are appended to them.
+		return "", false
+	}
+	params := authParams(value)
+	switch {
+	case scheme == "oauth":
+		return params["oauth_consumer_key"] + "/" + params["oauth_token"], true
+	case scheme == "digest":
+		return params["username"] + "@" + params["realm"], true
+	case scheme == "sharedkey" || scheme == "sharedkeylite":
+		// Azure Storage: "SharedKey account:signature".
+		account, _, _ := strings.Cut(value, ":")
+		return account, true
+	case strings.HasSuffix(scheme, "-hmac-sha256") || strings.HasSuffix(scheme, "-hmac-sha1"):
+		// SigV4-style (GOOG4-HMAC-SHA256, or an AWS4 header the
+		// classifier could not read): "Credential=KEY/date/...".
+		k, _, _ := strings.Cut(params["credential"], "/")
+		return k, true
+	case params["signature"] != "" || params["oauth_signature"] != "" || params["nonce"] != "" || params["cnonce"] != "":
+		// HTTP Signatures and other signed schemes: the key id, if any.
+		return params["keyid"], true
+	}
+	return "", false
+}
+
+// authParams reads the comma-separated name=value (or name="value")
+// parameters of an Authorization value, names lower-cased. Values that are
+// not parameters (a token) give an empty map.
+func authParams(value string) map[string]string {
+	out := map[string]string{}
+	for part := range strings.SplitSeq(value, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || k == "" || strings.ContainsAny(k, " \t\"") {
+			continue
+		}
+		out[strings.ToLower(k)] = strings.Trim(strings.TrimSpace(v), `"`)
+	}
+	return out
 }
 
 // keyedHash is 16 hex digits of HMAC-SHA256(key, kind, value).

@@ -2,10 +2,15 @@ package proxy
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"io"
+	"net/http"
+	"strings"
 	"testing"
 	"testing/iotest"
+
+	"github.com/countersign/countersign/action"
 )
 
 // readUpTo: a declared length is believed only after the first 64 KiB
@@ -72,5 +77,46 @@ func TestReadUpToErrorReleases(t *testing.T) {
 	got, bb, err := readUpTo(src, 1<<20, true, pool)
 	if err == nil || got != nil || bb != nil {
 		t.Fatalf("readUpTo = %d bytes, %v, %v; want an error and nothing else", len(got), bb, err)
+	}
+}
+
+// TestCredentialNames: what names a request's credentials for approvals.
+// Fixed secrets by a keyed hash of the whole value; schemes that sign each
+// request anew by the key they name, so that a retry matches; never any of
+// the value itself.
+func TestCredentialNames(t *testing.T) {
+	key := []byte("test key")
+	name := func(auth string) string {
+		return credential(key, action.Action{}, http.Header{"Authorization": {auth}})
+	}
+	same := [][2]string{
+		{`OAuth oauth_consumer_key="ck", oauth_token="t1", oauth_nonce="a", oauth_signature="s1"`, `OAuth oauth_nonce="b", oauth_token="t1", oauth_consumer_key="ck", oauth_signature="s2"`},
+		{`Digest username="alice", realm="api", nonce="n1", cnonce="c1", nc=00000001, response="r1"`, `Digest username="alice", realm="api", nonce="n2", cnonce="c2", nc=00000002, response="r2"`},
+		{"SharedKey myaccount:c2lnbmF0dXJlMQ==", "SharedKey myaccount:c2lnbmF0dXJlMg=="},
+		{"GOOG4-HMAC-SHA256 Credential=GOOGKEY1/20260301/auto/storage/goog4_request, SignedHeaders=host, Signature=aa", "GOOG4-HMAC-SHA256 Credential=GOOGKEY1/20260302/auto/storage/goog4_request, SignedHeaders=host, Signature=bb"},
+	}
+	for _, p := range same {
+		if a, b := name(p[0]), name(p[1]); a != b || a == "" {
+			t.Errorf("two attempts with one key: %q and %q, want one non-empty name", a, b)
+		}
+	}
+	differ := [][2]string{
+		{`OAuth oauth_consumer_key="ck", oauth_token="t1", oauth_signature="s"`, `OAuth oauth_consumer_key="ck", oauth_token="t2", oauth_signature="s"`},
+		{"SharedKey one:sig", "SharedKey two:sig"},
+		{"Bearer tok-a", "Bearer tok-b"},
+		{"Basic " + base64.StdEncoding.EncodeToString([]byte("u:pw1")), "Basic " + base64.StdEncoding.EncodeToString([]byte("u:pw2"))},
+		// Parameters appended to a fixed secret do not make it a signature.
+		{"Bearer tok-a, signature=1", "Bearer tok-b, signature=1"},
+		{"SSWS key-a", "SSWS key-b"},
+	}
+	for _, p := range differ {
+		if a, b := name(p[0]), name(p[1]); a == b {
+			t.Errorf("%q and %q are both named %q", p[0], p[1], a)
+		}
+	}
+	for _, auth := range []string{"Bearer sk_live_secretvalue", "Basic " + base64.StdEncoding.EncodeToString([]byte("sk_live_secretvalue:")), `OAuth oauth_consumer_key="sk_live_secretvalue"`} {
+		if n := name(auth); strings.Contains(n, "sk_live") || strings.Contains(n, "secretvalue") {
+			t.Errorf("%q is named %q, which shows the secret", auth, n)
+		}
 	}
 }

@@ -1417,6 +1417,7 @@ func BenchmarkAllowPath(b *testing.B) {
 // An approval is for a request made as someone: the same request signed
 // with another AWS key, or sent with another bearer token, needs its own.
 func TestOtherCredentialsNeedANewApproval(t *testing.T) {
+	oauthNonce := 0
 	sigv4 := func(key string) string {
 		return "AWS4-HMAC-SHA256 Credential=" + key + "/20260301/us-east-1/ec2/aws4_request, SignedHeaders=host;x-amz-date, Signature=" + strings.Repeat(key[len(key)-1:], 64)
 	}
@@ -1457,6 +1458,17 @@ approve contains "deleting needs a human" if input.request.method == "DELETE"
 			approved: "SSWS 00approvedkeyaaaaaaaaaaaaaaaaaaaaaaaaaa", other: "SSWS 00otherkeybbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
 			headers: func(v string) []string { return []string{"Authorization", v} },
 			ok:      http.StatusNoContent,
+		},
+		{
+			// Signed anew on every attempt (nonce, timestamp, signature):
+			// the retry is still the same request, bound to its token.
+			name: "OAuth 1.0a", policy: approveDeletes, method: "DELETE", url: "https://api.github.com/repos/acme/shop",
+			approved: "tok-approved", other: "tok-other",
+			headers: func(tok string) []string {
+				oauthNonce++
+				return []string{"Authorization", fmt.Sprintf(`OAuth oauth_consumer_key="ck", oauth_token="%s", oauth_nonce="n%d", oauth_timestamp="%d", oauth_signature_method="HMAC-SHA1", oauth_signature="sig%d"`, tok, oauthNonce, 1700000000+oauthNonce, oauthNonce)}
+			},
+			ok: http.StatusNoContent,
 		},
 		{
 			name: "session cookie", policy: approveDeletes, method: "DELETE", url: "https://api.github.com/repos/acme/shop",
