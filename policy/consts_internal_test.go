@@ -144,6 +144,23 @@ deny contains "empty" if count(table) == 0
 `},
 			doc: request("api.example.com", map[string]any{"provider": "http"}),
 		},
+		{
+			// Each quick enough on its own, too slow together (found by
+			// review: each was kept, and the request was allowed).
+			name: "slower than the evaluation timeout together",
+			files: map[string]string{"p.rego": `package countersign
+
+t1 := {x | some x in numbers.range(1, 15000); x % 3 == 0}
+t2 := {x | some x in numbers.range(1, 15000); x % 5 == 0}
+t3 := {x | some x in numbers.range(1, 15000); x % 7 == 0}
+t4 := {x | some x in numbers.range(1, 15000); x % 11 == 0}
+t5 := {x | some x in numbers.range(1, 15000); x % 13 == 0}
+t6 := {x | some x in numbers.range(1, 15000); x % 17 == 0}
+
+deny contains "empty" if count(t1) + count(t2) + count(t3) + count(t4) + count(t5) + count(t6) == 0
+`},
+			doc: request("api.example.com", map[string]any{"provider": "http"}),
+		},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e, _ := newEngine(t, Options{NoCache: true, EvalTimeout: 50 * time.Millisecond}, tt.files)
