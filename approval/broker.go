@@ -239,6 +239,7 @@ func (b *Broker) Start() {
 			case <-t.C:
 				ctx, cancel := context.WithTimeout(b.bg, 30*time.Second)
 				b.ExpireNow(ctx)
+				b.purge(ctx)
 				cancel()
 			}
 		}
@@ -1002,6 +1003,31 @@ func (b *Broker) RevokeScope(ctx context.Context, id, by string) (Scope, error) 
 // Store returns the broker's store, for components that keep their own
 // approval state in it (Slack message references, replay keys).
 func (b *Broker) Store() Store { return b.opts.Store }
+
+// purgeBatch bounds one step of purge: a store that grew before it was
+// purged is emptied over several steps, none of them long.
+const purgeBatch = 500
+
+// purge drops settled approvals past SettledRetention from a store that
+// keeps them (see Purger), in batches, until none is left or ctx ends. It
+// runs off the broker's lock: nothing it removes is pending or waited for.
+func (b *Broker) purge(ctx context.Context) {
+	p, ok := b.opts.Store.(Purger)
+	if !ok {
+		return
+	}
+	before := b.opts.Now().Add(-SettledRetention)
+	for ctx.Err() == nil {
+		n, err := p.PurgeSettled(ctx, before, purgeBatch)
+		if err != nil {
+			b.logger.Warn("drop settled approvals", zap.Error(err))
+			return
+		}
+		if n < purgeBatch {
+			return
+		}
+	}
+}
 
 // ExpireNow expires pending approvals whose time is up and answers their held
 // requests.

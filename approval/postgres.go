@@ -419,21 +419,6 @@ func (s *PostgresStore) ExpirePending(ctx context.Context, now time.Time) ([]*Re
 		if _, err := tx.Exec(ctx, `DELETE FROM seen WHERE expires <= $1`, unixNano(now)); err != nil {
 			return err
 		}
-		// Settled approvals past retention, and what hangs on them (see
-		// SettledRetention); those with a grant left wait for it. Rows
-		// another replica is deciding are skipped, not waited for.
-		if _, err := tx.Exec(ctx, `
-			WITH old AS (
-				SELECT id FROM approvals a
-				WHERE state <> $1 AND expires <= $2
-				AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.approval_id = a.id)
-				FOR UPDATE SKIP LOCKED),
-			t AS (DELETE FROM tokens WHERE approval_id IN (SELECT id FROM old)),
-			n AS (DELETE FROM notices WHERE approval_id IN (SELECT id FROM old))
-			DELETE FROM approvals WHERE id IN (SELECT id FROM old)`,
-			int(StatePending), unixNano(now.Add(-SettledRetention))); err != nil {
-			return err
-		}
 		out = recs
 		return nil
 	})
@@ -441,6 +426,26 @@ func (s *PostgresStore) ExpirePending(ctx context.Context, now time.Time) ([]*Re
 		return nil, err
 	}
 	return out, nil
+}
+
+// PurgeSettled implements Purger. Rows another replica is deciding or
+// purging are skipped, not waited for.
+func (s *PostgresStore) PurgeSettled(ctx context.Context, before time.Time, limit int) (int, error) {
+	tag, err := s.pool.Exec(ctx, `
+		WITH old AS (
+			SELECT id FROM approvals a
+			WHERE state <> $1 AND expires <= $2
+			AND NOT EXISTS (SELECT 1 FROM grants g WHERE g.approval_id = a.id)
+			LIMIT $3
+			FOR UPDATE SKIP LOCKED),
+		t AS (DELETE FROM tokens WHERE approval_id IN (SELECT id FROM old)),
+		n AS (DELETE FROM notices WHERE approval_id IN (SELECT id FROM old))
+		DELETE FROM approvals WHERE id IN (SELECT id FROM old)`,
+		int(StatePending), unixNano(before), limit)
+	if err != nil {
+		return 0, err
+	}
+	return int(tag.RowsAffected()), nil
 }
 
 // AddGrant implements Store.

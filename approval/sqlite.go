@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	// The pure-Go SQLite driver: no cgo, so the binary stays static.
@@ -313,23 +314,48 @@ func (s *SQLiteStore) ExpirePending(ctx context.Context, now time.Time) ([]*Reco
 		if _, err := tx.ExecContext(ctx, `DELETE FROM seen WHERE expires <= ?`, unixNano(now)); err != nil {
 			return err
 		}
-		// Settled approvals past retention, and what hangs on them (see
-		// SettledRetention); those with a grant left wait for it.
-		const old = `SELECT id FROM approvals WHERE state <> ? AND expires <= ? AND id NOT IN (SELECT approval_id FROM grants)`
-		cutoff := unixNano(now.Add(-SettledRetention))
-		for _, q := range []string{
-			`DELETE FROM tokens WHERE approval_id IN (` + old + `)`,
-			`DELETE FROM notices WHERE approval_id IN (` + old + `)`,
-			`DELETE FROM approvals WHERE id IN (` + old + `)`,
-		} {
-			if _, err := tx.ExecContext(ctx, q, int(StatePending), cutoff); err != nil {
-				return err
-			}
-		}
 		out = recs
 		return nil
 	})
 	return out, err
+}
+
+// PurgeSettled implements Purger.
+func (s *SQLiteStore) PurgeSettled(ctx context.Context, before time.Time, limit int) (int, error) {
+	n := 0
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx,
+			`SELECT id FROM approvals WHERE state <> ? AND expires <= ? AND id NOT IN (SELECT approval_id FROM grants) LIMIT ?`,
+			int(StatePending), unixNano(before), limit)
+		if err != nil {
+			return err
+		}
+		var ids []any
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil || len(ids) == 0 {
+			return err
+		}
+		in := "(" + strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",") + ")"
+		for _, table := range []string{"tokens", "notices"} {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE approval_id IN `+in, ids...); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM approvals WHERE id IN `+in, ids...); err != nil {
+			return err
+		}
+		n = len(ids)
+		return nil
+	})
+	return n, err
 }
 
 // AddGrant implements Store.

@@ -115,6 +115,14 @@ const MemoryRetention = time.Hour
 // history for good.
 const SettledRetention = 7 * 24 * time.Hour
 
+// Purger is a Store that drops settled approvals (see SettledRetention).
+type Purger interface {
+	// PurgeSettled drops at most limit approvals that are no longer
+	// pending, whose deadline is before before and of which no grant is
+	// left, with their page tokens and notices. It returns how many.
+	PurgeSettled(ctx context.Context, before time.Time, limit int) (int, error)
+}
+
 // NewMemoryStore returns an empty in-memory store.
 func NewMemoryStore() *MemoryStore {
 	return &MemoryStore{records: map[string]*Record{}, tokens: map[string]*Token{}, seen: map[string]time.Time{}}

@@ -2,6 +2,7 @@ package approval
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -298,17 +299,18 @@ func TestStoreDecisionIssuesGrant(t *testing.T) {
 }
 
 // TestDurableStoresForgetSettledRecords: the SQLite and PostgreSQL stores
-// keep a decided or expired approval SettledRetention past its deadline,
-// then drop it with its tokens, unless a grant of it is still live (found
-// by review: they kept everything, and an agent could grow them without
-// end).
+// drop a decided or expired approval SettledRetention past its deadline,
+// with its tokens, unless a grant of it is still live (found by review:
+// they kept everything, and an agent could grow them without end), in
+// batches of the size asked for.
 func TestDurableStoresForgetSettledRecords(t *testing.T) {
 	stores(t, func(t *testing.T, s Store) {
-		if _, memory := s.(*MemoryStore); memory {
-			return // MemoryRetention, tested on its own
+		p, ok := s.(Purger)
+		if !ok {
+			return // MemoryStore: MemoryRetention, tested on its own
 		}
 		ctx := t.Context()
-		for i, id := range []string{"ap-old", "ap-granted", "ap-recent", "ap-pending"} {
+		for i, id := range []string{"ap-old", "ap-old2", "ap-granted", "ap-recent", "ap-pending"} {
 			r := pendingRecord(id, "s-1", "fp-"+id, 1)
 			if id == "ap-recent" || id == "ap-pending" {
 				r.Created, r.Expires = t0.Add(SettledRetention), t0.Add(SettledRetention+time.Hour)
@@ -323,27 +325,31 @@ func TestDurableStoresForgetSettledRecords(t *testing.T) {
 		if err := s.AddGrant(ctx, Grant{ApprovalID: "ap-granted", SessionID: "s-1", Fingerprint: "fp-ap-granted", Expires: t0.Add(30 * 24 * time.Hour)}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.ExpirePending(ctx, t0.Add(2*time.Hour)); err != nil { // ap-old expires
+		if _, err := s.ExpirePending(ctx, t0.Add(2*time.Hour)); err != nil { // ap-old, ap-old2 expire
 			t.Fatal(err)
 		}
 		if _, err := s.Decide(ctx, "ap-recent", Decision{Approve: false, Approver: "cli:bob", Via: "cli"}, t0.Add(SettledRetention+time.Minute)); err != nil {
 			t.Fatal(err)
 		}
-		// Just before ap-old's retention ends, nothing goes.
-		if _, err := s.ExpirePending(ctx, t0.Add(time.Hour+SettledRetention-time.Minute)); err != nil {
-			t.Fatal(err)
+		// Before ap-old's deadline plus retention, nothing goes.
+		if n, err := p.PurgeSettled(ctx, t0.Add(time.Hour-time.Minute), 10); n != 0 || err != nil {
+			t.Errorf("PurgeSettled before the retention ended = %d, %v; want 0", n, err)
 		}
-		if _, err := s.Get(ctx, "ap-old"); err != nil {
-			t.Errorf("ap-old dropped before its retention ended: %v", err)
+		// Then one batch at a time.
+		before := t0.Add(time.Hour) // a sweep at ap-old's deadline + SettledRetention
+		if n, err := p.PurgeSettled(ctx, before, 1); n != 1 || err != nil {
+			t.Errorf("PurgeSettled(limit 1) = %d, %v; want 1", n, err)
 		}
-		if _, err := s.ExpirePending(ctx, t0.Add(time.Hour+SettledRetention)); err != nil {
-			t.Fatal(err)
+		if n, err := p.PurgeSettled(ctx, before, 10); n != 1 || err != nil {
+			t.Errorf("PurgeSettled(limit 10) = %d, %v; want the other 1", n, err)
 		}
-		if _, err := s.Get(ctx, "ap-old"); !errors.Is(err, ErrNotFound) {
-			t.Errorf("ap-old, expired SettledRetention ago: %v, want ErrNotFound", err)
-		}
-		if _, err := s.CheckToken(ctx, "ap-old", "h-ap-old"); !errors.Is(err, ErrBadToken) {
-			t.Errorf("ap-old's page token: %v, want ErrBadToken", err)
+		for _, id := range []string{"ap-old", "ap-old2"} {
+			if _, err := s.Get(ctx, id); !errors.Is(err, ErrNotFound) {
+				t.Errorf("%s, expired SettledRetention ago: %v, want ErrNotFound", id, err)
+			}
+			if _, err := s.CheckToken(ctx, id, "h-"+id); !errors.Is(err, ErrBadToken) {
+				t.Errorf("%s's page token: %v, want ErrBadToken", id, err)
+			}
 		}
 		for _, id := range []string{"ap-granted", "ap-recent", "ap-pending"} {
 			if _, err := s.Get(ctx, id); err != nil {
@@ -358,4 +364,29 @@ func TestDurableStoresForgetSettledRecords(t *testing.T) {
 			t.Errorf("List = %d records, %v; want 3", len(all), err)
 		}
 	})
+}
+
+// The broker purges in batches until nothing is left.
+func TestBrokerPurgesSettledApprovals(t *testing.T) {
+	s, err := OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	n := purgeBatch + 3
+	for i := range n {
+		r := pendingRecord(fmt.Sprintf("ap-%d", i), "s-1", fmt.Sprintf("fp-%d", i), 1)
+		if err := s.Create(t.Context(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.ExpirePending(t.Context(), t0.Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	clock := &fakeClock{now: t0.Add(time.Hour + SettledRetention)}
+	b, _, _ := newTestBroker(t, Options{Store: s, Now: clock.Now})
+	b.purge(t.Context())
+	if all, err := s.List(t.Context(), false); err != nil || len(all) != 0 {
+		t.Errorf("after purge: %d records, %v; want none", len(all), err)
+	}
 }
