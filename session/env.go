@@ -142,8 +142,9 @@ func ChildEnv(base []string, opts EnvOptions) []string {
 }
 
 // gitConfig adds key=value to the settings git reads from the environment
-// (GIT_CONFIG_COUNT, GIT_CONFIG_KEY_n, GIT_CONFIG_VALUE_n) in set, after
-// any that base already holds.
+// (GIT_CONFIG_COUNT, GIT_CONFIG_KEY_n, GIT_CONFIG_VALUE_n, and
+// GIT_CONFIG_PARAMETERS when base has one) in set, after any that base
+// already holds.
 func gitConfig(base []string, set map[string]string, key, value string) {
 	n := 0
 	for _, kv := range base {
@@ -156,6 +157,19 @@ func gitConfig(base []string, set map[string]string, key, value string) {
 	set["GIT_CONFIG_COUNT"] = strconv.Itoa(n + 1)
 	set[fmt.Sprintf("GIT_CONFIG_KEY_%d", n)] = key
 	set[fmt.Sprintf("GIT_CONFIG_VALUE_%d", n)] = value
+	// Settings inherited from `git -c` (a hook, an alias, a wrapper) come
+	// after those and would win: ours goes last among them.
+	for _, kv := range base {
+		if k, v, _ := strings.Cut(kv, "="); k == "GIT_CONFIG_PARAMETERS" && strings.TrimSpace(v) != "" {
+			set[k] = v + " " + shellQuote(key) + "=" + shellQuote(value)
+		}
+	}
+}
+
+// shellQuote quotes s as git writes GIT_CONFIG_PARAMETERS: in single
+// quotes, each quote in s closing them, escaped, and opening them again.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func sortedKeys(m map[string]string) []string {

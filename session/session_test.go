@@ -155,14 +155,24 @@ func TestChildEnvOverridesToolProxySettings(t *testing.T) {
 			t.Errorf("%s in any case = %q, want exactly [%q]", k, vs, want)
 		}
 	}
-	// git itself, with the inherited ~/.gitconfig.
-	cmd := exec.Command("git", "config", "--get", "http.proxy")
-	cmd.Env = env
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("git config --get http.proxy: %v", err)
+	// git itself, with the inherited ~/.gitconfig, and with a proxy
+	// inherited from `git -c` too (found by review: it won).
+	gitProxy := func(env []string) string {
+		t.Helper()
+		cmd := exec.Command("git", "config", "--get", "http.proxy")
+		cmd.Env = env
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("git config --get http.proxy: %v", err)
+		}
+		return strings.TrimSpace(string(out))
 	}
-	if strings.TrimSpace(string(out)) != ours {
-		t.Errorf("git's http.proxy = %q, want the session's proxy", out)
+	if got := gitProxy(env); got != ours {
+		t.Errorf("git's http.proxy = %q, want the session's proxy", got)
+	}
+	withParams := ChildEnv(append(slices.Clone(base), "GIT_CONFIG_PARAMETERS='http.proxy'='"+corp+"' 'user.email'='a@example.com'"),
+		EnvOptions{ProxyURL: ours, CABundle: "/tmp/b.pem", CACert: "/tmp/ca.pem", SessionID: "s-1"})
+	if got := gitProxy(withParams); got != ours {
+		t.Errorf("git's http.proxy with an inherited git -c = %q, want the session's proxy", got)
 	}
 }
