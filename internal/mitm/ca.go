@@ -76,11 +76,15 @@ func LoadOrCreate(certPath, keyPath string, now func() time.Time) (ca *CA, creat
 	if now == nil {
 		now = time.Now
 	}
-	unlock, err := lockDir(filepath.Dir(keyPath))
-	if err != nil {
-		return nil, false, fmt.Errorf("CA: %w", err)
+	// The lock is taken only when the CA may have to be made: a CA that
+	// exists loads even from a directory the user cannot write.
+	if ok, err := bothExist(certPath, keyPath); err != nil || !ok {
+		unlock, err := lockDir(filepath.Dir(keyPath))
+		if err != nil {
+			return nil, false, fmt.Errorf("CA: %w", err)
+		}
+		defer unlock()
 	}
-	defer unlock()
 	certExists, err := exists(certPath)
 	if err != nil {
 		return nil, false, fmt.Errorf("check CA certificate: %w", err)
@@ -112,6 +116,14 @@ func LoadOrCreate(certPath, keyPath string, now func() time.Time) (ca *CA, creat
 		return nil, false, err
 	}
 	return ca, true, nil
+}
+
+func bothExist(a, b string) (bool, error) {
+	ok, err := exists(a)
+	if err != nil || !ok {
+		return false, err
+	}
+	return exists(b)
 }
 
 // Load reads an existing CA. The key file must hold one PEM block, PKCS#8

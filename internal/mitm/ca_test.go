@@ -391,3 +391,28 @@ func TestLoadOrCreateConcurrentFirstUse(t *testing.T) {
 		}
 	}
 }
+
+// An existing CA loads from a directory the user cannot write: the creation
+// lock is only for creating (found by review: `ca init` failed there).
+func TestLoadOrCreateExistingInReadOnlyDir(t *testing.T) {
+	// (root writes even there: the last check, that no lock file
+	// appeared, holds for every user.)
+	dir := filepath.Join(t.TempDir(), "ca")
+	certPath, keyPath := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")
+	if _, _, err := LoadOrCreate(certPath, keyPath, fixedNow); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, ".ca.lock")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o500); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(dir, 0o700) })
+	if _, created, err := LoadOrCreate(certPath, keyPath, fixedNow); err != nil || created {
+		t.Fatalf("LoadOrCreate of an existing CA in a read-only directory = created %v, %v", created, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".ca.lock")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("loading an existing CA made a lock file: %v", err)
+	}
+}
