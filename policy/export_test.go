@@ -13,21 +13,9 @@ func Cacheable(e *Engine) bool { return e.cur.Load().cache != nil }
 // input converted to AST up front (ast.InterfaceToValue) instead of
 // lazily: the reference for TestLazyInputDecidesAsEager.
 func DecideEager(e *Engine, ctx context.Context, in *Input) Decision {
-	s := e.cur.Load()
-	doc := in.Map()
-	value, err := ast.InterfaceToValue(doc)
-	if err != nil {
-		return e.onError(Decision{}, err)
-	}
-	raw, err := e.eval(ctx, s, value, nil)
-	var d Decision
-	if err == nil {
-		d, err = interpret(raw, s.definesAllow, isTunnel(doc))
-	}
-	if err != nil {
-		return e.onError(d, err)
-	}
-	return d
+	return decideUncached(e, ctx, e.cur.Load(), in, func(doc map[string]any) (ast.Value, error) {
+		return ast.InterfaceToValue(doc)
+	})
 }
 
 // ConstRules is the number of rules whose values the current policy set
@@ -45,12 +33,17 @@ func ConstRules(e *Engine) int {
 func DecideWithoutConsts(e *Engine, ctx context.Context, in *Input) Decision {
 	s := *e.cur.Load()
 	s.consts = nil
+	return decideUncached(e, ctx, &s, in, inputValue)
+}
+
+// decideUncached evaluates in under s, its document made OPA's by convert.
+func decideUncached(e *Engine, ctx context.Context, s *set, in *Input, convert func(map[string]any) (ast.Value, error)) Decision {
 	doc := in.Map()
-	value, err := inputValue(doc)
+	value, err := convert(doc)
 	if err != nil {
 		return e.onError(Decision{}, err)
 	}
-	raw, err := e.eval(ctx, &s, value, nil)
+	raw, err := e.eval(ctx, s, value, nil)
 	var d Decision
 	if err == nil {
 		d, err = interpret(raw, s.definesAllow, isTunnel(doc))

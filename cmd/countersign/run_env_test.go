@@ -38,30 +38,14 @@ approval:
     signing_secret: ${SLACK_SIGNING_SECRET}
     channel: C0123456
 `)
-	envOut := filepath.Join(dir, "child-env")
-	var out, errb bytes.Buffer
-	e := &env{
-		stdin: strings.NewReader(""), stdout: &out, stderr: &errb,
-		getenv: os.LookupEnv, home: filepath.Join(dir, "home"), cwd: dir,
-	}
-	root := newRootCmd(e)
-	root.SetArgs([]string{"run", "--", "sh", "-c", "env > " + envOut})
-	root.SetOut(&out)
-	root.SetErr(&errb)
-	if code := exitCode(root.ExecuteContext(context.Background()), &errb); code != 0 {
-		t.Fatalf("run: exit %d: %s", code, errb.String())
-	}
-	b, err := os.ReadFile(envOut)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, _ := childEnv(t, dir)
 	for _, secret := range []string{bot, signing, admin} {
-		if strings.Contains(string(b), secret) {
+		if strings.Contains(b, secret) {
 			t.Errorf("the agent's environment holds %q", secret)
 		}
 	}
 	for _, kept := range []string{"KEEP_ME=an ordinary value", "COUNTERSIGN_SESSION="} {
-		if !strings.Contains(string(b), kept) {
+		if !strings.Contains(b, kept) {
 			t.Errorf("the agent's environment lost %q", kept)
 		}
 	}
@@ -90,6 +74,26 @@ approval:
     signing_secret: ${SLACK_SIGNING_SECRET}
     channel: C0123456
 `)
+	proxyURL := "http://alice:" + clientPW + "@127.0.0.1:9"
+	b, stderr := childEnv(t, dir, "--proxy", proxyURL)
+	for _, want := range []string{"HTTPS_PROXY=" + proxyURL, "https_proxy=" + proxyURL, "npm_config_https_proxy=" + proxyURL} {
+		if !strings.Contains(b, want+"\n") {
+			t.Errorf("the agent's environment lacks %s", want)
+		}
+	}
+	if strings.Contains(b, signing) {
+		t.Error("the agent's environment holds the signing secret")
+	}
+	if !strings.Contains(stderr, "MY_SIGNING") {
+		t.Errorf("the variables left out are not named: %s", stderr)
+	}
+}
+
+// childEnv runs `countersign run [flags] -- sh -c env` with the
+// countersign.yaml in dir and returns the child's environment as it printed
+// it, and countersign's standard error.
+func childEnv(t *testing.T, dir string, flags ...string) (string, string) {
+	t.Helper()
 	envOut := filepath.Join(dir, "child-env")
 	var out, errb bytes.Buffer
 	e := &env{
@@ -97,26 +101,15 @@ approval:
 		getenv: os.LookupEnv, home: filepath.Join(dir, "home"), cwd: dir,
 	}
 	root := newRootCmd(e)
-	proxyURL := "http://alice:" + clientPW + "@127.0.0.1:9"
-	root.SetArgs([]string{"run", "--proxy", proxyURL, "--", "sh", "-c", "env > " + envOut})
+	root.SetArgs(append(append([]string{"run"}, flags...), "--", "sh", "-c", "env > "+envOut))
 	root.SetOut(&out)
 	root.SetErr(&errb)
 	if code := exitCode(root.ExecuteContext(context.Background()), &errb); code != 0 {
-		t.Fatalf("run --proxy: exit %d: %s", code, errb.String())
+		t.Fatalf("run %v: exit %d: %s", flags, code, errb.String())
 	}
 	b, err := os.ReadFile(envOut)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"HTTPS_PROXY=" + proxyURL, "https_proxy=" + proxyURL, "npm_config_https_proxy=" + proxyURL} {
-		if !strings.Contains(string(b), want+"\n") {
-			t.Errorf("the agent's environment lacks %s", want)
-		}
-	}
-	if strings.Contains(string(b), signing) {
-		t.Error("the agent's environment holds the signing secret")
-	}
-	if !strings.Contains(errb.String(), "MY_SIGNING") {
-		t.Errorf("the variables left out are not named: %s", errb.String())
-	}
+	return string(b), errb.String()
 }
