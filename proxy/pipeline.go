@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net"
 	"net/http"
@@ -308,6 +309,10 @@ func refuseHead(ex *exchange) (int, string) {
 		return http.StatusBadRequest, fmt.Sprintf("the method %q is not in upper case", m)
 	case m == "TRACE" || m == "TRACK":
 		return http.StatusMethodNotAllowed, "TRACE is not forwarded: it echoes the request, credentials included"
+	case len(ex.req.Header.Values("Authorization")) > 1:
+		// Servers differ on which one they read; approvals are bound to
+		// the credentials, so there must be one.
+		return http.StatusBadRequest, "the request has more than one Authorization header; send one"
 	case ex.upgrade != "" && ex.req.ContentLength != 0:
 		// After a 101 the body and the upgraded protocol would share the
 		// client's stream.
@@ -663,15 +668,16 @@ func fingerprint(credKey []byte, ex *exchange, act action.Action, body []byte) s
 // credential names whom a request acts as, for approvals: an approval
 // given for one account or token does not admit the same request made with
 // another. The AWS access key comes from the signature (which itself
-// changes on every retry). A scheme whose value is a fixed secret (Bearer,
-// Basic with its password, an API key) is named by a short keyed hash of the
-// whole value; one that signs each request anew (OAuth 1.0a, Digest, Azure
-// SharedKey, HMAC signatures) by a keyed hash of the key it names, so that
-// the retry after "approval pending" is still the same request. Without an
-// Authorization header, session cookies are named the same way. The key
-// (Server.credKey, derived from the CA key) keeps the hashes from being
-// guessed back into passwords by whoever reads the audit log or the
-// approval store; nothing of the value is shown.
+// changes on every retry). An Authorization value is named by a short keyed
+// hash: of the whole value for a fixed secret (Bearer, Basic with its
+// password, an API key); for a scheme that signs each request anew (OAuth
+// 1.0a, Digest, Hawk, HTTP signatures, Azure SharedKey, HMAC schemes), of
+// everything but what changes per request, so that the retry after
+// "approval pending" is still the same request. Without an Authorization
+// header, session cookies are named the same way. The key (Server.credKey,
+// derived from the CA key) keeps the hashes from being guessed back into
+// passwords by whoever reads the audit log or the approval store; nothing
+// of the value is shown.
 func credential(key []byte, a action.Action, h http.Header) string {
 	if a.AccessKeyID != "" {
 		return "aws-key " + a.AccessKeyID
@@ -679,15 +685,11 @@ func credential(key []byte, a action.Action, h http.Header) string {
 	auth := strings.TrimSpace(h.Get("Authorization"))
 	if auth != "" {
 		scheme, value, _ := strings.Cut(auth, " ")
-		value = strings.TrimSpace(value)
 		scheme = strings.ToLower(scheme)
-		if id, signed := signingKey(scheme, value); signed {
-			if id == "" {
-				return "" // a signature naming no key: the request's other fields bind it
-			}
-			return scheme + " key " + keyedHash(key, "signing key", scheme+" "+id)
+		if stable, signed := signedStable(scheme, strings.TrimSpace(value)); signed {
+			return "signed " + keyedHash(key, "signed", scheme+"\x00"+stable)
 		}
-		return "authorization " + keyedHash(key, "authorization", scheme+" "+value)
+		return "authorization " + keyedHash(key, "authorization", auth)
 	}
 	if cookies := h.Values("Cookie"); len(cookies) > 0 {
 		// A web API that authenticates by session cookie: the cookies,
@@ -706,50 +708,108 @@ func credential(key []byte, a action.Action, h http.Header) string {
 	return ""
 }
 
-// signingKey reports whether an Authorization value of scheme signs each
-// request anew (a nonce, a timestamp, a signature over the request), and if
-// so the stable name of the key it signs with, or "" when it names none.
-func signingKey(scheme, value string) (id string, signed bool) {
+// perRequestParams are the auth-params that signing schemes compute anew
+// for each attempt: nonces, counters, timestamps, signatures.
+var perRequestParams = map[string]bool{
+	"nonce": true, "cnonce": true, "nc": true, "response": true, "signature": true, "mac": true,
+	"ts": true, "timestamp": true, "created": true, "expires": true,
+	"oauth_nonce": true, "oauth_timestamp": true, "oauth_signature": true,
+}
+
+// signedStable reports whether an Authorization value of scheme signs each
+// request anew, and if so its stable part: every parameter but the
+// per-request ones, canonically encoded. A value that is not a clean list
+// of parameters (a token, a repeated name, a bad quote) is a fixed secret:
+// hashed whole, it binds more, never less.
+func signedStable(scheme, value string) (string, bool) {
 	switch scheme {
 	case "bearer", "token", "basic":
 		// Fixed secrets, whatever parameters are appended to them.
 		return "", false
-	}
-	params := authParams(value)
-	switch {
-	case scheme == "oauth":
-		return params["oauth_consumer_key"] + "/" + params["oauth_token"], true
-	case scheme == "digest":
-		return params["username"] + "@" + params["realm"], true
-	case scheme == "sharedkey" || scheme == "sharedkeylite":
+	case "sharedkey", "sharedkeylite":
 		// Azure Storage: "SharedKey account:signature".
-		account, _, _ := strings.Cut(value, ":")
-		return account, true
-	case strings.HasSuffix(scheme, "-hmac-sha256") || strings.HasSuffix(scheme, "-hmac-sha1"):
-		// SigV4-style (GOOG4-HMAC-SHA256, or an AWS4 header the
-		// classifier could not read): "Credential=KEY/date/...".
-		k, _, _ := strings.Cut(params["credential"], "/")
-		return k, true
-	case params["signature"] != "" || params["oauth_signature"] != "" || params["nonce"] != "" || params["cnonce"] != "":
-		// HTTP Signatures and other signed schemes: the key id, if any.
-		return params["keyid"], true
+		account, _, ok := strings.Cut(value, ":")
+		return account, ok
 	}
-	return "", false
+	params, ok := authParams(value)
+	if !ok {
+		return "", false
+	}
+	signed := false
+	var stable []string
+	for _, k := range slices.Sorted(maps.Keys(params)) {
+		v := params[k]
+		switch {
+		case perRequestParams[k]:
+			signed = true
+		case k == "credential" && (strings.HasSuffix(scheme, "-hmac-sha256") || strings.HasSuffix(scheme, "-hmac-sha1")):
+			// SigV4-style "Credential=KEY/date/region/service/...":
+			// the date moves at midnight.
+			signed = true
+			key, _, _ := strings.Cut(v, "/")
+			stable = append(stable, k, key)
+		default:
+			stable = append(stable, k, v)
+		}
+	}
+	if !signed {
+		return "", false
+	}
+	b, _ := json.Marshal(stable)
+	return string(b), true
 }
 
-// authParams reads the comma-separated name=value (or name="value")
-// parameters of an Authorization value, names lower-cased. Values that are
-// not parameters (a token) give an empty map.
-func authParams(value string) map[string]string {
-	out := map[string]string{}
-	for part := range strings.SplitSeq(value, ",") {
-		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if !ok || k == "" || strings.ContainsAny(k, " \t\"") {
-			continue
+// authParams parses an Authorization value that is a comma-separated list
+// of name=token or name="quoted string" parameters (RFC 9110 auth-param),
+// names lower-cased. ok is false for anything else, and for a name given
+// twice: servers differ on which one they read.
+func authParams(value string) (params map[string]string, ok bool) {
+	params = map[string]string{}
+	s := value
+	for {
+		s = strings.TrimLeft(s, " \t,")
+		if s == "" {
+			return params, len(params) > 0
 		}
-		out[strings.ToLower(k)] = strings.Trim(strings.TrimSpace(v), `"`)
+		eq := strings.IndexByte(s, '=')
+		if eq <= 0 {
+			return nil, false
+		}
+		name := strings.ToLower(strings.TrimRight(s[:eq], " \t"))
+		if name == "" || strings.ContainsAny(name, " \t,\"") {
+			return nil, false
+		}
+		s = strings.TrimLeft(s[eq+1:], " \t")
+		var v string
+		if strings.HasPrefix(s, `"`) {
+			var b strings.Builder
+			i := 1
+			for ; i < len(s) && s[i] != '"'; i++ {
+				if s[i] == '\\' && i+1 < len(s) {
+					i++
+				}
+				b.WriteByte(s[i])
+			}
+			if i >= len(s) {
+				return nil, false // unterminated
+			}
+			v, s = b.String(), s[i+1:]
+		} else {
+			end := strings.IndexAny(s, ", \t")
+			if end < 0 {
+				end = len(s)
+			}
+			v, s = s[:end], s[end:]
+		}
+		if _, dup := params[name]; dup {
+			return nil, false
+		}
+		params[name] = v
+		s = strings.TrimLeft(s, " \t")
+		if s != "" && s[0] != ',' {
+			return nil, false // "name=value junk"
+		}
 	}
-	return out
 }
 
 // keyedHash is 16 hex digits of HMAC-SHA256(key, kind, value).

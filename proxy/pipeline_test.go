@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
 	"testing"
@@ -100,7 +101,26 @@ func TestCredentialNames(t *testing.T) {
 			t.Errorf("two attempts with one key: %q and %q, want one non-empty name", a, b)
 		}
 	}
+	// Hawk and HTTP signatures name their key by parameters of their own.
+	same = append(same, [][2]string{
+		{`Hawk id="dh37fgj492je", ts="1353832234", nonce="j4h3g2", ext="app", mac="6R4rV5iE"`, `Hawk id="dh37fgj492je", ts="1353832299", nonce="k5j4h3", ext="app", mac="7S5sW6jF"`},
+		{`Signature keyId="rsa-key-1",algorithm="hs2019",created=1402170695,headers="(request-target) host",signature="c2lnMQ=="`, `Signature keyId="rsa-key-1",algorithm="hs2019",created=1402170777,headers="(request-target) host",signature="c2lnMg=="`},
+	}...)
+	for _, p := range same[len(same)-2:] {
+		if a, b := name(p[0]), name(p[1]); a != b || a == "" {
+			t.Errorf("two attempts with one key: %q and %q, want one non-empty name", a, b)
+		}
+	}
 	differ := [][2]string{
+		// A comma inside a quoted value is not a separator (found by
+		// review: realm="x,oauth_consumer_key=B" named consumer B).
+		{`OAuth oauth_consumer_key="A", oauth_token="t", oauth_nonce="1", oauth_signature="s", realm="x,oauth_consumer_key=B"`, `OAuth oauth_consumer_key="B", oauth_token="t", oauth_nonce="1", oauth_signature="s", realm="x"`},
+		{`OAuth oauth_consumer_key="a/b", oauth_token="c", oauth_signature="s"`, `OAuth oauth_consumer_key="a", oauth_token="b/c", oauth_signature="s"`},
+		{`Hawk id="alice", ts="1", nonce="n", mac="m"`, `Hawk id="bob", ts="1", nonce="n", mac="m"`},
+		{`Digest username="alice", realm="api", nonce="n", response="r", opaque="x,username=bob"`, `Digest username="bob", realm="api", nonce="n", response="r", opaque="x"`},
+		// A fixed secret with a nonce appended still binds its secret.
+		{"ApiKey key=secret-a, nonce=1", "ApiKey key=secret-b, nonce=1"},
+		{"SSWS key-a, nonce=1", "SSWS key-b, nonce=1"},
 		{`OAuth oauth_consumer_key="ck", oauth_token="t1", oauth_signature="s"`, `OAuth oauth_consumer_key="ck", oauth_token="t2", oauth_signature="s"`},
 		{"SharedKey one:sig", "SharedKey two:sig"},
 		{"Bearer tok-a", "Bearer tok-b"},
@@ -117,6 +137,29 @@ func TestCredentialNames(t *testing.T) {
 	for _, auth := range []string{"Bearer sk_live_secretvalue", "Basic " + base64.StdEncoding.EncodeToString([]byte("sk_live_secretvalue:")), `OAuth oauth_consumer_key="sk_live_secretvalue"`} {
 		if n := name(auth); strings.Contains(n, "sk_live") || strings.Contains(n, "secretvalue") {
 			t.Errorf("%q is named %q, which shows the secret", auth, n)
+		}
+	}
+}
+
+// A name given twice is read differently by different servers: such a
+// value is hashed whole, so it binds everything.
+func TestAuthParams(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want map[string]string
+	}{
+		{`a=1, b="two, three", C="q\"uote"`, map[string]string{"a": "1", "b": "two, three", "c": `q"uote`}},
+		{`a=1,b=2`, map[string]string{"a": "1", "b": "2"}},
+		{`a=1, a=2`, nil},
+		{`a="unterminated`, nil},
+		{`token68value==`, map[string]string{"token68value": "="}},
+		{`plain-token`, nil},
+		{`a=1 junk`, nil},
+		{``, nil},
+	} {
+		got, ok := authParams(tt.in)
+		if ok != (tt.want != nil) || (ok && !maps.Equal(got, tt.want)) {
+			t.Errorf("authParams(%q) = %v, %v; want %v", tt.in, got, ok, tt.want)
 		}
 	}
 }
