@@ -238,9 +238,14 @@ func runChild(ctx context.Context, e *env, ca certPEMer, proxyURL string, sess *
 	// A client password in the --proxy URL is the agent's own credential
 	// for the proxy: filtering on it would take the proxy variables away
 	// and let the agent's traffic go around countersign.
-	secrets = slices.DeleteFunc(slices.Clone(secrets), func(s string) bool { return s != "" && strings.Contains(proxyURL, s) })
+	var own string
+	if u, err := url.Parse(proxyURL); err == nil {
+		own, _ = u.User.Password()
+	}
+	notOwn := func(s string) bool { return own != "" && s == own }
+	secrets = slices.DeleteFunc(slices.Clone(secrets), notOwn)
 	if iso != nil {
-		iso.secrets = slices.DeleteFunc(iso.secrets, func(s string) bool { return s != "" && strings.Contains(proxyURL, s) })
+		iso.secrets = slices.DeleteFunc(iso.secrets, notOwn)
 	}
 	caPath := filepath.Join(tmp, "countersign-ca.pem")
 	if err := os.WriteFile(caPath, ca.CertPEM(), 0o644); err != nil {
@@ -258,15 +263,7 @@ func runChild(ctx context.Context, e *env, ca certPEMer, proxyURL string, sess *
 	}
 	return supervise(ctx, func() (child, int, error) {
 		c := exec.Command(args[0], args[1:]...)
-		// Agents print their environment; the configuration's secrets
-		// (a Slack signing secret forges approvals) stay out of it. Only
-		// inherited variables are filtered: the session's own are set
-		// after.
-		inherited, dropped := session.WithoutSecrets(os.Environ(), secrets)
-		if len(dropped) > 0 {
-			fmt.Fprintf(e.stderr, "countersign: left out of the agent's environment, as they hold a secret of the configuration: %s\n", strings.Join(dropped, ", "))
-		}
-		c.Env = session.ChildEnv(inherited, envOpts)
+		c.Env = session.ChildEnv(inheritedEnv(e, secrets), envOpts)
 		c.Stdin, c.Stdout, c.Stderr = e.stdin, e.stdout, e.stderr
 		c.Dir = e.cwd
 		if err := c.Start(); err != nil {
@@ -407,6 +404,8 @@ func newIsolation(cfg *config.Config, policyPaths []string) *isolation {
 // start runs CMD in the isolation namespaces. Inside, the proxy is at
 // 127.0.0.1 on the real proxy's port, where the forwarder listens.
 func (iso *isolation) start(ctx context.Context, e *env, envOpts session.EnvOptions, tmp string, args []string) (child, int, error) {
+	// As in plain run (isolation filters again, and hides more).
+	inherited := inheritedEnv(e, iso.secrets)
 	u, err := url.Parse(envOpts.ProxyURL)
 	if err != nil {
 		return nil, 2, fmt.Errorf("proxy URL: %w", err)
@@ -435,7 +434,7 @@ func (iso *isolation) start(ctx context.Context, e *env, envOpts session.EnvOpti
 	}
 	proc, err := session.StartIsolated(ctx, session.IsolateOptions{
 		Args:        args,
-		Env:         session.ChildEnv(os.Environ(), envOpts),
+		Env:         session.ChildEnv(inherited, envOpts),
 		Dir:         e.cwd,
 		Stdin:       e.stdin,
 		Stdout:      e.stdout,
@@ -575,4 +574,17 @@ func runSecrets(cfg *config.Config) []string {
 		out = append(out, strings.TrimSpace(string(b)))
 	}
 	return out
+}
+
+// inheritedEnv is countersign's environment without the variables that hold
+// one of secrets, named on standard error. Agents print their environment;
+// the configuration's secrets (a Slack signing secret forges approvals)
+// stay out of it. Only inherited variables are filtered: the session's own
+// are set after.
+func inheritedEnv(e *env, secrets []string) []string {
+	kept, dropped := session.WithoutSecrets(os.Environ(), secrets)
+	if len(dropped) > 0 {
+		fmt.Fprintf(e.stderr, "countersign: left out of the agent's environment, as they hold a secret of the configuration: %s\n", strings.Join(dropped, ", "))
+	}
+	return kept
 }
