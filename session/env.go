@@ -161,7 +161,7 @@ func gitConfig(base []string, set map[string]string, key, value string) {
 	// after those and would win: ours goes last among them.
 	for _, kv := range base {
 		if k, v, _ := strings.Cut(kv, "="); k == "GIT_CONFIG_PARAMETERS" && strings.TrimSpace(v) != "" {
-			set[k] = v + " " + shellQuote(key) + "=" + shellQuote(value)
+			set[k] = v + " " + shellQuote(key+"="+value) // the form every git reads
 		}
 	}
 }
