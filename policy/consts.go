@@ -30,8 +30,8 @@ import (
 // Data documents are part of the set: a change to them is a new set. A
 // rule whose evaluation fails, panics, or takes longer than one
 // evaluation may (Options.EvalTimeout) is left to each evaluation, which
-// reports the error as before; and when all of them together take half of
-// that, none is kept.
+// reports the error as before. Their time together is taken off each
+// evaluation's, and when it is half of it, none is kept.
 
 // constBudget bounds the time spent computing a set's constant rules.
 const constBudget = 2 * time.Second
@@ -41,6 +41,9 @@ const constBudget = 2 * time.Second
 type constRules struct {
 	values topdown.VirtualCache
 	n      int
+	// cost is how long computing them took: each evaluation that uses the
+	// values has that much less time (see Engine.eval).
+	cost time.Duration
 }
 
 // computeConsts finds and evaluates the constant complete rules of a compiled
@@ -71,13 +74,15 @@ func computeConsts(ctx context.Context, s *set, timeout time.Duration) *constRul
 	}
 	// Rules that are each quick enough may together be slower than one
 	// evaluation may take: a request that reads them all would time out
-	// (and be denied) without their values, so it must with them. Keep
-	// none, then, and leave every rule to each evaluation, as before; half
-	// the timeout leaves room for the rest of the policy.
-	if n == 0 || total >= timeout/2 {
+	// (and be denied) without their values, so it must with them. Each
+	// evaluation that uses them has their cost taken off its time; when
+	// that leaves less than half, or the budget ran out before all were
+	// computed, none is kept and every rule is left to each evaluation, as
+	// before.
+	if n == 0 || total >= timeout/2 || ctx.Err() != nil {
 		return nil
 	}
-	return &constRules{values: values, n: n}
+	return &constRules{values: values, n: n, cost: total}
 }
 
 // constValue evaluates one constant rule: its value (nil when undefined),

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -178,5 +179,31 @@ deny contains "empty" if count(t1) + count(t2) + count(t3) + count(t4) + count(t
 				t.Errorf("evaluation without constant values succeeded; the case no longer tests what it claims")
 			}
 		})
+	}
+}
+
+// TestConstRulesCostComesOffTheTimeout: an evaluation that uses the
+// constant rules' values has the time they took to compute taken off its
+// own (found by review: without it, the rules plus the rest of a policy
+// could time out uncached and pass with the values).
+func TestConstRulesCostComesOffTheTimeout(t *testing.T) {
+	e, _ := newEngine(t, Options{NoCache: true, EvalTimeout: time.Second}, map[string]string{"p.rego": `package countersign
+
+names := {"a", "b"}
+
+allow if input.request.host in names
+`})
+	doc := map[string]any{"request": map[string]any{"method": "GET", "host": "a", "path": "/", "tunnel": false}}
+	if d := e.DecideDocument(t.Context(), doc); d.Err != nil || d.Verdict != VerdictAllow {
+		t.Fatalf("Decide = %v, %v; want allow", d.Verdict, d.Err)
+	}
+	c := e.cur.Load().consts
+	if c == nil || c.cost <= 0 {
+		t.Fatalf("constant rules %+v, want some, with their cost", c)
+	}
+	// As if they had taken all of the evaluation's time.
+	c.cost = time.Second
+	if d := e.DecideDocument(t.Context(), doc); d.Err == nil || !strings.Contains(d.Err.Error(), "exceeded") {
+		t.Errorf("Decide with no time left = %v, %v; want a timeout", d.Verdict, d.Err)
 	}
 }

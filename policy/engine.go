@@ -259,7 +259,18 @@ func (e *Engine) eval(ctx context.Context, s *set, input ast.Value, tracer topdo
 	// context.WithTimeout plus its AfterFunc.
 	cancelEval := topdown.NewCancel()
 	started := time.Now()
-	timer := time.AfterFunc(e.opts.EvalTimeout, cancelEval.Cancel)
+	timeout := e.opts.EvalTimeout
+	consts := s.consts
+	if tracer != nil {
+		consts = nil // a trace shows every rule evaluated
+	}
+	if consts != nil {
+		// The constant rules' values took this long to compute; without
+		// them, an evaluation would spend up to that much of its time on
+		// them, so with them it has that much less.
+		timeout -= consts.cost
+	}
+	timer := time.AfterFunc(timeout, cancelEval.Cancel)
 	if ctx.Done() != nil {
 		stop := context.AfterFunc(ctx, cancelEval.Cancel)
 		defer stop()
@@ -276,15 +287,15 @@ func (e *Engine) eval(ctx context.Context, s *set, input ast.Value, tracer topdo
 	}
 	if tracer != nil {
 		opts = append(opts, rego.EvalQueryTracer(tracer))
-	} else if s.consts != nil {
-		// A trace shows every rule evaluated, so it goes without.
-		opts = append(opts, rego.EvalVirtualCache(newEvalCache(s.consts)))
+	}
+	if consts != nil {
+		opts = append(opts, rego.EvalVirtualCache(newEvalCache(consts)))
 	}
 	rs, err := s.query.Eval(ctx, opts...)
 	// OPA notices cancellation asynchronously, so an evaluation can still
 	// succeed after the deadline passed or the caller gave up. It counts as
 	// failed all the same: the timeout contract is deterministic.
-	if !timer.Stop() || time.Since(started) >= e.opts.EvalTimeout {
+	if !timer.Stop() || time.Since(started) >= timeout {
 		return rawDecision{}, fmt.Errorf("evaluation exceeded %s: %w", e.opts.EvalTimeout, cancelled(err, context.DeadlineExceeded))
 	}
 	if cerr := ctx.Err(); cerr != nil {
