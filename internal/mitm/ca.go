@@ -79,11 +79,12 @@ func LoadOrCreate(certPath, keyPath string, now func() time.Time) (ca *CA, creat
 	// The lock is taken only when the CA may have to be made: a CA that
 	// exists loads even from a directory the user cannot write.
 	if ok, err := bothExist(certPath, keyPath); err != nil || !ok {
-		unlock, err := lockDir(filepath.Dir(keyPath))
-		if err != nil {
-			return nil, false, fmt.Errorf("CA: %w", err)
+		// A directory where the lock cannot be made is one where the CA
+		// cannot be either: the checks below then say what is wrong (half a
+		// CA, say) better than the lock's error would.
+		if unlock, err := lockDir(filepath.Dir(keyPath)); err == nil {
+			defer unlock()
 		}
-		defer unlock()
 	}
 	certExists, err := exists(certPath)
 	if err != nil {
