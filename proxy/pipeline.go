@@ -682,18 +682,24 @@ func credential(key []byte, a action.Action, h http.Header) string {
 	if a.AccessKeyID != "" {
 		return "aws-key " + a.AccessKeyID
 	}
-	auth := strings.TrimSpace(h.Get("Authorization"))
-	if auth != "" {
-		scheme, value, _ := strings.Cut(auth, " ")
-		scheme = strings.ToLower(scheme)
-		if stable, signed := signedStable(scheme, strings.TrimSpace(value)); signed {
-			return "signed " + keyedHash(key, "signed", scheme+"\x00"+stable)
+	var names []string
+	if auth := strings.TrimSpace(h.Get("Authorization")); auth != "" {
+		scheme, value := auth, ""
+		if i := strings.IndexAny(auth, " \t"); i >= 0 {
+			scheme, value = auth[:i], strings.TrimSpace(auth[i+1:])
 		}
-		return "authorization " + keyedHash(key, "authorization", auth)
+		scheme = strings.ToLower(scheme)
+		if stable, signed := signedStable(scheme, value); signed {
+			names = append(names, "signed "+keyedHash(key, "signed", scheme+"\x00"+stable))
+		} else {
+			names = append(names, "authorization "+keyedHash(key, "authorization", auth))
+		}
 	}
 	if cookies := h.Values("Cookie"); len(cookies) > 0 {
 		// A web API that authenticates by session cookie: the cookies,
-		// in any order, stand for whom the request acts as.
+		// in the order sent (of two with one name, servers read the
+		// first), stand for whom the request acts as, beside any
+		// Authorization header.
 		var pairs []string
 		for _, line := range cookies {
 			for p := range strings.SplitSeq(line, ";") {
@@ -702,10 +708,9 @@ func credential(key []byte, a action.Action, h http.Header) string {
 				}
 			}
 		}
-		slices.Sort(pairs)
-		return "cookie " + keyedHash(key, "cookie", strings.Join(pairs, "\x00"))
+		names = append(names, "cookie "+keyedHash(key, "cookie", strings.Join(pairs, "\x00")))
 	}
-	return ""
+	return strings.Join(names, " ")
 }
 
 // perRequestParams are the auth-params that signing schemes compute anew
@@ -726,10 +731,12 @@ func signedStable(scheme, value string) (string, bool) {
 	case "bearer", "token", "basic":
 		// Fixed secrets, whatever parameters are appended to them.
 		return "", false
-	case "sharedkey", "sharedkeylite":
-		// Azure Storage: "SharedKey account:signature".
-		account, _, ok := strings.Cut(value, ":")
-		return account, ok
+	case "sharedkey", "sharedkeylite", "goog1", "oss", "obs":
+		// "ID:signature", signed anew with each request's date: Azure
+		// Storage, Google Cloud Storage's HMAC keys, Alibaba OSS, Huawei
+		// OBS.
+		id, _, ok := strings.Cut(value, ":")
+		return id, ok && id != ""
 	}
 	params, ok := authParams(value)
 	if !ok {
@@ -780,6 +787,10 @@ func authParams(value string) (params map[string]string, ok bool) {
 			return nil, false
 		}
 		s = strings.TrimLeft(s[eq+1:], " \t")
+		if s == "" || s[0] == '=' || s[0] == ',' {
+			// "token==": a token68 with its padding, not a parameter.
+			return nil, false
+		}
 		var v string
 		if strings.HasPrefix(s, `"`) {
 			var b strings.Builder

@@ -134,6 +134,34 @@ func TestCredentialNames(t *testing.T) {
 			t.Errorf("%q and %q are both named %q", p[0], p[1], a)
 		}
 	}
+	// "ID:signature" schemes signed with each request's date.
+	for _, p := range [][2]string{{"GOOG1 GOOGKEY:sig1", "GOOG1 GOOGKEY:sig2"}, {"OSS LTAIkey:sig1", "OSS LTAIkey:sig2"}} {
+		if a, b := name(p[0]), name(p[1]); a != b || a == "" {
+			t.Errorf("two attempts with one key: %q and %q, want one name", a, b)
+		}
+	}
+	// Found by review: a tab after the scheme made the whole value the
+	// scheme, lower-cased; a token68 with padding read as a parameter
+	// name, lower-cased too.
+	for _, p := range [][2]string{
+		{"Hawk\tid=\"dh37fgj492je\", ts=\"1\", nonce=\"n\", mac=\"m\"", "Hawk\tid=\"DH37FGJ492JE\", ts=\"1\", nonce=\"n\", mac=\"m\""},
+		{"ApiKey c2VjcmV0QQ==, nonce=1", "ApiKey C2VJCMV0QQ==, nonce=1"},
+	} {
+		if a, b := name(p[0]), name(p[1]); a == b {
+			t.Errorf("%q and %q are both named %q", p[0], p[1], a)
+		}
+	}
+	// Cookies: in the order sent (servers read the first of two with one
+	// name), and beside an Authorization header.
+	withCookies := func(h http.Header) string { return credential(key, action.Action{}, h) }
+	for _, p := range [2][2]http.Header{
+		{{"Cookie": {"session=alice; session=mallory"}}, {"Cookie": {"session=mallory; session=alice"}}},
+		{{"Authorization": {"Bearer unused"}, "Cookie": {"session=alice"}}, {"Authorization": {"Bearer unused"}, "Cookie": {"session=mallory"}}},
+	} {
+		if a, b := withCookies(p[0]), withCookies(p[1]); a == b {
+			t.Errorf("%v and %v are both named %q", p[0], p[1], a)
+		}
+	}
 	for _, auth := range []string{"Bearer sk_live_secretvalue", "Basic " + base64.StdEncoding.EncodeToString([]byte("sk_live_secretvalue:")), `OAuth oauth_consumer_key="sk_live_secretvalue"`} {
 		if n := name(auth); strings.Contains(n, "sk_live") || strings.Contains(n, "secretvalue") {
 			t.Errorf("%q is named %q, which shows the secret", auth, n)
@@ -152,7 +180,9 @@ func TestAuthParams(t *testing.T) {
 		{`a=1,b=2`, map[string]string{"a": "1", "b": "2"}},
 		{`a=1, a=2`, nil},
 		{`a="unterminated`, nil},
-		{`token68value==`, map[string]string{"token68value": "="}},
+		{`token68value==`, nil},
+		{`c2VjcmV0QQ==, nonce=1`, nil},
+		{`a=, b=1`, nil},
 		{`plain-token`, nil},
 		{`a=1 junk`, nil},
 		{``, nil},

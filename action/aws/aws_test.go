@@ -365,6 +365,14 @@ func TestClassify(t *testing.T) {
 			want: summary{Service: "ec2", Operation: "DescribeVpcs", Region: "us-east-1", Protocol: "ec2", ParseError: "malformed AWS signature"},
 		},
 		{
+			// Approvals are bound to the access key: two Credential
+			// parameters would leave the choice to AWS.
+			name: "signature with two credentials",
+			give: req("POST", "https://ec2.us-east-1.amazonaws.com/", "Action=DescribeVpcs", "Content-Type", form, "Authorization",
+				"AWS4-HMAC-SHA256 Credential=AKIAAAAAAAAAAAAAAAAA/20260301/us-east-1/ec2/aws4_request, Credential=AKIABBBBBBBBBBBBBBBB/20260301/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=abcd"),
+			want: summary{Service: "ec2", Operation: "DescribeVpcs", Region: "us-east-1", Protocol: "ec2", ParseError: "malformed AWS signature"},
+		},
+		{
 			name: "S3 object delete through a VPC interface endpoint, virtual-hosted",
 			give: req("DELETE", "https://prod-backups.bucket.vpce-0abc-defg.s3.us-east-1.vpce.amazonaws.com/db.sql", "", "Authorization", sigv4("us-east-1", "s3")),
 			want: summary{Service: "s3", Operation: "DeleteObject", Region: "us-east-1", Protocol: "rest-xml", Resources: []string{"prod-backups/db.sql"}, Destructive: true},

@@ -66,16 +66,21 @@ func parseAuthorization(v string) (sig signature, ok bool, err error) {
 		if !found {
 			return signature{}, true, errMalformed
 		}
+		var bit int
 		switch k {
 		case "Credential":
-			credential = val
-			seen |= 1
+			credential, bit = val, 1
 		case "SignedHeaders":
-			signed = val
-			seen |= 2
+			signed, bit = val, 2
 		case "Signature":
-			seen |= 4
+			bit = 4
 		}
+		if seen&bit != 0 {
+			// Given twice: which one AWS reads is not ours to guess, and
+			// the access key names whom approvals are bound to.
+			return signature{}, true, errMalformed
+		}
+		seen |= bit
 	}
 	if seen != 7 {
 		return signature{}, true, errMalformed

@@ -550,9 +550,30 @@ func configSecrets(cfg *config.Config) []string {
 	for _, c := range cfg.Clients {
 		out = append(out, c.Password)
 	}
-	if u, err := url.Parse(cfg.State); err == nil && u.User != nil {
+	return append(out, stateSecrets(cfg.State)...)
+}
+
+// stateSecrets are the secrets of a state database address: the address
+// itself, and its password as written and decoded, in the userinfo or in
+// a password or sslpassword parameter (pgx reads both, and key=value
+// addresses).
+func stateSecrets(state string) []string {
+	if state == "" {
+		return nil
+	}
+	out := []string{state}
+	if u, err := url.Parse(state); err == nil && u.Scheme != "" {
 		if p, ok := u.User.Password(); ok {
-			out = append(out, p)
+			_, escaped, _ := strings.Cut(u.User.String(), ":")
+			out = append(out, p, escaped)
+		}
+		q := u.Query()
+		out = append(out, q.Get("password"), q.Get("sslpassword"))
+		return out
+	}
+	for _, f := range strings.Fields(state) {
+		if k, v, ok := strings.Cut(f, "="); ok && (k == "password" || k == "sslpassword") {
+			out = append(out, strings.Trim(v, "'"))
 		}
 	}
 	return out

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/countersign/countersign/internal/mitm"
+	"github.com/countersign/countersign/session"
 )
 
 // TestPlainRunKeepsSecretsFromTheChild: agents print their environment, and
@@ -112,4 +113,20 @@ func childEnv(t *testing.T, dir string, flags ...string) (string, string) {
 		t.Fatal(err)
 	}
 	return string(b), errb.String()
+}
+
+// The state database's password, however written, is a secret too (found
+// by review: a %-encoded one, or one in the query, reached the agent).
+func TestStateSecrets(t *testing.T) {
+	for _, tt := range []struct{ state, env string }{
+		{"postgres://countersign:p%40ss%2Fw0rd-long@db:5432/cs", "DATABASE_URL=postgres://countersign:p%40ss%2Fw0rd-long@db:5432/cs"},
+		{"postgres://countersign:p%40ss%2Fw0rd-long@db:5432/cs", "PGPASSWORD=p@ss/w0rd-long"},
+		{"postgres://countersign@db/cs?password=s3cretpassw0rd", "PGPASSWORD=s3cretpassw0rd"},
+		{"host=db user=countersign password=kv-secret-value dbname=cs", "PGPASSWORD=kv-secret-value"},
+	} {
+		kept, dropped := session.WithoutSecrets([]string{tt.env, "PATH=/usr/bin"}, stateSecrets(tt.state))
+		if len(dropped) != 1 || len(kept) != 1 {
+			t.Errorf("state %q: %s kept %v, dropped %v; want it dropped and PATH kept", tt.state, tt.env, kept, dropped)
+		}
+	}
 }
