@@ -679,11 +679,18 @@ func fingerprint(credKey []byte, ex *exchange, act action.Action, body []byte) s
 // passwords by whoever reads the audit log or the approval store; nothing
 // of the value is shown.
 func credential(key []byte, a action.Action, h http.Header) string {
-	if a.AccessKeyID != "" {
-		return "aws-key " + a.AccessKeyID
-	}
 	var names []string
-	if auth := strings.TrimSpace(h.Get("Authorization")); auth != "" {
+	auth := strings.TrimSpace(h.Get("Authorization"))
+	if a.AccessKeyID != "" {
+		names = append(names, "aws-key "+a.AccessKeyID)
+		if awsSignature(auth) {
+			auth = "" // the key it names is the one above
+		}
+		// Otherwise the key came from a presigned query, and a token or
+		// cookies sent beside it may be what the server checks (found by
+		// review: a presigned query hid a swapped bearer token).
+	}
+	if auth != "" {
 		scheme, value := auth, ""
 		if i := strings.IndexAny(auth, " \t"); i >= 0 {
 			scheme, value = auth[:i], strings.TrimSpace(auth[i+1:])
@@ -711,6 +718,17 @@ func credential(key []byte, a action.Action, h http.Header) string {
 		names = append(names, "cookie "+keyedHash(key, "cookie", strings.Join(pairs, "\x00")))
 	}
 	return strings.Join(names, " ")
+}
+
+// awsSignature reports whether an Authorization value is an AWS signature
+// (SigV4, SigV4a, SigV2), which names its access key.
+func awsSignature(auth string) bool {
+	scheme, _, _ := strings.Cut(auth, " ")
+	switch strings.ToUpper(scheme) {
+	case "AWS4-HMAC-SHA256", "AWS4-ECDSA-P256-SHA256", "AWS":
+		return true
+	}
+	return false
 }
 
 // perRequestParams are the auth-params that signing schemes compute anew
@@ -842,6 +860,11 @@ var volatileHeaders = map[string]bool{
 	"Date": true, "User-Agent": true, "Content-Length": true, "Accept-Encoding": true,
 	"Traceparent": true, "Tracestate": true, "X-Request-Id": true, "X-Github-Request-Id": true,
 	"Mcp-Session-Id": true, "Expect": true, "Sec-Websocket-Key": true,
+	// The dates and nonces other clouds sign each attempt with (Azure,
+	// Google Cloud Storage, Alibaba, Huawei, Baidu, Tencent).
+	"X-Ms-Date": true, "X-Ms-Client-Request-Id": true, "X-Goog-Date": true, "X-Oss-Date": true,
+	"X-Obs-Date": true, "X-Sdk-Date": true, "X-Bce-Date": true, "X-Acs-Date": true,
+	"X-Acs-Signature-Nonce": true, "X-Tc-Timestamp": true,
 }
 
 func writeStableHeaders(w io.Writer, h http.Header) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -162,6 +163,23 @@ func TestCredentialNames(t *testing.T) {
 			t.Errorf("%v and %v are both named %q", p[0], p[1], a)
 		}
 	}
+	// A key from a presigned query does not hide a token or cookies sent
+	// beside it (found by review); a SigV4 header names the key itself.
+	presigned := action.Action{AccessKeyID: "AKIAEXAMPLE000000001"}
+	for _, p := range [2][2]http.Header{
+		{{"Authorization": {"Bearer ghp_approved"}}, {"Authorization": {"Bearer ghp_other"}}},
+		{{"Cookie": {"session=alice"}}, {"Cookie": {"session=mallory"}}},
+	} {
+		if a, b := credential(key, presigned, p[0]), credential(key, presigned, p[1]); a == b {
+			t.Errorf("presigned, %v and %v are both named %q", p[0], p[1], a)
+		}
+	}
+	sigv4 := func(sig string) http.Header {
+		return http.Header{"Authorization": {"AWS4-HMAC-SHA256 Credential=AKIAEXAMPLE000000001/20260301/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=" + sig}}
+	}
+	if a, b := credential(key, presigned, sigv4("aa")), credential(key, presigned, sigv4("bb")); a != b {
+		t.Errorf("two SigV4 attempts with one key: %q and %q", a, b)
+	}
 	for _, auth := range []string{"Bearer sk_live_secretvalue", "Basic " + base64.StdEncoding.EncodeToString([]byte("sk_live_secretvalue:")), `OAuth oauth_consumer_key="sk_live_secretvalue"`} {
 		if n := name(auth); strings.Contains(n, "sk_live") || strings.Contains(n, "secretvalue") {
 			t.Errorf("%q is named %q, which shows the secret", auth, n)
@@ -191,5 +209,31 @@ func TestAuthParams(t *testing.T) {
 		if ok != (tt.want != nil) || (ok && !maps.Equal(got, tt.want)) {
 			t.Errorf("authParams(%q) = %v, %v; want %v", tt.in, got, ok, tt.want)
 		}
+	}
+}
+
+// Clouds other than AWS sign each attempt with a date header of their own:
+// a retry is still the same request (found by review: every Azure SharedKey
+// and GCS retry opened a new approval).
+func TestSignedDatesAreNotPartOfTheFingerprint(t *testing.T) {
+	fp := func(h http.Header) string {
+		req := &http.Request{Method: "DELETE", URL: &url.URL{Path: "/container/blob"}, Header: h}
+		return fingerprint([]byte("test key"), &exchange{req: req, scheme: "https", host: "acct.blob.core.windows.net", port: 443}, action.Action{Provider: "http"}, nil)
+	}
+	azure := func(account, sig, date string) http.Header {
+		return http.Header{"Authorization": {"SharedKey " + account + ":" + sig}, "X-Ms-Date": {date}, "X-Ms-Version": {"2021-08-06"}}
+	}
+	first := fp(azure("acct", "c2lnMQ==", "Sun, 01 Mar 2026 12:00:01 GMT"))
+	if retry := fp(azure("acct", "c2lnMg==", "Sun, 01 Mar 2026 12:00:02 GMT")); retry != first {
+		t.Error("an Azure SharedKey retry has another fingerprint")
+	}
+	if other := fp(azure("other", "c2lnMg==", "Sun, 01 Mar 2026 12:00:02 GMT")); other == first {
+		t.Error("another Azure account has the same fingerprint")
+	}
+	gcs := func(date, sig string) http.Header {
+		return http.Header{"Authorization": {"GOOG4-HMAC-SHA256 Credential=GOOGKEY1/20260301/auto/storage/goog4_request, SignedHeaders=host;x-goog-date, Signature=" + sig}, "X-Goog-Date": {date}}
+	}
+	if fp(gcs("20260301T120001Z", "aa")) != fp(gcs("20260301T120002Z", "bb")) {
+		t.Error("a GCS HMAC retry has another fingerprint")
 	}
 }
