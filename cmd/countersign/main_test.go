@@ -242,13 +242,18 @@ func TestPolicySource(t *testing.T) {
 	}
 	tests := []struct {
 		name, config, cwd string
+		configIn          string // the file's directory (default: another one)
 		flags             []string
 		want              policy.Source
 	}{
 		{name: "no file, no ./policies", cwd: without, want: policy.Source{Builtin: true}},
 		{name: "no file, ./policies", cwd: withPolicies, want: policy.Source{Paths: []string{filepath.Join(withPolicies, "policies")}}},
 		{name: "other policy keys keep the built-in fallback", config: "policy:\n  mode: shadow\n", cwd: without, want: policy.Source{Builtin: true}},
-		{name: "other policy keys keep ./policies", config: "policy:\n  on_error: deny\n", cwd: withPolicies, want: policy.Source{Paths: []string{filepath.Join(withPolicies, "policies")}}},
+		{name: "other policy keys keep ./policies", config: "policy:\n  on_error: deny\n", configIn: withPolicies, cwd: withPolicies, want: policy.Source{Paths: []string{filepath.Join(withPolicies, "policies")}}},
+		// The default ./policies is beside the file, like every relative
+		// path of a file: not the agent's working directory's.
+		{name: "a file elsewhere ignores the working directory's policies", config: "policy:\n  on_error: deny\n", cwd: withPolicies, want: policy.Source{Builtin: true}},
+		{name: "policies beside a file elsewhere", config: "policy:\n  on_error: deny\n", configIn: withPolicies, cwd: without, want: policy.Source{Paths: []string{filepath.Join(withPolicies, "policies")}}},
 		{name: "paths named", config: "policy:\n  paths: [/etc/cs/policies]\n", cwd: withPolicies, want: policy.Source{Paths: []string{"/etc/cs/policies"}}},
 		{name: "paths emptied", config: "policy:\n  paths: []\n", cwd: withPolicies, want: policy.Source{Builtin: true}},
 		{name: "flags win", config: "policy:\n  paths: [/etc/cs/policies]\n", cwd: without, flags: []string{"p.rego"}, want: policy.Source{Paths: []string{"p.rego"}}},
@@ -257,7 +262,11 @@ func TestPolicySource(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			path := ""
 			if tt.config != "" {
-				path = filepath.Join(t.TempDir(), "countersign.yaml")
+				dir := tt.configIn
+				if dir == "" {
+					dir = t.TempDir()
+				}
+				path = filepath.Join(dir, "countersign.yaml")
 				if err := os.WriteFile(path, []byte(tt.config), 0o600); err != nil {
 					t.Fatal(err)
 				}

@@ -91,10 +91,20 @@ func policySource(cfg *config.Config, cwd string, flagPaths []string) policy.Sou
 		return policy.Source{}
 	}
 	if !cfg.IsSet("policy.paths") {
-		if _, err := os.Stat(filepath.Join(cwd, "policies")); errors.Is(err, fs.ErrNotExist) {
+		// The default ./policies is, like every relative path of a
+		// configuration file, beside that file: `run --config
+		// ~/cs/countersign.yaml` in an agent's repository must not take
+		// the repository's policies/.
+		dir := cwd
+		if cfg.Source.File != "" {
+			if abs, err := filepath.Abs(cfg.Source.File); err == nil {
+				dir = filepath.Dir(abs)
+			}
+		}
+		if _, err := os.Stat(filepath.Join(dir, "policies")); errors.Is(err, fs.ErrNotExist) {
 			return policy.Source{Builtin: true}
 		}
-		return policy.Source{Paths: []string{filepath.Join(cwd, "policies")}}
+		return policy.Source{Paths: []string{filepath.Join(dir, "policies")}}
 	}
 	if len(cfg.Policy.Paths) == 0 {
 		return policy.Source{Builtin: true}

@@ -18,8 +18,8 @@
 // replaced by the home directory given in [LoadOptions]. A relative path
 // the file sets (these keys and policy.bundle.ca_file) is relative to the
 // directory holding the file, not to the process's working directory: the
-// agent works in the latter. Defaults stay as they are (policy.paths'
-// ./policies is the working directory's, when the file does not set it).
+// agent works in the latter. Defaults stay as written here; the command
+// line looks for the default ./policies beside the file too.
 //
 // The package never reads the environment or flags itself: the caller passes
 // an environment lookup function and the home directory in [LoadOptions].
