@@ -95,7 +95,11 @@ func (c *Config) Validate() error {
 			v.add("approval.hold", fmt.Sprintf("%s exceeds approval.expire (%s)", a.Hold, a.Expire), "approval.expire")
 		}
 	}
-	v.positive("approval.grant_ttl", a.GrantTTL)
+	if v.positive("approval.grant_ttl", a.GrantTTL) && a.GrantTTL > maxGrantTTL {
+		// The stores drop a settled approval a week after its deadline;
+		// a grant must not outlive the record it is checked against.
+		v.add("approval.grant_ttl", fmt.Sprintf("%s is too long: at most %s", a.GrantTTL, maxGrantTTL))
+	}
 	v.positive("approval.expire", a.Expire)
 	for i, id := range a.Approvers {
 		if id == "" || strings.ContainsFunc(id, isSpace) {
@@ -173,6 +177,10 @@ type validator struct {
 // add records a problem with key. The line is that of key in the file, else
 // that of the first of also the file set, else that of key's nearest
 // ancestor the file set.
+// maxGrantTTL is the longest approval.grant_ttl: less than the week the
+// approval stores keep a settled approval (approval.SettledRetention).
+const maxGrantTTL = 24 * time.Hour
+
 func (v *validator) add(key, msg string, also ...string) {
 	v.problems = append(v.problems, v.c.problem(key, msg, also...))
 }

@@ -87,6 +87,12 @@ func TestValidate(t *testing.T) {
 			},
 		},
 		{
+			// A grant must not outlive its approval's record in the store.
+			name:   "grant longer than a day",
+			modify: func(c *Config) { c.Approval.GrantTTL = 25 * time.Hour },
+			want:   []Problem{{Key: "approval.grant_ttl", Msg: "25h0m0s is too long: at most 24h0m0s"}},
+		},
+		{
 			name:   "empty path entries",
 			modify: func(c *Config) { c.Upstream.CAFiles = []string{""}; c.Policy.Paths = []string{"a", ""} },
 			want: []Problem{
