@@ -2,15 +2,18 @@ package session
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // systemBundles are where common distributions keep the system CA bundle.
@@ -70,6 +73,10 @@ type EnvOptions struct {
 	// NoProxy lists hosts the child may reach without the proxy; empty means
 	// none (everything is decided by policy).
 	NoProxy []string
+	// GitProxyKeys are URL-specific proxy settings of git's configuration
+	// (http.<url>.proxy, see GitURLProxies), which git prefers to
+	// http.proxy: each is set to ProxyURL too.
+	GitProxyKeys []string
 }
 
 // proxyVars are the variables Go, curl, git, Python, Node (with a proxy
@@ -121,6 +128,9 @@ func ChildEnv(base []string, opts EnvOptions) []string {
 	// git prefers http.proxy from ~/.gitconfig to the environment; a
 	// setting given in the environment (as by git -c) comes before both.
 	gitConfig(base, set, "http.proxy", opts.ProxyURL)
+	for _, k := range opts.GitProxyKeys {
+		gitConfig(base, set, k, opts.ProxyURL)
+	}
 
 	out := make([]string, 0, len(base)+len(set))
 	for _, kv := range base {
@@ -147,10 +157,14 @@ func ChildEnv(base []string, opts EnvOptions) []string {
 // already holds.
 func gitConfig(base []string, set map[string]string, key, value string) {
 	n := 0
-	for _, kv := range base {
-		if k, v, _ := strings.Cut(kv, "="); k == "GIT_CONFIG_COUNT" {
-			if c, err := strconv.Atoi(v); err == nil && c > 0 && c < 1000 {
-				n = c
+	if c, ok := set["GIT_CONFIG_COUNT"]; ok {
+		n, _ = strconv.Atoi(c) // ours, added before
+	} else {
+		for _, kv := range base {
+			if k, v, _ := strings.Cut(kv, "="); k == "GIT_CONFIG_COUNT" {
+				if c, err := strconv.Atoi(v); err == nil && c > 0 && c < 1000 {
+					n = c
+				}
 			}
 		}
 	}
@@ -159,11 +173,41 @@ func gitConfig(base []string, set map[string]string, key, value string) {
 	set[fmt.Sprintf("GIT_CONFIG_VALUE_%d", n)] = value
 	// Settings inherited from `git -c` (a hook, an alias, a wrapper) come
 	// after those and would win: ours goes last among them.
-	for _, kv := range base {
-		if k, v, _ := strings.Cut(kv, "="); k == "GIT_CONFIG_PARAMETERS" && strings.TrimSpace(v) != "" {
-			set[k] = v + " " + shellQuote(key+"="+value) // the form every git reads
+	params, ok := set["GIT_CONFIG_PARAMETERS"]
+	if !ok {
+		for _, kv := range base {
+			if k, v, _ := strings.Cut(kv, "="); k == "GIT_CONFIG_PARAMETERS" && strings.TrimSpace(v) != "" {
+				params, ok = v, true
+			}
 		}
 	}
+	if ok {
+		set["GIT_CONFIG_PARAMETERS"] = params + " " + shellQuote(key+"="+value) // the form every git reads
+	}
+}
+
+// GitURLProxies lists the URL-specific proxy settings (http.<url>.proxy)
+// of the git configuration env and dir see: git prefers them to
+// http.proxy, so a corporate proxy set for one host in ~/.gitconfig would
+// take that host's traffic around countersign. It returns nothing when git
+// is not installed or says nothing in time.
+func GitURLProxies(ctx context.Context, env []string, dir string) []string {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "git", "config", "-z", "--get-regexp", `^http\..+\.proxy$`)
+	cmd.Env, cmd.Dir = env, dir
+	out, err := cmd.Output()
+	if err != nil {
+		return nil // none set (exit 1), no git, or no answer
+	}
+	var keys []string
+	for entry := range strings.SplitSeq(string(out), "\x00") {
+		// -z: "key\nvalue", entries NUL-terminated.
+		if k, _, _ := strings.Cut(entry, "\n"); k != "" && !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	return keys
 }
 
 // shellQuote quotes s as git writes GIT_CONFIG_PARAMETERS: in single

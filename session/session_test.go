@@ -170,6 +170,29 @@ func TestChildEnvOverridesToolProxySettings(t *testing.T) {
 	if got := gitProxy(env); got != ours {
 		t.Errorf("git's http.proxy = %q, want the session's proxy", got)
 	}
+	// A URL-specific proxy beats http.proxy in git, whatever the order
+	// (found by review): it is overridden too.
+	urlHome := t.TempDir()
+	if err := os.WriteFile(filepath.Join(urlHome, ".gitconfig"), []byte("[http \"https://github.com\"]\n\tproxy = "+corp+"\n[http \"https://gitlab.example.com/\"]\n\tproxy = "+corp+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	urlBase := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + urlHome}
+	keys := GitURLProxies(t.Context(), urlBase, urlHome)
+	if len(keys) != 2 {
+		t.Fatalf("GitURLProxies = %q, want the two URL-specific settings", keys)
+	}
+	urlEnv := ChildEnv(urlBase, EnvOptions{ProxyURL: ours, CABundle: "/tmp/b.pem", CACert: "/tmp/ca.pem", SessionID: "s-1", GitProxyKeys: keys})
+	for _, u := range []string{"https://github.com/acme/shop.git", "https://gitlab.example.com/acme/shop.git", "https://other.example/x.git"} {
+		cmd := exec.Command("git", "config", "--get-urlmatch", "http.proxy", u)
+		cmd.Env = urlEnv
+		out, err := cmd.Output()
+		if err != nil || strings.TrimSpace(string(out)) != ours {
+			t.Errorf("git's proxy for %s = %q (%v), want the session's", u, out, err)
+		}
+	}
+	if keys := GitURLProxies(t.Context(), []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, t.TempDir()); len(keys) != 0 {
+		t.Errorf("GitURLProxies with no such setting = %q", keys)
+	}
 	withParams := ChildEnv(append(slices.Clone(base), "GIT_CONFIG_PARAMETERS='http.proxy'='"+corp+"' 'user.email'='a@example.com'"),
 		EnvOptions{ProxyURL: ours, CABundle: "/tmp/b.pem", CACert: "/tmp/ca.pem", SessionID: "s-1"})
 	if got := gitProxy(withParams); got != ours {

@@ -255,7 +255,8 @@ func runChild(ctx context.Context, e *env, ca certPEMer, proxyURL string, sess *
 	if err != nil {
 		return 1, err
 	}
-	envOpts := session.EnvOptions{ProxyURL: proxyURL, CABundle: bundle, CACert: caPath, SessionID: sess.ID}
+	envOpts := session.EnvOptions{ProxyURL: proxyURL, CABundle: bundle, CACert: caPath, SessionID: sess.ID,
+		GitProxyKeys: session.GitURLProxies(ctx, os.Environ(), e.cwd)}
 	if iso != nil {
 		return supervise(ctx, func() (child, int, error) {
 			return iso.start(ctx, e, envOpts, tmp, args)
