@@ -62,6 +62,7 @@ func serve(cmd *cobra.Command, e *env, policies []string) error {
 		return err
 	}
 	defer logger.Sync() //nolint:errcheck // best effort on exit
+	warnReadablePasswordFiles(cfg, logger)
 
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -161,4 +162,23 @@ func cutLast(s, sep string) (string, string, bool) {
 		}
 	}
 	return s, "", false
+}
+
+// warnReadablePasswordFiles warns about client password files that users
+// other than their owner can read. It does not refuse them: Docker and
+// Kubernetes mount secrets readable by all (0444, 0644) inside a container
+// where no other user runs.
+func warnReadablePasswordFiles(cfg *config.Config, logger *zap.Logger) {
+	for i, c := range cfg.Clients {
+		if c.PasswordFile == "" {
+			continue
+		}
+		fi, err := os.Stat(c.PasswordFile)
+		if err != nil || fi.Mode().Perm()&0o077 == 0 {
+			continue
+		}
+		logger.Warn("a client password file can be read by other users; chmod 600 it unless only countersign's user runs here",
+			zap.String("key", fmt.Sprintf("clients[%d].password_file", i)), zap.String("file", c.PasswordFile),
+			zap.String("mode", fmt.Sprintf("%#o", fi.Mode().Perm())))
+	}
 }
