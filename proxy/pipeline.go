@@ -673,8 +673,8 @@ func fingerprint(credKey []byte, ex *exchange, act action.Action, body []byte) s
 // password, an API key); for a scheme that signs each request anew (OAuth
 // 1.0a, Digest, Hawk, HTTP signatures, Azure SharedKey, HMAC schemes), of
 // everything but what changes per request, so that the retry after
-// "approval pending" is still the same request. Without an Authorization
-// header, session cookies are named the same way. The key (Server.credKey,
+// "approval pending" is still the same request. Cookies are named the same
+// way, beside either. The key (Server.credKey,
 // derived from the CA key) keeps the hashes from being guessed back into
 // passwords by whoever reads the audit log or the approval store; nothing
 // of the value is shown.
