@@ -619,7 +619,16 @@ func openFile(path string, fsync bool, logger *zap.Logger) (File, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
 	if errors.Is(err, fs.ErrExist) {
 		created = false
-		f, err = os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
+		// Not through a symbolic link: one planted where a rotated log
+		// was would send the records (request paths an agent chose
+		// among them) into whatever file it names, a shell's start-up
+		// file say.
+		f, err = os.OpenFile(path, os.O_RDWR|os.O_APPEND|noFollow, 0)
+		if err != nil {
+			if fi, lerr := os.Lstat(path); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
+				return nil, fmt.Errorf("%s is a symbolic link; countersign does not follow links to its audit log: set audit.path to the file itself", path)
+			}
+		}
 	}
 	if err != nil {
 		return nil, err

@@ -724,3 +724,34 @@ func TestAssembledLineEqualsEncodedLine(t *testing.T) {
 		}
 	}
 }
+
+// A symbolic link where the log should be (planted after the log was
+// rotated away, say) is refused, not followed: the records would go into
+// whatever file it names. A dangling one too.
+func TestOpenRefusesALinkForTheLog(t *testing.T) {
+	dir := t.TempDir()
+	// Empty, as a fresh start-up file is: a log could resume there.
+	target := filepath.Join(dir, "bashrc")
+	if err := os.WriteFile(target, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, to := range map[string]string{"to a file": target, "dangling": filepath.Join(dir, "nowhere")} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "audit.jsonl")
+			if err := os.Symlink(to, path); err != nil {
+				t.Fatal(err)
+			}
+			l, err := Open(Options{Path: path, Now: testClock()}, nil)
+			if err == nil {
+				l.Close()
+				t.Fatal("Open through a symbolic link succeeded")
+			}
+			if b, _ := os.ReadFile(target); len(b) != 0 {
+				t.Errorf("the link's target changed: %q", b)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "nowhere")); err == nil {
+				t.Error("the dangling link's target was created")
+			}
+		})
+	}
+}
