@@ -57,6 +57,18 @@ type Options struct {
 	// directory with 0700) and lock it against a second writer. Tests use it
 	// to inject failing files.
 	OpenFile func(path string) (File, error)
+	// Journal, with Fsync, is a file beside the log that makes group
+	// commits durable by overwriting it in place rather than by an fsync
+	// of the log (see journal.go); "" means none. Open replays an existing
+	// journal left by a crash even without Fsync. It is removed on Close.
+	// Only on Linux, where the gain was measured; elsewhere it is ignored.
+	Journal string
+	// ReplayOnly makes Journal only replayed, if a crash left it, and
+	// then removed: the log is synced by fsync.
+	ReplayOnly bool
+	// OpenJournal opens Journal; nil means create it with mode 0600 and
+	// O_DSYNC. Tests use it to inject failing files.
+	OpenJournal func(path string) (JournalFile, error)
 }
 
 // Log appends records to a hash-chained audit log. It is safe for
@@ -107,6 +119,8 @@ type Log struct {
 	deferDelay time.Duration
 	// spare is a drained pending buffer kept for reuse.
 	spare []byte
+	// j, when set, makes synced groups durable instead of an fsync of f.
+	j *journal
 	// appended, when set (tests only), is called under mu after a record
 	// joins pending.
 	appended func()
@@ -208,20 +222,53 @@ func Open(opts Options, logger *zap.Logger) (*Log, error) {
 		}
 		return nil, fmt.Errorf("resume audit log %s: %w", opts.Path, err)
 	}
+	var restored []byte
+	var restoredN int
+	if opts.Journal != "" && journalSupported {
+		restored, restoredN, err = l.openJournal(opts, r.pos)
+		if err != nil {
+			_ = f.Close()
+			return nil, err
+		}
+	}
 	l.tip, l.written, l.durable = r.pos, r.pos, r.pos
-	if r.torn == 0 {
+	if r.torn == 0 && restoredN == 0 {
 		l.logger.Debug("audit log opened", zap.String("path", opts.Path), zap.Uint64("seq", r.pos.seq))
 		return l, nil
 	}
 
-	l.logger.Warn("audit log had a torn last line; discarding it",
-		zap.String("path", opts.Path), zap.Int64("bytes", r.torn), zap.Uint64("seq", r.pos.seq))
-	l.dirty = true // the torn bytes are cut off before the recovered record is written
-	err = l.Record(&Event{
-		Type:   "recovered",
-		Detail: fmt.Sprintf("discarded %d torn bytes", r.torn),
-		Fields: map[string]any{"discarded_bytes": r.torn, "discarded_sha256": r.tornSHA256},
-	})
+	ev := &Event{Type: "recovered"}
+	if r.torn > 0 {
+		l.logger.Warn("audit log had a torn last line; discarding it",
+			zap.String("path", opts.Path), zap.Int64("bytes", r.torn), zap.Uint64("seq", r.pos.seq))
+		ev.Detail = fmt.Sprintf("discarded %d torn bytes", r.torn)
+		ev.Fields = map[string]any{"discarded_bytes": r.torn, "discarded_sha256": r.tornSHA256}
+		// The torn bytes are cut off before the next record is written.
+		l.dirty = true
+	}
+	if restoredN > 0 {
+		if err := l.restore(restored, restoredN); err != nil {
+			// Close must not remove a journal whose records the log may
+			// not hold.
+			if l.j != nil {
+				_ = l.j.f.Close()
+				l.j = nil
+			}
+			_ = l.Close()
+			return nil, fmt.Errorf("recover audit log %s from %s: %w", opts.Path, opts.Journal, err)
+		}
+		msg := fmt.Sprintf("restored %d records from the journal", restoredN)
+		if ev.Detail != "" {
+			msg = ev.Detail + "; " + msg
+		}
+		ev.Detail = msg
+		if ev.Fields == nil {
+			ev.Fields = map[string]any{}
+		}
+		ev.Fields["restored_records"] = restoredN
+		ev.Fields["restored_from_seq"] = r.pos.seq + 1
+	}
+	err = l.Record(ev)
 	if err != nil {
 		_ = l.Close()
 		return nil, fmt.Errorf("recover audit log %s: %w", opts.Path, err)
@@ -231,6 +278,107 @@ func Open(opts Options, logger *zap.Logger) (*Log, error) {
 
 // Path returns the log's path as given in Options.
 func (l *Log) Path() string { return l.path }
+
+// openJournal opens (or creates) opts.Journal, returns the records of it
+// that continue the log after tip, and keeps the journal if the log is
+// durable: without Fsync a journal left by a crash is only read, and
+// removed once its records are in the log.
+func (l *Log) openJournal(opts Options, tip position) ([]byte, int, error) {
+	where := fmt.Sprintf("audit journal %s", opts.Journal)
+	writing := l.fsync && !opts.ReplayOnly
+	var jf JournalFile
+	created := false
+	var err error
+	if opts.OpenJournal != nil {
+		jf, err = opts.OpenJournal(opts.Journal)
+	} else if writing {
+		jf, created, err = openJournalFile(opts.Journal)
+	} else {
+		var file *os.File
+		file, err = os.OpenFile(opts.Journal, os.O_RDONLY|noFollow, 0)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, 0, nil
+		}
+		jf = file
+	}
+	if err != nil {
+		if writing {
+			return nil, 0, fmt.Errorf("open %s (audit.journal: false turns it off): %w", where, err)
+		}
+		return nil, 0, fmt.Errorf("open %s, which a crash left: %w", where, err)
+	}
+	j := &journal{f: jf, path: opts.Journal, logger: l.logger, readOnly: !writing}
+	data, err := readJournal(jf)
+	if err != nil {
+		_ = jf.Close()
+		return nil, 0, fmt.Errorf("read %s: %w", where, err)
+	}
+	restored, n, err := journalReplay(data, tip, opts.Journal, opts.Path)
+	if err != nil {
+		_ = jf.Close()
+		return nil, 0, err
+	}
+	if !writing && n == 0 {
+		// The log holds every record the journal has: make sure of it on
+		// disk, then the journal can go.
+		if err := l.f.Sync(); err != nil {
+			_ = jf.Close()
+			return nil, 0, fmt.Errorf("fsync audit log %s: %w", opts.Path, err)
+		}
+		if err := j.remove(); err != nil {
+			return nil, 0, fmt.Errorf("remove %s: %w", where, err)
+		}
+		return nil, 0, nil
+	}
+	if n > 0 {
+		// The new generation must not begin before the log holds the
+		// records the old one has: restore does both.
+		l.j = j
+		return restored, n, nil
+	}
+	// The log may hold records a crashed writer never synced, which the
+	// old generation covered: sync it before a new one begins.
+	if err := l.f.Sync(); err != nil {
+		_ = jf.Close()
+		return nil, 0, fmt.Errorf("fsync audit log %s: %w", opts.Path, err)
+	}
+	if err := j.prepare(created); err != nil {
+		_ = jf.Close()
+		return nil, 0, fmt.Errorf("prepare %s (audit.journal: false turns it off): %w", where, err)
+	}
+	l.j = j
+	return nil, 0, nil
+}
+
+// restore appends n records read from the journal after the last complete
+// record (cutting a torn tail away first), syncs the log, and begins a new
+// journal generation, or removes a journal kept only for reading.
+func (l *Log) restore(data []byte, n int) error {
+	if err := l.f.Truncate(l.written.size); err != nil {
+		return fmt.Errorf("truncate to %d bytes: %w", l.written.size, err)
+	}
+	l.dirty = false
+	if w, err := l.f.Write(data); err != nil || w != len(data) {
+		l.dirty = true
+		return fmt.Errorf("write: %w", errors.Join(err, io.ErrShortWrite))
+	}
+	if err := l.f.Sync(); err != nil {
+		l.dirty = true
+		return fmt.Errorf("fsync: %w", err)
+	}
+	lastStart := bytes.LastIndexByte(data[:len(data)-1], '\n') + 1
+	last, _ := parseLine(data[lastStart : len(data)-1])
+	pos := position{seq: last.seq, hash: hashOf(last.hash), size: l.written.size + int64(len(data))}
+	l.tip, l.written, l.durable = pos, pos, pos
+	l.logger.Warn("audit log restored records from its journal after a crash",
+		zap.String("path", l.path), zap.Int("records", n), zap.Uint64("seq", pos.seq))
+	if l.j.readOnly {
+		err := l.j.remove()
+		l.j = nil
+		return err
+	}
+	return l.j.prepare(false)
+}
 
 // Record appends ev. It returns once the record is written to the file and,
 // with Options.Fsync, on stable storage. An error (a failed write or fsync,
@@ -430,6 +578,16 @@ func (l *Log) write(data []byte, sync bool) (werr, serr error) {
 			return fmt.Errorf("write audit log %s: %w", l.path, err), nil
 		}
 	}
+	if l.j != nil {
+		if !sync {
+			l.j.hold(data)
+			return nil, nil
+		}
+		if err := l.j.commit(data, l.f); err != nil {
+			return nil, fmt.Errorf("fsync audit log %s: %w", l.path, err)
+		}
+		return nil, nil
+	}
 	if !sync {
 		return nil, nil
 	}
@@ -495,6 +653,22 @@ func (l *Log) Close() error {
 		l.flushLocked()
 		if b.err != nil {
 			errs = append(errs, b.err)
+		}
+	}
+	if j := l.j; j != nil {
+		// The journal goes once the log holds all it held; a journal
+		// found on Open therefore means a crash.
+		if len(errs) == 0 {
+			if err := l.f.Sync(); err != nil {
+				errs = append(errs, fmt.Errorf("fsync audit log %s: %w", l.path, err))
+			}
+		}
+		if len(errs) == 0 {
+			if err := j.remove(); err != nil {
+				errs = append(errs, fmt.Errorf("remove audit journal %s: %w", j.path, err))
+			}
+		} else {
+			_ = j.f.Close()
 		}
 	}
 	if err := l.f.Close(); err != nil {

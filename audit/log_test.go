@@ -670,26 +670,50 @@ func TestFailedFsyncDiscardsAsyncRecords(t *testing.T) {
 }
 
 func BenchmarkRecord(b *testing.B) {
-	for _, fsync := range []bool{false, true} {
-		b.Run(fmt.Sprintf("fsync=%v", fsync), func(b *testing.B) {
-			l, err := Open(Options{Path: filepath.Join(b.TempDir(), "audit.jsonl"), Fsync: fsync}, nil)
-			if err != nil {
-				b.Fatal(err)
+	for _, c := range []struct {
+		name           string
+		fsync, journal bool
+	}{{"fsync=false", false, false}, {"fsync=true", true, false}, {"fsync=true/journal", true, true}} {
+		for _, serial := range []bool{false, true} {
+			name := c.name
+			if serial {
+				name += "/serial"
 			}
-			ev := sampleEvent(1)
-			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if err := l.Record(ev); err != nil {
-						b.Error(err)
-						return
+			b.Run(name, func(b *testing.B) {
+				path := filepath.Join(b.TempDir(), "audit.jsonl")
+				opts := Options{Path: path, Fsync: c.fsync}
+				if c.journal {
+					opts.Journal = path + ".journal"
+				}
+				l, err := Open(opts, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ev := sampleEvent(1)
+				b.ReportAllocs()
+				if serial {
+					// One waiting caller at a time: each record is its
+					// own group, as at one connection.
+					for b.Loop() {
+						if err := l.Record(ev); err != nil {
+							b.Fatal(err)
+						}
 					}
+				} else {
+					b.RunParallel(func(pb *testing.PB) {
+						for pb.Next() {
+							if err := l.Record(ev); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					})
+				}
+				if err := l.Close(); err != nil {
+					b.Fatal(err)
 				}
 			})
-			if err := l.Close(); err != nil {
-				b.Fatal(err)
-			}
-		})
+		}
 	}
 }
 

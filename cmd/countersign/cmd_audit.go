@@ -42,6 +42,10 @@ pass it back with --expect: the log must still hold that record, unchanged.`,
 				return usageError(err)
 			}
 			defer f.Close()
+			if _, err := os.Lstat(args[0] + ".journal"); err == nil {
+				fmt.Fprintf(e.stderr, "note: %s.journal exists: countersign is writing this log now, or stopped without closing it; "+
+					"the records the journal holds after the log's last one are appended when countersign next opens the log\n", args[0])
+			}
 			res, err := audit.Verify(f, anchors...)
 			if err != nil {
 				var ce *audit.ChainError

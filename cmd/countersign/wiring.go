@@ -217,13 +217,13 @@ func newApp(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts ap
 		return nil, usageError(fmt.Errorf("%s: CA: %w", cfg.Where(key), err))
 	}
 
-	a.audit, err = audit.Open(audit.Options{Path: cfg.Audit.Path, Fsync: cfg.Audit.Fsync}, logger)
+	a.audit, err = audit.Open(auditOptions(cfg, cfg.Audit.Path), logger)
 	if errors.Is(err, audit.ErrInUse) && opts.auditFallback != "" && !cfg.IsSet("audit.path") && !cfg.IsSet("audit") {
 		// Another session holds the shared log; one chain has one writer,
 		// so this session keeps its own.
 		fallback := filepath.Join(cfg.StateDir, "audit", opts.auditFallback+".jsonl")
 		logger.Info("the shared audit log is in use; this session writes its own", zap.String("path", fallback))
-		a.audit, err = audit.Open(audit.Options{Path: fallback, Fsync: cfg.Audit.Fsync}, logger)
+		a.audit, err = audit.Open(auditOptions(cfg, fallback), logger)
 	}
 	if err != nil {
 		return nil, usageError(fmt.Errorf("audit log: %w", err))
@@ -684,4 +684,16 @@ func (a *app) policyHealth(body map[string]any) {
 		}
 		body["policy_bundle"] = b
 	}
+}
+
+// auditOptions opens the audit log at path as cfg says.
+func auditOptions(cfg *config.Config, path string) audit.Options {
+	opts := audit.Options{Path: path, Fsync: cfg.Audit.Fsync}
+	if path != "-" {
+		// Set even with the journal off, so that one a crash left is
+		// replayed.
+		opts.Journal = path + ".journal"
+		opts.ReplayOnly = !cfg.Audit.Journal
+	}
+	return opts
 }

@@ -193,6 +193,11 @@ type Audit struct {
 	Path string `yaml:"path"`
 	// Fsync makes every record durable before the request is forwarded.
 	Fsync bool `yaml:"fsync"`
+	// Journal, with Fsync, makes records durable through a 4 MiB file
+	// beside the log (<path>.journal), overwritten in place, instead of an
+	// fsync of the log per group: cheaper on Linux file systems. Linux
+	// only; ignored elsewhere.
+	Journal bool `yaml:"journal"`
 }
 
 // Client is a proxy credential accepted by countersign serve (SPEC section 9).
@@ -254,7 +259,7 @@ func Default() Config {
 			GrantTTL: 30 * time.Minute,
 			Expire:   24 * time.Hour,
 		},
-		Audit: Audit{Fsync: true},
+		Audit: Audit{Fsync: true, Journal: true},
 		Log:   Log{Level: "info", Format: "console"},
 	}
 }

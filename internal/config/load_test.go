@@ -90,7 +90,7 @@ func TestDefault(t *testing.T) {
 			GrantTTL: 30 * time.Minute,
 			Expire:   24 * time.Hour,
 		},
-		Audit: Audit{Fsync: true},
+		Audit: Audit{Fsync: true, Journal: true},
 		Log:   Log{Level: "info", Format: "console"},
 	}
 	got := Default()
@@ -239,7 +239,7 @@ func TestLoadFull(t *testing.T) {
 				SigningSecret: "signing-secret",
 			},
 		},
-		Audit: Audit{Path: "-", Fsync: false},
+		Audit: Audit{Path: "-", Fsync: false, Journal: false},
 		Clients: []Client{
 			{Name: "ci-agent", Password: "ci-secret"},
 			{Name: "nightly", PasswordFile: "/home/alice/nightly.pass"},
@@ -258,9 +258,9 @@ func TestLoadFull(t *testing.T) {
 		"listen":                                 2,
 		"upstream.resolve":                       11,
 		`upstream.resolve["api.github.com:443"]`: 12,
-		"clients[1]":                             44,
-		"clients[1].password_file":               45,
-		"log.format":                             49,
+		"clients[1]":                             45,
+		"clients[1].password_file":               46,
+		"log.format":                             50,
 	} {
 		if got.Source.Lines[key] != line {
 			t.Errorf("Source.Lines[%q] = %d, want %d", key, got.Source.Lines[key], line)

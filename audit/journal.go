@@ -1,0 +1,336 @@
+package audit
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"go.uber.org/zap"
+)
+
+// The journal makes a group commit durable without an fsync of the log.
+//
+// An fsync after an append must also commit the file's new size: on ext4
+// that is a commit of the file system's own journal. An overwrite of blocks
+// that are already allocated and written needs only the data to reach the
+// disk. On the benchmark machine's disk, with 1.5 KiB records, an append
+// plus fsync took 200–220 µs (95–117 µs of CPU), and an append plus an
+// O_DSYNC overwrite in a preallocated file 140–180 µs (65–90 µs of CPU).
+//
+// With a journal, the log is appended to as before but not synced; each
+// synced group's bytes are written, as one entry, into a preallocated file
+// beside the log that is opened with O_DSYNC. The log itself is synced only
+// when the journal is full (or on Close), after which the journal starts a
+// new generation from its beginning. After a crash, Open appends to the log
+// whatever records of the journal's current generation follow the log's
+// last complete record, and says so in its "recovered" record.
+//
+// Replay trusts the chain, not offsets: a journal line is appended only if
+// its seq and prev continue the log's last record, and every line carries
+// its own hash. A journal that holds records past the log's end but does
+// not continue it (a gap, or a different record at the same seq) means the
+// log lost records it had made durable, or the journal belongs to another
+// log: Open refuses and says what to do, rather than guess.
+//
+// Layout: a header block (magic, generation, CRC-32C) at offset 0, then
+// entries from journalHead on: magic, generation, length, CRC-32C of the
+// generation, length and data, then the data (whole lines). Entries of one
+// generation are written one after another and never rewound; a new
+// generation gets a random number, so entries of an older one beyond the
+// current end are never read as current.
+const (
+	// journalSize is the journal file's size. At 1.5 KiB per record it
+	// holds about 2,700 records between two fsyncs of the log.
+	journalSize    = 4 << 20
+	journalHead    = 4096
+	journalMagic   = "CSAUDJ01"
+	entryMagic     = "CSJE"
+	entryHeadLen   = 4 + 8 + 4 + 4
+	journalHeadLen = len(journalMagic) + 8 + 4
+	// maxEntryData is the most data one entry holds.
+	maxEntryData = journalSize - journalHead - entryHeadLen
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// JournalFile is what the journal needs from its file. A WriteAt must be on
+// stable storage when it returns: the default opener uses O_DSYNC.
+type JournalFile interface {
+	io.ReaderAt
+	io.WriterAt
+	Stat() (fs.FileInfo, error)
+	Close() error
+}
+
+// journal is the write-ahead file of a durable log. Only the flushing
+// caller uses it, or Open and Close while no flush runs.
+type journal struct {
+	f      JournalFile
+	path   string
+	logger *zap.Logger
+	gen    uint64
+	// off is where the next entry goes.
+	off int64
+	// held is what was written to the log since the last entry without
+	// being synced (records nobody waited for): the next entry carries it
+	// first, so the journal always holds every log byte after the last
+	// fsync of the log.
+	held []byte
+	// stale is set when held had to be dropped or an entry failed: the log
+	// must be synced, and a new generation begun, before the next entry.
+	stale bool
+	// disabled is set once a new generation could not be begun; the log is then
+	// synced by fsync as if there were no journal.
+	disabled bool
+	// readOnly is a journal a crash left, opened only to be replayed.
+	readOnly bool
+	buf      []byte
+}
+
+// openJournalFile opens or creates the journal at path, never through a
+// symbolic link. created reports a new file, whose directory entry must be
+// synced once it is initialised.
+func openJournalFile(path string) (f JournalFile, created bool, err error) {
+	file, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|oDSync, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		file, err = os.OpenFile(path, os.O_RDWR|oDSync|noFollow, 0)
+		if err != nil {
+			if fi, lerr := os.Lstat(path); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
+				return nil, false, fmt.Errorf("%s is a symbolic link; countersign does not follow links to its audit journal: remove it", path)
+			}
+		}
+		return file, false, err
+	}
+	return file, err == nil, err
+}
+
+// readJournal returns the data of the entries of the journal's current
+// generation, in order. A journal with no valid header yields nothing.
+func readJournal(f JournalFile) ([]byte, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	size := min(fi.Size(), journalSize)
+	if size < journalHead {
+		return nil, nil
+	}
+	all := make([]byte, size)
+	if _, err := f.ReadAt(all, 0); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("read: %w", err)
+	}
+	gen, ok := parseJournalHeader(all)
+	if !ok {
+		return nil, nil
+	}
+	var data []byte
+	for off := int64(journalHead); off+entryHeadLen <= size; {
+		e := all[off:]
+		if string(e[:4]) != entryMagic || binary.LittleEndian.Uint64(e[4:12]) != gen {
+			break
+		}
+		n := int64(binary.LittleEndian.Uint32(e[12:16]))
+		if n == 0 || n > size-off-entryHeadLen {
+			break
+		}
+		crc := crc32.Update(crc32.Checksum(e[4:16], castagnoli), castagnoli, e[entryHeadLen:entryHeadLen+n])
+		if crc != binary.LittleEndian.Uint32(e[16:20]) {
+			break // torn: its write never completed, so nobody was told it had
+		}
+		data = append(data, e[entryHeadLen:entryHeadLen+n]...)
+		off += entryHeadLen + n
+	}
+	return data, nil
+}
+
+func parseJournalHeader(b []byte) (gen uint64, ok bool) {
+	if len(b) < journalHeadLen || string(b[:len(journalMagic)]) != journalMagic {
+		return 0, false
+	}
+	n := len(journalMagic)
+	if crc32.Checksum(b[:n+8], castagnoli) != binary.LittleEndian.Uint32(b[n+8:n+12]) {
+		return 0, false
+	}
+	return binary.LittleEndian.Uint64(b[n : n+8]), true
+}
+
+// journalReplay returns the lines of journal data that continue the log
+// after tip, and how many records they are. It fails if the journal holds
+// records after tip that do not continue it.
+func journalReplay(data []byte, tip position, journalPath, logPath string) ([]byte, int, error) {
+	type jline struct {
+		link
+		start, end int
+	}
+	var lines []jline
+	for start := 0; start < len(data); {
+		i := bytes.IndexByte(data[start:], '\n')
+		if i < 0 {
+			break
+		}
+		l, reason := parseLine(data[start : start+i])
+		if reason != "" {
+			break
+		}
+		lines = append(lines, jline{l, start, start + i + 1})
+		start += i + 1
+	}
+	if len(lines) == 0 {
+		return nil, 0, nil
+	}
+	first, last := lines[0].seq, lines[len(lines)-1].seq
+	tipHash := string(tip.hash[:])
+	mismatch := func(seq uint64) error {
+		return fmt.Errorf("the audit journal %s does not continue the log %s: its record %d is not the log's (the journal belongs to another log, or the log was edited). Keep both files for investigation, move the journal aside, and start again", journalPath, logPath, seq)
+	}
+	if last <= tip.seq {
+		for _, l := range lines {
+			if l.seq == tip.seq && l.hash != tipHash {
+				return nil, 0, mismatch(l.seq)
+			}
+		}
+		return nil, 0, nil // the log already holds them
+	}
+	if first > tip.seq+1 {
+		return nil, 0, fmt.Errorf("the audit journal %s holds records %d–%d, but the log %s ends at record %d: records the log had made durable are missing. Keep both files for investigation, move the journal aside, and start again", journalPath, first, last, logPath, tip.seq)
+	}
+	k := 0
+	for k < len(lines) && lines[k].seq != tip.seq+1 {
+		k++
+	}
+	if k == len(lines) || lines[k].prev != tipHash {
+		return nil, 0, mismatch(tip.seq + 1)
+	}
+	end := k
+	for end+1 < len(lines) && lines[end+1].seq == lines[end].seq+1 && lines[end+1].prev == lines[end].hash {
+		end++
+	}
+	if end+1 < len(lines) {
+		return nil, 0, fmt.Errorf("the audit journal %s breaks its own chain after record %d: move it aside (keep it for investigation) and start again", journalPath, lines[end].seq)
+	}
+	return data[lines[k].start:lines[end].end], end - k + 1, nil
+}
+
+// prepare makes the file journalSize bytes of written blocks (an overwrite
+// of allocated, written blocks is what makes the journal cheap) and begins
+// a generation.
+func (j *journal) prepare(created bool) error {
+	fi, err := j.f.Stat()
+	if err != nil {
+		return err
+	}
+	zeros := make([]byte, 1<<20)
+	for off := fi.Size(); off < journalSize; {
+		n := min(int64(len(zeros)), journalSize-off)
+		if _, err := j.f.WriteAt(zeros[:n], off); err != nil {
+			return err
+		}
+		off += n
+	}
+	if created {
+		// A journal whose directory entry a crash loses would lose the
+		// records it holds.
+		if err := syncDir(filepath.Dir(j.path)); err != nil {
+			return err
+		}
+	}
+	return j.restart()
+}
+
+// restart begins a new generation: the entries written so far are no
+// longer read. Call it only when the log holds them durably.
+func (j *journal) restart() error {
+	var g [8]byte
+	_, _ = rand.Read(g[:])
+	gen := binary.LittleEndian.Uint64(g[:])
+	head := make([]byte, 0, journalHeadLen)
+	head = append(head, journalMagic...)
+	head = binary.LittleEndian.AppendUint64(head, gen)
+	head = binary.LittleEndian.AppendUint32(head, crc32.Checksum(head, castagnoli))
+	if _, err := j.f.WriteAt(head, 0); err != nil {
+		return fmt.Errorf("write audit journal %s: %w", j.path, err)
+	}
+	j.gen, j.off, j.stale = gen, journalHead, false
+	return nil
+}
+
+// hold keeps data, just written to the log without a sync, for the next
+// entry.
+func (j *journal) hold(data []byte) {
+	if j.disabled || j.stale {
+		return
+	}
+	if len(j.held)+len(data) > maxEntryData {
+		j.held, j.stale = j.held[:0], true
+		return
+	}
+	j.held = append(j.held, data...)
+}
+
+// commit makes data, just written to the log, durable, together with what
+// hold kept: as a journal entry when it fits, else by an fsync of log
+// followed by a new generation. An error means an fsync of log failed.
+func (j *journal) commit(data []byte, log File) error {
+	if !j.disabled && !j.stale {
+		n := int64(entryHeadLen + len(j.held) + len(data))
+		if n == entryHeadLen {
+			return nil
+		}
+		if j.off+n <= journalSize {
+			err := j.writeEntry(data)
+			j.held = j.held[:0]
+			if err == nil {
+				j.off += n
+				return nil
+			}
+			j.logger.Warn("audit journal write failed; syncing the log instead", zap.String("path", j.path), zap.Error(err))
+		}
+	}
+	j.held, j.stale = j.held[:0], true
+	if err := log.Sync(); err != nil {
+		return err
+	}
+	if j.disabled {
+		return nil
+	}
+	if err := j.restart(); err != nil {
+		// Entries of the old generation may still be read after a crash;
+		// the log holds every one of them now, so replay finds nothing to
+		// add. Later records are synced the plain way.
+		j.disabled = true
+		j.logger.Warn("audit journal disabled; every group commit now syncs the log", zap.String("path", j.path), zap.Error(err))
+	}
+	return nil
+}
+
+func (j *journal) writeEntry(data []byte) error {
+	b := append(j.buf[:0], entryMagic...)
+	b = binary.LittleEndian.AppendUint64(b, j.gen)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(j.held)+len(data)))
+	b = append(b, 0, 0, 0, 0)
+	b = append(b, j.held...)
+	b = append(b, data...)
+	crc := crc32.Update(crc32.Checksum(b[4:16], castagnoli), castagnoli, b[entryHeadLen:])
+	binary.LittleEndian.PutUint32(b[16:20], crc)
+	_, err := j.f.WriteAt(b, j.off)
+	if cap(b) <= 1<<20 {
+		j.buf = b[:0]
+	}
+	return err
+}
+
+// remove deletes the journal once the log holds everything durably.
+func (j *journal) remove() error {
+	err := j.f.Close()
+	if rerr := os.Remove(j.path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+		err = errors.Join(err, rerr)
+	}
+	return err
+}

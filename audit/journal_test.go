@@ -1,0 +1,567 @@
+package audit
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// powerFile is a log file that remembers what a power loss would leave of
+// it: its content as of the last Sync. The journal needs no such model:
+// its writes are O_DSYNC, on disk when they return.
+type powerFile struct {
+	*os.File
+	mu     sync.Mutex
+	synced []byte
+	syncs  int
+}
+
+func openPowerFile(t *testing.T, path string) *powerFile {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &powerFile{File: f}
+	p.synced, err = os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func (p *powerFile) Sync() error {
+	b, err := os.ReadFile(p.Name())
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.synced, p.syncs = b, p.syncs+1
+	return p.File.Sync()
+}
+
+func (p *powerFile) state() (synced []byte, syncs int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return bytes.Clone(p.synced), p.syncs
+}
+
+// crashCopy writes log as a crash left it, and a copy of the journal, into
+// a new directory, and returns the log's path there.
+func crashCopy(t *testing.T, log []byte, journal string) string {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.jsonl")
+	if err := os.WriteFile(path, log, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+".journal", readFile(t, journal), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// requestIDs returns the request_id of every record of a verified log, and
+// the "recovered" records' details.
+func requestIDs(t *testing.T, path string) (ids map[string]int, recovered []string) {
+	t.Helper()
+	verifyFile(t, path)
+	ids = map[string]int{}
+	for _, line := range splitLines(readFile(t, path)) {
+		rec, err := ParseRecord(bytes.TrimSuffix(line, []byte("\n")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Type == "recovered" {
+			recovered = append(recovered, rec.Detail)
+		}
+		if rec.RequestID != "" {
+			ids[rec.RequestID]++
+		}
+	}
+	return ids, recovered
+}
+
+// journalLog opens a durable log with a journal on a powerFile.
+func journalLog(t *testing.T, path string) (*Log, *powerFile) {
+	t.Helper()
+	pf := openPowerFile(t, path)
+	l := openTestLog(t, Options{Path: path, Fsync: true, Journal: path + ".journal", OpenFile: func(string) (File, error) { return pf, nil }})
+	return l, pf
+}
+
+// TestJournalKeepsAcknowledgedRecordsThroughPowerLoss records through a
+// journal, then opens what a power loss could leave of the log (the part
+// synced, a torn or zeroed tail, or all of it) beside the journal, and
+// checks that every record Record acknowledged is there exactly once.
+func TestJournalKeepsAcknowledgedRecordsThroughPowerLoss(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, pf := journalLog(t, path)
+	const n = 40
+	var acked []string
+	for i := 1; i <= n; i++ {
+		ev := sampleEvent(i)
+		switch i % 3 {
+		case 1:
+			// Records nobody waits for ride with the next synced group.
+			if err := l.RecordAsync(ev); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		case 2:
+			if err := l.RecordDeferred(ev); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := l.Record(ev); err != nil {
+			t.Fatalf("Record(%d) = %v", i, err)
+		}
+		// Acknowledged: this record and every one before it.
+		for k := len(acked) + 1; k <= i; k++ {
+			acked = append(acked, fmt.Sprintf("r-%d", k))
+		}
+	}
+	synced, syncs := pf.state()
+	if syncs > 1 {
+		t.Errorf("the log was synced %d times for %d durable records; want 1 (on Open), the journal taking the rest", syncs, n/3)
+	}
+	full := readFile(t, path)
+	unsynced := full[len(synced):]
+	if len(unsynced) == 0 {
+		t.Fatal("nothing unsynced: the test would prove nothing")
+	}
+	crashes := []struct {
+		name string
+		log  []byte
+		lost bool
+	}{
+		{"synced part only", synced, true},
+		{"torn tail", append(bytes.Clone(synced), unsynced[:len(unsynced)/2]...), true},
+		{"zeros where data was lost", append(bytes.Clone(synced), make([]byte, 300)...), true},
+		{"all of it (kill -9)", full, false},
+	}
+	for _, c := range crashes {
+		t.Run(c.name, func(t *testing.T) {
+			cp := crashCopy(t, c.log, path+".journal")
+			l2 := openTestLog(t, Options{Path: cp, Fsync: true, Journal: cp + ".journal"})
+			if err := l2.Record(sampleEvent(1000)); err != nil {
+				t.Fatal(err)
+			}
+			if err := l2.Close(); err != nil {
+				t.Fatal(err)
+			}
+			ids, recovered := requestIDs(t, cp)
+			for _, id := range acked {
+				if ids[id] != 1 {
+					t.Errorf("acknowledged record %s appears %d times after the crash, want 1", id, ids[id])
+				}
+			}
+			if c.lost && (len(recovered) != 1 || !strings.Contains(recovered[0], "records from the journal")) {
+				t.Errorf("recovered records = %q, want one saying what the journal restored", recovered)
+			}
+			if !c.lost && len(recovered) != 0 {
+				t.Errorf("recovered records = %q after a crash that lost nothing, want none", recovered)
+			}
+			if _, err := os.Stat(cp + ".journal"); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("journal after Close: %v, want it removed", err)
+			}
+		})
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path + ".journal"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("journal after Close: %v, want it removed", err)
+	}
+}
+
+// TestJournalWraps fills the journal several times over: each time the log
+// is synced and a new generation begins, and a power loss after that still
+// loses nothing acknowledged.
+func TestJournalWraps(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, pf := journalLog(t, path)
+	big := strings.Repeat("x", 300<<10)
+	var acked []string
+	for i := 1; i <= 40; i++ {
+		ev := sampleEvent(i)
+		ev.Fields = map[string]any{"pad": big}
+		if err := l.Record(ev); err != nil {
+			t.Fatal(err)
+		}
+		acked = append(acked, ev.RequestID)
+	}
+	// One record larger than the journal is synced the plain way.
+	huge := sampleEvent(41)
+	huge.Fields = map[string]any{"pad": strings.Repeat("y", journalSize)}
+	if err := l.Record(huge); err != nil {
+		t.Fatal(err)
+	}
+	acked = append(acked, huge.RequestID)
+	// And a few after it, which only the journal holds.
+	for i := 42; i <= 44; i++ {
+		if err := l.Record(sampleEvent(i)); err != nil {
+			t.Fatal(err)
+		}
+		acked = append(acked, fmt.Sprintf("r-%d", i))
+	}
+	synced, syncs := pf.state()
+	// 1 on Open, 1 per journal's worth (12 MiB of records in a 4 MiB
+	// journal) and 1 for the record too large for it: 5.
+	if syncs < 4 || syncs > 6 {
+		t.Errorf("log synced %d times for 44 records, want about 5 (once per journal's worth)", syncs)
+	}
+	cp := crashCopy(t, synced, path+".journal")
+	l2 := openTestLog(t, Options{Path: cp, Fsync: true, Journal: cp + ".journal"})
+	if err := l2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ids, _ := requestIDs(t, cp)
+	for _, id := range acked {
+		if ids[id] != 1 {
+			t.Errorf("acknowledged record %s appears %d times after the crash, want 1", id, ids[id])
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestJournalThatDoesNotContinueTheLog checks that Open refuses a journal
+// holding records past the log's end that do not follow it, instead of
+// dropping them or writing them after the wrong record.
+func TestJournalThatDoesNotContinueTheLog(t *testing.T) {
+	// A log of 10 records, then 5 more through a journal, then a crash
+	// that keeps only what was synced: the first 10.
+	path := writeLog(t, 10)
+	l, pf := journalLog(t, path)
+	for i := 11; i <= 15; i++ {
+		if err := l.Record(sampleEvent(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	synced, _ := pf.state()
+	lines := splitLines(synced)
+	if len(lines) != 10 {
+		t.Fatalf("synced %d lines, want 10", len(lines))
+	}
+	other := splitLines(readFile(t, writeLog(t, 12)))
+	for i := range other {
+		other[i] = bytes.Replace(other[i], []byte("alice"), []byte("mallory"), -1)
+	}
+	tests := []struct {
+		name string
+		log  []byte
+		want string
+	}{
+		{"records the log had synced are missing", bytes.Join(lines[:7], nil), "records 11–15, but the log"},
+		{"another log", reseal(t, other[:10]), "does not continue the log"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cp := crashCopy(t, tt.log, path+".journal")
+			_, err := Open(Options{Path: cp, Fsync: true, Journal: cp + ".journal"}, nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "move the journal aside") {
+				t.Fatalf("Open() = %v, want an error containing %q that says what to do", err, tt.want)
+			}
+			if got := readFile(t, cp); !bytes.Equal(got, tt.log) {
+				t.Error("Open changed the log it refused")
+			}
+		})
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// reseal recomputes the hash chain of edited lines.
+func reseal(t *testing.T, lines [][]byte) []byte {
+	t.Helper()
+	var out []byte
+	prev := hashOf(zeroHash)
+	for i, line := range lines {
+		body := line[:len(line)-1-hashSuffixLen]
+		body = body[:len(body)-prevSuffixLen]
+		rest := body[bytes.IndexByte(body, ',')+1:]
+		rest = rest[bytes.IndexByte(rest, ',')+1:] // drop seq and ts; assemble writes them
+		var err error
+		var h chainHash
+		out, h, err = assemble(out, append(append([]byte("{"), rest...), '}'), uint64(i+1), &prev, testClock()())
+		if err != nil {
+			t.Fatal(err)
+		}
+		prev = h
+	}
+	return out
+}
+
+// TestJournalTornEntryIsNotReplayed corrupts the journal's last entry, as a
+// write that never completed leaves it: its records are not restored, the
+// ones before it are, and the log verifies.
+func TestJournalTornEntryIsNotReplayed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, pf := journalLog(t, path)
+	for i := 1; i <= 5; i++ {
+		if err := l.Record(sampleEvent(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	synced, _ := pf.state()
+	cp := crashCopy(t, synced, path+".journal")
+	j := readFile(t, cp+".journal")
+	// The last entry's last data byte (its newline) is the last non-zero.
+	last := bytes.LastIndexFunc(j, func(r rune) bool { return r != 0 })
+	j[last-10] ^= 0xff
+	if err := os.WriteFile(cp+".journal", j, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l2 := openTestLog(t, Options{Path: cp, Fsync: true, Journal: cp + ".journal"})
+	if err := l2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ids, recovered := requestIDs(t, cp)
+	for i := 1; i <= 4; i++ {
+		if id := fmt.Sprintf("r-%d", i); ids[id] != 1 {
+			t.Errorf("record %s appears %d times, want 1", id, ids[id])
+		}
+	}
+	if ids["r-5"] != 0 {
+		t.Error("the torn entry's record was restored")
+	}
+	if len(recovered) != 1 || !strings.Contains(recovered[0], "restored 4 records") {
+		t.Errorf("recovered = %q, want one that restored 4 records", recovered)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestJournalLeftByACrashIsReplayedWithoutFsync opens a crashed log with
+// fsync off: the journal's records are restored and the journal removed.
+func TestJournalLeftByACrashIsReplayedWithoutFsync(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, pf := journalLog(t, path)
+	for i := 1; i <= 3; i++ {
+		if err := l.Record(sampleEvent(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	synced, _ := pf.state()
+	cp := crashCopy(t, synced, path+".journal")
+	l2 := openTestLog(t, Options{Path: cp, Journal: cp + ".journal"})
+	if _, err := os.Stat(cp + ".journal"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("journal after Open without fsync: %v, want it removed", err)
+	}
+	if err := l2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ids, _ := requestIDs(t, cp)
+	if len(ids) != 3 {
+		t.Errorf("records after the crash = %v, want r-1…r-3", ids)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// failingJournal is a journal file whose writes fail once failWrites is set.
+type failingJournal struct {
+	*os.File
+	mu         sync.Mutex
+	failWrites bool
+}
+
+func (f *failingJournal) WriteAt(p []byte, off int64) (int, error) {
+	f.mu.Lock()
+	fail := f.failWrites
+	f.mu.Unlock()
+	if fail {
+		return 0, errors.New("injected journal write error")
+	}
+	return f.File.WriteAt(p, off)
+}
+
+// TestJournalFailureFallsBackToFsync breaks the journal's writes: records
+// still succeed, each made durable by an fsync of the log instead.
+func TestJournalFailureFallsBackToFsync(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	pf := openPowerFile(t, path)
+	var fj *failingJournal
+	l := openTestLog(t, Options{
+		Path: path, Fsync: true, Journal: path + ".journal",
+		OpenFile: func(string) (File, error) { return pf, nil },
+		OpenJournal: func(p string) (JournalFile, error) {
+			f, _, err := openJournalFile(p)
+			if err != nil {
+				return nil, err
+			}
+			fj = &failingJournal{File: f.(*os.File)}
+			return fj, nil
+		},
+	})
+	if err := l.Record(sampleEvent(1)); err != nil {
+		t.Fatal(err)
+	}
+	_, before := pf.state()
+	fj.mu.Lock()
+	fj.failWrites = true
+	fj.mu.Unlock()
+	for i := 2; i <= 4; i++ {
+		if err := l.Record(sampleEvent(i)); err != nil {
+			t.Fatalf("Record(%d) with a broken journal = %v, want the log synced instead", i, err)
+		}
+	}
+	synced, after := pf.state()
+	if after-before != 3 {
+		t.Errorf("log syncs for 3 records with a broken journal = %d, want 3", after-before)
+	}
+	if n := len(splitLines(synced)); n != 4 {
+		t.Errorf("synced records = %d, want 4", n)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestJournalIsNotALink checks that Open refuses a journal path that is a
+// symbolic link rather than write records into the file it names.
+func TestJournalIsNotALink(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "bashrc")
+	if err := os.WriteFile(target, []byte("echo hi\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "audit.jsonl")
+	if err := os.Symlink(target, path+".journal"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(Options{Path: path, Fsync: true, Journal: path + ".journal"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Fatalf("Open() = %v, want a refusal naming the link", err)
+	}
+	if got := readFile(t, target); string(got) != "echo hi\n" {
+		t.Errorf("the link's target was written: %q", got)
+	}
+}
+
+// FuzzJournalReplay feeds arbitrary journal files to the reader and the
+// replay: they must never panic, and whatever they restore must continue
+// the log's chain.
+func FuzzJournalReplay(f *testing.F) {
+	dir := f.TempDir()
+	path := filepath.Join(dir, "audit.jsonl")
+	l, err := Open(Options{Path: path, Fsync: true, Journal: path + ".journal", Now: testClock()}, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for i := 1; i <= 3; i++ {
+		if err := l.Record(sampleEvent(i)); err != nil {
+			f.Fatal(err)
+		}
+	}
+	j, err := os.ReadFile(path + ".journal")
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		f.Fatal(err)
+	}
+	end := bytes.LastIndexFunc(j, func(r rune) bool { return r != 0 }) + 1
+	f.Add(j[:end], uint64(0))
+	f.Add(j[:end], uint64(1))
+	f.Add(j[:end-5], uint64(0))
+	f.Fuzz(func(t *testing.T, data []byte, tipSeq uint64) {
+		got, err := readJournal(memJournal(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tip := position{seq: tipSeq % 4, hash: hashOf(zeroHash)}
+		restored, n, err := journalReplay(got, tip, "j", "l")
+		if err != nil || n == 0 {
+			return
+		}
+		// What is restored is whole records continuing the tip.
+		lines := splitLines(restored)
+		if len(lines) != n {
+			t.Fatalf("restored %d lines, reported %d", len(lines), n)
+		}
+		prev, seq := string(tip.hash[:]), tip.seq
+		for _, line := range lines {
+			l, reason := parseLine(bytes.TrimSuffix(line, []byte("\n")))
+			if reason != "" || l.seq != seq+1 || l.prev != prev {
+				t.Fatalf("restored a line that does not continue the chain: %q (%s)", line, reason)
+			}
+			prev, seq = l.hash, l.seq
+		}
+	})
+}
+
+type memJournal []byte
+
+func (m memJournal) ReadAt(p []byte, off int64) (int, error) {
+	if off >= int64(len(m)) {
+		return 0, fs.ErrInvalid
+	}
+	n := copy(p, m[off:])
+	if n < len(p) {
+		return n, fmt.Errorf("short read: %w", errors.ErrUnsupported)
+	}
+	return n, nil
+}
+func (m memJournal) WriteAt([]byte, int64) (int, error) { return 0, errors.ErrUnsupported }
+func (m memJournal) Stat() (fs.FileInfo, error)         { return memInfo(len(m)), nil }
+func (m memJournal) Close() error                       { return nil }
+
+type memInfo int64
+
+func (i memInfo) Name() string       { return "journal" }
+func (i memInfo) Size() int64        { return int64(i) }
+func (i memInfo) Mode() fs.FileMode  { return 0o600 }
+func (i memInfo) ModTime() time.Time { return time.Time{} }
+func (i memInfo) IsDir() bool        { return false }
+func (i memInfo) Sys() any           { return nil }
+
+// TestJournalHeldOverflow writes more records that nobody waits for than an
+// entry can carry: the next synced group must then sync the log itself, or
+// a power loss would leave a gap the journal cannot fill.
+func TestJournalHeldOverflow(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, pf := journalLog(t, path)
+	big := strings.Repeat("x", 300<<10)
+	for i := 1; i <= 16; i++ {
+		ev := sampleEvent(i)
+		ev.Fields = map[string]any{"pad": big}
+		if err := l.RecordAsync(ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 17; i <= 18; i++ {
+		if err := l.Record(sampleEvent(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	synced, _ := pf.state()
+	cp := crashCopy(t, synced, path+".journal")
+	l2 := openTestLog(t, Options{Path: cp, Fsync: true, Journal: cp + ".journal"})
+	if err := l2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ids, _ := requestIDs(t, cp)
+	for i := 1; i <= 18; i++ {
+		if id := fmt.Sprintf("r-%d", i); ids[id] != 1 {
+			t.Errorf("acknowledged record %s appears %d times after the crash, want 1", id, ids[id])
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
