@@ -54,7 +54,7 @@ fuzz: ## run each fuzz target for FUZZTIME (default 20s); their seed corpora run
 	@for t in FuzzReadRequest:./internal/h1 FuzzChunkedBody:./internal/h1 FuzzCheckPath:./internal/h1 \
 	          FuzzCanonical:./internal/hostport FuzzSplit:./internal/hostport FuzzGuard:./internal/hostport \
 	          FuzzTunnelRequests:./proxy FuzzProxyPort:./proxy \
-	          FuzzVerify:./audit FuzzRecordRoundTrip:./audit FuzzText:./internal/redact FuzzURL:./internal/redact FuzzHeader:./internal/redact FuzzValue:./internal/redact \
+	          FuzzVerify:./audit FuzzRecordRoundTrip:./audit FuzzJournalReplay:./audit FuzzText:./internal/redact FuzzURL:./internal/redact FuzzHeader:./internal/redact FuzzValue:./internal/redact \
 	          FuzzLoad:./internal/config FuzzFingerprint:./approval FuzzInflate:./action FuzzDuplicateJSONName:./action \
 	          FuzzParseAuthorization:./action/aws FuzzParsePresigned:./action/aws FuzzMatchRoute:./action/aws FuzzClassify:./action/aws \
 	          FuzzRequestInfo:./action/kubernetes FuzzObject:./action/kubernetes FuzzReplicasOf:./action/kubernetes FuzzRoute:./action/github FuzzGraphQL:./action/graphql \

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -513,7 +514,7 @@ func (m memJournal) ReadAt(p []byte, off int64) (int, error) {
 	}
 	n := copy(p, m[off:])
 	if n < len(p) {
-		return n, fmt.Errorf("short read: %w", errors.ErrUnsupported)
+		return n, io.EOF
 	}
 	return n, nil
 }
