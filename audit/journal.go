@@ -95,9 +95,21 @@ type journal struct {
 	// stale is set when held had to be dropped or an entry failed: the log
 	// must be synced, and a new generation begun, before the next entry.
 	stale bool
-	// disabled is set once a new generation could not be begun; the log is then
-	// synced by fsync as if there were no journal.
+	// disabled is set once a new generation could not be begun; the log is
+	// then synced by fsync as if there were no journal.
 	disabled bool
+	// ghost is set when an entry's write failed and the fsync of the log
+	// after it failed too. The entry may still read back whole (Linux keeps
+	// the data of a failed O_DSYNC write in the page cache), and its
+	// records, discarded, are about to have their seqs reused: a replay
+	// would restore records callers were told failed, or refuse a log that
+	// is fine. Nothing more goes to the log until retire has made the
+	// generation holding it unreadable.
+	ghost bool
+	// ghostOff is where the ghost entry starts.
+	ghostOff int64
+	// closed is set once f is closed.
+	closed bool
 	// readOnly is a journal a crash left, opened only to be replayed.
 	readOnly bool
 	buf      []byte
@@ -120,15 +132,35 @@ func openJournalFile(path string) (f JournalFile, created bool, err error) {
 func openJournalFlags(path string, flags int) (f *os.File, created bool, err error) {
 	file, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|flags, 0o600)
 	if errors.Is(err, fs.ErrExist) {
-		file, err = os.OpenFile(path, os.O_RDWR|flags|noFollow, 0)
-		if err != nil {
-			if fi, lerr := os.Lstat(path); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
-				return nil, false, fmt.Errorf("%s is a symbolic link; countersign does not follow links to its audit journal: remove it", path)
-			}
-		}
+		file, err = openExistingJournal(path, os.O_RDWR|flags)
 		return file, false, err
 	}
 	return file, err == nil, err
+}
+
+// openExistingJournal opens a journal an earlier run left. It is
+// overwritten from its start, so it must be a file of its own: not a link
+// (symbolic or hard) to something else.
+func openExistingJournal(path string, flags int) (*os.File, error) {
+	file, err := os.OpenFile(path, flags|noFollow, 0)
+	if err != nil {
+		if fi, lerr := os.Lstat(path); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			return nil, fmt.Errorf("%s is a symbolic link; countersign does not follow links to its audit journal: remove it", path)
+		}
+		return nil, err
+	}
+	fi, err := file.Stat()
+	if err == nil && (!fi.Mode().IsRegular() || links(fi) > 1) {
+		err = fmt.Errorf("%s is not a regular file of its own (a directory, device or hard link); countersign overwrites its audit journal: remove it", path)
+	}
+	if err == nil && fi.Mode().Perm()&0o077 != 0 && flags&os.O_RDWR != 0 {
+		err = file.Chmod(0o600)
+	}
+	if err != nil {
+		_ = file.Close()
+		return nil, err
+	}
+	return file, nil
 }
 
 // readJournal returns the data of the entries of the journal's current
@@ -230,7 +262,10 @@ func journalReplay(data []byte, tip position, journalPath, logPath string) ([]by
 	for k < len(lines) && lines[k].seq != tip.seq+1 {
 		k++
 	}
-	if k == len(lines) || lines[k].prev != tipHash {
+	if k == len(lines) {
+		return nil, 0, fmt.Errorf("the audit journal %s holds records %d–%d but not record %d, which would follow the last record of the log %s: keep both files for investigation, move the journal aside, and start again", journalPath, first, last, tip.seq+1, logPath)
+	}
+	if lines[k].prev != tipHash {
 		return nil, 0, mismatch(tip.seq + 1)
 	}
 	end := k
@@ -305,6 +340,7 @@ func (j *journal) hold(data []byte) {
 // hold kept: as a journal entry when it fits, else by an fsync of log
 // followed by a new generation. An error means an fsync of log failed.
 func (j *journal) commit(data []byte, log File) error {
+	failed := false
 	if !j.disabled && !j.stale {
 		n := blocks(int64(entryHeadLen + len(j.held) + len(data)))
 		if len(j.held)+len(data) == 0 {
@@ -318,10 +354,19 @@ func (j *journal) commit(data []byte, log File) error {
 				return nil
 			}
 			j.logger.Warn("audit journal write failed; syncing the log instead", zap.String("path", j.path), zap.Error(err))
+			// The entry may have landed anyway (see ghost): blank its
+			// first block, which ends the generation before it.
+			failed = !j.blank(j.off)
 		}
 	}
 	j.held, j.stale = j.held[:0], true
 	if err := log.Sync(); err != nil {
+		// The records will be discarded. If the failed entry landed after
+		// all, it must not outlive them (see ghost). Entries that were not
+		// attempted hold only records the log keeps.
+		if failed && !j.ghost {
+			j.ghost, j.ghostOff = true, j.off
+		}
 		return err
 	}
 	if j.disabled {
@@ -374,11 +419,62 @@ func alignedBuf(n int) []byte {
 	return b[k : k+n : k+n]
 }
 
+// retire makes a ghost generation unreadable before more records go to the
+// log: it syncs the log (which then durably ends at the last record kept,
+// so the generation's good entries are no longer needed) and begins a new
+// generation, or, if that fails, removes the file and disables the
+// journal. An error means the ghost may still be read: the caller must not
+// write.
+func (j *journal) retire(log File) error {
+	if j.blank(j.ghostOff) {
+		j.ghost = false
+		return nil
+	}
+	// A crash between this fsync and the new generation could still read
+	// the ghost; it takes a journal that cannot be written and a log that
+	// could not be synced a moment ago, and then a crash.
+	if err := log.Sync(); err != nil {
+		return err
+	}
+	if err := j.restart(); err == nil {
+		j.ghost = false
+		return nil
+	}
+	if err := j.remove(); err != nil {
+		return err
+	}
+	if err := syncDir(filepath.Dir(j.path)); err != nil {
+		return err
+	}
+	j.ghost, j.disabled = false, true
+	j.logger.Warn("audit journal removed after failures; every group commit now syncs the log", zap.String("path", j.path))
+	return nil
+}
+
+// blank overwrites the block at off with zeros, ending the generation
+// there, and reports whether that worked.
+func (j *journal) blank(off int64) bool {
+	_, err := j.f.WriteAt(alignedBuf(journalBlock), off)
+	return err == nil
+}
+
 // remove deletes the journal once the log holds everything durably.
 func (j *journal) remove() error {
-	err := j.f.Close()
+	var err error
+	if !j.closed {
+		err = j.f.Close()
+		j.closed = true
+	}
 	if rerr := os.Remove(j.path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
 		err = errors.Join(err, rerr)
 	}
 	return err
+}
+
+// close closes the file, leaving it in place.
+func (j *journal) close() {
+	if !j.closed {
+		_ = j.f.Close()
+		j.closed = true
+	}
 }

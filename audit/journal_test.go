@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,9 +20,11 @@ import (
 // its writes are O_DSYNC, on disk when they return.
 type powerFile struct {
 	*os.File
-	mu     sync.Mutex
-	synced []byte
-	syncs  int
+	mu      sync.Mutex
+	synced  []byte
+	syncs   int
+	syncErr error // returned by Sync, which then syncs nothing
+	onSync  func(synced []byte)
 }
 
 func openPowerFile(t *testing.T, path string) *powerFile {
@@ -39,14 +42,36 @@ func openPowerFile(t *testing.T, path string) *powerFile {
 }
 
 func (p *powerFile) Sync() error {
+	p.mu.Lock()
+	if p.syncErr != nil {
+		p.mu.Unlock()
+		return p.syncErr
+	}
 	b, err := os.ReadFile(p.Name())
 	if err != nil {
+		p.mu.Unlock()
 		return err
 	}
+	p.synced, p.syncs = b, p.syncs+1
+	hook := p.onSync
+	p.mu.Unlock()
+	if hook != nil {
+		hook(b)
+	}
+	return p.File.Sync()
+}
+
+// setOnSync sets a hook called with the content of each successful sync.
+func (p *powerFile) setOnSync(hook func(synced []byte)) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.synced, p.syncs = b, p.syncs+1
-	return p.File.Sync()
+	p.onSync = hook
+}
+
+func (p *powerFile) setSyncErr(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.syncErr = err
 }
 
 func (p *powerFile) state() (synced []byte, syncs int) {
@@ -64,10 +89,26 @@ func crashCopy(t *testing.T, log []byte, journal string) string {
 	if err := os.WriteFile(path, log, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(path+".journal", readFile(t, journal), 0o600); err != nil {
+	j, err := os.ReadFile(journal)
+	if errors.Is(err, fs.ErrNotExist) {
+		return path // removed, as after a clean Close or a retirement
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+".journal", j, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// requireJournal skips where the journal is not used (it is Linux-only,
+// as is CI).
+func requireJournal(t testing.TB) {
+	t.Helper()
+	if !journalSupported {
+		t.Skip("the audit journal is used on Linux only")
+	}
 }
 
 // requestIDs returns the request_id of every record of a verified log, and
@@ -94,6 +135,7 @@ func requestIDs(t *testing.T, path string) (ids map[string]int, recovered []stri
 // journalLog opens a durable log with a journal on a powerFile.
 func journalLog(t *testing.T, path string) (*Log, *powerFile) {
 	t.Helper()
+	requireJournal(t)
 	pf := openPowerFile(t, path)
 	l := openTestLog(t, Options{Path: path, Fsync: true, Journal: path + ".journal", OpenFile: func(string) (File, error) { return pf, nil }})
 	return l, pf
@@ -374,30 +416,60 @@ func TestJournalLeftByACrashIsReplayedWithoutFsync(t *testing.T) {
 	}
 }
 
-// failingJournal is a journal file whose writes fail once failWrites is set.
+// failingJournal is a journal file whose writes fail once failWrites is
+// set, and, with landWrites, fail after the data landed (as a failed
+// O_DSYNC write's data stays in Linux's page cache, where later reads see
+// it).
 type failingJournal struct {
 	*os.File
-	mu         sync.Mutex
-	failWrites bool
+	mu                     sync.Mutex
+	failWrites, landWrites bool
+	// failLanding, then failNext, when positive, fail that many writes,
+	// after the data landed and without it.
+	failLanding, failNext int
+}
+
+func (f *failingJournal) set(fail, land bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failWrites, f.landWrites = fail, land
+}
+
+func (f *failingJournal) failNextWrites(landing, n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failLanding, f.failNext = landing, n
 }
 
 func (f *failingJournal) WriteAt(p []byte, off int64) (int, error) {
 	f.mu.Lock()
-	fail := f.failWrites
+	fail, land := f.failWrites, f.landWrites
+	switch {
+	case f.failLanding > 0:
+		f.failLanding--
+		fail, land = true, true
+	case f.failNext > 0:
+		f.failNext--
+		fail, land = true, false
+	}
 	f.mu.Unlock()
 	if fail {
+		if land {
+			_, _ = f.File.WriteAt(p, off)
+		}
 		return 0, errors.New("injected journal write error")
 	}
 	return f.File.WriteAt(p, off)
 }
 
-// TestJournalFailureFallsBackToFsync breaks the journal's writes: records
-// still succeed, each made durable by an fsync of the log instead.
-func TestJournalFailureFallsBackToFsync(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	pf := openPowerFile(t, path)
-	var fj *failingJournal
-	l := openTestLog(t, Options{
+// faultyJournalLog opens a durable log with a journal whose writes can be
+// made to fail, on a powerFile.
+func faultyJournalLog(t *testing.T) (l *Log, pf *powerFile, fj *failingJournal, path string) {
+	t.Helper()
+	requireJournal(t)
+	path = filepath.Join(t.TempDir(), "audit.jsonl")
+	pf = openPowerFile(t, path)
+	l = openTestLog(t, Options{
 		Path: path, Fsync: true, Journal: path + ".journal",
 		OpenFile: func(string) (File, error) { return pf, nil },
 		OpenJournal: func(p string) (JournalFile, error) {
@@ -409,33 +481,263 @@ func TestJournalFailureFallsBackToFsync(t *testing.T) {
 			return fj, nil
 		},
 	})
-	if err := l.Record(sampleEvent(1)); err != nil {
-		t.Fatal(err)
+	return l, pf, fj, path
+}
+
+// TestJournalFailureFallsBackToFsync breaks the journal's writes: records
+// still succeed, each made durable by an fsync of the log instead; once
+// the journal writes again, a new generation carries on, and a power loss
+// then loses nothing acknowledged.
+func TestJournalFailureFallsBackToFsync(t *testing.T) {
+	for _, permanent := range []bool{false, true} {
+		t.Run(fmt.Sprintf("permanent=%v", permanent), func(t *testing.T) {
+			l, pf, fj, path := faultyJournalLog(t)
+			if err := l.Record(sampleEvent(1)); err != nil {
+				t.Fatal(err)
+			}
+			_, before := pf.state()
+			if permanent {
+				fj.set(true, false)
+			} else {
+				fj.failNextWrites(0, 1) // the entry; its blanking and the new generation succeed
+			}
+			if err := l.Record(sampleEvent(2)); err != nil {
+				t.Fatalf("Record with a broken journal = %v, want the log synced instead", err)
+			}
+			if _, after := pf.state(); after != before+1 {
+				t.Errorf("log syncs for a record whose journal entry failed = %d, want 1", after-before)
+			}
+			_, before = pf.state()
+			for i := 3; i <= 5; i++ {
+				if err := l.Record(sampleEvent(i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			synced, after := pf.state()
+			want := 0 // the new generation carries them
+			if permanent {
+				want = 3 // the journal is off: one fsync each
+			}
+			if after-before != want {
+				t.Errorf("log syncs for 3 records = %d, want %d", after-before, want)
+			}
+			cp := crashCopy(t, synced, path+".journal")
+			l2 := openTestLog(t, Options{Path: cp, Fsync: true, Journal: cp + ".journal"})
+			if err := l2.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if ids, _ := requestIDs(t, cp); len(ids) != 5 {
+				t.Errorf("records after a power loss = %v, want r-1…r-5", ids)
+			}
+			fj.set(false, false)
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
-	_, before := pf.state()
-	fj.mu.Lock()
-	fj.failWrites = true
-	fj.mu.Unlock()
-	for i := 2; i <= 4; i++ {
+}
+
+// TestJournalGhostEntry fails a journal entry after its data landed, and
+// the fsync of the log after it: the record is reported failed, and no
+// restart may bring it back, nor refuse the log because of it.
+func TestJournalGhostEntry(t *testing.T) {
+	tests := []struct {
+		name string
+		// blankLands: the blanking right after the failed entry lands.
+		blankLands bool
+		// next: a later record whose journal works; the crash copy is
+		// taken at the log's first fsync after the failure, the moment a
+		// ghost would do harm.
+		next bool
+	}{
+		{name: "crash at once", blankLands: true},
+		{name: "ghost kept, then a record", next: true},
+		{name: "blanked, then a record", blankLands: true, next: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, pf, fj, path := faultyJournalLog(t)
+			if err := l.Record(sampleEvent(1)); err != nil {
+				t.Fatal(err)
+			}
+			if tt.blankLands {
+				fj.failNextWrites(2, 0)
+			} else {
+				fj.failNextWrites(1, 1)
+			}
+			pf.setSyncErr(errors.New("injected EIO"))
+			if err := l.Record(sampleEvent(2)); err == nil {
+				t.Fatal("Record with its journal entry and the log's fsync failing = nil, want an error")
+			}
+			pf.setSyncErr(nil)
+			want := map[string]int{"r-1": 1}
+			synced, _ := pf.state()
+			cp := crashCopy(t, synced, path+".journal")
+			if tt.next {
+				var once sync.Once
+				pf.setOnSync(func(b []byte) {
+					once.Do(func() { cp = crashCopy(t, b, path+".journal") })
+				})
+				if err := l.Record(sampleEvent(3)); err != nil {
+					t.Fatal(err)
+				}
+				pf.setOnSync(nil)
+			}
+			l2, err := Open(Options{Path: cp, Fsync: true, Journal: cp + ".journal", Now: testClock()}, nil)
+			if err != nil {
+				t.Fatalf("Open after a crash = %v, want the log opened", err)
+			}
+			if err := l2.Close(); err != nil {
+				t.Fatal(err)
+			}
+			ids, _ := requestIDs(t, cp)
+			delete(ids, "r-3") // acknowledged or not, depending on the moment
+			if !maps.Equal(ids, want) {
+				t.Errorf("records after the crash = %v, want %v (r-2 was reported failed)", ids, want)
+			}
+			_ = l.Close()
+		})
+	}
+}
+
+// TestJournalKeptWhenTheLogIsNotSafe checks the two places a journal must
+// survive: a replay that cannot write the log, and a Close whose fsync
+// fails.
+func TestJournalKeptWhenTheLogIsNotSafe(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, pf := journalLog(t, path)
+	for i := 1; i <= 3; i++ {
 		if err := l.Record(sampleEvent(i)); err != nil {
-			t.Fatalf("Record(%d) with a broken journal = %v, want the log synced instead", i, err)
+			t.Fatal(err)
 		}
 	}
-	synced, after := pf.state()
-	if after-before != 3 {
-		t.Errorf("log syncs for 3 records with a broken journal = %d, want 3", after-before)
+	synced, _ := pf.state()
+
+	t.Run("replay cannot write", func(t *testing.T) {
+		cp := crashCopy(t, synced, path+".journal")
+		ff := openFaultFile(t, cp)
+		ff.setWriteErr(errors.New("injected ENOSPC"), 0)
+		if _, err := Open(Options{Path: cp, Fsync: true, Journal: cp + ".journal", OpenFile: ff.opener()}, nil); err == nil {
+			t.Fatal("Open with a log that cannot be written = nil, want an error")
+		}
+		if _, err := os.Stat(cp + ".journal"); err != nil {
+			t.Fatalf("journal after a failed replay: %v, want it kept", err)
+		}
+		l2 := openTestLog(t, Options{Path: cp, Fsync: true, Journal: cp + ".journal"})
+		if err := l2.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if ids, _ := requestIDs(t, cp); len(ids) != 3 {
+			t.Errorf("records after the second try = %v, want r-1…r-3", ids)
+		}
+	})
+
+	t.Run("replay syncs the log", func(t *testing.T) {
+		cp := crashCopy(t, synced, path+".journal")
+		pf2 := openPowerFile(t, cp)
+		l2 := openTestLog(t, Options{Path: cp, Fsync: true, Journal: cp + ".journal", OpenFile: func(string) (File, error) { return pf2, nil }})
+		got, _ := pf2.state()
+		if n := len(splitLines(got)); n < 3 {
+			t.Errorf("records synced once Open restored them = %d, want at least 3", n)
+		}
+		_ = l2.Close()
+	})
+
+	t.Run("close cannot sync", func(t *testing.T) {
+		pf.setSyncErr(errors.New("injected EIO"))
+		if err := l.Close(); err == nil {
+			t.Fatal("Close with a failing fsync = nil, want an error")
+		}
+		if _, err := os.Stat(path + ".journal"); err != nil {
+			t.Fatalf("journal after a failed Close: %v, want it kept", err)
+		}
+	})
+}
+
+// TestJournalReplayChecks covers journalReplay's refusals on data built from
+// two logs: a record at the log's last seq that differs, a missing record,
+// and a journal whose own chain breaks.
+func TestJournalReplayChecks(t *testing.T) {
+	a := splitLines(readFile(t, writeLog(t, 6)))
+	other := splitLines(readFile(t, writeLog(t, 6)))
+	for i := range other {
+		other[i] = bytes.Replace(other[i], []byte("alice"), []byte("mallory"), -1)
 	}
-	if n := len(splitLines(synced)); n != 4 {
-		t.Errorf("synced records = %d, want 4", n)
+	b := splitLines(reseal(t, other))
+	tipOf := func(lines [][]byte) position {
+		last := lines[len(lines)-1]
+		l, reason := parseLine(bytes.TrimSuffix(last, []byte("\n")))
+		if reason != "" {
+			t.Fatal(reason)
+		}
+		return position{seq: l.seq, hash: hashOf(l.hash)}
 	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
+	join := func(parts ...[][]byte) []byte {
+		var out []byte
+		for _, p := range parts {
+			out = append(out, bytes.Join(p, nil)...)
+		}
+		return out
 	}
+	tests := []struct {
+		name    string
+		data    []byte
+		tip     position
+		want    string // error; "" for none
+		restore int
+	}{
+		{"continues", join(a[3:]), tipOf(a[:3]), "", 3},
+		{"already in the log", join(a[2:5]), tipOf(a[:5]), "", 0},
+		{"the log's last record differs", join(b[2:5]), tipOf(a[:5]), "record 5 is not the log's", 0},
+		{"the next record is missing", join(a[1:3], a[4:]), tipOf(a[:3]), "but not record 4", 0},
+		{"the journal's chain breaks", join(a[3:5], b[5:]), tipOf(a[:3]), "breaks its own chain after record 5", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, n, err := journalReplay(tt.data, tt.tip, "j", "l")
+			if tt.want == "" {
+				if err != nil || n != tt.restore {
+					t.Fatalf("journalReplay() = %d records, %v; want %d, nil", n, err, tt.restore)
+				}
+				if n > 0 && !bytes.Equal(got, join(a[3:])) {
+					t.Errorf("restored %q, want the log's records 4–6", got)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("journalReplay() = %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestJournalReadOnlyReplaySyncsFirst opens a crashed log with the journal
+// off: the log is synced before the journal that covered it is removed.
+func TestJournalReadOnlyReplaySyncsFirst(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, _ := journalLog(t, path)
+	for i := 1; i <= 2; i++ {
+		if err := l.Record(sampleEvent(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cp := crashCopy(t, readFile(t, path), path+".journal")
+	pf2 := openPowerFile(t, cp)
+	l2 := openTestLog(t, Options{Path: cp, Fsync: true, Journal: cp + ".journal", ReplayOnly: true, OpenFile: func(string) (File, error) { return pf2, nil }})
+	if _, syncs := pf2.state(); syncs == 0 {
+		t.Error("the journal was removed before the log it covered was synced")
+	}
+	if _, err := os.Stat(cp + ".journal"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("journal with audit.journal off: %v, want it removed", err)
+	}
+	_ = l2.Close()
+	_ = l.Close()
 }
 
 // TestJournalIsNotALink checks that Open refuses a journal path that is a
 // symbolic link rather than write records into the file it names.
 func TestJournalIsNotALink(t *testing.T) {
+	requireJournal(t)
 	dir := t.TempDir()
 	target := filepath.Join(dir, "bashrc")
 	if err := os.WriteFile(target, []byte("echo hi\n"), 0o600); err != nil {
@@ -458,16 +760,21 @@ func TestJournalIsNotALink(t *testing.T) {
 // replay: they must never panic, and whatever they restore must continue
 // the log's chain.
 func FuzzJournalReplay(f *testing.F) {
+	requireJournal(f)
 	dir := f.TempDir()
 	path := filepath.Join(dir, "audit.jsonl")
 	l, err := Open(Options{Path: path, Fsync: true, Journal: path + ".journal", Now: testClock()}, nil)
 	if err != nil {
 		f.Fatal(err)
 	}
+	tips := []position{{hash: hashOf(zeroHash)}}
 	for i := 1; i <= 3; i++ {
 		if err := l.Record(sampleEvent(i)); err != nil {
 			f.Fatal(err)
 		}
+		l.mu.Lock()
+		tips = append(tips, position{seq: l.tip.seq, hash: l.tip.hash})
+		l.mu.Unlock()
 	}
 	j, err := os.ReadFile(path + ".journal")
 	if err != nil {
@@ -477,15 +784,16 @@ func FuzzJournalReplay(f *testing.F) {
 		f.Fatal(err)
 	}
 	end := bytes.LastIndexFunc(j, func(r rune) bool { return r != 0 }) + 1
-	f.Add(j[:end], uint64(0))
-	f.Add(j[:end], uint64(1))
+	for i := range tips {
+		f.Add(j[:end], uint64(i))
+	}
 	f.Add(j[:end-5], uint64(0))
 	f.Fuzz(func(t *testing.T, data []byte, tipSeq uint64) {
 		got, err := readJournal(memJournal(data))
 		if err != nil {
 			t.Fatal(err)
 		}
-		tip := position{seq: tipSeq % 4, hash: hashOf(zeroHash)}
+		tip := tips[tipSeq%uint64(len(tips))]
 		restored, n, err := journalReplay(got, tip, "j", "l")
 		if err != nil || n == 0 {
 			return

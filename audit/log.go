@@ -251,7 +251,7 @@ func Open(opts Options, logger *zap.Logger) (*Log, error) {
 			// Close must not remove a journal whose records the log may
 			// not hold.
 			if l.j != nil {
-				_ = l.j.f.Close()
+				l.j.close()
 				l.j = nil
 			}
 			_ = l.Close()
@@ -295,7 +295,7 @@ func (l *Log) openJournal(opts Options, tip position) ([]byte, int, error) {
 		jf, created, err = openJournalFile(opts.Journal)
 	} else {
 		var file *os.File
-		file, err = os.OpenFile(opts.Journal, os.O_RDONLY|noFollow, 0)
+		file, err = openExistingJournal(opts.Journal, os.O_RDONLY)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, 0, nil
 		}
@@ -342,12 +342,25 @@ func (l *Log) openJournal(opts Options, tip position) ([]byte, int, error) {
 		_ = jf.Close()
 		return nil, 0, fmt.Errorf("fsync audit log %s: %w", opts.Path, err)
 	}
-	if err := j.prepare(created); err != nil {
-		_ = jf.Close()
-		return nil, 0, fmt.Errorf("prepare %s (audit.journal: false turns it off): %w", where, err)
-	}
 	l.j = j
+	l.startJournal(created)
 	return nil, 0, nil
+}
+
+// startJournal makes l.j ready for a new generation, or, if it cannot (a
+// full disk), removes it: the log is then synced the plain way. The log
+// must hold every record the journal has, durably.
+func (l *Log) startJournal(created bool) {
+	err := l.j.prepare(created)
+	if err == nil {
+		return
+	}
+	l.logger.Warn("cannot prepare the audit journal; every group commit syncs the log instead",
+		zap.String("path", l.j.path), zap.Error(err))
+	if rerr := l.j.remove(); rerr != nil {
+		l.logger.Warn("cannot remove the audit journal", zap.String("path", l.j.path), zap.Error(rerr))
+	}
+	l.j = nil
 }
 
 // restore appends n records read from the journal after the last complete
@@ -377,7 +390,8 @@ func (l *Log) restore(data []byte, n int) error {
 		l.j = nil
 		return err
 	}
-	return l.j.prepare(false)
+	l.startJournal(false)
+	return nil
 }
 
 // Record appends ev. It returns once the record is written to the file and,
@@ -568,6 +582,11 @@ func (l *Log) write(data []byte, sync bool) (werr, serr error) {
 			return fmt.Errorf("write audit log %s: %w", l.path, err), nil
 		}
 	}
+	if l.j != nil && l.j.ghost {
+		if err := l.j.retire(l.f); err != nil {
+			return fmt.Errorf("write audit log %s: a failed journal entry may still be read back, and the log cannot be synced to retire it: %w", l.path, err), nil
+		}
+	}
 	if len(data) > 0 {
 		n, err := l.f.Write(data)
 		if err == nil && n != len(data) {
@@ -668,7 +687,7 @@ func (l *Log) Close() error {
 				errs = append(errs, fmt.Errorf("remove audit journal %s: %w", j.path, err))
 			}
 		} else {
-			_ = j.f.Close()
+			j.close()
 		}
 	}
 	if err := l.f.Close(); err != nil {
