@@ -138,23 +138,43 @@ func openJournalFlags(path string, flags int) (f *os.File, created bool, err err
 	return file, err == nil, err
 }
 
-// openExistingJournal opens a journal an earlier run left. It is
-// overwritten from its start, so it must be a file of its own: not a link
-// (symbolic or hard) to something else.
+// openExistingJournal opens a journal an earlier run left, for writing
+// (flags has os.O_RDWR) or only to replay it. It must be a regular file: a
+// FIFO would block the open, and a link (symbolic or hard) would have the
+// journal overwrite, or be read from, something else. The advice on
+// refusal is to move the file aside, never to delete it: a journal left by
+// a crash may hold records the log lacks.
 func openExistingJournal(path string, flags int) (*os.File, error) {
-	file, err := os.OpenFile(path, flags|noFollow, 0)
+	writing := flags&os.O_RDWR != 0
+	fi, err := os.Lstat(path)
 	if err != nil {
-		if fi, lerr := os.Lstat(path); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
-			return nil, fmt.Errorf("%s is a symbolic link; countersign does not follow links to its audit journal: remove it", path)
-		}
 		return nil, err
 	}
-	fi, err := file.Stat()
-	if err == nil && (!fi.Mode().IsRegular() || links(fi) > 1) {
-		err = fmt.Errorf("%s is not a regular file of its own (a directory, device or hard link); countersign overwrites its audit journal: remove it", path)
+	refuse := func(what string) error {
+		return fmt.Errorf("%s is %s, not a regular file of its own: move it aside (if a crash left it there, keep it: it may hold records the audit log lacks) and start again", path, what)
 	}
-	if err == nil && fi.Mode().Perm()&0o077 != 0 && flags&os.O_RDWR != 0 {
-		err = file.Chmod(0o600)
+	switch {
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return nil, refuse("a symbolic link")
+	case !fi.Mode().IsRegular():
+		return nil, refuse("a " + fi.Mode().Type().String() + " entry")
+	}
+	file, err := os.OpenFile(path, flags|noFollow, 0)
+	if err != nil {
+		return nil, err
+	}
+	ofi, err := file.Stat()
+	switch {
+	case err != nil:
+	case !os.SameFile(fi, ofi):
+		err = refuse("a file that changed while it was opened")
+	case writing && links(ofi) > 1:
+		// Overwritten from its start, it would clobber its other names.
+		err = fmt.Errorf("%s has other names (hard links, as a backup made with cp -al leaves); countersign overwrites its audit journal, so give it a file of its own, which keeps what it holds: cp %s %s.new && mv %s.new %s", path, path, path, path, path)
+	case writing && ofi.Mode().Perm()&0o077 != 0:
+		if cerr := file.Chmod(0o600); cerr != nil {
+			err = fmt.Errorf("make %s mode 0600: %w", path, cerr)
+		}
 	}
 	if err != nil {
 		_ = file.Close()
@@ -296,9 +316,10 @@ func (j *journal) prepare(created bool) error {
 		}
 		off += n
 	}
-	if created {
+	if created || fi.Size() < journalSize {
 		// A journal whose directory entry a crash loses would lose the
-		// records it holds.
+		// records it holds. A short file may be new too: where O_DIRECT
+		// is refused, the first open creates the file and then fails.
 		if err := syncDir(filepath.Dir(j.path)); err != nil {
 			return err
 		}
@@ -431,8 +452,11 @@ func (j *journal) retire(log File) error {
 		return nil
 	}
 	// A crash between this fsync and the new generation could still read
-	// the ghost; it takes a journal that cannot be written and a log that
-	// could not be synced a moment ago, and then a crash.
+	// the ghost. So could one at any time since the failed commit: the
+	// ghost lives until the next write or Close blanks it. Both need a
+	// journal that could not be written and a log that could not be
+	// synced, then a crash; the record then restored is one reported
+	// failed, and the "recovered" record says it came from the journal.
 	if err := log.Sync(); err != nil {
 		return err
 	}

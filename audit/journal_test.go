@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -873,4 +874,237 @@ func TestJournalHeldOverflow(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestJournalGhostBlankedOnClose leaves a ghost that nothing wrote after,
+// then closes with the log unable to sync (so the journal, which alone holds
+// r-1, is kept): Close must blank the ghost.
+func TestJournalGhostBlankedOnClose(t *testing.T) {
+	l, pf, fj, path := faultyJournalLog(t)
+	if err := l.Record(sampleEvent(1)); err != nil {
+		t.Fatal(err)
+	}
+	fj.failNextWrites(1, 1) // the entry lands but fails; blanking it fails once
+	pf.setSyncErr(errors.New("injected EIO"))
+	if err := l.Record(sampleEvent(2)); err == nil {
+		t.Fatal("Record with its journal entry and the log's fsync failing = nil, want an error")
+	}
+	if err := l.Close(); err == nil {
+		t.Fatal("Close with a failing fsync = nil, want an error")
+	}
+	synced, _ := pf.state()
+	cp := crashCopy(t, synced, path+".journal")
+	l2 := openTestLog(t, Options{Path: cp, Fsync: true, Journal: cp + ".journal"})
+	if err := l2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if ids, _ := requestIDs(t, cp); !maps.Equal(ids, map[string]int{"r-1": 1}) {
+		t.Errorf("records after the crash = %v, want r-1 only (r-2 was reported failed)", ids)
+	}
+}
+
+// TestJournalRetire checks what retire does before a record follows a
+// ghost: blank the ghost entry and nothing else, or, when that fails, sync
+// the log and begin a new generation before the log is written. Crash
+// copies are taken at each fsync of the log during the next Record, and
+// after it.
+func TestJournalRetire(t *testing.T) {
+	// The ghost is blanked: a crash just before the next fsync (the log
+	// as it was, the journal as it is then) keeps r-1, which only the
+	// journal holds, and not r-2.
+	t.Run("retire blanks the ghost only", func(t *testing.T) {
+		l, pf, fj, path := faultyJournalLog(t)
+		ghost(t, l, pf, fj, 1)
+		before, _ := pf.state()
+		var copies []string
+		pf.setOnSync(func([]byte) { copies = append(copies, crashCopy(t, before, path+".journal")) })
+		if err := l.Record(sampleEvent(3)); err != nil {
+			t.Fatal(err)
+		}
+		pf.setOnSync(nil)
+		if len(copies) == 0 {
+			t.Fatal("no fsync of the log during the record after the failure")
+		}
+		if ids := openCopy(t, copies[0]); !maps.Equal(ids, map[string]int{"r-1": 1}) {
+			t.Errorf("records after the crash = %v, want r-1 only", ids)
+		}
+		_ = l.Close()
+	})
+	// The ghost cannot be blanked: the log is synced and a new generation
+	// begun before r-3 reuses seq 2. A crash at any fsync must not find
+	// the log refused, and one after the record restores r-3, not r-2.
+	t.Run("retire cannot blank it", func(t *testing.T) {
+		l, pf, fj, path := faultyJournalLog(t)
+		ghost(t, l, pf, fj, 2)
+		var copies []string
+		pf.setOnSync(func(b []byte) { copies = append(copies, crashCopy(t, b, path+".journal")) })
+		if err := l.Record(sampleEvent(3)); err != nil {
+			t.Fatal(err)
+		}
+		pf.setOnSync(nil)
+		for _, cp := range copies {
+			openCopy(t, cp)
+		}
+		synced, _ := pf.state()
+		if ids := openCopy(t, crashCopy(t, synced, path+".journal")); !maps.Equal(ids, map[string]int{"r-1": 1, "r-3": 1}) {
+			t.Errorf("records after a crash after r-3 = %v, want r-1 and r-3", ids)
+		}
+		_ = l.Close()
+	})
+}
+
+// ghost records r-1, then fails r-2's journal entry after it lands and
+// the log's fsync after it, with blanks failing blanks times.
+func ghost(t *testing.T, l *Log, pf *powerFile, fj *failingJournal, blanks int) {
+	t.Helper()
+	if err := l.Record(sampleEvent(1)); err != nil {
+		t.Fatal(err)
+	}
+	fj.failNextWrites(1, blanks)
+	pf.setSyncErr(errors.New("injected EIO"))
+	if err := l.Record(sampleEvent(2)); err == nil {
+		t.Fatal("Record with its journal entry and the log's fsync failing = nil, want an error")
+	}
+	pf.setSyncErr(nil)
+}
+
+// openCopy opens a crash copy and returns its records' request ids.
+func openCopy(t *testing.T, cp string) map[string]int {
+	t.Helper()
+	l, err := Open(Options{Path: cp, Fsync: true, Journal: cp + ".journal", Now: testClock()}, nil)
+	if err != nil {
+		t.Fatalf("Open after a crash = %v", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ids, _ := requestIDs(t, cp)
+	return ids
+}
+
+// TestJournalFileChecks covers what Open accepts at the journal's path.
+func TestJournalFileChecks(t *testing.T) {
+	requireJournal(t)
+	// A journal a crash left, holding 3 records the log lacks.
+	crashed := func(t *testing.T) string {
+		path := filepath.Join(t.TempDir(), "audit.jsonl")
+		l, pf := journalLog(t, path)
+		for i := 1; i <= 3; i++ {
+			if err := l.Record(sampleEvent(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		synced, _ := pf.state()
+		cp := crashCopy(t, synced, path+".journal")
+		_ = l.Close()
+		return cp
+	}
+
+	t.Run("a FIFO does not block Open", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "audit.jsonl")
+		if err := syscall.Mkfifo(path+".journal", 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for _, ro := range []bool{true, false} {
+			done := make(chan error, 1)
+			go func() {
+				l, err := Open(Options{Path: path, Fsync: true, Journal: path + ".journal", ReplayOnly: ro}, nil)
+				if l != nil {
+					_ = l.Close()
+				}
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+					t.Errorf("ReplayOnly=%v: Open() = %v, want a refusal", ro, err)
+				}
+			case <-time.After(10 * time.Second): // detects a hang; not synchronisation
+				if w, _ := os.OpenFile(path+".journal", os.O_WRONLY, 0); w != nil {
+					w.Close()
+				}
+				<-done
+				t.Fatalf("ReplayOnly=%v: Open blocked on a FIFO at the journal's path", ro)
+			}
+		}
+	})
+
+	t.Run("a directory", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "audit.jsonl")
+		if err := os.Mkdir(path+".journal", 0o700); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Open(Options{Path: path, Fsync: true, Journal: path + ".journal"}, nil)
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") || !strings.Contains(err.Error(), "move it aside") {
+			t.Errorf("Open() = %v, want a refusal that says to move it aside", err)
+		}
+	})
+
+	t.Run("a hard link", func(t *testing.T) {
+		cp := crashed(t)
+		if err := os.Link(cp+".journal", cp+".journal.backup"); err != nil {
+			t.Fatal(err)
+		}
+		backup := readFile(t, cp+".journal.backup")
+		_, err := Open(Options{Path: cp, Fsync: true, Journal: cp + ".journal"}, nil)
+		if err == nil || !strings.Contains(err.Error(), "cp ") || strings.Contains(err.Error(), "remove") {
+			t.Errorf("Open() = %v, want a refusal that says how to keep what it holds", err)
+		}
+		// Replaying only does not write it: the link is fine there.
+		l := openTestLog(t, Options{Path: cp, Fsync: true, Journal: cp + ".journal", ReplayOnly: true})
+		_ = l.Close()
+		if ids, _ := requestIDs(t, cp); len(ids) != 3 {
+			t.Errorf("records after a replay through a hard-linked journal = %v, want 3", ids)
+		}
+		if !bytes.Equal(readFile(t, cp+".journal.backup"), backup) {
+			t.Error("the journal's other name was changed")
+		}
+	})
+
+	t.Run("wider permissions are narrowed", func(t *testing.T) {
+		cp := crashed(t)
+		if err := os.Chmod(cp+".journal", 0o644); err != nil {
+			t.Fatal(err)
+		}
+		l := openTestLog(t, Options{Path: cp, Fsync: true, Journal: cp + ".journal"})
+		fi, err := os.Stat(cp + ".journal")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("journal mode = %v, want 0600", fi.Mode().Perm())
+		}
+		_ = l.Close()
+	})
+
+	t.Run("one that cannot be prepared", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "audit.jsonl")
+		pf := openPowerFile(t, path)
+		l := openTestLog(t, Options{Path: path, Fsync: true, Journal: path + ".journal",
+			OpenFile: func(string) (File, error) { return pf, nil },
+			OpenJournal: func(p string) (JournalFile, error) {
+				f, _, err := openJournalFile(p)
+				if err != nil {
+					return nil, err
+				}
+				fj := &failingJournal{File: f.(*os.File)}
+				fj.set(true, false) // a full disk
+				return fj, nil
+			}})
+		if _, err := os.Stat(path + ".journal"); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("journal that could not be prepared: %v, want it removed", err)
+		}
+		_, before := pf.state()
+		for i := 1; i <= 2; i++ {
+			if err := l.Record(sampleEvent(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, after := pf.state(); after-before != 2 {
+			t.Errorf("log syncs for 2 records without a journal = %d, want 2", after-before)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
 }

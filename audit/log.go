@@ -675,6 +675,9 @@ func (l *Log) Close() error {
 		}
 	}
 	if j := l.j; j != nil {
+		if j.ghost && !j.closed && j.blank(j.ghostOff) {
+			j.ghost = false
+		}
 		// The journal goes once the log holds all it held; a journal
 		// found on Open therefore means a crash.
 		if len(errs) == 0 {
@@ -685,6 +688,12 @@ func (l *Log) Close() error {
 		if len(errs) == 0 {
 			if err := j.remove(); err != nil {
 				errs = append(errs, fmt.Errorf("remove audit journal %s: %w", j.path, err))
+			} else if j.ghost {
+				// Its removal must not come undone and bring the ghost
+				// back.
+				if err := syncDir(filepath.Dir(j.path)); err != nil {
+					errs = append(errs, err)
+				}
 			}
 		} else {
 			j.close()
