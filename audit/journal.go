@@ -34,15 +34,28 @@ import (
 // whatever records of the journal's current generation follow the log's
 // last complete record, and says so in its "recovered" record.
 //
-// Replay trusts the chain, not offsets: a journal line is appended only if
-// its seq and prev continue the log's last record, and every line carries
-// its own hash. A journal that holds records past the log's end but does
-// not continue it (a gap, or a different record at the same seq) means the
-// log lost records it had made durable, or the journal belongs to another
-// log: Open refuses and says what to do, rather than guess.
+// Each generation's header names the log position it starts from: the
+// last record (seq and hash) and the log's size when the log was last
+// synced. The generation's entries hold every log byte after it that a
+// caller waited for. Recovery does not trust the log's bytes after that
+// point, even where they read back whole: after a failed fsync Linux marks
+// the pages clean and a later fsync reports success without writing them,
+// and a process that opens the file afterwards is never told. So Open,
+// whenever a journal is there (countersign stopped without closing the
+// log), and the running log, after any failed fsync of the log, cut the
+// log back to the generation's start and write the journal's records
+// again, then sync, before anything else goes to the log. Open keeps the
+// log's own records beyond the journal's last (records nobody waited for)
+// where they continue the chain, and says in its "recovered" record how
+// many records only the journal had.
+//
+// A journal whose start is not in the log (the log is shorter, or holds
+// another record there) means the log lost records it had made durable,
+// or the journal belongs to another log: Open refuses and says what to
+// do, rather than guess.
 //
 // The file is opened with O_DIRECT too where the file system takes it: the
-// write then goes to the disk without the page cache, another 20–25 µs
+// write then goes to the disk without the page cache, another 10–25 µs
 // less per group. Every write is therefore whole 4 KiB blocks from an
 // aligned buffer.
 //
@@ -54,15 +67,22 @@ import (
 // generation gets a random number, so entries of an older one beyond the
 // current end are never read as current.
 const (
-	// journalSize is the journal file's size. At 1.5 KiB per record it
-	// holds about 2,700 records between two fsyncs of the log.
-	journalSize    = 4 << 20
-	journalBlock   = 4096
-	journalHead    = journalBlock
-	journalMagic   = "CSAUDJ01"
-	entryMagic     = "CSJE"
-	entryHeadLen   = 4 + 8 + 4 + 4
-	journalHeadLen = len(journalMagic) + 8 + 4
+	// journalSize is the journal file's size. Entries take whole 4 KiB
+	// blocks, so it holds 1,023 groups between two fsyncs of the log: as
+	// many records at one connection, ten times that under load.
+	journalSize  = 4 << 20
+	journalBlock = 4096
+	journalHead  = journalBlock
+	journalMagic = "CSAUDJ02"
+	entryMagic   = "CSJE"
+	entryHeadLen = 4 + 8 + 4 + 4
+	// The header: magic, generation, the base position (seq, size, hash),
+	// CRC-32C of all that.
+	journalHeadLen = len(journalMagic) + 8 + 8 + 8 + hashHex + 4
+	// maxLogTail bounds what Open reads of the log after a journal's base:
+	// more means the journal is older than the log's end, which a journal
+	// in use never is.
+	maxLogTail = 64 << 20
 	// maxEntryData is the most data one entry holds.
 	maxEntryData = journalSize - journalHead - entryHeadLen
 )
@@ -85,8 +105,15 @@ type journal struct {
 	path   string
 	logger *zap.Logger
 	gen    uint64
+	// base is where the generation starts in the log: the log was synced
+	// through it.
+	base position
 	// off is where the next entry goes.
 	off int64
+	// suspect is set when an fsync of the log failed: its bytes after base
+	// may never reach the disk, whatever reads of them show. resync must
+	// write them again before the log is written or synced again.
+	suspect bool
 	// held is what was written to the log since the last entry without
 	// being synced (records nobody waited for): the next entry carries it
 	// first, so the journal always holds every log byte after the last
@@ -183,34 +210,42 @@ func openExistingJournal(path string, flags int) (*os.File, error) {
 	return file, nil
 }
 
-// readJournal returns the data of the entries of the journal's current
-// generation, in order. A journal with no valid header yields nothing.
-func readJournal(f JournalFile) ([]byte, error) {
+// journalState is what a journal file holds: its generation, the log
+// position that generation starts from, and the data of its entries.
+type journalState struct {
+	ok   bool // a valid header
+	gen  uint64
+	base position
+	data []byte
+}
+
+// readJournal reads the journal's header and the data of the entries of
+// its current generation, in order.
+func readJournal(f JournalFile) (journalState, error) {
+	var st journalState
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return st, err
 	}
 	size := min(fi.Size(), journalSize)
 	if size < journalHead {
-		return nil, nil
+		return st, nil
 	}
 	// Whole blocks into an aligned buffer, as O_DIRECT wants them; a file
 	// cut short by a crash while it was made ends in a short read.
 	all := alignedBuf(int(blocks(size)))
 	n, err := f.ReadAt(all, 0)
 	if err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("read: %w", err)
+		return st, fmt.Errorf("read: %w", err)
 	}
 	size = min(size, int64(n))
 	all = all[:size]
-	gen, ok := parseJournalHeader(all)
-	if !ok {
-		return nil, nil
+	if st.gen, st.base, st.ok = parseJournalHeader(all); !st.ok {
+		return st, nil
 	}
-	var data []byte
 	for off := int64(journalHead); off+entryHeadLen <= size; {
 		e := all[off:]
-		if string(e[:4]) != entryMagic || binary.LittleEndian.Uint64(e[4:12]) != gen {
+		if string(e[:4]) != entryMagic || binary.LittleEndian.Uint64(e[4:12]) != st.gen {
 			break
 		}
 		n := int64(binary.LittleEndian.Uint32(e[12:16]))
@@ -221,87 +256,94 @@ func readJournal(f JournalFile) ([]byte, error) {
 		if crc != binary.LittleEndian.Uint32(e[16:20]) {
 			break // torn: its write never completed, so nobody was told it had
 		}
-		data = append(data, e[entryHeadLen:entryHeadLen+n]...)
+		st.data = append(st.data, e[entryHeadLen:entryHeadLen+n]...)
 		off += blocks(entryHeadLen + n)
 	}
-	return data, nil
+	return st, nil
 }
 
-func parseJournalHeader(b []byte) (gen uint64, ok bool) {
+func parseJournalHeader(b []byte) (gen uint64, base position, ok bool) {
 	if len(b) < journalHeadLen || string(b[:len(journalMagic)]) != journalMagic {
-		return 0, false
+		return 0, position{}, false
 	}
-	n := len(journalMagic)
-	if crc32.Checksum(b[:n+8], castagnoli) != binary.LittleEndian.Uint32(b[n+8:n+12]) {
-		return 0, false
+	n := journalHeadLen - 4
+	if crc32.Checksum(b[:n], castagnoli) != binary.LittleEndian.Uint32(b[n:n+4]) {
+		return 0, position{}, false
 	}
-	return binary.LittleEndian.Uint64(b[n : n+8]), true
+	b = b[len(journalMagic):]
+	gen = binary.LittleEndian.Uint64(b[0:8])
+	base.seq = binary.LittleEndian.Uint64(b[8:16])
+	base.size = int64(binary.LittleEndian.Uint64(b[16:24]))
+	if base.size < 0 || !isLowerHex(b[24:24+hashHex]) {
+		return 0, position{}, false
+	}
+	copy(base.hash[:], b[24:24+hashHex])
+	return gen, base, true
 }
 
-// journalReplay returns the lines of journal data that continue the log
-// after tip, and how many records they are. It fails if the journal holds
-// records after tip that do not continue it.
-func journalReplay(data []byte, tip position, journalPath, logPath string) ([]byte, int, error) {
+// recoverTail returns what the log must hold after st.base: the journal's
+// records, then the log's own records after the journal's last where they
+// continue the chain (logTail is the log's bytes after st.base; a torn or
+// zeroed stretch ends what is kept of it). restored counts the journal's
+// records after logTip, the log's last complete record, which the log
+// itself did not have. It fails if the journal's records do not chain from
+// its base, or the log holds another record at a seq the journal has.
+func recoverTail(st journalState, logTail []byte, logTip position, journalPath, logPath string) (tail []byte, restored int, err error) {
 	type jline struct {
 		link
 		start, end int
 	}
 	var lines []jline
-	for start := 0; start < len(data); {
-		i := bytes.IndexByte(data[start:], '\n')
-		if i < 0 {
-			break
+	prev, seq := string(st.base.hash[:]), st.base.seq
+	for start := 0; start < len(st.data); {
+		i := bytes.IndexByte(st.data[start:], '\n')
+		l, reason := link{}, "no newline"
+		if i >= 0 {
+			l, reason = parseLine(st.data[start : start+i])
 		}
-		l, reason := parseLine(data[start : start+i])
-		if reason != "" {
-			break
+		if reason != "" || l.seq != seq+1 || l.prev != prev {
+			return nil, 0, fmt.Errorf("the audit journal %s breaks its own chain after record %d: move it aside (keep it for investigation) and start again", journalPath, seq)
 		}
 		lines = append(lines, jline{l, start, start + i + 1})
+		prev, seq = l.hash, l.seq
 		start += i + 1
 	}
-	if len(lines) == 0 {
-		return nil, 0, nil
-	}
-	first, last := lines[0].seq, lines[len(lines)-1].seq
-	tipHash := string(tip.hash[:])
-	mismatch := func(seq uint64) error {
-		return fmt.Errorf("the audit journal %s does not continue the log %s: its record %d is not the log's (the journal belongs to another log, or the log was edited). Keep both files for investigation, move the journal aside, and start again", journalPath, logPath, seq)
-	}
-	if last <= tip.seq {
-		for _, l := range lines {
-			if l.seq == tip.seq && l.hash != tipHash {
-				return nil, 0, mismatch(l.seq)
-			}
+	tail = append([]byte(nil), st.data...)
+	for _, l := range lines {
+		if l.seq > logTip.seq {
+			restored++
 		}
-		return nil, 0, nil // the log already holds them
 	}
-	if first > tip.seq+1 {
-		return nil, 0, fmt.Errorf("the audit journal %s holds records %d–%d, but the log %s ends at record %d: records the log had made durable are missing. Keep both files for investigation, move the journal aside, and start again", journalPath, first, last, logPath, tip.seq)
+	for start := 0; start < len(logTail); {
+		i := bytes.IndexByte(logTail[start:], '\n')
+		if i < 0 {
+			break // a torn last line
+		}
+		line := logTail[start : start+i+1]
+		start += i + 1
+		l, reason := parseLine(line[:i])
+		if reason != "" {
+			break // where data was lost: nothing after it counts
+		}
+		if l.seq <= seq {
+			if k := l.seq - st.base.seq - 1; l.seq > st.base.seq && lines[k].hash != l.hash {
+				return nil, 0, fmt.Errorf("the audit journal %s does not match the log %s: its record %d is not the log's (the journal belongs to another log, or the log was edited). Keep both files for investigation, move the journal aside, and start again", journalPath, logPath, l.seq)
+			}
+			continue
+		}
+		if l.seq != seq+1 || l.prev != prev {
+			break
+		}
+		tail = append(tail, line...)
+		prev, seq = l.hash, l.seq
 	}
-	k := 0
-	for k < len(lines) && lines[k].seq != tip.seq+1 {
-		k++
-	}
-	if k == len(lines) {
-		return nil, 0, fmt.Errorf("the audit journal %s holds records %d–%d but not record %d, which would follow the last record of the log %s: keep both files for investigation, move the journal aside, and start again", journalPath, first, last, tip.seq+1, logPath)
-	}
-	if lines[k].prev != tipHash {
-		return nil, 0, mismatch(tip.seq + 1)
-	}
-	end := k
-	for end+1 < len(lines) && lines[end+1].seq == lines[end].seq+1 && lines[end+1].prev == lines[end].hash {
-		end++
-	}
-	if end+1 < len(lines) {
-		return nil, 0, fmt.Errorf("the audit journal %s breaks its own chain after record %d: move it aside (keep it for investigation) and start again", journalPath, lines[end].seq)
-	}
-	return data[lines[k].start:lines[end].end], end - k + 1, nil
+	return tail, restored, nil
 }
 
 // prepare makes the file journalSize bytes of written blocks (an overwrite
 // of allocated, written blocks is what makes the journal cheap) and begins
 // a generation.
-func (j *journal) prepare(created bool) error {
+func (j *journal) prepare(created bool, base position) error {
 	fi, err := j.f.Stat()
 	if err != nil {
 		return err
@@ -324,23 +366,53 @@ func (j *journal) prepare(created bool) error {
 			return err
 		}
 	}
-	return j.restart()
+	return j.restart(base)
 }
 
-// restart begins a new generation: the entries written so far are no
-// longer read. Call it only when the log holds them durably.
-func (j *journal) restart() error {
+// restart begins a new generation from base, the log's end: the entries
+// written so far are no longer read. Call it only when the log has been
+// synced through base.
+func (j *journal) restart(base position) error {
 	var g [8]byte
 	_, _ = rand.Read(g[:])
 	gen := binary.LittleEndian.Uint64(g[:])
 	head := alignedBuf(journalHead)
 	b := append(head[:0], journalMagic...)
 	b = binary.LittleEndian.AppendUint64(b, gen)
+	b = binary.LittleEndian.AppendUint64(b, base.seq)
+	b = binary.LittleEndian.AppendUint64(b, uint64(base.size))
+	b = append(b, base.hash[:]...)
 	binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 	if _, err := j.f.WriteAt(head, 0); err != nil {
 		return fmt.Errorf("write audit journal %s: %w", j.path, err)
 	}
-	j.gen, j.off, j.stale = gen, journalHead, false
+	j.gen, j.base, j.off, j.stale = gen, base, journalHead, false
+	return nil
+}
+
+// resync writes the log's bytes from the generation's base to durable
+// again, from the journal, and syncs the log: after a failed fsync of the
+// log they may never reach the disk otherwise. An error leaves the journal
+// suspect, and the caller must not write.
+func (j *journal) resync(log File, durable position) error {
+	st, err := readJournal(j.f)
+	if err != nil {
+		return fmt.Errorf("read audit journal %s: %w", j.path, err)
+	}
+	need := durable.size - j.base.size
+	if !st.ok || st.gen != j.gen || need < 0 || int64(len(st.data)) < need {
+		return fmt.Errorf("the audit journal %s no longer holds the records after the log's last fsync", j.path)
+	}
+	if err := log.Truncate(j.base.size); err != nil {
+		return err
+	}
+	if n, err := log.Write(st.data[:need]); err != nil || int64(n) != need {
+		return errors.Join(err, io.ErrShortWrite)
+	}
+	if err := log.Sync(); err != nil {
+		return err
+	}
+	j.suspect = false
 	return nil
 }
 
@@ -360,7 +432,7 @@ func (j *journal) hold(data []byte) {
 // commit makes data, just written to the log, durable, together with what
 // hold kept: as a journal entry when it fits, else by an fsync of log
 // followed by a new generation. An error means an fsync of log failed.
-func (j *journal) commit(data []byte, log File) error {
+func (j *journal) commit(data []byte, log File, end position) error {
 	failed := false
 	if !j.disabled && !j.stale {
 		n := blocks(int64(entryHeadLen + len(j.held) + len(data)))
@@ -384,23 +456,36 @@ func (j *journal) commit(data []byte, log File) error {
 	if err := log.Sync(); err != nil {
 		// The records will be discarded. If the failed entry landed after
 		// all, it must not outlive them (see ghost). Entries that were not
-		// attempted hold only records the log keeps.
+		// attempted hold only records the log keeps, but the log may lose
+		// its copy of them (see suspect).
 		if failed && !j.ghost {
 			j.ghost, j.ghostOff = true, j.off
 		}
+		j.suspect = !j.disabled
 		return err
 	}
 	if j.disabled {
 		return nil
 	}
-	if err := j.restart(); err != nil {
-		// Entries of the old generation may still be read after a crash;
-		// the log holds every one of them now, so replay finds nothing to
-		// add. Later records are synced the plain way.
-		j.disabled = true
-		j.logger.Warn("audit journal disabled; every group commit now syncs the log", zap.String("path", j.path), zap.Error(err))
+	if err := j.restart(end); err != nil {
+		j.disable(err)
 	}
 	return nil
+}
+
+// disable stops using the journal after a new generation could not begin,
+// when the log holds all it held: it is removed, so that a journal found on
+// Open is always one in use. Later records are synced the plain way.
+func (j *journal) disable(cause error) {
+	j.disabled = true
+	j.logger.Warn("audit journal disabled; every group commit now syncs the log", zap.String("path", j.path), zap.Error(cause))
+	if err := j.remove(); err != nil {
+		j.logger.Warn("cannot remove the disabled audit journal", zap.String("path", j.path), zap.Error(err))
+		return
+	}
+	if err := syncDir(filepath.Dir(j.path)); err != nil {
+		j.logger.Warn("cannot sync the directory of the disabled audit journal", zap.String("path", j.path), zap.Error(err))
+	}
 }
 
 func (j *journal) writeEntry(data []byte) error {
@@ -446,7 +531,7 @@ func alignedBuf(n int) []byte {
 // generation, or, if that fails, removes the file and disables the
 // journal. An error means the ghost may still be read: the caller must not
 // write.
-func (j *journal) retire(log File) error {
+func (j *journal) retire(log File, at position) error {
 	if j.blank(j.ghostOff) {
 		j.ghost = false
 		return nil
@@ -458,9 +543,10 @@ func (j *journal) retire(log File) error {
 	// synced, then a crash; the record then restored is one reported
 	// failed, and the "recovered" record says it came from the journal.
 	if err := log.Sync(); err != nil {
+		j.suspect = true
 		return err
 	}
-	if err := j.restart(); err == nil {
+	if err := j.restart(at); err == nil {
 		j.ghost = false
 		return nil
 	}

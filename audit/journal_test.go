@@ -307,7 +307,7 @@ func TestJournalThatDoesNotContinueTheLog(t *testing.T) {
 		log  []byte
 		want string
 	}{
-		{"records the log had synced are missing", bytes.Join(lines[:7], nil), "records 11–15, but the log"},
+		{"records the log had synced are missing", bytes.Join(lines[:7], nil), "records the log had made durable are missing"},
 		{"another log", reseal(t, other[:10]), "does not continue the log"},
 	}
 	for _, tt := range tests {
@@ -655,10 +655,9 @@ func TestJournalKeptWhenTheLogIsNotSafe(t *testing.T) {
 	})
 }
 
-// TestJournalReplayChecks covers journalReplay's refusals on data built from
-// two logs: a record at the log's last seq that differs, a missing record,
-// and a journal whose own chain breaks.
-func TestJournalReplayChecks(t *testing.T) {
+// TestRecoverTail covers what Open writes after a journal's base, on data
+// built from two logs.
+func TestRecoverTail(t *testing.T) {
 	a := splitLines(readFile(t, writeLog(t, 6)))
 	other := splitLines(readFile(t, writeLog(t, 6)))
 	for i := range other {
@@ -666,8 +665,10 @@ func TestJournalReplayChecks(t *testing.T) {
 	}
 	b := splitLines(reseal(t, other))
 	tipOf := func(lines [][]byte) position {
-		last := lines[len(lines)-1]
-		l, reason := parseLine(bytes.TrimSuffix(last, []byte("\n")))
+		if len(lines) == 0 {
+			return position{hash: hashOf(zeroHash)}
+		}
+		l, reason := parseLine(bytes.TrimSuffix(lines[len(lines)-1], []byte("\n")))
 		if reason != "" {
 			t.Fatal(reason)
 		}
@@ -680,34 +681,177 @@ func TestJournalReplayChecks(t *testing.T) {
 		}
 		return out
 	}
+	base := tipOf(a[:3])
 	tests := []struct {
-		name    string
-		data    []byte
-		tip     position
-		want    string // error; "" for none
-		restore int
+		name     string
+		data     []byte // the journal's records after base (record 3)
+		logTail  []byte // the log after base
+		logTip   position
+		want     []byte
+		restored int
+		err      string
 	}{
-		{"continues", join(a[3:]), tipOf(a[:3]), "", 3},
-		{"already in the log", join(a[2:5]), tipOf(a[:5]), "", 0},
-		{"the log's last record differs", join(b[2:5]), tipOf(a[:5]), "record 5 is not the log's", 0},
-		{"the next record is missing", join(a[1:3], a[4:]), tipOf(a[:3]), "but not record 4", 0},
-		{"the journal's chain breaks", join(a[3:5], b[5:]), tipOf(a[:3]), "breaks its own chain after record 5", 0},
+		{name: "the log lost them", data: join(a[3:]), logTip: base, want: join(a[3:]), restored: 3},
+		{name: "the log has some", data: join(a[3:]), logTail: join(a[3:5]), logTip: tipOf(a[:5]), want: join(a[3:]), restored: 1},
+		{name: "the log has more", data: join(a[3:5]), logTail: join(a[3:]), logTip: tipOf(a), want: join(a[3:])},
+		{name: "a zeroed stretch ends what is kept of the log", data: join(a[3:4]), logTail: append(make([]byte, 40), join(a[4:])...), logTip: tipOf(a), want: join(a[3:4])},
+		{name: "a torn line is dropped", data: join(a[3:4]), logTail: append(join(a[3:5]), a[5][:30]...), logTip: tipOf(a[:5]), want: join(a[3:5])},
+		{name: "the log holds another record", data: join(a[3:5]), logTail: join(b[3:5]), logTip: tipOf(b[:5]), err: "record 4 is not the log's"},
+		{name: "the journal's chain breaks", data: join(a[3:5], b[5:]), logTip: base, err: "breaks its own chain after record 5"},
+		{name: "the journal does not start after its base", data: join(a[4:]), logTip: base, err: "breaks its own chain after record 3"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, n, err := journalReplay(tt.data, tt.tip, "j", "l")
-			if tt.want == "" {
-				if err != nil || n != tt.restore {
-					t.Fatalf("journalReplay() = %d records, %v; want %d, nil", n, err, tt.restore)
-				}
-				if n > 0 && !bytes.Equal(got, join(a[3:])) {
-					t.Errorf("restored %q, want the log's records 4–6", got)
+			st := journalState{ok: true, base: base, data: tt.data}
+			got, n, err := recoverTail(st, tt.logTail, tt.logTip, "j", "l")
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("recoverTail() = %v, want an error containing %q", err, tt.err)
 				}
 				return
 			}
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("journalReplay() = %v, want an error containing %q", err, tt.want)
+			if err != nil || n != tt.restored || !bytes.Equal(got, tt.want) {
+				t.Fatalf("recoverTail() = %d lines, %d restored, %v; want %d lines, %d restored", len(splitLines(got)), n, err, len(splitLines(tt.want)), tt.restored)
 			}
+		})
+	}
+}
+
+// lossyFile models Linux's fsync error semantics on top of powerFile: a
+// failed fsync reports a writeback error once, the pages it failed to
+// write are marked clean and are not on disk, and the next fsync succeeds
+// without writing them. Only pages written again reach the disk.
+type lossyFile struct {
+	*powerFile
+	lmu        sync.Mutex
+	failNext   bool
+	lost       bool
+	lostFrom   int64
+	rewriteMin int64
+}
+
+func (f *lossyFile) failNextSync() {
+	f.lmu.Lock()
+	defer f.lmu.Unlock()
+	f.failNext = true
+}
+
+func (f *lossyFile) Write(p []byte) (int, error) {
+	f.lmu.Lock()
+	if f.lost {
+		if fi, err := f.powerFile.File.Stat(); err == nil {
+			f.rewriteMin = min(f.rewriteMin, fi.Size()&^4095)
+		}
+	}
+	f.lmu.Unlock()
+	return f.powerFile.Write(p)
+}
+
+func (f *lossyFile) Sync() error {
+	f.lmu.Lock()
+	defer f.lmu.Unlock()
+	if f.failNext {
+		f.failNext = false
+		synced, _ := f.powerFile.state()
+		f.lost, f.lostFrom, f.rewriteMin = true, int64(len(synced)), 1<<62
+		return errors.New("injected EIO (writeback error)")
+	}
+	if err := f.powerFile.Sync(); err != nil {
+		return err
+	}
+	if f.lost {
+		f.powerFile.mu.Lock()
+		for i := f.lostFrom; i < min(f.rewriteMin, int64(len(f.powerFile.synced))); i++ {
+			f.powerFile.synced[i] = 0
+		}
+		f.powerFile.mu.Unlock()
+		f.lost = false
+	}
+	return nil
+}
+
+// TestJournalSurvivesAFailedLogFsync fails one fsync of the log (as Linux
+// reports a writeback error: once, with the pages lost and marked clean)
+// at a journal wrap, in a plain group commit's place, and at Close: every
+// record acknowledged before or after must survive a power loss.
+func TestJournalSurvivesAFailedLogFsync(t *testing.T) {
+	for _, when := range []string{"at a wrap", "at a wrap, then close", "at close"} {
+		t.Run(when, func(t *testing.T) {
+			requireJournal(t)
+			path := filepath.Join(t.TempDir(), "audit.jsonl")
+			lf := &lossyFile{powerFile: openPowerFile(t, path)}
+			l := openTestLog(t, Options{Path: path, Fsync: true, Journal: path + ".journal",
+				OpenFile: func(string) (File, error) { return lf, nil }})
+			big := strings.Repeat("x", 300<<10)
+			var acked []string
+			failed := 0
+			if strings.HasPrefix(when, "at a wrap") {
+				lf.failNextSync()
+				for i := 1; failed == 0 && i < 100; i++ {
+					ev := sampleEvent(i)
+					ev.Fields = map[string]any{"pad": big}
+					if err := l.Record(ev); err != nil {
+						failed = i
+						break
+					}
+					acked = append(acked, ev.RequestID)
+				}
+				if failed == 0 {
+					t.Fatal("the journal never wrapped")
+				}
+				if when == "at a wrap, then close" {
+					// Nothing more is written: Close itself must write
+					// the lost records again before it removes the journal.
+					if err := l.Close(); err != nil {
+						t.Fatal(err)
+					}
+					synced, _ := lf.powerFile.state()
+					ids := openCopy(t, crashCopy(t, synced, path+".journal"))
+					for _, id := range acked {
+						if ids[id] != 1 {
+							t.Errorf("acknowledged record %s appears %d times after Close and a power loss", id, ids[id])
+						}
+					}
+					return
+				}
+				next := sampleEvent(failed + 1)
+				if err := l.Record(next); err != nil {
+					t.Fatal(err)
+				}
+				acked = append(acked, next.RequestID)
+			} else {
+				for i := 1; i <= 5; i++ {
+					if err := l.Record(sampleEvent(i)); err != nil {
+						t.Fatal(err)
+					}
+					acked = append(acked, fmt.Sprintf("r-%d", i))
+				}
+				lf.failNextSync()
+				if err := l.Close(); err == nil {
+					t.Fatal("Close with a failing fsync = nil, want an error")
+				}
+				// A new process: its fsync is never told of the failure,
+				// but the pages stay lost unless written again.
+				pf2 := openPowerFile(t, path)
+				old, _ := lf.powerFile.state()
+				pf2.synced = old
+				lf = &lossyFile{powerFile: pf2, lost: lf.lost, lostFrom: lf.lostFrom, rewriteMin: lf.rewriteMin}
+				l = openTestLog(t, Options{Path: path, Fsync: true, Journal: path + ".journal",
+					OpenFile: func(string) (File, error) { return lf, nil }})
+				if err := l.Record(sampleEvent(6)); err != nil {
+					t.Fatal(err)
+				}
+				acked = append(acked, "r-6")
+			}
+			synced, _ := lf.powerFile.state()
+			cp := crashCopy(t, synced, path+".journal")
+			ids := openCopy(t, cp)
+			for _, id := range acked {
+				if ids[id] != 1 {
+					t.Errorf("acknowledged record %s appears %d times after a power loss following a failed fsync of the log", id, ids[id])
+				}
+			}
+			_ = l.Close()
 		})
 	}
 }
@@ -757,9 +901,9 @@ func TestJournalIsNotALink(t *testing.T) {
 	}
 }
 
-// FuzzJournalReplay feeds arbitrary journal files to the reader and the
-// replay: they must never panic, and whatever they restore must continue
-// the log's chain.
+// FuzzJournalReplay feeds arbitrary journal files and log tails to the
+// reader and to recoverTail: they must never panic, and whatever they keep
+// must be whole records chaining from the journal's base.
 func FuzzJournalReplay(f *testing.F) {
 	requireJournal(f)
 	dir := f.TempDir()
@@ -768,16 +912,16 @@ func FuzzJournalReplay(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	tips := []position{{hash: hashOf(zeroHash)}}
 	for i := 1; i <= 3; i++ {
 		if err := l.Record(sampleEvent(i)); err != nil {
 			f.Fatal(err)
 		}
-		l.mu.Lock()
-		tips = append(tips, position{seq: l.tip.seq, hash: l.tip.hash})
-		l.mu.Unlock()
 	}
 	j, err := os.ReadFile(path + ".journal")
+	if err != nil {
+		f.Fatal(err)
+	}
+	log, err := os.ReadFile(path)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -785,30 +929,25 @@ func FuzzJournalReplay(f *testing.F) {
 		f.Fatal(err)
 	}
 	end := bytes.LastIndexFunc(j, func(r rune) bool { return r != 0 }) + 1
-	for i := range tips {
-		f.Add(j[:end], uint64(i))
-	}
-	f.Add(j[:end-5], uint64(0))
-	f.Fuzz(func(t *testing.T, data []byte, tipSeq uint64) {
-		got, err := readJournal(memJournal(data))
-		if err != nil {
-			t.Fatal(err)
-		}
-		tip := tips[tipSeq%uint64(len(tips))]
-		restored, n, err := journalReplay(got, tip, "j", "l")
-		if err != nil || n == 0 {
+	lines := splitLines(log)
+	f.Add(j[:end], log)
+	f.Add(j[:end], bytes.Join(lines[:2], nil))
+	f.Add(j[:end], append(bytes.Join(lines[:2], nil), lines[2][:20]...))
+	f.Add(j[:end-5], []byte(nil))
+	f.Fuzz(func(t *testing.T, journal, logTail []byte) {
+		st, err := readJournal(memJournal(journal))
+		if err != nil || !st.ok {
 			return
 		}
-		// What is restored is whole records continuing the tip.
-		lines := splitLines(restored)
-		if len(lines) != n {
-			t.Fatalf("restored %d lines, reported %d", len(lines), n)
+		tail, _, err := recoverTail(st, logTail, st.base, "j", "l")
+		if err != nil {
+			return
 		}
-		prev, seq := string(tip.hash[:]), tip.seq
-		for _, line := range lines {
+		prev, seq := string(st.base.hash[:]), st.base.seq
+		for _, line := range splitLines(tail) {
 			l, reason := parseLine(bytes.TrimSuffix(line, []byte("\n")))
 			if reason != "" || l.seq != seq+1 || l.prev != prev {
-				t.Fatalf("restored a line that does not continue the chain: %q (%s)", line, reason)
+				t.Fatalf("kept a line that does not continue the chain: %q (%s)", line, reason)
 			}
 			prev, seq = l.hash, l.seq
 		}

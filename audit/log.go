@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -222,52 +223,43 @@ func Open(opts Options, logger *zap.Logger) (*Log, error) {
 		}
 		return nil, fmt.Errorf("resume audit log %s: %w", opts.Path, err)
 	}
-	var restored []byte
-	var restoredN int
+	pos, dirty, restoredN := r.pos, r.torn > 0, 0
 	if opts.Journal != "" && journalSupported {
-		restored, restoredN, err = l.openJournal(opts, r.pos)
+		var rewritten bool
+		rewritten, restoredN, pos, err = l.openJournal(opts, r)
 		if err != nil {
 			_ = f.Close()
 			return nil, err
 		}
+		// A rewrite from the journal cut the torn tail away already.
+		dirty = dirty && !rewritten
 	}
-	l.tip, l.written, l.durable = r.pos, r.pos, r.pos
+	l.tip, l.written, l.durable = pos, pos, pos
+	l.dirty = dirty // the torn bytes are cut off before the next record is written
 	if r.torn == 0 && restoredN == 0 {
-		l.logger.Debug("audit log opened", zap.String("path", opts.Path), zap.Uint64("seq", r.pos.seq))
+		l.logger.Debug("audit log opened", zap.String("path", opts.Path), zap.Uint64("seq", pos.seq))
 		return l, nil
 	}
 
 	ev := &Event{Type: "recovered"}
+	var details []string
 	if r.torn > 0 {
 		l.logger.Warn("audit log had a torn last line; discarding it",
 			zap.String("path", opts.Path), zap.Int64("bytes", r.torn), zap.Uint64("seq", r.pos.seq))
-		ev.Detail = fmt.Sprintf("discarded %d torn bytes", r.torn)
+		details = append(details, fmt.Sprintf("discarded %d torn bytes", r.torn))
 		ev.Fields = map[string]any{"discarded_bytes": r.torn, "discarded_sha256": r.tornSHA256}
-		// The torn bytes are cut off before the next record is written.
-		l.dirty = true
 	}
 	if restoredN > 0 {
-		if err := l.restore(restored, restoredN); err != nil {
-			// Close must not remove a journal whose records the log may
-			// not hold.
-			if l.j != nil {
-				l.j.close()
-				l.j = nil
-			}
-			_ = l.Close()
-			return nil, fmt.Errorf("recover audit log %s from %s: %w", opts.Path, opts.Journal, err)
-		}
-		msg := fmt.Sprintf("restored %d records from the journal", restoredN)
-		if ev.Detail != "" {
-			msg = ev.Detail + "; " + msg
-		}
-		ev.Detail = msg
+		l.logger.Warn("audit log restored records from its journal after a crash",
+			zap.String("path", opts.Path), zap.Int("records", restoredN), zap.Uint64("seq", pos.seq))
+		details = append(details, fmt.Sprintf("restored %d records from the journal", restoredN))
 		if ev.Fields == nil {
 			ev.Fields = map[string]any{}
 		}
 		ev.Fields["restored_records"] = restoredN
 		ev.Fields["restored_from_seq"] = r.pos.seq + 1
 	}
+	ev.Detail = strings.Join(details, "; ")
 	err = l.Record(ev)
 	if err != nil {
 		_ = l.Close()
@@ -279,16 +271,18 @@ func Open(opts Options, logger *zap.Logger) (*Log, error) {
 // Path returns the log's path as given in Options.
 func (l *Log) Path() string { return l.path }
 
-// openJournal opens (or creates) opts.Journal, returns the records of it
-// that continue the log after tip, and keeps the journal if the log is
-// durable: without Fsync a journal left by a crash is only read, and
-// removed once its records are in the log.
-func (l *Log) openJournal(opts Options, tip position) ([]byte, int, error) {
+// openJournal opens (or creates) opts.Journal. If it holds a generation
+// (countersign stopped without closing the log), the log after the
+// generation's base is written again from it (see journal.go), and
+// openJournal reports that, how many records only the journal had, and
+// the log's new end. The journal is then kept for writing if the log is
+// durable, or else removed.
+func (l *Log) openJournal(opts Options, r resumed) (rewritten bool, restored int, end position, err error) {
+	end = r.pos
 	where := fmt.Sprintf("audit journal %s", opts.Journal)
 	writing := l.fsync && !opts.ReplayOnly
 	var jf JournalFile
 	created := false
-	var err error
 	if opts.OpenJournal != nil {
 		jf, err = opts.OpenJournal(opts.Journal)
 	} else if writing {
@@ -297,61 +291,115 @@ func (l *Log) openJournal(opts Options, tip position) ([]byte, int, error) {
 		var file *os.File
 		file, err = openExistingJournal(opts.Journal, os.O_RDONLY)
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, 0, nil
+			return false, 0, end, nil
 		}
 		jf = file
 	}
 	if err != nil {
 		if writing {
-			return nil, 0, fmt.Errorf("open %s (audit.journal: false turns it off): %w", where, err)
+			return false, 0, end, fmt.Errorf("open %s (audit.journal: false turns it off): %w", where, err)
 		}
-		return nil, 0, fmt.Errorf("open %s, which a crash left: %w", where, err)
+		return false, 0, end, fmt.Errorf("open %s, which a crash left: %w", where, err)
 	}
 	j := &journal{f: jf, path: opts.Journal, logger: l.logger, readOnly: !writing}
-	data, err := readJournal(jf)
+	st, err := readJournal(jf)
 	if err != nil {
 		_ = jf.Close()
-		return nil, 0, fmt.Errorf("read %s: %w", where, err)
+		return false, 0, end, fmt.Errorf("read %s: %w", where, err)
 	}
-	restored, n, err := journalReplay(data, tip, opts.Journal, opts.Path)
-	if err != nil {
-		_ = jf.Close()
-		return nil, 0, err
-	}
-	if !writing && n == 0 {
-		// The log holds every record the journal has: make sure of it on
-		// disk, then the journal can go.
-		if err := l.f.Sync(); err != nil {
+	if st.ok {
+		var tail []byte
+		tail, restored, err = l.journalTail(st, r, opts)
+		if err == nil {
+			end, err = l.rewriteTail(st.base, tail)
+		}
+		if err != nil {
+			// The journal stays: it may hold the only copy of records.
 			_ = jf.Close()
-			return nil, 0, fmt.Errorf("fsync audit log %s: %w", opts.Path, err)
+			return false, 0, r.pos, err
 		}
-		if err := j.remove(); err != nil {
-			return nil, 0, fmt.Errorf("remove %s: %w", where, err)
-		}
-		return nil, 0, nil
-	}
-	if n > 0 {
-		// The new generation must not begin before the log holds the
-		// records the old one has: restore does both.
-		l.j = j
-		return restored, n, nil
-	}
-	// The log may hold records a crashed writer never synced, which the
-	// old generation covered: sync it before a new one begins.
-	if err := l.f.Sync(); err != nil {
+		rewritten = true
+	} else if err := l.f.Sync(); err != nil {
+		// No generation: the log may still hold records a writer without
+		// a journal never synced. Sync before a new generation begins.
 		_ = jf.Close()
-		return nil, 0, fmt.Errorf("fsync audit log %s: %w", opts.Path, err)
+		return false, 0, end, fmt.Errorf("fsync audit log %s: %w", opts.Path, err)
+	}
+	if !writing {
+		if err := j.remove(); err != nil {
+			return rewritten, restored, end, fmt.Errorf("remove %s: %w", where, err)
+		}
+		return rewritten, restored, end, nil
 	}
 	l.j = j
-	l.startJournal(created)
-	return nil, 0, nil
+	l.startJournal(created, end)
+	return rewritten, restored, end, nil
 }
 
-// startJournal makes l.j ready for a new generation, or, if it cannot (a
-// full disk), removes it: the log is then synced the plain way. The log
-// must hold every record the journal has, durably.
-func (l *Log) startJournal(created bool) {
-	err := l.j.prepare(created)
+// journalTail checks that the log holds st's base, the record its
+// generation starts after, and returns what the log must hold after it.
+func (l *Log) journalTail(st journalState, r resumed, opts Options) ([]byte, int, error) {
+	fi, err := l.f.Stat()
+	if err != nil {
+		return nil, 0, fmt.Errorf("stat audit log %s: %w", opts.Path, err)
+	}
+	size := fi.Size()
+	if st.base.size > size {
+		return nil, 0, fmt.Errorf("the audit journal %s starts after record %d at byte %d, but the log %s has only %d bytes: records the log had made durable are missing. Keep both files for investigation, move the journal aside, and start again", opts.Journal, st.base.seq, st.base.size, opts.Path, size)
+	}
+	if st.base.seq > 0 || st.base.size > 0 {
+		start := int64(0)
+		if st.base.size > 1 {
+			nl, err := lastNewline(l.f, st.base.size-1, maxLineBytes+1)
+			if err != nil {
+				return nil, 0, err
+			}
+			start = nl + 1
+		}
+		line := make([]byte, st.base.size-start)
+		if _, err := l.f.ReadAt(line, start); err != nil {
+			return nil, 0, fmt.Errorf("read audit log %s: %w", opts.Path, err)
+		}
+		got, reason := parseLine(bytes.TrimSuffix(line, []byte("\n")))
+		if reason != "" || !bytes.HasSuffix(line, []byte("\n")) || got.seq != st.base.seq || got.hash != string(st.base.hash[:]) {
+			return nil, 0, fmt.Errorf("the audit journal %s does not continue the log %s: the log does not hold the record %d it starts after (the journal belongs to another log, or the log was edited). Keep both files for investigation, move the journal aside, and start again", opts.Journal, opts.Path, st.base.seq)
+		}
+	}
+	if size-st.base.size > maxLogTail {
+		return nil, 0, fmt.Errorf("the audit journal %s is older than the last %d MiB of the log %s: move it aside and start again", opts.Journal, maxLogTail>>20, opts.Path)
+	}
+	logTail := make([]byte, size-st.base.size)
+	if _, err := l.f.ReadAt(logTail, st.base.size); err != nil && !errors.Is(err, io.EOF) {
+		return nil, 0, fmt.Errorf("read audit log %s: %w", opts.Path, err)
+	}
+	return recoverTail(st, logTail, r.pos, opts.Journal, opts.Path)
+}
+
+// rewriteTail cuts the log back to base, appends tail and syncs, and
+// returns the log's new end.
+func (l *Log) rewriteTail(base position, tail []byte) (position, error) {
+	if err := l.f.Truncate(base.size); err != nil {
+		return position{}, fmt.Errorf("truncate audit log %s to %d bytes: %w", l.path, base.size, err)
+	}
+	if n, err := l.f.Write(tail); err != nil || n != len(tail) {
+		return position{}, fmt.Errorf("write audit log %s: %w", l.path, errors.Join(err, io.ErrShortWrite))
+	}
+	if err := l.f.Sync(); err != nil {
+		return position{}, fmt.Errorf("fsync audit log %s: %w", l.path, err)
+	}
+	if len(tail) == 0 {
+		return base, nil
+	}
+	lastStart := bytes.LastIndexByte(tail[:len(tail)-1], '\n') + 1
+	last, _ := parseLine(tail[lastStart : len(tail)-1])
+	return position{seq: last.seq, hash: hashOf(last.hash), size: base.size + int64(len(tail))}, nil
+}
+
+// startJournal makes l.j ready for a new generation from base, the log's
+// end, or, if it cannot (a full disk), removes it: the log is then synced
+// the plain way. The log must have been synced through base.
+func (l *Log) startJournal(created bool, base position) {
+	err := l.j.prepare(created, base)
 	if err == nil {
 		return
 	}
@@ -361,37 +409,6 @@ func (l *Log) startJournal(created bool) {
 		l.logger.Warn("cannot remove the audit journal", zap.String("path", l.j.path), zap.Error(rerr))
 	}
 	l.j = nil
-}
-
-// restore appends n records read from the journal after the last complete
-// record (cutting a torn tail away first), syncs the log, and begins a new
-// journal generation, or removes a journal kept only for reading.
-func (l *Log) restore(data []byte, n int) error {
-	if err := l.f.Truncate(l.written.size); err != nil {
-		return fmt.Errorf("truncate to %d bytes: %w", l.written.size, err)
-	}
-	l.dirty = false
-	if w, err := l.f.Write(data); err != nil || w != len(data) {
-		l.dirty = true
-		return fmt.Errorf("write: %w", errors.Join(err, io.ErrShortWrite))
-	}
-	if err := l.f.Sync(); err != nil {
-		l.dirty = true
-		return fmt.Errorf("fsync: %w", err)
-	}
-	lastStart := bytes.LastIndexByte(data[:len(data)-1], '\n') + 1
-	last, _ := parseLine(data[lastStart : len(data)-1])
-	pos := position{seq: last.seq, hash: hashOf(last.hash), size: l.written.size + int64(len(data))}
-	l.tip, l.written, l.durable = pos, pos, pos
-	l.logger.Warn("audit log restored records from its journal after a crash",
-		zap.String("path", l.path), zap.Int("records", n), zap.Uint64("seq", pos.seq))
-	if l.j.readOnly {
-		err := l.j.remove()
-		l.j = nil
-		return err
-	}
-	l.startJournal(false)
-	return nil
 }
 
 // Record appends ev. It returns once the record is written to the file and,
@@ -547,7 +564,7 @@ func (l *Log) flushLocked() {
 		l.batch = &batch{}
 		l.flushing = true
 		l.mu.Unlock()
-		werr, serr := l.write(data, sync)
+		werr, serr := l.write(data, sync, target)
 		l.mu.Lock()
 		l.flushing = false
 		if cap(data) <= maxPending {
@@ -576,14 +593,23 @@ func (l *Log) flushLocked() {
 // write writes data, then syncs if asked; it runs without mu, as the only
 // flush. werr is a failed write (nothing of data counts as written), serr a
 // failed fsync (nothing since the last good one counts as durable).
-func (l *Log) write(data []byte, sync bool) (werr, serr error) {
+func (l *Log) write(data []byte, sync bool, target position) (werr, serr error) {
 	if l.dirty {
 		if err := l.repair(); err != nil {
 			return fmt.Errorf("write audit log %s: %w", l.path, err), nil
 		}
 	}
+	if l.j != nil && l.j.ghost && l.j.blank(l.j.ghostOff) {
+		// First, so that a crash during the resync below cannot read it.
+		l.j.ghost = false
+	}
+	if l.j != nil && l.j.suspect {
+		if err := l.j.resync(l.f, l.written); err != nil {
+			return fmt.Errorf("write audit log %s: an fsync of the log failed, and the records it lost cannot be written again from the journal yet: %w", l.path, err), nil
+		}
+	}
 	if l.j != nil && l.j.ghost {
-		if err := l.j.retire(l.f); err != nil {
+		if err := l.j.retire(l.f, l.written); err != nil {
 			return fmt.Errorf("write audit log %s: a failed journal entry may still be read back, and the log cannot be synced to retire it: %w", l.path, err), nil
 		}
 	}
@@ -602,7 +628,7 @@ func (l *Log) write(data []byte, sync bool) (werr, serr error) {
 			l.j.hold(data)
 			return nil, nil
 		}
-		if err := l.j.commit(data, l.f); err != nil {
+		if err := l.j.commit(data, l.f, target); err != nil {
 			return nil, fmt.Errorf("fsync audit log %s: %w", l.path, err)
 		}
 		return nil, nil
@@ -677,6 +703,13 @@ func (l *Log) Close() error {
 	if j := l.j; j != nil {
 		if j.ghost && !j.closed && j.blank(j.ghostOff) {
 			j.ghost = false
+		}
+		if j.suspect && !j.closed && len(errs) == 0 {
+			// A plain fsync could report success for bytes an earlier
+			// failed one lost: write them again from the journal first.
+			if err := j.resync(l.f, l.written); err != nil {
+				errs = append(errs, fmt.Errorf("close audit log %s: %w", l.path, err))
+			}
 		}
 		// The journal goes once the log holds all it held; a journal
 		// found on Open therefore means a crash.
