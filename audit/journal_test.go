@@ -288,11 +288,7 @@ func TestJournalThatDoesNotContinueTheLog(t *testing.T) {
 	// that keeps only what was synced: the first 10.
 	path := writeLog(t, 10)
 	l, pf := journalLog(t, path)
-	for i := 11; i <= 15; i++ {
-		if err := l.Record(sampleEvent(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	recordAll(t, l, 11, 15)
 	synced, _ := pf.state()
 	lines := splitLines(synced)
 	if len(lines) != 10 {
@@ -354,11 +350,7 @@ func reseal(t *testing.T, lines [][]byte) []byte {
 func TestJournalTornEntryIsNotReplayed(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
 	l, pf := journalLog(t, path)
-	for i := 1; i <= 5; i++ {
-		if err := l.Record(sampleEvent(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	recordAll(t, l, 1, 5)
 	synced, _ := pf.state()
 	cp := crashCopy(t, synced, path+".journal")
 	j := readFile(t, cp+".journal")
@@ -394,11 +386,7 @@ func TestJournalTornEntryIsNotReplayed(t *testing.T) {
 func TestJournalLeftByACrashIsReplayedWithoutFsync(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
 	l, pf := journalLog(t, path)
-	for i := 1; i <= 3; i++ {
-		if err := l.Record(sampleEvent(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	recordAll(t, l, 1, 3)
 	synced, _ := pf.state()
 	cp := crashCopy(t, synced, path+".journal")
 	l2 := openTestLog(t, Options{Path: cp, Journal: cp + ".journal"})
@@ -509,11 +497,7 @@ func TestJournalFailureFallsBackToFsync(t *testing.T) {
 				t.Errorf("log syncs for a record whose journal entry failed = %d, want 1", after-before)
 			}
 			_, before = pf.state()
-			for i := 3; i <= 5; i++ {
-				if err := l.Record(sampleEvent(i)); err != nil {
-					t.Fatal(err)
-				}
-			}
+			recordAll(t, l, 3, 5)
 			synced, after := pf.state()
 			want := 0 // the new generation carries them
 			if permanent {
@@ -607,11 +591,7 @@ func TestJournalGhostEntry(t *testing.T) {
 func TestJournalKeptWhenTheLogIsNotSafe(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
 	l, pf := journalLog(t, path)
-	for i := 1; i <= 3; i++ {
-		if err := l.Record(sampleEvent(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	recordAll(t, l, 1, 3)
 	synced, _ := pf.state()
 
 	t.Run("replay cannot write", func(t *testing.T) {
@@ -861,11 +841,7 @@ func TestJournalSurvivesAFailedLogFsync(t *testing.T) {
 func TestJournalReadOnlyReplaySyncsFirst(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
 	l, _ := journalLog(t, path)
-	for i := 1; i <= 2; i++ {
-		if err := l.Record(sampleEvent(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	recordAll(t, l, 1, 2)
 	cp := crashCopy(t, readFile(t, path), path+".journal")
 	pf2 := openPowerFile(t, cp)
 	l2 := openTestLog(t, Options{Path: cp, Fsync: true, Journal: cp + ".journal", ReplayOnly: true, OpenFile: func(string) (File, error) { return pf2, nil }})
@@ -912,11 +888,7 @@ func FuzzJournalReplay(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	for i := 1; i <= 3; i++ {
-		if err := l.Record(sampleEvent(i)); err != nil {
-			f.Fatal(err)
-		}
-	}
+	recordAll(f, l, 1, 3)
 	j, err := os.ReadFile(path + ".journal")
 	if err != nil {
 		f.Fatal(err)
@@ -993,11 +965,7 @@ func TestJournalHeldOverflow(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for i := 17; i <= 18; i++ {
-		if err := l.Record(sampleEvent(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	recordAll(t, l, 17, 18)
 	synced, _ := pf.state()
 	cp := crashCopy(t, synced, path+".journal")
 	l2 := openTestLog(t, Options{Path: cp, Fsync: true, Journal: cp + ".journal"})
@@ -1128,11 +1096,7 @@ func TestJournalFileChecks(t *testing.T) {
 	crashed := func(t *testing.T) string {
 		path := filepath.Join(t.TempDir(), "audit.jsonl")
 		l, pf := journalLog(t, path)
-		for i := 1; i <= 3; i++ {
-			if err := l.Record(sampleEvent(i)); err != nil {
-				t.Fatal(err)
-			}
-		}
+		recordAll(t, l, 1, 3)
 		synced, _ := pf.state()
 		cp := crashCopy(t, synced, path+".journal")
 		_ = l.Close()
@@ -1234,11 +1198,7 @@ func TestJournalFileChecks(t *testing.T) {
 			t.Errorf("journal that could not be prepared: %v, want it removed", err)
 		}
 		_, before := pf.state()
-		for i := 1; i <= 2; i++ {
-			if err := l.Record(sampleEvent(i)); err != nil {
-				t.Fatal(err)
-			}
-		}
+		recordAll(t, l, 1, 2)
 		if _, after := pf.state(); after-before != 2 {
 			t.Errorf("log syncs for 2 records without a journal = %d, want 2", after-before)
 		}
@@ -1246,4 +1206,15 @@ func TestJournalFileChecks(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// recordAll records sample events from through to, failing the test on an
+// error.
+func recordAll(t testing.TB, l *Log, from, to int) {
+	t.Helper()
+	for i := from; i <= to; i++ {
+		if err := l.Record(sampleEvent(i)); err != nil {
+			t.Fatalf("Record(%d) = %v", i, err)
+		}
+	}
 }
