@@ -281,19 +281,32 @@ func parseJournalHeader(b []byte) (gen uint64, base position, ok bool) {
 	return gen, base, true
 }
 
-// recoverTail returns what the log must hold after st.base: the journal's
-// records, then the log's own records after the journal's last where they
-// continue the chain (logTail is the log's bytes after st.base; a torn or
-// zeroed stretch ends what is kept of it). restored counts the journal's
-// records after logTip, the log's last complete record, which the log
-// itself did not have. It fails if the journal's records do not chain from
-// its base, or the log holds another record at a seq the journal has.
-func recoverTail(st journalState, logTail []byte, logTip position, journalPath, logPath string) (tail []byte, restored int, err error) {
-	type jline struct {
-		link
-		start, end int
-	}
-	var lines []jline
+// recovery is what Open writes into the log after a journal's base, and
+// what it reports of that.
+type recovery struct {
+	// tail is what the log holds after the base: the journal's records,
+	// then the log's own records after them that continue the chain.
+	tail []byte
+	// restored counts the journal's records the log did not read back
+	// whole, from fromSeq on.
+	restored int
+	fromSeq  uint64
+	// discarded is the log's bytes after the base that are not kept: a
+	// torn or lost stretch and everything after it.
+	discarded []byte
+}
+
+// recoverTail decides what the log must hold after st.base, given
+// logTail, the log's bytes after it. The log's own lines are read in
+// order while they continue the chain from the base: those the journal
+// also has must be the same records, and those after the journal's last
+// are kept; the first line that does neither (torn, zeroed, repeated)
+// ends what counts of the log. It fails if the journal's records do not
+// chain from its base, or the log holds another record at a seq the
+// journal has.
+func recoverTail(st journalState, logTail []byte, journalPath, logPath string) (recovery, error) {
+	var rec recovery
+	var hashes []string // of the journal's records, from base.seq+1
 	prev, seq := string(st.base.hash[:]), st.base.seq
 	for start := 0; start < len(st.data); {
 		i := bytes.IndexByte(st.data[start:], '\n')
@@ -302,42 +315,40 @@ func recoverTail(st journalState, logTail []byte, logTip position, journalPath, 
 			l, reason = parseLine(st.data[start : start+i])
 		}
 		if reason != "" || l.seq != seq+1 || l.prev != prev {
-			return nil, 0, fmt.Errorf("the audit journal %s breaks its own chain after record %d: move it aside (keep it for investigation) and start again", journalPath, seq)
+			return rec, fmt.Errorf("the audit journal %s breaks its own chain after record %d: move it aside (keep it for investigation) and start again", journalPath, seq)
 		}
-		lines = append(lines, jline{l, start, start + i + 1})
+		hashes = append(hashes, l.hash)
 		prev, seq = l.hash, l.seq
 		start += i + 1
 	}
-	tail = append([]byte(nil), st.data...)
-	for _, l := range lines {
-		if l.seq > logTip.seq {
-			restored++
-		}
-	}
-	for start := 0; start < len(logTail); {
-		i := bytes.IndexByte(logTail[start:], '\n')
+	rec.tail = append([]byte(nil), st.data...)
+	lprev, lseq := string(st.base.hash[:]), st.base.seq
+	kept := 0
+	for kept < len(logTail) {
+		i := bytes.IndexByte(logTail[kept:], '\n')
 		if i < 0 {
 			break // a torn last line
 		}
-		line := logTail[start : start+i+1]
-		start += i + 1
+		line := logTail[kept : kept+i+1]
 		l, reason := parseLine(line[:i])
-		if reason != "" {
+		if reason != "" || l.seq != lseq+1 || l.prev != lprev {
 			break // where data was lost: nothing after it counts
 		}
 		if l.seq <= seq {
-			if k := l.seq - st.base.seq - 1; l.seq > st.base.seq && lines[k].hash != l.hash {
-				return nil, 0, fmt.Errorf("the audit journal %s does not match the log %s: its record %d is not the log's (the journal belongs to another log, or the log was edited). Keep both files for investigation, move the journal aside, and start again", journalPath, logPath, l.seq)
+			if hashes[l.seq-st.base.seq-1] != l.hash {
+				return rec, fmt.Errorf("the audit journal %s does not match the log %s: its record %d is not the log's (the journal belongs to another log, or the log was edited). Keep both files for investigation, move the journal aside, and start again", journalPath, logPath, l.seq)
 			}
-			continue
+		} else {
+			rec.tail = append(rec.tail, line...)
 		}
-		if l.seq != seq+1 || l.prev != prev {
-			break
-		}
-		tail = append(tail, line...)
-		prev, seq = l.hash, l.seq
+		lprev, lseq = l.hash, l.seq
+		kept += i + 1
 	}
-	return tail, restored, nil
+	if seq > lseq {
+		rec.restored, rec.fromSeq = int(seq-lseq), lseq+1
+	}
+	rec.discarded = logTail[kept:]
+	return rec, nil
 }
 
 // prepare makes the file journalSize bytes of written blocks (an overwrite
@@ -479,8 +490,15 @@ func (j *journal) commit(data []byte, log File, end position) error {
 func (j *journal) disable(cause error) {
 	j.disabled = true
 	j.logger.Warn("audit journal disabled; every group commit now syncs the log", zap.String("path", j.path), zap.Error(cause))
+	// Unreadable first: a journal whose base falls ever further behind
+	// the log would stop the next Open after a crash.
+	blanked := j.closed || j.blank(0)
 	if err := j.remove(); err != nil {
-		j.logger.Warn("cannot remove the disabled audit journal", zap.String("path", j.path), zap.Error(err))
+		if !blanked {
+			j.logger.Error("cannot blank or remove the disabled audit journal; move it aside before countersign next starts after a crash", zap.String("path", j.path), zap.Error(err))
+		} else {
+			j.logger.Warn("cannot remove the disabled audit journal", zap.String("path", j.path), zap.Error(err))
+		}
 		return
 	}
 	if err := syncDir(filepath.Dir(j.path)); err != nil {

@@ -326,8 +326,14 @@ func TestJournalThatDoesNotContinueTheLog(t *testing.T) {
 // reseal recomputes the hash chain of edited lines.
 func reseal(t *testing.T, lines [][]byte) []byte {
 	t.Helper()
+	return resealAfter(t, position{hash: hashOf(zeroHash)}, lines)
+}
+
+// resealAfter chains edited lines after the record at pos.
+func resealAfter(t *testing.T, pos position, lines [][]byte) []byte {
+	t.Helper()
 	var out []byte
-	prev := hashOf(zeroHash)
+	prev := pos.hash
 	for i, line := range lines {
 		body := line[:len(line)-1-hashSuffixLen]
 		body = body[:len(body)-prevSuffixLen]
@@ -335,7 +341,7 @@ func reseal(t *testing.T, lines [][]byte) []byte {
 		rest = rest[bytes.IndexByte(rest, ',')+1:] // drop seq and ts; assemble writes them
 		var err error
 		var h chainHash
-		out, h, err = assemble(out, append(append([]byte("{"), rest...), '}'), uint64(i+1), &prev, testClock()())
+		out, h, err = assemble(out, append(append([]byte("{"), rest...), '}'), pos.seq+uint64(i+1), &prev, testClock()())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -661,37 +667,49 @@ func TestRecoverTail(t *testing.T) {
 		}
 		return out
 	}
+	// c is a's records with the fourth and later changed and chained
+	// again: a log that continues a's base with other records.
 	base := tipOf(a[:3])
+	var changed [][]byte
+	for _, line := range a[3:] {
+		changed = append(changed, bytes.Replace(line, []byte("alice"), []byte("mallory"), -1))
+	}
+	c := append(bytes.Clone(join(a[:3])), resealAfter(t, base, changed)...)
 	tests := []struct {
-		name     string
-		data     []byte // the journal's records after base (record 3)
-		logTail  []byte // the log after base
-		logTip   position
-		want     []byte
-		restored int
-		err      string
+		name      string
+		data      []byte // the journal's records after base (record 3)
+		logTail   []byte // the log after base
+		want      []byte
+		restored  int
+		discarded int
+		err       string
 	}{
-		{name: "the log lost them", data: join(a[3:]), logTip: base, want: join(a[3:]), restored: 3},
-		{name: "the log has some", data: join(a[3:]), logTail: join(a[3:5]), logTip: tipOf(a[:5]), want: join(a[3:]), restored: 1},
-		{name: "the log has more", data: join(a[3:5]), logTail: join(a[3:]), logTip: tipOf(a), want: join(a[3:])},
-		{name: "a zeroed stretch ends what is kept of the log", data: join(a[3:4]), logTail: append(make([]byte, 40), join(a[4:])...), logTip: tipOf(a), want: join(a[3:4])},
-		{name: "a torn line is dropped", data: join(a[3:4]), logTail: append(join(a[3:5]), a[5][:30]...), logTip: tipOf(a[:5]), want: join(a[3:5])},
-		{name: "the log holds another record", data: join(a[3:5]), logTail: join(b[3:5]), logTip: tipOf(b[:5]), err: "record 4 is not the log's"},
-		{name: "the journal's chain breaks", data: join(a[3:5], b[5:]), logTip: base, err: "breaks its own chain after record 5"},
-		{name: "the journal does not start after its base", data: join(a[4:]), logTip: base, err: "breaks its own chain after record 3"},
+		{name: "the log lost them", data: join(a[3:]), want: join(a[3:]), restored: 3},
+		{name: "the log has some", data: join(a[3:]), logTail: join(a[3:5]), want: join(a[3:]), restored: 1},
+		{name: "the log has more", data: join(a[3:5]), logTail: join(a[3:]), want: join(a[3:])},
+		{name: "a zeroed stretch ends what is kept of the log", data: join(a[3:4]), logTail: append(make([]byte, 40), join(a[4:])...), want: join(a[3:4]), restored: 1, discarded: 40 + len(join(a[4:]))},
+		{name: "a torn line is dropped", data: join(a[3:4]), logTail: append(join(a[3:5]), a[5][:30]...), want: join(a[3:5]), discarded: 30},
+		{name: "a repeated record ends what is kept", data: join(a[3:4]), logTail: join(a[3:5], a[4:5]), want: join(a[3:5]), discarded: len(a[4])},
+		{name: "the log holds another record", data: join(a[3:5]), logTail: join(splitLines(c)[3:5]), err: "record 4 is not the log's"},
+		{name: "the journal's chain breaks", data: join(a[3:5], b[5:]), err: "breaks its own chain after record 5"},
+		{name: "the journal does not start after its base", data: join(a[4:]), err: "breaks its own chain after record 3"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			st := journalState{ok: true, base: base, data: tt.data}
-			got, n, err := recoverTail(st, tt.logTail, tt.logTip, "j", "l")
+			rec, err := recoverTail(st, tt.logTail, "j", "l")
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("recoverTail() = %v, want an error containing %q", err, tt.err)
 				}
 				return
 			}
-			if err != nil || n != tt.restored || !bytes.Equal(got, tt.want) {
-				t.Fatalf("recoverTail() = %d lines, %d restored, %v; want %d lines, %d restored", len(splitLines(got)), n, err, len(splitLines(tt.want)), tt.restored)
+			if err != nil || rec.restored != tt.restored || len(rec.discarded) != tt.discarded || !bytes.Equal(rec.tail, tt.want) {
+				t.Fatalf("recoverTail() = %d lines, %d restored, %d discarded, %v; want %d lines, %d restored, %d discarded",
+					len(splitLines(rec.tail)), rec.restored, len(rec.discarded), err, len(splitLines(tt.want)), tt.restored, tt.discarded)
+			}
+			if rec.restored > 0 && rec.fromSeq != base.seq+uint64(len(splitLines(tt.data))-tt.restored)+1 {
+				t.Errorf("fromSeq = %d", rec.fromSeq)
 			}
 		})
 	}
@@ -911,10 +929,11 @@ func FuzzJournalReplay(f *testing.F) {
 		if err != nil || !st.ok {
 			return
 		}
-		tail, _, err := recoverTail(st, logTail, st.base, "j", "l")
+		rec, err := recoverTail(st, logTail, "j", "l")
 		if err != nil {
 			return
 		}
+		tail := rec.tail
 		prev, seq := string(st.base.hash[:]), st.base.seq
 		for _, line := range splitLines(tail) {
 			l, reason := parseLine(bytes.TrimSuffix(line, []byte("\n")))
@@ -1042,7 +1061,9 @@ func TestJournalRetire(t *testing.T) {
 	// the log refused, and one after the record restores r-3, not r-2.
 	t.Run("retire cannot blank it", func(t *testing.T) {
 		l, pf, fj, path := faultyJournalLog(t)
-		ghost(t, l, pf, fj, 2)
+		// The commit's blank, the one before the next write and retire's
+		// own all fail.
+		ghost(t, l, pf, fj, 3)
 		var copies []string
 		pf.setOnSync(func(b []byte) { copies = append(copies, crashCopy(t, b, path+".journal")) })
 		if err := l.Record(sampleEvent(3)); err != nil {
@@ -1217,4 +1238,42 @@ func recordAll(t testing.TB, l *Log, from, to int) {
 			t.Fatalf("Record(%d) = %v", i, err)
 		}
 	}
+}
+
+// TestJournalAsyncRecordsMoveTheBase writes more records nobody waits for
+// than an entry holds, and no others: the log is synced and a new
+// generation begun as they pass that, so that what Open must read after a
+// journal's base stays bounded, and a crash then opens.
+func TestJournalAsyncRecordsMoveTheBase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, pf := journalLog(t, path)
+	recordAll(t, l, 1, 1)
+	_, before := pf.state()
+	big := strings.Repeat("x", 300<<10)
+	for i := 2; i <= 30; i++ {
+		ev := sampleEvent(i)
+		ev.Fields = map[string]any{"pad": big}
+		if err := l.RecordAsync(ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	synced, after := pf.state()
+	if after-before < 2 {
+		t.Errorf("log syncs during 8.7 MiB of records nobody waited for = %d, want one per journal's worth", after-before)
+	}
+	l.mu.Lock()
+	for l.flushing {
+		l.cond.Wait()
+	}
+	base := l.j.base
+	l.mu.Unlock()
+	full := readFile(t, path)
+	if gap := int64(len(full)) - base.size; gap > journalSize {
+		t.Errorf("the log runs %d bytes past the journal's base, more than the journal holds", gap)
+	}
+	ids := openCopy(t, crashCopy(t, synced, path+".journal"))
+	if ids["r-1"] != 1 {
+		t.Errorf("records after the crash = %v, want r-1", ids)
+	}
+	_ = l.Close()
 }

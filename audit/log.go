@@ -223,41 +223,48 @@ func Open(opts Options, logger *zap.Logger) (*Log, error) {
 		}
 		return nil, fmt.Errorf("resume audit log %s: %w", opts.Path, err)
 	}
-	pos, dirty, restoredN := r.pos, r.torn > 0, 0
+	pos, dirty := r.pos, r.torn > 0
+	torn, tornSHA256 := r.torn, r.tornSHA256
+	var rec recovery
 	if opts.Journal != "" && journalSupported {
 		var rewritten bool
-		rewritten, restoredN, pos, err = l.openJournal(opts, r)
+		rewritten, rec, pos, err = l.openJournal(opts, r)
 		if err != nil {
 			_ = f.Close()
 			return nil, err
 		}
-		// A rewrite from the journal cut the torn tail away already.
-		dirty = dirty && !rewritten
+		if rewritten {
+			// The rewrite cut away what it did not keep of the log.
+			dirty = false
+			torn = int64(len(rec.discarded))
+			sum := sha256.Sum256(rec.discarded)
+			tornSHA256 = hex.EncodeToString(sum[:])
+		}
 	}
 	l.tip, l.written, l.durable = pos, pos, pos
 	l.dirty = dirty // the torn bytes are cut off before the next record is written
-	if r.torn == 0 && restoredN == 0 {
+	if torn == 0 && rec.restored == 0 {
 		l.logger.Debug("audit log opened", zap.String("path", opts.Path), zap.Uint64("seq", pos.seq))
 		return l, nil
 	}
 
 	ev := &Event{Type: "recovered"}
 	var details []string
-	if r.torn > 0 {
-		l.logger.Warn("audit log had a torn last line; discarding it",
-			zap.String("path", opts.Path), zap.Int64("bytes", r.torn), zap.Uint64("seq", r.pos.seq))
-		details = append(details, fmt.Sprintf("discarded %d torn bytes", r.torn))
-		ev.Fields = map[string]any{"discarded_bytes": r.torn, "discarded_sha256": r.tornSHA256}
+	if torn > 0 {
+		l.logger.Warn("audit log had a torn or lost tail; discarding it",
+			zap.String("path", opts.Path), zap.Int64("bytes", torn), zap.Uint64("seq", pos.seq))
+		details = append(details, fmt.Sprintf("discarded %d torn bytes", torn))
+		ev.Fields = map[string]any{"discarded_bytes": torn, "discarded_sha256": tornSHA256}
 	}
-	if restoredN > 0 {
+	if rec.restored > 0 {
 		l.logger.Warn("audit log restored records from its journal after a crash",
-			zap.String("path", opts.Path), zap.Int("records", restoredN), zap.Uint64("seq", pos.seq))
-		details = append(details, fmt.Sprintf("restored %d records from the journal", restoredN))
+			zap.String("path", opts.Path), zap.Int("records", rec.restored), zap.Uint64("seq", pos.seq))
+		details = append(details, fmt.Sprintf("restored %d records from the journal", rec.restored))
 		if ev.Fields == nil {
 			ev.Fields = map[string]any{}
 		}
-		ev.Fields["restored_records"] = restoredN
-		ev.Fields["restored_from_seq"] = r.pos.seq + 1
+		ev.Fields["restored_records"] = rec.restored
+		ev.Fields["restored_from_seq"] = rec.fromSeq
 	}
 	ev.Detail = strings.Join(details, "; ")
 	err = l.Record(ev)
@@ -277,7 +284,7 @@ func (l *Log) Path() string { return l.path }
 // openJournal reports that, how many records only the journal had, and
 // the log's new end. The journal is then kept for writing if the log is
 // durable, or else removed.
-func (l *Log) openJournal(opts Options, r resumed) (rewritten bool, restored int, end position, err error) {
+func (l *Log) openJournal(opts Options, r resumed) (rewritten bool, rec recovery, end position, err error) {
 	end = r.pos
 	where := fmt.Sprintf("audit journal %s", opts.Journal)
 	writing := l.fsync && !opts.ReplayOnly
@@ -291,88 +298,87 @@ func (l *Log) openJournal(opts Options, r resumed) (rewritten bool, restored int
 		var file *os.File
 		file, err = openExistingJournal(opts.Journal, os.O_RDONLY)
 		if errors.Is(err, fs.ErrNotExist) {
-			return false, 0, end, nil
+			return false, rec, end, nil
 		}
 		jf = file
 	}
 	if err != nil {
 		if writing {
-			return false, 0, end, fmt.Errorf("open %s (audit.journal: false turns it off): %w", where, err)
+			return false, rec, end, fmt.Errorf("open %s (audit.journal: false turns it off): %w", where, err)
 		}
-		return false, 0, end, fmt.Errorf("open %s, which a crash left: %w", where, err)
+		return false, rec, end, fmt.Errorf("open %s, which a crash left: %w", where, err)
 	}
 	j := &journal{f: jf, path: opts.Journal, logger: l.logger, readOnly: !writing}
 	st, err := readJournal(jf)
 	if err != nil {
 		_ = jf.Close()
-		return false, 0, end, fmt.Errorf("read %s: %w", where, err)
+		return false, rec, end, fmt.Errorf("read %s: %w", where, err)
 	}
 	if st.ok {
-		var tail []byte
-		tail, restored, err = l.journalTail(st, r, opts)
+		rec, err = l.journalTail(st, opts)
 		if err == nil {
-			end, err = l.rewriteTail(st.base, tail)
+			end, err = l.rewriteTail(st.base, rec.tail)
 		}
 		if err != nil {
 			// The journal stays: it may hold the only copy of records.
 			_ = jf.Close()
-			return false, 0, r.pos, err
+			return false, recovery{}, r.pos, err
 		}
 		rewritten = true
 	} else if err := l.f.Sync(); err != nil {
 		// No generation: the log may still hold records a writer without
 		// a journal never synced. Sync before a new generation begins.
 		_ = jf.Close()
-		return false, 0, end, fmt.Errorf("fsync audit log %s: %w", opts.Path, err)
+		return false, rec, end, fmt.Errorf("fsync audit log %s: %w", opts.Path, err)
 	}
 	if !writing {
 		if err := j.remove(); err != nil {
-			return rewritten, restored, end, fmt.Errorf("remove %s: %w", where, err)
+			return rewritten, rec, end, fmt.Errorf("remove %s: %w", where, err)
 		}
-		return rewritten, restored, end, nil
+		return rewritten, rec, end, nil
 	}
 	l.j = j
 	l.startJournal(created, end)
-	return rewritten, restored, end, nil
+	return rewritten, rec, end, nil
 }
 
 // journalTail checks that the log holds st's base, the record its
 // generation starts after, and returns what the log must hold after it.
-func (l *Log) journalTail(st journalState, r resumed, opts Options) ([]byte, int, error) {
+func (l *Log) journalTail(st journalState, opts Options) (recovery, error) {
 	fi, err := l.f.Stat()
 	if err != nil {
-		return nil, 0, fmt.Errorf("stat audit log %s: %w", opts.Path, err)
+		return recovery{}, fmt.Errorf("stat audit log %s: %w", opts.Path, err)
 	}
 	size := fi.Size()
 	if st.base.size > size {
-		return nil, 0, fmt.Errorf("the audit journal %s starts after record %d at byte %d, but the log %s has only %d bytes: records the log had made durable are missing. Keep both files for investigation, move the journal aside, and start again", opts.Journal, st.base.seq, st.base.size, opts.Path, size)
+		return recovery{}, fmt.Errorf("the audit journal %s starts after record %d at byte %d, but the log %s has only %d bytes: records the log had made durable are missing. Keep both files for investigation, move the journal aside, and start again", opts.Journal, st.base.seq, st.base.size, opts.Path, size)
 	}
 	if st.base.seq > 0 || st.base.size > 0 {
 		start := int64(0)
 		if st.base.size > 1 {
 			nl, err := lastNewline(l.f, st.base.size-1, maxLineBytes+1)
 			if err != nil {
-				return nil, 0, err
+				return recovery{}, err
 			}
 			start = nl + 1
 		}
 		line := make([]byte, st.base.size-start)
 		if _, err := l.f.ReadAt(line, start); err != nil {
-			return nil, 0, fmt.Errorf("read audit log %s: %w", opts.Path, err)
+			return recovery{}, fmt.Errorf("read audit log %s: %w", opts.Path, err)
 		}
 		got, reason := parseLine(bytes.TrimSuffix(line, []byte("\n")))
 		if reason != "" || !bytes.HasSuffix(line, []byte("\n")) || got.seq != st.base.seq || got.hash != string(st.base.hash[:]) {
-			return nil, 0, fmt.Errorf("the audit journal %s does not continue the log %s: the log does not hold the record %d it starts after (the journal belongs to another log, or the log was edited). Keep both files for investigation, move the journal aside, and start again", opts.Journal, opts.Path, st.base.seq)
+			return recovery{}, fmt.Errorf("the audit journal %s does not continue the log %s: the log does not hold the record %d it starts after (the journal belongs to another log, or the log was edited). Keep both files for investigation, move the journal aside, and start again", opts.Journal, opts.Path, st.base.seq)
 		}
 	}
 	if size-st.base.size > maxLogTail {
-		return nil, 0, fmt.Errorf("the audit journal %s is older than the last %d MiB of the log %s: move it aside and start again", opts.Journal, maxLogTail>>20, opts.Path)
+		return recovery{}, fmt.Errorf("the audit journal %s is older than the last %d MiB of the log %s: move it aside and start again", opts.Journal, maxLogTail>>20, opts.Path)
 	}
 	logTail := make([]byte, size-st.base.size)
 	if _, err := l.f.ReadAt(logTail, st.base.size); err != nil && !errors.Is(err, io.EOF) {
-		return nil, 0, fmt.Errorf("read audit log %s: %w", opts.Path, err)
+		return recovery{}, fmt.Errorf("read audit log %s: %w", opts.Path, err)
 	}
-	return recoverTail(st, logTail, r.pos, opts.Journal, opts.Path)
+	return recoverTail(st, logTail, opts.Journal, opts.Path)
 }
 
 // rewriteTail cuts the log back to base, appends tail and syncs, and
@@ -626,6 +632,14 @@ func (l *Log) write(data []byte, sync bool, target position) (werr, serr error) 
 	if l.j != nil {
 		if !sync {
 			l.j.hold(data)
+			if l.j.stale && !l.j.disabled {
+				// More unsynced records than an entry holds: sync the log
+				// and begin a new generation now, so that what recovery
+				// must read after the base stays bounded.
+				if err := l.j.commit(nil, l.f, target); err != nil {
+					return nil, fmt.Errorf("fsync audit log %s: %w", l.path, err)
+				}
+			}
 			return nil, nil
 		}
 		if err := l.j.commit(data, l.f, target); err != nil {
