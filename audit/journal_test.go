@@ -1277,3 +1277,70 @@ func TestJournalAsyncRecordsMoveTheBase(t *testing.T) {
 	}
 	_ = l.Close()
 }
+
+// TestJournalAsyncOverflowThenAFailedFsync syncs the log for records nobody
+// waited for (their overflow), then fails the next such fsync: what the
+// first made durable must stay so, later records must succeed, and a crash
+// must open.
+func TestJournalAsyncOverflowThenAFailedFsync(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, pf := journalLog(t, path)
+	recordAll(t, l, 1, 1)
+	big := strings.Repeat("x", 300<<10)
+	i := 2
+	async := func() {
+		ev := sampleEvent(i)
+		ev.Fields = map[string]any{"pad": big}
+		if err := l.RecordAsync(ev); err != nil {
+			t.Fatal(err)
+		}
+		i++
+	}
+	_, before := pf.state()
+	for n := 0; n < 100; n++ {
+		if async(); func() bool { _, s := pf.state(); return s > before }() {
+			break
+		}
+	}
+	pf.setSyncErr(errors.New("injected EIO"))
+	for range 20 {
+		async()
+	}
+	pf.setSyncErr(nil)
+	recordAll(t, l, 1000, 1001)
+	ids := openCopy(t, crashCopy(t, readFile(t, path), path+".journal"))
+	for _, id := range []string{"r-1", "r-2", "r-1000", "r-1001"} {
+		if ids[id] != 1 {
+			t.Errorf("record %s appears %d times after the crash, want 1", id, ids[id])
+		}
+	}
+	_ = l.Close()
+}
+
+// TestJournalRepairsADamagedLastLine zeroes the start of the log's last
+// record, as a lost block does while its end survives: without a journal
+// Open refuses the log, with one left by the crash it writes the record
+// again.
+func TestJournalRepairsADamagedLastLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, _ := journalLog(t, path)
+	recordAll(t, l, 1, 5)
+	damaged := readFile(t, path)
+	start := bytes.LastIndexByte(damaged[:len(damaged)-1], '\n') + 1
+	clear(damaged[start : start+20])
+	cp := crashCopy(t, damaged, path+".journal")
+	if ids := openCopy(t, cp); len(ids) != 5 {
+		t.Errorf("records after the repair = %v, want r-1…r-5", ids)
+	}
+	noJournal := filepath.Join(t.TempDir(), "audit.jsonl")
+	if err := os.WriteFile(noJournal, damaged, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(Options{Path: noJournal, Fsync: true, Journal: noJournal + ".journal"}, nil); err == nil || !strings.Contains(err.Error(), "audit verify") {
+		t.Errorf("Open of the damaged log without a journal = %v, want the chain error", err)
+	}
+	if _, err := os.Stat(noJournal + ".journal"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("journal after a refused Open: %v, want none left behind", err)
+	}
+	_ = l.Close()
+}

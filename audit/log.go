@@ -215,9 +215,16 @@ func Open(opts Options, logger *zap.Logger) (*Log, error) {
 	}
 	l.f = f
 	r, err := resume(f)
+	var ce *ChainError
+	if errors.As(err, &ce) && opts.Journal != "" && journalSupported {
+		// The last line is damaged, as a lost block leaves it. A journal
+		// left by a crash covers the log after its base and puts that
+		// right; openJournal fails with this error if there is none.
+		r = resumed{pos: position{hash: hashOf(zeroHash)}, damaged: fmt.Errorf("resume audit log %s (run `countersign audit verify %s`): %w", opts.Path, opts.Path, err)}
+		err = nil
+	}
 	if err != nil {
 		_ = f.Close()
-		var ce *ChainError
 		if errors.As(err, &ce) {
 			return nil, fmt.Errorf("resume audit log %s (run `countersign audit verify %s`): %w", opts.Path, opts.Path, err)
 		}
@@ -229,6 +236,9 @@ func Open(opts Options, logger *zap.Logger) (*Log, error) {
 	if opts.Journal != "" && journalSupported {
 		var rewritten bool
 		rewritten, rec, pos, err = l.openJournal(opts, r)
+		if err == nil && !rewritten && r.damaged != nil {
+			err = r.damaged
+		}
 		if err != nil {
 			_ = f.Close()
 			return nil, err
@@ -313,6 +323,13 @@ func (l *Log) openJournal(opts Options, r resumed) (rewritten bool, rec recovery
 	if err != nil {
 		_ = jf.Close()
 		return false, rec, end, fmt.Errorf("read %s: %w", where, err)
+	}
+	if !st.ok && r.damaged != nil {
+		_ = jf.Close()
+		if created {
+			_ = os.Remove(opts.Journal)
+		}
+		return false, rec, end, r.damaged
 	}
 	if st.ok {
 		rec, err = l.journalTail(st, opts)
@@ -570,7 +587,7 @@ func (l *Log) flushLocked() {
 		l.batch = &batch{}
 		l.flushing = true
 		l.mu.Unlock()
-		werr, serr := l.write(data, sync, target)
+		synced, werr, serr := l.write(data, sync, target)
 		l.mu.Lock()
 		l.flushing = false
 		if cap(data) <= maxPending {
@@ -582,7 +599,7 @@ func (l *Log) flushLocked() {
 			return
 		}
 		l.written = target
-		if sync || !l.fsync {
+		if synced || !l.fsync {
 			l.durable = target
 		}
 		b.done = true
@@ -596,13 +613,14 @@ func (l *Log) flushLocked() {
 	}
 }
 
-// write writes data, then syncs if asked; it runs without mu, as the only
+// write writes data, then syncs if asked (synced reports a sync, asked or
+// not: the journal syncs the log when records nobody waits for overflow it); it runs without mu, as the only
 // flush. werr is a failed write (nothing of data counts as written), serr a
 // failed fsync (nothing since the last good one counts as durable).
-func (l *Log) write(data []byte, sync bool, target position) (werr, serr error) {
+func (l *Log) write(data []byte, sync bool, target position) (synced bool, werr, serr error) {
 	if l.dirty {
 		if err := l.repair(); err != nil {
-			return fmt.Errorf("write audit log %s: %w", l.path, err), nil
+			return false, fmt.Errorf("write audit log %s: %w", l.path, err), nil
 		}
 	}
 	if l.j != nil && l.j.ghost && l.j.blank(l.j.ghostOff) {
@@ -611,12 +629,12 @@ func (l *Log) write(data []byte, sync bool, target position) (werr, serr error) 
 	}
 	if l.j != nil && l.j.suspect {
 		if err := l.j.resync(l.f, l.written); err != nil {
-			return fmt.Errorf("write audit log %s: an fsync of the log failed, and the records it lost cannot be written again from the journal yet: %w", l.path, err), nil
+			return false, fmt.Errorf("write audit log %s: an fsync of the log failed, and the records it lost cannot be written again from the journal yet: %w", l.path, err), nil
 		}
 	}
 	if l.j != nil && l.j.ghost {
 		if err := l.j.retire(l.f, l.written); err != nil {
-			return fmt.Errorf("write audit log %s: a failed journal entry may still be read back, and the log cannot be synced to retire it: %w", l.path, err), nil
+			return false, fmt.Errorf("write audit log %s: a failed journal entry may still be read back, and the log cannot be synced to retire it: %w", l.path, err), nil
 		}
 	}
 	if len(data) > 0 {
@@ -626,7 +644,7 @@ func (l *Log) write(data []byte, sync bool, target position) (werr, serr error) 
 		}
 		if err != nil {
 			l.dirty = true
-			return fmt.Errorf("write audit log %s: %w", l.path, err), nil
+			return false, fmt.Errorf("write audit log %s: %w", l.path, err), nil
 		}
 	}
 	if l.j != nil {
@@ -637,23 +655,24 @@ func (l *Log) write(data []byte, sync bool, target position) (werr, serr error) 
 				// and begin a new generation now, so that what recovery
 				// must read after the base stays bounded.
 				if err := l.j.commit(nil, l.f, target); err != nil {
-					return nil, fmt.Errorf("fsync audit log %s: %w", l.path, err)
+					return false, nil, fmt.Errorf("fsync audit log %s: %w", l.path, err)
 				}
+				return true, nil, nil
 			}
-			return nil, nil
+			return false, nil, nil
 		}
 		if err := l.j.commit(data, l.f, target); err != nil {
-			return nil, fmt.Errorf("fsync audit log %s: %w", l.path, err)
+			return false, nil, fmt.Errorf("fsync audit log %s: %w", l.path, err)
 		}
-		return nil, nil
+		return true, nil, nil
 	}
 	if !sync {
-		return nil, nil
+		return false, nil, nil
 	}
 	if err := l.f.Sync(); err != nil {
-		return nil, fmt.Errorf("fsync audit log %s: %w", l.path, err)
+		return false, nil, fmt.Errorf("fsync audit log %s: %w", l.path, err)
 	}
-	return nil, nil
+	return true, nil, nil
 }
 
 // failLocked handles a failed flush of batch b. b's records and the ones
@@ -930,6 +949,9 @@ type resumed struct {
 	pos        position
 	torn       int64  // bytes after the last newline
 	tornSHA256 string // their hash, for the recovered record
+	// damaged, when set, is why the last line could not be read: only a
+	// journal's rewrite of the log after its base can open it.
+	damaged error
 }
 
 // resume finds the last complete line by reading backwards from the end of
