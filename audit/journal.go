@@ -30,9 +30,7 @@ import (
 // synced group's bytes are written, as one entry, into a preallocated file
 // beside the log that is opened with O_DSYNC. The log itself is synced only
 // when the journal is full (or on Close), after which the journal starts a
-// new generation from its beginning. After a crash, Open appends to the log
-// whatever records of the journal's current generation follow the log's
-// last complete record, and says so in its "recovered" record.
+// new generation from its beginning.
 //
 // Each generation's header names the log position it starts from: the
 // last record (seq and hash) and the log's size when the log was last
@@ -59,7 +57,8 @@ import (
 // less per group. Every write is therefore whole 4 KiB blocks from an
 // aligned buffer.
 //
-// Layout: a header block (magic, generation, CRC-32C) at offset 0, then
+// Layout: a header block (magic, generation, base seq, size and hash,
+// CRC-32C) at offset 0, then
 // entries from journalHead on, each starting on a block: magic, generation,
 // length, CRC-32C of the generation, length and data, then the data (whole
 // lines), then zeros to the end of its last block. Entries of one
