@@ -293,6 +293,8 @@ type recovery struct {
 	// discarded is the log's bytes after the base that are not kept: a
 	// torn or lost stretch and everything after it.
 	discarded []byte
+	// matched counts the log's lines that are journal records, by hash.
+	matched int
 }
 
 // recoverTail decides what the log must hold after st.base, given
@@ -337,6 +339,7 @@ func recoverTail(st journalState, logTail []byte, journalPath, logPath string) (
 			if hashes[l.seq-st.base.seq-1] != l.hash {
 				return rec, fmt.Errorf("the audit journal %s does not match the log %s: its record %d is not the log's (the journal belongs to another log, or the log was edited). Keep both files for investigation, move the journal aside, and start again", journalPath, logPath, l.seq)
 			}
+			rec.matched++
 		} else {
 			rec.tail = append(rec.tail, line...)
 		}

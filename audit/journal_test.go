@@ -1344,3 +1344,50 @@ func TestJournalRepairsADamagedLastLine(t *testing.T) {
 	}
 	_ = l.Close()
 }
+
+// TestJournalFromTheStartDoesNotRepairAnotherLog puts beside a log whose
+// last line is damaged a journal from another log that starts at the
+// log's beginning: nothing ties the two, so Open refuses, as it would
+// without a journal, instead of dropping the damaged record or replacing
+// the log with the other's records.
+func TestJournalFromTheStartDoesNotRepairAnotherLog(t *testing.T) {
+	other := filepath.Join(t.TempDir(), "other.jsonl")
+	lo, _ := journalLog(t, other)
+	empty := readFile(t, other+".journal") // a generation with no entries
+	recordAll(t, lo, 100, 102)
+	full := readFile(t, other+".journal")
+	_ = lo.Close()
+
+	damage := func(b []byte) []byte {
+		d := bytes.Clone(b)
+		start := bytes.LastIndexByte(d[:len(d)-1], '\n') + 1
+		clear(d[start : start+20])
+		return d
+	}
+	for _, tt := range []struct {
+		name    string
+		records int
+		journal []byte
+	}{
+		{"an empty journal of another log", 5, empty},
+		{"another log's records, and a one-record log", 1, full},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			log := damage(readFile(t, writeLog(t, tt.records)))
+			path := filepath.Join(t.TempDir(), "audit.jsonl")
+			if err := os.WriteFile(path, log, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path+".journal", tt.journal, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if l, err := Open(Options{Path: path, Fsync: true, Journal: path + ".journal"}, nil); err == nil {
+				_ = l.Close()
+				t.Fatal("Open repaired a damaged log from a journal nothing ties to it")
+			}
+			if !bytes.Equal(readFile(t, path), log) {
+				t.Error("Open changed the log it refused")
+			}
+		})
+	}
+}

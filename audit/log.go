@@ -333,6 +333,10 @@ func (l *Log) openJournal(opts Options, r resumed) (rewritten bool, rec recovery
 	}
 	if st.ok {
 		rec, err = l.journalTail(st, opts)
+		if err == nil && r.damaged != nil && st.base.size == 0 && rec.matched == 0 {
+			// Nothing ties a journal from the log's start to this log.
+			err = r.damaged
+		}
 		if err == nil {
 			end, err = l.rewriteTail(st.base, rec.tail)
 		}
