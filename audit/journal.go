@@ -136,9 +136,7 @@ type journal struct {
 	ghostOff int64
 	// closed is set once f is closed.
 	closed bool
-	// readOnly is a journal a crash left, opened only to be replayed.
-	readOnly bool
-	buf      []byte
+	buf    []byte
 }
 
 // openJournalFile opens or creates the journal at path, never through a
@@ -545,17 +543,14 @@ func alignedBuf(n int) []byte {
 	return b[k : k+n : k+n]
 }
 
-// retire makes a ghost generation unreadable before more records go to the
-// log: it syncs the log (which then durably ends at the last record kept,
-// so the generation's good entries are no longer needed) and begins a new
+// retire makes a ghost generation unreadable when blanking the ghost
+// (which write tries first) failed, before more records go to the log: it
+// syncs the log (which then durably ends at the last record kept, so the
+// generation's good entries are no longer needed) and begins a new
 // generation, or, if that fails, removes the file and disables the
 // journal. An error means the ghost may still be read: the caller must not
 // write.
 func (j *journal) retire(log File, at position) error {
-	if j.blank(j.ghostOff) {
-		j.ghost = false
-		return nil
-	}
 	// A crash between this fsync and the new generation could still read
 	// the ghost. So could one at any time since the failed commit: the
 	// ghost lives until the next write or Close blanks it. Both need a

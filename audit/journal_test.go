@@ -204,11 +204,7 @@ func TestJournalKeepsAcknowledgedRecordsThroughPowerLoss(t *testing.T) {
 				t.Fatal(err)
 			}
 			ids, recovered := requestIDs(t, cp)
-			for _, id := range acked {
-				if ids[id] != 1 {
-					t.Errorf("acknowledged record %s appears %d times after the crash, want 1", id, ids[id])
-				}
-			}
+			wantOnce(t, ids, acked...)
 			if c.lost && (len(recovered) != 1 || !strings.Contains(recovered[0], "records from the journal")) {
 				t.Errorf("recovered records = %q, want one saying what the journal restored", recovered)
 			}
@@ -234,11 +230,9 @@ func TestJournalKeepsAcknowledgedRecordsThroughPowerLoss(t *testing.T) {
 func TestJournalWraps(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
 	l, pf := journalLog(t, path)
-	big := strings.Repeat("x", 300<<10)
 	var acked []string
 	for i := 1; i <= 40; i++ {
-		ev := sampleEvent(i)
-		ev.Fields = map[string]any{"pad": big}
+		ev := bigEvent(i)
 		if err := l.Record(ev); err != nil {
 			t.Fatal(err)
 		}
@@ -270,11 +264,7 @@ func TestJournalWraps(t *testing.T) {
 		t.Fatal(err)
 	}
 	ids, _ := requestIDs(t, cp)
-	for _, id := range acked {
-		if ids[id] != 1 {
-			t.Errorf("acknowledged record %s appears %d times after the crash, want 1", id, ids[id])
-		}
-	}
+	wantOnce(t, ids, acked...)
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -780,14 +770,12 @@ func TestJournalSurvivesAFailedLogFsync(t *testing.T) {
 			lf := &lossyFile{powerFile: openPowerFile(t, path)}
 			l := openTestLog(t, Options{Path: path, Fsync: true, Journal: path + ".journal",
 				OpenFile: func(string) (File, error) { return lf, nil }})
-			big := strings.Repeat("x", 300<<10)
 			var acked []string
 			failed := 0
 			if strings.HasPrefix(when, "at a wrap") {
 				lf.failNextSync()
 				for i := 1; failed == 0 && i < 100; i++ {
-					ev := sampleEvent(i)
-					ev.Fields = map[string]any{"pad": big}
+					ev := bigEvent(i)
 					if err := l.Record(ev); err != nil {
 						failed = i
 						break
@@ -805,11 +793,7 @@ func TestJournalSurvivesAFailedLogFsync(t *testing.T) {
 					}
 					synced, _ := lf.powerFile.state()
 					ids := openCopy(t, crashCopy(t, synced, path+".journal"))
-					for _, id := range acked {
-						if ids[id] != 1 {
-							t.Errorf("acknowledged record %s appears %d times after Close and a power loss", id, ids[id])
-						}
-					}
+					wantOnce(t, ids, acked...)
 					return
 				}
 				next := sampleEvent(failed + 1)
@@ -844,11 +828,7 @@ func TestJournalSurvivesAFailedLogFsync(t *testing.T) {
 			synced, _ := lf.powerFile.state()
 			cp := crashCopy(t, synced, path+".journal")
 			ids := openCopy(t, cp)
-			for _, id := range acked {
-				if ids[id] != 1 {
-					t.Errorf("acknowledged record %s appears %d times after a power loss following a failed fsync of the log", id, ids[id])
-				}
-			}
+			wantOnce(t, ids, acked...)
 			_ = l.Close()
 		})
 	}
@@ -976,10 +956,8 @@ func (i memInfo) Sys() any           { return nil }
 func TestJournalHeldOverflow(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
 	l, pf := journalLog(t, path)
-	big := strings.Repeat("x", 300<<10)
 	for i := 1; i <= 16; i++ {
-		ev := sampleEvent(i)
-		ev.Fields = map[string]any{"pad": big}
+		ev := bigEvent(i)
 		if err := l.RecordAsync(ev); err != nil {
 			t.Fatal(err)
 		}
@@ -1061,9 +1039,8 @@ func TestJournalRetire(t *testing.T) {
 	// the log refused, and one after the record restores r-3, not r-2.
 	t.Run("retire cannot blank it", func(t *testing.T) {
 		l, pf, fj, path := faultyJournalLog(t)
-		// The commit's blank, the one before the next write and retire's
-		// own all fail.
-		ghost(t, l, pf, fj, 3)
+		// The commit's blank and the one before the next write both fail.
+		ghost(t, l, pf, fj, 2)
 		var copies []string
 		pf.setOnSync(func(b []byte) { copies = append(copies, crashCopy(t, b, path+".journal")) })
 		if err := l.Record(sampleEvent(3)); err != nil {
@@ -1249,10 +1226,8 @@ func TestJournalAsyncRecordsMoveTheBase(t *testing.T) {
 	l, pf := journalLog(t, path)
 	recordAll(t, l, 1, 1)
 	_, before := pf.state()
-	big := strings.Repeat("x", 300<<10)
 	for i := 2; i <= 30; i++ {
-		ev := sampleEvent(i)
-		ev.Fields = map[string]any{"pad": big}
+		ev := bigEvent(i)
 		if err := l.RecordAsync(ev); err != nil {
 			t.Fatal(err)
 		}
@@ -1286,11 +1261,9 @@ func TestJournalAsyncOverflowThenAFailedFsync(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
 	l, pf := journalLog(t, path)
 	recordAll(t, l, 1, 1)
-	big := strings.Repeat("x", 300<<10)
 	i := 2
 	async := func() {
-		ev := sampleEvent(i)
-		ev.Fields = map[string]any{"pad": big}
+		ev := bigEvent(i)
 		if err := l.RecordAsync(ev); err != nil {
 			t.Fatal(err)
 		}
@@ -1309,11 +1282,7 @@ func TestJournalAsyncOverflowThenAFailedFsync(t *testing.T) {
 	pf.setSyncErr(nil)
 	recordAll(t, l, 1000, 1001)
 	ids := openCopy(t, crashCopy(t, readFile(t, path), path+".journal"))
-	for _, id := range []string{"r-1", "r-2", "r-1000", "r-1001"} {
-		if ids[id] != 1 {
-			t.Errorf("record %s appears %d times after the crash, want 1", id, ids[id])
-		}
-	}
+	wantOnce(t, ids, []string{"r-1", "r-2", "r-1000", "r-1001"}...)
 	_ = l.Close()
 }
 
@@ -1325,9 +1294,7 @@ func TestJournalRepairsADamagedLastLine(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
 	l, _ := journalLog(t, path)
 	recordAll(t, l, 1, 5)
-	damaged := readFile(t, path)
-	start := bytes.LastIndexByte(damaged[:len(damaged)-1], '\n') + 1
-	clear(damaged[start : start+20])
+	damaged := damageLastLine(readFile(t, path))
 	cp := crashCopy(t, damaged, path+".journal")
 	if ids := openCopy(t, cp); len(ids) != 5 {
 		t.Errorf("records after the repair = %v, want r-1…r-5", ids)
@@ -1358,12 +1325,6 @@ func TestJournalFromTheStartDoesNotRepairAnotherLog(t *testing.T) {
 	full := readFile(t, other+".journal")
 	_ = lo.Close()
 
-	damage := func(b []byte) []byte {
-		d := bytes.Clone(b)
-		start := bytes.LastIndexByte(d[:len(d)-1], '\n') + 1
-		clear(d[start : start+20])
-		return d
-	}
 	for _, tt := range []struct {
 		name    string
 		records int
@@ -1373,7 +1334,7 @@ func TestJournalFromTheStartDoesNotRepairAnotherLog(t *testing.T) {
 		{"another log's records, and a one-record log", 1, full},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			log := damage(readFile(t, writeLog(t, tt.records)))
+			log := damageLastLine(readFile(t, writeLog(t, tt.records)))
 			path := filepath.Join(t.TempDir(), "audit.jsonl")
 			if err := os.WriteFile(path, log, 0o600); err != nil {
 				t.Fatal(err)
@@ -1390,4 +1351,31 @@ func TestJournalFromTheStartDoesNotRepairAnotherLog(t *testing.T) {
 			}
 		})
 	}
+}
+
+// bigEvent is sampleEvent(i) padded to 300 KiB: a few fill the journal.
+func bigEvent(i int) *Event {
+	ev := sampleEvent(i)
+	ev.Fields = map[string]any{"pad": strings.Repeat("x", 300<<10)}
+	return ev
+}
+
+// wantOnce checks that each of want appears exactly once among a log's
+// request ids.
+func wantOnce(t *testing.T, ids map[string]int, want ...string) {
+	t.Helper()
+	for _, id := range want {
+		if ids[id] != 1 {
+			t.Errorf("record %s appears %d times, want once", id, ids[id])
+		}
+	}
+}
+
+// damageLastLine zeroes the start of log's last record, as a lost block
+// does while the record's end survives.
+func damageLastLine(log []byte) []byte {
+	d := bytes.Clone(log)
+	start := bytes.LastIndexByte(d[:len(d)-1], '\n') + 1
+	clear(d[start : start+20])
+	return d
 }

@@ -318,7 +318,7 @@ func (l *Log) openJournal(opts Options, r resumed) (rewritten bool, rec recovery
 		}
 		return false, rec, end, fmt.Errorf("open %s, which a crash left: %w", where, err)
 	}
-	j := &journal{f: jf, path: opts.Journal, logger: l.logger, readOnly: !writing}
+	j := &journal{f: jf, path: opts.Journal, logger: l.logger}
 	st, err := readJournal(jf)
 	if err != nil {
 		_ = jf.Close()
