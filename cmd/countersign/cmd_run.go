@@ -143,6 +143,10 @@ func runSession(cmd *cobra.Command, e *env, f runFlags, args []string) error {
 	}
 	defer logger.Sync() //nolint:errcheck // best effort on exit
 
+	if msg := readableInlineSecrets(cfg); msg != "" {
+		fmt.Fprintln(e.stderr, "countersign: "+msg+".")
+		logger.Warn(msg)
+	}
 	if cfg.State != "" {
 		// Shared state is serve's (SPEC 3): a run session's approvals live
 		// and die with it. Say so rather than let a team believe this

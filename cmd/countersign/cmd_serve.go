@@ -63,6 +63,9 @@ func serve(cmd *cobra.Command, e *env, policies []string) error {
 	}
 	defer logger.Sync() //nolint:errcheck // best effort on exit
 	warnReadablePasswordFiles(cfg, logger)
+	if msg := readableInlineSecrets(cfg); msg != "" {
+		logger.Warn(msg)
+	}
 
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

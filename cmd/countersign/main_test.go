@@ -402,3 +402,30 @@ func TestReadablePasswordFilesAreWarnedAbout(t *testing.T) {
 		t.Errorf("warnings = %+v, want one, about clients[1].password_file at 0644", got)
 	}
 }
+
+// A configuration file that holds secrets itself is warned about, by key
+// and line, when others can read it, and not when only its owner can.
+func TestReadableInlineSecretsAreWarnedAbout(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "countersign.yaml")
+	writeFile(t, path, "listen: 127.0.0.1:0\napproval:\n  slack: {bot_token: xoxb-1, channel: \"#ops\", signing_secret: \"${SIGNING}\"}\nclients:\n  - {name: a, password: hunter2}\n")
+	cfg, err := config.Load(config.LoadOptions{Path: path, Getenv: func(string) (string, bool) { return "s", true }, Home: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg := readableInlineSecrets(cfg); msg != "" {
+		t.Errorf("mode 0600: warned %q", msg)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	msg := readableInlineSecrets(cfg)
+	for _, want := range []string{path, "0644", "approval.slack.bot_token (line 3), clients[0].password (line 5)", "chmod 600 " + path} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("warning %q does not say %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, "signing_secret") || strings.Contains(msg, "hunter2") || strings.Contains(msg, "xoxb-1") {
+		t.Errorf("warning %q names a secret from the environment, or shows a value", msg)
+	}
+}

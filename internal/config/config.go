@@ -79,6 +79,12 @@ type Source struct {
 	// line it is on. A caller that overrides a key from a flag should delete
 	// it here so that Validate does not blame the file for the flag's value.
 	Lines map[string]int
+	// Secrets lists the keys, in file order, whose secret the file holds
+	// itself rather than through ${NAME}: Slack's webhook URL, bot token and
+	// signing secret, the bundle token, an HMAC bundle key, clients'
+	// passwords, and a password in state's URL. Whoever can read the file
+	// can read them.
+	Secrets []string
 }
 
 // CA names the certificate authority used to intercept TLS. Both empty (the
@@ -330,5 +336,6 @@ func (c Config) Redacted() Config {
 	c.Kubernetes.Hosts = slices.Clone(c.Kubernetes.Hosts)
 	c.Isolate.Expose = slices.Clone(c.Isolate.Expose)
 	c.Source.Lines = maps.Clone(c.Source.Lines)
+	c.Source.Secrets = slices.Clone(c.Source.Secrets)
 	return c
 }

@@ -2,10 +2,12 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -55,7 +57,7 @@ func Load(opts LoadOptions) (*Config, error) {
 // load is Load on the bytes of file.
 func load(file string, data []byte, opts LoadOptions) (*Config, error) {
 	cfg := Default()
-	d := &decoder{file: file, getenv: opts.Getenv, lines: map[string]int{}}
+	d := &decoder{file: file, getenv: opts.Getenv, lines: map[string]int{}, literals: map[string]int{}}
 	if root := d.parse(data); root != nil {
 		d.decode(root, reflect.ValueOf(&cfg).Elem(), "")
 	}
@@ -67,7 +69,40 @@ func load(file string, data []byte, opts LoadOptions) (*Config, error) {
 	if len(d.lines) > 0 {
 		cfg.Source.Lines = d.lines
 	}
+	cfg.Source.Secrets = inlineSecrets(&cfg, d.literals)
 	return &cfg, nil
+}
+
+// secretKey matches the keys whose values are secrets, or may hold one.
+var secretKey = regexp.MustCompile(`^(approval\.slack\.(webhook_url|bot_token|signing_secret)|policy\.bundle\.token|policy\.bundle\.verification\.key|clients\[[0-9]+\]\.password|state)$`)
+
+// inlineSecrets returns, in file order, the keys of literals (key → line of
+// a value written without ${NAME}) whose value in cfg is a secret.
+func inlineSecrets(cfg *Config, literals map[string]int) []string {
+	var keys []string
+	for key := range literals {
+		switch key {
+		case "state":
+			// A URL is a secret only for the password it may carry.
+			if u, err := url.Parse(cfg.State); err != nil || u.User == nil {
+				continue
+			} else if _, ok := u.User.Password(); !ok {
+				continue
+			}
+		case "policy.bundle.verification.key":
+			// A public key is not a secret, and a file is checked by
+			// whoever reads it; an HMAC key written out is.
+			v := cfg.Policy.Bundle.Verification
+			if !strings.HasPrefix(strings.ToUpper(v.Algorithm), "HS") || filepath.IsAbs(v.Key) {
+				continue
+			}
+		}
+		keys = append(keys, key)
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		return cmp.Or(cmp.Compare(literals[a], literals[b]), strings.Compare(a, b))
+	})
+	return keys
 }
 
 var (
@@ -83,6 +118,7 @@ type decoder struct {
 	file     string
 	getenv   func(string) (string, bool)
 	lines    map[string]int // key path → line, for Source.Lines
+	literals map[string]int // secret key path → line, when written without ${NAME}
 	problems []Problem
 }
 
@@ -346,6 +382,9 @@ func (d *decoder) scalar(n *yaml.Node, v reflect.Value, path string) {
 		v.Set(reflect.ValueOf(p))
 	case t.Kind() == reflect.String:
 		v.SetString(s)
+		if s != "" && !strings.Contains(n.Value, "${") && secretKey.MatchString(path) {
+			d.literals[path] = n.Line
+		}
 	case t.Kind() == reflect.Bool:
 		switch s {
 		case "true", "True", "TRUE":

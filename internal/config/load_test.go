@@ -729,3 +729,56 @@ clients:
 		t.Errorf("audit.path %q, policy.paths %q; want \"-\" and the default", got.Audit.Path, got.Policy.Paths)
 	}
 }
+
+// Secrets written into the file itself are listed in file order, so that
+// countersign can warn when others can read it; those given as ${NAME}, a
+// state URL without a password and a public bundle key are not.
+func TestLoadListsInlineSecrets(t *testing.T) {
+	tests := []struct {
+		name, src string
+		want      []string
+	}{
+		{
+			name: "written out",
+			src: `clients:
+  - {name: a, password: hunter2}
+  - {name: b, password: "${B_PW}"}
+approval:
+  slack: {bot_token: xoxb-123, signing_secret: "${SIGNING}", channel: "#ops", webhook_url: "https://hooks.slack.com/services/T/B/x"}
+policy:
+  bundle: {url: "https://b.example/", token: t0ken, verification: {key: sekrit, algorithm: HS256}}
+state: postgres://cs:pw@db.example/cs
+`,
+			want: []string{"clients[0].password", "approval.slack.bot_token", "approval.slack.webhook_url", "policy.bundle.token", "policy.bundle.verification.key", "state"},
+		},
+		{
+			name: "from the environment",
+			src: `approval: {slack: {bot_token: "${BOT}", signing_secret: "${SIGNING}", channel: "#ops"}}
+state: "postgres://cs:${PGPASSWORD}@db.example/cs"
+policy: {bundle: {url: "https://b.example/", token: "${B_PW}"}}
+`,
+		},
+		{
+			name: "not secrets",
+			src: `state: postgres://cs@db.example/cs
+policy: {bundle: {url: "https://b.example/", verification: {key: "-----BEGIN PUBLIC KEY-----", algorithm: RS256}}}
+`,
+		},
+		{
+			name: "an HMAC key in a file",
+			src:  "policy: {bundle: {url: \"https://b.example/\", verification: {key: /etc/cs/bundle.key, algorithm: HS256}}}\n",
+		},
+	}
+	vars := map[string]string{"B_PW": "x", "SIGNING": "y", "BOT": "z", "PGPASSWORD": "p"}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := loadString(tt.src, vars)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, c.Source.Secrets); diff != "" {
+				t.Errorf("Source.Secrets (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
