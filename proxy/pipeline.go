@@ -657,7 +657,7 @@ func fingerprint(credKey []byte, ex *exchange, act action.Action, body []byte) s
 	// What the classifier made of it; the rest of the action derives from
 	// the bytes already covered (and per-request ids such as a JSON-RPC id
 	// must not count).
-	if ak, err := json.Marshal([]any{act.Provider, act.Service, act.Operation, act.Resources, credential(credKey, act, ex.req.Header)}); err == nil {
+	if ak, err := json.Marshal([]any{act.Provider, act.Service, act.Operation, act.Resources, credential(credKey, act, ex.req.Header, ex.req.URL.RawQuery)}); err == nil {
 		h.Write(ak)
 	}
 	h.Write([]byte{0, byte(len(ex.upgrade))})
@@ -674,11 +674,13 @@ func fingerprint(credKey []byte, ex *exchange, act action.Action, body []byte) s
 // 1.0a, Digest, Hawk, HTTP signatures, Azure SharedKey, HMAC schemes), of
 // everything but what changes per request, so that the retry after
 // "approval pending" is still the same request. Cookies are named the same
-// way, beside either. The key (Server.credKey,
+// way, beside either, and so are the other credential headers (X-Api-Key,
+// Private-Token, X-Vault-Token…) and credential query parameters
+// (access_token, private_token, key…) the redactor knows. The key (Server.credKey,
 // derived from the CA key) keeps the hashes from being guessed back into
 // passwords by whoever reads the audit log or the approval store; nothing
 // of the value is shown.
-func credential(key []byte, a action.Action, h http.Header) string {
+func credential(key []byte, a action.Action, h http.Header, rawQuery string) string {
 	var names []string
 	auth := strings.TrimSpace(h.Get("Authorization"))
 	if a.AccessKeyID != "" {
@@ -717,7 +719,51 @@ func credential(key []byte, a action.Action, h http.Header) string {
 		}
 		names = append(names, "cookie "+keyedHash(key, "cookie", strings.Join(pairs, "\x00")))
 	}
+	// Found by review: a scoped grant given for a request sent with one
+	// X-Api-Key admitted the same request with another.
+	var others []string
+	for _, k := range slices.Sorted(maps.Keys(h)) {
+		lk := strings.ToLower(k)
+		switch lk {
+		case "authorization", "cookie", "proxy-authorization":
+			// Above; Proxy-Authorization is the proxy's, never forwarded.
+			continue
+		}
+		if redact.IsCredentialHeader(lk) {
+			others = append(others, lk+"\x00"+strings.Join(h[k], "\x00"))
+		}
+	}
+	if len(others) > 0 {
+		names = append(names, "headers "+keyedHash(key, "headers", strings.Join(others, "\x00\x00")))
+	}
+	if q := credentialParams(rawQuery, a.AccessKeyID != ""); q != "" {
+		names = append(names, "query "+keyedHash(key, "query", q))
+	}
 	return strings.Join(names, " ")
+}
+
+// credentialParams returns the credential parameters of a raw query, as
+// sent and in order. For an AWS presigned URL (aws) it leaves out what the
+// approval's fingerprint does too, the signature and session token that
+// are computed anew when the URL is: its access key is named from
+// X-Amz-Credential. A parameter whose name does not unescape is judged by
+// its raw name.
+func credentialParams(rawQuery string, aws bool) string {
+	var params []string
+	for part := range strings.SplitSeq(rawQuery, "&") {
+		raw, _, _ := strings.Cut(part, "=")
+		name, err := url.QueryUnescape(raw)
+		if err != nil {
+			name = raw
+		}
+		if aws && slices.Contains([]string{"x-amz-signature", "x-amz-security-token"}, strings.ToLower(name)) {
+			continue
+		}
+		if redact.IsCredentialParam(name) {
+			params = append(params, part)
+		}
+	}
+	return strings.Join(params, "&")
 }
 
 // awsSignature reports whether an Authorization value is an AWS signature
@@ -901,7 +947,7 @@ func scopeKey(credKey []byte, a action.Action, ex *exchange) (string, []string) 
 		}
 	}
 	op += "@" + ex.scheme + "://" + hostport.Join(ex.host, ex.port)
-	if c := credential(credKey, a, ex.req.Header); c != "" {
+	if c := credential(credKey, a, ex.req.Header, ex.req.URL.RawQuery); c != "" {
 		op += " as " + c
 	}
 	resources := slices.Clone(a.Resources)

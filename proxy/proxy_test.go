@@ -1427,6 +1427,7 @@ approve contains "deleting needs a human" if input.request.method == "DELETE"
 `
 	tests := []struct {
 		name, policy, method, url, body, approved, other string
+		query                                            string // the credential's parameter, if it is in the query
 		headers                                          func(cred string) []string
 		ok                                               int
 	}{
@@ -1471,6 +1472,19 @@ approve contains "deleting needs a human" if input.request.method == "DELETE"
 			ok: http.StatusNoContent,
 		},
 		{
+			// Found by review: only Authorization and cookies counted.
+			name: "API key header", policy: approveDeletes, method: "DELETE", url: "https://api.github.com/repos/acme/shop",
+			approved: "agent-limited-key", other: "stolen-admin-key",
+			headers: func(k string) []string { return []string{"X-Api-Key", k} },
+			ok:      http.StatusNoContent,
+		},
+		{
+			name: "token in the query", policy: approveDeletes, method: "DELETE", url: "https://api.github.com/repos/acme/shop",
+			approved: "glpat-approved", other: "glpat-other", query: "private_token",
+			headers: func(string) []string { return nil },
+			ok:      http.StatusNoContent,
+		},
+		{
 			name: "session cookie", policy: approveDeletes, method: "DELETE", url: "https://api.github.com/repos/acme/shop",
 			approved: "session=alice; theme=dark", other: "theme=dark; session=mallory",
 			headers: func(c string) []string { return []string{"Cookie", c} },
@@ -1482,7 +1496,13 @@ approve contains "deleting needs a human" if input.request.method == "DELETE"
 			h := newHarness(t, harnessOptions{policy: tt.policy, hold: 50 * time.Millisecond, configure: func(o *Options) {
 				o.Classifier = action.NewClassifier(aws.New(aws.Options{}))
 			}})
-			resp, _ := h.do(tt.method, tt.url, tt.body, tt.headers(tt.approved)...)
+			url := func(cred string) string {
+				if tt.query == "" {
+					return tt.url
+				}
+				return tt.url + "?" + tt.query + "=" + cred
+			}
+			resp, _ := h.do(tt.method, url(tt.approved), tt.body, tt.headers(tt.approved)...)
 			id := resp.Header.Get("X-Countersign-Approval")
 			if resp.StatusCode != http.StatusForbidden || id == "" {
 				t.Fatalf("first request: %d, approval %q; want held, then pending", resp.StatusCode, id)
@@ -1490,14 +1510,14 @@ approve contains "deleting needs a human" if input.request.method == "DELETE"
 			if _, err := h.broker.Decide(t.Context(), id, approval.Decision{Approve: true, Approver: "cli:bob", Via: "cli", ScopeFor: time.Hour}); err != nil {
 				t.Fatal(err)
 			}
-			resp, _ = h.do(tt.method, tt.url, tt.body, tt.headers(tt.other)...)
+			resp, _ = h.do(tt.method, url(tt.other), tt.body, tt.headers(tt.other)...)
 			if resp.StatusCode != http.StatusForbidden || resp.Header.Get("X-Countersign-Approval") == id {
 				t.Fatalf("the same request as someone else: %d under approval %q; want a new approval, not %s", resp.StatusCode, resp.Header.Get("X-Countersign-Approval"), id)
 			}
 			if n := h.up.Count("", ""); n != 0 {
 				t.Fatalf("upstream saw %d requests before the approved retry", n)
 			}
-			resp, _ = h.do(tt.method, tt.url, tt.body, tt.headers(tt.approved)...)
+			resp, _ = h.do(tt.method, url(tt.approved), tt.body, tt.headers(tt.approved)...)
 			if resp.StatusCode != tt.ok {
 				t.Fatalf("the approved retry with the approved credentials: %d, want %d", resp.StatusCode, tt.ok)
 			}
