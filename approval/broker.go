@@ -314,6 +314,11 @@ func (b *Broker) ConsumeGrant(ctx context.Context, sessionID, fingerprint string
 		// and the request needs an approval of its own.
 		b.logger.Info("grant does not cover what the policy now asks; a new approval is needed",
 			zap.String("approval", rec.ID), zap.Int("required", asks[0].Required), zap.Int("approved_by", rec.Required))
+		// The log said "grant issued"; it says what became of it too
+		// (found by review).
+		_ = b.opts.Auditor.Record(&audit.Event{Type: "approval", ApprovalID: rec.ID, RequestID: rec.RequestID,
+			Detail: fmt.Sprintf("grant discarded: the policy now asks more of this request (%d approvals, rules %s) than this approval gave (%d, rules %s); it needs a new approval",
+				asks[0].Required, strings.Join(asks[0].RuleIDs, ", "), rec.Required, strings.Join(rec.RuleIDs, ", "))})
 		return Grant{}, fmt.Errorf("grant %s: %w", rec.ID, ErrNotFound)
 	}
 	return g, nil
@@ -738,6 +743,7 @@ func (b *Broker) decideLocked(ctx context.Context, id, tokenHash string, d Decis
 	// on the current record predicts what the store will do; if the dry run
 	// refuses, the store is asked anyway for its authoritative error.
 	audited := false
+	var predicted *Record
 	cur, gerr := b.opts.Store.Get(ctx, id)
 	if gerr != nil && !errors.Is(gerr, ErrNotFound) {
 		// Not knowing the record, the decision could not be audited
@@ -769,7 +775,7 @@ func (b *Broker) decideLocked(ctx context.Context, id, tokenHash string, d Decis
 			if err := b.opts.Auditor.Record(ev); err != nil {
 				return nil, fmt.Errorf("the audit log cannot be written, so the decision was not recorded: %w", err)
 			}
-			audited = true
+			audited, predicted = true, dry
 		}
 	}
 
@@ -801,6 +807,12 @@ func (b *Broker) decideLocked(ctx context.Context, id, tokenHash string, d Decis
 	if err != nil {
 		return rec, err
 	}
+	if audited && (rec.State != predicted.State || len(rec.Approvers()) != len(predicted.Approvers())) {
+		// Another replica decided between the dry run and the store's
+		// step: the record above counted without it (found by review).
+		_ = b.opts.Auditor.Record(&audit.Event{Type: "approval", ApprovalID: id, RequestID: rec.RequestID, Approver: d.Approver, Via: d.Via,
+			Detail: fmt.Sprintf("correction: with a decision another replica made meanwhile, the decision by %s made it %d of %d approvals, %s", d.Approver, len(rec.Approvers()), max(rec.Required, 1), rec.State)})
+	}
 	// The decision is made: what follows (waking held requests, telling
 	// the other replicas) must not end with the approver's connection.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -808,8 +820,13 @@ func (b *Broker) decideLocked(ctx context.Context, id, tokenHash string, d Decis
 
 	switch rec.State {
 	case StateApproved:
-		if d.Approve && d.ScopeFor > 0 {
-			b.addScopeLocked(ctx, rec, d)
+		if scope := rec.agreedScope(); d.Approve && scope > 0 {
+			b.addScopeLocked(ctx, rec, d, scope)
+		} else if d.Approve && slices.ContainsFunc(rec.Decisions, func(x Decision) bool { return x.Approve && x.ScopeFor > 0 }) {
+			_ = b.opts.Auditor.Record(&audit.Event{
+				Type: "approval", ApprovalID: id, RequestID: rec.RequestID, Approver: d.Approver, Via: d.Via,
+				Detail: "no scoped grant: not every approver asked for one",
+			})
 		}
 		ws := b.waiters[id]
 		delete(b.waiters, id)
@@ -946,9 +963,10 @@ func (b *Broker) changedElsewhere(ctx context.Context, id string) {
 	}
 }
 
-// addScopeLocked turns a completed approval into a scoped grant. Caller
-// holds b.mu. A failure is logged: the approval itself stands.
-func (b *Broker) addScopeLocked(ctx context.Context, rec *Record, d Decision) {
+// addScopeLocked turns a completed approval into a scoped grant lasting
+// scope, made by decision d. Caller holds b.mu. A failure is logged: the
+// approval itself stands.
+func (b *Broker) addScopeLocked(ctx context.Context, rec *Record, d Decision, scope time.Duration) {
 	if rec.Operation == "" {
 		b.logger.Warn("approval has no operation to scope a grant to", zap.String("approval", rec.ID))
 		return
@@ -957,7 +975,7 @@ func (b *Broker) addScopeLocked(ctx context.Context, rec *Record, d Decision) {
 		ID: NewScopeID(), ApprovalID: rec.ID, SessionID: rec.SessionID,
 		Operation: rec.Operation, Resources: slices.Clone(rec.Resources), GrantedBy: rec.Approvers(),
 		Required: rec.Required, RuleIDs: slices.Clone(rec.RuleIDs),
-		Created: d.At, Expires: d.At.Add(d.ScopeFor),
+		Created: d.At, Expires: d.At.Add(scope),
 	}
 	if err := b.opts.Store.AddScope(ctx, sc); err != nil {
 		b.logger.Error("store scoped grant", zap.String("approval", rec.ID), zap.Error(err))

@@ -3,6 +3,8 @@ package approval
 import (
 	"context"
 	"errors"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -1178,7 +1180,7 @@ func TestGrantCoversWhatThePolicyNowAsks(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				b, _, _ := newTestBroker(t, Options{})
+				b, aud, _ := newTestBroker(t, Options{})
 				rec := newRecord("s1", "fp1")
 				rec.RuleIDs = []string{"R1"}
 				if out, err := b.Hold(t.Context(), rec, time.Second); err != nil || out.Kind != OutcomePending {
@@ -1196,6 +1198,14 @@ func TestGrantCoversWhatThePolicyNowAsks(t *testing.T) {
 				}
 				if _, err := b.ConsumeGrant(t.Context(), "s1", "fp1"); !errors.Is(err, ErrNotFound) {
 					t.Errorf("the grant was not used up: %v", err)
+				}
+				// A discarded grant is on record (found by review).
+				var discarded bool
+				for _, ev := range aud.forApproval(rec.ID) {
+					discarded = discarded || strings.HasPrefix(ev.Detail, "grant discarded: ")
+				}
+				if discarded == tt.ok {
+					t.Errorf("audit says the grant was discarded: %v, want %v", discarded, !tt.ok)
 				}
 			})
 		})
@@ -1269,4 +1279,108 @@ func TestRetryThatAsksMoreSupersedesThePendingApproval(t *testing.T) {
 			})
 		})
 	}
+}
+
+// Under the two-person rule a scoped grant admits later requests that would
+// each have needed two people: it is made only when every approver asked
+// for one, for the shortest time asked (found by review: the last
+// approver's scope was made for both).
+func TestScopedGrantNeedsEveryApprover(t *testing.T) {
+	tests := []struct {
+		name      string
+		required  int
+		scopes    []time.Duration // of each approver, in turn
+		wantScope time.Duration
+	}{
+		{"one approver", 1, []time.Duration{30 * time.Minute}, 30 * time.Minute},
+		{"only the last asks", 2, []time.Duration{0, 8 * time.Hour}, 0},
+		{"only the first asks", 2, []time.Duration{8 * time.Hour, 0}, 0},
+		{"both ask, the shorter counts", 2, []time.Duration{time.Hour, 8 * time.Hour}, time.Hour},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b, aud, _ := newTestBroker(t, Options{})
+				rec := newRecord("s1", "fp1")
+				rec.Required = tt.required
+				rec.Operation, rec.Resources = "aws:s3:DeleteBucket", []string{"prod-logs"}
+				startHold(t.Context(), b, rec, time.Hour)
+				synctest.Wait()
+				start := time.Now()
+				for i, scope := range tt.scopes {
+					if _, err := b.Decide(t.Context(), rec.ID, Decision{Approve: true, Approver: "approver-" + strconv.Itoa(i), Via: "page", ScopeFor: scope}); err != nil {
+						t.Fatalf("approval %d: %v", i, err)
+					}
+				}
+				scopes, err := b.Scopes(t.Context(), true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tt.wantScope == 0 {
+					if len(scopes) != 0 {
+						t.Fatalf("scoped grants = %+v, want none", scopes)
+					}
+					var said bool
+					for _, ev := range aud.forApproval(rec.ID) {
+						said = said || ev.Detail == "no scoped grant: not every approver asked for one"
+					}
+					if !said {
+						t.Errorf("no audit record says why there is no scoped grant: %+v", aud.forApproval(rec.ID))
+					}
+					return
+				}
+				if len(scopes) != 1 || !scopes[0].Expires.Equal(start.Add(tt.wantScope)) {
+					t.Fatalf("scoped grants = %+v, want one until %s", scopes, start.Add(tt.wantScope))
+				}
+			})
+		})
+	}
+}
+
+// racingStore applies another replica's decision just before the first
+// Decide it is asked for, as a shared store can between a broker's dry run
+// and its own step.
+type racingStore struct {
+	Store
+	other Decision
+	raced bool
+}
+
+func (s *racingStore) Decide(ctx context.Context, id string, d Decision, now time.Time) (*Record, error) {
+	if !s.raced {
+		s.raced = true
+		if _, err := s.Store.Decide(ctx, id, s.other, now); err != nil {
+			return nil, err
+		}
+	}
+	return s.Store.Decide(ctx, id, d, now)
+}
+
+// When another replica's approval lands between the dry run that the audit
+// record is written from and the store's step, a correction says what the
+// decision really did (found by review: "1 of 2" for the approval that
+// completed it).
+func TestDecisionRecordCorrectedAfterARace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := &racingStore{Store: NewMemoryStore(), other: Decision{Approve: true, Approver: "slack:U1", Via: "slack", At: time.Now()}}
+		b, aud, _ := newTestBroker(t, Options{Store: store})
+		rec := newRecord("s1", "fp1")
+		rec.Required = 2
+		held := startHold(t.Context(), b, rec, time.Hour)
+		synctest.Wait()
+		if _, err := b.Decide(t.Context(), rec.ID, Decision{Approve: true, Approver: "cli:bob", Via: "cli"}); err != nil {
+			t.Fatal(err)
+		}
+		var details []string
+		for _, ev := range aud.forApproval(rec.ID) {
+			details = append(details, ev.Detail)
+		}
+		want := "correction: with a decision another replica made meanwhile, the decision by cli:bob made it 2 of 2 approvals, approved"
+		if !slices.Contains(details, want) {
+			t.Errorf("approval records = %q, want one saying %q", details, want)
+		}
+		if out := outcomeOf(t, held); out.Kind != OutcomeApproved {
+			t.Errorf("outcome %v, want approved", out.Kind)
+		}
+	})
 }

@@ -231,7 +231,10 @@ func (p *page) decide(w http.ResponseWriter, r *http.Request, id string) {
 		scope = scopeChoices[i].For
 	}
 
-	if approve && rec.Required >= 2 && tok.Label == "notification" && p.opts.SlackButtons && !p.b.opts.NotificationLinkIsOperators {
+	// Also under run, where the link speaks for the operator: posted
+	// beside the buttons, it would let one Slack user count twice, once by
+	// button and once as the operator (found by review).
+	if approve && rec.Required >= 2 && tok.Label == "notification" && p.opts.SlackButtons {
 		v := p.recordView(rec, p.opts.Now(), false)
 		v.Title, v.Heading, v.Tone = "Approve in Slack", "This request needs two approvers", "warn"
 		v.Paras = [][]part{words(fmt.Sprintf("It needs %d people to approve. This link does not say who you are, so it cannot count as one of them: approve with the Approve button in Slack, or with `countersign approvals approve %s`. Nothing was decided.", rec.Required, rec.ID))}
@@ -403,7 +406,9 @@ func (p *page) outcome(ctx context.Context, rec *Record, d Decision) *view {
 	case StateApproved:
 		v.Title, v.Heading, v.Tone = "Approved", "Approved", "ok"
 		v.Paras = [][]part{words("countersign sends the held request now. If the agent stopped waiting, one identical retry from the same session is admitted within " + shortDur(p.b.GrantTTL()) + ".")}
-		if d.ScopeFor > 0 {
+		if d.ScopeFor > 0 && rec.agreedScope() == 0 {
+			v.Paras = append(v.Paras, words("No scoped grant was made: under the two-person rule every approver must ask for one, and another approver did not."))
+		} else if d.ScopeFor > 0 {
 			scopes, err := p.b.Scopes(ctx, true)
 			if err != nil {
 				p.logger.Error("approval page: list scoped grants", zap.Error(err))

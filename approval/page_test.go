@@ -764,6 +764,32 @@ func TestPageOperatorsLinkAndCLIAreOneApprover(t *testing.T) {
 	}
 }
 
+// Under run with Slack's buttons the notification link, which speaks for
+// the operator, is also posted in Slack: it cannot approve a request that
+// needs two approvers, or one Slack user could count twice (button, then
+// link). The operator's CLI still counts.
+func TestPageOperatorsLinkBesideSlackButtons(t *testing.T) {
+	e := newPageEnvWith(t, PageOptions{Decide: true, SlackButtons: true}, func(o *Options) { o.NotificationLinkIsOperators = true })
+	rec := hostileRecord()
+	rec.Required = 2
+	held, link := e.hold(rec)
+	if _, err := e.b.Decide(t.Context(), rec.ID, Decision{Approve: true, Approver: "slack:T1/U1", Identity: "slack:U1", Via: "slack"}); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.post(link, e.approveForm(link)); r.status != http.StatusForbidden || !strings.Contains(r.text(), "Nothing was decided") {
+		t.Fatalf("approval through the link posted beside the buttons = %d:\n%s", r.status, r.text())
+	}
+	if n := waiterCount(e.b, rec.ID); n != 1 {
+		t.Fatalf("held requests = %d, want the request still held", n)
+	}
+	if _, err := e.b.Decide(t.Context(), rec.ID, Decision{Approve: true, Approver: "cli:alice", Identity: "cli", Via: "cli"}); err != nil {
+		t.Fatal(err)
+	}
+	if out := outcomeOf(t, held); out.Kind != OutcomeApproved {
+		t.Errorf("outcome %v, want approved", out.Kind)
+	}
+}
+
 func TestPageExpired(t *testing.T) {
 	e := newPageEnv(t, true)
 	rec := hostileRecord()

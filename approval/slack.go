@@ -1149,13 +1149,12 @@ func slackOutcome(rec *Record) string {
 	switch rec.State {
 	case StateApproved:
 		var who []string
-		var scope time.Duration
 		for _, d := range rec.Decisions {
 			if d.Approve {
 				who = append(who, slackApprover(d.Approver)+" "+slackVia(d.Via))
-				scope = max(scope, d.ScopeFor)
 			}
 		}
+		scope := rec.agreedScope()
 		line := "*Approved* by " + strings.Join(who, ", ")
 		if scope > 0 {
 			line += fmt.Sprintf(", with a scoped grant for %s (the same operation on the same resources, this session only)", scope)
