@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/countersign/countersign/approval"
 	"github.com/countersign/countersign/internal/testinfra"
 )
 
@@ -97,6 +98,85 @@ func TestSlowlorisOnTheProxyPort(t *testing.T) {
 	}
 }
 
+// A plain http:// request whose body stalls, or that is refused before
+// its body comes, is closed at the idle timeout (found by review: net/http
+// clears the connection's deadline once the head is read).
+func TestSlowlorisPlainHTTPBody(t *testing.T) {
+	h := newHarness(t, harnessOptions{configure: shortTimeouts})
+	auth := basic(h.sess.ID, h.password)
+	for _, tt := range []struct{ name, head, want string }{
+		{"body stalls", "POST http://example.test/upload HTTP/1.1\r\nHost: example.test\r\nProxy-Authorization: Basic %s\r\nContent-Length: 100\r\n\r\nonly ten b", ""},
+		{"refused, body never comes", "POST http://example.test/upload HTTP/1.1\r\nHost: example.test\r\nProxy-Authorization: Basic %s\r\nContent-Length: 10\r\nX-HTTP-Method-Override: DELETE\r\n\r\n", "HTTP/1.1 400 "},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", h.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			fmt.Fprintf(c, tt.head, auth)
+			got, took := waitClosed(t, c, c, 5*time.Second)
+			if !strings.HasPrefix(got, tt.want) {
+				t.Errorf("answer %q, want %q first", got, tt.want)
+			}
+			if took > 3*time.Second {
+				t.Errorf("closed after %v; the idle timeout is 500ms", took)
+			}
+		})
+	}
+	if n := h.up.Count("POST", ""); n != 0 {
+		t.Errorf("upstream saw %d POSTs", n)
+	}
+}
+
+// A plain http:// request held for a human outlasts the idle timeout: the
+// body's deadline ends with the body, so net/http's watch for the client
+// leaving does not cancel the held request.
+func TestPlainHTTPHoldOutlastsTheIdleTimeout(t *testing.T) {
+	const approvePosts = `package countersign
+
+approve contains "posts need a human" if input.request.method == "POST"
+`
+	h := newHarness(t, harnessOptions{policy: approvePosts, hold: time.Minute, configure: shortTimeouts})
+	type result struct {
+		status int
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		req, err := http.NewRequestWithContext(t.Context(), "POST", "http://example.test/x", strings.NewReader("hello"))
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		resp, err := h.client().Do(req)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		resp.Body.Close()
+		done <- result{status: resp.StatusCode}
+	}()
+	rec := h.waitPending()
+	// Three idle timeouts pass with the request still held.
+	for deadline := time.Now().Add(1500 * time.Millisecond); time.Now().Before(deadline); {
+		select {
+		case r := <-done:
+			t.Fatalf("the held request ended before a decision: %+v", r)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if _, err := h.broker.Decide(t.Context(), rec.ID, approval.Decision{Approve: true, Approver: "cli:bob", Via: "cli"}); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-done; r.err != nil || r.status != http.StatusOK {
+		t.Fatalf("after approval: %+v, want 200", r)
+	}
+	if n := h.up.Count("POST", "/x"); n != 1 {
+		t.Errorf("upstream saw %d POSTs, want 1", n)
+	}
+}
+
 func TestSlowlorisInsideATunnel(t *testing.T) {
 	h := newHarness(t, harnessOptions{configure: shortTimeouts})
 
@@ -134,6 +214,20 @@ func TestSlowlorisInsideATunnel(t *testing.T) {
 		tc, br := h.tlsTunnel("example.test:443", "example.test")
 		fmt.Fprint(tc, "POST /upload HTTP/1.1\r\nHost: example.test\r\nContent-Length: 100\r\n\r\nonly ten b")
 		_, took := waitClosed(t, tc, br, 5*time.Second)
+		if took > 3*time.Second {
+			t.Errorf("closed after %v; the idle timeout is 500ms", took)
+		}
+	})
+
+	t.Run("refused request's body never comes", func(t *testing.T) {
+		// Found by review: the refusal drained the body first, with no
+		// deadline, so no answer came and the connection stayed.
+		tc, br := h.tlsTunnel("example.test:443", "example.test")
+		fmt.Fprint(tc, "POST /x HTTP/1.1\r\nHost: example.test\r\nContent-Length: 10\r\nX-HTTP-Method-Override: DELETE\r\n\r\n")
+		got, took := waitClosed(t, tc, br, 5*time.Second)
+		if !strings.HasPrefix(got, "HTTP/1.1 400 ") {
+			t.Errorf("answer %q, want 400", got)
+		}
 		if took > 3*time.Second {
 			t.Errorf("closed after %v; the idle timeout is 500ms", took)
 		}

@@ -1,7 +1,11 @@
 package proxy
 
 import (
+	"io"
+	"net"
 	"net/http"
+	"sync"
+	"time"
 
 	"github.com/elazarl/goproxy"
 
@@ -30,9 +34,61 @@ func (s *Server) handlePlain(req *http.Request, gctx *goproxy.ProxyCtx) (*http.R
 		return req, plainResponse(req, http.StatusBadRequest, "countersign: the request URL's host is not valid; refused.")
 	}
 	h1.RemoveHopByHop(req.Header)
+	var body *plainBody
+	if c, ok := req.Context().Value(connKey{}).(net.Conn); ok && req.Body != nil && req.Body != http.NoBody {
+		body = &plainBody{ReadCloser: req.Body, conn: c, idle: s.opts.IdleTimeout, now: s.opts.Now}
+		req.Body = body
+	}
 	ex := &exchange{req: req, scheme: "http", host: host, port: port, session: sess, id: id}
 	resp := s.handle(req.Context(), ex)
+	if body != nil {
+		body.handled()
+	}
 	resp.Header.Set("Connection", "close")
 	resp.Request = req
 	return req, resp
+}
+
+// connKey is the request context key of the proxy connection a plain-HTTP
+// request came on (http.Server.ConnContext).
+type connKey struct{}
+
+// plainBody bounds the reads of a plain-HTTP request's body by the idle
+// timeout, as idleDeadlineBody does inside tunnels: net/http clears the
+// connection's deadline once the head is read, so a client that stalled in
+// its body held the connection, and a slot, for good (found by review).
+// Once the body has ended the deadline is cleared again: net/http then
+// reads on in the background only to notice the client leaving (which
+// cancels a held request), and a deadline there would cancel it instead.
+type plainBody struct {
+	io.ReadCloser
+	conn net.Conn
+	idle time.Duration
+	now  func() time.Time
+
+	mu    sync.Mutex
+	ended bool
+}
+
+func (b *plainBody) Read(p []byte) (int, error) {
+	_ = b.conn.SetReadDeadline(b.now().Add(b.idle))
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.mu.Lock()
+		b.ended = true
+		b.mu.Unlock()
+		_ = b.conn.SetReadDeadline(time.Time{})
+	}
+	return n, err
+}
+
+// handled is called once the request is answered: a body not read to its
+// end is then drained by net/http (after the answer is written), which gets
+// the idle timeout to finish.
+func (b *plainBody) handled() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.ended {
+		_ = b.conn.SetReadDeadline(b.now().Add(b.idle))
+	}
 }

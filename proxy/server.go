@@ -235,6 +235,11 @@ func New(opts Options, logger *zap.Logger) (*Server, error) {
 		IdleTimeout:       opts.IdleTimeout,
 		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          zap.NewStdLog(s.logger.Named("http")),
+		// A plain-HTTP request's body reads need the connection's
+		// deadline (see plainBody).
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, c)
+		},
 		// No HTTP/2 on the proxy port: an empty map disables it.
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 	}
