@@ -7,7 +7,33 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/andybalholm/brotli"
+	"github.com/klauspost/compress/zstd"
 )
+
+func brotlied(t testing.TB, s string) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	w := brotli.NewWriter(&b)
+	if _, err := w.Write([]byte(s)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func zstded(t testing.TB, s string) []byte {
+	t.Helper()
+	w, err := zstd.NewWriter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	return w.EncodeAll([]byte(s), nil)
+}
 
 func gzipped(t testing.TB, s string) []byte {
 	t.Helper()
@@ -44,8 +70,20 @@ func TestInflate(t *testing.T) {
 		{name: "cut by the proxy", enc: []string{"gzip"}, body: z[:len(z)-12], truncated: true, limit: 100, want: body[:len(body)-4], wantCut: true},
 		{name: "malformed", enc: []string{"gzip"}, body: []byte("hello"), limit: 100, wantErr: "does not inflate"},
 		{name: "stream cut short but not by the proxy", enc: []string{"gzip"}, body: z[:len(z)-12], limit: 100, wantErr: "does not inflate"},
+		// Express 5 inflates br; gateways inflate zstd (Codex sends it).
+		{name: "br", enc: []string{"br"}, body: brotlied(t, body), limit: 100, want: body},
+		{name: "br past the limit", enc: []string{"br"}, body: brotlied(t, body), limit: 10, want: body[:10], wantCut: true},
+		{name: "br cut by the proxy", enc: []string{"br"}, body: brotlied(t, body)[:8], truncated: true, limit: 100, wantCut: true},
+		{name: "br malformed", enc: []string{"br"}, body: []byte("opaque bytes"), limit: 100, wantErr: "does not inflate"},
+		{name: "zstd", enc: []string{"zstd"}, body: zstded(t, body), limit: 100, want: body},
+		{name: "zstd past the limit", enc: []string{"ZSTD"}, body: zstded(t, body), limit: 10, want: body[:10], wantCut: true},
+		{name: "zstd cut by the proxy", enc: []string{"zstd"}, body: zstded(t, body)[:20], truncated: true, limit: 100, wantCut: true},
+		{name: "zstd malformed", enc: []string{"zstd"}, body: []byte("opaque bytes"), limit: 100, wantErr: "does not inflate"},
+		// A window past RFC 9659's 8 MiB (frame header: window descriptor
+		// 0x80, 64 MiB) is refused, not allocated.
+		{name: "zstd window too large", enc: []string{"zstd"}, body: []byte("\x28\xb5\x2f\xfd\x00\x80\x01\x00\x00"), limit: 100, wantErr: "window size exceeded"},
 		// S3 stores these as object metadata; aws-chunked is SigV4 framing.
-		{name: "another encoding", enc: []string{"br"}, body: []byte("x"), limit: 100, untouched: true},
+		{name: "another encoding", enc: []string{"compress"}, body: []byte("x"), limit: 100, untouched: true},
 		{name: "aws-chunked", enc: []string{"aws-chunked"}, body: []byte("5;chunk-signature=ab\r\nhello\r\n"), limit: 100, untouched: true},
 		{name: "two encodings", enc: []string{"aws-chunked, gzip"}, body: z, limit: 100, untouched: true},
 		{name: "two headers", enc: []string{"gzip", "deflate"}, body: z, limit: 100, untouched: true},
@@ -84,6 +122,8 @@ func FuzzInflate(f *testing.F) {
 	f.Add(gzipped(f, `{"jsonrpc":"2.0","method":"tools/call"}`), "gzip", false)
 	f.Add([]byte("x\x9c\xcbH\xcd\xc9\xc9\x07\x00\x06,\x02\x15"), "deflate", false)
 	f.Add([]byte("hello"), "gzip", true)
+	f.Add(brotlied(f, `{"jsonrpc":"2.0","method":"tools/call"}`), "br", false)
+	f.Add(zstded(f, `{"jsonrpc":"2.0","method":"tools/call"}`), "zstd", false)
 	f.Fuzz(func(t *testing.T, body []byte, enc string, truncated bool) {
 		r := &Request{Header: http.Header{"Content-Encoding": {enc}}, Body: body, BodyTruncated: truncated}
 		if err := Inflate(r, 1<<16); err != nil {
