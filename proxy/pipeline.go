@@ -121,6 +121,18 @@ func (s *Server) process(ctx context.Context, ex *exchange) (*http.Response, fun
 		return s.denial(ex, action.Action{}, answer{status: http.StatusBadRequest, decision: "deny",
 			message: "countersign: " + reason + "; nothing was sent."}), nil
 	}
+	if reason := methodParamRefusal(ex.req.Method, ex.req.URL.RawQuery, ex.req.Header.Get("Content-Type"), ar.Body); reason != "" {
+		s.auditRefusal(sess, ex, http.StatusBadRequest, reason)
+		cnt.denied.Add(1)
+		return s.denial(ex, action.Action{}, answer{status: http.StatusBadRequest, decision: "deny",
+			message: "countersign: " + reason + "; nothing was sent."}), nil
+	}
+	if reason := action.TextEncodingProblem(ar); reason != "" {
+		s.auditRefusal(sess, ex, http.StatusUnsupportedMediaType, reason)
+		cnt.denied.Add(1)
+		return s.denial(ex, action.Action{}, answer{status: http.StatusUnsupportedMediaType, decision: "deny",
+			message: "countersign: " + reason + "; nothing was sent."}), nil
+	}
 	act := s.opts.Classifier.Classify(ar)
 	if status, reason, bad := s.opts.Classifier.Reject(act); bad {
 		// A message countersign cannot read exactly as the server would (a
