@@ -27,6 +27,15 @@ func TextEncodingProblem(r *Request) string {
 	if len(r.Body) == 0 {
 		return ""
 	}
+	if !r.Decoded {
+		for _, v := range r.Header.Values("Content-Encoding") {
+			if e := strings.TrimSpace(v); e != "" && !strings.EqualFold(e, "identity") {
+				// Still encoded (aws-chunked, two encodings at once):
+				// not text countersign could judge.
+				return ""
+			}
+		}
+	}
 	mt, charsets := mediaType(r.Header.Values("Content-Type"))
 	// Any JSON-looking type: the MCP SDK takes whatever contains
 	// "application/json".
@@ -44,7 +53,10 @@ func TextEncodingProblem(r *Request) string {
 			return fmt.Sprintf("the %s body starts with a byte order mark, which servers skip or decode and countersign's parsers do not. Send it as UTF-8 without one", mt)
 		}
 	}
-	if json && bytes.IndexByte(r.Body, 0) >= 0 {
+	// gRPC-Web and Connect streams frame their JSON messages with binary
+	// prefixes, NULs included.
+	framed := strings.HasPrefix(mt, "application/grpc") || strings.HasPrefix(mt, "application/connect+")
+	if json && !framed && bytes.IndexByte(r.Body, 0) >= 0 {
 		// JSON has no raw NUL; UTF-16 and UTF-32 text is full of them.
 		return fmt.Sprintf("the %s body holds NUL bytes, as UTF-16 or UTF-32 text does; countersign reads request bodies as UTF-8. Send it as UTF-8", mt)
 	}

@@ -21,30 +21,40 @@ func TestTextEncodingProblem(t *testing.T) {
 	tests := []struct {
 		name, contentType, body string
 		want                    string // a part of the problem, "" for none
+		encoding                string
+		decoded                 bool
 	}{
-		{"UTF-8 JSON", "application/json", call, ""},
-		{"UTF-8 named", "application/json; charset=UTF-8", call, ""},
-		{"latin-1 form", "application/x-www-form-urlencoded; charset=ISO-8859-1", "Action=TerminateInstances", ""},
-		{"UTF-16 named", "application/json; charset=utf-16le", utf16le(call), `charset "utf-16le"`},
-		{"UTF-16 unnamed", "application/json", utf16le(call), "NUL bytes"},
-		{"UTF-16 GraphQL", "application/graphql", utf16le("mutation { volumeDelete(id: 1) }"), "NUL bytes"},
-		{"UTF-8 BOM", "application/json", "\uFEFF" + call, "byte order mark"},
-		{"UTF-16 BOM", "application/json", "\xFF\xFE" + utf16le(call), "byte order mark"},
-		{"+json", "application/vnd.api+json; charset=utf-7", call, `charset "utf-7"`},
-		{"form in UTF-16", "application/x-www-form-urlencoded; charset=utf-16", utf16le("Action=TerminateInstances"), `charset "utf-16"`},
-		{"a JSON-like type", "application/jsonx; charset=utf-16le", utf16le(call), `charset "utf-16le"`},
-		{"malformed parameters", "application/json; charset=utf-16le; x", utf16le(call), `charset "utf-16le"`},
-		{"charset twice", "application/json; charset=utf-8; charset=utf-16le", call, `charset "utf-16le"`},
-		{"quoted", `application/json; charset="utf-32"`, call, `charset "utf-32"`},
+		// Still encoded (botocore adds aws-chunked to gzip): not text.
+		{name: "encoded", contentType: "application/json", body: "\x1f\x8b\x08\x00", encoding: "gzip,aws-chunked"},
+		{name: "inflated", contentType: "application/json", body: utf16le(call), encoding: "gzip", decoded: true, want: "NUL bytes"},
+		{"UTF-8 JSON", "application/json", call, "", "", false},
+		{"UTF-8 named", "application/json; charset=UTF-8", call, "", "", false},
+		{"latin-1 form", "application/x-www-form-urlencoded; charset=ISO-8859-1", "Action=TerminateInstances", "", "", false},
+		{"UTF-16 named", "application/json; charset=utf-16le", utf16le(call), `charset "utf-16le"`, "", false},
+		{"UTF-16 unnamed", "application/json", utf16le(call), "NUL bytes", "", false},
+		{"UTF-16 GraphQL", "application/graphql", utf16le("mutation { volumeDelete(id: 1) }"), "NUL bytes", "", false},
+		{"UTF-8 BOM", "application/json", "\uFEFF" + call, "byte order mark", "", false},
+		{"UTF-16 BOM", "application/json", "\xFF\xFE" + utf16le(call), "byte order mark", "", false},
+		{"+json", "application/vnd.api+json; charset=utf-7", call, `charset "utf-7"`, "", false},
+		{"form in UTF-16", "application/x-www-form-urlencoded; charset=utf-16", utf16le("Action=TerminateInstances"), `charset "utf-16"`, "", false},
+		{"a JSON-like type", "application/jsonx; charset=utf-16le", utf16le(call), `charset "utf-16le"`, "", false},
+		{"malformed parameters", "application/json; charset=utf-16le; x", utf16le(call), `charset "utf-16le"`, "", false},
+		{"charset twice", "application/json; charset=utf-8; charset=utf-16le", call, `charset "utf-16le"`, "", false},
+		{"quoted", `application/json; charset="utf-32"`, call, `charset "utf-32"`, "", false},
 		// Bodies countersign does not parse as text are not its to judge:
 		// an S3 upload of a UTF-16 file is just bytes.
-		{"binary upload", "text/plain; charset=utf-16", "\xFF\xFE" + utf16le("notes"), ""},
-		{"octet stream", "application/octet-stream", "\x00\x01\x02", ""},
-		{"no content type", "", utf16le(call), ""},
+		{"binary upload", "text/plain; charset=utf-16", "\xFF\xFE" + utf16le("notes"), "", "", false},
+		{"octet stream", "application/octet-stream", "\x00\x01\x02", "", "", false},
+		{"no content type", "", utf16le(call), "", "", false},
+		{"Connect stream", "application/connect+json", "\x00\x00\x00\x00\x02{}", "", "", false},
+		{"gRPC-Web", "application/grpc-web+json", "\x00\x00\x00\x00\x02{}", "", "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := &Request{Header: http.Header{}, Body: []byte(tt.body)}
+			r := &Request{Header: http.Header{}, Body: []byte(tt.body), Decoded: tt.decoded}
+			if tt.encoding != "" {
+				r.Header.Set("Content-Encoding", tt.encoding)
+			}
 			if tt.contentType != "" {
 				r.Header.Set("Content-Type", tt.contentType)
 			}

@@ -820,7 +820,7 @@ func (b *Broker) decideLocked(ctx context.Context, id, tokenHash string, d Decis
 
 	switch rec.State {
 	case StateApproved:
-		if scope := rec.agreedScope(); d.Approve && scope > 0 {
+		if scope := rec.AgreedScope(); d.Approve && scope > 0 {
 			b.addScopeLocked(ctx, rec, d, scope)
 		} else if d.Approve && slices.ContainsFunc(rec.Decisions, func(x Decision) bool { return x.Approve && x.ScopeFor > 0 }) {
 			_ = b.opts.Auditor.Record(&audit.Event{

@@ -237,7 +237,11 @@ func (p *page) decide(w http.ResponseWriter, r *http.Request, id string) {
 	if approve && rec.Required >= 2 && tok.Label == "notification" && p.opts.SlackButtons {
 		v := p.recordView(rec, p.opts.Now(), false)
 		v.Title, v.Heading, v.Tone = "Approve in Slack", "This request needs two approvers", "warn"
-		v.Paras = [][]part{words(fmt.Sprintf("It needs %d people to approve. This link does not say who you are, so it cannot count as one of them: approve with the Approve button in Slack, or with `countersign approvals approve %s`. Nothing was decided.", rec.Required, rec.ID))}
+		who := "This link does not say who you are, so it cannot count as one of them"
+		if p.b.opts.NotificationLinkIsOperators {
+			who = "This link is also in the Slack message, where anyone in the channel can open it, so it cannot count as one of them"
+		}
+		v.Paras = [][]part{words(fmt.Sprintf("It needs %d people to approve. %s: approve with the Approve button in Slack, or with `countersign approvals approve %s`. Nothing was decided.", rec.Required, who, rec.ID))}
 		p.render(w, r, http.StatusForbidden, v)
 		return
 	}
@@ -406,7 +410,7 @@ func (p *page) outcome(ctx context.Context, rec *Record, d Decision) *view {
 	case StateApproved:
 		v.Title, v.Heading, v.Tone = "Approved", "Approved", "ok"
 		v.Paras = [][]part{words("countersign sends the held request now. If the agent stopped waiting, one identical retry from the same session is admitted within " + shortDur(p.b.GrantTTL()) + ".")}
-		if d.ScopeFor > 0 && rec.agreedScope() == 0 {
+		if d.ScopeFor > 0 && rec.AgreedScope() == 0 {
 			v.Paras = append(v.Paras, words("No scoped grant was made: under the two-person rule every approver must ask for one, and another approver did not."))
 		} else if d.ScopeFor > 0 {
 			scopes, err := p.b.Scopes(ctx, true)

@@ -776,7 +776,7 @@ func TestPageOperatorsLinkBesideSlackButtons(t *testing.T) {
 	if _, err := e.b.Decide(t.Context(), rec.ID, Decision{Approve: true, Approver: "slack:T1/U1", Identity: "slack:U1", Via: "slack"}); err != nil {
 		t.Fatal(err)
 	}
-	if r := e.post(link, e.approveForm(link)); r.status != http.StatusForbidden || !strings.Contains(r.text(), "Nothing was decided") {
+	if r := e.post(link, e.approveForm(link)); r.status != http.StatusForbidden || !strings.Contains(r.text(), "Nothing was decided") || !strings.Contains(r.text(), "also in the Slack message") {
 		t.Fatalf("approval through the link posted beside the buttons = %d:\n%s", r.status, r.text())
 	}
 	if n := waiterCount(e.b, rec.ID); n != 1 {

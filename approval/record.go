@@ -313,12 +313,12 @@ func (r *Record) apply(d Decision, now time.Time) error {
 	return nil
 }
 
-// agreedScope is how long an approved record's scoped grant lasts: the
+// AgreedScope is how long an approved record's scoped grant lasts: the
 // shortest scope its approvers asked for, and none unless every one of them
 // asked. Under the two-person rule a scoped grant admits later requests
 // that would each have needed two people, so one approver alone must not
 // make it (found by review: the last approver's scope was taken as both's).
-func (r *Record) agreedScope() time.Duration {
+func (r *Record) AgreedScope() time.Duration {
 	var scope time.Duration
 	first := true
 	for _, d := range r.Decisions {

@@ -1154,7 +1154,7 @@ func slackOutcome(rec *Record) string {
 				who = append(who, slackApprover(d.Approver)+" "+slackVia(d.Via))
 			}
 		}
-		scope := rec.agreedScope()
+		scope := rec.AgreedScope()
 		line := "*Approved* by " + strings.Join(who, ", ")
 		if scope > 0 {
 			line += fmt.Sprintf(", with a scoped grant for %s (the same operation on the same resources, this session only)", scope)

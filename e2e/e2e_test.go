@@ -345,8 +345,8 @@ func TestHeldRequestCompletesAfterCLIApproval(t *testing.T) {
 	if show.code != 0 || !strings.Contains(show.stdout, "deleting a repository needs a human") {
 		t.Fatalf("approvals show: code %d\n%s%s", show.code, show.stdout, show.stderr)
 	}
-	approve := w.run("approvals", "approve", id)
-	if approve.code != 0 || !strings.Contains(approve.stdout, "approved") {
+	approve := w.run("approvals", "approve", id, "--for", "30m")
+	if approve.code != 0 || !strings.Contains(approve.stdout, "approved") || !strings.Contains(approve.stdout, "scoped grant for 30m0s") {
 		t.Fatalf("approvals approve: code %d\n%s%s", approve.code, approve.stdout, approve.stderr)
 	}
 	if err := c.Wait(); err != nil {

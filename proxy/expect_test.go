@@ -137,3 +137,27 @@ func TestExpectContinueShadowModeReadsTheBody(t *testing.T) {
 		t.Fatalf("shadow mode statuses %v, want [100 200]", got)
 	}
 }
+
+// A request refused before its body is read, from a client that waits for
+// "100 Continue", is answered at once and the connection ended: the body
+// is not coming (found by review: the refusal first waited for it until
+// the idle timeout).
+func TestExpectContinueRefusedWithoutWaitingForTheBody(t *testing.T) {
+	h := newHarness(t, harnessOptions{policy: expectPolicy})
+	tc, br := h.tlsTunnel("example.test:443", "example.test")
+	_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprint(tc, "POST /things HTTP/1.1\r\nHost: example.test\r\nExpect: 100-continue\r\nX-HTTP-Method-Override: DELETE\r\nContent-Length: 10\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("no answer while the body is held back: %v", err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !resp.Close {
+		t.Fatalf("status %d close %v, want 400 with Connection: close", resp.StatusCode, resp.Close)
+	}
+	if _, err := br.ReadByte(); err == nil || isTimeout(err) {
+		t.Fatalf("the connection did not end after the refusal: %v", err)
+	}
+	h.wantNoUpstream(t)
+}

@@ -112,7 +112,7 @@ func (s *Server) process(ctx context.Context, ex *exchange) (*http.Response, fun
 		ar.BodySize = int64(len(prefix))
 	}
 	ex.ar = ar
-	if err := action.Inflate(ar, s.opts.BodyLimit); err != nil {
+	if err := s.inflate(ar); err != nil {
 		// The server would read the body inflated, so the policy must; a
 		// body that does not inflate here might still say something there.
 		reason := strings.TrimPrefix(err.Error(), action.ErrEncoding.Error()+": ")
@@ -121,19 +121,19 @@ func (s *Server) process(ctx context.Context, ex *exchange) (*http.Response, fun
 		return s.denial(ex, action.Action{}, answer{status: http.StatusBadRequest, decision: "deny",
 			message: "countersign: " + reason + "; nothing was sent."}), nil
 	}
-	if reason := methodParamRefusal(ex.req.Method, ex.req.URL.RawQuery, ex.req.Header.Get("Content-Type"), ar.Body); reason != "" {
+	if reason := methodParamRefusal(ex.req.Method, ex.req.URL.RawQuery, ex.req.Header.Values("Content-Type"), ar.Body); reason != "" {
 		s.auditRefusal(sess, ex, http.StatusBadRequest, reason)
 		cnt.denied.Add(1)
 		return s.denial(ex, action.Action{}, answer{status: http.StatusBadRequest, decision: "deny",
 			message: "countersign: " + reason + "; nothing was sent."}), nil
 	}
-	if reason := action.TextEncodingProblem(ar); reason != "" {
-		s.auditRefusal(sess, ex, http.StatusUnsupportedMediaType, reason)
+	act := s.opts.Classifier.Classify(ar)
+	if reason := action.TextEncodingProblem(ar); reason != "" && !opaquePayload(act) {
+		s.auditRefusal(sess, ex, http.StatusUnsupportedMediaType, reason, act)
 		cnt.denied.Add(1)
-		return s.denial(ex, action.Action{}, answer{status: http.StatusUnsupportedMediaType, decision: "deny",
+		return s.denial(ex, act, answer{status: http.StatusUnsupportedMediaType, decision: "deny",
 			message: "countersign: " + reason + "; nothing was sent."}), nil
 	}
-	act := s.opts.Classifier.Classify(ar)
 	if status, reason, bad := s.opts.Classifier.Reject(act); bad {
 		// A message countersign cannot read exactly as the server would (a
 		// JSON-RPC batch, a repeated key, a body cut off at the limit) is
@@ -307,6 +307,23 @@ func readUpTo(r io.Reader, limit int64, declared bool, pool *bodyPool) (_ []byte
 		buf = buf[:len(buf):len(buf)]
 	}
 	return buf, bb, nil
+}
+
+// inflate is action.Inflate, a few at a time (see Server.inflating).
+func (s *Server) inflate(ar *action.Request) error {
+	if len(ar.Body) == 0 || len(ar.Header.Values("Content-Encoding")) == 0 {
+		return nil
+	}
+	s.inflating <- struct{}{}
+	defer func() { <-s.inflating }()
+	return action.Inflate(ar, s.opts.BodyLimit)
+}
+
+// opaquePayload reports whether an action's body is data its server
+// stores rather than reads: an S3 object (a JSON file with a byte order
+// mark, uploaded by `aws s3 cp`, is just bytes to S3).
+func opaquePayload(a action.Action) bool {
+	return a.Provider == "aws" && a.Service == "s3"
 }
 
 // refuseHead returns the status and reason for a request head that is
@@ -669,7 +686,7 @@ func fingerprint(credKey []byte, ex *exchange, act action.Action, body []byte) s
 	// What the classifier made of it; the rest of the action derives from
 	// the bytes already covered (and per-request ids such as a JSON-RPC id
 	// must not count).
-	if ak, err := json.Marshal([]any{act.Provider, act.Service, act.Operation, act.Resources, credential(credKey, act, ex.req.Header, ex.req.URL.RawQuery)}); err == nil {
+	if ak, err := json.Marshal([]any{act.Provider, act.Service, act.Operation, act.Resources, credential(credKey, act, ex.req.Header, ex.req.URL.RawQuery, formBody(ex))}); err == nil {
 		h.Write(ak)
 	}
 	h.Write([]byte{0, byte(len(ex.upgrade))})
@@ -692,7 +709,7 @@ func fingerprint(credKey []byte, ex *exchange, act action.Action, body []byte) s
 // derived from the CA key) keeps the hashes from being guessed back into
 // passwords by whoever reads the audit log or the approval store; nothing
 // of the value is shown.
-func credential(key []byte, a action.Action, h http.Header, rawQuery string) string {
+func credential(key []byte, a action.Action, h http.Header, rawQuery, form string) string {
 	var names []string
 	auth := strings.TrimSpace(h.Get("Authorization"))
 	if a.AccessKeyID != "" {
@@ -751,7 +768,25 @@ func credential(key []byte, a action.Action, h http.Header, rawQuery string) str
 	if q := credentialParams(rawQuery, a.AccessKeyID != ""); q != "" {
 		names = append(names, "query "+keyedHash(key, "query", q))
 	}
+	// A form body carries tokens too (GitLab's private_token, Slack's
+	// token, OAuth's access_token: found by review).
+	if f := credentialParams(form, false); f != "" {
+		names = append(names, "form "+keyedHash(key, "form", f))
+	}
 	return strings.Join(names, " ")
+}
+
+// formBody is the request's body when it is a URL-encoded form, as the
+// server reads it (inflated), else "".
+func formBody(ex *exchange) string {
+	if ex.ar == nil || len(ex.ar.Body) == 0 {
+		return ""
+	}
+	mt, _, _ := strings.Cut(ex.req.Header.Get("Content-Type"), ";")
+	if !strings.EqualFold(strings.TrimSpace(mt), "application/x-www-form-urlencoded") {
+		return ""
+	}
+	return string(ex.ar.Body)
 }
 
 // credentialParams returns the credential parameters of a raw query, as
@@ -959,7 +994,7 @@ func scopeKey(credKey []byte, a action.Action, ex *exchange) (string, []string) 
 		}
 	}
 	op += "@" + ex.scheme + "://" + hostport.Join(ex.host, ex.port)
-	if c := credential(credKey, a, ex.req.Header, ex.req.URL.RawQuery); c != "" {
+	if c := credential(credKey, a, ex.req.Header, ex.req.URL.RawQuery, formBody(ex)); c != "" {
 		op += " as " + c
 	}
 	resources := slices.Clone(a.Resources)

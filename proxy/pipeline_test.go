@@ -89,7 +89,7 @@ func TestReadUpToErrorReleases(t *testing.T) {
 func TestCredentialNames(t *testing.T) {
 	key := []byte("test key")
 	name := func(auth string) string {
-		return credential(key, action.Action{}, http.Header{"Authorization": {auth}}, "")
+		return credential(key, action.Action{}, http.Header{"Authorization": {auth}}, "", "")
 	}
 	same := [][2]string{
 		{`OAuth oauth_consumer_key="ck", oauth_token="t1", oauth_nonce="a", oauth_signature="s1"`, `OAuth oauth_nonce="b", oauth_token="t1", oauth_consumer_key="ck", oauth_signature="s2"`},
@@ -154,7 +154,7 @@ func TestCredentialNames(t *testing.T) {
 	}
 	// Cookies: in the order sent (servers read the first of two with one
 	// name), and beside an Authorization header.
-	withCookies := func(h http.Header) string { return credential(key, action.Action{}, h, "") }
+	withCookies := func(h http.Header) string { return credential(key, action.Action{}, h, "", "") }
 	for _, p := range [2][2]http.Header{
 		{{"Cookie": {"session=alice; session=mallory"}}, {"Cookie": {"session=mallory; session=alice"}}},
 		{{"Authorization": {"Bearer unused"}, "Cookie": {"session=alice"}}, {"Authorization": {"Bearer unused"}, "Cookie": {"session=mallory"}}},
@@ -170,14 +170,14 @@ func TestCredentialNames(t *testing.T) {
 		{{"Authorization": {"Bearer ghp_approved"}}, {"Authorization": {"Bearer ghp_other"}}},
 		{{"Cookie": {"session=alice"}}, {"Cookie": {"session=mallory"}}},
 	} {
-		if a, b := credential(key, presigned, p[0], ""), credential(key, presigned, p[1], ""); a == b {
+		if a, b := credential(key, presigned, p[0], "", ""), credential(key, presigned, p[1], "", ""); a == b {
 			t.Errorf("presigned, %v and %v are both named %q", p[0], p[1], a)
 		}
 	}
 	sigv4 := func(sig string) http.Header {
 		return http.Header{"Authorization": {"AWS4-HMAC-SHA256 Credential=AKIAEXAMPLE000000001/20260301/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=" + sig}}
 	}
-	if a, b := credential(key, presigned, sigv4("aa"), ""), credential(key, presigned, sigv4("bb"), ""); a != b {
+	if a, b := credential(key, presigned, sigv4("aa"), "", ""), credential(key, presigned, sigv4("bb"), "", ""); a != b {
 		t.Errorf("two SigV4 attempts with one key: %q and %q", a, b)
 	}
 	// Other credential headers and credential query parameters name whom
@@ -185,9 +185,9 @@ func TestCredentialNames(t *testing.T) {
 	// X-Api-Key admitted another); a presigned URL's re-signed parameters
 	// do not, its key is named above.
 	type call struct {
-		a     action.Action
-		h     http.Header
-		query string
+		a           action.Action
+		h           http.Header
+		query, form string
 	}
 	for _, p := range [][2]call{
 		{{h: http.Header{"X-Api-Key": {"agent-key"}}}, {h: http.Header{"X-Api-Key": {"admin-key"}}}},
@@ -197,9 +197,11 @@ func TestCredentialNames(t *testing.T) {
 		{{query: "key=AIza-a"}, {query: "key=AIza-b"}},
 		{{query: "access%5Ftoken=a"}, {query: "access%5Ftoken=b"}},
 		{{query: "sig=a&sv=2024"}, {query: "sig=b&sv=2024"}},
+		{{form: "title=x&private_token=a"}, {form: "title=x&private_token=b"}},
+		{{h: http.Header{"X-Auth-Key": {"a"}}}, {h: http.Header{"X-Auth-Key": {"b"}}}},
 		{{a: presigned, query: "X-Amz-Credential=AKIAEXAMPLE000000001&X-Amz-Signature=aa&token=a"}, {a: presigned, query: "X-Amz-Credential=AKIAEXAMPLE000000001&X-Amz-Signature=aa&token=b"}},
 	} {
-		if a, b := credential(key, p[0].a, p[0].h, p[0].query), credential(key, p[1].a, p[1].h, p[1].query); a == b {
+		if a, b := credential(key, p[0].a, p[0].h, p[0].query, p[0].form), credential(key, p[1].a, p[1].h, p[1].query, p[1].form); a == b {
 			t.Errorf("%+v and %+v are both named %q", p[0], p[1], a)
 		}
 	}
@@ -207,11 +209,11 @@ func TestCredentialNames(t *testing.T) {
 		{{a: presigned, query: "X-Amz-Signature=aa&X-Amz-Security-Token=t1&X-Amz-Date=1"}, {a: presigned, query: "X-Amz-Signature=bb&X-Amz-Security-Token=t2&X-Amz-Date=2"}},
 		{{h: http.Header{"X-Api-Key": {"k"}, "Proxy-Authorization": {"Basic a"}}, query: "page=1"}, {h: http.Header{"X-Api-Key": {"k"}, "Proxy-Authorization": {"Basic b"}}, query: "page=2"}},
 	} {
-		if a, b := credential(key, p[0].a, p[0].h, p[0].query), credential(key, p[1].a, p[1].h, p[1].query); a != b {
+		if a, b := credential(key, p[0].a, p[0].h, p[0].query, p[0].form), credential(key, p[1].a, p[1].h, p[1].query, p[1].form); a != b {
 			t.Errorf("%+v and %+v are named apart: %q and %q", p[0], p[1], a, b)
 		}
 	}
-	if n := credential(key, action.Action{}, http.Header{"X-Api-Key": {"sk_live_secretvalue"}}, "token=sk_live_secretvalue"); strings.Contains(n, "secretvalue") {
+	if n := credential(key, action.Action{}, http.Header{"X-Api-Key": {"sk_live_secretvalue"}}, "token=sk_live_secretvalue", "token=sk_live_secretvalue"); strings.Contains(n, "secretvalue") {
 		t.Errorf("named %q, which shows the secret", n)
 	}
 	for _, auth := range []string{"Bearer sk_live_secretvalue", "Basic " + base64.StdEncoding.EncodeToString([]byte("sk_live_secretvalue:")), `OAuth oauth_consumer_key="sk_live_secretvalue"`} {

@@ -1958,3 +1958,61 @@ func TestAuditSaysWhichHeldCopyWasSent(t *testing.T) {
 		t.Errorf("the admission (seq %d) was recorded after the response (seq %d)", admittedAt, sentAt)
 	}
 }
+
+// An S3 object is data S3 stores, not reads: `aws s3 cp notes.json` of a
+// file saved as UTF-16 with a byte order mark (PowerShell's default) is
+// sent as application/json and must not be refused as a body countersign
+// cannot read (found by review). The same body to another API is.
+func TestS3UploadOfAUTF16FileIsNotRefused(t *testing.T) {
+	h := newHarness(t, harnessOptions{configure: func(o *Options) {
+		o.Classifier = action.NewClassifier(aws.New(aws.Options{}))
+		o.Resolve["acme-notes.s3.us-east-1.amazonaws.com:443"] = o.Resolve["example.test:443"]
+	}})
+	var b strings.Builder
+	b.WriteString("\xFF\xFE")
+	for _, r := range `{"note":"hello"}` {
+		b.WriteByte(byte(r))
+		b.WriteByte(0)
+	}
+	auth := "AWS4-HMAC-SHA256 Credential=AKIAEXAMPLE000000001/20260301/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-date, Signature=" + strings.Repeat("a", 64)
+	resp, _ := h.do("PUT", "https://acme-notes.s3.us-east-1.amazonaws.com/notes.json", b.String(),
+		"Content-Type", "application/json", "Authorization", auth, "X-Amz-Date", "20260301T120000Z", "X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")
+	if n := h.up.Count("PUT", "/notes.json"); resp.StatusCode == http.StatusUnsupportedMediaType || n != 1 {
+		t.Errorf("S3 upload of a UTF-16 JSON file: %d, %d uploads upstream; want it forwarded", resp.StatusCode, n)
+	}
+	resp, _ = h.do("PUT", "https://example.test/notes.json", b.String(), "Content-Type", "application/json")
+	if resp.StatusCode != http.StatusUnsupportedMediaType {
+		t.Errorf("the same body to another API: %d, want 415", resp.StatusCode)
+	}
+}
+
+// Compressed bodies inflate a few at a time: a br or zstd decoder takes
+// what the stream's window asks (about 20 MiB for a hostile 40-byte body),
+// so concurrent ones wait for a slot (found by review) while requests
+// without an encoding go on.
+func TestInflatingIsBounded(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	for range cap(h.srv.inflating) {
+		h.srv.inflating <- struct{}{}
+	}
+	done := make(chan int, 1)
+	go func() {
+		resp, _ := h.do("POST", "https://example.test/things", gzipString(`{"a":1}`), "Content-Encoding", "gzip", "Content-Type", "application/json")
+		done <- resp.StatusCode
+	}()
+	if resp, _ := h.do("POST", "https://example.test/things", `{"a":1}`, "Content-Type", "application/json"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("a body without an encoding while every slot is taken: %d, want 200", resp.StatusCode)
+	}
+	select {
+	case code := <-done:
+		t.Fatalf("a compressed body was decided (%d) with every inflating slot taken", code)
+	case <-time.After(200 * time.Millisecond):
+	}
+	<-h.srv.inflating
+	if code := <-done; code != http.StatusOK {
+		t.Fatalf("once a slot is free: %d, want 200", code)
+	}
+	if n := h.up.Count("POST", "/things"); n != 2 {
+		t.Errorf("upstream saw %d POSTs, want 2", n)
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -157,6 +158,12 @@ type Server struct {
 	// credKey keys the hashes that name a request's credentials in
 	// approvals (see credential).
 	credKey []byte
+	// inflating bounds how many compressed bodies inflate at once: a br
+	// or zstd decoder takes what the stream's window asks, up to about 20
+	// MiB for a hostile 40-byte body, so thousands of concurrent ones must
+	// not all decode together. Inflating is quick (the output stops at
+	// inspect.body_limit), so the others wait their turn.
+	inflating chan struct{}
 }
 
 // New returns a Server; call Serve to accept connections.
@@ -219,6 +226,7 @@ func New(opts Options, logger *zap.Logger) (*Server, error) {
 		logger:    logger.Named("proxy"),
 		tunnelSet: map[*tunnel]struct{}{},
 		credKey:   credKey,
+		inflating: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
 	}
 	s.readers.New = func() any { return bufio.NewReaderSize(nil, 4096) }
 	s.parked.every = opts.HeldSweep

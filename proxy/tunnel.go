@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -460,12 +461,23 @@ func (s *Server) serveRequest(tc *tunnelConn) (keep bool, held *heldRequest) {
 			return cw
 		},
 	}
+	var continued atomic.Bool
 	if expectsContinue(req) {
 		ex.beforeBody = func() error {
+			continued.Store(true)
 			if _, err := io.WriteString(&c.out, "HTTP/1.1 100 Continue\r\n\r\n"); err != nil {
 				return err
 			}
 			return nil
+		}
+	}
+	// A client that waits for "100 Continue" and was answered without it
+	// holds its body back: answer at once and end the connection, rather
+	// than drain a body that is not coming (found by review: a refusal
+	// waited for the idle timeout first).
+	heldBack := func() {
+		if expectsContinue(req) && !continued.Load() {
+			req.Body = http.NoBody
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -480,10 +492,13 @@ func (s *Server) serveRequest(tc *tunnelConn) (keep bool, held *heldRequest) {
 	if wait != nil {
 		return false, &heldRequest{watch: cw, finish: func() bool {
 			defer cancel()
-			return s.answer(c, rd, req, upgrade, closeAfter, wait(), upgraded)
+			resp := wait()
+			heldBack()
+			return s.answer(c, rd, req, upgrade, closeAfter, resp, upgraded)
 		}}
 	}
 	defer cancel()
+	heldBack()
 	return s.answer(c, rd, req, upgrade, closeAfter, resp, upgraded), nil
 }
 

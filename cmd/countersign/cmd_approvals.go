@@ -104,6 +104,13 @@ the admin token is read from <state_dir>/admin-token.`,
 					return err
 				}
 				fmt.Fprintf(e.stdout, "%s: %s (%d of %d approvals)\n", rec.ID, rec.State, len(rec.Approvers()), rec.Required)
+				switch {
+				case scope == 0 || rec.State == approval.StatePending:
+				case rec.AgreedScope() > 0:
+					fmt.Fprintf(e.stdout, "scoped grant for %s: countersign approvals grants lists it\n", rec.AgreedScope())
+				default:
+					fmt.Fprintln(e.stdout, "no scoped grant: under the two-person rule every approver must ask for one, and another did not")
+				}
 				return nil
 			},
 		}

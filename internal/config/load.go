@@ -83,10 +83,15 @@ func inlineSecrets(cfg *Config, literals map[string]int) []string {
 	for key := range literals {
 		switch key {
 		case "state":
-			// A URL is a secret only for the password it may carry.
-			if u, err := url.Parse(cfg.State); err != nil || u.User == nil {
-				continue
-			} else if _, ok := u.User.Password(); !ok {
+			// A URL is a secret only for the password it may carry, in
+			// its user part or as a parameter (pgx reads both, and the
+			// key=value form).
+			hasPassword := strings.Contains(strings.ToLower(cfg.State), "password=")
+			if u, err := url.Parse(cfg.State); err == nil && u.User != nil {
+				_, ok := u.User.Password()
+				hasPassword = hasPassword || ok
+			}
+			if !hasPassword {
 				continue
 			}
 		case "policy.bundle.verification.key":

@@ -765,6 +765,11 @@ policy: {bundle: {url: "https://b.example/", verification: {key: "-----BEGIN PUB
 `,
 		},
 		{
+			name: "a password as a parameter",
+			src:  "state: postgres://cs@db.example/cs?sslmode=verify-full&password=pw\n",
+			want: []string{"state"},
+		},
+		{
 			name: "an HMAC key in a file",
 			src:  "policy: {bundle: {url: \"https://b.example/\", verification: {key: /etc/cs/bundle.key, algorithm: HS256}}}\n",
 		},

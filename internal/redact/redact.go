@@ -38,6 +38,18 @@ var credentialHeaders = map[string]bool{
 	"x-goog-api-key":       true,
 	"x-vault-token":        true,
 	"x-registry-auth":      true,
+	// API keys under names the words below miss (Cloudflare, Datadog,
+	// Azure API Management and Functions, Honeycomb) and customer-provided
+	// encryption keys (S3 SSE-C, Google Cloud Storage CSEK).
+	"x-auth-key":                                true,
+	"dd-application-key":                        true,
+	"ocp-apim-subscription-key":                 true,
+	"x-functions-key":                           true,
+	"x-honeycomb-team":                          true,
+	"x-amz-server-side-encryption-customer-key": true,
+	"x-amz-copy-source-server-side-encryption-customer-key": true,
+	"x-goog-encryption-key":                                 true,
+	"x-goog-copy-source-encryption-key":                     true,
 }
 
 // credentialWords mark a header name or query parameter as a credential
