@@ -80,7 +80,8 @@ func addBundle(b *Bundle, filter loader.Filter, caps *ast.Capabilities, modules 
 	if docs == nil {
 		docs = map[string]any{}
 	}
-	if err := mergeData(docs, deepCopy(b.Data).(map[string]any), "data"); err != nil {
+	data, _ := deepCopy(b.Data).(map[string]any) // a bundle without data.json has none
+	if err := mergeData(docs, data, "data"); err != nil {
 		return nil, err
 	}
 	return docs, nil
@@ -122,9 +123,9 @@ func deepCopy(v any) any {
 			out[i] = deepCopy(x)
 		}
 		return out
-	case nil:
-		return map[string]any{}
 	default:
+		// null stays null (found by review: it became {}, so a policy
+		// testing is_null(data.x) decided otherwise from a bundle).
 		return v
 	}
 }

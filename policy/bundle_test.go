@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/bundle"
 	"go.uber.org/zap"
 )
@@ -382,4 +384,22 @@ func stepEvent(ev ReloadEvent, wantErr string) bool {
 		return ev.Err == nil
 	}
 	return ev.Err != nil && strings.Contains(ev.Err.Error(), wantErr)
+}
+
+// A null in a bundle's data stays null, as OPA and policy files have it
+// (found by review: it became {}, so is_null(data.cfg.approver) decided
+// otherwise from a bundle).
+func TestBundleDataKeepsNull(t *testing.T) {
+	b := &Bundle{Data: map[string]any{"cfg": map[string]any{"approver": nil, "blocked": []any{nil, "evil.example"}}}}
+	docs, err := addBundle(b, nil, nil, map[string]*ast.Module{}, map[string][]byte{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"cfg": map[string]any{"approver": nil, "blocked": []any{nil, "evil.example"}}}
+	if diff := cmp.Diff(want, docs); diff != "" {
+		t.Errorf("data (-want +got):\n%s", diff)
+	}
+	if docs, err := addBundle(&Bundle{}, nil, nil, map[string]*ast.Module{}, map[string][]byte{}, nil); err != nil || len(docs) != 0 {
+		t.Errorf("a bundle without data: %v, %v", docs, err)
+	}
 }

@@ -203,14 +203,15 @@ func (e *Engine) decide(ctx context.Context, doc map[string]any, tracer topdown.
 			cache = nil
 		} else {
 			hit, found := cache.get(kb.b)
-			if !found {
-				key = string(kb.b) // for put; the buffer is reused
-			}
-			cache.plan.release(kb)
 			// A document OPA cannot convert (a number out of its range, in
 			// a member the policy does not even read) is a policy error
 			// uncached: it must be one on a hit too.
-			if found && plain() {
+			served := found && plain()
+			if !served {
+				key = string(kb.b) // for put; the buffer is reused
+			}
+			cache.plan.release(kb)
+			if served {
 				return Decision{Verdict: hit.verdict, Reasons: hit.reasons, Revision: s.revision, Eval: e.opts.Now().Sub(start)}
 			}
 		}

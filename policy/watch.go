@@ -24,6 +24,10 @@ type WatchOptions struct {
 	// MaxDelay bounds how long a steady stream of changes can put a reload
 	// off (default 2s).
 	MaxDelay time.Duration
+	// Recheck is how often the watches on the configured paths' parent
+	// directories are checked (default 2s): one whose directory was moved
+	// away and back is lost to inotify, and is added again with a reload.
+	Recheck time.Duration
 }
 
 // Watcher reloads an Engine when its policy files change. It watches every
@@ -41,6 +45,8 @@ type Watcher struct {
 	// roots are the configured paths (absolute). A root directory is
 	// watched recursively; a root file through its parent directory.
 	roots map[string]bool // path → is a directory
+	// parents are the roots' parent directories, which must stay watched.
+	parents map[string]bool
 
 	// reload is Engine.Reload, replaced in tests.
 	reload func(context.Context)
@@ -59,6 +65,9 @@ func NewWatcher(e *Engine, opts WatchOptions, logger *zap.Logger) (*Watcher, err
 	if opts.Debounce <= 0 {
 		opts.Debounce = 200 * time.Millisecond
 	}
+	if opts.Recheck <= 0 {
+		opts.Recheck = 2 * time.Second
+	}
 	if opts.MaxDelay < opts.Debounce {
 		opts.MaxDelay = max(2*time.Second, opts.Debounce)
 	}
@@ -74,8 +83,8 @@ func NewWatcher(e *Engine, opts WatchOptions, logger *zap.Logger) (*Watcher, err
 	}
 	w := &Watcher{
 		engine: e, opts: opts, logger: logger.Named("policy-watch"), fsw: fsw,
-		roots: map[string]bool{},
-		stop:  make(chan struct{}), done: make(chan struct{}),
+		roots: map[string]bool{}, parents: map[string]bool{},
+		stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	w.reload = func(ctx context.Context) { _ = e.Reload(ctx) }
 	for _, p := range paths {
@@ -90,6 +99,7 @@ func NewWatcher(e *Engine, opts WatchOptions, logger *zap.Logger) (*Watcher, err
 			return nil, fmt.Errorf("watch policy %s: %w", p, err)
 		}
 		w.roots[abs] = info.IsDir()
+		w.parents[filepath.Dir(abs)] = true
 		if err := w.add(filepath.Dir(abs)); err != nil {
 			fsw.Close()
 			return nil, err
@@ -173,10 +183,20 @@ func (w *Watcher) loop(ctx context.Context, events <-chan fsnotify.Event, errs <
 			timer.Stop()
 		}
 	}()
+	var recheckC <-chan time.Time
+	if w.opts.Recheck > 0 {
+		recheck := time.NewTicker(w.opts.Recheck)
+		defer recheck.Stop()
+		recheckC = recheck.C
+	}
 	for {
 		select {
 		case <-w.stop:
 			return
+		case <-recheckC:
+			if w.rewatch() {
+				schedule()
+			}
 		case ev, ok := <-events:
 			if !ok {
 				return
@@ -198,6 +218,37 @@ func (w *Watcher) loop(ctx context.Context, events <-chan fsnotify.Event, errs <
 	}
 }
 
+// rewatch adds again the watch of every parent directory that inotify
+// dropped (the directory was moved or removed: IN_MOVE_SELF ends a watch),
+// and reports whether it added one, which calls for a reload: what changed
+// meanwhile was not seen (found by review: `mv proj proj.x; mv proj.x
+// proj` stopped every later reload of a root file in proj, silently).
+func (w *Watcher) rewatch() bool {
+	watched := map[string]bool{}
+	for _, d := range w.fsw.WatchList() {
+		watched[filepath.Clean(d)] = true
+	}
+	added := false
+	for dir := range w.parents {
+		if watched[dir] {
+			continue
+		}
+		if err := w.fsw.Add(dir); err != nil {
+			// Not back yet: the next check tries again, and Reload
+			// reports the missing files meanwhile.
+			continue
+		}
+		w.logger.Warn("a policy directory's watch was lost (the directory was moved away and back); watching it again and reloading", zap.String("dir", dir))
+		for root, isDir := range w.roots {
+			if isDir && filepath.Dir(root) == dir {
+				w.addTree(root)
+			}
+		}
+		added = true
+	}
+	return added
+}
+
 // relevant reports whether an event may change the policy set, and watches
 // directories that appear inside a root.
 func (w *Watcher) relevant(ev fsnotify.Event) bool {
@@ -205,6 +256,12 @@ func (w *Watcher) relevant(ev fsnotify.Event) bool {
 		return false
 	}
 	name := filepath.Clean(ev.Name)
+	if w.parents[name] && (ev.Has(fsnotify.Rename) || ev.Has(fsnotify.Remove)) {
+		// A watched parent moved: its watch is gone; take it up again at
+		// once if the directory is back.
+		w.rewatch()
+		return true
+	}
 	base := filepath.Base(name)
 	if editorJunk(base) {
 		return false

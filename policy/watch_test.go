@@ -267,3 +267,50 @@ func TestWatcherFollowsASymlinkedDirectory(t *testing.T) {
 		t.Errorf("after an edit in the new target: deny = %q, want [v2 edited]", got)
 	}
 }
+
+// A root file's directory moved away and back loses its inotify watch; the
+// watcher takes it up again and reloads, and later edits are seen (found
+// by review: every later reload stopped, silently).
+func TestWatcherSurvivesItsDirectoryMovingAwayAndBack(t *testing.T) {
+	events := newReloadEvents()
+	base := t.TempDir()
+	dir := filepath.Join(base, "proj")
+	file := filepath.Join(dir, "policy.rego")
+	writeFiles(t, dir, map[string]string{"policy.rego": "package countersign\n"})
+	e, err := New(t.Context(), Options{Source: Source{Paths: []string{file}}, EvalTimeout: testEvalTimeout, OnReload: events.on}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewWatcher(e, WatchOptions{Debounce: 20 * time.Millisecond, Recheck: 50 * time.Millisecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	watched := func() bool { return slices.Contains(w.fsw.WatchList(), dir) }
+	if err := os.Rename(dir, dir+".x"); err != nil {
+		t.Fatal(err)
+	}
+	// fsnotify ends the watch on IN_MOVE_SELF.
+	for deadline := time.Now().Add(10 * time.Second); watched(); {
+		if time.Now().After(deadline) {
+			t.Fatal("the move did not end the watch")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := os.Rename(dir+".x", dir); err != nil {
+		t.Fatal(err)
+	}
+	// The watch is back once the directory is in the watch list again.
+	for deadline := time.Now().Add(10 * time.Second); !watched(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the directory is not watched again: %v", w.fsw.WatchList())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	renameInto(t, file, "package countersign\n\ndeny contains \"edited after the move\"\n")
+	for {
+		if got := waitAccepted(t, e, events).Messages(); slices.Equal(got, []string{"edited after the move"}) {
+			return
+		}
+	}
+}

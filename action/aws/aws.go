@@ -46,6 +46,16 @@ const (
 // Classify implements action.Provider. It claims requests that carry an AWS
 // signature (Authorization header or presigned query) and requests to AWS
 // endpoint names; everything else is left to the other providers.
+// Reject implements action.Rejecter: a query-protocol call that gives a
+// parameter twice, in the query string and in the body, with different
+// values, is refused before policy.
+func (p *Provider) Reject(a action.Action) (status int, reason string, bad bool) {
+	if a.Fields["rejected"] != true {
+		return 0, "", false
+	}
+	return http.StatusBadRequest, a.ParseError + "; send each parameter once", true
+}
+
 func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
 	if r.Tunnel {
 		return action.Action{}, false
@@ -385,6 +395,13 @@ func (q *request) query(a *api, op string, form url.Values, formErr error) {
 	}
 	if formErr != nil {
 		q.fail("the form body is malformed")
+	}
+	if k, ok := conflictingParam(q.r.Query, form); ok {
+		// Which copy AWS reads is not documented: refuse rather than
+		// decide on one (found by review: SkipFinalSnapshot=true in the
+		// query and =false in the body showed the policy false).
+		q.fail("the parameter " + truncate(k, 64) + " is in both the query string and the body, with different values")
+		q.a.Fields["rejected"] = true
 	}
 	p := formParams(q.r.Query, form)
 	if len(p) > 0 {

@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -56,6 +57,22 @@ func formParams(vals ...url.Values) map[string]any {
 		}
 	}
 	return p
+}
+
+// conflictingParam returns a call parameter (not Action, Version or the
+// signature's) that query and form both give, with different values.
+func conflictingParam(query, form url.Values) (string, bool) {
+	for _, k := range slices.Sorted(maps.Keys(form)) {
+		fv := form[k]
+		qv, ok := query[k]
+		if !ok || k == "Action" || k == "Version" || isAuthParam(k) {
+			continue
+		}
+		if !slices.Equal(qv, fv) {
+			return k, true
+		}
+	}
+	return "", false
 }
 
 // jsonParams parses a JSON-protocol body. An empty body is a call without

@@ -93,6 +93,27 @@ func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
 		return action.Action{}, false
 	}
 
+	// GitHub serves every repository route under /repositories/{id} too
+	// (its 307 after a rename points there): classify such a path as the
+	// /repos/{owner}/{repo} route, naming the repository by its id (found
+	// by review: DELETE /repositories/1296269 had no operation).
+	repoID := ""
+	if len(segs) >= 2 && strings.EqualFold(segs[0], "repositories") && allDigits(segs[1]) {
+		repoID = segs[1]
+		segs = append([]string{"repos", "-", "-"}, segs[2:]...)
+	}
+	byID := func(a *action.Action) {
+		if repoID == "" {
+			return
+		}
+		delete(a.Fields, "owner")
+		delete(a.Fields, "repo")
+		delete(a.Params, "owner")
+		delete(a.Params, "repo")
+		a.Fields["repository_id"] = repoID
+		a.Resources = []string{"repositories/" + repoID}
+	}
+
 	m, ok := lookup(r.Method, segs, b)
 	if !ok {
 		if !claim {
@@ -106,6 +127,7 @@ func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
 			a.Fields["owner"], a.Fields["repo"] = owner, repo
 			a.Resources = []string{owner + "/" + repo}
 		}
+		byID(&a)
 		return a, true
 	}
 
@@ -131,8 +153,18 @@ func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
 	if owner != "" && repo != "" {
 		a.Resources = []string{owner + "/" + repo}
 	}
+	byID(&a)
 	inspectBody(r, &a)
 	return a, true
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // unknown is a GitHub request that matches no route: the method alone says

@@ -414,3 +414,38 @@ func BenchmarkClassify(b *testing.B) {
 		p.Classify(r)
 	}
 }
+
+// GitHub serves every repository route under /repositories/{id} as well:
+// such a request has the operation of its /repos/{owner}/{repo} twin and
+// names the repository by id (found by review: it had no operation, and
+// every rule keyed on one let it pass).
+func TestRepositoryByID(t *testing.T) {
+	p := New(Options{})
+	tests := []struct {
+		method, path, body, op string
+		fields                 map[string]any
+	}{
+		{"DELETE", "/repositories/1296269", "", "repos/delete", nil},
+		{"PATCH", "/repositories/1296269", `{"visibility":"public"}`, "repos/update", nil},
+		{"PATCH", "/repositories/1296269/git/refs/heads/main", `{"sha":"aa","force":true}`, "git/update-ref", map[string]any{"ref": "heads/main"}},
+		{"DELETE", "/repositories/1296269/git/refs/heads/main", "", "git/delete-ref", map[string]any{"ref": "heads/main"}},
+		{"PUT", "/repositories/1296269/contents/README.md", `{"message":"x","content":"eA=="}`, "repos/create-or-update-file-contents", map[string]any{"path": "README.md"}},
+	}
+	for _, tt := range tests {
+		a, ok := p.Classify(req(tt.method, "api.github.com", tt.path, tt.body))
+		if !ok || a.Operation != tt.op || a.Fields["repository_id"] != "1296269" || a.Fields["owner"] != nil || a.Fields["repo"] != nil ||
+			len(a.Resources) != 1 || a.Resources[0] != "repositories/1296269" {
+			t.Errorf("%s %s = %+v, want %s on repositories/1296269 with no owner or repo", tt.method, tt.path, a, tt.op)
+			continue
+		}
+		for k, v := range tt.fields {
+			if a.Fields[k] != v {
+				t.Errorf("%s %s: %s = %v, want %v", tt.method, tt.path, k, a.Fields[k], v)
+			}
+		}
+	}
+	// Not a repository id: the list of public repositories.
+	if a, ok := p.Classify(req("GET", "api.github.com", "/repositories", "")); !ok || a.Fields["repository_id"] != nil {
+		t.Errorf("GET /repositories = %+v", a)
+	}
+}

@@ -84,17 +84,18 @@ func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
 	return a, true
 }
 
-// failed is the action of a GraphQL request that could not be read. One
-// that servers may read in different ways is refused before policy (see
-// Reject): any decision would be about a document the server might not
-// run.
+// failed is the action of a request to a GraphQL endpoint that could not
+// be read. It is refused before policy (see Reject): one that servers may
+// read in different ways would be decided about a document the server
+// might not run, and one countersign cannot read at all (nested past its
+// limits, a persisted query's hash, a syntax it does not know) would be
+// decided with no fields, which every rule about mutations skips (found by
+// review: a volumeDelete nested 130 fragments deep passed). A server
+// rejects a document that really does not parse anyway; Apollo's clients
+// answer a 400 to a persisted query by sending the document.
 func failed(provider string, err error) action.Action {
-	a := action.Action{Provider: provider, ParseError: err.Error()}
-	if errors.Is(err, errMemberCase) || errors.Is(err, errURLAndBody) {
-		a.Destructive = true
-		a.Fields = map[string]any{"rejected": true}
-	}
-	return a
+	return action.Action{Provider: provider, ParseError: err.Error(), Destructive: true,
+		Fields: map[string]any{"rejected": true}}
 }
 
 // Reject implements action.Rejecter.

@@ -106,7 +106,7 @@ func TestClassify(t *testing.T) {
 			name: "variables that are not an object",
 			give: post(railway, path, "application/json", doc("{ me { id } }", `,"variables":[1]`)),
 			ok:   true,
-			want: summary{Provider: "graphql", ParseError: "the GraphQL variables are not a JSON object"},
+			want: summary{Provider: "graphql", ParseError: "the GraphQL variables are not a JSON object", Destructive: true},
 		},
 		{
 			name: "form-encoded query",
@@ -126,25 +126,25 @@ func TestClassify(t *testing.T) {
 			name: "persisted query",
 			give: post(railway, path, "application/json", `{"operationName":"X","extensions":{"persistedQuery":{"version":1,"sha256Hash":"abc"}}}`),
 			ok:   true,
-			want: summary{Provider: "graphql", ParseError: "the GraphQL request names a persisted query; the document is not in the request"},
+			want: summary{Provider: "graphql", ParseError: "the GraphQL request names a persisted query; the document is not in the request", Destructive: true},
 		},
 		{
 			name: "too deep",
 			give: post(railway, path, "application/json", doc(deep)),
 			ok:   true,
-			want: summary{Provider: "graphql", ParseError: "the GraphQL document nests too deeply"},
+			want: summary{Provider: "graphql", ParseError: "the GraphQL document nests too deeply", Destructive: true},
 		},
 		{
 			name: "fragment fan-out",
 			give: post(railway, path, "application/json", doc(fanout)),
 			ok:   true,
-			want: summary{Provider: "graphql", ParseError: "the GraphQL document spreads fragments too many times"},
+			want: summary{Provider: "graphql", ParseError: "the GraphQL document spreads fragments too many times", Destructive: true},
 		},
 		{
 			name: "only fragments",
 			give: post(railway, path, "application/json", doc("fragment F on Q { a }")),
 			ok:   true,
-			want: summary{Provider: "graphql", ParseError: "the GraphQL document has no operation"},
+			want: summary{Provider: "graphql", ParseError: "the GraphQL document has no operation", Destructive: true},
 		},
 		{
 			name: "truncated body",
@@ -154,13 +154,13 @@ func TestClassify(t *testing.T) {
 				return r
 			}(),
 			ok:   true,
-			want: summary{Provider: "graphql", ParseError: "the request body exceeds the inspection limit"},
+			want: summary{Provider: "graphql", ParseError: "the request body exceeds the inspection limit", Destructive: true},
 		},
 		{
 			name: "empty batch",
 			give: post(railway, path, "application/json", `[]`),
 			ok:   true,
-			want: summary{Provider: "graphql", ParseError: "the GraphQL request carries no query document"},
+			want: summary{Provider: "graphql", ParseError: "the GraphQL request carries no query document", Destructive: true},
 		},
 		{
 			// gqlgen (encoding/json) would match either: refused.
@@ -411,5 +411,23 @@ func TestRejectsWhatServersReadDifferently(t *testing.T) {
 	a, _ = p.Classify(post("backboard.railway.com", "/graphql/v2", "application/json", `{"query":"{ me { id } }"}`))
 	if _, _, bad := p.Reject(a); bad {
 		t.Errorf("Reject refused a plain query: %+v", a)
+	}
+}
+
+// A request to a GraphQL endpoint that countersign cannot read is refused,
+// not decided without fields (found by review: a volumeDelete nested 130
+// inline fragments deep had no fields, and no rule about mutations fired).
+func TestRejectsWhatItCannotRead(t *testing.T) {
+	p := New(Options{})
+	deep := "mutation { " + strings.Repeat("... on Mutation { ", 130) + `volumeDelete(volumeId: \"v\")` + strings.Repeat(" }", 130) + " }"
+	for name, body := range map[string]string{
+		"too deep":        `{"query":"` + deep + `"}`,
+		"does not parse":  `{"query":"mutation { volumeDelete(volumeId: "}`,
+		"persisted query": `{"extensions":{"persistedQuery":{"version":1,"sha256Hash":"ecf4edb46db40b5132295c0291d62fb65d6759a9eedfa4d5d612dd5ec54a6b38"}}}`,
+	} {
+		a, ok := p.Classify(post("backboard.railway.com", "/graphql/v2", "application/json", body))
+		if status, _, bad := p.Reject(a); !ok || !bad || status != http.StatusBadRequest || !a.Destructive {
+			t.Errorf("%s: Classify = %+v, Reject = %d %v; want refused with 400", name, a, status, bad)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package kubernetes
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"math"
 	"mime"
@@ -23,6 +24,8 @@ func replicasOf(contentType string, body []byte, truncated bool) (n int64, ok bo
 		mt = "application/json"
 	}
 	switch mt {
+	case "application/vnd.kubernetes.protobuf":
+		return protobufReplicas(body)
 	case "application/json-patch+json":
 		return jsonPatchReplicas(body)
 	case "application/apply-patch+yaml", "application/yaml":
@@ -113,4 +116,99 @@ func decodeJSON(body []byte) any {
 		return nil
 	}
 	return v
+}
+
+// protobufReplicas reads spec.replicas from a protobuf body (client-go
+// writes protobuf when asked to; found by review: a scale to zero sent so
+// was not seen). Scale, Deployment, StatefulSet, ReplicaSet and
+// ReplicationController all keep spec as field 2 of the object and
+// replicas as field 1 of the spec. A Scale without the field means 0 (its
+// replicas is not optional, and protobuf omits zero); a body that cannot be
+// read is taken to be 0, as the server would refuse it anyway.
+func protobufReplicas(body []byte) (int64, bool) {
+	kind, _ := protobufObject(body)
+	unknown, ok := bytes.CutPrefix(body, protobufMagic)
+	if !ok {
+		return 0, true
+	}
+	var raw []byte
+	encoded := false
+	if !protoFields(unknown, func(num int, val []byte) bool {
+		switch num {
+		case 2:
+			raw = val
+		case 3:
+			encoded = len(val) > 0
+		}
+		return true
+	}) || encoded {
+		return 0, true
+	}
+	var spec []byte
+	hasSpec := false
+	if !protoFields(raw, func(num int, val []byte) bool {
+		if num == 2 {
+			spec, hasSpec = val, true
+		}
+		return true
+	}) {
+		return 0, true
+	}
+	if !hasSpec {
+		return 0, false
+	}
+	n, found, ok := protoVarint(spec, 1)
+	switch {
+	case !ok:
+		return 0, true
+	case !found && kind == "Scale":
+		return 0, true
+	case !found:
+		return 0, false
+	}
+	// int32 on the wire: a negative value is sign-extended to 64 bits.
+	return int64(int32(n)), true
+}
+
+// protoVarint returns the last value of varint field num of a protobuf
+// message (the last wins, as when the server decodes it).
+func protoVarint(b []byte, num int) (v uint64, found, ok bool) {
+	for len(b) > 0 {
+		key, n := binary.Uvarint(b)
+		if n <= 0 {
+			return 0, false, false
+		}
+		b = b[n:]
+		f, wire := key>>3, key&7
+		switch wire {
+		case 0:
+			x, n := binary.Uvarint(b)
+			if n <= 0 {
+				return 0, false, false
+			}
+			b = b[n:]
+			if int(f) == num {
+				v, found = x, true
+			}
+		case 1:
+			if len(b) < 8 {
+				return 0, false, false
+			}
+			b = b[8:]
+		case 2:
+			l, n := binary.Uvarint(b)
+			if n <= 0 || l > uint64(len(b)-n) {
+				return 0, false, false
+			}
+			b = b[n+int(l):]
+		case 5:
+			if len(b) < 4 {
+				return 0, false, false
+			}
+			b = b[4:]
+		default:
+			return 0, false, false
+		}
+	}
+	return v, found, true
 }

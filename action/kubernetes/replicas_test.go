@@ -1,6 +1,9 @@
 package kubernetes
 
-import "testing"
+import (
+	"encoding/binary"
+	"testing"
+)
 
 func TestReplicasOf(t *testing.T) {
 	tests := []struct {
@@ -52,6 +55,7 @@ func FuzzReplicasOf(f *testing.F) {
 	} {
 		f.Add(s.ctype, []byte(s.body))
 	}
+	f.Add("application/vnd.kubernetes.protobuf", []byte(k8sProto("Scale", cat(pbBytes(1, pbString(1, "web")), pbBytes(2, pbVarintField(1, 3))))))
 	f.Fuzz(func(t *testing.T, ctype string, body []byte) {
 		n, ok := replicasOf(ctype, body, false)
 		n2, ok2 := replicasOf(ctype, body, false)
@@ -62,4 +66,36 @@ func FuzzReplicasOf(f *testing.F) {
 			t.Fatalf("replicasOf = %d without ok", n)
 		}
 	})
+}
+
+func pbVarintField(num int, v uint64) []byte {
+	return binary.AppendUvarint(binary.AppendUvarint(nil, uint64(num<<3)), v)
+}
+
+// client-go writes protobuf when asked to: spec.replicas is read there too
+// (found by review: a scale to zero sent so was not seen).
+func TestReplicasOfProtobuf(t *testing.T) {
+	const pb = "application/vnd.kubernetes.protobuf"
+	meta := pbBytes(1, pbBytes(1, []byte("web")))
+	tests := []struct {
+		name, body string
+		want       int64
+		ok         bool
+	}{
+		{"Scale to 3", k8sProto("Scale", cat(meta, pbBytes(2, pbVarintField(1, 3)))), 3, true},
+		// protobuf omits a zero; Scale's replicas is not optional.
+		{"Scale to 0", k8sProto("Scale", cat(meta, pbBytes(2, nil))), 0, true},
+		{"Deployment with 0", k8sProto("Deployment", cat(meta, pbBytes(2, pbVarintField(1, 0)))), 0, true},
+		{"Deployment, last wins", k8sProto("Deployment", cat(meta, pbBytes(2, cat(pbVarintField(1, 0), pbVarintField(1, 2))))), 2, true},
+		{"Deployment without replicas", k8sProto("Deployment", cat(meta, pbBytes(2, pbBytes(2, nil)))), 0, false},
+		{"no spec", k8sProto("Deployment", meta), 0, false},
+		{"malformed", "k8s\x00\x0a\xff", 0, true},
+		{"no magic", "not protobuf", 0, true},
+	}
+	for _, tt := range tests {
+		n, ok := replicasOf(pb, []byte(tt.body), false)
+		if n != tt.want || ok != tt.ok {
+			t.Errorf("%s: replicasOf = %d, %v; want %d, %v", tt.name, n, ok, tt.want, tt.ok)
+		}
+	}
 }

@@ -183,6 +183,16 @@ evidence contains sprintf("Kubernetes namespace %s", [input.action.namespace]) i
 	kubernetes_namespace(input.action.namespace)
 }
 
+# A destructive cluster-scoped request (deleting a CRD deletes its objects
+# in every namespace; a node's proxy reaches its pods) reaches production
+# namespaces wherever there are any: namespaces are listed for every cluster.
+evidence contains "a cluster-scoped Kubernetes change, and production namespaces are listed for every cluster" if {
+	input.action.provider == "kubernetes"
+	input.action.namespace == ""
+	input.action.destructive == true
+	count(inventory.kubernetes.namespaces) > 0
+}
+
 evidence contains sprintf("repository %s", [repository_name]) if repository(repository_name)
 
 evidence contains sprintf("host %s", [input.request.host]) if host(input.request.host)

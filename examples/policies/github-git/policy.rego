@@ -34,6 +34,9 @@ gh_repo := sprintf("%s/%s", [input.action.owner, input.action.repo]) if {
 	is_string(input.action.repo)
 } else := input.action.repo if {
 	is_string(input.action.repo)
+} else := sprintf("repository %s", [input.action.repository_id]) if {
+	# /repositories/{id}/…: GitHub names the repository by id there.
+	is_string(input.action.repository_id)
 } else := "a repository"
 
 # Branch updates of a git push, with the branch name (refs/heads/ removed).
@@ -160,6 +163,9 @@ deny contains {
 }
 
 # GraphQL: a commit on a protected branch, or a forced ref update.
+# GitHub takes a branch name with or without refs/heads/.
+gh_graphql_branch(name) := trim_prefix(name, "refs/heads/")
+
 deny contains {
 	"id": "GH-001",
 	"msg": sprintf("createCommitOnBranch to %s is not allowed; commit to another branch and open a pull request", [branch]),
@@ -169,7 +175,25 @@ deny contains {
 	selection.field == "createCommitOnBranch"
 	walk(selection.arguments, [path, branch])
 	path[count(path) - 1] == "branchName"
-	gh_is_protected(branch)
+	is_string(branch)
+	gh_is_protected(gh_graphql_branch(branch))
+}
+
+# A branch named by its node id (branch: {id: …}) could be main.
+deny contains {
+	"id": "GH-001",
+	"msg": "createCommitOnBranch naming its branch by id is not allowed: the id does not say which branch it is; name it with repositoryNameWithOwner and branchName",
+} if {
+	input.action.provider == "github"
+	some selection in input.action.selections
+	selection.field == "createCommitOnBranch"
+	not gh_names_branch(selection.arguments)
+}
+
+gh_names_branch(arguments) if {
+	walk(arguments, [path, branch])
+	path[count(path) - 1] == "branchName"
+	is_string(branch)
 }
 
 deny contains {
@@ -181,6 +205,29 @@ deny contains {
 	selection.field in {"updateRef", "updateRefs"}
 	walk(selection.arguments, [path, true])
 	path[count(path) - 1] == "force"
+}
+
+# updateRef names its ref by node id, which could be main: the REST call
+# names the branch and is decided on it.
+deny contains {
+	"id": "GH-001",
+	"msg": "updateRef through GraphQL is not allowed: the ref id does not say which branch it is; use PATCH /repos/OWNER/REPO/git/refs/heads/BRANCH",
+} if {
+	input.action.provider == "github"
+	"updateRef" in input.action.fields
+}
+
+deny contains {
+	"id": "GH-001",
+	"msg": sprintf("updateRefs on %s is not allowed; push another branch and open a pull request", [name]),
+} if {
+	input.action.provider == "github"
+	some selection in input.action.selections
+	selection.field == "updateRefs"
+	walk(selection.arguments, [path, name])
+	path[count(path) - 1] == "name"
+	is_string(name)
+	gh_is_protected(gh_graphql_branch(name))
 }
 
 # METADATA
@@ -201,6 +248,19 @@ deny contains {
 } if {
 	input.action.provider == "github"
 	"deleteRef" in input.action.fields
+}
+
+# updateRefs deletes a ref given an all-zero afterOid.
+deny contains {
+	"id": "GH-002",
+	"msg": "deleting refs through GraphQL (updateRefs to an all-zero oid) is not allowed",
+} if {
+	input.action.provider == "github"
+	some selection in input.action.selections
+	selection.field == "updateRefs"
+	walk(selection.arguments, [path, oid])
+	path[count(path) - 1] == "afterOid"
+	oid == "0000000000000000000000000000000000000000"
 }
 
 deny contains {

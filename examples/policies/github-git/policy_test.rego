@@ -128,6 +128,17 @@ test_delete_repository_denied if {
 	messages(rest("DELETE", "repos/delete", {}, null)) == {"repos/delete of acme/shop is not allowed: the repository would leave your control; ask a human"}
 }
 
+# The same through /repositories/{id}, where GitHub names it by id.
+by_id(input_doc) := {
+	"request": input_doc.request,
+	"action": object.union(object.remove(input_doc.action, ["owner", "repo"]), {"repository_id": "1296269"}),
+}
+
+test_delete_repository_by_id_denied if {
+	denied(by_id(rest("DELETE", "repos/delete", {}, null))) == {"GH-002"}
+	messages(by_id(rest("DELETE", "repos/delete", {}, null))) == {"repos/delete of repository 1296269 is not allowed: the repository would leave your control; ask a human"}
+}
+
 test_transfer_repository_denied if denied(rest("POST", "repos/transfer", {}, {"new_owner": "evil"})) == {"GH-002"}
 
 # gh repo edit acme/shop --visibility public
@@ -163,6 +174,34 @@ test_graphql_forced_ref_update_denied if denied(graphql(["updateRef"], [{"field"
 test_graphql_commit_to_main_denied if {
 	inp := graphql(["createCommitOnBranch"], [{"field": "createCommitOnBranch", "arguments": {"input": {"branch": {"repositoryNameWithOwner": "acme/shop", "branchName": "main"}}}}], {})
 	denied(inp) == {"GH-001"}
+}
+
+# Found by review: GitHub takes refs/heads/main, and a branch id.
+test_graphql_commit_to_main_by_full_ref_denied if {
+	inp := graphql(["createCommitOnBranch"], [{"field": "createCommitOnBranch", "arguments": {"input": {"branch": {"repositoryNameWithOwner": "acme/shop", "branchName": "refs/heads/main"}}}}], {})
+	denied(inp) == {"GH-001"}
+}
+
+test_graphql_commit_to_branch_by_id_denied if {
+	inp := graphql(["createCommitOnBranch"], [{"field": "createCommitOnBranch", "arguments": {"input": {"branch": {"id": "REF_kwDOmain"}}}}], {})
+	denied(inp) == {"GH-001"}
+}
+
+test_graphql_update_ref_denied if denied(graphql(["updateRef"], [{"field": "updateRef", "arguments": {"input": {"refId": "REF_1", "oid": "70ff"}}}], {})) == {"GH-001"}
+
+test_graphql_update_refs_on_main_denied if {
+	inp := graphql(["updateRefs"], [{"field": "updateRefs", "arguments": {"input": {"repositoryId": "R_1", "refUpdates": [{"name": "refs/heads/main", "afterOid": "70ff"}]}}}], {})
+	denied(inp) == {"GH-001"}
+}
+
+test_graphql_update_refs_delete_denied if {
+	inp := graphql(["updateRefs"], [{"field": "updateRefs", "arguments": {"input": {"repositoryId": "R_1", "refUpdates": [{"name": "refs/heads/feature", "afterOid": "0000000000000000000000000000000000000000"}]}}}], {})
+	denied(inp) == {"GH-002"}
+}
+
+test_graphql_update_refs_on_feature_allowed if {
+	inp := graphql(["updateRefs"], [{"field": "updateRefs", "arguments": {"input": {"repositoryId": "R_1", "refUpdates": [{"name": "refs/heads/feature", "afterOid": "70ff"}]}}}], {})
+	allowed(inp)
 }
 
 test_graphql_commit_to_feature_allowed if {

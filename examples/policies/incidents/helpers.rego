@@ -196,8 +196,10 @@ repository := sprintf("%s/%s", [input.action.owner, input.action.repo]) if {
 }
 
 # METADATA
-# description: The repository is public (data.countersign.github.public_repos).
-public_repository if globs.path_any(public_repos, repository)
+# description: |
+#   The repository is public (data.countersign.github.public_repos). GitHub
+#   ignores case in owner and repository names, and so does this.
+public_repository if globs.path_any([lower(p) | some p in public_repos], lower(repository))
 
 # METADATA
 # description: Branch updates of a git push, with the branch name.

@@ -15,6 +15,9 @@ test_incident_01_rest_pull_request_to_public_repo_held if held(github("POST", "p
 
 test_incident_01_mcp_tools_to_public_repo_held if {
 	held(mcp("create_or_update_file", {"owner": "acme", "repo": "website", "path": "leak.md", "content": "private", "branch": "leak"})) == {"INC-01"}
+
+	# GitHub ignores case (found by review).
+	held(mcp("create_or_update_file", {"owner": "ACME", "repo": "Website", "path": "leak.md", "content": "private", "branch": "leak"})) == {"INC-01"}
 	held(mcp("create_pull_request", {"owner": "acme", "repo": "oss-sdk", "title": "t", "head": "leak", "base": "main"})) == {"INC-01"}
 }
 

@@ -1,9 +1,11 @@
 # Kubernetes production guard
 #
 # Production is a cluster (its API server's host) or a namespace, listed
-# in data.countersign.production.kubernetes. In production, deleting a
-# namespace or a whole collection is denied; exec, attach and
-# port-forward, scaling a workload to zero, other deletes and RBAC or
+# in data.countersign.production.kubernetes (a destructive cluster-scoped
+# request counts wherever production namespaces are listed). In
+# production, deleting a namespace or a whole collection is denied; exec,
+# attach and port-forward, scaling a workload to zero, other deletes,
+# other destructive requests (evictions, node proxies) and RBAC or
 # impersonation wait for a human. Server-side dry runs change nothing and
 # pass. Outside production everything passes.
 #
@@ -18,6 +20,10 @@ import data.countersign.lib.prod
 k8s_target := sprintf("%s/%s", [input.action.resource, input.action.name]) if {
 	input.action.name != ""
 } else := sprintf("every %s", [input.action.resource])
+
+k8s_exec_target := sprintf("pod %s", [input.action.name]) if {
+	input.action.resource == "pods"
+} else := sprintf("%s %s", [trim_suffix(input.action.resource, "s"), input.action.name])
 
 k8s_where := sprintf("namespace %s", [input.action.namespace]) if {
 	input.action.namespace != ""
@@ -60,7 +66,7 @@ deny contains {
 # description: exec, attach and port-forward into production workloads wait for a human.
 approve contains {
 	"id": "K8S-PROD-003",
-	"msg": sprintf("%s into pod %s in %s, in production (%s)", [input.action.subresource, input.action.name, k8s_where, prod.summary]),
+	"msg": sprintf("%s into %s in %s, in production (%s)", [input.action.subresource, k8s_exec_target, k8s_where, prod.summary]),
 } if {
 	input.action.provider == "kubernetes"
 	k8s_prod_change
@@ -90,6 +96,22 @@ approve contains {
 	k8s_prod_change
 	input.action.verb == "delete"
 	input.action.resource != "namespaces"
+}
+
+# METADATA
+# title: K8S-PROD-007
+# description: Other destructive requests in production (an eviction, which deletes its pod; a proxy through a node) wait for a human.
+approve contains {
+	"id": "K8S-PROD-007",
+	"msg": sprintf("%s of %s in %s changes production (%s)", [input.action.verb, k8s_target, k8s_where, prod.summary]),
+} if {
+	input.action.provider == "kubernetes"
+	k8s_prod_change
+	input.action.destructive == true
+	not input.action.verb in {"delete", "deletecollection"}
+	not ops.is_exec
+	not ops.kubernetes_scales_to_zero
+	not ops.is_permission
 }
 
 # METADATA

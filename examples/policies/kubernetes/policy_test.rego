@@ -82,6 +82,24 @@ test_patch_replicas_zero_in_production_held if held(request(prod_cluster, "patch
 
 test_delete_one_object_in_production_held if held(request(dev, "delete", "deployments", "", "prod", "web", null)) == {"K8S-PROD-005"}
 
+# Found by review: an eviction deletes its pod; a node's proxy reaches the
+# pods on it; deleting a CRD deletes its objects in every namespace.
+test_eviction_in_production_held if {
+	inp := object.union(request(dev, "create", "pods", "eviction", "prod", "web-0", null), {"action": {"destructive": true}})
+	held(inp) == {"K8S-PROD-007"}
+}
+
+test_node_proxy_held_where_production_namespaces_are_listed if {
+	inp := object.union(request(dev, "proxy", "nodes", "proxy", "", "n1", null), {"action": {"destructive": true}})
+	held(inp) == {"K8S-PROD-003"}
+}
+
+test_crd_delete_held_where_production_namespaces_are_listed if {
+	held(request(dev, "delete", "customresourcedefinitions", "", "", "widgets.acme.example", null)) == {"K8S-PROD-005"}
+}
+
+test_cluster_scoped_read_allowed if allowed(request(dev, "list", "nodes", "", "", "", null))
+
 test_rbac_change_in_production_held if held(request(prod_cluster, "create", "clusterrolebindings", "", "", "", null)) == {"K8S-PROD-006"}
 
 test_impersonation_in_production_held if {
