@@ -400,7 +400,7 @@ func (q *request) query(a *api, op string, form url.Values, formErr error) {
 		// Which copy AWS reads is not documented: refuse rather than
 		// decide on one (found by review: SkipFinalSnapshot=true in the
 		// query and =false in the body showed the policy false).
-		q.fail("the parameter " + truncate(k, 64) + " is in both the query string and the body, with different values")
+		q.fail("the parameter " + truncate(k, 64) + " is given more than once, with different values")
 		q.a.Fields["rejected"] = true
 	}
 	p := formParams(q.r.Query, form)

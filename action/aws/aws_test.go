@@ -524,9 +524,15 @@ func TestConflictingQueryAndBodyParamsAreRefused(t *testing.T) {
 		bad   bool
 	}{
 		{"SkipFinalSnapshot=true&DeleteAutomatedBackups=true", true},
+		{"SkipFinalSnapshot=false&SkipFinalSnapshot=true", true},
 		{"SkipFinalSnapshot=false", false},
 		{"DeleteAutomatedBackups=false", false},
 		{"Action=DeleteDBInstance", false},
+	}
+	// Twice in the body alone (found by review: a list hid the true).
+	a, _ := p.Classify(req("POST", "https://rds.us-east-1.amazonaws.com/", body+"&SkipFinalSnapshot=true", "Content-Type", "application/x-www-form-urlencoded", "Authorization", sigv4("us-east-1", "rds")))
+	if _, _, bad := p.Reject(a); !bad {
+		t.Errorf("SkipFinalSnapshot twice in the body: not refused (%+v)", a)
 	}
 	for _, tt := range tests {
 		a, ok := p.Classify(req("POST", "https://rds.us-east-1.amazonaws.com/?"+tt.query, body, "Content-Type", "application/x-www-form-urlencoded", "Authorization", sigv4("us-east-1", "rds")))

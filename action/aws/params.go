@@ -60,16 +60,22 @@ func formParams(vals ...url.Values) map[string]any {
 }
 
 // conflictingParam returns a call parameter (not Action, Version or the
-// signature's) that query and form both give, with different values.
+// signature's) given more than once, in the query string, the body or
+// both, with different values. The query protocol numbers its lists
+// (InstanceId.1, InstanceId.2), so a repeated name is never a list, and
+// which copy AWS reads is not documented.
 func conflictingParam(query, form url.Values) (string, bool) {
-	for _, k := range slices.Sorted(maps.Keys(form)) {
-		fv := form[k]
-		qv, ok := query[k]
-		if !ok || k == "Action" || k == "Version" || isAuthParam(k) {
+	keys := slices.Sorted(maps.Keys(query))
+	keys = append(keys, slices.Sorted(maps.Keys(form))...)
+	for _, k := range keys {
+		if k == "Action" || k == "Version" || isAuthParam(k) {
 			continue
 		}
-		if !slices.Equal(qv, fv) {
-			return k, true
+		vals := append(slices.Clone(query[k]), form[k]...)
+		for _, v := range vals[1:] {
+			if v != vals[0] {
+				return k, true
+			}
 		}
 	}
 	return "", false

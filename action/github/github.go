@@ -43,6 +43,15 @@ func New(opts Options) *Provider {
 	return p
 }
 
+// Reject implements action.Rejecter: a write to a repository named only by
+// its id is refused before policy.
+func (*Provider) Reject(a action.Action) (status int, reason string, bad bool) {
+	if a.Fields["rejected"] != true {
+		return 0, "", false
+	}
+	return http.StatusBadRequest, a.ParseError, true
+}
+
 // Name implements action.Provider.
 func (*Provider) Name() string { return "github" }
 
@@ -112,6 +121,13 @@ func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
 		delete(a.Params, "repo")
 		a.Fields["repository_id"] = repoID
 		a.Resources = []string{"repositories/" + repoID}
+		if !readMethod(r.Method) {
+			// Rules keyed on a repository's name (public repositories,
+			// production ones) cannot judge a write that names it by id
+			// (found by review): refused, with what to send instead.
+			a.Fields["rejected"] = true
+			a.ParseError = "GitHub names the repository by id in /repositories/" + repoID + "/…, so rules about repositories by name cannot judge this write; send it to /repos/OWNER/REPO/…"
+		}
 	}
 
 	m, ok := lookup(r.Method, segs, b)

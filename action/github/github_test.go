@@ -444,6 +444,17 @@ func TestRepositoryByID(t *testing.T) {
 			}
 		}
 	}
+	// Writes are refused (rules keyed on the repository's name cannot judge
+	// them); reads pass.
+	for _, tt := range tests {
+		a, _ := p.Classify(req(tt.method, "api.github.com", tt.path, tt.body))
+		if status, reason, bad := p.Reject(a); !bad || status != http.StatusBadRequest || !strings.Contains(reason, "/repos/OWNER/REPO") {
+			t.Errorf("%s %s: Reject = %d %q %v, want 400 naming /repos/OWNER/REPO", tt.method, tt.path, status, reason, bad)
+		}
+	}
+	if a, _ := p.Classify(req("GET", "api.github.com", "/repositories/1296269/contents/README.md", "")); a.Operation != "repos/get-content" || a.Fields["rejected"] == true {
+		t.Errorf("a read by id = %+v, want repos/get-content, not refused", a)
+	}
 	// Not a repository id: the list of public repositories.
 	if a, ok := p.Classify(req("GET", "api.github.com", "/repositories", "")); !ok || a.Fields["repository_id"] != nil {
 		t.Errorf("GET /repositories = %+v", a)

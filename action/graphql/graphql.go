@@ -85,17 +85,28 @@ func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
 }
 
 // failed is the action of a request to a GraphQL endpoint that could not
-// be read. It is refused before policy (see Reject): one that servers may
-// read in different ways would be decided about a document the server
+// be read. Most are refused before policy (see Reject): one that servers
+// may read in different ways would be decided about a document the server
 // might not run, and one countersign cannot read at all (nested past its
-// limits, a persisted query's hash, a syntax it does not know) would be
-// decided with no fields, which every rule about mutations skips (found by
-// review: a volumeDelete nested 130 fragments deep passed). A server
-// rejects a document that really does not parse anyway; Apollo's clients
-// answer a 400 to a persisted query by sending the document.
+// limits, a syntax it does not know) would be decided with no fields,
+// which every rule about mutations skips (found by review: a volumeDelete
+// nested 130 fragments deep passed). A server rejects a document that
+// really does not parse anyway.
 func failed(provider string, err error) action.Action {
-	return action.Action{Provider: provider, ParseError: err.Error(), Destructive: true,
-		Fields: map[string]any{"rejected": true}}
+	a := action.Action{Provider: provider, ParseError: err.Error(), Destructive: true}
+	switch {
+	case errors.Is(err, errNoDocument), errors.Is(err, errTruncated):
+		// A trusted document's id, or a body past inspect.body_limit:
+		// the policy decides, on a destructive action with a parse error
+		// (SPEC 5), and can refuse either.
+	case errors.Is(err, errPersisted):
+		// Apollo's and urql's clients answer PersistedQueryNotFound by
+		// sending the document itself, which is then decided.
+		a.Fields = map[string]any{"rejected": true, "persisted_query": true}
+	default:
+		a.Fields = map[string]any{"rejected": true}
+	}
+	return a
 }
 
 // Reject implements action.Rejecter.
@@ -135,9 +146,28 @@ func (p *Provider) sniff(r *action.Request, provider string) (action.Action, boo
 	}
 	a, err := classify(entries, batch, provider)
 	if err != nil {
+		// A document that says it is one but cannot be read (nested past
+		// the limits) must not pass as an opaque POST (found by review).
+		for _, e := range entries {
+			if looksLikeDocument(e.Query) && !errors.Is(err, errNoDocument) && !errors.Is(err, errPersisted) {
+				return failed(provider, err), true
+			}
+		}
 		return action.Action{}, false
 	}
 	return a, true
+}
+
+// looksLikeDocument reports whether a "query" member starts as a GraphQL
+// executable document does.
+func looksLikeDocument(q string) bool {
+	q = strings.TrimLeft(q, " \t\r\n,\ufeff")
+	for _, kw := range []string{"{", "query", "mutation", "subscription", "fragment"} {
+		if len(q) >= len(kw) && strings.EqualFold(q[:len(kw)], kw) {
+			return true
+		}
+	}
+	return false
 }
 
 var typeRank = map[string]int{"query": 1, "subscription": 2, "mutation": 3}
@@ -309,7 +339,7 @@ func setsPublicVisibility(args map[string]any) bool {
 
 // Respond implements action.Responder: status 200 and a GraphQL errors
 // response (one per operation for a batch), which GraphQL clients show.
-func (*Provider) Respond(r *action.Request, _ action.Action, d action.Denial) action.Response {
+func (*Provider) Respond(r *action.Request, a action.Action, d action.Denial) action.Response {
 	type ext struct {
 		Code        string            `json:"code"`
 		Countersign map[string]string `json:"countersign"`
@@ -326,6 +356,11 @@ func (*Provider) Respond(r *action.Request, _ action.Action, d action.Denial) ac
 		Message:    d.Message,
 		Extensions: ext{Code: "FORBIDDEN", Countersign: map[string]string{"decision": d.Decision}},
 	}}}
+	if a.Fields["persisted_query"] == true {
+		// What Apollo's and urql's clients take as "send the document".
+		one.Errors[0] = gqlError{Message: "PersistedQueryNotFound",
+			Extensions: ext{Code: "PERSISTED_QUERY_NOT_FOUND", Countersign: map[string]string{"decision": d.Decision, "reason": d.Message}}}
+	}
 	var v any = one
 	if n := batchSize(r); n > 0 {
 		all := make([]response, n)

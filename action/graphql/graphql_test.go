@@ -431,3 +431,36 @@ func TestRejectsWhatItCannotRead(t *testing.T) {
 		}
 	}
 }
+
+// A persisted query's hash is refused the way Apollo's and urql's clients
+// understand as "send the document"; a trusted document's id and a body
+// past the limit go to the policy, destructive; an unreadable document on
+// a path that does not say GraphQL is refused too (found by review).
+func TestUnreadableRequestsAnswers(t *testing.T) {
+	p := New(Options{})
+	apq := post("backboard.railway.com", "/graphql/v2", "application/json", `{"extensions":{"persistedQuery":{"version":1,"sha256Hash":"ecf4edb46db40b5132295c0291d62fb65d6759a9eedfa4d5d612dd5ec54a6b38"}}}`)
+	a, _ := p.Classify(apq)
+	if _, _, bad := p.Reject(a); !bad {
+		t.Fatalf("a persisted query's hash was not refused: %+v", a)
+	}
+	resp := p.Respond(apq, a, action.Denial{Status: 400, Decision: "deny", Message: "countersign: no document"})
+	if !strings.Contains(string(resp.Body), `"message":"PersistedQueryNotFound"`) || !strings.Contains(string(resp.Body), `"code":"PERSISTED_QUERY_NOT_FOUND"`) {
+		t.Errorf("answer to a persisted query: %s", resp.Body)
+	}
+	for name, body := range map[string]string{
+		"trusted document": `{"documentId":"sha256:ecf4edb46db40b5132295c0291d62fb65d6759a9eedfa4d5d612dd5ec54a6b38"}`,
+	} {
+		a, ok := p.Classify(post("backboard.railway.com", "/graphql/v2", "application/json", body))
+		if _, _, bad := p.Reject(a); !ok || bad || !a.Destructive || a.ParseError == "" {
+			t.Errorf("%s: %+v, refused %v; want decided by policy, destructive, with a parse error", name, a, bad)
+		}
+	}
+	deep := "mutation { " + strings.Repeat("... on Mutation { ", 130) + "delete_board(board_id: 1)" + strings.Repeat(" }", 130) + " }"
+	a, ok := p.Classify(post("api.monday.com", "/v2", "application/json", `{"query":"`+deep+`"}`))
+	if _, _, bad := p.Reject(a); !ok || !bad {
+		t.Errorf("an unreadable document on /v2: claimed %v, %+v; want refused", ok, a)
+	}
+	if _, ok := p.Classify(post("api.example.com", "/search", "application/json", `{"query":"red shoes","page":2}`)); ok {
+		t.Error("a search API's query string was taken for GraphQL")
+	}
+}

@@ -15,7 +15,7 @@ import (
 // merge and strategic merge patches), a JSON Patch, or a server-side apply
 // patch in YAML. ok is false when the body sets none that can be read. A
 // policy that holds scaling to zero must see the count however it is sent.
-func replicasOf(contentType string, body []byte, truncated bool) (n int64, ok bool) {
+func replicasOf(contentType string, body []byte, truncated, scale bool) (n int64, ok bool) {
 	if truncated || len(body) == 0 {
 		return 0, false
 	}
@@ -25,7 +25,7 @@ func replicasOf(contentType string, body []byte, truncated bool) (n int64, ok bo
 	}
 	switch mt {
 	case "application/vnd.kubernetes.protobuf":
-		return protobufReplicas(body)
+		return protobufReplicas(body, scale)
 	case "application/json-patch+json":
 		return jsonPatchReplicas(body)
 	case "application/apply-patch+yaml", "application/yaml":
@@ -122,11 +122,12 @@ func decodeJSON(body []byte) any {
 // writes protobuf when asked to; found by review: a scale to zero sent so
 // was not seen). Scale, Deployment, StatefulSet, ReplicaSet and
 // ReplicationController all keep spec as field 2 of the object and
-// replicas as field 1 of the spec. A Scale without the field means 0 (its
-// replicas is not optional, and protobuf omits zero); a body that cannot be
-// read is taken to be 0, as the server would refuse it anyway.
-func protobufReplicas(body []byte) (int64, bool) {
-	kind, _ := protobufObject(body)
+// replicas as field 1 of the spec; a message given in several pieces is
+// merged, as the server's decoder does. A Scale (the scale subresource:
+// the server fills a missing kind from the path) without the field means
+// 0, as its replicas is not optional and protobuf omits zero; a body that
+// cannot be read is taken to be 0, as the server would refuse it anyway.
+func protobufReplicas(body []byte, scale bool) (int64, bool) {
 	unknown, ok := bytes.CutPrefix(body, protobufMagic)
 	if !ok {
 		return 0, true
@@ -148,20 +149,23 @@ func protobufReplicas(body []byte) (int64, bool) {
 	hasSpec := false
 	if !protoFields(raw, func(num int, val []byte) bool {
 		if num == 2 {
-			spec, hasSpec = val, true
+			spec, hasSpec = append(spec, val...), true
 		}
 		return true
 	}) {
 		return 0, true
 	}
 	if !hasSpec {
+		if scale {
+			return 0, true
+		}
 		return 0, false
 	}
 	n, found, ok := protoVarint(spec, 1)
 	switch {
 	case !ok:
 		return 0, true
-	case !found && kind == "Scale":
+	case !found && scale:
 		return 0, true
 	case !found:
 		return 0, false

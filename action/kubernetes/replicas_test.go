@@ -2,6 +2,7 @@ package kubernetes
 
 import (
 	"encoding/binary"
+	"strings"
 	"testing"
 )
 
@@ -33,13 +34,13 @@ func TestReplicasOf(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n, ok := replicasOf(tt.ctype, []byte(tt.body), false)
+			n, ok := replicasOf(tt.ctype, []byte(tt.body), false, false)
 			if n != tt.want || ok != tt.ok {
 				t.Errorf("replicasOf(%s, %s) = %d, %v; want %d, %v", tt.ctype, tt.body, n, ok, tt.want, tt.ok)
 			}
 		})
 	}
-	if _, ok := replicasOf("application/json", []byte(`{"spec":{"replicas":0}}`), true); ok {
+	if _, ok := replicasOf("application/json", []byte(`{"spec":{"replicas":0}}`), true, false); ok {
 		t.Error("replicasOf read a truncated body")
 	}
 }
@@ -57,8 +58,8 @@ func FuzzReplicasOf(f *testing.F) {
 	}
 	f.Add("application/vnd.kubernetes.protobuf", []byte(k8sProto("Scale", cat(pbBytes(1, pbString(1, "web")), pbBytes(2, pbVarintField(1, 3))))))
 	f.Fuzz(func(t *testing.T, ctype string, body []byte) {
-		n, ok := replicasOf(ctype, body, false)
-		n2, ok2 := replicasOf(ctype, body, false)
+		n, ok := replicasOf(ctype, body, false, false)
+		n2, ok2 := replicasOf(ctype, body, false, false)
 		if n != n2 || ok != ok2 {
 			t.Fatalf("replicasOf is not deterministic: %d %v, then %d %v", n, ok, n2, ok2)
 		}
@@ -83,8 +84,13 @@ func TestReplicasOfProtobuf(t *testing.T) {
 		ok         bool
 	}{
 		{"Scale to 3", k8sProto("Scale", cat(meta, pbBytes(2, pbVarintField(1, 3)))), 3, true},
-		// protobuf omits a zero; Scale's replicas is not optional.
+		// protobuf omits a zero; Scale's replicas is not optional, and the
+		// server takes the kind from the path when the body leaves it out.
 		{"Scale to 0", k8sProto("Scale", cat(meta, pbBytes(2, nil))), 0, true},
+		{"Scale to 0, no kind", k8sProto("", cat(meta, pbBytes(2, nil))), 0, true},
+		{"Scale to 0, no spec", k8sProto("", meta), 0, true},
+		// Pieces of one message are merged, as the server's decoder does.
+		{"Deployment, spec in two pieces", k8sProto("Deployment", cat(meta, pbBytes(2, pbVarintField(1, 0)), pbBytes(2, pbBytes(3, nil)))), 0, true},
 		{"Deployment with 0", k8sProto("Deployment", cat(meta, pbBytes(2, pbVarintField(1, 0)))), 0, true},
 		{"Deployment, last wins", k8sProto("Deployment", cat(meta, pbBytes(2, cat(pbVarintField(1, 0), pbVarintField(1, 2))))), 2, true},
 		{"Deployment without replicas", k8sProto("Deployment", cat(meta, pbBytes(2, pbBytes(2, nil)))), 0, false},
@@ -93,7 +99,7 @@ func TestReplicasOfProtobuf(t *testing.T) {
 		{"no magic", "not protobuf", 0, true},
 	}
 	for _, tt := range tests {
-		n, ok := replicasOf(pb, []byte(tt.body), false)
+		n, ok := replicasOf(pb, []byte(tt.body), false, strings.HasPrefix(tt.name, "Scale"))
 		if n != tt.want || ok != tt.ok {
 			t.Errorf("%s: replicasOf = %d, %v; want %d, %v", tt.name, n, ok, tt.want, tt.ok)
 		}

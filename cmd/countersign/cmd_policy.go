@@ -37,12 +37,18 @@ import (
 //     provider github by the graphql classifier);
 //   - github before kubernetes: GHES's /api/v3 looks like a Kubernetes path.
 func newClassifier(cfg *config.Config) *action.Classifier {
+	// GHES serves GraphQL at /api/graphql: reported as GitHub, so that the
+	// GitHub rules judge its mutations (found by review).
+	ghes := map[string]string{}
+	for _, h := range cfg.GitHub.Hosts {
+		ghes[h] = "github"
+	}
 	return action.NewClassifier(
 		aws.New(aws.Options{}),
 		git.New(git.Options{}),
 		mcp.New(mcp.Options{}),
-		graphql.New(graphql.Options{}),
-		github.New(github.Options{}),
+		graphql.New(graphql.Options{ProviderByHost: ghes}),
+		github.New(github.Options{EnterpriseHosts: cfg.GitHub.Hosts}),
 		kubernetes.New(kubernetes.Options{Hosts: cfg.Kubernetes.Hosts}),
 	)
 }

@@ -4,15 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/countersign/countersign/action"
 	"github.com/countersign/countersign/internal/config"
 	"github.com/countersign/countersign/policy"
 )
@@ -427,5 +430,36 @@ func TestReadableInlineSecretsAreWarnedAbout(t *testing.T) {
 	}
 	if strings.Contains(msg, "signing_secret") || strings.Contains(msg, "hunter2") || strings.Contains(msg, "xoxb-1") {
 		t.Errorf("warning %q names a secret from the environment, or shows a value", msg)
+	}
+}
+
+// github.hosts names GitHub Enterprise Server hosts: their GraphQL endpoint
+// is reported as GitHub, so the GitHub rules judge its mutations (found by
+// review: it was provider graphql, which no GitHub rule reads).
+func TestGitHubEnterpriseHosts(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "countersign.yaml")
+	writeFile(t, path, "github:\n  hosts: [GHE.Acme.Example]\n")
+	cfg, err := config.Load(config.LoadOptions{Path: path, Home: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	body := `{"query":"mutation { deleteRef(input: {refId: \"REF_1\"}) { clientMutationId } }"}`
+	r := &action.Request{Method: "POST", Scheme: "https", Host: "ghe.acme.example", Port: 443, Path: "/api/graphql",
+		Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(body), BodySize: int64(len(body))}
+	a := newClassifier(cfg).Classify(r)
+	if fields, _ := a.Fields["fields"].([]any); a.Provider != "github" || !slices.Contains(fields, any("deleteRef")) {
+		t.Errorf("GHES GraphQL = %+v, want provider github with the deleteRef field", a)
+	}
+	writeFile(t, path, "github:\n  hosts: [\"https://ghe.acme.example\"]\n")
+	cfg, err = config.Load(config.LoadOptions{Path: path, Home: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "github.hosts[0]") {
+		t.Errorf("a URL in github.hosts: %v, want a problem naming github.hosts[0]", err)
 	}
 }

@@ -58,6 +58,7 @@ type Config struct {
 	Audit      Audit      `yaml:"audit"`
 	Clients    []Client   `yaml:"clients"`
 	Kubernetes Kubernetes `yaml:"kubernetes"`
+	GitHub     GitHub     `yaml:"github"`
 	Isolate    Isolate    `yaml:"isolate"`
 	// State is "" for the embedded store in StateDir, or a postgres:// URL
 	// for a store shared by several serve replicas.
@@ -221,6 +222,15 @@ type Kubernetes struct {
 	Hosts []string `yaml:"hosts"`
 }
 
+// GitHub configures GitHub classification.
+type GitHub struct {
+	// Hosts are GitHub Enterprise Server host names: every request to
+	// them is classified as GitHub, REST (/api/v3) and GraphQL
+	// (/api/graphql) alike. Without them GHES REST is still recognised by
+	// its /api/v3 routes, but GHES GraphQL is reported as provider graphql.
+	Hosts []string `yaml:"hosts"`
+}
+
 // Isolate configures `countersign run --isolate` (docs/isolation.md).
 type Isolate struct {
 	// Expose lists absolute paths that isolation hides by default but the
@@ -334,6 +344,7 @@ func (c Config) Redacted() Config {
 	c.Inspect.MITM = slices.Clone(c.Inspect.MITM)
 	c.Approval.Approvers = slices.Clone(c.Approval.Approvers)
 	c.Kubernetes.Hosts = slices.Clone(c.Kubernetes.Hosts)
+	c.GitHub.Hosts = slices.Clone(c.GitHub.Hosts)
 	c.Isolate.Expose = slices.Clone(c.Isolate.Expose)
 	c.Source.Lines = maps.Clone(c.Source.Lines)
 	c.Source.Secrets = slices.Clone(c.Source.Secrets)

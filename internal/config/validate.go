@@ -149,6 +149,12 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	for i, host := range c.GitHub.Hosts {
+		if !validHostname(host) && !validIP(host) {
+			v.add(fmt.Sprintf("github.hosts[%d]", i), fmt.Sprintf("invalid host %q (want a host name such as github.acme.example, not a URL or host:port)", host))
+		}
+	}
+
 	for i, p := range c.Isolate.Expose {
 		if !filepath.IsAbs(p) {
 			v.add(fmt.Sprintf("isolate.expose[%d]", i), fmt.Sprintf("want an absolute path (or ~/…), got %q", p))

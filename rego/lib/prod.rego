@@ -183,14 +183,26 @@ evidence contains sprintf("Kubernetes namespace %s", [input.action.namespace]) i
 	kubernetes_namespace(input.action.namespace)
 }
 
-# A destructive cluster-scoped request (deleting a CRD deletes its objects
-# in every namespace; a node's proxy reaches its pods) reaches production
-# namespaces wherever there are any: namespaces are listed for every cluster.
-evidence contains "a cluster-scoped Kubernetes change, and production namespaces are listed for every cluster" if {
+# A cluster-scoped request that reaches into every namespace reaches the
+# production ones, wherever they are listed (namespaces are listed for
+# every cluster): deleting a CRD deletes its objects everywhere, deleting
+# a persistent volume can delete the disk under a production claim, and a
+# node's proxy reaches the pods on it.
+evidence contains sprintf("Kubernetes %s, which reach production namespaces", [input.action.resource]) if {
 	input.action.provider == "kubernetes"
 	input.action.namespace == ""
-	input.action.destructive == true
 	count(inventory.kubernetes.namespaces) > 0
+	kubernetes_reaches_namespaces
+}
+
+kubernetes_reaches_namespaces if {
+	input.action.resource in {"customresourcedefinitions", "persistentvolumes"}
+	input.action.verb in {"delete", "deletecollection"}
+}
+
+kubernetes_reaches_namespaces if {
+	input.action.resource == "nodes"
+	input.action.subresource == "proxy"
 }
 
 evidence contains sprintf("repository %s", [repository_name]) if repository(repository_name)

@@ -179,7 +179,8 @@ deny contains {
 	gh_is_protected(gh_graphql_branch(branch))
 }
 
-# A branch named by its node id (branch: {id: …}) could be main.
+# A branch named by its node id (branch: {id: …}) could be main, even
+# beside a branchName: which of the two GitHub takes is not documented.
 deny contains {
 	"id": "GH-001",
 	"msg": "createCommitOnBranch naming its branch by id is not allowed: the id does not say which branch it is; name it with repositoryNameWithOwner and branchName",
@@ -187,7 +188,24 @@ deny contains {
 	input.action.provider == "github"
 	some selection in input.action.selections
 	selection.field == "createCommitOnBranch"
+	gh_branch_by_id(selection.arguments)
+}
+
+deny contains {
+	"id": "GH-001",
+	"msg": "createCommitOnBranch without a branchName is not allowed; name the branch with repositoryNameWithOwner and branchName",
+} if {
+	input.action.provider == "github"
+	some selection in input.action.selections
+	selection.field == "createCommitOnBranch"
 	not gh_names_branch(selection.arguments)
+}
+
+gh_branch_by_id(arguments) if {
+	walk(arguments, [path, _])
+	count(path) >= 2
+	path[count(path) - 1] == "id"
+	path[count(path) - 2] == "branch"
 }
 
 gh_names_branch(arguments) if {

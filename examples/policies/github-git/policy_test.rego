@@ -187,6 +187,11 @@ test_graphql_commit_to_branch_by_id_denied if {
 	denied(inp) == {"GH-001"}
 }
 
+test_graphql_commit_naming_branch_both_ways_denied if {
+	inp := graphql(["createCommitOnBranch"], [{"field": "createCommitOnBranch", "arguments": {"input": {"branch": {"id": "REF_kwDOmain", "branchName": "feature"}}}}], {})
+	denied(inp) == {"GH-001"}
+}
+
 test_graphql_update_ref_denied if denied(graphql(["updateRef"], [{"field": "updateRef", "arguments": {"input": {"refId": "REF_1", "oid": "70ff"}}}], {})) == {"GH-001"}
 
 test_graphql_update_refs_on_main_denied if {

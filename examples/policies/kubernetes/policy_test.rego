@@ -89,16 +89,20 @@ test_eviction_in_production_held if {
 	held(inp) == {"K8S-PROD-007"}
 }
 
-test_node_proxy_held_where_production_namespaces_are_listed if {
-	inp := object.union(request(dev, "proxy", "nodes", "proxy", "", "n1", null), {"action": {"destructive": true}})
-	held(inp) == {"K8S-PROD-003"}
-}
+# As the classifier makes it: not destructive, but it reaches the pods.
+test_node_proxy_held_where_production_namespaces_are_listed if held(request(dev, "create", "nodes", "proxy", "", "n1", null)) == {"K8S-PROD-003"}
 
 test_crd_delete_held_where_production_namespaces_are_listed if {
 	held(request(dev, "delete", "customresourcedefinitions", "", "", "widgets.acme.example", null)) == {"K8S-PROD-005"}
+	held(request(dev, "delete", "persistentvolumes", "", "", "pv-1", null)) == {"K8S-PROD-005"}
 }
 
-test_cluster_scoped_read_allowed if allowed(request(dev, "list", "nodes", "", "", "", null))
+# Other cluster-scoped changes in a cluster that is not production pass.
+test_cluster_scoped_changes_outside_production_allowed if {
+	allowed(request(dev, "list", "nodes", "", "", "", null))
+	allowed(request(dev, "delete", "clusterroles", "", "", "old-role", null))
+	allowed(request(dev, "delete", "storageclasses", "", "", "slow", null))
+}
 
 test_rbac_change_in_production_held if held(request(prod_cluster, "create", "clusterrolebindings", "", "", "", null)) == {"K8S-PROD-006"}
 
