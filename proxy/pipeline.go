@@ -776,17 +776,34 @@ func credential(key []byte, a action.Action, h http.Header, rawQuery, form strin
 	return strings.Join(names, " ")
 }
 
-// formBody is the request's body when it is a URL-encoded form, as the
-// server reads it (inflated), else "".
+// formBody is the request's body, as the server reads it (inflated), in
+// URL-encoded form for credentialParams: a form body as it is, and the
+// top-level string members of a JSON object body (GitLab's private_token,
+// an OAuth access_token) as name=value pairs; else "".
 func formBody(ex *exchange) string {
 	if ex.ar == nil || len(ex.ar.Body) == 0 {
 		return ""
 	}
 	mt, _, _ := strings.Cut(ex.req.Header.Get("Content-Type"), ";")
-	if !strings.EqualFold(strings.TrimSpace(mt), "application/x-www-form-urlencoded") {
-		return ""
+	mt = strings.ToLower(strings.TrimSpace(mt))
+	switch {
+	case mt == "application/x-www-form-urlencoded":
+		return string(ex.ar.Body)
+	case strings.Contains(mt, "json"):
+		var members map[string]json.RawMessage
+		if json.Unmarshal(ex.ar.Body, &members) != nil {
+			return ""
+		}
+		var pairs []string
+		for _, k := range slices.Sorted(maps.Keys(members)) {
+			var v string
+			if redact.IsCredentialParam(k) && json.Unmarshal(members[k], &v) == nil {
+				pairs = append(pairs, url.QueryEscape(k)+"="+url.QueryEscape(v))
+			}
+		}
+		return strings.Join(pairs, "&")
 	}
-	return string(ex.ar.Body)
+	return ""
 }
 
 // credentialParams returns the credential parameters of a raw query, as

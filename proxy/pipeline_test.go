@@ -273,3 +273,29 @@ func TestSignedDatesAreNotPartOfTheFingerprint(t *testing.T) {
 		t.Error("a GCS HMAC retry has another fingerprint")
 	}
 }
+
+// A token in a JSON body's top-level members binds a scoped grant as one
+// in a form does (found by review: only forms, the query and headers
+// counted).
+func TestFormBodyCredentials(t *testing.T) {
+	tests := []struct{ contentType, body, want string }{
+		{"application/json", `{"title":"x","private_token":"glpat-a","nested":{"token":"b"}}`, "private_token=glpat-a"},
+		{"application/json; charset=utf-8", `{"access_token":"a b","token":7}`, "access_token=a+b"},
+		{"application/x-www-form-urlencoded", "title=x&private_token=a", "title=x&private_token=a"},
+		{"application/json", `[{"token":"a"}]`, ""},
+		{"text/plain", "token=a", ""},
+	}
+	for _, tt := range tests {
+		req := &http.Request{Header: http.Header{"Content-Type": {tt.contentType}}}
+		ex := &exchange{req: req, ar: &action.Request{Body: []byte(tt.body)}}
+		if got := formBody(ex); got != tt.want {
+			t.Errorf("formBody(%s %s) = %q, want %q", tt.contentType, tt.body, got, tt.want)
+		}
+	}
+	key := []byte("k")
+	a := credential(key, action.Action{}, http.Header{}, "", formBody(&exchange{req: &http.Request{Header: http.Header{"Content-Type": {"application/json"}}}, ar: &action.Request{Body: []byte(`{"private_token":"a"}`)}}))
+	b := credential(key, action.Action{}, http.Header{}, "", formBody(&exchange{req: &http.Request{Header: http.Header{"Content-Type": {"application/json"}}}, ar: &action.Request{Body: []byte(`{"private_token":"b"}`)}}))
+	if a == b || a == "" {
+		t.Errorf("two JSON tokens named %q and %q", a, b)
+	}
+}

@@ -96,6 +96,11 @@ func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
 	case hasPrefix(segs, "api", "uploads"):
 		b, ghes, claim = baseGHESUploads, true, p.enterprise[r.Host]
 		segs = segs[2:]
+	case p.enterprise[r.Host] && gitSmartHTTP(r.Path):
+		// git clone, fetch and push to the same host are the git
+		// provider's (found by review: claimed by both, they were
+		// refused as ambiguous).
+		return action.Action{}, false
 	case p.enterprise[r.Host]:
 		b, ghes, claim = baseGHESRoot, true, true
 	default:
@@ -106,9 +111,12 @@ func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
 	// (its 307 after a rename points there): classify such a path as the
 	// /repos/{owner}/{repo} route, naming the repository by its id (found
 	// by review: DELETE /repositories/1296269 had no operation).
-	repoID := ""
+	repoID, byIDOnly := "", false
 	if len(segs) >= 2 && strings.EqualFold(segs[0], "repositories") && allDigits(segs[1]) {
 		repoID = segs[1]
+		// Environment secrets and variables: go-github (and so
+		// Terraform) writes them here, and GHES 3.7 has no other route.
+		byIDOnly = len(segs) >= 3 && segs[2] == "environments"
 		segs = append([]string{"repos", "-", "-"}, segs[2:]...)
 	}
 	byID := func(a *action.Action) {
@@ -121,7 +129,7 @@ func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
 		delete(a.Params, "repo")
 		a.Fields["repository_id"] = repoID
 		a.Resources = []string{"repositories/" + repoID}
-		if !readMethod(r.Method) {
+		if !readMethod(r.Method) && !byIDOnly {
 			// Rules keyed on a repository's name (public repositories,
 			// production ones) cannot judge a write that names it by id
 			// (found by review): refused, with what to send instead.
@@ -172,6 +180,16 @@ func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
 	byID(&a)
 	inspectBody(r, &a)
 	return a, true
+}
+
+// gitSmartHTTP reports whether a path is git's smart HTTP protocol.
+func gitSmartHTTP(p string) bool {
+	for _, suffix := range []string{"/info/refs", "/git-upload-pack", "/git-receive-pack"} {
+		if strings.HasSuffix(p, suffix) {
+			return true
+		}
+	}
+	return false
 }
 
 func allDigits(s string) bool {

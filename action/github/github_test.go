@@ -455,6 +455,11 @@ func TestRepositoryByID(t *testing.T) {
 	if a, _ := p.Classify(req("GET", "api.github.com", "/repositories/1296269/contents/README.md", "")); a.Operation != "repos/get-content" || a.Fields["rejected"] == true {
 		t.Errorf("a read by id = %+v, want repos/get-content, not refused", a)
 	}
+	// Environment secrets: go-github writes them by id, and GHES 3.7 has
+	// no other route (found by review); decided by the policy.
+	if a, _ := p.Classify(req("PUT", "api.github.com", "/repositories/1296269/environments/prod/secrets/DB_PASSWORD", `{"encrypted_value":"x","key_id":"1"}`)); a.Fields["rejected"] == true || a.Fields["repository_id"] != "1296269" || a.Operation == "" {
+		t.Errorf("an environment secret by id = %+v, want classified, not refused", a)
+	}
 	// Not a repository id: the list of public repositories.
 	if a, ok := p.Classify(req("GET", "api.github.com", "/repositories", "")); !ok || a.Fields["repository_id"] != nil {
 		t.Errorf("GET /repositories = %+v", a)

@@ -29,6 +29,7 @@ const (
 
 var (
 	errTooLarge   = errors.New("the GraphQL document exceeds the size limit")
+	errTooLong    = errors.New("the GraphQL document has more tokens than the limit")
 	errTooDeep    = errors.New("the GraphQL document nests too deeply")
 	errParse      = errors.New("the GraphQL document does not parse")
 	errNoOp       = errors.New("the GraphQL document has no operation")
@@ -57,6 +58,9 @@ func parseDocument(query string) ([]operation, error) {
 	if err != nil {
 		// Only the position: the parser's message quotes the document.
 		var ge *gqlerror.Error
+		if errors.As(err, &ge) && strings.HasPrefix(ge.Message, "exceeded token limit") {
+			return nil, errTooLong
+		}
 		if errors.As(err, &ge) && len(ge.Locations) > 0 {
 			return nil, fmt.Errorf("%w (line %d, column %d)", errParse, ge.Locations[0].Line, ge.Locations[0].Column)
 		}

@@ -85,7 +85,8 @@ func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
 }
 
 // failed is the action of a request to a GraphQL endpoint that could not
-// be read. Most are refused before policy (see Reject): one that servers
+// be read. It is refused before policy (see Reject); a trusted document's
+// id too, whose document countersign cannot see: one that servers
 // may read in different ways would be decided about a document the server
 // might not run, and one countersign cannot read at all (nested past its
 // limits, a syntax it does not know) would be decided with no fields,
@@ -95,10 +96,10 @@ func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
 func failed(provider string, err error) action.Action {
 	a := action.Action{Provider: provider, ParseError: err.Error(), Destructive: true}
 	switch {
-	case errors.Is(err, errNoDocument), errors.Is(err, errTruncated):
-		// A trusted document's id, or a body past inspect.body_limit:
-		// the policy decides, on a destructive action with a parse error
-		// (SPEC 5), and can refuse either.
+	case errors.Is(err, errTruncated):
+		// A body past inspect.body_limit: 413, which an operator can
+		// lift by raising the limit.
+		a.Fields = map[string]any{"rejected": true, "reject_status": http.StatusRequestEntityTooLarge}
 	case errors.Is(err, errPersisted):
 		// Apollo's and urql's clients answer PersistedQueryNotFound by
 		// sending the document itself, which is then decided.
@@ -113,6 +114,9 @@ func failed(provider string, err error) action.Action {
 func (p *Provider) Reject(a action.Action) (status int, reason string, bad bool) {
 	if a.Fields["rejected"] != true {
 		return 0, "", false
+	}
+	if s, ok := a.Fields["reject_status"].(int); ok {
+		return s, a.ParseError + "; raise inspect.body_limit to let countersign read it", true
 	}
 	return http.StatusBadRequest, a.ParseError, true
 }
@@ -141,33 +145,26 @@ func (p *Provider) sniff(r *action.Request, provider string) (action.Action, boo
 	}
 	for _, e := range entries {
 		if !e.HasQuery {
+			if e.Persisted {
+				// An automatic persisted query (Apollo Server listens at
+				// / on its own): answered as on a GraphQL path, so the
+				// client sends the document (found by review).
+				return failed(provider, errPersisted), true
+			}
 			return action.Action{}, false
 		}
 	}
 	a, err := classify(entries, batch, provider)
 	if err != nil {
-		// A document that says it is one but cannot be read (nested past
-		// the limits) must not pass as an opaque POST (found by review).
-		for _, e := range entries {
-			if looksLikeDocument(e.Query) && !errors.Is(err, errNoDocument) && !errors.Is(err, errPersisted) {
-				return failed(provider, err), true
-			}
+		// A document too big or too deep to read must not pass as an
+		// opaque POST (found by review). A "query" that does not parse
+		// is another API's search text, and stays that API's.
+		if errors.Is(err, errTooDeep) || errors.Is(err, errTooLarge) || errors.Is(err, errTooLong) || errors.Is(err, errExpansions) {
+			return failed(provider, err), true
 		}
 		return action.Action{}, false
 	}
 	return a, true
-}
-
-// looksLikeDocument reports whether a "query" member starts as a GraphQL
-// executable document does.
-func looksLikeDocument(q string) bool {
-	q = strings.TrimLeft(q, " \t\r\n,\ufeff")
-	for _, kw := range []string{"{", "query", "mutation", "subscription", "fragment"} {
-		if len(q) >= len(kw) && strings.EqualFold(q[:len(kw)], kw) {
-			return true
-		}
-	}
-	return false
 }
 
 var typeRank = map[string]int{"query": 1, "subscription": 2, "mutation": 3}

@@ -447,20 +447,33 @@ func TestUnreadableRequestsAnswers(t *testing.T) {
 	if !strings.Contains(string(resp.Body), `"message":"PersistedQueryNotFound"`) || !strings.Contains(string(resp.Body), `"code":"PERSISTED_QUERY_NOT_FOUND"`) {
 		t.Errorf("answer to a persisted query: %s", resp.Body)
 	}
-	for name, body := range map[string]string{
-		"trusted document": `{"documentId":"sha256:ecf4edb46db40b5132295c0291d62fb65d6759a9eedfa4d5d612dd5ec54a6b38"}`,
-	} {
-		a, ok := p.Classify(post("backboard.railway.com", "/graphql/v2", "application/json", body))
-		if _, _, bad := p.Reject(a); !ok || bad || !a.Destructive || a.ParseError == "" {
-			t.Errorf("%s: %+v, refused %v; want decided by policy, destructive, with a parse error", name, a, bad)
-		}
+	// A trusted document's id: its document is not in the request either.
+	a, ok := p.Classify(post("backboard.railway.com", "/graphql/v2", "application/json", `{"documentId":"sha256:ecf4edb46db40b5132295c0291d62fb65d6759a9eedfa4d5d612dd5ec54a6b38"}`))
+	if _, _, bad := p.Reject(a); !ok || !bad {
+		t.Errorf("trusted document: %+v, refused %v; want refused", a, bad)
 	}
-	deep := "mutation { " + strings.Repeat("... on Mutation { ", 130) + "delete_board(board_id: 1)" + strings.Repeat(" }", 130) + " }"
-	a, ok := p.Classify(post("api.monday.com", "/v2", "application/json", `{"query":"`+deep+`"}`))
+	// A body past the limit: 413, which raising inspect.body_limit lifts.
+	r := post("backboard.railway.com", "/graphql/v2", "application/json", `{"query":"mutation { volumeDelete(`)
+	r.BodyTruncated = true
+	a, _ = p.Classify(r)
+	if status, reason, bad := p.Reject(a); !bad || status != http.StatusRequestEntityTooLarge || !strings.Contains(reason, "inspect.body_limit") {
+		t.Errorf("a body past the limit: Reject = %d %q %v, want 413", status, reason, bad)
+	}
+	// Sniffed elsewhere: a document too deep to read (even after a
+	// comment) is refused; a persisted query's hash is answered so the
+	// client sends the document; another API's search text is its own.
+	deep := `#x\n mutation { ` + strings.Repeat("... on Mutation { ", 130) + "delete_board(board_id: 1)" + strings.Repeat(" }", 130) + " }"
+	a, ok = p.Classify(post("api.monday.com", "/v2", "application/json", `{"query":"`+deep+`"}`))
 	if _, _, bad := p.Reject(a); !ok || !bad {
 		t.Errorf("an unreadable document on /v2: claimed %v, %+v; want refused", ok, a)
 	}
-	if _, ok := p.Classify(post("api.example.com", "/search", "application/json", `{"query":"red shoes","page":2}`)); ok {
-		t.Error("a search API's query string was taken for GraphQL")
+	a, ok = p.Classify(post("apollo.internal", "/", "application/json", `{"extensions":{"persistedQuery":{"version":1,"sha256Hash":"ecf4"}}}`))
+	if _, _, bad := p.Reject(a); !ok || !bad || a.Fields["persisted_query"] != true {
+		t.Errorf("a persisted query's hash at /: claimed %v, %+v; want refused as PersistedQueryNotFound", ok, a)
+	}
+	for _, body := range []string{`{"query":"red shoes","page":2}`, `{"query":"mutation observer javascript"}`, `{"query":"{ not graphql"}`, `{"query":"Query planning in Postgres"}`} {
+		if a, ok := p.Classify(post("api.tavily.com", "/search", "application/json", body)); ok {
+			t.Errorf("a search API's %s was taken for GraphQL: %+v", body, a)
+		}
 	}
 }

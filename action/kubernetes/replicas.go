@@ -15,6 +15,11 @@ import (
 // merge and strategic merge patches), a JSON Patch, or a server-side apply
 // patch in YAML. ok is false when the body sets none that can be read. A
 // policy that holds scaling to zero must see the count however it is sent.
+//
+// scale says the body replaces a scale subresource (an update of …/scale):
+// autoscaling/v1's Scale leaves replicas out when it is 0, so there a
+// missing count is 0 (found by review: `kubectl scale --replicas=0
+// --current-replicas=3` sends "spec":{}).
 func replicasOf(contentType string, body []byte, truncated, scale bool) (n int64, ok bool) {
 	if truncated || len(body) == 0 {
 		return 0, false
@@ -31,15 +36,26 @@ func replicasOf(contentType string, body []byte, truncated, scale bool) (n int64
 	case "application/apply-patch+yaml", "application/yaml":
 		var doc map[string]any
 		if yaml.Unmarshal(body, &doc) != nil {
-			return 0, false
+			return 0, scale
 		}
-		return specReplicas(doc)
+		return scaleDefault(specReplicas(doc))(scale)
 	}
 	doc, ok := decodeJSON(body).(map[string]any)
 	if !ok {
-		return 0, false
+		return 0, scale
 	}
-	return specReplicas(doc)
+	return scaleDefault(specReplicas(doc))(scale)
+}
+
+// scaleDefault is the count specReplicas found, or, when it found none in
+// a Scale, 0.
+func scaleDefault(n int64, ok bool) func(scale bool) (int64, bool) {
+	return func(scale bool) (int64, bool) {
+		if !ok && scale {
+			return 0, true
+		}
+		return n, ok
+	}
 }
 
 // jsonPatchReplicas applies, in order, the operations of a JSON Patch

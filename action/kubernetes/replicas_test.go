@@ -73,6 +73,20 @@ func pbVarintField(num int, v uint64) []byte {
 	return binary.AppendUvarint(binary.AppendUvarint(nil, uint64(num<<3)), v)
 }
 
+// A Scale replaced with "spec":{} sets 0 (autoscaling/v1 leaves a zero
+// out); a patch without replicas leaves them as they are (found by review).
+func TestReplicasOfScaleUpdate(t *testing.T) {
+	if n, ok := replicasOf("application/json", []byte(`{"kind":"Scale","apiVersion":"autoscaling/v1","metadata":{"name":"web"},"spec":{}}`), false, true); !ok || n != 0 {
+		t.Errorf("a Scale update without replicas = %d, %v; want 0", n, ok)
+	}
+	if n, ok := replicasOf("application/json", []byte(`{"spec":{"replicas":2}}`), false, true); !ok || n != 2 {
+		t.Errorf("a Scale update to 2 = %d, %v", n, ok)
+	}
+	if _, ok := replicasOf("application/merge-patch+json", []byte(`{"metadata":{"labels":{"a":"b"}}}`), false, false); ok {
+		t.Error("a patch without replicas set a count")
+	}
+}
+
 // client-go writes protobuf when asked to: spec.replicas is read there too
 // (found by review: a scale to zero sent so was not seen).
 func TestReplicasOfProtobuf(t *testing.T) {

@@ -40,15 +40,20 @@ func newClassifier(cfg *config.Config) *action.Classifier {
 	// GHES serves GraphQL at /api/graphql: reported as GitHub, so that the
 	// GitHub rules judge its mutations (found by review).
 	ghes := map[string]string{}
+	var ghesHosts []string
 	for _, h := range cfg.GitHub.Hosts {
-		ghes[h] = "github"
+		// As requests' hosts are: canonical (validated before).
+		if c, err := hostport.Canonical(h); err == nil {
+			ghes[c] = "github"
+			ghesHosts = append(ghesHosts, c)
+		}
 	}
 	return action.NewClassifier(
 		aws.New(aws.Options{}),
 		git.New(git.Options{}),
 		mcp.New(mcp.Options{}),
 		graphql.New(graphql.Options{ProviderByHost: ghes}),
-		github.New(github.Options{EnterpriseHosts: cfg.GitHub.Hosts}),
+		github.New(github.Options{EnterpriseHosts: ghesHosts}),
 		kubernetes.New(kubernetes.Options{Hosts: cfg.Kubernetes.Hosts}),
 	)
 }
@@ -143,6 +148,7 @@ func policyEval(cmd *cobra.Command, e *env, f evalFlags) error {
 
 	var doc map[string]any
 	var act any
+	var refused map[string]any
 	switch {
 	case f.input != "" && f.request != "":
 		return usageError(errors.New("give either --input or --request, not both"))
@@ -164,7 +170,13 @@ func policyEval(cmd *cobra.Command, e *env, f evalFlags) error {
 		if err != nil {
 			return usageError(err)
 		}
-		a := newClassifier(cfg).Classify(ar)
+		c := newClassifier(cfg)
+		a := c.Classify(ar)
+		if status, reason, bad := c.Reject(a); bad {
+			// The proxy refuses it before any policy runs (found by
+			// review: eval reported the policy's allow).
+			refused = map[string]any{"status": status, "reason": reason}
+		}
 		sess := &session.Info{ID: "s-eval", Name: f.sessionName, User: currentUser(), Command: "eval", Cwd: e.cwd, Labels: labels}
 		in := policy.NewInput(ar, a, sess, time.Now())
 		doc = in.Map()
@@ -192,6 +204,9 @@ func policyEval(cmd *cobra.Command, e *env, f evalFlags) error {
 	}
 	if d.Err != nil {
 		out["decision"].(map[string]any)["error"] = d.Err.Error()
+	}
+	if refused != nil {
+		out["refused_before_policy"] = refused
 	}
 	if f.explain {
 		if fired == nil {

@@ -439,7 +439,7 @@ func TestReadableInlineSecretsAreWarnedAbout(t *testing.T) {
 func TestGitHubEnterpriseHosts(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "countersign.yaml")
-	writeFile(t, path, "github:\n  hosts: [GHE.Acme.Example]\n")
+	writeFile(t, path, "github:\n  hosts: [GHE.Acme.Example.]\n")
 	cfg, err := config.Load(config.LoadOptions{Path: path, Home: dir})
 	if err != nil {
 		t.Fatal(err)
@@ -454,6 +454,18 @@ func TestGitHubEnterpriseHosts(t *testing.T) {
 	if fields, _ := a.Fields["fields"].([]any); a.Provider != "github" || !slices.Contains(fields, any("deleteRef")) {
 		t.Errorf("GHES GraphQL = %+v, want provider github with the deleteRef field", a)
 	}
+	// git over HTTPS to the same host stays git (found by review: it was
+	// claimed by both and refused as ambiguous).
+	push := &action.Request{Method: "POST", Scheme: "https", Host: "ghe.acme.example", Port: 443, Path: "/acme/app.git/git-receive-pack",
+		Header: http.Header{"Content-Type": {"application/x-git-receive-pack-request"}}, Body: []byte("0000"), BodySize: 4}
+	if a := newClassifier(cfg).Classify(push); a.Provider != "git" || a.ParseError != "" {
+		t.Errorf("a push to the GHES host = %+v, want provider git", a)
+	}
+	refs := &action.Request{Method: "GET", Scheme: "https", Host: "ghe.acme.example", Port: 443, Path: "/acme/app.git/info/refs",
+		Query: map[string][]string{"service": {"git-upload-pack"}}, Header: http.Header{}}
+	if a := newClassifier(cfg).Classify(refs); a.Provider != "git" {
+		t.Errorf("info/refs on the GHES host = %+v, want provider git", a)
+	}
 	writeFile(t, path, "github:\n  hosts: [\"https://ghe.acme.example\"]\n")
 	cfg, err = config.Load(config.LoadOptions{Path: path, Home: dir})
 	if err != nil {
@@ -461,5 +473,29 @@ func TestGitHubEnterpriseHosts(t *testing.T) {
 	}
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "github.hosts[0]") {
 		t.Errorf("a URL in github.hosts: %v, want a problem naming github.hosts[0]", err)
+	}
+}
+
+// policy eval says when the proxy would refuse a request before any
+// policy runs (found by review: it showed the policy's allow).
+func TestPolicyEvalShowsARefusalBeforePolicy(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "p", "policy.rego"), "package countersign\n")
+	out, errOut, code := cli(t, dir, "policy", "eval", "--policy", filepath.Join(dir, "p"),
+		"--request", "DELETE https://api.github.com/repositories/1296269")
+	if code != 0 {
+		t.Fatalf("eval: %d %s", code, errOut)
+	}
+	var got struct {
+		Refused struct {
+			Status int    `json:"status"`
+			Reason string `json:"reason"`
+		} `json:"refused_before_policy"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, out)
+	}
+	if got.Refused.Status != 400 || !strings.Contains(got.Refused.Reason, "/repos/OWNER/REPO") {
+		t.Errorf("refused_before_policy = %+v, want 400 naming /repos/OWNER/REPO\n%s", got.Refused, out)
 	}
 }

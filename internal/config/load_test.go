@@ -245,6 +245,7 @@ func TestLoadFull(t *testing.T) {
 			{Name: "nightly", PasswordFile: "/home/alice/nightly.pass"},
 		},
 		Kubernetes: Kubernetes{Hosts: []string{"k8s.internal:6443", "10.0.0.1"}},
+		GitHub:     GitHub{Hosts: []string{"ghe.internal"}},
 		State:      "postgres://countersign:pg-secret@db.internal:5432/countersign?sslmode=verify-full",
 		Log:        Log{Level: "debug", Format: "json"},
 	}
@@ -260,7 +261,7 @@ func TestLoadFull(t *testing.T) {
 		`upstream.resolve["api.github.com:443"]`: 12,
 		"clients[1]":                             45,
 		"clients[1].password_file":               46,
-		"log.format":                             50,
+		"log.format":                             52,
 	} {
 		if got.Source.Lines[key] != line {
 			t.Errorf("Source.Lines[%q] = %d, want %d", key, got.Source.Lines[key], line)

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/countersign/countersign/internal/hostport"
 )
 
 // maxHold is the longest approval.hold allowed. AWS rejects SigV4 requests
@@ -150,7 +152,7 @@ func (c *Config) Validate() error {
 	}
 
 	for i, host := range c.GitHub.Hosts {
-		if !validHostname(host) && !validIP(host) {
+		if _, err := hostport.Canonical(host); err != nil {
 			v.add(fmt.Sprintf("github.hosts[%d]", i), fmt.Sprintf("invalid host %q (want a host name such as github.acme.example, not a URL or host:port)", host))
 		}
 	}

@@ -248,6 +248,11 @@ func TestValidate(t *testing.T) {
 			want:   []Problem{{Key: "kubernetes.hosts[0]", Msg: `invalid host "https://k8s.internal:6443" (want host or host:port, not a URL)`}},
 		},
 		{
+			name:   "a GitHub Enterprise host with a port",
+			modify: func(c *Config) { c.GitHub.Hosts = []string{"ghe.internal", "ghe.internal:8443"} },
+			want:   []Problem{{Key: "github.hosts[1]", Msg: `invalid host "ghe.internal:8443" (want a host name such as github.acme.example, not a URL or host:port)`}},
+		},
+		{
 			name:   "state not postgres",
 			modify: func(c *Config) { c.State = "mysql://u:secret@db/x" },
 			want:   []Problem{{Key: "state", Msg: `want "" (embedded) or a postgres:// or postgresql:// URL with a host`}},

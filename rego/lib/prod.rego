@@ -186,8 +186,8 @@ evidence contains sprintf("Kubernetes namespace %s", [input.action.namespace]) i
 # A cluster-scoped request that reaches into every namespace reaches the
 # production ones, wherever they are listed (namespaces are listed for
 # every cluster): deleting a CRD deletes its objects everywhere, deleting
-# a persistent volume can delete the disk under a production claim, and a
-# node's proxy reaches the pods on it.
+# a persistent volume can delete the disk under a production claim, and
+# deleting a node, or its proxy, reaches the pods on it.
 evidence contains sprintf("Kubernetes %s, which reach production namespaces", [input.action.resource]) if {
 	input.action.provider == "kubernetes"
 	input.action.namespace == ""
@@ -196,7 +196,7 @@ evidence contains sprintf("Kubernetes %s, which reach production namespaces", [i
 }
 
 kubernetes_reaches_namespaces if {
-	input.action.resource in {"customresourcedefinitions", "persistentvolumes"}
+	input.action.resource in {"customresourcedefinitions", "persistentvolumes", "nodes"}
 	input.action.verb in {"delete", "deletecollection"}
 }
 

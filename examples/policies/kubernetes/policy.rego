@@ -1,9 +1,9 @@
 # Kubernetes production guard
 #
 # Production is a cluster (its API server's host) or a namespace, listed
-# in data.countersign.production.kubernetes (deleting a CRD or a persistent
-# volume, and a node's proxy, count wherever production namespaces are
-# listed). In
+# in data.countersign.production.kubernetes (deleting a CRD, a persistent
+# volume or a node, and a node's proxy, count wherever production
+# namespaces are listed). In
 # production, deleting a namespace or a whole collection is denied; exec,
 # attach and port-forward, scaling a workload to zero, other deletes,
 # other destructive requests (evictions, node proxies) and RBAC or

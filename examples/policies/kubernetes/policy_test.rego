@@ -95,6 +95,7 @@ test_node_proxy_held_where_production_namespaces_are_listed if held(request(dev,
 test_crd_delete_held_where_production_namespaces_are_listed if {
 	held(request(dev, "delete", "customresourcedefinitions", "", "", "widgets.acme.example", null)) == {"K8S-PROD-005"}
 	held(request(dev, "delete", "persistentvolumes", "", "", "pv-1", null)) == {"K8S-PROD-005"}
+	held(request(dev, "delete", "nodes", "", "", "n1", null)) == {"K8S-PROD-005"}
 }
 
 # Other cluster-scoped changes in a cluster that is not production pass.
