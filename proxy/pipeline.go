@@ -768,9 +768,12 @@ func credential(key []byte, a action.Action, h http.Header, rawQuery, form strin
 	if q := credentialParams(rawQuery, a.AccessKeyID != ""); q != "" {
 		names = append(names, "query "+keyedHash(key, "query", q))
 	}
-	// A form body carries tokens too (GitLab's private_token, Slack's
-	// token, OAuth's access_token: found by review).
-	if f := credentialParams(form, false); f != "" {
+	// A form or JSON body carries tokens too (GitLab's private_token,
+	// Slack's token, OAuth's access_token: found by review). Not under an
+	// AWS signature header, which names the caller, and whose calls carry
+	// per-call tokens in their bodies (ClientToken, ClientRequestToken):
+	// a presigned query on another host does not hide a body's token.
+	if f := credentialParams(form, false); f != "" && !(a.AccessKeyID != "" && awsSignature(strings.TrimSpace(h.Get("Authorization")))) {
 		names = append(names, "form "+keyedHash(key, "form", f))
 	}
 	return strings.Join(names, " ")
@@ -797,13 +800,23 @@ func formBody(ex *exchange) string {
 		var pairs []string
 		for _, k := range slices.Sorted(maps.Keys(members)) {
 			var v string
-			if redact.IsCredentialParam(k) && json.Unmarshal(members[k], &v) == nil {
+			// Pagination and idempotency tokens change from call to call
+			// and name nobody.
+			if redact.IsCredentialParam(k) && !perCallMembers[strings.ToLower(k)] && json.Unmarshal(members[k], &v) == nil {
 				pairs = append(pairs, url.QueryEscape(k)+"="+url.QueryEscape(v))
 			}
 		}
 		return strings.Join(pairs, "&")
 	}
 	return ""
+}
+
+// perCallMembers are JSON members named like credentials that a client
+// sets anew for each call.
+var perCallMembers = map[string]bool{
+	"nexttoken": true, "next_token": true, "pagetoken": true, "page_token": true, "nextpagetoken": true,
+	"continuationtoken": true, "continuation_token": true, "clienttoken": true, "clientrequesttoken": true,
+	"client_token": true, "idempotencytoken": true, "idempotency_token": true, "csrf_token": true, "csrftoken": true,
 }
 
 // credentialParams returns the credential parameters of a raw query, as

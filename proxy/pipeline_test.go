@@ -281,6 +281,8 @@ func TestFormBodyCredentials(t *testing.T) {
 	tests := []struct{ contentType, body, want string }{
 		{"application/json", `{"title":"x","private_token":"glpat-a","nested":{"token":"b"}}`, "private_token=glpat-a"},
 		{"application/json; charset=utf-8", `{"access_token":"a b","token":7}`, "access_token=a+b"},
+		// Per-call tokens are not credentials; a client's secret is.
+		{"application/json", `{"title":"x","NextToken":"n","pageToken":"p","ClientRequestToken":"c1","client_secret":"s"}`, "client_secret=s"},
 		{"application/x-www-form-urlencoded", "title=x&private_token=a", "title=x&private_token=a"},
 		{"application/json", `[{"token":"a"}]`, ""},
 		{"text/plain", "token=a", ""},
@@ -297,5 +299,16 @@ func TestFormBodyCredentials(t *testing.T) {
 	b := credential(key, action.Action{}, http.Header{}, "", formBody(&exchange{req: &http.Request{Header: http.Header{"Content-Type": {"application/json"}}}, ar: &action.Request{Body: []byte(`{"private_token":"b"}`)}}))
 	if a == b || a == "" {
 		t.Errorf("two JSON tokens named %q and %q", a, b)
+	}
+	// An AWS signature header names the caller: a form's per-call
+	// ClientToken must not make two calls two callers (found by review).
+	aws := action.Action{AccessKeyID: "AKIAEXAMPLE000000001"}
+	signed := http.Header{"Authorization": {"AWS4-HMAC-SHA256 Credential=AKIAEXAMPLE000000001/20260301/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=aa"}}
+	if x, y := credential(key, aws, signed, "", "Action=RunInstances&ClientToken=c1"), credential(key, aws, signed, "", "Action=RunInstances&ClientToken=c2"); x != y {
+		t.Errorf("two AWS calls with the same key named %q and %q", x, y)
+	}
+	// A presigned query on another host does not hide a body's token.
+	if x, y := credential(key, aws, http.Header{}, "X-Amz-Credential=AKIAEXAMPLE000000001", "token=xoxb-a"), credential(key, aws, http.Header{}, "X-Amz-Credential=AKIAEXAMPLE000000001", "token=xoxb-b"); x == y {
+		t.Errorf("two form tokens under a presigned query are both named %q", x)
 	}
 }

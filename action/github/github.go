@@ -116,7 +116,7 @@ func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
 		repoID = segs[1]
 		// Environment secrets and variables: go-github (and so
 		// Terraform) writes them here, and GHES 3.7 has no other route.
-		byIDOnly = len(segs) >= 3 && segs[2] == "environments"
+		byIDOnly = len(segs) >= 5 && segs[2] == "environments" && (segs[4] == "secrets" || segs[4] == "variables")
 		segs = append([]string{"repos", "-", "-"}, segs[2:]...)
 	}
 	byID := func(a *action.Action) {
@@ -184,6 +184,7 @@ func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
 
 // gitSmartHTTP reports whether a path is git's smart HTTP protocol.
 func gitSmartHTTP(p string) bool {
+	p = strings.ToLower(strings.TrimRight(p, "/"))
 	for _, suffix := range []string{"/info/refs", "/git-upload-pack", "/git-receive-pack"} {
 		if strings.HasSuffix(p, suffix) {
 			return true

@@ -455,6 +455,10 @@ func TestRepositoryByID(t *testing.T) {
 	if a, _ := p.Classify(req("GET", "api.github.com", "/repositories/1296269/contents/README.md", "")); a.Operation != "repos/get-content" || a.Fields["rejected"] == true {
 		t.Errorf("a read by id = %+v, want repos/get-content, not refused", a)
 	}
+	// Other environment writes by id are refused like any write by id.
+	if a, _ := p.Classify(req("DELETE", "api.github.com", "/repositories/1296269/environments/production", "")); a.Fields["rejected"] != true {
+		t.Errorf("deleting an environment by id = %+v, want refused", a)
+	}
 	// Environment secrets: go-github writes them by id, and GHES 3.7 has
 	// no other route (found by review); decided by the policy.
 	if a, _ := p.Classify(req("PUT", "api.github.com", "/repositories/1296269/environments/prod/secrets/DB_PASSWORD", `{"encrypted_value":"x","key_id":"1"}`)); a.Fields["rejected"] == true || a.Fields["repository_id"] != "1296269" || a.Operation == "" {

@@ -141,15 +141,29 @@ func (p *Provider) sniff(r *action.Request, provider string) (action.Action, boo
 	}
 	entries, batch, err := jsonEntries(r.Body)
 	if err != nil {
+		// A lenient server still runs what countersign cannot read: gqlgen
+		// (at /query) matches "QUERY" as "query", express-graphql skips
+		// variables it cannot use (found by review).
+		if bodyHasDocument(r.Body) {
+			return failed(provider, err), true
+		}
 		return action.Action{}, false
 	}
 	for _, e := range entries {
+		if !e.HasQuery && e.Persisted {
+			// An automatic persisted query (Apollo Server listens at /
+			// on its own), alone or in a batch: answered as on a
+			// GraphQL path, so the client sends the document (found by
+			// review).
+			return failed(provider, errPersisted), true
+		}
+	}
+	for _, e := range entries {
 		if !e.HasQuery {
-			if e.Persisted {
-				// An automatic persisted query (Apollo Server listens at
-				// / on its own): answered as on a GraphQL path, so the
-				// client sends the document (found by review).
-				return failed(provider, errPersisted), true
+			// A batch that mixes a document with something else: Apollo
+			// runs the documents (found by review).
+			if bodyHasDocument(r.Body) {
+				return failed(provider, errNoDocument), true
 			}
 			return action.Action{}, false
 		}
@@ -157,15 +171,103 @@ func (p *Provider) sniff(r *action.Request, provider string) (action.Action, boo
 	a, err := classify(entries, batch, provider)
 	if err != nil {
 		// A document too big or too deep to read must not pass as an
-		// opaque POST (found by review). A "query" that does not parse
-		// is another API's search text, and stays that API's.
+		// opaque POST (found by review), nor one that starts as a
+		// document does but that countersign's parser refuses (graphql-js
+		// takes control characters gqlparser does not). A "query" that
+		// does neither is another API's search text, and stays that API's.
 		if errors.Is(err, errTooDeep) || errors.Is(err, errTooLarge) || errors.Is(err, errTooLong) || errors.Is(err, errExpansions) {
 			return failed(provider, err), true
+		}
+		for _, e := range entries {
+			if looksLikeDocument(e.Query) {
+				return failed(provider, err), true
+			}
 		}
 		return action.Action{}, false
 	}
 	return a, true
 }
+
+// looksLikeDocument reports whether text starts as a GraphQL executable
+// document: a selection set ("{" then a name or a spread), or an operation
+// keyword, an optional name, then "{", "(" or "@"; or "fragment X on".
+// Search text such as "mutation observer javascript" or "querying logs"
+// does not.
+func looksLikeDocument(q string) bool {
+	q = skipIgnored(q)
+	if rest, ok := strings.CutPrefix(q, "{"); ok {
+		rest = skipIgnored(rest)
+		return rest != "" && (isNameStart(rest[0]) || strings.HasPrefix(rest, "..."))
+	}
+	for _, kw := range []string{"query", "mutation", "subscription", "fragment"} {
+		rest, ok := strings.CutPrefix(q, kw)
+		if !ok || (rest != "" && isNameContinue(rest[0])) {
+			continue
+		}
+		rest = skipIgnored(rest)
+		if rest != "" && isNameStart(rest[0]) {
+			i := 1
+			for i < len(rest) && isNameContinue(rest[i]) {
+				i++
+			}
+			if kw == "fragment" {
+				rest = skipIgnored(rest[i:])
+				return strings.HasPrefix(rest, "on") && (len(rest) == 2 || !isNameContinue(rest[2]))
+			}
+			rest = skipIgnored(rest[i:])
+		}
+		return strings.HasPrefix(rest, "{") || strings.HasPrefix(rest, "(") || strings.HasPrefix(rest, "@")
+	}
+	return false
+}
+
+// bodyHasDocument reports whether a JSON body (an object, or a batch of
+// them) has a member named query, in any case, whose text starts as a
+// GraphQL document does.
+func bodyHasDocument(body []byte) bool {
+	var v any
+	if json.Unmarshal(body, &v) != nil {
+		return false
+	}
+	objects, _ := v.([]any)
+	if m, ok := v.(map[string]any); ok {
+		objects = []any{m}
+	}
+	for _, o := range objects {
+		m, _ := o.(map[string]any)
+		for k, q := range m {
+			if s, ok := q.(string); ok && strings.EqualFold(k, "query") && looksLikeDocument(s) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// skipIgnored drops GraphQL's ignored tokens from the front of s: white
+// space, commas, a byte order mark and # comments.
+func skipIgnored(s string) string {
+	for {
+		t := strings.TrimLeft(s, " \t\r\n,\ufeff")
+		if strings.HasPrefix(t, "#") {
+			if i := strings.IndexAny(t, "\r\n"); i >= 0 {
+				t = t[i:]
+			} else {
+				t = ""
+			}
+		}
+		if t == s {
+			return s
+		}
+		s = t
+	}
+}
+
+func isNameStart(c byte) bool {
+	return c == '_' || ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z')
+}
+
+func isNameContinue(c byte) bool { return isNameStart(c) || ('0' <= c && c <= '9') }
 
 var typeRank = map[string]int{"query": 1, "subscription": 2, "mutation": 3}
 
@@ -378,7 +480,12 @@ func (*Provider) Respond(r *action.Request, a action.Action, d action.Denial) ac
 	h := http.Header{}
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
-	return action.Response{Status: http.StatusOK, Header: h, Body: body}
+	status := http.StatusOK
+	if s, ok := a.Fields["reject_status"].(int); ok {
+		// 413 says what to change (inspect.body_limit), whatever the body.
+		status = s
+	}
+	return action.Response{Status: status, Header: h, Body: body}
 }
 
 // batchSize returns the number of operations in a batched (JSON array)

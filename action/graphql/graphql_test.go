@@ -459,6 +459,9 @@ func TestUnreadableRequestsAnswers(t *testing.T) {
 	if status, reason, bad := p.Reject(a); !bad || status != http.StatusRequestEntityTooLarge || !strings.Contains(reason, "inspect.body_limit") {
 		t.Errorf("a body past the limit: Reject = %d %q %v, want 413", status, reason, bad)
 	}
+	if resp := p.Respond(r, a, action.Denial{Status: 413, Decision: "deny", Message: "countersign: too large"}); resp.Status != http.StatusRequestEntityTooLarge {
+		t.Errorf("a body past the limit is answered %d, want 413", resp.Status)
+	}
 	// Sniffed elsewhere: a document too deep to read (even after a
 	// comment) is refused; a persisted query's hash is answered so the
 	// client sends the document; another API's search text is its own.
@@ -467,11 +470,39 @@ func TestUnreadableRequestsAnswers(t *testing.T) {
 	if _, _, bad := p.Reject(a); !ok || !bad {
 		t.Errorf("an unreadable document on /v2: claimed %v, %+v; want refused", ok, a)
 	}
+	// A document graphql-js reads but gqlparser refuses (a control
+	// character in a comment) is refused when it starts as a document.
+	a, ok = p.Classify(post("apollo.internal", "/", "application/json", `{"query":"mutation { volumeDelete(volumeId: \"v\") } # \u0001"}`))
+	if _, _, bad := p.Reject(a); !ok || !bad {
+		t.Errorf("a document gqlparser refuses at /: claimed %v, %+v; want refused", ok, a)
+	}
+	// What lenient servers still run (found by review): a member in
+	// another case (gqlgen at /query), variables that do not decode, a
+	// batch mixing a document with something else.
+	for _, body := range []string{
+		`{"QUERY":"mutation { volumeDelete(volumeId: \"v\") }"}`,
+		`{"query":"{ a }","QUERY":"mutation { volumeDelete(volumeId: \"v\") }"}`,
+		`{"query":"mutation { volumeDelete(volumeId: \"v\") }","variables":"[1]"}`,
+		`[{"query":"mutation { volumeDelete(volumeId: \"v\") }"},{"x":1}]`,
+	} {
+		a, ok := p.Classify(post("api.example.com", "/query", "application/json", body))
+		if _, _, bad := p.Reject(a); !ok || !bad {
+			t.Errorf("%s at /query: claimed %v, %+v; want refused", body, ok, a)
+		}
+	}
+	if _, ok := p.Classify(post("api.example.com", "/search", "application/json", `{"Query":"red shoes"}`)); ok {
+		t.Error(`a search API's {"Query":"red shoes"} was taken for GraphQL`)
+	}
+	// A persisted query's hash in a batch, after an entry that is not one.
+	a, ok = p.Classify(post("apollo.internal", "/", "application/json", `[{"x":1},{"extensions":{"persistedQuery":{"version":1,"sha256Hash":"ecf4"}}}]`))
+	if _, _, bad := p.Reject(a); !ok || !bad {
+		t.Errorf("a persisted query's hash in a batch: claimed %v, %+v; want refused", ok, a)
+	}
 	a, ok = p.Classify(post("apollo.internal", "/", "application/json", `{"extensions":{"persistedQuery":{"version":1,"sha256Hash":"ecf4"}}}`))
 	if _, _, bad := p.Reject(a); !ok || !bad || a.Fields["persisted_query"] != true {
 		t.Errorf("a persisted query's hash at /: claimed %v, %+v; want refused as PersistedQueryNotFound", ok, a)
 	}
-	for _, body := range []string{`{"query":"red shoes","page":2}`, `{"query":"mutation observer javascript"}`, `{"query":"{ not graphql"}`, `{"query":"Query planning in Postgres"}`} {
+	for _, body := range []string{`{"query":"red shoes","page":2}`, `{"query":"mutation observer javascript"}`, `{"query":"{ \"name\": \"x\" }"}`, `{"query":"querying logs"}`, `{"query":"Query planning in Postgres"}`} {
 		if a, ok := p.Classify(post("api.tavily.com", "/search", "application/json", body)); ok {
 			t.Errorf("a search API's %s was taken for GraphQL: %+v", body, a)
 		}

@@ -122,7 +122,7 @@ func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
 		"object_name":         objName,
 	}
 	if verb == "create" || verb == "update" || verb == "patch" {
-		if n, ok := replicasOf(r.Header.Get("Content-Type"), r.Body, r.BodyTruncated, info.Subresource == "scale" && verb == "update"); ok {
+		if n, ok := replicasOf(r.Header.Get("Content-Type"), r.Body, r.BodyTruncated, info.Subresource == "scale", verb == "update"); ok {
 			a.Fields["replicas"] = n
 		}
 	}

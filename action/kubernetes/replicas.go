@@ -16,35 +16,58 @@ import (
 // patch in YAML. ok is false when the body sets none that can be read. A
 // policy that holds scaling to zero must see the count however it is sent.
 //
-// scale says the body replaces a scale subresource (an update of …/scale):
-// autoscaling/v1's Scale leaves replicas out when it is 0, so there a
-// missing count is 0 (found by review: `kubectl scale --replicas=0
-// --current-replicas=3` sends "spec":{}).
-func replicasOf(contentType string, body []byte, truncated, scale bool) (n int64, ok bool) {
+// scaleSub says the request writes a scale subresource (…/scale), where
+// replicas is not optional: autoscaling/v1's Scale leaves it out when it
+// is 0, so a replacement (replace: an update) without a count is 0 (found
+// by review: `kubectl scale --replicas=0 --current-replicas=3` sends
+// "spec":{}), and a patch that clears it (null, or a JSON Patch remove)
+// sets 0 too (`kubectl edit --subresource=scale`).
+func replicasOf(contentType string, body []byte, truncated, scaleSub, replace bool) (n int64, ok bool) {
 	if truncated || len(body) == 0 {
 		return 0, false
 	}
+	scale := scaleSub && replace
 	mt, _, err := mime.ParseMediaType(contentType)
 	if err != nil {
 		mt = "application/json"
 	}
+	var doc map[string]any
 	switch mt {
 	case "application/vnd.kubernetes.protobuf":
 		return protobufReplicas(body, scale)
 	case "application/json-patch+json":
-		return jsonPatchReplicas(body)
+		return jsonPatchReplicas(body, scaleSub)
 	case "application/apply-patch+yaml", "application/yaml":
-		var doc map[string]any
 		if yaml.Unmarshal(body, &doc) != nil {
 			return 0, scale
 		}
-		return scaleDefault(specReplicas(doc))(scale)
+	default:
+		var isObject bool
+		if doc, isObject = decodeJSON(body).(map[string]any); !isObject {
+			return 0, scale
+		}
 	}
-	doc, ok := decodeJSON(body).(map[string]any)
-	if !ok {
-		return 0, scale
+	if scaleSub && clearsReplicas(doc) {
+		return 0, true
 	}
 	return scaleDefault(specReplicas(doc))(scale)
+}
+
+// clearsReplicas reports whether a document sets spec, or spec.replicas,
+// to null.
+func clearsReplicas(doc map[string]any) bool {
+	spec, has := doc["spec"]
+	if has && spec == nil {
+		return true
+	}
+	m, _ := spec.(map[string]any)
+	if r, has := m["replicas"]; has && r == nil {
+		return true
+	}
+	// A strategic merge patch that replaces or deletes spec.
+	directive, _ := m["$patch"].(string)
+	_, hasReplicas := m["replicas"]
+	return (directive == "replace" || directive == "delete") && !hasReplicas
 }
 
 // scaleDefault is the count specReplicas found, or, when it found none in
@@ -62,7 +85,7 @@ func scaleDefault(n int64, ok bool) func(scale bool) (int64, bool) {
 // that set /spec/replicas (or /spec, or the whole document): the last one
 // wins, as when the server applies them. A copy or move into replicas
 // counts as 0: its value is not in the patch.
-func jsonPatchReplicas(body []byte) (n int64, ok bool) {
+func jsonPatchReplicas(body []byte, scaleSub bool) (n int64, ok bool) {
 	ops, isList := decodeJSON(body).([]any)
 	if !isList {
 		return 0, false
@@ -73,7 +96,8 @@ func jsonPatchReplicas(body []byte) (n int64, ok bool) {
 		path, _ := op["path"].(string)
 		switch {
 		case kind == "remove" && (path == "/spec/replicas" || path == "/spec"):
-			n, ok = 0, false
+			// A Scale's replicas is not optional: removed, it is 0.
+			n, ok = 0, scaleSub
 		case (kind == "copy" || kind == "move") && (path == "/spec/replicas" || path == "/spec" || path == ""):
 			// A value taken from elsewhere in the object: it may be 0,
 			// and is taken to be.
@@ -87,6 +111,11 @@ func jsonPatchReplicas(body []byte) (n int64, ok bool) {
 		case path == "":
 			doc, _ := op["value"].(map[string]any)
 			n, ok = specReplicas(doc)
+		}
+		if scaleSub && !ok && (kind == "add" || kind == "replace") && (path == "/spec/replicas" || path == "/spec" || path == "") {
+			// A Scale's replicas set to null, or a spec or object
+			// without it: 0 (found by review).
+			n, ok = 0, true
 		}
 	}
 	return n, ok

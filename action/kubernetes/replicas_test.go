@@ -34,13 +34,13 @@ func TestReplicasOf(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n, ok := replicasOf(tt.ctype, []byte(tt.body), false, false)
+			n, ok := replicasOf(tt.ctype, []byte(tt.body), false, false, false)
 			if n != tt.want || ok != tt.ok {
 				t.Errorf("replicasOf(%s, %s) = %d, %v; want %d, %v", tt.ctype, tt.body, n, ok, tt.want, tt.ok)
 			}
 		})
 	}
-	if _, ok := replicasOf("application/json", []byte(`{"spec":{"replicas":0}}`), true, false); ok {
+	if _, ok := replicasOf("application/json", []byte(`{"spec":{"replicas":0}}`), true, false, false); ok {
 		t.Error("replicasOf read a truncated body")
 	}
 }
@@ -58,8 +58,8 @@ func FuzzReplicasOf(f *testing.F) {
 	}
 	f.Add("application/vnd.kubernetes.protobuf", []byte(k8sProto("Scale", cat(pbBytes(1, pbString(1, "web")), pbBytes(2, pbVarintField(1, 3))))))
 	f.Fuzz(func(t *testing.T, ctype string, body []byte) {
-		n, ok := replicasOf(ctype, body, false, false)
-		n2, ok2 := replicasOf(ctype, body, false, false)
+		n, ok := replicasOf(ctype, body, false, false, false)
+		n2, ok2 := replicasOf(ctype, body, false, false, false)
 		if n != n2 || ok != ok2 {
 			t.Fatalf("replicasOf is not deterministic: %d %v, then %d %v", n, ok, n2, ok2)
 		}
@@ -76,14 +76,40 @@ func pbVarintField(num int, v uint64) []byte {
 // A Scale replaced with "spec":{} sets 0 (autoscaling/v1 leaves a zero
 // out); a patch without replicas leaves them as they are (found by review).
 func TestReplicasOfScaleUpdate(t *testing.T) {
-	if n, ok := replicasOf("application/json", []byte(`{"kind":"Scale","apiVersion":"autoscaling/v1","metadata":{"name":"web"},"spec":{}}`), false, true); !ok || n != 0 {
+	if n, ok := replicasOf("application/json", []byte(`{"kind":"Scale","apiVersion":"autoscaling/v1","metadata":{"name":"web"},"spec":{}}`), false, true, true); !ok || n != 0 {
 		t.Errorf("a Scale update without replicas = %d, %v; want 0", n, ok)
 	}
-	if n, ok := replicasOf("application/json", []byte(`{"spec":{"replicas":2}}`), false, true); !ok || n != 2 {
+	if n, ok := replicasOf("application/json", []byte(`{"spec":{"replicas":2}}`), false, true, true); !ok || n != 2 {
 		t.Errorf("a Scale update to 2 = %d, %v", n, ok)
 	}
-	if _, ok := replicasOf("application/merge-patch+json", []byte(`{"metadata":{"labels":{"a":"b"}}}`), false, false); ok {
+	if _, ok := replicasOf("application/merge-patch+json", []byte(`{"metadata":{"labels":{"a":"b"}}}`), false, true, false); ok {
 		t.Error("a patch without replicas set a count")
+	}
+	// A patch that clears a Scale's replicas sets 0 (found by review).
+	var ctypeBodies [][2]string
+	for ctype, body := range map[string]string{
+		"application/merge-patch+json":           `{"spec":{"replicas":null}}`,
+		"application/json-patch+json":            `[{"op":"remove","path":"/spec/replicas"}]`,
+		"application/strategic-merge-patch+json": `{"spec":null}`,
+	} {
+		ctypeBodies = append(ctypeBodies, [2]string{ctype, body})
+	}
+	ctypeBodies = append(ctypeBodies,
+		[2]string{"application/json-patch+json", `[{"op":"replace","path":"/spec","value":{}}]`},
+		[2]string{"application/json-patch+json", `[{"op":"replace","path":"/spec/replicas","value":null}]`},
+		[2]string{"application/json-patch+json", `[{"op":"add","path":"/spec","value":null}]`},
+		[2]string{"application/strategic-merge-patch+json", `{"spec":{"$patch":"replace"}}`},
+		[2]string{"application/strategic-merge-patch+json", `{"spec":{"$patch":"delete"}}`},
+	)
+	for _, cb := range ctypeBodies {
+		ctype, body := cb[0], cb[1]
+		if n, ok := replicasOf(ctype, []byte(body), false, true, false); !ok || n != 0 {
+			t.Errorf("a scale patch %s = %d, %v; want 0", body, n, ok)
+		}
+		// On a Deployment, the server defaults a cleared count to 1.
+		if _, ok := replicasOf(ctype, []byte(body), false, false, false); ok {
+			t.Errorf("a deployment patch %s set a count", body)
+		}
 	}
 }
 
@@ -113,7 +139,7 @@ func TestReplicasOfProtobuf(t *testing.T) {
 		{"no magic", "not protobuf", 0, true},
 	}
 	for _, tt := range tests {
-		n, ok := replicasOf(pb, []byte(tt.body), false, strings.HasPrefix(tt.name, "Scale"))
+		n, ok := replicasOf(pb, []byte(tt.body), false, strings.HasPrefix(tt.name, "Scale"), true)
 		if n != tt.want || ok != tt.ok {
 			t.Errorf("%s: replicasOf = %d, %v; want %d, %v", tt.name, n, ok, tt.want, tt.ok)
 		}
