@@ -57,7 +57,7 @@ fuzz: ## run each fuzz target for FUZZTIME (default 20s); their seed corpora run
 	          FuzzVerify:./audit FuzzRecordRoundTrip:./audit FuzzJournalReplay:./audit FuzzText:./internal/redact FuzzURL:./internal/redact FuzzHeader:./internal/redact FuzzValue:./internal/redact \
 	          FuzzLoad:./internal/config FuzzFingerprint:./approval FuzzInflate:./action FuzzDuplicateJSONName:./action FuzzTextEncodingProblem:./action FuzzMethodParamRefusal:./proxy \
 	          FuzzParseAuthorization:./action/aws FuzzParsePresigned:./action/aws FuzzMatchRoute:./action/aws FuzzClassify:./action/aws \
-	          FuzzRequestInfo:./action/kubernetes FuzzObject:./action/kubernetes FuzzReplicasOf:./action/kubernetes FuzzRoute:./action/github FuzzGraphQL:./action/graphql \
+	          FuzzRequestInfo:./action/kubernetes FuzzObject:./action/kubernetes FuzzReplicasOf:./action/kubernetes FuzzRoute:./action/github FuzzGraphQL:./action/graphql FuzzLooksLikeDocument:./action/graphql \
 	          FuzzPktLines:./action/git FuzzClassify:./action/git FuzzSlackCallback:./approval FuzzSlackValue:./approval FuzzJSONRPC:./action/mcp; do \
 		name=$${t%%:*}; pkg=$${t#*:}; \
 		echo "fuzz $$name ($$pkg)"; \

@@ -189,15 +189,16 @@ func (p *Provider) sniff(r *action.Request, provider string) (action.Action, boo
 }
 
 // looksLikeDocument reports whether text starts as a GraphQL executable
-// document: a selection set ("{" then a name or a spread), or an operation
-// keyword, an optional name, then "{", "(" or "@"; or "fragment X on".
-// Search text such as "mutation observer javascript" or "querying logs"
-// does not.
+// document: after ignored tokens and an optional description string, a
+// selection set ("{" then a name or a spread), or an operation keyword, an
+// optional name, then a selection set, variable definitions ("(" then
+// "$") or a directive; or "fragment X on T" then a selection set or a
+// directive. Search text such as "mutation observer javascript", "query
+// builder (python)" or "fragment shader on mobile gpu" does not.
 func looksLikeDocument(q string) bool {
-	q = skipIgnored(q)
+	q = skipIgnored(skipDescription(skipIgnored(q)))
 	if rest, ok := strings.CutPrefix(q, "{"); ok {
-		rest = skipIgnored(rest)
-		return rest != "" && (isNameStart(rest[0]) || strings.HasPrefix(rest, "..."))
+		return selectionStart(rest)
 	}
 	for _, kw := range []string{"query", "mutation", "subscription", "fragment"} {
 		rest, ok := strings.CutPrefix(q, kw)
@@ -205,20 +206,72 @@ func looksLikeDocument(q string) bool {
 			continue
 		}
 		rest = skipIgnored(rest)
-		if rest != "" && isNameStart(rest[0]) {
-			i := 1
-			for i < len(rest) && isNameContinue(rest[i]) {
-				i++
+		name := ""
+		name, rest = cutName(rest)
+		if kw == "fragment" {
+			on, ok := strings.CutPrefix(rest, "on")
+			if name == "" || !ok || (on != "" && isNameContinue(on[0])) {
+				return false
 			}
-			if kw == "fragment" {
-				rest = skipIgnored(rest[i:])
-				return strings.HasPrefix(rest, "on") && (len(rest) == 2 || !isNameContinue(rest[2]))
+			typ, after := cutName(skipIgnored(on))
+			if typ == "" {
+				return false
 			}
-			rest = skipIgnored(rest[i:])
+			rest = after
 		}
-		return strings.HasPrefix(rest, "{") || strings.HasPrefix(rest, "(") || strings.HasPrefix(rest, "@")
+		switch {
+		case strings.HasPrefix(rest, "{"):
+			return selectionStart(rest[1:])
+		case strings.HasPrefix(rest, "("):
+			return kw != "fragment" && strings.HasPrefix(skipIgnored(rest[1:]), "$")
+		case strings.HasPrefix(rest, "@"):
+			return true
+		}
+		return false
 	}
 	return false
+}
+
+// cutName returns the GraphQL name at the front of s, if any, and what
+// follows it with ignored tokens skipped.
+func cutName(s string) (name, rest string) {
+	if s == "" || !isNameStart(s[0]) {
+		return "", s
+	}
+	i := 1
+	for i < len(s) && isNameContinue(s[i]) {
+		i++
+	}
+	return s[:i], skipIgnored(s[i:])
+}
+
+func selectionStart(rest string) bool {
+	rest = skipIgnored(rest)
+	return rest != "" && (isNameStart(rest[0]) || strings.HasPrefix(rest, "..."))
+}
+
+// skipDescription drops a leading description string ("…" or """…"""),
+// which gqlparser accepts before an operation (found by review).
+func skipDescription(s string) string {
+	if rest, ok := strings.CutPrefix(s, `"""`); ok {
+		if i := strings.Index(rest, `"""`); i >= 0 {
+			return rest[i+3:]
+		}
+		return s
+	}
+	if rest, ok := strings.CutPrefix(s, `"`); ok {
+		for i := 0; i < len(rest); i++ {
+			switch rest[i] {
+			case '\\':
+				i++
+			case '"':
+				return rest[i+1:]
+			case '\n', '\r':
+				return s
+			}
+		}
+	}
+	return s
 }
 
 // bodyHasDocument reports whether a JSON body (an object, or a batch of

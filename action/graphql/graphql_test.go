@@ -484,6 +484,11 @@ func TestUnreadableRequestsAnswers(t *testing.T) {
 		`{"query":"{ a }","QUERY":"mutation { volumeDelete(volumeId: \"v\") }"}`,
 		`{"query":"mutation { volumeDelete(volumeId: \"v\") }","variables":"[1]"}`,
 		`[{"query":"mutation { volumeDelete(volumeId: \"v\") }"},{"x":1}]`,
+		// gqlparser takes a description before an operation (found by review).
+		`{"QUERY":"\"d\" mutation { deleteAll }"}`,
+		`{"QUERY":"\"\"\"d\"\"\" mutation { deleteAll }"}`,
+		`{"QUERY":"query Q($id: ID!) { node(id: $id) { id } }"}`,
+		`{"QUERY":"fragment F on Mutation { deleteAll }"}`,
 	} {
 		a, ok := p.Classify(post("api.example.com", "/query", "application/json", body))
 		if _, _, bad := p.Reject(a); !ok || !bad {
@@ -502,9 +507,51 @@ func TestUnreadableRequestsAnswers(t *testing.T) {
 	if _, _, bad := p.Reject(a); !ok || !bad || a.Fields["persisted_query"] != true {
 		t.Errorf("a persisted query's hash at /: claimed %v, %+v; want refused as PersistedQueryNotFound", ok, a)
 	}
-	for _, body := range []string{`{"query":"red shoes","page":2}`, `{"query":"mutation observer javascript"}`, `{"query":"{ \"name\": \"x\" }"}`, `{"query":"querying logs"}`, `{"query":"Query planning in Postgres"}`} {
+	for _, body := range []string{`{"query":"fragment shader on mobile gpu"}`, `{"query":"mutation (genetics) definition"}`, `{"query":"query builder (python)"}`, `{"query":"\"red shoes\" review"}`,
+		`{"query":"red shoes","page":2}`, `{"query":"mutation observer javascript"}`, `{"query":"{ \"name\": \"x\" }"}`, `{"query":"querying logs"}`, `{"query":"Query planning in Postgres"}`} {
 		if a, ok := p.Classify(post("api.tavily.com", "/search", "application/json", body)); ok {
 			t.Errorf("a search API's %s was taken for GraphQL: %+v", body, a)
 		}
 	}
+}
+
+func TestLooksLikeDocument(t *testing.T) {
+	for q, want := range map[string]bool{
+		"{ me { id } }":                  true,
+		"  # note\n, query { a }":        true,
+		"query Q($id: ID!) { a }":        true,
+		"mutation @live { a }":           true,
+		"subscription { a }":             true,
+		`"d" mutation { a }`:             true,
+		`"""d""" query { a }`:            true,
+		"fragment F on T { a }":          true,
+		"{ ...F }":                       true,
+		"{name} placeholder syntax":      true, // a false positive, documented
+		`{ "name": 1 }`:                  false,
+		"querying logs":                  false,
+		"query builder (python)":         false,
+		"mutation (genetics) definition": false,
+		"fragment shader on mobile gpu":  false,
+		"mutation observer javascript":   false,
+		"subscriptions":                  false,
+		`"unterminated mutation { a }`:   false,
+		`"""unterminated mutation { a }`: false,
+		"":                               false,
+		"#":                              false,
+	} {
+		if got := looksLikeDocument(q); got != want {
+			t.Errorf("looksLikeDocument(%q) = %v, want %v", q, got, want)
+		}
+	}
+}
+
+func FuzzLooksLikeDocument(f *testing.F) {
+	for _, s := range []string{"{ a }", `"d" mutation { a }`, "fragment F on T @x", "query ($a: Int) { a }", "#c\n{", `"\"`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, q string) {
+		if looksLikeDocument(q) != looksLikeDocument(q) {
+			t.Fatal("not deterministic")
+		}
+	})
 }
