@@ -349,8 +349,7 @@ func refuseHead(ex *exchange) (int, string) {
 	}
 	for _, o := range methodOverrides {
 		for _, v := range ex.req.Header[o.key] {
-			v = strings.TrimSpace(v)
-			if !strings.EqualFold(v, m) && !strings.EqualFold(v, "GET") && !strings.EqualFold(v, "HEAD") {
+			if overridden(m, v) {
 				// Servers that honour it run that method, not the one
 				// the policy decided on. A read (Google's clients send
 				// a long GET as a POST that asks for GET) does less than
