@@ -461,23 +461,17 @@ func (s *Server) serveRequest(tc *tunnelConn) (keep bool, held *heldRequest) {
 			return cw
 		},
 	}
-	var continued atomic.Bool
+	// continued is set only for a client that waits for "100 Continue":
+	// other requests (nearly all) allocate nothing for it.
+	var continued *atomic.Bool
 	if expectsContinue(req) {
+		continued = new(atomic.Bool)
 		ex.beforeBody = func() error {
 			continued.Store(true)
 			if _, err := io.WriteString(&c.out, "HTTP/1.1 100 Continue\r\n\r\n"); err != nil {
 				return err
 			}
 			return nil
-		}
-	}
-	// A client that waits for "100 Continue" and was answered without it
-	// holds its body back: answer at once and end the connection, rather
-	// than drain a body that is not coming (found by review: a refusal
-	// waited for the idle timeout first).
-	heldBack := func() {
-		if expectsContinue(req) && !continued.Load() {
-			req.Body = http.NoBody
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -493,13 +487,24 @@ func (s *Server) serveRequest(tc *tunnelConn) (keep bool, held *heldRequest) {
 		return false, &heldRequest{watch: cw, finish: func() bool {
 			defer cancel()
 			resp := wait()
-			heldBack()
+			heldBack(req, continued)
 			return s.answer(c, rd, req, upgrade, closeAfter, resp, upgraded)
 		}}
 	}
 	defer cancel()
-	heldBack()
+	heldBack(req, continued)
 	return s.answer(c, rd, req, upgrade, closeAfter, resp, upgraded), nil
+}
+
+// heldBack drops the body of a request whose client waits for "100
+// Continue" (continued is not nil) and was answered without it: that
+// client holds its body back, so the answer goes at once and the
+// connection ends, rather than drain a body that is not coming (found by
+// review: a refusal waited for the idle timeout first).
+func heldBack(req *http.Request, continued *atomic.Bool) {
+	if continued != nil && !continued.Load() {
+		req.Body = http.NoBody
+	}
 }
 
 // answer writes resp, the answer to req (read by rd), to the client and
