@@ -23,8 +23,14 @@ import (
 // holds. A differential test over the golden corpus checks cached and
 // uncached decisions agree.
 
-// maxCacheEntries bounds the cache of one policy set.
-const maxCacheEntries = 8192
+// maxCacheEntries and maxCacheBytes bound the cache of one policy set. Keys
+// run up to maxKeyBytes, and a policy's messages may quote the input, so a
+// count alone would let distinct large requests pin ~128 MiB until the next
+// reload.
+const (
+	maxCacheEntries = 8192
+	maxCacheBytes   = 16 << 20
+)
 
 // keyPlan is the list of input paths a policy set reads. Nil means the
 // decisions of this set are not cacheable.
@@ -341,11 +347,26 @@ type decisionCache struct {
 	mu      sync.Mutex
 	entries map[string]cachedDecision
 	order   []string // insertion order, for eviction
+	bytes   int      // cost of the entries, as counted by size
 }
 
 type cachedDecision struct {
 	verdict Verdict
 	reasons []Reason
+}
+
+// entryOverhead approximates what an entry costs besides its strings: the
+// map slot, the order slot, the string and slice headers.
+const entryOverhead = 96
+
+// size is what holding d under key costs, roughly: enough to bound the
+// cache's memory, not to account for it exactly.
+func (d cachedDecision) size(key string) int {
+	n := entryOverhead + len(key)
+	for _, r := range d.reasons {
+		n += entryOverhead + len(r.Message) + len(r.ID) + len(r.Channel)
+	}
+	return n
 }
 
 func newDecisionCache(plan *keyPlan) *decisionCache {
@@ -369,15 +390,21 @@ func (c *decisionCache) put(key string, d cachedDecision) {
 	if _, ok := c.entries[key]; ok {
 		return
 	}
-	if len(c.order) >= maxCacheEntries {
+	size := d.size(key)
+	if size > maxCacheBytes/64 {
+		return // one entry must not push out a sixty-fourth of the cache
+	}
+	for len(c.order) >= maxCacheEntries || c.bytes+size > maxCacheBytes {
 		// Evict the oldest quarter: cheap, and agent traffic that matters
 		// keeps coming back.
-		n := maxCacheEntries / 4
+		n := max(len(c.order)/4, 1)
 		for _, k := range c.order[:n] {
+			c.bytes -= c.entries[k].size(k)
 			delete(c.entries, k)
 		}
 		c.order = append(c.order[:0], c.order[n:]...)
 	}
 	c.entries[key] = d
 	c.order = append(c.order, key)
+	c.bytes += size
 }
