@@ -13,8 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -62,8 +60,8 @@ type Engine struct {
 	lastError atomic.Pointer[reloadError]
 	status    reloadState // see reload.go
 	// pins are the policy directories loaded at start, when
-	// Options.PinPaths is set.
-	pins map[string]os.FileInfo
+	// Options.PinPaths is set (see pin.go).
+	pins *pins
 }
 
 type reloadError struct {
@@ -89,65 +87,25 @@ func New(ctx context.Context, opts Options, logger *zap.Logger) (*Engine, error)
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s, err := compile(ctx, opts.Source)
-	if err != nil {
-		return nil, err
-	}
-	s.consts = computeConsts(ctx, s, opts.EvalTimeout)
 	e := &Engine{opts: opts, logger: logger.Named("policy")}
 	if opts.PinPaths {
+		// Pinned before the first load, so that it and every reload read
+		// the same directories.
+		var err error
 		if e.pins, err = pinDirs(opts.Source.Paths); err != nil {
 			return nil, err
 		}
 	}
+	s, err := compile(ctx, opts.Source, e.pins.fs())
+	if err != nil {
+		e.pins.close()
+		return nil, err
+	}
+	s.consts = computeConsts(ctx, s, opts.EvalTimeout)
 	e.cur.Store(s)
 	e.status.loaded(opts.Now(), opts.Source.Bundle)
 	e.logger.Info("policy loaded", zap.String("revision", s.revision), zap.Int("modules", len(s.files)))
 	return e, nil
-}
-
-// pinDirs records the directory of each policy path (see
-// Options.PinPaths).
-func pinDirs(paths []string) (map[string]os.FileInfo, error) {
-	pins := make(map[string]os.FileInfo, len(paths))
-	for _, p := range paths {
-		dir, fi, err := policyDir(p)
-		if err != nil {
-			return nil, fmt.Errorf("policy path %s: %w", p, err)
-		}
-		pins[dir] = fi
-	}
-	return pins, nil
-}
-
-// policyDir is p when it is a directory, else the directory holding it,
-// and what is there now.
-func policyDir(p string) (string, os.FileInfo, error) {
-	fi, err := os.Stat(p)
-	if err != nil {
-		return "", nil, err
-	}
-	if fi.IsDir() {
-		return p, fi, nil
-	}
-	dir := filepath.Dir(p)
-	fi, err = os.Stat(dir)
-	return dir, fi, err
-}
-
-// checkPins fails when a pinned directory is no longer the one loaded at
-// start.
-func (e *Engine) checkPins(paths []string) error {
-	for _, p := range paths {
-		dir, fi, err := policyDir(p)
-		if err != nil {
-			return fmt.Errorf("policy path %s: %w", p, err)
-		}
-		if was, ok := e.pins[dir]; ok && !os.SameFile(was, fi) {
-			return fmt.Errorf("policy path %s: %s is not the directory countersign loaded at start (it was moved or replaced); keeping the policy in force, restart countersign to load what is there now", p, dir)
-		}
-	}
-	return nil
 }
 
 // Revision identifies the policy set in force.

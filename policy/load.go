@@ -109,8 +109,10 @@ func excludeTestsAndHidden(abspath string, info fs.FileInfo, depth int) bool {
 }
 
 // loadFiles loads the user's policies (or the default) plus the embedded
-// helper library. filter decides which files count (tests or not).
-func loadFiles(src Source, filter loader.Filter) (modules map[string]*ast.Module, raw map[string][]byte, docs map[string]any, err error) {
+// helper library. filter decides which files count (tests or not). fsys,
+// when not nil, is where the user's paths are read (pinnedFS); else the
+// operating system's file tree.
+func loadFiles(src Source, filter loader.Filter, fsys fs.FS) (modules map[string]*ast.Module, raw map[string][]byte, docs map[string]any, err error) {
 	caps := Capabilities()
 	modules = map[string]*ast.Module{}
 	raw = map[string][]byte{}
@@ -132,7 +134,7 @@ func loadFiles(src Source, filter loader.Filter) (modules map[string]*ast.Module
 
 	if len(src.Paths) > 0 {
 		for _, p := range src.Paths {
-			if _, err := os.Stat(p); err != nil {
+			if _, err := statPath(fsys, p); err != nil {
 				return nil, nil, nil, fmt.Errorf("policy path %s: %w", p, err)
 			}
 		}
@@ -149,7 +151,11 @@ func loadFiles(src Source, filter loader.Filter) (modules map[string]*ast.Module
 			}
 			return filter(abspath, info, depth)
 		}
-		res, err := loader.NewFileLoader().
+		fl := loader.NewFileLoader()
+		if fsys != nil {
+			fl = fl.WithFS(fsys)
+		}
+		res, err := fl.
 			WithRegoVersion(ast.RegoV1).
 			WithCapabilities(caps).
 			WithProcessAnnotation(true).
@@ -203,6 +209,13 @@ func loadFiles(src Source, filter loader.Filter) (modules map[string]*ast.Module
 	return modules, raw, docs, nil
 }
 
+func statPath(fsys fs.FS, p string) (fs.FileInfo, error) {
+	if fsys != nil {
+		return fs.Stat(fsys, p)
+	}
+	return os.Stat(p)
+}
+
 // newStore holds the data documents as AST values: by default the in-memory
 // store keeps Go values and converts the part a policy reads into AST on
 // every read, in every evaluation (a policy reading data.countersign.github
@@ -213,11 +226,11 @@ func newStore(docs map[string]any) storage.Store {
 
 // compile loads, compiles and prepares a policy set. Errors carry OPA's
 // file:line messages.
-func compile(ctx context.Context, src Source) (*set, error) {
+func compile(ctx context.Context, src Source, fsys fs.FS) (*set, error) {
 	if err := src.validate(); err != nil {
 		return nil, err
 	}
-	modules, raw, docs, err := loadFiles(src, excludeTestsAndHidden)
+	modules, raw, docs, err := loadFiles(src, excludeTestsAndHidden, fsys)
 	if err != nil {
 		return nil, err
 	}

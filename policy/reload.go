@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"strings"
 	"sync"
 	"time"
@@ -114,9 +115,9 @@ func (e *Engine) Status() ReloadStatus {
 // force stays. The caller holds e.mu.
 func (e *Engine) reloadLocked(ctx context.Context, src Source, origin string) error {
 	prev := e.cur.Load()
-	s, tests, err := (*set)(nil), TestResult{}, e.checkPins(src.Paths)
+	s, tests, err := (*set)(nil), TestResult{}, e.pins.check(src.Paths)
 	if err == nil {
-		s, tests, err = compileAndTest(ctx, src)
+		s, tests, err = compileAndTest(ctx, src, e.pins.fs())
 	}
 	now := e.opts.Now()
 	if err != nil && ctx.Err() != nil {
@@ -177,11 +178,11 @@ func (e *Engine) notify(ev ReloadEvent) {
 // compileAndTest loads the source once, with its tests, compiles the
 // policy modules and runs the tests against the same snapshot, so what is
 // tested is exactly what would be swapped in.
-func compileAndTest(ctx context.Context, src Source) (*set, TestResult, error) {
+func compileAndTest(ctx context.Context, src Source, fsys fs.FS) (*set, TestResult, error) {
 	if err := src.validate(); err != nil {
 		return nil, TestResult{}, err
 	}
-	all, raw, docs, err := loadFiles(src, isHidden)
+	all, raw, docs, err := loadFiles(src, isHidden, fsys)
 	if err != nil {
 		return nil, TestResult{}, err
 	}

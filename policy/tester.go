@@ -40,7 +40,7 @@ func RunTests(ctx context.Context, opts TestOptions, w io.Writer) (TestResult, e
 	if err := opts.Source.validate(); err != nil {
 		return TestResult{}, err
 	}
-	modules, _, docs, err := loadFiles(opts.Source, isHidden)
+	modules, _, docs, err := loadFiles(opts.Source, isHidden, nil)
 	if err != nil {
 		return TestResult{}, err
 	}
