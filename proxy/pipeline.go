@@ -1073,7 +1073,11 @@ func (s *Server) forward(ctx context.Context, ex *exchange, act action.Action, p
 		out.Header.Set("Connection", "Upgrade")
 		out.Header.Set("Upgrade", ex.upgrade)
 	}
+	// A body all in memory, and no upgrade: sent from here (direct.go).
+	direct := ex.upgrade == "" && rest == nil
 	switch {
+	case direct:
+		out.ContentLength = int64(len(prefix))
 	case buf != nil:
 		out.Body = buf.reader(prefix, rest)
 		out.ContentLength = ex.req.ContentLength
@@ -1096,7 +1100,13 @@ func (s *Server) forward(ctx context.Context, ex *exchange, act action.Action, p
 	}
 	out = out.WithContext(context.WithValue(ctx, upstreamHostKey{}, ex.host))
 
-	resp, err := s.transport.RoundTrip(out)
+	var resp *http.Response
+	var err error
+	if direct {
+		resp, err = s.direct.RoundTrip(out, prefix)
+	} else {
+		resp, err = s.transport.RoundTrip(out)
+	}
 	elapsed := s.opts.Now().Sub(start)
 	if err != nil && s.askedForClientCert(ex.host) && isClientCertFailure(err) && s.opts.ClientCertMessage != nil {
 		_ = s.opts.Audit.RecordAsync(&audit.Event{Type: "forward", RequestID: ex.id, Session: sessionRef(ex.session),

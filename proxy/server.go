@@ -130,6 +130,9 @@ type Server struct {
 	opts      Options
 	logger    *zap.Logger
 	transport *http.Transport
+	// direct forwards requests whose body is all in memory without
+	// http.Transport's goroutines (direct.go).
+	direct    *directTransport
 	gp        *goproxy.ProxyHttpServer
 	http      *http.Server
 	stats     stats
@@ -235,6 +238,7 @@ func New(opts Options, logger *zap.Logger) (*Server, error) {
 	d := &dialer{guard: opts.Guard, resolver: opts.Resolver, resolve: opts.Resolve, own: opts.OwnAddrs, timeout: opts.UpstreamTimeout}
 	s.transport = newTransport(d, opts.RootCAs, opts.UpstreamTimeout)
 	s.transport.TLSClientConfig.GetClientCertificate = s.noteClientCertRequest
+	s.direct = newDirectTransport(s.transport)
 	s.tunnelDialer = d
 	s.gp = s.newGoproxy()
 	s.http = &http.Server{
@@ -328,6 +332,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-done
 	}
 	s.transport.CloseIdleConnections()
+	s.direct.CloseIdleConnections()
 	return err
 }
 
