@@ -114,7 +114,7 @@ func (t *directTransport) RoundTrip(req *http.Request, body []byte) (*http.Respo
 		// before anything comes back; http.Transport tries such a request
 		// again on a new connection when nothing of it was written, or
 		// when it can be sent twice. So does this.
-		if !reused || attempt > 0 || req.Context().Err() != nil || (sent && !replayable(req)) {
+		if !reused || attempt > 0 || req.Context().Err() != nil || (sent && !replayable(req, body)) {
 			return nil, err
 		}
 	}
@@ -148,13 +148,15 @@ func checkOutgoing(req *http.Request) error {
 }
 
 // replayable reports whether req may be sent twice, by http.Transport's
-// rule: a method without side effects and no body, or an idempotency key.
-func replayable(req *http.Request) bool {
+// rule for a body it cannot read again: no body, and a method without side
+// effects or an idempotency key.
+func replayable(req *http.Request, body []byte) bool {
+	if len(body) > 0 {
+		return false
+	}
 	switch req.Method {
 	case "GET", "HEAD", "OPTIONS", "TRACE":
-		if req.ContentLength == 0 {
-			return true
-		}
+		return true
 	}
 	_, ok := req.Header["Idempotency-Key"]
 	_, okX := req.Header["X-Idempotency-Key"]

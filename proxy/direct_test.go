@@ -195,6 +195,7 @@ func TestDirectResendsOnlyReplayableRequests(t *testing.T) {
 	for _, tc := range []struct {
 		method string
 		header string
+		body   string
 		sends  int32 // times the upstream reads it
 		ok     bool
 	}{
@@ -202,6 +203,8 @@ func TestDirectResendsOnlyReplayableRequests(t *testing.T) {
 		{method: "DELETE", sends: 1, ok: false},
 		{method: "POST", sends: 1, ok: false},
 		{method: "POST", header: "Idempotency-Key", sends: 2, ok: true},
+		{method: "POST", header: "Idempotency-Key", body: "{}", sends: 1, ok: false},
+		{method: "GET", body: "q", sends: 1, ok: false},
 	} {
 		var second atomic.Int32
 		up := newScripted(t, func(c net.Conn, br *bufio.Reader, n int32) {
@@ -230,9 +233,9 @@ func TestDirectResendsOnlyReplayableRequests(t *testing.T) {
 		if tc.header != "" {
 			req.Header.Set(tc.header, "k-1")
 		}
-		status, _, err := roundTrip(t, d, req, "")
+		status, _, err := roundTrip(t, d, req, tc.body)
 		if tc.ok != (err == nil && status == 200) || second.Load() != tc.sends {
-			t.Errorf("%s %s: status %d, error %v, upstream read it %d times; want ok %v and %d", tc.method, tc.header, status, err, second.Load(), tc.ok, tc.sends)
+			t.Errorf("%s %s %q: status %d, error %v, upstream read it %d times; want ok %v and %d", tc.method, tc.header, tc.body, status, err, second.Load(), tc.ok, tc.sends)
 		}
 	}
 }
