@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -53,7 +54,9 @@ type directTransport struct {
 type directConn struct {
 	key    string
 	conn   net.Conn
+	tls    bool
 	raw    syscall.RawConn // the socket under conn, for alive; nil if unknown
+	in     limitedConn     // conn, read through br
 	br     *bufio.Reader
 	bw     *bufio.Writer // onto out
 	out    countingWriter
@@ -89,35 +92,92 @@ func newDirectTransport(tr *http.Transport) *directTransport {
 // errUnexpectedSwitch is an upstream switching protocols unasked.
 var errUnexpectedSwitch = errors.New("the upstream switched protocols for a request that did not ask to")
 
-// max1xx bounds the informational answers read before the final one, as
-// http.Transport does.
-const max1xx = 5
+const (
+	// max1xx bounds the informational answers read before the final one.
+	max1xx = 5
+	// maxResponseHeaderBytes bounds what an upstream may send before its
+	// final answer's body, informational answers included: an endless
+	// header line would otherwise take the proxy's memory (http.Transport
+	// is given the same bound).
+	maxResponseHeaderBytes = 1 << 20
+	// maxDirectBody is the largest body sent from the caller's goroutine.
+	// It fits in the socket buffers, so an upstream that answers early
+	// without reading it cannot leave the write blocked; larger bodies go
+	// through http.Transport, which reads the answer while it writes.
+	maxDirectBody = 64 << 10
+	// earlyAnswerWait is how long a failed write waits for an answer the
+	// upstream may have sent before it stopped reading (413, 401, a TLS
+	// alert).
+	earlyAnswerWait = 250 * time.Millisecond
+)
 
-// RoundTrip sends req, whose body, if any, is body (req.Body is not read).
-// The caller reads and closes the answer's body as with http.Transport.
+// errHeaderTooLarge is an upstream's header past maxResponseHeaderBytes.
+var errHeaderTooLarge = fmt.Errorf("the upstream's response header is larger than %d bytes", maxResponseHeaderBytes)
+
+// limitedConn caps what is read from a connection while a header is read;
+// http.Transport does the same under its bufio.Reader.
+type limitedConn struct {
+	net.Conn
+	limit int64 // bytes left to read; <0: no limit
+}
+
+func (c *limitedConn) Read(p []byte) (int, error) {
+	if c.limit == 0 {
+		return 0, errHeaderTooLarge
+	}
+	if c.limit > 0 && int64(len(p)) > c.limit {
+		p = p[:c.limit]
+	}
+	n, err := c.Conn.Read(p)
+	if c.limit > 0 {
+		c.limit -= int64(n)
+	}
+	return n, err
+}
+
+// usable reports whether a request with this body can be sent directly.
+func usable(body []byte) bool { return len(body) <= maxDirectBody }
+
+// RoundTrip sends req, whose body, if any, is body (req.Body is not read;
+// see usable). The caller reads and closes the answer's body as with
+// http.Transport.
 func (t *directTransport) RoundTrip(req *http.Request, body []byte) (*http.Response, error) {
 	if err := checkOutgoing(req); err != nil {
 		return nil, err
 	}
+	ctx := req.Context()
 	key := req.URL.Scheme + "://" + req.URL.Host
 	for attempt := 0; ; attempt++ {
-		pc, reused, err := t.get(req.Context(), key, req.URL.Hostname())
+		if err := ctx.Err(); err != nil {
+			return nil, err // nothing sent for a request its client left
+		}
+		pc, reused, err := t.get(ctx, key, req.URL.Hostname(), attempt > 0)
 		if err != nil {
 			return nil, err
 		}
-		resp, sent, err := t.send(pc, req, body)
+		resp, retry, err := t.send(pc, req, body)
 		if err == nil {
 			return resp, nil
 		}
 		pc.conn.Close()
 		// A kept connection the upstream closed while it idled fails
-		// before anything comes back; http.Transport tries such a request
-		// again on a new connection when nothing of it was written, or
-		// when it can be sent twice. So does this.
-		if !reused || attempt > 0 || req.Context().Err() != nil || (sent && !replayable(req, body)) {
-			return nil, err
+		// before any of the answer comes. http.Transport sends such a
+		// request again, on a new connection, when nothing of it was
+		// written or when it may be sent twice; so does this.
+		if !reused || attempt > 0 || !retry.allowed(req, body) || ctx.Err() != nil {
+			return nil, t.failed(ctx, err)
 		}
 	}
+}
+
+// retryState is how far a failed request got on its connection.
+type retryState struct {
+	written  bool // some of it reached the connection
+	answered bool // some of an answer came back, or the wait for one timed out
+}
+
+func (r retryState) allowed(req *http.Request, body []byte) bool {
+	return !r.written || (!r.answered && replayable(req, body))
 }
 
 // checkOutgoing refuses what http.Transport refuses to write.
@@ -163,12 +223,13 @@ func replayable(req *http.Request, body []byte) bool {
 	return ok || okX
 }
 
-// send writes req on pc and reads the answer's header. sent reports whether
-// any of the request reached the connection. On error the caller closes
-// pc.
-func (t *directTransport) send(pc *directConn, req *http.Request, body []byte) (resp *http.Response, sent bool, err error) {
+// send writes req on pc and reads the answer's header. On error the caller
+// closes pc; retry says whether the request may be sent again.
+func (t *directTransport) send(pc *directConn, req *http.Request, body []byte) (resp *http.Response, retry retryState, err error) {
 	ctx := req.Context()
-	stop := context.AfterFunc(ctx, func() { _ = pc.conn.SetDeadline(time.Unix(1, 0)) })
+	// A request its client leaves ends its connection, which unblocks
+	// whatever is reading or writing it.
+	stop := context.AfterFunc(ctx, func() { pc.conn.Close() })
 	defer func() {
 		if err != nil {
 			stop()
@@ -176,8 +237,6 @@ func (t *directTransport) send(pc *directConn, req *http.Request, body []byte) (
 	}()
 	if t.headerTimeout > 0 {
 		_ = pc.conn.SetDeadline(time.Now().Add(t.headerTimeout))
-	} else {
-		_ = pc.conn.SetDeadline(time.Time{})
 	}
 	pc.out.n = 0
 	out := *req
@@ -186,81 +245,129 @@ func (t *directTransport) send(pc *directConn, req *http.Request, body []byte) (
 		out.Body = io.NopCloser(bytes.NewReader(body))
 	}
 	out.ContentLength = int64(len(body))
-	if werr := out.Write(pc.bw); werr != nil {
-		// The upstream may have answered and closed before taking the whole
-		// body (413, 401): that answer is the one to give.
-		if resp, rerr := t.readResponse(pc, req); rerr == nil {
-			resp.Close = true
-			return t.withBody(pc, resp, stop), true, nil
-		}
-		return nil, pc.out.n > 0, t.failed(ctx, werr)
+	werr := out.Write(pc.bw)
+	if werr == nil {
+		werr = pc.bw.Flush()
 	}
-	if werr := pc.bw.Flush(); werr != nil {
-		if resp, rerr := t.readResponse(pc, req); rerr == nil {
+	retry.written = pc.out.n > 0
+	if werr != nil {
+		// The upstream may have answered and closed before taking all of
+		// it (413, 401, a TLS alert): that answer, or that error, is the
+		// one to give.
+		_ = pc.conn.SetReadDeadline(time.Now().Add(earlyAnswerWait))
+		resp, rerr := t.readResponse(pc, req, &retry)
+		if rerr == nil {
 			resp.Close = true
-			return t.withBody(pc, resp, stop), true, nil
+			return t.withBody(pc, resp, stop)
 		}
-		return nil, pc.out.n > 0, t.failed(ctx, werr)
+		if isTLSAlert(rerr) {
+			return nil, retry, rerr
+		}
+		return nil, retry, werr
 	}
-	resp, err = t.readResponse(pc, req)
+	// The header timeout runs from the end of the write, as in
+	// http.Transport.
+	if t.headerTimeout > 0 {
+		_ = pc.conn.SetReadDeadline(time.Now().Add(t.headerTimeout))
+	}
+	resp, err = t.readResponse(pc, req, &retry)
 	if err != nil {
-		return nil, true, t.failed(ctx, err)
+		return nil, retry, err
 	}
-	if resp.StatusCode == http.StatusSwitchingProtocols {
-		resp.Body.Close()
-		return nil, true, errUnexpectedSwitch
-	}
-	// The body is read at the client's pace, as with http.Transport: no
-	// deadline but the request's context.
-	_ = pc.conn.SetDeadline(time.Time{})
-	return t.withBody(pc, resp, stop), true, nil
+	return t.withBody(pc, resp, stop)
 }
 
-// readResponse reads the final answer's header, skipping informational ones.
-func (t *directTransport) readResponse(pc *directConn, req *http.Request) (*http.Response, error) {
+// isTLSAlert reports whether err is an alert the upstream sent.
+func isTLSAlert(err error) bool {
+	var alert tls.AlertError
+	return errors.As(err, &alert) || strings.Contains(err.Error(), "remote error: tls:")
+}
+
+// readResponse reads the final answer's header, skipping informational
+// ones, within maxResponseHeaderBytes.
+func (t *directTransport) readResponse(pc *directConn, req *http.Request, retry *retryState) (*http.Response, error) {
+	pc.in.limit = maxResponseHeaderBytes - int64(pc.br.Buffered())
+	defer func() { pc.in.limit = -1 }()
+	if _, err := pc.br.Peek(1); err != nil {
+		// Nothing of an answer: an upstream that closed the connection
+		// (EOF, a reset) may not have seen the request. A timeout is not
+		// that: it may still be acting on it.
+		var ne net.Error
+		retry.answered = errors.As(err, &ne) && ne.Timeout()
+		return nil, err
+	}
+	retry.answered = true
 	for n := 0; ; n++ {
 		resp, err := http.ReadResponse(pc.br, req)
 		if err != nil {
 			return nil, err
 		}
-		if resp.StatusCode < 100 || resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
-			return resp, nil
+		switch {
+		case resp.StatusCode == http.StatusSwitchingProtocols:
+			resp.Body.Close()
+			return nil, errUnexpectedSwitch
+		case resp.StatusCode >= 100 && resp.StatusCode < 200:
+			if n >= max1xx {
+				return nil, errors.New("net/http: too many 1xx informational responses")
+			}
+			continue
 		}
-		if n >= max1xx {
-			return nil, errors.New("net/http: too many 1xx informational responses")
-		}
+		return resp, nil
 	}
 }
 
-// failed is err, or the context's error when that is why it failed.
+// failed is err, or the context's error alone when the request's client
+// left: the I/O error is then only the connection being closed for it.
 func (t *directTransport) failed(ctx context.Context, err error) error {
 	if cerr := ctx.Err(); cerr != nil {
-		return fmt.Errorf("%w (%w)", cerr, err)
+		return cerr
 	}
 	return err
 }
 
 // withBody gives resp a body that returns pc to the pool once read to its
 // end, and closes it if the caller stops before.
-func (t *directTransport) withBody(pc *directConn, resp *http.Response, stop func() bool) *http.Response {
-	keep := !resp.Close && !resp.Request.Close
+func (t *directTransport) withBody(pc *directConn, resp *http.Response, stop func() bool) (*http.Response, retryState, error) {
+	// The body is read at the client's pace, as with http.Transport: no
+	// deadline but the request's context.
+	_ = pc.conn.SetDeadline(time.Time{})
+	keep := !resp.Close && !resp.Request.Close && resp.Request.Method != http.MethodConnect
 	if resp.Body == http.NoBody {
 		t.done(pc, keep, stop)
-		return resp
+		return resp, retryState{}, nil
 	}
 	resp.Body = &directBody{t: t, pc: pc, body: resp.Body, keep: keep, stop: stop}
-	return resp
+	return resp, retryState{}, nil
 }
 
 // done ends a request on pc: back to the pool if it may be kept.
 func (t *directTransport) done(pc *directConn, keep bool, stop func() bool) {
-	if !stop() || !keep || pc.br.Buffered() > 0 {
-		// Cancelled (its deadline is spent), asked to close, or the
-		// upstream sent more than the answer: not reusable.
+	if !stop() || !keep || pc.unsolicited() {
+		// Cancelled (closed for it), asked to close, or the upstream sent
+		// more than the answer: not reusable.
 		pc.conn.Close()
 		return
 	}
 	t.put(pc)
+}
+
+// unsolicited reports whether the connection holds bytes past the answer
+// just read, or has ended: in br, or inside TLS (a record read along with
+// the answer's last one), where the socket peek of alive cannot see them.
+// A read with its deadline already passed returns what is buffered without
+// waiting; crypto/tls does not keep a timeout as a broken connection.
+func (pc *directConn) unsolicited() bool {
+	if pc.br.Buffered() > 0 {
+		return true
+	}
+	if !pc.tls {
+		return false
+	}
+	_ = pc.conn.SetReadDeadline(time.Unix(1, 0))
+	_, err := pc.br.Peek(1)
+	_ = pc.conn.SetReadDeadline(time.Time{})
+	var ne net.Error
+	return !errors.As(err, &ne) || !ne.Timeout()
 }
 
 // directBody is an answer's body on a pooled connection.
@@ -307,11 +414,11 @@ func (b *directBody) finish(atEnd bool) {
 	b.pc.conn.Close()
 }
 
-// get returns an idle connection for key, or a new one.
-func (t *directTransport) get(ctx context.Context, key, host string) (pc *directConn, reused bool, err error) {
+// get returns an idle connection for key, or a new one (always, if fresh).
+func (t *directTransport) get(ctx context.Context, key, host string, fresh bool) (pc *directConn, reused bool, err error) {
 	now := time.Now()
 	t.mu.Lock()
-	for list := t.idle[key]; len(list) > 0; list = t.idle[key] {
+	for list := t.idle[key]; len(list) > 0 && !fresh; list = t.idle[key] {
 		pc = list[len(list)-1]
 		list[len(list)-1] = nil
 		t.idle[key] = list[:len(list)-1]
@@ -360,7 +467,8 @@ func (t *directTransport) connect(ctx context.Context, key, host string) (*direc
 		}
 		conn = tc
 	}
-	pc := &directConn{key: key, conn: conn, br: bufio.NewReader(conn), out: countingWriter{w: conn}}
+	pc := &directConn{key: key, conn: conn, tls: scheme == "https", in: limitedConn{Conn: conn, limit: -1}, out: countingWriter{w: conn}}
+	pc.br = bufio.NewReader(&pc.in)
 	pc.bw = bufio.NewWriter(&pc.out)
 	if sc, ok := tcp.(syscall.Conn); ok {
 		pc.raw, _ = sc.SyscallConn()

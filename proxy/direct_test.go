@@ -308,7 +308,9 @@ func TestDirectUnfinishedAnswersAreNotPooled(t *testing.T) {
 	}
 	resp.Body.Close()
 
-	if _, got, err := roundTrip(t, d, directRequest(t, t.Context(), "GET", base+"/small"), ""); err != nil || got != "ok" {
+	// A POST, which nothing re-sends: a desynchronised connection would
+	// show as an error here, not be hidden by a second try.
+	if _, got, err := roundTrip(t, d, directRequest(t, t.Context(), "POST", base+"/small"), ""); err != nil || got != "ok" {
 		t.Fatalf("after two unfinished answers: %q, %v", got, err)
 	}
 	if n := up.conns.Load(); n != 3 {
@@ -376,5 +378,188 @@ func TestDirectTLS(t *testing.T) {
 	var verr *tls.CertificateVerificationError
 	if !errors.As(err, &verr) {
 		t.Errorf("a certificate for another name: %v, want a verification error", err)
+	}
+}
+
+// coalescing holds what TLS writes, once told to, until flush, so that two
+// records leave in one TCP segment and the client's TLS layer reads both
+// at once.
+type coalescing struct {
+	net.Conn
+	hold bool
+	buf  []byte
+}
+
+func (c *coalescing) Write(p []byte) (int, error) {
+	if !c.hold {
+		return c.Conn.Write(p)
+	}
+	c.buf = append(c.buf, p...)
+	return len(p), nil
+}
+
+func (c *coalescing) flush() error {
+	_, err := c.Conn.Write(c.buf)
+	c.buf = c.buf[:0]
+	return err
+}
+
+// An answer the upstream sends unasked, in a TLS record that arrives with
+// the last one of the answer before it (a body after a 204), sits inside
+// the client's TLS layer, where neither bufio nor a peek at the socket
+// sees it. The connection must not be reused: the next request, from any
+// session, would read it as its answer.
+func TestDirectUnsolicitedBytesInsideTLS(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	serverTLS := srv.TLS.Clone()
+	serverTLS.NextProtos = nil
+	up := newScripted(t, func(c net.Conn, br *bufio.Reader, n int32) {
+		cc := &coalescing{Conn: c}
+		tc := tls.Server(cc, serverTLS)
+		if err := tc.Handshake(); err != nil {
+			return
+		}
+		cc.hold = true // all written from here in the same goroutine
+		tbr := bufio.NewReader(tc)
+		for i := 0; ; i++ {
+			if _, _, err := readRequest(tbr); err != nil {
+				return
+			}
+			if n == 1 && i == 0 {
+				_, _ = io.WriteString(tc, "HTTP/1.1 204 No Content\r\n\r\n")
+				_, _ = io.WriteString(tc, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale")
+			} else {
+				_, _ = io.WriteString(tc, keepAliveOK)
+			}
+			if err := cc.flush(); err != nil {
+				return
+			}
+		}
+	})
+	d := testDirect(t)
+	d.tlsConfig = func() *tls.Config { return srv.Client().Transport.(*http.Transport).TLSClientConfig }
+	d.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, up.ln.Addr().String())
+	}
+	if status, _, err := roundTrip(t, d, directRequest(t, t.Context(), "GET", "https://example.com/"), ""); err != nil || status != 204 {
+		t.Fatalf("first: %d, %v", status, err)
+	}
+	status, got, err := roundTrip(t, d, directRequest(t, t.Context(), "POST", "https://example.com/"), "")
+	if err != nil || got != "ok" {
+		t.Fatalf("second request: %d %q, %v; want its own answer", status, got, err)
+	}
+	if n := up.conns.Load(); n != 2 {
+		t.Errorf("%d connections, want 2: the first holds an unsolicited answer", n)
+	}
+}
+
+// An upstream's header is bounded: an endless header line is an error,
+// not the proxy's memory.
+func TestDirectBoundsTheResponseHeader(t *testing.T) {
+	up := newScripted(t, func(c net.Conn, br *bufio.Reader, n int32) {
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nX-Endless: "); err != nil {
+			return
+		}
+		chunk := strings.Repeat("a", 64<<10)
+		for range 2 * maxResponseHeaderBytes / len(chunk) {
+			if _, err := io.WriteString(c, chunk); err != nil {
+				return
+			}
+		}
+	})
+	d := testDirect(t)
+	_, _, err := roundTrip(t, d, directRequest(t, t.Context(), "GET", "http://"+up.ln.Addr().String()+"/"), "")
+	if !errors.Is(err, errHeaderTooLarge) {
+		t.Fatalf("an endless header: %v, want errHeaderTooLarge", err)
+	}
+}
+
+// A request whose client has already left is not sent, and one it leaves
+// while waiting is reported as cancelled, not as an upstream timeout.
+func TestDirectCancelled(t *testing.T) {
+	got := make(chan string, 4)
+	up := newScripted(t, func(c net.Conn, br *bufio.Reader, n int32) {
+		for {
+			req, _, err := readRequest(br)
+			if err != nil {
+				return
+			}
+			got <- req.URL.Path
+			if req.URL.Path == "/hang" {
+				continue // never answered
+			}
+			_, _ = io.WriteString(c, keepAliveOK)
+		}
+	})
+	d := testDirect(t)
+	base := "http://" + up.ln.Addr().String()
+	if _, _, err := roundTrip(t, d, directRequest(t, t.Context(), "GET", base+"/first"), ""); err != nil {
+		t.Fatal(err)
+	}
+	<-got
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := d.RoundTrip(directRequest(t, ctx, "DELETE", base+"/late"), nil); !errors.Is(err, context.Canceled) {
+		t.Errorf("an already cancelled request: %v", err)
+	}
+	ctx, cancel = context.WithCancel(t.Context())
+	go func() {
+		<-got // the upstream has it
+		cancel()
+	}()
+	_, err := d.RoundTrip(directRequest(t, ctx, "GET", base+"/hang"), nil)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("a request cancelled while waiting: %v", err)
+	}
+	if status, _ := upstreamFailure("h", err); status != http.StatusBadGateway {
+		t.Errorf("a cancelled request maps to %d, want 502 (not a 504 timeout)", status)
+	}
+	d.CloseIdleConnections()
+	up.ln.Close()
+	up.wg.Wait()
+	close(got)
+	for p := range got {
+		t.Errorf("the upstream also received %s", p)
+	}
+}
+
+// A request that timed out waiting for its answer is not sent again, even
+// a GET: the upstream may still be acting on it.
+func TestDirectTimeoutIsNotRetried(t *testing.T) {
+	var hangs atomic.Int32
+	up := newScripted(t, func(c net.Conn, br *bufio.Reader, n int32) {
+		for {
+			req, _, err := readRequest(br)
+			if err != nil {
+				return
+			}
+			if req.URL.Path == "/hang" {
+				hangs.Add(1)
+				continue
+			}
+			_, _ = io.WriteString(c, keepAliveOK)
+		}
+	})
+	d := testDirect(t)
+	d.headerTimeout = 50 * time.Millisecond
+	base := "http://" + up.ln.Addr().String()
+	if _, _, err := roundTrip(t, d, directRequest(t, t.Context(), "GET", base+"/first"), ""); err != nil {
+		t.Fatal(err)
+	}
+	_, err := d.RoundTrip(directRequest(t, t.Context(), "GET", base+"/hang"), nil)
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("a request never answered: %v, want a timeout", err)
+	}
+	d.CloseIdleConnections()
+	up.ln.Close()
+	up.wg.Wait()
+	if n := hangs.Load(); n != 1 {
+		t.Errorf("the upstream received the timed-out GET %d times, want 1", n)
 	}
 }

@@ -1073,8 +1073,9 @@ func (s *Server) forward(ctx context.Context, ex *exchange, act action.Action, p
 		out.Header.Set("Connection", "Upgrade")
 		out.Header.Set("Upgrade", ex.upgrade)
 	}
-	// A body all in memory, and no upgrade: sent from here (direct.go).
-	direct := ex.upgrade == "" && rest == nil
+	// A small body all in memory, and no upgrade: sent from here
+	// (direct.go).
+	direct := ex.upgrade == "" && rest == nil && usable(prefix)
 	switch {
 	case direct:
 		out.ContentLength = int64(len(prefix))
