@@ -397,6 +397,9 @@ func (c *decisionCache) put(key string, d cachedDecision) {
 	for len(c.order) >= maxCacheEntries || c.bytes+size > maxCacheBytes {
 		// Evict the oldest quarter: cheap, and agent traffic that matters
 		// keeps coming back.
+		if len(c.order) == 0 {
+			break // nothing left to evict: the accounting is off, not the budget
+		}
 		n := max(len(c.order)/4, 1)
 		for _, k := range c.order[:n] {
 			c.bytes -= c.entries[k].size(k)

@@ -37,6 +37,15 @@ type pinnedDir struct {
 func pinDirs(paths []string) (*pins, error) {
 	p := &pins{}
 	for _, path := range paths {
+		if upAfterName(path) {
+			p.close()
+			return nil, fmt.Errorf("policy path %s: under run --isolate a policy path may not go up (..) after a directory name, which the loader and the system resolve differently through a link; give the path without it", path)
+		}
+		if strings.Contains(path, ":") {
+			// OPA's loader reads "a:b" as data prefix a and path b.
+			p.close()
+			return nil, fmt.Errorf("policy path %s: under run --isolate a policy path may not contain ':'", path)
+		}
 		dir, fi, err := policyDir(path)
 		if err != nil {
 			p.close()
@@ -61,6 +70,24 @@ func pinDirs(paths []string) (*pins, error) {
 	}
 	slices.SortFunc(p.dirs, func(a, b pinnedDir) int { return len(b.path) - len(a.path) })
 	return p, nil
+}
+
+// upAfterName reports a ".." that follows another element ("a/../b"),
+// which filepath.Clean removes but the system resolves through a as a link.
+func upAfterName(p string) bool {
+	named := false
+	for _, e := range strings.Split(filepath.ToSlash(p), "/") {
+		switch e {
+		case "..":
+			if named {
+				return true
+			}
+		case "", ".":
+		default:
+			named = true
+		}
+	}
+	return false
 }
 
 // policyDir is p when it is a directory, else the directory holding it,
@@ -110,6 +137,8 @@ func (p *pins) fs() fs.FS {
 	return pinnedFS{p}
 }
 
+var _ fs.StatFS = pinnedFS{}
+
 func (p *pins) close() {
 	if p == nil {
 		return
@@ -119,38 +148,86 @@ func (p *pins) close() {
 	}
 }
 
-var errLinkOut = errors.New("a symbolic link out of the policy directory, refused under run --isolate (the agent may be able to write where it leads); copy the file into the directory")
+var errLinkOut = errors.New("a symbolic link that is absolute or leads out of the policy directory, refused under run --isolate (the agent may be able to write where it leads); copy the file into the directory, or list the directory it leads to in policy.paths")
 
 // pinnedFS serves OPA's loader. The loader hands it the paths as
-// configured, absolute or relative, which fs.ValidPath would refuse; a
-// path inside a pinned directory is opened through its root, any other
-// (a path added by a later reload) from the operating system.
+// configured, absolute or relative, which fs.ValidPath would refuse. Every
+// one is inside a pinned directory and opened through its root; any other
+// is an error, never a read of whatever the path names now.
 type pinnedFS struct{ p *pins }
 
-func (f pinnedFS) Open(name string) (fs.File, error) {
+// resolve finds the pinned directory holding name, deepest first.
+func (f pinnedFS) resolve(name string) (*os.Root, string, error) {
 	clean := filepath.Clean(name)
 	for _, d := range f.p.dirs {
-		rel, ok := relativeTo(d.path, clean)
-		if !ok {
-			continue
+		if rel, ok := relativeTo(d.path, clean); ok {
+			return d.root, rel, nil
 		}
-		file, err := d.root.Open(rel)
-		if err != nil {
-			var pe *fs.PathError
-			if errors.As(err, &pe) {
-				// Name the path as the user knows it, not as the root saw it.
-				if strings.Contains(pe.Err.Error(), "escapes") {
-					// os.Root's error for it is unexported.
-					return nil, &fs.PathError{Op: pe.Op, Path: name, Err: errLinkOut}
-				}
-				return nil, &fs.PathError{Op: pe.Op, Path: name, Err: pe.Err}
-			}
-			return nil, fmt.Errorf("open %s: %w", name, err)
-		}
-		return file, nil
 	}
-	return os.Open(name)
+	return nil, "", &fs.PathError{Op: "open", Path: name, Err: errors.New("not in a policy directory pinned at start")}
 }
+
+func (f pinnedFS) Open(name string) (fs.File, error) {
+	root, rel, err := f.resolve(name)
+	if err != nil {
+		return nil, err
+	}
+	file, err := root.Open(rel)
+	if err != nil {
+		return nil, pinError(name, err)
+	}
+	return namedFile{File: file, name: filepath.Base(name)}, nil
+}
+
+// Stat spares the loader an open per entry it looks at: a FIFO or an
+// unreadable file among the policies is skipped by its name, as without
+// pins, instead of blocking or failing the open.
+func (f pinnedFS) Stat(name string) (fs.FileInfo, error) {
+	root, rel, err := f.resolve(name)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := root.Stat(rel)
+	if err != nil {
+		return nil, pinError(name, err)
+	}
+	return namedInfo{FileInfo: fi, name: filepath.Base(name)}, nil
+}
+
+// pinError names the path as the user knows it, not as the root saw it.
+func pinError(name string, err error) error {
+	var pe *fs.PathError
+	if !errors.As(err, &pe) {
+		return fmt.Errorf("open %s: %w", name, err)
+	}
+	if strings.Contains(pe.Err.Error(), "escapes") { // os.Root's error for it is unexported
+		return &fs.PathError{Op: pe.Op, Path: name, Err: errLinkOut}
+	}
+	return &fs.PathError{Op: pe.Op, Path: name, Err: pe.Err}
+}
+
+// namedFile and namedInfo carry the name the loader asked for. A pinned
+// directory reached inside another pinned one is its root's "."; the
+// loader would take that name for a hidden file and skip the directory.
+type namedFile struct {
+	*os.File
+	name string
+}
+
+func (f namedFile) Stat() (fs.FileInfo, error) {
+	fi, err := f.File.Stat()
+	if err != nil {
+		return nil, err
+	}
+	return namedInfo{FileInfo: fi, name: f.name}, nil
+}
+
+type namedInfo struct {
+	fs.FileInfo
+	name string
+}
+
+func (i namedInfo) Name() string { return i.name }
 
 // relativeTo returns name relative to dir, if name is dir or below it.
 // Both are clean and both relative or both absolute, as the loader joins

@@ -1,10 +1,13 @@
 package policy
 
 import (
+	"context"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -136,7 +139,7 @@ func TestPinnedDirectoryRefusesLinksOut(t *testing.T) {
 		t.Fatalf("unpinned: %v", err)
 	}
 	_, err := New(t.Context(), Options{Source: Source{Paths: []string{dir}}, PinPaths: true}, nil)
-	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "x.rego")) || !strings.Contains(err.Error(), "symbolic link out") {
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "x.rego")) || !strings.Contains(err.Error(), "symbolic link") {
 		t.Fatalf("pinned, a link out of the directory: %v; want it refused, naming the link", err)
 	}
 	t.Log(err)
@@ -153,4 +156,92 @@ func TestPinnedDirectoryRefusesLinksOut(t *testing.T) {
 		t.Fatalf("pinned, a link inside the directory: %v", err)
 	}
 	e.pins.close()
+}
+
+// A pinned directory reached while walking another (a policy path inside
+// another one) is loaded whole, as without pins: through its own root it is
+// ".", which the loader would skip as a hidden name.
+func TestPinnedNestedDirectories(t *testing.T) {
+	root := t.TempDir()
+	writePinned(t, filepath.Join(root, "policies", "a.rego"), pinDenyDeletes)
+	writePinned(t, filepath.Join(root, "policies", "extra", "x.rego"), "package countersign\n\ndeny contains \"x\" if input.request.method == \"PURGE\"\n")
+	writePinned(t, filepath.Join(root, "policies", "extra", "y.rego"), "package countersign\n\ndeny contains \"y\" if input.request.method == \"TRACE\"\n")
+	paths := []string{filepath.Join(root, "policies"), filepath.Join(root, "policies", "extra", "x.rego")}
+	files := map[bool][]string{}
+	for _, pin := range []bool{false, true} {
+		e, err := New(t.Context(), Options{Source: Source{Paths: paths}, PinPaths: pin}, nil)
+		if err != nil {
+			t.Fatalf("pin %v: %v", pin, err)
+		}
+		t.Cleanup(e.pins.close)
+		files[pin] = e.Files()
+	}
+	if !slices.Equal(files[false], files[true]) || !slices.Contains(files[true], filepath.Join(root, "policies", "extra", "y.rego")) {
+		t.Errorf("modules unpinned %v, pinned %v; want the same, y.rego among them", files[false], files[true])
+	}
+}
+
+// A FIFO among the policies (hidden, so never read) does not block a
+// pinned load: the loader looks at it by name, without opening it.
+func TestPinnedLoadSkipsAHiddenFIFO(t *testing.T) {
+	root := t.TempDir()
+	writePinned(t, filepath.Join(root, "policies", "a.rego"), pinDenyDeletes)
+	if err := syscall.Mkfifo(filepath.Join(root, "policies", ".fifo"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		e, err := New(context.Background(), Options{Source: Source{Paths: []string{filepath.Join(root, "policies")}}, PinPaths: true}, nil)
+		if err == nil {
+			e.pins.close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		// The open of a FIFO without a writer never returns; unblock it.
+		f, _ := os.OpenFile(filepath.Join(root, "policies", ".fifo"), os.O_WRONLY, 0)
+		if f != nil {
+			f.Close()
+		}
+		<-done
+		t.Fatal("a pinned load opened a hidden FIFO and blocked on it")
+	}
+}
+
+// Paths the loader and the system would read differently, and names
+// outside every pin, are refused under pins rather than read.
+func TestPinnedPathsRefused(t *testing.T) {
+	root := t.TempDir()
+	writePinned(t, filepath.Join(root, "policies", "a.rego"), pinDenyDeletes)
+	if err := os.Mkdir(filepath.Join(root, "other"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{
+		root + "/other/../policies", // not filepath.Join, which cleans it
+		filepath.Join(root, "policies") + ":x",
+	} {
+		if _, err := New(t.Context(), Options{Source: Source{Paths: []string{path}}, PinPaths: true}, nil); err == nil {
+			t.Errorf("pinned %s: loaded, want it refused", path)
+		}
+		if strings.Contains(path, "..") {
+			if _, err := New(t.Context(), Options{Source: Source{Paths: []string{path}}}, nil); err != nil {
+				t.Errorf("unpinned %s: %v", path, err)
+			}
+		}
+	}
+	// "../policies" from inside another directory goes up first: allowed.
+	t.Chdir(filepath.Join(root, "other"))
+	e, err := New(t.Context(), Options{Source: Source{Paths: []string{filepath.Join("..", "policies")}}, PinPaths: true}, nil)
+	if err != nil {
+		t.Fatalf("../policies: %v", err)
+	}
+	t.Cleanup(e.pins.close)
+	if _, err := fs.Stat(e.pins.fs(), filepath.Join(root, "other")); err == nil {
+		t.Error("a name outside every pinned directory was read")
+	}
 }
