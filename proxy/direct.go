@@ -77,6 +77,12 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 }
 
 func newDirectTransport(tr *http.Transport) *directTransport {
+	maxIdle := tr.MaxIdleConns
+	if !canPeek {
+		// Without a look at the socket, bytes an upstream sent unasked
+		// would be read as the next request's answer: keep nothing.
+		maxIdle = 0
+	}
 	return &directTransport{
 		dial:             tr.DialContext,
 		tlsConfig:        func() *tls.Config { return tr.TLSClientConfig },
@@ -84,7 +90,7 @@ func newDirectTransport(tr *http.Transport) *directTransport {
 		handshakeTimeout: tr.TLSHandshakeTimeout,
 		idleTimeout:      tr.IdleConnTimeout,
 		maxIdlePerHost:   tr.MaxIdleConnsPerHost,
-		maxIdle:          tr.MaxIdleConns,
+		maxIdle:          maxIdle,
 		idle:             map[string][]*directConn{},
 	}
 }
@@ -135,8 +141,20 @@ func (c *limitedConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// usable reports whether a request with this body can be sent directly.
-func usable(body []byte) bool { return len(body) <= maxDirectBody }
+// usable reports whether a request with this header and body can be sent
+// directly: together they must fit in the socket buffers (maxDirectBody).
+func usable(h http.Header, body []byte) bool {
+	n := len(body)
+	for k, vv := range h {
+		for _, v := range vv {
+			n += len(k) + len(v) + 4
+		}
+		if n > maxDirectBody {
+			return false
+		}
+	}
+	return n <= maxDirectBody
+}
 
 // RoundTrip sends req, whose body, if any, is body (req.Body is not read;
 // see usable). The caller reads and closes the answer's body as with
@@ -165,10 +183,22 @@ func (t *directTransport) RoundTrip(req *http.Request, body []byte) (*http.Respo
 		// request again, on a new connection, when nothing of it was
 		// written or when it may be sent twice; so does this.
 		if !reused || attempt > 0 || !retry.allowed(req, body) || ctx.Err() != nil {
-			return nil, t.failed(ctx, err)
+			err = t.failed(ctx, err)
+			if retry.written && ctx.Err() == nil {
+				err = &sentError{err: err}
+			}
+			return nil, err
 		}
 	}
 }
+
+// sentError is a failure after some of the request reached the upstream
+// connection: the upstream may have received it, and the agent must not be
+// told that nothing was sent.
+type sentError struct{ err error }
+
+func (e *sentError) Error() string { return e.err.Error() }
+func (e *sentError) Unwrap() error { return e.err }
 
 // retryState is how far a failed request got on its connection.
 type retryState struct {
@@ -235,6 +265,11 @@ func (t *directTransport) send(pc *directConn, req *http.Request, body []byte) (
 			stop()
 		}
 	}()
+	if err := ctx.Err(); err != nil {
+		// Cancelled since RoundTrip looked: the close runs in a goroutine
+		// of its own and could lose the race with the write below.
+		return nil, retry, err
+	}
 	if t.headerTimeout > 0 {
 		_ = pc.conn.SetDeadline(time.Now().Add(t.headerTimeout))
 	}

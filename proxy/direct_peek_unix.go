@@ -4,6 +4,9 @@ package proxy
 
 import "syscall"
 
+// canPeek: alive can look at an idle connection's socket.
+const canPeek = true
+
 // alive reports whether an idle connection may still carry a request: the
 // upstream has neither closed it nor sent anything (a close_notify, stray
 // bytes) since its last answer. One non-blocking peek at the socket, where

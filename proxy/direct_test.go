@@ -286,6 +286,7 @@ func TestDirectUnfinishedAnswersAreNotPooled(t *testing.T) {
 		}
 	})
 	d := testDirect(t)
+	d.headerTimeout = 0
 	base := "http://" + up.ln.Addr().String()
 
 	resp, err := d.RoundTrip(directRequest(t, t.Context(), "GET", base+"/big"), nil)
@@ -303,8 +304,11 @@ func TestDirectUnfinishedAnswersAreNotPooled(t *testing.T) {
 		t.Fatal(err)
 	}
 	cancel()
-	if _, err := io.ReadAll(resp.Body); err == nil {
-		t.Fatal("reading an answer after its request was cancelled succeeded")
+	start := time.Now()
+	if _, err := io.ReadAll(resp.Body); err == nil || time.Since(start) > 5*time.Second {
+		// The rest never comes: only the cancellation ends the read
+		// before the upstream's deadline (10 s).
+		t.Fatalf("reading an answer after its request was cancelled: %v after %s", err, time.Since(start))
 	}
 	resp.Body.Close()
 
@@ -512,9 +516,13 @@ func TestDirectCancelled(t *testing.T) {
 		<-got // the upstream has it
 		cancel()
 	}()
+	// No header timeout: only the cancellation can end the wait before the
+	// upstream's own deadline (10 s) closes the connection.
+	d.headerTimeout = 0
+	start := time.Now()
 	_, err := d.RoundTrip(directRequest(t, ctx, "GET", base+"/hang"), nil)
-	if !errors.Is(err, context.Canceled) {
-		t.Errorf("a request cancelled while waiting: %v", err)
+	if !errors.Is(err, context.Canceled) || time.Since(start) > 5*time.Second {
+		t.Errorf("a request cancelled while waiting: %v after %s; want context.Canceled at once", err, time.Since(start))
 	}
 	if status, _ := upstreamFailure("h", err); status != http.StatusBadGateway {
 		t.Errorf("a cancelled request maps to %d, want 502 (not a 504 timeout)", status)
@@ -546,11 +554,11 @@ func TestDirectTimeoutIsNotRetried(t *testing.T) {
 		}
 	})
 	d := testDirect(t)
-	d.headerTimeout = 50 * time.Millisecond
 	base := "http://" + up.ln.Addr().String()
 	if _, _, err := roundTrip(t, d, directRequest(t, t.Context(), "GET", base+"/first"), ""); err != nil {
 		t.Fatal(err)
 	}
+	d.headerTimeout = 50 * time.Millisecond
 	_, err := d.RoundTrip(directRequest(t, t.Context(), "GET", base+"/hang"), nil)
 	var ne net.Error
 	if !errors.As(err, &ne) || !ne.Timeout() {
@@ -561,5 +569,49 @@ func TestDirectTimeoutIsNotRetried(t *testing.T) {
 	up.wg.Wait()
 	if n := hangs.Load(); n != 1 {
 		t.Errorf("the upstream received the timed-out GET %d times, want 1", n)
+	}
+}
+
+// Which requests go direct: a small body and header; anything larger goes
+// through http.Transport, which reads an early answer while it writes.
+func TestDirectUsable(t *testing.T) {
+	small := http.Header{"Accept": {"*/*"}}
+	if !usable(small, make([]byte, maxDirectBody-100)) {
+		t.Error("a body just under the bound is not sent directly")
+	}
+	if usable(small, make([]byte, maxDirectBody+1)) {
+		t.Error("a body over the bound is sent directly")
+	}
+	if usable(http.Header{"Cookie": {strings.Repeat("c", maxDirectBody)}}, nil) {
+		t.Error("a header over the bound is sent directly")
+	}
+}
+
+// A failure after the request reached the upstream is not reported as
+// "nothing was sent": the agent must not think it safe to send again.
+func TestDirectFailureAfterSending(t *testing.T) {
+	up := newScripted(t, func(c net.Conn, br *bufio.Reader, n int32) {
+		for i := 0; ; i++ {
+			if _, _, err := readRequest(br); err != nil {
+				return
+			}
+			if i == 1 {
+				return // took the POST, closes without an answer
+			}
+			_, _ = io.WriteString(c, keepAliveOK)
+		}
+	})
+	d := testDirect(t)
+	base := "http://" + up.ln.Addr().String()
+	if _, _, err := roundTrip(t, d, directRequest(t, t.Context(), "GET", base+"/"), ""); err != nil {
+		t.Fatal(err)
+	}
+	_, err := d.RoundTrip(directRequest(t, t.Context(), "POST", base+"/"), []byte("x=1"))
+	var sent *sentError
+	if !errors.As(err, &sent) {
+		t.Fatalf("a POST the upstream took and dropped: %v, want a sentError", err)
+	}
+	if status, msg := upstreamFailure("api.test", err); status != http.StatusBadGateway || !strings.Contains(msg, "may have received it") {
+		t.Errorf("reported as %d %q", status, msg)
 	}
 }

@@ -1075,7 +1075,7 @@ func (s *Server) forward(ctx context.Context, ex *exchange, act action.Action, p
 	}
 	// A small body all in memory, and no upgrade: sent from here
 	// (direct.go).
-	direct := ex.upgrade == "" && rest == nil && usable(prefix)
+	direct := ex.upgrade == "" && rest == nil && usable(out.Header, prefix)
 	switch {
 	case direct:
 		out.ContentLength = int64(len(prefix))
@@ -1116,8 +1116,14 @@ func (s *Server) forward(ctx context.Context, ex *exchange, act action.Action, p
 	}
 	if err != nil {
 		status, msg := upstreamFailure(ex.host, err)
+		detail := "not forwarded: "
+		var sent *sentError
+		var ne net.Error
+		if errors.As(err, &sent) || errors.As(err, &ne) && ne.Timeout() {
+			detail = "forwarded, then failed: " // the upstream may have acted on it
+		}
 		_ = s.opts.Audit.RecordAsync(&audit.Event{Type: "forward", RequestID: ex.id, Session: sessionRef(ex.session),
-			Decision: decision, Error: errorText(err), UpstreamMillis: elapsed.Milliseconds(), Detail: "not forwarded: " + msg})
+			Decision: decision, Error: errorText(err), UpstreamMillis: elapsed.Milliseconds(), Detail: detail + msg})
 		s.logger.Info("upstream request failed", zap.String("request", ex.id), zap.String("host", ex.host), zap.String("error", errorText(err)))
 		return s.denial(ex, act, answer{status: status, decision: decision, message: "countersign: " + msg})
 	}
@@ -1228,11 +1234,14 @@ func upstreamFailure(host string, err error) (int, string) {
 	}
 	var ne net.Error
 	var dnsErr *net.DNSError
+	var sent *sentError
 	switch {
 	case errors.As(err, &dnsErr):
 		return http.StatusBadGateway, fmt.Sprintf("could not resolve %s.", host)
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return http.StatusGatewayTimeout, fmt.Sprintf("%s did not answer in time.", host)
+	case errors.As(err, &sent):
+		return http.StatusBadGateway, fmt.Sprintf("the connection to %s failed after the request was sent, so %s may have received it; check before sending it again.", host, host)
 	case strings.Contains(err.Error(), "certificate"), strings.Contains(err.Error(), "x509"), strings.Contains(err.Error(), "tls:"):
 		// TLS failures are reported as such: upstream TLS is always verified.
 		return http.StatusBadGateway, fmt.Sprintf("the TLS certificate of %s could not be verified, so nothing was sent (add its CA to upstream.ca_files if it is a private CA).", host)
