@@ -46,7 +46,24 @@ func (s *Server) handlePlain(req *http.Request, gctx *goproxy.ProxyCtx) (*http.R
 	}
 	resp.Header.Set("Connection", "close")
 	resp.Request = req
+	if resp.Body != nil && resp.Body != http.NoBody {
+		resp.Body = &noTrailers{ReadCloser: resp.Body, resp: resp}
+	}
 	return req, resp
+}
+
+// noTrailers keeps an upstream's trailers from the client, as inside
+// tunnels: reading a chunked body to its end fills resp.Trailer, and
+// goproxy forwards what it finds there once it has closed the body.
+type noTrailers struct {
+	io.ReadCloser
+	resp *http.Response
+}
+
+func (b *noTrailers) Close() error {
+	err := b.ReadCloser.Close()
+	b.resp.Trailer = nil
+	return err
 }
 
 // connKey is the request context key of the proxy connection a plain-HTTP

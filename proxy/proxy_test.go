@@ -979,6 +979,24 @@ func TestTrailersAreNeverForwarded(t *testing.T) {
 	if len(resp.Trailer) != 0 || resp.Header.Get("Trailer") != "" {
 		t.Errorf("trailers reached the client: %v / Trailer: %q", resp.Trailer, resp.Header.Get("Trailer"))
 	}
+
+	// Plain http:// through the proxy, answered by goproxy's handler,
+	// which forwards whatever trailers the response holds once its body
+	// is read.
+	tr := &http.Transport{Proxy: http.ProxyURL(h.proxyURL(true))}
+	defer tr.CloseIdleConnections()
+	resp, err = (&http.Client{Transport: tr}).Get("http://example.test/trailers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(body) != "body with a trailer\n" {
+		t.Fatalf("plain HTTP: %d %q", resp.StatusCode, body)
+	}
+	if len(resp.Trailer) != 0 || resp.Header.Get("Trailer") != "" {
+		t.Errorf("plain HTTP: trailers reached the client: %v / Trailer: %q", resp.Trailer, resp.Header.Get("Trailer"))
+	}
 }
 
 // countingResolver answers every name with 127.0.0.1 and counts lookups.
