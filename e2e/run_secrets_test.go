@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -34,6 +35,31 @@ func TestAttachedRunKeepsItsProxyCredential(t *testing.T) {
 			if !strings.Contains(r.stdout, "HTTPS_PROXY=http://ci-agent:") {
 				t.Errorf("run %v --proxy with the password as %s: the agent has no HTTPS_PROXY (exit %d)\nstderr: %s", iso, enc, r.code, r.stderr)
 			}
+		}
+	}
+}
+
+// TestRunOutlivesSIGQUIT: ^\ reaches the terminal's whole foreground
+// group, countersign included. It must end the agent, not countersign:
+// Go's default for SIGQUIT is to dump and exit, which would leave the
+// agent without its proxy and the session without its end record (found
+// by review, with TIOCSTI as the way an agent would type it).
+func TestRunOutlivesSIGQUIT(t *testing.T) {
+	w := newWorld(t, approvePosts, "")
+	for _, iso := range [][]string{nil, {"--isolate"}} {
+		args := append([]string{"run"}, iso...)
+		// The agent signals its process group, as the terminal would,
+		// ignoring the signal itself; then it goes on.
+		args = append(args, "--", "sh", "-c", "trap '' QUIT; kill -QUIT 0; echo after-quit; exit 7")
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		c := w.cmd(ctx, args...)
+		// A group of its own, standing for the terminal's foreground
+		// group: the test's is not to be signalled.
+		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		r := runCmd(t, c)
+		cancel()
+		if r.code != 7 || !strings.Contains(r.stdout, "after-quit") || strings.Contains(r.stderr, "goroutine ") {
+			t.Errorf("run %v: exit %d, stdout %q, stderr %.400s; want the agent's own exit 7", iso, r.code, r.stdout, r.stderr)
 		}
 	}
 }

@@ -185,6 +185,33 @@ func plan(opts IsolateOptions, resolve func(string) (string, error)) (initSpec, 
 	env, hideSockets := isolatedEnv(opts.Env, expose, resolved, opts.Secrets)
 	spec.Env = env
 
+	// The working directory and exposed paths stay visible inside a
+	// private directory, but never a private directory whole: the host's
+	// /tmp holds tmux's, X11's and agents' sockets (a tmux socket runs
+	// commands on the host), and $XDG_RUNTIME_DIR systemd's and D-Bus's.
+	xdg, _ := lookup(opts.Env, "XDG_RUNTIME_DIR")
+	if xdg != "" && filepath.IsAbs(xdg) {
+		xdg = resolved(xdg)
+	} else {
+		xdg = ""
+	}
+	for i, p := range append([]string{opts.Dir}, opts.Expose...) {
+		if p == "" || !filepath.IsAbs(p) {
+			continue
+		}
+		what := "isolate.expose lists"
+		if i == 0 {
+			what = "the working directory is"
+		}
+		p = resolved(p)
+		if slices.ContainsFunc(spec.Private, func(d privateDir) bool { return d.Path == p }) {
+			return initSpec{}, fmt.Errorf("isolate: %s %s, which the agent gets a private one of; the host's holds other programs' sockets (tmux's run commands on the host). Work in a directory of its own, e.g. mkdir %s/work && cd %s/work", what, p, p, p)
+		}
+		if xdg != "" && within(xdg, p) {
+			return initSpec{}, fmt.Errorf("isolate: %s %s, which holds $XDG_RUNTIME_DIR (%s) and its systemd and D-Bus sockets; work in, or expose, a directory outside it", what, p, xdg)
+		}
+	}
+
 	var keep []string
 	for _, p := range append([]string{opts.Dir, opts.SessionDir, opts.CommandPath}, opts.Expose...) {
 		if p == "" || !filepath.IsAbs(p) {

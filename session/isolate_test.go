@@ -185,6 +185,40 @@ func TestPlanRefusesToExposeWhatHoldsSecrets(t *testing.T) {
 	}
 }
 
+// The host's /tmp (and /run, /dev/shm) whole, or a directory holding
+// $XDG_RUNTIME_DIR, would put other programs' sockets in the agent's reach:
+// a tmux socket runs commands on the host. Neither may be the working
+// directory or exposed; a directory inside /tmp may.
+func TestPlanRefusesPrivateRootsWhole(t *testing.T) {
+	base := IsolateOptions{Args: []string{"sh"}, ListenPort: 4000, Env: []string{"XDG_RUNTIME_DIR=/run/user/1000"}}
+	links := map[string]string{"/home/alice/tmp": "/tmp"}
+	for _, tc := range []struct {
+		dir    string
+		expose []string
+		want   string
+	}{
+		{dir: "/tmp", want: "the working directory is /tmp"},
+		{dir: "/home/alice/tmp", want: "the working directory is /tmp"}, // a link to it
+		{dir: "/dev/shm", want: "the working directory is /dev/shm"},
+		{dir: "/run/user/1000", want: "$XDG_RUNTIME_DIR"},
+		{dir: "/run/user", want: "$XDG_RUNTIME_DIR"},
+		{dir: "/home/alice/src", expose: []string{"/tmp"}, want: "isolate.expose lists /tmp"},
+		{dir: "/home/alice/src", expose: []string{"/run/user/1000"}, want: "isolate.expose lists /run/user/1000"},
+		{dir: "/tmp/work"},
+		{dir: "/home/alice/src", expose: []string{"/run/user/1000/docker.sock", "/tmp/build"}},
+	} {
+		opts := base
+		opts.Dir, opts.Expose = tc.dir, tc.expose
+		_, err := plan(opts, fakeResolve(links))
+		if tc.want == "" && err != nil {
+			t.Errorf("dir %s, expose %v: %v", tc.dir, tc.expose, err)
+		}
+		if tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("dir %s, expose %v: error %v, want one naming %q", tc.dir, tc.expose, err, tc.want)
+		}
+	}
+}
+
 func TestPlanFixedParts(t *testing.T) {
 	got, err := plan(IsolateOptions{
 		Args: []string{"sh"}, ListenPort: 4000,

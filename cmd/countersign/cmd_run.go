@@ -290,7 +290,10 @@ type child interface {
 // so that none can end countersign while the child runs.
 func supervise(ctx context.Context, start func() (child, int, error)) (int, error) {
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	// SIGINT and SIGQUIT come from the terminal to its whole foreground
+	// group, CMD included: caught, so that ^\ ends CMD and not countersign
+	// before it records the session's end (Go would dump and exit).
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
 	c, code, err := start()
@@ -310,7 +313,7 @@ func supervise(ctx context.Context, start func() (child, int, error)) (int, erro
 				_ = c.Signal(syscall.SIGTERM)
 				return
 			case s := <-sigs:
-				if s != syscall.SIGINT {
+				if s != syscall.SIGINT && s != syscall.SIGQUIT {
 					_ = c.Signal(s)
 				}
 			}
@@ -367,7 +370,10 @@ func newIsolation(cfg *config.Config, policyPaths []string) *isolation {
 		logger: zap.NewNop(),
 	}
 	if cfg.Audit.Path != "" && cfg.Audit.Path != "-" {
-		iso.hide = append(iso.hide, cfg.Audit.Path)
+		// The journal beside the log holds its latest records and is
+		// replayed at the next start: read, it shows them; written, it
+		// would put forged records into the log after a crash.
+		iso.hide = append(iso.hide, cfg.Audit.Path, auditOptions(cfg, cfg.Audit.Path).Journal)
 	}
 	bundle := cfg.Policy.Bundle
 	if key := bundle.Verification.Key; key != "" {

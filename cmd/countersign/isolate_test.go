@@ -54,7 +54,7 @@ func TestNewIsolationHidesStateKeysAndSecretHoldingConfig(t *testing.T) {
 		{
 			name:     "no secrets: the configuration stays readable, and read-only with the policies and CA files",
 			modify:   func(c *config.Config) { c.Upstream.CAFiles = []string{"/etc/cs/upstream.pem"} },
-			wantHide: []string{filepath.Join(dir, "state"), filepath.Join(dir, "state", "ca-key.pem"), filepath.Join(dir, "audit.jsonl")},
+			wantHide: []string{filepath.Join(dir, "state"), filepath.Join(dir, "state", "ca-key.pem"), filepath.Join(dir, "audit.jsonl"), filepath.Join(dir, "audit.jsonl.journal")},
 			wantReadOnly: []string{
 				filepath.Join(dir, "countersign.yaml"), filepath.Join(dir, "policies"), filepath.Join(dir, "more.rego"),
 				"/etc/cs/upstream.pem", filepath.Join(dir, "state", "ca.pem"),
@@ -67,7 +67,7 @@ func TestNewIsolationHidesStateKeysAndSecretHoldingConfig(t *testing.T) {
 				c.Policy.Bundle.Verification.Key = hmacKey
 				c.Policy.Bundle.CAFile = "/etc/cs/bundle-ca.pem"
 			},
-			wantHide: []string{filepath.Join(dir, "state"), filepath.Join(dir, "state", "ca-key.pem"), filepath.Join(dir, "audit.jsonl"), hmacKey, filepath.Join(dir, "countersign.yaml")},
+			wantHide: []string{filepath.Join(dir, "state"), filepath.Join(dir, "state", "ca-key.pem"), filepath.Join(dir, "audit.jsonl"), filepath.Join(dir, "audit.jsonl.journal"), hmacKey, filepath.Join(dir, "countersign.yaml")},
 			wantReadOnly: []string{
 				filepath.Join(dir, "policies"), filepath.Join(dir, "more.rego"),
 				filepath.Join(dir, "state", "ca.pem"), "/etc/cs/bundle-ca.pem",
@@ -77,7 +77,7 @@ func TestNewIsolationHidesStateKeysAndSecretHoldingConfig(t *testing.T) {
 		{
 			name:        "an HMAC key written in the configuration is a secret",
 			modify:      func(c *config.Config) { c.Policy.Bundle.Verification.Key = "inline-hmac-secret" },
-			wantHide:    []string{filepath.Join(dir, "state"), filepath.Join(dir, "state", "ca-key.pem"), filepath.Join(dir, "audit.jsonl"), filepath.Join(dir, "countersign.yaml")},
+			wantHide:    []string{filepath.Join(dir, "state"), filepath.Join(dir, "state", "ca-key.pem"), filepath.Join(dir, "audit.jsonl"), filepath.Join(dir, "audit.jsonl.journal"), filepath.Join(dir, "countersign.yaml")},
 			wantSecrets: []string{"inline-hmac-secret"},
 		},
 		{
