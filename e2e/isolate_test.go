@@ -464,3 +464,28 @@ func TestIsolateRefusesToStartWhenTheSelfTestFails(t *testing.T) {
 		t.Error("the agent ran although the self-test failed")
 	}
 }
+
+// TestIsolateAgentCannotTypeIntoTheTerminal: TIOCSTI (and TIOCLINUX) would
+// let the agent push a command into the user's terminal, which the shell
+// runs outside isolation. The child's standard input here is not a
+// terminal, so the kernel answers ENOTTY; the seccomp filter answers EPERM
+// before the kernel looks.
+func TestIsolateAgentCannotTypeIntoTheTerminal(t *testing.T) {
+	w := newWorld(t, denyDeletes, "")
+	const probe = `import errno, fcntl, termios
+for name, cmd in (("TIOCSTI", termios.TIOCSTI), ("TIOCLINUX", 0x541C)):
+    try:
+        fcntl.ioctl(0, cmd, b"x")
+        print(name, "ok")
+    except OSError as e:
+        print(name, errno.errorcode[e.errno])
+`
+	plain := w.run("run", "--", "python3", "-c", probe)
+	if !strings.Contains(plain.stdout, "TIOCSTI ENOTTY") {
+		t.Fatalf("control: without --isolate TIOCSTI gave %q (exit %d, %s); the test cannot tell the filter apart", plain.stdout, plain.code, plain.stderr)
+	}
+	r := w.isolated("python3", "-c", probe)
+	if !strings.Contains(r.stdout, "TIOCSTI EPERM") || !strings.Contains(r.stdout, "TIOCLINUX EPERM") {
+		t.Errorf("under --isolate: %q (exit %d, %s); want EPERM for both", r.stdout, r.code, r.stderr)
+	}
+}

@@ -405,7 +405,9 @@ func (r *initProcess) run() int {
 // startChild starts the command with no capabilities: on a thread locked
 // for the purpose, it empties the bounding, inheritable and ambient sets and
 // sets no_new_privs, so that neither the child nor anything it executes
-// (setuid or file-capability binaries included) can undo the mounts. The
+// (setuid or file-capability binaries included) can undo the mounts, and
+// installs the seccomp filter that keeps it from typing into the user's
+// terminal (seccomp_linux.go). The
 // thread is never unlocked, so its credentials die with it.
 func startChild(path string, spec initSpec) (*os.Process, error) {
 	type result struct {
@@ -417,6 +419,10 @@ func startChild(path string, spec initSpec) (*os.Process, error) {
 		runtime.LockOSThread()
 		if err := dropCapabilities(); err != nil {
 			ch <- result{err: fmt.Errorf("drop capabilities: %w", err)}
+			return
+		}
+		if err := denyTerminalInjection(); err != nil {
+			ch <- result{err: err}
 			return
 		}
 		p, err := os.StartProcess(path, spec.Args, &os.ProcAttr{
@@ -631,7 +637,7 @@ func readOnly(p string) error {
 		{unix.ST_NODIRATIME, unix.MS_NODIRATIME},
 		{unix.ST_RELATIME, unix.MS_RELATIME},
 	} {
-		if st.Flags&f.st != 0 {
+		if int64(st.Flags)&f.st != 0 { // Flags is 32 bits on some architectures
 			flags |= uintptr(f.ms)
 		}
 	}
