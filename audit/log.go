@@ -905,6 +905,24 @@ func openFile(path string, fsync bool, logger *zap.Logger) (File, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !created {
+		// A FIFO there would take the records and then block every
+		// write once its buffer filled; a file with other names (a backup
+		// made with cp -al) would have its appends and repairs land in
+		// them too.
+		fi, err := f.Stat()
+		switch {
+		case err != nil:
+		case !fi.Mode().IsRegular():
+			err = fmt.Errorf("%s is a %s entry, not a regular file: move it aside and start again, or set audit.path to a file", path, fi.Mode().Type())
+		case links(fi) > 1:
+			err = fmt.Errorf("%s has other names (hard links, as a backup made with cp -al leaves); countersign appends to and repairs its audit log, so give it a file of its own, which keeps what it holds: cp %s %s.new && mv %s.new %s", path, path, path, path, path)
+		}
+		if err != nil {
+			_ = f.Close()
+			return nil, err
+		}
+	}
 	if err := lockFile(f); err != nil {
 		_ = f.Close()
 		return nil, err
