@@ -228,6 +228,9 @@ func newApp(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts ap
 	if err != nil {
 		return nil, usageError(fmt.Errorf("audit log: %w", err))
 	}
+	if opts.auditFallback != "" {
+		recoverSessionLogs(cfg, logger)
+	}
 	// Metrics are read off the audit stream: every record the proxy and the
 	// broker write goes through the metered auditor.
 	a.metrics = proxy.NewMetrics()
@@ -696,4 +699,37 @@ func auditOptions(cfg *config.Config, path string) audit.Options {
 		opts.ReplayOnly = !cfg.Audit.Journal
 	}
 	return opts
+}
+
+// recoverSessionLogs replays the journals that crashed sessions left beside
+// their own audit logs (state_dir/audit/ID.jsonl, written when the shared
+// log was in use). A session's log is never opened again after it ends, so
+// without this the records its journal alone held (acknowledged as
+// durable) would stay out of the log for good. A log another session still
+// writes is locked and skipped. It returns the logs it recovered.
+func recoverSessionLogs(cfg *config.Config, logger *zap.Logger) []string {
+	journals, err := filepath.Glob(filepath.Join(cfg.StateDir, "audit", "*.jsonl.journal"))
+	if err != nil {
+		return nil
+	}
+	var recovered []string
+	for _, j := range journals {
+		path := strings.TrimSuffix(j, ".journal")
+		opts := auditOptions(cfg, path)
+		opts.Fsync, opts.ReplayOnly = true, true
+		l, err := audit.Open(opts, logger)
+		if errors.Is(err, audit.ErrInUse) {
+			continue // a session running now
+		}
+		if err == nil {
+			err = l.Close()
+		}
+		if err != nil {
+			logger.Warn("cannot recover the audit log of an earlier session; run `countersign audit verify` on it", zap.String("path", path), zap.Error(err))
+			continue
+		}
+		logger.Info("recovered the audit log of an earlier session from its journal", zap.String("path", path))
+		recovered = append(recovered, path)
+	}
+	return recovered
 }
