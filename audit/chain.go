@@ -96,6 +96,9 @@ type VerifyResult struct {
 	Records  int
 	LastSeq  uint64
 	LastHash string
+	// Partial reports a last line still being written (VerifyWritten),
+	// left unchecked.
+	Partial bool
 }
 
 // link is the chain position one record carries.
@@ -205,10 +208,17 @@ func ParseAnchor(s string) (Anchor, error) {
 // other errors come from reading r. The result covers the records that
 // verified.
 func Verify(r io.Reader, anchors ...Anchor) (VerifyResult, error) {
-	return verify(r, maxLineBytes, anchors)
+	return verify(r, maxLineBytes, anchors, false)
 }
 
-func verify(r io.Reader, limit int, anchors []Anchor) (VerifyResult, error) {
+// VerifyWritten is Verify for a log a countersign process is writing now
+// (see Writing): a last line without its newline is one being appended,
+// not a cut, and ends the records checked. Res.Partial reports one.
+func VerifyWritten(r io.Reader, anchors ...Anchor) (VerifyResult, error) {
+	return verify(r, maxLineBytes, anchors, true)
+}
+
+func verify(r io.Reader, limit int, anchors []Anchor, live bool) (VerifyResult, error) {
 	var res VerifyResult
 	lr := newLineReader(r, limit)
 	prev := zeroHash
@@ -216,7 +226,9 @@ func verify(r io.Reader, limit int, anchors []Anchor) (VerifyResult, error) {
 		line, err := lr.next()
 		switch {
 		case errors.Is(err, io.EOF):
-			if lr.pending() > 0 {
+			if lr.pending() > 0 && live {
+				res.Partial = true
+			} else if lr.pending() > 0 {
 				return res, &ChainError{Line: lineNo, Reason: "truncated record (no final newline)"}
 			}
 			for _, a := range anchors {

@@ -30,3 +30,25 @@ func lockFile(f *os.File) error {
 	}
 	return nil
 }
+
+// Writing reports whether a countersign process holds f's log open for
+// writing now (its lock), as `audit verify` asks: a log being written may
+// end in a line still being appended.
+func Writing(f *os.File) bool {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return false
+	}
+	busy := false
+	_ = rc.Control(func(fd uintptr) {
+		err := syscall.Flock(int(fd), syscall.LOCK_SH|syscall.LOCK_NB)
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			busy = true
+			return
+		}
+		if err == nil {
+			_ = syscall.Flock(int(fd), syscall.LOCK_UN)
+		}
+	})
+	return busy
+}

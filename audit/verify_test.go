@@ -165,7 +165,7 @@ func TestVerifyLongLine(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := verify(iotest.HalfReader(bytes.NewReader(tt.give)), tt.limit, nil)
+			_, err := verify(iotest.HalfReader(bytes.NewReader(tt.give)), tt.limit, nil, false)
 			var got *ChainError
 			if err != nil && !errors.As(err, &got) {
 				t.Fatalf("verify() = %v, want a *ChainError", err)

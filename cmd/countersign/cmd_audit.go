@@ -42,11 +42,18 @@ pass it back with --expect: the log must still hold that record, unchanged.`,
 				return usageError(err)
 			}
 			defer f.Close()
-			if _, err := os.Lstat(args[0] + ".journal"); err == nil {
-				fmt.Fprintf(e.stderr, "note: %s.journal exists: countersign is writing this log now, or stopped without closing it; "+
+			live := audit.Writing(f)
+			if _, err := os.Lstat(args[0] + ".journal"); err == nil && !live {
+				fmt.Fprintf(e.stderr, "note: %s.journal exists: countersign stopped without closing this log; "+
 					"the records the journal holds after the log's last one are appended when countersign next opens the log\n", args[0])
 			}
-			res, err := audit.Verify(f, anchors...)
+			verify := audit.Verify
+			if live {
+				// Its last line may be half written, and its last records
+				// not yet durable.
+				verify = audit.VerifyWritten
+			}
+			res, err := verify(f, anchors...)
 			if err != nil {
 				var ce *audit.ChainError
 				if errors.As(err, &ce) {
@@ -59,6 +66,14 @@ pass it back with --expect: the log must still hold that record, unchanged.`,
 				return nil
 			}
 			fmt.Fprintf(e.stdout, "%s: ok, %d records, chain intact (last seq %d, hash %s)\n", args[0], res.Records, res.LastSeq, res.LastHash)
+			if live {
+				partial := ""
+				if res.Partial {
+					partial = "; its last line, still being written, was not checked"
+				}
+				fmt.Fprintf(e.stderr, "note: countersign is writing this log now%s. Its last records may not be durable yet, and a failed write can still take them back: "+
+					"take an --expect anchor from a log countersign has closed, or from a record some way back\n", partial)
+			}
 			fmt.Fprintf(e.stdout, "to check later that none of them were cut off or rewritten: countersign audit verify --expect %s FILE\n",
 				audit.Anchor{Seq: res.LastSeq, Hash: res.LastHash})
 			return nil

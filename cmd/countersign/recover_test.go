@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"go.uber.org/zap"
@@ -77,5 +78,43 @@ func TestRecoverSessionLogs(t *testing.T) {
 	// Three decisions and the record of the recovery.
 	if res.Records < 4 {
 		t.Errorf("the recovered log holds %d records, want the 3 decisions and the recovery's", res.Records)
+	}
+}
+
+// `audit verify` on a log countersign is writing: a last line still being
+// appended is not a broken chain, and the anchor comes with a warning that
+// the last records may not be durable yet. The same bytes with no writer
+// are a truncated log (found by review: verify raised false alarms on
+// live logs).
+func TestAuditVerifyOnALiveLog(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.jsonl")
+	l, err := audit.Open(audit.Options{Path: path}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"r-1", "r-2"} {
+		if err := l.Record(&audit.Event{Type: "decision", RequestID: id, Decision: "allow"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Half of a third record, as a reader can see a write in progress.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(`{"seq":3,"ts":"2026-`); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	out, errOut, code := cli(t, dir, "audit", "verify", path)
+	if code != 0 || !strings.Contains(out, "ok, 2 records") || !strings.Contains(errOut, "writing this log now") || !strings.Contains(errOut, "not checked") {
+		t.Errorf("live: exit %d\nstdout %s\nstderr %s", code, out, errOut)
+	}
+	l.Close()
+	out, errOut, code = cli(t, dir, "audit", "verify", path)
+	if code != 1 || !strings.Contains(errOut, "truncated record") {
+		t.Errorf("closed: exit %d, want 1 for the truncated last line\nstdout %s\nstderr %s", code, out, errOut)
 	}
 }
