@@ -7,6 +7,13 @@ import (
 	"fmt"
 	"os"
 	"syscall"
+	"time"
+)
+
+// lockTries and lockRetry bound the wait for a lock a verify probe holds.
+const (
+	lockTries = 5
+	lockRetry = 10 * time.Millisecond
 )
 
 // lockFile takes an exclusive advisory lock on f, released when f is closed,
@@ -17,10 +24,19 @@ func lockFile(f *os.File) error {
 		return fmt.Errorf("lock: %w", err)
 	}
 	var lockErr error
-	if err := rc.Control(func(fd uintptr) {
-		lockErr = syscall.Flock(int(fd), syscall.LOCK_EX|syscall.LOCK_NB)
-	}); err != nil {
-		return fmt.Errorf("lock: %w", err)
+	// `audit verify` holds a shared lock for an instant to ask whether a
+	// writer is there (Writing): a start that lands in that instant tries
+	// again rather than take the log for in use.
+	for try := 0; ; try++ {
+		if err := rc.Control(func(fd uintptr) {
+			lockErr = syscall.Flock(int(fd), syscall.LOCK_EX|syscall.LOCK_NB)
+		}); err != nil {
+			return fmt.Errorf("lock: %w", err)
+		}
+		if !errors.Is(lockErr, syscall.EWOULDBLOCK) || try == lockTries-1 {
+			break
+		}
+		time.Sleep(lockRetry)
 	}
 	if errors.Is(lockErr, syscall.EWOULDBLOCK) {
 		return ErrInUse

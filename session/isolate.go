@@ -137,6 +137,25 @@ var (
 	fixedUDPProbes = []string{"198.51.100.7:53", "[2001:db8::7]:53"}
 )
 
+// socketHolder says why p, which would be bound back into a private
+// directory, would bring other programs' sockets with it; "" if it would
+// not.
+func socketHolder(p, xdg string, private []privateDir) string {
+	switch {
+	case slices.ContainsFunc(private, func(d privateDir) bool { return d.Path == p }):
+		return "which the agent gets a private one of; the host's holds other programs' sockets (tmux's run commands on the host)"
+	case xdg != "" && within(xdg, p):
+		return "which holds $XDG_RUNTIME_DIR (" + xdg + ") and its systemd and D-Bus sockets"
+	case within("/run/user", p), filepath.Dir(p) == "/run/user":
+		return "a runtime directory of a user's session (systemd, D-Bus and agent sockets)"
+	case within("/run/dbus", p):
+		return "which holds the D-Bus system bus"
+	case filepath.Dir(p) == "/tmp" && (filepath.Base(p) == ".X11-unix" || strings.HasPrefix(filepath.Base(p), "tmux-")):
+		return "a directory of X11's or tmux's sockets"
+	}
+	return ""
+}
+
 // plan turns opts into the init process's instructions. resolve is
 // filepath.EvalSymlinks in production; paths that do not exist are kept as
 // written.
@@ -186,29 +205,43 @@ func plan(opts IsolateOptions, resolve func(string) (string, error)) (initSpec, 
 	spec.Env = env
 
 	// The working directory and exposed paths stay visible inside a
-	// private directory, but never a private directory whole: the host's
-	// /tmp holds tmux's, X11's and agents' sockets (a tmux socket runs
-	// commands on the host), and $XDG_RUNTIME_DIR systemd's and D-Bus's.
+	// private directory, but never one that holds other programs' sockets:
+	// a private directory whole (the host's /tmp has tmux's and X11's; a
+	// tmux socket runs commands on the host), or a runtime directory
+	// (systemd's, D-Bus's, gpg-agent's), whether or not $XDG_RUNTIME_DIR
+	// names it. Paths outside the private directories are not bound back,
+	// so they are not checked ("/" is the usual working directory in a
+	// container).
 	xdg, _ := lookup(opts.Env, "XDG_RUNTIME_DIR")
 	if xdg != "" && filepath.IsAbs(xdg) {
 		xdg = resolved(xdg)
 	} else {
 		xdg = ""
 	}
-	for i, p := range append([]string{opts.Dir}, opts.Expose...) {
+	checked := append([]string{opts.Dir}, opts.Expose...)
+	if home, ok := lookup(opts.Env, "HOME"); ok {
+		checked = append(checked, home)
+	}
+	for i, p := range checked {
 		if p == "" || !filepath.IsAbs(p) {
 			continue
 		}
 		what := "isolate.expose lists"
-		if i == 0 {
+		switch {
+		case i == 0:
 			what = "the working directory is"
+		case i == len(checked)-1 && len(checked) > len(opts.Expose)+1:
+			what = "HOME is"
 		}
 		p = resolved(p)
-		if slices.ContainsFunc(spec.Private, func(d privateDir) bool { return d.Path == p }) {
-			return initSpec{}, fmt.Errorf("isolate: %s %s, which the agent gets a private one of; the host's holds other programs' sockets (tmux's run commands on the host). Work in a directory of its own, e.g. mkdir %s/work && cd %s/work", what, p, p, p)
+		if !underPrivate(p) {
+			continue
 		}
-		if xdg != "" && within(xdg, p) {
-			return initSpec{}, fmt.Errorf("isolate: %s %s, which holds $XDG_RUNTIME_DIR (%s) and its systemd and D-Bus sockets; work in, or expose, a directory outside it", what, p, xdg)
+		if what == "HOME is" && slices.ContainsFunc(spec.Private, func(d privateDir) bool { return d.Path == p }) {
+			continue // not kept (below): the agent gets a private one
+		}
+		if reason := socketHolder(p, xdg, spec.Private); reason != "" {
+			return initSpec{}, fmt.Errorf("isolate: %s %s, %s. Work in, or expose, a directory of its own, e.g. mkdir /tmp/work && cd /tmp/work", what, p, reason)
 		}
 	}
 

@@ -3,6 +3,7 @@ package session
 import (
 	"io/fs"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -195,6 +196,8 @@ func TestPlanRefusesPrivateRootsWhole(t *testing.T) {
 	for _, tc := range []struct {
 		dir    string
 		expose []string
+		home   string
+		noXDG  bool
 		want   string
 	}{
 		{dir: "/tmp", want: "the working directory is /tmp"},
@@ -206,9 +209,23 @@ func TestPlanRefusesPrivateRootsWhole(t *testing.T) {
 		{dir: "/home/alice/src", expose: []string{"/run/user/1000"}, want: "isolate.expose lists /run/user/1000"},
 		{dir: "/tmp/work"},
 		{dir: "/home/alice/src", expose: []string{"/run/user/1000/docker.sock", "/tmp/build"}},
+		{dir: "/"}, // a container's usual working directory: nothing is bound back
+		{dir: "/home/alice"},
+		{dir: "/tmp/tmux-1000", want: "tmux"},
+		{dir: "/tmp/.X11-unix", want: "X11"},
+		{dir: "/run/dbus", want: "D-Bus system bus"},
+		{dir: "/run", want: "the working directory is /run"},
+		{dir: "/run/user/1001", noXDG: true, want: "runtime directory"}, // $XDG_RUNTIME_DIR unset (su, cron)
+		{dir: "/home/alice/src", home: "/run/user", want: "HOME is /run/user"},
 	} {
 		opts := base
 		opts.Dir, opts.Expose = tc.dir, tc.expose
+		if tc.noXDG {
+			opts.Env = nil
+		}
+		if tc.home != "" {
+			opts.Env = append(slices.Clone(opts.Env), "HOME="+tc.home)
+		}
 		_, err := plan(opts, fakeResolve(links))
 		if tc.want == "" && err != nil {
 			t.Errorf("dir %s, expose %v: %v", tc.dir, tc.expose, err)

@@ -38,36 +38,35 @@ type ioctlArch struct {
 	x32 bool
 }
 
-// ioctlArches lists the ABIs of GOARCH: the native one and the 32-bit one
-// its processes can also call (int 0x80 on x86-64, AArch32 on arm64).
+// ioctlArches lists the ABIs a process can call on a kernel that runs a
+// GOARCH program: the native one, the 32-bit ones a 64-bit kernel also
+// takes (int 0x80 on x86-64, AArch32 on arm64), and, for a 32-bit build,
+// the 64-bit ABI of the kernel it may well be running on (a 32-bit
+// Raspberry Pi OS boots a 64-bit kernel).
 func ioctlArches(goarch string) ([]ioctlArch, error) {
+	x86 := []ioctlArch{{audit: unix.AUDIT_ARCH_X86_64, ioctl: 16, x32: true}, {audit: unix.AUDIT_ARCH_I386, ioctl: 54}}
+	arm := []ioctlArch{{audit: unix.AUDIT_ARCH_AARCH64, ioctl: 29}, {audit: unix.AUDIT_ARCH_ARM, ioctl: 54}}
 	switch goarch {
-	case "amd64":
-		return []ioctlArch{{audit: unix.AUDIT_ARCH_X86_64, ioctl: 16, x32: true}, {audit: unix.AUDIT_ARCH_I386, ioctl: 54}}, nil
-	case "386":
-		return []ioctlArch{{audit: unix.AUDIT_ARCH_I386, ioctl: 54}}, nil
-	case "arm64":
-		return []ioctlArch{{audit: unix.AUDIT_ARCH_AARCH64, ioctl: 29}, {audit: unix.AUDIT_ARCH_ARM, ioctl: 54}}, nil
-	case "arm":
-		return []ioctlArch{{audit: unix.AUDIT_ARCH_ARM, ioctl: 54}}, nil
+	case "amd64", "386":
+		return x86, nil
+	case "arm64", "arm":
+		return arm, nil
 	case "riscv64":
-		return []ioctlArch{{audit: unix.AUDIT_ARCH_RISCV64, ioctl: 29}}, nil
+		return []ioctlArch{{audit: unix.AUDIT_ARCH_RISCV64, ioctl: 29}, {audit: unix.AUDIT_ARCH_RISCV32, ioctl: 29}}, nil
 	case "loong64":
 		return []ioctlArch{{audit: unix.AUDIT_ARCH_LOONGARCH64, ioctl: 29}}, nil
-	case "ppc64le":
-		return []ioctlArch{{audit: unix.AUDIT_ARCH_PPC64LE, ioctl: 54}}, nil
-	case "ppc64":
-		return []ioctlArch{{audit: unix.AUDIT_ARCH_PPC64, ioctl: 54}}, nil
+	case "ppc64le", "ppc64":
+		return []ioctlArch{{audit: unix.AUDIT_ARCH_PPC64LE, ioctl: 54}, {audit: unix.AUDIT_ARCH_PPC64, ioctl: 54}, {audit: unix.AUDIT_ARCH_PPC, ioctl: 54}}, nil
 	case "s390x":
-		return []ioctlArch{{audit: unix.AUDIT_ARCH_S390X, ioctl: 54}}, nil
+		return []ioctlArch{{audit: unix.AUDIT_ARCH_S390X, ioctl: 54}, {audit: unix.AUDIT_ARCH_S390, ioctl: 54}}, nil
 	}
-	return nil, fmt.Errorf("no terminal-injection filter for %s", goarch)
+	return nil, fmt.Errorf("run --isolate: no filter against typing into the terminal for %s; isolation is not offered there", goarch)
 }
 
 // terminalFilter is the seccomp program: ioctl with TIOCSTI or TIOCLINUX
-// fails with EPERM, everything else is allowed. An ABI the filter does not
-// know is allowed too; ioctlArches covers every one a process of goarch
-// can call.
+// fails with EPERM, everything else is allowed. A system call through an
+// ABI the filter does not know fails with ENOSYS: a program built for it
+// does not run at all, rather than run unfiltered.
 func terminalFilter(goarch string, bigEndian bool) ([]bpf.RawInstruction, error) {
 	arches, err := ioctlArches(goarch)
 	if err != nil {
@@ -88,7 +87,7 @@ func terminalFilter(goarch string, bigEndian bool) ([]bpf.RawInstruction, error)
 	for i := range arches {
 		add(bpf.JumpIf{Cond: bpf.JumpEqual, Val: arches[i].audit}, fmt.Sprintf("arch%d", i), "")
 	}
-	add(bpf.RetConstant{Val: seccompRetAllow}, "", "")
+	add(bpf.RetConstant{Val: seccompRetErrno | uint32(unix.ENOSYS)}, "", "")
 	for i, a := range arches {
 		label(fmt.Sprintf("arch%d", i))
 		add(bpf.LoadAbsolute{Off: 0, Size: 4}, "", "")
@@ -171,9 +170,21 @@ func denyTerminalInjection() error {
 		filter[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
 	}
 	prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
+	defer runtime.KeepAlive(filter)
+	// SPEC_ALLOW: on x86 kernels before 5.16, any seccomp filter would
+	// otherwise turn on the Spectre v4 mitigation for the agent's whole
+	// process tree and slow JIT-heavy agents; this filter is not a
+	// sandbox for untrusted code, it guards one ioctl. Older kernels
+	// without the flag get prctl.
+	_, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_SPEC_ALLOW, uintptr(unsafe.Pointer(&prog)))
+	if errno == 0 {
+		return nil
+	}
+	if errno != unix.EINVAL && errno != unix.ENOSYS {
+		return fmt.Errorf("install the seccomp filter refusing TIOCSTI: %w", errno)
+	}
 	if err := unix.Prctl(unix.PR_SET_SECCOMP, unix.SECCOMP_MODE_FILTER, uintptr(unsafe.Pointer(&prog)), 0, 0); err != nil {
 		return fmt.Errorf("install the seccomp filter refusing TIOCSTI: %w", err)
 	}
-	runtime.KeepAlive(filter)
 	return nil
 }

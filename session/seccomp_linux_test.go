@@ -59,7 +59,12 @@ func TestTerminalFilterProgram(t *testing.T) {
 		{"amd64", false, 54, unix.AUDIT_ARCH_I386, tcgets, allow},
 		{"amd64", false, 16, unix.AUDIT_ARCH_I386, sti, allow}, // i386's 16 is lchown
 		{"amd64", false, x32SyscallBit | 514, unix.AUDIT_ARCH_X86_64, sti, enosy},
-		{"amd64", false, 16, 0x12345678, sti, allow}, // not an ABI of this machine
+		{"amd64", false, 16, 0x12345678, sti, enosy}, // an ABI the filter does not know runs nothing
+		{"amd64", false, 0, 0x12345678, 0, enosy},
+		{"386", false, 16, unix.AUDIT_ARCH_X86_64, sti, eperm}, // a 64-bit program under a 32-bit build
+		{"arm", false, 29, unix.AUDIT_ARCH_AARCH64, sti, eperm},
+		{"ppc64", true, 54, unix.AUDIT_ARCH_PPC, sti, eperm},
+		{"riscv64", false, 29, unix.AUDIT_ARCH_RISCV32, sti, eperm},
 		{"arm64", false, 29, unix.AUDIT_ARCH_AARCH64, sti, eperm},
 		{"arm64", false, 54, unix.AUDIT_ARCH_ARM, sti, eperm},
 		{"arm64", false, 29, unix.AUDIT_ARCH_AARCH64, tcgets, allow},

@@ -43,8 +43,10 @@ pass it back with --expect: the log must still hold that record, unchanged.`,
 			}
 			defer f.Close()
 			live := audit.Writing(f)
-			if _, err := os.Lstat(args[0] + ".journal"); err == nil && !live {
-				fmt.Fprintf(e.stderr, "note: %s.journal exists: countersign stopped without closing this log; "+
+			if _, err := os.Lstat(args[0] + ".journal"); err == nil {
+				// Said whether or not a writer holds the lock: anyone who
+				// can open the log can hold it.
+				fmt.Fprintf(e.stderr, "note: %s.journal exists: countersign is writing this log now, or stopped without closing it; "+
 					"the records the journal holds after the log's last one are appended when countersign next opens the log\n", args[0])
 			}
 			verify := audit.Verify
