@@ -218,30 +218,27 @@ func plan(opts IsolateOptions, resolve func(string) (string, error)) (initSpec, 
 	} else {
 		xdg = ""
 	}
-	checked := append([]string{opts.Dir}, opts.Expose...)
-	if home, ok := lookup(opts.Env, "HOME"); ok {
-		checked = append(checked, home)
+	type namedPath struct{ what, path string }
+	checked := []namedPath{{"the working directory is", opts.Dir}}
+	for _, p := range opts.Expose {
+		checked = append(checked, namedPath{"isolate.expose lists", p})
 	}
-	for i, p := range checked {
-		if p == "" || !filepath.IsAbs(p) {
+	if home, ok := lookup(opts.Env, "HOME"); ok {
+		checked = append(checked, namedPath{"HOME is", home})
+	}
+	for _, c := range checked {
+		if c.path == "" || !filepath.IsAbs(c.path) {
 			continue
 		}
-		what := "isolate.expose lists"
-		switch {
-		case i == 0:
-			what = "the working directory is"
-		case i == len(checked)-1 && len(checked) > len(opts.Expose)+1:
-			what = "HOME is"
-		}
-		p = resolved(p)
+		p := resolved(c.path)
 		if !underPrivate(p) {
 			continue
 		}
-		if what == "HOME is" && slices.ContainsFunc(spec.Private, func(d privateDir) bool { return d.Path == p }) {
+		if c.what == "HOME is" && slices.ContainsFunc(spec.Private, func(d privateDir) bool { return d.Path == p }) {
 			continue // not kept (below): the agent gets a private one
 		}
 		if reason := socketHolder(p, xdg, spec.Private); reason != "" {
-			return initSpec{}, fmt.Errorf("isolate: %s %s, %s. Work in, or expose, a directory of its own, e.g. mkdir /tmp/work && cd /tmp/work", what, p, reason)
+			return initSpec{}, fmt.Errorf("isolate: %s %s, %s. Work in, or expose, a directory of its own, e.g. mkdir /tmp/work && cd /tmp/work", c.what, p, reason)
 		}
 	}
 
