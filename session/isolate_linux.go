@@ -675,9 +675,16 @@ func lookPath(name string, env []string, dir string) (string, error) {
 			d = "."
 		}
 		p := abs(filepath.Join(d, name))
-		if executable(p) == nil {
-			return p, nil
+		if executable(p) != nil {
+			continue
 		}
+		if !filepath.IsAbs(d) {
+			// As os/exec (ErrDot) and so plain `run`: a program the agent
+			// left in the working directory must not stand in for the
+			// one the user named.
+			return "", fmt.Errorf("start %s: found as %s through the relative $PATH entry %q, which is refused: give its path (./%s) or put an absolute directory in PATH", name, filepath.Join(d, name), d, name)
+		}
+		return p, nil
 	}
 	return "", fmt.Errorf("start %s: executable file not found in $PATH (inside the isolated namespaces; /tmp and /run are private there)", name)
 }

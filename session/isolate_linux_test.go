@@ -556,6 +556,20 @@ func TestLookPathUsesTheChildsPathAndDir(t *testing.T) {
 		{name: "not executable", give: "./bin/data", wantErr: "not an executable"},
 		{name: "missing", give: "claude", wantErr: "not found in $PATH"},
 	}
+	// A program planted in the working directory does not stand in for
+	// one named bare through an empty, "." or relative PATH entry, as
+	// with os/exec's ErrDot (found by review).
+	if err := os.WriteFile(filepath.Join(dir, "claude"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ path, name string }{
+		{"PATH=:" + bin, "claude"}, {"PATH=.:" + bin, "claude"}, {"PATH=bin:/usr/bin", "agent"},
+	} {
+		got, err := lookPath(c.name, []string{c.path}, dir)
+		if err == nil || !strings.Contains(err.Error(), "relative $PATH entry") {
+			t.Errorf("%s: lookPath(%s) = %q, %v; want the relative entry refused", c.path, c.name, got, err)
+		}
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := lookPath(tt.give, env, dir)
