@@ -84,6 +84,29 @@ pass it back with --expect: the log must still hold that record, unchanged.`,
 	verify.Flags().StringArrayVar(&expect, "expect", nil, "SEQ:HASH of a record the log must still hold, as an earlier verify printed it (repeatable)")
 	cmd.AddCommand(verify)
 
+	cmd.AddCommand(&cobra.Command{
+		Use:   "repair FILE",
+		Short: "Cut a log whose chain breaks before its end back to the last good record, keeping the log as it was beside it",
+		Long: "A power cut can leave a log without its journal (audit.journal: false, or not on Linux) with records lost " +
+			"before later ones; verify then fails for good, and countersign may not start. repair cuts the log at the first " +
+			"bad line, keeps the whole log as it was in FILE.broken-TIME, and writes a \"recovered\" record saying what it cut. " +
+			"Look at what verify reports first: a break in the middle of a log can also be an edit.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			res, err := audit.Repair(args[0], time.Now, nil)
+			if err != nil {
+				return checkFailed(err)
+			}
+			if !res.Cut {
+				fmt.Fprintf(e.stdout, "%s: the chain is intact; nothing to repair\n", args[0])
+				return nil
+			}
+			fmt.Fprintf(e.stdout, "%s: cut at line %d (%s): %d bytes from byte %d, sha256 %s\nthe log as it was: %s\n",
+				args[0], res.Line, res.Reason, res.Bytes, res.Offset, res.SHA256, res.KeptIn)
+			return nil
+		},
+	})
+
 	var f audit.Filter
 	var follow bool
 	tail := &cobra.Command{
