@@ -34,9 +34,10 @@ type RepairResult struct {
 // of records lost, later ones kept), would otherwise keep countersign from
 // starting or fail every verify. The log as it was is kept beside it, and
 // a "recovered" record in the repaired log says what was cut. Repair
-// refuses a log that a countersign process is writing, one with a journal
-// (opening the log replays it first, which may restore what was lost), and
-// one whose first line is already bad.
+// refuses a log that a countersign process is writing (where flock(2)
+// exists to tell), one with a journal (opening the log replays it first,
+// which may restore what was lost), and one whose first line is already
+// bad.
 func Repair(path string, now func() time.Time, logger *zap.Logger) (RepairResult, error) {
 	if logger == nil {
 		logger = zap.NewNop()
@@ -45,9 +46,6 @@ func Repair(path string, now func() time.Time, logger *zap.Logger) (RepairResult
 		now = time.Now
 	}
 	var res RepairResult
-	if _, err := os.Lstat(path + ".journal"); err == nil {
-		return res, fmt.Errorf("%s.journal exists: start countersign on this log first (it replays the journal, which may restore what the log lost), then verify it again", path)
-	}
 	if _, err := os.Lstat(path); err != nil {
 		return res, err
 	}
@@ -68,6 +66,11 @@ func Repair(path string, now func() time.Time, logger *zap.Logger) (RepairResult
 			_ = file.Close()
 		}
 	}()
+	// Checked under the lock: a countersign that started and crashed
+	// before it could leave one.
+	if _, err := os.Lstat(path + ".journal"); err == nil {
+		return res, fmt.Errorf("%s.journal exists: start countersign on this log first (it replays the journal, which may restore what the log lost), then verify it again; if countersign cannot open the log, keep a copy of the journal, move it aside, and repair", path)
+	}
 	fi, err := file.Stat()
 	if err != nil {
 		return res, err
@@ -100,27 +103,36 @@ func Repair(path string, now func() time.Time, logger *zap.Logger) (RepairResult
 		return res, fmt.Errorf("read %s: %w", path, err)
 	}
 	res.SHA256 = hex.EncodeToString(h.Sum(nil))
+	// From here on the log is cut: an error says so, and where the log
+	// as it was is.
+	cutErr := func(what string, err error) error {
+		return fmt.Errorf("%s: %s: %w; the log is cut at byte %d (line %d) and the cut is not recorded in it; the log as it was is in %s", path, what, err, off, res.Line, res.KeptIn)
+	}
 	if err := file.Truncate(off); err != nil {
-		return res, fmt.Errorf("cut %s at byte %d: %w", path, off, err)
+		return res, fmt.Errorf("cut %s at byte %d: %w (the log as it was is in %s)", path, off, err, res.KeptIn)
 	}
 	if err := file.Sync(); err != nil {
-		return res, fmt.Errorf("fsync %s: %w", path, err)
+		return res, cutErr("fsync", err)
 	}
-	_ = file.Close()
+	// The record of the cut goes through the file still locked: a
+	// countersign starting meanwhile would find a log that ends well and
+	// write on without it.
+	locked := file
 	file = nil
-
-	l, err := Open(Options{Path: path, Fsync: true, Now: now}, logger)
+	l, err := Open(Options{Path: path, Fsync: true, Now: now, OpenFile: func(string) (File, error) { return locked, nil }}, logger)
 	if err != nil {
-		return res, fmt.Errorf("reopen %s after the cut: %w", path, err)
+		_ = locked.Close()
+		return res, cutErr("reopen", err)
 	}
 	rerr := l.Record(&Event{Type: "recovered",
 		Detail: fmt.Sprintf("audit repair cut the log at line %d (%s): %d bytes, kept with the rest of the log in %s", res.Line, res.Reason, res.Bytes, filepath.Base(res.KeptIn)),
-		Fields: map[string]any{"discarded_bytes": res.Bytes, "discarded_sha256": res.SHA256, "cut_at_line": res.Line, "kept_in": filepath.Base(res.KeptIn)}})
+		Fields: map[string]any{"discarded_bytes": res.Bytes, "discarded_sha256": res.SHA256, "cut_at_line": res.Line,
+			"cut_at_byte": res.Offset, "reason": res.Reason, "kept_in": filepath.Base(res.KeptIn)}})
 	if cerr := l.Close(); rerr == nil {
 		rerr = cerr
 	}
 	if rerr != nil {
-		return res, fmt.Errorf("record the repair in %s: %w", path, rerr)
+		return res, cutErr("record the repair", rerr)
 	}
 	return res, nil
 }
@@ -156,16 +168,21 @@ func copyOut(r io.ReaderAt, size int64, path string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(out, io.NewSectionReader(r, 0, size)); err != nil {
+	fail := func(err error) error {
+		// A partial copy must not be taken for the whole log later.
 		_ = out.Close()
+		_ = os.Remove(path)
 		return fmt.Errorf("keep the log in %s: %w", path, err)
 	}
+	if _, err := io.Copy(out, io.NewSectionReader(r, 0, size)); err != nil {
+		return fail(err)
+	}
 	if err := out.Sync(); err != nil {
-		_ = out.Close()
-		return fmt.Errorf("fsync %s: %w", path, err)
+		return fail(err)
 	}
 	if err := out.Close(); err != nil {
-		return err
+		_ = os.Remove(path)
+		return fmt.Errorf("keep the log in %s: %w", path, err)
 	}
 	return syncDir(filepath.Dir(path))
 }

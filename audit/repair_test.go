@@ -2,9 +2,12 @@ package audit
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -63,8 +66,12 @@ func TestRepairCutsAtTheFirstBreak(t *testing.T) {
 	if err != nil || vr.Records != 3 {
 		t.Fatalf("after repair: %d records, %v; want the 2 before the break and the repair's", vr.Records, err)
 	}
-	if !bytes.HasPrefix(now, orig[:at]) || !strings.Contains(string(now[at:]), `"cut_at_line":3`) {
-		t.Errorf("after repair the log is\\n%s", now)
+	sum := sha256.Sum256(broken[at:])
+	if res.SHA256 != hex.EncodeToString(sum[:]) {
+		t.Errorf("discarded_sha256 %s is not that of the bytes cut", res.SHA256)
+	}
+	if !bytes.HasPrefix(now, orig[:at]) || !strings.Contains(string(now[at:]), `"cut_at_line":3`) || !strings.Contains(string(now[at:]), `"cut_at_byte":`+strconv.Itoa(at)) {
+		t.Errorf("after repair the log is\n%s", now)
 	}
 
 	// An intact log is left alone.
@@ -111,5 +118,27 @@ func TestRepairRefuses(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(other); string(b) != "shopping list\nmilk\n" {
 		t.Error("repair changed a file that is no log")
+	}
+}
+
+// lineStart finds a line's offset across its read buffer: lines longer
+// than it, and a newline right at its edge.
+func TestLineStart(t *testing.T) {
+	long := strings.Repeat("a", 70000) + "\n"
+	edge := strings.Repeat("b", 64<<10-1) + "\n" // its newline is the buffer's last byte
+	for _, tt := range []struct {
+		data string
+		line int
+		want int
+	}{
+		{long + edge + "c\n", 1, 0},
+		{long + edge + "c\n", 2, len(long)},
+		{long + edge + "c\n", 3, len(long) + len(edge)},
+		{edge + "c\n", 2, len(edge)},
+	} {
+		got, err := lineStart(strings.NewReader(tt.data), tt.line)
+		if err != nil || got != int64(tt.want) {
+			t.Errorf("line %d of %d bytes: offset %d, %v; want %d", tt.line, len(tt.data), got, err, tt.want)
+		}
 	}
 }

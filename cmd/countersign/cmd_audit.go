@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"time"
 
@@ -94,6 +95,9 @@ pass it back with --expect: the log must still hold that record, unchanged.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			res, err := audit.Repair(args[0], time.Now, nil)
+			if errors.Is(err, fs.ErrNotExist) {
+				return usageError(err)
+			}
 			if err != nil {
 				return checkFailed(err)
 			}
