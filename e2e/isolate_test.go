@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/countersign/countersign/internal/testinfra"
+	"golang.org/x/sys/unix"
 )
 
 // Under `run --isolate` the agent's only way out is the proxy: these tests
@@ -487,5 +488,56 @@ for name, cmd in (("TIOCSTI", termios.TIOCSTI), ("TIOCLINUX", 0x541C)):
 	r := w.isolated("python3", "-c", probe)
 	if !strings.Contains(r.stdout, "TIOCSTI EPERM") || !strings.Contains(r.stdout, "TIOCLINUX EPERM") {
 		t.Errorf("under --isolate: %q (exit %d, %s); want EPERM for both", r.stdout, r.code, r.stderr)
+	}
+}
+
+// The user's other terminals are out of the agent's reach: what is typed
+// in one could be read, and a fake prompt written into it. Terminals the
+// agent opens come from a /dev/pts of its own.
+func TestIsolateOtherTerminalsAreOutOfReach(t *testing.T) {
+	w := newWorld(t, denyDeletes, "")
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatalf("open a terminal: %v", err)
+	}
+	defer master.Close()
+	rc, err := master.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	var ioErr error
+	if err := rc.Control(func(fd uintptr) {
+		if ioErr = unix.IoctlSetPointerInt(int(fd), unix.TIOCSPTLCK, 0); ioErr == nil {
+			n, ioErr = unix.IoctlGetInt(int(fd), unix.TIOCGPTN)
+		}
+	}); err != nil || ioErr != nil {
+		t.Fatalf("unlock the terminal: %v %v", err, ioErr)
+	}
+	other := fmt.Sprintf("/dev/pts/%d", n)
+	slave, err := os.OpenFile(other, os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatalf("open %s: %v", other, err)
+	}
+	defer slave.Close()
+
+	script := fmt.Sprintf(`
+echo "pts: $(ls -A /dev/pts | tr '\n' ' ')"
+if echo 'password: ' 2>/dev/null > %[1]s; then echo "WROTE %[1]s"; fi
+if timeout 1 cat %[1]s 2>/dev/null; then echo "READ %[1]s"; fi
+script -qec tty /dev/null
+`, other)
+	r := w.isolated("sh", "-c", script)
+	if r.code != 0 {
+		t.Fatalf("code %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "pts: ptmx \n") {
+		t.Errorf("/dev/pts inside lists more than its ptmx:\n%s", r.stdout)
+	}
+	if strings.Contains(r.stdout, "WROTE") || strings.Contains(r.stdout, "READ") {
+		t.Errorf("the agent reached another terminal:\n%s", r.stdout)
+	}
+	if !regexp.MustCompile(`(?m)^/dev/pts/\d+\r?$`).MatchString(r.stdout) {
+		t.Errorf("script could not open a terminal of the session's own:\n%s%s", r.stdout, r.stderr)
 	}
 }

@@ -603,6 +603,9 @@ func setupMounts(spec initSpec) error {
 			return fmt.Errorf("hide %s: %w", p, err)
 		}
 	}
+	if err := privateTerminals(); err != nil {
+		return err
+	}
 	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		// Not a namespace permission problem: the host's /proc has parts
 		// masked (as in a Docker container) and the kernel refuses a full
@@ -610,6 +613,66 @@ func setupMounts(spec initSpec) error {
 		return fmt.Errorf("mount /proc for the new PID namespace: %v (inside a container, allow it with e.g. docker --security-opt systempaths=unconfined, or run countersign on the host; see docs/isolation.md)", err)
 	}
 	return nil
+}
+
+// privateTerminals gives the namespace terminals of its own. The host's
+// /dev/pts holds every terminal of the user, and the agent runs as the
+// user: it could read what is typed in another one, or write a fake prompt
+// into it. A new devpts instance covers it, and /dev/ptmx is bound to the
+// new instance's, so that terminals the agent opens (script, tmux, a
+// pseudo-terminal library) come from it. The terminal countersign runs in
+// stays open to the agent through its inherited descriptors and
+// /dev/tty; its name under /dev/pts is gone, so it is bound over
+// /dev/console, where a name lookup (tty, ttyname) finds it, as bubblewrap
+// does. Run before the new /proc is mounted: /proc/self/fd is the way to
+// that terminal.
+func privateTerminals() error {
+	if fi, err := os.Stat("/dev/pts"); err != nil || !fi.IsDir() {
+		return nil // no terminals to hide
+	}
+	// The name first, from this namespace's copy of the host's /dev/pts:
+	// a descriptor opened before the namespace existed belongs to another
+	// mount namespace, and the kernel refuses to bind from it.
+	if name := ownTerminal(); name != "" {
+		// Only a name: the terminal works without it.
+		_ = unix.Mount(name, "/dev/console", "", unix.MS_BIND, "")
+	}
+	if err := unix.Mount("devpts", "/dev/pts", "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0600"); err != nil {
+		return fmt.Errorf("give the session terminals of its own (a new devpts instance on /dev/pts, so that the agent cannot reach your other terminals): %w", err)
+	}
+	// A /dev/ptmx that is a link (pts/ptmx, as in containers) already
+	// leads to the new instance.
+	if fi, err := os.Lstat("/dev/ptmx"); err == nil && fi.Mode()&os.ModeSymlink == 0 {
+		if err := unix.Mount("/dev/pts/ptmx", "/dev/ptmx", "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind /dev/ptmx to the session's terminals: %w", err)
+		}
+	}
+	return nil
+}
+
+// ownTerminal returns the /dev/pts name of the first of standard input,
+// output and error that is one of the host's pseudo-terminals, or "" when
+// none is (or its name does not lead to it).
+func ownTerminal() string {
+	for fd := range 3 {
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR {
+			continue
+		}
+		// Unix 98 pseudo-terminal slaves: majors 136 to 143.
+		if m := unix.Major(uint64(st.Rdev)); m < 136 || m > 143 {
+			continue
+		}
+		name, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+		if err != nil || !strings.HasPrefix(name, "/dev/pts/") {
+			continue
+		}
+		var named unix.Stat_t
+		if unix.Stat(name, &named) == nil && named.Rdev == st.Rdev {
+			return name
+		}
+	}
+	return ""
 }
 
 // readOnly bind-mounts p onto itself and remounts the bind read-only,

@@ -84,6 +84,14 @@ type checkPlan struct {
 	Writable  string   `json:"writable"`   // a file that may be appended to
 	NoEnv     []string `json:"no_env"`     // must be unset
 	ProcCount int      `json:"proc_count"` // at most this many processes visible
+	// OtherTerminal is a terminal of the user's outside that must not
+	// open; NewTerminal asks for one to be opened from /dev/ptmx (it
+	// must work, from the session's own devpts); OwnTerminal says
+	// standard input is the terminal countersign runs in, which must
+	// keep a name.
+	OtherTerminal string `json:"other_terminal"`
+	NewTerminal   bool   `json:"new_terminal"`
+	OwnTerminal   bool   `json:"own_terminal"`
 }
 
 // checkReport maps each check to "ok" or what went wrong.
@@ -212,6 +220,35 @@ func isolatedCheck(arg string) int {
 			r["env "+k] = "ok"
 		}
 	}
+	if p.OtherTerminal != "" {
+		if f, err := os.OpenFile(p.OtherTerminal, os.O_RDWR|unix.O_NOCTTY, 0); err == nil {
+			f.Close()
+			r["other terminal"] = "opened " + p.OtherTerminal
+		} else {
+			r["other terminal"] = "ok"
+		}
+		r["terminals listed"] = "ok"
+		if entries, err := os.ReadDir("/dev/pts"); err != nil || len(entries) != 1 || entries[0].Name() != "ptmx" {
+			r["terminals listed"] = fmt.Sprintf("%v, %v", entries, err)
+		}
+	}
+	if p.NewTerminal {
+		r["new terminal"] = openTerminal()
+	}
+	if p.OwnTerminal {
+		var in, console unix.Stat_t
+		switch {
+		case unix.Fstat(0, &in) != nil || in.Mode&unix.S_IFMT != unix.S_IFCHR:
+			r["own terminal"] = "standard input is not a terminal"
+		case unix.Stat("/dev/console", &console) != nil || console.Rdev != in.Rdev:
+			r["own terminal"] = "has no name under /dev"
+		default:
+			r["own terminal"] = "ok"
+			if _, err := unix.Write(0, []byte("still mine\n")); err != nil {
+				r["own terminal"] = "cannot be written: " + err.Error()
+			}
+		}
+	}
 	status, _ := os.ReadFile("/proc/self/status")
 	for _, line := range strings.Split(string(status), "\n") {
 		k, v, _ := strings.Cut(line, ":")
@@ -247,6 +284,63 @@ func isolatedCheck(arg string) int {
 	}
 	_ = json.NewEncoder(os.Stdout).Encode(r)
 	return 0
+}
+
+// openTerminal opens a pseudo-terminal as a program would (/dev/ptmx, then
+// the slave it names) and passes a line through it.
+func openTerminal() string {
+	m, slave, err := newPTY()
+	if err != nil {
+		return err.Error()
+	}
+	defer m.Close()
+	defer slave.Close()
+	if _, err := m.Write([]byte("hello\n")); err != nil {
+		return "write: " + err.Error()
+	}
+	buf := make([]byte, 16)
+	n, err := slave.Read(buf)
+	if err != nil || string(buf[:n]) != "hello\n" {
+		return fmt.Sprintf("read %q, %v", buf[:n], err)
+	}
+	return "ok"
+}
+
+// newPTY opens a pseudo-terminal pair from /dev/ptmx.
+func newPTY() (master, slave *os.File, err error) {
+	master, err = os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	var n int
+	err = withFd(master, func(fd int) error {
+		if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
+			return fmt.Errorf("unlock: %w", err)
+		}
+		var err error
+		n, err = unix.IoctlGetInt(fd, unix.TIOCGPTN)
+		return err
+	})
+	if err == nil {
+		slave, err = os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY, 0)
+	}
+	if err != nil {
+		master.Close()
+		return nil, nil, err
+	}
+	return master, slave, nil
+}
+
+func withFd(f *os.File, fn func(int) error) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
+		return err
+	}
+	return ferr
 }
 
 // fakeProxy answers like countersign's proxy port: origin-form requests get
@@ -342,16 +436,33 @@ func TestIsolatedChildReachesOnlyTheProxy(t *testing.T) {
 	}
 	rules := write(filepath.Join(policies, "policy.rego"), "package countersign\n")
 
+	// Another terminal of the user's, and the one countersign runs in.
+	otherMaster, other, err := newPTY()
+	if err != nil {
+		t.Fatalf("open a terminal: %v", err)
+	}
+	defer otherMaster.Close()
+	defer other.Close()
+	ownMaster, own, err := newPTY()
+	if err != nil {
+		t.Fatalf("open a terminal: %v", err)
+	}
+	defer ownMaster.Close()
+	defer own.Close()
+
 	plan := checkPlan{
-		UDP:       []string{"198.51.100.7:53", "[2001:db8::7]:53"},
-		ProxyGet:  "http://upstream.test/",
-		Unread:    []string{caKey, token, elsewhereKey},
-		Read:      []string{notes, bundle},
-		Unmount:   state,
-		Fixed:     []string{config, policies, rules},
-		Writable:  notes,
-		NoEnv:     []string{"SSH_AUTH_SOCK", "SLACK_TOKEN"},
-		ProcCount: 2, // the init process and this one
+		OtherTerminal: other.Name(),
+		NewTerminal:   true,
+		OwnTerminal:   true,
+		UDP:           []string{"198.51.100.7:53", "[2001:db8::7]:53"},
+		ProxyGet:      "http://upstream.test/",
+		Unread:        []string{caKey, token, elsewhereKey},
+		Read:          []string{notes, bundle},
+		Unmount:       state,
+		Fixed:         []string{config, policies, rules},
+		Writable:      notes,
+		NoEnv:         []string{"SSH_AUTH_SOCK", "SLACK_TOKEN"},
+		ProcCount:     2, // the init process and this one
 	}
 	for _, d := range decoys {
 		plan.TCP = append(plan.TCP, d.Addr)
@@ -376,6 +487,7 @@ func TestIsolatedChildReachesOnlyTheProxy(t *testing.T) {
 		CommandPath: exe,
 		Env:         env,
 		Dir:         work,
+		Stdin:       own,
 		ProxyAddr:   proxyAddr.String(),
 		ListenPort:  int(proxyAddr.Port()),
 		SessionDir:  session,
@@ -391,12 +503,12 @@ func TestIsolatedChildReachesOnlyTheProxy(t *testing.T) {
 	if err := json.Unmarshal(r.stdout.Bytes(), &got); err != nil {
 		t.Fatalf("child report %q: %v (stderr %s)", r.stdout.String(), err, r.stderr.String())
 	}
-	t.Logf("inside: %v", got)
+	t.Logf("inside: %v\nstderr: %s", got, r.stderr.String())
 	want := checkReport{}
 	for k := range got {
 		want[k] = "ok"
 	}
-	if len(got) < len(plan.TCP)+len(plan.UDP)+len(plan.Unread)+len(plan.Read)+len(plan.NoEnv)+8 {
+	if len(got) < len(plan.TCP)+len(plan.UDP)+len(plan.Unread)+len(plan.Read)+len(plan.NoEnv)+12 {
 		t.Errorf("the child ran only %d checks: %v", len(got), got)
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
