@@ -147,6 +147,33 @@ func TestApprovalPageApproveInChromium(t *testing.T) {
 			t.Errorf("Approve button background = %s: the page's style sheet did not apply", p.Value)
 		}
 	}
+	// Agent-controlled values are code spans, each a bidirectional run of
+	// its own: a right-to-left name cannot pull the text after it to its
+	// left ("on א, 5" would otherwise read "on 5 ,א"). The probe is laid
+	// out with the page's own style sheet, then removed.
+	order, err := chromedp.Run(bctx, chromedp.Evaluate[string](`(() => {
+		const p = document.createElement('p');
+		p.className = 'action';
+		p.append('on ');
+		const c = document.createElement('code');
+		c.textContent = '\u05d0';
+		p.append(c);
+		const t = document.createTextNode(', 5');
+		p.append(t);
+		document.querySelector('main').append(p);
+		const r = document.createRange();
+		r.setStart(t, 2);
+		r.setEnd(t, 3);
+		const five = r.getBoundingClientRect(), code = c.getBoundingClientRect();
+		p.remove();
+		return five.left >= code.right - 0.5 ? 'after' : 'before';
+	})()`))
+	if err != nil {
+		t.Fatalf("lay out a right-to-left value: %v", err)
+	}
+	if order != "after" {
+		t.Errorf("a right-to-left value in a code span moved the text after it to its left: code spans are not isolated")
+	}
 	shot("approval-page.png")
 	if n := w.up.Count("", ""); n != 0 {
 		t.Fatalf("upstream saw %d requests after opening the page; a GET must change nothing", n)
