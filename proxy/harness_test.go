@@ -324,6 +324,27 @@ func (h *harness) records() []*audit.Record {
 }
 
 // decisions returns the audit log's decision records.
+// responseOf waits for the response record of the request that
+// X-Countersign-Request names in resp: outcomes are written with the next
+// record, or a few milliseconds later.
+func (h *harness) responseOf(resp *http.Response) *audit.Record {
+	h.t.Helper()
+	id := resp.Header.Get("X-Countersign-Request")
+	if id == "" {
+		h.t.Fatalf("the answer (%d) names no request", resp.StatusCode)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		for _, r := range h.records() {
+			if r.Type == "response" && r.RequestID == id {
+				return r
+			}
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("no response record for request %s", id)
+		}
+	}
+}
+
 func (h *harness) decisions() []*audit.Record {
 	var out []*audit.Record
 	for _, r := range h.records() {

@@ -191,7 +191,7 @@ func (s *Server) process(ctx context.Context, ex *exchange) (*http.Response, fun
 		if !truncated {
 			rest = nil
 		}
-		return s.forward(ctx, ex, act, prefix, rest, buf, "allow"), nil
+		return s.forward(ctx, ex, act, prefix, rest, buf, "allow", ""), nil
 	case policy.VerdictApprove:
 		if buf != nil {
 			// The body waits for a human, and is forwarded or answered
@@ -416,9 +416,7 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 				message: "countersign: the audit log cannot be written, so nothing is forwarded; tell whoever runs countersign."}), nil
 		}
 		cnt.approved.Add(1)
-		resp := s.forward(ctx, ex, act, body, nil, nil, "approved")
-		resp.Header.Set(headerApproval, g.ApprovalID)
-		return resp, nil
+		return s.forward(ctx, ex, act, body, nil, nil, "approved", g.ApprovalID), nil
 	} else if !errors.Is(err, approval.ErrNotFound) {
 		return s.approvalUnavailable(ex, act, err, cnt), nil
 	}
@@ -434,9 +432,7 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 				message: "countersign: the audit log cannot be written, so nothing is forwarded; tell whoever runs countersign."}), nil
 		}
 		cnt.approved.Add(1)
-		resp := s.forward(ctx, ex, act, body, nil, nil, "approved")
-		resp.Header.Set(headerApproval, sc.ApprovalID)
-		return resp, nil
+		return s.forward(ctx, ex, act, body, nil, nil, "approved", sc.ApprovalID), nil
 	} else if !errors.Is(err, approval.ErrNotFound) {
 		return s.approvalUnavailable(ex, act, err, cnt), nil
 	}
@@ -561,9 +557,7 @@ func (s *Server) holdOutcome(ctx context.Context, ex *exchange, act action.Actio
 				message: "countersign: the audit log cannot be written, so nothing is forwarded; tell whoever runs countersign."})
 		}
 		cnt.approved.Add(1)
-		resp := s.forward(ctx, ex, act, body, nil, nil, "approved")
-		resp.Header.Set(headerApproval, id)
-		return resp
+		return s.forward(ctx, ex, act, body, nil, nil, "approved", id)
 	case approval.OutcomeDenied:
 		cnt.denied.Add(1)
 		who, why := out.Record.DenyReason()
@@ -1056,7 +1050,10 @@ func (s *Server) holdFor(d policy.Decision, act action.Action, host string) time
 // saw) then rest (the unread remainder, nil when the body was complete).
 // A non-nil buf is the pooled buffer prefix lives in: the upstream body
 // holds a reference to it until the transport closes it.
-func (s *Server) forward(ctx context.Context, ex *exchange, act action.Action, prefix []byte, rest io.Reader, buf *bodyBuf, decision string) *http.Response {
+// forward sends the decided request upstream and returns the answer for the
+// client. approvalID names the approval that admitted it, if one did: its
+// forward and response records carry it, as does the answer.
+func (s *Server) forward(ctx context.Context, ex *exchange, act action.Action, prefix []byte, rest io.Reader, buf *bodyBuf, decision, approvalID string) *http.Response {
 	start := s.opts.Now()
 	out := &http.Request{
 		Method:     ex.req.Method,
@@ -1110,9 +1107,9 @@ func (s *Server) forward(ctx context.Context, ex *exchange, act action.Action, p
 	}
 	elapsed := s.opts.Now().Sub(start)
 	if err != nil && s.askedForClientCert(ex.host) && isClientCertFailure(err) && s.opts.ClientCertMessage != nil {
-		_ = s.opts.Audit.RecordAsync(&audit.Event{Type: "forward", RequestID: ex.id, Session: sessionRef(ex.session),
+		_ = s.opts.Audit.RecordAsync(&audit.Event{Type: "forward", RequestID: ex.id, ApprovalID: approvalID, Session: sessionRef(ex.session),
 			Decision: decision, Error: errorText(err), Detail: "the upstream requires a TLS client certificate, which interception cannot present"})
-		return s.denial(ex, act, answer{status: http.StatusBadGateway, decision: decision, message: s.opts.ClientCertMessage(ex.host)})
+		return s.denial(ex, act, answer{status: http.StatusBadGateway, decision: decision, approval: approvalID, message: s.opts.ClientCertMessage(ex.host)})
 	}
 	if err != nil {
 		status, msg := upstreamFailure(ex.host, err)
@@ -1122,10 +1119,10 @@ func (s *Server) forward(ctx context.Context, ex *exchange, act action.Action, p
 		if errors.As(err, &sent) || errors.As(err, &ne) && ne.Timeout() {
 			detail = "forwarded, then failed: " // the upstream may have acted on it
 		}
-		_ = s.opts.Audit.RecordAsync(&audit.Event{Type: "forward", RequestID: ex.id, Session: sessionRef(ex.session),
+		_ = s.opts.Audit.RecordAsync(&audit.Event{Type: "forward", RequestID: ex.id, ApprovalID: approvalID, Session: sessionRef(ex.session),
 			Decision: decision, Error: errorText(err), UpstreamMillis: elapsed.Milliseconds(), Detail: detail + msg})
 		s.logger.Info("upstream request failed", zap.String("request", ex.id), zap.String("host", ex.host), zap.String("error", errorText(err)))
-		return s.denial(ex, act, answer{status: status, decision: decision, message: "countersign: " + msg})
+		return s.denial(ex, act, answer{status: status, decision: decision, approval: approvalID, message: "countersign: " + msg})
 	}
 	if (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) &&
 		s.askedForClientCert(ex.host) && ex.req.Header.Get("Authorization") == "" && s.opts.ClientCertMessage != nil {
@@ -1134,14 +1131,14 @@ func (s *Server) forward(ctx context.Context, ex *exchange, act action.Action, p
 		// authenticates clients by certificate, which countersign cannot
 		// present on the agent's behalf (SPEC 9).
 		resp.Body.Close()
-		_ = s.opts.Audit.RecordAsync(&audit.Event{Type: "response", RequestID: ex.id, Session: sessionRef(ex.session),
+		_ = s.opts.Audit.RecordAsync(&audit.Event{Type: "response", RequestID: ex.id, ApprovalID: approvalID, Session: sessionRef(ex.session),
 			Decision: decision, UpstreamStatus: resp.StatusCode, UpstreamMillis: elapsed.Milliseconds(),
 			Detail: "the upstream asked for a TLS client certificate and refused the request without one"})
-		return s.denial(ex, act, answer{status: resp.StatusCode, decision: decision, message: s.opts.ClientCertMessage(ex.host)})
+		return s.denial(ex, act, answer{status: resp.StatusCode, decision: decision, approval: approvalID, message: s.opts.ClientCertMessage(ex.host)})
 	}
 	// The outcome is for the record, not a condition of answering: it
 	// shares the next decision record's write.
-	_ = s.opts.Audit.RecordDeferred(&audit.Event{Type: "response", RequestID: ex.id, Session: sessionRef(ex.session),
+	_ = s.opts.Audit.RecordDeferred(&audit.Event{Type: "response", RequestID: ex.id, ApprovalID: approvalID, Session: sessionRef(ex.session),
 		Decision: decision, UpstreamStatus: resp.StatusCode, UpstreamMillis: elapsed.Milliseconds()})
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		// The tunnel loop splices the switched connection; keep the headers
@@ -1150,15 +1147,22 @@ func (s *Server) forward(ctx context.Context, ex *exchange, act action.Action, p
 		h1.RemoveHopByHop(resp.Header)
 		resp.Header.Set("Connection", "Upgrade")
 		resp.Header.Set("Upgrade", up)
-		resp.Header.Set(headerDecision, decision)
-		resp.Header.Set(headerRequest, ex.id)
+		setDecided(resp.Header, decision, ex.id, approvalID)
 		return resp
 	}
 	h1.RemoveHopByHop(resp.Header)
 	resp.Trailer = nil
-	resp.Header.Set(headerDecision, decision)
-	resp.Header.Set(headerRequest, ex.id)
+	setDecided(resp.Header, decision, ex.id, approvalID)
 	return resp
+}
+
+// setDecided puts countersign's own headers on a forwarded request's answer.
+func setDecided(h http.Header, decision, requestID, approvalID string) {
+	h.Set(headerDecision, decision)
+	h.Set(headerRequest, requestID)
+	if approvalID != "" {
+		h.Set(headerApproval, approvalID)
+	}
 }
 
 // upstreamHostKey carries the upstream host into the TLS handshake, so the

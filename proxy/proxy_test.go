@@ -143,6 +143,9 @@ func TestHeldRequestForwardedOnceAfterApproval(t *testing.T) {
 	if r.resp.Header.Get("X-Countersign-Approval") != rec.ID {
 		t.Errorf("X-Countersign-Approval = %q, want %s", r.resp.Header.Get("X-Countersign-Approval"), rec.ID)
 	}
+	if got := h.responseOf(r.resp); got.ApprovalID != rec.ID || got.UpstreamStatus != 200 {
+		t.Errorf("response record = %+v, want upstream status 200 and approval %s", got, rec.ID)
+	}
 	reqs := h.up.Requests()
 	if len(reqs) != 1 || string(reqs[0].Body) != "Action=TerminateInstances&InstanceId.1=i-0abc" {
 		t.Fatalf("upstream requests = %+v", reqs)
@@ -217,6 +220,12 @@ func TestHoldTimeoutThenGrantAdmitsOneRetry(t *testing.T) {
 	resp, body = send()
 	if resp.StatusCode != 200 {
 		t.Fatalf("retry after approval: %d %q", resp.StatusCode, body)
+	}
+	if got := resp.Header.Get("X-Countersign-Approval"); got != id {
+		t.Errorf("the retry's X-Countersign-Approval = %q, want %s", got, id)
+	}
+	if got := h.responseOf(resp); got.ApprovalID != id {
+		t.Errorf("the retry's response record names approval %q, want %s", got.ApprovalID, id)
 	}
 	if n := h.up.Count("POST", "/"); n != 1 {
 		t.Fatalf("upstream saw %d POSTs, want 1", n)
@@ -1077,6 +1086,9 @@ approve contains "deleting needs a human" if input.request.method == "DELETE"
 		resp, _ = h.do("DELETE", "https://api.github.com/repos/acme/shop", "")
 		if resp.StatusCode != http.StatusNoContent {
 			t.Fatalf("DELETE %d under the scoped grant: %d", i, resp.StatusCode)
+		}
+		if got := h.responseOf(resp); got.ApprovalID != id || resp.Header.Get("X-Countersign-Approval") != id {
+			t.Errorf("DELETE %d under the scoped grant: response record names approval %q, header %q, want %s", i, got.ApprovalID, resp.Header.Get("X-Countersign-Approval"), id)
 		}
 	}
 	// Another resource is outside the scope.
