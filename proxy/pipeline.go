@@ -29,7 +29,6 @@ import (
 	"github.com/countersign/countersign/internal/h1"
 	"github.com/countersign/countersign/internal/hostport"
 	"github.com/countersign/countersign/internal/redact"
-	"github.com/countersign/countersign/internal/termtext"
 	"github.com/countersign/countersign/policy"
 	"github.com/countersign/countersign/session"
 )
@@ -112,44 +111,16 @@ func (s *Server) process(ctx context.Context, ex *exchange) (*http.Response, fun
 		ar.BodySize = int64(len(prefix))
 	}
 	ex.ar = ar
-	if err := s.inflate(ar); err != nil {
-		// The server would read the body inflated, so the policy must; a
-		// body that does not inflate here might still say something there.
-		reason := strings.TrimPrefix(err.Error(), action.ErrEncoding.Error()+": ")
-		s.auditRefusal(sess, ex, http.StatusBadRequest, reason)
+	act, refusal := Screen(s.opts.Classifier, ar, ex.req.URL.RawQuery, s.inflate)
+	if refusal != nil {
+		if refusal.Classified {
+			s.auditRefusal(sess, ex, refusal.Status, refusal.Reason, act)
+		} else {
+			s.auditRefusal(sess, ex, refusal.Status, refusal.Reason)
+		}
 		cnt.denied.Add(1)
-		return s.denial(ex, action.Action{}, answer{status: http.StatusBadRequest, decision: "deny",
-			message: "countersign: " + reason + "; nothing was sent."}), nil
-	}
-	if reason := methodParamRefusal(ex.req.Method, ex.req.URL.RawQuery, ex.req.Header.Values("Content-Type"), ar.Body); reason != "" {
-		s.auditRefusal(sess, ex, http.StatusBadRequest, reason)
-		cnt.denied.Add(1)
-		return s.denial(ex, action.Action{}, answer{status: http.StatusBadRequest, decision: "deny",
-			message: "countersign: " + reason + "; nothing was sent."}), nil
-	}
-	act := s.opts.Classifier.Classify(ar)
-	if reason := action.TextEncodingProblem(ar); reason != "" && !opaquePayload(act) {
-		s.auditRefusal(sess, ex, http.StatusUnsupportedMediaType, reason, act)
-		cnt.denied.Add(1)
-		return s.denial(ex, act, answer{status: http.StatusUnsupportedMediaType, decision: "deny",
-			message: "countersign: " + reason + "; nothing was sent."}), nil
-	}
-	if status, reason, bad := s.opts.Classifier.Reject(act); bad {
-		// A message countersign cannot read exactly as the server would (a
-		// JSON-RPC batch, a repeated key, a body cut off at the limit) is
-		// refused before policy: any decision would be about a message the
-		// server might read differently.
-		s.auditRefusal(sess, ex, status, reason, act)
-		cnt.denied.Add(1)
-		return s.denial(ex, act, answer{status: status, decision: "deny", message: "countersign: " + reason + "; nothing was sent."}), nil
-	}
-	if name, dup := action.DuplicateJSONName(ar); dup {
-		// After the provider's own checks, which answer in the API's
-		// format (a JSON-RPC error for MCP), as this refusal does too.
-		reason := fmt.Sprintf("the JSON body repeats the member %q; servers differ on which value they act on, so countersign cannot decide it. Send each member once", termtext.Line(name, 120))
-		s.auditRefusal(sess, ex, http.StatusBadRequest, reason, act)
-		cnt.denied.Add(1)
-		return s.denial(ex, act, answer{status: http.StatusBadRequest, decision: "deny", message: "countersign: " + reason + "; nothing was sent."}), nil
+		return s.denial(ex, act, answer{status: refusal.Status, decision: "deny",
+			message: "countersign: " + refusal.Reason + "; nothing was sent."}), nil
 	}
 	in := policy.NewInput(ar, act, sess, start)
 	d := s.opts.Decider.Decide(ctx, in)
@@ -330,39 +301,8 @@ func opaquePayload(a action.Action) bool {
 // refused before classification, or 0. Each is a request the policy would
 // see differently from the server that receives it.
 func refuseHead(ex *exchange) (int, string) {
-	m := ex.req.Method
-	switch {
-	case strings.ToUpper(m) != m:
-		// Methods are case-sensitive, but servers that upper-case them
-		// exist: "delete" would run as a DELETE the policy did not see.
-		return http.StatusBadRequest, fmt.Sprintf("the method %q is not in upper case", m)
-	case m == "TRACE" || m == "TRACK":
-		return http.StatusMethodNotAllowed, "TRACE is not forwarded: it echoes the request, credentials included"
-	case len(ex.req.Header.Values("Authorization")) > 1:
-		// Servers differ on which one they read; approvals are bound to
-		// the credentials, so there must be one.
-		return http.StatusBadRequest, "the request has more than one Authorization header; send one"
-	case ex.upgrade != "" && ex.req.ContentLength != 0:
-		// After a 101 the body and the upgraded protocol would share the
-		// client's stream.
-		return http.StatusBadRequest, "an upgrade request with a body is not forwarded"
-	}
-	for _, o := range methodOverrides {
-		for _, v := range ex.req.Header[o.key] {
-			if overridden(m, v) {
-				// Servers that honour it run that method, not the one
-				// the policy decided on. A read (Google's clients send
-				// a long GET as a POST that asks for GET) does less than
-				// what was decided, and passes.
-				return http.StatusBadRequest, fmt.Sprintf("the %s header asks for another method than %s; send the request with the method itself", o.name, m)
-			}
-		}
-	}
-	if _, err := url.ParseQuery(ex.req.URL.RawQuery); err != nil {
-		// url.ParseQuery drops pairs it cannot read (";" separators, bad
-		// escapes), so the policy would not see what the server might: the
-		// query is refused rather than decided about different bytes.
-		return http.StatusBadRequest, "the query string does not parse unambiguously (a ';' separator or a bad %-escape)"
+	if status, reason := headRefusal(ex.req.Method, ex.req.Header, ex.req.URL.RawQuery, ex.upgrade != "", ex.req.ContentLength); status != 0 {
+		return status, reason
 	}
 	if ex.req.URL.Path == "" {
 		// An absolute-form target without a path ("https://h?x=1") is

@@ -24,6 +24,7 @@ import (
 	"github.com/countersign/countersign/internal/config"
 	"github.com/countersign/countersign/internal/hostport"
 	"github.com/countersign/countersign/policy"
+	"github.com/countersign/countersign/proxy"
 	"github.com/countersign/countersign/session"
 )
 
@@ -166,16 +167,22 @@ func policyEval(cmd *cobra.Command, e *env, f evalFlags) error {
 		if err != nil {
 			return usageError(err)
 		}
-		ar, err := evalRequest(f)
+		ar, rawQuery, err := evalRequest(f)
 		if err != nil {
 			return usageError(err)
 		}
-		c := newClassifier(cfg)
-		a := c.Classify(ar)
-		if status, reason, bad := c.Reject(a); bad {
-			// The proxy refuses it before any policy runs (found by
-			// review: eval reported the policy's allow).
-			refused = map[string]any{"status": status, "reason": reason}
+		// What the proxy refuses before any policy runs is reported with
+		// the policy's decision, which the proxy would never reach (found
+		// by review: eval reported the policy's allow).
+		r := proxy.HeadRefusal(ar.Method, ar.Header, rawQuery)
+		a, bodyRefusal := proxy.Screen(newClassifier(cfg), ar, rawQuery, func(r *action.Request) error {
+			return action.Inflate(r, int64(cfg.Inspect.BodyLimit))
+		})
+		if r == nil {
+			r = bodyRefusal
+		}
+		if r != nil {
+			refused = map[string]any{"status": r.Status, "reason": r.Reason}
 		}
 		sess := &session.Info{ID: "s-eval", Name: f.sessionName, User: currentUser(), Command: "eval", Cwd: e.cwd, Labels: labels}
 		in := policy.NewInput(ar, a, sess, time.Now())
@@ -219,15 +226,17 @@ func policyEval(cmd *cobra.Command, e *env, f evalFlags) error {
 	return enc.Encode(out)
 }
 
-// evalRequest builds the classifier's view of a request from the flags.
-func evalRequest(f evalFlags) (*action.Request, error) {
+// evalRequest builds the classifier's view of a request from the flags,
+// and returns the query as given. The method is taken in upper case, for
+// convenience on the command line.
+func evalRequest(f evalFlags) (*action.Request, string, error) {
 	method, rawURL, ok := strings.Cut(strings.TrimSpace(f.request), " ")
 	if !ok {
-		return nil, fmt.Errorf("--request %q: want 'METHOD URL'", f.request)
+		return nil, "", fmt.Errorf("--request %q: want 'METHOD URL'", f.request)
 	}
 	u, err := url.Parse(strings.TrimSpace(rawURL))
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("--request %q: the URL must be absolute http(s)", f.request)
+		return nil, "", fmt.Errorf("--request %q: the URL must be absolute http(s)", f.request)
 	}
 	defPort := 443
 	if u.Scheme == "http" {
@@ -235,13 +244,13 @@ func evalRequest(f evalFlags) (*action.Request, error) {
 	}
 	host, port, err := hostport.Split(u.Host, defPort)
 	if err != nil {
-		return nil, fmt.Errorf("--request: %w", err)
+		return nil, "", fmt.Errorf("--request: %w", err)
 	}
 	h := http.Header{}
 	for _, kv := range f.headers {
 		k, v, ok := strings.Cut(kv, ":")
 		if !ok {
-			return nil, fmt.Errorf("--header %q: want 'Name: value'", kv)
+			return nil, "", fmt.Errorf("--header %q: want 'Name: value'", kv)
 		}
 		h.Add(textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(k)), strings.TrimSpace(v))
 	}
@@ -250,7 +259,7 @@ func evalRequest(f evalFlags) (*action.Request, error) {
 	case strings.HasPrefix(f.body, "@"):
 		body, err = os.ReadFile(f.body[1:])
 		if err != nil {
-			return nil, fmt.Errorf("--body: %w", err)
+			return nil, "", fmt.Errorf("--body: %w", err)
 		}
 	case f.body != "":
 		body = []byte(f.body)
@@ -262,11 +271,11 @@ func evalRequest(f evalFlags) (*action.Request, error) {
 		Port:     port,
 		Path:     u.Path,
 		RawPath:  u.EscapedPath(),
-		Query:    u.Query(),
+		Query:    action.ValidKeys(u.Query()),
 		Header:   h,
 		Body:     body,
 		BodySize: int64(len(body)),
-	}, nil
+	}, u.RawQuery, nil
 }
 
 type replayFlags struct {

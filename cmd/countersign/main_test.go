@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -477,25 +478,58 @@ func TestGitHubEnterpriseHosts(t *testing.T) {
 }
 
 // policy eval says when the proxy would refuse a request before any
-// policy runs (found by review: it showed the policy's allow).
+// policy runs (found by review: it showed the policy's allow), for every
+// refusal the proxy makes once it has the request, and decides a
+// compressed body inflated, as the proxy does.
 func TestPolicyEvalShowsARefusalBeforePolicy(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "p", "policy.rego"), "package countersign\n")
-	out, errOut, code := cli(t, dir, "policy", "eval", "--policy", filepath.Join(dir, "p"),
-		"--request", "DELETE https://api.github.com/repositories/1296269")
-	if code != 0 {
-		t.Fatalf("eval: %d %s", code, errOut)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"drop_table","arguments":{}}}`))
+	zw.Close()
+	writeFile(t, filepath.Join(dir, "call.json.gz"), gz.String())
+	tests := []struct {
+		name   string
+		args   []string
+		status int
+		reason string // in the reason; "" for no refusal
+	}{
+		{"classifier", []string{"--request", "DELETE https://api.github.com/repositories/1296269"}, 400, "/repos/OWNER/REPO"},
+		{"two credentials", []string{"--request", "GET https://api.github.com/user", "--header", "Authorization: token a", "--header", "Authorization: token b"}, 400, "more than one Authorization"},
+		{"method override", []string{"--request", "POST https://api.example.com/items/1", "--header", "X-HTTP-Method-Override: DELETE"}, 400, "X-HTTP-Method-Override"},
+		{"ambiguous query", []string{"--request", "GET https://api.example.com/items?a=1;b=2"}, 400, "query string"},
+		{"method field", []string{"--request", "POST https://api.example.com/items/1", "--header", "Content-Type: application/x-www-form-urlencoded", "--body", "_method=DELETE"}, 400, "_method"},
+		{"repeated member", []string{"--request", "POST https://api.example.com/items", "--header", "Content-Type: application/json", "--body", `{"a":1,"a":2}`}, 400, "repeats the member"},
+		{"body that does not inflate", []string{"--request", "POST https://api.example.com/items", "--header", "Content-Encoding: gzip", "--body", "not gzip"}, 400, "gzip"},
+		{"compressed MCP call", []string{"--request", "POST https://mcp.example.com/mcp", "--header", "Content-Type: application/json", "--header", "Content-Encoding: gzip", "--body", "@" + filepath.Join(dir, "call.json.gz")}, 0, ""},
 	}
-	var got struct {
-		Refused struct {
-			Status int    `json:"status"`
-			Reason string `json:"reason"`
-		} `json:"refused_before_policy"`
-	}
-	if err := json.Unmarshal([]byte(out), &got); err != nil {
-		t.Fatalf("output is not JSON: %v\n%s", err, out)
-	}
-	if got.Refused.Status != 400 || !strings.Contains(got.Refused.Reason, "/repos/OWNER/REPO") {
-		t.Errorf("refused_before_policy = %+v, want 400 naming /repos/OWNER/REPO\n%s", got.Refused, out)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"policy", "eval", "--policy", filepath.Join(dir, "p")}, tt.args...)
+			out, errOut, code := cli(t, dir, args...)
+			if code != 0 {
+				t.Fatalf("eval: %d %s", code, errOut)
+			}
+			var got struct {
+				Action  map[string]any `json:"action"`
+				Refused *struct {
+					Status int    `json:"status"`
+					Reason string `json:"reason"`
+				} `json:"refused_before_policy"`
+			}
+			if err := json.Unmarshal([]byte(out), &got); err != nil {
+				t.Fatalf("output is not JSON: %v\n%s", err, out)
+			}
+			switch {
+			case tt.status == 0 && got.Refused != nil:
+				t.Errorf("refused_before_policy = %+v, want none\n%s", got.Refused, out)
+			case tt.status != 0 && (got.Refused == nil || got.Refused.Status != tt.status || !strings.Contains(got.Refused.Reason, tt.reason)):
+				t.Errorf("refused_before_policy = %+v, want %d naming %q\n%s", got.Refused, tt.status, tt.reason, out)
+			}
+			if tt.name == "compressed MCP call" && got.Action["tool"] != "drop_table" {
+				t.Errorf("the compressed call was classified as %v, want the tool drop_table", got.Action)
+			}
+		})
 	}
 }

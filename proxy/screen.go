@@ -1,0 +1,109 @@
+package proxy
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/countersign/countersign/action"
+	"github.com/countersign/countersign/internal/termtext"
+)
+
+// Refusal is why countersign refuses a request before any policy sees it:
+// a request the policy would read differently from the server that gets
+// it.
+type Refusal struct {
+	Status int
+	Reason string
+	// Classified is set when the refusal came after classification, so
+	// the answer can take the API's own format.
+	Classified bool
+}
+
+// HeadRefusal runs the checks on a request head that come before
+// classification (see refuseHead), for `policy eval`, which has no
+// connection: the method as sent, the header, the raw query.
+func HeadRefusal(method string, h http.Header, rawQuery string) *Refusal {
+	if status, reason := headRefusal(method, h, rawQuery, false, 0); status != 0 {
+		return &Refusal{Status: status, Reason: reason}
+	}
+	return nil
+}
+
+// headRefusal is refuseHead on the parts of an exchange.
+func headRefusal(m string, h http.Header, rawQuery string, upgrade bool, contentLength int64) (int, string) {
+	switch {
+	case strings.ToUpper(m) != m:
+		// Methods are case-sensitive, but servers that upper-case them
+		// exist: "delete" would run as a DELETE the policy did not see.
+		return http.StatusBadRequest, fmt.Sprintf("the method %q is not in upper case", m)
+	case m == "TRACE" || m == "TRACK":
+		return http.StatusMethodNotAllowed, "TRACE is not forwarded: it echoes the request, credentials included"
+	case len(h.Values("Authorization")) > 1:
+		// Servers differ on which one they read; approvals are bound to
+		// the credentials, so there must be one.
+		return http.StatusBadRequest, "the request has more than one Authorization header; send one"
+	case upgrade && contentLength != 0:
+		// After a 101 the body and the upgraded protocol would share the
+		// client's stream.
+		return http.StatusBadRequest, "an upgrade request with a body is not forwarded"
+	}
+	for _, o := range methodOverrides {
+		for _, v := range h[o.key] {
+			if overridden(m, v) {
+				// Servers that honour it run that method, not the one
+				// the policy decided on. A read (Google's clients send
+				// a long GET as a POST that asks for GET) does less than
+				// what was decided, and passes.
+				return http.StatusBadRequest, fmt.Sprintf("the %s header asks for another method than %s; send the request with the method itself", o.name, m)
+			}
+		}
+	}
+	if _, err := url.ParseQuery(rawQuery); err != nil {
+		// url.ParseQuery drops pairs it cannot read (";" separators, bad
+		// escapes), so the policy would not see what the server might: the
+		// query is refused rather than decided about different bytes.
+		return http.StatusBadRequest, "the query string does not parse unambiguously (a ';' separator or a bad %-escape)"
+	}
+	return 0, ""
+}
+
+// Screen runs the checks that refuse a request, its body read, before any
+// policy sees it, in the order the proxy runs them (rawQuery is the query
+// as sent): the body must inflate
+// (inflate is action.Inflate with the body limit), must not ask for
+// another method in a form field, must be in an encoding countersign reads
+// (unless its server stores it as data), must be a message the provider's
+// classifier reads exactly as the server would, and must not repeat a JSON
+// member. It returns the action classified from the inflated body, and the
+// refusal, if any. `policy eval` uses it so that what it reports is what
+// the proxy does.
+func Screen(cls *action.Classifier, ar *action.Request, rawQuery string, inflate func(*action.Request) error) (action.Action, *Refusal) {
+	if err := inflate(ar); err != nil {
+		// The server would read the body inflated, so the policy must; a
+		// body that does not inflate here might still say something there.
+		return action.Action{}, &Refusal{Status: http.StatusBadRequest, Reason: strings.TrimPrefix(err.Error(), action.ErrEncoding.Error()+": ")}
+	}
+	if reason := methodParamRefusal(ar.Method, rawQuery, ar.Header.Values("Content-Type"), ar.Body); reason != "" {
+		return action.Action{}, &Refusal{Status: http.StatusBadRequest, Reason: reason}
+	}
+	act := cls.Classify(ar)
+	if reason := action.TextEncodingProblem(ar); reason != "" && !opaquePayload(act) {
+		return act, &Refusal{Status: http.StatusUnsupportedMediaType, Reason: reason, Classified: true}
+	}
+	if status, reason, bad := cls.Reject(act); bad {
+		// A message countersign cannot read exactly as the server would (a
+		// JSON-RPC batch, a repeated key, a body cut off at the limit) is
+		// refused before policy: any decision would be about a message the
+		// server might read differently.
+		return act, &Refusal{Status: status, Reason: reason, Classified: true}
+	}
+	if name, dup := action.DuplicateJSONName(ar); dup {
+		// After the provider's own checks, which answer in the API's
+		// format (a JSON-RPC error for MCP), as this refusal does too.
+		return act, &Refusal{Status: http.StatusBadRequest, Classified: true,
+			Reason: fmt.Sprintf("the JSON body repeats the member %q; servers differ on which value they act on, so countersign cannot decide it. Send each member once", termtext.Line(name, 120))}
+	}
+	return act, nil
+}
