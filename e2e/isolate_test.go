@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/countersign/countersign/internal/testinfra"
-	"golang.org/x/sys/unix"
 )
 
 // Under `run --isolate` the agent's only way out is the proxy: these tests
@@ -496,30 +495,8 @@ for name, cmd in (("TIOCSTI", termios.TIOCSTI), ("TIOCLINUX", 0x541C)):
 // agent opens come from a /dev/pts of its own.
 func TestIsolateOtherTerminalsAreOutOfReach(t *testing.T) {
 	w := newWorld(t, denyDeletes, "")
-	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatalf("open a terminal: %v", err)
-	}
-	defer master.Close()
-	rc, err := master.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int
-	var ioErr error
-	if err := rc.Control(func(fd uintptr) {
-		if ioErr = unix.IoctlSetPointerInt(int(fd), unix.TIOCSPTLCK, 0); ioErr == nil {
-			n, ioErr = unix.IoctlGetInt(int(fd), unix.TIOCGPTN)
-		}
-	}); err != nil || ioErr != nil {
-		t.Fatalf("unlock the terminal: %v %v", err, ioErr)
-	}
-	other := fmt.Sprintf("/dev/pts/%d", n)
-	slave, err := os.OpenFile(other, os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatalf("open %s: %v", other, err)
-	}
-	defer slave.Close()
+	_, slave := openPTY(t)
+	other := slave.Name()
 
 	script := fmt.Sprintf(`
 echo "pts: $(ls -A /dev/pts | tr '\n' ' ')"

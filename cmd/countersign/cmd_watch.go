@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	tea "github.com/charmbracelet/bubbletea"
+	tea "charm.land/bubbletea/v2"
 	"github.com/spf13/cobra"
 
 	"github.com/countersign/countersign/approval"
@@ -140,7 +140,7 @@ func (m *watchModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.status = fmt.Sprintf("%s: %s (%d of %d approvals)", msg.rec.ID, msg.rec.State, len(msg.rec.Approvers()), msg.rec.Required)
 		}
 		return m, m.refresh
-	case tea.KeyMsg:
+	case tea.KeyPressMsg:
 		switch msg.String() {
 		case "q", "ctrl+c", "esc":
 			if m.detail && msg.String() == "esc" {
@@ -170,7 +170,10 @@ func (m *watchModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	return m, nil
 }
 
-func (m *watchModel) View() string {
+func (m *watchModel) View() tea.View { return tea.NewView(m.screen()) }
+
+// screen is the text of the view.
+func (m *watchModel) screen() string {
 	if m.quitting {
 		return ""
 	}

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	tea "github.com/charmbracelet/bubbletea"
+	tea "charm.land/bubbletea/v2"
 
 	"github.com/countersign/countersign/approval"
 )
@@ -32,12 +32,12 @@ func TestWatchModelApprovesTheSelectedApproval(t *testing.T) {
 	m := newWatchModel(t.Context(), []approvalAPI{api}, "carol", func() time.Time { return now })
 	var model tea.Model = m
 	model, _ = model.Update(m.refresh())
-	view := model.View()
+	view := model.View().Content
 	if !strings.Contains(view, "ap-1") || !strings.Contains(view, "ap-2") || strings.Contains(view, "\x1b[2J") {
 		t.Fatalf("view:\n%q", view)
 	}
-	model, _ = model.Update(tea.KeyMsg{Type: tea.KeyDown})
-	model, cmd := model.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("s")})
+	model, _ = model.Update(tea.KeyPressMsg{Code: tea.KeyDown})
+	model, cmd := model.Update(tea.KeyPressMsg{Code: 's', Text: "s"})
 	if cmd == nil {
 		t.Fatal("pressing s produced no command")
 	}
@@ -45,10 +45,10 @@ func TestWatchModelApprovesTheSelectedApproval(t *testing.T) {
 	if len(api.decided) != 1 || api.decided[0] != "ap-2 approve by carol scope 30m0s" {
 		t.Fatalf("decided = %v", api.decided)
 	}
-	if !strings.Contains(model.View(), "ap-2: approved") {
-		t.Errorf("status not shown:\n%s", model.View())
+	if !strings.Contains(model.View().Content, "ap-2: approved") {
+		t.Errorf("status not shown:\n%s", model.View().Content)
 	}
-	_, cmd = model.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("d")})
+	_, cmd = model.Update(tea.KeyPressMsg{Code: 'd', Text: "d"})
 	cmd()
 	if len(api.decided) != 2 || !strings.HasPrefix(api.decided[1], "ap-2 deny") {
 		t.Fatalf("decided = %v", api.decided)
