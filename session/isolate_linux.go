@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -616,59 +617,137 @@ func setupMounts(spec initSpec) error {
 }
 
 // privateTerminals gives the namespace terminals of its own. The host's
-// /dev/pts holds every terminal of the user, and the agent runs as the
+// devpts holds every pseudo-terminal of the user, and the agent runs as the
 // user: it could read what is typed in another one, or write a fake prompt
-// into it. A new devpts instance covers it, and /dev/ptmx is bound to the
-// new instance's, so that terminals the agent opens (script, tmux, a
-// pseudo-terminal library) come from it. The terminal countersign runs in
-// stays open to the agent through its inherited descriptors and
-// /dev/tty; its name under /dev/pts is gone, so it is bound over
-// /dev/console, where a name lookup (tty, ttyname) finds it, as bubblewrap
-// does. Run before the new /proc is mounted: /proc/self/fd is the way to
-// that terminal.
+// into it. A new devpts instance covers /dev/pts, and /dev/ptmx is bound
+// to the new instance's, so that terminals the agent opens (script, tmux, a
+// pseudo-terminal library) come from it; any other mount of a devpts (a
+// chroot's /dev/pts) is covered by an empty directory. Virtual consoles
+// (/dev/tty1…), which login hands to whoever logs in on one, read and
+// write as /dev/null. The terminal countersign runs in stays open to the
+// agent through its inherited descriptors and /dev/tty; its name under
+// /dev/pts is gone, so it is bound over /dev/console, where a name lookup
+// (tty, ttyname) finds it, as bubblewrap does. Run before the new /proc is
+// mounted: /proc/self is how the terminal and the mounts are found.
 func privateTerminals() error {
-	if fi, err := os.Stat("/dev/pts"); err != nil || !fi.IsDir() {
-		return nil // no terminals to hide
+	own := ownTerminal()
+	others, err := devptsMounts()
+	if err != nil {
+		return err
 	}
-	// The name first, from this namespace's copy of the host's /dev/pts:
-	// a descriptor opened before the namespace existed belongs to another
-	// mount namespace, and the kernel refuses to bind from it.
-	if name := ownTerminal(); name != "" {
-		// Only a name: the terminal works without it.
-		_ = unix.Mount(name, "/dev/console", "", unix.MS_BIND, "")
+	if fi, err := os.Stat("/dev/pts"); err == nil && fi.IsDir() {
+		// The name first, from this namespace's copy of the host's
+		// /dev/pts: a descriptor opened before the namespace existed
+		// belongs to another mount namespace, and the kernel refuses to
+		// bind from it.
+		if strings.HasPrefix(own, "/dev/pts/") {
+			// Only a name: the terminal works without it.
+			_ = unix.Mount(own, "/dev/console", "", unix.MS_BIND, "")
+		}
+		if err := unix.Mount("devpts", "/dev/pts", "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0600"); err != nil {
+			return fmt.Errorf("give the session terminals of its own (a new devpts instance on /dev/pts, so that the agent cannot reach your other terminals): %w (inside a container, run countersign on the host, or give the container its own devpts; see docs/isolation.md)", err)
+		}
+		// A /dev/ptmx that is a link (pts/ptmx, as in containers) already
+		// leads to the new instance; since Linux 4.7 the device does too,
+		// finding pts beside it.
+		if fi, err := os.Lstat("/dev/ptmx"); err == nil && fi.Mode()&os.ModeSymlink == 0 {
+			if err := unix.Mount("/dev/pts/ptmx", "/dev/ptmx", "", unix.MS_BIND, ""); err != nil {
+				return fmt.Errorf("bind /dev/ptmx to the session's terminals: %w", err)
+			}
+		}
 	}
-	if err := unix.Mount("devpts", "/dev/pts", "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0600"); err != nil {
-		return fmt.Errorf("give the session terminals of its own (a new devpts instance on /dev/pts, so that the agent cannot reach your other terminals): %w", err)
+	for _, p := range others {
+		var st unix.Statfs_t
+		if unix.Statfs(p, &st) != nil || st.Type != unix.DEVPTS_SUPER_MAGIC {
+			continue // under a directory made private: gone already
+		}
+		if err := unix.Mount("tmpfs", p, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=755,size=4k"); err != nil {
+			return fmt.Errorf("cover the terminals mounted at %s: %w", p, err)
+		}
 	}
-	// A /dev/ptmx that is a link (pts/ptmx, as in containers) already
-	// leads to the new instance.
-	if fi, err := os.Lstat("/dev/ptmx"); err == nil && fi.Mode()&os.ModeSymlink == 0 {
-		if err := unix.Mount("/dev/pts/ptmx", "/dev/ptmx", "", unix.MS_BIND, ""); err != nil {
-			return fmt.Errorf("bind /dev/ptmx to the session's terminals: %w", err)
+	consoles, _ := filepath.Glob("/dev/tty[0-9]*")
+	for _, p := range consoles {
+		var st unix.Stat_t
+		if p == own || unix.Lstat(p, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR {
+			continue
+		}
+		// Virtual consoles are major 4, minors below 64; serial lines
+		// (ttyS*) come after them and stay, like other devices.
+		if unix.Major(uint64(st.Rdev)) != 4 || unix.Minor(uint64(st.Rdev)) >= 64 {
+			continue
+		}
+		if err := unix.Mount("/dev/null", p, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("cover the virtual console %s: %w", p, err)
 		}
 	}
 	return nil
 }
 
-// ownTerminal returns the /dev/pts name of the first of standard input,
-// output and error that is one of the host's pseudo-terminals, or "" when
-// none is (or its name does not lead to it).
+// devptsMounts lists the mount points of devpts file systems other than
+// /dev/pts, from /proc/self/mountinfo.
+func devptsMounts() ([]string, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, fmt.Errorf("list the mounts, to hide the host's terminals: %w", err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [TAGS...] - FSTYPE SOURCE SUPEROPTS
+		pre, post, ok := strings.Cut(line, " - ")
+		fields, typ := strings.Fields(pre), strings.Fields(post)
+		if !ok || len(fields) < 5 || len(typ) == 0 || typ[0] != "devpts" {
+			continue
+		}
+		if p := unescapeMountPath(fields[4]); p != "/dev/pts" && !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// unescapeMountPath undoes mountinfo's octal escapes (\040 for a space,
+// \011, \012, \134).
+func unescapeMountPath(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// ownTerminal returns the name of the first of standard input, output and
+// error that is one of the host's pseudo-terminals (under /dev/pts) or a
+// virtual console, or "" when none is. The name must lead to the very
+// terminal: another devpts instance numbers its terminals alike, so the
+// device number alone could name somebody else's.
 func ownTerminal() string {
 	for fd := range 3 {
 		var st unix.Stat_t
 		if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR {
 			continue
 		}
-		// Unix 98 pseudo-terminal slaves: majors 136 to 143.
-		if m := unix.Major(uint64(st.Rdev)); m < 136 || m > 143 {
+		// Unix 98 pseudo-terminal slaves: majors 136 to 143; virtual
+		// consoles: major 4, below 64.
+		m := unix.Major(uint64(st.Rdev))
+		if (m < 136 || m > 143) && (m != 4 || unix.Minor(uint64(st.Rdev)) >= 64) {
 			continue
 		}
 		name, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
-		if err != nil || !strings.HasPrefix(name, "/dev/pts/") {
+		if err != nil || !strings.HasPrefix(name, "/dev/") {
 			continue
 		}
 		var named unix.Stat_t
-		if unix.Stat(name, &named) == nil && named.Rdev == st.Rdev {
+		if unix.Stat(name, &named) == nil && named.Dev == st.Dev && named.Ino == st.Ino && named.Rdev == st.Rdev {
 			return name
 		}
 	}

@@ -44,6 +44,8 @@ func TestMain(m *testing.M) {
 			os.Exit(isolatedCheck(os.Args[2]))
 		case noUserNSCommand:
 			os.Exit(startWithoutUserNamespaces())
+		case devptsElsewhereCommand:
+			os.Exit(devptsElsewhere(os.Args[2]))
 		}
 	}
 	goleak.VerifyTestMain(m)
@@ -72,6 +74,64 @@ func startWithoutUserNamespaces() int {
 	return 0
 }
 
+// devptsElsewhereCommand runs, in user and mount namespaces of its own, an
+// isolated session whose working directory holds a second mount of the
+// host's devpts (as a chroot's /dev/pts is), and prints the child's
+// report on one of the user's terminals reached through it.
+const devptsElsewhereCommand = "__isolate-devpts-elsewhere"
+
+func devptsElsewhere(dir string) int {
+	fail := func(what string, err error) int {
+		fmt.Printf("%s: %v\n", what, err)
+		return 3
+	}
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fail("make the mounts private", err)
+	}
+	work := filepath.Join(dir, "work")
+	pts := filepath.Join(work, "chroot", "dev", "pts")
+	if err := os.MkdirAll(pts, 0o755); err != nil {
+		return fail("mkdir", err)
+	}
+	if err := unix.Mount("/dev/pts", pts, "", unix.MS_BIND, ""); err != nil {
+		return fail("bind /dev/pts", err)
+	}
+	master, slave, err := newPTY()
+	if err != nil {
+		return fail("open a terminal", err)
+	}
+	defer master.Close()
+	defer slave.Close()
+	other := filepath.Join(pts, filepath.Base(slave.Name()))
+	if f, err := os.OpenFile(other, os.O_RDWR|unix.O_NOCTTY, 0); err != nil {
+		return fail("the terminal through the second mount", err)
+	} else {
+		f.Close()
+	}
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "countersign: this is a proxy", http.StatusBadRequest)
+	}))
+	defer proxy.Close()
+	addr := netip.MustParseAddrPort(proxy.Listener.Addr().String())
+	arg, _ := json.Marshal(checkPlan{OtherTerminal: other})
+	var stdout, stderr bytes.Buffer
+	iso, err := StartIsolated(context.Background(), IsolateOptions{
+		Args: []string{"/proc/self/exe", checkCommand, string(arg)}, Dir: work,
+		Env:       []string{"PATH=/usr/bin:/bin"},
+		ProxyAddr: addr.String(), ListenPort: int(addr.Port()),
+		Exe: "/proc/self/exe", InitArgs: []string{InitCommand},
+		Stdout: &stdout, Stderr: &stderr,
+	}, nil)
+	if err != nil {
+		return fail("start the session", err)
+	}
+	if code, err := iso.Wait(); code != 0 || err != nil {
+		return fail(fmt.Sprintf("session exit %d, stderr %s", code, stderr.String()), err)
+	}
+	os.Stdout.Write(stdout.Bytes())
+	return 0
+}
+
 // checkPlan is what the isolated child tries.
 type checkPlan struct {
 	TCP       []string `json:"tcp"`        // must fail
@@ -92,6 +152,9 @@ type checkPlan struct {
 	OtherTerminal string `json:"other_terminal"`
 	NewTerminal   bool   `json:"new_terminal"`
 	OwnTerminal   bool   `json:"own_terminal"`
+	// Console is a virtual console of the host's, which must read and
+	// write as /dev/null inside.
+	Console string `json:"console"`
 }
 
 // checkReport maps each check to "ok" or what went wrong.
@@ -232,6 +295,14 @@ func isolatedCheck(arg string) int {
 			r["terminals listed"] = fmt.Sprintf("%v, %v", entries, err)
 		}
 	}
+	if p.Console != "" {
+		var st, null unix.Stat_t
+		if unix.Stat(p.Console, &st) != nil || unix.Stat("/dev/null", &null) != nil || st.Rdev != null.Rdev {
+			r["console"] = p.Console + " is not /dev/null"
+		} else {
+			r["console"] = "ok"
+		}
+	}
 	if p.NewTerminal {
 		r["new terminal"] = openTerminal()
 	}
@@ -240,12 +311,17 @@ func isolatedCheck(arg string) int {
 		switch {
 		case unix.Fstat(0, &in) != nil || in.Mode&unix.S_IFMT != unix.S_IFCHR:
 			r["own terminal"] = "standard input is not a terminal"
-		case unix.Stat("/dev/console", &console) != nil || console.Rdev != in.Rdev:
+		case unix.Stat("/dev/console", &console) != nil || console.Rdev != in.Rdev || console.Dev != in.Dev || console.Ino != in.Ino:
 			r["own terminal"] = "has no name under /dev"
 		default:
 			r["own terminal"] = "ok"
 			if _, err := unix.Write(0, []byte("still mine\n")); err != nil {
 				r["own terminal"] = "cannot be written: " + err.Error()
+			}
+			tty := exec.Command("tty")
+			tty.Stdin = os.Stdin
+			if out, err := tty.Output(); err != nil || string(out) != "/dev/console\n" {
+				r["own terminal"] = fmt.Sprintf("tty printed %q, %v", out, err)
 			}
 		}
 	}
@@ -454,6 +530,7 @@ func TestIsolatedChildReachesOnlyTheProxy(t *testing.T) {
 		OtherTerminal: other.Name(),
 		NewTerminal:   true,
 		OwnTerminal:   true,
+		Console:       hostConsole(t),
 		UDP:           []string{"198.51.100.7:53", "[2001:db8::7]:53"},
 		ProxyGet:      "http://upstream.test/",
 		Unread:        []string{caKey, token, elsewhereKey},
@@ -532,6 +609,45 @@ func TestIsolatedChildReachesOnlyTheProxy(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(notes); string(b) != "the agent's work\nmore\n" {
 		t.Errorf("notes.txt outside reads %q: the agent could not write its working directory", b)
+	}
+}
+
+// hostConsole returns a virtual console of this machine's that this user
+// can open (the tests run as root), or "" on a machine without one.
+func hostConsole(t *testing.T) string {
+	t.Helper()
+	f, err := os.OpenFile("/dev/tty1", os.O_RDONLY|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		t.Logf("no virtual console to check: %v", err)
+		return ""
+	}
+	f.Close()
+	return "/dev/tty1"
+}
+
+// A second mount of the host's devpts (a chroot's /dev/pts) is covered
+// too: the user's terminals are there as well.
+func TestIsolatedHidesTerminalsMountedElsewhere(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(t.Context(), exe, devptsElsewhereCommand, t.TempDir())
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags:  syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}},
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	var got checkReport
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("report %q: %v", out, err)
+	}
+	if got["other terminal"] != "ok" || got["terminals listed"] != "ok" {
+		t.Errorf("inside: %v", got)
 	}
 }
 
@@ -735,6 +851,20 @@ func TestStartIsolatedWhereUserNamespacesAreForbidden(t *testing.T) {
 	for _, want := range []string{"cannot create user, network and mount namespaces", "user.max_user_namespaces = 0", "kernel.unprivileged_userns_clone"} {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Errorf("error %q does not say %q", out, want)
+		}
+	}
+}
+
+func TestUnescapeMountPath(t *testing.T) {
+	for give, want := range map[string]string{
+		"/dev/pts":                  "/dev/pts",
+		`/srv/my\040chroot/dev/pts`: "/srv/my chroot/dev/pts",
+		`/a\134b`:                   `/a\b`,
+		`/trailing\04`:              `/trailing\04`,
+		`/not\09octal`:              `/not\09octal`,
+	} {
+		if got := unescapeMountPath(give); got != want {
+			t.Errorf("unescapeMountPath(%q) = %q, want %q", give, got, want)
 		}
 	}
 }
