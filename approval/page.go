@@ -25,6 +25,8 @@ import (
 	"unicode/utf8"
 
 	"go.uber.org/zap"
+
+	"golang.org/x/text/unicode/bidi"
 )
 
 // PageOptions configures the approval page.
@@ -656,6 +658,10 @@ func badFormView(msg string) *view {
 type part struct {
 	Text string
 	Code bool
+	// Isolate marks plain text holding right-to-left letters: only agent
+	// input can bring them into a sentence of countersign's, and they
+	// must not reorder the words around them, so it is shown isolated.
+	Isolate bool
 }
 
 // words splits trusted text at backquotes into plain and code parts.
@@ -714,7 +720,25 @@ func plural(n int, one, many string) string {
 // parts, so nothing in them is interpreted.
 type phrase []part
 
-func (p *phrase) text(s string) { *p = append(*p, part{Text: visible(s)}) }
+func (p *phrase) text(s string) {
+	s = visible(s)
+	*p = append(*p, part{Text: s, Isolate: rightToLeft(s)})
+}
+
+// rightToLeft reports whether s holds a character that is laid out right
+// to left, or as an Arabic number, which can move the text around it.
+func rightToLeft(s string) bool {
+	for _, r := range s {
+		if r < 0x0590 {
+			continue // Latin, Greek, Cyrillic and the like
+		}
+		props, _ := bidi.LookupRune(r)
+		if c := props.Class(); c == bidi.R || c == bidi.AL || c == bidi.AN {
+			return true
+		}
+	}
+	return false
+}
 func (p *phrase) code(s string) { *p = append(*p, part{Text: visible(clip(s, 200)), Code: true}) }
 
 // list appends items as code, "a, b and 3 more": the first five, as fits a
@@ -929,7 +953,8 @@ func describeAWS(a map[string]any) phrase {
 		}
 	}
 	if region != "" {
-		p.text(" in " + clip(region, 40))
+		p.text(" in ")
+		p.code(clip(region, 40))
 	}
 	return p
 }

@@ -286,8 +286,8 @@ func TestPageShowsApproval(t *testing.T) {
 	if want := "{\n  &#34;TableName&#34;: &#34;orders&#34;,\n  &#34;Note&#34;: &#34;&lt;https://evil|Approve&gt;&#34;\n}"; !strings.Contains(r.body, want) {
 		t.Errorf("the body is not shown indented and escaped (%q):\n%s", want, r.body)
 	}
-	if !strings.Contains(r.body, "<code>orders</code>") {
-		t.Errorf("the resource is not set in code:\n%s", r.body)
+	if !strings.Contains(r.body, "<code>orders</code>") || !strings.Contains(r.body, "<code>us-east-1</code>") {
+		t.Errorf("the resource and the region are not set in code:\n%s", r.body)
 	}
 	// Chat unfurls show the title: it carries no agent-controlled text.
 	title := regexp.MustCompile(`<title>(.*)</title>`).FindStringSubmatch(r.body)
@@ -911,12 +911,12 @@ func TestDescribe(t *testing.T) {
 		{
 			name: "aws verb",
 			give: &Record{Action: map[string]any{"provider": "aws", "service": "dynamodb", "operation": "DeleteTable", "region": "us-east-1", "resources": []any{"orders"}}},
-			want: "delete DynamoDB table `orders` in us-east-1",
+			want: "delete DynamoDB table `orders` in `us-east-1`",
 		},
 		{
 			name: "aws ec2",
 			give: &Record{Action: map[string]any{"provider": "aws", "service": "ec2", "operation": "TerminateInstances", "region": "us-east-1", "resources": []string{"i-0abc", "i-0def"}}},
-			want: "terminate EC2 instances `i-0abc`, `i-0def` in us-east-1",
+			want: "terminate EC2 instances `i-0abc`, `i-0def` in `us-east-1`",
 		},
 		{
 			name: "aws acronym",
@@ -931,7 +931,7 @@ func TestDescribe(t *testing.T) {
 		{
 			name: "aws operation that is not a verb",
 			give: &Record{Action: map[string]any{"provider": "aws", "service": "dynamodb", "operation": "BatchWriteItem", "region": "eu-west-1", "resources": []any{"orders"}}},
-			want: "`dynamodb:BatchWriteItem` on `orders` in eu-west-1",
+			want: "`dynamodb:BatchWriteItem` on `orders` in `eu-west-1`",
 		},
 		{
 			name: "many resources",
@@ -1025,6 +1025,26 @@ func TestDescribe(t *testing.T) {
 				t.Errorf("describe() = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// Plain text of a sentence that holds right-to-left letters can only have
+// come from the agent: it is shown isolated, so it cannot reorder the words
+// around it.
+func TestPhraseIsolatesRightToLeftText(t *testing.T) {
+	var p phrase
+	p.text("delete ")
+	p.text("\u05d8\u05d1\u05dc\u05d4 5")
+	p.text(" in ")
+	p.code("orders")
+	p.text(" \u0661") // an Arabic-Indic digit moves its neighbours too
+	var b strings.Builder
+	if err := pageTemplate.ExecuteTemplate(&b, "parts", p); err != nil {
+		t.Fatal(err)
+	}
+	want := "delete <bdi>\u05d8\u05d1\u05dc\u05d4 5</bdi> in <code>orders</code><bdi> \u0661</bdi>"
+	if b.String() != want {
+		t.Errorf("parts = %q, want %q", b.String(), want)
 	}
 }
 

@@ -147,32 +147,57 @@ func TestApprovalPageApproveInChromium(t *testing.T) {
 			t.Errorf("Approve button background = %s: the page's style sheet did not apply", p.Value)
 		}
 	}
-	// Agent-controlled values are code spans, each a bidirectional run of
-	// its own: a right-to-left name cannot pull the text after it to its
-	// left ("on א, 5" would otherwise read "on 5 ,א"). The probe is laid
-	// out with the page's own style sheet, then removed.
+	// Agent-controlled text cannot reorder what the approver reads. A value
+	// in a sentence (a code span, or plain text with right-to-left letters)
+	// is a bidirectional run of its own: "on א, 5" would otherwise read
+	// "on 5 ,א". The exact request (URL, header values, body) is shown in
+	// the order it was sent: ["א", "ב"] would otherwise read ["ב", "א"].
+	// The probes are laid out with the page's own style sheet, then
+	// removed.
 	order, err := chromedp.Run(bctx, chromedp.Evaluate[string](`(() => {
-		const p = document.createElement('p');
-		p.className = 'action';
-		p.append('on ');
-		const c = document.createElement('code');
-		c.textContent = '\u05d0';
-		p.append(c);
-		const t = document.createTextNode(', 5');
-		p.append(t);
-		document.querySelector('main').append(p);
-		const r = document.createRange();
-		r.setStart(t, 2);
-		r.setEnd(t, 3);
-		const five = r.getBoundingClientRect(), code = c.getBoundingClientRect();
-		p.remove();
-		return five.left >= code.right - 0.5 ? 'after' : 'before';
+		const main = document.querySelector('main');
+		const rect = (node, i) => {
+			const r = document.createRange();
+			r.setStart(node, i);
+			r.setEnd(node, i + 1);
+			return r.getBoundingClientRect();
+		};
+		const out = [];
+		for (const inner of ['code', 'bdi']) {
+			const p = document.createElement('p');
+			p.className = 'action';
+			p.append('on ');
+			const v = document.createElement(inner);
+			v.textContent = '\u05d0';
+			p.append(v);
+			const t = document.createTextNode(', 5');
+			p.append(t);
+			main.append(p);
+			out.push(inner + ':' + (rect(t, 2).left >= v.getBoundingClientRect().right - 0.5 ? 'after' : 'before'));
+			p.remove();
+		}
+		const exact = {
+			url: '<p class="reqline"><code class="url">X</code></p>',
+			header: '<table class="headers"><tr><th>h</th><td>X</td></tr></table>',
+			body: '<pre class="body">X</pre>',
+		};
+		for (const [name, html] of Object.entries(exact)) {
+			const box = document.createElement('div');
+			box.innerHTML = html.replace('X', '');
+			const holder = box.querySelector('code, td, pre');
+			const t = document.createTextNode('\u05d0\u05d1');
+			holder.append(t);
+			main.append(box);
+			out.push(name + ':' + (rect(t, 0).left < rect(t, 1).left ? 'sent' : 'reordered'));
+			box.remove();
+		}
+		return out.join(' ');
 	})()`))
 	if err != nil {
-		t.Fatalf("lay out a right-to-left value: %v", err)
+		t.Fatalf("lay out right-to-left values: %v", err)
 	}
-	if order != "after" {
-		t.Errorf("a right-to-left value in a code span moved the text after it to its left: code spans are not isolated")
+	if want := "code:after bdi:after url:sent header:sent body:sent"; order != want {
+		t.Errorf("right-to-left text on the page: %s, want %s", order, want)
 	}
 	shot("approval-page.png")
 	if n := w.up.Count("", ""); n != 0 {
