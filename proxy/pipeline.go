@@ -52,6 +52,10 @@ type exchange struct {
 	// watch returns the watch of the client for a held request. Nil means
 	// ctx already carries the client going away.
 	watch func() *clientWatch
+	// approvalID names the approval that admitted the request, once it is
+	// forwarded on one: the record of an upgraded connection's end names
+	// it too.
+	approvalID string
 }
 
 // handle decides one request and returns the response for the client. It
@@ -995,6 +999,7 @@ func (s *Server) holdFor(d policy.Decision, act action.Action, host string) time
 // forward and response records carry it, as does the answer.
 func (s *Server) forward(ctx context.Context, ex *exchange, act action.Action, prefix []byte, rest io.Reader, buf *bodyBuf, decision, approvalID string) *http.Response {
 	start := s.opts.Now()
+	ex.approvalID = approvalID
 	out := &http.Request{
 		Method:     ex.req.Method,
 		URL:        &url.URL{Scheme: ex.scheme, Host: hostport.Join(ex.host, ex.port), Path: ex.req.URL.Path, RawPath: ex.req.URL.RawPath, RawQuery: ex.req.URL.RawQuery},
@@ -1102,6 +1107,10 @@ func setDecided(h http.Header, decision, requestID, approvalID string) {
 	h.Set(headerRequest, requestID)
 	if approvalID != "" {
 		h.Set(headerApproval, approvalID)
+	} else {
+		// Not the upstream's to say: an allowed answer must not look
+		// admitted by an approval.
+		h.Del(headerApproval)
 	}
 }
 

@@ -1112,6 +1112,57 @@ approve contains "deleting needs a human" if input.request.method == "DELETE"
 	}
 }
 
+// An upgrade a human approved: the 101 and the record of the upgraded
+// connection's end name the approval.
+func TestApprovedUpgradeNamesItsApproval(t *testing.T) {
+	const approveUpgrades = `package countersign
+
+approve contains "an upgrade needs a human" if input.request.upgrade == "websocket"
+`
+	h := newHarness(t, harnessOptions{policy: approveUpgrades})
+	tc, br := h.tlsTunnel("example.test:443", "example.test")
+	fmt.Fprint(tc, "GET /ws HTTP/1.1\r\nHost: example.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+	rec := h.waitPending()
+	if _, err := h.broker.Decide(t.Context(), rec.ID, approval.Decision{Approve: true, Approver: "cli:bob", Via: "cli"}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("X-Countersign-Approval") != rec.ID {
+		t.Fatalf("upgrade answered %s %v, want 101 naming %s", resp.Status, resp.Header, rec.ID)
+	}
+	tc.Close()
+	var closed *audit.Record
+	for deadline := time.Now().Add(10 * time.Second); closed == nil; time.Sleep(10 * time.Millisecond) {
+		for _, r := range h.records() {
+			if r.Type == "response" && r.Detail == "upgraded connection closed" {
+				closed = r
+			}
+		}
+		if closed == nil && time.Now().After(deadline) {
+			t.Fatal("no record of the upgraded connection closing")
+		}
+	}
+	if closed.ApprovalID != rec.ID {
+		t.Errorf("close record names approval %q, want %s", closed.ApprovalID, rec.ID)
+	}
+}
+
+// An upstream cannot make an answer look admitted by an approval.
+func TestSetDecidedOwnsTheApprovalHeader(t *testing.T) {
+	h := http.Header{"X-Countersign-Approval": {"ap-forged"}, "X-Countersign-Decision": {"approved"}}
+	setDecided(h, "allow", "r-1", "")
+	if v, ok := h["X-Countersign-Approval"]; ok || h.Get("X-Countersign-Decision") != "allow" || h.Get("X-Countersign-Request") != "r-1" {
+		t.Errorf("after an allow: approval %q, headers %v", v, h)
+	}
+	setDecided(h, "approved", "r-2", "ap-1")
+	if h.Get("X-Countersign-Approval") != "ap-1" {
+		t.Errorf("after an approval: headers %v", h)
+	}
+}
+
 func TestAllowedUpgradeIsRelayed(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	tc, br := h.tlsTunnel("example.test:443", "example.test")

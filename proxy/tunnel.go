@@ -478,7 +478,7 @@ func (s *Server) serveRequest(tc *tunnelConn) (keep bool, held *heldRequest) {
 	// What passes after a 101 is not decided; its size and length are at
 	// least on record, as for an opaque tunnel.
 	upgraded := func(sent, received int64, elapsed time.Duration) {
-		_ = s.opts.Audit.RecordDeferred(&audit.Event{Type: "response", RequestID: id, Session: sessionRef(sess),
+		_ = s.opts.Audit.RecordDeferred(&audit.Event{Type: "response", RequestID: id, ApprovalID: ex.approvalID, Session: sessionRef(sess),
 			UpstreamMillis: elapsed.Milliseconds(), Detail: "upgraded connection closed",
 			Fields: map[string]any{"protocol": upgrade, "bytes_sent": sent, "bytes_received": received}})
 	}
