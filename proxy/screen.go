@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/countersign/countersign/action"
+	"github.com/countersign/countersign/internal/h1"
 	"github.com/countersign/countersign/internal/termtext"
 )
 
@@ -23,12 +24,23 @@ type Refusal struct {
 
 // HeadRefusal runs the checks on a request head that come before
 // classification (see refuseHead), for `policy eval`, which has no
-// connection: the method as sent, the header, the raw query.
-func HeadRefusal(method string, h http.Header, rawQuery string) *Refusal {
-	if status, reason := headRefusal(method, h, rawQuery, false, 0); status != 0 {
+// connection: the method as sent, the header (see PrepareHeader), the raw
+// query, the protocol an upgrade asks for and the body's length.
+func HeadRefusal(method string, h http.Header, rawQuery, upgrade string, bodyLength int64) *Refusal {
+	if status, reason := headRefusal(method, h, rawQuery, upgrade != "", bodyLength); status != 0 {
 		return &Refusal{Status: status, Reason: reason}
 	}
 	return nil
+}
+
+// PrepareHeader does to a request's header what the proxy does before
+// anything reads it: it returns the protocol an upgrade request asks for,
+// and removes the hop-by-hop fields (those Connection names included),
+// which the policy never sees and the upstream never gets.
+func PrepareHeader(h http.Header) (upgrade string) {
+	upgrade = upgradeProtocol(h)
+	h1.RemoveHopByHop(h)
+	return upgrade
 }
 
 // headRefusal is refuseHead on the parts of an exchange.

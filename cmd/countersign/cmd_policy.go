@@ -167,14 +167,14 @@ func policyEval(cmd *cobra.Command, e *env, f evalFlags) error {
 		if err != nil {
 			return usageError(err)
 		}
-		ar, rawQuery, err := evalRequest(f)
+		ar, rawQuery, err := evalRequest(f, int64(cfg.Inspect.BodyLimit))
 		if err != nil {
 			return usageError(err)
 		}
 		// What the proxy refuses before any policy runs is reported with
 		// the policy's decision, which the proxy would never reach (found
 		// by review: eval reported the policy's allow).
-		r := proxy.HeadRefusal(ar.Method, ar.Header, rawQuery)
+		r := proxy.HeadRefusal(ar.Method, ar.Header, rawQuery, ar.Upgrade, ar.BodySize)
 		a, bodyRefusal := proxy.Screen(newClassifier(cfg), ar, rawQuery, func(r *action.Request) error {
 			return action.Inflate(r, int64(cfg.Inspect.BodyLimit))
 		})
@@ -226,10 +226,12 @@ func policyEval(cmd *cobra.Command, e *env, f evalFlags) error {
 	return enc.Encode(out)
 }
 
-// evalRequest builds the classifier's view of a request from the flags,
-// and returns the query as given. The method is taken in upper case, for
-// convenience on the command line.
-func evalRequest(f evalFlags) (*action.Request, string, error) {
+// evalRequest builds the classifier's view of a request from the flags as
+// the proxy would (hop-by-hop fields removed, an upgrade noted, the body
+// cut after limit bytes, an empty path sent as "/"), and returns the query
+// as given. The method is taken in upper case, for convenience on the
+// command line.
+func evalRequest(f evalFlags, limit int64) (*action.Request, string, error) {
 	method, rawURL, ok := strings.Cut(strings.TrimSpace(f.request), " ")
 	if !ok {
 		return nil, "", fmt.Errorf("--request %q: want 'METHOD URL'", f.request)
@@ -264,7 +266,8 @@ func evalRequest(f evalFlags) (*action.Request, string, error) {
 	case f.body != "":
 		body = []byte(f.body)
 	}
-	return &action.Request{
+	upgrade := proxy.PrepareHeader(h)
+	ar := &action.Request{
 		Method:   strings.ToUpper(method),
 		Scheme:   u.Scheme,
 		Host:     host,
@@ -275,7 +278,17 @@ func evalRequest(f evalFlags) (*action.Request, string, error) {
 		Header:   h,
 		Body:     body,
 		BodySize: int64(len(body)),
-	}, u.RawQuery, nil
+		Upgrade:  upgrade,
+	}
+	if ar.Path == "" {
+		ar.Path, ar.RawPath = "/", "/"
+	}
+	if int64(len(body)) > limit {
+		// As the proxy reads it: the limit and one byte more, the rest
+		// unseen.
+		ar.Body, ar.BodyTruncated = body[:limit+1], true
+	}
+	return ar, u.RawQuery, nil
 }
 
 type replayFlags struct {

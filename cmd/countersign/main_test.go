@@ -489,6 +489,7 @@ func TestPolicyEvalShowsARefusalBeforePolicy(t *testing.T) {
 	zw.Write([]byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"drop_table","arguments":{}}}`))
 	zw.Close()
 	writeFile(t, filepath.Join(dir, "call.json.gz"), gz.String())
+	writeFile(t, filepath.Join(dir, "countersign.yaml"), "inspect: {body_limit: 128}\n")
 	tests := []struct {
 		name   string
 		args   []string
@@ -503,6 +504,9 @@ func TestPolicyEvalShowsARefusalBeforePolicy(t *testing.T) {
 		{"repeated member", []string{"--request", "POST https://api.example.com/items", "--header", "Content-Type: application/json", "--body", `{"a":1,"a":2}`}, 400, "repeats the member"},
 		{"body that does not inflate", []string{"--request", "POST https://api.example.com/items", "--header", "Content-Encoding: gzip", "--body", "not gzip"}, 400, "gzip"},
 		{"compressed MCP call", []string{"--request", "POST https://mcp.example.com/mcp", "--header", "Content-Type: application/json", "--header", "Content-Encoding: gzip", "--body", "@" + filepath.Join(dir, "call.json.gz")}, 0, ""},
+		{"upgrade with a body", []string{"--request", "GET https://api.example.com/ws", "--header", "Connection: Upgrade", "--header", "Upgrade: websocket", "--body", "x"}, 400, "upgrade request with a body"},
+		{"message past the body limit", []string{"--request", "POST https://mcp.example.com/mcp", "--header", "Content-Type: application/json",
+			"--body", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"drop_table","arguments":{"table":"orders","cascade":true,"pad":"` + strings.Repeat("x", 200) + `"}}}`}, 413, "body_limit"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -531,5 +535,27 @@ func TestPolicyEvalShowsARefusalBeforePolicy(t *testing.T) {
 				t.Errorf("the compressed call was classified as %v, want the tool drop_table", got.Action)
 			}
 		})
+	}
+	// The input is the proxy's: hop-by-hop fields (and those Connection
+	// names) gone, an upgrade noted, an empty path sent as "/".
+	out, errOut, code := cli(t, dir, "policy", "eval", "--policy", filepath.Join(dir, "p"), "--request", "GET https://api.example.com",
+		"--header", "Connection: Upgrade, X-Secret", "--header", "Upgrade: websocket", "--header", "X-Secret: 1", "--header", "Accept: */*")
+	if code != 0 {
+		t.Fatalf("eval: %d %s", code, errOut)
+	}
+	var got struct {
+		Input struct {
+			Request struct {
+				Path    string              `json:"path"`
+				Upgrade string              `json:"upgrade"`
+				Headers map[string][]string `json:"headers"`
+			} `json:"request"`
+		} `json:"input"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, out)
+	}
+	if r := got.Input.Request; r.Path != "/" || r.Upgrade != "websocket" || len(r.Headers) != 1 || r.Headers["accept"] == nil {
+		t.Errorf("input.request = %+v, want path /, upgrade websocket and only the accept header", r)
 	}
 }
