@@ -178,7 +178,9 @@ func (m *watchModel) screen() string {
 		return ""
 	}
 	var b strings.Builder
-	b.WriteString("countersign — pending approvals   (a approve · s approve for 30m · d deny · enter details · q quit)\n\n")
+	// Two short lines: the renderer cuts lines at the terminal's width.
+	b.WriteString("countersign — pending approvals\n")
+	b.WriteString("a approve · s approve for 30m · d deny · enter details · q quit\n\n")
 	if m.err != nil {
 		fmt.Fprintf(&b, "  cannot reach countersign: %v\n", m.err)
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	tea "charm.land/bubbletea/v2"
 
@@ -33,6 +34,12 @@ func TestWatchModelApprovesTheSelectedApproval(t *testing.T) {
 	var model tea.Model = m
 	model, _ = model.Update(m.refresh())
 	view := model.View().Content
+	// The keys fit an 80-column terminal, where longer lines are cut.
+	for _, line := range strings.SplitN(view, "\n", 3)[:2] {
+		if n := utf8.RuneCountInString(line); n > 80 {
+			t.Errorf("header line of %d columns: %q", n, line)
+		}
+	}
 	if !strings.Contains(view, "ap-1") || !strings.Contains(view, "ap-2") || strings.Contains(view, "\x1b[2J") {
 		t.Fatalf("view:\n%q", view)
 	}
