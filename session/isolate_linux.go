@@ -621,52 +621,80 @@ func setupMounts(spec initSpec) error {
 // user: it could read what is typed in another one, or write a fake prompt
 // into it. A new devpts instance covers /dev/pts, and /dev/ptmx is bound
 // to the new instance's, so that terminals the agent opens (script, tmux, a
-// pseudo-terminal library) come from it; any other mount of a devpts (a
-// chroot's /dev/pts) is covered by an empty directory. Virtual consoles
-// (/dev/tty1…), which login hands to whoever logs in on one, read and
-// write as /dev/null. The terminal countersign runs in stays open to the
-// agent through its inherited descriptors and /dev/tty; its name under
-// /dev/pts is gone, so it is bound over /dev/console, where a name lookup
-// (tty, ttyname) finds it, as bubblewrap does. Run before the new /proc is
+// pseudo-terminal library) come from it. Any other mount of a devpts is
+// covered: a directory (a chroot's /dev/pts) by an empty one, a single
+// terminal bound onto a file (a container's /dev/console) by /dev/null.
+// Virtual consoles (tty1…, which login hands to whoever logs in on one)
+// read and write as /dev/null, in /dev and in any other mount of a
+// devtmpfs. The terminal countersign runs in stays open to the agent
+// through its inherited descriptors and /dev/tty; its name under /dev/pts
+// is gone, so it is bound over /dev/console, where a name lookup (tty,
+// ttyname) finds it, as bubblewrap does. Run before the new /proc is
 // mounted: /proc/self is how the terminal and the mounts are found.
 func privateTerminals() error {
 	own := ownTerminal()
-	others, err := devptsMounts()
+	ptsMounts, devMounts, err := terminalMounts()
 	if err != nil {
 		return err
 	}
-	if fi, err := os.Stat("/dev/pts"); err == nil && fi.IsDir() {
-		// The name first, from this namespace's copy of the host's
-		// /dev/pts: a descriptor opened before the namespace existed
-		// belongs to another mount namespace, and the kernel refuses to
-		// bind from it.
-		if strings.HasPrefix(own, "/dev/pts/") {
-			// Only a name: the terminal works without it.
-			_ = unix.Mount(own, "/dev/console", "", unix.MS_BIND, "")
-		}
-		if err := unix.Mount("devpts", "/dev/pts", "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0600"); err != nil {
-			return fmt.Errorf("give the session terminals of its own (a new devpts instance on /dev/pts, so that the agent cannot reach your other terminals): %w (inside a container, run countersign on the host, or give the container its own devpts; see docs/isolation.md)", err)
-		}
-		// A /dev/ptmx that is a link (pts/ptmx, as in containers) already
-		// leads to the new instance; since Linux 4.7 the device does too,
-		// finding pts beside it.
-		if fi, err := os.Lstat("/dev/ptmx"); err == nil && fi.Mode()&os.ModeSymlink == 0 {
-			if err := unix.Mount("/dev/pts/ptmx", "/dev/ptmx", "", unix.MS_BIND, ""); err != nil {
-				return fmt.Errorf("bind /dev/ptmx to the session's terminals: %w", err)
-			}
-		}
-	}
-	for _, p := range others {
-		var st unix.Statfs_t
-		if unix.Statfs(p, &st) != nil || st.Type != unix.DEVPTS_SUPER_MAGIC {
+	// First, so that the new instance and the binds below are not taken
+	// for the host's.
+	for _, p := range ptsMounts {
+		var fs unix.Statfs_t
+		var st unix.Stat_t
+		if unix.Statfs(p, &fs) != nil || fs.Type != unix.DEVPTS_SUPER_MAGIC || unix.Stat(p, &st) != nil {
 			continue // under a directory made private: gone already
 		}
-		if err := unix.Mount("tmpfs", p, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=755,size=4k"); err != nil {
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			err = unix.Mount("tmpfs", p, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=755,size=4k")
+		} else {
+			err = unix.Mount("/dev/null", p, "", unix.MS_BIND, "")
+		}
+		if err != nil {
 			return fmt.Errorf("cover the terminals mounted at %s: %w", p, err)
 		}
 	}
-	consoles, _ := filepath.Glob("/dev/tty[0-9]*")
-	for _, p := range consoles {
+	for _, dev := range devMounts {
+		if err := coverConsoles(dev, own); err != nil {
+			return err
+		}
+	}
+	if fi, err := os.Stat("/dev/pts"); err != nil || !fi.IsDir() {
+		return nil
+	}
+	// The name first, from this namespace's copy of the host's /dev/pts:
+	// a descriptor opened before the namespace existed belongs to another
+	// mount namespace, and the kernel refuses to bind from it.
+	if strings.HasPrefix(own, "/dev/pts/") {
+		// Only a name: the terminal works without it.
+		_ = unix.Mount(own, "/dev/console", "", unix.MS_BIND, "")
+	}
+	if err := unix.Mount("devpts", "/dev/pts", "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0600"); err != nil {
+		return fmt.Errorf("give the session terminals of its own (a new devpts instance on /dev/pts, so that the agent cannot reach your other terminals): %w (inside a container, run countersign on the host, or give the container its own devpts; see docs/isolation.md)", err)
+	}
+	// A /dev/ptmx that is a link (pts/ptmx, as in containers) already
+	// leads to the new instance; since Linux 4.7 the device does too,
+	// finding pts beside it.
+	if fi, err := os.Lstat("/dev/ptmx"); err == nil && fi.Mode()&os.ModeSymlink == 0 {
+		if err := unix.Mount("/dev/pts/ptmx", "/dev/ptmx", "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind /dev/ptmx to the session's terminals: %w", err)
+		}
+	}
+	return nil
+}
+
+// coverConsoles binds /dev/null over the virtual consoles in dir but own.
+func coverConsoles(dir, own string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil // made private, or gone: nothing there
+	}
+	for _, e := range entries {
+		digits := strings.TrimPrefix(e.Name(), "tty")
+		if digits == e.Name() || digits == "" || strings.Trim(digits, "0123456789") != "" {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
 		var st unix.Stat_t
 		if p == own || unix.Lstat(p, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR {
 			continue
@@ -683,26 +711,31 @@ func privateTerminals() error {
 	return nil
 }
 
-// devptsMounts lists the mount points of devpts file systems other than
-// /dev/pts, from /proc/self/mountinfo.
-func devptsMounts() ([]string, error) {
+// terminalMounts lists, from /proc/self/mountinfo, the mount points of
+// devpts file systems other than /dev/pts, and those of devtmpfs ones
+// (/dev, and a chroot's /dev bound from it), /dev always among them.
+func terminalMounts() (pts, dev []string, err error) {
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
-		return nil, fmt.Errorf("list the mounts, to hide the host's terminals: %w", err)
+		return nil, nil, fmt.Errorf("list the mounts, to hide the host's terminals: %w", err)
 	}
-	var out []string
+	dev = []string{"/dev"}
 	for _, line := range strings.Split(string(b), "\n") {
 		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [TAGS...] - FSTYPE SOURCE SUPEROPTS
 		pre, post, ok := strings.Cut(line, " - ")
 		fields, typ := strings.Fields(pre), strings.Fields(post)
-		if !ok || len(fields) < 5 || len(typ) == 0 || typ[0] != "devpts" {
+		if !ok || len(fields) < 5 || len(typ) == 0 {
 			continue
 		}
-		if p := unescapeMountPath(fields[4]); p != "/dev/pts" && !slices.Contains(out, p) {
-			out = append(out, p)
+		p := unescapeMountPath(fields[4])
+		switch {
+		case typ[0] == "devpts" && p != "/dev/pts" && !slices.Contains(pts, p):
+			pts = append(pts, p)
+		case typ[0] == "devtmpfs" && !slices.Contains(dev, p):
+			dev = append(dev, p)
 		}
 	}
-	return out, nil
+	return pts, dev, nil
 }
 
 // unescapeMountPath undoes mountinfo's octal escapes (\040 for a space,

@@ -102,18 +102,43 @@ func devptsElsewhere(dir string) int {
 	}
 	defer master.Close()
 	defer slave.Close()
-	other := filepath.Join(pts, filepath.Base(slave.Name()))
-	if f, err := os.OpenFile(other, os.O_RDWR|unix.O_NOCTTY, 0); err != nil {
-		return fail("the terminal through the second mount", err)
-	} else {
+	// The same terminal through a chroot's /dev/pts, bound onto a file
+	// (as a container's /dev/console is), and through a chroot's whole
+	// /dev, whose virtual consoles are the host's too.
+	console := filepath.Join(work, "console")
+	dev := filepath.Join(work, "chroot-dev")
+	if err := os.WriteFile(console, nil, 0o600); err != nil {
+		return fail("create", err)
+	}
+	if err := os.Mkdir(dev, 0o755); err != nil {
+		return fail("mkdir", err)
+	}
+	if err := unix.Mount(slave.Name(), console, "", unix.MS_BIND, ""); err != nil {
+		return fail("bind a terminal onto a file", err)
+	}
+	if err := unix.Mount("/dev", dev, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fail("bind /dev", err)
+	}
+	name := filepath.Base(slave.Name())
+	others := []string{filepath.Join(pts, name), console, filepath.Join(dev, "pts", name)}
+	for _, o := range others {
+		f, err := os.OpenFile(o, os.O_RDWR|unix.O_NOCTTY, 0)
+		if err != nil {
+			return fail("the terminal through "+o, err)
+		}
 		f.Close()
+	}
+	var consoles []string
+	if f, err := os.OpenFile(filepath.Join(dev, "tty1"), os.O_RDONLY|unix.O_NOCTTY|unix.O_NONBLOCK, 0); err == nil {
+		f.Close()
+		consoles = append(consoles, filepath.Join(dev, "tty1"))
 	}
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "countersign: this is a proxy", http.StatusBadRequest)
 	}))
 	defer proxy.Close()
 	addr := netip.MustParseAddrPort(proxy.Listener.Addr().String())
-	arg, _ := json.Marshal(checkPlan{OtherTerminal: other})
+	arg, _ := json.Marshal(checkPlan{OtherTerminals: others, Consoles: consoles})
 	var stdout, stderr bytes.Buffer
 	iso, err := StartIsolated(context.Background(), IsolateOptions{
 		Args: []string{"/proc/self/exe", checkCommand, string(arg)}, Dir: work,
@@ -144,17 +169,17 @@ type checkPlan struct {
 	Writable  string   `json:"writable"`   // a file that may be appended to
 	NoEnv     []string `json:"no_env"`     // must be unset
 	ProcCount int      `json:"proc_count"` // at most this many processes visible
-	// OtherTerminal is a terminal of the user's outside that must not
-	// open; NewTerminal asks for one to be opened from /dev/ptmx (it
+	// OtherTerminals are paths to terminals of the user's outside that
+	// must not open; NewTerminal asks for one to be opened from /dev/ptmx (it
 	// must work, from the session's own devpts); OwnTerminal says
 	// standard input is the terminal countersign runs in, which must
 	// keep a name.
-	OtherTerminal string `json:"other_terminal"`
-	NewTerminal   bool   `json:"new_terminal"`
-	OwnTerminal   bool   `json:"own_terminal"`
-	// Console is a virtual console of the host's, which must read and
-	// write as /dev/null inside.
-	Console string `json:"console"`
+	OtherTerminals []string `json:"other_terminals"`
+	NewTerminal    bool     `json:"new_terminal"`
+	OwnTerminal    bool     `json:"own_terminal"`
+	// Consoles are paths to a virtual console of the host's, which must
+	// read and write as /dev/null inside.
+	Consoles []string `json:"consoles"`
 }
 
 // checkReport maps each check to "ok" or what went wrong.
@@ -283,24 +308,30 @@ func isolatedCheck(arg string) int {
 			r["env "+k] = "ok"
 		}
 	}
-	if p.OtherTerminal != "" {
-		if f, err := os.OpenFile(p.OtherTerminal, os.O_RDWR|unix.O_NOCTTY, 0); err == nil {
-			f.Close()
-			r["other terminal"] = "opened " + p.OtherTerminal
-		} else {
-			r["other terminal"] = "ok"
+	for _, t := range p.OtherTerminals {
+		r["other terminal "+t] = "ok"
+		f, err := os.OpenFile(t, os.O_RDWR|unix.O_NOCTTY, 0)
+		if err != nil {
+			continue
 		}
+		var st, null unix.Stat_t
+		if unix.Fstat(int(f.Fd()), &st) != nil || unix.Stat("/dev/null", &null) != nil || st.Rdev != null.Rdev {
+			r["other terminal "+t] = "opened"
+		}
+		f.Close()
+	}
+	if len(p.OtherTerminals) > 0 {
 		r["terminals listed"] = "ok"
 		if entries, err := os.ReadDir("/dev/pts"); err != nil || len(entries) != 1 || entries[0].Name() != "ptmx" {
 			r["terminals listed"] = fmt.Sprintf("%v, %v", entries, err)
 		}
 	}
-	if p.Console != "" {
+	for _, c := range p.Consoles {
 		var st, null unix.Stat_t
-		if unix.Stat(p.Console, &st) != nil || unix.Stat("/dev/null", &null) != nil || st.Rdev != null.Rdev {
-			r["console"] = p.Console + " is not /dev/null"
+		if unix.Stat(c, &st) != nil || unix.Stat("/dev/null", &null) != nil || st.Rdev != null.Rdev {
+			r["console "+c] = "is not /dev/null"
 		} else {
-			r["console"] = "ok"
+			r["console "+c] = "ok"
 		}
 	}
 	if p.NewTerminal {
@@ -527,19 +558,19 @@ func TestIsolatedChildReachesOnlyTheProxy(t *testing.T) {
 	defer own.Close()
 
 	plan := checkPlan{
-		OtherTerminal: other.Name(),
-		NewTerminal:   true,
-		OwnTerminal:   true,
-		Console:       hostConsole(t),
-		UDP:           []string{"198.51.100.7:53", "[2001:db8::7]:53"},
-		ProxyGet:      "http://upstream.test/",
-		Unread:        []string{caKey, token, elsewhereKey},
-		Read:          []string{notes, bundle},
-		Unmount:       state,
-		Fixed:         []string{config, policies, rules},
-		Writable:      notes,
-		NoEnv:         []string{"SSH_AUTH_SOCK", "SLACK_TOKEN"},
-		ProcCount:     2, // the init process and this one
+		OtherTerminals: []string{other.Name()},
+		NewTerminal:    true,
+		OwnTerminal:    true,
+		Consoles:       hostConsoles(t, "/dev"),
+		UDP:            []string{"198.51.100.7:53", "[2001:db8::7]:53"},
+		ProxyGet:       "http://upstream.test/",
+		Unread:         []string{caKey, token, elsewhereKey},
+		Read:           []string{notes, bundle},
+		Unmount:        state,
+		Fixed:          []string{config, policies, rules},
+		Writable:       notes,
+		NoEnv:          []string{"SSH_AUTH_SOCK", "SLACK_TOKEN"},
+		ProcCount:      2, // the init process and this one
 	}
 	for _, d := range decoys {
 		plan.TCP = append(plan.TCP, d.Addr)
@@ -612,17 +643,18 @@ func TestIsolatedChildReachesOnlyTheProxy(t *testing.T) {
 	}
 }
 
-// hostConsole returns a virtual console of this machine's that this user
-// can open (the tests run as root), or "" on a machine without one.
-func hostConsole(t *testing.T) string {
+// hostConsoles returns dir/tty1 when it is a virtual console this user can
+// open (the tests run as root), or nothing on a machine without one.
+func hostConsoles(t *testing.T, dir string) []string {
 	t.Helper()
-	f, err := os.OpenFile("/dev/tty1", os.O_RDONLY|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
+	p := filepath.Join(dir, "tty1")
+	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
 	if err != nil {
 		t.Logf("no virtual console to check: %v", err)
-		return ""
+		return nil
 	}
 	f.Close()
-	return "/dev/tty1"
+	return []string{p}
 }
 
 // A second mount of the host's devpts (a chroot's /dev/pts) is covered
@@ -646,8 +678,15 @@ func TestIsolatedHidesTerminalsMountedElsewhere(t *testing.T) {
 	if err := json.Unmarshal(out, &got); err != nil {
 		t.Fatalf("report %q: %v", out, err)
 	}
-	if got["other terminal"] != "ok" || got["terminals listed"] != "ok" {
-		t.Errorf("inside: %v", got)
+	want := checkReport{}
+	for k := range got {
+		want[k] = "ok"
+	}
+	if len(got) < 4 || got["terminals listed"] == "" {
+		t.Errorf("the child ran only %d checks: %v", len(got), got)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("inside (-want +got):\n%s", diff)
 	}
 }
 
