@@ -642,6 +642,9 @@ func privateTerminals() error {
 	for _, p := range ptsMounts {
 		var fs unix.Statfs_t
 		var st unix.Stat_t
+		if p == own {
+			continue // the session's own terminal, bound onto a name (LXC's /dev/tty1)
+		}
 		if unix.Statfs(p, &fs) != nil || fs.Type != unix.DEVPTS_SUPER_MAGIC || unix.Stat(p, &st) != nil {
 			continue // under a directory made private: gone already
 		}
