@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -267,6 +268,11 @@ func evalRequest(f evalFlags, limit int64) (*action.Request, string, error) {
 		body = []byte(f.body)
 	}
 	upgrade := proxy.PrepareHeader(h)
+	if u.Scheme == "http" {
+		// Plain http:// through the proxy is forwarded without its
+		// upgrade (only tunnels carry one).
+		upgrade = ""
+	}
 	ar := &action.Request{
 		Method:   strings.ToUpper(method),
 		Scheme:   u.Scheme,
@@ -287,6 +293,11 @@ func evalRequest(f evalFlags, limit int64) (*action.Request, string, error) {
 		// As the proxy reads it: the limit and one byte more, the rest
 		// unseen.
 		ar.Body, ar.BodyTruncated = body[:limit+1], true
+	} else if body != nil {
+		// The hash of the bytes as sent, as the proxy computes it while
+		// they arrive: the body may be inflated before the input is made.
+		sum := sha256.Sum256(body)
+		ar.BodySHA256 = sum[:]
 	}
 	return ar, u.RawQuery, nil
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -505,6 +507,8 @@ func TestPolicyEvalShowsARefusalBeforePolicy(t *testing.T) {
 		{"body that does not inflate", []string{"--request", "POST https://api.example.com/items", "--header", "Content-Encoding: gzip", "--body", "not gzip"}, 400, "gzip"},
 		{"compressed MCP call", []string{"--request", "POST https://mcp.example.com/mcp", "--header", "Content-Type: application/json", "--header", "Content-Encoding: gzip", "--body", "@" + filepath.Join(dir, "call.json.gz")}, 0, ""},
 		{"upgrade with a body", []string{"--request", "GET https://api.example.com/ws", "--header", "Connection: Upgrade", "--header", "Upgrade: websocket", "--body", "x"}, 400, "upgrade request with a body"},
+		// Plain http:// is forwarded without its upgrade.
+		{"http:// upgrade with a body", []string{"--request", "GET http://api.example.com/ws", "--header", "Connection: Upgrade", "--header", "Upgrade: websocket", "--body", "x"}, 0, ""},
 		{"message past the body limit", []string{"--request", "POST https://mcp.example.com/mcp", "--header", "Content-Type: application/json",
 			"--body", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"drop_table","arguments":{"table":"orders","cascade":true,"pad":"` + strings.Repeat("x", 200) + `"}}}`}, 413, "body_limit"},
 	}
@@ -516,7 +520,10 @@ func TestPolicyEvalShowsARefusalBeforePolicy(t *testing.T) {
 				t.Fatalf("eval: %d %s", code, errOut)
 			}
 			var got struct {
-				Action  map[string]any `json:"action"`
+				Action map[string]any `json:"action"`
+				Input  struct {
+					Request map[string]any `json:"request"`
+				} `json:"input"`
 				Refused *struct {
 					Status int    `json:"status"`
 					Reason string `json:"reason"`
@@ -531,8 +538,17 @@ func TestPolicyEvalShowsARefusalBeforePolicy(t *testing.T) {
 			case tt.status != 0 && (got.Refused == nil || got.Refused.Status != tt.status || !strings.Contains(got.Refused.Reason, tt.reason)):
 				t.Errorf("refused_before_policy = %+v, want %d naming %q\n%s", got.Refused, tt.status, tt.reason, out)
 			}
-			if tt.name == "compressed MCP call" && got.Action["tool"] != "drop_table" {
-				t.Errorf("the compressed call was classified as %v, want the tool drop_table", got.Action)
+			if tt.name == "compressed MCP call" {
+				if got.Action["tool"] != "drop_table" {
+					t.Errorf("the compressed call was classified as %v, want the tool drop_table", got.Action)
+				}
+				// The hash is of the bytes as sent, as the proxy's.
+				if sum := sha256.Sum256(gz.Bytes()); got.Input.Request["body_sha256"] != hex.EncodeToString(sum[:]) {
+					t.Errorf("body_sha256 = %v, want the hash of the compressed bytes", got.Input.Request["body_sha256"])
+				}
+			}
+			if u, ok := got.Input.Request["upgrade"]; ok && strings.HasPrefix(tt.name, "http://") {
+				t.Errorf("an http:// request has upgrade %v in its input", u)
 			}
 		})
 	}
