@@ -149,9 +149,9 @@ func TestApprovalPageApproveInChromium(t *testing.T) {
 	}
 	// Agent-controlled text cannot reorder what the approver reads. A value
 	// in a sentence (a code span, or plain text with right-to-left letters)
-	// is a bidirectional run of its own: "on א, 5" would otherwise read
-	// "on 5 ,א". The exact request (URL, header values, body) is shown in
-	// the order it was sent: ["א", "ב"] would otherwise read ["ב", "א"].
+	// is a run of its own: "on א, 5" would otherwise read "on 5 ,א". Values
+	// and the exact request (URL, header values, body) are shown in the
+	// order they were sent: ["א", "ב"] would otherwise read ["ב", "א"].
 	// The probes are laid out with the page's own style sheet, then
 	// removed.
 	order, err := chromedp.Run(bctx, chromedp.Evaluate[string](`(() => {
@@ -168,12 +168,14 @@ func TestApprovalPageApproveInChromium(t *testing.T) {
 			p.className = 'action';
 			p.append('on ');
 			const v = document.createElement(inner);
-			v.textContent = '\u05d0';
+			const letters = document.createTextNode('\u05d0\u05d1');
+			v.append(letters);
 			p.append(v);
 			const t = document.createTextNode(', 5');
 			p.append(t);
 			main.append(p);
-			out.push(inner + ':' + (rect(t, 2).left >= v.getBoundingClientRect().right - 0.5 ? 'after' : 'before'));
+			out.push(inner + ':' + (rect(t, 2).left >= v.getBoundingClientRect().right - 0.5 ? 'after' : 'before') +
+				',' + (rect(letters, 0).left < rect(letters, 1).left ? 'sent' : 'reordered'));
 			p.remove();
 		}
 		const exact = {
@@ -196,7 +198,7 @@ func TestApprovalPageApproveInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatalf("lay out right-to-left values: %v", err)
 	}
-	if want := "code:after bdi:after url:sent header:sent body:sent"; order != want {
+	if want := "code:after,sent bdi:after,sent url:sent header:sent body:sent"; order != want {
 		t.Errorf("right-to-left text on the page: %s, want %s", order, want)
 	}
 	shot("approval-page.png")
