@@ -8,6 +8,7 @@ import (
 	"time"
 
 	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
 	"github.com/spf13/cobra"
 
 	"github.com/countersign/countersign/approval"
@@ -57,6 +58,7 @@ type watchModel struct {
 	now      func() time.Time
 
 	items    []watchItem
+	width    int // the terminal's columns; 0 before the first report
 	cursor   int
 	detail   bool
 	status   string
@@ -133,6 +135,8 @@ func (m *watchModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, tick()
 	case tickMsg:
 		return m, m.refresh
+	case tea.WindowSizeMsg:
+		m.width = msg.Width
 	case decidedMsg:
 		if msg.err != nil {
 			m.status = "error: " + msg.err.Error()
@@ -177,12 +181,20 @@ func (m *watchModel) screen() string {
 	if m.quitting {
 		return ""
 	}
+	// The renderer cuts lines at the terminal's width without a mark: what
+	// an approver reads must not lose its end unseen, so the summary is
+	// cut here, with "…", and the rest wraps.
+	width := m.width
+	if width <= 0 {
+		width = 80
+	}
 	var b strings.Builder
-	// Two short lines: the renderer cuts lines at the terminal's width.
 	b.WriteString("countersign — pending approvals\n")
-	b.WriteString("a approve · s approve for 30m · d deny · enter details · q quit\n\n")
+	b.WriteString(ansi.Wrap("a approve · s approve for 30m · d deny · enter details · q quit", width, ""))
+	b.WriteString("\n\n")
 	if m.err != nil {
-		fmt.Fprintf(&b, "  cannot reach countersign: %v\n", m.err)
+		b.WriteString(ansi.Wrap(fmt.Sprintf("  cannot reach countersign: %v", m.err), width, ""))
+		b.WriteString("\n")
 	}
 	if len(m.items) == 0 {
 		b.WriteString("  nothing is waiting for you\n")
@@ -194,20 +206,36 @@ func (m *watchModel) screen() string {
 		}
 		r := it.rec
 		left := r.Expires.Sub(m.now()).Round(time.Second)
-		fmt.Fprintf(&b, "%s%-12s %-22s %d/%d  %-8s  %s\n", cursor, r.ID, oneLine(r.SessionName, 22),
-			len(r.Approvers()), r.Required, left, oneLine(r.Summary, 90))
+		row := fmt.Sprintf("%s%-12s %-22s %d/%d  %-8s  ", cursor, r.ID, oneLine(r.SessionName, 22),
+			len(r.Approvers()), r.Required, left)
+		b.WriteString(row)
+		b.WriteString(ansi.Truncate(oneLine(r.Summary, 200), max(width-ansi.StringWidth(row), 1), "…"))
+		b.WriteString("\n")
 		if i == m.cursor && m.detail {
 			for _, msg := range r.Messages {
-				fmt.Fprintf(&b, "      policy: %s\n", oneLine(msg, 200))
+				writeWrapped(&b, "policy: "+oneLine(msg, 1000), width)
 			}
-			fmt.Fprintf(&b, "      %s %s\n", r.Request.Method, oneLine(r.Request.URL, 200))
+			writeWrapped(&b, r.Request.Method+" "+oneLine(r.Request.URL, 2000), width)
 			if r.Request.Body != "" {
-				fmt.Fprintf(&b, "      body: %s\n", oneLine(r.Request.Body, 200))
+				writeWrapped(&b, "body: "+oneLine(r.Request.Body, 1000), width)
 			}
 		}
 	}
 	if m.status != "" {
-		fmt.Fprintf(&b, "\n  %s\n", m.status)
+		b.WriteString("\n")
+		b.WriteString(ansi.Wrap("  "+oneLine(m.status, 1000), width, ""))
+		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+// writeWrapped writes s indented under an approval's row, wrapped to width
+// columns.
+func writeWrapped(b *strings.Builder, s string, width int) {
+	const indent = "      "
+	for _, line := range strings.Split(ansi.Hardwrap(s, max(width-len(indent), 20), true), "\n") {
+		b.WriteString(indent)
+		b.WriteString(line)
+		b.WriteString("\n")
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/countersign/countersign/approval"
 )
@@ -59,5 +60,36 @@ func TestWatchModelApprovesTheSelectedApproval(t *testing.T) {
 	cmd()
 	if len(api.decided) != 2 || !strings.HasPrefix(api.decided[1], "ap-2 deny") {
 		t.Fatalf("decided = %v", api.decided)
+	}
+}
+
+// Nothing an approver reads is cut at the terminal's edge unseen: the
+// summary ends in "…" and the details wrap, the URL's end included.
+func TestWatchViewFitsTheTerminal(t *testing.T) {
+	now := time.Date(2026, 11, 26, 13, 0, 0, 0, time.UTC)
+	url := "https://api.example.com/v1/projects/" + strings.Repeat("a", 150) + "/delete-the-END"
+	api := &fakeAPI{recs: []*approval.Record{{
+		ID: "ap-1", SessionName: "alice/claude", Summary: "DELETE " + url, Required: 1, Created: now, Expires: now.Add(time.Hour),
+		Messages: []string{"deleting a project needs a human"},
+		Request:  approval.Request{Method: "DELETE", URL: url},
+	}}}
+	m := newWatchModel(t.Context(), []approvalAPI{api}, "carol", func() time.Time { return now })
+	var model tea.Model = m
+	model, _ = model.Update(m.refresh())
+	model, _ = model.Update(tea.WindowSizeMsg{Width: 60, Height: 40})
+	model, _ = model.Update(tea.KeyPressMsg{Code: tea.KeyEnter})
+	view := model.View().Content
+	var joined strings.Builder
+	for _, line := range strings.Split(view, "\n") {
+		if n := ansi.StringWidth(line); n > 60 {
+			t.Errorf("a line of %d columns: %q", n, line)
+		}
+		joined.WriteString(strings.TrimSpace(line))
+	}
+	if !strings.Contains(view, "…") {
+		t.Errorf("the cut summary has no mark:\n%s", view)
+	}
+	if !strings.Contains(joined.String(), url) {
+		t.Errorf("the details do not show the whole URL:\n%s", view)
 	}
 }
