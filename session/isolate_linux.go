@@ -607,6 +607,9 @@ func setupMounts(spec initSpec) error {
 	if err := privateTerminals(); err != nil {
 		return err
 	}
+	if err := coverOtherProcs(); err != nil {
+		return err
+	}
 	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		// Not a namespace permission problem: the host's /proc has parts
 		// masked (as in a Docker container) and the kernel refuses a full
@@ -633,7 +636,7 @@ func setupMounts(spec initSpec) error {
 // mounted: /proc/self is how the terminal and the mounts are found.
 func privateTerminals() error {
 	own := ownTerminal()
-	ptsMounts, devMounts, err := terminalMounts()
+	ptsMounts, devMounts, _, err := otherMounts()
 	if err != nil {
 		return err
 	}
@@ -686,8 +689,12 @@ func privateTerminals() error {
 	return nil
 }
 
-// coverConsoles binds /dev/null over the virtual consoles in dir but own.
+// coverConsoles binds /dev/null over the virtual consoles in dir but own,
+// or over dir itself when it is one (a console bound onto a file).
 func coverConsoles(dir, own string) error {
+	if isConsole(dir) {
+		return coverConsole(dir, own)
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil // made private, or gone: nothing there
@@ -697,30 +704,62 @@ func coverConsoles(dir, own string) error {
 		if digits == e.Name() || digits == "" || strings.Trim(digits, "0123456789") != "" {
 			continue
 		}
-		p := filepath.Join(dir, e.Name())
-		var st unix.Stat_t
-		if p == own || unix.Lstat(p, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR {
-			continue
-		}
-		// Virtual consoles are major 4, minors below 64; serial lines
-		// (ttyS*) come after them and stay, like other devices.
-		if unix.Major(uint64(st.Rdev)) != 4 || unix.Minor(uint64(st.Rdev)) >= 64 {
-			continue
-		}
-		if err := unix.Mount("/dev/null", p, "", unix.MS_BIND, ""); err != nil {
-			return fmt.Errorf("cover the virtual console %s: %w", p, err)
+		if p := filepath.Join(dir, e.Name()); isConsole(p) {
+			if err := coverConsole(p, own); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
-// terminalMounts lists, from /proc/self/mountinfo, the mount points of
-// devpts file systems other than /dev/pts, and those of devtmpfs ones
-// (/dev, and a chroot's /dev bound from it), /dev always among them.
-func terminalMounts() (pts, dev []string, err error) {
+// isConsole reports whether p is a virtual console: major 4, minors below
+// 64. Serial lines (ttyS*) come after them and stay, like other devices.
+func isConsole(p string) bool {
+	var st unix.Stat_t
+	return unix.Lstat(p, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFCHR &&
+		unix.Major(uint64(st.Rdev)) == 4 && unix.Minor(uint64(st.Rdev)) < 64
+}
+
+func coverConsole(p, own string) error {
+	if p == own {
+		return nil
+	}
+	if err := unix.Mount("/dev/null", p, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("cover the virtual console %s: %w", p, err)
+	}
+	return nil
+}
+
+// coverOtherProcs covers every mount of a proc file system but /proc (a
+// chroot's /proc): the host's would reach every process of the user, its
+// terminals through /proc/PID/fd and the hidden files through
+// /proc/PID/root. /proc itself gets the new PID namespace's own.
+func coverOtherProcs() error {
+	_, _, procs, err := otherMounts()
+	if err != nil {
+		return err
+	}
+	for _, p := range procs {
+		var fs unix.Statfs_t
+		if unix.Statfs(p, &fs) != nil || fs.Type != unix.PROC_SUPER_MAGIC {
+			continue // under a directory made private: gone already
+		}
+		if err := unix.Mount("tmpfs", p, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=755,size=4k"); err != nil {
+			return fmt.Errorf("cover the processes mounted at %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// otherMounts lists, from /proc/self/mountinfo, the mount points of
+// devpts file systems other than /dev/pts, those of devtmpfs ones (/dev,
+// and a chroot's /dev bound from it), /dev always among them, and those of
+// proc file systems other than /proc.
+func otherMounts() (pts, dev, procs []string, err error) {
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
-		return nil, nil, fmt.Errorf("list the mounts, to hide the host's terminals: %w", err)
+		return nil, nil, nil, fmt.Errorf("list the mounts, to hide the host's terminals and processes: %w", err)
 	}
 	dev = []string{"/dev"}
 	for _, line := range strings.Split(string(b), "\n") {
@@ -736,9 +775,11 @@ func terminalMounts() (pts, dev []string, err error) {
 			pts = append(pts, p)
 		case typ[0] == "devtmpfs" && !slices.Contains(dev, p):
 			dev = append(dev, p)
+		case typ[0] == "proc" && p != "/proc" && !strings.HasPrefix(p, "/proc/") && !slices.Contains(procs, p):
+			procs = append(procs, p)
 		}
 	}
-	return pts, dev, nil
+	return pts, dev, procs, nil
 }
 
 // unescapeMountPath undoes mountinfo's octal escapes (\040 for a space,

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -131,14 +132,32 @@ func devptsElsewhere(dir string) int {
 	var consoles []string
 	if f, err := os.OpenFile(filepath.Join(dev, "tty1"), os.O_RDONLY|unix.O_NOCTTY|unix.O_NONBLOCK, 0); err == nil {
 		f.Close()
-		consoles = append(consoles, filepath.Join(dev, "tty1"))
+		// And a console bound onto a file of its own.
+		tty := filepath.Join(work, "tty-file")
+		if err := os.WriteFile(tty, nil, 0o600); err != nil {
+			return fail("create", err)
+		}
+		if err := unix.Mount("/dev/tty1", tty, "", unix.MS_BIND, ""); err != nil {
+			return fail("bind a console onto a file", err)
+		}
+		consoles = append(consoles, filepath.Join(dev, "tty1"), tty)
+	} else {
+		fmt.Fprintln(os.Stderr, "no virtual console to check:", err)
+	}
+	// A chroot's /proc, the host's: every process of the user.
+	procs := filepath.Join(work, "chroot-proc")
+	if err := os.Mkdir(procs, 0o755); err != nil {
+		return fail("mkdir", err)
+	}
+	if err := unix.Mount("/proc", procs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fail("bind /proc", err)
 	}
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "countersign: this is a proxy", http.StatusBadRequest)
 	}))
 	defer proxy.Close()
 	addr := netip.MustParseAddrPort(proxy.Listener.Addr().String())
-	arg, _ := json.Marshal(checkPlan{OtherTerminals: others, Consoles: consoles})
+	arg, _ := json.Marshal(checkPlan{OtherTerminals: others, Consoles: consoles, EmptyDirs: []string{procs}})
 	var stdout, stderr bytes.Buffer
 	iso, err := StartIsolated(context.Background(), IsolateOptions{
 		Args: []string{"/proc/self/exe", checkCommand, string(arg)}, Dir: work,
@@ -180,6 +199,8 @@ type checkPlan struct {
 	// Consoles are paths to a virtual console of the host's, which must
 	// read and write as /dev/null inside.
 	Consoles []string `json:"consoles"`
+	// EmptyDirs must be empty directories inside.
+	EmptyDirs []string `json:"empty_dirs"`
 }
 
 // checkReport maps each check to "ok" or what went wrong.
@@ -309,9 +330,14 @@ func isolatedCheck(arg string) int {
 		}
 	}
 	for _, t := range p.OtherTerminals {
+		// Gone, or /dev/null: anything else (a permission error) would
+		// not prove the terminal out of reach.
 		r["other terminal "+t] = "ok"
 		f, err := os.OpenFile(t, os.O_RDWR|unix.O_NOCTTY, 0)
 		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				r["other terminal "+t] = err.Error()
+			}
 			continue
 		}
 		var st, null unix.Stat_t
@@ -319,6 +345,13 @@ func isolatedCheck(arg string) int {
 			r["other terminal "+t] = "opened"
 		}
 		f.Close()
+	}
+	for _, d := range p.EmptyDirs {
+		if entries, err := os.ReadDir(d); err != nil || len(entries) != 0 {
+			r["empty "+d] = fmt.Sprintf("%d entries, %v", len(entries), err)
+		} else {
+			r["empty "+d] = "ok"
+		}
 	}
 	if len(p.OtherTerminals) > 0 {
 		r["terminals listed"] = "ok"
@@ -670,9 +703,14 @@ func TestIsolatedHidesTerminalsMountedElsewhere(t *testing.T) {
 		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}},
 		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}},
 	}
-	out, err := cmd.CombinedOutput()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("%v: %s", err, out)
+		t.Fatalf("%v: %s%s", err, out, stderr.String())
+	}
+	if stderr.Len() > 0 {
+		t.Logf("helper: %s", stderr.String())
 	}
 	var got checkReport
 	if err := json.Unmarshal(out, &got); err != nil {
