@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -266,6 +267,17 @@ func evalRequest(f evalFlags, limit int64) (*action.Request, string, error) {
 		}
 	case f.body != "":
 		body = []byte(f.body)
+	}
+	if len(body) == 0 {
+		body = nil // as the proxy sees a request with Content-Length: 0
+	}
+	// The proxy takes Host into the request's target and chunked framing
+	// off the header; the length a client declares stays.
+	h.Del("Host")
+	if te := h.Get("Transfer-Encoding"); strings.EqualFold(te, "chunked") {
+		h.Del("Transfer-Encoding")
+	} else if h.Get("Content-Length") == "" && te == "" && body != nil {
+		h.Set("Content-Length", strconv.Itoa(len(body)))
 	}
 	upgrade := proxy.PrepareHeader(h)
 	if u.Scheme == "http" {

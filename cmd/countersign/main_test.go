@@ -555,7 +555,8 @@ func TestPolicyEvalShowsARefusalBeforePolicy(t *testing.T) {
 	// The input is the proxy's: hop-by-hop fields (and those Connection
 	// names) gone, an upgrade noted, an empty path sent as "/".
 	out, errOut, code := cli(t, dir, "policy", "eval", "--policy", filepath.Join(dir, "p"), "--request", "GET https://api.example.com",
-		"--header", "Connection: Upgrade, X-Secret", "--header", "Upgrade: websocket", "--header", "X-Secret: 1", "--header", "Accept: */*")
+		"--header", "Connection: Upgrade, X-Secret", "--header", "Upgrade: websocket", "--header", "X-Secret: 1", "--header", "Accept: */*",
+		"--header", "Host: elsewhere.example.com")
 	if code != 0 {
 		t.Fatalf("eval: %d %s", code, errOut)
 	}
@@ -573,5 +574,31 @@ func TestPolicyEvalShowsARefusalBeforePolicy(t *testing.T) {
 	}
 	if r := got.Input.Request; r.Path != "/" || r.Upgrade != "websocket" || len(r.Headers) != 1 || r.Headers["accept"] == nil {
 		t.Errorf("input.request = %+v, want path /, upgrade websocket and only the accept header", r)
+	}
+	// A body gets the length a client declares; an empty one is no body.
+	for body, want := range map[string]string{"{}": "2", "@" + filepath.Join(dir, "empty"): ""} {
+		writeFile(t, filepath.Join(dir, "empty"), "")
+		out, errOut, code := cli(t, dir, "policy", "eval", "--policy", filepath.Join(dir, "p"), "--request", "POST https://api.example.com/x",
+			"--header", "Content-Type: application/json", "--body", body)
+		if code != 0 {
+			t.Fatalf("eval: %d %s", code, errOut)
+		}
+		var got struct {
+			Input struct {
+				Request map[string]any `json:"request"`
+			} `json:"input"`
+		}
+		if err := json.Unmarshal([]byte(out), &got); err != nil {
+			t.Fatalf("output is not JSON: %v\n%s", err, out)
+		}
+		cl := ""
+		if h, ok := got.Input.Request["headers"].(map[string]any)["content-length"].([]any); ok && len(h) == 1 {
+			cl, _ = h[0].(string)
+		}
+		_, hasBody := got.Input.Request["body"]
+		_, hasSum := got.Input.Request["body_sha256"]
+		if cl != want || (want == "") == (hasBody || hasSum) {
+			t.Errorf("body %q: content-length %q (want %q), body in input %v, body_sha256 %v", body, cl, want, hasBody, hasSum)
+		}
 	}
 }
