@@ -59,6 +59,7 @@ type watchModel struct {
 
 	items    []watchItem
 	width    int // the terminal's columns; 0 before the first report
+	cells    cells
 	cursor   int
 	detail   bool
 	status   string
@@ -137,6 +138,12 @@ func (m *watchModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.refresh
 	case tea.WindowSizeMsg:
 		m.width = msg.Width
+	case tea.ModeReportMsg:
+		if v := msg.Value; msg.Mode == ansi.ModeUnicodeCore && (v == ansi.ModeReset || v == ansi.ModeSet || v == ansi.ModePermanentlySet) {
+			// As the renderer switches to grapheme widths (bubbletea's
+			// tea.go, ModeReportMsg).
+			m.cells.graphemes = true
+		}
 	case decidedMsg:
 		if msg.err != nil {
 			m.status = "error: " + msg.err.Error()
@@ -183,21 +190,25 @@ func (m *watchModel) screen() string {
 	}
 	// The renderer cuts lines at the terminal's width without a mark: what
 	// an approver reads must not lose its end unseen, so the summary is
-	// cut here, with "…", and the rest wraps.
+	// cut here, with "…", and the rest wraps, measured as the renderer
+	// measures.
 	width := m.width
 	if width <= 0 {
 		width = 80
 	}
+	c := m.cells
 	var b strings.Builder
-	b.WriteString("countersign — pending approvals\n")
-	b.WriteString(ansi.Wrap("a approve · s approve for 30m · d deny · enter details · q quit", width, ""))
+	b.WriteString(c.wrap("countersign — pending approvals", width))
+	b.WriteString("\n")
+	b.WriteString(c.wrap("a approve · s approve for 30m · d deny · enter details · q quit", width))
 	b.WriteString("\n\n")
 	if m.err != nil {
-		b.WriteString(ansi.Wrap(fmt.Sprintf("  cannot reach countersign: %v", m.err), width, ""))
+		b.WriteString(c.wrap("  cannot reach countersign: "+oneLine(m.err.Error(), 1000), width))
 		b.WriteString("\n")
 	}
 	if len(m.items) == 0 {
-		b.WriteString("  nothing is waiting for you\n")
+		b.WriteString(c.wrap("  nothing is waiting for you", width))
+		b.WriteString("\n")
 	}
 	for i, it := range m.items {
 		cursor := "  "
@@ -206,36 +217,74 @@ func (m *watchModel) screen() string {
 		}
 		r := it.rec
 		left := r.Expires.Sub(m.now()).Round(time.Second)
-		row := fmt.Sprintf("%s%-12s %-22s %d/%d  %-8s  ", cursor, r.ID, oneLine(r.SessionName, 22),
-			len(r.Approvers()), r.Required, left)
-		b.WriteString(row)
-		b.WriteString(ansi.Truncate(oneLine(r.Summary, 200), max(width-ansi.StringWidth(row), 1), "…"))
-		b.WriteString("\n")
+		name := c.truncate(oneLine(r.SessionName, 100), 22)
+		name += strings.Repeat(" ", max(22-c.width(name), 0))
+		row := fmt.Sprintf("%s%-12s %s %d/%d  %-8s  ", cursor, r.ID, name, len(r.Approvers()), r.Required, left)
+		summary := oneLine(r.Summary, 200)
+		if rest := width - c.width(row); rest >= 10 {
+			b.WriteString(row + c.truncate(summary, rest) + "\n")
+		} else {
+			// Too narrow for both: the summary wraps under the row.
+			b.WriteString(c.truncate(strings.TrimRight(row, " "), width) + "\n")
+			writeWrapped(&b, c, summary, width)
+		}
 		if i == m.cursor && m.detail {
 			for _, msg := range r.Messages {
-				writeWrapped(&b, "policy: "+oneLine(msg, 1000), width)
+				writeWrapped(&b, c, "policy: "+oneLine(msg, 1000), width)
 			}
-			writeWrapped(&b, r.Request.Method+" "+oneLine(r.Request.URL, 2000), width)
+			writeWrapped(&b, c, r.Request.Method+" "+oneLine(r.Request.URL, 2000), width)
 			if r.Request.Body != "" {
-				writeWrapped(&b, "body: "+oneLine(r.Request.Body, 1000), width)
+				writeWrapped(&b, c, "body: "+oneLine(r.Request.Body, 1000), width)
 			}
 		}
 	}
 	if m.status != "" {
 		b.WriteString("\n")
-		b.WriteString(ansi.Wrap("  "+oneLine(m.status, 1000), width, ""))
+		b.WriteString(c.wrap("  "+oneLine(m.status, 1000), width))
 		b.WriteString("\n")
 	}
 	return b.String()
 }
 
 // writeWrapped writes s indented under an approval's row, wrapped to width
-// columns.
-func writeWrapped(b *strings.Builder, s string, width int) {
-	const indent = "      "
-	for _, line := range strings.Split(ansi.Hardwrap(s, max(width-len(indent), 20), true), "\n") {
+// columns (without the indent on a very narrow terminal).
+func writeWrapped(b *strings.Builder, c cells, s string, width int) {
+	indent := "      "
+	if width < 26 {
+		indent = ""
+	}
+	for _, line := range strings.Split(c.wrap(s, max(width-len(indent), 1)), "\n") {
 		b.WriteString(indent)
 		b.WriteString(line)
 		b.WriteString("\n")
 	}
+}
+
+// cells measures text as bubbletea's renderer does: a cell per character
+// width (wcwidth), unless the terminal has said that it lays out whole
+// grapheme clusters (mode 2027). Either measure alone would cut some text
+// (an emoji with a skin tone, a conjunct) past the edge, unseen.
+type cells struct{ graphemes bool }
+
+func (c cells) width(s string) int {
+	if c.graphemes {
+		return ansi.StringWidth(s)
+	}
+	return ansi.StringWidthWc(s)
+}
+
+// truncate cuts s to n columns, ending in "…" when it cut.
+func (c cells) truncate(s string, n int) string {
+	if c.graphemes {
+		return ansi.Truncate(s, n, "…")
+	}
+	return ansi.TruncateWc(s, n, "…")
+}
+
+// wrap wraps s at spaces, and within words longer than n, to n columns.
+func (c cells) wrap(s string, n int) string {
+	if c.graphemes {
+		return ansi.Wrap(s, n, "")
+	}
+	return ansi.WrapWc(s, n, "")
 }

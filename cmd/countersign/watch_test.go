@@ -64,32 +64,46 @@ func TestWatchModelApprovesTheSelectedApproval(t *testing.T) {
 }
 
 // Nothing an approver reads is cut at the terminal's edge unseen: the
-// summary ends in "…" and the details wrap, the URL's end included.
+// summary ends in "…" and the details wrap, the URL's end included, at any
+// width and measured as the renderer measures (per character, or per
+// grapheme once the terminal says it lays those out).
 func TestWatchViewFitsTheTerminal(t *testing.T) {
 	now := time.Date(2026, 11, 26, 13, 0, 0, 0, time.UTC)
 	url := "https://api.example.com/v1/projects/" + strings.Repeat("a", 150) + "/delete-the-END"
-	api := &fakeAPI{recs: []*approval.Record{{
-		ID: "ap-1", SessionName: "alice/claude", Summary: "DELETE " + url, Required: 1, Created: now, Expires: now.Add(time.Hour),
-		Messages: []string{"deleting a project needs a human"},
-		Request:  approval.Request{Method: "DELETE", URL: url},
-	}}}
-	m := newWatchModel(t.Context(), []approvalAPI{api}, "carol", func() time.Time { return now })
-	var model tea.Model = m
-	model, _ = model.Update(m.refresh())
-	model, _ = model.Update(tea.WindowSizeMsg{Width: 60, Height: 40})
-	model, _ = model.Update(tea.KeyPressMsg{Code: tea.KeyEnter})
-	view := model.View().Content
-	var joined strings.Builder
-	for _, line := range strings.Split(view, "\n") {
-		if n := ansi.StringWidth(line); n > 60 {
-			t.Errorf("a line of %d columns: %q", n, line)
+	// An emoji with a skin tone and a conjunct measure differently per
+	// character and per grapheme.
+	body := strings.Repeat("👍🏽 क्षि 東京 ", 30)
+	for _, graphemes := range []bool{false, true} {
+		for _, width := range []int{12, 30, 60, 120} {
+			api := &fakeAPI{recs: []*approval.Record{{
+				ID: "ap-1", SessionName: "alice/東京東京東京東京東京東京", Summary: "DELETE " + url, Required: 1, Created: now, Expires: now.Add(time.Hour),
+				Messages: []string{"deleting a project needs a human"},
+				Request:  approval.Request{Method: "DELETE", URL: url, Body: body},
+			}}}
+			m := newWatchModel(t.Context(), []approvalAPI{api}, "carol", func() time.Time { return now })
+			var model tea.Model = m
+			model, _ = model.Update(m.refresh())
+			model, _ = model.Update(tea.WindowSizeMsg{Width: width, Height: 40})
+			measure := ansi.StringWidthWc
+			if graphemes {
+				model, _ = model.Update(tea.ModeReportMsg{Mode: ansi.ModeUnicodeCore, Value: ansi.ModeSet})
+				measure = ansi.StringWidth
+			}
+			model, _ = model.Update(tea.KeyPressMsg{Code: tea.KeyEnter})
+			view := model.View().Content
+			var joined strings.Builder
+			for _, line := range strings.Split(view, "\n") {
+				if n := measure(line); n > width {
+					t.Errorf("graphemes %v, width %d: a line of %d columns: %q", graphemes, width, n, line)
+				}
+				joined.WriteString(strings.TrimSpace(line))
+			}
+			if !strings.Contains(view, "…") {
+				t.Errorf("graphemes %v, width %d: the cut summary has no mark:\n%s", graphemes, width, view)
+			}
+			if !strings.Contains(joined.String(), url) {
+				t.Errorf("graphemes %v, width %d: the details do not show the whole URL:\n%s", graphemes, width, view)
+			}
 		}
-		joined.WriteString(strings.TrimSpace(line))
-	}
-	if !strings.Contains(view, "…") {
-		t.Errorf("the cut summary has no mark:\n%s", view)
-	}
-	if !strings.Contains(joined.String(), url) {
-		t.Errorf("the details do not show the whole URL:\n%s", view)
 	}
 }
