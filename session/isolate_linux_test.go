@@ -46,7 +46,7 @@ func TestMain(m *testing.M) {
 		case noUserNSCommand:
 			os.Exit(startWithoutUserNamespaces())
 		case devptsElsewhereCommand:
-			os.Exit(devptsElsewhere(os.Args[2]))
+			os.Exit(devptsElsewhere(os.Args[2], os.Args[3]))
 		}
 	}
 	goleak.VerifyTestMain(m)
@@ -76,12 +76,15 @@ func startWithoutUserNamespaces() int {
 }
 
 // devptsElsewhereCommand runs, in user and mount namespaces of its own, an
-// isolated session whose working directory holds a second mount of the
-// host's devpts (as a chroot's /dev/pts is), and prints the child's
-// report on one of the user's terminals reached through it.
+// isolated session whose working directory holds other ways to the host's
+// terminals and processes (a chroot's /dev/pts, /dev and /proc, a
+// terminal bound onto a file), and prints the child's report on each. Its
+// mode says where the terminal countersign runs in is: "" a host terminal,
+// "console" the same while another is bound onto /dev/console, "named" a
+// terminal bound onto a name of its own under /dev.
 const devptsElsewhereCommand = "__isolate-devpts-elsewhere"
 
-func devptsElsewhere(dir string) int {
+func devptsElsewhere(dir, mode string) int {
 	fail := func(what string, err error) int {
 		fmt.Printf("%s: %v\n", what, err)
 		return 3
@@ -157,14 +160,40 @@ func devptsElsewhere(dir string) int {
 	}))
 	defer proxy.Close()
 	addr := netip.MustParseAddrPort(proxy.Listener.Addr().String())
-	arg, _ := json.Marshal(checkPlan{OtherTerminals: others, Consoles: consoles, EmptyDirs: []string{procs}})
+	plan := checkPlan{OtherTerminals: others, Consoles: consoles, EmptyDirs: []string{procs}}
+	// The terminal countersign runs in: a host terminal, while another
+	// one is bound onto /dev/console (as a container's is), or one bound
+	// onto a name of its own (as LXC's /dev/tty1 is).
+	ownMaster, own, err := newPTY()
+	if err != nil {
+		return fail("open a terminal", err)
+	}
+	defer ownMaster.Close()
+	defer own.Close()
+	switch mode {
+	case "console":
+		if err := unix.Mount(slave.Name(), "/dev/console", "", unix.MS_BIND, ""); err != nil {
+			return fail("bind a terminal onto /dev/console", err)
+		}
+		plan.OwnTerminal = "/dev/console"
+	case "named":
+		if err := unix.Mount(own.Name(), "/dev/tty63", "", unix.MS_BIND, ""); err != nil {
+			return fail("bind a terminal onto /dev/tty63", err)
+		}
+		own.Close()
+		if own, err = os.OpenFile("/dev/tty63", os.O_RDWR|unix.O_NOCTTY, 0); err != nil {
+			return fail("open the terminal by its name", err)
+		}
+		plan.OwnTerminal = "/dev/tty63"
+	}
+	arg, _ := json.Marshal(plan)
 	var stdout, stderr bytes.Buffer
 	iso, err := StartIsolated(context.Background(), IsolateOptions{
 		Args: []string{"/proc/self/exe", checkCommand, string(arg)}, Dir: work,
 		Env:       []string{"PATH=/usr/bin:/bin"},
 		ProxyAddr: addr.String(), ListenPort: int(addr.Port()),
 		Exe: "/proc/self/exe", InitArgs: []string{InitCommand},
-		Stdout: &stdout, Stderr: &stderr,
+		Stdin: own, Stdout: &stdout, Stderr: &stderr,
 	}, nil)
 	if err != nil {
 		return fail("start the session", err)
@@ -190,12 +219,12 @@ type checkPlan struct {
 	ProcCount int      `json:"proc_count"` // at most this many processes visible
 	// OtherTerminals are paths to terminals of the user's outside that
 	// must not open; NewTerminal asks for one to be opened from /dev/ptmx (it
-	// must work, from the session's own devpts); OwnTerminal says
-	// standard input is the terminal countersign runs in, which must
-	// keep a name.
+	// must work, from the session's own devpts); OwnTerminal is the name
+	// (tty's answer) that standard input, the terminal countersign runs
+	// in, must have inside.
 	OtherTerminals []string `json:"other_terminals"`
 	NewTerminal    bool     `json:"new_terminal"`
-	OwnTerminal    bool     `json:"own_terminal"`
+	OwnTerminal    string   `json:"own_terminal"`
 	// Consoles are paths to a virtual console of the host's, which must
 	// read and write as /dev/null inside.
 	Consoles []string `json:"consoles"`
@@ -370,13 +399,13 @@ func isolatedCheck(arg string) int {
 	if p.NewTerminal {
 		r["new terminal"] = openTerminal()
 	}
-	if p.OwnTerminal {
-		var in, console unix.Stat_t
+	if p.OwnTerminal != "" {
+		var in, named unix.Stat_t
 		switch {
 		case unix.Fstat(0, &in) != nil || in.Mode&unix.S_IFMT != unix.S_IFCHR:
 			r["own terminal"] = "standard input is not a terminal"
-		case unix.Stat("/dev/console", &console) != nil || console.Rdev != in.Rdev || console.Dev != in.Dev || console.Ino != in.Ino:
-			r["own terminal"] = "has no name under /dev"
+		case unix.Stat(p.OwnTerminal, &named) != nil || named.Rdev != in.Rdev || named.Dev != in.Dev || named.Ino != in.Ino:
+			r["own terminal"] = p.OwnTerminal + " is not it"
 		default:
 			r["own terminal"] = "ok"
 			if _, err := unix.Write(0, []byte("still mine\n")); err != nil {
@@ -384,7 +413,7 @@ func isolatedCheck(arg string) int {
 			}
 			tty := exec.Command("tty")
 			tty.Stdin = os.Stdin
-			if out, err := tty.Output(); err != nil || string(out) != "/dev/console\n" {
+			if out, err := tty.Output(); err != nil || string(out) != p.OwnTerminal+"\n" {
 				r["own terminal"] = fmt.Sprintf("tty printed %q, %v", out, err)
 			}
 		}
@@ -593,7 +622,7 @@ func TestIsolatedChildReachesOnlyTheProxy(t *testing.T) {
 	plan := checkPlan{
 		OtherTerminals: []string{other.Name()},
 		NewTerminal:    true,
-		OwnTerminal:    true,
+		OwnTerminal:    "/dev/console",
 		Consoles:       hostConsoles(t, "/dev"),
 		UDP:            []string{"198.51.100.7:53", "[2001:db8::7]:53"},
 		ProxyGet:       "http://upstream.test/",
@@ -693,11 +722,17 @@ func hostConsoles(t *testing.T, dir string) []string {
 // A second mount of the host's devpts (a chroot's /dev/pts) is covered
 // too: the user's terminals are there as well.
 func TestIsolatedHidesTerminalsMountedElsewhere(t *testing.T) {
+	for _, mode := range []string{"", "console", "named"} {
+		t.Run("own terminal "+mode, func(t *testing.T) { hidesTerminalsMountedElsewhere(t, mode) })
+	}
+}
+
+func hidesTerminalsMountedElsewhere(t *testing.T, mode string) {
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.CommandContext(t.Context(), exe, devptsElsewhereCommand, t.TempDir())
+	cmd := exec.CommandContext(t.Context(), exe, devptsElsewhereCommand, t.TempDir(), mode)
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags:  syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS,
 		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}},
