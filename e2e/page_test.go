@@ -178,6 +178,20 @@ func TestApprovalPageApproveInChromium(t *testing.T) {
 				',' + (rect(letters, 0).left < rect(letters, 1).left ? 'sent' : 'reordered'));
 			p.remove();
 		}
+		{
+			// The session name: isolated, in the order of its own script.
+			const p = document.createElement('p');
+			p.className = 'who';
+			p.append('Agent session ');
+			const v = document.createElement('strong');
+			v.textContent = '\u05d0';
+			p.append(v);
+			const t = document.createTextNode(' 5');
+			p.append(t);
+			main.append(p);
+			out.push('session:' + (rect(t, 1).left >= v.getBoundingClientRect().right - 0.5 ? 'after' : 'before'));
+			p.remove();
+		}
 		const exact = {
 			url: '<p class="reqline"><code class="url">X</code></p>',
 			header: '<table class="headers"><tr><th>h</th><td>X</td></tr></table>',
@@ -198,7 +212,7 @@ func TestApprovalPageApproveInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatalf("lay out right-to-left values: %v", err)
 	}
-	if want := "code:after,sent bdi:after,sent url:sent header:sent body:sent"; order != want {
+	if want := "code:after,sent bdi:after,sent session:after url:sent header:sent body:sent"; order != want {
 		t.Errorf("right-to-left text on the page: %s, want %s", order, want)
 	}
 	shot("approval-page.png")
