@@ -345,6 +345,21 @@ func (h *harness) responseOf(resp *http.Response) *audit.Record {
 	}
 }
 
+// upgradeClosed waits for the record of an upgraded connection's end.
+func (h *harness) upgradeClosed() *audit.Record {
+	h.t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		for _, r := range h.records() {
+			if r.Type == "response" && r.Detail == "upgraded connection closed" {
+				return r
+			}
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatal("no record of the upgraded connection closing")
+		}
+	}
+}
+
 func (h *harness) decisions() []*audit.Record {
 	var out []*audit.Record
 	for _, r := range h.records() {

@@ -1134,17 +1134,7 @@ approve contains "an upgrade needs a human" if input.request.upgrade == "websock
 		t.Fatalf("upgrade answered %s %v, want 101 naming %s", resp.Status, resp.Header, rec.ID)
 	}
 	tc.Close()
-	var closed *audit.Record
-	for deadline := time.Now().Add(10 * time.Second); closed == nil; time.Sleep(10 * time.Millisecond) {
-		for _, r := range h.records() {
-			if r.Type == "response" && r.Detail == "upgraded connection closed" {
-				closed = r
-			}
-		}
-		if closed == nil && time.Now().After(deadline) {
-			t.Fatal("no record of the upgraded connection closing")
-		}
-	}
+	closed := h.upgradeClosed()
 	if closed.ApprovalID != rec.ID {
 		t.Errorf("close record names approval %q, want %s", closed.ApprovalID, rec.ID)
 	}
@@ -1189,17 +1179,7 @@ func TestAllowedUpgradeIsRelayed(t *testing.T) {
 	// What passed after the 101 was not decided, but its size is on record
 	// once the connection ends.
 	tc.Close()
-	var closed *audit.Record
-	for deadline := time.Now().Add(10 * time.Second); closed == nil; time.Sleep(10 * time.Millisecond) {
-		for _, r := range h.records() {
-			if r.Type == "response" && r.Detail == "upgraded connection closed" {
-				closed = r
-			}
-		}
-		if closed == nil && time.Now().After(deadline) {
-			t.Fatal("no record of the upgraded connection closing")
-		}
-	}
+	closed := h.upgradeClosed()
 	if closed.RequestID != ds[0].RequestID || closed.Fields["protocol"] != "websocket" ||
 		fmt.Sprint(closed.Fields["bytes_sent"]) != fmt.Sprint(len("hello over the upgraded connection")) {
 		t.Errorf("close record = %+v, want request %s, websocket, %d bytes sent", closed, ds[0].RequestID, len("hello over the upgraded connection"))
