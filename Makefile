@@ -29,6 +29,9 @@ deps: ## install (as root) or name the tools the tests need
 vet:
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./e2e/
+	@# countersign runs on macOS too (run, serve, policy; not --isolate):
+	@# it must build there, tests included.
+	GOOS=darwin GOARCH=arm64 $(GO) vet ./...
 
 unit:
 	$(GO) test -race -shuffle=on -count=1 ./...

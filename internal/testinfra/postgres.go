@@ -92,7 +92,7 @@ func StartPostgres(ctx context.Context) (*Postgres, error) {
 			p.Stop()
 		}
 	}()
-	var cred *syscall.Credential
+	var cred *runAs
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
@@ -100,7 +100,7 @@ func StartPostgres(ctx context.Context) (*Postgres, error) {
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
-		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		cred = &runAs{uid: uid, gid: gid}
 		if err := os.Chown(dir, uid, gid); err != nil {
 			return nil, err
 		}
@@ -111,7 +111,7 @@ func StartPostgres(ctx context.Context) (*Postgres, error) {
 		return nil, err
 	}
 	if cred != nil {
-		if err := os.Chown(pwfile, int(cred.Uid), int(cred.Gid)); err != nil {
+		if err := os.Chown(pwfile, cred.uid, cred.gid); err != nil {
 			return nil, err
 		}
 	}
@@ -120,7 +120,7 @@ func StartPostgres(ctx context.Context) (*Postgres, error) {
 	// A machine's LANG may name a locale it has not generated, which
 	// initdb and the server refuse: the tests need none.
 	initdb.Env = append(os.Environ(), "LC_ALL=C")
-	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	initdb.SysProcAttr = procAttr(cred, false)
 	initdb.Dir = dir
 	if out, err := initdb.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("initdb: %w\n%s", err, out)
@@ -143,7 +143,7 @@ func StartPostgres(ctx context.Context) (*Postgres, error) {
 
 // start runs the server on a free port and waits, bounded, until it
 // accepts connections.
-func (p *Postgres) start(ctx context.Context, bin, data string, cred *syscall.Credential) error {
+func (p *Postgres) start(ctx context.Context, bin, data string, cred *runAs) error {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -160,7 +160,7 @@ func (p *Postgres) start(ctx context.Context, bin, data string, cred *syscall.Cr
 	// goes with it. The kernel sends that signal when the thread that
 	// started the server ends, so a goroutine locked to that thread stays
 	// until the server exits.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGINT}
+	p.cmd.SysProcAttr = procAttr(cred, true)
 	p.cmd.Dir = p.dir
 	p.cmd.Env = append(os.Environ(), "LC_ALL=C")
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
@@ -276,6 +276,10 @@ func randomHex(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// runAs is the user the server runs as when the tests run as root, which
+// PostgreSQL refuses to be.
+type runAs struct{ uid, gid int }
 
 // LazyPostgres is one PostgreSQL server for a test package, started by the
 // first test that asks for a database. The package's TestMain calls Stop.
