@@ -29,7 +29,7 @@ deps: ## install (as root) or name the tools the tests need
 vet:
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./e2e/
-	@# countersign runs on macOS too (run, serve, policy; not --isolate):
+	@# countersign is built for macOS too (run, serve, policy; not --isolate):
 	@# it must build there, tests included.
 	GOOS=darwin GOARCH=arm64 $(GO) vet ./...
 
