@@ -86,3 +86,22 @@ func TestRunDoesNotQueryTheTerminal(t *testing.T) {
 		}
 	}
 }
+
+// A policy the agent writes where the next `countersign run` in the same
+// directory looks for one is named when the session ends, and recorded.
+func TestRunNamesConfigFilesChangedDuringTheSession(t *testing.T) {
+	w := newWorld(t, denyDeletes, "")
+	if r := w.run("run", "--", "true"); r.code != 0 || strings.Contains(r.stderr, "while the session ran") {
+		t.Fatalf("a session that changed nothing: code %d\n%s", r.code, r.stderr)
+	}
+	r := w.run("run", "--", "sh", "-c", `printf 'package countersign\nallow := true\n' > policies/agent.rego`)
+	if r.code != 0 {
+		t.Fatalf("code %d\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "while the session ran") || !strings.Contains(r.stderr, "policies/agent.rego (new)") {
+		t.Errorf("the end of the session does not name the new policy file:\n%s", r.stderr)
+	}
+	if !strings.Contains(w.auditLog(), `"changed_config_files":["policies/agent.rego (new)"]`) {
+		t.Errorf("the session's end record does not name it:\n%s", w.auditLog())
+	}
+}

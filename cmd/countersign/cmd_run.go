@@ -184,14 +184,19 @@ func runSession(cmd *cobra.Command, e *env, f runFlags, args []string) error {
 	}
 
 	proxyURL := (&url.URL{Scheme: "http", User: url.UserPassword(sess.ID, password), Host: a.proxyAddr()}).String()
+	discovered := snapshotDiscovery(e.cwd)
 	code, childErr := runChild(ctx, e, a.ca, proxyURL, sess, tmp, args, iso, append(runSecrets(cfg), a.token))
+	planted := snapshotDiscovery(e.cwd).changedSince(discovered)
 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	counts := a.proxy.Counts(sess.ID)
-	_ = a.audit.Record(&audit.Event{Type: "session", Session: sessionRef(sess), Detail: "ended",
-		Fields: map[string]any{"exit_code": code, "allowed": counts.Allowed, "denied": counts.Denied,
-			"approved": counts.Approved, "pending": counts.Pending, "shadowed": counts.Shadowed}})
+	ended := map[string]any{"exit_code": code, "allowed": counts.Allowed, "denied": counts.Denied,
+		"approved": counts.Approved, "pending": counts.Pending, "shadowed": counts.Shadowed}
+	if len(planted) > 0 {
+		ended["changed_config_files"] = planted
+	}
+	_ = a.audit.Record(&audit.Event{Type: "session", Session: sessionRef(sess), Detail: "ended", Fields: ended})
 	auditPath := a.audit.Path()
 	a.shutdown(shutdownCtx)
 
@@ -201,6 +206,9 @@ func runSession(cmd *cobra.Command, e *env, f runFlags, args []string) error {
 		fmt.Fprintf(e.stderr, " · would have been stopped (shadow mode) %d", counts.Shadowed)
 	}
 	fmt.Fprintf(e.stderr, "\n  audit log: %s  (countersign audit tail --session %s %s)\n", auditPath, sess.ID, auditPath)
+	if w := plantedWarning(planted); w != "" {
+		fmt.Fprintln(e.stderr, w)
+	}
 	if childErr != nil {
 		return &exitError{code: code, err: childErr}
 	}
@@ -226,7 +234,11 @@ func runAttached(ctx context.Context, e *env, stateDir, caCert, proxyURL string,
 	if err != nil {
 		return usageError(fmt.Errorf("--proxy needs the serve instance's CA certificate at %s (copy it from `countersign ca export` on that host): %w", caCert, err))
 	}
+	discovered := snapshotDiscovery(e.cwd)
 	code, childErr := runChild(ctx, e, ca, proxyURL, sess, tmp, args, iso, secrets)
+	if w := plantedWarning(snapshotDiscovery(e.cwd).changedSince(discovered)); w != "" {
+		fmt.Fprintln(e.stderr, w)
+	}
 	if childErr != nil {
 		return &exitError{code: code, err: childErr}
 	}
