@@ -98,10 +98,10 @@ func TestRunNamesConfigFilesChangedDuringTheSession(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("code %d\n%s", r.code, r.stderr)
 	}
-	if !strings.Contains(r.stderr, "while the session ran") || !strings.Contains(r.stderr, "policies/agent.rego (new)") {
+	if !strings.Contains(r.stderr, "while the session ran") || !strings.Contains(r.stderr, `"policies/agent.rego" (new)`) {
 		t.Errorf("the end of the session does not name the new policy file:\n%s", r.stderr)
 	}
-	if !strings.Contains(w.auditLog(), `"changed_config_files":["policies/agent.rego (new)"]`) {
+	if !strings.Contains(w.auditLog(), `"changed_config_files":["\"policies/agent.rego\" (new)"]`) {
 		t.Errorf("the session's end record does not name it:\n%s", w.auditLog())
 	}
 }

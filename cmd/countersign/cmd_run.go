@@ -184,9 +184,11 @@ func runSession(cmd *cobra.Command, e *env, f runFlags, args []string) error {
 	}
 
 	proxyURL := (&url.URL{Scheme: "http", User: url.UserPassword(sess.ID, password), Host: a.proxyAddr()}).String()
-	discovered := snapshotDiscovery(e.cwd)
+	named := namedPolicyPaths(cfg, e.cwd)
+	discovered := snapshotDiscovery(e.cwd, named)
 	code, childErr := runChild(ctx, e, a.ca, proxyURL, sess, tmp, args, iso, append(runSecrets(cfg), a.token))
-	planted := snapshotDiscovery(e.cwd).changedSince(discovered)
+	after := snapshotDiscovery(e.cwd, named)
+	planted := after.changedSince(discovered)
 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -194,7 +196,10 @@ func runSession(cmd *cobra.Command, e *env, f runFlags, args []string) error {
 	ended := map[string]any{"exit_code": code, "allowed": counts.Allowed, "denied": counts.Denied,
 		"approved": counts.Approved, "pending": counts.Pending, "shadowed": counts.Shadowed}
 	if len(planted) > 0 {
-		ended["changed_config_files"] = planted
+		ended["changed_config_files"] = changeList(planted, 100)
+		if len(planted) > 100 {
+			ended["changed_config_files_more"] = len(planted) - 100
+		}
 	}
 	_ = a.audit.Record(&audit.Event{Type: "session", Session: sessionRef(sess), Detail: "ended", Fields: ended})
 	auditPath := a.audit.Path()
@@ -206,7 +211,7 @@ func runSession(cmd *cobra.Command, e *env, f runFlags, args []string) error {
 		fmt.Fprintf(e.stderr, " · would have been stopped (shadow mode) %d", counts.Shadowed)
 	}
 	fmt.Fprintf(e.stderr, "\n  audit log: %s  (countersign audit tail --session %s %s)\n", auditPath, sess.ID, auditPath)
-	if w := plantedWarning(planted); w != "" {
+	if w := plantedWarning(planted, after.truncated); w != "" {
 		fmt.Fprintln(e.stderr, w)
 	}
 	if childErr != nil {
@@ -234,9 +239,10 @@ func runAttached(ctx context.Context, e *env, stateDir, caCert, proxyURL string,
 	if err != nil {
 		return usageError(fmt.Errorf("--proxy needs the serve instance's CA certificate at %s (copy it from `countersign ca export` on that host): %w", caCert, err))
 	}
-	discovered := snapshotDiscovery(e.cwd)
+	discovered := snapshotDiscovery(e.cwd, nil)
 	code, childErr := runChild(ctx, e, ca, proxyURL, sess, tmp, args, iso, secrets)
-	if w := plantedWarning(snapshotDiscovery(e.cwd).changedSince(discovered)); w != "" {
+	after := snapshotDiscovery(e.cwd, nil)
+	if w := plantedWarning(after.changedSince(discovered), after.truncated); w != "" {
 		fmt.Fprintln(e.stderr, w)
 	}
 	if childErr != nil {
