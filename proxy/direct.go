@@ -164,12 +164,16 @@ func (t *directTransport) RoundTrip(req *http.Request, body []byte) (*http.Respo
 		return nil, err
 	}
 	ctx := req.Context()
-	key := req.URL.Scheme + "://" + req.URL.Host
+	target := req.URL.Scheme + "://" + req.URL.Host
+	// Kept connections are the session's own: an upstream may tie what a
+	// connection may do to the credentials sent on it before (NTLM,
+	// Negotiate), so another session's request must never ride on it.
+	key := upstreamPool(ctx) + "\x00" + target
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err // nothing sent for a request its client left
 		}
-		pc, reused, err := t.get(ctx, key, req.URL.Hostname(), attempt > 0)
+		pc, reused, err := t.get(ctx, key, target, req.URL.Hostname(), attempt > 0)
 		if err != nil {
 			return nil, err
 		}
@@ -449,8 +453,9 @@ func (b *directBody) finish(atEnd bool) {
 	b.pc.conn.Close()
 }
 
-// get returns an idle connection for key, or a new one (always, if fresh).
-func (t *directTransport) get(ctx context.Context, key, host string, fresh bool) (pc *directConn, reused bool, err error) {
+// get returns an idle connection kept under key, or a new one to target
+// (scheme://host:port; always, if fresh).
+func (t *directTransport) get(ctx context.Context, key, target, host string, fresh bool) (pc *directConn, reused bool, err error) {
 	now := time.Now()
 	t.mu.Lock()
 	for list := t.idle[key]; len(list) > 0 && !fresh; list = t.idle[key] {
@@ -468,17 +473,14 @@ func (t *directTransport) get(ctx context.Context, key, host string, fresh bool)
 		delete(t.idle, key)
 	}
 	t.mu.Unlock()
-	pc, err = t.connect(ctx, key, host)
+	pc, err = t.connect(ctx, key, target, host)
 	return pc, false, err
 }
 
-// connect dials addr (key's host:port) and, for https, verifies the
-// upstream's certificate for host.
-func (t *directTransport) connect(ctx context.Context, key, host string) (*directConn, error) {
-	scheme, addr := "https", key[len("https://"):]
-	if len(key) >= len("http://") && key[:len("http://")] == "http://" {
-		scheme, addr = "http", key[len("http://"):]
-	}
+// connect dials target's host:port and, for https, verifies the
+// upstream's certificate for host; the connection is kept under key.
+func (t *directTransport) connect(ctx context.Context, key, target, host string) (*directConn, error) {
+	scheme, addr, _ := strings.Cut(target, "://")
 	conn, err := t.dial(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err

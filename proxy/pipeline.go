@@ -1041,14 +1041,18 @@ func (s *Server) forward(ctx context.Context, ex *exchange, act action.Action, p
 		// Do not let the transport add Go's User-Agent to the agent's request.
 		out.Header["User-Agent"] = []string{""}
 	}
-	out = out.WithContext(context.WithValue(ctx, upstreamHostKey{}, ex.host))
+	ctx = context.WithValue(ctx, upstreamHostKey{}, ex.host)
+	if ex.session != nil {
+		ctx = context.WithValue(ctx, upstreamSessionKey{}, ex.session.ID)
+	}
+	out = out.WithContext(ctx)
 
 	var resp *http.Response
 	var err error
 	if direct {
 		resp, err = s.direct.RoundTrip(out, prefix)
 	} else {
-		resp, err = s.transport.RoundTrip(out)
+		resp, err = s.transports.get(ctx).RoundTrip(out)
 	}
 	elapsed := s.opts.Now().Sub(start)
 	if err != nil && s.askedForClientCert(ex.host) && isClientCertFailure(err) && s.opts.ClientCertMessage != nil {

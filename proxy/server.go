@@ -129,7 +129,10 @@ type Options struct {
 type Server struct {
 	opts      Options
 	logger    *zap.Logger
-	transport *http.Transport
+	transport *http.Transport // configuration of the transports below
+	// transports forwards what the direct path does not: an http.Transport
+	// per session (see sessionTransports).
+	transports *sessionTransports
 	// direct forwards requests whose body is all in memory without
 	// http.Transport's goroutines (direct.go).
 	direct    *directTransport
@@ -239,6 +242,7 @@ func New(opts Options, logger *zap.Logger) (*Server, error) {
 	s.transport = newTransport(d, opts.RootCAs, opts.UpstreamTimeout)
 	s.transport.TLSClientConfig.GetClientCertificate = s.noteClientCertRequest
 	s.direct = newDirectTransport(s.transport)
+	s.transports = newSessionTransports(s.transport)
 	s.tunnelDialer = d
 	s.gp = s.newGoproxy()
 	s.http = &http.Server{
@@ -331,7 +335,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.mu.Unlock()
 		<-done
 	}
-	s.transport.CloseIdleConnections()
+	s.transports.CloseIdleConnections()
 	s.direct.CloseIdleConnections()
 	return err
 }

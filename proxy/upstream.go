@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/countersign/countersign/internal/hostport"
@@ -183,4 +184,67 @@ func newTransport(d *dialer, roots *x509.CertPool, timeout time.Duration) *http.
 		// (not nil) disables the transport's automatic HTTP/2.
 		TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{},
 	}
+}
+
+// upstreamSessionKey carries the session a request is forwarded for: kept
+// upstream connections are reused only within it.
+type upstreamSessionKey struct{}
+
+// upstreamPool is the name of the kept connections a forwarded request may
+// use: its session's.
+func upstreamPool(ctx context.Context) string {
+	id, _ := ctx.Value(upstreamSessionKey{}).(string)
+	return id
+}
+
+// maxSessionTransports bounds the transports kept for sessions. Past it, a
+// transport is dropped (its idle connections closed) to make room: its
+// session gets a fresh one, with new connections.
+const maxSessionTransports = 256
+
+// sessionTransports keeps an http.Transport per session. An upstream may
+// bind what a connection is allowed to do to credentials sent on it before
+// (NTLM and Negotiate authenticate the connection, not the request), so a
+// connection that one session's request opened must never carry another
+// session's: http.Transport pools by host alone.
+type sessionTransports struct {
+	base *http.Transport // configured; cloned for each session
+
+	mu sync.Mutex
+	m  map[string]*http.Transport
+}
+
+func newSessionTransports(base *http.Transport) *sessionTransports {
+	return &sessionTransports{base: base, m: map[string]*http.Transport{}}
+}
+
+// get returns the transport of the request's session.
+func (st *sessionTransports) get(ctx context.Context) *http.Transport {
+	id := upstreamPool(ctx)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if t, ok := st.m[id]; ok {
+		return t
+	}
+	if len(st.m) >= maxSessionTransports {
+		for other, t := range st.m {
+			// Requests under way on it finish; its idle connections go.
+			t.CloseIdleConnections()
+			delete(st.m, other)
+			break
+		}
+	}
+	t := st.base.Clone()
+	st.m[id] = t
+	return t
+}
+
+// CloseIdleConnections closes every session's idle connections.
+func (st *sessionTransports) CloseIdleConnections() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, t := range st.m {
+		t.CloseIdleConnections()
+	}
+	st.base.CloseIdleConnections()
 }

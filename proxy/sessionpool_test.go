@@ -1,0 +1,147 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/countersign/countersign/session"
+)
+
+// connAuthUpstream authenticates connections, not requests, as NTLM and
+// Negotiate do: once a request on a connection carried "Authorization: NTLM
+// <user>", every later request on it is served as that user.
+type connAuthUpstream struct {
+	srv *httptest.Server
+	mu  sync.Mutex
+	who map[string]string // by the proxy's end of the connection
+}
+
+func startConnAuthUpstream(t *testing.T) *connAuthUpstream {
+	u := &connAuthUpstream{who: map[string]string{}}
+	u.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		u.mu.Lock()
+		if user, ok := strings.CutPrefix(r.Header.Get("Authorization"), "NTLM "); ok {
+			u.who[r.RemoteAddr] = user
+		}
+		user := u.who[r.RemoteAddr]
+		u.mu.Unlock()
+		if user == "" {
+			user = "nobody"
+		}
+		_, _ = io.WriteString(w, user)
+	}))
+	u.srv.StartTLS()
+	t.Cleanup(u.srv.Close)
+	return u
+}
+
+// TestUpstreamConnectionsAreNotSharedBetweenSessions: a connection that one
+// session's request authenticated (NTLM binds the connection) must not
+// carry another session's request, on the direct path (small bodies) or
+// through http.Transport (bodies past maxDirectBody).
+func TestUpstreamConnectionsAreNotSharedBetweenSessions(t *testing.T) {
+	up := startConnAuthUpstream(t)
+	other := &session.Info{ID: "s-other", Name: "mallory/agent"}
+	const otherPassword = "pw-other-yyyyyyyyyyyyyyyy"
+	h := newHarness(t, harnessOptions{configure: func(o *Options) {
+		roots := x509.NewCertPool()
+		roots.AddCert(up.srv.Certificate())
+		o.RootCAs = roots
+		o.Resolve = map[string]string{"example.com:443": up.srv.Listener.Addr().String()}
+		o.Sessions = session.NewRegistry(nil,
+			session.Credential{Username: "s-test", Password: "pw-" + strings.Repeat("x", 20), Session: &session.Info{ID: "s-test"}},
+			session.Credential{Username: other.ID, Password: otherPassword, Session: other})
+	}})
+	// One upstream connection per host and transport: without a pool per
+	// session, the other session's request would have to wait for, and
+	// take, the authenticated one.
+	h.srv.transport.MaxConnsPerHost = 1
+
+	clientAs := func(user, password string) *http.Client {
+		roots := x509.NewCertPool()
+		roots.AddCert(h.ca.Certificate())
+		tr := &http.Transport{
+			Proxy:           http.ProxyURL(&url.URL{Scheme: "http", Host: h.addr, User: url.UserPassword(user, password)}),
+			TLSClientConfig: &tls.Config{RootCAs: roots},
+		}
+		t.Cleanup(tr.CloseIdleConnections)
+		return &http.Client{Transport: tr, Timeout: 20 * time.Second}
+	}
+	alice := clientAs(h.sess.ID, h.password)
+	mallory := clientAs(other.ID, otherPassword)
+	send := func(c *http.Client, body, auth string) string {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, "https://example.com/whoami", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d, %v: %s", resp.StatusCode, err, b)
+		}
+		return string(b)
+	}
+
+	for _, tt := range []struct {
+		name string
+		body string
+		idle func() bool // the authenticated connection is back in its pool
+	}{
+		{"direct", "small", func() bool {
+			h.srv.direct.mu.Lock()
+			defer h.srv.direct.mu.Unlock()
+			return h.srv.direct.nidle > 0
+		}},
+		// http.Transport's single connection (MaxConnsPerHost) is waited
+		// for, so nothing needs to be idle first.
+		{"transport", strings.Repeat("b", maxDirectBody+1), func() bool { return true }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := send(alice, tt.body, "NTLM alice"); got != "alice" {
+				t.Fatalf("alice's authenticating request served as %q", got)
+			}
+			// The pool works within a session: the next request rides on
+			// the authenticated connection.
+			waitFor(t, tt.idle)
+			if got := send(alice, tt.body, ""); got != "alice" {
+				t.Fatalf("alice's second request served as %q, want alice (her connection reused)", got)
+			}
+			waitFor(t, tt.idle)
+			if got := send(mallory, tt.body, ""); got != "nobody" {
+				t.Errorf("another session's request without credentials served as %q: it rode on alice's connection", got)
+			}
+		})
+	}
+}
+
+// waitFor polls cond for up to 10 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatal("condition not met in 10 s")
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
