@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"mime"
 	"net/http"
 	"net/url"
 	"strings"
@@ -56,6 +57,13 @@ func headRefusal(m string, h http.Header, rawQuery string, upgrade bool, content
 		// Servers differ on which one they read; approvals are bound to
 		// the credentials, so there must be one.
 		return http.StatusBadRequest, "the request has more than one Authorization header; send one"
+	case len(h.Values("Content-Type")) > 1:
+		// Servers differ on which one they read (gunicorn and Werkzeug
+		// take the last): a form could pass as text the policy reads as
+		// a string.
+		return http.StatusBadRequest, "the request has more than one Content-Type header; send one"
+	case contentLength != 0 && unreadableContentType(h.Get("Content-Type")):
+		return http.StatusBadRequest, fmt.Sprintf("the Content-Type %q does not parse (a repeated or malformed parameter), and servers differ on how they read it; send a well-formed Content-Type", termtext.Line(h.Get("Content-Type"), 100))
 	case upgrade && contentLength != 0:
 		// After a 101 the body and the upgraded protocol would share the
 		// client's stream.
@@ -79,6 +87,20 @@ func headRefusal(m string, h http.Header, rawQuery string, upgrade bool, content
 		return http.StatusBadRequest, "the query string does not parse unambiguously (a ';' separator or a bad %-escape)"
 	}
 	return 0, ""
+}
+
+// unreadableContentType reports whether a Content-Type value names no media
+// type that mime.ParseMediaType reads: a repeated parameter or a syntax
+// error. The policy input then gets the body as text, while a lenient
+// server (Werkzeug parses "…urlencoded; a=1; a=2" as a form) may read a
+// form in it. A parameter without a value still names its type, which
+// the policy input uses as such servers do.
+func unreadableContentType(v string) bool {
+	if strings.TrimSpace(v) == "" {
+		return false // as if absent, to servers and to the policy input alike
+	}
+	mt, _, err := mime.ParseMediaType(v)
+	return err != nil && mt == ""
 }
 
 // Screen runs the checks that refuse a request, its body read, before any
