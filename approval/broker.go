@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/countersign/countersign/audit"
+	"github.com/countersign/countersign/internal/redact"
 )
 
 // OutcomeKind is how a hold ended. The zero value is invalid and callers deny
@@ -993,7 +994,8 @@ func resourceList(rs []string) string {
 	if len(rs) == 0 {
 		return "(no specific resource)"
 	}
-	return strings.Join(rs, ", ")
+	// Records made before resources were masked in the store.
+	return strings.Join(redact.Strings(rs), ", ")
 }
 
 // UseScope admits a request covered by an active scoped grant, counting the

@@ -27,6 +27,8 @@ import (
 	"go.uber.org/zap"
 
 	"golang.org/x/text/unicode/bidi"
+
+	"github.com/countersign/countersign/internal/redact"
 )
 
 // PageOptions configures the approval page.
@@ -597,7 +599,8 @@ func (p *page) formView(rec *Record, token string) *formView {
 		MaxReason: pageReasonMax,
 	}
 	// The form names what a scoped grant covers: all of it, within reason.
-	f.Resources.listUpTo(rec.Resources, 100)
+	// Masked again for records stored before resources were masked.
+	f.Resources.listUpTo(redact.Strings(rec.Resources), 100)
 	for _, c := range scopeChoices {
 		if c.For <= p.b.opts.MaxScope {
 			f.Choices = append(f.Choices, c)

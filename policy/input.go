@@ -60,12 +60,14 @@ type Request struct {
 func NewInput(r *action.Request, a action.Action, s *session.Info, now time.Time) *Input {
 	in := &Input{
 		Request: Request{
-			Method:        r.Method,
-			Scheme:        r.Scheme,
-			Host:          r.Host,
-			Port:          r.Port,
-			Path:          r.Path,
-			RawPath:       r.RawPath,
+			Method: r.Method,
+			Scheme: r.Scheme,
+			Host:   r.Host,
+			Port:   r.Port,
+			// A token in the path (a Telegram bot's, a webhook's) is as
+			// secret as one in the query.
+			Path:          redact.Path(r.Path),
+			RawPath:       redact.Path(r.RawPath),
 			Query:         redact.Query(r.Query),
 			Headers:       redact.Header(r.Header),
 			BodySize:      r.BodySize,
@@ -86,6 +88,11 @@ func NewInput(r *action.Request, a action.Action, s *session.Info, now time.Time
 		}
 		body := ParseBody(r.Header.Get("Content-Type"), r.Body)
 		if IsKubernetesSecret(a) {
+			if _, text := body.(string); text {
+				// YAML, or anything else whose data cannot be told apart
+				// from the rest: all of it is secret.
+				body = redact.Mask
+			}
 			in.Request.Body = redact.KubernetesSecret(body)
 		} else {
 			in.Request.Body = redact.Value(body)
@@ -101,6 +108,9 @@ func IsKubernetesSecret(a action.Action) bool {
 }
 
 func redactAction(a action.Action) action.Action {
+	// An MCP resource's URI can carry a password or a token; the
+	// classifier's slice is not changed.
+	a.Resources = redact.Strings(a.Resources)
 	if len(a.Params) > 0 {
 		if p, ok := redact.Value(a.Params).(map[string]any); ok {
 			a.Params = p

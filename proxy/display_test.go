@@ -1,8 +1,13 @@
 package proxy
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/countersign/countersign/action"
+	"github.com/countersign/countersign/action/mcp"
 )
 
 func TestDisplayBodyMasksCredentialsLikeTheAuditLog(t *testing.T) {
@@ -40,5 +45,66 @@ func TestDisplayBodyOfAKindlessSecretPatch(t *testing.T) {
 	got := displayBody("application/merge-patch+json", []byte(body), true)
 	if strings.Contains(got, "c2VjcmV0LWRvY2tlci1hdXRo") || !strings.Contains(got, "web") {
 		t.Errorf("displayBody(Secret patch) = %q: shows the data, or lost the labels", got)
+	}
+}
+
+// Credentials in an MCP resource's URI and in a request's path reach
+// neither the audit log nor the approval record (its summary is what run,
+// approvals list and Slack print).
+func TestResourcesAndPathsAreRedacted(t *testing.T) {
+	h := newHarness(t, harnessOptions{policy: `package countersign
+approve contains "review" if true
+`, hold: 50 * time.Millisecond, configure: func(o *Options) {
+		o.Classifier = action.NewClassifier(mcp.New(mcp.Options{}))
+	}})
+	const password = "Sup3rS3cretPw"
+	const pathToken = "ghp_pathpathpathpathpath0123456789"
+	encoded := strings.Replace(pathToken, "_", "%5F", 1)
+	h.do("POST", "https://example.test/mcp",
+		`{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"postgres://admin:`+password+`@db.internal/prod"}}`,
+		"Content-Type", "application/json")
+	h.do("GET", "https://example.test/v1/"+pathToken+"/x", "")
+	h.do("GET", "https://example.test/v2/"+encoded+"/x", "")
+
+	raw, err := readFile(h.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := h.broker.List(t.Context(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 3 {
+		t.Fatalf("%d approvals, want 3", len(recs))
+	}
+	shown, err := json.Marshal(recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, leak := range []string{password, pathToken, encoded} {
+		if strings.Contains(raw, leak) {
+			t.Errorf("the audit log holds %q", leak)
+		}
+		for _, rec := range recs {
+			if strings.Contains(rec.Summary, leak) || strings.Contains(rec.Request.URL, leak) {
+				t.Errorf("approval %s shows %q: summary %q, URL %q", rec.ID, leak, rec.Summary, rec.Request.URL)
+			}
+		}
+		if strings.Contains(string(shown), leak) {
+			t.Errorf("an approval record holds %q: %s", leak, shown)
+		}
+	}
+	if !strings.Contains(raw, `"resources":["postgres://admin:[redacted]@db.internal/prod"]`) || !strings.Contains(raw, "/v1/") {
+		t.Error("the audit log lost the parts of the resource and the path that are not secret")
+	}
+}
+
+// A Secret sent as YAML cannot be masked field by field: none of it is
+// shown.
+func TestDisplayBodyOfAYAMLSecret(t *testing.T) {
+	body := "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: hunter2hunter2\n"
+	got := displayBody("application/yaml", []byte(body), true)
+	if strings.Contains(got, "hunter2") || !strings.Contains(got, "not shown") {
+		t.Errorf("displayBody(YAML Secret) = %q", got)
 	}
 }

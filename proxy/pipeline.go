@@ -964,9 +964,12 @@ func scopeKey(credKey []byte, a action.Action, ex *exchange) (string, []string) 
 	if c := credential(credKey, a, ex.req.Header, ex.req.URL.RawQuery, formBody(ex)); c != "" {
 		op += " as " + c
 	}
-	resources := slices.Clone(a.Resources)
+	// Masked as everywhere else: the approval store keeps them, and
+	// `approvals show` and the page show them. Requests are matched by the
+	// masked form too, and their credentials by the operation's "as".
+	resources := redact.Strings(a.Resources)
 	if len(resources) == 0 {
-		resources = []string{hostHeader(ex.scheme, ex.host, ex.port) + ex.req.URL.EscapedPath()}
+		resources = []string{hostHeader(ex.scheme, ex.host, ex.port) + redact.Path(ex.req.URL.EscapedPath())}
 	}
 	slices.Sort(resources)
 	return op, slices.Compact(resources)
@@ -1323,7 +1326,7 @@ func summary(a action.Action, ex *exchange) string {
 	}
 	s := op
 	if len(a.Resources) > 0 {
-		s += " on " + strings.Join(a.Resources, ", ")
+		s += " on " + strings.Join(redact.Strings(a.Resources), ", ")
 	}
 	if a.Region != "" {
 		s += " in " + a.Region
@@ -1355,7 +1358,12 @@ func displayBody(contentType string, b []byte, k8sSecret bool) string {
 	}
 	var s string
 	mt, _, _ := mime.ParseMediaType(contentType)
-	switch v := policy.ParseBody(contentType, b).(type) {
+	v := policy.ParseBody(contentType, b)
+	if _, text := v.(string); text && k8sSecret {
+		// A Secret in YAML: its data cannot be masked apart from the rest.
+		return fmt.Sprintf("(a Secret's body of %d bytes, not shown: countersign cannot mask its data in this format)", len(b))
+	}
+	switch v := v.(type) {
 	case map[string]any, []any:
 		if mt == "application/x-www-form-urlencoded" {
 			s = redact.Text(redactForm(string(b)))

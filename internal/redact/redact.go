@@ -50,6 +50,16 @@ var credentialHeaders = map[string]bool{
 	"x-amz-copy-source-server-side-encryption-customer-key": true,
 	"x-goog-encryption-key":                                 true,
 	"x-goog-copy-source-encryption-key":                     true,
+	// More API keys under names of their own (Fastly, JFrog Artifactory,
+	// New Relic, Parse) and the Authorization header's misspelling that
+	// some APIs read.
+	"fastly-key":         true,
+	"x-jfrog-art-api":    true,
+	"x-insert-key":       true,
+	"x-query-key":        true,
+	"x-license-key":      true,
+	"x-parse-master-key": true,
+	"authentication":     true,
 }
 
 // credentialWords mark a header name or query parameter as a credential
@@ -180,6 +190,9 @@ func URL(u *url.URL) string {
 	bare.RawQuery, bare.ForceQuery = "", false
 	bare.Fragment, bare.RawFragment = "", ""
 	s := bare.String()
+	if p := bare.EscapedPath(); strings.HasSuffix(s, p) {
+		s = s[:len(s)-len(p)] + Path(p)
+	}
 
 	if u.User != nil {
 		// The user name is kept (it is usually an account name), unless it
@@ -334,10 +347,70 @@ func childSecrecy(m map[string]any, k string, sec secrecy) secrecy {
 		return secretAnnotations
 	case sec == secretAnnotations && k == "kubectl.kubernetes.io/last-applied-configuration":
 		return allSecret
+	case secret && k == "value" && secretPatchOp(m):
+		// A JSON Patch of a Secret: {"op": "replace", "path":
+		// "/data/password", "value": …}.
+		return allSecret
 	case IsCredentialKey(k), sec == credential && !IsNameKey(k):
+		return credential
+	case (k == "value" || k == "Value") && namedCredential(m):
 		return credential
 	}
 	return plain
+}
+
+// formSecrecy is childSecrecy for a form field (or query parameter) k:
+// the parameter names that the query's redaction masks count too (code,
+// key, client_assertion), so that the audit log masks what the page does.
+func formSecrecy(k string, sec secrecy) secrecy {
+	if s := childSecrecy(nil, k, sec); s != plain {
+		return s
+	}
+	if IsCredentialParam(k) {
+		return credential
+	}
+	return plain
+}
+
+// namedCredential reports whether object m is a name–value pair whose name
+// is a credential's: a container's {"name": "DB_PASSWORD", "value": …}, an
+// SSM parameter {"Name": "/prod/db/password", "Value": …} or one of type
+// SecureString.
+func namedCredential(m map[string]any) bool {
+	if m == nil {
+		return false
+	}
+	if t, _ := m["Type"].(string); t == "SecureString" {
+		return true
+	}
+	for _, k := range [...]string{"name", "Name", "key", "Key"} {
+		if n, ok := m[k].(string); ok && IsCredentialKey(n) {
+			return true
+		}
+	}
+	return false
+}
+
+// secretPatchOp reports whether m is a JSON Patch operation that writes a
+// Secret's data: its path is the whole object or under data, stringData or
+// the annotations (where kubectl apply keeps a copy of the data).
+func secretPatchOp(m map[string]any) bool {
+	if m == nil {
+		return false
+	}
+	if _, ok := m["op"].(string); !ok {
+		return false
+	}
+	p, ok := m["path"].(string)
+	if !ok {
+		return true // no readable path: cannot tell, so secret
+	}
+	for _, prefix := range [...]string{"/data", "/stringData", "/metadata"} {
+		if p == prefix || strings.HasPrefix(p, prefix+"/") {
+			return true
+		}
+	}
+	return p == "" || p == "/"
 }
 
 // IsNameKey reports whether a JSON object key holds a name, an id or a
@@ -422,7 +495,7 @@ func valueAs(v any, sec secrecy) any {
 	case map[string]string:
 		out := make(map[string]string, len(v))
 		for k, e := range v {
-			out[Text(k)] = str(e, masked(childSecrecy(nil, k, sec)))
+			out[Text(k)] = str(e, masked(formSecrecy(k, sec)))
 		}
 		return out
 	case []string:
@@ -430,7 +503,7 @@ func valueAs(v any, sec secrecy) any {
 	case map[string][]string:
 		out := make(map[string][]string, len(v))
 		for k, e := range v {
-			out[Text(k)] = strs(e, masked(childSecrecy(nil, k, sec)))
+			out[Text(k)] = strs(e, masked(formSecrecy(k, sec)))
 		}
 		return out
 	default:
@@ -442,7 +515,70 @@ func str(s string, cred bool) string {
 	if cred {
 		return Mask
 	}
+	return String(s)
+}
+
+// String is Text for a value that may be a URL: an absolute URL (a
+// resource's uri, a webhook) also has its credential query parameters and
+// its userinfo masked, as URL does, whatever their length or shape.
+func String(s string) string {
+	if u, ok := absoluteURL(s); ok {
+		return URL(u)
+	}
 	return Text(s)
+}
+
+// Strings is String of each of ss, in a new slice (nil for nil).
+func Strings(ss []string) []string {
+	if ss == nil {
+		return nil
+	}
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = String(s)
+	}
+	return out
+}
+
+// maxURLString bounds the strings String parses as URLs: a long text that
+// happens to start like one is left to Text.
+const maxURLString = 8 << 10
+
+// absoluteURL parses s when it is a single absolute URL with a host.
+func absoluteURL(s string) (*url.URL, bool) {
+	if len(s) > maxURLString || !strings.Contains(s, "://") || strings.ContainsAny(s, " \t\r\n") {
+		return nil, false
+	}
+	scheme, _, _ := strings.Cut(s, "://")
+	if scheme == "" || strings.ContainsFunc(scheme, func(r rune) bool {
+		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '+' || r == '-' || r == '.')
+	}) {
+		return nil, false
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return nil, false
+	}
+	return u, true
+}
+
+// Path returns an escaped URL path with token shapes masked, spelt out or
+// percent-encoded (/v1/ghp%5F…): a server decodes the path, so a token in
+// it is one either way. A path with an encoded token comes back decoded
+// around the mask.
+func Path(p string) string {
+	p = Text(p)
+	if !strings.Contains(p, "%") {
+		return p
+	}
+	u, err := url.PathUnescape(p)
+	if err != nil {
+		return p
+	}
+	if m := Text(u); m != u {
+		return m
+	}
+	return p
 }
 
 func strs(v []string, cred bool) []string {

@@ -161,6 +161,14 @@ var rules = []rule{
 	{prefix: "passwd", fold: true, match: keyed()},
 	{prefix: "signature", fold: true, match: keyed()},
 	{prefix: "api", fold: true, match: keyed("key")},
+	// An Authorization header written out in text (a curl command an
+	// agent runs, a config file): the credential after any scheme, Token,
+	// SSWS, Bot and the rest included.
+	{prefix: "authorization", fold: true, match: authorization},
+	// Telegram bot tokens sit in the path (/bot123456:AA…/getMe), and so
+	// do Discord webhook tokens (/api/webhooks/ID/TOKEN).
+	{prefix: "/bot", match: telegramToken},
+	{prefix: "/api/webhooks/", match: discordWebhook},
 }
 
 // filter[k][b] has bit r set when byte k of rules[r].prefix can be b.
@@ -481,6 +489,71 @@ func keyedValue(s string, p int) (int, int) {
 	}
 	return p, end
 }
+
+// authorization masks the credential after "Authorization" and a
+// separator: the word after a scheme word, or the only word. As with
+// bearer, it must look random, so prose ("authorization: the user …")
+// is kept.
+func authorization(s string, i, n int) (int, int) {
+	p := i + n
+	sep := false
+	for limit := min(len(s), p+8); p < limit; p++ {
+		c := s[p]
+		if c == '=' || c == ':' || c == '>' {
+			sep = true
+		} else if c != ' ' && c != '\t' && c != '"' && c != '\'' && c != '\\' {
+			break
+		}
+	}
+	if !sep {
+		return 0, 0
+	}
+	end := bearerSet.span(s, p)
+	if q := credentialStart(s, end); q >= 0 && end-p <= 30 && schemeSet.span(s, p) == end {
+		// "Token 9f8e…": a scheme word, then the credential.
+		p, end = q, bearerSet.span(s, q)
+	}
+	tok := strings.TrimRight(s[p:end], ".")
+	if len(tok) >= 20 || len(tok) >= 8 && strings.ContainsFunc(tok, func(r rune) bool {
+		return r < 'A' || r > 'z' || (r > 'Z' && r < 'a')
+	}) {
+		return p, end
+	}
+	return 0, 0
+}
+
+var schemeSet = makeSet(alnum + "-_")
+
+// telegramToken masks a Telegram bot token in a path: /bot, the bot's
+// number, ':' and 30 or more base64url characters.
+func telegramToken(s string, i, n int) (int, int) {
+	start := i + n
+	digits := digitSet.span(s, start)
+	if digits-start < 5 || digits >= len(s) || s[digits] != ':' {
+		return 0, 0
+	}
+	end := base64URLSet.span(s, digits+1)
+	if end-(digits+1) < 30 {
+		return 0, 0
+	}
+	return start, end
+}
+
+// discordWebhook masks the token of a Discord webhook URL's path:
+// /api/webhooks/ID/TOKEN.
+func discordWebhook(s string, i, n int) (int, int) {
+	id := digitSet.span(s, i+n)
+	if id-(i+n) < 5 || id >= len(s) || s[id] != '/' {
+		return 0, 0
+	}
+	end := base64URLSet.span(s, id+1)
+	if end-(id+1) < 30 {
+		return 0, 0
+	}
+	return id + 1, end
+}
+
+var digitSet = makeSet("0123456789")
 
 // credentialStart skips the space between an auth scheme and its credential:
 // blanks, or "%20" / "+" when the header was URL-encoded into a query.

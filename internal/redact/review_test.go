@@ -1,0 +1,155 @@
+package redact
+
+import (
+	"encoding/json"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// Fake credentials of shapes added after the first review rounds.
+var (
+	telegramBot = "bot" + "123456789:" + "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
+	discordHook = "/api/webhooks/" + "112233445566778899/" + "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789_-abcdEF"
+)
+
+func TestTextMoreShapes(t *testing.T) {
+	m := Mask
+	tests := []struct {
+		name string
+		give string
+		want string // "" when unchanged
+	}{
+		{"authorization with another scheme", `curl -H 'Authorization: Token 9f8e7d6c5b4a39281706f5e4d3c2b1a0' https://api.example.com/x`,
+			`curl -H 'Authorization: Token ` + m + `' https://api.example.com/x`},
+		{"okta ssws", "Authorization: SSWS 00QCjAl4MlV-WPXM0ZnVvHGSWmP_xYz", "Authorization: SSWS " + m},
+		{"scheme-less", `"authorization": "` + strings.Repeat("a1", 12) + `"`, `"authorization": "` + m + `"`},
+		{"proxy-authorization", "Proxy-Authorization: Digest5 u1s2e3r4p5a6s7s8", "Proxy-Authorization: Digest5 " + m},
+		{"prose", "Authorization: the user must sign in first", ""},
+		{"word only", "authorization: required", ""},
+		{"telegram", "https://api.telegram.org/" + telegramBot + "/getMe", "https://api.telegram.org/bot" + m + "/getMe"},
+		{"robot is a word", "see /robots.txt and /bot/help", ""},
+		{"discord webhook", "https://discord.com" + discordHook, "https://discord.com/api/webhooks/112233445566778899/" + m},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want := tt.want
+			if want == "" {
+				want = tt.give
+			}
+			if got := Text(tt.give); got != want {
+				t.Errorf("Text(%q)\n got %q\nwant %q", tt.give, got, want)
+			}
+		})
+	}
+}
+
+func TestPath(t *testing.T) {
+	m := Mask
+	enc := strings.Replace(ghp, "_", "%5F", 1)
+	tests := []struct{ give, want string }{
+		{"/repos/acme/shop", "/repos/acme/shop"},
+		{"/v1/" + ghp + "/x", "/v1/" + m + "/x"},
+		{"/v1/" + enc + "/x", "/v1/" + m + "/x"},
+		{"/files/a%20b", "/files/a%20b"},   // no token: escapes kept
+		{"/bad%zz/" + ghp, "/bad%zz/" + m}, // not decodable: masked as sent
+	}
+	for _, tt := range tests {
+		if got := Path(tt.give); got != tt.want {
+			t.Errorf("Path(%q) = %q, want %q", tt.give, got, tt.want)
+		}
+	}
+	u, err := url.Parse("https://example.test/v1/" + enc + "/x?a=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := URL(u), "https://example.test/v1/"+m+"/x?a=1"; got != want {
+		t.Errorf("URL with an encoded token in the path = %q, want %q", got, want)
+	}
+}
+
+func TestString(t *testing.T) {
+	m := Mask
+	tests := []struct{ give, want string }{
+		{"postgres://admin:Sup3rS3cretPw@db.internal/prod", "postgres://admin:" + m + "@db.internal/prod"},
+		{"https://files.example/x?token=abcd1234SECRET", "https://files.example/x?token=" + m},
+		{"file:///etc/hosts", "file:///etc/hosts"},
+		{"see https://x.example/?token=abc for details", "see https://x.example/?token=abc for details"}, // text, not a URL: shapes only
+		{"arn:aws:s3:::bucket/key", "arn:aws:s3:::bucket/key"},
+		{"plain " + ghp, "plain " + m},
+	}
+	for _, tt := range tests {
+		if got := String(tt.give); got != tt.want {
+			t.Errorf("String(%q) = %q, want %q", tt.give, got, tt.want)
+		}
+	}
+}
+
+func TestValueNamedCredentials(t *testing.T) {
+	body := `{
+		"containers": [{"env": [
+			{"name": "DB_PASSWORD", "value": "EnvHunter2xyz"},
+			{"name": "LOG_LEVEL", "value": "debug"},
+			{"name": "API_TOKEN", "valueFrom": {"secretKeyRef": {"name": "api", "key": "token"}}}
+		]}],
+		"ssm": {"Name": "/prod/db/password", "Value": "SsmHunter2xyz", "Type": "String"},
+		"secure": {"Name": "/prod/db/endpoint", "Value": "SsmSecureOne", "Type": "SecureString"},
+		"plain": {"Name": "/prod/db/host", "Value": "db.internal", "Type": "String"},
+		"uri": "postgres://app:pw12345@db/app"
+	}`
+	want := `{
+		"containers": [{"env": [
+			{"name": "DB_PASSWORD", "value": "[redacted]"},
+			{"name": "LOG_LEVEL", "value": "debug"},
+			{"name": "API_TOKEN", "valueFrom": {"secretKeyRef": {"name": "api", "key": "token"}}}
+		]}],
+		"ssm": {"Name": "/prod/db/password", "Value": "[redacted]", "Type": "String"},
+		"secure": {"Name": "/prod/db/endpoint", "Value": "[redacted]", "Type": "SecureString"},
+		"plain": {"Name": "/prod/db/host", "Value": "db.internal", "Type": "String"},
+		"uri": "postgres://app:[redacted]@db/app"
+	}`
+	if diff := cmp.Diff(decode(t, want), Value(decode(t, body))); diff != "" {
+		t.Errorf("Value (-want +got):\n%s", diff)
+	}
+}
+
+func TestKubernetesSecretPatch(t *testing.T) {
+	patch := `[
+		{"op": "replace", "path": "/data/password", "value": "aHVudGVyMmh1bnRlcjI="},
+		{"op": "add", "path": "/stringData", "value": {"password": "hunter2hunter2"}},
+		{"op": "add", "path": "/metadata/labels/team", "value": "payments"},
+		{"op": "test", "path": "/type", "value": "Opaque"}
+	]`
+	want := `[
+		{"op": "replace", "path": "/data/password", "value": "[redacted]"},
+		{"op": "add", "path": "/stringData", "value": {"password": "[redacted]"}},
+		{"op": "add", "path": "/metadata/labels/team", "value": "[redacted]"},
+		{"op": "test", "path": "/type", "value": "Opaque"}
+	]`
+	if diff := cmp.Diff(decode(t, want), KubernetesSecret(decode(t, patch))); diff != "" {
+		t.Errorf("KubernetesSecret (-want +got):\n%s", diff)
+	}
+	// Not a Secret: a patch's values are plain.
+	if got := Value(decode(t, `[{"op": "replace", "path": "/data/x", "value": "v"}]`)); !cmp.Equal(got, decode(t, `[{"op": "replace", "path": "/data/x", "value": "v"}]`)) {
+		t.Errorf("a ConfigMap's patch was masked: %v", got)
+	}
+}
+
+func TestFormFieldsMaskedAsParameters(t *testing.T) {
+	give := map[string][]string{"grant_type": {"authorization_code"}, "code": {"OAuthCodeSecret123"}, "client_assertion": {"x"}, "key": {"k"}}
+	want := map[string][]string{"grant_type": {"authorization_code"}, "code": {Mask}, "client_assertion": {Mask}, "key": {Mask}}
+	if diff := cmp.Diff(want, Value(give)); diff != "" {
+		t.Errorf("Value of a form (-want +got):\n%s", diff)
+	}
+}
+
+func decode(t *testing.T, s string) any {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
