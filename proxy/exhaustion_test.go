@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -14,6 +15,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strconv"
 	"strings"
@@ -570,3 +572,99 @@ func (ca *testCA) pool() *x509.CertPool {
 }
 
 func discardLog() *log.Logger { return log.New(io.Discard, "", 0) }
+
+// A plain-HTTP client that never reads its answer is cut off after the idle
+// timeout, as inside a tunnel: goproxy writes plain answers with no
+// deadline of its own (found by review).
+func TestPlainAnswerNeverRead(t *testing.T) {
+	stopped := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer close(stopped)
+		chunk := strings.Repeat("x", 64<<10)
+		for range 1024 {
+			if _, err := io.WriteString(w, chunk); err != nil {
+				return
+			}
+		}
+	}))
+	defer up.Close()
+	h := newHarness(t, harnessOptions{configure: func(o *Options) {
+		shortTimeouts(o)
+		o.Resolve["big.test:80"] = up.Listener.Addr().String()
+	}})
+	c, err := net.DialTimeout("tcp", h.addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET http://big.test/big HTTP/1.1\r\nHost: big.test\r\nProxy-Authorization: Basic %s\r\n\r\n", basic(h.sess.ID, h.password))
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the proxy still holds the plain answer 20 idle timeouts after the client stopped reading")
+	}
+	// The proxy still serves.
+	if resp, _ := h.do("GET", "https://api.github.com/repos/acme/shop", ""); resp.StatusCode != 200 {
+		t.Fatalf("after the stalled client: %d", resp.StatusCode)
+	}
+}
+
+// An opaque tunnel whose client has gone, to a target that stays silent,
+// ends after the idle timeout; Shutdown also closes the target's side
+// (found by review: the relay waited on the target for ever).
+func TestOpaqueTunnelEndsWhenOneSideHasGone(t *testing.T) {
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	accepted := make(chan net.Conn, 4)
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c // held open, never written
+		}
+	}()
+	defer func() {
+		for len(accepted) > 0 {
+			(<-accepted).Close()
+		}
+	}()
+	start := func(idle time.Duration) *harness {
+		return newHarness(t, harnessOptions{policy: "package countersign\n\nallow if true\n", configure: func(o *Options) {
+			shortTimeouts(o)
+			o.IdleTimeout = idle
+			o.MITM = []string{"api.github.com"}
+			o.Resolve["quiet.test:443"] = silent.Addr().String()
+		}})
+	}
+	tunnels := func(h *harness) int {
+		h.srv.mu.Lock()
+		defer h.srv.mu.Unlock()
+		return len(h.srv.tunnelSet)
+	}
+
+	h := start(500 * time.Millisecond)
+	c, _ := h.tunnel("quiet.test:443")
+	c.Close()
+	waitFor(t, func() bool { return tunnels(h) == 0 })
+
+	// A tunnel still open at shutdown, its client still there, and an idle
+	// timeout longer than Shutdown's deadline.
+	h = start(time.Hour)
+	c, _ = h.tunnel("quiet.test:443")
+	defer c.Close()
+	waitFor(t, func() bool { return tunnels(h) == 1 })
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- h.srv.Shutdown(ctx) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Shutdown did not return 8 s after its deadline")
+	}
+}

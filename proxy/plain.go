@@ -49,7 +49,33 @@ func (s *Server) handlePlain(req *http.Request, gctx *goproxy.ProxyCtx) (*http.R
 	if resp.Body != nil && resp.Body != http.NoBody {
 		resp.Body = &noTrailers{ReadCloser: resp.Body, resp: resp}
 	}
+	if c, ok := req.Context().Value(connKey{}).(net.Conn); ok && s.opts.IdleTimeout > 0 {
+		// goproxy writes the answer with no deadline of its own.
+		_ = c.SetWriteDeadline(s.opts.Now().Add(s.opts.IdleTimeout))
+		if resp.Body != nil && resp.Body != http.NoBody {
+			resp.Body = &pacedBody{ReadCloser: resp.Body, conn: c, idle: s.opts.IdleTimeout, now: s.opts.Now}
+		}
+	}
 	return req, resp
+}
+
+// pacedBody gives each write of a plain-HTTP answer to the client a
+// deadline of idle, as deadlineWriter does inside tunnels: goproxy copies
+// the answer's body to the client, so the deadline is moved after each read
+// of it, before the write of what was read. A client that stops reading is
+// cut off rather than holding its connection, a slot and the upstream
+// connection for ever (found by review); a slow upstream is not cut off.
+type pacedBody struct {
+	io.ReadCloser
+	conn net.Conn
+	idle time.Duration
+	now  func() time.Time
+}
+
+func (b *pacedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	_ = b.conn.SetWriteDeadline(b.now().Add(b.idle))
+	return n, err
 }
 
 // noTrailers keeps an upstream's trailers from the client, as inside
