@@ -195,6 +195,9 @@ func (s *Server) splice(client net.Conn, sess *session.Info, id, host string, po
 		return
 	}
 	defer up.Close()
+	s.mu.Lock()
+	t.up = up
+	s.mu.Unlock()
 	if _, err := io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
 		return
 	}
@@ -202,21 +205,53 @@ func (s *Server) splice(client net.Conn, sess *session.Info, id, host string, po
 	start := s.opts.Now()
 	var wg sync.WaitGroup
 	var sent, received int64
+	// Once one side has ended its half, the other has the idle timeout
+	// between reads to end its own: a target (or client) that stays silent
+	// would otherwise keep the tunnel, its goroutines and its slot for
+	// ever (found by review).
+	fromClient := &halfClosed{Conn: client, idle: s.opts.IdleTimeout, now: s.opts.Now}
+	fromUp := &halfClosed{Conn: up, idle: s.opts.IdleTimeout, now: s.opts.Now}
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		sent, _ = io.Copy(up, client)
+		sent, _ = io.Copy(up, fromClient)
 		closeWrite(up)
+		fromUp.otherEnded()
 	}()
 	go func() {
 		defer wg.Done()
-		received, _ = io.Copy(client, up)
+		received, _ = io.Copy(client, fromUp)
 		closeWrite(client)
+		fromClient.otherEnded()
 	}()
 	wg.Wait()
 	_ = s.opts.Audit.RecordDeferred(&audit.Event{Type: "response", RequestID: id, Session: sessionRef(sess), Decision: "allow",
 		UpstreamMillis: s.opts.Now().Sub(start).Milliseconds(), Detail: "tunnel closed",
 		Fields: map[string]any{"bytes_sent": sent, "bytes_received": received}})
+}
+
+// halfClosed reads a tunnel's side with no deadline until the other side
+// has ended, then with a deadline of idle from each read.
+type halfClosed struct {
+	net.Conn
+	idle  time.Duration
+	now   func() time.Time
+	ended atomic.Bool
+}
+
+func (h *halfClosed) Read(p []byte) (int, error) {
+	if h.ended.Load() && h.idle > 0 {
+		_ = h.Conn.SetReadDeadline(h.now().Add(h.idle))
+	}
+	return h.Conn.Read(p)
+}
+
+// otherEnded starts the deadlines, the read under way included.
+func (h *halfClosed) otherEnded() {
+	h.ended.Store(true)
+	if h.idle > 0 {
+		_ = h.Conn.SetReadDeadline(h.now().Add(h.idle))
+	}
 }
 
 func closeWrite(c net.Conn) {
@@ -231,6 +266,7 @@ func closeWrite(c net.Conn) {
 type tunnel struct {
 	conn net.Conn
 	idle atomic.Bool
+	up   net.Conn // an opaque tunnel's target, once dialled; under Server.mu
 }
 
 // track registers a hijacked connection so Shutdown can find it. It returns

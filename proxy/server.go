@@ -331,6 +331,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.mu.Lock()
 		for t := range s.tunnelSet {
 			_ = t.conn.Close()
+			if t.up != nil {
+				// An opaque tunnel's relay also waits on its target.
+				_ = t.up.Close()
+			}
 		}
 		s.mu.Unlock()
 		<-done
