@@ -118,6 +118,12 @@ type Options struct {
 	// MaxPending), so that on a shared proxy one agent cannot take every
 	// slot and leave the other sessions nothing but 503s.
 	MaxPendingPerSession int
+	// MinPendingPerSession is how many pending approvals a session may
+	// always open, whatever the others hold (default 100, at most
+	// MaxPendingPerSession): with the caps alone, two sessions at their
+	// own cap would leave every other session nothing but 503s for as
+	// long as their approvals stay pending.
+	MinPendingPerSession int
 	// NotificationLinkIsOperators says that the link each new approval is
 	// announced with reaches the operator, who also holds the admin token
 	// (run prints it to its own terminal): a decision made through it is
@@ -187,6 +193,10 @@ func NewBroker(opts Options, logger *zap.Logger) (*Broker, error) {
 	if opts.MaxPendingPerSession <= 0 || opts.MaxPendingPerSession > opts.MaxPending {
 		opts.MaxPendingPerSession = opts.MaxPending
 	}
+	if opts.MinPendingPerSession <= 0 {
+		opts.MinPendingPerSession = 100
+	}
+	opts.MinPendingPerSession = min(opts.MinPendingPerSession, opts.MaxPendingPerSession)
 	if opts.MaxScope <= 0 {
 		opts.MaxScope = 8 * time.Hour
 	}
@@ -540,6 +550,32 @@ func (b *Broker) register(ctx context.Context, rec *Record, wake func()) (*held,
 	return &held{w: w, rec: rec, joined: joined, requestID: requestID}, nil, nil
 }
 
+// roomFor reports whether session may open another approval: always below
+// MinPendingPerSession of its own, else within MaxPending in all and
+// MaxPendingPerSession of its own. The floor is on top of MaxPending, so
+// what the store can hold is bounded by MaxPending plus the floor for each
+// session.
+func (b *Broker) roomFor(ctx context.Context, session string) error {
+	mine, err := b.opts.Store.CountPendingFor(ctx, session)
+	if err != nil {
+		return fmt.Errorf("count the session's pending approvals: %w", err)
+	}
+	if mine < b.opts.MinPendingPerSession {
+		return nil
+	}
+	if mine >= b.opts.MaxPendingPerSession {
+		return fmt.Errorf("%w: %d of this session's", ErrTooManyPending, mine)
+	}
+	pending, err := b.opts.Store.CountPending(ctx)
+	if err != nil {
+		return fmt.Errorf("count pending approvals: %w", err)
+	}
+	if pending >= b.opts.MaxPending {
+		return ErrTooManyPending
+	}
+	return nil
+}
+
 // openLocked finds the pending approval of rec to join, or opens rec,
 // audited. Caller holds b.mu.
 func (b *Broker) openLocked(ctx context.Context, rec *Record, requestID string, now time.Time) (_ *Record, joined bool, link string, _ error) {
@@ -558,21 +594,8 @@ func (b *Broker) openLocked(ctx context.Context, rec *Record, requestID string, 
 	case err == nil:
 		rec, joined = existing, true
 	case errors.Is(err, ErrNotFound):
-		pending, err := b.opts.Store.CountPending(ctx)
-		if err != nil {
-			return nil, false, "", fmt.Errorf("count pending approvals: %w", err)
-		}
-		if pending >= b.opts.MaxPending {
-			return nil, false, "", ErrTooManyPending
-		}
-		if b.opts.MaxPendingPerSession < b.opts.MaxPending {
-			mine, err := b.opts.Store.CountPendingFor(ctx, rec.SessionID)
-			if err != nil {
-				return nil, false, "", fmt.Errorf("count the session's pending approvals: %w", err)
-			}
-			if mine >= b.opts.MaxPendingPerSession {
-				return nil, false, "", fmt.Errorf("%w: %d of this session's", ErrTooManyPending, mine)
-			}
+		if err := b.roomFor(ctx, rec.SessionID); err != nil {
+			return nil, false, "", err
 		}
 		rec.Created = now
 		rec.Expires = now.Add(b.opts.Expire)

@@ -782,6 +782,27 @@ func TestMaxPendingPerSession(t *testing.T) {
 	})
 }
 
+// Two sessions at their own cap fill the global one; a third session can
+// still open its floor's worth (found by review: it got only 503s).
+func TestMinPendingPerSession(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, _, _ := newTestBroker(t, Options{MaxPending: 4, MaxPendingPerSession: 2, MinPendingPerSession: 1})
+		for _, s := range []string{"greedy-1", "greedy-2"} {
+			for i := range 2 {
+				if out, err := b.Hold(t.Context(), newRecord(s, "fp"+string(rune('a'+i))), 0); err != nil || out.Kind != OutcomePending {
+					t.Fatalf("%s's approval %d = %v, %v; want pending", s, i, out.Kind, err)
+				}
+			}
+		}
+		if out, err := b.Hold(t.Context(), newRecord("innocent", "fp-a"), 0); err != nil || out.Kind != OutcomePending {
+			t.Errorf("a third session's first approval = %v, %v; want pending (its floor)", out.Kind, err)
+		}
+		if _, err := b.Hold(t.Context(), newRecord("innocent", "fp-b"), 0); !errors.Is(err, ErrTooManyPending) {
+			t.Errorf("the third session's second approval, past its floor with the proxy full: %v, want ErrTooManyPending", err)
+		}
+	})
+}
+
 func TestMaxPending(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const limit = 3
@@ -941,6 +962,13 @@ func (s failingStore) CountPending(ctx context.Context) (int, error) {
 	return s.MemoryStore.CountPending(ctx)
 }
 
+func (s failingStore) CountPendingFor(ctx context.Context, sessionID string) (int, error) {
+	if s.fail["CountPendingFor"] {
+		return 0, errStoreDown
+	}
+	return s.MemoryStore.CountPendingFor(ctx, sessionID)
+}
+
 func (s failingStore) Create(ctx context.Context, r *Record, tokens ...Token) error {
 	if s.fail["Create"] {
 		return errStoreDown
@@ -956,10 +984,15 @@ func (s failingStore) AddGrant(ctx context.Context, g Grant) error {
 }
 
 func TestHoldStoreFailure(t *testing.T) {
-	for _, op := range []string{"FindPending", "CountPending", "Create"} {
+	for _, op := range []string{"FindPending", "CountPendingFor", "CountPending", "Create"} {
 		t.Run(op, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				b, _, notes := newTestBroker(t, Options{Store: failingStore{NewMemoryStore(), map[string]bool{op: true}}})
+				mem := NewMemoryStore()
+				// At its floor, so that the count of all is asked too.
+				if err := mem.Create(t.Context(), &Record{ID: "ap-earlier", SessionID: "s1", Fingerprint: "fp0", State: StatePending, Created: time.Now(), Expires: time.Now().Add(time.Hour)}); err != nil {
+					t.Fatal(err)
+				}
+				b, _, notes := newTestBroker(t, Options{MinPendingPerSession: 1, Store: failingStore{mem, map[string]bool{op: true}}})
 				if out, err := b.Hold(t.Context(), newRecord("s1", "fp1"), time.Hour); !errors.Is(err, errStoreDown) {
 					t.Fatalf("Hold() = %v, %v; want the store error", out.Kind, err)
 				}

@@ -222,10 +222,15 @@ func (h *harness) proxyURL(withCreds bool) *url.URL {
 
 // client is an agent's HTTP client: proxied, trusting the countersign CA.
 func (h *harness) client() *http.Client {
+	return h.clientAs(h.sess.ID, h.password)
+}
+
+// clientAs is client with other proxy credentials (another session's).
+func (h *harness) clientAs(user, password string) *http.Client {
 	roots := x509.NewCertPool()
 	roots.AddCert(h.ca.Certificate())
 	tr := &http.Transport{
-		Proxy:           http.ProxyURL(h.proxyURL(true)),
+		Proxy:           http.ProxyURL(&url.URL{Scheme: "http", Host: h.addr, User: url.UserPassword(user, password)}),
 		TLSClientConfig: &tls.Config{RootCAs: roots},
 	}
 	h.t.Cleanup(tr.CloseIdleConnections)

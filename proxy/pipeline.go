@@ -411,14 +411,13 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 	if ex.ar != nil && ex.ar.Decoded {
 		size += int64(len(ex.ar.Body)) // the inflated copy waits too
 	}
-	if s.heldBodies.Add(size) > s.opts.MaxHeldBodies {
-		s.heldBodies.Add(-size)
+	if !s.heldBodies.take(sess.ID, size) {
 		cnt.denied.Add(1)
 		msg := "countersign: this request needs approval, but the requests already waiting for approval hold as much body data as countersign keeps; nothing was sent. Retry later."
 		s.auditNotHeld(ex, msg, nil)
 		return s.denial(ex, act, answer{status: http.StatusServiceUnavailable, decision: "deny", message: msg}), nil
 	}
-	done := func() { s.heldBodies.Add(-size) }
+	done := func() { s.heldBodies.give(sess.ID, size) }
 
 	// The wait keeps only what answering needs: the policy input and the
 	// classifier's request are garbage while the request is held.

@@ -25,7 +25,6 @@ import (
 	"net/netip"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/elazarl/goproxy"
@@ -156,7 +155,7 @@ type Server struct {
 	bodies bodyPool
 	// heldBodies counts the bytes of the bodies of held requests (see
 	// Options.MaxHeldBodies).
-	heldBodies atomic.Int64
+	heldBodies heldBudget
 	// parked are the connections of requests held for approval.
 	parked parkedConns
 	// tlsConfig serves every intercepted connection's handshake.
@@ -237,6 +236,7 @@ func New(opts Options, logger *zap.Logger) (*Server, error) {
 	s.readers.New = func() any { return bufio.NewReaderSize(nil, 4096) }
 	s.parked.every = opts.HeldSweep
 	s.tlsConfig = s.newTLSConfig()
+	s.heldBodies = heldBudget{max: opts.MaxHeldBodies, floor: opts.MaxHeldBodies / heldFloorShare}
 	s.opts.Decider = recoverDecider{d: opts.Decider, logger: s.logger}
 	d := &dialer{guard: opts.Guard, resolver: opts.Resolver, resolve: opts.Resolve, own: opts.OwnAddrs, timeout: opts.UpstreamTimeout}
 	s.transport = newTransport(d, opts.RootCAs, opts.UpstreamTimeout)

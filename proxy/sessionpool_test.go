@@ -2,17 +2,16 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/countersign/countersign/approval"
 	"github.com/countersign/countersign/session"
 )
 
@@ -67,18 +66,8 @@ func TestUpstreamConnectionsAreNotSharedBetweenSessions(t *testing.T) {
 	// take, the authenticated one.
 	h.srv.transport.MaxConnsPerHost = 1
 
-	clientAs := func(user, password string) *http.Client {
-		roots := x509.NewCertPool()
-		roots.AddCert(h.ca.Certificate())
-		tr := &http.Transport{
-			Proxy:           http.ProxyURL(&url.URL{Scheme: "http", Host: h.addr, User: url.UserPassword(user, password)}),
-			TLSClientConfig: &tls.Config{RootCAs: roots},
-		}
-		t.Cleanup(tr.CloseIdleConnections)
-		return &http.Client{Transport: tr, Timeout: 20 * time.Second}
-	}
-	alice := clientAs(h.sess.ID, h.password)
-	mallory := clientAs(other.ID, otherPassword)
+	alice := h.client()
+	mallory := h.clientAs(other.ID, otherPassword)
 	send := func(c *http.Client, body, auth string) string {
 		t.Helper()
 		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, "https://example.com/whoami", strings.NewReader(body))
@@ -143,5 +132,69 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met in 10 s")
 		case <-time.After(time.Millisecond):
 		}
+	}
+}
+
+// One session's held bodies cannot take every other session's room to be
+// held: each keeps a floor of the budget (found by review: ten copies of one
+// request made every other session's approvals 503).
+func TestHeldBodiesLeaveEachSessionAFloor(t *testing.T) {
+	other := &session.Info{ID: "s-other"}
+	const otherPassword = "pw-other-yyyyyyyyyyyyyyyy"
+	h := newHarness(t, harnessOptions{policy: `package countersign
+
+approve contains "posts need a human" if input.request.method == "POST"
+`, hold: time.Minute, configure: func(o *Options) {
+		o.MaxHeldBodies = 32 * 100 // a floor of 100 bytes each
+		o.Sessions = session.NewRegistry(nil,
+			session.Credential{Username: "s-test", Password: "pw-" + strings.Repeat("x", 20), Session: &session.Info{ID: "s-test"}},
+			session.Credential{Username: other.ID, Password: otherPassword, Session: other})
+	}})
+	post := func(c *http.Client, path string, n int) <-chan int {
+		done := make(chan int, 1)
+		go func() {
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, "https://example.test"+path, strings.NewReader(strings.Repeat("a", n)))
+			if err != nil {
+				done <- 0
+				return
+			}
+			resp, err := c.Do(req)
+			if err != nil {
+				done <- 0
+				return
+			}
+			resp.Body.Close()
+			done <- resp.StatusCode
+		}()
+		return done
+	}
+	// The greedy session holds three copies of one 1,000-byte request (one
+	// approval) and one more request: all of the budget.
+	greedy := h.client()
+	for range 3 {
+		post(greedy, "/same", 1000)
+	}
+	first := h.waitPending()
+	post(greedy, "/fill", 200)
+	second := h.waitPending()
+	waitFor(t, func() bool {
+		h.srv.heldBodies.mu.Lock()
+		defer h.srv.heldBodies.mu.Unlock()
+		return h.srv.heldBodies.total == 3200
+	})
+	if code := <-post(greedy, "/more", 1000); code != http.StatusServiceUnavailable {
+		t.Errorf("the greedy session's fourth body past the budget: %d, want 503", code)
+	}
+	// The other session is still held, within its floor.
+	otherDone := post(h.clientAs(other.ID, otherPassword), "/mine", 80)
+	rec := h.waitPending()
+	if rec.SessionID != other.ID || rec.ID == first.ID || rec.ID == second.ID {
+		t.Fatalf("pending approval %s of %s, want a new one of %s", rec.ID, rec.SessionID, other.ID)
+	}
+	if _, err := h.broker.Decide(t.Context(), rec.ID, approval.Decision{Approve: true, Approver: "cli:bob", Via: "cli"}); err != nil {
+		t.Fatal(err)
+	}
+	if code := <-otherDone; code != http.StatusOK {
+		t.Errorf("the other session's approved request: %d", code)
 	}
 }
