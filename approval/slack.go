@@ -65,7 +65,8 @@ type Slack struct {
 	approvers map[string]bool
 
 	mu        sync.Mutex
-	jobs      chan slackJob
+	queue     slackQueue
+	wake      chan struct{} // a job was queued, or Close ran; capacity 1
 	started   bool
 	closed    bool
 	aborted   bool
@@ -120,7 +121,7 @@ const (
 
 // slackTuning holds the delivery knobs; tests shorten them.
 type slackTuning struct {
-	queue         int           // notifications waiting; more are dropped
+	queue         int           // notifications waiting per session; more are dropped
 	timeout       time.Duration // one Slack API call
 	attempts      int           // per delivery, including the first
 	backoff       time.Duration // first wait after a 5xx or a network error
@@ -220,7 +221,8 @@ func newSlack(opts SlackOptions, b *Broker, logger *zap.Logger, tune slackTuning
 		tune:      tune,
 		http:      opts.HTTP,
 		approvers: approvers,
-		jobs:      make(chan slackJob, tune.queue),
+		queue:     slackQueue{limit: tune.queue},
+		wake:      make(chan struct{}, 1),
 		done:      make(chan struct{}),
 	}
 	if opts.BotToken != "" {
@@ -292,11 +294,13 @@ func (s *Slack) Notify(ctx context.Context, n Notification) {
 	s.enqueue(slackJob{kind: kind, ctx: context.WithoutCancel(ctx), rec: n.Record.Clone(), link: n.Link})
 }
 
-// enqueue hands a job to the delivery goroutine without blocking.
+// enqueue hands a job to the delivery goroutine without blocking. A
+// session whose queue is full loses its own notification, audited: one
+// session's flood must not push out another's.
 func (s *Slack) enqueue(j slackJob) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		s.logger.Debug("slack is closed; notification dropped", zap.String("approval", slackJobApprovalID(j)))
 		return
 	}
@@ -304,11 +308,90 @@ func (s *Slack) enqueue(j slackJob) {
 		s.started = true
 		go s.run()
 	}
-	select {
-	case s.jobs <- j:
-	default:
-		s.logger.Warn("slack delivery queue full; notification dropped",
-			zap.String("approval", slackJobApprovalID(j)), zap.Int("queue", cap(s.jobs)))
+	queued := s.queue.push(j)
+	s.mu.Unlock()
+	if queued {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+		return
+	}
+	s.logger.Warn("slack delivery queue of the session full; notification dropped",
+		zap.String("approval", slackJobApprovalID(j)), zap.Int("queue", s.tune.queue))
+	if j.rec != nil && j.kind == slackJobRequested {
+		// The broker recorded "notified" when it handed the notification
+		// over; the log must also say that it never went out.
+		_ = s.b.Audit(&audit.Event{Type: "approval", ApprovalID: j.rec.ID,
+			Detail: fmt.Sprintf("slack notification not sent: the session has %d notifications waiting for Slack already", s.tune.queue)})
+	}
+}
+
+// slackQueue holds the jobs waiting for delivery, a queue per session, and
+// hands them out in turn: Slack takes about one message a second, so a
+// session that opens hundreds of approvals would otherwise delay every
+// other session's first message by minutes, past its hold.
+type slackQueue struct {
+	limit  int                   // jobs per session
+	by     map[string][]slackJob // by session; no entry when empty
+	turn   []string              // sessions with jobs, next first
+	queued int
+}
+
+// push adds j to its session's queue, or reports false when that is full.
+func (q *slackQueue) push(j slackJob) bool {
+	sid := ""
+	if j.rec != nil {
+		sid = j.rec.SessionID
+	}
+	if len(q.by[sid]) >= q.limit {
+		return false
+	}
+	if q.by == nil {
+		q.by = map[string][]slackJob{}
+	}
+	if len(q.by[sid]) == 0 {
+		q.turn = append(q.turn, sid)
+	}
+	q.by[sid] = append(q.by[sid], j)
+	q.queued++
+	return true
+}
+
+// pop takes the next job: the oldest of the session whose turn it is.
+func (q *slackQueue) pop() (slackJob, bool) {
+	if len(q.turn) == 0 {
+		return slackJob{}, false
+	}
+	sid := q.turn[0]
+	q.turn = q.turn[1:]
+	jobs := q.by[sid]
+	j := jobs[0]
+	jobs[0] = slackJob{}
+	if jobs = jobs[1:]; len(jobs) > 0 {
+		q.by[sid] = jobs
+		q.turn = append(q.turn, sid) // its next job waits for the others'
+	} else {
+		delete(q.by, sid)
+	}
+	q.queued--
+	return j, true
+}
+
+// next waits for a job to deliver; false once Close ran and none is left.
+func (s *Slack) next() (slackJob, bool) {
+	for {
+		s.mu.Lock()
+		j, ok := s.queue.pop()
+		closed := s.closed
+		s.mu.Unlock()
+		if ok {
+			return j, true
+		}
+		if closed {
+			return slackJob{}, false
+		}
+		<-s.wake
 	}
 }
 
@@ -334,8 +417,11 @@ func (s *Slack) Close() {
 	}
 	s.closed = true
 	started := s.started
-	close(s.jobs)
 	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
 
 	if started {
 		timer := time.NewTimer(s.tune.drain)
@@ -360,7 +446,11 @@ func (s *Slack) Close() {
 func (s *Slack) run() {
 	defer close(s.done)
 	dropped := 0
-	for j := range s.jobs {
+	for {
+		j, ok := s.next()
+		if !ok {
+			break
+		}
 		ctx, cancel := context.WithCancel(j.ctx)
 		s.mu.Lock()
 		aborted := s.aborted

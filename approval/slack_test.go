@@ -1084,7 +1084,7 @@ func TestSlackNotifyNeverBlocks(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Close blocked while Slack hangs")
 	}
-	if h.logs.FilterMessage("slack delivery queue full; notification dropped").Len() == 0 {
+	if h.logs.FilterMessage("slack delivery queue of the session full; notification dropped").Len() == 0 {
 		t.Error("dropped notifications are not logged")
 	}
 	// After Close, Notify drops quietly.
@@ -1291,5 +1291,63 @@ func TestSlackAgentTextCannotHideWhatMatters(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// One session's flood of approvals neither pushes another session's
+// message out of the queue nor makes it wait behind the flood: sessions
+// take turns. What a full queue drops is audited (found by review: the
+// audit log said "notified" for messages that never went out).
+func TestSlackQueueTakesSessionsInTurn(t *testing.T) {
+	h := newSlackHarness(t, slackSetup{tune: func(tu *slackTuning) {
+		tu.queue = 4
+		tu.attempts = 1
+		tu.timeout = 5 * time.Second
+	}})
+	h.fake.hangAll()
+	notify := func(session string) *Record {
+		rec := slackGoldenRecord()
+		rec.ID, rec.SessionID = NewID(), session
+		h.s.Notify(t.Context(), Notification{Event: "requested", Record: rec})
+		return rec
+	}
+	first := notify("flooder")
+	h.fake.next(t) // in flight, hanging
+	var flood []*Record
+	for range 6 { // four queue, two are dropped
+		flood = append(flood, notify("flooder"))
+	}
+	victim := notify("victim")
+	for _, dropped := range flood[4:] {
+		if d := strings.Join(h.aud.details(dropped.ID), "; "); !strings.Contains(d, "not sent") {
+			t.Errorf("dropped notification of %s: audit says %q, want it not sent", dropped.ID, d)
+		}
+	}
+	if d := strings.Join(h.aud.details(victim.ID), "; "); strings.Contains(d, "not sent") {
+		t.Errorf("the other session's notification was dropped: %q", d)
+	}
+
+	h.fake.mu.Lock()
+	close(h.fake.hang)
+	h.fake.hang = nil
+	h.fake.mu.Unlock()
+	// The call in flight ends; then the flooder's next and the victim's, in
+	// turn, before the rest of the flood.
+	names := map[string]string{first.ID: "flood"}
+	for _, r := range flood {
+		names[r.ID] = "flood"
+	}
+	names[victim.ID] = "victim"
+	var order []string
+	for range 3 {
+		c := h.fake.next(t)
+		for id, who := range names {
+			if strings.Contains(fmt.Sprint(c.Form), id) {
+				order = append(order, who)
+			}
+		}
+	}
+	if want := []string{"flood", "victim", "flood"}; !slices.Equal(order, want) {
+		t.Errorf("delivery order %v, want %v", order, want)
 	}
 }
