@@ -92,6 +92,11 @@ func runSession(cmd *cobra.Command, e *env, f runFlags, args []string) error {
 	if err != nil {
 		return usageError(err)
 	}
+	if f.proxyURL != "" && (f.name != "" || len(labels) > 0) {
+		// They would be dropped without a word: serve knows the session
+		// only by the client credentials in the URL.
+		return usageError(errors.New("--name and --label do not reach `countersign serve`: it names the session after the client in the --proxy URL (clients: in its configuration), and that client's approvals and grants are shared by every agent that uses it; give each agent a client of its own"))
+	}
 	cfg, err := loadConfig(cmd, e)
 	if err != nil {
 		return err
@@ -234,6 +239,11 @@ func runAttached(ctx context.Context, e *env, stateDir, caCert, proxyURL string,
 	}
 	if u.Scheme != "http" || u.Host == "" {
 		return usageError(fmt.Errorf("--proxy %q: want http://[user:password@]host:port", u.Redacted()))
+	}
+	// What serve calls the session: the client's name, or anonymous.
+	sess.ID = "anonymous"
+	if name := u.User.Username(); name != "" {
+		sess.ID = name
 	}
 	ca, err := readCACert(caCert)
 	if err != nil {

@@ -88,6 +88,23 @@ approval:
 	if !strings.Contains(stderr, "MY_SIGNING") {
 		t.Errorf("the variables left out are not named: %s", stderr)
 	}
+	// The session is what serve calls it: the client.
+	if !strings.Contains(b, "COUNTERSIGN_SESSION=alice\n") {
+		t.Errorf("COUNTERSIGN_SESSION is not the client's name: %s", b)
+	}
+}
+
+// TestAttachedRunRefusesNameAndLabel: serve knows a session by its client
+// only, so --name and --label would be dropped without a word (found by
+// review).
+func TestAttachedRunRefusesNameAndLabel(t *testing.T) {
+	for _, flags := range [][]string{{"--name", "alice/review"}, {"--label", "ticket=OPS-1"}} {
+		args := append([]string{"run", "--proxy", "http://alice:pw@127.0.0.1:9"}, flags...)
+		_, errOut, code := cli(t, t.TempDir(), append(args, "--", "true")...)
+		if code != 2 || !strings.Contains(errOut, "client of its own") {
+			t.Errorf("run --proxy %v: exit %d, stderr %q; want a usage error", flags, code, errOut)
+		}
+	}
 }
 
 // childEnv runs `countersign run [flags] -- sh -c env` with the
