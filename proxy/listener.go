@@ -138,10 +138,13 @@ func (c *strictConn) Read(p []byte) (int, error) {
 	if c.err != nil {
 		return 0, c.err
 	}
-	for len(c.extra) > 0 && c.connect && !c.released.Load() {
+	for c.connect && !c.released.Load() {
 		// Read on behind the held bytes, in order, until net/http gives
 		// up its read (the hijack sets a past deadline) or the client
-		// leaves.
+		// leaves. With none held yet too: net/http's background read
+		// would otherwise take the first byte a client sends before the
+		// 200 into a buffer that the hijack throws away (found by
+		// review).
 		var more [512]byte
 		n, err := c.Conn.Read(more[:])
 		c.extra = append(c.extra, more[:n]...)
