@@ -2077,3 +2077,69 @@ func TestInflatingIsBounded(t *testing.T) {
 		t.Errorf("upstream saw %d POSTs, want 2", n)
 	}
 }
+
+// recordingConn keeps every byte read from the connection.
+type recordingConn struct {
+	net.Conn
+	mu  sync.Mutex
+	got []byte
+}
+
+func (c *recordingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.mu.Lock()
+	c.got = append(c.got, p[:n]...)
+	c.mu.Unlock()
+	return n, err
+}
+
+// A whole close-delimited answer ends with TLS close_notify, so that an
+// HTTP/1.0 client can tell it from one cut short (found by review: both
+// ended with a bare close).
+func TestHTTP10CloseDelimitedAnswerEndsWithCloseNotify(t *testing.T) {
+	ca, err := testinfra.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := testinfra.StartServer(ca, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "first part, ")
+		w.(http.Flusher).Flush()
+		io.WriteString(w, "second part")
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { up.Close() })
+	h := newHarness(t, harnessOptions{configure: func(o *Options) {
+		o.RootCAs = ca.Pool()
+		o.Resolve["stream.test:443"] = up.Addr
+	}})
+	c, br := h.tunnel("stream.test:443")
+	rec := &recordingConn{Conn: &bufConn{Conn: c, r: br}}
+	roots := x509.NewCertPool()
+	roots.AddCert(h.ca.Certificate())
+	// TLS 1.2: record types are visible on the wire.
+	tc := tls.Client(rec, &tls.Config{ServerName: "stream.test", RootCAs: roots, MaxVersion: tls.VersionTLS12})
+	defer tc.Close()
+	_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(tc, "GET /stream HTTP/1.0\r\nHost: stream.test\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(tc), &http.Request{Method: "GET"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body, err := io.ReadAll(resp.Body); err != nil || string(body) != "first part, second part" {
+		t.Fatalf("body %q, %v", body, err)
+	}
+	rec.mu.Lock()
+	raw := rec.got
+	rec.mu.Unlock()
+	var last byte
+	for len(raw) >= 5 {
+		n := int(raw[3])<<8 | int(raw[4])
+		last = raw[0]
+		raw = raw[min(len(raw), 5+n):]
+	}
+	if last != 21 { // alert: close_notify
+		t.Errorf("the last TLS record is of type %d, want 21 (an alert: close_notify)", last)
+	}
+}

@@ -552,12 +552,17 @@ func (s *Server) answer(c *clientReader, rd *h1.Reader, req *http.Request, upgra
 	bw := getWriter(&c.out)
 	err := writeResponse(bw, resp, req.Method, !keep, !http10)
 	putWriter(bw)
-	if err != nil && http10 && resp.ContentLength < 0 {
+	if http10 && resp.ContentLength < 0 {
 		// A close-delimited answer is complete only if TLS ends with
-		// close_notify: cut the connection under TLS, so the client sees
-		// a truncated answer, not a whole one.
+		// close_notify: send it after a whole answer; after a failed one
+		// cut the connection under TLS, so the client sees a truncated
+		// answer, not a whole one.
 		if tc, ok := conn.(*tls.Conn); ok {
-			_ = tc.NetConn().Close()
+			if err == nil {
+				_ = tc.CloseWrite()
+			} else {
+				_ = tc.NetConn().Close()
+			}
 		}
 	}
 	resp.Body.Close()
