@@ -94,11 +94,25 @@ func NewInput(r *action.Request, a action.Action, s *session.Info, now time.Time
 				body = redact.Mask
 			}
 			in.Request.Body = redact.KubernetesSecret(body)
+		} else if text, ok := body.(string); ok {
+			// A multipart form is text to the policy; its credential
+			// fields are masked by name, as a form's are.
+			in.Request.Body = redact.Multipart(text, MultipartBoundary(r.Header.Get("Content-Type")))
 		} else {
 			in.Request.Body = redact.Value(body)
 		}
 	}
 	return in
+}
+
+// MultipartBoundary is the boundary of a multipart/form-data Content-Type,
+// or "".
+func MultipartBoundary(contentType string) string {
+	mt, params, err := mime.ParseMediaType(contentType)
+	if err != nil || mt != "multipart/form-data" {
+		return ""
+	}
+	return params["boundary"]
 }
 
 // IsKubernetesSecret reports whether a is a request to a Kubernetes

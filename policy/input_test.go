@@ -239,6 +239,13 @@ func TestNewInputBody(t *testing.T) {
 			wantSHA:     true,
 		},
 		{
+			name:        "multipart credential field redacted",
+			contentType: "multipart/form-data; boundary=XX",
+			body:        []byte("--XX\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\nMultiHunter2\r\n--XX--\r\n"),
+			want:        "--XX\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\n[redacted]\r\n--XX--\r\n",
+			wantSHA:     true,
+		},
+		{
 			name:    "binary",
 			body:    binary,
 			want:    nil,

@@ -20,6 +20,7 @@ func TestDisplayBodyMasksCredentialsLikeTheAuditLog(t *testing.T) {
 		{"form field", "application/x-www-form-urlencoded", "Action=CreateUser&password=s3cret&UserName=bob", []string{"Action=CreateUser", "UserName=bob"}, []string{"s3cret"}},
 		{"token in text", "text/plain", "use ghp_abcdefghijklmnopqrstuvwxyz0123456789 please", []string{"please"}, []string{"ghp_abcdef"}},
 		{"binary", "application/octet-stream", "\xff\xfe\x00", []string{"binary data"}, nil},
+		{"multipart field", "multipart/form-data; boundary=XX", "--XX\r\nContent-Disposition: form-data; name=\"user\"\r\n\r\nalice\r\n--XX\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\nMultiHunter2\r\n--XX--\r\n", []string{"alice"}, []string{"MultiHunter2"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1378,7 +1378,7 @@ func displayBody(contentType string, b []byte, k8sSecret bool) string {
 		}
 		s = string(out)
 	default:
-		s = redact.Text(string(b))
+		s = redact.Multipart(string(b), policy.MultipartBoundary(contentType))
 	}
 	const max = 64 << 10
 	if len(s) > max {

@@ -13,6 +13,7 @@ package redact
 import (
 	"encoding/json"
 	"maps"
+	"mime"
 	"net/http"
 	"net/url"
 	"slices"
@@ -599,4 +600,49 @@ func containsAny(s string, words []string) bool {
 		}
 	}
 	return false
+}
+
+// Multipart returns a multipart/form-data body (boundary from its
+// Content-Type) with the contents of the parts whose form names are
+// credentials (password, token, client_secret, …) replaced by Mask, and
+// token shapes masked everywhere, as Text does. A body that does not split
+// on the boundary is only passed through Text.
+func Multipart(body, boundary string) string {
+	if boundary == "" {
+		return String(body)
+	}
+	delim := "--" + boundary
+	parts := strings.Split(body, delim)
+	for i := 1; i < len(parts); i++ {
+		p := parts[i]
+		head, content, ok := strings.Cut(p, "\r\n\r\n")
+		if !ok {
+			continue
+		}
+		name := formName(head)
+		if name == "" || !(IsCredentialParam(name) || IsCredentialKey(name)) {
+			continue
+		}
+		// The content ends before the CRLF that precedes the next
+		// delimiter.
+		end := strings.TrimSuffix(content, "\r\n")
+		parts[i] = head + "\r\n\r\n" + Mask + content[len(end):]
+	}
+	return Text(strings.Join(parts, delim))
+}
+
+// formName is the name parameter of a part's Content-Disposition header.
+func formName(head string) string {
+	for line := range strings.SplitSeq(head, "\r\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || !strings.EqualFold(strings.TrimSpace(k), "Content-Disposition") {
+			continue
+		}
+		_, params, err := mime.ParseMediaType(strings.TrimSpace(v))
+		if err != nil {
+			return ""
+		}
+		return params["name"]
+	}
+	return ""
 }

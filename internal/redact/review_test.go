@@ -153,3 +153,20 @@ func decode(t *testing.T, s string) any {
 	}
 	return v
 }
+
+func TestMultipart(t *testing.T) {
+	body := "--XX\r\nContent-Disposition: form-data; name=\"user\"\r\n\r\nalice\r\n" +
+		"--XX\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\nMultiHunter2\r\n" +
+		"--XX\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nuse " + ghp + "\r\n" +
+		"--XX\r\nContent-Disposition: form-data; name=\"api_key\"\r\nContent-Type: text/plain\r\n\r\nk-123\r\n--XX--\r\n"
+	want := "--XX\r\nContent-Disposition: form-data; name=\"user\"\r\n\r\nalice\r\n" +
+		"--XX\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\n" + Mask + "\r\n" +
+		"--XX\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nuse " + Mask + "\r\n" +
+		"--XX\r\nContent-Disposition: form-data; name=\"api_key\"\r\nContent-Type: text/plain\r\n\r\n" + Mask + "\r\n--XX--\r\n"
+	if got := Multipart(body, "XX"); got != want {
+		t.Errorf("Multipart()\n got %q\nwant %q", got, want)
+	}
+	if got := Multipart("no parts "+ghp, "XX"); got != "no parts "+Mask {
+		t.Errorf("Multipart of a body without parts = %q", got)
+	}
+}
