@@ -94,6 +94,8 @@ func NewInput(r *action.Request, a action.Action, s *session.Info, now time.Time
 				body = redact.Mask
 			}
 			in.Request.Body = redact.KubernetesSecret(body)
+		} else if form, ok := body.(map[string]any); ok && isForm(r.Header.Get("Content-Type")) {
+			in.Request.Body = redact.Form(form)
 		} else if text, ok := body.(string); ok {
 			// A multipart form is text to the policy; its credential
 			// fields are masked by name, as a form's are.
@@ -103,6 +105,12 @@ func NewInput(r *action.Request, a action.Action, s *session.Info, now time.Time
 		}
 	}
 	return in
+}
+
+// isForm reports whether contentType is a URL-encoded form's.
+func isForm(contentType string) bool {
+	mt, _, _ := mime.ParseMediaType(contentType)
+	return mt == "application/x-www-form-urlencoded"
 }
 
 // MultipartBoundary is the boundary of a multipart/form-data Content-Type,

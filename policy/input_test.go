@@ -239,6 +239,13 @@ func TestNewInputBody(t *testing.T) {
 			wantSHA:     true,
 		},
 		{
+			name:        "form fields masked by parameter name",
+			contentType: "application/x-www-form-urlencoded",
+			body:        []byte("grant_type=authorization_code&code=OAuthCodeSecret123&client_assertion=xyz&redirect_uri=https%3A%2F%2Fapp"),
+			want:        map[string]any{"grant_type": "authorization_code", "code": "[redacted]", "client_assertion": "[redacted]", "redirect_uri": "https://app"},
+			wantSHA:     true,
+		},
+		{
 			name:        "multipart credential field redacted",
 			contentType: "multipart/form-data; boundary=XX",
 			body:        []byte("--XX\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\nMultiHunter2\r\n--XX--\r\n"),

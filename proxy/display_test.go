@@ -2,12 +2,15 @@ package proxy
 
 import (
 	"encoding/json"
+	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/countersign/countersign/action"
 	"github.com/countersign/countersign/action/mcp"
+	"github.com/countersign/countersign/approval"
 )
 
 func TestDisplayBodyMasksCredentialsLikeTheAuditLog(t *testing.T) {
@@ -107,5 +110,37 @@ func TestDisplayBodyOfAYAMLSecret(t *testing.T) {
 	got := displayBody("application/yaml", []byte(body), true)
 	if strings.Contains(got, "hunter2") || !strings.Contains(got, "not shown") {
 		t.Errorf("displayBody(YAML Secret) = %q", got)
+	}
+}
+
+// A scoped grant given for a request whose path holds a token (shown
+// masked) does not admit the same request with another token (found by
+// review: both were "bot[redacted]").
+func TestScopedGrantBindsMaskedValues(t *testing.T) {
+	h := newHarness(t, harnessOptions{policy: `package countersign
+
+approve contains "posts need a human" if input.request.method == "POST"
+`, hold: 50 * time.Millisecond})
+	botA := "/bot111111111:" + strings.Repeat("A", 35) + "/sendMessage"
+	botB := "/bot999999999:" + strings.Repeat("B", 35) + "/sendMessage"
+	resp, _ := h.do("POST", "https://example.test"+botA, "x")
+	id := resp.Header.Get("X-Countersign-Approval")
+	if _, err := h.broker.Decide(t.Context(), id, approval.Decision{Approve: true, Approver: "cli:bob", Via: "cli", ScopeFor: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the retry's one-time grant, then the scope
+		if resp, _ := h.do("POST", "https://example.test"+botA, "x"); resp.StatusCode != http.StatusOK {
+			t.Fatalf("the approved bot's request under its grant: %d", resp.StatusCode)
+		}
+	}
+	if resp, _ := h.do("POST", "https://example.test"+botB, "x"); resp.StatusCode == http.StatusOK {
+		t.Error("another bot's token was admitted by the first bot's scoped grant")
+	}
+	scopes, err := h.broker.Scopes(t.Context(), true)
+	if err != nil || len(scopes) != 1 {
+		t.Fatalf("scopes %+v, %v", scopes, err)
+	}
+	if s := fmt.Sprint(scopes[0]); strings.Contains(s, "111111111:") {
+		t.Errorf("the scoped grant holds the token: %s", s)
 	}
 }

@@ -952,11 +952,30 @@ func scopeKey(credKey []byte, a action.Action, ex *exchange) (string, []string) 
 		op += a.Service + ":"
 	}
 	op += a.Operation
+	// What is masked below (a token in a path, a password in a resource's
+	// URI) is shown and stored masked, but a grant must still cover only
+	// the very values it was given for: they are bound by a keyed hash.
+	var masked []string
+	mask := func(raw, shown string) string {
+		if shown != raw {
+			masked = append(masked, raw)
+		}
+		return shown
+	}
 	// Where the operation goes is part of it: a grant for a staging cluster
 	// or one MCP server does not cover another.
 	for _, f := range []string{"api_group", "subresource", "server"} {
 		if v, ok := a.Fields[f].(string); ok && v != "" {
-			op += "|" + f + "=" + v
+			shown := v
+			if f == "server" {
+				// host and path: the path may hold a token.
+				host, path, _ := strings.Cut(v, "/")
+				shown = host + redact.Path("/"+path)
+				if path == "" && !strings.HasSuffix(v, "/") {
+					shown = host
+				}
+			}
+			op += "|" + f + "=" + mask(v, shown)
 		}
 	}
 	op += "@" + ex.scheme + "://" + hostport.Join(ex.host, ex.port)
@@ -964,11 +983,18 @@ func scopeKey(credKey []byte, a action.Action, ex *exchange) (string, []string) 
 		op += " as " + c
 	}
 	// Masked as everywhere else: the approval store keeps them, and
-	// `approvals show` and the page show them. Requests are matched by the
-	// masked form too, and their credentials by the operation's "as".
-	resources := redact.Strings(a.Resources)
+	// `approvals show` and the page show them.
+	var resources []string
+	for _, r := range a.Resources {
+		resources = append(resources, mask(r, redact.String(r)))
+	}
 	if len(resources) == 0 {
-		resources = []string{hostHeader(ex.scheme, ex.host, ex.port) + redact.Path(ex.req.URL.EscapedPath())}
+		p := ex.req.URL.EscapedPath()
+		resources = []string{hostHeader(ex.scheme, ex.host, ex.port) + mask(p, redact.Path(p))}
+	}
+	if len(masked) > 0 {
+		slices.Sort(masked)
+		op += " with " + keyedHash(credKey, "masked", strings.Join(masked, "\x00"))
 	}
 	slices.Sort(resources)
 	return op, slices.Compact(resources)

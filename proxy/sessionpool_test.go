@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -196,5 +197,30 @@ approve contains "posts need a human" if input.request.method == "POST"
 	}
 	if code := <-otherDone; code != http.StatusOK {
 		t.Errorf("the other session's approved request: %d", code)
+	}
+}
+
+// Past maxSessionTransports, the least recently used session's transport is
+// the one dropped.
+func TestSessionTransportsDropTheLeastRecentlyUsed(t *testing.T) {
+	st := newSessionTransports(&http.Transport{})
+	ctxOf := func(id string) context.Context {
+		return context.WithValue(t.Context(), upstreamSessionKey{}, id)
+	}
+	first := st.get(ctxOf("s-0"))
+	for i := 1; i < maxSessionTransports; i++ {
+		st.get(ctxOf("s-" + strconv.Itoa(i)))
+	}
+	st.get(ctxOf("s-0")) // used again: s-1 is now the least recent
+	st.get(ctxOf("s-new"))
+	if st.get(ctxOf("s-0")) != first {
+		t.Error("the most recently used session lost its transport")
+	}
+	st.mu.Lock()
+	_, kept := st.m["s-1"]
+	n := len(st.m)
+	st.mu.Unlock()
+	if kept || n != maxSessionTransports {
+		t.Errorf("s-1 kept %v, %d transports; want s-1 dropped and %d kept", kept, n, maxSessionTransports)
 	}
 }

@@ -197,9 +197,10 @@ func upstreamPool(ctx context.Context) string {
 	return id
 }
 
-// maxSessionTransports bounds the transports kept for sessions. Past it, a
-// transport is dropped (its idle connections closed) to make room: its
-// session gets a fresh one, with new connections.
+// maxSessionTransports bounds the transports kept for sessions. Past it,
+// the least recently used is dropped to make room: its idle connections are
+// closed, and those of requests still under way on it close after the
+// transport's idle timeout. Its session gets a fresh one when it comes back.
 const maxSessionTransports = 256
 
 // sessionTransports keeps an http.Transport per session. An upstream may
@@ -210,12 +211,18 @@ const maxSessionTransports = 256
 type sessionTransports struct {
 	base *http.Transport // configured; cloned for each session
 
-	mu sync.Mutex
-	m  map[string]*http.Transport
+	mu    sync.Mutex
+	m     map[string]*sessionTransport
+	clock uint64 // counts uses, for the least recently used
+}
+
+type sessionTransport struct {
+	t    *http.Transport
+	used uint64
 }
 
 func newSessionTransports(base *http.Transport) *sessionTransports {
-	return &sessionTransports{base: base, m: map[string]*http.Transport{}}
+	return &sessionTransports{base: base, m: map[string]*sessionTransport{}}
 }
 
 // get returns the transport of the request's session.
@@ -223,28 +230,32 @@ func (st *sessionTransports) get(ctx context.Context) *http.Transport {
 	id := upstreamPool(ctx)
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if t, ok := st.m[id]; ok {
-		return t
+	st.clock++
+	if e, ok := st.m[id]; ok {
+		e.used = st.clock
+		return e.t
 	}
 	if len(st.m) >= maxSessionTransports {
-		for other, t := range st.m {
-			// Requests under way on it finish; its idle connections go.
-			t.CloseIdleConnections()
-			delete(st.m, other)
-			break
+		oldest := ""
+		for other, e := range st.m {
+			if oldest == "" || e.used < st.m[oldest].used {
+				oldest = other
+			}
 		}
+		st.m[oldest].t.CloseIdleConnections()
+		delete(st.m, oldest)
 	}
-	t := st.base.Clone()
-	st.m[id] = t
-	return t
+	e := &sessionTransport{t: st.base.Clone(), used: st.clock}
+	st.m[id] = e
+	return e.t
 }
 
 // CloseIdleConnections closes every session's idle connections.
 func (st *sessionTransports) CloseIdleConnections() {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	for _, t := range st.m {
-		t.CloseIdleConnections()
+	for _, e := range st.m {
+		e.t.CloseIdleConnections()
 	}
 	st.base.CloseIdleConnections()
 }

@@ -360,6 +360,22 @@ func childSecrecy(m map[string]any, k string, sec secrecy) secrecy {
 	return plain
 }
 
+// Form is Value for a parsed form body (a map of field names to strings or
+// lists of strings): its fields are masked by the names that mask query
+// parameters (code, key, client_assertion…) as well as by the names that
+// mask JSON members.
+func Form(v any) any {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return Value(v)
+	}
+	out := make(map[string]any, len(m))
+	for k, e := range m {
+		out[Text(k)] = valueAs(e, formSecrecy(k, plain))
+	}
+	return out
+}
+
 // formSecrecy is childSecrecy for a form field (or query parameter) k:
 // the parameter names that the query's redaction masks count too (code,
 // key, client_assertion), so that the audit log masks what the page does.
@@ -565,21 +581,44 @@ func absoluteURL(s string) (*url.URL, bool) {
 
 // Path returns an escaped URL path with token shapes masked, spelt out or
 // percent-encoded (/v1/ghp%5F…): a server decodes the path, so a token in
-// it is one either way. A path with an encoded token comes back decoded
-// around the mask.
+// it is one either way. Each segment is masked on its own, so that a mask
+// never takes the segments after it (a policy still reads them); a segment
+// with an encoded token comes back decoded around the mask.
 func Path(p string) string {
-	p = Text(p)
-	if !strings.Contains(p, "%") {
-		return p
+	if Text(p) == p && !strings.Contains(p, "%") {
+		return p // the common case: nothing to mask, no allocation
 	}
-	u, err := url.PathUnescape(p)
-	if err != nil {
-		return p
+	segs := strings.Split(p, "/")
+	changed := false
+	for i, seg := range segs {
+		m := Text(seg)
+		if m == seg && strings.Contains(seg, "%") {
+			if u, err := url.PathUnescape(seg); err == nil {
+				if mu := Text(u); mu != u {
+					m = mu
+				}
+			}
+		}
+		if m != seg {
+			segs[i], changed = m, true
+		}
 	}
-	if m := Text(u); m != u {
-		return m
+	out := p
+	if changed {
+		out = strings.Join(segs, "/")
 	}
-	return p
+	// Shapes known by the segments around them (/bot…, /api/webhooks/ID/…)
+	// are masked where they lie within one segment.
+	var spans []span
+	for _, sp := range find(out, nil) {
+		if !strings.Contains(out[sp.start:sp.end], "/") {
+			spans = append(spans, sp)
+		}
+	}
+	if len(spans) > 0 {
+		out = mask(out, spans)
+	}
+	return out
 }
 
 func strs(v []string, cred bool) []string {

@@ -170,3 +170,23 @@ func TestMultipart(t *testing.T) {
 		t.Errorf("Multipart of a body without parts = %q", got)
 	}
 }
+
+// A mask never takes the path segments after it: a policy reads them
+// (found by review: "/x/token=AAAA…/admin/delete" lost "/admin/delete").
+func TestPathMasksOneSegment(t *testing.T) {
+	m := Mask
+	enc := strings.Replace(ghp, "_", "%5F", 1)
+	tests := []struct{ give, want string }{
+		{"/x/token=" + strings.Repeat("A", 27) + "/admin/delete", "/x/token=" + m + "/admin/delete"},
+		{"/x/token:" + strings.Repeat("A", 27) + "/admin/delete", "/x/token:" + m + "/admin/delete"},
+		{"/x/Basic%20" + basicCreds + "/prod/delete", "/x/Basic%20" + m + "/prod/delete"},
+		{"/v1/" + enc + "/x%2Fy", "/v1/" + m + "/x%2Fy"},
+		{discordHook, "/api/webhooks/112233445566778899/" + m},
+		{"/" + telegramBot + "/getMe", "/bot" + m + "/getMe"},
+	}
+	for _, tt := range tests {
+		if got := Path(tt.give); got != tt.want {
+			t.Errorf("Path(%q) = %q, want %q", tt.give, got, tt.want)
+		}
+	}
+}
