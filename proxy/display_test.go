@@ -69,6 +69,11 @@ approve contains "review" if true
 		"Content-Type", "application/json")
 	h.do("GET", "https://example.test/v1/"+pathToken+"/x", "")
 	h.do("GET", "https://example.test/v2/"+encoded+"/x", "")
+	// An MCP server whose endpoint path holds the token: the operation a
+	// scoped grant names carries the server.
+	h.do("POST", "https://example.test/"+pathToken+"/mcp",
+		`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"query","arguments":{}}}`,
+		"Content-Type", "application/json")
 
 	raw, err := readFile(h.logPath)
 	if err != nil {
@@ -78,8 +83,8 @@ approve contains "review" if true
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(recs) != 3 {
-		t.Fatalf("%d approvals, want 3", len(recs))
+	if len(recs) != 4 {
+		t.Fatalf("%d approvals, want 4", len(recs))
 	}
 	shown, err := json.Marshal(recs)
 	if err != nil {
