@@ -46,14 +46,16 @@ const (
 // Classify implements action.Provider. It claims requests that carry an AWS
 // signature (Authorization header or presigned query) and requests to AWS
 // endpoint names; everything else is left to the other providers.
-// Reject implements action.Rejecter: a query-protocol call that gives a
-// parameter twice, in the query string and in the body, with different
-// values, is refused before policy.
+// Reject implements action.Rejecter: a call that names its operation in
+// more than one way (X-Amz-Target and Action=, two different Actions, a
+// Smithy RPC v2 route and a target), or that gives a parameter twice with
+// different values, is refused before policy: countersign cannot tell
+// which AWS would act on, and a decoy read could hide a write.
 func (p *Provider) Reject(a action.Action) (status int, reason string, bad bool) {
 	if a.Fields["rejected"] != true {
 		return 0, "", false
 	}
-	return http.StatusBadRequest, a.ParseError + "; send each parameter once", true
+	return http.StatusBadRequest, a.ParseError + "; name the operation once, and send each parameter once", true
 }
 
 func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
@@ -113,6 +115,12 @@ type request struct {
 
 func (q *request) fail(msg string) { q.problem = append(q.problem, msg) }
 
+// reject is fail for what is refused before policy (see Provider.Reject).
+func (q *request) reject(msg string) {
+	q.fail(msg)
+	q.a.Fields["rejected"] = true
+}
+
 func classify(m *models, r *action.Request, sig signature, sigErr error) action.Action {
 	q := &request{r: r, m: m, sig: sig}
 	q.host = parseHost(r.Host, func(p string) bool { return len(m.byEndpoint[p]) > 0 })
@@ -143,11 +151,16 @@ func classify(m *models, r *action.Request, sig signature, sigErr error) action.
 	cands := q.candidates()
 	target, targetOK := single(r.Header.Values("X-Amz-Target"))
 	if !targetOK {
-		q.fail("more than one X-Amz-Target header")
+		q.reject("more than one X-Amz-Target header")
 	}
 	form, formErr := q.form()
 	actionName, actionOK := q.actionParam(form)
 	cborOp := cborOperation(r)
+	if cborOp != "" && (target != "" || actionName != "" || !actionOK) {
+		// The RPC v2 route names the operation; a target or Action= beside
+		// it is a decoy the policy would read instead.
+		q.reject("a Smithy RPC v2 route and X-Amz-Target or Action= both name an operation")
+	}
 
 	var a *api
 	switch {
@@ -173,7 +186,7 @@ func classify(m *models, r *action.Request, sig signature, sigErr error) action.
 			// Query APIs dispatch on Action= and JSON ones on the
 			// header: with both, countersign cannot tell which the
 			// server reads (CloudWatch speaks both protocols).
-			q.fail("both X-Amz-Target and Action= name an operation")
+			q.reject("both X-Amz-Target and Action= name an operation")
 		}
 		q.json(a, target)
 		if targetOK && a != nil && a.target != "" && a.target != prefix {
@@ -292,7 +305,9 @@ func (q *request) form() (url.Values, error) {
 // values, since AWS and the policy could then read different ones.
 func (q *request) actionParam(form url.Values) (string, bool) {
 	var name string
-	for _, vs := range [][]string{form["Action"], q.r.Query["Action"]} {
+	// Operation= is the query protocol's older spelling of Action=, still
+	// honoured by some APIs (Auto Scaling's guide says so).
+	for _, vs := range [][]string{form["Action"], q.r.Query["Action"], form["Operation"], q.r.Query["Operation"]} {
 		for _, v := range vs {
 			if name != "" && v != name {
 				return "", false
@@ -382,7 +397,7 @@ func (q *request) query(a *api, op string, form url.Values, formErr error) {
 	}
 	q.setAPI(a, op, protocol)
 	if op == "" {
-		q.fail("conflicting Action parameters")
+		q.reject("conflicting Action parameters")
 	}
 	if v := q.r.Query.Get("Version"); v != "" {
 		q.a.Fields["api_version"] = v
@@ -400,8 +415,7 @@ func (q *request) query(a *api, op string, form url.Values, formErr error) {
 		// Which copy AWS reads is not documented: refuse rather than
 		// decide on one (found by review: SkipFinalSnapshot=true in the
 		// query and =false in the body showed the policy false).
-		q.fail("the parameter " + truncate(k, 64) + " is given more than once, with different values")
-		q.a.Fields["rejected"] = true
+		q.reject("the parameter " + truncate(k, 64) + " is given more than once, with different values")
 	}
 	p := formParams(q.r.Query, form)
 	if len(p) > 0 {

@@ -542,3 +542,46 @@ func TestConflictingQueryAndBodyParamsAreRefused(t *testing.T) {
 		}
 	}
 }
+
+// A request that names its operation in two ways is refused before policy,
+// not only marked: the policy read the decoy and no example policy reads
+// parse_error (found by review: IAM AttachUserPolicy under an X-Amz-Target
+// of ListUsers was allowed).
+func TestAmbiguousOperationIsRefused(t *testing.T) {
+	p := New(Options{})
+	const form = "application/x-www-form-urlencoded"
+	tests := []struct {
+		name string
+		give *action.Request
+	}{
+		{"target and Action= in a form", req("POST", "https://iam.amazonaws.com/", "Action=AttachUserPolicy&Version=2010-05-08&UserName=agent&PolicyArn=arn:aws:iam::aws:policy/AdministratorAccess",
+			"Content-Type", form, "X-Amz-Target", "AWSIdentityManagementV20100508.ListUsers", "Authorization", sigv4("us-east-1", "iam"))},
+		{"two Actions in the body", req("POST", "https://rds.us-east-1.amazonaws.com/", "Action=DeleteDBInstance&Action=DescribeDBInstances&DBInstanceIdentifier=shop",
+			"Content-Type", form, "Authorization", sigv4("us-east-1", "rds"))},
+		{"Action in the query and another in the body", req("POST", "https://iam.amazonaws.com/?Action=ListUsers", "Action=AttachUserPolicy&UserName=agent",
+			"Content-Type", form, "Authorization", sigv4("us-east-1", "iam"))},
+		{"Operation= beside another Action", req("POST", "https://rds.us-east-1.amazonaws.com/?Action=DescribeDBInstances", "Operation=DeleteDBInstance&Version=2014-10-31&DBInstanceIdentifier=shop-prod",
+			"Content-Type", form, "Authorization", sigv4("us-east-1", "rds"))},
+		{"RPC v2 route and Action=", req("POST", "https://monitoring.us-east-1.amazonaws.com/service/GraniteServiceVersion20100801/operation/DeleteAlarms?Action=DescribeAlarms", "",
+			"Smithy-Protocol", "rpc-v2-cbor", "Content-Type", "application/cbor", "Authorization", sigv4("us-east-1", "monitoring"))},
+		{"RPC v2 route and X-Amz-Target", req("POST", "https://monitoring.us-east-1.amazonaws.com/service/GraniteServiceVersion20100801/operation/DeleteAlarms", "",
+			"Smithy-Protocol", "rpc-v2-cbor", "X-Amz-Target", "GraniteServiceVersion20100801.DescribeAlarms", "Content-Type", "application/cbor", "Authorization", sigv4("us-east-1", "monitoring"))},
+		{"two X-Amz-Target headers", req("POST", "https://dynamodb.us-east-1.amazonaws.com/", "{}",
+			"X-Amz-Target", "DynamoDB_20120810.ListTables", "X-Amz-Target", "DynamoDB_20120810.DeleteTable", "Content-Type", "application/x-amz-json-1.0", "Authorization", sigv4("us-east-1", "dynamodb"))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, ok := p.Classify(tt.give)
+			status, reason, bad := p.Reject(a)
+			if !ok || !bad || status != http.StatusBadRequest {
+				t.Errorf("Reject = %d %q %v, want refused (action %+v)", status, reason, bad, a)
+			}
+		})
+	}
+	// Operation= alone names the operation, as Action= does.
+	a, _ := p.Classify(req("POST", "https://rds.us-east-1.amazonaws.com/", "Operation=DeleteDBInstance&Version=2014-10-31&DBInstanceIdentifier=shop-prod",
+		"Content-Type", form, "Authorization", sigv4("us-east-1", "rds")))
+	if a.Operation != "DeleteDBInstance" || !a.Destructive {
+		t.Errorf("Operation=DeleteDBInstance classified as %q (destructive %v)", a.Operation, a.Destructive)
+	}
+}

@@ -220,9 +220,9 @@ aws_permission_operations := [
 	# iam:PassRole is an authorisation check, not an API call: it happens
 	# inside the call that passes a role (ec2:RunInstances,
 	# lambda:CreateFunction), which policies must look at instead.
-	"sso-admin:Create*",
-	"sso-admin:Attach*",
-	"sso-admin:Put*",
+	"sso:Create*",
+	"sso:Attach*",
+	"sso:Put*",
 	"identitystore:Create*",
 	"organizations:AttachPolicy",
 	"organizations:DetachPolicy",
@@ -256,7 +256,7 @@ aws_permission_operations := [
 	"glacier:SetVaultAccessPolicy",
 	"es:UpdateElasticsearchDomainConfig",
 	"es:UpdateDomainConfig",
-	"apigateway:UpdateRestApiPolicy",
+	"apigateway:UpdateRestApi", # its policy is set by a patch of /policy
 	"events:PutPermission",
 	"logs:PutResourcePolicy",
 	"backup:PutBackupVaultAccessPolicy",

@@ -102,7 +102,13 @@ test_iam_escalation_denied_in_every_account if {
 	denied(call(dev_key, "iam", "CreateAccessKey", ["agent"], {"UserName": "agent"}, false, false)) == {"AWS-PROD-002"}
 	denied(call(dev_key, "iam", "PutRolePolicy", ["deploy"], {"RoleName": "deploy"}, false, false)) == {"AWS-PROD-002"}
 	denied(call(dev_key, "iam", "UpdateAssumeRolePolicy", ["deploy"], {"RoleName": "deploy"}, false, false)) == {"AWS-PROD-002"}
+
+	# IAM Identity Center, under the prefix the classifier reports (sso).
+	denied(call(dev_key, "sso", "CreateAccountAssignment", [], {"TargetId": "111122223333"}, false, false)) == {"AWS-PROD-002"}
+	denied(call(dev_key, "sso", "AttachManagedPolicyToPermissionSet", [], {}, false, false)) == {"AWS-PROD-002"}
 }
+
+test_efs_delete_in_production_denied if "AWS-PROD-001" in denied(call(prod_key, "elasticfilesystem", "DeleteFileSystem", ["fs-0123"], {}, false, true))
 
 test_iam_reads_allowed if allowed(call(dev_key, "iam", "ListAttachedUserPolicies", ["agent"], {"UserName": "agent"}, true, false))
 
