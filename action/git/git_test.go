@@ -115,6 +115,18 @@ func TestParseCommands(t *testing.T) {
 			},
 		},
 		{
+			// git reads a capability by name, "=value" or not (found by
+			// review).
+			name: "push options asked for with a value",
+			give: pkts(oidA+" "+oidB+" refs/heads/main\x00report-status push-options=1", "0000", "merge_request.merge_when_pipeline_succeeds", "0000", "PACK"),
+			want: push{
+				Updates:      []refUpdate{{Ref: "refs/heads/main", Old: oidA, New: oidB, Kind: "update"}},
+				Capabilities: []string{"report-status", "push-options=1"},
+				PushOptions:  []string{"merge_request.merge_when_pipeline_succeeds"},
+				Complete:     true,
+			},
+		},
+		{
 			name: "shallow lines come first",
 			give: pkts("shallow "+oidA, oidA+" "+oidB+" refs/heads/main", "0000"),
 			want: push{Updates: []refUpdate{{Ref: "refs/heads/main", Old: oidA, New: oidB, Kind: "update"}}, Complete: true},

@@ -114,9 +114,12 @@ type push struct {
 	Complete bool
 }
 
+// has reports whether the client asked for capability, as git's
+// parse_feature_request reads it: by name, with or without "=value" (found
+// by review: "push-options=1" hid the push options).
 func (p *push) has(capability string) bool {
 	for _, c := range p.Capabilities {
-		if c == capability {
+		if name, _, _ := strings.Cut(c, "="); name == capability {
 			return true
 		}
 	}

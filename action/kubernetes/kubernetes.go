@@ -12,7 +12,6 @@ package kubernetes
 import (
 	"bytes"
 	"encoding/json"
-	"mime"
 	"net/http"
 	"slices"
 	"strconv"
@@ -101,7 +100,8 @@ func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
 
 	a.ReadOnly = readOnly(info, verb)
 	a.Destructive = verb == "delete" || verb == "deletecollection" ||
-		(verb == "create" && info.APIGroup == "" && info.Resource == "pods" && info.Subresource == "eviction")
+		(verb == "create" && info.APIGroup == "" && info.Resource == "pods" && info.Subresource == "eviction") ||
+		deletesByWrite(verb, info.APIGroup, info.Resource, r.Body)
 	if info.IsResourceRequest {
 		a.Resources = []string{info.Namespace + "/" + info.Resource + "/" + info.Name}
 	}
@@ -192,14 +192,31 @@ func dryRunOf(r *action.Request, verb string) (dryRun bool, perr string) {
 	return allAll(vals), ""
 }
 
+// deletesByWrite reports whether an update or patch deletes without the
+// delete verb (found by review): owner references that name an owner that
+// does not exist make the garbage collector delete the object (a namespace
+// with everything in it), and a NoExecute taint on a node makes the cluster
+// delete every pod there that does not tolerate it. The body is searched
+// as bytes, whatever its encoding: a false alarm holds a write, a miss
+// would let a deletion through.
+func deletesByWrite(verb, group, resource string, body []byte) bool {
+	if verb != "update" && verb != "patch" {
+		return false
+	}
+	if bytes.Contains(body, []byte("ownerReferences")) {
+		return true
+	}
+	return group == "" && resource == "nodes" && bytes.Contains(body, []byte("NoExecute"))
+}
+
 // jsonContent reports whether a Content-Type is JSON, or absent (which the
 // API server also decodes as JSON).
 func jsonContent(ct string) bool {
 	if ct == "" {
 		return true
 	}
-	mt, _, err := mime.ParseMediaType(ct)
-	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+	mt := serverMediaType(ct)
+	return mt == "application/json" || strings.HasSuffix(mt, "+json")
 }
 
 func allAll(vals []string) bool {

@@ -424,3 +424,32 @@ func TestClientCertMessage(t *testing.T) {
 		}
 	}
 }
+
+// Writes that delete without the delete verb are destructive (found by
+// review): owner references to an owner that does not exist (the garbage
+// collector deletes the object), and a NoExecute taint on a node.
+func TestWritesThatDeleteAreDestructive(t *testing.T) {
+	p := New(Options{Hosts: []string{"k8s.example.test"}})
+	tests := []struct {
+		name string
+		give *action.Request
+		want bool
+	}{
+		{"namespace patched with an owner", withBody(req("PATCH", "https://k8s.example.test/api/v1/namespaces/prod"), "application/merge-patch+json",
+			`{"metadata":{"ownerReferences":[{"apiVersion":"v1","kind":"Namespace","name":"gone","uid":"6f1d1f9e-0000-4000-8000-000000000000"}]}}`), true},
+		{"deployment replaced with an owner", withBody(req("PUT", "https://k8s.example.test/apis/apps/v1/namespaces/prod/deployments/web"), "application/json",
+			`{"kind":"Deployment","metadata":{"name":"web","ownerReferences":[{"name":"x"}]}}`), true},
+		{"node tainted NoExecute", withBody(req("PATCH", "https://k8s.example.test/api/v1/nodes/node-1"), "application/strategic-merge-patch+json",
+			`{"spec":{"taints":[{"key":"x","effect":"NoExecute"}]}}`), true},
+		{"node tainted NoSchedule", withBody(req("PATCH", "https://k8s.example.test/api/v1/nodes/node-1"), "application/strategic-merge-patch+json",
+			`{"spec":{"taints":[{"key":"x","effect":"NoSchedule"}]}}`), false},
+		{"labels patched", withBody(req("PATCH", "https://k8s.example.test/api/v1/namespaces/prod"), "application/merge-patch+json",
+			`{"metadata":{"labels":{"team":"a"}}}`), false},
+	}
+	for _, tt := range tests {
+		a, ok := p.Classify(tt.give)
+		if !ok || a.Destructive != tt.want {
+			t.Errorf("%s: destructive %v, want %v", tt.name, a.Destructive, tt.want)
+		}
+	}
+}

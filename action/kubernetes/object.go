@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
-	"mime"
 )
 
 // objectOf returns the kind and metadata.name of the object a create or
@@ -21,14 +20,7 @@ func objectOf(contentType string, body []byte, truncated bool) (kind, name strin
 	if truncated || len(body) == 0 {
 		return "", ""
 	}
-	mt := "application/json"
-	if contentType != "" {
-		var err error
-		if mt, _, err = mime.ParseMediaType(contentType); err != nil {
-			return "", ""
-		}
-	}
-	switch mt {
+	switch serverMediaType(contentType) {
 	case "application/json":
 		return jsonObject(body)
 	case "application/vnd.kubernetes.protobuf":

@@ -49,7 +49,8 @@ func TestObjectOf(t *testing.T) {
 		{"json wrong types", "application/json", `{"kind":1,"metadata":{"name":["x"]}}`, false, "", ""},
 		{"yaml is not read", "application/yaml", "kind: Pod\nmetadata:\n  name: web\n", false, "", ""},
 		{"truncated", "application/json", `{"kind":"Pod","metadata":{"name":"web"}}`, true, "", ""},
-		{"bad content type", "application/json; =", `{"kind":"Pod"}`, false, "", ""},
+		// The API server reads the type before the first ";", whatever follows.
+		{"bad content type parameter", "application/json; =", `{"kind":"Pod"}`, false, "Pod", ""},
 		{"protobuf", proto, k8sProto("Namespace", meta("prod")), false, "Namespace", "prod"},
 		{"protobuf other fields skipped", proto, k8sProto("Pod", cat(meta("web"), pbString(2, "spec"), []byte{0x18, 0x96, 0x01}, []byte{0x21, 1, 2, 3, 4, 5, 6, 7, 8}, []byte{0x2d, 1, 2, 3, 4})), false, "Pod", "web"},
 		{"protobuf repeated metadata merges, last name wins", proto, k8sProto("Pod", cat(meta("a"), pbBytes(1, pbString(3, "ns")), meta("b"))), false, "Pod", "b"},

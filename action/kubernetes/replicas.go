@@ -5,7 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"math"
-	"mime"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -27,19 +27,23 @@ func replicasOf(contentType string, body []byte, truncated, scaleSub, replace bo
 		return 0, false
 	}
 	scale := scaleSub && replace
-	mt, _, err := mime.ParseMediaType(contentType)
-	if err != nil {
-		mt = "application/json"
-	}
 	var doc map[string]any
-	switch mt {
+	switch serverMediaType(contentType) {
 	case "application/vnd.kubernetes.protobuf":
 		return protobufReplicas(body, scale)
 	case "application/json-patch+json":
 		return jsonPatchReplicas(body, scaleSub)
 	case "application/apply-patch+yaml", "application/yaml":
-		if yaml.Unmarshal(body, &doc) != nil {
-			return 0, scale
+		// The API server reads YAML with goyaml.v2, which differs from
+		// v3 on merge keys (one after an explicit key overrides it) and
+		// duplicate keys (the last wins, where v3 refuses): a count that
+		// countersign cannot be sure it reads as the server does is taken
+		// to be 0 (found by review: "replicas: 3" then "<<: {replicas: 0}").
+		if bytes.Contains(body, []byte("<<")) || yaml.Unmarshal(body, &doc) != nil {
+			if scaleSub || bytes.Contains(body, []byte("replicas")) {
+				return 0, true
+			}
+			return 0, false
 		}
 	default:
 		var isObject bool
@@ -47,10 +51,41 @@ func replicasOf(contentType string, body []byte, truncated, scaleSub, replace bo
 			return 0, scale
 		}
 	}
-	if scaleSub && clearsReplicas(doc) {
+	if scaleSub && (clearsReplicas(doc) || hasDirective(doc)) {
+		// A Scale's spec is its count: a strategic merge patch that
+		// retains or replaces keys ($retainKeys, $patch) can drop it, which
+		// the server then reads as 0 (found by review).
 		return 0, true
 	}
 	return scaleDefault(specReplicas(doc))(scale)
+}
+
+// hasDirective reports whether a strategic merge patch holds a $patch or
+// $retainKeys directive, at the top or in spec.
+func hasDirective(doc map[string]any) bool {
+	spec, _ := doc["spec"].(map[string]any)
+	for _, m := range []map[string]any{doc, spec} {
+		for k := range m {
+			if k == "$patch" || k == "$retainKeys" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// serverMediaType is the media type the API server reads in a
+// Content-Type: the text before the first ';', trimmed, in lower case. A
+// parameter mime.ParseMediaType refuses ("…+json; foo") does not change it
+// (found by review: the type was taken to be JSON, and a JSON Patch's
+// count went unread).
+func serverMediaType(contentType string) string {
+	mt, _, _ := strings.Cut(contentType, ";")
+	mt = strings.ToLower(strings.TrimSpace(mt))
+	if mt == "" {
+		return "application/json"
+	}
+	return mt
 }
 
 // clearsReplicas reports whether a document sets spec, or spec.replicas,
@@ -98,6 +133,9 @@ func jsonPatchReplicas(body []byte, scaleSub bool) (n int64, ok bool) {
 		case kind == "remove" && (path == "/spec/replicas" || path == "/spec"):
 			// A Scale's replicas is not optional: removed, it is 0.
 			n, ok = 0, scaleSub
+		case scaleSub && kind == "move" && fromSpec(op["from"]):
+			// A Scale's replicas moved out of it: 0.
+			n, ok = 0, true
 		case (kind == "copy" || kind == "move") && (path == "/spec/replicas" || path == "/spec" || path == ""):
 			// A value taken from elsewhere in the object: it may be 0,
 			// and is taken to be.
@@ -124,6 +162,12 @@ func jsonPatchReplicas(body []byte, scaleSub bool) (n int64, ok bool) {
 func specReplicas(doc map[string]any) (int64, bool) {
 	spec, _ := doc["spec"].(map[string]any)
 	return whole(spec["replicas"])
+}
+
+// fromSpec reports whether a JSON Patch "from" is spec.replicas or holds it.
+func fromSpec(v any) bool {
+	from, ok := v.(string)
+	return ok && (from == "/spec/replicas" || from == "/spec" || from == "")
 }
 
 // whole reads a whole number from a decoded JSON (json.Number) or YAML

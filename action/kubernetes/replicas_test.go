@@ -31,6 +31,13 @@ func TestReplicasOf(t *testing.T) {
 		{"no replicas", "application/merge-patch+json", `{"metadata":{"labels":{"a":"b"}}}`, 0, false},
 		{"other case is not the field", "application/merge-patch+json", `{"spec":{"Replicas":0}}`, 0, false},
 		{"broken", "application/json", `{"spec":`, 0, false},
+		// Found by review: the API server reads YAML with goyaml.v2.
+		{"apply YAML merge key after the count", "application/apply-patch+yaml", "spec:\n  replicas: 3\n  <<: {replicas: 0}\n", 0, true},
+		{"apply YAML count given twice", "application/apply-patch+yaml", "spec:\n  replicas: 3\n  replicas: 0\n", 0, true},
+		{"YAML without a count, unreadable", "application/yaml", "data:\n  a: 1\n  a: 2\n", 0, false},
+		// The server reads the type before ";", whatever follows.
+		{"JSON patch with a bad parameter", "application/json-patch+json; foo", `[{"op":"replace","path":"/spec/replicas","value":0}]`, 0, true},
+		{"apply YAML with a bad parameter", "application/apply-patch+yaml; foo", "spec:\n  replicas: 0\n", 0, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -100,6 +107,13 @@ func TestReplicasOfScaleUpdate(t *testing.T) {
 		[2]string{"application/json-patch+json", `[{"op":"add","path":"/spec","value":null}]`},
 		[2]string{"application/strategic-merge-patch+json", `{"spec":{"$patch":"replace"}}`},
 		[2]string{"application/strategic-merge-patch+json", `{"spec":{"$patch":"delete"}}`},
+		// Found by review: directives and moves that drop the count
+		// without naming it.
+		[2]string{"application/strategic-merge-patch+json", `{"spec":{"$retainKeys":[]}}`},
+		[2]string{"application/strategic-merge-patch+json", `{"$retainKeys":["metadata"]}`},
+		[2]string{"application/strategic-merge-patch+json", `{"$patch":"replace","metadata":{"name":"web"}}`},
+		[2]string{"application/json-patch+json", `[{"op":"move","from":"/spec","path":"/status"}]`},
+		[2]string{"application/json-patch+json", `[{"op":"move","from":"/spec/replicas","path":"/status/replicas"}]`},
 	)
 	for _, cb := range ctypeBodies {
 		ctype, body := cb[0], cb[1]

@@ -205,6 +205,13 @@ kubernetes_reaches_namespaces if {
 	input.action.subresource == "proxy"
 }
 
+# A NoExecute taint written to a node deletes the pods on it.
+kubernetes_reaches_namespaces if {
+	input.action.resource == "nodes"
+	input.action.verb in {"update", "patch"}
+	input.action.destructive == true
+}
+
 evidence contains sprintf("repository %s", [repository_name]) if repository(repository_name)
 
 evidence contains sprintf("host %s", [input.request.host]) if host(input.request.host)

@@ -116,3 +116,14 @@ test_reads_in_production_allowed if {
 	allowed(request(prod_cluster, "list", "pods", "", "default", "", null))
 	allowed(request(dev, "get", "pods", "log", "prod", "web", null))
 }
+
+# Writes the classifier marks destructive because they delete without the
+# delete verb: owner references on a production namespace, a NoExecute
+# taint on a node (which reaches the production namespaces' pods).
+test_writes_that_delete_held if {
+	owned := json.patch(request(dev, "patch", "namespaces", "", "prod", "prod", {}), [{"op": "replace", "path": "/action/destructive", "value": true}])
+	"K8S-PROD-007" in held(owned)
+	tainted := json.patch(request(dev, "patch", "nodes", "", "", "n1", {}), [{"op": "replace", "path": "/action/destructive", "value": true}])
+	"K8S-PROD-007" in held(tainted)
+	allowed(request(dev, "patch", "nodes", "", "", "n1", {}))
+}
