@@ -27,7 +27,7 @@ func TestPolicyOperationNamesExist(t *testing.T) {
 	}
 	// Names kept on purpose though no request carries them.
 	known := map[string]bool{
-		"service:Operation": true, // in comments
+		"service:Operation":                 true, // in comments
 		"s3:PutAccountPublicAccessBlock":    true, // s3control's, reported as s3:PutPublicAccessBlock
 		"s3:DeleteAccountPublicAccessBlock": true,
 	}
