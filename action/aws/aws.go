@@ -456,13 +456,17 @@ func (q *request) rest(cands []*api) {
 		}
 		rt, labels := a.match(q.r.Method, s, q.r.Query, q.r.Header)
 		if rt == nil && len(s) > 1 && s[len(s)-1] == "" {
-			rt, labels = a.match(q.r.Method, s[:len(s)-1], q.r.Query, q.r.Header)
+			s = s[:len(s)-1]
+			rt, labels = a.match(q.r.Method, s, q.r.Query, q.r.Header)
 		}
 		if rt == nil {
 			continue
 		}
 		q.setAPI(a, rt.op, a.protocol)
 		q.restParams(a, rt, labels)
+		if a.ambiguous(rt, q.r.Method, s, q.r.Query, q.r.Header) {
+			q.reject("the query names more than one " + a.id + " operation")
+		}
 		return
 	}
 	if q.invocation() {
@@ -634,6 +638,18 @@ var (
 	destructivePrefixes = []string{"Delete", "Terminate", "Remove", "Purge", "Drop", "Destroy", "Deregister", "Unregister", "Erase", "Wipe", "Truncate", "Abort", "Empty", "Deprovision", "Discard", "BatchDelete", "BatchRemove", "Detach", "Release", "Decommission"}
 )
 
+// readNamedWrites are operations named like reads that create users,
+// credentials or access (found by review): Redshift's GetClusterCredentials
+// creates the database user and adds it to groups, Lightsail's
+// GetInstanceAccessDetails makes an SSH key for the instance, STS's
+// GetFederationToken mints credentials.
+var readNamedWrites = map[string]bool{
+	"GetClusterCredentials":        true,
+	"GetClusterCredentialsWithIAM": true,
+	"GetInstanceAccessDetails":     true,
+	"GetFederationToken":           true,
+}
+
 // judge gives the classifier's opinion of an operation: a REST GET or HEAD
 // reads; otherwise the verb decides. An operation nobody could name is
 // neither.
@@ -652,6 +668,9 @@ func judge(op, method string, protocol any) (readOnly, destructive bool) {
 	}
 	if rest && method == http.MethodDelete {
 		return false, true
+	}
+	if readNamedWrites[op] {
+		return false, false
 	}
 	for _, p := range readPrefixes {
 		if hasVerb(op, p) {

@@ -566,6 +566,8 @@ func TestAmbiguousOperationIsRefused(t *testing.T) {
 			"Smithy-Protocol", "rpc-v2-cbor", "Content-Type", "application/cbor", "Authorization", sigv4("us-east-1", "monitoring"))},
 		{"RPC v2 route and X-Amz-Target", req("POST", "https://monitoring.us-east-1.amazonaws.com/service/GraniteServiceVersion20100801/operation/DeleteAlarms", "",
 			"Smithy-Protocol", "rpc-v2-cbor", "X-Amz-Target", "GraniteServiceVersion20100801.DescribeAlarms", "Content-Type", "application/cbor", "Authorization", sigv4("us-east-1", "monitoring"))},
+		{"two S3 operations' query marks", req("POST", "https://shop-data.s3.us-east-1.amazonaws.com/orders.db?uploadId=abc&select&select-type=2", "<CompleteMultipartUpload></CompleteMultipartUpload>",
+			"Authorization", sigv4("us-east-1", "s3"))},
 		{"two X-Amz-Target headers", req("POST", "https://dynamodb.us-east-1.amazonaws.com/", "{}",
 			"X-Amz-Target", "DynamoDB_20120810.ListTables", "X-Amz-Target", "DynamoDB_20120810.DeleteTable", "Content-Type", "application/x-amz-json-1.0", "Authorization", sigv4("us-east-1", "dynamodb"))},
 	}
@@ -583,5 +585,18 @@ func TestAmbiguousOperationIsRefused(t *testing.T) {
 		"Content-Type", form, "Authorization", sigv4("us-east-1", "rds")))
 	if a.Operation != "DeleteDBInstance" || !a.Destructive {
 		t.Errorf("Operation=DeleteDBInstance classified as %q (destructive %v)", a.Operation, a.Destructive)
+	}
+}
+
+// Operations named like reads that create users or credentials are not
+// reads (found by review).
+func TestReadNamedWritesAreNotReads(t *testing.T) {
+	for _, op := range []string{"GetClusterCredentials", "GetClusterCredentialsWithIAM", "GetInstanceAccessDetails", "GetFederationToken"} {
+		if ro, _ := judge(op, "POST", protoQuery); ro {
+			t.Errorf("%s judged read-only", op)
+		}
+	}
+	if ro, _ := judge("GetCallerIdentity", "POST", protoQuery); !ro {
+		t.Error("GetCallerIdentity is a read")
 	}
 }

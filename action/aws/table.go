@@ -212,6 +212,28 @@ func (a *api) match(method string, segs []string, query url.Values, h http.Heade
 	return nil, nil
 }
 
+// ambiguous reports whether a route of a for another operation also
+// matches the request and asks for a query key that rt does not: the
+// request carries the marks of two operations (?uploadId and ?select on an
+// S3 POST), and which one the service runs is not documented (found by
+// review: CompleteMultipartUpload passed as SelectObjectContent, a read).
+func (a *api) ambiguous(rt *route, method string, segs []string, query url.Values, h http.Header) bool {
+	for _, r := range a.routes[method] {
+		if r == rt || r.op == rt.op {
+			continue
+		}
+		if _, ok := r.matchPath(segs); !ok || !r.matchQuery(query) || !r.matchHeaders(h) {
+			continue
+		}
+		for _, c := range r.query {
+			if !slices.ContainsFunc(rt.query, func(d queryCond) bool { return d.key == c.key }) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func (r *route) matchPath(segs []string) (map[string]string, bool) {
 	n := len(r.segs)
 	if r.greedy < 0 && len(segs) != n || r.greedy >= 0 && len(segs) < n {
