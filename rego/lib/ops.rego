@@ -318,14 +318,32 @@ aws_exposure if {
 	contains(input.request.body, group)
 }
 
-# S3: a bucket policy statement that allows anyone, unconditionally.
+# S3: a bucket policy statement that allows anyone, unless a condition
+# limits who (an account, an organisation, a VPC, source addresses): a
+# condition such as aws:SecureTransport does not.
 aws_exposure if {
 	input.action.service == "s3"
 	input.action.operation == "PutBucketPolicy"
 	some statement in aws_policy_statements
 	statement.Effect == "Allow"
 	aws_principal_is_anyone(statement.Principal)
-	not statement.Condition
+	not aws_condition_limits_who(object.get(statement, "Condition", {}))
+}
+
+# METADATA
+# description: Condition keys that limit who a policy statement lets in, compared in lower case.
+aws_limiting_condition_keys := {
+	"aws:sourceaccount", "aws:sourcearn", "aws:sourceowner", "aws:sourcevpc", "aws:sourcevpce",
+	"aws:sourceip", "aws:sourceorgid", "aws:sourceorgpaths", "aws:principalaccount",
+	"aws:principalarn", "aws:principalorgid", "aws:principalorgpaths", "aws:userid",
+}
+
+aws_condition_limits_who(condition) if {
+	is_object(condition)
+	some block in condition
+	is_object(block)
+	some key, _ in block
+	lower(key) in aws_limiting_condition_keys
 }
 
 # S3: removing or loosening the public access block.
@@ -334,19 +352,36 @@ aws_exposure if {
 	input.action.operation in {"DeletePublicAccessBlock", "DeleteAccountPublicAccessBlock"}
 }
 
+# A setting left out of the configuration is false: every one must be
+# there and true.
 aws_exposure if {
 	input.action.service in {"s3", "s3control"}
 	input.action.operation in {"PutPublicAccessBlock", "PutAccountPublicAccessBlock"}
-	is_string(input.request.body)
-	regex.match(`(?i)<(BlockPublicAcls|IgnorePublicAcls|BlockPublicPolicy|RestrictPublicBuckets)>\s*false\s*<`, input.request.body)
+	some setting in ["BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"]
+	not aws_block_setting_true(setting)
 }
 
-# EC2: ingress from anywhere.
+aws_block_setting_true(setting) if {
+	is_string(input.request.body)
+	regex.match(sprintf(`(?i)<%s>\s*true\s*<`, [setting]), input.request.body)
+}
+
+# EC2: ingress from anywhere, in one range or in several that together
+# cover every address (0.0.0.0/1 and 128.0.0.0/1).
 aws_exposure if {
 	input.action.service == "ec2"
 	input.action.operation in {"AuthorizeSecurityGroupIngress", "ModifySecurityGroupRules"}
 	some value in aws_param_values
 	value in aws_open_cidrs
+}
+
+aws_exposure if {
+	input.action.service == "ec2"
+	input.action.operation in {"AuthorizeSecurityGroupIngress", "ModifySecurityGroupRules"}
+	cidrs := [value | some value in aws_param_values; contains(value, "/"); net.cidr_is_valid(value)]
+	count(cidrs) > 1
+	some merged in net.cidr_merge(cidrs)
+	merged in aws_open_cidrs
 }
 
 # EC2: sharing a snapshot or an image with every account.

@@ -85,6 +85,16 @@ test_aws_bucket_policy_with_a_condition_is_not_exposure if {
 	not ops.is_exposure with input as inp
 }
 
+# Found by review: a condition that does not limit who (aws:SecureTransport)
+# no longer hides a statement for anyone.
+test_aws_bucket_policy_with_a_transport_condition_is_exposure if {
+	inp := with_request(
+		aws("s3", "PutBucketPolicy", false, false, {"Bucket": "mybucket"}),
+		{"body": {"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Condition": {"Bool": {"aws:SecureTransport": "true"}}}]}},
+	)
+	ops.is_exposure with input as inp
+}
+
 test_aws_public_canned_acl_is_exposure if {
 	inp := with_request(aws("s3", "PutObject", false, false, {"Bucket": "mybucket", "Key": "a.txt"}), {"headers": {"x-amz-acl": ["public-read"]}})
 	ops.is_exposure with input as inp
@@ -114,6 +124,13 @@ test_aws_loosened_public_access_block_is_exposure if {
 	ops.is_exposure with input as inp
 }
 
+# Settings left out are false (found by review: an empty configuration
+# lifted every block).
+test_aws_empty_public_access_block_is_exposure if {
+	inp := with_request(aws("s3", "PutPublicAccessBlock", false, false, {"Bucket": "mybucket"}), {"body": "<PublicAccessBlockConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"></PublicAccessBlockConfiguration>"})
+	ops.is_exposure with input as inp
+}
+
 test_aws_tight_public_access_block_is_permission_only if {
 	inp := with_request(aws("s3", "PutPublicAccessBlock", false, false, {"Bucket": "mybucket"}), {"body": "<PublicAccessBlockConfiguration><BlockPublicAcls>true</BlockPublicAcls><IgnorePublicAcls>true</IgnorePublicAcls><BlockPublicPolicy>true</BlockPublicPolicy><RestrictPublicBuckets>true</RestrictPublicBuckets></PublicAccessBlockConfiguration>"})
 	ops.class == "permission" with input as inp
@@ -125,6 +142,23 @@ test_aws_ingress_from_anywhere_is_exposure if {
 		"IpPermissions.1.ToPort": "22", "IpPermissions.1.IpRanges.1.CidrIp": "0.0.0.0/0",
 	})
 	ops.class == "exposure" with input as inp
+}
+
+# Found by review: the internet in two halves.
+test_aws_ingress_from_ranges_covering_everything_is_exposure if {
+	inp := aws("ec2", "AuthorizeSecurityGroupIngress", false, false, {
+		"GroupId": "sg-1", "IpPermissions.1.IpRanges.1.CidrIp": "0.0.0.0/1",
+		"IpPermissions.1.IpRanges.2.CidrIp": "128.0.0.0/1", "IpPermissions.1.IpProtocol": "tcp",
+	})
+	ops.is_exposure with input as inp
+}
+
+test_aws_ingress_from_two_private_ranges_is_not_exposure if {
+	inp := aws("ec2", "AuthorizeSecurityGroupIngress", false, false, {
+		"GroupId": "sg-1", "IpPermissions.1.IpRanges.1.CidrIp": "10.0.0.0/8",
+		"IpPermissions.1.IpRanges.2.CidrIp": "192.168.0.0/16", "IpPermissions.1.Description": "a/b",
+	})
+	not ops.is_exposure with input as inp
 }
 
 test_aws_ingress_from_a_cidr_is_permission if {
