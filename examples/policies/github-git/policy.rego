@@ -47,6 +47,46 @@ git_branch_updates contains object.union(u, {"branch": substring(u.ref, count("r
 	startswith(u.ref, "refs/heads/")
 }
 
+# Gerrit: a push to refs/for/BRANCH is a change for review, but with the
+# submit option (refs/for/main%submit, or git push -o submit) Gerrit
+# merges it into BRANCH at once.
+git_branch_updates contains object.union(u, {"branch": branch, "kind": "update"}) if {
+	input.action.provider == "git"
+	input.action.service == "receive-pack"
+	some u in input.action.updates
+	startswith(u.ref, "refs/for/")
+	parts := split(substring(u.ref, count("refs/for/"), -1), "%")
+	branch := parts[0]
+	git_gerrit_submits(parts)
+}
+
+git_gerrit_submits(parts) if {
+	count(parts) > 1
+	"submit" in split(parts[1], ",")
+}
+
+git_gerrit_submits(_) if "submit" in git_push_options
+
+# GitLab: push options that open a merge request and merge it once the
+# pipeline passes push to its target (the default branch when none is
+# named).
+git_branch_updates contains {"ref": "merge request", "branch": target, "kind": "update"} if {
+	input.action.provider == "git"
+	input.action.service == "receive-pack"
+	some auto in {"merge_request.merge_when_pipeline_succeeds", "merge_request.auto_merge"}
+	auto in git_push_options
+	target := git_merge_request_target
+}
+
+git_merge_request_target := substring(o, count("merge_request.target="), -1) if {
+	some o in git_push_options
+	startswith(o, "merge_request.target=")
+} else := "the default branch"
+
+default git_push_options := []
+
+git_push_options := input.action.push_options if is_array(input.action.push_options)
+
 git_verbs := {"create": "creating", "update": "pushing to", "delete": "deleting"}
 
 # The branch a GitHub REST ref operation names ("heads/main" → "main").

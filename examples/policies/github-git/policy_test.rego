@@ -243,3 +243,19 @@ test_push_with_unread_updates_denied if {
 	inp := object.union(push([create("refs/heads/many/1")]), {"action": {"parse_error": "the push's ref updates do not fit in the inspected part of the body (inspect.body_limit); only the first 6 are listed"}})
 	denied(inp) == {"GIT-004"}
 }
+
+# Found by review: pushes that the server merges into a protected branch.
+test_gerrit_submit_to_protected_branch_denied if {
+	"GIT-001" in denied(push([update("refs/for/main%submit")]))
+	"GIT-001" in denied(push([update("refs/for/main%topic=x,submit")]))
+	"GIT-001" in denied(json.patch(push([update("refs/for/main")]), [{"op": "add", "path": "/action/push_options", "value": ["submit"]}]))
+	not "GIT-001" in denied(push([update("refs/for/main")]))
+}
+
+test_gitlab_auto_merge_into_protected_branch_denied if {
+	opts := ["merge_request.create", "merge_request.target=main", "merge_request.merge_when_pipeline_succeeds"]
+	"GIT-001" in denied(json.patch(push([create("refs/heads/agent/fix")]), [{"op": "add", "path": "/action/push_options", "value": opts}]))
+	untargeted := ["merge_request.create", "merge_request.merge_when_pipeline_succeeds"]
+	"GIT-001" in denied(json.patch(push([create("refs/heads/agent/fix")]), [{"op": "add", "path": "/action/push_options", "value": untargeted}]))
+	not "GIT-001" in denied(json.patch(push([create("refs/heads/agent/fix")]), [{"op": "add", "path": "/action/push_options", "value": ["merge_request.create"]}]))
+}
