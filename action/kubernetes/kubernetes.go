@@ -101,7 +101,7 @@ func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
 	a.ReadOnly = readOnly(info, verb)
 	a.Destructive = verb == "delete" || verb == "deletecollection" ||
 		(verb == "create" && info.APIGroup == "" && info.Resource == "pods" && info.Subresource == "eviction") ||
-		deletesByWrite(verb, info.APIGroup, info.Resource, r.Body)
+		deletesByWrite(verb, info.APIGroup, info.Resource, r.Header.Get("Content-Type"), r.Body)
 	if info.IsResourceRequest {
 		a.Resources = []string{info.Namespace + "/" + info.Resource + "/" + info.Name}
 	}
@@ -196,17 +196,106 @@ func dryRunOf(r *action.Request, verb string) (dryRun bool, perr string) {
 // delete verb (found by review): owner references that name an owner that
 // does not exist make the garbage collector delete the object (a namespace
 // with everything in it), and a NoExecute taint on a node makes the cluster
-// delete every pod there that does not tolerate it. The body is searched
-// as bytes, whatever its encoding: a false alarm holds a write, a miss
-// would let a deletion through.
-func deletesByWrite(verb, group, resource string, body []byte) bool {
-	if verb != "update" && verb != "patch" {
+// delete every pod there that does not tolerate it. A body countersign
+// cannot decode (protobuf, or broken) counts as one that does, when it
+// could.
+func deletesByWrite(verb, group, resource, contentType string, body []byte) bool {
+	if verb != "update" && verb != "patch" || len(body) == 0 {
 		return false
 	}
-	if bytes.Contains(body, []byte("ownerReferences")) {
+	node := group == "" && resource == "nodes"
+	v := decodeBody(contentType, body)
+	if v == nil {
 		return true
 	}
-	return group == "" && resource == "nodes" && bytes.Contains(body, []byte("NoExecute"))
+	if ops, isPatch := v.([]any); isPatch {
+		for _, o := range ops {
+			op, _ := o.(map[string]any)
+			kind, _ := op["op"].(string)
+			path, _ := op["path"].(string)
+			switch kind {
+			case "copy", "move":
+				// A value from elsewhere in the object: unknown.
+				if under(path, "/metadata/ownerReferences") || node && under(path, "/spec/taints") {
+					return true
+				}
+			case "add", "replace":
+				// The value put at path, as the part of a document it is.
+				if writesOwnerOrTaint(wrapAt(path, op["value"]), node) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	return writesOwnerOrTaint(v, node)
+}
+
+// writesOwnerOrTaint reports whether a document (or patch) sets owner
+// references or, for a node, a NoExecute taint.
+func writesOwnerOrTaint(v any, node bool) bool {
+	doc, _ := v.(map[string]any)
+	meta, _ := doc["metadata"].(map[string]any)
+	if refs, has := meta["ownerReferences"]; has && refs != nil {
+		return true
+	}
+	spec, _ := doc["spec"].(map[string]any)
+	return node && noExecute(spec["taints"])
+}
+
+// under reports whether a JSON Patch path is p, inside it, or holds it.
+func under(path, p string) bool {
+	return path == p || strings.HasPrefix(path, p+"/") || strings.HasPrefix(p, path+"/") || path == ""
+}
+
+// wrapAt puts a JSON Patch value where its path says, as a document: the
+// value of "/metadata/ownerReferences/0" becomes
+// {"metadata": {"ownerReferences": [value]}}. Array indexes become
+// one-element lists.
+func wrapAt(path string, value any) any {
+	if path == "" {
+		return value
+	}
+	parts := strings.Split(strings.TrimPrefix(path, "/"), "/")
+	for i := len(parts) - 1; i >= 0; i-- {
+		if i > 0 && (parts[i] == "-" || isIndex(parts[i])) {
+			value = []any{value}
+			continue
+		}
+		value = map[string]any{strings.ReplaceAll(strings.ReplaceAll(parts[i], "~1", "/"), "~0", "~"): value}
+	}
+	return value
+}
+
+func isIndex(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// noExecute reports whether a taint list (or a spec holding one) has a
+// NoExecute taint.
+func noExecute(v any) bool {
+	switch x := v.(type) {
+	case []any:
+		for _, t := range x {
+			if noExecute(t) {
+				return true
+			}
+		}
+	case map[string]any:
+		if x["effect"] == "NoExecute" {
+			return true
+		}
+		return noExecute(x["taints"])
+	}
+	return false
 }
 
 // jsonContent reports whether a Content-Type is JSON, or absent (which the

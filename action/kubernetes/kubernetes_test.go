@@ -445,6 +445,23 @@ func TestWritesThatDeleteAreDestructive(t *testing.T) {
 			`{"spec":{"taints":[{"key":"x","effect":"NoSchedule"}]}}`), false},
 		{"labels patched", withBody(req("PATCH", "https://k8s.example.test/api/v1/namespaces/prod"), "application/merge-patch+json",
 			`{"metadata":{"labels":{"team":"a"}}}`), false},
+		// Found by review of the first fix: escapes, JSON Patch, false alarms.
+		{"owner references spelt with an escape", withBody(req("PATCH", "https://k8s.example.test/api/v1/namespaces/prod"), "application/merge-patch+json",
+			`{"metadata":{"ownerReferences":[{"name":"gone"}]}}`), true},
+		{"NoExecute spelt with an escape", withBody(req("PATCH", "https://k8s.example.test/api/v1/nodes/node-1"), "application/strategic-merge-patch+json",
+			`{"spec":{"taints":[{"key":"x","effect":"NoExecute"}]}}`), true},
+		{"owner references added by JSON Patch", withBody(req("PATCH", "https://k8s.example.test/api/v1/namespaces/prod"), "application/json-patch+json",
+			`[{"op":"add","path":"/metadata/ownerReferences","value":[{"name":"gone"}]}]`), true},
+		{"taint added by JSON Patch", withBody(req("PATCH", "https://k8s.example.test/api/v1/nodes/node-1"), "application/json-patch+json",
+			`[{"op":"add","path":"/spec/taints/-","value":{"key":"x","effect":"NoExecute"}}]`), true},
+		{"owner references in apply YAML", withBody(req("PATCH", "https://k8s.example.test/api/v1/namespaces/prod"), "application/apply-patch+yaml",
+			"metadata:\n  ownerReferences:\n  - name: gone\n"), true},
+		{"a ConfigMap that mentions owner references", withBody(req("PUT", "https://k8s.example.test/api/v1/namespaces/prod/configmaps/doc"), "application/json",
+			`{"kind":"ConfigMap","metadata":{"name":"doc"},"data":{"README":"ownerReferences and NoExecute explained"}}`), false},
+		{"a NoSchedule taint", withBody(req("PATCH", "https://k8s.example.test/api/v1/nodes/node-1"), "application/json-patch+json",
+			`[{"op":"add","path":"/spec/taints/-","value":{"key":"x","effect":"NoSchedule"}}]`), false},
+		{"a body that cannot be read", withBody(req("PATCH", "https://k8s.example.test/api/v1/namespaces/prod"), "application/vnd.kubernetes.protobuf",
+			"k8s\x00\x0a\x0f"), true},
 	}
 	for _, tt := range tests {
 		a, ok := p.Classify(tt.give)

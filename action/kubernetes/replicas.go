@@ -7,7 +7,7 @@ import (
 	"math"
 	"strings"
 
-	"go.yaml.in/yaml/v3"
+	"sigs.k8s.io/yaml"
 )
 
 // replicasOf returns the replica count that a create, update or patch body
@@ -34,16 +34,12 @@ func replicasOf(contentType string, body []byte, truncated, scaleSub, replace bo
 	case "application/json-patch+json":
 		return jsonPatchReplicas(body, scaleSub)
 	case "application/apply-patch+yaml", "application/yaml":
-		// The API server reads YAML with goyaml.v2, which differs from
-		// v3 on merge keys (one after an explicit key overrides it) and
-		// duplicate keys (the last wins, where v3 refuses): a count that
-		// countersign cannot be sure it reads as the server does is taken
-		// to be 0 (found by review: "replicas: 3" then "<<: {replicas: 0}").
-		if bytes.Contains(body, []byte("<<")) || yaml.Unmarshal(body, &doc) != nil {
-			if scaleSub || bytes.Contains(body, []byte("replicas")) {
-				return 0, true
-			}
-			return 0, false
+		// Read as the API server reads it (found by review: yaml.v3 and the
+		// server's goyaml.v2 differ on merge keys and duplicate keys, and
+		// "replicas: 3" then "<<: {replicas: 0}" read 3 here, 0 there).
+		var isObject bool
+		if doc, isObject = decodeYAML(body).(map[string]any); !isObject {
+			return 0, scale
 		}
 	default:
 		var isObject bool
@@ -195,6 +191,26 @@ func whole(v any) (int64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// decodeYAML decodes a YAML (or JSON) body with the API server's own
+// decoder, sigs.k8s.io/yaml: nil when it cannot.
+func decodeYAML(body []byte) any {
+	j, err := yaml.YAMLToJSON(body)
+	if err != nil {
+		return nil
+	}
+	return decodeJSON(j)
+}
+
+// decodeBody decodes a body by its media type: YAML, a JSON value, or nil.
+func decodeBody(contentType string, body []byte) any {
+	switch serverMediaType(contentType) {
+	case "application/apply-patch+yaml", "application/yaml":
+		return decodeYAML(body)
+	default:
+		return decodeJSON(body)
+	}
 }
 
 func decodeJSON(body []byte) any {

@@ -35,6 +35,9 @@ func TestReplicasOf(t *testing.T) {
 		{"apply YAML merge key after the count", "application/apply-patch+yaml", "spec:\n  replicas: 3\n  <<: {replicas: 0}\n", 0, true},
 		{"apply YAML count given twice", "application/apply-patch+yaml", "spec:\n  replicas: 3\n  replicas: 0\n", 0, true},
 		{"YAML without a count, unreadable", "application/yaml", "data:\n  a: 1\n  a: 2\n", 0, false},
+		{"apply YAML tagged merge key", "application/apply-patch+yaml", "spec:\n  replicas: 3\n  !!merge \"\\x3c\\x3c\": {replicas: 0}\n", 0, true},
+		{"apply YAML duplicate key elsewhere, escaped count", "application/apply-patch+yaml", "metadata: {name: web, name: web}\nspec:\n  \"\\x72eplicas\": 0\n", 0, true},
+		{"apply JSON with << in a string", "application/apply-patch+yaml", `{"spec":{"replicas":3,"template":{"spec":{"containers":[{"command":["sh","-c","cat <<EOF"]}]}}}}`, 3, true},
 		// The server reads the type before ";", whatever follows.
 		{"JSON patch with a bad parameter", "application/json-patch+json; foo", `[{"op":"replace","path":"/spec/replicas","value":0}]`, 0, true},
 		{"apply YAML with a bad parameter", "application/apply-patch+yaml; foo", "spec:\n  replicas: 0\n", 0, true},
