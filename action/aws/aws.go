@@ -12,7 +12,6 @@
 package aws
 
 import (
-	"mime"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -156,7 +155,9 @@ func classify(m *models, r *action.Request, sig signature, sigErr error) action.
 	form, formErr := q.form()
 	actionName, actionOK := q.actionParam(form)
 	cborOp := cborOperation(r)
-	if cborOp != "" && (target != "" || actionName != "" || !actionOK) {
+	if (cborOp != "" || cborPath.MatchString(r.Path)) && (target != "" || actionName != "" || !actionOK) {
+		// Also without the Smithy-Protocol header: a server that speaks
+		// RPC v2 may route on the path alone (found by review).
 		// The RPC v2 route names the operation; a target or Action= beside
 		// it is a decoy the policy would read instead.
 		q.reject("a Smithy RPC v2 route and X-Amz-Target or Action= both name an operation")
@@ -290,7 +291,11 @@ func single(vs []string) (string, bool) {
 // form parses a URL-encoded body, the query protocol's usual carrier.
 func (q *request) form() (url.Values, error) {
 	ct := q.r.Header.Get("Content-Type")
-	mt, _, _ := mime.ParseMediaType(ct)
+	// The type before any parameter, as servers read it: one that
+	// mime.ParseMediaType refuses (a charset given twice) would otherwise
+	// hide the form, and the Action= in it (found by review).
+	mt, _, _ := strings.Cut(ct, ";")
+	mt = strings.ToLower(strings.TrimSpace(mt))
 	// A body without a Content-Type is read as a form too: a query API
 	// may well accept it, and the policy must see the Action it names.
 	if mt != "application/x-www-form-urlencoded" && ct != "" || len(q.r.Body) == 0 {
@@ -648,6 +653,10 @@ var readNamedWrites = map[string]bool{
 	"GetClusterCredentialsWithIAM": true,
 	"GetInstanceAccessDetails":     true,
 	"GetFederationToken":           true,
+	// Redshift Serverless's GetClusterCredentials; Cognito identities.
+	"GetCredentials":                     true,
+	"GetId":                              true,
+	"GetOpenIdTokenForDeveloperIdentity": true,
 }
 
 // judge gives the classifier's opinion of an operation: a REST GET or HEAD

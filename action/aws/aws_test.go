@@ -566,6 +566,10 @@ func TestAmbiguousOperationIsRefused(t *testing.T) {
 			"Smithy-Protocol", "rpc-v2-cbor", "Content-Type", "application/cbor", "Authorization", sigv4("us-east-1", "monitoring"))},
 		{"RPC v2 route and X-Amz-Target", req("POST", "https://monitoring.us-east-1.amazonaws.com/service/GraniteServiceVersion20100801/operation/DeleteAlarms", "",
 			"Smithy-Protocol", "rpc-v2-cbor", "X-Amz-Target", "GraniteServiceVersion20100801.DescribeAlarms", "Content-Type", "application/cbor", "Authorization", sigv4("us-east-1", "monitoring"))},
+		{"a form hidden by a malformed Content-Type", req("POST", "https://rds.us-east-1.amazonaws.com/?Action=DescribeDBInstances", "Action=DeleteDBInstance&DBInstanceIdentifier=shop",
+			"Content-Type", "application/x-www-form-urlencoded;charset=utf-8;charset=latin1", "Authorization", sigv4("us-east-1", "rds"))},
+		{"RPC v2 route without its header and X-Amz-Target", req("POST", "https://monitoring.us-east-1.amazonaws.com/service/GraniteServiceVersion20100801/operation/DeleteAlarms", "",
+			"X-Amz-Target", "GraniteServiceVersion20100801.DescribeAlarms", "Content-Type", "application/x-amz-json-1.0", "Authorization", sigv4("us-east-1", "monitoring"))},
 		{"two S3 operations' query marks", req("POST", "https://shop-data.s3.us-east-1.amazonaws.com/orders.db?uploadId=abc&select&select-type=2", "<CompleteMultipartUpload></CompleteMultipartUpload>",
 			"Authorization", sigv4("us-east-1", "s3"))},
 		{"two X-Amz-Target headers", req("POST", "https://dynamodb.us-east-1.amazonaws.com/", "{}",
@@ -591,7 +595,7 @@ func TestAmbiguousOperationIsRefused(t *testing.T) {
 // Operations named like reads that create users or credentials are not
 // reads (found by review).
 func TestReadNamedWritesAreNotReads(t *testing.T) {
-	for _, op := range []string{"GetClusterCredentials", "GetClusterCredentialsWithIAM", "GetInstanceAccessDetails", "GetFederationToken"} {
+	for _, op := range []string{"GetClusterCredentials", "GetClusterCredentialsWithIAM", "GetInstanceAccessDetails", "GetFederationToken", "GetCredentials", "GetId", "GetOpenIdTokenForDeveloperIdentity"} {
 		if ro, _ := judge(op, "POST", protoQuery); ro {
 			t.Errorf("%s judged read-only", op)
 		}
