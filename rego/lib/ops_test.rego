@@ -95,6 +95,29 @@ test_aws_bucket_policy_with_a_transport_condition_is_exposure if {
 	ops.is_exposure with input as inp
 }
 
+test_aws_bucket_policy_with_conditions_that_let_anyone_in_is_exposure if {
+	every condition in [
+		{"StringEqualsIfExists": {"aws:PrincipalOrgID": "o-123"}},
+		{"NotIpAddress": {"aws:SourceIp": "192.0.2.1/32"}},
+		{"StringLike": {"aws:PrincipalAccount": "*"}},
+		{"IpAddress": {"aws:SourceIp": "0.0.0.0/0"}},
+	] {
+		inp := with_request(
+			aws("s3", "PutBucketPolicy", false, false, {"Bucket": "mybucket"}),
+			{"body": {"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Condition": condition}]}},
+		)
+		ops.is_exposure with input as inp
+	}
+}
+
+test_aws_bucket_policy_limited_to_an_organisation_is_not_exposure if {
+	inp := with_request(
+		aws("s3", "PutBucketPolicy", false, false, {"Bucket": "mybucket"}),
+		{"body": {"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Condition": {"StringEquals": {"aws:PrincipalOrgID": ["o-123"]}}}]}},
+	)
+	not ops.is_exposure with input as inp
+}
+
 test_aws_public_canned_acl_is_exposure if {
 	inp := with_request(aws("s3", "PutObject", false, false, {"Bucket": "mybucket", "Key": "a.txt"}), {"headers": {"x-amz-acl": ["public-read"]}})
 	ops.is_exposure with input as inp
@@ -131,6 +154,14 @@ test_aws_empty_public_access_block_is_exposure if {
 	ops.is_exposure with input as inp
 }
 
+test_aws_public_access_block_true_only_in_a_comment_is_exposure if {
+	all_true := "<BlockPublicAcls>true</BlockPublicAcls><IgnorePublicAcls>true</IgnorePublicAcls><BlockPublicPolicy>true</BlockPublicPolicy><RestrictPublicBuckets>true</RestrictPublicBuckets>"
+	inp := with_request(aws("s3", "PutPublicAccessBlock", false, false, {"Bucket": "mybucket"}), {"body": concat("", ["<PublicAccessBlockConfiguration><!--", all_true, "--></PublicAccessBlockConfiguration>"])})
+	ops.is_exposure with input as inp
+	twice := with_request(aws("s3", "PutPublicAccessBlock", false, false, {"Bucket": "mybucket"}), {"body": concat("", ["<PublicAccessBlockConfiguration>", all_true, "<BlockPublicAcls>false</BlockPublicAcls></PublicAccessBlockConfiguration>"])})
+	ops.is_exposure with input as twice
+}
+
 test_aws_tight_public_access_block_is_permission_only if {
 	inp := with_request(aws("s3", "PutPublicAccessBlock", false, false, {"Bucket": "mybucket"}), {"body": "<PublicAccessBlockConfiguration><BlockPublicAcls>true</BlockPublicAcls><IgnorePublicAcls>true</IgnorePublicAcls><BlockPublicPolicy>true</BlockPublicPolicy><RestrictPublicBuckets>true</RestrictPublicBuckets></PublicAccessBlockConfiguration>"})
 	ops.class == "permission" with input as inp
@@ -151,6 +182,19 @@ test_aws_ingress_from_ranges_covering_everything_is_exposure if {
 		"IpPermissions.1.IpRanges.2.CidrIp": "128.0.0.0/1", "IpPermissions.1.IpProtocol": "tcp",
 	})
 	ops.is_exposure with input as inp
+}
+
+test_aws_ingress_from_an_odd_spelling_of_everywhere_is_exposure if {
+	inp := aws("ec2", "AuthorizeSecurityGroupIngress", false, false, {"GroupId": "sg-1", "IpPermissions.1.IpRanges.1.CidrIp": "0.0.0.1/0"})
+	ops.is_exposure with input as inp
+}
+
+test_aws_ingress_from_mapped_ranges_does_not_fail if {
+	inp := aws("ec2", "AuthorizeSecurityGroupIngress", false, false, {
+		"GroupId": "sg-1", "IpPermissions.1.Ipv6Ranges.1.CidrIpv6": "::ffff:0.0.0.0/97",
+		"IpPermissions.1.Ipv6Ranges.2.CidrIpv6": "::ffff:128.0.0.0/97",
+	})
+	ops.class == "permission" with input as inp
 }
 
 test_aws_ingress_from_two_private_ranges_is_not_exposure if {

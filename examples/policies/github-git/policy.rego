@@ -56,16 +56,45 @@ git_branch_updates contains object.union(u, {"branch": branch, "kind": "update"}
 	some u in input.action.updates
 	startswith(u.ref, "refs/for/")
 	parts := split(substring(u.ref, count("refs/for/"), -1), "%")
-	branch := parts[0]
+
+	# Gerrit takes refs/for/refs/heads/main for refs/for/main.
+	branch := trim_prefix(parts[0], "refs/heads/")
 	git_gerrit_submits(parts)
 }
 
 git_gerrit_submits(parts) if {
 	count(parts) > 1
-	"submit" in split(parts[1], ",")
+	some o in split(parts[1], ",")
+	git_option_set(trim_prefix(o, "--"), "submit")
 }
 
-git_gerrit_submits(_) if "submit" in git_push_options
+git_gerrit_submits(_) if {
+	some o in git_push_options
+	git_option_set(trim_prefix(o, "--"), "submit")
+}
+
+# An option "key", or "key=value" with a value Gerrit and GitLab read as
+# true.
+git_option_set(option, key) if trim_space(option) == key
+
+git_option_set(option, key) if {
+	[k, v] := split(trim_space(option), "=")
+	trim_space(k) == key
+	lower(trim_space(v)) in {"", "true", "t", "yes", "y", "on", "1"}
+}
+
+# GitLab's push options, with its "mr." alias spelt out.
+git_gitlab_options contains concat("", ["merge_request.", substring(o, 3, -1)]) if {
+	some option in git_push_options
+	o := trim_space(option)
+	startswith(o, "mr.")
+}
+
+git_gitlab_options contains o if {
+	some option in git_push_options
+	o := trim_space(option)
+	not startswith(o, "mr.")
+}
 
 # GitLab: push options that open a merge request and merge it once the
 # pipeline passes push to its target (the default branch when none is
@@ -74,13 +103,15 @@ git_branch_updates contains {"ref": "merge request", "branch": target, "kind": "
 	input.action.provider == "git"
 	input.action.service == "receive-pack"
 	some auto in {"merge_request.merge_when_pipeline_succeeds", "merge_request.auto_merge"}
-	auto in git_push_options
+	some o in git_gitlab_options
+	git_option_set(o, auto)
 	target := git_merge_request_target
 }
 
-git_merge_request_target := substring(o, count("merge_request.target="), -1) if {
-	some o in git_push_options
-	startswith(o, "merge_request.target=")
+git_merge_request_target := trim_prefix(trim_space(v), "refs/heads/") if {
+	some o in git_gitlab_options
+	[k, v] := split(o, "=")
+	trim_space(k) == "merge_request.target"
 } else := "the default branch"
 
 default git_push_options := []

@@ -250,6 +250,13 @@ test_gerrit_submit_to_protected_branch_denied if {
 	"GIT-001" in denied(push([update("refs/for/main%topic=x,submit")]))
 	"GIT-001" in denied(json.patch(push([update("refs/for/main")]), [{"op": "add", "path": "/action/push_options", "value": ["submit"]}]))
 	not "GIT-001" in denied(push([update("refs/for/main")]))
+
+	# Other spellings Gerrit accepts (found by review).
+	"GIT-001" in denied(push([update("refs/for/refs/heads/main%submit")]))
+	"GIT-001" in denied(push([update("refs/for/main%submit=true")]))
+	"GIT-001" in denied(push([update("refs/for/main%--submit")]))
+	"GIT-001" in denied(json.patch(push([update("refs/for/main")]), [{"op": "add", "path": "/action/push_options", "value": ["submit=yes"]}]))
+	not "GIT-001" in denied(push([update("refs/for/main%submit=false")]))
 }
 
 test_gitlab_auto_merge_into_protected_branch_denied if {
@@ -258,4 +265,10 @@ test_gitlab_auto_merge_into_protected_branch_denied if {
 	untargeted := ["merge_request.create", "merge_request.merge_when_pipeline_succeeds"]
 	"GIT-001" in denied(json.patch(push([create("refs/heads/agent/fix")]), [{"op": "add", "path": "/action/push_options", "value": untargeted}]))
 	not "GIT-001" in denied(json.patch(push([create("refs/heads/agent/fix")]), [{"op": "add", "path": "/action/push_options", "value": ["merge_request.create"]}]))
+
+	# GitLab's alias and values (found by review).
+	aliased := ["mr.create", "mr.target=main", "mr.merge_when_pipeline_succeeds=true"]
+	"GIT-001" in denied(json.patch(push([create("refs/heads/agent/fix")]), [{"op": "add", "path": "/action/push_options", "value": aliased}]))
+	spaced := [" merge_request.merge_when_pipeline_succeeds ", "merge_request.target = main"]
+	"GIT-001" in denied(json.patch(push([create("refs/heads/agent/fix")]), [{"op": "add", "path": "/action/push_options", "value": spaced}]))
 }
