@@ -1716,23 +1716,7 @@ deny contains {"id": "MCP-DROP", "msg": "no dropping tables"} if {
 // An HTTP/1.0 client cannot read chunked framing: an answer of unknown
 // length reaches it close-delimited, and the connection ends with it.
 func TestHTTP10ClientGetsUnknownLengthCloseDelimited(t *testing.T) {
-	ca, err := testinfra.NewCA()
-	if err != nil {
-		t.Fatal(err)
-	}
-	up, err := testinfra.StartServer(ca, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "first part, ")
-		w.(http.Flusher).Flush() // no length: net/http streams it
-		io.WriteString(w, "second part")
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { up.Close() })
-	h := newHarness(t, harnessOptions{configure: func(o *Options) {
-		o.RootCAs = ca.Pool()
-		o.Resolve["stream.test:443"] = up.Addr
-	}})
+	h := streamHarness(t)
 	for _, tt := range []struct {
 		proto, conn string
 		chunked     bool
@@ -2078,6 +2062,28 @@ func TestInflatingIsBounded(t *testing.T) {
 	}
 }
 
+// streamHarness is a harness whose stream.test answers "first part, second
+// part" with no length (net/http streams it).
+func streamHarness(t *testing.T) *harness {
+	ca, err := testinfra.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := testinfra.StartServer(ca, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "first part, ")
+		w.(http.Flusher).Flush() // no length: net/http streams it
+		io.WriteString(w, "second part")
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { up.Close() })
+	return newHarness(t, harnessOptions{configure: func(o *Options) {
+		o.RootCAs = ca.Pool()
+		o.Resolve["stream.test:443"] = up.Addr
+	}})
+}
+
 // recordingConn keeps every byte read from the connection.
 type recordingConn struct {
 	net.Conn
@@ -2097,23 +2103,7 @@ func (c *recordingConn) Read(p []byte) (int, error) {
 // HTTP/1.0 client can tell it from one cut short (found by review: both
 // ended with a bare close).
 func TestHTTP10CloseDelimitedAnswerEndsWithCloseNotify(t *testing.T) {
-	ca, err := testinfra.NewCA()
-	if err != nil {
-		t.Fatal(err)
-	}
-	up, err := testinfra.StartServer(ca, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "first part, ")
-		w.(http.Flusher).Flush()
-		io.WriteString(w, "second part")
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { up.Close() })
-	h := newHarness(t, harnessOptions{configure: func(o *Options) {
-		o.RootCAs = ca.Pool()
-		o.Resolve["stream.test:443"] = up.Addr
-	}})
+	h := streamHarness(t)
 	c, br := h.tunnel("stream.test:443")
 	rec := &recordingConn{Conn: &bufConn{Conn: c, r: br}}
 	roots := x509.NewCertPool()

@@ -471,15 +471,7 @@ func keyed(words ...string) func(s string, i, n int) (int, int) {
 // separators (spaces, quotes, backslashes of escaped JSON, and at least one
 // '=', ':' or XML's '>') and then 16 or more base64 characters.
 func keyedValue(s string, p int) (int, int) {
-	sep := false
-	for limit := min(len(s), p+8); p < limit; p++ {
-		c := s[p]
-		if c == '=' || c == ':' || c == '>' {
-			sep = true
-		} else if c != ' ' && c != '\t' && c != '"' && c != '\'' && c != '\\' {
-			break
-		}
-	}
+	p, sep := afterSeparator(s, p)
 	if !sep {
 		return 0, 0
 	}
@@ -490,13 +482,10 @@ func keyedValue(s string, p int) (int, int) {
 	return p, end
 }
 
-// authorization masks the credential after "Authorization" and a
-// separator: the word after a scheme word, or the only word. As with
-// bearer, it must look random, so prose ("authorization: the user …")
-// is kept.
-func authorization(s string, i, n int) (int, int) {
-	p := i + n
-	sep := false
+// afterSeparator skips, within 8 bytes of p, what separates a credential's
+// name from its value: spaces, quotes, backslashes of escaped JSON, and at
+// least one '=', ':' or XML's '>' (sep reports one).
+func afterSeparator(s string, p int) (_ int, sep bool) {
 	for limit := min(len(s), p+8); p < limit; p++ {
 		c := s[p]
 		if c == '=' || c == ':' || c == '>' {
@@ -505,6 +494,15 @@ func authorization(s string, i, n int) (int, int) {
 			break
 		}
 	}
+	return p, sep
+}
+
+// authorization masks the credential after "Authorization" and a
+// separator: the word after a scheme word, or the only word. As with
+// bearer, it must look random, so prose ("authorization: the user …")
+// is kept.
+func authorization(s string, i, n int) (int, int) {
+	p, sep := afterSeparator(s, i+n)
 	if !sep {
 		return 0, 0
 	}
