@@ -213,6 +213,7 @@ func deletesByWrite(verb, group, resource, contentType string, body []byte) bool
 			op, _ := o.(map[string]any)
 			kind, _ := op["op"].(string)
 			path, _ := op["path"].(string)
+			path = serverPatchPath(path)
 			switch kind {
 			case "copy", "move":
 				// A value from elsewhere in the object: unknown.
@@ -241,6 +242,17 @@ func writesOwnerOrTaint(v any, node bool) bool {
 	}
 	spec, _ := doc["spec"].(map[string]any)
 	return node && noExecute(spec["taints"])
+}
+
+// serverPatchPath is a JSON Patch path as the API server's json-patch
+// library reads it: it drops whatever comes before the first '/', checked
+// or not, so "x/metadata/ownerReferences" is /metadata/ownerReferences and
+// "x" the whole object (found by review).
+func serverPatchPath(p string) string {
+	if i := strings.IndexByte(p, '/'); i >= 0 {
+		return p[i:]
+	}
+	return ""
 }
 
 // under reports whether a JSON Patch path is p, inside it, or holds it.

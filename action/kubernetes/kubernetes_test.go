@@ -460,6 +460,12 @@ func TestWritesThatDeleteAreDestructive(t *testing.T) {
 			`{"kind":"ConfigMap","metadata":{"name":"doc"},"data":{"README":"ownerReferences and NoExecute explained"}}`), false},
 		{"a NoSchedule taint", withBody(req("PATCH", "https://k8s.example.test/api/v1/nodes/node-1"), "application/json-patch+json",
 			`[{"op":"add","path":"/spec/taints/-","value":{"key":"x","effect":"NoSchedule"}}]`), false},
+		// The server's json-patch drops what comes before the first "/"
+		// (found by review).
+		{"owner references at a path without its leading slash", withBody(req("PATCH", "https://k8s.example.test/api/v1/namespaces/prod"), "application/json-patch+json",
+			`[{"op":"add","path":"x/metadata/ownerReferences","value":[{"uid":"1"}]}]`), true},
+		{"taint at a path without its leading slash", withBody(req("PATCH", "https://k8s.example.test/api/v1/nodes/node-1"), "application/json-patch+json",
+			`[{"op":"add","path":"x/spec/taints/-","value":{"effect":"NoExecute"}}]`), true},
 		{"a body that cannot be read", withBody(req("PATCH", "https://k8s.example.test/api/v1/namespaces/prod"), "application/vnd.kubernetes.protobuf",
 			"k8s\x00\x0a\x0f"), true},
 	}

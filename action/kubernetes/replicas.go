@@ -125,6 +125,7 @@ func jsonPatchReplicas(body []byte, scaleSub bool) (n int64, ok bool) {
 		op, _ := o.(map[string]any)
 		kind, _ := op["op"].(string)
 		path, _ := op["path"].(string)
+		path = serverPatchPath(path)
 		switch {
 		case kind == "remove" && (path == "/spec/replicas" || path == "/spec"):
 			// A Scale's replicas is not optional: removed, it is 0.
@@ -163,6 +164,7 @@ func specReplicas(doc map[string]any) (int64, bool) {
 // fromSpec reports whether a JSON Patch "from" is spec.replicas or holds it.
 func fromSpec(v any) bool {
 	from, ok := v.(string)
+	from = serverPatchPath(from)
 	return ok && (from == "/spec/replicas" || from == "/spec" || from == "")
 }
 

@@ -21,6 +21,7 @@ func TestReplicasOf(t *testing.T) {
 		{"JSON patch of /spec", "application/json-patch+json", `[{"op":"add","path":"/spec","value":{"replicas":0}}]`, 0, true},
 		{"JSON patch of the document", "application/json-patch+json", `[{"op":"replace","path":"","value":{"spec":{"replicas":0}}}]`, 0, true},
 		{"JSON patch, copied from elsewhere", "application/json-patch+json", `[{"op":"add","path":"/spec/minReadySeconds","value":0},{"op":"copy","from":"/spec/minReadySeconds","path":"/spec/replicas"}]`, 0, true},
+		{"JSON patch at a path without its leading slash", "application/json-patch+json", `[{"op":"replace","path":"x/spec/replicas","value":0}]`, 0, true},
 		{"JSON patch, test only", "application/json-patch+json", `[{"op":"test","path":"/spec/replicas","value":0}]`, 0, false},
 		{"JSON patch removed again", "application/json-patch+json", `[{"op":"replace","path":"/spec/replicas","value":0},{"op":"remove","path":"/spec/replicas"}]`, 0, false},
 		{"apply YAML", "application/apply-patch+yaml", "apiVersion: apps/v1\nkind: Deployment\nspec:\n  replicas: 0\n", 0, true},

@@ -345,7 +345,10 @@ aws_condition_limits_who(condition) if {
 	is_object(condition)
 	some operator, block in condition
 	is_object(block)
-	not regex.match(`(?i)^(Not|ForAnyValue:)|IfExists$|^Null$`, operator)
+
+	# Only operators that a caller without the key fails: negations
+	# (StringNotEquals), …IfExists and ForAllValues: let it in.
+	regex.match(`(?i)^(ForAnyValue:)?(StringEquals|StringEqualsIgnoreCase|StringLike|ArnEquals|ArnLike|IpAddress)$`, operator)
 	some key, values in block
 	lower(key) in aws_limiting_condition_keys
 	aws_limiting_values(values)
@@ -362,6 +365,12 @@ aws_limiting_values(values) if {
 	every v in values {
 		is_string(v)
 		aws_limiting_value(v)
+	}
+
+	# Ranges that together cover every address do not limit either.
+	cidrs := [v | some v in values; contains(v, "/"); not contains(lower(v), "::ffff:"); net.cidr_is_valid(v)]
+	every merged in net.cidr_merge(cidrs) {
+		not merged in aws_open_cidrs
 	}
 }
 
@@ -390,12 +399,15 @@ aws_exposure if {
 aws_block_setting_true(setting) if {
 	is_string(input.request.body)
 
-	# Read only where the XML is plain: a comment or CDATA could hold a
-	# "true" S3 never reads, and a setting given twice is unclear
-	# (found by review).
-	not regex.match(`<!--|<!\[CDATA\[`, input.request.body)
-	count(regex.find_n(sprintf(`(?i)<%s>`, [setting]), input.request.body, -1)) == 1
-	regex.match(sprintf(`(?i)<%s>\s*true\s*<`, [setting]), input.request.body)
+	# Read only where the XML is plain: a comment, CDATA, a DOCTYPE or a
+	# processing instruction could hold a "true" S3 never reads, and a
+	# setting given twice is unclear (found by review). Element names are
+	# case-sensitive, as S3 reads them.
+	rest := regex.replace(trim_space(input.request.body), `^<\?xml[^>]*\?>`, "")
+	not contains(rest, "<!")
+	not contains(rest, "<?")
+	count(regex.find_n(sprintf(`<%s[\s/>]`, [setting]), rest, -1)) == 1
+	regex.match(sprintf(`<%s>\s*true\s*<`, [setting]), rest)
 }
 
 # EC2: ingress from anywhere, in one range or in several that together

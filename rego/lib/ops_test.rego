@@ -101,6 +101,9 @@ test_aws_bucket_policy_with_conditions_that_let_anyone_in_is_exposure if {
 		{"NotIpAddress": {"aws:SourceIp": "192.0.2.1/32"}},
 		{"StringLike": {"aws:PrincipalAccount": "*"}},
 		{"IpAddress": {"aws:SourceIp": "0.0.0.0/0"}},
+		{"StringNotEquals": {"aws:PrincipalAccount": "111122223333"}},
+		{"ForAllValues:StringEquals": {"aws:PrincipalOrgPaths": ["o-1/r-2/"]}},
+		{"IpAddress": {"aws:SourceIp": ["0.0.0.0/1", "128.0.0.0/1"]}},
 	] {
 		inp := with_request(
 			aws("s3", "PutBucketPolicy", false, false, {"Bucket": "mybucket"}),
@@ -158,6 +161,10 @@ test_aws_public_access_block_true_only_in_a_comment_is_exposure if {
 	all_true := "<BlockPublicAcls>true</BlockPublicAcls><IgnorePublicAcls>true</IgnorePublicAcls><BlockPublicPolicy>true</BlockPublicPolicy><RestrictPublicBuckets>true</RestrictPublicBuckets>"
 	inp := with_request(aws("s3", "PutPublicAccessBlock", false, false, {"Bucket": "mybucket"}), {"body": concat("", ["<PublicAccessBlockConfiguration><!--", all_true, "--></PublicAccessBlockConfiguration>"])})
 	ops.is_exposure with input as inp
+	instruction := with_request(aws("s3", "PutPublicAccessBlock", false, false, {"Bucket": "mybucket"}), {"body": concat("", ["<PublicAccessBlockConfiguration><?x ", all_true, " ?></PublicAccessBlockConfiguration>"])})
+	ops.is_exposure with input as instruction
+	lower_case := with_request(aws("s3", "PutPublicAccessBlock", false, false, {"Bucket": "mybucket"}), {"body": lower(concat("", ["<PublicAccessBlockConfiguration>", all_true, "</PublicAccessBlockConfiguration>"]))})
+	ops.is_exposure with input as lower_case
 	twice := with_request(aws("s3", "PutPublicAccessBlock", false, false, {"Bucket": "mybucket"}), {"body": concat("", ["<PublicAccessBlockConfiguration>", all_true, "<BlockPublicAcls>false</BlockPublicAcls></PublicAccessBlockConfiguration>"])})
 	ops.is_exposure with input as twice
 }

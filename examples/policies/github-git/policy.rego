@@ -105,14 +105,20 @@ git_branch_updates contains {"ref": "merge request", "branch": target, "kind": "
 	some auto in {"merge_request.merge_when_pipeline_succeeds", "merge_request.auto_merge"}
 	some o in git_gitlab_options
 	git_option_set(o, auto)
-	target := git_merge_request_target
+	some target in git_merge_request_targets
 }
 
-git_merge_request_target := trim_prefix(trim_space(v), "refs/heads/") if {
+# Every target named (each is judged; two are not a conflict, found by
+# review), or the default branch.
+git_named_targets := {trim_prefix(trim_space(v), "refs/heads/") |
 	some o in git_gitlab_options
 	[k, v] := split(o, "=")
 	trim_space(k) == "merge_request.target"
-} else := "the default branch"
+}
+
+git_merge_request_targets := git_named_targets if count(git_named_targets) > 0
+
+git_merge_request_targets := {"the default branch"} if count(git_named_targets) == 0
 
 default git_push_options := []
 

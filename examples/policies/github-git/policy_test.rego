@@ -269,6 +269,8 @@ test_gitlab_auto_merge_into_protected_branch_denied if {
 	# GitLab's alias and values (found by review).
 	aliased := ["mr.create", "mr.target=main", "mr.merge_when_pipeline_succeeds=true"]
 	"GIT-001" in denied(json.patch(push([create("refs/heads/agent/fix")]), [{"op": "add", "path": "/action/push_options", "value": aliased}]))
+	two_targets := ["mr.target=dev", "merge_request.target=main", "mr.merge_when_pipeline_succeeds"]
+	"GIT-001" in denied(json.patch(push([create("refs/heads/agent/fix")]), [{"op": "add", "path": "/action/push_options", "value": two_targets}]))
 	spaced := [" merge_request.merge_when_pipeline_succeeds ", "merge_request.target = main"]
 	"GIT-001" in denied(json.patch(push([create("refs/heads/agent/fix")]), [{"op": "add", "path": "/action/push_options", "value": spaced}]))
 }
