@@ -64,10 +64,10 @@ func NewInput(r *action.Request, a action.Action, s *session.Info, now time.Time
 			Scheme: r.Scheme,
 			Host:   r.Host,
 			Port:   r.Port,
-			// A token in the path (a Telegram bot's, a webhook's) is as
-			// secret as one in the query.
-			Path:          redact.Path(r.Path),
-			RawPath:       redact.Path(r.RawPath),
+			// As sent: a policy must see every segment. The audit copy
+			// masks tokens in it (proxy's recordedInput).
+			Path:          r.Path,
+			RawPath:       r.RawPath,
 			Query:         redact.Query(r.Query),
 			Headers:       redact.Header(r.Header),
 			BodySize:      r.BodySize,

@@ -573,6 +573,13 @@ func recordedInput(in *policy.Input, inflated int64) map[string]any {
 					trimmed[rk] = rv
 				}
 			}
+			// The policy read the path as sent; the log keeps it with
+			// tokens masked (a Telegram bot's, a webhook's).
+			for _, rk := range []string{"path", "raw_path"} {
+				if p, ok := trimmed[rk].(string); ok {
+					trimmed[rk] = redact.Path(p)
+				}
+			}
 			if in.Request.Body != nil && max(in.Request.BodySize, inflated) > auditBodyLimit {
 				// Large bodies, as sent or once inflated (a small gzip can
 				// inflate to body_limit), stay out of the log (their hash

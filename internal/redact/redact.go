@@ -581,42 +581,30 @@ func absoluteURL(s string) (*url.URL, bool) {
 
 // Path returns an escaped URL path with token shapes masked, spelt out or
 // percent-encoded (/v1/ghp%5F…): a server decodes the path, so a token in
-// it is one either way. Each segment is masked on its own, so that a mask
-// never takes the segments after it (a policy still reads them); a segment
-// with an encoded token comes back decoded around the mask.
+// it is one either way. A value may run across '/' (base64 holds it: an AWS
+// secret key, Basic credentials) and is masked whole, with what follows it
+// in its alphabet; a segment with an encoded token comes back decoded
+// around the mask. It is for what is recorded and shown: the policy reads
+// the path as sent.
 func Path(p string) string {
-	if Text(p) == p && !strings.Contains(p, "%") {
-		return p // the common case: nothing to mask, no allocation
+	out := Text(p)
+	if !strings.Contains(out, "%") {
+		return out
 	}
-	segs := strings.Split(p, "/")
+	segs := strings.Split(out, "/")
 	changed := false
 	for i, seg := range segs {
-		m := Text(seg)
-		if m == seg && strings.Contains(seg, "%") {
-			if u, err := url.PathUnescape(seg); err == nil {
-				if mu := Text(u); mu != u {
-					m = mu
-				}
+		if !strings.Contains(seg, "%") {
+			continue
+		}
+		if u, err := url.PathUnescape(seg); err == nil {
+			if mu := Text(u); mu != u {
+				segs[i], changed = mu, true
 			}
 		}
-		if m != seg {
-			segs[i], changed = m, true
-		}
 	}
-	out := p
 	if changed {
 		out = strings.Join(segs, "/")
-	}
-	// Shapes known by the segments around them (/bot…, /api/webhooks/ID/…)
-	// are masked where they lie within one segment.
-	var spans []span
-	for _, sp := range find(out, nil) {
-		if !strings.Contains(out[sp.start:sp.end], "/") {
-			spans = append(spans, sp)
-		}
-	}
-	if len(spans) > 0 {
-		out = mask(out, spans)
 	}
 	return out
 }
@@ -654,34 +642,46 @@ func Multipart(body, boundary string) string {
 	parts := strings.Split(body, delim)
 	for i := 1; i < len(parts); i++ {
 		p := parts[i]
-		head, content, ok := strings.Cut(p, "\r\n\r\n")
-		if !ok {
+		// The head ends at the first blank line, CRLF or bare LF: servers
+		// (Go's among them) read both (found by review).
+		cut := len(p)
+		for _, blank := range []string{"\r\n\r\n", "\n\n", "\n\r\n"} {
+			if j := strings.Index(p, blank); j >= 0 && j+len(blank) <= cut {
+				cut = j + len(blank)
+			}
+		}
+		if cut == len(p) {
 			continue
 		}
-		name := formName(head)
-		if name == "" || !(IsCredentialParam(name) || IsCredentialKey(name)) {
+		head, content := p[:cut], p[cut:]
+		name, known := formName(head)
+		if known && !(IsCredentialParam(name) || IsCredentialKey(name)) {
 			continue
 		}
-		// The content ends before the CRLF that precedes the next
-		// delimiter.
-		end := strings.TrimSuffix(content, "\r\n")
-		parts[i] = head + "\r\n\r\n" + Mask + content[len(end):]
+		// Named as a credential, or a disposition that does not parse:
+		// masked. The content ends before the line break that precedes
+		// the next delimiter.
+		end := strings.TrimSuffix(strings.TrimSuffix(content, "\n"), "\r")
+		parts[i] = head + Mask + content[len(end):]
 	}
 	return Text(strings.Join(parts, delim))
 }
 
-// formName is the name parameter of a part's Content-Disposition header.
-func formName(head string) string {
-	for line := range strings.SplitSeq(head, "\r\n") {
-		k, v, ok := strings.Cut(line, ":")
+// formName is the name parameter of a part's Content-Disposition header,
+// its folded lines joined; known is false when the header is there but
+// does not parse (a repeated parameter), which lenient servers still read.
+func formName(head string) (name string, known bool) {
+	head = strings.NewReplacer("\r\n ", " ", "\r\n\t", " ", "\n ", " ", "\n\t", " ").Replace(head)
+	for line := range strings.SplitSeq(head, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSuffix(line, "\r"), ":")
 		if !ok || !strings.EqualFold(strings.TrimSpace(k), "Content-Disposition") {
 			continue
 		}
 		_, params, err := mime.ParseMediaType(strings.TrimSpace(v))
 		if err != nil {
-			return ""
+			return "", false
 		}
-		return params["name"]
+		return params["name"], true
 	}
-	return ""
+	return "", true
 }

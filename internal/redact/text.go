@@ -56,16 +56,23 @@ const maxPasses = 8
 // start there; most offsets pick none, so text without tokens costs a few
 // table loads per byte and no allocation.
 func find(s string, spans []span) []span {
+	// reached[r] is the end of rule r's last span: a match of the same rule
+	// that starts inside it ends where it did, so it is not looked at again.
+	// Without it, "token=token=token=…" scanned to the end of s at every
+	// match: quadratic time on a hostile path (found by review).
+	var reached [64]int
 	for i := 0; i+2 < len(s); i++ {
 		m := filter[0][s[i]] & filter[1][s[i+1]] & filter[2][s[i+2]]
 		for m != 0 {
-			r := &rules[bits.TrailingZeros64(m)]
+			ri := bits.TrailingZeros64(m)
+			r := &rules[ri]
 			m &= m - 1
-			if !r.hasPrefix(s[i:]) || r.boundary && !atBoundary(s, i) {
+			if i < reached[ri] || !r.hasPrefix(s[i:]) || r.boundary && !atBoundary(s, i) {
 				continue
 			}
 			if start, end := r.match(s, i, len(r.prefix)); end > start {
 				spans = append(spans, span{start, end})
+				reached[ri] = end
 			}
 		}
 	}
