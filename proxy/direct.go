@@ -44,15 +44,19 @@ type directTransport struct {
 	maxIdle          int
 
 	mu     sync.Mutex
-	idle   map[string][]*directConn // by scheme and host:port, most recent last
+	idle   map[poolKey][]*directConn // most recent last
 	nidle  int
 	sweep  *time.Timer // closes connections idle past idleTimeout; nil when none wait
 	closed bool        // CloseIdleConnections ran: connections are no longer kept
 }
 
 // directConn is one upstream connection with its buffers.
+// poolKey names the kept connections a request may use: its session's, to
+// one scheme://host:port.
+type poolKey struct{ session, target string }
+
 type directConn struct {
-	key    string
+	key    poolKey
 	conn   net.Conn
 	tls    bool
 	raw    syscall.RawConn // the socket under conn, for alive; nil if unknown
@@ -91,7 +95,7 @@ func newDirectTransport(tr *http.Transport) *directTransport {
 		idleTimeout:      tr.IdleConnTimeout,
 		maxIdlePerHost:   tr.MaxIdleConnsPerHost,
 		maxIdle:          maxIdle,
-		idle:             map[string][]*directConn{},
+		idle:             map[poolKey][]*directConn{},
 	}
 }
 
@@ -168,12 +172,12 @@ func (t *directTransport) RoundTrip(req *http.Request, body []byte) (*http.Respo
 	// Kept connections are the session's own: an upstream may tie what a
 	// connection may do to the credentials sent on it before (NTLM,
 	// Negotiate), so another session's request must never ride on it.
-	key := upstreamPool(ctx) + "\x00" + target
+	key := poolKey{session: upstreamPool(ctx), target: target}
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err // nothing sent for a request its client left
 		}
-		pc, reused, err := t.get(ctx, key, target, req.URL.Hostname(), attempt > 0)
+		pc, reused, err := t.get(ctx, key, req.URL.Hostname(), attempt > 0)
 		if err != nil {
 			return nil, err
 		}
@@ -453,9 +457,9 @@ func (b *directBody) finish(atEnd bool) {
 	b.pc.conn.Close()
 }
 
-// get returns an idle connection kept under key, or a new one to target
-// (scheme://host:port; always, if fresh).
-func (t *directTransport) get(ctx context.Context, key, target, host string, fresh bool) (pc *directConn, reused bool, err error) {
+// get returns an idle connection kept under key, or a new one to its
+// target (always, if fresh).
+func (t *directTransport) get(ctx context.Context, key poolKey, host string, fresh bool) (pc *directConn, reused bool, err error) {
 	now := time.Now()
 	t.mu.Lock()
 	for list := t.idle[key]; len(list) > 0 && !fresh; list = t.idle[key] {
@@ -473,14 +477,14 @@ func (t *directTransport) get(ctx context.Context, key, target, host string, fre
 		delete(t.idle, key)
 	}
 	t.mu.Unlock()
-	pc, err = t.connect(ctx, key, target, host)
+	pc, err = t.connect(ctx, key, host)
 	return pc, false, err
 }
 
-// connect dials target's host:port and, for https, verifies the
-// upstream's certificate for host; the connection is kept under key.
-func (t *directTransport) connect(ctx context.Context, key, target, host string) (*directConn, error) {
-	scheme, addr, _ := strings.Cut(target, "://")
+// connect dials key's target and, for https, verifies the upstream's
+// certificate for host; the connection is kept under key.
+func (t *directTransport) connect(ctx context.Context, key poolKey, host string) (*directConn, error) {
+	scheme, addr, _ := strings.Cut(key.target, "://")
 	conn, err := t.dial(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err

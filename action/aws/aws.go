@@ -291,11 +291,9 @@ func single(vs []string) (string, bool) {
 // form parses a URL-encoded body, the query protocol's usual carrier.
 func (q *request) form() (url.Values, error) {
 	ct := q.r.Header.Get("Content-Type")
-	// The type before any parameter, as servers read it: one that
-	// mime.ParseMediaType refuses (a charset given twice) would otherwise
-	// hide the form, and the Action= in it (found by review).
-	mt, _, _ := strings.Cut(ct, ";")
-	mt = strings.ToLower(strings.TrimSpace(mt))
+	// As servers read it: a charset given twice must not hide the form,
+	// and the Action= in it (found by review).
+	mt := action.MediaType(ct)
 	// A body without a Content-Type is read as a form too: a query API
 	// may well accept it, and the policy must see the Action it names.
 	if mt != "application/x-www-form-urlencoded" && ct != "" || len(q.r.Body) == 0 {

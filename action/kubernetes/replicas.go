@@ -5,9 +5,10 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"math"
-	"strings"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/countersign/countersign/action"
 )
 
 // replicasOf returns the replica count that a create, update or patch body
@@ -76,12 +77,10 @@ func hasDirective(doc map[string]any) bool {
 // (found by review: the type was taken to be JSON, and a JSON Patch's
 // count went unread).
 func serverMediaType(contentType string) string {
-	mt, _, _ := strings.Cut(contentType, ";")
-	mt = strings.ToLower(strings.TrimSpace(mt))
-	if mt == "" {
-		return "application/json"
+	if mt := action.MediaType(contentType); mt != "" {
+		return mt
 	}
-	return mt
+	return "application/json"
 }
 
 // clearsReplicas reports whether a document sets spec, or spec.replicas,

@@ -545,14 +545,22 @@ func String(s string) string {
 	return Text(s)
 }
 
-// Strings is String of each of ss, in a new slice (nil for nil).
+// Strings is String of each of ss: ss itself when nothing in it is masked
+// (the common case, on every request: no allocation), else a new slice.
 func Strings(ss []string) []string {
-	if ss == nil {
-		return nil
-	}
-	out := make([]string, len(ss))
+	var out []string
 	for i, s := range ss {
-		out[i] = String(s)
+		m := String(s)
+		if m != s && out == nil {
+			out = make([]string, len(ss))
+			copy(out, ss[:i])
+		}
+		if out != nil {
+			out[i] = m
+		}
+	}
+	if out == nil {
+		return ss
 	}
 	return out
 }
