@@ -14,6 +14,7 @@
 # sets can be loaded together.)
 package countersign
 
+import data.countersign.lib.git
 import data.countersign.lib.globs
 
 default gh_protected := []
@@ -39,91 +40,6 @@ gh_repo := sprintf("%s/%s", [input.action.owner, input.action.repo]) if {
 	is_string(input.action.repository_id)
 } else := "a repository"
 
-# Branch updates of a git push, with the branch name (refs/heads/ removed).
-git_branch_updates contains object.union(u, {"branch": substring(u.ref, count("refs/heads/"), -1)}) if {
-	input.action.provider == "git"
-	input.action.service == "receive-pack"
-	some u in input.action.updates
-	startswith(u.ref, "refs/heads/")
-}
-
-# Gerrit: a push to refs/for/BRANCH is a change for review, but with the
-# submit option (refs/for/main%submit, or git push -o submit) Gerrit
-# merges it into BRANCH at once.
-git_branch_updates contains object.union(u, {"branch": branch, "kind": "update"}) if {
-	input.action.provider == "git"
-	input.action.service == "receive-pack"
-	some u in input.action.updates
-	startswith(u.ref, "refs/for/")
-	parts := split(substring(u.ref, count("refs/for/"), -1), "%")
-
-	# Gerrit takes refs/for/refs/heads/main for refs/for/main.
-	branch := trim_prefix(parts[0], "refs/heads/")
-	git_gerrit_submits(parts)
-}
-
-git_gerrit_submits(parts) if {
-	count(parts) > 1
-	some o in split(parts[1], ",")
-	git_option_set(trim_prefix(o, "--"), "submit")
-}
-
-git_gerrit_submits(_) if {
-	some o in git_push_options
-	git_option_set(trim_prefix(o, "--"), "submit")
-}
-
-# An option "key", or "key=value" with a value Gerrit and GitLab read as
-# true.
-git_option_set(option, key) if trim_space(option) == key
-
-git_option_set(option, key) if {
-	[k, v] := split(trim_space(option), "=")
-	trim_space(k) == key
-	lower(trim_space(v)) in {"", "true", "t", "yes", "y", "on", "1"}
-}
-
-# GitLab's push options, with its "mr." alias spelt out.
-git_gitlab_options contains concat("", ["merge_request.", substring(o, 3, -1)]) if {
-	some option in git_push_options
-	o := trim_space(option)
-	startswith(o, "mr.")
-}
-
-git_gitlab_options contains o if {
-	some option in git_push_options
-	o := trim_space(option)
-	not startswith(o, "mr.")
-}
-
-# GitLab: push options that open a merge request and merge it once the
-# pipeline passes push to its target (the default branch when none is
-# named).
-git_branch_updates contains {"ref": "merge request", "branch": target, "kind": "update"} if {
-	input.action.provider == "git"
-	input.action.service == "receive-pack"
-	some auto in {"merge_request.merge_when_pipeline_succeeds", "merge_request.auto_merge"}
-	some o in git_gitlab_options
-	git_option_set(o, auto)
-	some target in git_merge_request_targets
-}
-
-# Every target named (each is judged; two are not a conflict, found by
-# review), or the default branch.
-git_named_targets := {trim_prefix(trim_space(v), "refs/heads/") |
-	some o in git_gitlab_options
-	[k, v] := split(o, "=")
-	trim_space(k) == "merge_request.target"
-}
-
-git_merge_request_targets := git_named_targets if count(git_named_targets) > 0
-
-git_merge_request_targets := {"the default branch"} if count(git_named_targets) == 0
-
-default git_push_options := []
-
-git_push_options := input.action.push_options if is_array(input.action.push_options)
-
 git_verbs := {"create": "creating", "update": "pushing to", "delete": "deleting"}
 
 # The branch a GitHub REST ref operation names ("heads/main" → "main").
@@ -137,13 +53,13 @@ gh_ref_branch := substring(input.action.ref, count("heads/"), -1) if {
 # "100 Continue"), nobody knows yet: the request is decided again with it.
 gh_contents_branch := input.request.body.branch if {
 	is_string(input.request.body.branch)
-} else := "the default branch" if {
+} else := git.default_branch if {
 	not input.request.body_pending
 }
 
 gh_is_protected(branch) if globs.path_any(gh_protected, branch)
 
-gh_is_protected("the default branch")
+gh_is_protected(branch) if branch == git.default_branch
 
 # METADATA
 # title: GIT-001
@@ -153,7 +69,7 @@ deny contains {
 	"msg": sprintf("%s %s of %s is not allowed; push another branch and open a pull request", [object.get(git_verbs, u.kind, "changing"), u.branch, gh_repo]),
 } if {
 	input.action.provider == "git"
-	some u in git_branch_updates
+	some u in git.branch_updates
 	gh_is_protected(u.branch)
 }
 
@@ -165,7 +81,7 @@ deny contains {
 	"msg": sprintf("deleting the branch %s of %s is not allowed; only %s may be deleted by an agent", [u.branch, gh_repo, concat(", ", gh_deletable)]),
 } if {
 	input.action.provider == "git"
-	some u in git_branch_updates
+	some u in git.branch_updates
 	u.kind == "delete"
 	not gh_is_protected(u.branch)
 	not globs.path_any(gh_deletable, u.branch)
@@ -179,7 +95,7 @@ approve contains {
 	"msg": sprintf("%s the release branch %s of %s", [object.get(git_verbs, u.kind, "changing"), u.branch, gh_repo]),
 } if {
 	input.action.provider == "git"
-	some u in git_branch_updates
+	some u in git.branch_updates
 	u.kind != "delete"
 	globs.path_any(gh_release, u.branch)
 }

@@ -9,6 +9,7 @@
 #   "write" for anything unusual.
 package countersign.incidents
 
+import data.countersign.lib.git
 import data.countersign.lib.globs
 
 # METADATA
@@ -202,13 +203,19 @@ repository := sprintf("%s/%s", [input.action.owner, input.action.repo]) if {
 public_repository if globs.path_any([lower(p) | some p in public_repos], lower(repository))
 
 # METADATA
-# description: Branch updates of a git push, with the branch name.
-branch_updates contains object.union(u, {"branch": substring(u.ref, count("refs/heads/"), -1)}) if {
-	input.action.provider == "git"
-	input.action.service == "receive-pack"
-	some u in input.action.updates
-	startswith(u.ref, "refs/heads/")
-}
+# description: |
+#   The branches a git push changes, with the branch name: direct updates,
+#   and the targets a review server merges into (Gerrit's submit option,
+#   GitLab's merge-when-the-pipeline-succeeds push options; see lib.git).
+branch_updates := git.branch_updates
+
+# METADATA
+# description: |
+#   branch is protected (data.countersign.github.protected_branches), or is
+#   the default branch a GitLab merge request goes to when it names none.
+protected_branch(branch) if globs.path_any(protected_branches, branch)
+
+protected_branch(branch) if branch == git.default_branch
 
 # METADATA
 # description: The branch a GitHub REST ref call names ("heads/main" → "main").

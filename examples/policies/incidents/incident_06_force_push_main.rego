@@ -6,7 +6,9 @@
 # POST …/git-receive-pack with "<old> <new> refs/heads/main": whether it
 # is a fast-forward needs the repository's history, which the proxy does
 # not have, so every update and deletion of a protected branch is denied,
-# forced or not, through git and through the REST API. Deleting or
+# forced or not, through git and through the REST API, and so is a push
+# that a review server merges into one (Gerrit's refs/for/main%submit,
+# GitLab's merge-when-pipeline-succeeds push options). Deleting or
 # force-updating a shared branch waits for a human. SSH pushes bypass the
 # proxy: give agents HTTPS remotes only.
 package countersign
@@ -22,7 +24,7 @@ deny contains {
 	"msg": sprintf("%s of the protected branch %s of %s is not allowed; push another branch and open a pull request", [u.kind, u.branch, incidents.repository]),
 } if {
 	some u in incidents.branch_updates
-	globs.path_any(incidents.protected_branches, u.branch)
+	incidents.protected_branch(u.branch)
 }
 
 deny contains {
@@ -30,7 +32,7 @@ deny contains {
 	"msg": sprintf("%s of the protected branch %s of %s is not allowed; push another branch and open a pull request", [input.action.operation, incidents.rest_branch, incidents.repository]),
 } if {
 	input.action.operation in {"git/update-ref", "git/delete-ref"}
-	globs.path_any(incidents.protected_branches, incidents.rest_branch)
+	incidents.protected_branch(incidents.rest_branch)
 }
 
 # METADATA

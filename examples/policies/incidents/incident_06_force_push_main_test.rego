@@ -37,3 +37,21 @@ test_incident_06_push_with_unread_updates_denied if {
 	inp := object.union(git_push("acme/shop", [ref_update("refs/heads/agent/1", "create")]), {"action": {"parse_error": "the push's ref updates do not fit in the inspected part of the body (inspect.body_limit); only the first 6 are listed"}})
 	denied(inp) == {"INC-06-3"}
 }
+
+# Pushes that a review server merges into main: Gerrit's submit option and
+# GitLab's merge request push options (lib.git).
+test_incident_06_gerrit_submit_to_main_denied if {
+	denied(git_push("acme/shop", [ref_update("refs/for/main%submit", "update")])) == {"INC-06-1"}
+	inp := object.union(git_push("acme/shop", [ref_update("refs/for/main", "update")]), {"action": {"push_options": ["submit"]}})
+	denied(inp) == {"INC-06-1"}
+	allowed(git_push("acme/shop", [ref_update("refs/for/main", "update")]))
+}
+
+test_incident_06_gitlab_auto_merge_into_main_denied if {
+	push := git_push("acme/shop", [ref_update("refs/heads/agent/fix", "create")])
+	targeted := ["mr.create", "mr.target=main", "mr.merge_when_pipeline_succeeds"]
+	denied(object.union(push, {"action": {"push_options": targeted}})) == {"INC-06-1"}
+	untargeted := ["merge_request.create", "merge_request.auto_merge"]
+	denied(object.union(push, {"action": {"push_options": untargeted}})) == {"INC-06-1"}
+	allowed(object.union(push, {"action": {"push_options": ["merge_request.create", "merge_request.target=main"]}}))
+}
