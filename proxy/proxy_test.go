@@ -97,11 +97,16 @@ func TestCredentialsAreRedactedInAudit(t *testing.T) {
 	const secret = "ghp_abcdefghijklmnopqrstuvwxyz0123456789"
 	h.do("POST", "https://api.github.com/repos/acme/shop/issues?token=s3cr3t-query", `{"title":"x","note":"`+secret+`"}`,
 		"Authorization", "token "+secret, "Cookie", "session=abc", "Content-Type", "application/json")
+	// A file holding the token, committed through the contents API:
+	// base64 in the body.
+	encoded := base64.StdEncoding.EncodeToString([]byte("GITHUB_TOKEN=" + secret + "\n"))
+	h.do("PUT", "https://api.github.com/repos/acme/shop/contents/.env", `{"message":"add .env","content":"`+encoded+`"}`,
+		"Content-Type", "application/json")
 	raw, err := readFile(h.logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, leak := range []string{secret, "s3cr3t-query", "session=abc"} {
+	for _, leak := range []string{secret, "s3cr3t-query", "session=abc", encoded} {
 		if strings.Contains(raw, leak) {
 			t.Errorf("audit log contains %q", leak)
 		}
@@ -109,7 +114,7 @@ func TestCredentialsAreRedactedInAudit(t *testing.T) {
 	// The upstream still got the real credential: redaction is for people
 	// and logs, not for the request.
 	reqs := h.up.Requests()
-	if len(reqs) != 1 || reqs[0].Header.Get("Authorization") != "token "+secret {
+	if len(reqs) != 2 || reqs[0].Header.Get("Authorization") != "token "+secret {
 		t.Fatalf("upstream Authorization = %q", reqs[0].Header.Get("Authorization"))
 	}
 }

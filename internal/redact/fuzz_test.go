@@ -60,6 +60,9 @@ func FuzzHeader(f *testing.F) {
 func FuzzValue(f *testing.F) {
 	f.Add([]byte(`{"password":"x","nested":{"api_key":["a","b"]},"max_tokens":10}`))
 	f.Add([]byte(`[{"Authorization":"Bearer x"},"ghp_abcdefghijklmnopqrstuvwxyz0123456789"]`))
+	// A file committed through GitHub's contents API, base64 of a line
+	// that holds a token.
+	f.Add([]byte(`{"message":"add .env","content":"R0lUSFVCX1RPS0VOPWdocF9hQmNEZUZnSGlKa0xtTm9QcVJzVHVWd1h5WjAxMjM0NTY3ODkK"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		dec := json.NewDecoder(bytes.NewReader(data))
 		dec.UseNumber()

@@ -448,9 +448,11 @@ func nameLike(k string) bool {
 // string, float64, json.Number, other numbers, bool, nil; also []string,
 // map[string]string and map[string][]string as form decoders return them).
 // Strings under a key that IsCredentialKey are replaced by Mask, however
-// deeply nested, except under a key that IsNameKey; numbers, booleans and nulls are kept, so "max_tokens": 1024
-// survives. Other strings and object keys go through Text. A value of any
-// other type is replaced by Mask: Value cannot see inside it, so it does not
+// deeply nested, except under a key that IsNameKey; numbers, booleans and
+// nulls are kept, so "max_tokens": 1024 survives. Other strings go through
+// String, and a base64 run in them that decodes to a credential is masked
+// (see maskEncoded); object keys go through Text. A value of any other
+// type is replaced by Mask: Value cannot see inside it, so it does not
 // pass it on.
 func Value(v any) any {
 	return value(v, false)
@@ -532,7 +534,7 @@ func str(s string, cred bool) string {
 	if cred {
 		return Mask
 	}
-	return String(s)
+	return maskEncoded(String(s), encodedDepth)
 }
 
 // String is Text for a value that may be a URL: an absolute URL (a

@@ -1,0 +1,145 @@
+package redact
+
+import (
+	"encoding/base64"
+	"strings"
+)
+
+// APIs take whole files base64-encoded in a JSON field: GitHub's contents
+// and blobs APIs, GitLab's commits, Kubernetes ConfigMaps' binaryData. A
+// file an agent commits can hold a credential (.env, a kubeconfig, a
+// Secret manifest whose data is base64 once more), and the token shapes
+// Text knows are invisible in the encoded form, so the audit log and the
+// approval page would carry it for anyone to decode.
+//
+// maskEncoded finds runs of base64 in s (either alphabet, padded or not,
+// broken into lines as encoders wrap them), decodes each, and masks the
+// run whole when Text finds a credential in what it decodes to, or, to
+// depth levels, in base64 runs inside that. Decoding is lenient as most
+// servers' decoders are: line breaks and indentation inside a run are
+// skipped, and each stretch between padding characters is decoded on its
+// own.
+//
+// It returns s itself, without allocating, when s holds no run long
+// enough to hide a credential.
+func maskEncoded(s string, depth int) string {
+	var b strings.Builder
+	last := 0
+	for start, end := range encodedRuns(s) {
+		if !encodedSecret(s[start:end], depth) {
+			continue
+		}
+		if b.Len() == 0 {
+			b.Grow(len(s))
+		}
+		b.WriteString(s[last:start])
+		b.WriteString(Mask)
+		last = end
+	}
+	if last == 0 {
+		return s
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+// encodedDepth is how many encodings deep maskEncoded looks: a file, and
+// base64 inside that file (a Secret manifest's data).
+const encodedDepth = 2
+
+// minEncodedRun is the fewest base64 characters a run needs to be decoded:
+// the shortest credential Text masks ("password=" and 16 characters)
+// takes 34.
+const minEncodedRun = 32
+
+// isBase64 reports whether c is in the standard or the URL-safe base64
+// alphabet.
+func isBase64(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' ||
+		c == '+' || c == '/' || c == '-' || c == '_'
+}
+
+// encodedRuns yields the start and end of each run in s of at least
+// minEncodedRun base64 characters, with '=' and line breaks (and the
+// indentation after them) inside it. Any other character ends a run: a
+// space inside a line would shift the alignment of what follows it anyway.
+func encodedRuns(s string) func(yield func(int, int) bool) {
+	return func(yield func(int, int) bool) {
+		i := 0
+		for i < len(s) {
+			if !isBase64(s[i]) {
+				i++
+				continue
+			}
+			start, n, end := i, 0, i
+			for i < len(s) {
+				c := s[i]
+				if isBase64(c) || c == '=' {
+					if c != '=' {
+						n++
+					}
+					i++
+					end = i
+					continue
+				}
+				if c != '\r' && c != '\n' {
+					break
+				}
+				j := i
+				for j < len(s) && (s[j] == '\r' || s[j] == '\n') {
+					j++
+				}
+				for j < len(s) && (s[j] == ' ' || s[j] == '\t') {
+					j++
+				}
+				if j == len(s) || !isBase64(s[j]) && s[j] != '=' {
+					break
+				}
+				i = j
+			}
+			if n >= minEncodedRun && !yield(start, end) {
+				return
+			}
+		}
+	}
+}
+
+// encodedSecret reports whether run, a run of encodedRuns, decodes (in
+// stretches between padding) to text holding a credential.
+func encodedSecret(run string, depth int) bool {
+	// One buffer holds the digits of a stretch and, after them, what they
+	// decode to.
+	buf := make([]byte, len(run)+base64.RawStdEncoding.DecodedLen(len(run)))
+	digits, k := buf[:len(run)], 0
+	for i := 0; i <= len(run); i++ {
+		if i < len(run) && run[i] != '=' {
+			switch c := run[i]; c {
+			case '-':
+				digits[k] = '+'
+				k++
+			case '_':
+				digits[k] = '/'
+				k++
+			case '\r', '\n', ' ', '\t':
+			default:
+				digits[k] = c
+				k++
+			}
+			continue
+		}
+		if k%4 == 1 {
+			k-- // no decoder makes a byte of 6 bits
+		}
+		if k >= minEncodedRun/2 {
+			decoded := buf[len(run):]
+			if n, err := base64.RawStdEncoding.Decode(decoded, digits[:k]); err == nil {
+				text := string(decoded[:n])
+				if Text(text) != text || depth > 1 && maskEncoded(text, depth-1) != text {
+					return true
+				}
+			}
+		}
+		k = 0
+	}
+	return false
+}
