@@ -23,6 +23,8 @@ import (
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/topdown"
 	"go.uber.org/zap"
+
+	"github.com/countersign/countersign/internal/redact"
 )
 
 // Options configures an Engine.
@@ -419,6 +421,10 @@ func members(rule string, v ast.Value) ([]Reason, error) {
 		if err != nil {
 			return fmt.Errorf("rule %s: %w", rule, err)
 		}
+		// A message may quote the request's path, which the policy reads
+		// unmasked; messages go to the audit log, the approval page and
+		// Slack.
+		r.Message = redact.Message(r.Message)
 		out = append(out, r)
 		return nil
 	}

@@ -36,6 +36,7 @@ import (
 	"github.com/countersign/countersign/action/mcp"
 	"github.com/countersign/countersign/approval"
 	"github.com/countersign/countersign/audit"
+	"github.com/countersign/countersign/internal/redact"
 	"github.com/countersign/countersign/internal/testinfra"
 	"github.com/countersign/countersign/policy"
 	"github.com/countersign/countersign/session"
@@ -116,6 +117,34 @@ func TestCredentialsAreRedactedInAudit(t *testing.T) {
 	reqs := h.up.Requests()
 	if len(reqs) != 2 || reqs[0].Header.Get("Authorization") != "token "+secret {
 		t.Fatalf("upstream Authorization = %q", reqs[0].Header.Get("Authorization"))
+	}
+}
+
+// A policy message may quote the path, which the policy reads as sent: a
+// token in it is masked in the audit log and on the approval page all the
+// same (found by review: the default policy's message carried a token
+// from GitHub's revoke-grant route, percent-encoded).
+func TestPathTokenInPolicyMessageIsRedacted(t *testing.T) {
+	h := newHarness(t, harnessOptions{policy: `package countersign
+
+approve contains sprintf("%s changes infrastructure (%s %s%s)", [input.request.method, input.request.method, input.request.host, input.request.path]) if input.request.method == "DELETE"
+`, hold: 300 * time.Millisecond})
+	tok := "ghp_" + "Ab3dEf6hIj9lMn2pQr5tUv8xYz1bCd4fGh7J"
+	enc := strings.Replace(tok, "_", "%5F", 1)
+	resp, _ := h.do("DELETE", "https://api.github.com/applications/Iv1.0123456789abcdef/grants/"+enc, "")
+	resp.Body.Close()
+	rec := h.waitPending()
+	if len(rec.Messages) != 1 || !strings.Contains(rec.Messages[0], "/grants/"+redact.Mask) {
+		t.Errorf("approval messages = %q, want the token masked", rec.Messages)
+	}
+	raw, err := readFile(h.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, leak := range []string{tok, enc, strings.TrimPrefix(tok, "ghp_")} {
+		if strings.Contains(raw, leak) {
+			t.Errorf("audit log contains %q", leak)
+		}
 	}
 }
 

@@ -592,31 +592,73 @@ func absoluteURL(s string) (*url.URL, bool) {
 // Path returns an escaped URL path with token shapes masked, spelt out or
 // percent-encoded (/v1/ghp%5F…): a server decodes the path, so a token in
 // it is one either way. A value may run across '/' (base64 holds it: an AWS
-// secret key, Basic credentials) and is masked whole, with what follows it
-// in its alphabet; a segment with an encoded token comes back decoded
-// around the mask. It is for what is recorded and shown: the policy reads
-// the path as sent.
+// secret key, Basic credentials), with its '=' or '+' encoded, and is
+// masked whole, with what follows it in its alphabet. Everything else keeps
+// its spelling. It is for what is recorded and shown: the policy reads the
+// path as sent.
 func Path(p string) string {
-	out := Text(p)
-	if !strings.Contains(out, "%") {
-		return out
-	}
-	segs := strings.Split(out, "/")
-	changed := false
-	for i, seg := range segs {
-		if !strings.Contains(seg, "%") {
-			continue
+	return maskDecoded(Text(p))
+}
+
+// Message masks credentials in a policy's message to the agent or an
+// approver, as Path does: the message may quote the request's path, the one
+// part of the input the policy reads unmasked.
+func Message(m string) string {
+	return maskDecoded(Text(m))
+}
+
+// maskDecoded masks in s, as spelt, each span in which Text finds a
+// credential once s is percent-decoded. Decoding is lenient: a '%' that
+// does not start an escape stays as it is ("50%"), so a message or a path
+// with one is still read. Masking one span can complete another's shape
+// (as in Text), hence the bounded repeat.
+func maskDecoded(s string) string {
+	for range maxPasses {
+		if !strings.Contains(s, "%") {
+			return s
 		}
-		if u, err := url.PathUnescape(seg); err == nil {
-			if mu := Text(u); mu != u {
-				segs[i], changed = mu, true
+		dec := make([]byte, 0, len(s))
+		from := make([]int, 0, len(s)+1) // from[i]: where dec[i] starts in s
+		for i := 0; i < len(s); {
+			if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+				dec = append(dec, unhex(s[i+1])<<4|unhex(s[i+2]))
+				from = append(from, i)
+				i += 3
+				continue
 			}
+			dec = append(dec, s[i])
+			from = append(from, i)
+			i++
 		}
+		from = append(from, len(s))
+		if len(dec) == len(s) {
+			return s // nothing decoded: Text saw it all
+		}
+		spans := find(string(dec), nil)
+		if len(spans) == 0 {
+			return s
+		}
+		for k := range spans {
+			spans[k] = span{from[spans[k].start], from[spans[k].end]}
+		}
+		s = mask(s, spans)
 	}
-	if changed {
-		out = strings.Join(segs, "/")
+	return s
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	default:
+		return c - 'a' + 10
 	}
-	return out
 }
 
 func strs(v []string, cred bool) []string {

@@ -213,3 +213,45 @@ func TestFindIsLinearOnRepeatedMatches(t *testing.T) {
 		t.Errorf("find returned %d spans for one run of a value; want it scanned once", len(spans))
 	}
 }
+
+// A secret whose '=' or '+' is percent-encoded and which runs across '/'
+// (Python's urllib.parse.quote keeps '/' and encodes both) is masked whole
+// in the path as spelt (found by review: decoding segment by segment saw
+// only the part before the first '/').
+func TestPathMasksEncodedValuesAcrossSegments(t *testing.T) {
+	for _, p := range []string{
+		"/cb/aws_secret_access_key%3DwJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+		"/cb/token=wJalrXUtn%2BFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+	} {
+		got := Path(p)
+		if strings.Contains(got, "bPxRfiCYEXAMPLEKEY") || !strings.HasPrefix(got, "/cb/") || !strings.Contains(got, Mask) {
+			t.Errorf("Path(%q) = %q: the secret's tail is shown", p, got)
+		}
+		u, err := url.Parse("https://example.test" + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := URL(u); strings.Contains(g, "bPxRfiCYEXAMPLEKEY") {
+			t.Errorf("URL(%q) = %q: the secret's tail is shown", p, g)
+		}
+	}
+}
+
+// A policy's message may quote the path, which the policy reads as sent
+// (found by review: the default policy's message put a token from GitHub's
+// revoke-grant route into the audit log and the approval page).
+func TestMessage(t *testing.T) {
+	enc := strings.Replace(ghp, "_", "%5F", 1)
+	for _, tt := range []struct{ give, want string }{
+		{"DELETE changes infrastructure (DELETE api.github.com/applications/Iv1.0123/grants/" + enc + ")",
+			"DELETE changes infrastructure (DELETE api.github.com/applications/Iv1.0123/grants/" + Mask + ")"},
+		{"token " + ghp + " seen", "token " + Mask + " seen"},
+		{"scale to 50% of " + enc, "scale to 50% of " + Mask},
+		{"no secret at 100%", "no secret at 100%"},
+		{"/x/aws_secret_access_key%3D" + awsSecret + " in the path", "/x/aws_secret_access_key%3D" + Mask + " in the path"},
+	} {
+		if got := Message(tt.give); got != tt.want {
+			t.Errorf("Message(%q)\n got %q\nwant %q", tt.give, got, tt.want)
+		}
+	}
+}
