@@ -56,23 +56,28 @@ const maxPasses = 8
 // start there; most offsets pick none, so text without tokens costs a few
 // table loads per byte and no allocation.
 func find(s string, spans []span) []span {
-	// reached[r] is the end of rule r's last span: a match of the same rule
-	// that starts inside it ends where it did, so it is not looked at again.
-	// Without it, "token=token=token=…" scanned to the end of s at every
-	// match: quadratic time on a hostile path (found by review).
-	var reached [64]int
+	// reached[r] is the end of rule r's last span. For a rule that nests,
+	// a later match whose prefix lies inside it is not tried: without
+	// that, "token=token=token=…" scanned to the end of s at every match,
+	// quadratic time on a hostile path (found by review). Other rules'
+	// later matches can end past it ("ghp_…ghp_…", where the first run
+	// ends at the second '_'). barren[r] is the offset before which rule r
+	// said nothing of its can start.
+	var reached, barren [64]int
 	for i := 0; i+2 < len(s); i++ {
 		m := filter[0][s[i]] & filter[1][s[i+1]] & filter[2][s[i+2]]
 		for m != 0 {
 			ri := bits.TrailingZeros64(m)
 			r := &rules[ri]
 			m &= m - 1
-			if i < reached[ri] || !r.hasPrefix(s[i:]) || r.boundary && !atBoundary(s, i) {
+			if r.nests && i+len(r.prefix)+nestMargin < reached[ri] || i < barren[ri] || !r.hasPrefix(s[i:]) || r.boundary && !atBoundary(s, i) {
 				continue
 			}
-			if start, end := r.match(s, i, len(r.prefix)); end > start {
+			if start, end := r.match(s, i, len(r.prefix)); end > start && start >= 0 {
 				spans = append(spans, span{start, end})
 				reached[ri] = end
+			} else if start < 0 {
+				barren[ri] = max(barren[ri], end)
 			}
 		}
 	}
@@ -102,7 +107,10 @@ func mask(s string, spans []span) string {
 
 // rule finds one kind of token. match is called with the index i of prefix
 // in s and the prefix length n; it returns the span to mask, or end <= start
-// when the text there is not a token.
+// when the text there is not a token. A rule that scans far before it can
+// tell returns start -1 and, as end, the offset before which no other
+// occurrence of its prefix can match either: find skips those, which keeps
+// it linear on text such as "a://a://…" (found by review: 256 KiB took 15 s).
 type rule struct {
 	prefix string // at least 3 bytes
 	// fold makes prefix match without regard to ASCII case.
@@ -110,7 +118,14 @@ type rule struct {
 	// boundary requires that prefix not continue a word, for prefixes
 	// short or common enough to occur inside ordinary words (task-, disk-).
 	boundary bool
-	match    func(s string, i, n int) (start, end int)
+	// nests is set when a match whose prefix lies inside this rule's last
+	// span, nestMargin bytes or more before its end, ends within it, so
+	// find need not try it: a keyed value's alphabet holds '=', so in
+	// "token=token=…" every later name is inside the first value, and so
+	// are the words and separator after it (a value starting after a
+	// tab could end later).
+	nests bool
+	match func(s string, i, n int) (start, end int)
 }
 
 func (r *rule) hasPrefix(s string) bool {
@@ -159,15 +174,15 @@ var rules = []rule{
 	// "SecretAccessKey": "…", AWS_SESSION_TOKEN=…, X-Amz-Security-Token: …,
 	// "client_secret": "…", password: …, api-key=…, Signature=… (no
 	// boundary: the name may end a longer one, as in GITHUB_TOKEN).
-	{prefix: "secret", fold: true, match: keyed("access", "key")},
-	{prefix: "secret", fold: true, match: keyed()},
-	{prefix: "session", fold: true, match: keyed("token")},
-	{prefix: "security", fold: true, match: keyed("token")},
-	{prefix: "token", fold: true, match: keyed()},
-	{prefix: "password", fold: true, match: keyed()},
-	{prefix: "passwd", fold: true, match: keyed()},
-	{prefix: "signature", fold: true, match: keyed()},
-	{prefix: "api", fold: true, match: keyed("key")},
+	{prefix: "secret", fold: true, nests: true, match: keyed("access", "key")},
+	{prefix: "secret", fold: true, nests: true, match: keyed()},
+	{prefix: "session", fold: true, nests: true, match: keyed("token")},
+	{prefix: "security", fold: true, nests: true, match: keyed("token")},
+	{prefix: "token", fold: true, nests: true, match: keyed()},
+	{prefix: "password", fold: true, nests: true, match: keyed()},
+	{prefix: "passwd", fold: true, nests: true, match: keyed()},
+	{prefix: "signature", fold: true, nests: true, match: keyed()},
+	{prefix: "api", fold: true, nests: true, match: keyed("key")},
 	// An Authorization header written out in text (a curl command an
 	// agent runs, a config file): the credential after any scheme, Token,
 	// SSWS, Bot and the rest included.
@@ -177,6 +192,10 @@ var rules = []rule{
 	{prefix: "/bot", match: telegramToken},
 	{prefix: "/api/webhooks/", match: discordWebhook},
 }
+
+// nestMargin covers what a keyed rule reads after its prefix before the
+// value: "_access_key" and 8 bytes of separators.
+const nestMargin = 32
 
 // filter[k][b] has bit r set when byte k of rules[r].prefix can be b.
 // TestRulesFitFilter keeps rules within the 64 bits of a filter entry.
@@ -306,9 +325,14 @@ var pathSet = makeSet(base64URL + "/")
 func userinfoPassword(s string, i, n int) (int, int) {
 	start := i + n
 	at, cut := -1, -1
-	for end := start; end < len(s); end++ {
+	stop := min(len(s), start+maxUserinfo)
+	if strings.IndexByte(s[start:stop], '@') < 0 {
+		return 0, 0 // memchr is much faster than the loop below
+	}
+	for end := start; end < stop; end++ {
 		c := s[end]
 		if c <= ' ' || c == '"' || c == '\'' || c == '<' || c == '>' || c == '\\' {
+			stop = end
 			break
 		}
 		if (c == '/' || c == '?' || c == '#') && cut < 0 {
@@ -325,7 +349,12 @@ func userinfoPassword(s string, i, n int) (int, int) {
 		}
 	}
 	if at < 0 {
-		return 0, 0
+		if stop == start+maxUserinfo && stop < len(s) {
+			return 0, 0 // a later "://" looks further
+		}
+		// The scan ended at a character no userinfo holds, or at the end
+		// of s, without an '@': so would that of any "://" before it.
+		return -1, stop
 	}
 	colon := strings.IndexByte(s[start:at], ':')
 	if colon < 0 {
@@ -341,6 +370,12 @@ func userinfoPassword(s string, i, n int) (int, int) {
 	return pw, at
 }
 
+// maxUserinfo bounds how far userinfoPassword looks for the '@': every
+// "://" before an '@' scans up to it, so "a://a://…@" cost time quadratic in
+// its length. A userinfo is a few hundred bytes at most (a token as the
+// password).
+const maxUserinfo = 2 << 10
+
 func allDigits(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {
@@ -355,12 +390,13 @@ func allDigits(s string) bool {
 func jwt(s string, i, _ int) (int, int) {
 	end := base64URLSet.span(s, i)
 	if end-i < 10 || end >= len(s) || s[end] != '.' {
-		return 0, 0
+		// An "eyJ" later in the same run ends where this one does.
+		return -1, end
 	}
 	p := end + 1
 	end = base64URLSet.span(s, p)
 	if end-p < 2 || end >= len(s) || s[end] != '.' {
-		return 0, 0
+		return -1, p
 	}
 	end = base64URLSet.span(s, end+1) // the signature may be empty (alg "none")
 	for end+1 < len(s) && s[end] == '.' && base64URLSet[s[end+1]] {
