@@ -110,12 +110,19 @@ func classifyPost(r *action.Request) (action.Action, bool) {
 	}
 	// The cheap test first: most JSON POSTs are other APIs' and never
 	// mention "jsonrpc".
-	if !hinted && !mentionsJSONRPC(body) {
-		return action.Action{}, false
-	}
-	if r.BodyTruncated {
+	mentioned := hinted || mentionsJSONRPC(body)
+	// A message cut at the inspection limit may name "jsonrpc" after it
+	// (found by review: a 1 MiB _meta first, and a stateless server needs
+	// no MCP header). What a client must send to any MCP endpoint, an
+	// Accept that lists both JSON and an event stream, or an MCP path,
+	// marks it as one.
+	if r.BodyTruncated && (mentioned || knownPath(r.Path) ||
+		accepts(r.Header, "text/event-stream") && accepts(r.Header, "application/json")) {
 		return reject(r, OpInvalid, http.StatusRequestEntityTooLarge,
 			"the MCP message is larger than inspect.body_limit, and countersign decides only on messages it has read whole"), true
+	}
+	if !mentioned {
+		return action.Action{}, false
 	}
 	doc := parseDocument(body)
 	if doc.err != nil {

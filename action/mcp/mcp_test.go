@@ -143,6 +143,41 @@ func TestClassifyTruncatedMessageIsRefused(t *testing.T) {
 	}
 }
 
+// A message whose "jsonrpc" comes after the inspection limit is refused
+// too, when the request has what an MCP client sends to any endpoint
+// (found by review: a stateless server needs no MCP header, and the
+// request passed as plain HTTP). A large JSON POST elsewhere is not MCP's.
+func TestClassifyTruncatedMessageWithLateJSONRPC(t *testing.T) {
+	const limit = 1 << 20
+	body := `{"id":1,"method":"tools/call","params":{"_meta":{"pad":"` + strings.Repeat("A", limit) +
+		`"},"name":"execute_sql","arguments":{"query":"DROP TABLE users"}},"jsonrpc":"2.0"}`
+	for _, tt := range []struct {
+		name   string
+		path   string
+		accept string
+		mcp    bool
+	}{
+		{"MCP path and Accept", "/mcp", "application/json, text/event-stream", true},
+		{"Accept only", "/v1/rpc", "application/json, text/event-stream", true},
+		{"MCP path only", "/sse", "application/json", true},
+		{"neither", "/v1/upload", "application/json", false},
+		{"an event stream only (an LLM API's stream)", "/v1/messages", "text/event-stream", false},
+	} {
+		r := post("")
+		r.Path, r.RawPath = tt.path, tt.path
+		r.Header.Set("Accept", tt.accept)
+		r.Body, r.BodySize, r.BodyTruncated = []byte(body[:limit+1]), int64(len(body)), true
+		a, ok := New(Options{}).Classify(r)
+		status, _, bad := Reject(a)
+		if tt.mcp && (!ok || !bad || status != http.StatusRequestEntityTooLarge) {
+			t.Errorf("%s: Classify = %+v, %v; want a 413 refusal", tt.name, a, ok)
+		}
+		if !tt.mcp && ok {
+			t.Errorf("%s: Classify = %+v; want it left to other providers", tt.name, a)
+		}
+	}
+}
+
 // TestClassifyLeavesOtherAPIsAlone: JSON that is not JSON-RPC, and MCP's
 // GET and DELETE without its markers, belong to other providers.
 func TestClassifyLeavesOtherAPIsAlone(t *testing.T) {
