@@ -86,7 +86,7 @@ func NewInput(r *action.Request, a action.Action, s *session.Info, now time.Time
 			sum := sha256.Sum256(r.Body)
 			in.Request.BodySHA256 = hex.EncodeToString(sum[:])
 		}
-		body := ParseBody(r.Header.Get("Content-Type"), r.Body)
+		body := ParseBody(BodyType(r, a), r.Body)
 		if IsKubernetesSecret(a) {
 			if _, text := body.(string); text {
 				// YAML, or anything else whose data cannot be told apart
@@ -94,7 +94,7 @@ func NewInput(r *action.Request, a action.Action, s *session.Info, now time.Time
 				body = redact.Mask
 			}
 			in.Request.Body = redact.KubernetesSecret(body)
-		} else if form, ok := body.(map[string]any); ok && isForm(r.Header.Get("Content-Type")) {
+		} else if form, ok := body.(map[string]any); ok && isForm(BodyType(r, a)) {
 			in.Request.Body = redact.Form(form)
 		} else if text, ok := body.(string); ok {
 			// A multipart form is text to the policy; its credential
@@ -105,6 +105,20 @@ func NewInput(r *action.Request, a action.Action, s *session.Info, now time.Time
 		}
 	}
 	return in
+}
+
+// BodyType is the media type r's body is read as: its Content-Type, but
+// for GitHub, whose API reads a body as JSON whatever it is labelled
+// (its own curl examples send JSON with -d, as a form), a body that looks
+// like JSON is JSON. Found by review: a JSON body labelled a form read as a
+// form's one field, and a rule on request.body.branch did not fire while
+// GitHub committed to the branch it named.
+func BodyType(r *action.Request, a action.Action) string {
+	ct := r.Header.Get("Content-Type")
+	if a.Provider == "github" && looksLikeJSON(r.Body) {
+		return "application/json"
+	}
+	return ct
 }
 
 // isForm reports whether contentType is a URL-encoded form's.

@@ -392,7 +392,7 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 			Method:     ex.req.Method,
 			URL:        redact.URL(targetURL(ex)),
 			Headers:    in.Request.Headers,
-			Body:       displayBody(ex.req.Header.Get("Content-Type"), decodedBody(ex, body), policy.IsKubernetesSecret(act)),
+			Body:       displayBody(policy.BodyType(ex.ar, act), decodedBody(ex, body), policy.IsKubernetesSecret(act)),
 			BodySize:   int64(len(body)),
 			BodySHA256: bodyHash,
 		},
