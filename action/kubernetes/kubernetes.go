@@ -102,6 +102,16 @@ func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
 	a.Destructive = verb == "delete" || verb == "deletecollection" ||
 		(verb == "create" && info.APIGroup == "" && info.Resource == "pods" && info.Subresource == "eviction") ||
 		deletesByWrite(verb, info.APIGroup, info.Resource, r.Header.Get("Content-Type"), r.Body)
+	if r.BodyTruncated && (verb == "create" || verb == "update" || verb == "patch") {
+		// What was not read may delete or scale to zero: owner references,
+		// a NoExecute taint, replicas: 0 after a long comment (found by
+		// review: YAML cut at the limit still decodes, and the API server
+		// takes a body past 1 MiB).
+		a.Destructive = true
+		if a.ParseError == "" {
+			a.ParseError = "the body is larger than inspect.body_limit and was read in part; what it changes is assumed destructive"
+		}
+	}
 	if info.IsResourceRequest {
 		a.Resources = []string{info.Namespace + "/" + info.Resource + "/" + info.Name}
 	}

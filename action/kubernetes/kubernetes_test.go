@@ -476,3 +476,33 @@ func TestWritesThatDeleteAreDestructive(t *testing.T) {
 		}
 	}
 }
+
+// A write whose body was cut at the inspection limit may delete or scale
+// to zero in what was not read (found by review: YAML cut at the limit
+// still decodes, and an apply patch with owner references, a NoExecute
+// taint or replicas: 0 after a 1 MiB comment was a harmless write).
+func TestTruncatedWriteIsDestructive(t *testing.T) {
+	p := New(Options{Hosts: []string{"k8s.example.test"}})
+	const limit = 1 << 20
+	pad := "# " + strings.Repeat("x", limit) + "\n"
+	for _, c := range []struct{ name, method, target, body string }{
+		{"owner references", "PATCH", "https://k8s.example.test/api/v1/namespaces/prod",
+			"metadata:\n  labels:\n    team: a\n" + pad + "  ownerReferences:\n  - {apiVersion: v1, kind: ConfigMap, name: gone, uid: 6f1d1f9e-0000-4000-8000-000000000000}\n"},
+		{"NoExecute taint", "PATCH", "https://k8s.example.test/api/v1/nodes/node-1",
+			"metadata:\n  labels:\n    a: b\n" + pad + "spec:\n  taints:\n  - {key: x, effect: NoExecute}\n"},
+		{"scale to zero", "PATCH", "https://k8s.example.test/apis/apps/v1/namespaces/prod/deployments/web",
+			"metadata:\n  labels:\n    a: b\n" + pad + "spec:\n  replicas: 0\n"},
+		{"replace", "PUT", "https://k8s.example.test/apis/apps/v1/namespaces/prod/deployments/web",
+			"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n" + pad + "spec:\n  replicas: 0\n"},
+	} {
+		r := withBody(req(c.method, c.target+"?fieldManager=kubectl"), "application/apply-patch+yaml", c.body)
+		r.Body, r.BodyTruncated = r.Body[:limit], true
+		a, ok := p.Classify(r)
+		if !ok {
+			t.Fatalf("%s: not classified", c.name)
+		}
+		if !a.Destructive || a.ParseError == "" {
+			t.Errorf("%s: a truncated write is destructive=%v, parse error %q; want destructive with a parse error", c.name, a.Destructive, a.ParseError)
+		}
+	}
+}
