@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -562,4 +563,45 @@ func FuzzLooksLikeDocument(f *testing.F) {
 		}
 		t.Fatalf("looksLikeDocument(%q) is true, but it starts with %q", q, r[:min(len(r), 10)])
 	})
+}
+
+// Requests a widely used server reads differently from a first reading
+// (found by review): each runs volumeDelete there, and must be refused, or
+// classified as that mutation.
+func TestRequestsServersReadDifferently(t *testing.T) {
+	p := New(Options{})
+	const mutation = `mutation { volumeDelete(volumeId: "3d2c") }`
+	form := "query=" + url.QueryEscape("{ me { id } }") + "&query=" + url.QueryEscape(mutation)
+	withQuery := func(r *action.Request, q string) *action.Request {
+		r.Query, _ = url.ParseQuery(q)
+		return r
+	}
+	tests := []struct {
+		name    string
+		give    *action.Request
+		refused error // nil: classified as the volumeDelete mutation
+	}{
+		// PHP ($_POST: webonyx/graphql-php, Lighthouse) and Django
+		// (QueryDict: graphene-django) read the last of a repeated field.
+		{"repeated query in a form body", post("api.example.com", "/graphql", "application/x-www-form-urlencoded", form), errRepeated},
+		{"repeated query in the URL of a POST without body", withQuery(post("api.example.com", "/graphql", "", ""), form), errRepeated},
+		{"repeated query in the URL of a GET", withQuery(&action.Request{Method: "GET", Host: "api.example.com", Path: "/graphql", Header: http.Header{}}, form), errRepeated},
+		{"repeated operationName beside application/graphql", withQuery(post("api.example.com", "/graphql", "application/graphql", `query A { me { id } } mutation B { volumeDelete(volumeId: "3d2c") }`), "operationName=A&operationName=B"), errRepeated},
+		{"repeated variables in a form body", post("api.example.com", "/graphql", "application/x-www-form-urlencoded", "query="+url.QueryEscape(mutation)+"&variables=%7B%7D&variables=%7B%7D"), errRepeated},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, ok := p.Classify(tt.give)
+			_, reason, bad := p.Reject(a)
+			if tt.refused != nil {
+				if !ok || !bad || reason != tt.refused.Error() {
+					t.Errorf("Classify(%s %s) = %v, %+v; want refused: %v", tt.give.Method, tt.give.Path, ok, a, tt.refused)
+				}
+				return
+			}
+			if got := summarise(a); !ok || bad || got.Type != "mutation" || !slices.Contains(got.Fields, "volumeDelete") {
+				t.Errorf("Classify(%s %s) = %v, %+v; want the volumeDelete mutation", tt.give.Method, tt.give.Path, ok, a)
+			}
+		})
+	}
 }

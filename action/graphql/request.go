@@ -36,6 +36,7 @@ var (
 	errPersisted  = errors.New("the GraphQL request names a persisted query; the document is not in the request")
 	errMemberCase = errors.New("the GraphQL request repeats query, operationName, variables or extensions, or spells one in another case (servers decoding with Go's encoding/json match names in any case)")
 	errURLAndBody = errors.New("the GraphQL request carries its parameters both in the URL and in the body (servers differ on which they read)")
+	errRepeated   = errors.New("the GraphQL request repeats query, operationName, variables or extensions in the URL or in the form body, and servers differ on which one they read (PHP and Django the last); send each once")
 )
 
 // isGraphQLPath reports whether the path is a GraphQL endpoint: it ends in
@@ -69,6 +70,9 @@ func isDigits(s string) bool {
 // form), application/graphql, a form with query=, or a multipart upload's
 // "operations" field. batch reports a JSON array body.
 func requestEntries(r *action.Request) (entries []entry, batch bool, err error) {
+	if err := checkRepeated(r.Query); err != nil {
+		return nil, false, err
+	}
 	if r.Method == "GET" || r.Method == "HEAD" {
 		if !r.Query.Has("query") && !r.Query.Has("extensions") {
 			return nil, false, errNoDocument
@@ -116,10 +120,26 @@ func requestEntries(r *action.Request) (entries []entry, batch bool, err error) 
 		if perr != nil || !form.Has("query") {
 			return nil, false, errNotJSON
 		}
+		if err := checkRepeated(form); err != nil {
+			return nil, false, err
+		}
 		e, err := queryEntry(form)
 		return []entry{e}, false, err
 	}
 	return nil, false, errNotJSON
+}
+
+// checkRepeated refuses GraphQL-over-HTTP parameters given more than once
+// in a query string or form: queryEntry reads the first, while PHP's
+// $_GET/$_POST (webonyx/graphql-php, Lighthouse) and Django's QueryDict
+// (graphene-django) read the last.
+func checkRepeated(q url.Values) error {
+	for _, name := range graphQLMembers {
+		if len(q[name]) > 1 {
+			return errRepeated
+		}
+	}
+	return nil
 }
 
 // queryEntry reads the GraphQL-over-HTTP parameters from a query string or
