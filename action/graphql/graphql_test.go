@@ -572,6 +572,12 @@ func TestRequestsServersReadDifferently(t *testing.T) {
 	p := New(Options{})
 	const mutation = `mutation { volumeDelete(volumeId: "3d2c") }`
 	form := "query=" + url.QueryEscape("{ me { id } }") + "&query=" + url.QueryEscape(mutation)
+	part := func(disposition, content string) string {
+		return "--XX\r\nContent-Disposition: " + disposition + "\r\n\r\n" + content + "\r\n"
+	}
+	multipart := func(parts ...string) *action.Request {
+		return post("api.example.com", "/graphql", "multipart/form-data; boundary=XX", strings.Join(parts, "")+"--XX--\r\n")
+	}
 	withQuery := func(r *action.Request, q string) *action.Request {
 		r.Query, _ = url.ParseQuery(q)
 		return r
@@ -587,6 +593,18 @@ func TestRequestsServersReadDifferently(t *testing.T) {
 		{"repeated query in the URL of a POST without body", withQuery(post("api.example.com", "/graphql", "", ""), form), errRepeated},
 		{"repeated query in the URL of a GET", withQuery(&action.Request{Method: "GET", Host: "api.example.com", Path: "/graphql", Header: http.Header{}}, form), errRepeated},
 		{"repeated operationName beside application/graphql", withQuery(post("api.example.com", "/graphql", "application/graphql", `query A { me { id } } mutation B { volumeDelete(volumeId: "3d2c") }`), "operationName=A&operationName=B"), errRepeated},
+		// graphql-upload (Apollo, Yoga, express) keeps the last
+		// operations part before map; gqlgen reads the first part.
+		{"two operations parts", multipart(part(`form-data; name="operations"`, doc("{ me { id } }")),
+			part(`form-data; name="operations"`, doc(mutation)), part(`form-data; name="map"`, "{}")), errMultipartRepeated},
+		{"two map parts", multipart(part(`form-data; name="operations"`, doc(mutation)),
+			part(`form-data; name="map"`, "{}"), part(`form-data; name="map"`, "{}")), errMultipartRepeated},
+		{"an operations part whose disposition does not parse", multipart(part(`form-data; name="operations"; name="x"`, doc(mutation)),
+			part(`form-data; name="operations"`, doc("{ me { id } }")), part(`form-data; name="map"`, "{}")), errMultipartPart},
+		{"a quoted-printable operations part", multipart("--XX\r\nContent-Disposition: form-data; name=\"operations\"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"+doc(mutation)+"\r\n",
+			part(`form-data; name="map"`, "{}")), errMultipartPart},
+		{"one operations part and a file", multipart(part(`form-data; name="operations"`, doc(mutation)),
+			part(`form-data; name="map"`, `{"0":["variables.f"]}`), part(`form-data; name="0"; filename="a.txt"`, "hello")), nil},
 		{"repeated variables in a form body", post("api.example.com", "/graphql", "application/x-www-form-urlencoded", "query="+url.QueryEscape(mutation)+"&variables=%7B%7D&variables=%7B%7D"), errRepeated},
 	}
 	for _, tt := range tests {

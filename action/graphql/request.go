@@ -28,15 +28,17 @@ type entry struct {
 }
 
 var (
-	errNotJSON    = errors.New("the request body is not a GraphQL request")
-	errTruncated  = errors.New("the request body exceeds the inspection limit")
-	errBatch      = errors.New("the batched request has too many operations")
-	errVariables  = errors.New("the GraphQL variables are not a JSON object")
-	errNoDocument = errors.New("the GraphQL request carries no query document")
-	errPersisted  = errors.New("the GraphQL request names a persisted query; the document is not in the request")
-	errMemberCase = errors.New("the GraphQL request repeats query, operationName, variables or extensions, or spells one in another case (servers decoding with Go's encoding/json match names in any case)")
-	errURLAndBody = errors.New("the GraphQL request carries its parameters both in the URL and in the body (servers differ on which they read)")
-	errRepeated   = errors.New("the GraphQL request repeats query, operationName, variables or extensions in the URL or in the form body, and servers differ on which one they read (PHP and Django the last); send each once")
+	errNotJSON           = errors.New("the request body is not a GraphQL request")
+	errTruncated         = errors.New("the request body exceeds the inspection limit")
+	errBatch             = errors.New("the batched request has too many operations")
+	errVariables         = errors.New("the GraphQL variables are not a JSON object")
+	errNoDocument        = errors.New("the GraphQL request carries no query document")
+	errPersisted         = errors.New("the GraphQL request names a persisted query; the document is not in the request")
+	errMemberCase        = errors.New("the GraphQL request repeats query, operationName, variables or extensions, or spells one in another case (servers decoding with Go's encoding/json match names in any case)")
+	errURLAndBody        = errors.New("the GraphQL request carries its parameters both in the URL and in the body (servers differ on which they read)")
+	errMultipartRepeated = errors.New("the GraphQL multipart request has more than one operations or map part, and servers differ on which one they read; send each once")
+	errMultipartPart     = errors.New("a part of the GraphQL multipart request has no single well-formed form-data Content-Disposition, or a Content-Transfer-Encoding, which servers read differently; send plain form-data parts")
+	errRepeated          = errors.New("the GraphQL request repeats query, operationName, variables or extensions in the URL or in the form body, and servers differ on which one they read (PHP and Django the last); send each once")
 )
 
 // isGraphQLPath reports whether the path is a GraphQL endpoint: it ends in
@@ -108,7 +110,7 @@ func requestEntries(r *action.Request) (entries []entry, batch bool, err error) 
 		e.Variables, err = variables(r.Query.Get("variables"))
 		return []entry{e}, false, err
 	case mt == "multipart/form-data":
-		ops, err := multipartOperations(r.Body, params["boundary"])
+		ops, _, err := multipartOperations(r.Body, params["boundary"])
 		if err != nil {
 			return nil, false, err
 		}
@@ -289,25 +291,65 @@ func strictDecode(b []byte, v any) error {
 	return json.Unmarshal(b, v)
 }
 
-// multipartOperations returns the "operations" field of a GraphQL multipart
-// request (file uploads); the files themselves are not needed.
-func multipartOperations(body []byte, boundary string) ([]byte, error) {
+// multipartOperations returns the "operations" part of a GraphQL multipart
+// request (file uploads); the files themselves are not needed, but every
+// part is read: graphql-upload keeps the last "operations" before "map",
+// gqlgen takes the first part, so a second one (or a second map) is
+// refused, and so is a part whose name servers could read differently (a
+// Content-Disposition that does not parse, or a transfer encoding that Go
+// decodes and busboy does not). found reports an operations part, which
+// makes the body a GraphQL request even when err is set.
+func multipartOperations(body []byte, boundary string) (ops []byte, found bool, err error) {
 	if boundary == "" {
-		return nil, errNotJSON
+		return nil, false, errNotJSON
 	}
+	var bad error
+	maps, named := 0, false // named: a malformed part that may be operations
 	mr := multipart.NewReader(bytes.NewReader(body), boundary)
 	for {
-		p, err := mr.NextPart()
-		if err != nil {
-			return nil, errNotJSON
+		p, err := mr.NextRawPart()
+		if errors.Is(err, io.EOF) {
+			break
 		}
-		if p.FormName() != "operations" {
+		if err != nil {
+			return nil, found || named, errNotJSON
+		}
+		cd := p.Header.Values("Content-Disposition")
+		all := strings.Join(cd, ",")
+		disposition, params, perr := mime.ParseMediaType(all)
+		if len(cd) != 1 || perr != nil {
+			bad = errMultipartPart
+			named = named || containsFold([]byte(all), "operations")
 			continue
 		}
-		b, err := io.ReadAll(io.LimitReader(p, int64(len(body))))
-		if err != nil {
-			return nil, errNotJSON
+		if disposition != "form-data" {
+			continue
 		}
-		return b, nil
+		switch params["name"] {
+		case "operations":
+			if found {
+				return nil, true, errMultipartRepeated
+			}
+			found = true
+			if ops, err = io.ReadAll(p); err != nil {
+				return nil, true, errNotJSON
+			}
+		case "map":
+			if maps++; maps > 1 {
+				return nil, found || named, errMultipartRepeated
+			}
+		default:
+			continue
+		}
+		if te := p.Header.Get("Content-Transfer-Encoding"); te != "" && !strings.EqualFold(te, "binary") && !strings.EqualFold(te, "8bit") && !strings.EqualFold(te, "7bit") {
+			bad = errMultipartPart
+		}
 	}
+	if bad != nil {
+		return nil, found || named, bad
+	}
+	if !found {
+		return nil, false, errNoDocument
+	}
+	return ops, true, nil
 }
