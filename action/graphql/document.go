@@ -34,6 +34,8 @@ var (
 	errParse      = errors.New("the GraphQL document does not parse")
 	errNoOp       = errors.New("the GraphQL document has no operation")
 	errExpansions = errors.New("the GraphQL document spreads fragments too many times")
+	// errDuplicateName is for operationName naming two operations.
+	errDuplicateName = errors.New("the GraphQL document has more than one operation with the name operationName gives, and servers differ on which one they run; give each operation its own name")
 )
 
 // operation is one operation definition of a document, with the top-level

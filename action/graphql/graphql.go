@@ -371,7 +371,10 @@ func classify(entries []entry, batch bool, provider string) (action.Action, erro
 			operations = append(operations, o)
 		}
 
-		run := executing(ops, e.OperationName)
+		run, err := executing(ops, e.OperationName)
+		if err != nil {
+			return action.Action{}, err
+		}
 		entryType := ""
 		var entryFields []any
 		for _, op := range run {
@@ -454,16 +457,26 @@ func classify(entries []entry, batch bool, provider string) (action.Action, erro
 }
 
 // executing returns the operations a server runs for operationName: the
-// named one, else all of them (the only one, or an ambiguous set).
-func executing(ops []operation, name string) []operation {
-	if name != "" {
-		for _, op := range ops {
-			if op.Name == name {
-				return []operation{op}
-			}
+// named one, else all of them (the only one, or an ambiguous set). Two
+// operations with that name are refused: graphql-js without validation
+// runs the last, a first match here would decide about the other.
+func executing(ops []operation, name string) ([]operation, error) {
+	if name == "" {
+		return ops, nil
+	}
+	var run []operation
+	for _, op := range ops {
+		if op.Name == name {
+			run = append(run, op)
 		}
 	}
-	return ops
+	switch len(run) {
+	case 0:
+		return ops, nil
+	case 1:
+		return run, nil
+	}
+	return nil, errDuplicateName
 }
 
 // claimedName is the operation name as the client claims it: operationName,

@@ -605,6 +605,11 @@ func TestRequestsServersReadDifferently(t *testing.T) {
 			part(`form-data; name="map"`, "{}")), errMultipartPart},
 		{"one operations part and a file", multipart(part(`form-data; name="operations"`, doc(mutation)),
 			part(`form-data; name="map"`, `{"0":["variables.f"]}`), part(`form-data; name="0"; filename="a.txt"`, "hello")), nil},
+		// graphql-js, unvalidated, runs the last operation of that name.
+		{"two operations with the name given", post("api.example.com", "/graphql", "application/json",
+			doc(`query A { me { id } } mutation A { volumeDelete(volumeId: "3d2c") }`, `,"operationName":"A"`)), errDuplicateName},
+		{"two operations with that name in a batch", post("api.example.com", "/graphql", "application/json",
+			"["+doc("{ me { id } }")+","+doc(`query A { me { id } } mutation A { volumeDelete(volumeId: "3d2c") }`, `,"operationName":"A"`)+"]"), errDuplicateName},
 		{"repeated variables in a form body", post("api.example.com", "/graphql", "application/x-www-form-urlencoded", "query="+url.QueryEscape(mutation)+"&variables=%7B%7D&variables=%7B%7D"), errRepeated},
 	}
 	for _, tt := range tests {
