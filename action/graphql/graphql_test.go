@@ -610,6 +610,14 @@ func TestRequestsServersReadDifferently(t *testing.T) {
 			doc(`query A { me { id } } mutation A { volumeDelete(volumeId: "3d2c") }`, `,"operationName":"A"`)), errDuplicateName},
 		{"two operations with that name in a batch", post("api.example.com", "/graphql", "application/json",
 			"["+doc("{ me { id } }")+","+doc(`query A { me { id } } mutation A { volumeDelete(volumeId: "3d2c") }`, `,"operationName":"A"`)+"]"), errDuplicateName},
+		// Apollo's and gqlgen's decoders read the escape: a known hash
+		// runs a document the policy never saw.
+		{"a persisted query named with an escape", post("api.example.com", "/graphql", "application/json",
+			`{"extensions":{"persisted\u0051uery":{"version":1,"sha256Hash":"ecf4edb46db40b5132295c0291d62fb65d6759a9eedfa4d5d612dd5ec54a6b38"}}}`), errPersisted},
+		{"a persisted query named with an escape at /", post("api.example.com", "/", "application/json",
+			`{"extensions":{"persisted\u0051uery":{"version":1,"sha256Hash":"ecf4edb46db40b5132295c0291d62fb65d6759a9eedfa4d5d612dd5ec54a6b38"}}}`), errPersisted},
+		{"a persisted query named with an escape in a GET", withQuery(&action.Request{Method: "GET", Host: "api.example.com", Path: "/graphql", Header: http.Header{}},
+			"extensions="+url.QueryEscape(`{"persisted\u0051uery":{"version":1,"sha256Hash":"ecf4"}}`)), errPersisted},
 		{"repeated variables in a form body", post("api.example.com", "/graphql", "application/x-www-form-urlencoded", "query="+url.QueryEscape(mutation)+"&variables=%7B%7D&variables=%7B%7D"), errRepeated},
 	}
 	for _, tt := range tests {

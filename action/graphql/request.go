@@ -148,9 +148,7 @@ func checkRepeated(q url.Values) error {
 // form.
 func queryEntry(q url.Values) (entry, error) {
 	e := entry{Query: q.Get("query"), HasQuery: q.Has("query"), OperationName: q.Get("operationName")}
-	if ext := q.Get("extensions"); ext != "" && strings.Contains(ext, "persistedQuery") {
-		e.Persisted = true
-	}
+	e.Persisted = namesPersistedQuery([]byte(q.Get("extensions")))
 	var err error
 	e.Variables, err = variables(q.Get("variables"))
 	return e, err
@@ -240,10 +238,29 @@ func jsonEntry(b []byte) (entry, error) {
 			}
 		}
 	}
-	if x, ok := raw["extensions"]; ok && bytes.Contains(x, []byte(`"persistedQuery"`)) {
-		e.Persisted = true
-	}
+	e.Persisted = namesPersistedQuery(raw["extensions"])
 	return e, nil
+}
+
+// namesPersistedQuery reports whether an extensions value (a JSON object,
+// or a string holding one, as in a GET's URL) has a persistedQuery member.
+// It is decoded, as Apollo's and gqlgen's JSON decoders read it:
+// "persisted\u0051uery" is that member too. A value that does not decode
+// counts when it says persistedQuery at all.
+func namesPersistedQuery(ext []byte) bool {
+	if len(bytes.TrimSpace(ext)) == 0 {
+		return false
+	}
+	var s string
+	if json.Unmarshal(ext, &s) == nil {
+		ext = []byte(s)
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(ext, &m) != nil {
+		return bytes.Contains(ext, []byte("persistedQuery"))
+	}
+	_, ok := m["persistedQuery"]
+	return ok
 }
 
 func isNull(b json.RawMessage) bool { return string(bytes.TrimSpace(b)) == "null" }
