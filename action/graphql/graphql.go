@@ -47,10 +47,11 @@ func New(opts Options) *Provider {
 // Name implements action.Provider.
 func (*Provider) Name() string { return "graphql" }
 
-// Classify implements action.Provider. Requests to a GraphQL path are
-// classified whatever their body, with ParseError when it is not a GraphQL
-// request; elsewhere, a POST is claimed only when its JSON body parses as a
-// GraphQL request with a document.
+// Classify implements action.Provider. Requests to a GraphQL path that
+// carry a body, whatever their method, or a document in the URL are
+// classified, with ParseError when it is not a GraphQL request; elsewhere,
+// a POST is claimed only when its JSON body parses as a GraphQL request
+// with a document.
 func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
 	if r.Tunnel {
 		return action.Action{}, false
@@ -62,11 +63,6 @@ func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
 	if !isGraphQLPath(r.Path) {
 		return p.sniff(r, provider)
 	}
-	switch r.Method {
-	case "GET", "HEAD", "POST":
-	default:
-		return action.Action{}, false
-	}
 	entries, batch, err := requestEntries(r)
 	if err == nil {
 		var a action.Action
@@ -75,8 +71,9 @@ func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
 			return a, true
 		}
 	}
-	if (r.Method == "GET" || r.Method == "HEAD") && errors.Is(err, errNoDocument) {
-		// A GraphiQL page or a health check, not a GraphQL request.
+	if errors.Is(err, errNoDocument) && r.Method != "POST" && !r.BodyTruncated && len(bytes.TrimSpace(r.Body)) == 0 {
+		// A GraphiQL page, a health check or a CORS preflight, not a
+		// GraphQL request.
 		return action.Action{}, false
 	}
 	a := failed(provider, err)
@@ -557,7 +554,7 @@ func (*Provider) Respond(r *action.Request, a action.Action, d action.Denial) ac
 // batchSize returns the number of operations in a batched (JSON array)
 // request body, or 0 for a single request.
 func batchSize(r *action.Request) int {
-	if r == nil || r.Method != "POST" || r.BodyTruncated {
+	if r == nil || r.BodyTruncated || len(r.Body) == 0 {
 		return 0
 	}
 	entries, batch, err := jsonEntries(r.Body)

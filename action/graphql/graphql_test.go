@@ -578,6 +578,10 @@ func TestRequestsServersReadDifferently(t *testing.T) {
 	multipart := func(parts ...string) *action.Request {
 		return post("api.example.com", "/graphql", "multipart/form-data; boundary=XX", strings.Join(parts, "")+"--XX--\r\n")
 	}
+	withMethod := func(m string, r *action.Request) *action.Request {
+		r.Method = m
+		return r
+	}
 	withQuery := func(r *action.Request, q string) *action.Request {
 		r.Query, _ = url.ParseQuery(q)
 		return r
@@ -618,6 +622,11 @@ func TestRequestsServersReadDifferently(t *testing.T) {
 			`{"extensions":{"persisted\u0051uery":{"version":1,"sha256Hash":"ecf4edb46db40b5132295c0291d62fb65d6759a9eedfa4d5d612dd5ec54a6b38"}}}`), errPersisted},
 		{"a persisted query named with an escape in a GET", withQuery(&action.Request{Method: "GET", Host: "api.example.com", Path: "/graphql", Header: http.Header{}},
 			"extensions="+url.QueryEscape(`{"persisted\u0051uery":{"version":1,"sha256Hash":"ecf4"}}`)), errPersisted},
+		// graph-gophers' relay.Handler decodes the body for any method.
+		{"a GET with a body", withMethod("GET", post("api.example.com", "/graphql", "application/json", doc(mutation))), nil},
+		{"a GET with a body and no Content-Type", withMethod("GET", post("api.example.com", "/graphql", "", doc(mutation))), nil},
+		{"a PUT with a body", withMethod("PUT", post("api.example.com", "/graphql", "application/json", doc(mutation))), nil},
+		{"a GET with a document in the URL and a body", withQuery(withMethod("GET", post("api.example.com", "/graphql", "application/json", doc(mutation))), "query="+url.QueryEscape("{ me { id } }")), errURLAndBody},
 		{"repeated variables in a form body", post("api.example.com", "/graphql", "application/x-www-form-urlencoded", "query="+url.QueryEscape(mutation)+"&variables=%7B%7D&variables=%7B%7D"), errRepeated},
 	}
 	for _, tt := range tests {

@@ -67,7 +67,8 @@ func isDigits(s string) bool {
 }
 
 // requestEntries extracts the GraphQL request(s) from an HTTP request to a
-// GraphQL endpoint: GET ?query=, POST JSON (an object or a batch array, read
+// GraphQL endpoint: ?query= in the URL of a request without a body, a body
+// whatever the method: JSON (an object or a batch array, read
 // as JSON whatever the Content-Type says, since curl -d sends JSON as a
 // form), application/graphql, a form with query=, or a multipart upload's
 // "operations" field. batch reports a JSON array body.
@@ -75,36 +76,33 @@ func requestEntries(r *action.Request) (entries []entry, batch bool, err error) 
 	if err := checkRepeated(r.Query); err != nil {
 		return nil, false, err
 	}
-	if r.Method == "GET" || r.Method == "HEAD" {
-		if !r.Query.Has("query") && !r.Query.Has("extensions") {
-			return nil, false, errNoDocument
-		}
-		e, err := queryEntry(r.Query)
-		return []entry{e}, false, err
-	}
-	if r.BodyTruncated {
-		return nil, false, errTruncated
-	}
-	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	body := bytes.TrimSpace(r.Body)
-	if len(body) > 0 {
-		// Some servers read the URL's parameters first, others the
-		// body's: with both, the document run is not known.
-		inURL := r.Query.Has("query")
-		if mt != "application/graphql" {
-			inURL = inURL || r.Query.Has("operationName") || r.Query.Has("variables") || r.Query.Has("extensions")
-		}
-		if inURL {
-			return nil, false, errURLAndBody
-		}
-	}
-	switch {
-	case len(body) == 0:
-		if r.Query.Has("query") {
+	if len(body) == 0 && !r.BodyTruncated {
+		// GraphQL over HTTP puts a GET's parameters in the URL, and
+		// express-graphql reads a bodiless POST's there too. Other
+		// methods without a body (a CORS preflight) carry no request.
+		if (r.Method == "GET" || r.Method == "HEAD" || r.Method == "POST") && (r.Query.Has("query") || r.Query.Has("extensions")) {
 			e, err := queryEntry(r.Query)
 			return []entry{e}, false, err
 		}
 		return nil, false, errNoDocument
+	}
+	// A body is read whatever the method: graph-gophers' relay.Handler
+	// decodes it for a GET or a PUT as for a POST.
+	if r.BodyTruncated {
+		return nil, false, errTruncated
+	}
+	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	// Some servers read the URL's parameters first, others the body's:
+	// with both, the document run is not known.
+	inURL := r.Query.Has("query")
+	if mt != "application/graphql" {
+		inURL = inURL || r.Query.Has("operationName") || r.Query.Has("variables") || r.Query.Has("extensions")
+	}
+	if inURL {
+		return nil, false, errURLAndBody
+	}
+	switch {
 	case mt == "application/graphql":
 		e := entry{Query: string(r.Body), HasQuery: true, OperationName: r.Query.Get("operationName")}
 		e.Variables, err = variables(r.Query.Get("variables"))
