@@ -122,26 +122,50 @@ func (p *Provider) Reject(a action.Action) (status int, reason string, bad bool)
 // (SPEC 5: "a body that parses as a GraphQL document with query"). Hosts
 // reported as another provider (GitHub) are left to that provider's REST
 // classifier.
+//
+// Any method with a body is read (graph-gophers' relay.Handler, often at
+// /query, decodes the body whatever the method), and so is a multipart
+// body with an operations part (gqlgen's default server takes uploads).
 func (p *Provider) sniff(r *action.Request, provider string) (action.Action, bool) {
-	if provider != "graphql" || r.Method != "POST" || r.BodyTruncated || len(r.Body) == 0 {
+	if provider != "graphql" || len(r.Body) == 0 {
 		return action.Action{}, false
 	}
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if mt != "application/json" && !strings.HasSuffix(mt, "+json") {
+	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt == "multipart/form-data" {
+		ops, found, err := multipartOperations(r.Body, params["boundary"])
+		switch {
+		case !found:
+			// An upload to some other API.
+			return action.Action{}, false
+		case r.BodyTruncated:
+			return failed(provider, errTruncated), true
+		case err != nil:
+			return failed(provider, err), true
+		}
+		return sniffJSON(ops, provider)
+	}
+	if r.BodyTruncated || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
 		return action.Action{}, false
 	}
+	return sniffJSON(r.Body, provider)
+}
+
+// sniffJSON claims a JSON body that is a GraphQL request, or that a lenient
+// server would run as one.
+func sniffJSON(body []byte, provider string) (action.Action, bool) {
 	// Every provider sees every request: most JSON bodies (an MCP call, a
 	// REST API's) never say "query", in any case or escaped, and need no
 	// decoding here.
-	if !containsFold(r.Body, "query") && !bytes.Contains(r.Body, []byte(`\u`)) {
+	if !containsFold(body, "query") && !bytes.Contains(body, []byte(`\u`)) {
 		return action.Action{}, false
 	}
-	entries, batch, err := jsonEntries(r.Body)
+	entries, batch, err := jsonEntries(body)
 	if err != nil {
 		// A lenient server still runs what countersign cannot read: gqlgen
 		// (at /query) matches "QUERY" as "query", express-graphql skips
-		// variables it cannot use (found by review).
-		if bodyHasDocument(r.Body) {
+		// variables it cannot use, gqlgen and graph-gophers ignore what
+		// follows the first JSON value (found by review).
+		if startsAsRequest(body) {
 			return failed(provider, err), true
 		}
 		return action.Action{}, false
@@ -159,7 +183,7 @@ func (p *Provider) sniff(r *action.Request, provider string) (action.Action, boo
 		if !e.HasQuery {
 			// A batch that mixes a document with something else: Apollo
 			// runs the documents (found by review).
-			if bodyHasDocument(r.Body) {
+			if startsAsRequest(body) {
 				return failed(provider, errNoDocument), true
 			}
 			return action.Action{}, false
@@ -271,22 +295,31 @@ func skipDescription(s string) string {
 	return s
 }
 
-// bodyHasDocument reports whether a JSON body (an object, or a batch of
-// them) has a member named query, in any case, whose text starts as a
-// GraphQL document does.
-func bodyHasDocument(body []byte) bool {
-	var v any
-	if json.Unmarshal(body, &v) != nil {
+// startsAsRequest reports whether the first JSON value of body (an object,
+// or a batch of them; what follows is ignored, as gqlgen's decoder ignores
+// it) has a member named query, in any case, whose text starts as a
+// GraphQL document does, or a member named extensions, in any case, that
+// names a persisted query.
+func startsAsRequest(body []byte) bool {
+	var v json.RawMessage
+	if json.NewDecoder(bytes.NewReader(body)).Decode(&v) != nil {
 		return false
 	}
-	objects, _ := v.([]any)
-	if m, ok := v.(map[string]any); ok {
-		objects = []any{m}
+	var items []json.RawMessage
+	if json.Unmarshal(v, &items) != nil {
+		items = []json.RawMessage{v}
 	}
-	for _, o := range objects {
-		m, _ := o.(map[string]any)
-		for k, q := range m {
-			if s, ok := q.(string); ok && strings.EqualFold(k, "query") && looksLikeDocument(s) {
+	for _, it := range items {
+		var m map[string]json.RawMessage
+		if json.Unmarshal(it, &m) != nil {
+			continue // a batch's other entries may still run
+		}
+		for k, x := range m {
+			var q string
+			switch {
+			case strings.EqualFold(k, "query") && json.Unmarshal(x, &q) == nil && looksLikeDocument(q):
+				return true
+			case strings.EqualFold(k, "extensions") && namesPersistedQuery(x):
 				return true
 			}
 		}

@@ -38,6 +38,7 @@ var (
 	errURLAndBody        = errors.New("the GraphQL request carries its parameters both in the URL and in the body (servers differ on which they read)")
 	errMultipartRepeated = errors.New("the GraphQL multipart request has more than one operations or map part, and servers differ on which one they read; send each once")
 	errMultipartPart     = errors.New("a part of the GraphQL multipart request has no single well-formed form-data Content-Disposition, or a Content-Transfer-Encoding, which servers read differently; send plain form-data parts")
+	errTrailing          = errors.New("the GraphQL request body has data after its JSON value, which some servers ignore and run the value; send the JSON value alone")
 	errRepeated          = errors.New("the GraphQL request repeats query, operationName, variables or extensions in the URL or in the form body, and servers differ on which one they read (PHP and Django the last); send each once")
 )
 
@@ -167,7 +168,28 @@ func variables(s string) (map[string]any, error) {
 	return v, nil
 }
 
+// jsonEntries reads a JSON request body: one request, or a batch.
 func jsonEntries(body []byte) ([]entry, bool, error) {
+	entries, batch, err := decodeEntries(body)
+	if errors.Is(err, errNotJSON) && trailingData(bytes.TrimSpace(body)) {
+		err = errTrailing
+	}
+	return entries, batch, err
+}
+
+// trailingData reports whether b holds one JSON value and then more, which
+// json.Unmarshal refuses but gqlgen and graph-gophers, decoding with
+// json.Decoder, ignore: they run the first value.
+func trailingData(b []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	var v json.RawMessage
+	if dec.Decode(&v) != nil {
+		return false
+	}
+	return len(bytes.TrimSpace(b[dec.InputOffset():])) > 0
+}
+
+func decodeEntries(body []byte) ([]entry, bool, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) > 0 && body[0] == '[' {
 		var items []json.RawMessage
