@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/countersign/countersign/action"
@@ -12,7 +13,7 @@ import (
 
 // FuzzGraphQL feeds arbitrary paths, content types and bodies (and the same
 // text as a GET query) to the classifier: it must not panic, must claim
-// every POST to a GraphQL path, and a classified request without a parse
+// every POST to a GraphQL path and any other method with a body there, and a classified request without a parse
 // error has a known operation type and string field names. Denials must
 // format for any request.
 func FuzzGraphQL(f *testing.F) {
@@ -26,16 +27,26 @@ func FuzzGraphQL(f *testing.F) {
 		`[{"query":"{a}"},{"query":"mutation{b}"}]`, `{"query":"mutation { ...A } fragment A on M { ...A x }"}`,
 		`{"query":"{ a(s: \"\"\"x\\\"\"\"\"\"\") }"}`, `{"query":null,"extensions":{"persistedQuery":{}}}`,
 		`{"query":"{a}","variables":"{\"x\":1}"}`, `query=mutation+%7B+a+%7D`,
+		`{"query":"{a}"} x`, `{"query":"query A {a} mutation A {b}","operationName":"A"}`,
+		`{"extensions":{"persisted\u0051uery":{}}}`, `query=%7Ba%7D&query=mutation+%7Bb%7D`,
 	} {
 		f.Add("/graphql", "application/json", s)
 		f.Add("/v1/query", "application/json", s)
 	}
-	f.Add("/graphql", "multipart/form-data; boundary=B", "--B\r\nContent-Disposition: form-data; name=\"operations\"\r\n\r\n{\"query\":\"{a}\"}\r\n--B--\r\n")
+	for _, path := range []string{"/graphql", "/query"} {
+		f.Add(path, "multipart/form-data; boundary=B", "--B\r\nContent-Disposition: form-data; name=\"operations\"\r\n\r\n{\"query\":\"{a}\"}\r\n--B--\r\n")
+		f.Add(path, "multipart/form-data; boundary=B", "--B\r\nContent-Disposition: form-data; name=\"operations\"\r\n\r\n{\"query\":\"{a}\"}\r\n"+
+			"--B\r\nContent-Disposition: form-data; name=\"operations\"\r\n\r\n{\"query\":\"mutation{b}\"}\r\n--B--\r\n")
+	}
 	p := New(Options{})
 	f.Fuzz(func(t *testing.T, path, contentType, body string) {
 		r := &action.Request{Method: "POST", Host: "gql.example.test", Path: path, RawPath: path,
 			Query: url.Values{}, Header: http.Header{"Content-Type": {contentType}}, Body: []byte(body), BodySize: int64(len(body))}
 		check(t, p, r, isGraphQLPath(path))
+		// A body on a GraphQL path is read whatever the method.
+		u := *r
+		u.Method = "PUT"
+		check(t, p, &u, isGraphQLPath(path) && strings.TrimSpace(body) != "")
 		g := &action.Request{Method: "GET", Host: "gql.example.test", Path: path, RawPath: path,
 			Query: url.Values{"query": {body}}, Header: http.Header{}}
 		check(t, p, g, false)
