@@ -655,10 +655,23 @@ var readNamedWrites = map[string]bool{
 	"GetCredentials":                     true,
 	"GetId":                              true,
 	"GetOpenIdTokenForDeveloperIdentity": true,
+	// More that mint credentials (found by review): Cognito's for an
+	// identity, STS's session token, ECR's and CodeArtifact's registry
+	// tokens (docker login), GameLift's access to its hosts, and IAM
+	// Identity Center's role credentials (a REST GET).
+	"GetCredentialsForIdentity": true,
+	"GetOpenIdToken":            true,
+	"GetSessionToken":           true,
+	"GetAuthorizationToken":     true,
+	"GetInstanceAccess":         true,
+	"GetComputeAccess":          true,
+	"GetComputeAuthToken":       true,
+	"GetRoleCredentials":        true,
 }
 
-// judge gives the classifier's opinion of an operation: a REST GET or HEAD
-// reads; otherwise the verb decides. An operation nobody could name is
+// judge gives the classifier's opinion of an operation: one that mints
+// credentials or access is a write, whatever its name or method; a REST
+// GET or HEAD reads; otherwise the verb decides. An operation nobody could name is
 // neither.
 func judge(op, method string, protocol any) (readOnly, destructive bool) {
 	rest := protocol == protoRESTJSON || protocol == protoRESTXML || protocol == "rest"
@@ -670,14 +683,14 @@ func judge(op, method string, protocol any) (readOnly, destructive bool) {
 			return false, true
 		}
 	}
+	if readNamedWrites[op] {
+		return false, false
+	}
 	if rest && (method == http.MethodGet || method == http.MethodHead) {
 		return true, false
 	}
 	if rest && method == http.MethodDelete {
 		return false, true
-	}
-	if readNamedWrites[op] {
-		return false, false
 	}
 	for _, p := range readPrefixes {
 		if hasVerb(op, p) {

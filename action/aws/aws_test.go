@@ -600,6 +600,19 @@ func TestReadNamedWritesAreNotReads(t *testing.T) {
 			t.Errorf("%s judged read-only", op)
 		}
 	}
+	for _, c := range []struct{ op, method string }{
+		{"GetCredentialsForIdentity", "POST"}, {"GetOpenIdToken", "POST"}, {"GetSessionToken", "POST"},
+		{"GetAuthorizationToken", "POST"}, {"GetInstanceAccess", "POST"}, {"GetComputeAccess", "POST"},
+		{"GetComputeAuthToken", "POST"},
+	} {
+		if ro, _ := judge(c.op, c.method, protoJSON); ro {
+			t.Errorf("%s judged read-only", c.op)
+		}
+	}
+	// IAM Identity Center's portal hands out role credentials on a GET.
+	if ro, _ := judge("GetRoleCredentials", "GET", protoRESTJSON); ro {
+		t.Error("GetRoleCredentials (GET /federation/credentials) judged read-only")
+	}
 	if ro, _ := judge("GetCallerIdentity", "POST", protoQuery); !ro {
 		t.Error("GetCallerIdentity is a read")
 	}
