@@ -51,9 +51,9 @@ branch_updates contains object.union(u, {"branch": branch, "kind": "update"}) if
 branch_updates contains {"ref": "merge request", "branch": target, "kind": "update"} if {
 	input.action.provider == "git"
 	input.action.service == "receive-pack"
-	some auto in {"merge_request.merge_when_pipeline_succeeds", "merge_request.auto_merge"}
 	some o in gitlab_options
-	option_set(o, auto)
+	o.key in {"merge_request.merge_when_pipeline_succeeds", "merge_request.auto_merge"}
+	truthy(o.value)
 	some target in merge_request_targets
 }
 
@@ -83,28 +83,26 @@ option_set(option, key) if trim_space(option) == key
 option_set(option, key) if {
 	[k, v] := split(trim_space(option), "=")
 	trim_space(k) == key
-	lower(trim_space(v)) in {"", "true", "t", "yes", "y", "on", "1"}
+	truthy(v)
 }
 
-# GitLab's push options, with its "mr." alias spelt out.
-gitlab_options contains concat("", ["merge_request.", substring(o, 3, -1)]) if {
-	some option in push_options
-	o := trim_space(option)
-	startswith(o, "mr.")
-}
+truthy(v) if lower(trim_space(v)) in {"", "true", "t", "yes", "y", "on", "1"}
 
-gitlab_options contains o if {
+# GitLab's push options as GitLab reads them (Gitlab::PushOptions):
+# "namespace.key=value" with namespace, key and value each trimmed and
+# "mr" read as "merge_request" (found by review: "mr .auto_merge" is
+# GitLab's auto-merge too).
+gitlab_options contains {"key": concat(".", [namespace, trim_space(m[2])]), "value": trim_space(m[3])} if {
 	some option in push_options
-	o := trim_space(option)
-	not startswith(o, "mr.")
+	some m in regex.find_all_string_submatch_n(`^([^.]+)\.([^=]+)=?([\s\S]*)$`, option, 1)
+	namespace := object.get({"mr": "merge_request"}, trim_space(m[1]), trim_space(m[1]))
 }
 
 # Every target named (each is judged; two are not a conflict), or the
 # default branch.
-named_targets := {trim_prefix(trim_space(v), "refs/heads/") |
+named_targets := {trim_prefix(o.value, "refs/heads/") |
 	some o in gitlab_options
-	[k, v] := split(o, "=")
-	trim_space(k) == "merge_request.target"
+	o.key == "merge_request.target"
 }
 
 merge_request_targets := named_targets if count(named_targets) > 0

@@ -45,6 +45,19 @@ test_gitlab_auto_merge_updates_its_targets if {
 	branches(push([update("refs/heads/agent/x")], aliased)) == {"agent/x", "dev", "main"}
 }
 
+# GitLab trims the namespace, the key and the value apart (found by
+# review: spaces around the '.' hid the option).
+test_gitlab_options_are_read_as_gitlab_reads_them if {
+	for_main := ["merge_request .merge_when_pipeline_succeeds", "mr . target = main"]
+	branches(push([update("refs/heads/agent/x")], for_main)) == {"agent/x", "main"}
+	aliased := ["mr .merge_when_pipeline_succeeds"]
+	branches(push([update("refs/heads/agent/x")], aliased)) == {"agent/x", git.default_branch}
+	spaced_key := ["merge_request. auto_merge = yes"]
+	branches(push([update("refs/heads/agent/x")], spaced_key)) == {"agent/x", git.default_branch}
+	off := ["mr.merge_when_pipeline_succeeds = false", "mr.target=main"]
+	branches(push([update("refs/heads/agent/x")], off)) == {"agent/x"}
+}
+
 test_gitlab_without_auto_merge_updates_only_the_push if {
 	opts := ["merge_request.create", "merge_request.target=main", "merge_request.merge_when_pipeline_succeeds=false"]
 	branches(push([update("refs/heads/agent/x")], opts)) == {"agent/x"}

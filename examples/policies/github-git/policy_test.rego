@@ -273,4 +273,8 @@ test_gitlab_auto_merge_into_protected_branch_denied if {
 	"GIT-001" in denied(json.patch(push([create("refs/heads/agent/fix")]), [{"op": "add", "path": "/action/push_options", "value": two_targets}]))
 	spaced := [" merge_request.merge_when_pipeline_succeeds ", "merge_request.target = main"]
 	"GIT-001" in denied(json.patch(push([create("refs/heads/agent/fix")]), [{"op": "add", "path": "/action/push_options", "value": spaced}]))
+
+	# Spaces around the '.', which GitLab trims (found by review).
+	dotted := ["merge_request.create", "mr .merge_when_pipeline_succeeds"]
+	"GIT-001" in denied(json.patch(push([create("refs/heads/agent/fix")]), [{"op": "add", "path": "/action/push_options", "value": dotted}]))
 }
