@@ -354,6 +354,46 @@ aws_condition_limits_who(condition) if {
 	aws_limiting_values(values)
 }
 
+# The same, on keys other than the source address.
+aws_condition_limits_who_besides_address(condition) if {
+	is_object(condition)
+	some operator, block in condition
+	is_object(block)
+	regex.match(`(?i)^(ForAnyValue:)?(StringEquals|StringEqualsIgnoreCase|StringLike|ArnEquals|ArnLike|IpAddress)$`, operator)
+	some key, values in block
+	lower(key) in aws_limiting_condition_keys
+	lower(key) != "aws:sourceip"
+	aws_limiting_values(values)
+}
+
+# Statements that allow anyone from some addresses allow anyone from all
+# of them: ranges in two statements that together cover every address
+# are every address (found by review).
+aws_exposure if {
+	input.action.service == "s3"
+	input.action.operation == "PutBucketPolicy"
+	cidrs := [cidr |
+		some statement in aws_policy_statements
+		statement.Effect == "Allow"
+		aws_principal_is_anyone(statement.Principal)
+		condition := object.get(statement, "Condition", {})
+		not aws_condition_limits_who_besides_address(condition)
+		some operator, block in condition
+		regex.match(`(?i)^(ForAnyValue:)?IpAddress$`, operator)
+		some key, values in block
+		lower(key) == "aws:sourceip"
+		some cidr in aws_strings(values)
+		not contains(lower(cidr), "::ffff:")
+		net.cidr_is_valid(cidr)
+	]
+	some merged in net.cidr_merge(cidrs)
+	merged in aws_open_cidrs
+}
+
+aws_strings(v) := [v] if is_string(v)
+
+aws_strings(v) := [s | some s in v; is_string(s)] if is_array(v)
+
 aws_limiting_values(values) if {
 	is_string(values)
 	aws_limiting_value(values)
@@ -379,6 +419,12 @@ aws_limiting_value(v) if {
 	not contains(v, "?")
 	not v in aws_open_cidrs
 	not endswith(v, "/0")
+
+	# A policy variable can be the caller's own value (aws:userid equal
+	# to ${aws:userid}), and anonymous callers' aws:userid is "anonymous"
+	# (found by review).
+	not contains(v, "${")
+	lower(v) != "anonymous"
 }
 
 # S3: removing or loosening the public access block.

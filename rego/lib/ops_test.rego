@@ -104,6 +104,9 @@ test_aws_bucket_policy_with_conditions_that_let_anyone_in_is_exposure if {
 		{"StringNotEquals": {"aws:PrincipalAccount": "111122223333"}},
 		{"ForAllValues:StringEquals": {"aws:PrincipalOrgPaths": ["o-1/r-2/"]}},
 		{"IpAddress": {"aws:SourceIp": ["0.0.0.0/1", "128.0.0.0/1"]}},
+		{"StringEquals": {"aws:userid": "anonymous"}},
+		{"StringEquals": {"aws:userid": "${aws:userid}"}},
+		{"StringEquals": {"aws:SourceAccount": "${aws:PrincipalAccount}"}},
 	] {
 		inp := with_request(
 			aws("s3", "PutBucketPolicy", false, false, {"Bucket": "mybucket"}),
@@ -111,6 +114,20 @@ test_aws_bucket_policy_with_conditions_that_let_anyone_in_is_exposure if {
 		)
 		ops.is_exposure with input as inp
 	}
+}
+
+# Found by review: two statements whose ranges together are every address.
+read_all(condition) := {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::mybucket/*", "Condition": condition}
+
+test_aws_bucket_policy_for_every_address_in_two_statements_is_exposure if {
+	halves := [read_all({"IpAddress": {"aws:SourceIp": "0.0.0.0/1"}}), read_all({"IpAddress": {"aws:SourceIp": ["128.0.0.0/1"]}})]
+	ops.is_exposure with input as with_request(aws("s3", "PutBucketPolicy", false, false, {"Bucket": "mybucket"}), {"body": {"Statement": halves}})
+
+	# The same halves, one also limited to an account: not anyone's.
+	limited := [halves[0], read_all({"IpAddress": {"aws:SourceIp": "128.0.0.0/1"}, "StringEquals": {"aws:SourceAccount": "111122223333"}})]
+	not ops.is_exposure with input as with_request(aws("s3", "PutBucketPolicy", false, false, {"Bucket": "mybucket"}), {"body": {"Statement": limited}})
+	office := [read_all({"IpAddress": {"aws:SourceIp": "192.0.2.0/24"}}), read_all({"IpAddress": {"aws:SourceIp": "198.51.100.0/24"}})]
+	not ops.is_exposure with input as with_request(aws("s3", "PutBucketPolicy", false, false, {"Bucket": "mybucket"}), {"body": {"Statement": office}})
 }
 
 test_aws_bucket_policy_limited_to_an_organisation_is_not_exposure if {
