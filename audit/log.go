@@ -928,8 +928,15 @@ func openFile(path string, fsync bool, logger *zap.Logger) (File, error) {
 		return nil, err
 	}
 	if fi, err := f.Stat(); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		logger.Warn("audit log is readable by other users; expected mode 0600",
-			zap.String("path", path), zap.Stringer("mode", fi.Mode().Perm()))
+		// The records name what agents did, with request paths and policy
+		// input: narrow an existing log's mode as the journal's is, and
+		// refuse to write to one that stays open to other users.
+		if err := f.Chmod(0o600); err != nil {
+			_ = f.Close()
+			return nil, fmt.Errorf("%s has mode %v and cannot be made 0600 (%w): chmod 600 it, or set audit.path to a file countersign's user owns", path, fi.Mode().Perm(), err)
+		}
+		logger.Warn("audit log was open to other users; narrowed it to mode 0600",
+			zap.String("path", path), zap.Stringer("was", fi.Mode().Perm()))
 	}
 	if created && fsync {
 		// Make the new directory entry durable too, or a crash could lose

@@ -60,3 +60,32 @@ func TestOpenRefusesAFIFOOrALinkedFileForTheLog(t *testing.T) {
 		}
 	})
 }
+
+// SPEC 10.6: the audit log is 0600. An existing log with a wider mode is
+// narrowed on Open, as its journal is, rather than only warned about
+// (found by review).
+func TestOpenNarrowsAWideLogMode(t *testing.T) {
+	for name, journal := range map[string]bool{"without journal": false, "with journal": true} {
+		t.Run(name, func(t *testing.T) {
+			path := writeLog(t, 2)
+			if err := os.Chmod(path, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			opts := Options{Path: path, Fsync: true}
+			if journal {
+				opts.Journal = path + ".journal"
+			}
+			l := openTestLog(t, opts)
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if got := fi.Mode().Perm(); got != 0o600 {
+				t.Errorf("log mode after Open = %v, want 0600", got)
+			}
+		})
+	}
+}
