@@ -272,11 +272,16 @@ var errLineTooLong = errors.New("line too long")
 // lineReader reads newline-terminated lines of bounded length. At the end of
 // the input it keeps the bytes of an unfinished line, and a later call
 // continues that line if the input grows (tail -f).
+//
+// A line longer than the read buffer is gathered in pieces and joined once
+// its end is known: grown by appending, the line was copied over and over,
+// five times its size in all (four when doubled).
 type lineReader struct {
-	br      *bufio.Reader
-	buf     []byte
-	limit   int
-	partial bool
+	br    *bufio.Reader
+	buf   []byte   // the last long line; reused
+	parts [][]byte // an unfinished long line, copied out of br
+	n     int      // bytes in parts
+	limit int
 }
 
 func newLineReader(r io.Reader, limit int) *lineReader {
@@ -287,40 +292,46 @@ func newLineReader(r io.Reader, limit int) *lineReader {
 // valid until the next call. It returns io.EOF at the end of the input and
 // errLineTooLong for a line longer than the limit.
 func (r *lineReader) next() ([]byte, error) {
-	if !r.partial {
-		r.buf = r.buf[:0]
-	}
 	for {
 		frag, err := r.br.ReadSlice('\n')
-		n := len(r.buf) + len(frag)
+		n := r.n + len(frag)
 		if err == nil {
 			n-- // the newline
 		}
 		if n > r.limit {
-			r.buf, r.partial = r.buf[:0], false
+			r.drop()
 			return nil, errLineTooLong
 		}
-		if err == nil && len(r.buf) == 0 {
-			return frag[:len(frag)-1], nil
-		}
-		r.buf = append(r.buf, frag...)
 		switch {
+		case err == nil && r.n == 0:
+			return frag[:len(frag)-1], nil
 		case err == nil:
-			r.partial = false
-			return r.buf[:len(r.buf)-1], nil
-		case errors.Is(err, bufio.ErrBufferFull):
-			continue
-		default:
-			r.partial = len(r.buf) > 0
+			if cap(r.buf) < n+1 {
+				r.buf = make([]byte, 0, n+1)
+			}
+			r.buf = r.buf[:0]
+			for _, p := range r.parts {
+				r.buf = append(r.buf, p...)
+			}
+			r.buf = append(r.buf, frag...)
+			r.drop()
+			return r.buf[:n], nil
+		}
+		if len(frag) > 0 {
+			r.parts = append(r.parts, bytes.Clone(frag))
+			r.n += len(frag)
+		}
+		if !errors.Is(err, bufio.ErrBufferFull) {
 			return nil, err
 		}
 	}
 }
 
-// pending returns the number of buffered bytes of an unfinished line.
-func (r *lineReader) pending() int {
-	if !r.partial {
-		return 0
-	}
-	return len(r.buf)
+// drop forgets an unfinished line.
+func (r *lineReader) drop() {
+	clear(r.parts)
+	r.parts, r.n = r.parts[:0], 0
 }
+
+// pending returns the number of buffered bytes of an unfinished line.
+func (r *lineReader) pending() int { return r.n }

@@ -3,13 +3,16 @@ package audit
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -22,16 +25,245 @@ type Filter struct {
 
 // Match reports whether r passes the filter.
 func (f Filter) Match(r *Record) bool {
-	if f.Session != "" && (r.Session == nil || (r.Session.ID != f.Session && r.Session.Name != f.Session)) {
+	var id, name string
+	if r.Session != nil {
+		id, name = r.Session.ID, r.Session.Name
+	}
+	return f.match(r.Session != nil, id, name, r.Decision, r.Type)
+}
+
+func (f Filter) match(hasSession bool, sessionID, sessionName, decision, typ string) bool {
+	if f.Session != "" && (!hasSession || (sessionID != f.Session && sessionName != f.Session)) {
 		return false
 	}
-	if f.Decision != "" && r.Decision != f.Decision {
+	if f.Decision != "" && decision != f.Decision {
 		return false
 	}
-	if f.Event != "" && r.Type != f.Event {
+	if f.Event != "" && typ != f.Event {
 		return false
 	}
 	return true
+}
+
+func (f Filter) matchTail(r *tailRecord) bool {
+	var id, name string
+	if r.Session != nil {
+		id, name = r.Session.ID, r.Session.Name
+	}
+	return f.match(r.Session != nil, id, name, r.Decision, r.Type)
+}
+
+// tailRecord holds the members of a record that Tail prints or filters
+// on. Tail reads lines an agent's requests fill (input, fields, headers)
+// and does not check them: decoded into maps of any, as [ParseRecord]
+// decodes them, one line within the line limit took 66 times its size in
+// memory. encoding/json skips the members a struct does not name without
+// allocating.
+type tailRecord struct {
+	Time           time.Time    `json:"ts"`
+	Type           string       `json:"event"`
+	Session        *tailSession `json:"session"`
+	Request        *tailRequest `json:"request"`
+	Action         *tailAction  `json:"action"`
+	Decision       string       `json:"decision"`
+	Reasons        textList     `json:"reasons"`
+	ApprovalID     string       `json:"approval_id"`
+	Approver       string       `json:"approver"`
+	Via            string       `json:"via"`
+	Detail         string       `json:"detail"`
+	UpstreamStatus int          `json:"upstream_status"`
+	UpstreamMillis int64        `json:"upstream_ms"`
+	Error          string       `json:"error"`
+}
+
+type tailSession struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+type tailRequest struct {
+	Method string `json:"method"`
+	URL    string `json:"url"`
+	Host   string `json:"host"`
+	Port   int    `json:"port"`
+	Tunnel bool   `json:"tunnel"`
+}
+
+// tailAction holds the action members Tail names an action by. Unlike the
+// map of [Event.Action], their keys match case-insensitively, as every
+// struct's in encoding/json (and the record's own members) do: Log writes
+// them in lower case.
+type tailAction struct {
+	Provider  optString `json:"provider"`
+	Service   optString `json:"service"`
+	Operation optString `json:"operation"`
+}
+
+// optString takes a JSON string and reads any other value (a number, an
+// object) as "", as a type assertion on a map of any did.
+type optString string
+
+func (s *optString) UnmarshalJSON(b []byte) error {
+	if len(b) == 0 || b[0] != '"' {
+		*s = ""
+		return nil
+	}
+	var v strings.Builder
+	unquote(&v, b[1:len(b)-1])
+	*s = optString(v.String())
+	return nil
+}
+
+// textList reads a JSON array of strings as its elements joined with "; ",
+// as Tail prints them, and their number. Decoded as a []string, an array
+// of empty strings cost 16 bytes of string header per 3 bytes of line.
+type textList struct {
+	joined strings.Builder
+	n      int
+}
+
+// UnmarshalJSON follows encoding/json for a []string: null leaves no
+// elements, a null element is "", and any other value is a type error.
+// encoding/json has checked that b is valid JSON.
+func (t *textList) UnmarshalJSON(b []byte) error {
+	t.joined.Reset()
+	t.n = 0
+	if b[0] == 'n' {
+		return nil
+	}
+	typeErr := func(what string) error {
+		return &json.UnmarshalTypeError{Value: what, Type: reflect.TypeFor[[]string]()}
+	}
+	if b[0] != '[' {
+		return typeErr("non-array value")
+	}
+	// Enough unless invalid UTF-8 (a byte of it becomes U+FFFD) fills it.
+	t.joined.Grow(len(b))
+	i := skipSpace(b, 1)
+	if b[i] == ']' {
+		return nil
+	}
+	for {
+		if t.n > 0 {
+			t.joined.WriteString("; ")
+		}
+		t.n++
+		switch b[i] {
+		case 'n':
+			i += len("null")
+		case '"':
+			end := stringEnd(b, i)
+			unquote(&t.joined, b[i+1:end-1])
+			i = end
+		default:
+			return typeErr("non-string element")
+		}
+		i = skipSpace(b, i)
+		if b[i] == ']' {
+			return nil
+		}
+		i = skipSpace(b, i+1) // the comma
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the offset just after the valid JSON string literal
+// that starts at b[i].
+func stringEnd(b []byte, i int) int {
+	for i++; ; i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+}
+
+// unquote writes the text of a valid JSON string literal's content s
+// (without its quotes) to dst, as encoding/json decodes it: an invalid
+// UTF-8 byte or lone surrogate becomes U+FFFD.
+func unquote(dst *strings.Builder, s []byte) {
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case c == '\\':
+			switch e := s[i+1]; e {
+			case 'b':
+				dst.WriteByte('\b')
+			case 'f':
+				dst.WriteByte('\f')
+			case 'n':
+				dst.WriteByte('\n')
+			case 'r':
+				dst.WriteByte('\r')
+			case 't':
+				dst.WriteByte('\t')
+			case 'u':
+				r := hex4(s[i+2:])
+				i += 6
+				if utf16.IsSurrogate(r) {
+					if i+6 <= len(s) && s[i] == '\\' && s[i+1] == 'u' {
+						if dec := utf16.DecodeRune(r, hex4(s[i+2:])); dec != utf8.RuneError {
+							dst.WriteRune(dec)
+							i += 6
+							continue
+						}
+					}
+					r = utf8.RuneError
+				}
+				dst.WriteRune(r)
+				continue
+			default: // '"', '\\', '/'
+				dst.WriteByte(e)
+			}
+			i += 2
+		case c < utf8.RuneSelf:
+			dst.WriteByte(c)
+			i++
+		default:
+			r, n := utf8.DecodeRune(s[i:])
+			if r == utf8.RuneError && n == 1 {
+				dst.WriteRune(utf8.RuneError)
+			} else {
+				dst.Write(s[i : i+n])
+			}
+			i += n
+		}
+	}
+}
+
+// hex4 reads the four hex digits that open s.
+func hex4(s []byte) rune {
+	var r rune
+	for _, c := range s[:4] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c = c - 'a' + 10
+		default: // 'A'-'F'; encoding/json has checked the digits
+			c = c - 'A' + 10
+		}
+		r = r<<4 | rune(c)
+	}
+	return r
+}
+
+// parseTailRecord decodes what Tail needs of one line; like ParseRecord, it
+// takes any JSON object.
+func parseTailRecord(line []byte) (*tailRecord, error) {
+	var rec tailRecord
+	if err := json.Unmarshal(line, &rec); err != nil {
+		return nil, fmt.Errorf("parse audit record: %w", err)
+	}
+	return &rec, nil
 }
 
 // Tail reads audit records from r and writes those matching f to w, one per
@@ -44,8 +276,10 @@ func (f Filter) Match(r *Record) bool {
 // (tail -f), until wait returns an error; it returns nil when that happens
 // because ctx is done. An unfinished last line is held back until its
 // newline arrives. Lines that are not records are shown as such; Tail does
-// not check the chain (see Verify). Text from records is printed with
-// control characters escaped, so a record cannot drive the terminal.
+// not check the chain (see Verify), and reads only the members it prints,
+// so a line costs it about twice its size in memory whatever it holds.
+// Text from records is printed with control characters escaped, so a
+// record cannot drive the terminal.
 func Tail(ctx context.Context, r io.Reader, w io.Writer, f Filter, wait func(context.Context) error) error {
 	lr := newLineReader(r, maxLineBytes)
 	bw := bufio.NewWriter(w)
@@ -76,17 +310,18 @@ func Tail(ctx context.Context, r io.Reader, w io.Writer, f Filter, wait func(con
 			return flush(bw, fmt.Errorf("tail audit log: %w", err))
 		}
 		lineNo++
-		rec, err := ParseRecord(line)
+		rec, err := parseTailRecord(line)
 		if err != nil {
 			if _, err := fmt.Fprintf(bw, "!! line %d is not an audit record\n", lineNo); err != nil {
 				return fmt.Errorf("tail audit log: %w", err)
 			}
 			continue
 		}
-		if !f.Match(rec) {
+		if !f.matchTail(rec) {
 			continue
 		}
-		if _, err := bw.WriteString(formatRecord(rec) + "\n"); err != nil {
+		writeRecord(bw, rec)
+		if err := bw.WriteByte('\n'); err != nil { // bufio's errors stick: this reports any
 			return fmt.Errorf("tail audit log: %w", err)
 		}
 	}
@@ -114,11 +349,20 @@ func Poll(interval time.Duration) func(context.Context) error {
 	}
 }
 
-// formatRecord renders one record on one line: time, decision (or record
-// type), session, request, action, approval and upstream details, then the
-// reasons or other text after a dash.
-func formatRecord(r *Record) string {
-	var b strings.Builder
+// textWriter is what writeRecord writes to: a *bufio.Writer, whose
+// errors stick until Flush, or a *strings.Builder.
+type textWriter interface {
+	WriteString(s string) (int, error)
+	WriteByte(c byte) error
+	WriteRune(r rune) (int, error)
+}
+
+// writeRecord writes one record on one line, without its newline: time,
+// decision (or record type), session, request, action, approval and
+// upstream details, then the reasons or other text after a dash. It writes
+// long text piece by piece rather than joining it first, so a record costs
+// little more memory than its line.
+func writeRecord(b textWriter, r *tailRecord) {
 	ts := "-"
 	if !r.Time.IsZero() {
 		ts = r.Time.UTC().Format(time.RFC3339)
@@ -127,72 +371,109 @@ func formatRecord(r *Record) string {
 	if verb == "" {
 		verb = r.Type
 	}
-	fmt.Fprintf(&b, "%s  %-6s", ts, clean(verb))
-
-	var cols []string
+	_, _ = b.WriteString(ts)
+	_, _ = b.WriteString("  ")
+	// Padded to 6 runes once escaped, as fmt's %-6s pads. Escaping never
+	// shortens text, so only a verb of under 6 runes is padded.
+	if utf8.RuneCountInString(verb) < 6 {
+		cv := clean(verb)
+		_, _ = b.WriteString(cv)
+		for n := utf8.RuneCountInString(cv); n < 6; n++ {
+			_ = b.WriteByte(' ')
+		}
+	} else {
+		writeClean(b, verb)
+	}
+	sep := " " // the verb column is padded already
+	col := func(parts ...string) {
+		if len(parts) == 0 || (len(parts) == 1 && parts[0] == "") {
+			return
+		}
+		_, _ = b.WriteString(sep)
+		for _, p := range parts {
+			writeClean(b, p)
+		}
+		sep = "  "
+	}
 	if s := r.Session; s != nil {
-		cols = append(cols, firstNonEmpty(s.Name, s.ID))
+		col(firstNonEmpty(s.Name, s.ID))
 	}
 	if q := r.Request; q != nil {
 		switch {
 		case q.Tunnel:
-			cols = append(cols, "CONNECT "+q.Host+":"+strconv.Itoa(q.Port))
+			col("CONNECT " + q.Host + ":" + strconv.Itoa(q.Port))
 		case q.URL != "":
-			cols = append(cols, strings.TrimSpace(q.Method+" "+q.URL))
+			col(methodURL(q.Method, q.URL)...)
 		}
 	}
-	if a := actionLabel(r.Action); a != "" {
-		cols = append(cols, a)
-	}
-	if r.ApprovalID != "" {
-		cols = append(cols, r.ApprovalID)
-	}
+	col(actionLabel(r.Action))
+	col(r.ApprovalID)
 	if r.Approver != "" || r.Via != "" {
 		by := "by " + firstNonEmpty(r.Approver, "?")
 		if r.Via != "" {
 			by += " via " + r.Via
 		}
-		cols = append(cols, by)
+		col(by)
 	}
 	if r.UpstreamStatus != 0 {
-		cols = append(cols, fmt.Sprintf("→ %d in %dms", r.UpstreamStatus, r.UpstreamMillis))
-	}
-	sep := " " // the verb column is padded already
-	for _, c := range cols {
-		if c != "" {
-			b.WriteString(sep)
-			b.WriteString(clean(c))
-			sep = "  "
-		}
+		col(fmt.Sprintf("→ %d in %dms", r.UpstreamStatus, r.UpstreamMillis))
 	}
 
-	var text []string
-	text = append(text, r.Reasons...)
+	// The reasons, detail and error, joined with "; ". Escaping each
+	// piece is escaping the whole: the separator is ASCII, so it never
+	// completes or splits a multi-byte sequence.
+	if r.Reasons.n == 0 && r.Detail == "" && r.Error == "" {
+		return
+	}
+	_, _ = b.WriteString("  — ")
+	sep = ""
+	text := func(parts ...string) {
+		_, _ = b.WriteString(sep)
+		for _, p := range parts {
+			writeClean(b, p)
+		}
+		sep = "; "
+	}
+	if r.Reasons.n > 0 {
+		text(r.Reasons.joined.String())
+	}
 	if r.Detail != "" {
-		text = append(text, r.Detail)
+		text(r.Detail)
 	}
 	if r.Error != "" {
-		text = append(text, "error: "+r.Error)
+		text("error: ", r.Error)
 	}
-	if len(text) > 0 {
-		b.WriteString("  — ")
-		b.WriteString(clean(strings.Join(text, "; ")))
+}
+
+// methodURL returns the pieces of strings.TrimSpace(method + " " + url)
+// without building that string: the URL may be most of a long line.
+func methodURL(method, url string) []string {
+	m := strings.TrimLeftFunc(method, unicode.IsSpace)
+	u := strings.TrimRightFunc(url, unicode.IsSpace)
+	switch {
+	case m == "":
+		return []string{strings.TrimLeftFunc(u, unicode.IsSpace)}
+	case u == "":
+		return []string{strings.TrimRightFunc(m, unicode.IsSpace)}
+	default:
+		return []string{m, " ", u}
 	}
-	return b.String()
 }
 
 // actionLabel names an action as "service:operation" (ec2:TerminateInstances),
 // falling back to the operation or the provider.
-func actionLabel(a map[string]any) string {
-	str := func(k string) string { s, _ := a[k].(string); return s }
-	svc, op := str("service"), str("operation")
+func actionLabel(a *tailAction) string {
+	if a == nil {
+		return ""
+	}
+	svc, op := string(a.Service), string(a.Operation)
 	switch {
 	case svc != "" && op != "":
 		return svc + ":" + op
 	case op != "":
 		return op
 	default:
-		return str("provider")
+		return string(a.Provider)
 	}
 }
 
@@ -208,30 +489,66 @@ func firstNonEmpty(s ...string) string {
 // clean escapes control characters, format characters (bidirectional
 // overrides, zero-width) and invalid UTF-8 so that agent-supplied text
 // (URLs, reasons) cannot move the cursor, rewrite the terminal or reorder
-// what is read.
+// what is read. Tail writes text through writeClean.
 func clean(s string) string {
-	ok := true
-	for _, r := range s {
-		if r == utf8.RuneError || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
-			ok = false
-			break
-		}
-	}
-	if ok {
-		return s
-	}
 	var b strings.Builder
+	writeClean(&b, s)
+	return b.String()
+}
+
+// writeClean writes s to b escaped as clean escapes it.
+func writeClean(b textWriter, s string) {
 	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
+		j := i
+		for j < len(s) {
+			r, n := utf8.DecodeRuneInString(s[j:])
+			if r == utf8.RuneError || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+				break
+			}
+			j += n
+		}
+		_, _ = b.WriteString(s[i:j])
+		if j == len(s) {
+			return
+		}
+		r, n := utf8.DecodeRuneInString(s[j:])
 		switch {
 		case r == utf8.RuneError && n <= 1:
-			fmt.Fprintf(&b, `\x%02x`, s[i])
+			_, _ = b.WriteString(`\x`)
+			_ = b.WriteByte(hexDigits[s[j]>>4])
+			_ = b.WriteByte(hexDigits[s[j]&0xf])
 		case unicode.IsControl(r), unicode.Is(unicode.Cf, r):
-			b.WriteString(strings.Trim(strconv.QuoteRuneToASCII(r), "'"))
-		default:
-			b.WriteRune(r)
+			writeEscape(b, r)
+		default: // U+FFFD itself
+			_, _ = b.WriteRune(r)
 		}
-		i += n
+		i = j + n
 	}
-	return b.String()
+}
+
+const hexDigits = "0123456789abcdef"
+
+// writeEscape writes r as strconv.QuoteRuneToASCII spells it inside the
+// quotes, for the control and format characters writeClean escapes,
+// without a string per character.
+func writeEscape(b textWriter, r rune) {
+	if i := strings.IndexRune("\a\b\f\n\r\t\v", r); i >= 0 {
+		_ = b.WriteByte('\\')
+		_ = b.WriteByte("abfnrtv"[i])
+		return
+	}
+	var prefix string
+	var digits int
+	switch {
+	case r < utf8.RuneSelf:
+		prefix, digits = `\x`, 2
+	case r < 0x10000:
+		prefix, digits = `\u`, 4
+	default:
+		prefix, digits = `\U`, 8
+	}
+	_, _ = b.WriteString(prefix)
+	for shift := 4 * (digits - 1); shift >= 0; shift -= 4 {
+		_ = b.WriteByte(hexDigits[r>>shift&0xf])
+	}
 }

@@ -3,12 +3,17 @@ package audit
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
+	"unicode"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -139,7 +144,7 @@ func TestTailFollow(t *testing.T) {
 		t.Fatalf("Tail() = %v", err)
 	}
 	line := func(i int) string {
-		rec, err := ParseRecord(lines[i])
+		rec, err := parseTailRecord(lines[i])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -196,4 +201,106 @@ func TestClean(t *testing.T) {
 			t.Errorf("clean(%q) = %q, want %q", tt.give, got, tt.want)
 		}
 	}
+}
+
+// formatRecord renders one record as Tail prints it, without the newline.
+func formatRecord(r *tailRecord) string {
+	var b strings.Builder
+	writeRecord(&b, r)
+	return b.String()
+}
+
+// Tail reads lines it does not check, which an agent's requests fill:
+// one long line must cost Tail little more than its own size, however
+// its members are shaped. Decoding input and fields into maps of any, as
+// ParseRecord does, took 66 times the line (found by review).
+func TestTailMemoryPerLine(t *testing.T) {
+	const n = 8 << 20 // the line limit is 64 MiB
+	head := `{"seq":1,"ts":"2026-01-01T00:00:00Z","event":"decision",`
+	tail := `"prev":"` + zeroHash + `","hash":"` + zeroHash + "\"}\n"
+	tests := []struct {
+		name             string
+		open, elem, shut string
+	}{
+		{name: "numbers in fields", open: `"fields":{"a":[`, elem: `0,`, shut: `0]},`},
+		{name: "keys in input", open: `"input":{`, elem: `"k":1,`, shut: `"z":0},`},
+		{name: "headers", open: `"request":{"headers":{"a":[`, elem: `"",`, shut: `""]}},`},
+		{name: "action members", open: `"action":{`, elem: `"service":"",`, shut: `"x":0},`},
+		{name: "empty reasons", open: `"reasons":[`, elem: `"",`, shut: `""],`},
+		{name: "escaped URL", open: `"request":{"url":"`, elem: `\u001b`, shut: `"},`},
+	}
+	for _, tt := range tests {
+		for _, f := range []Filter{{}, {Decision: "none"}} {
+			t.Run(fmt.Sprintf("%s, filter %+v", tt.name, f), func(t *testing.T) {
+				var b bytes.Buffer
+				b.WriteString(head + tt.open)
+				b.WriteString(strings.Repeat(tt.elem, n/len(tt.elem)))
+				b.WriteString(tt.shut + tail)
+				line := b.Bytes()
+				var m0, m1 runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&m0)
+				if err := Tail(t.Context(), bytes.NewReader(line), io.Discard, f, nil); err != nil {
+					t.Fatal(err)
+				}
+				runtime.ReadMemStats(&m1)
+				alloc := m1.TotalAlloc - m0.TotalAlloc
+				if ratio := float64(alloc) / float64(len(line)); ratio > 4 {
+					t.Errorf("Tail allocated %.1f times the line's %d bytes, want at most 4", ratio, len(line))
+				}
+			})
+		}
+	}
+}
+
+// writeEscape spells a character as strconv.QuoteRuneToASCII does.
+func TestWriteEscape(t *testing.T) {
+	for r := rune(0); r <= unicode.MaxRune; r++ {
+		if !unicode.IsControl(r) && !unicode.Is(unicode.Cf, r) {
+			continue
+		}
+		var b strings.Builder
+		writeEscape(&b, r)
+		if want := strings.Trim(strconv.QuoteRuneToASCII(r), "'"); b.String() != want {
+			t.Errorf("writeEscape(%U) = %s, want %s", r, b.String(), want)
+		}
+	}
+}
+
+// Tail prints reasons from a textList and action members from optStrings:
+// they must read a value as encoding/json reads it into a []string or a
+// string.
+func FuzzTextList(f *testing.F) {
+	for _, s := range []string{
+		`null`, `[]`, `[""]`, `["a","b"]`, `[null,"x"]`, ` [ "a" , "b" ] `, `[1]`, `"a"`, `{}`, `[["a"]]`,
+		`["\u00e9\ud83d\ude00\n\t\"\\\/"]`, `["\ud800"]`, `["\ud800\u0041"]`, `["\udc00\ud800"]`, "[\"\xff\xfe\"]",
+		`["\uD83D\uDE00"]`, `[true]`, `"\ud83d\ude00\u0041\ud800"`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !json.Valid(b) {
+			return
+		}
+		var ws string
+		if err := json.Unmarshal(b, &ws); err == nil {
+			var o optString
+			if err := json.Unmarshal(b, &o); err != nil || string(o) != ws {
+				t.Errorf("%s: optString = %q, %v, want %q", b, o, err, ws)
+			}
+		}
+		var want []string
+		werr := json.Unmarshal(b, &want)
+		var got textList
+		gerr := json.Unmarshal(b, &got)
+		if (werr == nil) != (gerr == nil) {
+			t.Fatalf("%s: textList error %v, []string error %v", b, gerr, werr)
+		}
+		if werr != nil {
+			return
+		}
+		if got.n != len(want) || got.joined.String() != strings.Join(want, "; ") {
+			t.Errorf("%s: textList = %d %q, want %d %q", b, got.n, got.joined.String(), len(want), strings.Join(want, "; "))
+		}
+	})
 }
