@@ -212,8 +212,10 @@ func Verify(r io.Reader, anchors ...Anchor) (VerifyResult, error) {
 }
 
 // VerifyWritten is Verify for a log a countersign process is writing now
-// (see Writing): a last line without its newline is one being appended,
-// not a cut, and ends the records checked. Res.Partial reports one.
+// (see Writing): a last line without its newline that can be the start of
+// the next record, being appended, is not a cut, and ends the records
+// checked; res.Partial reports one. Any other unterminated last line is a
+// *ChainError, as Verify reports it.
 func VerifyWritten(r io.Reader, anchors ...Anchor) (VerifyResult, error) {
 	return verify(r, maxLineBytes, anchors, true)
 }
@@ -227,6 +229,9 @@ func verify(r io.Reader, limit int, anchors []Anchor, live bool) (VerifyResult, 
 		switch {
 		case errors.Is(err, io.EOF):
 			if lr.pending() > 0 && live {
+				if reason := recordInProgress(lr.parts, res.LastSeq+1); reason != "" {
+					return res, &ChainError{Line: lineNo, Reason: reason}
+				}
 				res.Partial = true
 			} else if lr.pending() > 0 {
 				return res, &ChainError{Line: lineNo, Reason: "truncated record (no final newline)"}
@@ -265,6 +270,33 @@ func verify(r io.Reader, limit int, anchors []Anchor, live bool) (VerifyResult, 
 		res.LastSeq = l.seq
 		res.LastHash = l.hash
 	}
+}
+
+// recordInProgress checks an unterminated last line of a log being
+// written, in pieces: it passes only as what a reader can see of the next
+// record's write, the start of {"seq":<next>,… (or zeros, where a file
+// system extended the file before the data landed). Being written is
+// inferred from a lock that anyone who can open the log can take, so it
+// must not excuse anything else at the end of the log. On failure it
+// returns the reason.
+func recordInProgress(parts [][]byte, next uint64) string {
+	zeros := true
+	for _, p := range parts {
+		zeros = zeros && len(bytes.Trim(p, "\x00")) == 0
+	}
+	if zeros {
+		return ""
+	}
+	var head []byte // enough to hold {"seq":<20 digits>,
+	for _, p := range parts {
+		head = append(head, p[:min(len(p), len(seqPrefix)+21-len(head))]...)
+	}
+	want := strconv.AppendUint([]byte(seqPrefix), next, 10)
+	want = append(want, ',')
+	if !bytes.HasPrefix(want, head[:min(len(head), len(want))]) {
+		return fmt.Sprintf("the log ends with a line that is not record %d being written, and no newline", next)
+	}
+	return ""
 }
 
 var errLineTooLong = errors.New("line too long")

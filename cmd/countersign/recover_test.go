@@ -119,6 +119,35 @@ func TestAuditVerifyOnALiveLog(t *testing.T) {
 	}
 }
 
+// A lock on the log makes verify take its last line for one being written,
+// but anyone who can open the log can take that lock: a last line that
+// cannot be the next record's start is still a broken chain (found by
+// review).
+func TestAuditVerifyOnALiveLogWithJunkAtItsEnd(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.jsonl")
+	l, err := audit.Open(audit.Options{Path: path}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := l.Record(&audit.Event{Type: "decision", RequestID: "r-1", Decision: "allow"}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("not a record, never being written"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	out, errOut, code := cli(t, dir, "audit", "verify", path)
+	if code != 1 || !strings.Contains(errOut, ":2: chain broken") {
+		t.Errorf("exit %d, want 1 naming line 2\nstdout %s\nstderr %s", code, out, errOut)
+	}
+}
+
 // `audit repair` cuts a log broken before its end (records lost to a
 // power cut without the journal) so that verify passes again, keeping the
 // log as it was.
