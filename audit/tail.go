@@ -2,11 +2,13 @@ package audit
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"reflect"
 	"strconv"
 	"strings"
@@ -280,10 +282,26 @@ func parseTailRecord(line []byte) (*tailRecord, error) {
 // so a line costs it about twice its size in memory whatever it holds.
 // Text from records is printed with control characters escaped, so a
 // record cannot drive the terminal.
+//
+// The writer cuts the log back at times (a failed fsync discards the
+// records it did not make durable; a journal's replay and `audit repair`
+// rewrite its end), and writes new records in their place. When r is a
+// file (an *os.File: it has ReadAt, Seek and Stat), Tail checks after each
+// wait that the file still holds the last bytes it read; if not, it says
+// so in a line that starts with "!!", names the last line it showed that
+// the log still holds, and reads on from there.
 func Tail(ctx context.Context, r io.Reader, w io.Writer, f Filter, wait func(context.Context) error) error {
 	lr := newLineReader(r, maxLineBytes)
 	bw := bufio.NewWriter(w)
 	lineNo := 0
+	var fw *follower
+	if file, ok := r.(followFile); ok && wait != nil {
+		start, err := file.Seek(0, io.SeekCurrent)
+		if err != nil {
+			return fmt.Errorf("tail audit log: %w", err)
+		}
+		fw = &follower{f: file, start: start, off: start}
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return flush(bw, nil)
@@ -303,6 +321,18 @@ func Tail(ctx context.Context, r io.Reader, w io.Writer, f Filter, wait func(con
 				}
 				return fmt.Errorf("tail audit log: %w", err)
 			}
+			if fw == nil {
+				continue
+			}
+			cut, err := fw.check(lr)
+			if err != nil {
+				return fmt.Errorf("tail audit log: %w", err)
+			}
+			if cut {
+				if err := fw.resume(bw, lr, &lineNo); err != nil {
+					return flush(bw, fmt.Errorf("tail audit log: %w", err))
+				}
+			}
 			continue
 		case errors.Is(err, errLineTooLong):
 			return flush(bw, fmt.Errorf("tail audit log: line %d is longer than %d bytes", lineNo+1, maxLineBytes))
@@ -310,6 +340,9 @@ func Tail(ctx context.Context, r io.Reader, w io.Writer, f Filter, wait func(con
 			return flush(bw, fmt.Errorf("tail audit log: %w", err))
 		}
 		lineNo++
+		if fw != nil {
+			fw.read(line, lineNo)
+		}
 		rec, err := parseTailRecord(line)
 		if err != nil {
 			if _, err := fmt.Fprintf(bw, "!! line %d is not an audit record\n", lineNo); err != nil {
@@ -325,6 +358,141 @@ func Tail(ctx context.Context, r io.Reader, w io.Writer, f Filter, wait func(con
 			return fmt.Errorf("tail audit log: %w", err)
 		}
 	}
+}
+
+// followFile is what Tail needs of r to notice the log cut back under it.
+type followFile interface {
+	io.Reader
+	io.ReaderAt
+	io.Seeker
+	Stat() (fs.FileInfo, error)
+}
+
+// follower keeps, for tail -f, where the lines Tail read end and the last
+// bytes of each (a record's hash), so that it can tell which of them the
+// log still holds after a cut-back and new records written in their place.
+type follower struct {
+	f     followFile
+	start int64 // where Tail began reading
+	off   int64 // the end of the last complete line read
+	marks []mark
+}
+
+type mark struct {
+	end  int64 // just after the line's newline
+	line int
+	n    int
+	tail [markBytes]byte // the line's last bytes, its newline included
+}
+
+const (
+	// markBytes holds a record's "hash" member and newline: no two
+	// records share them.
+	markBytes = hashSuffixLen + 1
+	// maxMarks bounds the lines remembered. The writer cuts back the
+	// records it has not synced yet, or what its journal covers; a cut
+	// further back (a repair) makes Tail read the log again from the
+	// start.
+	maxMarks = 8192
+)
+
+// read notes a complete line (without its newline) that Tail read.
+func (fw *follower) read(line []byte, lineNo int) {
+	fw.off += int64(len(line)) + 1
+	m := mark{end: fw.off, line: lineNo}
+	m.n = copy(m.tail[:], line[max(0, len(line)-(markBytes-1)):])
+	m.tail[m.n] = '\n'
+	m.n++
+	if len(fw.marks) == maxMarks {
+		fw.marks = fw.marks[:copy(fw.marks, fw.marks[maxMarks/2:])]
+	}
+	fw.marks = append(fw.marks, m)
+}
+
+// check reports whether the file no longer holds the last bytes Tail read:
+// those of an unfinished line, or else the last line's.
+func (fw *follower) check(lr *lineReader) (bool, error) {
+	fi, err := fw.f.Stat()
+	if err != nil {
+		return false, err
+	}
+	if fw.off+int64(lr.pending()) > fi.Size() {
+		return true, nil
+	}
+	if lr.pending() > 0 {
+		var want []byte
+		for i := len(lr.parts) - 1; i >= 0 && len(want) < markBytes; i-- {
+			p := lr.parts[i]
+			want = append(bytes.Clone(p[max(0, len(p)-(markBytes-len(want))):]), want...)
+		}
+		ok, err := fw.holds(fw.off+int64(lr.pending()), want)
+		return !ok, err
+	}
+	if len(fw.marks) == 0 {
+		return false, nil
+	}
+	m := &fw.marks[len(fw.marks)-1]
+	ok, err := fw.holds(m.end, m.tail[:m.n])
+	return !ok, err
+}
+
+// holds reports whether the file holds want just before offset end.
+func (fw *follower) holds(end int64, want []byte) (bool, error) {
+	got := make([]byte, len(want))
+	n, err := fw.f.ReadAt(got, end-int64(len(want)))
+	if n == len(got) {
+		return bytes.Equal(got, want), nil
+	}
+	if errors.Is(err, io.EOF) {
+		return false, nil // the file shrank meanwhile
+	}
+	return false, err
+}
+
+// resume finds the last line Tail read that the file still holds, says
+// what was cut, and makes Tail read on after that line.
+func (fw *follower) resume(bw *bufio.Writer, lr *lineReader, lineNo *int) error {
+	fi, err := fw.f.Stat()
+	if err != nil {
+		return err
+	}
+	keep := -1
+	for i := len(fw.marks) - 1; i >= 0; i-- {
+		m := &fw.marks[i]
+		if m.end > fi.Size() {
+			continue
+		}
+		ok, err := fw.holds(m.end, m.tail[:m.n])
+		if err != nil {
+			return err
+		}
+		if ok {
+			keep = i
+			break
+		}
+	}
+	at, line := fw.start, 0
+	if keep >= 0 {
+		at, line = fw.marks[keep].end, fw.marks[keep].line
+	}
+	if keep < 0 && len(fw.marks) > 0 && fw.marks[0].line > 1 {
+		_, _ = fmt.Fprintf(bw, "!! the log was cut back before line %d, further back than tail remembers; reading it again from the start\n", fw.marks[0].line)
+	} else {
+		_, _ = fmt.Fprintf(bw, "!! the log was cut back at byte %d", at)
+		if *lineNo > line {
+			_, _ = fmt.Fprintf(bw, "; records shown after line %d were discarded", line)
+		}
+		_ = bw.WriteByte('\n')
+	}
+	fw.marks = fw.marks[:keep+1]
+	if _, err := fw.f.Seek(at, io.SeekStart); err != nil {
+		return err
+	}
+	fw.off = at
+	*lineNo = line
+	lr.br.Reset(fw.f)
+	lr.drop()
+	return bw.Flush()
 }
 
 func flush(bw *bufio.Writer, err error) error {

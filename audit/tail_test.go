@@ -7,9 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -303,4 +306,183 @@ func FuzzTextList(f *testing.F) {
 			t.Errorf("%s: textList = %d %q, want %d %q", b, got.n, got.joined.String(), len(want), strings.Join(want, "; "))
 		}
 	})
+}
+
+// tail -f after the writer cut the log back and wrote new records in the
+// place of the ones it discarded (a failed fsync, here): Tail has shown a
+// discarded record, since it was in the file when read, and must say so,
+// then read the new records from where they start rather than from its
+// old offset, where it misread them (found by review).
+func TestTailFollowAfterCutBack(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	ff := openFaultFile(t, path)
+	l := openTestLog(t, Options{Path: path, Fsync: true, OpenFile: ff.opener()})
+	defer l.Close()
+	record := func(i int, reason string, async bool) error {
+		ev := sampleEvent(i)
+		ev.Reasons = []string{reason}
+		if async {
+			return l.RecordAsync(ev)
+		}
+		return l.Record(ev)
+	}
+	if err := record(1, "rec-1", false); err != nil {
+		t.Fatal(err)
+	}
+	rf, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rf.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	step := 0
+	wait := func(context.Context) error {
+		step++
+		switch step {
+		case 1: // written, not synced: Tail reads it
+			if err := record(2, "rec-2-discarded", true); err != nil {
+				t.Fatal(err)
+			}
+		case 2: // the next fsync fails: records 2 and 3 are cut off
+			ff.setSyncErr(syscall.EIO)
+			if err := record(3, "rec-3-failed", false); err == nil {
+				t.Fatal("Record(3) succeeded")
+			}
+			ff.setSyncErr(nil)
+			for i := 4; i <= 6; i++ { // seq 2, 3 and 4, over the old ones
+				if err := record(i, fmt.Sprintf("rec-%d", i), false); err != nil {
+					t.Fatal(err)
+				}
+			}
+		default:
+			cancel()
+		}
+		return nil
+	}
+	var out bytes.Buffer
+	if err := Tail(ctx, rf, &out, Filter{}, wait); err != nil {
+		t.Fatal(err)
+	}
+	var reasons []string
+	for _, line := range outputLines(&out) {
+		if strings.HasPrefix(line, "!!") {
+			reasons = append(reasons, line)
+			continue
+		}
+		reasons = append(reasons, line[strings.LastIndex(line, "— ")+len("— "):])
+	}
+	want := []string{
+		"rec-1",
+		"rec-2-discarded",
+		fmt.Sprintf("!! the log was cut back at byte %d; records shown after line 1 were discarded", bytes.IndexByte(readFile(t, path), '\n')+1),
+		"rec-4", "rec-5", "rec-6",
+	}
+	if diff := cmp.Diff(want, reasons); diff != "" {
+		t.Errorf("tail -f output mismatch (-want +got):\n%s\nlog:\n%s", diff, readFile(t, path))
+	}
+}
+
+// Cut-backs as Tail meets them in the file: below what it read, over an
+// unfinished line it held back, and further back than it remembers.
+func TestTailFollowNoticesCuts(t *testing.T) {
+	lines := sampleLog(t, 4)
+	ts := func(i int) string { return testStart.Add(time.Duration(i) * time.Second).Format(time.RFC3339) }
+	other := testStart.Add(time.Hour).Format(time.RFC3339)
+	tests := []struct {
+		name  string
+		start []byte
+		steps [][]byte // the file's content after each wait
+		want  []string // the times of the records shown (see ts), and !! lines
+	}{
+		{
+			name:  "below what was read",
+			start: join(lines[:3]...),
+			steps: [][]byte{join(lines[0]), join(lines[0], otherLine(t, 2, lines[0]))},
+			want: []string{ts(0), ts(1), ts(2),
+				fmt.Sprintf("!! the log was cut back at byte %d; records shown after line 1 were discarded", len(lines[0])),
+				other},
+		},
+		{
+			name:  "over an unfinished line",
+			start: join(lines[0], lines[1][:40]),
+			steps: [][]byte{join(lines[0], otherLine(t, 2, lines[0]))},
+			want:  []string{ts(0), fmt.Sprintf("!! the log was cut back at byte %d", len(lines[0])), other},
+		},
+		{
+			name:  "to nothing",
+			start: join(lines[:2]...),
+			steps: [][]byte{nil, join(lines[0])},
+			want:  []string{ts(0), ts(1), "!! the log was cut back at byte 0; records shown after line 0 were discarded", ts(0)},
+		},
+		{
+			name:  "appended to",
+			start: join(lines[:2]...),
+			steps: [][]byte{join(lines[:3]...), join(lines...)},
+			want:  []string{ts(0), ts(1), ts(2), ts(3)},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "audit.jsonl")
+			if err := os.WriteFile(path, tt.start, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			rf, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rf.Close()
+			ctx, cancel := context.WithCancel(t.Context())
+			steps := tt.steps
+			wait := func(context.Context) error {
+				if len(steps) == 0 {
+					cancel()
+					return nil
+				}
+				// In place, as the writer cuts its log back.
+				wf, err := os.OpenFile(path, os.O_WRONLY, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer wf.Close()
+				if err := wf.Truncate(0); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := wf.Write(steps[0]); err != nil {
+					t.Fatal(err)
+				}
+				steps = steps[1:]
+				return nil
+			}
+			var out bytes.Buffer
+			if err := Tail(ctx, rf, &out, Filter{}, wait); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, line := range outputLines(&out) {
+				if strings.HasPrefix(line, "!!") {
+					got = append(got, line)
+					continue
+				}
+				got = append(got, line[:len("2006-01-02T15:04:05Z")]) // its time
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("tail -f output mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func join(lines ...[]byte) []byte { return bytes.Join(lines, nil) }
+
+// otherLine returns record seq chained after prev, unlike sampleLog's:
+// its detail is "other".
+func otherLine(t *testing.T, seq uint64, prev []byte) []byte {
+	t.Helper()
+	p, _ := parseLine(bytes.TrimSuffix(prev, []byte("\n")))
+	line, _, err := encodeLine(newEncoder(), nil, &Event{Type: "decision", Decision: "allow", Detail: "other"}, seq, p.hash, testStart.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return line
 }

@@ -125,8 +125,9 @@ pass it back with --expect: the log must still hold that record, unchanged.`,
 			defer file.Close()
 			var wait func(context.Context) error
 			if follow {
-				wait = audit.Poll(250 * time.Millisecond)
+				wait = followWait(args[0], file, audit.Poll(250*time.Millisecond))
 			}
+			// Tail notices a log cut back in place through file itself.
 			return audit.Tail(cmd.Context(), file, e.stdout, f, wait)
 		},
 	}
@@ -136,4 +137,24 @@ pass it back with --expect: the log must still hold that record, unchanged.`,
 	tail.Flags().StringVar(&f.Event, "event", "", "only this record type (decision, approval, response, session, …)")
 	cmd.AddCommand(tail)
 	return cmd
+}
+
+// followWait wraps poll for `audit tail -f`: it stops following once path
+// names another file than the one open (the log was moved aside or
+// replaced), which Tail, reading the open file, cannot see.
+func followWait(path string, file *os.File, poll func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if err := poll(ctx); err != nil {
+			return err
+		}
+		open, err := file.Stat()
+		if err != nil {
+			return err
+		}
+		now, err := os.Stat(path)
+		if err != nil || !os.SameFile(open, now) {
+			return fmt.Errorf("%s is no longer the file being followed (moved aside or replaced): run audit tail again to follow the log there now", path)
+		}
+		return nil
+	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -183,5 +184,34 @@ func TestAuditRepairCommand(t *testing.T) {
 	out, errOut, code = cli(t, dir, "audit", "verify", path)
 	if code != 0 || !strings.Contains(out, "ok, 2 records") {
 		t.Errorf("verify after repair: exit %d\nstdout %s\nstderr %s", code, out, errOut)
+	}
+}
+
+// `audit tail -f` reads the file it opened: once the path names another
+// file (the log moved aside, a new one in its place), it stops and says
+// to run it again, rather than follow a file nothing writes.
+func TestAuditTailFollowStopsWhenTheLogIsReplaced(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.jsonl")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	wait := followWait(path, file, func(context.Context) error { return nil })
+	if err := wait(t.Context()); err != nil {
+		t.Fatalf("wait() on the same file = %v", err)
+	}
+	if err := os.WriteFile(path+".new", nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".new", path); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(t.Context()); err == nil || !strings.Contains(err.Error(), "run audit tail again") {
+		t.Errorf("wait() after the log was replaced = %v, want an error saying to run tail again", err)
 	}
 }
