@@ -4,8 +4,8 @@
 # one of them into reading the owner's private repositories and
 # publishing their content in a pull request on the public one. The proxy
 # sees the writes: REST contents and pull request calls (a local MCP
-# server) or tools/call create_or_update_file, push_files,
-# create_pull_request (a remote one). Every agent write to a public
+# server) or tools/call of any tool but a read (get_…, list_…, search_…,
+# …_read) that names the repository (a remote one). Every agent write to a public
 # repository waits for a human, who can see what is being published.
 #
 # The incident's own policy is narrower: hold public writes only after
@@ -28,15 +28,14 @@ inc01_rest_publishing := {
 }
 
 # METADATA
-# description: GitHub MCP server tools that publish content or discussion.
-inc01_mcp_publishing := {
-	"create_or_update_file",
-	"push_files",
-	"create_pull_request",
-	"create_issue",
-	"add_issue_comment",
-	"create_branch",
-}
+# description: |
+#   GitHub MCP server tools that only read, by their names: get_…, list_…,
+#   search_…, …_read. Every other tool that names a repository may write
+#   to it: the server renames its tools (create_issue became issue_write,
+#   found by review), so writes are not listed one by one.
+inc01_mcp_reads(tool) if regex.match(`^(get|list|search)_`, tool)
+
+inc01_mcp_reads(tool) if endswith(tool, "_read")
 
 inc01_publishing if {
 	input.action.provider == "github"
@@ -46,7 +45,8 @@ inc01_publishing if {
 inc01_publishing if {
 	input.action.provider == "mcp"
 	input.action.method == "tools/call"
-	input.action.tool in inc01_mcp_publishing
+	is_string(input.action.tool)
+	not inc01_mcp_reads(input.action.tool)
 }
 
 # METADATA

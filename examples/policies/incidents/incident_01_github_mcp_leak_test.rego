@@ -19,6 +19,18 @@ test_incident_01_mcp_tools_to_public_repo_held if {
 	# GitHub ignores case (found by review).
 	held(mcp("create_or_update_file", {"owner": "ACME", "repo": "Website", "path": "leak.md", "content": "private", "branch": "leak"})) == {"INC-01"}
 	held(mcp("create_pull_request", {"owner": "acme", "repo": "oss-sdk", "title": "t", "head": "leak", "base": "main"})) == {"INC-01"}
+
+	# Tools the server has renamed or added since (found by review).
+	held(mcp("issue_write", {"method": "create", "owner": "acme", "repo": "website", "title": "t", "body": "private"})) == {"INC-01"}
+	held(mcp("update_pull_request", {"owner": "acme", "repo": "website", "pullNumber": 7, "body": "private"})) == {"INC-01"}
+	held(mcp("add_comment_to_pending_review", {"owner": "acme", "repo": "website", "pullNumber": 7, "body": "private"})) == {"INC-01"}
+}
+
+test_incident_01_mcp_reads_of_public_repo_allowed if {
+	allowed(mcp("get_file_contents", {"owner": "acme", "repo": "website", "path": "README.md"}))
+	allowed(mcp("issue_read", {"method": "get", "owner": "acme", "repo": "website", "issue_number": 1}))
+	allowed(mcp("list_issues", {"owner": "acme", "repo": "website"}))
+	allowed(mcp("search_code", {"query": "repo:acme/website leak"}))
 }
 
 test_incident_01_writes_to_private_repo_allowed if {

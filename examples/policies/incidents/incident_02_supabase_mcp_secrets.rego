@@ -5,7 +5,8 @@
 # ticket thread. The proxy sees tools/call execute_sql with the SQL in
 # its arguments (or, from a local MCP server, Supabase's
 # POST /v1/projects/{ref}/database/query). SQL naming a secret table is
-# denied; SQL that writes, and migrations, wait for a human.
+# denied; SQL that writes, migrations, and SQL that can reach a table
+# without naming it (EXECUTE, query_to_xml, U&"…" names) wait for a human.
 package countersign
 
 import data.countersign.incidents
@@ -28,4 +29,14 @@ approve contains {
 	"msg": sprintf("SQL that changes data or schema: %s", [concat("; ", incidents.sql_texts)]),
 } if {
 	incidents.sql_writes
+}
+
+# METADATA
+# title: INC-02-3
+# description: SQL that can reach tables its text does not name (built at run time, Unicode-escaped names) waits for a human.
+approve contains {
+	"id": "INC-02-3",
+	"msg": sprintf("SQL that builds what it runs or escapes the names it reads, so countersign cannot tell which tables it reaches: %s", [concat("; ", incidents.sql_texts)]),
+} if {
+	incidents.sql_dynamic
 }

@@ -32,3 +32,13 @@ test_incident_02_ordinary_reads_allowed if {
 }
 
 test_incident_02_table_name_inside_another_word_allowed if allowed(mcp("execute_sql", {"query": "select * from integration_tokens_archive_schema_doc"}))
+
+# SQL that reaches the secret table without spelling its name (found by
+# review): a Unicode-escaped identifier, a query built from strings.
+test_incident_02_secret_table_not_spelt_out_held if {
+	held(mcp("execute_sql", {"query": "SELECT * FROM U&\"integration\\005ftokens\""})) == {"INC-02-3"}
+	held(mcp("execute_sql", {"query": "select query_to_xml('select * from integration' || '_tokens', true, true, '')"})) == {"INC-02-3"}
+	held(mcp("execute_sql", {"query": "do $$ begin execute 'select 1 from integration' || '_tokens'; end $$"})) == {"INC-02-2", "INC-02-3"}
+	allowed(mcp("execute_sql", {"query": "select id, total from orders where created_at > now() - interval '1 day'"}))
+	allowed(mcp("execute_sql", {"query": "select 'do it' as todo, executed_at from jobs"}))
+}
