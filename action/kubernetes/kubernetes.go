@@ -206,14 +206,17 @@ func dryRunOf(r *action.Request, verb string) (dryRun bool, perr string) {
 // delete verb (found by review): owner references that name an owner that
 // does not exist make the garbage collector delete the object (a namespace
 // with everything in it), and a NoExecute taint on a node makes the cluster
-// delete every pod there that does not tolerate it. A body countersign
-// cannot decode (protobuf, or broken) counts as one that does, when it
-// could.
+// delete every pod there that does not tolerate it. So do, for a pod, an
+// active deadline (the kubelet kills it when it passes) and, for a Job,
+// suspending it (its running pods are deleted) or a time to live after it
+// finishes (a finished Job and its pods are deleted when it passes). A
+// body countersign cannot decode (protobuf, or broken) counts as one that
+// does, when it could.
 func deletesByWrite(verb, group, resource, contentType string, body []byte) bool {
 	if verb != "update" && verb != "patch" || len(body) == 0 {
 		return false
 	}
-	node := group == "" && resource == "nodes"
+	k := writeTarget{node: group == "" && resource == "nodes", pod: group == "" && resource == "pods", job: group == "batch" && resource == "jobs"}
 	v := decodeBody(contentType, body)
 	if v == nil {
 		return true
@@ -227,31 +230,52 @@ func deletesByWrite(verb, group, resource, contentType string, body []byte) bool
 			switch kind {
 			case "copy", "move":
 				// A value from elsewhere in the object: unknown.
-				if under(path, "/metadata/ownerReferences") || node && under(path, "/spec/taints") {
+				if k.reaches(path) {
 					return true
 				}
 			case "add", "replace":
 				// The value put at path, as the part of a document it is.
-				if writesOwnerOrTaint(wrapAt(path, op["value"]), node) {
+				if k.deletes(wrapAt(path, op["value"])) {
 					return true
 				}
 			}
 		}
 		return false
 	}
-	return writesOwnerOrTaint(v, node)
+	return k.deletes(v)
 }
 
-// writesOwnerOrTaint reports whether a document (or patch) sets owner
-// references or, for a node, a NoExecute taint.
-func writesOwnerOrTaint(v any, node bool) bool {
+// writeTarget is what an update or patch writes to, as far as writes
+// that delete are concerned.
+type writeTarget struct{ node, pod, job bool }
+
+// reaches reports whether a JSON Patch path is, is inside or holds a field
+// whose writing can delete.
+func (k writeTarget) reaches(path string) bool {
+	return under(path, "/metadata/ownerReferences") ||
+		k.node && under(path, "/spec/taints") ||
+		k.pod && under(path, "/spec/activeDeadlineSeconds") ||
+		k.job && (under(path, "/spec/suspend") || under(path, "/spec/ttlSecondsAfterFinished"))
+}
+
+// deletes reports whether a document (or patch) sets owner references,
+// or a field of the target that deletes (see deletesByWrite).
+func (k writeTarget) deletes(v any) bool {
 	doc, _ := v.(map[string]any)
 	meta, _ := doc["metadata"].(map[string]any)
 	if refs, has := meta["ownerReferences"]; has && refs != nil {
 		return true
 	}
 	spec, _ := doc["spec"].(map[string]any)
-	return node && noExecute(spec["taints"])
+	switch {
+	case k.node:
+		return noExecute(spec["taints"])
+	case k.pod:
+		return spec["activeDeadlineSeconds"] != nil
+	case k.job:
+		return spec["suspend"] == true || spec["ttlSecondsAfterFinished"] != nil
+	}
+	return false
 }
 
 // serverPatchPath is a JSON Patch path as the API server's json-patch

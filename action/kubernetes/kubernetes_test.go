@@ -468,6 +468,24 @@ func TestWritesThatDeleteAreDestructive(t *testing.T) {
 			`[{"op":"add","path":"x/spec/taints/-","value":{"effect":"NoExecute"}}]`), true},
 		{"a body that cannot be read", withBody(req("PATCH", "https://k8s.example.test/api/v1/namespaces/prod"), "application/vnd.kubernetes.protobuf",
 			"k8s\x00\x0a\x0f"), true},
+		// Other fields whose writing deletes: a pod's active deadline, a
+		// Job suspended or given a time to live (found by review).
+		{"pod given an active deadline", withBody(req("PATCH", "https://k8s.example.test/api/v1/namespaces/prod/pods/db-0"), "application/strategic-merge-patch+json",
+			`{"spec":{"activeDeadlineSeconds":1}}`), true},
+		{"pod's deadline added by JSON Patch", withBody(req("PATCH", "https://k8s.example.test/api/v1/namespaces/prod/pods/db-0"), "application/json-patch+json",
+			`[{"op":"add","path":"/spec/activeDeadlineSeconds","value":1}]`), true},
+		{"job suspended", withBody(req("PATCH", "https://k8s.example.test/apis/batch/v1/namespaces/prod/jobs/migrate"), "application/merge-patch+json",
+			`{"spec":{"suspend":true}}`), true},
+		{"job given a time to live", withBody(req("PATCH", "https://k8s.example.test/apis/batch/v1/namespaces/prod/jobs/migrate"), "application/apply-patch+yaml",
+			"spec:\n  ttlSecondsAfterFinished: 0\n"), true},
+		{"job's time to live replaced by JSON Patch", withBody(req("PATCH", "https://k8s.example.test/apis/batch/v1/namespaces/prod/jobs/migrate"), "application/json-patch+json",
+			`[{"op":"replace","path":"/spec/ttlSecondsAfterFinished","value":0}]`), true},
+		{"job resumed", withBody(req("PATCH", "https://k8s.example.test/apis/batch/v1/namespaces/prod/jobs/migrate"), "application/merge-patch+json",
+			`{"spec":{"suspend":false}}`), false},
+		{"cronjob suspended (no runs stopped)", withBody(req("PATCH", "https://k8s.example.test/apis/batch/v1/namespaces/prod/cronjobs/nightly"), "application/merge-patch+json",
+			`{"spec":{"suspend":true}}`), false},
+		{"deployment with an active deadline in its template", withBody(req("PATCH", "https://k8s.example.test/apis/apps/v1/namespaces/prod/deployments/web"), "application/merge-patch+json",
+			`{"spec":{"activeDeadlineSeconds":1}}`), false},
 	}
 	for _, tt := range tests {
 		a, ok := p.Classify(tt.give)
