@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +41,24 @@ func TestDisplayBodyMasksCredentialsLikeTheAuditLog(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Base64 that decodes to a credential is masked on the approval page as in
+// the audit log, in form values (EC2's UserData), text bodies and YAML
+// (found by review: only JSON bodies were read).
+func TestDisplayBodyMasksEncodedCredentials(t *testing.T) {
+	b64 := base64.StdEncoding.EncodeToString([]byte("#!/bin/bash\nexport GITHUB_TOKEN=ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789\n"))
+	for _, tc := range []struct{ ct, body, keep string }{
+		{"application/x-www-form-urlencoded", "Action=RunInstances&ImageId=ami-1&UserData=" + url.QueryEscape(b64), "ImageId=ami-1"},
+		{"text/plain", "user data: " + b64, "user data: "},
+		{"application/yaml", "kind: ConfigMap\nbinaryData:\n  env: " + b64 + "\n", "kind: ConfigMap"},
+		{"application/json", `{"content":"` + b64 + `","message":"add"}`, `"message": "add"`},
+	} {
+		s := displayBody(tc.ct, []byte(tc.body), false)
+		if strings.Contains(s, b64[:40]) || strings.Contains(s, url.QueryEscape(b64)[:40]) || !strings.Contains(s, tc.keep) {
+			t.Errorf("%s: displayBody = %q; want the encoded token masked and %q kept", tc.ct, s, tc.keep)
+		}
 	}
 }
 

@@ -542,10 +542,14 @@ func (s *Server) holdOutcome(ctx context.Context, ex *exchange, act action.Actio
 
 // inputAction is the action as the policy input carries it, built once.
 func inputAction(in *policy.Input) map[string]any {
-	if a, ok := in.Map()["action"].(map[string]any); ok {
-		return a
+	a, ok := in.Map()["action"].(map[string]any)
+	if !ok {
+		a = in.Action.Map()
 	}
-	return in.Action.Map()
+	// Recorded and shown, so base64 that decodes to a credential is
+	// masked, which the policy's copy is not (see redact.Encoded).
+	m, _ := redact.Encoded(a).(map[string]any)
+	return m
 }
 
 // recordedInput is the part of the policy input a decision record carries
@@ -586,6 +590,8 @@ func recordedInput(in *policy.Input, inflated int64) map[string]any {
 				// is in it). Replay sees body_omitted and no body.
 				delete(trimmed, "body")
 				trimmed["body_omitted"] = true
+			} else if b, ok := trimmed["body"]; ok {
+				trimmed["body"] = redact.Encoded(b)
 			}
 			out[k] = trimmed
 		case "session":
@@ -1296,7 +1302,7 @@ func (s *Server) auditRefusal(sess *session.Info, ex *exchange, status int, reas
 	ev := &audit.Event{Type: "decision", RequestID: ex.id, Session: sessionRef(sess), Decision: "deny",
 		Reasons: []string{reason}, RuleIDs: []string{"PROTOCOL"}, Fields: map[string]any{"status": status}}
 	if len(act) > 0 {
-		if m, ok := redact.Value(act[0].Map()).(map[string]any); ok {
+		if m, ok := redact.Encoded(redact.Value(act[0].Map())).(map[string]any); ok {
 			ev.Action = m
 		}
 	}
@@ -1405,13 +1411,13 @@ func displayBody(contentType string, b []byte, k8sSecret bool) string {
 		if k8sSecret {
 			rv = redact.KubernetesSecret
 		}
-		out, err := json.MarshalIndent(rv(v), "", "  ")
+		out, err := json.MarshalIndent(redact.Encoded(rv(v)), "", "  ")
 		if err != nil {
 			return "(a body that could not be shown safely)"
 		}
 		s = string(out)
 	default:
-		s = redact.Multipart(string(b), policy.MultipartBoundary(contentType))
+		s = redact.EncodedString(redact.Multipart(string(b), policy.MultipartBoundary(contentType)))
 	}
 	const max = 64 << 10
 	if len(s) > max {
@@ -1432,6 +1438,13 @@ func redactForm(body string) string {
 		name, err := url.QueryUnescape(k)
 		if err != nil || redact.IsCredentialKey(name) || redact.IsCredentialParam(name) {
 			pairs[i] = k + "=" + url.QueryEscape(redact.Mask)
+			continue
+		}
+		// A value is shown as sent, percent-encoded; base64 in it (EC2's
+		// UserData) is read decoded.
+		_, raw, _ := strings.Cut(p, "=")
+		if v, err := url.QueryUnescape(raw); err == nil && redact.EncodedString(v) != v {
+			pairs[i] = k + "=" + url.QueryEscape(redact.EncodedString(v))
 		}
 	}
 	return strings.Join(pairs, "&")

@@ -2,6 +2,8 @@ package redact
 
 import (
 	"encoding/base64"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -12,6 +14,102 @@ import (
 // Text knows are invisible in the encoded form, so the audit log and the
 // approval page would carry it for anyone to decode.
 //
+// Encoded returns v, a JSON-shaped value as Value takes it, with every
+// base64 run in its strings that decodes to a credential masked (see
+// maskEncoded). It is for what is recorded and shown, not for the policy's
+// input: a run is masked whole, and it may take in text the policy must
+// read (a table name before a "--" comment whose bytes decode to a token,
+// found by review). v itself comes back, without a copy, when nothing in
+// it is masked.
+func Encoded(v any) any {
+	out, _ := encoded(v)
+	return out
+}
+
+// EncodedString is Encoded of one string.
+func EncodedString(s string) string { return maskEncoded(s, encodedDepth) }
+
+// encoded is Encoded, and whether it changed anything. Maps and slices are
+// copied only on the way to a change.
+func encoded(v any) (any, bool) {
+	switch x := v.(type) {
+	case string:
+		m := maskEncoded(x, encodedDepth)
+		return m, m != x
+	case map[string]any:
+		var out map[string]any
+		for k, e := range x {
+			if m, changed := encoded(e); changed {
+				if out == nil {
+					out = maps.Clone(x)
+				}
+				out[k] = m
+			}
+		}
+		if out == nil {
+			return x, false
+		}
+		return out, true
+	case []any:
+		var out []any
+		for i, e := range x {
+			if m, changed := encoded(e); changed {
+				if out == nil {
+					out = slices.Clone(x)
+				}
+				out[i] = m
+			}
+		}
+		if out == nil {
+			return x, false
+		}
+		return out, true
+	case []string:
+		var out []string
+		for i, e := range x {
+			if m := maskEncoded(e, encodedDepth); m != e {
+				if out == nil {
+					out = slices.Clone(x)
+				}
+				out[i] = m
+			}
+		}
+		if out == nil {
+			return x, false
+		}
+		return out, true
+	case map[string]string:
+		var out map[string]string
+		for k, e := range x {
+			if m := maskEncoded(e, encodedDepth); m != e {
+				if out == nil {
+					out = maps.Clone(x)
+				}
+				out[k] = m
+			}
+		}
+		if out == nil {
+			return x, false
+		}
+		return out, true
+	case map[string][]string:
+		var out map[string][]string
+		for k, e := range x {
+			if m, changed := encoded(e); changed {
+				if out == nil {
+					out = maps.Clone(x)
+				}
+				out[k] = m.([]string)
+			}
+		}
+		if out == nil {
+			return x, false
+		}
+		return out, true
+	}
+	return v, false
+}
+
 // maskEncoded finds runs of base64 in s (either alphabet, padded or not,
 // broken into lines as encoders wrap them), decodes each, and masks the
 // run whole when Text finds a credential in what it decodes to, or, to

@@ -450,10 +450,9 @@ func nameLike(k string) bool {
 // Strings under a key that IsCredentialKey are replaced by Mask, however
 // deeply nested, except under a key that IsNameKey; numbers, booleans and
 // nulls are kept, so "max_tokens": 1024 survives. Other strings go through
-// String, and a base64 run in them that decodes to a credential is masked
-// (see maskEncoded); object keys go through Text. A value of any other
-// type is replaced by Mask: Value cannot see inside it, so it does not
-// pass it on.
+// String, and object keys through Text. A value of any other type is
+// replaced by Mask: Value cannot see inside it, so it does not pass it on.
+// What is recorded or shown also goes through Encoded.
 func Value(v any) any {
 	return value(v, false)
 }
@@ -534,7 +533,7 @@ func str(s string, cred bool) string {
 	if cred {
 		return Mask
 	}
-	return maskEncoded(String(s), encodedDepth)
+	return String(s)
 }
 
 // String is Text for a value that may be a URL: an absolute URL (a
@@ -602,9 +601,10 @@ func Path(p string) string {
 
 // Message masks credentials in a policy's message to the agent or an
 // approver, as Path does: the message may quote the request's path, the one
-// part of the input the policy reads unmasked.
+// part of the input the policy reads unmasked. Base64 runs that decode to
+// a credential are masked too (see Encoded): the message may quote a body.
 func Message(m string) string {
-	return maskDecoded(Text(m))
+	return maskEncoded(maskDecoded(Text(m)), encodedDepth)
 }
 
 // maskDecoded masks in s, as spelt, each span in which Text finds a
