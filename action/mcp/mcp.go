@@ -114,10 +114,12 @@ func classifyPost(r *action.Request) (action.Action, bool) {
 	// A message cut at the inspection limit may name "jsonrpc" after it
 	// (found by review: a 1 MiB _meta first, and a stateless server needs
 	// no MCP header). What a client must send to any MCP endpoint, an
-	// Accept that lists both JSON and an event stream, or an MCP path,
-	// marks it as one.
-	if r.BodyTruncated && (mentioned || knownPath(r.Path) ||
-		accepts(r.Header, "text/event-stream") && accepts(r.Header, "application/json")) {
+	// Accept that lists both JSON and an event stream, an MCP path, the
+	// older HTTP+SSE transport's session parameter, or a message that
+	// starts as JSON-RPC's do, marks it as one.
+	if r.BodyTruncated && (mentioned || knownPath(r.Path) || legacyEndpoint(r) ||
+		accepts(r.Header, "text/event-stream") && accepts(r.Header, "application/json") ||
+		startsAsJSONRPC(body)) {
 		return reject(r, OpInvalid, http.StatusRequestEntityTooLarge,
 			"the MCP message is larger than inspect.body_limit, and countersign decides only on messages it has read whole"), true
 	}
@@ -357,6 +359,35 @@ func accepts(h http.Header, mediaType string) bool {
 				return true
 			}
 		}
+	}
+	return false
+}
+
+// legacyEndpoint reports whether r goes where the HTTP+SSE transport (MCP
+// before 2025-03-26) takes messages: the endpoint its server hands out,
+// /messages?session_id=… (Python) or ?sessionId=… (TypeScript), to which
+// its clients post with no Accept of an event stream (found by review).
+// The path alone is not enough: Anthropic's API is POST /v1/messages.
+func legacyEndpoint(r *action.Request) bool {
+	return r.Query.Has("session_id") || r.Query.Has("sessionId")
+}
+
+// startsAsJSONRPC reports whether a JSON object's first member is one a
+// JSON-RPC message has and other APIs' bodies rarely start with. Only the
+// first tokens are read: the body may be cut off.
+func startsAsJSONRPC(body []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return false
+	}
+	key, err := dec.Token()
+	k, isString := key.(string)
+	if err != nil || !isString {
+		return false
+	}
+	switch fold(k) {
+	case "JSONRPC", "METHOD", "PARAMS":
+		return true
 	}
 	return false
 }
