@@ -208,8 +208,10 @@ func dryRunOf(r *action.Request, verb string) (dryRun bool, perr string) {
 // with everything in it), and a NoExecute taint on a node makes the cluster
 // delete every pod there that does not tolerate it. So do, for a pod, an
 // active deadline (the kubelet kills it when it passes) and, for a Job,
-// suspending it (its running pods are deleted) or a time to live after it
-// finishes (a finished Job and its pods are deleted when it passes). A
+// suspending it or setting its parallelism to 0 (its running pods are
+// deleted), an active deadline (they are killed when it passes) or a time
+// to live after it finishes (a finished Job and its pods are deleted when
+// it passes). A
 // body countersign cannot decode (protobuf, or broken) counts as one that
 // does, when it could.
 func deletesByWrite(verb, group, resource, contentType string, body []byte) bool {
@@ -245,6 +247,22 @@ func deletesByWrite(verb, group, resource, contentType string, body []byte) bool
 	return k.deletes(v)
 }
 
+// isZero reports whether a decoded JSON or YAML number is 0.
+func isZero(v any) bool {
+	switch n := v.(type) {
+	case json.Number:
+		f, err := n.Float64()
+		return err == nil && f == 0
+	case float64:
+		return n == 0
+	case int64:
+		return n == 0
+	case int:
+		return n == 0
+	}
+	return false
+}
+
 // writeTarget is what an update or patch writes to, as far as writes
 // that delete are concerned.
 type writeTarget struct{ node, pod, job bool }
@@ -255,7 +273,8 @@ func (k writeTarget) reaches(path string) bool {
 	return under(path, "/metadata/ownerReferences") ||
 		k.node && under(path, "/spec/taints") ||
 		k.pod && under(path, "/spec/activeDeadlineSeconds") ||
-		k.job && (under(path, "/spec/suspend") || under(path, "/spec/ttlSecondsAfterFinished"))
+		k.job && (under(path, "/spec/suspend") || under(path, "/spec/ttlSecondsAfterFinished") ||
+			under(path, "/spec/activeDeadlineSeconds") || under(path, "/spec/parallelism"))
 }
 
 // deletes reports whether a document (or patch) sets owner references,
@@ -273,7 +292,8 @@ func (k writeTarget) deletes(v any) bool {
 	case k.pod:
 		return spec["activeDeadlineSeconds"] != nil
 	case k.job:
-		return spec["suspend"] == true || spec["ttlSecondsAfterFinished"] != nil
+		return spec["suspend"] == true || spec["ttlSecondsAfterFinished"] != nil ||
+			spec["activeDeadlineSeconds"] != nil || isZero(spec["parallelism"])
 	}
 	return false
 }
