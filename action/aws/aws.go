@@ -667,6 +667,30 @@ var readNamedWrites = map[string]bool{
 	"GetComputeAccess":          true,
 	"GetComputeAuthToken":       true,
 	"GetRoleCredentials":        true,
+	// And (found by the review after): S3 Access Grants, Lake Formation,
+	// EMR and its containers, DataZone, Managed Grafana's keys, a SCEP
+	// challenge password, and the tokens of the services that name an
+	// operation so.
+	"GetDataAccess":                        true,
+	"GetTemporaryGlueTableCredentials":     true,
+	"GetTemporaryGluePartitionCredentials": true,
+	"GetClusterSessionCredentials":         true,
+	"GetManagedEndpointSessionCredentials": true,
+	"GetEnvironmentCredentials":            true,
+	"GetProgrammaticAccessCredentials":     true,
+	"GetChallengePassword":                 true,
+	"GetAccessToken":                       true,
+	"GetToken":                             true,
+}
+
+// credentialReads are operations named like the mints above that read
+// without granting anything: WAF's change token (a concurrency check),
+// Secrets Manager's random password (generated, not stored), and reads of
+// secrets that exist already, which policies judge as reads of secrets.
+var credentialReads = map[string]bool{
+	"GetChangeToken":                          true,
+	"GetRandomPassword":                       true,
+	"GetRelationalDatabaseMasterUserPassword": true,
 }
 
 // judge gives the classifier's opinion of an operation: one that mints

@@ -3,6 +3,7 @@ package aws
 import (
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -612,6 +613,20 @@ func TestReadNamedWritesAreNotReads(t *testing.T) {
 	// IAM Identity Center's portal hands out role credentials on a GET.
 	if ro, _ := judge("GetRoleCredentials", "GET", protoRESTJSON); ro {
 		t.Error("GetRoleCredentials (GET /federation/credentials) judged read-only")
+	}
+	// Every operation in the table named like one that hands out
+	// credentials is judged one, or is listed as a read on purpose: a new
+	// botocore release cannot add a mint unnoticed.
+	mint := regexp.MustCompile(`^Get\w*(Credentials|Token|Password|DataAccess)$`)
+	for _, a := range loadModels().apis {
+		for op := range a.ops {
+			if !mint.MatchString(op) || credentialReads[op] {
+				continue
+			}
+			if !readNamedWrites[op] {
+				t.Errorf("%s:%s looks like it hands out credentials; add it to readNamedWrites or credentialReads", a.service, op)
+			}
+		}
 	}
 	if ro, _ := judge("GetCallerIdentity", "POST", protoQuery); !ro {
 		t.Error("GetCallerIdentity is a read")
