@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -314,6 +315,8 @@ func (h *harness) records() []*audit.Record {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	// A last line without its newline is still being written.
+	b = b[:bytes.LastIndexByte(b, '\n')+1]
 	var out []*audit.Record
 	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
 		if line == "" {

@@ -199,6 +199,12 @@ func logSize(t *testing.T, path string) int64 {
 // readRecords reads the audit log back from offset on, for t
 // (harness.records reports to the harness's own T, which a fuzz target may
 // not use).
+//
+// The log is appended to while it is read. offset came from a Stat that
+// may have caught a batch half written (the kernel grows the file a page
+// at a time), so a line that starts before offset is skipped; and a last
+// line without its newline is still being written, so it is left for the
+// next read.
 func readRecords(t *testing.T, path string, offset int64) []*audit.Record {
 	t.Helper()
 	f, err := os.Open(path)
@@ -206,10 +212,28 @@ func readRecords(t *testing.T, path string, offset int64) []*audit.Record {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.NewSectionReader(f, offset, 1<<40))
+	start := max(offset-1, 0)
+	b, err := io.ReadAll(io.NewSectionReader(f, start, 1<<40))
 	if err != nil {
 		t.Fatal(err)
 	}
+	if offset > 0 && len(b) > 0 {
+		if b[0] == '\n' {
+			b = b[1:]
+		} else if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			b = b[i+1:]
+		} else {
+			b = nil
+		}
+	}
+	return parseRecords(t, b)
+}
+
+// parseRecords parses the complete lines of b, a stretch of the audit log
+// that starts at a line.
+func parseRecords(t *testing.T, b []byte) []*audit.Record {
+	t.Helper()
+	b = b[:bytes.LastIndexByte(b, '\n')+1]
 	var out []*audit.Record
 	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
 		if line == "" {
