@@ -76,8 +76,8 @@ gerrit_submits(_) if {
 
 # METADATA
 # description: |
-#   option is "key", or "key=value" with a value Gerrit and GitLab read as
-#   true ("true", "yes", "on", "1", …; spaces around either ignored).
+#   option is "key", or "key=value" with a value that does not read as
+#   false ("false", "no", "off", "0", …; spaces around either ignored).
 option_set(option, key) if trim_space(option) == key
 
 option_set(option, key) if {
@@ -86,7 +86,9 @@ option_set(option, key) if {
 	truthy(v)
 }
 
-truthy(v) if lower(trim_space(v)) in {"", "true", "t", "yes", "y", "on", "1"}
+# Any value but one that reads as false counts as true: servers differ on
+# what they accept, and reading "enabled" as false would miss a merge.
+truthy(v) if not lower(trim_space(v)) in {"false", "f", "no", "n", "off", "0"}
 
 # GitLab's push options as GitLab reads them (Gitlab::PushOptions):
 # "namespace.key=value" with namespace, key and value each trimmed and

@@ -54,6 +54,8 @@ test_gitlab_options_are_read_as_gitlab_reads_them if {
 	branches(push([update("refs/heads/agent/x")], aliased)) == {"agent/x", git.default_branch}
 	spaced_key := ["merge_request. auto_merge = yes"]
 	branches(push([update("refs/heads/agent/x")], spaced_key)) == {"agent/x", git.default_branch}
+	enabled := ["mr.merge_when_pipeline_succeeds=enabled", "mr.target=main"]
+	branches(push([update("refs/heads/agent/x")], enabled)) == {"agent/x", "main"}
 	off := ["mr.merge_when_pipeline_succeeds = false", "mr.target=main"]
 	branches(push([update("refs/heads/agent/x")], off)) == {"agent/x"}
 }
