@@ -147,61 +147,36 @@ func TestClassifyTruncatedMessageIsRefused(t *testing.T) {
 // A message whose "jsonrpc" comes after the inspection limit is refused
 // too, when the request has what an MCP client sends to any endpoint
 // (found by review: a stateless server needs no MCP header, and the
-// request passed as plain HTTP). A large JSON POST elsewhere is not MCP's.
+// request passed as plain HTTP): an MCP path, an Accept of both JSON and
+// an event stream, the HTTP+SSE transport's session parameter, or a first
+// member that is JSON-RPC's. A large JSON POST elsewhere is not MCP's.
 func TestClassifyTruncatedMessageWithLateJSONRPC(t *testing.T) {
 	const limit = 1 << 20
-	body := `{"id":1,"method":"tools/call","params":{"_meta":{"pad":"` + strings.Repeat("A", limit) +
+	pad := strings.Repeat("A", limit)
+	idFirst := `{"id":1,"method":"tools/call","params":{"_meta":{"pad":"` + pad +
 		`"},"name":"execute_sql","arguments":{"query":"DROP TABLE users"}},"jsonrpc":"2.0"}`
 	for _, tt := range []struct {
-		name   string
-		path   string
-		accept string
-		mcp    bool
+		name, body, path, accept, query string
+		mcp                             bool
 	}{
-		{"MCP path and Accept", "/mcp", "application/json, text/event-stream", true},
-		{"Accept only", "/v1/rpc", "application/json, text/event-stream", true},
-		{"MCP path only", "/sse", "application/json", true},
-		{"neither", "/v1/upload", "application/json", false},
+		{"MCP path and Accept", idFirst, "/mcp", "application/json, text/event-stream", "", true},
+		{"Accept only", idFirst, "/v1/rpc", "application/json, text/event-stream", "", true},
+		{"MCP path only", idFirst, "/sse", "application/json", "", true},
+		{"neither", idFirst, "/v1/upload", "application/json", "", false},
 		// Anthropic's API streaming a long conversation.
-		{"an event stream only (an LLM API's stream)", "/v1/messages", "text/event-stream", false},
-		{"an LLM API without Accept", "/v1/messages", "", false},
+		{"an event stream only (an LLM API's stream)", idFirst, "/v1/messages", "text/event-stream", "", false},
+		{"an LLM API without Accept", idFirst, "/v1/messages", "", "", false},
+		{"method first", `{"method":"tools/call","params":{"_meta":{"pad":"` + pad + `"}},"jsonrpc":"2.0","id":1}`, "/v1/upload", "application/json", "", true},
+		{"params first", `{ "params":{"_meta":{"pad":"` + pad + `"}},"method":"tools/call","jsonrpc":"2.0","id":1}`, "/v1/upload", "application/json", "", true},
+		// The HTTP+SSE transport's endpoint, whose clients accept
+		// anything (found by review).
+		{"session parameter", idFirst, "/messages/", "*/*", "session_id=abc", true},
+		{"TypeScript's session parameter", idFirst, "/messages", "", "sessionId=abc", true},
+		{"another API's upload", `{"id":1,"name":"backup","data":"` + pad + `"}`, "/v1/upload", "application/json", "", false},
 	} {
 		r := post("")
 		r.Path, r.RawPath = tt.path, tt.path
 		r.Header.Set("Accept", tt.accept)
-		r.Body, r.BodySize, r.BodyTruncated = []byte(body[:limit+1]), int64(len(body)), true
-		r.Body[2] = 'X' // "Xd": the first member is no JSON-RPC one
-		a, ok := New(Options{}).Classify(r)
-		status, _, bad := Reject(a)
-		if tt.mcp && (!ok || !bad || status != http.StatusRequestEntityTooLarge) {
-			t.Errorf("%s: Classify = %+v, %v; want a 413 refusal", tt.name, a, ok)
-		}
-		if !tt.mcp && ok {
-			t.Errorf("%s: Classify = %+v; want it left to other providers", tt.name, a)
-		}
-	}
-}
-
-// A cut-off message whose first member is JSON-RPC's, or that carries the
-// HTTP+SSE transport's session parameter, is MCP's wherever it goes.
-func TestClassifyTruncatedMessageThatStartsAsJSONRPC(t *testing.T) {
-	const limit = 1 << 20
-	pad := strings.Repeat("A", limit)
-	for _, tt := range []struct {
-		name, body, query string
-		mcp               bool
-	}{
-		{"method first", `{"method":"tools/call","params":{"_meta":{"pad":"` + pad + `"}},"jsonrpc":"2.0","id":1}`, "", true},
-		{"params first", `{ "params":{"_meta":{"pad":"` + pad + `"}},"method":"tools/call","jsonrpc":"2.0","id":1}`, "", true},
-		// The HTTP+SSE transport's endpoint, whose clients accept
-		// anything (found by review).
-		{"session parameter", `{"id":1,"params":{"_meta":{"pad":"` + pad + `"}},"method":"tools/call","jsonrpc":"2.0"}`, "session_id=abc", true},
-		{"TypeScript's session parameter", `{"id":1,"params":{"_meta":{"pad":"` + pad + `"}},"method":"tools/call","jsonrpc":"2.0"}`, "sessionId=abc", true},
-		{"another API's upload", `{"id":1,"name":"backup","data":"` + pad + `"}`, "", false},
-	} {
-		r := post("")
-		r.Path, r.RawPath = "/v1/upload", "/v1/upload"
-		r.Header.Set("Accept", "application/json")
 		r.Query, _ = url.ParseQuery(tt.query)
 		r.Body, r.BodySize, r.BodyTruncated = []byte(tt.body[:limit+1]), int64(len(tt.body)), true
 		a, ok := New(Options{}).Classify(r)

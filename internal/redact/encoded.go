@@ -34,80 +34,59 @@ func EncodedString(s string) string { return maskEncoded(s, encodedDepth) }
 func encoded(v any) (any, bool) {
 	switch x := v.(type) {
 	case string:
-		m := maskEncoded(x, encodedDepth)
-		return m, m != x
+		return encodedString(x)
 	case map[string]any:
-		var out map[string]any
-		for k, e := range x {
-			if m, changed := encoded(e); changed {
-				if out == nil {
-					out = maps.Clone(x)
-				}
-				out[k] = m
-			}
-		}
-		if out == nil {
-			return x, false
-		}
-		return out, true
+		return changedMap(x, encoded)
 	case []any:
-		var out []any
-		for i, e := range x {
-			if m, changed := encoded(e); changed {
-				if out == nil {
-					out = slices.Clone(x)
-				}
-				out[i] = m
-			}
-		}
-		if out == nil {
-			return x, false
-		}
-		return out, true
+		return changedSlice(x, encoded)
 	case []string:
-		var out []string
-		for i, e := range x {
-			if m := maskEncoded(e, encodedDepth); m != e {
-				if out == nil {
-					out = slices.Clone(x)
-				}
-				out[i] = m
-			}
-		}
-		if out == nil {
-			return x, false
-		}
-		return out, true
+		return changedSlice(x, encodedString)
 	case map[string]string:
-		var out map[string]string
-		for k, e := range x {
-			if m := maskEncoded(e, encodedDepth); m != e {
-				if out == nil {
-					out = maps.Clone(x)
-				}
-				out[k] = m
-			}
-		}
-		if out == nil {
-			return x, false
-		}
-		return out, true
+		return changedMap(x, encodedString)
 	case map[string][]string:
-		var out map[string][]string
-		for k, e := range x {
-			if m, changed := encoded(e); changed {
-				if out == nil {
-					out = maps.Clone(x)
-				}
-				out[k] = m.([]string)
-			}
-		}
-		if out == nil {
-			return x, false
-		}
-		return out, true
+		return changedMap(x, func(vs []string) ([]string, bool) { return changedSlice(vs, encodedString) })
 	}
 	return v, false
+}
+
+func encodedString(s string) (string, bool) {
+	m := maskEncoded(s, encodedDepth)
+	return m, m != s
+}
+
+// changedMap applies f to m's values: m itself when f changes none, else
+// a copy with f's results.
+func changedMap[V any](m map[string]V, f func(V) (V, bool)) (map[string]V, bool) {
+	var out map[string]V
+	for k, e := range m {
+		if v, changed := f(e); changed {
+			if out == nil {
+				out = maps.Clone(m)
+			}
+			out[k] = v
+		}
+	}
+	if out == nil {
+		return m, false
+	}
+	return out, true
+}
+
+// changedSlice is changedMap for a slice.
+func changedSlice[V any](s []V, f func(V) (V, bool)) ([]V, bool) {
+	var out []V
+	for i, e := range s {
+		if v, changed := f(e); changed {
+			if out == nil {
+				out = slices.Clone(s)
+			}
+			out[i] = v
+		}
+	}
+	if out == nil {
+		return s, false
+	}
+	return out, true
 }
 
 // maskEncoded finds runs of base64 in s (either alphabet, padded or not,
