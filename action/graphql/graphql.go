@@ -144,10 +144,21 @@ func (p *Provider) sniff(r *action.Request, provider string) (action.Action, boo
 		}
 		return sniffJSON(ops, provider)
 	}
-	if r.BodyTruncated || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+	// A JSON body is read whatever its Content-Type (none, text/plain, a
+	// form): graph-gophers' relay.Handler decodes the body without looking
+	// at it (found by review). What sniffJSON claims is gated on a query
+	// that starts as a document, so other APIs' bodies stay theirs.
+	if r.BodyTruncated || !startsAsJSON(r.Body) {
 		return action.Action{}, false
 	}
 	return sniffJSON(r.Body, provider)
+}
+
+// startsAsJSON reports whether body starts, after white space, as a JSON
+// object or array does.
+func startsAsJSON(body []byte) bool {
+	b := bytes.TrimLeft(body, " \t\r\n")
+	return len(b) > 0 && (b[0] == '{' || b[0] == '[')
 }
 
 // sniffJSON claims a JSON body that is a GraphQL request, or that a lenient

@@ -236,8 +236,17 @@ func TestClassify(t *testing.T) {
 			give: post("api.github.com", "/repos/o/r/issues", "application/json", doc("{ viewer { login } }")),
 		},
 		{
-			name: "sniffing needs a JSON content type",
+			// graph-gophers' relay.Handler decodes a body whatever its
+			// Content-Type, so a JSON body is sniffed whatever it says
+			// (found by review); the gate is the query, as for any JSON.
+			name: "sniffed whatever the content type says",
 			give: post("api.example.test", "/v1/query", "text/plain", doc("{ me }")),
+			ok:   true,
+			want: summary{Provider: "graphql", Operation: "me", Type: "query", Fields: []string{"me"}, ReadOnly: true},
+		},
+		{
+			name: "a search API's query is not GraphQL whatever the content type says",
+			give: post("search.example.test", "/v1/search", "text/plain", `{"query":"red shoes"}`),
 		},
 		{
 			name: "GET without a query is a page, not a request",
@@ -646,6 +655,12 @@ func TestRequestsServersReadDifferently(t *testing.T) {
 			return r
 		}(), errTruncated},
 		{"a PUT at /query", withMethod("PUT", post("api.example.com", "/query", "application/json", doc(mutation))), nil},
+		// graph-gophers' relay.Handler decodes the body whatever its
+		// Content-Type.
+		{"JSON without a Content-Type at /query", post("api.example.com", "/query", "", doc(mutation)), nil},
+		{"JSON labelled text at /query", post("api.example.com", "/query", "text/plain", "\n "+doc(mutation)), nil},
+		{"JSON labelled a form at /query", post("api.example.com", "/query", "application/x-www-form-urlencoded", doc(mutation)), nil},
+		{"a JSON batch labelled text at /query", post("api.example.com", "/query", "text/plain", "["+doc(mutation)+"]"), nil},
 		{"repeated variables in a form body", post("api.example.com", "/graphql", "application/x-www-form-urlencoded", "query="+url.QueryEscape(mutation)+"&variables=%7B%7D&variables=%7B%7D"), errRepeated},
 	}
 	for _, tt := range tests {
