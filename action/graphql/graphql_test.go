@@ -661,6 +661,25 @@ func TestRequestsServersReadDifferently(t *testing.T) {
 		{"JSON labelled text at /query", post("api.example.com", "/query", "text/plain", "\n "+doc(mutation)), nil},
 		{"JSON labelled a form at /query", post("api.example.com", "/query", "application/x-www-form-urlencoded", doc(mutation)), nil},
 		{"a JSON batch labelled text at /query", post("api.example.com", "/query", "text/plain", "["+doc(mutation)+"]"), nil},
+		// PHP registers " query" (a "+" decodes to a space), "query[]"
+		// and "query%00x" as query, and keeps the last (found by review).
+		{"a form field with a leading space", post("api.example.com", "/graphql", "application/x-www-form-urlencoded",
+			"query="+url.QueryEscape("{ me { id } }")+"&+query="+url.QueryEscape(mutation)), errFieldName},
+		{"a form field as a PHP array", post("api.example.com", "/graphql", "application/x-www-form-urlencoded",
+			"query="+url.QueryEscape("{ me { id } }")+"&query%5B%5D="+url.QueryEscape(mutation)), errFieldName},
+		{"a form field cut at a NUL", post("api.example.com", "/graphql", "application/x-www-form-urlencoded",
+			"query="+url.QueryEscape("{ me { id } }")+"&query%00x="+url.QueryEscape(mutation)), errFieldName},
+		{"a form with only a misspelt query", post("api.example.com", "/graphql", "application/x-www-form-urlencoded",
+			"++query="+url.QueryEscape(mutation)), errFieldName},
+		{"a URL field with a leading space", withQuery(&action.Request{Method: "GET", Host: "api.example.com", Path: "/graphql", Header: http.Header{}},
+			"query="+url.QueryEscape("{ me { id } }")+"&%20query="+url.QueryEscape(mutation)), errFieldName},
+		{"a URL field with a leading space beside a JSON body", withQuery(post("api.example.com", "/graphql", "application/json", doc("{ me { id } }")),
+			"+query="+url.QueryEscape(mutation)), errFieldName},
+		// PHP and Django read a JSON body labelled a form as a form.
+		{"a JSON body labelled a form that is a form with a query", post("api.example.com", "/graphql", "application/x-www-form-urlencoded",
+			`{"query":"{ me { id } }","x":"&query=`+url.QueryEscape(mutation)+`#"}`), errJSONAsForm},
+		{"a JSON body labelled a form that is a form with a persisted query id", post("api.example.com", "/graphql", "application/x-www-form-urlencoded",
+			`{"query":"{ me { id } }","x":"&+queryId=ecf4"}`), errJSONAsForm},
 		{"repeated variables in a form body", post("api.example.com", "/graphql", "application/x-www-form-urlencoded", "query="+url.QueryEscape(mutation)+"&variables=%7B%7D&variables=%7B%7D"), errRepeated},
 	}
 	for _, tt := range tests {

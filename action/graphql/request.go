@@ -8,7 +8,9 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/url"
+	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/countersign/countersign/action"
 )
@@ -40,6 +42,8 @@ var (
 	errMultipartPart     = errors.New("a part of the GraphQL multipart request has no single well-formed form-data Content-Disposition, or a Content-Transfer-Encoding, which servers read differently; send plain form-data parts")
 	errTrailing          = errors.New("the GraphQL request body has data after its JSON value, which some servers ignore and run the value; send the JSON value alone")
 	errRepeated          = errors.New("the GraphQL request repeats query, operationName, variables or extensions in the URL or in the form body, and servers differ on which one they read (PHP and Django the last); send each once")
+	errFieldName         = errors.New("the GraphQL request has a field in the URL or in the form body that PHP reads as query, operationName, variables or extensions but that is spelt otherwise (PHP drops leading spaces and cuts a name at \"[\"); name each exactly, once")
+	errJSONAsForm        = errors.New("the GraphQL request body is JSON but its Content-Type says form, and PHP and Django servers read it as a form, where it has a field named like a GraphQL parameter; send it with Content-Type: application/json")
 )
 
 // isGraphQLPath reports whether the path is a GraphQL endpoint: it ends in
@@ -115,14 +119,22 @@ func requestEntries(r *action.Request) (entries []entry, batch bool, err error) 
 		}
 		return jsonEntries(ops)
 	case body[0] == '{' || body[0] == '[':
+		if mt == "application/x-www-form-urlencoded" {
+			if err := checkJSONAsForm(body); err != nil {
+				return nil, false, err
+			}
+		}
 		return jsonEntries(body)
 	case mt == "application/x-www-form-urlencoded":
 		form, perr := url.ParseQuery(string(body))
-		if perr != nil || !form.Has("query") {
+		if perr != nil {
 			return nil, false, errNotJSON
 		}
 		if err := checkRepeated(form); err != nil {
 			return nil, false, err
+		}
+		if !form.Has("query") {
+			return nil, false, errNotJSON
 		}
 		e, err := queryEntry(form)
 		return []entry{e}, false, err
@@ -133,14 +145,112 @@ func requestEntries(r *action.Request) (entries []entry, batch bool, err error) 
 // checkRepeated refuses GraphQL-over-HTTP parameters given more than once
 // in a query string or form: queryEntry reads the first, while PHP's
 // $_GET/$_POST (webonyx/graphql-php, Lighthouse) and Django's QueryDict
-// (graphene-django) read the last.
+// (graphene-django) read the last. A name that PHP reads as a parameter
+// but that is spelt otherwise (" query": found by review) is refused too:
+// it is a second query to PHP, and no name to queryEntry.
 func checkRepeated(q url.Values) error {
+	for k := range q {
+		if m, ok := readAs(k, graphQLMembers); ok && k != m {
+			return errFieldName
+		}
+	}
 	for _, name := range graphQLMembers {
 		if len(q[name]) > 1 {
 			return errRepeated
 		}
 	}
 	return nil
+}
+
+// readAs returns the name among names that a server reads a form field
+// called field as, if any: PHP's variable name (see phpName), or the
+// name stripped of white space, as Django's multipart parser reads a
+// part's name.
+func readAs(field string, names []string) (string, bool) {
+	for _, n := range [...]string{phpName(field), strings.TrimFunc(field, isPythonSpace)} {
+		if slices.Contains(names, n) {
+			return n, true
+		}
+	}
+	return "", false
+}
+
+// phpName is the name PHP registers a query-string, form or multipart
+// field under (php_register_variable_ex): leading spaces dropped, the name
+// cut at a NUL or at "[" (an array: "query[]" is $_POST["query"]), spaces
+// and dots turned into "_". PHP keeps an unmatched "[" as "_"; cutting
+// there too only refuses more.
+func phpName(field string) string {
+	field = strings.TrimLeft(field, " ")
+	if i := strings.IndexAny(field, "[\x00"); i >= 0 {
+		field = field[:i]
+	}
+	b := []byte(field)
+	for i, c := range b {
+		if c == ' ' || c == '.' {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// isPythonSpace reports the runes Python's str.strip removes.
+func isPythonSpace(r rune) bool { return unicode.IsSpace(r) || (r >= 0x1c && r <= 0x1f) }
+
+// parameterNames are the names under which graphql-php reads a GraphQL
+// request from a form (Helper::parseRequestParams): the members and the
+// ids of persisted queries and trusted documents.
+var parameterNames = append(slices.Clone(graphQLMembers), "id", "queryId", "documentId")
+
+// checkJSONAsForm refuses a JSON body labelled as a form whose form
+// reading has a field that PHP ($_POST: graphql-php, Lighthouse) or
+// Django (request.POST: graphene-django) reads as a GraphQL parameter:
+// {"query":"{ a }","x":"&query=mutation { b }#"} is {a} as JSON and the
+// mutation as a form. curl -d sends JSON as a form, and its bodies have no
+// such field.
+func checkJSONAsForm(body []byte) error {
+	for field := range strings.SplitSeq(string(body), "&") {
+		name, _, _ := strings.Cut(field, "=")
+		if _, ok := readAs(phpURLDecode(name), parameterNames); ok {
+			return errJSONAsForm
+		}
+	}
+	return nil
+}
+
+// phpURLDecode decodes a form field name as PHP's urldecode does: "+" is a
+// space, "%" and two hex digits a byte, and any other "%" stays.
+func phpURLDecode(s string) string {
+	if !strings.ContainsAny(s, "+%") {
+		return s
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == '+':
+			b = append(b, ' ')
+		case s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+		default:
+			b = append(b, s[i])
+		}
+	}
+	return string(b)
+}
+
+func isHex(c byte) bool {
+	return ('0' <= c && c <= '9') || ('a' <= c && c <= 'f') || ('A' <= c && c <= 'F')
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
 }
 
 // queryEntry reads the GraphQL-over-HTTP parameters from a query string or
