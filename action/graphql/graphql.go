@@ -130,7 +130,8 @@ func (p *Provider) sniff(r *action.Request, provider string) (action.Action, boo
 	if provider != "graphql" || len(r.Body) == 0 {
 		return action.Action{}, false
 	}
-	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	ct := r.Header.Get("Content-Type")
+	mt, params, _ := mime.ParseMediaType(ct)
 	if mt == "multipart/form-data" {
 		ops, found, err := multipartOperations(r.Body, params["boundary"])
 		switch {
@@ -139,6 +140,10 @@ func (p *Provider) sniff(r *action.Request, provider string) (action.Action, boo
 			return action.Action{}, false
 		case r.BodyTruncated:
 			return failed(provider, errTruncated), true
+		case namesAnotherType(ct, mt):
+			// A preamble and a block string can make a multipart body
+			// a document too, which graphql-php would run.
+			return failed(provider, errContentType), true
 		case err != nil:
 			return failed(provider, err), true
 		}

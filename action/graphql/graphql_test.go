@@ -680,6 +680,23 @@ func TestRequestsServersReadDifferently(t *testing.T) {
 			`{"query":"{ me { id } }","x":"&query=`+url.QueryEscape(mutation)+`#"}`), errJSONAsForm},
 		{"a JSON body labelled a form that is a form with a persisted query id", post("api.example.com", "/graphql", "application/x-www-form-urlencoded",
 			`{"query":"{ me { id } }","x":"&+queryId=ecf4"}`), errJSONAsForm},
+		// graphql-php and Lighthouse look for application/graphql
+		// anywhere in the header and run the raw body (found by review);
+		// Laravel reads JSON when it says "/json" or "+json".
+		{"a form type naming application/graphql", post("api.example.com", "/graphql", `application/x-www-form-urlencoded; profile="application/graphql"`,
+			`mutation M { volumeDelete(volumeId: "&query={me{id}}#") }`), errContentType},
+		{"a JSON type naming application/graphql", post("api.example.com", "/graphql", `application/json; profile="application/graphql"`, doc(mutation)), errContentType},
+		{"GraphQL's response type as a request's", post("api.example.com", "/graphql", "application/graphql-response+json", doc(mutation)), errContentType},
+		{"a form type naming JSON", post("api.example.com", "/graphql", "application/x-www-form-urlencoded; x=a/json", "query="+url.QueryEscape(mutation)), errContentType},
+		{"a Content-Type that does not parse", post("api.example.com", "/graphql", "application/json/graphql", doc(mutation)), errContentType},
+		{"a multipart type naming application/graphql at /query", func() *action.Request {
+			r := multipartTo("/query", part(`form-data; name="operations"`, doc(mutation)), part(`form-data; name="map"`, "{}"))
+			r.Header.Set("Content-Type", `multipart/form-data; boundary=XX; x="application/graphql"`)
+			return r
+		}(), errContentType},
+		{"application/graphql with a charset", post("api.example.com", "/graphql", "application/graphql; charset=utf-8", mutation), nil},
+		{"JSON with a charset", post("api.example.com", "/graphql", "Application/JSON; charset=utf-8", doc(mutation)), nil},
+		{"a vendor JSON type", post("api.example.com", "/graphql", "application/vnd.api+json", doc(mutation)), nil},
 		{"repeated variables in a form body", post("api.example.com", "/graphql", "application/x-www-form-urlencoded", "query="+url.QueryEscape(mutation)+"&variables=%7B%7D&variables=%7B%7D"), errRepeated},
 	}
 	for _, tt := range tests {

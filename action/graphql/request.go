@@ -43,6 +43,7 @@ var (
 	errTrailing          = errors.New("the GraphQL request body has data after its JSON value, which some servers ignore and run the value; send the JSON value alone")
 	errRepeated          = errors.New("the GraphQL request repeats query, operationName, variables or extensions in the URL or in the form body, and servers differ on which one they read (PHP and Django the last); send each once")
 	errFieldName         = errors.New("the GraphQL request has a field in the URL or in the form body that PHP reads as query, operationName, variables or extensions but that is spelt otherwise (PHP drops leading spaces and cuts a name at \"[\"); name each exactly, once")
+	errContentType       = errors.New("the Content-Type of the GraphQL request names application/graphql or JSON beside another media type, and PHP servers (graphql-php, Lighthouse) look for those names anywhere in it; send Content-Type: application/json, application/graphql or a form type, with no parameter naming another")
 	errJSONAsForm        = errors.New("the GraphQL request body is JSON but its Content-Type says form, and PHP and Django servers read it as a form, where it has a field named like a GraphQL parameter; send it with Content-Type: application/json")
 )
 
@@ -97,7 +98,11 @@ func requestEntries(r *action.Request) (entries []entry, batch bool, err error) 
 	if r.BodyTruncated {
 		return nil, false, errTruncated
 	}
-	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	ct := r.Header.Get("Content-Type")
+	mt, params, _ := mime.ParseMediaType(ct)
+	if namesAnotherType(ct, mt) {
+		return nil, false, errContentType
+	}
 	// Some servers read the URL's parameters first, others the body's:
 	// with both, the document run is not known.
 	inURL := r.Query.Has("query")
@@ -140,6 +145,22 @@ func requestEntries(r *action.Request) (entries []entry, batch bool, err error) 
 		return []entry{e}, false, err
 	}
 	return nil, false, errNotJSON
+}
+
+// namesAnotherType reports whether Content-Type header ct, whose media
+// type mt is, names application/graphql or JSON beside it (in a
+// parameter: `application/x-www-form-urlencoded; profile="application/graphql"`),
+// or does not parse. graphql-php and Lighthouse test the header with
+// stripos($ct, "application/graphql") and take the raw body as the
+// document, and Laravel's isJson reads the body as JSON when the header
+// contains "/json" or "+json" (found by review).
+func namesAnotherType(ct, mt string) bool {
+	ct = strings.ToLower(ct)
+	if strings.Contains(ct, "application/graphql") && mt != "application/graphql" {
+		return true
+	}
+	isJSON := mt == "application/json" || strings.HasSuffix(mt, "+json")
+	return !isJSON && (strings.Contains(ct, "/json") || strings.Contains(ct, "+json"))
 }
 
 // checkRepeated refuses GraphQL-over-HTTP parameters given more than once
