@@ -133,7 +133,7 @@ func (p *Provider) sniff(r *action.Request, provider string) (action.Action, boo
 	ct := r.Header.Get("Content-Type")
 	mt, params, _ := mime.ParseMediaType(ct)
 	if mt == "multipart/form-data" {
-		ops, found, err := multipartOperations(r.Body, params["boundary"])
+		ops, found, _, err := multipartOperations(r.Body, params["boundary"])
 		switch {
 		case !found:
 			// An upload to some other API.

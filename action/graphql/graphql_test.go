@@ -619,6 +619,45 @@ func TestRequestsServersReadDifferently(t *testing.T) {
 			part(`form-data; name="map"`, "{}")), errMultipartPart},
 		{"one operations part and a file", multipart(part(`form-data; name="operations"`, doc(mutation)),
 			part(`form-data; name="map"`, `{"0":["variables.f"]}`), part(`form-data; name="0"; filename="a.txt"`, "hello")), nil},
+		// graphql-php ($_POST) and graphene-django (request.POST) read
+		// the parameters themselves, not operations (found by review).
+		{"a query part beside operations", multipart(part(`form-data; name="operations"`, doc("{ me { id } }")),
+			part(`form-data; name="map"`, "{}"), part(`form-data; name="query"`, mutation)), errMultipartParam},
+		{"a persisted query's id beside operations", multipart(part(`form-data; name="operations"`, doc("{ me { id } }")),
+			part(`form-data; name="map"`, "{}"), part(`form-data; name="id"`, "ecf4")), errMultipartParam},
+		{"a misspelt queryId beside operations", multipart(part(`form-data; name="operations"`, doc("{ me { id } }")),
+			part(`form-data; name="map"`, "{}"), part(`form-data; name=" queryId"`, "ecf4")), errMultipartParam},
+		// Django's parser finds the boundary anywhere (found by review).
+		{"the boundary inside a part", multipart(part(`form-data; name="operations"`, doc("{ me { id } }")), part(`form-data; name="map"`, "{}"),
+			part(`form-data; name="note"`, "see--XX\r\nContent-Disposition: form-data; name=\"operations\"\r\n\r\n"+doc(mutation))), errMultipartBoundary},
+		{"the boundary in the preamble", post("api.example.com", "/graphql", "multipart/form-data; boundary=XX",
+			"x--XX\r\n"+part(`form-data; name="operations"`, doc("{ me { id } }"))+part(`form-data; name="map"`, "{}")+"--XX--\r\n"), errMultipartBoundary},
+		{"the boundary in the epilogue", post("api.example.com", "/graphql", "multipart/form-data; boundary=XX",
+			part(`form-data; name="operations"`, doc("{ me { id } }"))+part(`form-data; name="map"`, "{}")+"--XX--\r\n--XX\r\n"), errMultipartBoundary},
+		{"the boundary inside a part that the body ends in", post("api.example.com", "/graphql", "multipart/form-data; boundary=XX",
+			part(`form-data; name="operations"`, doc("{ me { id } }"))+part(`form-data; name="map"`, "{}")+
+				part(`form-data; name="note"`, "see--XX\r\nContent-Disposition: form-data; name=\"operations\"\r\n\r\n"+doc(mutation))), errMultipartBoundary},
+		// Django and PHP read name= whatever the disposition type, and
+		// Django and busboy an encoded name*=, which PHP ignores.
+		{"an attachment named operations", multipart(part(`form-data; name="operations"`, doc("{ me { id } }")),
+			part(`form-data; name="map"`, "{}"), part(`attachment; name="operations"`, doc(mutation))), errMultipartPart},
+		{"an encoded name", multipart(part(`form-data; name="operations"`, doc("{ me { id } }")),
+			part(`form-data; name="map"`, "{}"), part(`form-data; name="query"; NAME*=utf-8''x`, mutation)), errMultipartPart},
+		// PHP drops leading spaces and cuts at "[", Django strips.
+		{"operations with a leading space", multipart(part(`form-data; name="operations"`, doc("{ me { id } }")),
+			part(`form-data; name="map"`, "{}"), part(`form-data; name=" operations"`, doc(mutation))), errMultipartName},
+		{"operations with a trailing tab", multipart(part(`form-data; name="operations"`, doc("{ me { id } }")),
+			part(`form-data; name="map"`, "{}"), part("form-data; name=\"operations\t\"", doc(mutation))), errMultipartName},
+		{"map as a PHP array", multipart(part(`form-data; name="operations"`, doc(mutation)),
+			part(`form-data; name="map"`, "{}"), part(`form-data; name="map[x]"`, "{}")), errMultipartName},
+		{"only a misspelt operations", multipart(part(`form-data; name="operations[]"`, doc(mutation)), part(`form-data; name="map"`, "{}")), errMultipartName},
+		// curl -F, as in the multipart request spec's examples: its
+		// boundary starts with dashes.
+		{"an upload by curl -F", post("api.example.com", "/graphql", "multipart/form-data; boundary=------------------------d74496d66958873e",
+			"--------------------------d74496d66958873e\r\nContent-Disposition: form-data; name=\"operations\"\r\n\r\n"+doc("mutation($f: Upload!) { volumeDelete(volumeId: $f) }", `,"variables":{"f":null}`)+
+				"\r\n--------------------------d74496d66958873e\r\nContent-Disposition: form-data; name=\"map\"\r\n\r\n{\"0\":[\"variables.f\"]}"+
+				"\r\n--------------------------d74496d66958873e\r\nContent-Disposition: form-data; name=\"0\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nhello\r\n"+
+				"--------------------------d74496d66958873e--\r\n"), nil},
 		// graphql-js, unvalidated, runs the last operation of that name.
 		{"two operations with the name given", post("api.example.com", "/graphql", "application/json",
 			doc(`query A { me { id } } mutation A { volumeDelete(volumeId: "3d2c") }`, `,"operationName":"A"`)), errDuplicateName},

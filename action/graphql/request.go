@@ -39,7 +39,10 @@ var (
 	errMemberCase        = errors.New("the GraphQL request repeats query, operationName, variables or extensions, or spells one in another case (servers decoding with Go's encoding/json match names in any case)")
 	errURLAndBody        = errors.New("the GraphQL request carries its parameters both in the URL and in the body (servers differ on which they read)")
 	errMultipartRepeated = errors.New("the GraphQL multipart request has more than one operations or map part, and servers differ on which one they read; send each once")
-	errMultipartPart     = errors.New("a part of the GraphQL multipart request has no single well-formed form-data Content-Disposition, or a Content-Transfer-Encoding, which servers read differently; send plain form-data parts")
+	errMultipartPart     = errors.New("a part of the GraphQL multipart request has no single well-formed form-data Content-Disposition with a plain name (PHP and Django read name= whatever the type, and only some servers read name*=), or has a Content-Transfer-Encoding, which servers read differently; send plain form-data parts")
+	errMultipartParam    = errors.New("the GraphQL multipart request has a part named query, operationName, variables, extensions, id, queryId or documentId, which PHP and Django servers (graphql-php, graphene-django) read instead of the operations part; send the request in the operations part alone")
+	errMultipartName     = errors.New("a part of the GraphQL multipart request has a name that PHP or Django reads as operations or map but that is spelt otherwise (PHP drops leading spaces and cuts a name at \"[\", Django strips white space); name the parts exactly")
+	errMultipartBoundary = errors.New("the GraphQL multipart request has its boundary string inside a part or outside the parts, where Django's parser takes it for a delimiter; send it with a boundary that occurs only as the delimiters")
 	errTrailing          = errors.New("the GraphQL request body has data after its JSON value, which some servers ignore and run the value; send the JSON value alone")
 	errRepeated          = errors.New("the GraphQL request repeats query, operationName, variables or extensions in the URL or in the form body, and servers differ on which one they read (PHP and Django the last); send each once")
 	errFieldName         = errors.New("the GraphQL request has a field in the URL or in the form body that PHP reads as query, operationName, variables or extensions but that is spelt otherwise (PHP drops leading spaces and cuts a name at \"[\"); name each exactly, once")
@@ -118,7 +121,7 @@ func requestEntries(r *action.Request) (entries []entry, batch bool, err error) 
 		e.Variables, err = variables(r.Query.Get("variables"))
 		return []entry{e}, false, err
 	case mt == "multipart/form-data":
-		ops, _, err := multipartOperations(r.Body, params["boundary"])
+		ops, _, _, err := multipartOperations(r.Body, params["boundary"])
 		if err != nil {
 			return nil, false, err
 		}
@@ -459,52 +462,79 @@ func strictDecode(b []byte, v any) error {
 	return json.Unmarshal(b, v)
 }
 
+// multipartNames are the names of a GraphQL multipart request's own parts
+// (the files are named in its map) and of the parameters that servers
+// reading the parts as a form take instead of them.
+var multipartNames = append([]string{"operations", "map"}, parameterNames...)
+
 // multipartOperations returns the "operations" part of a GraphQL multipart
 // request (file uploads); the files themselves are not needed, but every
 // part is read: graphql-upload keeps the last "operations" before "map",
 // gqlgen takes the first part, so a second one (or a second map) is
 // refused, and so is a part whose name servers could read differently (a
-// Content-Disposition that does not parse, or a transfer encoding that Go
-// decodes and busboy does not). found reports an operations part, which
-// makes the body a GraphQL request even when err is set.
-func multipartOperations(body []byte, boundary string) (ops []byte, found bool, err error) {
+// Content-Disposition that does not parse or is not form-data, an encoded
+// name*=, a transfer encoding that Go decodes and busboy does not, a name
+// that PHP or Django reads as operations or map but spelt otherwise), a
+// part that PHP's $_POST (graphql-php) or Django's request.POST
+// (graphene-django) gives as a GraphQL parameter (a query part beside
+// operations), and a boundary string that occurs where Go's reader does
+// not take it for a delimiter (Django's parser finds it anywhere, and
+// reads a part where Go reads a part's text). found reports an operations
+// part, which makes the body a GraphQL request even when err is set;
+// parts counts the parts whose head was read.
+func multipartOperations(body []byte, boundary string) (ops []byte, found bool, parts int, err error) {
 	if boundary == "" {
-		return nil, false, errNotJSON
+		return nil, false, 0, errNotJSON
 	}
 	var bad error
-	maps, named := 0, false // named: a malformed part that may be operations
+	maps, named := 0, false // named: a part servers may read as operations
+	closed := 0             // delimiters read that began no part: the closing one
 	mr := multipart.NewReader(bytes.NewReader(body), boundary)
 	for {
 		p, err := mr.NextRawPart()
-		if errors.Is(err, io.EOF) {
+		if err == io.EOF {
+			// Bare: after the closing delimiter, or after a delimiter
+			// that the body ends behind.
+			closed = 1
 			break
 		}
-		if err != nil {
-			return nil, found || named, errNotJSON
+		if errors.Is(err, io.EOF) {
+			break // wrapped: the body ends with no delimiter after the last part
 		}
+		if err != nil {
+			return nil, found || named, parts, errNotJSON
+		}
+		parts++
 		cd := p.Header.Values("Content-Disposition")
 		all := strings.Join(cd, ",")
 		disposition, params, perr := mime.ParseMediaType(all)
-		if len(cd) != 1 || perr != nil {
+		if len(cd) != 1 || perr != nil || disposition != "form-data" || hasEncodedName(all) {
 			bad = errMultipartPart
 			named = named || containsFold([]byte(all), "operations")
 			continue
 		}
-		if disposition != "form-data" {
+		name := params["name"]
+		if m, ok := readAs(name, multipartNames); ok && (m != name || slices.Contains(parameterNames, m)) {
+			if slices.Contains(parameterNames, m) {
+				bad = errMultipartParam
+			} else {
+				bad = errMultipartName
+			}
+			named = named || m == "operations"
 			continue
 		}
-		switch params["name"] {
+		switch name {
 		case "operations":
 			if found {
-				return nil, true, errMultipartRepeated
+				return nil, true, parts, errMultipartRepeated
 			}
 			found = true
 			if ops, err = io.ReadAll(p); err != nil {
-				return nil, true, errNotJSON
+				return nil, true, parts, errNotJSON
 			}
 		case "map":
 			if maps++; maps > 1 {
-				return nil, found || named, errMultipartRepeated
+				return nil, found || named, parts, errMultipartRepeated
 			}
 		default:
 			continue
@@ -513,11 +543,30 @@ func multipartOperations(body []byte, boundary string) (ops []byte, found bool, 
 			bad = errMultipartPart
 		}
 	}
+	// Each part's head follows one delimiter, and the closing one ends
+	// the body: any other occurrence of the boundary is one Go's reader
+	// did not take as a delimiter.
+	if bytes.Count(body, []byte("--"+boundary)) > parts+closed && bad == nil {
+		bad = errMultipartBoundary
+	}
 	if bad != nil {
-		return nil, found || named, bad
+		return nil, found || named, parts, bad
 	}
 	if !found {
-		return nil, false, errNoDocument
+		return nil, false, parts, errNoDocument
 	}
-	return ops, true, nil
+	return ops, true, parts, nil
+}
+
+// hasEncodedName reports whether a Content-Disposition has an RFC 2231
+// name*= parameter: Go, Django and busboy decode it (and let it override
+// name=), PHP ignores it.
+func hasEncodedName(cd string) bool {
+	for param := range strings.SplitSeq(cd, ";") {
+		param = strings.TrimLeft(param, " \t")
+		if len(param) >= 5 && strings.EqualFold(param[:5], "name*") {
+			return true
+		}
+	}
+	return false
 }
