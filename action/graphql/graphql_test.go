@@ -693,6 +693,18 @@ func TestRequestsServersReadDifferently(t *testing.T) {
 			r.Body, r.BodyTruncated = r.Body[:len(r.Body)-10], true
 			return r
 		}(), errTruncated},
+		// gqlgen's reader skips a preamble, however long, and runs a
+		// first part named operations (found by review).
+		{"multipart cut in a preamble at /query", func() *action.Request {
+			r := multipartTo("/query", strings.Repeat("p", 100)+"\r\n", part(`form-data; name="operations"`, doc(mutation)), part(`form-data; name="map"`, "{}"))
+			r.Body, r.BodyTruncated = r.Body[:50], true
+			return r
+		}(), errTruncated},
+		{"multipart cut in its first part's head at /query", func() *action.Request {
+			r := multipartTo("/query", part(`form-data; name="operations"`, doc(mutation)), part(`form-data; name="map"`, "{}"))
+			r.Body, r.BodyTruncated = r.Body[:20], true
+			return r
+		}(), errTruncated},
 		{"a PUT at /query", withMethod("PUT", post("api.example.com", "/query", "application/json", doc(mutation))), nil},
 		// graph-gophers' relay.Handler decodes the body whatever its
 		// Content-Type.
@@ -759,7 +771,13 @@ func TestRequestsServersReadDifferently(t *testing.T) {
 		"an upload without operations": multipartTo("/upload", part(`form-data; name="file"; filename="a.txt"`, "hello"),
 			part(`form-data; name="file"; filename="b.txt"`, "hello")),
 		"an upload whose operations are not GraphQL": multipartTo("/upload", part(`form-data; name="operations"`, `[{"op":"add"}]`)),
-		"a PUT of a search":                          withMethod("PUT", post("api.example.com", "/search", "application/json", `{"query":"red shoes"}`)),
+		"an upload past the limit whose first part is a file": func() *action.Request {
+			r := multipartTo("/upload", part(`form-data; name="file"; filename="a.bin"`, strings.Repeat("x", 200)), part(`form-data; name="note"`, "hi"))
+			r.Body, r.BodyTruncated = r.Body[:100], true
+			return r
+		}(),
+		"an upload with a query field": multipartTo("/upload", part(`form-data; name="query"`, "red shoes"), part(`form-data; name="id"`, "7")),
+		"a PUT of a search":            withMethod("PUT", post("api.example.com", "/search", "application/json", `{"query":"red shoes"}`)),
 	} {
 		if a, ok := p.Classify(r); ok {
 			t.Errorf("%s: Classify(%s %s) = %+v, want not claimed", name, r.Method, r.Path, a)
