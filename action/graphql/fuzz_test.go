@@ -29,6 +29,7 @@ func FuzzGraphQL(f *testing.F) {
 		`{"query":"{a}","variables":"{\"x\":1}"}`, `query=mutation+%7B+a+%7D`,
 		`{"query":"{a}"} x`, `{"query":"query A {a} mutation A {b}","operationName":"A"}`,
 		`{"extensions":{"persisted\u0051uery":{}}}`, `query=%7Ba%7D&query=mutation+%7Bb%7D`,
+		`query=%7Ba%7D&+query=mutation+%7Bb%7D`, `{"query":"{a}","x":"&query=mutation{b}#"}`,
 	} {
 		f.Add("/graphql", "application/json", s)
 		f.Add("/v1/query", "application/json", s)
@@ -37,6 +38,9 @@ func FuzzGraphQL(f *testing.F) {
 		f.Add(path, "multipart/form-data; boundary=B", "--B\r\nContent-Disposition: form-data; name=\"operations\"\r\n\r\n{\"query\":\"{a}\"}\r\n--B--\r\n")
 		f.Add(path, "multipart/form-data; boundary=B", "--B\r\nContent-Disposition: form-data; name=\"operations\"\r\n\r\n{\"query\":\"{a}\"}\r\n"+
 			"--B\r\nContent-Disposition: form-data; name=\"operations\"\r\n\r\n{\"query\":\"mutation{b}\"}\r\n--B--\r\n")
+		f.Add(path, "multipart/form-data; boundary=B", "--B\r\nContent-Disposition: form-data; name=\"operations\"\r\n\r\n{\"query\":\"{a}\"}\r\n"+
+			"--B\r\nContent-Disposition: attachment; name=\" query\"\r\n\r\nx--B\r\n--B--\r\n")
+		f.Add(path, `application/x-www-form-urlencoded; profile="application/graphql"`, "mutation { b }")
 	}
 	p := New(Options{})
 	f.Fuzz(func(t *testing.T, path, contentType, body string) {
