@@ -150,10 +150,10 @@ func requestEntries(r *action.Request) (entries []entry, batch bool, err error) 
 	return nil, false, errNotJSON
 }
 
-// namesAnotherType reports whether Content-Type header ct, whose media
-// type mt is, names application/graphql or JSON beside it (in a
-// parameter: `application/x-www-form-urlencoded; profile="application/graphql"`),
-// or does not parse. graphql-php and Lighthouse test the header with
+// namesAnotherType reports whether the Content-Type header ct names
+// application/graphql or JSON anywhere but as its media type mt (in a
+// parameter: `application/x-www-form-urlencoded; profile="application/graphql"`,
+// or in a header that does not parse, mt ""). graphql-php and Lighthouse test the header with
 // stripos($ct, "application/graphql") and take the raw body as the
 // document, and Laravel's isJson reads the body as JSON when the header
 // contains "/json" or "+json" (found by review).
