@@ -232,6 +232,18 @@ func TestTailMemoryPerLine(t *testing.T) {
 		{name: "empty reasons", open: `"reasons":[`, elem: `"",`, shut: `""],`},
 		{name: "escaped URL", open: `"request":{"url":"`, elem: `\u001b`, shut: `"},`},
 	}
+	// The line is read (twice its size: see lineReader), then decoded.
+	// encoding/json unquotes a string with escapes into a new buffer the
+	// size of its literal, with slices.Grow. Under the race detector the
+	// compiler instruments the code and drops the optimization that makes
+	// slices.Grow allocate once: it allocates that buffer twice, so an
+	// escaped member costs the line's size once more than it does in a
+	// normal build (4.2 times the line, rather than 3.2, for the escaped
+	// URL). That copy is not Tail's.
+	bound := 4.0
+	if raceEnabled {
+		bound = 5
+	}
 	for _, tt := range tests {
 		for _, f := range []Filter{{}, {Decision: "none"}} {
 			t.Run(fmt.Sprintf("%s, filter %+v", tt.name, f), func(t *testing.T) {
@@ -248,8 +260,8 @@ func TestTailMemoryPerLine(t *testing.T) {
 				}
 				runtime.ReadMemStats(&m1)
 				alloc := m1.TotalAlloc - m0.TotalAlloc
-				if ratio := float64(alloc) / float64(len(line)); ratio > 4 {
-					t.Errorf("Tail allocated %.1f times the line's %d bytes, want at most 4", ratio, len(line))
+				if ratio := float64(alloc) / float64(len(line)); ratio > bound {
+					t.Errorf("Tail allocated %.1f times the line's %d bytes, want at most %g (race detector: %t)", ratio, len(line), bound, raceEnabled)
 				}
 			})
 		}
