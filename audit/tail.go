@@ -655,9 +655,11 @@ func firstNonEmpty(s ...string) string {
 }
 
 // clean escapes control characters, format characters (bidirectional
-// overrides, zero-width) and invalid UTF-8 so that agent-supplied text
-// (URLs, reasons) cannot move the cursor, rewrite the terminal or reorder
-// what is read. Tail writes text through writeClean.
+// overrides, zero-width), the line and paragraph separators U+2028 and
+// U+2029 and invalid UTF-8 so that agent-supplied text (URLs, reasons)
+// cannot move the cursor, rewrite the terminal, reorder what is read or
+// break a record's line where a viewer (a browser, some terminals and
+// pagers) honours those separators. Tail writes text through writeClean.
 func clean(s string) string {
 	var b strings.Builder
 	writeClean(&b, s)
@@ -670,7 +672,7 @@ func writeClean(b textWriter, s string) {
 		j := i
 		for j < len(s) {
 			r, n := utf8.DecodeRuneInString(s[j:])
-			if r == utf8.RuneError || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			if r == utf8.RuneError || mustEscape(r) {
 				break
 			}
 			j += n
@@ -685,7 +687,7 @@ func writeClean(b textWriter, s string) {
 			_, _ = b.WriteString(`\x`)
 			_ = b.WriteByte(hexDigits[s[j]>>4])
 			_ = b.WriteByte(hexDigits[s[j]&0xf])
-		case unicode.IsControl(r), unicode.Is(unicode.Cf, r):
+		case mustEscape(r):
 			writeEscape(b, r)
 		default: // U+FFFD itself
 			_, _ = b.WriteRune(r)
@@ -694,10 +696,20 @@ func writeClean(b textWriter, s string) {
 	}
 }
 
+// mustEscape reports whether writeClean escapes r: a control or format
+// character, or a line or paragraph separator (categories Zl and Zp, one
+// character each).
+func mustEscape(r rune) bool {
+	if r < utf8.RuneSelf {
+		return r < ' ' || r == 0x7f
+	}
+	return unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp)
+}
+
 const hexDigits = "0123456789abcdef"
 
 // writeEscape writes r as strconv.QuoteRuneToASCII spells it inside the
-// quotes, for the control and format characters writeClean escapes,
+// quotes, for the characters writeClean escapes (see mustEscape),
 // without a string per character.
 func writeEscape(b textWriter, r rune) {
 	if i := strings.IndexRune("\a\b\f\n\r\t\v", r); i >= 0 {

@@ -198,6 +198,9 @@ func TestClean(t *testing.T) {
 		{"bad \xff utf8", `bad \xff utf8`},
 		{"c1 \u0085 \u009b", `c1 \u0085 \u009b`},
 		{"evil\u202Etxt.exe ma\u200Bin", `evil\u202etxt.exe ma\u200bin`},
+		// Line and paragraph separators break the line in viewers that
+		// honour them (found by review).
+		{"a\u2028b\u2029c", `a\u2028b\u2029c`},
 	}
 	for _, tt := range tests {
 		if got := clean(tt.give); got != tt.want {
@@ -271,7 +274,7 @@ func TestTailMemoryPerLine(t *testing.T) {
 // writeEscape spells a character as strconv.QuoteRuneToASCII does.
 func TestWriteEscape(t *testing.T) {
 	for r := rune(0); r <= unicode.MaxRune; r++ {
-		if !unicode.IsControl(r) && !unicode.Is(unicode.Cf, r) {
+		if !mustEscape(r) {
 			continue
 		}
 		var b strings.Builder
