@@ -289,7 +289,10 @@ func parseTailRecord(line []byte) (*tailRecord, error) {
 // file (an *os.File: it has ReadAt, Seek and Stat), Tail checks after each
 // wait that the file still holds the last bytes it read; if not, it says
 // so in a line that starts with "!!", names the last line it showed that
-// the log still holds, and reads on from there.
+// the log still holds, and reads on from there. It checks too when a
+// record it reads does not chain to the last record it read (its prev is
+// not that record's hash): that is how a cut-back made between two of its
+// reads, and the records written in place, show.
 func Tail(ctx context.Context, r io.Reader, w io.Writer, f Filter, wait func(context.Context) error) error {
 	lr := newLineReader(r, maxLineBytes)
 	bw := bufio.NewWriter(w)
@@ -300,7 +303,7 @@ func Tail(ctx context.Context, r io.Reader, w io.Writer, f Filter, wait func(con
 		if err != nil {
 			return fmt.Errorf("tail audit log: %w", err)
 		}
-		fw = &follower{f: file, start: start, off: start}
+		fw = &follower{f: file, start: start, off: start, rec: -1}
 	}
 	for {
 		if err := ctx.Err(); err != nil {
@@ -339,6 +342,21 @@ func Tail(ctx context.Context, r io.Reader, w io.Writer, f Filter, wait func(con
 		case err != nil:
 			return flush(bw, fmt.Errorf("tail audit log: %w", err))
 		}
+		if fw != nil && !fw.follows(line) {
+			// The log may have been cut back between two reads, and
+			// this line read at the old offset from the records
+			// written in place of the ones cut.
+			cut, err := fw.check(lr)
+			if err != nil {
+				return flush(bw, fmt.Errorf("tail audit log: %w", err))
+			}
+			if cut {
+				if err := fw.resume(bw, lr, &lineNo); err != nil {
+					return flush(bw, fmt.Errorf("tail audit log: %w", err))
+				}
+				continue
+			}
+		}
 		lineNo++
 		if fw != nil {
 			fw.read(line, lineNo)
@@ -371,18 +389,27 @@ type followFile interface {
 // follower keeps, for tail -f, where the lines Tail read end and the last
 // bytes of each (a record's hash), so that it can tell which of them the
 // log still holds after a cut-back and new records written in their place.
+//
+// Only a record's mark tells its line apart from any other: the last bytes
+// of a line that is not a record (or of the part of a record that Tail
+// read from the middle, at an offset that a cut-back moved) may be found
+// at the same place in new records. So the line Tail reads on after is
+// always a record's, and a line that is not one counts as cut if the
+// record before it is.
 type follower struct {
 	f     followFile
 	start int64 // where Tail began reading
 	off   int64 // the end of the last complete line read
 	marks []mark
+	rec   int // the index in marks of the last record's, or -1
 }
 
 type mark struct {
-	end  int64 // just after the line's newline
-	line int
-	n    int
-	tail [markBytes]byte // the line's last bytes, its newline included
+	end    int64 // just after the line's newline
+	line   int
+	n      int
+	tail   [markBytes]byte // the line's last bytes, its newline included
+	record bool            // tail is a record's "hash" member and newline
 }
 
 const (
@@ -396,21 +423,65 @@ const (
 	maxMarks = 8192
 )
 
+// hash returns the hash member of a record's mark.
+func (m *mark) hash() []byte { return m.tail[len(hashKey) : len(hashKey)+hashHex] }
+
+// endsAsRecord reports whether line (without its newline) ends as a
+// record does, with its prev and hash members; Tail, not checking the
+// chain, looks no further.
+func endsAsRecord(line []byte) bool {
+	n := len(line)
+	if n < prevSuffixLen+hashSuffixLen {
+		return false
+	}
+	p := line[n-hashSuffixLen-prevSuffixLen:]
+	return string(p[:len(prevKey)]) == prevKey && p[prevSuffixLen-1] == '"' &&
+		string(line[n-hashSuffixLen:n-hashSuffixLen+len(hashKey)]) == hashKey && string(line[n-2:]) == `"}`
+}
+
+// linePrev returns the prev member of a line that ends as a record does.
+func linePrev(line []byte) []byte {
+	p := line[len(line)-hashSuffixLen-prevSuffixLen:]
+	return p[len(prevKey) : len(prevKey)+hashHex]
+}
+
 // read notes a complete line (without its newline) that Tail read.
 func (fw *follower) read(line []byte, lineNo int) {
 	fw.off += int64(len(line)) + 1
-	m := mark{end: fw.off, line: lineNo}
+	m := mark{end: fw.off, line: lineNo, record: endsAsRecord(line)}
 	m.n = copy(m.tail[:], line[max(0, len(line)-(markBytes-1)):])
 	m.tail[m.n] = '\n'
 	m.n++
 	if len(fw.marks) == maxMarks {
 		fw.marks = fw.marks[:copy(fw.marks, fw.marks[maxMarks/2:])]
+		fw.rec = max(-1, fw.rec-maxMarks/2)
+	}
+	if m.record {
+		fw.rec = len(fw.marks)
 	}
 	fw.marks = append(fw.marks, m)
 }
 
+// follows reports whether line (a complete line without its newline)
+// chains to the last record read: it does unless both are records and
+// line's prev is not that record's hash.
+//
+// A line that does not is a break in the chain, which Verify reports, or
+// a sign that the log was cut back and new records written in place
+// between two of Tail's reads: Tail read on at its old offset, inside the
+// new records, and the line (or the part of it that Tail read) is one of
+// them. check tells them apart.
+func (fw *follower) follows(line []byte) bool {
+	if fw.rec < 0 || !endsAsRecord(line) {
+		return true
+	}
+	return bytes.Equal(linePrev(line), fw.marks[fw.rec].hash())
+}
+
 // check reports whether the file no longer holds the last bytes Tail read:
-// those of an unfinished line, or else the last line's.
+// those of an unfinished line, or else the last line's, or the last
+// record's. If it holds the last record, it holds every record before it
+// too: each record's hash covers its prev.
 func (fw *follower) check(lr *lineReader) (bool, error) {
 	fi, err := fw.f.Stat()
 	if err != nil {
@@ -426,14 +497,24 @@ func (fw *follower) check(lr *lineReader) (bool, error) {
 			want = append(bytes.Clone(p[max(0, len(p)-(markBytes-len(want))):]), want...)
 		}
 		ok, err := fw.holds(fw.off+int64(lr.pending()), want)
-		return !ok, err
+		if err != nil || !ok {
+			return !ok, err
+		}
 	}
 	if len(fw.marks) == 0 {
 		return false, nil
 	}
-	m := &fw.marks[len(fw.marks)-1]
-	ok, err := fw.holds(m.end, m.tail[:m.n])
-	return !ok, err
+	for _, i := range []int{len(fw.marks) - 1, fw.rec} {
+		if i < 0 {
+			continue
+		}
+		m := &fw.marks[i]
+		ok, err := fw.holds(m.end, m.tail[:m.n])
+		if err != nil || !ok {
+			return !ok, err
+		}
+	}
+	return false, nil
 }
 
 // holds reports whether the file holds want just before offset end.
@@ -449,8 +530,8 @@ func (fw *follower) holds(end int64, want []byte) (bool, error) {
 	return false, err
 }
 
-// resume finds the last line Tail read that the file still holds, says
-// what was cut, and makes Tail read on after that line.
+// resume finds the last record Tail read that the file still holds, says
+// what was cut, and makes Tail read on after that record.
 func (fw *follower) resume(bw *bufio.Writer, lr *lineReader, lineNo *int) error {
 	fi, err := fw.f.Stat()
 	if err != nil {
@@ -459,7 +540,7 @@ func (fw *follower) resume(bw *bufio.Writer, lr *lineReader, lineNo *int) error 
 	keep := -1
 	for i := len(fw.marks) - 1; i >= 0; i-- {
 		m := &fw.marks[i]
-		if m.end > fi.Size() {
+		if !m.record || m.end > fi.Size() {
 			continue
 		}
 		ok, err := fw.holds(m.end, m.tail[:m.n])
@@ -485,6 +566,7 @@ func (fw *follower) resume(bw *bufio.Writer, lr *lineReader, lineNo *int) error 
 		_ = bw.WriteByte('\n')
 	}
 	fw.marks = fw.marks[:keep+1]
+	fw.rec = keep
 	if _, err := fw.f.Seek(at, io.SeekStart); err != nil {
 		return err
 	}

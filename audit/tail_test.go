@@ -501,3 +501,154 @@ func otherLine(t *testing.T, seq uint64, prev []byte) []byte {
 	}
 	return line
 }
+
+// cutFile is a log that the writer cuts back, and writes new records into,
+// between Tail's first and second reads: Tail is reading a backlog longer
+// than its buffer when an fsync fails.
+type cutFile struct {
+	*os.File
+	reads   int
+	rewrite func()
+}
+
+func (f *cutFile) Read(p []byte) (int, error) {
+	f.reads++
+	if f.reads == 2 {
+		f.rewrite()
+	}
+	return f.File.Read(p)
+}
+
+// recordOfLen returns record seq chained after prev, its line n bytes long
+// (its detail padded).
+func recordOfLen(t *testing.T, seq uint64, prev []byte, n int) []byte {
+	t.Helper()
+	p, _ := parseLine(bytes.TrimSuffix(prev, []byte("\n")))
+	mk := func(detail string) []byte {
+		line, _, err := encodeLine(newEncoder(), nil, &Event{Type: "decision", Decision: "allow", Detail: detail}, seq, p.hash, testStart.Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return line
+	}
+	tag := fmt.Sprintf("new-%d ", seq)
+	base := len(mk(tag))
+	if base > n {
+		t.Fatalf("record %d cannot be %d bytes long: it takes %d", seq, n, base)
+	}
+	return mk(tag + strings.Repeat("x", n-base))
+}
+
+// tail -f reads on at its old offset after a cut-back made between two of
+// its reads, inside the records written in place of the ones cut. What it
+// then reads does not chain to the last record it showed: it must say the
+// log was cut back and show the new records, rather than go on as if the
+// records it showed were still there (found by review).
+func TestTailFollowCutBackBetweenReads(t *testing.T) {
+	lines := sampleLog(t, 3)
+	tests := []struct {
+		name string
+		// The new records 2, 3, … are this many bytes longer than
+		// records 2, 3, 3 (for 4) of the old log.
+		longer []int
+		// Tail reads the end of a new record too short to be taken for
+		// one, and shows it as not one before it sees the cut.
+		fragment bool
+	}{
+		{name: "at a new record's start", longer: []int{0, 0, 0}},
+		{name: "inside a new record", longer: []int{300, 0, 0}},
+		{name: "inside a new record's last members", longer: []int{50, 0, 0}, fragment: true},
+		{name: "inside the last new record's last members", longer: []int{50, 0}, fragment: true},
+		{name: "inside a later new record", longer: []int{-50, 0, 0}},
+		{name: "past the new records' end", longer: []int{-50}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			news := [][]byte{lines[0]}
+			for i, d := range tt.longer {
+				news = append(news, recordOfLen(t, uint64(i+2), news[i], len(lines[min(i+1, 2)])+d))
+			}
+			path := filepath.Join(t.TempDir(), "audit.jsonl")
+			if err := os.WriteFile(path, join(lines...), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			rf, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rf.Close()
+			f := &cutFile{File: rf, rewrite: func() {
+				// In place, as the writer cuts its log back.
+				wf, err := os.OpenFile(path, os.O_WRONLY, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer wf.Close()
+				if err := wf.Truncate(int64(len(lines[0]))); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := wf.WriteAt(join(news[1:]...), int64(len(lines[0]))); err != nil {
+					t.Fatal(err)
+				}
+			}}
+			ctx, cancel := context.WithCancel(t.Context())
+			waits := 0
+			wait := func(context.Context) error {
+				if waits++; waits == 2 {
+					cancel()
+				}
+				return nil
+			}
+			var out bytes.Buffer
+			if err := Tail(ctx, f, &out, Filter{}, wait); err != nil {
+				t.Fatal(err)
+			}
+			show := func(line []byte) string {
+				rec, err := parseTailRecord(line)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return formatRecord(rec)
+			}
+			var want []string
+			for _, l := range lines {
+				want = append(want, show(l))
+			}
+			if tt.fragment {
+				want = append(want, "!! line 4 is not an audit record")
+			}
+			want = append(want, fmt.Sprintf("!! the log was cut back at byte %d; records shown after line 1 were discarded", len(lines[0])))
+			for _, l := range news[1:] {
+				want = append(want, show(l))
+			}
+			if diff := cmp.Diff(want, outputLines(&out)); diff != "" {
+				t.Errorf("tail -f output mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// A record that does not chain to the one before it, in a log nobody
+// cuts back, is a break that Verify reports: tail -f shows it and reads on.
+func TestTailFollowChainBreakIsNotACut(t *testing.T) {
+	lines := sampleLog(t, 2)
+	lines = append(lines, otherLine(t, 3, lines[0]), otherLine(t, 3, lines[1]))
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	if err := os.WriteFile(path, join(lines...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rf, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rf.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	wait := func(context.Context) error { cancel(); return nil }
+	var out bytes.Buffer
+	if err := Tail(ctx, rf, &out, Filter{}, wait); err != nil {
+		t.Fatal(err)
+	}
+	if got := outputLines(&out); len(got) != len(lines) || strings.Contains(out.String(), "!!") {
+		t.Errorf("tail -f on a log with a break in its chain printed:\n%s\nwant its %d records and no !! line", out.String(), len(lines))
+	}
+}
