@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/countersign/countersign/action"
+	"github.com/countersign/countersign/action/aws"
 	"github.com/countersign/countersign/action/mcp"
 	"github.com/countersign/countersign/approval"
 )
@@ -59,6 +60,42 @@ func TestDisplayBodyMasksEncodedCredentials(t *testing.T) {
 		if strings.Contains(s, b64[:40]) || strings.Contains(s, url.QueryEscape(b64)[:40]) || !strings.Contains(s, tc.keep) {
 			t.Errorf("%s: displayBody = %q; want the encoded token masked and %q kept", tc.ct, s, tc.keep)
 		}
+	}
+}
+
+// Base64 of a credential outside the body, in the query (EC2's UserData in
+// a GET) or a header, is masked in the audit log and the approval record
+// too: its URL, headers and the summary Slack and run print (found by
+// review).
+func TestEncodedCredentialsOutsideTheBodyAreRedacted(t *testing.T) {
+	h := newHarness(t, harnessOptions{policy: `package countersign
+approve contains "review" if true
+`, hold: 50 * time.Millisecond, configure: func(o *Options) {
+		o.Classifier = action.NewClassifier(aws.New(aws.Options{}))
+	}})
+	b64 := base64.StdEncoding.EncodeToString([]byte("#!/bin/bash\nexport GITHUB_TOKEN=ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789\n"))
+	h.do("GET", "https://ec2.us-east-1.amazonaws.com/?Action=RunInstances&Version=2016-11-15&ImageId=ami-1&MinCount=1&MaxCount=1&UserData="+url.QueryEscape(b64), "")
+	h.do("POST", "https://example.test/upload", "x", "X-Amz-Meta-Env", b64)
+	raw, err := readFile(h.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := h.broker.List(t.Context(), false)
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("approval records: %d, %v", len(recs), err)
+	}
+	shown, err := json.Marshal(recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leak, qleak := b64[:40], url.QueryEscape(b64)[:40]
+	for what, text := range map[string]string{"the audit log": raw, "the approval records": string(shown)} {
+		if strings.Contains(text, leak) || strings.Contains(text, qleak) {
+			t.Errorf("%s hold the encoded token", what)
+		}
+	}
+	if !strings.Contains(string(shown), "ImageId=ami-1") {
+		t.Errorf("the approval records lost the rest of the query: %s", shown)
 	}
 }
 

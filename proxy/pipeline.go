@@ -391,7 +391,7 @@ func (s *Server) hold(ctx context.Context, ex *exchange, act action.Action, in *
 		Request: approval.Request{
 			Method:     ex.req.Method,
 			URL:        redact.URL(targetURL(ex)),
-			Headers:    in.Request.Headers,
+			Headers:    recordedHeaders(in),
 			Body:       displayBody(policy.BodyType(ex.ar, act), decodedBody(ex, body), policy.IsKubernetesSecret(act)),
 			BodySize:   int64(len(body)),
 			BodySHA256: bodyHash,
@@ -552,6 +552,14 @@ func inputAction(in *policy.Input) map[string]any {
 	return m
 }
 
+// recordedHeaders are the request's headers as recorded and shown: the
+// policy's copy, with base64 runs that decode to a credential masked too
+// (an S3 object's metadata can carry a file).
+func recordedHeaders(in *policy.Input) map[string][]string {
+	h, _ := redact.Encoded(in.Request.Headers).(map[string][]string)
+	return h
+}
+
 // recordedInput is the part of the policy input a decision record carries
 // for replay: whatever the record does not already hold. The action, the
 // request's method, host, port, headers and body size, hash and truncation,
@@ -592,6 +600,9 @@ func recordedInput(in *policy.Input, inflated int64) map[string]any {
 				trimmed["body_omitted"] = true
 			} else if b, ok := trimmed["body"]; ok {
 				trimmed["body"] = redact.Encoded(b)
+			}
+			if q, ok := trimmed["query"]; ok {
+				trimmed["query"] = redact.Encoded(q)
 			}
 			out[k] = trimmed
 		case "session":
@@ -1277,7 +1288,7 @@ func (s *Server) decisionEvent(sess *session.Info, ex *exchange, in *policy.Inpu
 			URL:           redact.URL(targetURL(ex)),
 			Host:          ex.host,
 			Port:          ex.port,
-			Headers:       in.Request.Headers,
+			Headers:       recordedHeaders(in),
 			BodySize:      in.Request.BodySize,
 			BodySHA256:    in.Request.BodySHA256,
 			BodyTruncated: in.Request.BodyTruncated,

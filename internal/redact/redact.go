@@ -182,7 +182,15 @@ func Query(q url.Values) map[string][]string {
 // credential query parameters (in the query and in a key=value fragment) and
 // token shapes anywhere replaced by Mask. Everything else keeps its original
 // spelling and order. A nil u gives "".
+//
+// It is for what is recorded and shown: a base64 run in a query value that
+// decodes to a credential (EC2's UserData in a GET) is masked too, which
+// String, for the policy's input, does not do (see Encoded).
 func URL(u *url.URL) string {
+	return redactURL(u, true)
+}
+
+func redactURL(u *url.URL, encoded bool) string {
 	if u == nil {
 		return ""
 	}
@@ -213,10 +221,10 @@ func URL(u *url.URL) string {
 		}
 	}
 	if u.ForceQuery || u.RawQuery != "" {
-		s += "?" + rawQuery(u.RawQuery)
+		s += "?" + rawQuery(u.RawQuery, encoded)
 	}
 	if u.Fragment != "" {
-		s += "#" + rawQuery(u.EscapedFragment())
+		s += "#" + rawQuery(u.EscapedFragment(), encoded)
 	}
 	return Text(s)
 }
@@ -224,8 +232,8 @@ func URL(u *url.URL) string {
 var escapedMask = url.QueryEscape(Mask)
 
 // rawQuery redacts an encoded query string without re-encoding the parts it
-// leaves alone.
-func rawQuery(raw string) string {
+// leaves alone; with encoded, base64 runs that decode to a credential too.
+func rawQuery(raw string, encoded bool) string {
 	var b strings.Builder
 	b.Grow(len(raw))
 	// Both '&' and ';' separate pairs: some servers split on ';' too, so a
@@ -233,17 +241,17 @@ func rawQuery(raw string) string {
 	for {
 		i := strings.IndexAny(raw, "&;")
 		if i < 0 {
-			b.WriteString(rawPair(raw))
+			b.WriteString(rawPair(raw, encoded))
 			return b.String()
 		}
-		b.WriteString(rawPair(raw[:i]))
+		b.WriteString(rawPair(raw[:i], encoded))
 		b.WriteByte(raw[i])
 		raw = raw[i+1:]
 	}
 }
 
 // rawPair masks one name=value pair of a raw query.
-func rawPair(part string) string {
+func rawPair(part string, encoded bool) string {
 	name, value, hasValue := strings.Cut(part, "=")
 	if !hasValue {
 		return part
@@ -262,6 +270,13 @@ func rawPair(part string) string {
 	}
 	if uv, err := url.QueryUnescape(value); err == nil && uv != value && Text(uv) != uv {
 		return name + "=" + strings.ReplaceAll(url.QueryEscape(Text(uv)), escapedMask, Mask)
+	}
+	if encoded {
+		// Base64 is percent-encoded in a query ('+', '/', '='): read
+		// decoded.
+		if uv, err := url.QueryUnescape(value); err == nil && EncodedString(uv) != uv {
+			return name + "=" + strings.ReplaceAll(url.QueryEscape(EncodedString(uv)), escapedMask, Mask)
+		}
 	}
 	return part
 }
@@ -541,7 +556,7 @@ func str(s string, cred bool) string {
 // its userinfo masked, as URL does, whatever their length or shape.
 func String(s string) string {
 	if u, ok := absoluteURL(s); ok {
-		return URL(u)
+		return redactURL(u, false)
 	}
 	return Text(s)
 }
