@@ -369,15 +369,28 @@ func accepts(h http.Header, mediaType string) bool {
 // its clients post with no Accept of an event stream (found by review).
 // The path alone is not enough: Anthropic's API is POST /v1/messages.
 func legacyEndpoint(r *action.Request) bool {
-	return r.Query.Has("session_id") || r.Query.Has("sessionId")
+	for k := range r.Query {
+		// The Go SDK's SSE handler hands out ?sessionid= (found by review).
+		switch strings.ToLower(k) {
+		case "session_id", "sessionid":
+			return true
+		}
+	}
+	return false
 }
 
-// startsAsJSONRPC reports whether a JSON object's first member is one a
-// JSON-RPC message has and other APIs' bodies rarely start with. Only the
-// first tokens are read: the body may be cut off.
+// startsAsJSONRPC reports whether a JSON object's first member, or that of
+// the first object of a batch, is one a JSON-RPC message has and other
+// APIs' bodies rarely start with. Only the first tokens are read: the body
+// may be cut off. A method seen there proves nothing about what runs: a
+// second "method" after the cut is the one JSON decoders keep.
 func startsAsJSONRPC(body []byte) bool {
 	dec := json.NewDecoder(bytes.NewReader(body))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+	t, err := dec.Token()
+	if err == nil && t == json.Delim('[') {
+		t, err = dec.Token()
+	}
+	if err != nil || t != json.Delim('{') {
 		return false
 	}
 	key, err := dec.Token()

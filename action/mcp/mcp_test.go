@@ -172,6 +172,11 @@ func TestClassifyTruncatedMessageWithLateJSONRPC(t *testing.T) {
 		// anything (found by review).
 		{"session parameter", idFirst, "/messages/", "*/*", "session_id=abc", true},
 		{"TypeScript's session parameter", idFirst, "/messages", "", "sessionId=abc", true},
+		{"the Go SDK's session parameter", idFirst, "/", "", "sessionid=abc", true},
+		{"a batch, method first", `[{"method":"tools/call","params":{"_meta":{"pad":"` + pad + `"}},"jsonrpc":"2.0","id":1}]`, "/v1/upload", "application/json", "", true},
+		// Refused though it is no MCP call: its method could be named
+		// again after the cut, and decoders keep the last.
+		{"Ethereum JSON-RPC, method first", `{"method":"eth_sendRawTransaction","params":["0x03` + pad + `"],"id":42,"jsonrpc":"2.0"}`, "/v2/key", "*/*", "", true},
 		{"another API's upload", `{"id":1,"name":"backup","data":"` + pad + `"}`, "/v1/upload", "application/json", "", false},
 	} {
 		r := post("")
