@@ -681,6 +681,19 @@ var readNamedWrites = map[string]bool{
 	"GetChallengePassword":                 true,
 	"GetAccessToken":                       true,
 	"GetToken":                             true,
+	// URLs that carry access (found by the review after that): QuickSight
+	// embedding and console sessions, DataZone's portal login, Mainframe
+	// Modernization's signed URL, presigned uploads, video stream
+	// sessions, and Kinesis Video's TURN credentials.
+	"GetDashboardEmbedUrl":       true,
+	"GetSessionEmbedUrl":         true,
+	"GetIamPortalLoginUrl":       true,
+	"GetSignedBluinsightsUrl":    true,
+	"GetEvidenceFileUploadUrl":   true,
+	"GetFileUploadURL":           true,
+	"GetHLSStreamingSessionURL":  true,
+	"GetDASHStreamingSessionURL": true,
+	"GetIceServerConfig":         true,
 }
 
 // credentialReads are operations named like the mints above that read

@@ -209,9 +209,11 @@ func dryRunOf(r *action.Request, verb string) (dryRun bool, perr string) {
 // delete every pod there that does not tolerate it. So do, for a pod, an
 // active deadline (the kubelet kills it when it passes) and, for a Job,
 // suspending it or setting its parallelism to 0 (its running pods are
-// deleted), an active deadline (they are killed when it passes) or a time
-// to live after it finishes (a finished Job and its pods are deleted when
-// it passes). A
+// deleted), an active deadline (they are killed when it passes), a failure
+// limit (a backoffLimit below the failures already counted fails the Job
+// and terminates its pods; its value now is not known here, so any write
+// counts) or a time to live after it finishes (a finished Job and its pods
+// are deleted when it passes). A
 // body countersign cannot decode (protobuf, or broken) counts as one that
 // does, when it could.
 func deletesByWrite(verb, group, resource, contentType string, body []byte) bool {
@@ -274,7 +276,8 @@ func (k writeTarget) reaches(path string) bool {
 		k.node && under(path, "/spec/taints") ||
 		k.pod && under(path, "/spec/activeDeadlineSeconds") ||
 		k.job && (under(path, "/spec/suspend") || under(path, "/spec/ttlSecondsAfterFinished") ||
-			under(path, "/spec/activeDeadlineSeconds") || under(path, "/spec/parallelism"))
+			under(path, "/spec/activeDeadlineSeconds") || under(path, "/spec/parallelism") ||
+			under(path, "/spec/backoffLimit") || under(path, "/spec/maxFailedIndexes"))
 }
 
 // deletes reports whether a document (or patch) sets owner references,
@@ -293,7 +296,8 @@ func (k writeTarget) deletes(v any) bool {
 		return spec["activeDeadlineSeconds"] != nil
 	case k.job:
 		return spec["suspend"] == true || spec["ttlSecondsAfterFinished"] != nil ||
-			spec["activeDeadlineSeconds"] != nil || isZero(spec["parallelism"])
+			spec["activeDeadlineSeconds"] != nil || isZero(spec["parallelism"]) ||
+			spec["backoffLimit"] != nil || spec["maxFailedIndexes"] != nil
 	}
 	return false
 }

@@ -488,6 +488,8 @@ func TestWritesThatDeleteAreDestructive(t *testing.T) {
 			`{"spec":{"parallelism":0}}`), true},
 		{"job's parallelism set to 0 in YAML", withBody(req("PATCH", "https://k8s.example.test/apis/batch/v1/namespaces/prod/jobs/migrate"), "application/apply-patch+yaml",
 			"spec:\n  parallelism: 0\n"), true},
+		{"job's backoff limit lowered", withBody(req("PATCH", "https://k8s.example.test/apis/batch/v1/namespaces/prod/jobs/migrate"), "application/merge-patch+json",
+			`{"spec":{"backoffLimit":0}}`), true},
 		{"job's parallelism set to 2", withBody(req("PATCH", "https://k8s.example.test/apis/batch/v1/namespaces/prod/jobs/migrate"), "application/merge-patch+json",
 			`{"spec":{"parallelism":2}}`), false},
 		{"job resumed", withBody(req("PATCH", "https://k8s.example.test/apis/batch/v1/namespaces/prod/jobs/migrate"), "application/merge-patch+json",
