@@ -738,6 +738,9 @@ func TestRequestsServersReadDifferently(t *testing.T) {
 			`mutation M { volumeDelete(volumeId: "&query={me{id}}#") }`), errContentType},
 		{"a JSON type naming application/graphql", post("api.example.com", "/graphql", `application/json; profile="application/graphql"`, doc(mutation)), errContentType},
 		{"GraphQL's response type as a request's", post("api.example.com", "/graphql", "application/graphql-response+json", doc(mutation)), errContentType},
+		// The draft GraphQL-over-HTTP type: JSON to most servers, a raw
+		// document to PHP's stripos (noted by review).
+		{"the draft application/graphql+json", post("api.example.com", "/graphql", "application/graphql+json", doc(mutation)), errContentType},
 		{"a form type naming JSON", post("api.example.com", "/graphql", "application/x-www-form-urlencoded; x=a/json", "query="+url.QueryEscape(mutation)), errContentType},
 		{"a Content-Type that does not parse", post("api.example.com", "/graphql", "application/json/graphql", doc(mutation)), errContentType},
 		{"a multipart type naming application/graphql at /query", func() *action.Request {

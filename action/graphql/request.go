@@ -46,7 +46,7 @@ var (
 	errTrailing          = errors.New("the GraphQL request body has data after its JSON value, which some servers ignore and run the value; send the JSON value alone")
 	errRepeated          = errors.New("the GraphQL request repeats query, operationName, variables or extensions in the URL or in the form body, and servers differ on which one they read (PHP and Django the last); send each once")
 	errFieldName         = errors.New("the GraphQL request has a field in the URL or in the form body that PHP reads as query, operationName, variables or extensions but that is spelt otherwise (PHP drops leading spaces and cuts a name at \"[\"); name each exactly, once")
-	errContentType       = errors.New("the Content-Type of the GraphQL request names application/graphql or JSON beside another media type, and PHP servers (graphql-php, Lighthouse) look for those names anywhere in it; send Content-Type: application/json, application/graphql or a form type, with no parameter naming another")
+	errContentType       = errors.New("the Content-Type of the GraphQL request names application/graphql or JSON beside another media type (as a parameter, or as application/graphql+json, which PHP servers read as a raw document), and PHP servers (graphql-php, Lighthouse) look for those names anywhere in it; send Content-Type: application/json, application/graphql or a form type, with no parameter naming another")
 	errJSONAsForm        = errors.New("the GraphQL request body is JSON but its Content-Type says form, and PHP and Django servers read it as a form, where it has a field named like a GraphQL parameter; send it with Content-Type: application/json")
 )
 
