@@ -11,6 +11,7 @@
 package redact
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"maps"
 	"mime"
@@ -635,11 +636,14 @@ func maskDecoded(s string) string {
 		dec := make([]byte, 0, len(s))
 		from := make([]int, 0, len(s)+1) // from[i]: where dec[i] starts in s
 		for i := 0; i < len(s); {
-			if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
-				dec = append(dec, unhex(s[i+1])<<4|unhex(s[i+2]))
-				from = append(from, i)
-				i += 3
-				continue
+			if s[i] == '%' && i+2 < len(s) {
+				var b [1]byte
+				if _, err := hex.Decode(b[:], []byte(s[i+1:i+3])); err == nil {
+					dec = append(dec, b[0])
+					from = append(from, i)
+					i += 3
+					continue
+				}
 			}
 			dec = append(dec, s[i])
 			from = append(from, i)
@@ -659,21 +663,6 @@ func maskDecoded(s string) string {
 		s = mask(s, spans)
 	}
 	return s
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func unhex(c byte) byte {
-	switch {
-	case c <= '9':
-		return c - '0'
-	case c <= 'F':
-		return c - 'A' + 10
-	default:
-		return c - 'a' + 10
-	}
 }
 
 func strs(v []string, cred bool) []string {
