@@ -1454,8 +1454,10 @@ func redactForm(body string) string {
 		// A value is shown as sent, percent-encoded; base64 in it (EC2's
 		// UserData) is read decoded.
 		_, raw, _ := strings.Cut(p, "=")
-		if v, err := url.QueryUnescape(raw); err == nil && redact.EncodedString(v) != v {
-			pairs[i] = k + "=" + url.QueryEscape(redact.EncodedString(v))
+		if v, err := url.QueryUnescape(raw); err == nil {
+			if m := redact.EncodedString(v); m != v {
+				pairs[i] = k + "=" + url.QueryEscape(m)
+			}
 		}
 	}
 	return strings.Join(pairs, "&")

@@ -275,8 +275,10 @@ func rawPair(part string, encoded bool) string {
 	if encoded {
 		// Base64 is percent-encoded in a query ('+', '/', '='): read
 		// decoded.
-		if uv, err := url.QueryUnescape(value); err == nil && EncodedString(uv) != uv {
-			return name + "=" + strings.ReplaceAll(url.QueryEscape(EncodedString(uv)), escapedMask, Mask)
+		if uv, err := url.QueryUnescape(value); err == nil {
+			if m := EncodedString(uv); m != uv {
+				return name + "=" + strings.ReplaceAll(url.QueryEscape(m), escapedMask, Mask)
+			}
 		}
 	}
 	return part
