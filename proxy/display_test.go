@@ -14,6 +14,7 @@ import (
 	"github.com/countersign/countersign/action/aws"
 	"github.com/countersign/countersign/action/mcp"
 	"github.com/countersign/countersign/approval"
+	"github.com/countersign/countersign/audit"
 )
 
 func TestDisplayBodyMasksCredentialsLikeTheAuditLog(t *testing.T) {
@@ -96,6 +97,51 @@ approve contains "review" if true
 	}
 	if !strings.Contains(string(shown), "ImageId=ami-1") {
 		t.Errorf("the approval records lost the rest of the query: %s", shown)
+	}
+}
+
+// A form shown to an approver masks tokens percent-encoded in its values
+// and names (found by review: only the audit copy, decoded, masked them).
+func TestDisplayBodyFormPercentEncodedTokens(t *testing.T) {
+	tok := "ghp_" + strings.Repeat("A1b2", 9)
+	enc := strings.Replace(tok, "_", "%5F", 1)
+	for _, body := range []string{"title=x&note=" + enc, "title=x&note=password%3DHunter2Hunter2Hunter2Hunter2", "title=x&" + enc + "=1"} {
+		got := displayBody("application/x-www-form-urlencoded", []byte(body), false)
+		if strings.Contains(got, enc) || strings.Contains(got, "Hunter2Hunter2") || !strings.Contains(got, "title=x") {
+			t.Errorf("displayBody(%q) = %q", body, got)
+		}
+	}
+}
+
+// A built-in's error quotes the value it failed on, which can be the path
+// as sent: the record's error is masked like the rest (found by review).
+func TestPolicyErrorQuotingThePathIsRedacted(t *testing.T) {
+	h := newHarness(t, harnessOptions{policy: `package countersign
+
+deny contains "big issue number" if {
+	parts := split(input.request.path, "/")
+	parts[4] == "issues"
+	to_number(parts[5]) > 1000
+}
+`})
+	tok := "ghp_" + strings.Repeat("A1b2", 9)
+	resp, _ := h.do("GET", "https://api.github.com/repos/o/r/issues/"+tok, "")
+	resp.Body.Close()
+	var rec *audit.Record
+	for _, r := range h.decisions() {
+		if r.Error != "" {
+			rec = r
+		}
+	}
+	if rec == nil || !strings.Contains(rec.Error, "policy error") {
+		t.Fatalf("no decision record with the policy's error: %+v", h.decisions())
+	}
+	raw, err := readFile(h.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(raw, tok) {
+		t.Errorf("the audit log holds the token: %s", rec.Error)
 	}
 }
 

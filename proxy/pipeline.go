@@ -136,7 +136,7 @@ func (s *Server) process(ctx context.Context, ex *exchange) (*http.Response, fun
 	}
 	if d.Err != nil {
 		s.logger.Error("policy evaluation failed; applying policy.on_error",
-			zap.String("request", ex.id), zap.String("revision", d.Revision), zap.Error(d.Err))
+			zap.String("request", ex.id), zap.String("revision", d.Revision), zap.String("error", redact.Shown(d.Err.Error())))
 	}
 
 	verdict := d.Verdict
@@ -589,7 +589,7 @@ func recordedInput(in *policy.Input, inflated int64) map[string]any {
 			// tokens masked (a Telegram bot's, a webhook's).
 			for _, rk := range []string{"path", "raw_path"} {
 				if p, ok := trimmed[rk].(string); ok {
-					trimmed[rk] = redact.Path(p)
+					trimmed[rk] = redact.Shown(redact.Path(p))
 				}
 			}
 			if in.Request.Body != nil && max(in.Request.BodySize, inflated) > auditBodyLimit {
@@ -1301,7 +1301,8 @@ func (s *Server) decisionEvent(sess *session.Info, ex *exchange, in *policy.Inpu
 		EvalMicros:     d.Eval.Microseconds(),
 	}
 	if d.Err != nil {
-		ev.Error = "policy error: " + d.Err.Error()
+		// A built-in's error can quote an input value: the path, as sent.
+		ev.Error = "policy error: " + redact.Shown(d.Err.Error())
 	}
 	if s.opts.RecordInput {
 		ev.Input = recordedInput(in, int64(len(decodedBody(ex, nil))))
@@ -1415,7 +1416,8 @@ func displayBody(contentType string, b []byte, k8sSecret bool) string {
 	switch v := v.(type) {
 	case map[string]any, []any:
 		if mt == "application/x-www-form-urlencoded" {
-			s = redact.Text(redactForm(string(b)))
+			// Shown reads percent-encoded tokens, in names too.
+			s = redact.Shown(redactForm(string(b)))
 			break
 		}
 		rv := redact.Value

@@ -30,6 +30,7 @@ import (
 	"github.com/countersign/countersign/audit"
 	"github.com/countersign/countersign/internal/config"
 	"github.com/countersign/countersign/internal/hostport"
+	"github.com/countersign/countersign/internal/redact"
 	"github.com/countersign/countersign/internal/termtext"
 	"github.com/countersign/countersign/session"
 )
@@ -183,7 +184,7 @@ func runSession(cmd *cobra.Command, e *env, f runFlags, args []string) error {
 
 	if err := a.audit.Record(&audit.Event{Type: "session", Session: sessionRef(sess), Detail: "started",
 		PolicyRevision: a.engine.Revision(),
-		Fields:         map[string]any{"command": strings.Join(args, " "), "proxy": a.proxyAddr(), "approvals": a.approvalURL(), "isolated": iso != nil}}); err != nil {
+		Fields:         map[string]any{"command": strings.Join(redact.Args(args), " "), "proxy": a.proxyAddr(), "approvals": a.approvalURL(), "isolated": iso != nil}}); err != nil {
 		a.shutdown(context.Background())
 		return fmt.Errorf("audit log: %w", err)
 	}

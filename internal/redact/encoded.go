@@ -102,18 +102,39 @@ func changedSlice[V any](s []V, f func(V) (V, bool)) ([]V, bool) {
 func maskEncoded(s string, depth int) string {
 	var b strings.Builder
 	last := 0
-	for start, end := range encodedRuns(s) {
-		if !encodedSecret(s[start:end], depth) {
-			continue
-		}
-		if b.Len() == 0 {
+	masked := false
+	mask := func(start, end int) {
+		if !masked {
 			b.Grow(len(s))
+			masked = true
 		}
 		b.WriteString(s[last:start])
 		b.WriteString(Mask)
 		last = end
 	}
-	if last == 0 {
+	for start, end := range encodedRuns(s) {
+		if encodedSecret(s[start:end], depth) {
+			mask(start, end)
+			continue
+		}
+		// '/' is a base64 digit, so a path is one run, and what comes
+		// before a segment shifts its alignment: /upload/<base64 of a
+		// file> (found by review). Each segment is read on its own too.
+		if !strings.Contains(s[start:end], "/") {
+			continue
+		}
+		for p := start; p < end; {
+			q := strings.IndexByte(s[p:end], '/')
+			if q < 0 {
+				q = end - p
+			}
+			if q >= minEncodedRun && encodedSecret(s[p:p+q], depth) {
+				mask(p, p+q)
+			}
+			p += q + 1
+		}
+	}
+	if !masked {
 		return s
 	}
 	b.WriteString(s[last:])

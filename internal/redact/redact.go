@@ -52,6 +52,8 @@ var credentialHeaders = map[string]bool{
 	"x-amz-copy-source-server-side-encryption-customer-key": true,
 	"x-goog-encryption-key":                                 true,
 	"x-goog-copy-source-encryption-key":                     true,
+	"x-ms-encryption-key":                                   true, // Azure Blob customer-provided keys
+	"x-ms-copy-source-encryption-key":                       true,
 	// More API keys under names of their own (Fastly, JFrog Artifactory,
 	// New Relic, Parse) and the Authorization header's misspelling that
 	// some APIs read.
@@ -110,7 +112,9 @@ func headerValues(dst []string, lowerName string, vs []string) []string {
 		if cred {
 			dst = append(dst, Mask)
 		} else {
-			dst = append(dst, Text(v))
+			// A value may be a URL (Azure's x-ms-copy-source, with its
+			// SAS signature): masked as a URL in a body is.
+			dst = append(dst, String(v))
 		}
 	}
 	if dst == nil {
@@ -226,6 +230,12 @@ func redactURL(u *url.URL, encoded bool) string {
 	}
 	if u.Fragment != "" {
 		s += "#" + rawQuery(u.EscapedFragment(), encoded)
+	}
+	if encoded {
+		// What is shown: tokens percent-encoded anywhere (a query name,
+		// a pair without '=', a value with a bad escape) and base64 runs
+		// that decode to a credential (found by review).
+		return Shown(s)
 	}
 	return Text(s)
 }
@@ -622,7 +632,30 @@ func Path(p string) string {
 // part of the input the policy reads unmasked. Base64 runs that decode to
 // a credential are masked too (see Encoded): the message may quote a body.
 func Message(m string) string {
-	return maskEncoded(maskDecoded(Text(m)), encodedDepth)
+	return Shown(m)
+}
+
+// Shown masks credentials in text that is recorded or shown but that no
+// policy reads: token shapes (Text), tokens percent-encoded (read decoded,
+// leniently, and masked as spelt), and base64 runs that decode to a
+// credential (see Encoded).
+func Shown(s string) string {
+	return maskEncoded(maskDecoded(Text(s)), encodedDepth)
+}
+
+// Args masks credentials in a command line as it is recorded: each
+// argument as Shown does, and the value of NAME=value when NAME holds a
+// credential (GITHUB_TOKEN=…, --password=…).
+func Args(args []string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if name, _, ok := strings.Cut(a, "="); ok && IsCredentialKey(strings.TrimLeft(name, "-")) {
+			out[i] = name + "=" + Mask
+			continue
+		}
+		out[i] = Shown(a)
+	}
+	return out
 }
 
 // maskDecoded masks in s, as spelt, each span in which Text finds a

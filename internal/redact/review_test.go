@@ -1,8 +1,10 @@
 package redact
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"math/rand/v2"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -304,5 +306,59 @@ func TestFindSkipsOnlyWhatCannotMatch(t *testing.T) {
 		if got, want := mask(s, find(s, nil)), mask(s, findEvery(s)); got != want {
 			t.Fatalf("find masks %q as %q; trying every prefix gives %q", s, got, want)
 		}
+	}
+}
+
+// What is recorded and shown masks tokens percent-encoded anywhere in a
+// URL (a query name, a pair without '=', a value with a bad escape) and
+// base64 runs that decode to a credential, in the path too (found by
+// review).
+func TestURLShownMasksEncodedTokens(t *testing.T) {
+	enc := strings.Replace(ghp, "_", "%5F", 1)
+	b64 := base64.RawURLEncoding.EncodeToString([]byte("export GITHUB_TOKEN=" + ghp + "\n"))
+	for _, raw := range []string{
+		"https://api.example.com/x?" + enc,
+		"https://api.example.com/x?" + enc + "=1",
+		"https://api.example.com/x?note=" + enc + "%zz",
+		"https://api.example.com/x?note=" + enc + "%",
+		"https://api.example.com/upload/" + b64,
+	} {
+		u, err := url.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := URL(u); strings.Contains(got, enc) || strings.Contains(got, b64[:32]) || !strings.HasPrefix(got, "https://api.example.com/") {
+			t.Errorf("URL(%s) = %s", raw, got)
+		}
+	}
+}
+
+// A header whose value is a URL is masked as a URL in a body is (Azure's
+// x-ms-copy-source carries a SAS signature), and Azure's customer-provided
+// keys are credentials (found by review).
+func TestHeaderURLsAndAzureKeys(t *testing.T) {
+	h := http.Header{
+		"X-Ms-Copy-Source":    {"https://acct.blob.core.windows.net/c/src.txt?sv=2023-11-03&se=2026-12-01&sp=r&sig=AbCdEfGhIjKlMnOpQrStUvWxYz0123456789%2Babcd%3D"},
+		"X-Ms-Encryption-Key": {"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="},
+		"Referer":             {"https://example.com/page?q=1"},
+	}
+	got := Header(h)
+	if v := got["x-ms-copy-source"][0]; strings.Contains(v, "AbCdEfGh") || !strings.Contains(v, "sv=2023-11-03") {
+		t.Errorf("x-ms-copy-source = %q", v)
+	}
+	if v := got["x-ms-encryption-key"][0]; v != Mask {
+		t.Errorf("x-ms-encryption-key = %q", v)
+	}
+	if v := got["referer"][0]; v != "https://example.com/page?q=1" {
+		t.Errorf("referer = %q", v)
+	}
+}
+
+// A command line is recorded with its credentials masked (found by review:
+// the session record carried the agent's whole command line).
+func TestArgs(t *testing.T) {
+	got := strings.Join(Args([]string{"curl", "-H", "Authorization: Bearer " + ghp, "GITHUB_TOKEN=" + ghp, "--password=hunter2hunter2", "--name=shop"}), " ")
+	if strings.Contains(got, ghp) || strings.Contains(got, "hunter2") || !strings.Contains(got, "--name=shop") || !strings.HasPrefix(got, "curl -H") {
+		t.Errorf("Args = %q", got)
 	}
 }
