@@ -85,6 +85,41 @@ func TestTail(t *testing.T) {
 	}
 }
 
+// followed runs Tail on r with wait and returns its output lines: "!!"
+// notes as they are, each record's line as part picks it out.
+func followed(t *testing.T, ctx context.Context, r io.Reader, wait func(context.Context) error, part func(string) string) []string {
+	t.Helper()
+	var out bytes.Buffer
+	if err := Tail(ctx, r, &out, Filter{}, wait); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, line := range outputLines(&out) {
+		if strings.HasPrefix(line, "!!") {
+			got = append(got, line)
+			continue
+		}
+		got = append(got, part(line))
+	}
+	return got
+}
+
+// logFile writes lines to a new log and opens it for reading; the file is
+// closed when the test ends.
+func logFile(t *testing.T, lines [][]byte) (string, *os.File) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	if err := os.WriteFile(path, join(lines...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rf, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rf.Close() })
+	return path, rf
+}
+
 func outputLines(b *bytes.Buffer) []string {
 	s := strings.TrimSuffix(b.String(), "\n")
 	if s == "" {
@@ -374,18 +409,9 @@ func TestTailFollowAfterCutBack(t *testing.T) {
 		}
 		return nil
 	}
-	var out bytes.Buffer
-	if err := Tail(ctx, rf, &out, Filter{}, wait); err != nil {
-		t.Fatal(err)
-	}
-	var reasons []string
-	for _, line := range outputLines(&out) {
-		if strings.HasPrefix(line, "!!") {
-			reasons = append(reasons, line)
-			continue
-		}
-		reasons = append(reasons, line[strings.LastIndex(line, "— ")+len("— "):])
-	}
+	reasons := followed(t, ctx, rf, wait, func(line string) string {
+		return line[strings.LastIndex(line, "— ")+len("— "):]
+	})
 	want := []string{
 		"rec-1",
 		"rec-2-discarded",
@@ -438,15 +464,7 @@ func TestTailFollowNoticesCuts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "audit.jsonl")
-			if err := os.WriteFile(path, tt.start, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			rf, err := os.Open(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rf.Close()
+			path, rf := logFile(t, [][]byte{tt.start})
 			ctx, cancel := context.WithCancel(t.Context())
 			steps := tt.steps
 			wait := func(context.Context) error {
@@ -469,18 +487,9 @@ func TestTailFollowNoticesCuts(t *testing.T) {
 				steps = steps[1:]
 				return nil
 			}
-			var out bytes.Buffer
-			if err := Tail(ctx, rf, &out, Filter{}, wait); err != nil {
-				t.Fatal(err)
-			}
-			var got []string
-			for _, line := range outputLines(&out) {
-				if strings.HasPrefix(line, "!!") {
-					got = append(got, line)
-					continue
-				}
-				got = append(got, line[:len("2006-01-02T15:04:05Z")]) // its time
-			}
+			got := followed(t, ctx, rf, wait, func(line string) string {
+				return line[:len("2006-01-02T15:04:05Z")] // its time
+			})
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("tail -f output mismatch (-want +got):\n%s", diff)
 			}
@@ -568,15 +577,7 @@ func TestTailFollowCutBackBetweenReads(t *testing.T) {
 			for i, d := range tt.longer {
 				news = append(news, recordOfLen(t, uint64(i+2), news[i], len(lines[min(i+1, 2)])+d))
 			}
-			path := filepath.Join(t.TempDir(), "audit.jsonl")
-			if err := os.WriteFile(path, join(lines...), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			rf, err := os.Open(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rf.Close()
+			path, rf := logFile(t, lines)
 			f := &cutFile{File: rf, rewrite: func() {
 				// In place, as the writer cuts its log back.
 				wf, err := os.OpenFile(path, os.O_WRONLY, 0)
@@ -633,15 +634,7 @@ func TestTailFollowCutBackBetweenReads(t *testing.T) {
 func TestTailFollowChainBreakIsNotACut(t *testing.T) {
 	lines := sampleLog(t, 2)
 	lines = append(lines, otherLine(t, 3, lines[0]), otherLine(t, 3, lines[1]))
-	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	if err := os.WriteFile(path, join(lines...), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	rf, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rf.Close()
+	_, rf := logFile(t, lines)
 	ctx, cancel := context.WithCancel(t.Context())
 	wait := func(context.Context) error { cancel(); return nil }
 	var out bytes.Buffer
