@@ -813,6 +813,11 @@ func TestIsolatedExitCodesSignalsAndLeftovers(t *testing.T) {
 		if line != "started\n" {
 			t.Fatalf("child said %q", line)
 		}
+		// Its cmdline reads empty while it is in execve (found flaky
+		// under load): poll, bounded.
+		for deadline := time.Now().Add(5 * time.Second); !processRunning(marker) && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
 		if !processRunning(marker) {
 			t.Fatalf("the background sleep %s is not running", marker)
 		}
