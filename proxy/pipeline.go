@@ -646,7 +646,7 @@ func fingerprint(credKey []byte, ex *exchange, act action.Action, body []byte) s
 	// What the classifier made of it; the rest of the action derives from
 	// the bytes already covered (and per-request ids such as a JSON-RPC id
 	// must not count).
-	if ak, err := json.Marshal([]any{act.Provider, act.Service, act.Operation, act.Resources, credential(credKey, act, ex.req.Header, ex.req.URL.RawQuery, formBody(ex))}); err == nil {
+	if ak, err := json.Marshal([]any{act.Provider, act.Service, act.Operation, act.Resources, credential(credKey, act, ex.req.Header, ex.req.URL.RawQuery, formBody(ex, act))}); err == nil {
 		h.Write(ak)
 	}
 	h.Write([]byte{0, byte(len(ex.upgrade))})
@@ -742,12 +742,14 @@ func credential(key []byte, a action.Action, h http.Header, rawQuery, form strin
 // formBody is the request's body, as the server reads it (inflated), in
 // URL-encoded form for credentialParams: a form body as it is, and the
 // top-level string members of a JSON object body (GitLab's private_token,
-// an OAuth access_token) as name=value pairs; else "".
-func formBody(ex *exchange) string {
+// an OAuth access_token) as name=value pairs; else "". The body is read as
+// the policy reads it (policy.BodyType): a GitHub body that looks like JSON
+// is JSON whatever its label.
+func formBody(ex *exchange, a action.Action) string {
 	if ex.ar == nil || len(ex.ar.Body) == 0 {
 		return ""
 	}
-	mt, _, _ := strings.Cut(ex.req.Header.Get("Content-Type"), ";")
+	mt, _, _ := strings.Cut(policy.BodyType(ex.ar, a), ";")
 	mt = strings.ToLower(strings.TrimSpace(mt))
 	switch {
 	case mt == "application/x-www-form-urlencoded":
@@ -1003,7 +1005,7 @@ func scopeKey(credKey []byte, a action.Action, ex *exchange) (string, []string) 
 		}
 	}
 	op += "@" + ex.scheme + "://" + hostport.Join(ex.host, ex.port)
-	if c := credential(credKey, a, ex.req.Header, ex.req.URL.RawQuery, formBody(ex)); c != "" {
+	if c := credential(credKey, a, ex.req.Header, ex.req.URL.RawQuery, formBody(ex, a)); c != "" {
 		op += " as " + c
 	}
 	// Masked as everywhere else: the approval store keeps them, and

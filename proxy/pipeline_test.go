@@ -277,6 +277,12 @@ func TestSignedDatesAreNotPartOfTheFingerprint(t *testing.T) {
 // A token in a JSON body's top-level members binds a scoped grant as one
 // in a form does (found by review: only forms, the query and headers
 // counted).
+// jsonExchange is an exchange whose body is a JSON body.
+func jsonExchange(body string) *exchange {
+	h := http.Header{"Content-Type": {"application/json"}}
+	return &exchange{req: &http.Request{Header: h}, ar: &action.Request{Header: h, Body: []byte(body)}}
+}
+
 func TestFormBodyCredentials(t *testing.T) {
 	tests := []struct{ contentType, body, want string }{
 		{"application/json", `{"title":"x","private_token":"glpat-a","nested":{"token":"b"}}`, "private_token=glpat-a"},
@@ -288,15 +294,27 @@ func TestFormBodyCredentials(t *testing.T) {
 		{"text/plain", "token=a", ""},
 	}
 	for _, tt := range tests {
-		req := &http.Request{Header: http.Header{"Content-Type": {tt.contentType}}}
-		ex := &exchange{req: req, ar: &action.Request{Body: []byte(tt.body)}}
-		if got := formBody(ex); got != tt.want {
+		h := http.Header{"Content-Type": {tt.contentType}}
+		ex := &exchange{req: &http.Request{Header: h}, ar: &action.Request{Header: h, Body: []byte(tt.body)}}
+		if got := formBody(ex, action.Action{}); got != tt.want {
 			t.Errorf("formBody(%s %s) = %q, want %q", tt.contentType, tt.body, got, tt.want)
 		}
 	}
+	// GitHub reads a body that looks like JSON as JSON whatever its label
+	// (policy.BodyType), so the token in it binds the grant as the policy
+	// read it; another API's form label is taken at its word.
+	h := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}
+	body := []byte(`{"access_token":"a","ref":"main"}`)
+	gh := &exchange{req: &http.Request{Header: h}, ar: &action.Request{Header: h, Body: body}}
+	if got := formBody(gh, action.Action{Provider: "github"}); got != "access_token=a" {
+		t.Errorf("formBody(GitHub JSON labelled a form) = %q, want access_token=a", got)
+	}
+	if got := formBody(gh, action.Action{Provider: "http"}); got != string(body) {
+		t.Errorf("formBody(other JSON labelled a form) = %q, want the body as a form", got)
+	}
 	key := []byte("k")
-	a := credential(key, action.Action{}, http.Header{}, "", formBody(&exchange{req: &http.Request{Header: http.Header{"Content-Type": {"application/json"}}}, ar: &action.Request{Body: []byte(`{"private_token":"a"}`)}}))
-	b := credential(key, action.Action{}, http.Header{}, "", formBody(&exchange{req: &http.Request{Header: http.Header{"Content-Type": {"application/json"}}}, ar: &action.Request{Body: []byte(`{"private_token":"b"}`)}}))
+	a := credential(key, action.Action{}, http.Header{}, "", formBody(jsonExchange(`{"private_token":"a"}`), action.Action{}))
+	b := credential(key, action.Action{}, http.Header{}, "", formBody(jsonExchange(`{"private_token":"b"}`), action.Action{}))
 	if a == b || a == "" {
 		t.Errorf("two JSON tokens named %q and %q", a, b)
 	}
