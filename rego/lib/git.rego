@@ -14,8 +14,9 @@ package countersign.lib.git
 # METADATA
 # description: |
 #   The branch name branch_updates gives a GitLab merge request that names
-#   no target: the repository's default branch, which the proxy cannot
-#   know. Treat it as protected.
+#   no target (the repository's default branch) or a Gerrit change
+#   submitted by its number: a branch the proxy cannot know. Treat it as
+#   protected.
 default_branch := "the default branch"
 
 # METADATA
@@ -24,7 +25,8 @@ default_branch := "the default branch"
 #   "kind"}) with "branch" added: the name under refs/heads/ for a direct
 #   update ("create", "update" or "delete"); the target branch, as kind
 #   "update", for a Gerrit change pushed with the submit option
-#   (refs/for/main%submit, or `git push -o submit`) and for a GitLab merge
+#   (refs/for/main%submit, or `git push -o submit`; default_branch for a
+#   change's refs/changes/N, whose branch the push does not name) and for a GitLab merge
 #   request pushed to merge when its pipeline succeeds (default_branch
 #   when it names no target).
 branch_updates contains object.union(u, {"branch": substring(u.ref, count("refs/heads/"), -1)}) if {
@@ -38,12 +40,24 @@ branch_updates contains object.union(u, {"branch": branch, "kind": "update"}) if
 	input.action.provider == "git"
 	input.action.service == "receive-pack"
 	some u in input.action.updates
-	startswith(u.ref, "refs/for/")
-	parts := split(substring(u.ref, count("refs/for/"), -1), "%")
+	some m in regex.find_all_string_submatch_n(`^refs/(?:for|publish|drafts)/([\s\S]*)$`, u.ref, 1)
+	parts := split(m[1], "%")
 
-	# Gerrit takes refs/for/refs/heads/main for refs/for/main.
+	# Gerrit takes refs/for/refs/heads/main for refs/for/main, and older
+	# servers refs/publish/ and refs/drafts/ for refs/for/.
 	branch := trim_prefix(parts[0], "refs/heads/")
 	gerrit_submits(parts)
+}
+
+# A new patch set pushed straight to an existing change (refs/changes/N,
+# older Gerrit) and submitted merges into that change's branch, which the
+# push does not name.
+branch_updates contains object.union(u, {"branch": default_branch, "kind": "update"}) if {
+	input.action.provider == "git"
+	input.action.service == "receive-pack"
+	some u in input.action.updates
+	startswith(u.ref, "refs/changes/")
+	gerrit_submits(split(u.ref, "%"))
 }
 
 # GitLab: push options that open a merge request and merge it once the

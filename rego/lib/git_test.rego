@@ -24,6 +24,8 @@ test_gerrit_review_is_not_a_branch_update if {
 	branches(push([update("refs/for/main")], [])) == set()
 	branches(push([update("refs/for/main%topic=x")], [])) == set()
 	branches(push([update("refs/for/main%submit=false")], [])) == set()
+	branches(push([update("refs/publish/main")], [])) == set()
+	branches(push([update("refs/changes/1234")], [])) == set()
 }
 
 test_gerrit_submit_updates_the_target if {
@@ -32,6 +34,10 @@ test_gerrit_submit_updates_the_target if {
 	branches(push([update("refs/for/refs/heads/main%submit")], [])) == {"main"}
 	branches(push([update("refs/for/main%--submit")], [])) == {"main"}
 	branches(push([update("refs/for/main%submit=true")], [])) == {"main"}
+	branches(push([update("refs/publish/main%submit")], [])) == {"main"}
+	branches(push([update("refs/drafts/main")], ["submit"])) == {"main"}
+	branches(push([update("refs/changes/1234%submit")], [])) == {git.default_branch}
+	branches(push([update("refs/changes/1234")], ["submit"])) == {git.default_branch}
 	branches(push([update("refs/for/main")], ["submit"])) == {"main"}
 	branches(push([update("refs/for/main")], [" submit = yes "])) == {"main"}
 }

@@ -30,12 +30,16 @@ inc01_rest_publishing := {
 # METADATA
 # description: |
 #   GitHub MCP server tools that only read, by their names: get_…, list_…,
-#   search_…, …_read. Every other tool that names a repository may write
-#   to it: the server renames its tools (create_issue became issue_write,
-#   found by review), so writes are not listed one by one.
+#   search_…, …_read (but mark_…_read, which writes). Every other tool
+#   that names a repository may write to it: the server renames its tools
+#   (create_issue became issue_write, found by review), so writes are not
+#   listed one by one.
 inc01_mcp_reads(tool) if regex.match(`^(get|list|search)_`, tool)
 
-inc01_mcp_reads(tool) if endswith(tool, "_read")
+inc01_mcp_reads(tool) if {
+	endswith(tool, "_read")
+	not startswith(tool, "mark_")
+}
 
 inc01_publishing if {
 	input.action.provider == "github"

@@ -24,6 +24,9 @@ test_incident_01_mcp_tools_to_public_repo_held if {
 	held(mcp("issue_write", {"method": "create", "owner": "acme", "repo": "website", "title": "t", "body": "private"})) == {"INC-01"}
 	held(mcp("update_pull_request", {"owner": "acme", "repo": "website", "pullNumber": 7, "body": "private"})) == {"INC-01"}
 	held(mcp("add_comment_to_pending_review", {"owner": "acme", "repo": "website", "pullNumber": 7, "body": "private"})) == {"INC-01"}
+
+	# Named like a read, but it marks the repository's notifications read.
+	held(mcp("mark_all_notifications_read", {"owner": "acme", "repo": "website"})) == {"INC-01"}
 }
 
 test_incident_01_mcp_reads_of_public_repo_allowed if {
