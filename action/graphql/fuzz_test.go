@@ -30,6 +30,7 @@ func FuzzGraphQL(f *testing.F) {
 		`{"query":"{a}"} x`, `{"query":"query A {a} mutation A {b}","operationName":"A"}`,
 		`{"extensions":{"persisted\u0051uery":{}}}`, `query=%7Ba%7D&query=mutation+%7Bb%7D`,
 		`query=%7Ba%7D&+query=mutation+%7Bb%7D`, `{"query":"{a}","x":"&query=mutation{b}#"}`,
+		`{"query":"{a}","queryId":"b"}`, `[{"query":"{a}"},{"doc_id":"1"}]`,
 	} {
 		f.Add("/graphql", "application/json", s)
 		f.Add("/v1/query", "application/json", s)

@@ -64,6 +64,11 @@ func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
 		return p.sniff(r, provider)
 	}
 	entries, batch, err := requestEntries(r)
+	if err == nil || errors.Is(err, errNoDocument) {
+		if serr := storedDocument(r); serr != nil {
+			err = serr
+		}
+	}
 	if err == nil {
 		var a action.Action
 		if a, err = classify(entries, batch, provider); err == nil {

@@ -424,6 +424,49 @@ func TestRejectsWhatServersReadDifferently(t *testing.T) {
 	}
 }
 
+// A stored document's id names a document countersign cannot see: refused
+// on a GraphQL path, in the URL of a bodiless GET too (it was a plain GET to
+// the policy), and beside a query, which some servers skip for it.
+func TestRefusesStoredDocuments(t *testing.T) {
+	p := New(Options{})
+	get := func(rawQuery string) *action.Request {
+		r := post("api.example.com", "/graphql", "", "")
+		r.Method = "GET"
+		r.Query, _ = url.ParseQuery(rawQuery)
+		return r
+	}
+	refused := map[string]*action.Request{
+		"GET ?queryId=":              get("queryId=deleteEverything"),
+		"GET ?id=":                   get("id=5"),
+		"GET ?documentId= and query": get("documentId=sha256:ab&query=%7Bme%7Bid%7D%7D"),
+		"GET ?QueryID=":              get("QueryID=x"),
+		"GET ?doc_id=":               get("doc_id=123"),
+		"JSON beside a query":        post("api.example.com", "/graphql", "application/json", doc("{ me { id } }", `,"queryId":"deleteEverything"`)),
+		"JSON id beside a query":     post("api.example.com", "/graphql", "application/json", doc("{ me { id } }", `,"id":7`)),
+		"a batch's second entry":     post("api.example.com", "/graphql", "application/json", "["+doc("{ me { id } }")+","+doc("{ me { id } }", `,"DocumentId":"x"`)+"]"),
+		"form beside a query":        post("api.example.com", "/graphql", "application/x-www-form-urlencoded", "query=%7Bme%7Bid%7D%7D&queryid=x"),
+		"form, PHP's reading":        post("api.example.com", "/graphql", "application/x-www-form-urlencoded", "query=%7Bme%7Bid%7D%7D&+queryId%5B%5D=x"),
+	}
+	for name, r := range refused {
+		a, ok := p.Classify(r)
+		if status, reason, bad := p.Reject(a); !ok || !bad || status != http.StatusBadRequest || reason != errStored.Error() {
+			t.Errorf("%s: Classify = %+v %v, Reject = %d %q %v; want refused as a stored document", name, a, ok, status, reason, bad)
+		}
+	}
+	// Relay's clients send "id": null beside the document; a GraphiQL
+	// page is no GraphQL request; an id elsewhere is another API's.
+	a, _ := p.Classify(post("api.example.com", "/graphql", "application/json", doc("{ me { id } }", `,"id":null`)))
+	if _, _, bad := p.Reject(a); bad || a.Operation == "" {
+		t.Errorf(`"id": null beside a query: %+v, refused %v`, a, bad)
+	}
+	if a, ok := p.Classify(get("")); ok {
+		t.Errorf("a bare GET of /graphql is classified: %+v", a)
+	}
+	if a, ok := p.Classify(post("api.example.com", "/v1/items", "application/json", `{"id":"5","name":"x"}`)); ok {
+		t.Errorf("another API's body with an id is classified: %+v", a)
+	}
+}
+
 // A request to a GraphQL endpoint that countersign cannot read is refused,
 // not decided without fields (found by review: a volumeDelete nested 130
 // inline fragments deep had no fields, and no rule about mutations fired).

@@ -47,6 +47,7 @@ var (
 	errRepeated          = errors.New("the GraphQL request repeats query, operationName, variables or extensions in the URL or in the form body, and servers differ on which one they read (PHP and Django the last); send each once")
 	errFieldName         = errors.New("the GraphQL request has a field in the URL or in the form body that PHP reads as query, operationName, variables or extensions but that is spelt otherwise (PHP drops leading spaces and cuts a name at \"[\"); name each exactly, once")
 	errContentType       = errors.New("the Content-Type of the GraphQL request names application/graphql or JSON beside another media type (as a parameter, or as application/graphql+json, which PHP servers read as a raw document), and PHP servers (graphql-php, Lighthouse) look for those names anywhere in it; send Content-Type: application/json, application/graphql or a form type, with no parameter naming another")
+	errStored            = errors.New("the GraphQL request names a stored document (id, queryId, documentId or doc_id), whose text is not in the request, and servers that keep stored documents may run it instead of a query sent beside it; send the document itself in query, without an id")
 	errJSONAsForm        = errors.New("the GraphQL request body is JSON but its Content-Type says form, and PHP and Django servers read it as a form, where it has a field named like a GraphQL parameter; send it with Content-Type: application/json")
 )
 
@@ -220,6 +221,68 @@ func phpName(field string) string {
 
 // isPythonSpace reports the runes Python's str.strip removes.
 func isPythonSpace(r rune) bool { return unicode.IsSpace(r) || (r >= 0x1c && r <= 0x1f) }
+
+// storedDocument refuses a request to a GraphQL path that names a stored
+// document: graphql-php reads queryId, documentId or id (in any case: it
+// lowercases the names) from the URL, a form or a JSON body, and Relay's
+// servers doc_id. A bodiless GET of /graphql?queryId=… was a plain GET to
+// the policy, whatever the stored document does; beside a query, which of
+// the two a server runs depends on the server.
+func storedDocument(r *action.Request) error {
+	for k := range r.Query {
+		if isStoredID(k) {
+			return errStored
+		}
+	}
+	body := bytes.TrimSpace(r.Body)
+	if len(body) == 0 {
+		return nil
+	}
+	switch body[0] {
+	case '{', '[':
+		var v json.RawMessage
+		if json.NewDecoder(bytes.NewReader(body)).Decode(&v) != nil {
+			return nil // not JSON: judged as the body it is
+		}
+		var items []json.RawMessage
+		if json.Unmarshal(v, &items) != nil {
+			items = []json.RawMessage{v}
+		}
+		for _, it := range items {
+			var m map[string]json.RawMessage
+			if json.Unmarshal(it, &m) != nil {
+				continue
+			}
+			for k, x := range m {
+				if isStoredID(k) && !isNull(x) {
+					return errStored
+				}
+			}
+		}
+	default:
+		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/x-www-form-urlencoded" {
+			for field := range strings.SplitSeq(string(body), "&") {
+				name, _, _ := strings.Cut(field, "=")
+				if isStoredID(phpURLDecode(name)) {
+					return errStored
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// isStoredID reports whether a server reads a parameter called name as a
+// stored document's id (PHP's reading of the name, in any case).
+func isStoredID(name string) bool {
+	for _, n := range [...]string{phpName(name), strings.TrimFunc(name, isPythonSpace)} {
+		switch strings.ToLower(n) {
+		case "id", "queryid", "documentid", "doc_id":
+			return true
+		}
+	}
+	return false
+}
 
 // parameterNames are the names under which graphql-php reads a GraphQL
 // request from a form (Helper::parseRequestParams): the members and the
