@@ -337,19 +337,7 @@ func skipDescription(s string) string {
 // GraphQL document does, or a member named extensions, in any case, that
 // names a persisted query.
 func startsAsRequest(body []byte) bool {
-	var v json.RawMessage
-	if json.NewDecoder(bytes.NewReader(body)).Decode(&v) != nil {
-		return false
-	}
-	var items []json.RawMessage
-	if json.Unmarshal(v, &items) != nil {
-		items = []json.RawMessage{v}
-	}
-	for _, it := range items {
-		var m map[string]json.RawMessage
-		if json.Unmarshal(it, &m) != nil {
-			continue // a batch's other entries may still run
-		}
+	for _, m := range firstObjects(body) {
 		for k, x := range m {
 			var q string
 			switch {

@@ -240,19 +240,7 @@ func storedDocument(r *action.Request) error {
 	}
 	switch body[0] {
 	case '{', '[':
-		var v json.RawMessage
-		if json.NewDecoder(bytes.NewReader(body)).Decode(&v) != nil {
-			return nil // not JSON: judged as the body it is
-		}
-		var items []json.RawMessage
-		if json.Unmarshal(v, &items) != nil {
-			items = []json.RawMessage{v}
-		}
-		for _, it := range items {
-			var m map[string]json.RawMessage
-			if json.Unmarshal(it, &m) != nil {
-				continue
-			}
+		for _, m := range firstObjects(body) {
 			for k, x := range m {
 				if isStoredID(k) && !isNull(x) {
 					return errStored
@@ -270,6 +258,29 @@ func storedDocument(r *action.Request) error {
 		}
 	}
 	return nil
+}
+
+// firstObjects returns the objects of the first JSON value in body, as
+// servers decoding with json.Decoder read it: the value itself, or a
+// batch's entries that are objects (a batch's other entries may still
+// run). It is nil when body does not start with a JSON value.
+func firstObjects(body []byte) []map[string]json.RawMessage {
+	var v json.RawMessage
+	if json.NewDecoder(bytes.NewReader(body)).Decode(&v) != nil {
+		return nil
+	}
+	var items []json.RawMessage
+	if json.Unmarshal(v, &items) != nil {
+		items = []json.RawMessage{v}
+	}
+	var objects []map[string]json.RawMessage
+	for _, it := range items {
+		var m map[string]json.RawMessage
+		if json.Unmarshal(it, &m) == nil {
+			objects = append(objects, m)
+		}
+	}
+	return objects
 }
 
 // isStoredID reports whether a server reads a parameter called name as a
