@@ -129,6 +129,8 @@ func (a *admin) decide(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, ErrNotFound):
 		writeError(w, http.StatusNotFound, "no approval "+r.PathValue("id"))
+	case errors.Is(err, ErrScopeTooLong):
+		writeError(w, http.StatusBadRequest, err.Error()+"; ask for a shorter scope_for")
 	case errors.Is(err, ErrDecided), errors.Is(err, ErrExpired), errors.Is(err, ErrDuplicateApprover):
 		writeError(w, http.StatusConflict, err.Error())
 	case err != nil:

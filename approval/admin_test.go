@@ -225,6 +225,9 @@ func TestAdminDecide(t *testing.T) {
 		{name: "decision in capitals", required: 1, body: `{"decision": "APPROVE", "approver": "alice"}`, wantStatus: http.StatusBadRequest, wantState: StatePending},
 		{name: "missing approver", required: 1, body: `{"decision": "approve"}`, wantStatus: http.StatusBadRequest, wantState: StatePending},
 		{name: "blank approver", required: 1, body: `{"decision": "approve", "approver": "  "}`, wantStatus: http.StatusBadRequest, wantState: StatePending},
+		// Past MaxScope (8h): the operator's mistake, not the server's
+		// (found by review: answered 500).
+		{name: "scope too long", required: 1, body: `{"decision": "approve", "approver": "alice", "scope_for": "9h"}`, wantStatus: http.StatusBadRequest, wantState: StatePending},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

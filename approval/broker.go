@@ -750,7 +750,7 @@ func (b *Broker) decide(ctx context.Context, id, tokenHash string, d Decision) (
 		return nil, errors.New("a decision needs the approver's identity")
 	}
 	if d.ScopeFor < 0 || d.ScopeFor > b.opts.MaxScope {
-		return nil, fmt.Errorf("a scoped grant may last at most %s", b.opts.MaxScope)
+		return nil, fmt.Errorf("%w: a scoped grant may last at most %s", ErrScopeTooLong, b.opts.MaxScope)
 	}
 	d.At = b.opts.Now()
 

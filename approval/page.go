@@ -626,7 +626,9 @@ func prettyBody(body string) (string, string) {
 	}
 	if json.Valid([]byte(body)) {
 		var buf bytes.Buffer
-		if err := json.Indent(&buf, []byte(body), "", "  "); err == nil {
+		// Indentation grows with depth; a deeply nested body (shown on one
+		// line by the proxy for that reason) stays as it is.
+		if err := json.Indent(&buf, []byte(body), "", "  "); err == nil && buf.Len() <= 2*len(body)+4<<10 {
 			return buf.String(), "JSON, indented for reading"
 		}
 	}
@@ -777,16 +779,20 @@ func (p phrase) String() string {
 
 // visible shows characters that change how text reads without being seen
 // themselves (bidirectional overrides, zero-width and other format
-// characters, control characters) as "<U+202E>", so agent-controlled text
-// cannot reorder or hide what the approver reads. Newlines, carriage returns
-// and tabs stay; invalid UTF-8 becomes U+FFFD.
+// characters, control characters, fillers and other default-ignorable
+// characters, variation selectors but an emoji's, and
+// combining marks past maxMarks in a row) as "<U+202E>", so agent-controlled
+// text cannot reorder or hide what the approver reads. Newlines, carriage
+// returns and tabs stay; invalid UTF-8 becomes U+FFFD.
 func visible(s string) string {
-	if utf8.ValidString(s) && !strings.ContainsFunc(s, hiddenRune) {
+	var ink inkFilter
+	if utf8.ValidString(s) && !strings.ContainsFunc(s, ink.hides) {
 		return s
 	}
 	var b strings.Builder
+	ink = inkFilter{}
 	for _, r := range s {
-		if hiddenRune(r) {
+		if ink.hides(r) {
 			fmt.Fprintf(&b, "<U+%04X>", r)
 		} else {
 			b.WriteRune(r)
@@ -795,11 +801,46 @@ func visible(s string) string {
 	return b.String()
 }
 
-func hiddenRune(r rune) bool {
-	if r == '\n' || r == '\r' || r == '\t' {
+// maxMarks is how many combining marks in a row are drawn as they are:
+// enough for Vietnamese, Thai or Devanagari, too few to draw a character
+// over the lines around it.
+const maxMarks = 3
+
+// inkFilter decides, rune by rune, which characters of a text an approver
+// would not see, or would see drawn over other text. Its zero value starts
+// a text.
+type inkFilter struct {
+	base  bool // the last rune shown is a character that takes marks
+	vs    bool // it already has its variation selector
+	marks int  // combining marks shown on it
+}
+
+// hides reports whether r must be shown by its code point. Found by review:
+// variation selectors carry one byte each ("emoji smuggling"), so a comment
+// that reads "Thanks!" can hide a paragraph. One emoji or text
+// presentation selector after a character (⚠️ is U+26A0 U+FE0F) is how
+// emoji are written and stays; the other selectors (ideographic and
+// Mongolian variants, rare in what agents send) are named.
+func (f *inkFilter) hides(r rune) bool {
+	switch {
+	case r == '\n' || r == '\r' || r == '\t':
+		*f = inkFilter{}
 		return false
+	case unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r):
+		// Other_Default_Ignorable: the combining grapheme joiner, Hangul
+		// fillers, Khmer's inherent vowels.
+		f.base = false
+		return true
+	case unicode.Is(unicode.Variation_Selector, r):
+		shown := (r == 0xFE0E || r == 0xFE0F) && f.base && !f.vs
+		f.vs = true
+		return !shown
+	case unicode.In(r, unicode.Mn, unicode.Me):
+		f.marks++
+		return f.marks > maxMarks
 	}
-	return unicode.IsControl(r) || unicode.Is(unicode.Cf, r)
+	*f = inkFilter{base: true}
+	return false
 }
 
 func visibleAll(ss []string) []string {

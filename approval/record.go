@@ -68,6 +68,8 @@ var (
 	ErrExpired           = errors.New("approval expired")
 	ErrDuplicateApprover = errors.New("this approver has already approved; another person must approve")
 	ErrTooManyPending    = errors.New("too many approvals pending")
+	// ErrScopeTooLong: a scoped grant asked for longer than MaxScope.
+	ErrScopeTooLong = errors.New("scope too long")
 	// ErrBadToken: the page token does not belong to this approval.
 	ErrBadToken = errors.New("approval link is not valid")
 	// ErrTokenUsed: the page token already made its one decision.

@@ -16,7 +16,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/slack-go/slack"
@@ -906,18 +905,26 @@ func (s *Slack) handleCallback(ctx context.Context, ic slack.InteractionCallback
 // slackValue sanitises one agent-controlled value for mrkdwn.
 func slackValue(s string, limit int) string {
 	s = redact.Text(strings.ToValidUTF8(s, "\uFFFD"))
-	s = strings.Map(func(r rune) rune {
+	var b strings.Builder
+	var ink inkFilter
+	for _, r := range s {
 		switch {
 		case r == '`':
-			return 'ˋ' // a backtick would end the code span around the value
+			b.WriteRune('ˋ') // a backtick would end the code span around the value
+			ink.hides(r)
 		case r == '\n' || r == '\r' || r == '\t':
-			return ' '
-		case unicode.IsControl(r) || unicode.Is(unicode.Cf, r):
-			return -1 // bidi overrides, zero-width characters
+			b.WriteByte(' ')
+			ink.hides(r)
+		case ink.hides(r):
+			// Bidi overrides, zero-width characters, smuggled variation
+			// selectors: named, as on the page, so the approver sees
+			// that something is there.
+			fmt.Fprintf(&b, "<U+%04X>", r)
+		default:
+			b.WriteRune(r)
 		}
-		return r
-	}, s)
-	return slackEscapeCut(s, limit)
+	}
+	return slackEscapeCut(b.String(), limit)
 }
 
 // slackEscapeCut escapes & < > and cuts the escaped text to limit runes,

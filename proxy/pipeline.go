@@ -1426,7 +1426,13 @@ func displayBody(contentType string, b []byte, k8sSecret bool) string {
 		if k8sSecret {
 			rv = redact.KubernetesSecret
 		}
-		out, err := json.MarshalIndent(redact.Encoded(rv(v)), "", "  ")
+		shown := redact.Encoded(rv(v))
+		out, err := displayJSON(shown, "  ")
+		if err == nil && len(out) > 2*len(b)+4<<10 {
+			// Indentation grows with depth: a deeply nested body would be
+			// shown many times its size. Shown on one line instead.
+			out, err = displayJSON(shown, "")
+		}
 		if err != nil {
 			return "(a body that could not be shown safely)"
 		}
@@ -1434,11 +1440,25 @@ func displayBody(contentType string, b []byte, k8sSecret bool) string {
 	default:
 		s = redact.EncodedString(redact.Multipart(string(b), policy.MultipartBoundary(contentType)))
 	}
-	const max = 64 << 10
-	if len(s) > max {
-		s = s[:max] + fmt.Sprintf("\n… (%d more bytes)", len(s)-max)
-	}
+	// All of it: the approver must be able to read everything that would
+	// be sent, and a body past inspect.body_limit is never held (found by
+	// review: a filler member sorted before the command cut at 64 KiB hid
+	// an MCP call's command from the page).
 	return s
+}
+
+// displayJSON serialises v for an approver: indented when indent is not
+// empty, with <, > and & as they are (the page and Slack escape them)
+// rather than as \u003c.
+func displayJSON(v any, indent string) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", indent)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // redactForm masks the values of credential-looking fields of a form body,
