@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/andybalholm/brotli"
@@ -26,32 +27,34 @@ var ErrEncoding = errors.New("request body encoding")
 // query sent compressed must be classified, and decided on, as what it
 // says. A body cut short by the proxy, or inflating to more than limit, is
 // marked truncated. BodySHA256 and BodySize stay those of the bytes as
-// sent. Other encodings, and more than one, are left as sent: S3 keeps
-// them as object metadata and aws-chunked is SigV4's own framing, so no
-// server reads such a body inflated by a generic rule.
+// sent. Other encodings are left as sent: S3 keeps them as object
+// metadata, so no server reads such a body inflated by a generic rule, and
+// so is a list with aws-chunked, SigV4's own framing, beside them. Any
+// other list of codings that names one of the five is refused
+// (ErrEncoding): a server that inflates only the coding it knows, or only
+// the first, reads what the policy could not (found by review).
 func Inflate(r *Request, limit int64) error {
 	if len(r.Body) == 0 {
 		return nil
 	}
-	encs := r.Header.Values("Content-Encoding")
-	var enc string
-	for _, v := range encs {
+	var codings []string
+	for _, v := range r.Header.Values("Content-Encoding") {
 		for _, e := range strings.Split(v, ",") {
-			e = strings.ToLower(strings.TrimSpace(e))
-			if e == "" || e == "identity" {
-				continue
+			if e = strings.ToLower(strings.TrimSpace(e)); e != "" && e != "identity" {
+				codings = append(codings, e)
 			}
-			if enc != "" {
-				return nil // more than one: left as sent
-			}
-			enc = e
 		}
+	}
+	var enc string
+	switch {
+	case len(codings) == 1:
+		enc = codings[0]
+	case len(codings) > 1 && !slices.Contains(codings, "aws-chunked") && slices.ContainsFunc(codings, inflated):
+		return fmt.Errorf("%w: the body names more than one Content-Encoding (%s), and servers differ on which they undo; send it with one", ErrEncoding, strings.Join(codings, ", "))
 	}
 	var zr io.Reader
 	var err error
 	switch enc {
-	case "":
-		return nil
 	case "gzip", "x-gzip":
 		zr, err = gzip.NewReader(bytes.NewReader(r.Body))
 	case "deflate":
@@ -70,7 +73,7 @@ func Inflate(r *Request, limit int64) error {
 			zr = zd
 		}
 	default:
-		return nil // not one a server inflates by itself: left as sent
+		return nil // none, or not one a server inflates by itself: left as sent
 	}
 	cut := r.BodyTruncated
 	var out []byte
@@ -91,4 +94,14 @@ func Inflate(r *Request, limit int64) error {
 	}
 	r.Body, r.BodyTruncated, r.Decoded = out, cut, true
 	return nil
+}
+
+// inflated reports whether servers inflate a body sent with coding by
+// themselves.
+func inflated(coding string) bool {
+	switch coding {
+	case "gzip", "x-gzip", "deflate", "br", "zstd":
+		return true
+	}
+	return false
 }

@@ -86,7 +86,12 @@ func TestInflate(t *testing.T) {
 		{name: "another encoding", enc: []string{"compress"}, body: []byte("x"), limit: 100, untouched: true},
 		{name: "aws-chunked", enc: []string{"aws-chunked"}, body: []byte("5;chunk-signature=ab\r\nhello\r\n"), limit: 100, untouched: true},
 		{name: "two encodings", enc: []string{"aws-chunked, gzip"}, body: z, limit: 100, untouched: true},
-		{name: "two headers", enc: []string{"gzip", "deflate"}, body: z, limit: 100, untouched: true},
+		// A server that undoes only the first, or only the one it knows,
+		// reads what the policy could not (found by review).
+		{name: "two headers", enc: []string{"gzip", "deflate"}, body: z, limit: 100, wantErr: "more than one Content-Encoding (gzip, deflate)"},
+		{name: "gzip twice", enc: []string{"gzip, gzip"}, body: z, limit: 100, wantErr: "more than one Content-Encoding"},
+		{name: "gzip and another", enc: []string{"gzip, compress"}, body: z, limit: 100, wantErr: "more than one Content-Encoding"},
+		{name: "two others", enc: []string{"compress, foo"}, body: z, limit: 100, untouched: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

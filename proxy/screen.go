@@ -62,6 +62,11 @@ func headRefusal(m string, h http.Header, rawQuery string, upgrade bool, content
 		// take the last): a form could pass as text the policy reads as
 		// a string.
 		return http.StatusBadRequest, "the request has more than one Content-Type header; send one"
+	case len(h.Values("Content-Encoding")) > 1:
+		// Servers that read the first line (Go's Header.Get, a servlet's
+		// getHeader) inflate a gzip body that the two codings left
+		// compressed for the policy (found by review).
+		return http.StatusBadRequest, "the request has more than one Content-Encoding header; send one, listing the codings in order"
 	case contentLength != 0 && unreadableContentType(h.Get("Content-Type")):
 		return http.StatusBadRequest, fmt.Sprintf("the Content-Type %q does not parse (a repeated or malformed parameter), and servers differ on how they read it; send a well-formed Content-Type", termtext.Line(h.Get("Content-Type"), 100))
 	case upgrade && contentLength != 0:
