@@ -2167,3 +2167,24 @@ func TestHTTP10CloseDelimitedAnswerEndsWithCloseNotify(t *testing.T) {
 		t.Errorf("the last TLS record is of type %d, want 21 (an alert: close_notify)", last)
 	}
 }
+
+// An encoded backslash is refused but in AWS requests (found by review: a
+// server that splits paths on backslashes routed /repos/acme%5Cshop as
+// /repos/acme/shop, a DELETE the policy denied); S3 keys hold backslashes,
+// and AWS splits on neither.
+func TestEncodedBackslashOutsideAWS(t *testing.T) {
+	h := newHarness(t, harnessOptions{policy: allowAll, configure: func(o *Options) {
+		o.Classifier = action.NewClassifier(aws.New(aws.Options{}))
+	}})
+	resp, body := h.do("DELETE", "https://api.github.com/repos/acme%5Cshop", "")
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "encoded backslash") {
+		t.Errorf("GitHub path with %%5C: %d %s, want 400", resp.StatusCode, body)
+	}
+	if n := h.up.Count("", ""); n != 0 {
+		t.Fatalf("upstream saw %d requests", n)
+	}
+	resp, body = h.do("GET", "https://ec2.us-east-1.amazonaws.com/logs%5Cday1?Action=DescribeInstances&Version=2016-11-15", "")
+	if resp.StatusCode == http.StatusBadRequest || h.up.Count("", "") != 1 {
+		t.Errorf("AWS path with %%5C: %d %s, want it forwarded", resp.StatusCode, body)
+	}
+}

@@ -128,6 +128,14 @@ func Screen(cls *action.Classifier, ar *action.Request, rawQuery string, inflate
 		return action.Action{}, &Refusal{Status: http.StatusBadRequest, Reason: reason}
 	}
 	act := cls.Classify(ar)
+	if act.Provider != "aws" && encodedBackslash(ar.Path) {
+		// Servers that split a path on a backslash (as Windows servers
+		// do) route acme%5Cshop as acme/shop, two segments the policy
+		// read as one (found by review). S3 keys hold backslashes, and
+		// AWS splits on neither, so AWS requests keep them.
+		return act, &Refusal{Status: http.StatusBadRequest, Classified: true,
+			Reason: "the request path has an encoded backslash (%5C), which some servers read as a '/'; countersign refuses it rather than decide about a path the server may split otherwise"}
+	}
 	if reason := action.TextEncodingProblem(ar); reason != "" && !opaquePayload(act) {
 		return act, &Refusal{Status: http.StatusUnsupportedMediaType, Reason: reason, Classified: true}
 	}
@@ -145,4 +153,11 @@ func Screen(cls *action.Classifier, ar *action.Request, rawQuery string, inflate
 			Reason: fmt.Sprintf("the JSON body repeats the member %q; servers differ on which value they act on, so countersign cannot decide it. Send each member once", termtext.Line(name, 120))}
 	}
 	return act, nil
+}
+
+// encodedBackslash reports whether a decoded request path holds a
+// backslash, or one still encoded for a server that decodes twice (the
+// request line's own backslashes are refused before this).
+func encodedBackslash(path string) bool {
+	return strings.Contains(path, `\`) || strings.Contains(strings.ToLower(path), "%5c")
 }
