@@ -95,6 +95,13 @@ type strictConn struct {
 
 var errRefused = errors.New("countersign: request refused")
 
+// maxEarly bounds the bytes a client may send after a CONNECT head before
+// its answer: the TLS ClientHello of a client that does not wait for the
+// 200 (at most 16 KiB of record, with room to spare).
+const maxEarly = 64 << 10
+
+var errEarlyBytes = errors.New("countersign: more than 64 KiB sent after a CONNECT before its answer")
+
 // release hands the bytes held after a CONNECT head to the next reader:
 // the tunnel, once net/http has let go of the connection.
 func release(c net.Conn) {
@@ -150,6 +157,14 @@ func (c *strictConn) Read(p []byte) (int, error) {
 		c.extra = append(c.extra, more[:n]...)
 		if err != nil {
 			return 0, err
+		}
+		if len(c.extra) > maxEarly {
+			// Held while the CONNECT is decided (a policy evaluation
+			// and a durable audit record, as long as the disk takes):
+			// a client that keeps sending would grow them without end
+			// (found by review). A ClientHello is far smaller.
+			c.err = errEarlyBytes
+			return 0, c.err
 		}
 	}
 	if len(c.extra) > 0 {
