@@ -304,7 +304,7 @@ approve contains "hold" if input.request.path == "/held"
 func TestReleasedBodyIsClearedWhole(t *testing.T) {
 	var pool bodyPool
 	secret := bytes.Repeat([]byte("S"), 1<<20)
-	got, bb, err := readUpTo(bytes.NewReader(secret), int64(len(secret)), true, &pool)
+	got, bb, err := readUpTo(bytes.NewReader(secret), int64(len(secret)), true, &pool, nil)
 	if err != nil || !bytes.Equal(got, secret) || bb == nil {
 		t.Fatalf("readUpTo: %d bytes, pooled %v, %v", len(got), bb != nil, err)
 	}
@@ -341,7 +341,7 @@ func TestDeclaredLengthIsNotAllocatedOnTrust(t *testing.T) {
 	allocs := testing.Benchmark(func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			_, _, _ = readUpTo(&stallAfter{n: 64<<10 + 1}, declared, true, nil)
+			_, _, _ = readUpTo(&stallAfter{n: 64<<10 + 1}, declared, true, nil, nil)
 		}
 	})
 	if got := allocs.AllocedBytesPerOp(); got > declaredJump {

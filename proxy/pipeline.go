@@ -46,6 +46,9 @@ type exchange struct {
 	// upgrade is the protocol of an upgrade request (websocket, SPDY/3.1);
 	// its headers are re-added only when the request is forwarded.
 	upgrade string
+	// bodyReserved is what the body being read took of
+	// Options.MaxReadingBodies.
+	bodyReserved int64
 	// beforeBody is called once before the body is first read; the tunnel
 	// uses it to answer "Expect: 100-continue".
 	beforeBody func() error
@@ -93,6 +96,10 @@ func (s *Server) process(ctx context.Context, ex *exchange) (*http.Response, fun
 		return resp, nil
 	}
 	prefix, truncated, sum, buf, err := s.readPrefix(ex)
+	// What the body took of Options.MaxReadingBodies, once this request
+	// is decided and forwarded or answered (a held one keeps a copy,
+	// counted in MaxHeldBodies).
+	defer func() { s.readingBodies.give(sess.ID, ex.bodyReserved) }()
 	// The prefix's buffer is reused once this request is decided and
 	// forwarded (the upstream body holds a reference of its own) or
 	// refused; a held request takes a copy.
@@ -206,8 +213,15 @@ func (s *Server) readPrefix(ex *exchange) (prefix []byte, truncated bool, sum []
 	h := sha256.New()
 	in := io.TeeReader(body, h)
 	limit := s.opts.BodyLimit
+	reserve := func(n int64) bool {
+		if !s.readingBodies.take(ex.session.ID, n) {
+			return false
+		}
+		ex.bodyReserved += n
+		return true
+	}
 	if cl := ex.req.ContentLength; cl >= 0 && cl <= limit {
-		b, bb, err := readUpTo(in, cl, true, &s.bodies)
+		b, bb, err := readUpTo(in, cl, true, &s.bodies, reserve)
 		if err != nil {
 			return nil, false, nil, nil, err
 		}
@@ -217,7 +231,7 @@ func (s *Server) readPrefix(ex *exchange) (prefix []byte, truncated bool, sum []
 		}
 		return b, false, h.Sum(nil), bb, nil
 	}
-	b, bb, err := readUpTo(in, limit+1, false, &s.bodies)
+	b, bb, err := readUpTo(in, limit+1, false, &s.bodies, reserve)
 	if err != nil {
 		return nil, false, nil, nil, err
 	}
@@ -240,7 +254,10 @@ func (s *Server) readPrefix(ex *exchange) (prefix []byte, truncated bool, sum []
 // 1 MiB copied instead of 1 MiB and 64 KiB). Buffers of 64 KiB and more
 // come from pool (when not nil): the returned bodyBuf, nil otherwise, holds
 // the caller's reference to one.
-func readUpTo(r io.Reader, limit int64, declared bool, pool *bodyPool) (_ []byte, _ *bodyBuf, err error) {
+//
+// Growing past the first 64 KiB takes the new bytes from reserve (when not
+// nil), and fails with errReadBudget when it refuses them.
+func readUpTo(r io.Reader, limit int64, declared bool, pool *bodyPool, reserve func(int64) bool) (_ []byte, _ *bodyBuf, err error) {
 	// Past declaredJump the buffer doubles with the data even for a
 	// declared length: a client that declares 256 MiB and sends 64 KiB
 	// would otherwise cost 256 MiB.
@@ -258,6 +275,9 @@ func readUpTo(r io.Reader, limit int64, declared bool, pool *bodyPool) (_ []byte
 				next = limit
 			}
 			next = min(limit, next)
+			if reserve != nil && !reserve(next-int64(cap(buf))) {
+				return nil, nil, errReadBudget
+			}
 			if nb := pool.get(int(next)); nb != nil {
 				nb.b = append(nb.b, buf...)
 				bb.release()
@@ -325,6 +345,10 @@ var methodOverrides = []struct{ key, name string }{
 	{"X-Http-Method", "X-HTTP-Method"},
 	{"X-Method-Override", "X-Method-Override"},
 }
+
+// errReadBudget refuses a body that would take the bodies being read past
+// Options.MaxReadingBodies.
+var errReadBudget = &h1.Error{Status: http.StatusServiceUnavailable, Reason: "countersign is reading too many large request bodies at once; retry shortly"}
 
 // declaredJump is the largest declared body read into one allocation once
 // its first 64 KiB have arrived (16 times what the client has sent).

@@ -44,7 +44,7 @@ func TestReadUpTo(t *testing.T) {
 				if pooled {
 					pool = &bodyPool{}
 				}
-				got, bb, err := readUpTo(iotest.HalfReader(bytes.NewReader(tt.src)), tt.limit, tt.declared, pool)
+				got, bb, err := readUpTo(iotest.HalfReader(bytes.NewReader(tt.src)), tt.limit, tt.declared, pool, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -76,7 +76,7 @@ func TestReadUpTo(t *testing.T) {
 func TestReadUpToErrorReleases(t *testing.T) {
 	pool := &bodyPool{}
 	src := io.MultiReader(bytes.NewReader(make([]byte, 200<<10)), iotest.ErrReader(errors.New("reset")))
-	got, bb, err := readUpTo(src, 1<<20, true, pool)
+	got, bb, err := readUpTo(src, 1<<20, true, pool, nil)
 	if err == nil || got != nil || bb != nil {
 		t.Fatalf("readUpTo = %d bytes, %v, %v; want an error and nothing else", len(got), bb, err)
 	}

@@ -2188,3 +2188,58 @@ func TestEncodedBackslashOutsideAWS(t *testing.T) {
 		t.Errorf("AWS path with %%5C: %d %s, want it forwarded", resp.StatusCode, body)
 	}
 }
+
+// Bodies being read stay within MaxReadingBodies: a client that sends the
+// first part of a large body and stalls holds what it took, and a body
+// that would pass the budget is refused (503) before a byte goes upstream;
+// the budget comes back when the stalled request ends (found by review:
+// 200 connections that each sent 64 KiB and a byte pinned 1 MiB each).
+func TestBodiesBeingReadHaveABudget(t *testing.T) {
+	h := newHarness(t, harnessOptions{policy: allowAll, configure: func(o *Options) { o.MaxReadingBodies = 1 << 20 }})
+	const size = 700 << 10
+	tc, _ := h.tlsTunnel("example.test:443", "example.test")
+	fmt.Fprintf(tc, "POST /stalled HTTP/1.1\r\nHost: example.test\r\nContent-Length: %d\r\n\r\n", size)
+	if _, err := tc.Write(make([]byte, 70<<10)); err != nil {
+		t.Fatal(err)
+	}
+	// Bounded wait for the proxy to have grown the stalled body's buffer.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		h.srv.readingBodies.mu.Lock()
+		total := h.srv.readingBodies.total
+		h.srv.readingBodies.mu.Unlock()
+		if total > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the stalled body took nothing of the budget")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp, text := h.do("POST", "https://example.test/second", strings.Repeat("b", size))
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(text, "too many large request bodies") {
+		t.Fatalf("a second %d-byte body beside a stalled one: %d %q, want 503", size, resp.StatusCode, text)
+	}
+	if n := h.up.Count("POST", "/second"); n != 0 {
+		t.Errorf("the refused body reached the upstream %d times", n)
+	}
+	// The stalled client leaves: its bytes come back, and the next body
+	// is read and forwarded.
+	tc.Close()
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		h.srv.readingBodies.mu.Lock()
+		total := h.srv.readingBodies.total
+		h.srv.readingBodies.mu.Unlock()
+		if total == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bytes still taken after the stalled client left", total)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if resp, _ := h.do("POST", "https://example.test/third", strings.Repeat("c", size)); resp.StatusCode != http.StatusOK {
+		t.Errorf("a body once the budget is free: %d, want 200", resp.StatusCode)
+	}
+}

@@ -120,6 +120,13 @@ type Options struct {
 	// requests wait for a human (default 512 MiB): each may be as large as
 	// inspect.body_limit, and 10,000 of them would not fit in memory.
 	MaxHeldBodies int64
+	// MaxReadingBodies caps the bytes of request bodies being read and
+	// decided, past the first 64 KiB of each (default 256 MiB, or four
+	// times BodyLimit when that is more): without
+	// it, every connection could hold inspect.body_limit, trickling a
+	// byte now and then (found by review). A body that would pass it is
+	// refused with 503; each session may always read MaxReadingBodies/32.
+	MaxReadingBodies int64
 
 	Now func() time.Time
 }
@@ -155,7 +162,10 @@ type Server struct {
 	bodies bodyPool
 	// heldBodies counts the bytes of the bodies of held requests (see
 	// Options.MaxHeldBodies).
-	heldBodies heldBudget
+	heldBodies byteBudget
+	// readingBodies counts the bytes of bodies being read (see
+	// Options.MaxReadingBodies).
+	readingBodies byteBudget
 	// parked are the connections of requests held for approval.
 	parked parkedConns
 	// tlsConfig serves every intercepted connection's handshake.
@@ -219,6 +229,10 @@ func New(opts Options, logger *zap.Logger) (*Server, error) {
 	if opts.MaxHeldBodies <= 0 {
 		opts.MaxHeldBodies = 512 << 20
 	}
+	if opts.MaxReadingBodies <= 0 {
+		// Room for four bodies at a raised inspect.body_limit.
+		opts.MaxReadingBodies = max(256<<20, 4*opts.BodyLimit)
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -236,7 +250,8 @@ func New(opts Options, logger *zap.Logger) (*Server, error) {
 	s.readers.New = func() any { return bufio.NewReaderSize(nil, 4096) }
 	s.parked.every = opts.HeldSweep
 	s.tlsConfig = s.newTLSConfig()
-	s.heldBodies = heldBudget{max: opts.MaxHeldBodies, floor: opts.MaxHeldBodies / heldFloorShare}
+	s.heldBodies = byteBudget{max: opts.MaxHeldBodies, floor: opts.MaxHeldBodies / heldFloorShare}
+	s.readingBodies = byteBudget{max: opts.MaxReadingBodies, floor: opts.MaxReadingBodies / heldFloorShare}
 	s.opts.Decider = recoverDecider{d: opts.Decider, logger: s.logger}
 	d := &dialer{guard: opts.Guard, resolver: opts.Resolver, resolve: opts.Resolve, own: opts.OwnAddrs, timeout: opts.UpstreamTimeout}
 	s.transport = newTransport(d, opts.RootCAs, opts.UpstreamTimeout)

@@ -2,7 +2,8 @@ package proxy
 
 import "sync"
 
-// heldFloorShare is the part of Options.MaxHeldBodies that each session
+// heldFloorShare is the part of a byteBudget (Options.MaxHeldBodies,
+// Options.MaxReadingBodies) that each session
 // may always keep, whatever the others keep (16 MiB of the default 512):
 // without it, one session's held uploads (or copies of one request held
 // many times over) could leave every other session's requests that need
@@ -10,11 +11,12 @@ import "sync"
 // MaxHeldBodies plus the floor for each session.
 const heldFloorShare = 32
 
-// heldBudget accounts the bytes of bodies kept while their requests wait
-// for a human, in all and per session.
-type heldBudget struct {
-	max   int64 // Options.MaxHeldBodies
-	floor int64
+// byteBudget accounts bytes of request bodies, in all and per session:
+// those kept while their requests wait for a human (Options.MaxHeldBodies)
+// and those being read (Options.MaxReadingBodies).
+type byteBudget struct {
+	max   int64
+	floor int64 // what each session may always take
 
 	mu    sync.Mutex
 	total int64
@@ -23,7 +25,7 @@ type heldBudget struct {
 
 // take reserves n bytes for a request of session: within the session's
 // floor, or within max in all.
-func (b *heldBudget) take(session string, n int64) bool {
+func (b *byteBudget) take(session string, n int64) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	mine := b.by[session] + n
@@ -39,7 +41,7 @@ func (b *heldBudget) take(session string, n int64) bool {
 }
 
 // give returns what take reserved.
-func (b *heldBudget) give(session string, n int64) {
+func (b *byteBudget) give(session string, n int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.total -= n
