@@ -1290,11 +1290,7 @@ func upstreamFailure(host string, err error) (int, string) {
 // selfTarget reports whether host:port is one of countersign's own listeners
 // or its public approval URL.
 func (s *Server) selfTarget(host string, port int) (string, bool) {
-	for _, h := range s.opts.OwnHosts {
-		ownHost := h
-		if hh, _, err := net.SplitHostPort(h); err == nil {
-			ownHost = hh
-		}
+	for _, ownHost := range s.ownHosts() {
 		// The host alone: the approval service's host on another port or
 		// scheme is still countersign.
 		if ownHost == host {
@@ -1302,6 +1298,24 @@ func (s *Server) selfTarget(host string, port int) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// ownHosts returns the hosts of Options.OwnHosts as requests name them,
+// computed once (found by review: a state database written DB.Example.COM
+// or with a trailing dot was not matched).
+func (s *Server) ownHosts() []string {
+	s.ownHostsOnce.Do(func() {
+		for _, h := range s.opts.OwnHosts {
+			if hh, _, err := net.SplitHostPort(h); err == nil {
+				h = hh
+			}
+			if c, err := hostport.Canonical(h); err == nil {
+				h = c
+			}
+			s.canonicalOwn = append(s.canonicalOwn, h)
+		}
+	})
+	return s.canonicalOwn
 }
 
 func (s *Server) decisionEvent(sess *session.Info, ex *exchange, in *policy.Input, d policy.Decision, decision string) *audit.Event {

@@ -13,6 +13,7 @@ import (
 	"testing/iotest"
 
 	"github.com/countersign/countersign/action"
+	"github.com/countersign/countersign/approval"
 )
 
 // readUpTo: a declared length is believed only after the first 64 KiB
@@ -328,5 +329,24 @@ func TestFormBodyCredentials(t *testing.T) {
 	// A presigned query on another host does not hide a body's token.
 	if x, y := credential(key, aws, http.Header{}, "X-Amz-Credential=AKIAEXAMPLE000000001", "token=xoxb-a"), credential(key, aws, http.Header{}, "X-Amz-Credential=AKIAEXAMPLE000000001", "token=xoxb-b"); x == y {
 		t.Errorf("two form tokens under a presigned query are both named %q", x)
+	}
+}
+
+// countersign's own hosts are matched as requests name them: lower case,
+// without a trailing dot (found by review: a state database written
+// DB.Example.COM was not refused as countersign's).
+func TestSelfTargetCanonicalHosts(t *testing.T) {
+	for _, dsn := range []string{"postgres://cs@DB.Example.COM:5432/countersign", "postgres://cs@db.example.com.:5432/countersign"} {
+		s := &Server{opts: Options{OwnHosts: approval.PostgresAddrs(dsn)}}
+		if _, ok := s.selfTarget("db.example.com", 5432); !ok {
+			t.Errorf("state %s: a request to db.example.com:5432 is not refused as countersign's own", dsn)
+		}
+	}
+	s := &Server{opts: Options{OwnHosts: []string{"Approvals.Example.com"}}}
+	if _, ok := s.selfTarget("approvals.example.com", 443); !ok {
+		t.Error("the approval page's host in capitals is not refused as countersign's own")
+	}
+	if _, ok := s.selfTarget("api.github.com", 443); ok {
+		t.Error("another host is refused as countersign's own")
 	}
 }

@@ -166,6 +166,9 @@ type Server struct {
 	// readingBodies counts the bytes of bodies being read (see
 	// Options.MaxReadingBodies).
 	readingBodies byteBudget
+	// canonicalOwn are Options.OwnHosts' hosts, canonical (see ownHosts).
+	canonicalOwn []string
+	ownHostsOnce sync.Once
 	// parked are the connections of requests held for approval.
 	parked parkedConns
 	// tlsConfig serves every intercepted connection's handshake.
