@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/countersign/countersign/audit"
 	"github.com/countersign/countersign/policy"
 )
 
@@ -183,5 +184,40 @@ func TestMissingPolicyFileKeepsTheLastGoodPolicy(t *testing.T) {
 		if d.PolicyRevision != rev {
 			t.Errorf("decision under revision %q, want the last good %q", d.PolicyRevision, rev)
 		}
+	}
+}
+
+// panicAuditor panics on the decision record of a request to /boom, as a
+// fault anywhere in serving a request might.
+type panicAuditor struct{ log *audit.Log }
+
+func (p panicAuditor) Record(ev *audit.Event) error {
+	if ev.Type == "decision" && ev.Request != nil && strings.Contains(ev.Request.URL, "/boom") {
+		panic("injected fault")
+	}
+	return p.log.Record(ev)
+}
+func (p panicAuditor) RecordAsync(ev *audit.Event) error    { return p.Record(ev) }
+func (p panicAuditor) RecordDeferred(ev *audit.Event) error { return p.Record(ev) }
+
+// A panic while serving a request inside a tunnel closes that connection
+// and nothing else: the request is not forwarded, and the proxy goes on
+// serving (found by review: nothing recovered the tunnels' goroutines, so
+// one fault ended the process and every held approval with it).
+func TestPanicInATunnelClosesOnlyItsConnection(t *testing.T) {
+	h := newHarness(t, harnessOptions{policy: allowAll, auditor: func(l *audit.Log) Auditor { return panicAuditor{log: l} }})
+	req, err := http.NewRequestWithContext(t.Context(), "DELETE", "https://example.test/boom", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := h.client().Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("the faulting request was answered %d; want its connection closed", resp.StatusCode)
+	}
+	if n := h.up.Count("DELETE", "/boom"); n != 0 {
+		t.Errorf("the faulting request reached the upstream %d times", n)
+	}
+	if resp, _ := h.do("GET", "https://example.test/fine", ""); resp.StatusCode != http.StatusOK {
+		t.Errorf("the next request: %d, want 200", resp.StatusCode)
 	}
 }

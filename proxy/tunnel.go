@@ -336,6 +336,16 @@ func (c *clientReader) release() {
 func (s *Server) serveHTTP1(tc *tunnelConn, held func() bool) {
 	parked := false
 	defer func() {
+		if v := recover(); v != nil {
+			// A fault in serving one connection closes that connection,
+			// not the process with every other session's held requests
+			// (found by review: net/http recovers the plain-HTTP path,
+			// nothing recovered tunnels). Nothing more of the request is
+			// sent: its client connection is gone.
+			s.logger.Error("serving an intercepted connection panicked; closing it",
+				zap.String("session", tc.sess.ID), zap.String("host", tc.host), zap.String("panic", fmt.Sprint(v)), zap.StackSkip("stack", 1))
+			parked = false
+		}
 		if !parked {
 			s.endTunnel(tc)
 		}
