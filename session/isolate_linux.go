@@ -39,7 +39,8 @@ type ctrlMsg struct {
 	// Perm marks an error caused by a missing permission (EPERM, EACCES):
 	// the host restricts what user namespaces may do.
 	Perm bool `json:"perm,omitempty"`
-	// Code is the exit code of an "error" (127: the command was not found).
+	// Code is the exit code of an "error" (127: the command was not found),
+	// or the signal that stopped the child ("stopped").
 	Code int `json:"code,omitempty"`
 }
 
@@ -47,6 +48,12 @@ type ctrlMsg struct {
 type Isolated struct {
 	cmd *exec.Cmd
 	fwd *Forwarder
+	// tty is the controlling terminal the child shares, or -1
+	// (jobcontrol_linux.go).
+	tty int
+	// watched is closed when watchStops has returned (nil when it was
+	// not started).
+	watched chan struct{}
 }
 
 // UserNamespaceError reports that the kernel refused to create the
@@ -126,7 +133,12 @@ func StartIsolated(ctx context.Context, opts IsolateOptions, logger *zap.Logger)
 		return nil, fmt.Errorf("isolate: control socket: %w", err)
 	}
 	ctrl := fc.(*net.UnixConn)
-	defer ctrl.Close()
+	keepCtrl := false
+	defer func() {
+		if !keepCtrl {
+			ctrl.Close()
+		}
+	}()
 	specR, specW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("isolate: %w", err)
@@ -152,6 +164,14 @@ func StartIsolated(ctx context.Context, opts IsolateOptions, logger *zap.Logger)
 		// If countersign dies, so does the init process, and with it (PID 1
 		// of its namespace) every process inside.
 		Pdeathsig: syscall.SIGKILL,
+		// A process group of its own, so that the child's signals to its
+		// group do not reach countersign (jobcontrol_linux.go), in the
+		// terminal's foreground when countersign holds it.
+		Setpgid: true,
+	}
+	tty, foreground := terminalOf(opts.Stdin)
+	if foreground {
+		cmd.SysProcAttr.Foreground, cmd.SysProcAttr.Ctty = true, tty
 	}
 	if err := cmd.Start(); err != nil {
 		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.ENOSPC) ||
@@ -162,7 +182,7 @@ func StartIsolated(ctx context.Context, opts IsolateOptions, logger *zap.Logger)
 	}
 	childF.Close()
 	specR.Close()
-	iso := &Isolated{cmd: cmd}
+	iso := &Isolated{cmd: cmd, tty: tty}
 
 	// end reaps the init process (killing it first unless it is known to
 	// be exiting) and stops the forwarder.
@@ -171,6 +191,7 @@ func StartIsolated(ctx context.Context, opts IsolateOptions, logger *zap.Logger)
 			_ = cmd.Process.Kill()
 		}
 		_ = cmd.Wait()
+		iso.restoreTerminal()
 		if iso.fwd != nil {
 			_ = iso.fwd.Close()
 		}
@@ -227,6 +248,13 @@ func StartIsolated(ctx context.Context, opts IsolateOptions, logger *zap.Logger)
 			if iso.fwd == nil {
 				return abort(errors.New("isolate: the child started without a forwarder"))
 			}
+			if tty >= 0 {
+				// The init process reports the child's stops from here on.
+				_ = ctrl.SetReadDeadline(time.Time{})
+				keepCtrl = true
+				iso.watched = make(chan struct{})
+				go iso.watchStops(ctrl)
+			}
 			return iso, nil
 		case "error":
 			// The init process exits right after reporting.
@@ -275,6 +303,10 @@ func (i *Isolated) Signal(sig os.Signal) error {
 // ends.
 func (i *Isolated) Wait() (int, error) {
 	err := i.cmd.Wait()
+	if i.watched != nil {
+		<-i.watched // the init process's end closed the control socket
+	}
+	i.restoreTerminal()
 	_ = i.fwd.Close()
 	if err == nil {
 		return 0, nil
@@ -389,7 +421,7 @@ func (r *initProcess) run() int {
 		return r.fail(fmt.Errorf("start %s: %w", r.spec.Args[0], err), 127)
 	}
 	_ = r.send(ctrlMsg{Type: "started"}, nil)
-	r.ctrl.Close()
+	defer r.ctrl.Close()
 
 	go func() {
 		for s := range sigs {
@@ -400,15 +432,17 @@ func (r *initProcess) run() int {
 			}
 		}
 	}()
-	return reap(proc.Pid)
+	// A stop (^Z, or a read from the terminal in the background) is
+	// reported, so that countersign stops with the child (job control).
+	return reap(proc.Pid, func(sig unix.Signal) { _ = r.send(ctrlMsg{Type: "stopped", Code: int(sig)}, nil) })
 }
 
 // startChild starts the command with no capabilities: on a thread locked
 // for the purpose, it empties the bounding, inheritable and ambient sets and
 // sets no_new_privs, so that neither the child nor anything it executes
-// (setuid or file-capability binaries included) can undo the mounts, and
+// (setuid or file-capability binaries included) can undo the mounts,
 // installs the seccomp filter that keeps it from typing into the user's
-// terminal (seccomp_linux.go). The
+// terminal (seccomp_linux.go), and gives it a session keyring of its own. The
 // thread is never unlocked, so its credentials die with it.
 func startChild(path string, spec initSpec) (*os.Process, error) {
 	type result struct {
@@ -426,6 +460,10 @@ func startChild(path string, spec initSpec) (*os.Process, error) {
 			ch <- result{err: err}
 			return
 		}
+		if err := newSessionKeyring(); err != nil {
+			ch <- result{err: err}
+			return
+		}
 		p, err := os.StartProcess(path, spec.Args, &os.ProcAttr{
 			Dir:   spec.Dir,
 			Env:   spec.Env,
@@ -435,6 +473,20 @@ func startChild(path string, spec initSpec) (*os.Process, error) {
 	}()
 	r := <-ch
 	return r.p, r.err
+}
+
+// newSessionKeyring gives the calling thread (and so the child) a new,
+// empty session keyring, as runc does: the one it inherits is countersign's
+// login session's, which holds Kerberos caches and tokens stored with
+// keyctl, and through which the child could read and change them, also for
+// the user's later shells (found by review). Where keyctl is not allowed
+// (a container's seccomp profile), the child cannot use it either.
+func newSessionKeyring() error {
+	_, _, errno := unix.Syscall(unix.SYS_KEYCTL, unix.KEYCTL_JOIN_SESSION_KEYRING, 0, 0)
+	if errno != 0 && errno != unix.ENOSYS && errno != unix.EPERM && errno != unix.EACCES {
+		return fmt.Errorf("new session keyring: %w", errno)
+	}
+	return nil
 }
 
 // dropCapabilities empties the calling thread's bounding, inheritable and
@@ -472,12 +524,12 @@ func dropCapabilities() error {
 
 // reap waits for every process that ends in the namespace (PID 1 inherits
 // orphans) until the child itself ends, and returns its status: the exit
-// code, or 128+signal. When this process exits, the kernel kills whatever
-// is left in the PID namespace.
-func reap(child int) int {
+// code, or 128+signal. stopped is called when the child stops. When this
+// process exits, the kernel kills whatever is left in the PID namespace.
+func reap(child int, stopped func(unix.Signal)) int {
 	for {
 		var ws unix.WaitStatus
-		pid, err := unix.Wait4(-1, &ws, 0, nil)
+		pid, err := unix.Wait4(-1, &ws, unix.WUNTRACED, nil)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
@@ -488,6 +540,8 @@ func reap(child int) int {
 			continue
 		}
 		switch {
+		case ws.Stopped():
+			stopped(ws.StopSignal())
 		case ws.Exited():
 			return ws.ExitStatus()
 		case ws.Signaled():

@@ -47,6 +47,12 @@ func TestMain(m *testing.M) {
 			os.Exit(startWithoutUserNamespaces())
 		case devptsElsewhereCommand:
 			os.Exit(devptsElsewhere(os.Args[2], os.Args[3]))
+		case runOnStdinCommand:
+			os.Exit(runOnStdin(os.Args[2]))
+		case keyringCommand:
+			os.Exit(keyringHelper())
+		case readKeyCommand:
+			os.Exit(readKey())
 		}
 	}
 	goleak.VerifyTestMain(m)
@@ -517,7 +523,13 @@ func withFd(f *os.File, fn func(int) error) error {
 // are answered "via proxy".
 func fakeProxy(t *testing.T) *httptest.Server {
 	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := newFakeProxy()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func newFakeProxy() *httptest.Server {
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !r.URL.IsAbs() {
 			http.Error(w, "countersign: this is a proxy", http.StatusBadRequest)
 			return
@@ -528,8 +540,6 @@ func fakeProxy(t *testing.T) *httptest.Server {
 		}
 		http.Error(w, "countersign: denied", http.StatusForbidden)
 	}))
-	t.Cleanup(srv.Close)
-	return srv
 }
 
 // requireUserNamespaces fails (never skips) with what to change where the
