@@ -350,3 +350,14 @@ func TestSelfTargetCanonicalHosts(t *testing.T) {
 		t.Error("another host is refused as countersign's own")
 	}
 }
+
+func TestEncodedBackslash(t *testing.T) {
+	for path, want := range map[string]bool{
+		`/repos/acme\shop`: true, "/repos/acme%5Cshop": true, "/repos/acme%5cshop": true, "/a%255Cb": true, "/a%5C": true, "/a%25": false,
+		"/repos/acme/shop": false, "/a%5": false, "/a%5d": false, "/100%25": false, "%": false, "": false,
+	} {
+		if got := encodedBackslash(path); got != want {
+			t.Errorf("encodedBackslash(%q) = %v, want %v", path, got, want)
+		}
+	}
+}

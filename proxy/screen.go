@@ -156,8 +156,25 @@ func Screen(cls *action.Classifier, ar *action.Request, rawQuery string, inflate
 }
 
 // encodedBackslash reports whether a decoded request path holds a
-// backslash, or one still encoded for a server that decodes twice (the
-// request line's own backslashes are refused before this).
+// backslash, or one still encoded for a server that decodes twice or three
+// times (the request line's own backslashes are refused before this). It
+// does not allocate: it runs on every request.
 func encodedBackslash(path string) bool {
-	return strings.Contains(path, `\`) || strings.Contains(strings.ToLower(path), "%5c")
+	if strings.IndexByte(path, '\\') >= 0 {
+		return true
+	}
+	for i := strings.IndexByte(path, '%'); i >= 0 && i+2 < len(path); i++ {
+		if path[i] != '%' {
+			continue
+		}
+		// %5C, or %255C for a server that decodes once more.
+		rest := path[i+1:]
+		if strings.HasPrefix(rest, "25") {
+			rest = rest[2:]
+		}
+		if len(rest) >= 2 && rest[0] == '5' && (rest[1] == 'c' || rest[1] == 'C') {
+			return true
+		}
+	}
+	return false
 }
