@@ -2,6 +2,7 @@ package graphql
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -827,6 +828,33 @@ func TestRequestsServersReadDifferently(t *testing.T) {
 	} {
 		if a, ok := p.Classify(r); ok {
 			t.Errorf("%s: Classify(%s %s) = %+v, want not claimed", name, r.Method, r.Path, a)
+		}
+	}
+}
+
+// graphql-php (OperationParams::create) lower-cases every name of $_POST,
+// which it reads for a form body and for a multipart body alike: a GraphQL
+// parameter or a stored document's id spelt in another case, in a form, a
+// multipart part or the form reading of a JSON body labelled a form, is
+// refused (found by review: each passed as the query beside it).
+func TestCaseVariantParametersAreRefused(t *testing.T) {
+	p := New(Options{})
+	mp := "--B\r\nContent-Disposition: form-data; name=\"operations\"\r\n\r\n{\"query\":\"{ me { id } }\"}\r\n" +
+		"--B\r\nContent-Disposition: form-data; name=\"map\"\r\n\r\n{}\r\n" +
+		"--B\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\ndeleteEverything\r\n--B--\r\n"
+	cases := map[string][2]string{
+		"multipart QueryId":    {"multipart/form-data; boundary=B", fmt.Sprintf(mp, "QueryId")},
+		"multipart ID":         {"multipart/form-data; boundary=B", fmt.Sprintf(mp, "ID")},
+		"multipart doc_id":     {"multipart/form-data; boundary=B", fmt.Sprintf(mp, "doc_id")},
+		"JSON as form QueryId": {"application/x-www-form-urlencoded", `{"query":"{ me { id } }","x":"&QueryId=deleteEverything&y="}`},
+		"JSON as form ID":      {"application/x-www-form-urlencoded", `{"query":"{ me { id } }","x":"&ID=deleteEverything&y="}`},
+		"form QUERY":           {"application/x-www-form-urlencoded", `query=%7Bme%7Bid%7D%7D&QUERY=mutation%7BdeleteEverything%7D`},
+		"JSON as form QUERY":   {"application/x-www-form-urlencoded", `{"query":"{ me { id } }","x":"&QUERY=mutation{deleteEverything}&y="}`},
+	}
+	for name, c := range cases {
+		a, ok := p.Classify(post("api.example.com", "/graphql", c[0], c[1]))
+		if _, _, bad := p.Reject(a); ok && !bad {
+			t.Errorf("%s: classified as %+v, not refused", name, summarise(a))
 		}
 	}
 }

@@ -190,11 +190,15 @@ func checkRepeated(q url.Values) error {
 // readAs returns the name among names that a server reads a form field
 // called field as, if any: PHP's variable name (see phpName), or the
 // name stripped of white space, as Django's multipart parser reads a
-// part's name.
+// part's name; in any case, since graphql-php lower-cases every
+// parameter's name (OperationParams::create: found by review, QUERY in a
+// form was its query).
 func readAs(field string, names []string) (string, bool) {
 	for _, n := range [...]string{phpName(field), strings.TrimFunc(field, isPythonSpace)} {
-		if slices.Contains(names, n) {
-			return n, true
+		for _, name := range names {
+			if strings.EqualFold(n, name) {
+				return name, true
+			}
 		}
 	}
 	return "", false
@@ -298,7 +302,7 @@ func isStoredID(name string) bool {
 // parameterNames are the names under which graphql-php reads a GraphQL
 // request from a form (Helper::parseRequestParams): the members and the
 // ids of persisted queries and trusted documents.
-var parameterNames = append(slices.Clone(graphQLMembers), "id", "queryId", "documentId")
+var parameterNames = append(slices.Clone(graphQLMembers), "id", "queryId", "documentId", "doc_id")
 
 // checkJSONAsForm refuses a JSON body labelled as a form whose form
 // reading has a field that PHP ($_POST: graphql-php, Lighthouse) or
