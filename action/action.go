@@ -75,6 +75,10 @@ type Action struct {
 	// server routes by, rather than by markers the agent chooses (a body
 	// member, a header, a query parameter).
 	ByPath bool `json:"-"`
+	// ByHost is set by a provider that recognised the request by its host
+	// (an AWS service endpoint), rather than only by markers the agent
+	// chooses (a signature it could make up for any host).
+	ByHost bool `json:"-"`
 
 	// ClassifiedBy names the provider that produced the action, which may
 	// differ from Provider (GitHub's GraphQL is classified by the graphql

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"slices"
 	"strings"
 
@@ -29,28 +30,21 @@ var ErrEncoding = errors.New("request body encoding")
 // marked truncated. BodySHA256 and BodySize stay those of the bytes as
 // sent. Other encodings are left as sent: S3 keeps them as object
 // metadata, so no server reads such a body inflated by a generic rule, and
-// so is a list with aws-chunked, SigV4's own framing, beside them. Any
-// other list of codings that names one of the five is refused
-// (ErrEncoding): a server that inflates only the coding it knows, or only
-// the first, reads what the policy could not (found by review).
+// so is a list with aws-chunked, SigV4's own framing, beside them (which
+// the proxy lets through to AWS's own hosts only). Any other list of
+// codings that names one of the five is refused (ErrEncoding; see
+// MixedCodings).
 func Inflate(r *Request, limit int64) error {
 	if len(r.Body) == 0 {
 		return nil
 	}
-	var codings []string
-	for _, v := range r.Header.Values("Content-Encoding") {
-		for _, e := range strings.Split(v, ",") {
-			if e = strings.ToLower(strings.TrimSpace(e)); e != "" && e != "identity" {
-				codings = append(codings, e)
-			}
-		}
-	}
+	codings := Codings(r.Header)
 	var enc string
 	switch {
 	case len(codings) == 1:
 		enc = codings[0]
-	case len(codings) > 1 && !slices.Contains(codings, "aws-chunked") && slices.ContainsFunc(codings, inflated):
-		return fmt.Errorf("%w: the body names more than one Content-Encoding (%s), and servers differ on which they undo; send it with one", ErrEncoding, strings.Join(codings, ", "))
+	case MixedCodings(codings) && !slices.Contains(codings, "aws-chunked"):
+		return fmt.Errorf("%w: %s", ErrEncoding, MixedCodingsReason(codings))
 	}
 	var zr io.Reader
 	var err error
@@ -94,6 +88,36 @@ func Inflate(r *Request, limit int64) error {
 	}
 	r.Body, r.BodyTruncated, r.Decoded = out, cut, true
 	return nil
+}
+
+// Codings returns the content codings that a request's Content-Encoding
+// lines name, in order, lower-cased, without identity. Several lines are
+// one list, as aws-sdk-go-v2 adds aws-chunked in a line of its own.
+func Codings(h http.Header) []string {
+	var codings []string
+	for _, v := range h.Values("Content-Encoding") {
+		for e := range strings.SplitSeq(v, ",") {
+			if e = strings.ToLower(strings.TrimSpace(e)); e != "" && e != "identity" {
+				codings = append(codings, e)
+			}
+		}
+	}
+	return codings
+}
+
+// MixedCodings reports whether codings name one that servers undo by
+// themselves beside another. Such a body is decided as sent only when it
+// goes to AWS with aws-chunked among them (S3 removes aws-chunked and keeps
+// the rest as the object's metadata); elsewhere a server that undoes only
+// the coding it knows, or only the first line's, reads what the policy
+// could not (found by review).
+func MixedCodings(codings []string) bool {
+	return len(codings) > 1 && slices.ContainsFunc(codings, inflated)
+}
+
+// MixedCodingsReason is the refusal of a body with MixedCodings.
+func MixedCodingsReason(codings []string) string {
+	return fmt.Sprintf("the body names more than one Content-Encoding (%s), and servers differ on which they undo; send it with one", strings.Join(codings, ", "))
 }
 
 // inflated reports whether servers inflate a body sent with coding by

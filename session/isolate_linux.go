@@ -39,8 +39,7 @@ type ctrlMsg struct {
 	// Perm marks an error caused by a missing permission (EPERM, EACCES):
 	// the host restricts what user namespaces may do.
 	Perm bool `json:"perm,omitempty"`
-	// Code is the exit code of an "error" (127: the command was not found),
-	// or the signal that stopped the child ("stopped").
+	// Code is the exit code of an "error" (127: the command was not found).
 	Code int `json:"code,omitempty"`
 }
 
@@ -48,12 +47,6 @@ type ctrlMsg struct {
 type Isolated struct {
 	cmd *exec.Cmd
 	fwd *Forwarder
-	// tty is the controlling terminal the child shares, or -1
-	// (jobcontrol_linux.go).
-	tty int
-	// watched is closed when watchStops has returned (nil when it was
-	// not started).
-	watched chan struct{}
 }
 
 // UserNamespaceError reports that the kernel refused to create the
@@ -133,12 +126,7 @@ func StartIsolated(ctx context.Context, opts IsolateOptions, logger *zap.Logger)
 		return nil, fmt.Errorf("isolate: control socket: %w", err)
 	}
 	ctrl := fc.(*net.UnixConn)
-	keepCtrl := false
-	defer func() {
-		if !keepCtrl {
-			ctrl.Close()
-		}
-	}()
+	defer ctrl.Close()
 	specR, specW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("isolate: %w", err)
@@ -164,14 +152,9 @@ func StartIsolated(ctx context.Context, opts IsolateOptions, logger *zap.Logger)
 		// If countersign dies, so does the init process, and with it (PID 1
 		// of its namespace) every process inside.
 		Pdeathsig: syscall.SIGKILL,
-		// A process group of its own, so that the child's signals to its
-		// group do not reach countersign (jobcontrol_linux.go), in the
-		// terminal's foreground when countersign holds it.
-		Setpgid: true,
-	}
-	tty, foreground := terminalOf(opts.Stdin)
-	if foreground {
-		cmd.SysProcAttr.Foreground, cmd.SysProcAttr.Ctty = true, tty
+		// Without a terminal, a process group of its own: see
+		// ownProcessGroup.
+		Setpgid: ownProcessGroup(),
 	}
 	if err := cmd.Start(); err != nil {
 		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.ENOSPC) ||
@@ -182,7 +165,7 @@ func StartIsolated(ctx context.Context, opts IsolateOptions, logger *zap.Logger)
 	}
 	childF.Close()
 	specR.Close()
-	iso := &Isolated{cmd: cmd, tty: tty}
+	iso := &Isolated{cmd: cmd}
 
 	// end reaps the init process (killing it first unless it is known to
 	// be exiting) and stops the forwarder.
@@ -191,7 +174,6 @@ func StartIsolated(ctx context.Context, opts IsolateOptions, logger *zap.Logger)
 			_ = cmd.Process.Kill()
 		}
 		_ = cmd.Wait()
-		iso.restoreTerminal()
 		if iso.fwd != nil {
 			_ = iso.fwd.Close()
 		}
@@ -248,13 +230,6 @@ func StartIsolated(ctx context.Context, opts IsolateOptions, logger *zap.Logger)
 			if iso.fwd == nil {
 				return abort(errors.New("isolate: the child started without a forwarder"))
 			}
-			if tty >= 0 {
-				// The init process reports the child's stops from here on.
-				_ = ctrl.SetReadDeadline(time.Time{})
-				keepCtrl = true
-				iso.watched = make(chan struct{})
-				go iso.watchStops(ctrl)
-			}
 			return iso, nil
 		case "error":
 			// The init process exits right after reporting.
@@ -303,10 +278,6 @@ func (i *Isolated) Signal(sig os.Signal) error {
 // ends.
 func (i *Isolated) Wait() (int, error) {
 	err := i.cmd.Wait()
-	if i.watched != nil {
-		<-i.watched // the init process's end closed the control socket
-	}
-	i.restoreTerminal()
 	_ = i.fwd.Close()
 	if err == nil {
 		return 0, nil
@@ -417,11 +388,16 @@ func (r *initProcess) run() int {
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, unix.SIGTERM, unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
 	proc, err := startChild(path, r.spec)
-	if err != nil {
+	var se *childSetupError
+	switch {
+	case errors.As(err, &se):
+		// Countersign's set-up, not the command, failed.
+		return r.fail(fmt.Errorf("isolate %s: %w", r.spec.Args[0], se.err), 2)
+	case err != nil:
 		return r.fail(fmt.Errorf("start %s: %w", r.spec.Args[0], err), 127)
 	}
 	_ = r.send(ctrlMsg{Type: "started"}, nil)
-	defer r.ctrl.Close()
+	r.ctrl.Close()
 
 	go func() {
 		for s := range sigs {
@@ -432,9 +408,7 @@ func (r *initProcess) run() int {
 			}
 		}
 	}()
-	// A stop (^Z, or a read from the terminal in the background) is
-	// reported, so that countersign stops with the child (job control).
-	return reap(proc.Pid, func(sig unix.Signal) { _ = r.send(ctrlMsg{Type: "stopped", Code: int(sig)}, nil) })
+	return reap(proc.Pid)
 }
 
 // startChild starts the command with no capabilities: on a thread locked
@@ -453,15 +427,15 @@ func startChild(path string, spec initSpec) (*os.Process, error) {
 	go func() {
 		runtime.LockOSThread()
 		if err := dropCapabilities(); err != nil {
-			ch <- result{err: fmt.Errorf("drop capabilities: %w", err)}
+			ch <- result{err: &childSetupError{fmt.Errorf("drop capabilities: %w", err)}}
 			return
 		}
 		if err := denyTerminalInjection(); err != nil {
-			ch <- result{err: err}
+			ch <- result{err: &childSetupError{err}}
 			return
 		}
 		if err := newSessionKeyring(); err != nil {
-			ch <- result{err: err}
+			ch <- result{err: &childSetupError{err}}
 			return
 		}
 		p, err := os.StartProcess(path, spec.Args, &os.ProcAttr{
@@ -475,6 +449,13 @@ func startChild(path string, spec initSpec) (*os.Process, error) {
 	return r.p, r.err
 }
 
+// childSetupError is a failure of what startChild does before it starts
+// the command.
+type childSetupError struct{ err error }
+
+func (e *childSetupError) Error() string { return e.err.Error() }
+func (e *childSetupError) Unwrap() error { return e.err }
+
 // newSessionKeyring gives the calling thread (and so the child) a new,
 // empty session keyring, as runc does: the one it inherits is countersign's
 // login session's, which holds Kerberos caches and tokens stored with
@@ -483,10 +464,28 @@ func startChild(path string, spec initSpec) (*os.Process, error) {
 // (a container's seccomp profile), the child cannot use it either.
 func newSessionKeyring() error {
 	_, _, errno := unix.Syscall(unix.SYS_KEYCTL, unix.KEYCTL_JOIN_SESSION_KEYRING, 0, 0)
-	if errno != 0 && errno != unix.ENOSYS && errno != unix.EPERM && errno != unix.EACCES {
-		return fmt.Errorf("new session keyring: %w", errno)
+	switch errno {
+	case 0, unix.ENOSYS:
+		return nil
+	case unix.EPERM, unix.EACCES:
+		// Refused: by a seccomp filter the child inherits, or by a
+		// security module. Go on only if the child cannot reach the old
+		// keyring either.
+		if _, err := unix.KeyctlGetKeyringID(unix.KEY_SPEC_SESSION_KEYRING, false); err != nil {
+			return nil
+		}
 	}
-	return nil
+	return &keyringError{errno}
+}
+
+// keyringError says why the child could not be given a keyring of its own.
+type keyringError struct{ errno unix.Errno }
+
+func (e *keyringError) Error() string {
+	if e.errno == unix.EDQUOT {
+		return "cannot create a session keyring for the child: your user's key quota is used up (see /proc/key-users and kernel.keys.maxkeys)"
+	}
+	return fmt.Sprintf("cannot create a session keyring for the child: %v", e.errno)
 }
 
 // dropCapabilities empties the calling thread's bounding, inheritable and
@@ -524,12 +523,12 @@ func dropCapabilities() error {
 
 // reap waits for every process that ends in the namespace (PID 1 inherits
 // orphans) until the child itself ends, and returns its status: the exit
-// code, or 128+signal. stopped is called when the child stops. When this
-// process exits, the kernel kills whatever is left in the PID namespace.
-func reap(child int, stopped func(unix.Signal)) int {
+// code, or 128+signal. When this process exits, the kernel kills whatever
+// is left in the PID namespace.
+func reap(child int) int {
 	for {
 		var ws unix.WaitStatus
-		pid, err := unix.Wait4(-1, &ws, unix.WUNTRACED, nil)
+		pid, err := unix.Wait4(-1, &ws, 0, nil)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
@@ -540,8 +539,6 @@ func reap(child int, stopped func(unix.Signal)) int {
 			continue
 		}
 		switch {
-		case ws.Stopped():
-			stopped(ws.StopSignal())
 		case ws.Exited():
 			return ws.ExitStatus()
 		case ws.Signaled():

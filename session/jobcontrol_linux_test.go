@@ -56,10 +56,10 @@ func helperOnStdin(t *testing.T, script string, stdin, out *os.File, attr *sysca
 	return cmd
 }
 
-// The isolated child cannot signal countersign through its process group
-// (found by review: kill(0, SIGKILL) ended `run` before it recorded the
-// session's end and looked for planted configuration). The helper stands
-// for countersign, in a process group of its own as a shell's job is.
+// Without a terminal, the isolated child cannot signal countersign through
+// its process group (found by review: kill(0, SIGKILL) ended `run` before
+// it recorded the session's end and looked for planted configuration). The
+// helper stands for countersign.
 func TestIsolatedChildCannotSignalCountersign(t *testing.T) {
 	pr, pw, err := os.Pipe()
 	if err != nil {
@@ -71,7 +71,8 @@ func TestIsolatedChildCannotSignalCountersign(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer devnull.Close()
-	cmd := helperOnStdin(t, "kill -KILL 0", devnull, pw, &syscall.SysProcAttr{Setpgid: true})
+	// A session of its own: no controlling terminal, as under CI.
+	cmd := helperOnStdin(t, "kill -KILL 0", devnull, pw, &syscall.SysProcAttr{Setsid: true})
 	pw.Close()
 	out, _ := io.ReadAll(pr)
 	err = cmd.Wait()
@@ -80,12 +81,23 @@ func TestIsolatedChildCannotSignalCountersign(t *testing.T) {
 	}
 }
 
-// On a terminal, the child's group holds the foreground, and job control
-// works as for any job of an interactive shell (a real bash here, on a
-// terminal of its own): ^Z stops countersign with the child, fg continues
-// both with the terminal the child's again (it reads a line from it), and
-// the terminal is countersign's again when the child ends.
+// On a terminal, the isolated child is part of the shell's job, and job
+// control works as for any command of an interactive shell (a real bash
+// here, on a terminal of its own), also when countersign runs under a
+// wrapper script or in a pipeline: ^Z stops the job, fg continues it with
+// the terminal the child's again (it reads a line from it), and the
+// terminal is countersign's when the child ends.
 func TestIsolatedChildOnATerminalKeepsJobControl(t *testing.T) {
+	for name, line := range map[string]string{
+		"alone":    "%s %s 'echo R$((40+2)); read line; echo read $line'\n",
+		"wrapped":  `sh -c "%s %s 'echo R\$((40+2)); read line; echo read \$line'"` + "\n",
+		"pipeline": "%s %s 'echo R$((40+2)); read line; echo read $line' | cat\n",
+	} {
+		t.Run(name, func(t *testing.T) { jobControl(t, line) })
+	}
+}
+
+func jobControl(t *testing.T, line string) {
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -141,7 +153,7 @@ func TestIsolatedChildOnATerminalKeepsJobControl(t *testing.T) {
 	slave.Close()
 	defer func() { _ = shell.Process.Kill(); _ = shell.Wait() }()
 
-	type_(fmt.Sprintf("%s %s 'echo R$((40+2)); read line; echo \"read $line\"'\n", exe, runOnStdinCommand))
+	type_(fmt.Sprintf(line, exe, runOnStdinCommand))
 	waitFor("R42")
 	type_("\x1a") // ^Z, to the terminal's foreground group: the child's
 	waitFor("Stopped")

@@ -83,7 +83,9 @@ func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
 		// token: it is the kubernetes provider's, unless SigV4-signed.
 		return action.Action{}, false
 	}
-	return classify(loadModels(), r, sig, sigErr), true
+	a := classify(loadModels(), r, sig, sigErr)
+	a.ByHost = isAWSHost(r.Host)
+	return a, true
 }
 
 // isEKSEndpoint reports whether host is an EKS cluster's API server
