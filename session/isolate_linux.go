@@ -47,6 +47,9 @@ type ctrlMsg struct {
 type Isolated struct {
 	cmd *exec.Cmd
 	fwd *Forwarder
+	// ownGroup: the init process and the child are in a process group of
+	// their own (ownProcessGroup).
+	ownGroup bool
 }
 
 // UserNamespaceError reports that the kernel refused to create the
@@ -135,6 +138,7 @@ func StartIsolated(ctx context.Context, opts IsolateOptions, logger *zap.Logger)
 	defer specW.Close()
 
 	uid, gid := os.Getuid(), os.Getgid()
+	ownGroup := ownProcessGroup()
 	cmd := exec.Command(exe, args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = opts.Stdin, opts.Stdout, opts.Stderr
 	cmd.Env = []string{}
@@ -154,7 +158,7 @@ func StartIsolated(ctx context.Context, opts IsolateOptions, logger *zap.Logger)
 		Pdeathsig: syscall.SIGKILL,
 		// Without a terminal, a process group of its own: see
 		// ownProcessGroup.
-		Setpgid: ownProcessGroup(),
+		Setpgid: ownGroup,
 	}
 	if err := cmd.Start(); err != nil {
 		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.ENOSPC) ||
@@ -165,7 +169,7 @@ func StartIsolated(ctx context.Context, opts IsolateOptions, logger *zap.Logger)
 	}
 	childF.Close()
 	specR.Close()
-	iso := &Isolated{cmd: cmd}
+	iso := &Isolated{cmd: cmd, ownGroup: ownGroup}
 
 	// end reaps the init process (killing it first unless it is known to
 	// be exiting) and stops the forwarder.
@@ -267,10 +271,20 @@ func receiveListener(oob []byte) (net.Listener, error) {
 }
 
 // Signal sends sig to the init process, which passes SIGTERM, SIGHUP,
-// SIGUSR1 and SIGUSR2 on to the child.
+// SIGUSR1 and SIGUSR2 on to the child. SIGINT and SIGQUIT, which a
+// terminal or a job's controller sends to a whole process group, go to the
+// child's group when it has one of its own (see InOwnGroup); they reach it
+// directly otherwise.
 func (i *Isolated) Signal(sig os.Signal) error {
+	if i.ownGroup && (sig == syscall.SIGINT || sig == syscall.SIGQUIT) {
+		return syscall.Kill(-i.cmd.Process.Pid, sig.(syscall.Signal))
+	}
 	return i.cmd.Process.Signal(sig)
 }
+
+// InOwnGroup reports whether the child is in a process group of its own,
+// so that signals sent to countersign's group must be passed on to it.
+func (i *Isolated) InOwnGroup() bool { return i.ownGroup }
 
 // Wait waits for the child (through the init process, which exits with the
 // child's status: its exit code, or 128+signal), then stops the forwarder.

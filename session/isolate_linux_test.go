@@ -51,6 +51,8 @@ func TestMain(m *testing.M) {
 			os.Exit(runOnStdin(os.Args[2]))
 		case keyringCommand:
 			os.Exit(keyringHelper())
+		case interruptCommand:
+			os.Exit(interruptHelper())
 		case readKeyCommand:
 			os.Exit(readKey())
 		}

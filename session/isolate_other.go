@@ -33,3 +33,6 @@ func IsolateInit() int {
 }
 
 func userNSHint() string { return "user namespaces need Linux" }
+
+// InOwnGroup reports false.
+func (*Isolated) InOwnGroup() bool { return false }

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -256,5 +257,56 @@ func TestIsolatedChildHasItsOwnSessionKeyring(t *testing.T) {
 	}
 	if strings.Contains(string(out), "kerberos-ticket-or-token") || !strings.Contains(string(out), "search:") {
 		t.Errorf("the isolated child's look for countersign's key: %s", out)
+	}
+}
+
+// interruptCommand starts an isolated shell that reports SIGINT, sends it
+// SIGINT as `run` passes on a CI runner's, and prints what the shell said.
+const interruptCommand = "__isolate-interrupt"
+
+func interruptHelper() int {
+	proxy := newFakeProxy()
+	defer proxy.Close()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		fmt.Println(err)
+		return 3
+	}
+	iso, err := StartIsolated(context.Background(), IsolateOptions{
+		Args: []string{"sh", "-c", `trap 'echo got INT; exit 3' INT; echo ready; while :; do sleep 1; done`},
+		Env:  []string{"PATH=/usr/bin:/bin"}, Dir: "/",
+		ProxyAddr: proxy.Listener.Addr().String(), ListenPort: int(netip.MustParseAddrPort(proxy.Listener.Addr().String()).Port()),
+		Stdout: pw, Stderr: pw, Exe: "/proc/self/exe", InitArgs: []string{InitCommand},
+	}, nil)
+	pw.Close()
+	if err != nil {
+		fmt.Println("start:", err)
+		return 3
+	}
+	br := bufio.NewReader(pr)
+	if line, _ := br.ReadString('\n'); line != "ready\n" {
+		fmt.Printf("child said %q\n", line)
+		return 3
+	}
+	if err := iso.Signal(syscall.SIGINT); err != nil {
+		fmt.Println("signal:", err)
+		return 3
+	}
+	code, err := iso.Wait()
+	rest, _ := io.ReadAll(br)
+	fmt.Printf("own group %v, exit %d %v: %s", iso.InOwnGroup(), code, err, rest)
+	return 0
+}
+
+// Without a terminal, SIGINT passed on by `run` (a CI runner cancelling the
+// job signals its process group, which no longer holds the child) reaches
+// the child itself, not only the init process, which keeps SIGINT for
+// terminals.
+func TestIsolatedChildInItsOwnGroupGetsInterrupts(t *testing.T) {
+	cmd := exec.Command("/proc/self/exe", interruptCommand)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "own group true, exit 3 <nil>: got INT") {
+		t.Fatalf("helper: %v\n%s", err, out)
 	}
 }

@@ -266,7 +266,8 @@ func runAttached(ctx context.Context, e *env, stateDir, caCert, proxyURL string,
 // variable that holds one of secrets (in isolation when iso is set), and
 // waits for it, forwarding SIGTERM and SIGHUP. SIGINT from the terminal
 // reaches the child directly (same process group); countersign ignores it
-// and waits.
+// and waits. An isolated child without a terminal has a group of its own,
+// and SIGINT and SIGQUIT are passed on to it.
 func runChild(ctx context.Context, e *env, ca certPEMer, proxyURL string, sess *session.Info, tmp string, args []string, iso *isolation, secrets []string) (int, error) {
 	// A client password in the --proxy URL is the agent's own credential
 	// for the proxy: filtering on it would take the proxy variables away
@@ -342,7 +343,7 @@ func supervise(ctx context.Context, start func() (child, int, error)) (int, erro
 				_ = c.Signal(syscall.SIGTERM)
 				return
 			case s := <-sigs:
-				if s != syscall.SIGINT && s != syscall.SIGQUIT {
+				if s != syscall.SIGINT && s != syscall.SIGQUIT || inOwnGroup(c) {
 					_ = c.Signal(s)
 				}
 			}
@@ -352,6 +353,14 @@ func supervise(ctx context.Context, start func() (child, int, error)) (int, erro
 	close(done)
 	wg.Wait()
 	return code, err
+}
+
+// inOwnGroup reports whether c is outside countersign's process group,
+// which signals sent to the group (a CI runner's SIGINT on cancel) do not
+// reach by themselves.
+func inOwnGroup(c child) bool {
+	g, ok := c.(interface{ InOwnGroup() bool })
+	return ok && g.InOwnGroup()
 }
 
 // plainChild is CMD started without isolation.
