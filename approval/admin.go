@@ -3,10 +3,12 @@ package approval
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 )
@@ -70,10 +72,31 @@ func (a *admin) list(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "could not list approvals")
 		return
 	}
-	if recs == nil {
-		recs = []*Record{}
+	out := make([]*Record, 0, len(recs))
+	for _, rec := range recs {
+		out = append(out, listed(rec))
 	}
-	writeJSON(w, http.StatusOK, recs)
+	writeJSON(w, http.StatusOK, out)
+}
+
+// listBodyLimit is how much of each request's body a list shows: a held
+// body is shown whole by `approvals show` and the page, and may be as
+// large as inspect.body_limit, so a list of them would outgrow what
+// clients read (found by review).
+const listBodyLimit = 4 << 10
+
+// listed is rec as a list shows it: its body cut to listBodyLimit.
+func listed(rec *Record) *Record {
+	if len(rec.Request.Body) <= listBodyLimit {
+		return rec
+	}
+	c := *rec
+	cut := listBodyLimit
+	for cut > 0 && !utf8.RuneStart(c.Request.Body[cut]) {
+		cut--
+	}
+	c.Request.Body = c.Request.Body[:cut] + fmt.Sprintf("… (%d more bytes: countersign approvals show %s)", len(rec.Request.Body)-cut, rec.ID)
+	return &c
 }
 
 func (a *admin) get(w http.ResponseWriter, r *http.Request) {

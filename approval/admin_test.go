@@ -3,12 +3,14 @@ package approval
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -364,5 +366,35 @@ func TestClientNonJSONError(t *testing.T) {
 	}
 	if diff := cmp.Diff(&APIError{Status: http.StatusBadGateway, Message: "upstream exploded"}, apiErr); diff != "" {
 		t.Errorf("APIError (-want +got):\n%s", diff)
+	}
+}
+
+// A list cuts each held body: whole, twenty of them as large as
+// inspect.body_limit allows would outgrow what clients read (found by
+// review). `approvals show` (Get) has the whole body.
+func TestAdminListCutsLargeBodies(t *testing.T) {
+	f := newAdminFixture(t)
+	ctx := t.Context()
+	var ids []string
+	for i := range 20 {
+		rec := newRecord("s1", fmt.Sprintf("fp-%d", i))
+		rec.Request.Body = strings.Repeat("é", 512<<10) // 1 MiB of two-byte runes
+		if out, err := f.b.Hold(ctx, rec, 0); err != nil || out.Kind != OutcomePending {
+			t.Fatalf("Hold() = %v, %v", out.Kind, err)
+		}
+		ids = append(ids, rec.ID)
+	}
+	got, err := f.client.List(ctx, true)
+	if err != nil || len(got) != 20 {
+		t.Fatalf("List() = %d records, %v", len(got), err)
+	}
+	for _, rec := range got {
+		if len(rec.Request.Body) > listBodyLimit+100 || !utf8.ValidString(rec.Request.Body) || !strings.Contains(rec.Request.Body, "countersign approvals show "+rec.ID) {
+			t.Errorf("listed body of %s: %d bytes, ends %q", rec.ID, len(rec.Request.Body), rec.Request.Body[len(rec.Request.Body)-60:])
+		}
+	}
+	whole, err := f.client.Get(ctx, ids[0])
+	if err != nil || len(whole.Request.Body) != 1<<20 {
+		t.Errorf("Get() body %d bytes, %v; want the whole MiB", len(whole.Request.Body), err)
 	}
 }

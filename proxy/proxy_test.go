@@ -1789,7 +1789,8 @@ func TestHeldBodiesHaveABudget(t *testing.T) {
 
 approve contains "posts need a human" if input.request.method == "POST"
 `
-	h := newHarness(t, harnessOptions{policy: approvePosts, hold: time.Minute, configure: func(o *Options) { o.MaxHeldBodies = 100 }})
+	// 80 bytes held and 80 shown to the approver: one fits, two do not.
+	h := newHarness(t, harnessOptions{policy: approvePosts, hold: time.Minute, configure: func(o *Options) { o.MaxHeldBodies = 200 }})
 	body := strings.Repeat("a", 80)
 	first := make(chan int, 1)
 	go func() {
@@ -1897,8 +1898,8 @@ approve contains "needs a human" if input.request.method == "POST"
 		h.wantNoUpstream(t)
 	})
 	t.Run("the held-bodies budget counts the inflated copy", func(t *testing.T) {
-		h := newHarness(t, harnessOptions{policy: approve, hold: time.Minute, configure: func(o *Options) { o.MaxHeldBodies = 64 << 10 }})
-		body := gzipString(strings.Repeat("a", 60<<10)) // ~100 bytes sent, 60 KiB kept inflated
+		h := newHarness(t, harnessOptions{policy: approve, hold: time.Minute, configure: func(o *Options) { o.MaxHeldBodies = 128 << 10 }})
+		body := gzipString(strings.Repeat("a", 60<<10)) // ~100 bytes sent, 60 KiB kept inflated and 60 KiB shown
 		first := make(chan int, 1)
 		go func() {
 			resp, _ := h.do("POST", "https://example.test/one", body, "Content-Encoding", "gzip")
@@ -1906,7 +1907,7 @@ approve contains "needs a human" if input.request.method == "POST"
 		}()
 		rec := h.waitPending()
 		if resp, _ := h.do("POST", "https://example.test/two", body, "Content-Encoding", "gzip"); resp.StatusCode != http.StatusServiceUnavailable {
-			t.Errorf("a second 60 KiB inflated body while one is held: %d, want 503", resp.StatusCode)
+			t.Errorf("a second 60 KiB inflated (and shown) body while one is held: %d, want 503", resp.StatusCode)
 		}
 		if _, err := h.broker.Decide(t.Context(), rec.ID, approval.Decision{Approver: "cli:bob", Via: "cli"}); err != nil {
 			t.Fatal(err)
@@ -2280,3 +2281,62 @@ func TestBodiesBeingReadHaveABudget(t *testing.T) {
 		t.Errorf("a body once the budget is free: %d, want 200", resp.StatusCode)
 	}
 }
+
+// An inflated copy counts in MaxReadingBodies until its request is done
+// (found by review: a 2 KiB gzip body became 1 MiB outside the budget,
+// held while the decision waited on the disk).
+func TestInflatedBodiesCountWhileRead(t *testing.T) {
+	g := &pathGateAuditor{path: "/first", entered: make(chan struct{}), gate: make(chan struct{})}
+	h := newHarness(t, harnessOptions{policy: allowAll,
+		auditor:   func(l *audit.Log) Auditor { g.log = l; return g },
+		configure: func(o *Options) { o.MaxReadingBodies = 1 << 20 }})
+	taken := func() int64 {
+		h.srv.readingBodies.mu.Lock()
+		defer h.srv.readingBodies.mu.Unlock()
+		return h.srv.readingBodies.total
+	}
+	first := make(chan int, 1)
+	go func() {
+		resp, _ := h.do("POST", "https://example.test/first", gzipString(strings.Repeat("a", 900<<10)), "Content-Encoding", "gzip")
+		first <- resp.StatusCode
+	}()
+	select {
+	case <-g.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first request was not decided")
+	}
+	if got := taken(); got != 900<<10 {
+		t.Errorf("while the first request waits on its audit record, %d bytes are taken, want its inflated %d", got, 900<<10)
+	}
+	resp, text := h.do("POST", "https://example.test/second", gzipString("small"), "Content-Encoding", "gzip")
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(text, "too many large request bodies") {
+		t.Errorf("a second compressed body with no room to inflate it: %d %q, want 503", resp.StatusCode, text)
+	}
+	close(g.gate)
+	if code := <-first; code != http.StatusOK {
+		t.Errorf("the first request: %d, want 200", code)
+	}
+	if got := taken(); got != 0 {
+		t.Errorf("%d bytes still taken once both are done", got)
+	}
+}
+
+// pathGateAuditor holds the decision record of the request to path until
+// the test opens the gate; other records pass.
+type pathGateAuditor struct {
+	log     *audit.Log
+	path    string
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (g *pathGateAuditor) Record(ev *audit.Event) error {
+	if ev.Type == "decision" && ev.Request != nil && strings.HasSuffix(ev.Request.URL, g.path) {
+		close(g.entered)
+		<-g.gate
+	}
+	return g.log.Record(ev)
+}
+
+func (g *pathGateAuditor) RecordAsync(ev *audit.Event) error    { return g.Record(ev) }
+func (g *pathGateAuditor) RecordDeferred(ev *audit.Event) error { return g.Record(ev) }

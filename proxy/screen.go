@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"fmt"
 	"mime"
 	"net/http"
@@ -115,6 +116,11 @@ func unreadableContentType(v string) bool {
 // the proxy does.
 func Screen(cls *action.Classifier, ar *action.Request, rawQuery string, inflate func(*action.Request) error) (action.Action, *Refusal) {
 	if err := inflate(ar); err != nil {
+		var he *h1.Error
+		if errors.As(err, &he) {
+			// No room to inflate it (the reading budget).
+			return action.Action{}, &Refusal{Status: he.Status, Reason: he.Reason}
+		}
 		// The server would read the body inflated, so the policy must; a
 		// body that does not inflate here might still say something there.
 		return action.Action{}, &Refusal{Status: http.StatusBadRequest, Reason: strings.TrimPrefix(err.Error(), action.ErrEncoding.Error()+": ")}

@@ -146,7 +146,7 @@ func TestHeldBodiesLeaveEachSessionAFloor(t *testing.T) {
 
 approve contains "posts need a human" if input.request.method == "POST"
 `, hold: time.Minute, configure: func(o *Options) {
-		o.MaxHeldBodies = 32 * 100 // a floor of 100 bytes each
+		o.MaxHeldBodies = 32 * 200 // a floor of 200 bytes each (a body and what the approver is shown)
 		o.Sessions = session.NewRegistry(nil,
 			session.Credential{Username: "s-test", Password: "pw-" + strings.Repeat("x", 20), Session: &session.Info{ID: "s-test"}},
 			session.Credential{Username: other.ID, Password: otherPassword, Session: other})
@@ -181,7 +181,7 @@ approve contains "posts need a human" if input.request.method == "POST"
 	waitFor(t, func() bool {
 		h.srv.heldBodies.mu.Lock()
 		defer h.srv.heldBodies.mu.Unlock()
-		return h.srv.heldBodies.total == 3200
+		return h.srv.heldBodies.total == 6400
 	})
 	if code := <-post(greedy, "/more", 1000); code != http.StatusServiceUnavailable {
 		t.Errorf("the greedy session's fourth body past the budget: %d, want 503", code)
