@@ -826,7 +826,8 @@ func (f *inkFilter) hides(r rune) bool {
 	case r == '\n' || r == '\r' || r == '\t':
 		*f = inkFilter{}
 		return false
-	case unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r):
+	case unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r) ||
+		r == 0x2800 || r == 0x1D159: // drawn blank: the Braille pattern blank, the null notehead
 		// Other_Default_Ignorable: the combining grapheme joiner, Hangul
 		// fillers, Khmer's inherent vowels.
 		f.base = false

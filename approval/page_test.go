@@ -1095,7 +1095,7 @@ func TestTimeLeft(t *testing.T) {
 // each, so a comment reading "Thanks!" could hide a paragraph). Emoji and
 // scripts written with marks stay as they are.
 func TestInvisibleCharactersAreNamed(t *testing.T) {
-	for _, r := range []rune{0xFE00, 0xE0100, 0xE01EF, 0x034F, 0x115F, 0x1160, 0x3164, 0xFFA0, 0x17B4, 0x17B5, 0x180F, 0x200B, 0x202E} {
+	for _, r := range []rune{0xFE00, 0xE0100, 0xE01EF, 0x034F, 0x115F, 0x1160, 0x3164, 0xFFA0, 0x17B4, 0x17B5, 0x180F, 0x200B, 0x202E, 0x2800, 0x1D159} {
 		s := "ok" + string(r)
 		want := fmt.Sprintf("<U+%04X>", r)
 		if got := visible(s); !strings.Contains(got, want) {
