@@ -177,10 +177,7 @@ func encodedBackslash(path string) bool {
 			continue
 		}
 		// %5C, or %255C for a server that decodes once more.
-		rest := path[i+1:]
-		if strings.HasPrefix(rest, "25") {
-			rest = rest[2:]
-		}
+		rest := strings.TrimPrefix(path[i+1:], "25")
 		if len(rest) >= 2 && rest[0] == '5' && (rest[1] == 'c' || rest[1] == 'C') {
 			return true
 		}
