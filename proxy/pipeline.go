@@ -333,13 +333,16 @@ func (s *Server) inflateCounted(ex *exchange) func(*action.Request) error {
 		if !s.readingBodies.take(ex.session.ID, limit) {
 			return errReadBudget
 		}
-		err := s.inflate(ar)
 		kept := int64(0)
+		defer func() {
+			// Also when a decoder panics (the tunnel recovers it).
+			s.readingBodies.give(ex.session.ID, limit-kept)
+			ex.bodyReserved += kept
+		}()
+		err := s.inflate(ar)
 		if err == nil && ar.Decoded {
 			kept = int64(len(ar.Body))
 		}
-		s.readingBodies.give(ex.session.ID, limit-kept)
-		ex.bodyReserved += kept
 		return err
 	}
 }

@@ -17,7 +17,8 @@ import "golang.org/x/sys/unix"
 // into a stopped or hung session. A person is at that terminal to see
 // countersign killed.
 func ownProcessGroup() bool {
-	fd, err := unix.Open("/dev/tty", unix.O_RDONLY|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	// Non-blocking: a serial line without carrier would block the open.
+	fd, err := unix.Open("/dev/tty", unix.O_RDONLY|unix.O_NOCTTY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return true // ENXIO: no controlling terminal
 	}

@@ -84,8 +84,33 @@ func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
 		return action.Action{}, false
 	}
 	a := classify(loadModels(), r, sig, sigErr)
-	a.ByHost = isAWSHost(r.Host)
+	a.ByHost = servedByAWS(r.Host) && a.Operation != "" && a.Service != "execute-api" &&
+		!(a.Service == "lambda" && a.Operation == "InvokeFunctionUrl")
 	return a, true
+}
+
+// customerHosted are marks of hosts under AWS's domains that run the
+// customer's own code (API Gateway stages, load balancers, EC2 instances'
+// public names, S3 websites, EKS clusters, Lambda function URLs, AppSync
+// and App Runner services): servers AWS does not write.
+var customerHosted = []string{
+	".execute-api.", ".elb.", ".compute.", ".compute-1.", "s3-website", ".eks.",
+	".lambda-url.", ".appsync-api.", ".awsapprunner.",
+}
+
+// servedByAWS reports whether host is an AWS service endpoint, whose
+// servers are AWS's own (found by review: an API Gateway stage is under
+// amazonaws.com too, and its backend may be anything).
+func servedByAWS(host string) bool {
+	if !isAWSHost(host) {
+		return false
+	}
+	for _, m := range customerHosted {
+		if strings.Contains(host, m) || strings.HasPrefix(host, m[1:]) {
+			return false
+		}
+	}
+	return true
 }
 
 // isEKSEndpoint reports whether host is an EKS cluster's API server

@@ -632,3 +632,26 @@ func TestReadNamedWritesAreNotReads(t *testing.T) {
 		t.Error("GetCallerIdentity is a read")
 	}
 }
+
+// Only AWS's own endpoints are served by AWS: hosts under its domains that
+// run the customer's code are not (found by review).
+func TestServedByAWS(t *testing.T) {
+	for host, want := range map[string]bool{
+		"ec2.us-east-1.amazonaws.com":                 true,
+		"s3.amazonaws.com":                            true,
+		"bucket.s3.us-west-2.amazonaws.com":           true,
+		"abc123.execute-api.us-east-1.amazonaws.com":  false,
+		"my-lb-1234.us-east-1.elb.amazonaws.com":      false,
+		"ec2-1-2-3-4.compute-1.amazonaws.com":         false,
+		"ec2-1-2-3-4.eu-west-1.compute.amazonaws.com": false,
+		"bucket.s3-website-us-east-1.amazonaws.com":   false,
+		"ABC.gr7.us-east-1.eks.amazonaws.com":         false,
+		"xyz.appsync-api.us-east-1.amazonaws.com":     false,
+		"example.test":               false,
+		"amazonaws.com.evil.example": false,
+	} {
+		if got := servedByAWS(host); got != want {
+			t.Errorf("servedByAWS(%q) = %v, want %v", host, got, want)
+		}
+	}
+}

@@ -858,3 +858,26 @@ func TestCaseVariantParametersAreRefused(t *testing.T) {
 		}
 	}
 }
+
+// graphql-php (Lighthouse, Ecodev/graphql-upload) reads a multipart
+// request's operations part as a JSON body: a stored document's id in it,
+// in any case, is refused (found by review).
+func TestStoredIDInMultipartOperationsIsRefused(t *testing.T) {
+	p := New(Options{})
+	mp := "--B\r\nContent-Disposition: form-data; name=\"operations\"\r\n\r\n%s\r\n" +
+		"--B\r\nContent-Disposition: form-data; name=\"map\"\r\n\r\n{}\r\n--B--\r\n"
+	for _, ops := range []string{
+		`{"query":"{ me { id } }","queryId":"deleteEverything"}`,
+		`{"query":"{ me { id } }","ID":"deleteEverything"}`,
+		`[{"query":"{ me { id } }","documentId":"deleteEverything"}]`,
+	} {
+		a, ok := p.Classify(post("api.example.com", "/graphql", "multipart/form-data; boundary=B", fmt.Sprintf(mp, ops)))
+		if _, _, bad := p.Reject(a); ok && !bad {
+			t.Errorf("%s: classified as %+v, not refused", ops, summarise(a))
+		}
+	}
+	a, _ := p.Classify(post("api.example.com", "/graphql", "multipart/form-data; boundary=B", fmt.Sprintf(mp, `{"query":"{ me { id } }","id":null}`)))
+	if _, _, bad := p.Reject(a); bad {
+		t.Errorf(`operations with "id": null refused: %+v`, summarise(a))
+	}
+}

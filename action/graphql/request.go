@@ -126,6 +126,11 @@ func requestEntries(r *action.Request) (entries []entry, batch bool, err error) 
 		if err != nil {
 			return nil, false, err
 		}
+		// graphql-php reads the operations part as it reads a JSON body,
+		// names lower-cased (found by review).
+		if err := storedIDMember(ops); err != nil {
+			return nil, false, err
+		}
 		return jsonEntries(ops)
 	case body[0] == '{' || body[0] == '[':
 		if mt == "application/x-www-form-urlencoded" {
@@ -244,13 +249,7 @@ func storedDocument(r *action.Request) error {
 	}
 	switch body[0] {
 	case '{', '[':
-		for _, m := range firstObjects(body) {
-			for k, x := range m {
-				if isStoredID(k) && !isNull(x) {
-					return errStored
-				}
-			}
-		}
+		return storedIDMember(body)
 	default:
 		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/x-www-form-urlencoded" {
 			for field := range strings.SplitSeq(string(body), "&") {
@@ -258,6 +257,19 @@ func storedDocument(r *action.Request) error {
 				if isStoredID(phpURLDecode(name)) {
 					return errStored
 				}
+			}
+		}
+	}
+	return nil
+}
+
+// storedIDMember refuses a JSON request (a body, or a multipart request's
+// operations part) whose object, or a batch's, names a stored document.
+func storedIDMember(b []byte) error {
+	for _, m := range firstObjects(b) {
+		for k, x := range m {
+			if isStoredID(k) && !isNull(x) {
+				return errStored
 			}
 		}
 	}
