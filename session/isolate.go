@@ -113,6 +113,10 @@ type initSpec struct {
 	Create     []string      `json:"create,omitempty"`
 	SelfTest   selfTestSpec  `json:"self_test"`
 	Timeout    time.Duration `json:"timeout"`
+	// OwnGroup: the init process and the child have a process group of
+	// their own, to which countersign sends every signal it passes on, so
+	// the init process passes none on itself (the child would get two).
+	OwnGroup bool `json:"own_group,omitempty"`
 }
 
 type privateDir struct {

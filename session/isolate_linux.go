@@ -139,6 +139,7 @@ func StartIsolated(ctx context.Context, opts IsolateOptions, logger *zap.Logger)
 
 	uid, gid := os.Getuid(), os.Getgid()
 	ownGroup := ownProcessGroup()
+	spec.OwnGroup = ownGroup
 	cmd := exec.Command(exe, args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = opts.Stdin, opts.Stdout, opts.Stderr
 	cmd.Env = []string{}
@@ -270,14 +271,16 @@ func receiveListener(oob []byte) (net.Listener, error) {
 	return ln, nil
 }
 
-// Signal sends sig to the init process, which passes SIGTERM, SIGHUP,
-// SIGUSR1 and SIGUSR2 on to the child. SIGINT and SIGQUIT, which a
-// terminal or a job's controller sends to a whole process group, go to the
-// child's group when it has one of its own (see InOwnGroup); they reach it
-// directly otherwise.
+// Signal passes sig on to the child. When the child has a process group
+// of its own (see InOwnGroup), every signal goes to that group, as a
+// terminal's or a CI runner's goes to the whole job, so that the child's
+// own children get it too (found by review: an agent under `sh -c` missed
+// a runner's SIGTERM). Otherwise it goes to the init process, which passes
+// SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 on to the child; SIGINT and SIGQUIT
+// reach the child from the terminal directly.
 func (i *Isolated) Signal(sig os.Signal) error {
-	if i.ownGroup && (sig == syscall.SIGINT || sig == syscall.SIGQUIT) {
-		return syscall.Kill(-i.cmd.Process.Pid, sig.(syscall.Signal))
+	if s, ok := sig.(syscall.Signal); ok && i.ownGroup {
+		return syscall.Kill(-i.cmd.Process.Pid, s)
 	}
 	return i.cmd.Process.Signal(sig)
 }
@@ -416,8 +419,9 @@ func (r *initProcess) run() int {
 	go func() {
 		for s := range sigs {
 			// SIGINT and SIGQUIT come from the terminal, which sends them
-			// to the child as well.
-			if s != unix.SIGINT && s != unix.SIGQUIT {
+			// to the child as well; in a group of its own, countersign
+			// sends every signal to the whole group, the child included.
+			if s != unix.SIGINT && s != unix.SIGQUIT && !r.spec.OwnGroup {
 				_ = proc.Signal(s)
 			}
 		}

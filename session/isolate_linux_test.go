@@ -52,7 +52,7 @@ func TestMain(m *testing.M) {
 		case keyringCommand:
 			os.Exit(keyringHelper())
 		case interruptCommand:
-			os.Exit(interruptHelper())
+			os.Exit(interruptHelper(map[string]syscall.Signal{"INT": syscall.SIGINT, "TERM": syscall.SIGTERM}[os.Args[2]], os.Args[3]))
 		case readKeyCommand:
 			os.Exit(readKey())
 		}
