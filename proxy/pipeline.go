@@ -1332,7 +1332,7 @@ func upstreamFailure(host string, err error) (int, string) {
 // selfTarget reports whether host:port is one of countersign's own listeners
 // or its public approval URL.
 func (s *Server) selfTarget(host string, port int) (string, bool) {
-	for _, ownHost := range s.ownHosts() {
+	for _, ownHost := range s.ownHosts {
 		// The host alone: the approval service's host on another port or
 		// scheme is still countersign.
 		if ownHost == host {
@@ -1342,22 +1342,21 @@ func (s *Server) selfTarget(host string, port int) (string, bool) {
 	return "", false
 }
 
-// ownHosts returns the hosts of Options.OwnHosts as requests name them,
-// computed once (found by review: a state database written DB.Example.COM
-// or with a trailing dot was not matched).
-func (s *Server) ownHosts() []string {
-	s.ownHostsOnce.Do(func() {
-		for _, h := range s.opts.OwnHosts {
-			if hh, _, err := net.SplitHostPort(h); err == nil {
-				h = hh
-			}
-			if c, err := hostport.Canonical(h); err == nil {
-				h = c
-			}
-			s.canonicalOwn = append(s.canonicalOwn, h)
+// canonicalHosts returns the hosts of own (Options.OwnHosts: host or
+// host:port) as requests name them (found by review: a state database
+// written DB.Example.COM or with a trailing dot was not matched).
+func canonicalHosts(own []string) []string {
+	out := make([]string, 0, len(own))
+	for _, h := range own {
+		if hh, _, err := net.SplitHostPort(h); err == nil {
+			h = hh
 		}
-	})
-	return s.canonicalOwn
+		if c, err := hostport.Canonical(h); err == nil {
+			h = c
+		}
+		out = append(out, h)
+	}
+	return out
 }
 
 func (s *Server) decisionEvent(sess *session.Info, ex *exchange, in *policy.Input, d policy.Decision, decision string) *audit.Event {

@@ -337,12 +337,12 @@ func TestFormBodyCredentials(t *testing.T) {
 // DB.Example.COM was not refused as countersign's).
 func TestSelfTargetCanonicalHosts(t *testing.T) {
 	for _, dsn := range []string{"postgres://cs@DB.Example.COM:5432/countersign", "postgres://cs@db.example.com.:5432/countersign"} {
-		s := &Server{opts: Options{OwnHosts: approval.PostgresAddrs(dsn)}}
+		s := &Server{ownHosts: canonicalHosts(approval.PostgresAddrs(dsn))}
 		if _, ok := s.selfTarget("db.example.com", 5432); !ok {
 			t.Errorf("state %s: a request to db.example.com:5432 is not refused as countersign's own", dsn)
 		}
 	}
-	s := &Server{opts: Options{OwnHosts: []string{"Approvals.Example.com"}}}
+	s := &Server{ownHosts: canonicalHosts([]string{"Approvals.Example.com"})}
 	if _, ok := s.selfTarget("approvals.example.com", 443); !ok {
 		t.Error("the approval page's host in capitals is not refused as countersign's own")
 	}

@@ -166,9 +166,8 @@ type Server struct {
 	// readingBodies counts the bytes of bodies being read (see
 	// Options.MaxReadingBodies).
 	readingBodies byteBudget
-	// canonicalOwn are Options.OwnHosts' hosts, canonical (see ownHosts).
-	canonicalOwn []string
-	ownHostsOnce sync.Once
+	// ownHosts are Options.OwnHosts' hosts, canonical (canonicalHosts).
+	ownHosts []string
 	// parked are the connections of requests held for approval.
 	parked parkedConns
 	// tlsConfig serves every intercepted connection's handshake.
@@ -254,6 +253,7 @@ func New(opts Options, logger *zap.Logger) (*Server, error) {
 	s.parked.every = opts.HeldSweep
 	s.tlsConfig = s.newTLSConfig()
 	s.heldBodies = byteBudget{max: opts.MaxHeldBodies, floor: opts.MaxHeldBodies / heldFloorShare}
+	s.ownHosts = canonicalHosts(opts.OwnHosts)
 	s.readingBodies = byteBudget{max: opts.MaxReadingBodies, floor: opts.MaxReadingBodies / heldFloorShare}
 	s.opts.Decider = recoverDecider{d: opts.Decider, logger: s.logger}
 	d := &dialer{guard: opts.Guard, resolver: opts.Resolver, resolve: opts.Resolve, own: opts.OwnAddrs, timeout: opts.UpstreamTimeout}
