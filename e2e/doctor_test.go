@@ -89,3 +89,56 @@ func TestDoctorReportsHowCMDArrives(t *testing.T) {
 		t.Errorf("an upstream saw %d requests during doctor", n)
 	}
 }
+
+// Settings in the user's own client configuration that the proxy
+// variables cannot override (a kubeconfig's proxy-url, ~/.curlrc's
+// noproxy) fail doctor, and `run` warns about them and records them with
+// the session.
+func TestClientProxySettingsAreReported(t *testing.T) {
+	w := newWorld(t, denyDeletes, "")
+	home := filepath.Join(w.dir, "home")
+	mustWrite(t, filepath.Join(home, ".kube", "config"), `apiVersion: v1
+kind: Config
+clusters:
+- name: prod
+  cluster:
+    server: https://prod.example.test:6443
+    proxy-url: http://ops:hunter2-proxy-pass@corp-proxy.example.test:3128
+`)
+	mustWrite(t, filepath.Join(home, ".curlrc"), "noproxy = \"*\"\n")
+
+	r := w.run("doctor")
+	if r.code != 1 {
+		t.Errorf("doctor exit code %d, want 1", r.code)
+	}
+	for _, want := range []string{
+		`(?m)^  curl\s+FAIL\s+does not use the proxy; hint: check ~/\.curlrc`,
+		`(?m)^client configuration \(preferred to the proxy variables\):$`,
+		`(?m)^  FAIL  \S+/home/\.kube/config:7: cluster "prod" proxy-url http://ops:\[redacted\]@corp-proxy\.example\.test:3128: kubectl sends that cluster's requests to`,
+		`(?m)^  FAIL  \S+/home/\.curlrc:1: noproxy \*: curl connects directly to every host, around countersign$`,
+	} {
+		if !regexp.MustCompile(want).MatchString(r.stdout) {
+			t.Errorf("doctor's output does not match %s:\n%s%s", want, r.stdout, r.stderr)
+		}
+	}
+
+	r = w.run("run", "--", "true")
+	if r.code != 0 {
+		t.Fatalf("run exit code %d:\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "countersign: warning: these settings send some of the agent's requests around countersign") ||
+		!strings.Contains(r.stderr, `cluster "prod" proxy-url`) || !strings.Contains(r.stderr, ".curlrc:1: noproxy *") {
+		t.Errorf("run does not warn about the settings:\n%s", r.stderr)
+	}
+	log := w.auditLog()
+	if strings.Contains(log, "hunter2") || strings.Contains(r.stderr+r.stdout, "hunter2") {
+		t.Error("the proxy password was recorded or shown")
+	}
+	started := regexp.MustCompile(`"detail":"started"[^\n]*"client_proxy_overrides":\[[^\n]*/home/\.kube/config:7: cluster \\"prod\\" proxy-url`)
+	if !started.MatchString(log) {
+		t.Errorf("the session's started record does not list the settings:\n%s", log)
+	}
+	if n := w.up.Count("", ""); n != 0 {
+		t.Errorf("an upstream saw %d requests", n)
+	}
+}

@@ -13,7 +13,7 @@
 set -eu
 
 # tool:debian-package pairs the end-to-end suite drives for real.
-NEEDED="curl:curl git:git python3:python3 aws:awscli node:nodejs gh:gh kubectl:kubernetes-client chromium:chromium"
+NEEDED="curl:curl wget:wget git:git python3:python3 aws:awscli node:nodejs gh:gh kubectl:kubernetes-client chromium:chromium"
 
 missing_tools=""
 missing_pkgs=""
@@ -52,4 +52,4 @@ if [ -n "$missing_pkgs" ]; then
 fi
 
 go mod download
-echo "deps: ok (curl, git, python3, aws, node, gh, kubectl, chromium, postgres, Go modules)"
+echo "deps: ok (curl, wget, git, python3, aws, node, gh, kubectl, chromium, postgres, Go modules)"

@@ -194,6 +194,23 @@ func runDoctor(cmd *cobra.Command, e *env, args []string) error {
 	}
 	_ = tw.Flush()
 
+	// Settings the probes above cannot see: doctor gives kubectl an empty
+	// kubeconfig, and a noproxy for other hosts spares the probe's.
+	overrides, problems := session.ProxyOverrides(os.Environ())
+	if len(overrides)+len(problems) > 0 {
+		fmt.Fprintln(e.stdout, "\nclient configuration (preferred to the proxy variables):")
+		for _, o := range overrides {
+			failed = true
+			fmt.Fprintf(e.stdout, "  FAIL  %s\n", o)
+		}
+		for _, p := range problems {
+			fmt.Fprintf(e.stdout, "  warn  %s\n", p)
+		}
+		if len(overrides) > 0 {
+			fmt.Fprintln(e.stdout, "        Remove these for agent sessions, or run the agent with `countersign run --isolate`, under which those requests fail instead.")
+		}
+	}
+
 	if cmdSess != nil {
 		fmt.Fprintf(e.stdout, "\n%s (exit code %d):\n", strings.Join(args, " "), cmdCode)
 		hosts := seen.bySession[cmdSess.ID]

@@ -129,6 +129,10 @@ func runSession(cmd *cobra.Command, e *env, f runFlags, args []string) error {
 	if f.isolate {
 		iso = newIsolation(cfg, policySource(cfg, e.cwd, f.policies).Paths)
 	}
+	var overrides []string
+	if iso == nil {
+		overrides = warnProxyOverrides(e)
+	}
 	if f.proxyURL != "" {
 		return runAttached(cmd.Context(), e, cfg.StateDir, cfgCA(cfg), f.proxyURL, sess, tmp, args, iso, runSecrets(cfg))
 	}
@@ -184,7 +188,7 @@ func runSession(cmd *cobra.Command, e *env, f runFlags, args []string) error {
 
 	if err := a.audit.Record(&audit.Event{Type: "session", Session: sessionRef(sess), Detail: "started",
 		PolicyRevision: a.engine.Revision(),
-		Fields:         map[string]any{"command": strings.Join(redact.Args(args), " "), "proxy": a.proxyAddr(), "approvals": a.approvalURL(), "isolated": iso != nil}}); err != nil {
+		Fields:         startedFields(args, a, iso != nil, overrides)}); err != nil {
 		a.shutdown(context.Background())
 		return fmt.Errorf("audit log: %w", err)
 	}
@@ -224,6 +228,40 @@ func runSession(cmd *cobra.Command, e *env, f runFlags, args []string) error {
 		return &exitError{code: code, err: childErr}
 	}
 	return &exitError{code: code}
+}
+
+// startedFields are the fields of a session's "started" record. Client
+// settings that send requests around countersign are recorded with it: a
+// reviewer of the log should know the session was not wholly covered.
+func startedFields(args []string, a *app, isolated bool, overrides []string) map[string]any {
+	f := map[string]any{"command": strings.Join(redact.Args(args), " "), "proxy": a.proxyAddr(), "approvals": a.approvalURL(), "isolated": isolated}
+	if len(overrides) > 0 {
+		f["client_proxy_overrides"] = overrides
+	}
+	return f
+}
+
+// warnProxyOverrides tells the user which of their clients' configuration
+// files send requests around the proxy variables (a kubeconfig's
+// proxy-url, ~/.curlrc's noproxy, ~/.wgetrc's use_proxy = off), and
+// returns them. Without --isolate those requests are never decided.
+func warnProxyOverrides(e *env) []string {
+	overrides, problems := session.ProxyOverrides(os.Environ())
+	var lines []string
+	for _, o := range overrides {
+		lines = append(lines, o.String())
+	}
+	if len(lines) > 0 {
+		fmt.Fprintln(e.stderr, "countersign: warning: these settings send some of the agent's requests around countersign; no policy sees them:")
+		for _, l := range lines {
+			fmt.Fprintln(e.stderr, "  "+l)
+		}
+		fmt.Fprintln(e.stderr, "  Remove them for agent sessions, or use `countersign run --isolate`, under which those requests fail instead.")
+	}
+	for _, p := range problems {
+		fmt.Fprintln(e.stderr, "countersign: warning: "+p)
+	}
+	return lines
 }
 
 func cfgCA(cfg interface{ CAPaths() (string, string) }) string {

@@ -1,0 +1,276 @@
+package session
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// listener records whether anything connected to it; it answers nothing
+// useful, so the client fails after connecting.
+type listener struct {
+	ln   net.Listener
+	mu   sync.Mutex
+	seen bool
+}
+
+func listen(t *testing.T) *listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &listener{ln: ln}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			// Read the request line, then refuse: the client has shown
+			// where it sends its requests.
+			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			_, _ = bufio.NewReader(c).ReadByte()
+			l.mu.Lock()
+			l.seen = true
+			l.mu.Unlock()
+			_, _ = c.Write([]byte("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
+			c.Close()
+		}
+	}()
+	return l
+}
+
+func (l *listener) addr() string { return l.ln.Addr().String() }
+
+// reset forgets earlier connections, for the next case.
+func (l *listener) reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.seen = false
+}
+
+func (l *listener) reached() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.seen
+}
+
+// where runs a client that fetches http://target.invalid/ with the proxy
+// variables pointing at env and says which listener it went to: "env",
+// "other" or "direct" (neither: it looked the host up itself and failed).
+func where(t *testing.T, home string, extra []string, args func(url string) []string, other *listener) string {
+	t.Helper()
+	other.reset()
+	envProxy := listen(t)
+	p := "http://" + envProxy.addr()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	a := args("http://target.invalid/")
+	cmd := exec.CommandContext(ctx, a[0], a[1:]...)
+	cmd.Env = append([]string{"HOME=" + home, "PATH=" + os.Getenv("PATH"),
+		"http_proxy=" + p, "HTTP_PROXY=" + p, "https_proxy=" + p, "HTTPS_PROXY=" + p}, extra...)
+	cmd.Dir = home
+	_ = cmd.Run() // it fails in every case; where it went is the result
+	switch {
+	case envProxy.reached():
+		return "env"
+	case other.reached():
+		return "other"
+	default:
+		return "direct"
+	}
+}
+
+func write(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCurlOverridesAsCurlReadsThem checks the reading of ~/.curlrc against
+// real curl: for each file, whether curl still used the proxy variables,
+// and what ProxyOverrides reported.
+func TestCurlOverridesAsCurlReadsThem(t *testing.T) {
+	other := listen(t)
+	o := other.addr()
+	cases := []struct {
+		name string
+		// files maps a path under the scratch home to its content.
+		files map[string]string
+		extra []string
+		// want is where curl went; report the Setting reported ("" none).
+		want, report string
+	}{
+		{name: "no file", want: "env"},
+		{name: "noproxy star", files: map[string]string{".curlrc": "noproxy = \"*\"\n"}, want: "direct", report: "noproxy *"},
+		{name: "noproxy dashes", files: map[string]string{".curlrc": "--noproxy target.invalid\n"}, want: "direct", report: "noproxy target.invalid"},
+		{name: "noproxy other host", files: map[string]string{".curlrc": "noproxy=elsewhere.invalid\n"}, want: "env", report: "noproxy elsewhere.invalid"},
+		{name: "proxy colon quoted", files: map[string]string{".curlrc": "proxy: \"http://" + o + "\"\n"}, want: "other", report: "proxy http://" + o},
+		{name: "short x", files: map[string]string{".curlrc": "-x http://" + o + "\n"}, want: "other", report: "x http://" + o},
+		{name: "long indented", files: map[string]string{".curlrc": "  --proxy http://" + o + "\n"}, want: "other", report: "proxy http://" + o},
+		{name: "dashed with equals is unknown to curl", files: map[string]string{".curlrc": "--proxy=http://" + o + "\n"}, want: "env"},
+		{name: "undashed equals", files: map[string]string{".curlrc": "proxy=http://" + o + "\n"}, want: "other", report: "proxy http://" + o},
+		{name: "credentials masked", files: map[string]string{".curlrc": "proxy = http://alice:s3cret-pass@" + o + "\n"}, want: "other", report: "proxy http://alice:[redacted]@" + o},
+		{name: "socks5", files: map[string]string{".curlrc": "socks5-hostname = " + o + "\n"}, want: "other", report: "socks5-hostname " + o},
+		{name: "commented", files: map[string]string{".curlrc": "# proxy = http://" + o + "\n  # noproxy *\n"}, want: "env"},
+		{name: "CURL_HOME first", files: map[string]string{"ch/.curlrc": "silent\n", ".curlrc": "noproxy *\n"},
+			extra: []string{"CURL_HOME=ch"}, want: "env"},
+		{name: "XDG curlrc", files: map[string]string{"xdg/.curlrc": "noproxy *\n"},
+			extra: []string{"XDG_CONFIG_HOME=xdg"}, want: "direct", report: "noproxy *"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			home := t.TempDir()
+			for p, content := range c.files {
+				write(t, filepath.Join(home, p), content)
+			}
+			// Relative paths in the cases are under home.
+			extra := make([]string, len(c.extra))
+			for i, kv := range c.extra {
+				k, v, _ := strings.Cut(kv, "=")
+				extra[i] = k + "=" + filepath.Join(home, v)
+			}
+			got := where(t, home, extra, func(u string) []string {
+				return []string{"curl", "-sS", "--max-time", "10", "-o", "/dev/null", u}
+			}, other)
+			if got != c.want {
+				t.Errorf("curl went %s, want %s", got, c.want)
+			}
+			overrides, problems := ProxyOverrides(append([]string{"HOME=" + home}, extra...))
+			if len(problems) > 0 {
+				t.Errorf("problems: %v", problems)
+			}
+			reported := ""
+			for _, ov := range overrides {
+				if ov.Tool == "curl" {
+					reported = ov.Setting
+				}
+			}
+			if reported != c.report {
+				t.Errorf("reported %q, want %q (all: %v)", reported, c.report, overrides)
+			}
+		})
+	}
+}
+
+// TestWgetOverridesAsWgetReadsThem does the same for wget and ~/.wgetrc.
+func TestWgetOverridesAsWgetReadsThem(t *testing.T) {
+	other := listen(t)
+	o := other.addr()
+	cases := []struct {
+		name         string
+		files        map[string]string
+		extra        []string
+		want, report string
+	}{
+		{name: "no file", want: "env"},
+		{name: "use_proxy off", files: map[string]string{".wgetrc": "use_proxy = off\n"}, want: "direct", report: "use_proxy = off"},
+		{name: "Use-Proxy No", files: map[string]string{".wgetrc": "Use-Proxy=No\n"}, want: "direct", report: "Use-Proxy = No"},
+		{name: "use_proxy on", files: map[string]string{".wgetrc": "use_proxy = on\n"}, want: "env"},
+		{name: "no_proxy", files: map[string]string{".wgetrc": "no_proxy = target.invalid\n"}, want: "direct", report: "no_proxy = target.invalid"},
+		{name: "http_proxy", files: map[string]string{".wgetrc": "http_proxy = http://" + o + "/\n"}, want: "other", report: "http_proxy = http://" + o + "/"},
+		{name: "commented", files: map[string]string{".wgetrc": "#use_proxy = off\n"}, want: "env"},
+		{name: "WGETRC instead of home", files: map[string]string{"w/rc": "\n", ".wgetrc": "use_proxy = off\n"},
+			extra: []string{"WGETRC=w/rc"}, want: "env"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			home := t.TempDir()
+			for p, content := range c.files {
+				write(t, filepath.Join(home, p), content)
+			}
+			extra := make([]string, len(c.extra))
+			for i, kv := range c.extra {
+				k, v, _ := strings.Cut(kv, "=")
+				extra[i] = k + "=" + filepath.Join(home, v)
+			}
+			got := where(t, home, extra, func(u string) []string {
+				return []string{"wget", "-q", "--tries=1", "--timeout=10", "-O", "/dev/null", u}
+			}, other)
+			if got != c.want {
+				t.Errorf("wget went %s, want %s", got, c.want)
+			}
+			overrides, problems := ProxyOverrides(append([]string{"HOME=" + home}, extra...))
+			if len(problems) > 0 {
+				t.Errorf("problems: %v", problems)
+			}
+			reported := ""
+			for _, ov := range overrides {
+				if ov.Tool == "wget" && ov.File != "/etc/wgetrc" {
+					reported = ov.Setting
+				}
+			}
+			if reported != c.report {
+				t.Errorf("reported %q, want %q (all: %v)", reported, c.report, overrides)
+			}
+		})
+	}
+}
+
+func TestKubeconfigOverrides(t *testing.T) {
+	home := t.TempDir()
+	write(t, filepath.Join(home, ".kube", "config"), `apiVersion: v1
+kind: Config
+clusters:
+- name: dev
+  cluster:
+    server: https://dev.example:6443
+- name: prod
+  cluster:
+    server: https://prod.example:6443
+    proxy-url: http://bob:hunter2-secret@corp-proxy.example:3128
+`)
+	other := filepath.Join(home, "other.yaml")
+	write(t, other, "clusters:\n- name: lab\n  cluster: {server: 'https://lab', proxy-url: 'socks5://127.0.0.1:1080'}\n")
+	broken := filepath.Join(home, "broken.yaml")
+	write(t, broken, "clusters: [\n")
+
+	got, problems := ProxyOverrides([]string{"HOME=" + home})
+	if len(problems) != 0 || len(got) != 1 {
+		t.Fatalf("got %v, problems %v; want prod's proxy-url", got, problems)
+	}
+	if g := got[0]; g.Line != 10 || !strings.Contains(g.Setting, `cluster "prod"`) || strings.Contains(g.String(), "hunter2") || !strings.Contains(g.Effect, "corp-proxy.example:3128") {
+		t.Errorf("override %+v: want line 10, cluster prod, password masked", g)
+	}
+
+	// KUBECONFIG replaces ~/.kube/config; a file that is not YAML is named.
+	got, problems = ProxyOverrides([]string{"HOME=" + home, "KUBECONFIG=" + other + ":" + filepath.Join(home, "missing") + ":" + broken})
+	if len(got) != 1 || !strings.Contains(got[0].Setting, `cluster "lab"`) || got[0].Line != 3 {
+		t.Errorf("got %v, want lab's proxy-url at line 3", got)
+	}
+	if len(problems) != 1 || !strings.Contains(problems[0], broken) {
+		t.Errorf("problems %v, want one naming %s", problems, broken)
+	}
+}
+
+func TestProxyOverridesReadsBoundedRegularFiles(t *testing.T) {
+	home := t.TempDir()
+	write(t, filepath.Join(home, ".curlrc"), strings.Repeat("# padding\n", maxConfigFile/10+1))
+	got, problems := ProxyOverrides([]string{"HOME=" + home})
+	if len(got) != 0 || len(problems) != 1 || !strings.Contains(problems[0], "larger than") {
+		t.Errorf("got %v, problems %v; want the oversized file named", got, problems)
+	}
+	// A directory where the file would be is skipped, not an error.
+	if err := os.Remove(filepath.Join(home, ".curlrc")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(home, ".wgetrc"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if got, problems := ProxyOverrides([]string{"HOME=" + home}); len(got) != 0 || len(problems) != 0 {
+		t.Errorf("got %v, problems %v; want nothing", got, problems)
+	}
+}
