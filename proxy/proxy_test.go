@@ -2342,3 +2342,97 @@ func (g *pathGateAuditor) Record(ev *audit.Event) error {
 
 func (g *pathGateAuditor) RecordAsync(ev *audit.Event) error    { return g.Record(ev) }
 func (g *pathGateAuditor) RecordDeferred(ev *audit.Event) error { return g.Record(ev) }
+
+// Heads past h1.LargeHeadBytes inside tunnels count in MaxReadingBodies
+// until their request is answered: a client that stalls in a large head
+// holds what it took, and a second large head is refused (503, audited,
+// nothing upstream) while small ones still pass (found by review: each
+// connection could hold a 1 MiB head outside any budget).
+func TestLargeHeadsHaveABudget(t *testing.T) {
+	h := newHarness(t, harnessOptions{policy: allowAll, configure: func(o *Options) { o.MaxReadingBodies = 3 << 20 }})
+	taken := func() int64 {
+		h.srv.readingBodies.mu.Lock()
+		defer h.srv.readingBodies.mu.Unlock()
+		return h.srv.readingBodies.total
+	}
+	waitTaken := func(want int64) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for taken() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d bytes taken, want %d", taken(), want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	big := strings.Repeat("h", 100<<10)
+
+	tc, _ := h.tlsTunnel("example.test:443", "example.test")
+	fmt.Fprintf(tc, "GET /stalled HTTP/1.1\r\nHost: example.test\r\nX-Big: %s", big)
+	waitTaken(largeHeadReserve)
+
+	resp, text := h.do("GET", "https://example.test/second", "", "X-Big", big)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(text, "too many large request heads") {
+		t.Fatalf("a second large head beside a stalled one: %d %q, want 503", resp.StatusCode, text)
+	}
+	if resp, _ := h.do("GET", "https://example.test/small", ""); resp.StatusCode != http.StatusOK {
+		t.Errorf("a small head beside the stalled one: %d, want 200", resp.StatusCode)
+	}
+	if n := h.up.Count("", "/second") + h.up.Count("", "/stalled"); n != 0 {
+		t.Errorf("the large heads reached the upstream %d times", n)
+	}
+	refused := false
+	for _, r := range h.records() {
+		if r.Type == "decision" && r.Decision == "deny" && slices.ContainsFunc(r.Reasons, func(s string) bool { return strings.Contains(s, "large request heads") }) {
+			refused = true
+		}
+	}
+	if !refused {
+		t.Error("the refused head has no audit record")
+	}
+
+	// The stalled client leaves: what it took comes back, and a large
+	// head is read, forwarded and gives back its share once answered.
+	tc.Close()
+	waitTaken(0)
+	if resp, _ := h.do("GET", "https://example.test/third", "", "X-Big", big); resp.StatusCode != http.StatusOK {
+		t.Errorf("a large head once the budget is free: %d, want 200", resp.StatusCode)
+	}
+	waitTaken(0)
+}
+
+// Every plain-HTTP head on a proxy connection is bounded as the first one
+// is, not only the first.
+func TestPlainHTTPLaterHeadsAreBounded(t *testing.T) {
+	h := newHarness(t, harnessOptions{policy: allowAll})
+	c, err := net.Dial("tcp", h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(c)
+	auth := "Proxy-Authorization: Basic " + basic(h.sess.ID, h.password)
+	fmt.Fprintf(c, "GET http://example.test/first HTTP/1.1\r\nHost: example.test\r\n%s\r\n\r\n", auth)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("first plain request: %d", resp.StatusCode)
+	}
+	fmt.Fprintf(c, "GET http://example.test/second HTTP/1.1\r\nHost: example.test\r\n%s\r\nX-Big: %s\r\n\r\n", auth, strings.Repeat("h", 100<<10))
+	// net/http answers 431 and hangs up; the answer may be lost to the
+	// reset of a connection with unread bytes (net/http says so).
+	if resp, err = http.ReadResponse(br, nil); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Errorf("a 100 KiB second head: %d, want 431", resp.StatusCode)
+		}
+	}
+	if n := h.up.Count("", "/second"); n != 0 {
+		t.Errorf("it reached the upstream %d times", n)
+	}
+}

@@ -267,8 +267,11 @@ func New(opts Options, logger *zap.Logger) (*Server, error) {
 		Handler:           s.gp,
 		ReadHeaderTimeout: opts.HeaderTimeout,
 		IdleTimeout:       opts.IdleTimeout,
-		MaxHeaderBytes:    1 << 20,
-		ErrorLog:          zap.NewStdLog(s.logger.Named("http")),
+		// Later plain-HTTP heads on a connection are bounded as its first
+		// (maxHead): net/http's own limit would let each of thousands of
+		// connections hold 1 MiB outside any budget.
+		MaxHeaderBytes: maxHead,
+		ErrorLog:       zap.NewStdLog(s.logger.Named("http")),
 		// A plain-HTTP request's body reads need the connection's
 		// deadline (see plainBody).
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {

@@ -42,6 +42,7 @@ func (s *Server) serveTunnel(t *tunnel, sess *session.Info, host string, port in
 		return
 	}
 	tc := &tunnelConn{t: t, c: s.newClientReader(conn), sess: sess, host: host, port: port, sniOK: sniOK}
+	tc.c.largeHead = func() error { return s.largeHead(tc) }
 	s.serveHTTP1(tc, nil)
 }
 
@@ -54,10 +55,43 @@ type tunnelConn struct {
 	host  string
 	port  int
 	sniOK bool
+	// headReserved is what the request's head took of
+	// Options.MaxReadingBodies (see largeHead), until it is answered.
+	headReserved int64
+}
+
+// largeHeadReserve is what a head past h1.LargeHeadBytes takes of
+// Options.MaxReadingBodies: twice the head limit, for the bytes read and
+// the header values parsed from them. Without it each connection could
+// hold a 1 MiB head, thousands of connections together gigabytes (found by
+// review).
+const largeHeadReserve = 2 * h1.DefaultMaxHeadBytes
+
+// errHeadBudget refuses a large head that would take the bytes being read
+// past Options.MaxReadingBodies.
+var errHeadBudget = &h1.Error{Status: http.StatusServiceUnavailable, Reason: "countersign is reading too many large request heads at once; retry shortly"}
+
+// largeHead reserves largeHeadReserve for tc's request, whose head grew
+// past h1.LargeHeadBytes.
+func (s *Server) largeHead(tc *tunnelConn) error {
+	if !s.readingBodies.take(tc.sess.ID, largeHeadReserve) {
+		return errHeadBudget
+	}
+	tc.headReserved += largeHeadReserve
+	return nil
+}
+
+// giveHead gives back what the answered request's head took.
+func (s *Server) giveHead(tc *tunnelConn) {
+	if tc.headReserved > 0 {
+		s.readingBodies.give(tc.sess.ID, tc.headReserved)
+		tc.headReserved = 0
+	}
 }
 
 // endTunnel releases the connection once its last request is answered.
 func (s *Server) endTunnel(tc *tunnelConn) {
+	s.giveHead(tc)
 	tc.c.release()
 	_ = tc.t.conn.Close()
 	s.untrack(tc.t)
@@ -221,6 +255,8 @@ type clientReader struct {
 	ahead [1]byte       // the first byte of the next request, read while idle
 	has   bool
 	out   deadlineWriter // every write to the client goes through it
+	// largeHead is h1.Limits.LargeHead for the requests read.
+	largeHead func() error
 }
 
 func (s *Server) newClientReader(conn net.Conn) *clientReader {
@@ -291,7 +327,7 @@ func (c *clientReader) reader() (*bufio.Reader, *h1.Reader) {
 	if c.br == nil {
 		c.br = c.pool.Get().(*bufio.Reader)
 		c.br.Reset(c)
-		c.rd = h1.NewReader(c.br, h1.Limits{})
+		c.rd = h1.NewReader(c.br, h1.Limits{LargeHead: c.largeHead})
 	}
 	return c.br, c.rd
 }
@@ -352,7 +388,9 @@ func (s *Server) serveHTTP1(tc *tunnelConn, held func() bool) {
 	}()
 	c := tc.c
 	if held != nil {
-		if !held() {
+		ok := held()
+		s.giveHead(tc)
+		if !ok {
 			return
 		}
 		c.idle()
@@ -369,10 +407,12 @@ func (s *Server) serveHTTP1(tc *tunnelConn, held func() bool) {
 		tc.t.idle.Store(false)
 		keep, h := s.serveRequest(tc)
 		if h != nil {
+			// A held request keeps its head's reservation until answered.
 			parked = true
 			s.park(tc, h)
 			return
 		}
+		s.giveHead(tc)
 		if !keep {
 			return
 		}

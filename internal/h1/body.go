@@ -174,7 +174,7 @@ func (b *body) readChunked(p []byte) (int, error) {
 // net/http, it refuses bodies whose framing overhead (extensions, tiny
 // chunks) exceeds the data by more than 16 KiB.
 func (b *body) readChunkHeader() (int64, error) {
-	line, n, err := readLine(b.br, maxChunkLine, &b.scratch)
+	line, n, err := readLine(b.br, maxChunkLine, &b.scratch, nil)
 	switch {
 	case err == errLineTooLong:
 		return 0, refuse(http.StatusBadRequest, "chunk-size line too long")
@@ -226,7 +226,7 @@ func (b *body) readChunkHeader() (int64, error) {
 func (b *body) readTrailers() error {
 	budget, fields := maxTrailerBytes, 0
 	for {
-		line, n, err := readLine(b.br, budget, &b.scratch)
+		line, n, err := readLine(b.br, budget, &b.scratch, nil)
 		switch {
 		case err == errLineTooLong:
 			return refuse(http.StatusRequestHeaderFieldsTooLarge, "trailer section too large")

@@ -72,13 +72,33 @@ func checkUnderscores(hd http.Header) error {
 // errLineTooLong is readLine's internal signal that a line exceeded its limit.
 var errLineTooLong = errors.New("h1: line too long")
 
+// largeHead calls Limits.LargeHead once, when a head's bytes pass
+// LargeHeadBytes, whichever line they are in. at is what the line being
+// read may hold before that.
+type largeHead struct {
+	at int
+	fn func() error
+}
+
+func (l *largeHead) reached() error {
+	l.at = math.MaxInt
+	return l.fn()
+}
+
+// consumed moves the mark past a line of n bytes.
+func (l *largeHead) consumed(n int) {
+	if l != nil && l.at != math.MaxInt {
+		l.at -= n
+	}
+}
+
 // readLine reads one CRLF-terminated line of at most limit bytes (CRLF
 // included) and returns it without the CRLF, and the number of bytes
 // consumed. The line may alias br's buffer or *scratch and is valid until the
 // next read. Errors: errLineTooLong; an *Error for a bare LF or CR; io.EOF if
 // br was at EOF before the first byte; io.ErrUnexpectedEOF if it ended inside
 // the line; otherwise br's error.
-func readLine(br *bufio.Reader, limit int, scratch *[]byte) ([]byte, int, error) {
+func readLine(br *bufio.Reader, limit int, scratch *[]byte, large *largeHead) ([]byte, int, error) {
 	var acc []byte
 	n := 0
 	for {
@@ -86,6 +106,11 @@ func readLine(br *bufio.Reader, limit int, scratch *[]byte) ([]byte, int, error)
 		n += len(frag)
 		if n > limit {
 			return nil, n, errLineTooLong
+		}
+		if large != nil && n > large.at {
+			if err := large.reached(); err != nil {
+				return nil, n, err
+			}
 		}
 		switch err {
 		case nil:
@@ -163,8 +188,14 @@ func ValidateHead(head []byte, lim Limits) error {
 func readHead(br *bufio.Reader, lim Limits, allowConnect bool) (*head, error) {
 	var scratch []byte
 	budget := lim.MaxHeadBytes
+	var mark largeHead // on the stack: readLine keeps no pointer to it
+	var large *largeHead
+	if lim.LargeHead != nil && budget > LargeHeadBytes {
+		mark = largeHead{at: LargeHeadBytes, fn: lim.LargeHead}
+		large = &mark
+	}
 
-	line, n, err := readLine(br, budget, &scratch)
+	line, n, err := readLine(br, budget, &scratch, large)
 	switch {
 	case err == errLineTooLong:
 		return nil, errHeadTooLarge()
@@ -172,6 +203,7 @@ func readHead(br *bufio.Reader, lim Limits, allowConnect bool) (*head, error) {
 		return nil, err
 	}
 	budget -= n
+	large.consumed(n)
 	h, err := parseRequestLine(line, allowConnect)
 	if err != nil {
 		return nil, err
@@ -182,7 +214,7 @@ func readHead(br *bufio.Reader, lim Limits, allowConnect bool) (*head, error) {
 	fields := 0
 	underscores := false
 	for {
-		line, n, err := readLine(br, budget, &scratch)
+		line, n, err := readLine(br, budget, &scratch, large)
 		switch {
 		case err == errLineTooLong:
 			return nil, errHeadTooLarge()
@@ -192,6 +224,7 @@ func readHead(br *bufio.Reader, lim Limits, allowConnect bool) (*head, error) {
 			return nil, err
 		}
 		budget -= n
+		large.consumed(n)
 		if len(line) == 0 {
 			break
 		}

@@ -53,7 +53,16 @@ type Limits struct {
 	// MaxHeaders bounds the number of header fields (and of trailer fields).
 	// Zero means DefaultMaxHeaders.
 	MaxHeaders int
+	// LargeHead, when set, is called once per head that grows past
+	// LargeHeadBytes, before more of it is buffered: the caller may count
+	// it against a memory budget shared by many connections. An error it
+	// returns refuses the head and is returned by ReadRequest as it is.
+	LargeHead func() error
 }
+
+// LargeHeadBytes is the size past which a head is large (Limits.LargeHead):
+// every ordinary client's heads are far smaller.
+const LargeHeadBytes = 64 << 10
 
 func (l Limits) withDefaults() Limits {
 	if l.MaxHeadBytes <= 0 {

@@ -777,3 +777,47 @@ func BenchmarkReadRequest(b *testing.B) {
 		}
 	}
 }
+
+// LargeHead is called once per head, when the head's bytes pass
+// LargeHeadBytes, whether in one long line or over many lines, before the
+// rest is read; its error refuses the head.
+func TestLargeHead(t *testing.T) {
+	long := strings.Repeat("a", LargeHeadBytes)
+	many := strings.Repeat("X-Pad: "+strings.Repeat("p", 1000)+"\r\n", LargeHeadBytes/1000)
+	cases := []struct {
+		name  string
+		head  string
+		calls int
+	}{
+		{"small", "GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + strings.Repeat("a", LargeHeadBytes-100) + "\r\n\r\n", 0},
+		{"one long line", "GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + long + "\r\n\r\n", 1},
+		{"many lines", "GET / HTTP/1.1\r\nHost: a\r\n" + many + many + "\r\n", 1},
+		{"long target", "GET /" + long + " HTTP/1.1\r\nHost: a\r\n\r\n", 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			calls := 0
+			rd := NewReader(bufio.NewReader(strings.NewReader(c.head+"GET /next HTTP/1.1\r\nHost: a\r\n\r\n")), Limits{LargeHead: func() error { calls++; return nil }})
+			if _, err := rd.ReadRequest(); err != nil {
+				t.Fatal(err)
+			}
+			if calls != c.calls {
+				t.Errorf("LargeHead called %d times, want %d", calls, c.calls)
+			}
+			// The count starts again with the next head.
+			if _, err := rd.ReadRequest(); err != nil || calls != c.calls {
+				t.Errorf("next head: err %v, calls %d, want %d", err, calls, c.calls)
+			}
+		})
+	}
+
+	refused := &Error{Status: 503, Reason: "busy"}
+	src := &countingReader{r: strings.NewReader("GET / HTTP/1.1\r\nX-Big: " + strings.Repeat("a", 1<<20-100) + "\r\n\r\n")}
+	rd := NewReader(bufio.NewReader(src), Limits{LargeHead: func() error { return refused }})
+	if _, err := rd.ReadRequest(); err != refused {
+		t.Fatalf("err %v, want LargeHead's", err)
+	}
+	if src.n > LargeHeadBytes+8192 {
+		t.Errorf("%d bytes read before the refusal, want little past %d", src.n, LargeHeadBytes)
+	}
+}
