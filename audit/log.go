@@ -233,6 +233,7 @@ func Open(opts Options, logger *zap.Logger) (*Log, error) {
 	pos, dirty := r.pos, r.torn > 0
 	torn, tornSHA256 := r.torn, r.tornSHA256
 	var rec recovery
+	var keptIn string
 	if opts.Journal != "" && journalSupported {
 		var rewritten bool
 		rewritten, rec, pos, err = l.openJournal(opts, r)
@@ -249,6 +250,21 @@ func Open(opts Options, logger *zap.Logger) (*Log, error) {
 			torn = int64(len(rec.discarded))
 			sum := sha256.Sum256(rec.discarded)
 			tornSHA256 = hex.EncodeToString(sum[:])
+			keptIn = rec.keptIn
+		}
+	}
+	if dirty {
+		// The torn bytes are cut before the next record is written: a copy
+		// beside the log first, so that a failure to write the record of
+		// the cut (a full disk) does not lose them unrecorded.
+		tail := make([]byte, torn)
+		if _, err := f.ReadAt(tail, pos.size); err != nil {
+			_ = f.Close()
+			return nil, fmt.Errorf("read the torn tail of audit log %s: %w", opts.Path, err)
+		}
+		if keptIn, err = keepDiscarded(opts.Path, tail, l.now); err != nil {
+			_ = f.Close()
+			return nil, err
 		}
 	}
 	l.tip, l.written, l.durable = pos, pos, pos
@@ -265,6 +281,9 @@ func Open(opts Options, logger *zap.Logger) (*Log, error) {
 			zap.String("path", opts.Path), zap.Int64("bytes", torn), zap.Uint64("seq", pos.seq))
 		details = append(details, fmt.Sprintf("discarded %d torn bytes", torn))
 		ev.Fields = map[string]any{"discarded_bytes": torn, "discarded_sha256": tornSHA256}
+		if keptIn != "" {
+			ev.Fields["discarded_kept_in"] = keptIn
+		}
 	}
 	if rec.restored > 0 {
 		l.logger.Warn("audit log restored records from its journal after a crash",
@@ -336,6 +355,11 @@ func (l *Log) openJournal(opts Options, r resumed) (rewritten bool, rec recovery
 		if err == nil && r.damaged != nil && st.base.size == 0 && rec.matched == 0 {
 			// Nothing ties a journal from the log's start to this log.
 			err = r.damaged
+		}
+		if err == nil && len(rec.discarded) > 0 {
+			// Kept beside the log before the rewrite cuts them, so that
+			// they survive a failure to record the cut (found by review).
+			rec.keptIn, err = keepDiscarded(opts.Path, rec.discarded, l.now)
 		}
 		if err == nil {
 			end, err = l.rewriteTail(st.base, rec.tail)
@@ -1084,4 +1108,37 @@ func countLines(r io.ReaderAt, end int64) (int, error) {
 		off += int64(len(chunk))
 	}
 	return n, nil
+}
+
+// keepDiscarded writes bytes about to be cut from the log at path to a new
+// file beside it (path.torn-TIME, mode 0600), synced with its directory,
+// and returns its name.
+func keepDiscarded(path string, data []byte, now func() time.Time) (string, error) {
+	base := path + ".torn-" + now().UTC().Format("20060102T150405Z")
+	name := base
+	for i := 2; ; i++ {
+		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, fs.ErrExist) && i < 100 {
+			name = fmt.Sprintf("%s-%d", base, i)
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("keep the torn tail of audit log %s before cutting it: %w", path, err)
+		}
+		_, err = f.Write(data)
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = syncDir(filepath.Dir(name))
+		}
+		if err != nil {
+			_ = os.Remove(name)
+			return "", fmt.Errorf("keep the torn tail of audit log %s in %s before cutting it: %w", path, name, err)
+		}
+		return name, nil
+	}
 }

@@ -291,6 +291,14 @@ func TestOpenRecoversTornTail(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The torn bytes are kept beside the log, as they were.
+			kept, _ := rec.Fields["discarded_kept_in"].(string)
+			if !strings.HasPrefix(kept, path+".torn-") {
+				t.Errorf("discarded_kept_in %q, want %s.torn-TIME", kept, path)
+			} else if b := readFile(t, kept); !bytes.Equal(b, tt.wantTorn) {
+				t.Errorf("%s holds %q, want the torn bytes %q", kept, b, tt.wantTorn)
+			}
+			delete(rec.Fields, "discarded_kept_in")
 			sum := sha256.Sum256(tt.wantTorn)
 			want := Event{
 				Type:   "recovered",
@@ -777,5 +785,35 @@ func TestOpenRefusesALinkForTheLog(t *testing.T) {
 				t.Error("the dangling link's target was created")
 			}
 		})
+	}
+}
+
+// A torn tail survives a failure to write the record of its cut (a full
+// disk at the first start after the crash): it is kept beside the log
+// before it is cut, and the next start, which finds the log clean, does
+// not lose it unrecorded (found by review).
+func TestTornTailKeptWhenItsRecordFails(t *testing.T) {
+	path := writeLog(t, 3)
+	torn := []byte(`{"seq":4,"ts":"2026-`)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(torn); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	ff := openFaultFile(t, path)
+	ff.setWriteErr(syscall.ENOSPC, 0)
+	if _, err := Open(Options{Path: path, Fsync: true, Now: testClock(), OpenFile: ff.opener()}, nil); err == nil {
+		t.Fatal("Open succeeded although the recovered record could not be written")
+	}
+	kept, err := filepath.Glob(path + ".torn-*")
+	if err != nil || len(kept) != 1 {
+		t.Fatalf("kept copies %v (%v), want one", kept, err)
+	}
+	if b := readFile(t, kept[0]); !bytes.Equal(b, torn) {
+		t.Errorf("%s holds %q, want %q", kept[0], b, torn)
 	}
 }
