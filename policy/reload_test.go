@@ -306,3 +306,43 @@ func TestPinnedPolicyDirectories(t *testing.T) {
 		}
 	}
 }
+
+// A test file in a library package adds tests to the library; it does not
+// replace it. The decision after a reload of the same files is the one
+// before (found by review: the reload dropped countersign.lib.ops and the
+// deny that used it became undefined, an allow).
+func TestReloadKeepsTheLibraryATestFileExtends(t *testing.T) {
+	e, dir := newEngine(t, Options{}, map[string]string{
+		"policy.rego": `package countersign
+
+import data.countersign.lib.ops
+
+deny contains "destructive" if ops.is_destructive
+`,
+		"ops_extra_test.rego": "package countersign.lib.ops\n\ntest_mine if { 1 == 1 }\n",
+	})
+	del := action.Action{Provider: "aws", Service: "ec2", Operation: "TerminateInstances"}
+	d := e.Decide(t.Context(), &Input{Request: Request{Method: "POST", Host: "ec2.us-east-1.amazonaws.com", Path: "/"}, Action: del})
+	if d.Verdict != VerdictDeny {
+		t.Fatalf("at start: %v (%v), want deny", d.Verdict, d.Err)
+	}
+	rev := e.Revision()
+	writeFiles(t, dir, map[string]string{"policy.rego": `package countersign
+
+import data.countersign.lib.ops
+
+deny contains "destructive" if ops.is_destructive
+
+# touched
+`})
+	if err := e.Reload(t.Context()); err != nil {
+		t.Fatalf("Reload = %v", err)
+	}
+	if e.Revision() == rev {
+		t.Fatal("the changed file was not loaded")
+	}
+	d = e.Decide(t.Context(), &Input{Request: Request{Method: "POST", Host: "ec2.us-east-1.amazonaws.com", Path: "/"}, Action: del})
+	if d.Verdict != VerdictDeny {
+		t.Errorf("after the reload: %v (%v), want deny", d.Verdict, d.Err)
+	}
+}

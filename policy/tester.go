@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -121,10 +122,16 @@ func runTests(ctx context.Context, modules map[string]*ast.Module, docs map[stri
 // package the user's modules declare: a user who ships their own copy of
 // countersign.lib.hosts replaces the embedded one instead of colliding with
 // it, while a package of their own under countersign.lib (say
-// countersign.lib.mine) leaves the embedded library in place.
+// countersign.lib.mine) leaves the embedded library in place. A test file
+// in a library package adds tests; it replaces nothing (found by review: a
+// reload, which loads the tests, dropped the library module they were in
+// and the policy's rules that used it became undefined).
 func dropOverriddenLib(lib *loader.Result, user map[string]*ast.Module) {
 	for name, f := range lib.Modules {
-		for _, m := range user {
+		for userName, m := range user {
+			if strings.HasSuffix(userName, "_test.rego") {
+				continue
+			}
 			if m.Package.Path.Equal(f.Parsed.Package.Path) {
 				delete(lib.Modules, name)
 				break
