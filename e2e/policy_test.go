@@ -550,3 +550,23 @@ func TestBundleServiceDownAtStart(t *testing.T) {
 		t.Errorf("run with an unreachable bundle service: code %d, stderr %q; want 2 naming policy.bundle", r.code, r.stderr)
 	}
 }
+
+// A policy test that panics OPA (a bug in a built-in) is run in a child
+// process on reload: the reload is rejected with the panic, and serve and
+// its last good policy keep going (found by review: it ended serve).
+func TestPolicyTestThatPanicsDoesNotEndServe(t *testing.T) {
+	w := newWorld(t, fmt.Sprintf(reloadPolicy, 1), "listen: 127.0.0.1:0\n")
+	s := startServing(t, w)
+	h1 := s.health(t)
+	mustWrite(t, filepath.Join(w.dir, "policies", "policy_test.rego"), `package countersign
+
+test_merge if count(net.cidr_merge(["::ffff:1.2.3.4/96", "1.2.3.4/32"])) > 0
+`)
+	h2 := s.waitHealth(t, "after a test that panics", func(h health) bool { return h.PolicyError != "" })
+	if h2.Status != "degraded" || h2.PolicyRevision != h1.PolicyRevision || !strings.Contains(h2.PolicyError, "the policy tests crashed") {
+		t.Errorf("/healthz after a test that panics = %+v", h2)
+	}
+	if _, body := s.do(t, "DELETE", "https://api.github.com/repos/acme/shop"); !strings.Contains(body, "generation 1") {
+		t.Fatalf("DELETE after the crashed tests answered %q, want the last good policy's denial", body)
+	}
+}

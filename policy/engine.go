@@ -50,6 +50,11 @@ type Options struct {
 	// policy set or was rejected (see reload.go). It is called with reloads
 	// serialised, so it must not call Reload.
 	OnReload func(ReloadEvent)
+	// TestRunner, when set, runs a reload's policy tests instead of this
+	// process (see ChildTests). OPA's tester runs each test on a goroutine
+	// of its own, where a panic in a built-in cannot be recovered: in the
+	// proxy's process it would end every session (found by review).
+	TestRunner TestRunner
 }
 
 // Engine evaluates requests against the current policy set.

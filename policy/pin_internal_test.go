@@ -64,7 +64,7 @@ func TestPinnedLoadReadsThePinnedDirectory(t *testing.T) {
 		}
 		writePinned(t, filepath.Join(dir, "policy.rego"), pinAllowAll)
 
-		pinned, _, err := compileAndTest(t.Context(), src, e.pins.fs())
+		pinned, _, err := compileAndTest(t.Context(), src, e.pins.fs(), nil)
 		if err != nil {
 			t.Fatalf("file %v: load through the pins: %v", asFile, err)
 		}
@@ -75,7 +75,7 @@ func TestPinnedLoadReadsThePinnedDirectory(t *testing.T) {
 			t.Errorf("file %v: modules %v, want them named by the configured path", asFile, pinned.files)
 		}
 		// The control: by path, the agent's policy is what loads.
-		byPath, _, err := compileAndTest(t.Context(), src, nil)
+		byPath, _, err := compileAndTest(t.Context(), src, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

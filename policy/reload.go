@@ -117,7 +117,7 @@ func (e *Engine) reloadLocked(ctx context.Context, src Source, origin string) er
 	prev := e.cur.Load()
 	s, tests, err := (*set)(nil), TestResult{}, e.pins.check(src.Paths)
 	if err == nil {
-		s, tests, err = compileAndTest(ctx, src, e.pins.fs())
+		s, tests, err = compileAndTest(ctx, src, e.pins.fs(), e.opts.TestRunner)
 	}
 	now := e.opts.Now()
 	if err != nil && ctx.Err() != nil {
@@ -178,7 +178,7 @@ func (e *Engine) notify(ev ReloadEvent) {
 // compileAndTest loads the source once, with its tests, compiles the
 // policy modules and runs the tests against the same snapshot, so what is
 // tested is exactly what would be swapped in.
-func compileAndTest(ctx context.Context, src Source, fsys fs.FS) (*set, TestResult, error) {
+func compileAndTest(ctx context.Context, src Source, fsys fs.FS, runner TestRunner) (*set, TestResult, error) {
 	if err := src.validate(); err != nil {
 		return nil, TestResult{}, err
 	}
@@ -203,7 +203,16 @@ func compileAndTest(ctx context.Context, src Source, fsys fs.FS) (*set, TestResu
 		return s, TestResult{}, nil
 	}
 	var failed []string
-	res, err := runTests(ctx, all, docs, TestOptions{}, io.Discard, &failed)
+	var res TestResult
+	if runner != nil {
+		snap := TestSnapshot{Modules: make(map[string]string, len(all)), Data: docs}
+		for name := range all {
+			snap.Modules[name] = string(raw[name])
+		}
+		res, failed, err = runner(ctx, snap)
+	} else {
+		res, err = runTests(ctx, all, docs, TestOptions{}, io.Discard, &failed)
+	}
 	if err != nil {
 		return nil, res, fmt.Errorf("policy tests: %w", err)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/countersign/countersign/internal/config"
+	"github.com/countersign/countersign/policy"
 	"github.com/countersign/countersign/session"
 )
 
@@ -18,6 +20,9 @@ import (
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == session.InitCommand {
 		os.Exit(session.IsolateInit())
+	}
+	if len(os.Args) > 1 && os.Args[1] == policy.TestChildCommand {
+		os.Exit(policy.RunTestChild(context.Background(), os.Stdin, os.Stdout))
 	}
 	os.Exit(m.Run())
 }

@@ -8,9 +8,15 @@ import (
 	"os"
 
 	"github.com/countersign/countersign/internal/gcpace"
+	"github.com/countersign/countersign/policy"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == policy.TestChildCommand {
+		// A reload's policy tests, run for the proxy by its own binary
+		// (policy.ChildTests): a panic in OPA ends this process only.
+		os.Exit(policy.RunTestChild(context.Background(), os.Stdin, os.Stdout))
+	}
 	if _, set := os.LookupEnv("GOGC"); !set {
 		// The proxy's live heap is usually small and its garbage
 		// short-lived (one request's buffers and policy evaluation):

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -245,7 +246,8 @@ func newApp(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts ap
 		return nil, err
 	}
 	a.watchPaths = len(src.Paths) > 0
-	a.engine, err = policy.New(ctx, policy.Options{Source: src, OnError: onError, EvalTimeout: cfg.Policy.EvalTimeout, OnReload: a.policyReloaded, PinPaths: opts.pinPolicy}, logger)
+	a.engine, err = policy.New(ctx, policy.Options{Source: src, OnError: onError, EvalTimeout: cfg.Policy.EvalTimeout, OnReload: a.policyReloaded, PinPaths: opts.pinPolicy,
+		TestRunner: childPolicyTests(logger)}, logger)
 	if err != nil {
 		key := "policy.paths"
 		if !cfg.IsSet(key) {
@@ -732,4 +734,22 @@ func recoverSessionLogs(cfg *config.Config, logger *zap.Logger) []string {
 		recovered = append(recovered, path)
 	}
 	return recovered
+}
+
+// childPolicyTests runs a reload's policy tests in a child countersign
+// (policy.ChildTests), so that a test that panics OPA cannot end the
+// proxy. Where the binary cannot be found they run in this process.
+func childPolicyTests(logger *zap.Logger) policy.TestRunner {
+	if runtime.GOOS == "linux" {
+		// The running binary itself, not whatever its path names now: an
+		// agent that can write where countersign is installed must not
+		// have its program run outside --isolate on the next reload.
+		return policy.ChildTests("/proc/self/exe", 2*time.Minute)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		logger.Warn("policy tests on reload run in this process: cannot find the countersign binary", zap.Error(err))
+		return nil
+	}
+	return policy.ChildTests(exe, 2*time.Minute)
 }
