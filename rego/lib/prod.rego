@@ -63,6 +63,16 @@ aws_key(key_id) if globs.match_any(inventory.aws.access_key_ids, key_id)
 aws_key(key_id) if globs.match_any(inventory.aws.accounts, aws_account(key_id))
 
 # METADATA
+# description: |
+#   An AWS access key id is in the inventory: mapped to an account in
+#   data.countersign.aws.access_keys, or production by itself. Temporary
+#   keys (ASIA…, which STS mints from any key, a production one too) are in
+#   neither unless listed, so a call signed with one may be production.
+aws_key_known(key_id) if key_id in object.keys(data.countersign.aws.access_keys)
+
+aws_key_known(key_id) if globs.match_any(inventory.aws.access_key_ids, key_id)
+
+# METADATA
 # description: An AWS account id or alias is production.
 aws_account_is_prod(account) if globs.match_any(inventory.aws.accounts, account)
 

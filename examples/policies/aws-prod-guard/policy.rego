@@ -88,10 +88,6 @@ aws_resources := concat(", ", input.action.resources) if count(input.action.reso
 
 default aws_resources := "(no resource named)"
 
-aws_key_known if input.action.access_key_id in object.keys(data.countersign.aws.access_keys)
-
-aws_key_known if globs.match_any(data.countersign.production.aws.access_key_ids, input.action.access_key_id)
-
 # METADATA
 # title: AWS-PROD-001
 # description: No agent deletes stacks, databases, buckets or backups in production.
@@ -150,7 +146,7 @@ approve contains {
 } if {
 	input.action.provider == "aws"
 	ops.is_write
-	not aws_key_known
+	not prod.aws_key_known(input.action.access_key_id)
 	not prod.is_prod
 }
 

@@ -234,6 +234,55 @@ protected_branch(branch) if globs.path_any(protected_branches, branch)
 protected_branch(branch) if branch == git.default_branch
 
 # METADATA
+# description: |
+#   The branches a GitHub GraphQL updateRefs mutation moves or deletes, by
+#   the names it gives them (GitHub takes them with or without refs/heads/).
+graphql_ref_updates contains trim_prefix(name, "refs/heads/") if {
+	input.action.provider == "github"
+	some selection in input.action.selections
+	selection.field == "updateRefs"
+	walk(selection.arguments, [path, name])
+	path[count(path) - 1] == "name"
+	is_string(name)
+}
+
+# METADATA
+# description: |
+#   The branches a GitHub GraphQL createCommitOnBranch commits to, by name;
+#   "" for one named by node id or not named, which could be any branch.
+graphql_commit_branches contains trim_prefix(branch, "refs/heads/") if {
+	some selection in graphql_commits
+	walk(selection.arguments, [path, branch])
+	path[count(path) - 1] == "branchName"
+	is_string(branch)
+}
+
+graphql_commit_branches contains "" if {
+	some selection in graphql_commits
+	walk(selection.arguments, [path, _])
+	count(path) >= 2
+	path[count(path) - 1] == "id"
+	path[count(path) - 2] == "branch"
+}
+
+graphql_commit_branches contains "" if {
+	some selection in graphql_commits
+	not graphql_names_branch(selection.arguments)
+}
+
+graphql_commits contains selection if {
+	input.action.provider == "github"
+	some selection in input.action.selections
+	selection.field == "createCommitOnBranch"
+}
+
+graphql_names_branch(arguments) if {
+	walk(arguments, [path, branch])
+	path[count(path) - 1] == "branchName"
+	is_string(branch)
+}
+
+# METADATA
 # description: The branch a GitHub REST ref call names ("heads/main" → "main").
 rest_branch := substring(input.action.ref, count("heads/"), -1) if {
 	input.action.provider == "github"

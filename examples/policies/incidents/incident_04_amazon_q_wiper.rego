@@ -25,10 +25,29 @@ deny contains {
 
 # METADATA
 # title: INC-04-2
-# description: Terminating instances and deleting S3 objects or buckets wait for a human.
+# description: Terminating instances (any service, fleets and Auto Scaling groups too) and deleting S3 objects or buckets wait for a human.
 approve contains {
 	"id": "INC-04-2",
 	"msg": sprintf("%s on %s", [incidents.aws_operation, incidents.aws_resources]),
 } if {
-	incidents.aws_operation in {"ec2:TerminateInstances", "s3:DeleteObject", "s3:DeleteObjects", "s3:DeleteBucket"}
+	incidents.aws_operation in {"s3:DeleteObject", "s3:DeleteObjects", "s3:DeleteBucket", "autoscaling:DeleteAutoScalingGroup"}
+}
+
+# Every termination, whatever the service calls it
+# (ec2:TerminateInstances, autoscaling:TerminateInstanceInAutoScalingGroup,
+# emr:TerminateJobFlows, …), and the calls that terminate the instances of
+# a fleet on request.
+approve contains {
+	"id": "INC-04-2",
+	"msg": sprintf("%s on %s", [incidents.aws_operation, incidents.aws_resources]),
+} if {
+	globs.match_any(["*:Terminate*"], incidents.aws_operation)
+}
+
+approve contains {
+	"id": "INC-04-2",
+	"msg": sprintf("%s with TerminateInstances on %s", [incidents.aws_operation, incidents.aws_resources]),
+} if {
+	incidents.aws_operation in {"ec2:DeleteFleets", "ec2:CancelSpotFleetRequests"}
+	lower(sprintf("%v", [input.action.params.TerminateInstances])) == "true"
 }

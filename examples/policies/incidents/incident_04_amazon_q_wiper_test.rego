@@ -34,3 +34,15 @@ test_incident_04_iam_preparation_denied if {
 
 # In production the same termination is held by #4 and #9 both.
 test_incident_04_terminate_in_production_held if held(aws(prod_key, "ec2", "TerminateInstances", ["i-0abc"], {"InstanceId.1": "i-0abc"}, false, true)) == {"INC-04-2", "INC-09-2"}
+
+# Terminations under other names (found by review: allowed outside
+# production).
+test_incident_04_other_terminations_held if {
+	held(aws(dev_key, "autoscaling", "TerminateInstanceInAutoScalingGroup", ["i-0abc"], {"InstanceId": "i-0abc", "ShouldDecrementDesiredCapacity": "false"}, false, true)) == {"INC-04-2"}
+	held(aws(dev_key, "autoscaling", "DeleteAutoScalingGroup", ["web"], {"AutoScalingGroupName": "web", "ForceDelete": "true"}, false, true)) == {"INC-04-2"}
+	held(aws(dev_key, "ec2", "DeleteFleets", ["fleet-1"], {"FleetId.1": "fleet-1", "TerminateInstances": "true"}, false, true)) == {"INC-04-2"}
+	held(aws(dev_key, "ec2", "CancelSpotFleetRequests", ["sfr-1"], {"SpotFleetRequestId.1": "sfr-1", "TerminateInstances": true}, false, true)) == {"INC-04-2"}
+	held(aws(dev_key, "emr", "TerminateJobFlows", ["j-1"], {"JobFlowIds": ["j-1"]}, false, true)) == {"INC-04-2"}
+}
+
+test_incident_04_fleet_delete_keeping_instances_allowed if allowed(aws(dev_key, "ec2", "DeleteFleets", ["fleet-1"], {"FleetId.1": "fleet-1", "TerminateInstances": "false"}, false, true))

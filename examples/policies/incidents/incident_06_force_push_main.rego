@@ -35,6 +35,47 @@ deny contains {
 	incidents.protected_branch(incidents.rest_branch)
 }
 
+# GitHub's GraphQL API moves, deletes and commits to branches too.
+deny contains {
+	"id": "INC-06-1",
+	"msg": sprintf("updateRefs on the protected branch %s is not allowed; push another branch and open a pull request", [branch]),
+} if {
+	some branch in incidents.graphql_ref_updates
+	incidents.protected_branch(branch)
+}
+
+deny contains {
+	"id": "INC-06-1",
+	"msg": sprintf("createCommitOnBranch to the protected branch %s is not allowed; commit to another branch and open a pull request", [branch]),
+} if {
+	some branch in incidents.graphql_commit_branches
+	incidents.protected_branch(branch)
+}
+
+# A ref or branch named by its node id could be a protected one.
+deny contains {
+	"id": "INC-06-1",
+	"msg": sprintf("%s through GitHub's GraphQL API names its ref by id, which could be a protected branch; use the REST API, which names the branch", [field]),
+} if {
+	input.action.provider == "github"
+	some field in input.action.fields
+	field in {"updateRef", "deleteRef"}
+}
+
+deny contains {
+	"id": "INC-06-1",
+	"msg": "createCommitOnBranch naming its branch by id, or not naming it, could commit to a protected branch; name it with repositoryNameWithOwner and branchName",
+} if "" in incidents.graphql_commit_branches
+
+deny contains {
+	"id": "INC-06-1",
+	"msg": sprintf("renaming the protected branch %s of %s is not allowed", [input.action.branch, incidents.repository]),
+} if {
+	input.action.provider == "github"
+	input.action.operation == "repos/rename-branch"
+	incidents.protected_branch(input.action.branch)
+}
+
 # METADATA
 # title: INC-06-3
 # description: A push whose ref updates could not all be read is denied; an unread one could be main.

@@ -55,3 +55,31 @@ test_incident_06_gitlab_auto_merge_into_main_denied if {
 	denied(object.union(push, {"action": {"push_options": untargeted}})) == {"INC-06-1"}
 	allowed(object.union(push, {"action": {"push_options": ["merge_request.create", "merge_request.target=main"]}}))
 }
+
+# The same through GitHub's GraphQL API (found by review: all allowed).
+update_refs(name, after, force) := graphql("github", "api.github.com", ["updateRefs"], [{"field": "updateRefs", "arguments": {"input": {"repositoryId": "R_1", "refUpdates": [{"name": name, "afterOid": after, "force": force}]}}}], {}, {})
+
+commit_on(branch) := graphql("github", "api.github.com", ["createCommitOnBranch"], [{"field": "createCommitOnBranch", "arguments": {"input": {"branch": branch, "message": {"headline": "x"}, "expectedHeadOid": "70ff"}}}], {}, {})
+
+test_incident_06_graphql_update_refs_on_main_denied if {
+	denied(update_refs("refs/heads/main", "70ff", true)) == {"INC-06-1"}
+	denied(update_refs("refs/heads/main", zero, false)) == {"INC-06-1"}
+	denied(update_refs("main", "70ff", false)) == {"INC-06-1"}
+	allowed(update_refs("refs/heads/agent/fix", "70ff", false))
+}
+
+test_incident_06_graphql_refs_by_id_denied if {
+	denied(graphql("github", "api.github.com", ["updateRef"], [{"field": "updateRef", "arguments": {"input": {"refId": "REF_1", "oid": "70ff", "force": true}}}], {}, {})) == {"INC-06-1"}
+	denied(graphql("github", "api.github.com", ["deleteRef"], [{"field": "deleteRef", "arguments": {"input": {"refId": "REF_1"}}}], {}, {})) == {"INC-06-1"}
+}
+
+test_incident_06_graphql_commit_to_main_denied if {
+	denied(commit_on({"repositoryNameWithOwner": "acme/shop", "branchName": "main"})) == {"INC-06-1"}
+	denied(commit_on({"id": "BR_1"})) == {"INC-06-1"}
+	allowed(commit_on({"repositoryNameWithOwner": "acme/shop", "branchName": "agent/fix"}))
+}
+
+test_incident_06_rename_main_denied if {
+	denied(github("POST", "repos/rename-branch", "acme", "shop", {"branch": "main"}, {"new_name": "old-main"})) == {"INC-06-1"}
+	allowed(github("POST", "repos/rename-branch", "acme", "shop", {"branch": "agent/fix"}, {"new_name": "agent/fix2"}))
+}

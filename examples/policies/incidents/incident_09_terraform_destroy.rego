@@ -6,7 +6,9 @@
 # elasticloadbalancing:DeleteLoadBalancer, ec2:TerminateInstances,
 # DeleteSubnet and DeleteVpc. A database delete that takes no final
 # snapshot or drops the automated backups is denied in every account; any
-# other production delete waits for a human. The incident also asks for a
+# other production delete waits for a human, and so does one signed with
+# a key in no inventory (temporary credentials minted from a production
+# key). The incident also asks for a
 # breaker (N deletes a minute per session): that needs session history,
 # which the policy input does not carry.
 package countersign
@@ -71,4 +73,21 @@ approve contains {
 	input.action.provider == "aws"
 	ops.is_destructive
 	prod.is_prod
+}
+
+# METADATA
+# title: INC-09-3
+# description: |
+#   A delete signed with an AWS key that is in no inventory waits for a
+#   human: its account is unknown. Temporary keys minted by STS from a
+#   production key (GetSessionToken, AssumeRole) are such keys.
+approve contains {
+	"id": "INC-09-3",
+	"msg": sprintf("%s on %s is signed with access key %s, which is not in data.countersign.aws.access_keys, so it may delete in production", [incidents.aws_operation, incidents.aws_resources, input.action.access_key_id]),
+} if {
+	input.action.provider == "aws"
+	ops.is_destructive
+	prod.configured
+	not prod.is_prod
+	not prod.aws_key_known(input.action.access_key_id)
 }

@@ -43,3 +43,12 @@ test_incident_09_head_before_the_body_is_not_denied if {
 	inp := aws(prod_key, "rds", "DeleteDBInstance", ["prod-db"], {}, false, true)
 	denied(object.union(inp, {"request": {"body_pending": true}})) == set()
 }
+
+# Temporary credentials minted from a production key are in no inventory
+# (found by review: the delete they signed was allowed).
+test_incident_09_delete_with_unknown_key_held if {
+	allowed(aws(prod_key, "sts", "GetSessionToken", [], {}, false, false))
+	held(aws("ASIAXXXXXXXXXXXXXXXX", "ecs", "DeleteCluster", ["web"], {"cluster": "web"}, false, true)) == {"INC-09-3"}
+	allowed(aws("ASIAXXXXXXXXXXXXXXXX", "ecs", "DescribeClusters", ["web"], {"clusters": ["web"]}, true, false))
+	allowed(aws(dev_key, "ecs", "DeleteCluster", ["web"], {"cluster": "web"}, false, true))
+}
