@@ -2,7 +2,10 @@ package approval
 
 import (
 	"errors"
+	"fmt"
+	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -269,4 +272,55 @@ func sortedIDs(rs []*Record) []string {
 	out := ids(rs)
 	slices.Sort(out)
 	return out
+}
+
+// Two processes on one SQLite store (two serves sharing a state_dir) race
+// for the write lock: each transaction takes it when it begins, so the
+// busy timeout applies and neither fails with SQLITE_BUSY_SNAPSHOT, which
+// a deferred transaction got when the other wrote after its first read
+// (found by review: 192 of 200 concurrent decisions failed).
+func TestSQLiteStoreSharedByTwoOpeners(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "state.db")
+	a, err := OpenSQLite(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := OpenSQLite(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	const n = 50
+	for i := range n {
+		id := fmt.Sprintf("ap-%d", i)
+		if err := a.Create(ctx, storedRecord(id, "s1", fmt.Sprintf("fp-%d", i), storeT0, StatePending)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*n)
+	for i := range n {
+		id := fmt.Sprintf("ap-%d", i)
+		for j, s := range []*SQLiteStore{a, b} {
+			wg.Go(func() {
+				d := Decision{Approve: true, Approver: fmt.Sprintf("approver-%d", j), Via: "cli", At: storeT0}
+				if _, err := s.Decide(ctx, id, d, storeT0); err != nil && !errors.Is(err, ErrDecided) {
+					errs <- fmt.Errorf("%s by store %d: %w", id, j, err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for i := range n {
+		r, err := a.Get(ctx, fmt.Sprintf("ap-%d", i))
+		if err != nil || r.State != StateApproved || len(r.Decisions) != 1 {
+			t.Fatalf("ap-%d: %+v, %v; want approved once", i, r, err)
+		}
+	}
 }

@@ -2,10 +2,7 @@
 
 package audit
 
-import (
-	"io/fs"
-	"syscall"
-)
+import "syscall"
 
 // oDSync makes each write to the journal durable before it returns, without
 // the metadata an fsync commits.
@@ -17,11 +14,3 @@ const journalSupported = true
 
 // oDirect keeps the journal's writes out of the page cache.
 const oDirect = syscall.O_DIRECT
-
-// links returns the number of hard links to the file fi describes.
-func links(fi fs.FileInfo) uint64 {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return uint64(st.Nlink)
-	}
-	return 1
-}

@@ -2,10 +2,7 @@
 
 package audit
 
-import (
-	"io/fs"
-	"os"
-)
+import "os"
 
 const oDSync = os.O_SYNC
 
@@ -15,6 +12,3 @@ const journalSupported = false
 
 // oDirect keeps the journal's writes out of the page cache.
 const oDirect = 0
-
-// links is 1 where the journal is not used.
-func links(fs.FileInfo) uint64 { return 1 }
