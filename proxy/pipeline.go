@@ -79,7 +79,7 @@ func (s *Server) handle(ctx context.Context, ex *exchange) *http.Response {
 
 // process is handle up to a wait for approval: it returns the response, or
 // for a held request the function that waits and then answers.
-func (s *Server) process(ctx context.Context, ex *exchange) (*http.Response, func() *http.Response) {
+func (s *Server) process(ctx context.Context, ex *exchange) (_ *http.Response, wait func() *http.Response) {
 	start := s.opts.Now()
 	if ex.id == "" {
 		ex.id = newRequestID()
@@ -99,7 +99,17 @@ func (s *Server) process(ctx context.Context, ex *exchange) (*http.Response, fun
 	// Options.MaxReadingBodies, once this request is decided and forwarded
 	// or answered (a held one keeps a copy, counted in MaxHeldBodies);
 	// deferred first, so that a panic while reading gives it back too.
-	defer func() { s.readingBodies.give(sess.ID, ex.bodyReserved) }()
+	defer func() {
+		s.readingBodies.give(sess.ID, ex.bodyReserved)
+		if wait == nil && ex.ar != nil && ex.ar.Decoded {
+			// The inflated copy is no longer counted, so it must not
+			// outlive the decision either: the exchange lives on while a
+			// slow client reads the answer or an upgraded connection runs
+			// (found by review). A held request keeps it (counted in
+			// MaxHeldBodies): its answer may need it.
+			ex.ar.Body = nil
+		}
+	}()
 	prefix, truncated, sum, buf, err := s.readPrefix(ex)
 	// The prefix's buffer is reused once this request is decided and
 	// forwarded (the upstream body holds a reference of its own) or

@@ -2436,3 +2436,28 @@ func TestPlainHTTPLaterHeadsAreBounded(t *testing.T) {
 		t.Errorf("it reached the upstream %d times", n)
 	}
 }
+
+// Once a request is decided and forwarded, its inflated copy, which is no
+// longer counted in MaxReadingBodies, is dropped too: the exchange lives on
+// while a slow client reads the answer (found by review).
+func TestInflatedCopyDroppedOnceForwarded(t *testing.T) {
+	h := newHarness(t, harnessOptions{policy: allowAll})
+	req, err := http.NewRequestWithContext(t.Context(), "POST", "https://example.test/inflate", strings.NewReader(gzipString(strings.Repeat("a", 64<<10))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Encoding", "gzip")
+	req.Header.Set("Content-Type", "text/plain")
+	ex := &exchange{req: req, scheme: "https", host: "example.test", port: 443, session: h.sess}
+	resp := h.srv.handle(t.Context(), ex)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d, want 200", resp.StatusCode)
+	}
+	resp.Body.Close()
+	if ex.ar == nil || !ex.ar.Decoded {
+		t.Fatal("the body was not inflated for the policy")
+	}
+	if ex.ar.Body != nil {
+		t.Errorf("the inflated copy (%d bytes) outlives the decision", len(ex.ar.Body))
+	}
+}
