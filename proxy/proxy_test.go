@@ -2401,42 +2401,6 @@ func TestLargeHeadsHaveABudget(t *testing.T) {
 	waitTaken(0)
 }
 
-// Every plain-HTTP head on a proxy connection is bounded as the first one
-// is, not only the first.
-func TestPlainHTTPLaterHeadsAreBounded(t *testing.T) {
-	h := newHarness(t, harnessOptions{policy: allowAll})
-	c, err := net.Dial("tcp", h.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-	br := bufio.NewReader(c)
-	auth := "Proxy-Authorization: Basic " + basic(h.sess.ID, h.password)
-	fmt.Fprintf(c, "GET http://example.test/first HTTP/1.1\r\nHost: example.test\r\n%s\r\n\r\n", auth)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("first plain request: %d", resp.StatusCode)
-	}
-	fmt.Fprintf(c, "GET http://example.test/second HTTP/1.1\r\nHost: example.test\r\n%s\r\nX-Big: %s\r\n\r\n", auth, strings.Repeat("h", 100<<10))
-	// net/http answers 431 and hangs up; the answer may be lost to the
-	// reset of a connection with unread bytes (net/http says so).
-	if resp, err = http.ReadResponse(br, nil); err == nil {
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
-			t.Errorf("a 100 KiB second head: %d, want 431", resp.StatusCode)
-		}
-	}
-	if n := h.up.Count("", "/second"); n != 0 {
-		t.Errorf("it reached the upstream %d times", n)
-	}
-}
-
 // Once a request is decided and forwarded, its inflated copy, which is no
 // longer counted in MaxReadingBodies, is dropped too: the exchange lives on
 // while a slow client reads the answer (found by review).

@@ -267,9 +267,8 @@ func New(opts Options, logger *zap.Logger) (*Server, error) {
 		Handler:           s.gp,
 		ReadHeaderTimeout: opts.HeaderTimeout,
 		IdleTimeout:       opts.IdleTimeout,
-		// Later plain-HTTP heads on a connection are bounded as its first
-		// (maxHead): net/http's own limit would let each of thousands of
-		// connections hold 1 MiB outside any budget.
+		// A plain-HTTP connection carries one head, checked by the
+		// strict listener at maxHead; net/http's limit says the same.
 		MaxHeaderBytes: maxHead,
 		ErrorLog:       zap.NewStdLog(s.logger.Named("http")),
 		// A plain-HTTP request's body reads need the connection's
