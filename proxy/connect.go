@@ -34,6 +34,10 @@ func (s *Server) handleConnect(target string, gctx *goproxy.ProxyCtx) (*goproxy.
 		gctx.Resp = proxyAuthRequired(req)
 		return reject, target
 	}
+	if !s.bindSession(req, sess.ID) {
+		gctx.Resp = s.tooManyConns(req, sess)
+		return reject, target
+	}
 	host, port, err := hostport.Split(target, 0)
 	if err != nil {
 		ex := &exchange{session: sess, id: newRequestID(), scheme: "https"}
@@ -60,6 +64,15 @@ func (s *Server) handleConnect(target string, gctx *goproxy.ProxyCtx) (*goproxy.
 		}, target
 	}
 	return s.decideTunnel(gctx, sess, host, port), target
+}
+
+// tooManyConns refuses, audited, a request of a session that holds its
+// share of connections (Options.MaxConnsPerSession).
+func (s *Server) tooManyConns(req *http.Request, sess *session.Info) *http.Response {
+	reason := fmt.Sprintf("this session holds %d connections to countersign, its share; close some (idle keep-alive connections) and retry", s.opts.MaxConnsPerSession)
+	s.auditRefusal(sess, &exchange{session: sess, id: newRequestID(), scheme: req.URL.Scheme}, http.StatusServiceUnavailable, reason)
+	s.stats.of(sess.ID).denied.Add(1)
+	return plainResponse(req, http.StatusServiceUnavailable, "countersign: "+reason+".")
 }
 
 // reject makes goproxy write gctx.Resp and close the connection.

@@ -16,7 +16,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -24,6 +26,7 @@ import (
 
 	"github.com/countersign/countersign/approval"
 	"github.com/countersign/countersign/internal/testinfra"
+	"github.com/countersign/countersign/session"
 )
 
 // soakScale multiplies the sizes of the resource tests when
@@ -308,6 +311,7 @@ func TestIdleConnectsAreCapped(t *testing.T) {
 	idle := 1000 * soakScale(t)
 	h := newHarness(t, harnessOptions{configure: func(o *Options) {
 		o.MaxConns = limit
+		o.MaxConnsPerSession = limit // one session here: the global cap is tested
 		// Idle before the TLS handshake for as long as the test takes: the
 		// cap, not the handshake deadline, is what frees slots here.
 		o.HandshakeTimeout = 10 * time.Minute
@@ -667,4 +671,106 @@ func TestOpaqueTunnelEndsWhenOneSideHasGone(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Shutdown did not return 8 s after its deadline")
 	}
+}
+
+// One session cannot hold every connection slot: past its share
+// (MaxConnsPerSession) its CONNECTs and plain requests are refused (503,
+// audited), while another session still gets in; a closed connection
+// gives its share back.
+func TestConnectionsPerSessionAreCapped(t *testing.T) {
+	other := &session.Info{ID: "s-other", Name: "bob/agent", User: "bob"}
+	const otherPassword = "pw-other-zzzzzzzzzzzzzzzz"
+	var h *harness
+	h = newHarness(t, harnessOptions{configure: func(o *Options) {
+		o.MaxConns = 8
+		o.MaxConnsPerSession = 3
+		o.Sessions = session.NewRegistry(nil,
+			session.Credential{Username: "s-test", Password: "pw-" + strings.Repeat("x", 20), Session: &session.Info{ID: "s-test"}},
+			session.Credential{Username: other.ID, Password: otherPassword, Session: other})
+	}})
+	connect := func(user, password string) (net.Conn, int) {
+		t.Helper()
+		c, err := net.DialTimeout("tcp", h.addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(c, "CONNECT api.github.com:443 HTTP/1.1\r\nHost: api.github.com:443\r\nProxy-Authorization: Basic %s\r\n\r\n", basic(user, password))
+		resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: http.MethodConnect})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return c, resp.StatusCode
+	}
+	var open []net.Conn
+	defer func() {
+		for _, c := range open {
+			c.Close()
+		}
+	}()
+	for i := range 3 {
+		c, code := connect(h.sess.ID, h.password)
+		if code != http.StatusOK {
+			t.Fatalf("CONNECT %d within the share: %d", i, code)
+		}
+		open = append(open, c)
+	}
+	c, code := connect(h.sess.ID, h.password)
+	c.Close()
+	if code != http.StatusServiceUnavailable {
+		t.Errorf("a fourth CONNECT of one session: %d, want 503", code)
+	}
+	// A plain request of that session is refused too.
+	resp, body := h.plainVia(h.sess.ID, h.password, "http://example.test/plain")
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "its share") {
+		t.Errorf("a plain request past the share: %d %q, want 503", resp.StatusCode, body)
+	}
+	// Another session still gets in.
+	c, code = connect(other.ID, otherPassword)
+	c.Close()
+	if code != http.StatusOK {
+		t.Errorf("another session's CONNECT: %d, want 200", code)
+	}
+	refused := 0
+	for _, r := range h.records() {
+		if r.Type == "decision" && r.Decision == "deny" && slices.ContainsFunc(r.Reasons, func(s string) bool { return strings.Contains(s, "its share") }) {
+			refused++
+		}
+	}
+	if refused != 2 {
+		t.Errorf("%d refusals audited, want 2", refused)
+	}
+	// Closing one gives its share back (bounded wait for the proxy to see
+	// the close).
+	open[0].Close()
+	open = open[1:]
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, code := connect(h.sess.ID, h.password)
+		if code == http.StatusOK {
+			open = append(open, c)
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the closed connection's share never came back")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// plainVia sends a plain-HTTP GET through the proxy with the given
+// credentials.
+func (h *harness) plainVia(user, password, target string) (*http.Response, string) {
+	h.t.Helper()
+	tr := &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: h.addr, User: url.UserPassword(user, password)})}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 30 * time.Second}).Get(target)
+	if err != nil {
+		h.t.Fatalf("GET %s: %v", target, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
 }

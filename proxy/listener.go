@@ -74,6 +74,9 @@ type strictConn struct {
 
 	free      func() // gives the listener's slot back
 	closeOnce sync.Once
+	// session is the session whose connection this is, once bound
+	// (bindSession); its count goes down when the connection closes.
+	session atomic.Pointer[string]
 
 	mu      sync.Mutex
 	checked bool
@@ -123,8 +126,65 @@ func (c *strictConn) Write(p []byte) (int, error) {
 // Close closes the connection and frees its slot, once.
 func (c *strictConn) Close() error {
 	err := c.Conn.Close()
-	c.closeOnce.Do(c.free)
+	c.closeOnce.Do(func() {
+		c.free()
+		if id := c.session.Swap(nil); id != nil {
+			c.s.conns.done(*id)
+		}
+	})
 	return err
+}
+
+// connCounts counts connections by session.
+type connCounts struct {
+	mu sync.Mutex
+	by map[string]int
+}
+
+// take counts one more connection for session unless it holds max.
+func (cc *connCounts) take(session string, max int) bool {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.by[session] >= max {
+		return false
+	}
+	if cc.by == nil {
+		cc.by = map[string]int{}
+	}
+	cc.by[session]++
+	return true
+}
+
+func (cc *connCounts) done(session string) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.by[session]--; cc.by[session] <= 0 {
+		delete(cc.by, session)
+	}
+}
+
+// bindSession counts the connection of req, once authenticated, against
+// its session's share (Options.MaxConnsPerSession) until it closes. It
+// reports false when the session holds its share already; the caller
+// refuses the request and the connection closes. A connection not from
+// the proxy listener (tests) is not counted.
+func (s *Server) bindSession(req *http.Request, session string) bool {
+	c, ok := req.Context().Value(connKey{}).(*strictConn)
+	if !ok {
+		return true
+	}
+	if cur := c.session.Load(); cur != nil {
+		return true // counted already: one head per connection
+	}
+	if !s.conns.take(session, s.opts.MaxConnsPerSession) {
+		return false
+	}
+	id := session
+	if !c.session.CompareAndSwap(nil, &id) {
+		s.conns.done(session)
+		return true
+	}
+	return true
 }
 
 func (c *strictConn) Read(p []byte) (int, error) {

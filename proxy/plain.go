@@ -22,6 +22,9 @@ func (s *Server) handlePlain(req *http.Request, gctx *goproxy.ProxyCtx) (*http.R
 	if !ok {
 		return req, proxyAuthRequired(req)
 	}
+	if !s.bindSession(req, sess.ID) {
+		return req, s.tooManyConns(req, sess)
+	}
 	id := newRequestID()
 	if req.URL.Scheme != "http" {
 		s.auditRefusal(sess, &exchange{session: sess, id: id, scheme: req.URL.Scheme}, http.StatusBadRequest, "a "+req.URL.Scheme+":// URL without CONNECT")

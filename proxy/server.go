@@ -112,6 +112,11 @@ type Options struct {
 	// MaxConns caps concurrent client connections (default 16384, enough for
 	// 10,000 requests held for approval at once).
 	MaxConns int
+	// MaxConnsPerSession caps the connections one session may hold once
+	// authenticated (default three quarters of MaxConns, above the 10,000
+	// held requests the default MaxConns allows for): under serve, one agent that opens
+	// connections until the cap cannot leave the others none.
+	MaxConnsPerSession int
 	// HeldSweep is how often the sockets of held requests are checked for
 	// a client that left (default 1s): a held request costs no goroutine,
 	// so nothing reads its socket between checks.
@@ -133,7 +138,10 @@ type Options struct {
 
 // Server is the proxy.
 type Server struct {
-	opts      Options
+	opts Options
+	// conns counts each session's authenticated connections
+	// (Options.MaxConnsPerSession).
+	conns     connCounts
 	logger    *zap.Logger
 	transport *http.Transport // configuration of the transports below
 	// transports forwards what the direct path does not: an http.Transport
@@ -224,6 +232,9 @@ func New(opts Options, logger *zap.Logger) (*Server, error) {
 	}
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = 16384
+	}
+	if opts.MaxConnsPerSession <= 0 {
+		opts.MaxConnsPerSession = max(opts.MaxConns-opts.MaxConns/4, 1)
 	}
 	if opts.HeldSweep <= 0 {
 		opts.HeldSweep = time.Second
