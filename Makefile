@@ -61,7 +61,7 @@ fuzz: ## run each fuzz target for FUZZTIME (default 20s); their seed corpora run
 	          FuzzLoad:./internal/config FuzzFingerprint:./approval FuzzInflate:./action FuzzDuplicateJSONName:./action FuzzTextEncodingProblem:./action FuzzMethodParamRefusal:./proxy \
 	          FuzzParseAuthorization:./action/aws FuzzParsePresigned:./action/aws FuzzMatchRoute:./action/aws FuzzClassify:./action/aws \
 	          FuzzRequestInfo:./action/kubernetes FuzzObject:./action/kubernetes FuzzReplicasOf:./action/kubernetes FuzzRoute:./action/github FuzzGraphQL:./action/graphql FuzzLooksLikeDocument:./action/graphql \
-	          FuzzPktLines:./action/git FuzzClassify:./action/git FuzzSlackCallback:./approval FuzzSlackValue:./approval FuzzJSONRPC:./action/mcp \
+	          FuzzPktLines:./action/git FuzzClassify:./action/git FuzzSlackCallback:./approval FuzzSlackValue:./approval FuzzJSONRPC:./action/mcp FuzzTailWatch:./action/mcp \
 	          FuzzClientConfig:./session; do \
 		name=$${t%%:*}; pkg=$${t#*:}; \
 		echo "fuzz $$name ($$pkg)"; \

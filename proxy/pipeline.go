@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/countersign/countersign/action"
+	"github.com/countersign/countersign/action/mcp"
 	"github.com/countersign/countersign/approval"
 	"github.com/countersign/countersign/audit"
 	"github.com/countersign/countersign/internal/h1"
@@ -187,6 +188,14 @@ func (s *Server) process(ctx context.Context, ex *exchange) (_ *http.Response, w
 		rest := ex.req.Body
 		if !truncated {
 			rest = nil
+		}
+		if rest != nil && act.Provider == "http" && !ar.Decoded {
+			// Another API's JSON past the limit, as far as was read: the
+			// rest is watched for the members of an MCP message, and cut
+			// off before its end if one comes (mcp.TailWatch).
+			w := &mcp.TailWatch{}
+			w.Scan(prefix)
+			rest = readCloser{w.Reader(rest), rest}
 		}
 		return s.forward(ctx, ex, act, prefix, rest, buf, "allow", ""), nil
 	case policy.VerdictApprove:
@@ -1190,6 +1199,13 @@ func (s *Server) forward(ctx context.Context, ex *exchange, act action.Action, p
 			Decision: decision, Error: errorText(err), Detail: "the upstream requires a TLS client certificate, which interception cannot present"})
 		return s.denial(ex, act, answer{status: http.StatusBadGateway, decision: decision, approval: approvalID, message: s.opts.ClientCertMessage(ex.host)})
 	}
+	if errors.Is(err, mcp.ErrLateMessage) {
+		msg := fmt.Sprintf("countersign: the body holds a JSON-RPC (MCP) message past inspect.body_limit (%d bytes), which the policy did not see; it was cut off before its end, so the server did not get it whole. Send MCP messages smaller than the limit.", s.opts.BodyLimit)
+		_ = s.opts.Audit.Record(&audit.Event{Type: "forward", RequestID: ex.id, ApprovalID: approvalID, Session: sessionRef(ex.session),
+			Decision: "deny", Error: errorText(err), UpstreamMillis: elapsed.Milliseconds(),
+			Detail: "cut off: an MCP message's members came after the inspection limit; the upstream got an incomplete body"})
+		return s.denial(ex, act, answer{status: http.StatusRequestEntityTooLarge, decision: "deny", approval: approvalID, message: msg})
+	}
 	if err != nil {
 		status, msg := upstreamFailure(ex.host, err)
 		detail := "not forwarded: "
@@ -1585,4 +1601,10 @@ func shortDuration(d time.Duration) string {
 	default:
 		return d.String()
 	}
+}
+
+// readCloser is a reader with another's Close.
+type readCloser struct {
+	io.Reader
+	io.Closer
 }

@@ -2425,3 +2425,45 @@ func TestInflatedCopyDroppedOnceForwarded(t *testing.T) {
 		t.Errorf("the inflated copy (%d bytes) outlives the decision", len(ex.ar.Body))
 	}
 }
+
+// An MCP message whose JSON-RPC members all come after the inspection
+// limit is decided as plain HTTP, and is then cut off before its end as
+// the rest is sent: the MCP server (the Go SDK's, mounted at / and taking
+// Accept: */*) never gets it whole and runs nothing (found by review: it
+// ran drop_table, which the policy denies).
+func TestLateMCPMessageIsCutOff(t *testing.T) {
+	const denyDrop = `package countersign
+
+deny contains {"id": "MCP-DROP", "msg": "no dropping tables"} if {
+	input.action.provider == "mcp"
+	startswith(input.action.tool, "drop_")
+}
+`
+	h := newHarness(t, harnessOptions{policy: denyDrop, configure: func(o *Options) {
+		o.Resolve["mcp-root.example.test:443"] = o.Resolve["example.test:443"]
+	}})
+	body := `{"id":1,` + strings.Repeat(" ", 1<<20) +
+		`"jsonrpc":"2.0","method":"tools/call","params":{"name":"drop_table","arguments":{"table":"users"}}}`
+	resp, text := h.do("POST", "https://mcp-root.example.test/", body, "Content-Type", "application/json", "Accept", "*/*")
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(text, "JSON-RPC (MCP) message past inspect.body_limit") {
+		t.Errorf("late MCP message: %d %q, want 413", resp.StatusCode, text)
+	}
+	if strings.Contains(text, "dropped table") || testinfra.MCPToolCalls(h.up.Requests(), "drop_table") != 0 {
+		t.Error("drop_table ran")
+	}
+	cut := false
+	for _, r := range h.records() {
+		if r.Type == "forward" && r.Decision == "deny" && strings.HasPrefix(r.Detail, "cut off") {
+			cut = true
+		}
+	}
+	if !cut {
+		t.Error("no audit record of the cut")
+	}
+
+	// Another API's large JSON with no such member goes through whole.
+	upload := `{"id":1,"name":"backup","data":"` + strings.Repeat("a", 1<<20) + `","method_name":"x","nested":{"method":"y"}}`
+	if resp, text := h.do("POST", "https://example.test/upload", upload, "Content-Type", "application/json"); resp.StatusCode != http.StatusOK {
+		t.Errorf("a large JSON upload: %d %q, want 200", resp.StatusCode, text)
+	}
+}

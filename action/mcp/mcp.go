@@ -117,9 +117,13 @@ func classifyPost(r *action.Request) (action.Action, bool) {
 	// Accept that lists both JSON and an event stream, an MCP path, the
 	// older HTTP+SSE transport's session parameter, or a message that
 	// starts as JSON-RPC's do, marks it as one.
+	// A member of a JSON-RPC message anywhere in what was read marks it
+	// too, not only a first one (found by review: "id" first); one that
+	// comes after the cut is watched for as the rest is sent (TailWatch),
+	// which a compressed body does not allow.
 	if r.BodyTruncated && (mentioned || knownPath(r.Path) || legacyEndpoint(r) ||
 		accepts(r.Header, "text/event-stream") && accepts(r.Header, "application/json") ||
-		startsAsJSONRPC(body)) {
+		startsAsJSONRPC(body) || (&TailWatch{}).Scan(body) || r.Decoded) {
 		return reject(r, OpInvalid, http.StatusRequestEntityTooLarge,
 			"the MCP message is larger than inspect.body_limit, and countersign decides only on messages it has read whole"), true
 	}

@@ -155,6 +155,8 @@ func TestClassifyTruncatedMessageWithLateJSONRPC(t *testing.T) {
 	pad := strings.Repeat("A", limit)
 	idFirst := `{"id":1,"method":"tools/call","params":{"_meta":{"pad":"` + pad +
 		`"},"name":"execute_sql","arguments":{"query":"DROP TABLE users"}},"jsonrpc":"2.0"}`
+	lateAll := `{"id":1,"_meta":{"pad":"` + pad + `"},"method":"tools/call","params":{"name":"execute_sql"},"jsonrpc":"2.0"}`
+	nested := `{"model":"m","tools":[{"method":"GET","params":{}}],"messages":[{"content":"` + pad + `"}]}`
 	for _, tt := range []struct {
 		name, body, path, accept, query string
 		mcp                             bool
@@ -162,10 +164,18 @@ func TestClassifyTruncatedMessageWithLateJSONRPC(t *testing.T) {
 		{"MCP path and Accept", idFirst, "/mcp", "application/json, text/event-stream", "", true},
 		{"Accept only", idFirst, "/v1/rpc", "application/json, text/event-stream", "", true},
 		{"MCP path only", idFirst, "/sse", "application/json", "", true},
-		{"neither", idFirst, "/v1/upload", "application/json", "", false},
+		// A JSON-RPC member read before the cut, wherever it is among the
+		// top-level members (found by review: "id" first).
+		{"method read, neither path nor Accept", idFirst, "/v1/upload", "application/json", "", true},
+		{"method read, an event stream only", idFirst, "/v1/messages", "text/event-stream", "", true},
+		{"method read, no Accept", idFirst, "/", "*/*", "", true},
+		// Every JSON-RPC member after the cut: left to other providers here;
+		// the proxy watches the rest as it is sent (TailWatch).
+		{"neither", lateAll, "/v1/upload", "application/json", "", false},
 		// Anthropic's API streaming a long conversation.
-		{"an event stream only (an LLM API's stream)", idFirst, "/v1/messages", "text/event-stream", "", false},
-		{"an LLM API without Accept", idFirst, "/v1/messages", "", "", false},
+		{"an event stream only (an LLM API's stream)", lateAll, "/v1/messages", "text/event-stream", "", false},
+		{"an LLM API without Accept", lateAll, "/v1/messages", "", "", false},
+		{"a member nested before the cut is not one", nested, "/v1/upload", "application/json", "", false},
 		{"method first", `{"method":"tools/call","params":{"_meta":{"pad":"` + pad + `"}},"jsonrpc":"2.0","id":1}`, "/v1/upload", "application/json", "", true},
 		{"params first", `{ "params":{"_meta":{"pad":"` + pad + `"}},"method":"tools/call","jsonrpc":"2.0","id":1}`, "/v1/upload", "application/json", "", true},
 		// The HTTP+SSE transport's endpoint, whose clients accept

@@ -25,7 +25,9 @@ func FakeAPIs() http.Handler {
 			fakeGitHub(w, r)
 		case strings.HasPrefix(r.URL.Path, "/api/") || strings.HasPrefix(r.URL.Path, "/apis/") || r.URL.Path == "/api" || r.URL.Path == "/apis" || r.URL.Path == "/version":
 			fakeKubernetes(w, r)
-		case r.URL.Path == "/mcp":
+		case r.URL.Path == "/mcp", host == "mcp-root.example.test":
+			// mcp-root: an MCP server mounted at /, as the Go SDK's
+			// examples mount it.
 			fakeMCP(w, r)
 		default:
 			echo(w, r)
