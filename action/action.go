@@ -195,9 +195,12 @@ func (c *Classifier) Classify(r *Request) Action {
 		}
 	}
 	if found {
-		if first.ParseError != "" {
+		if first.ParseError != "" || r.Upgrade != "" {
 			// What the server will do with a request countersign could
-			// not read whole is not known: never a read.
+			// not read whole is not known: never a read. Nor is an
+			// upgraded connection, whatever its method: it carries what
+			// the two ends say after the switch (found by review: a
+			// KubeVirt console, an API Gateway WebSocket API).
 			first.ReadOnly = false
 		}
 		return first

@@ -97,3 +97,16 @@ func TestParseErrorIsNeverRead(t *testing.T) {
 		t.Errorf("Classify() = %+v, want not read-only with the parse error", a)
 	}
 }
+
+// An upgraded connection is never a read, whichever provider classified
+// its GET (found by review: a KubeVirt console read as a get, an API
+// Gateway WebSocket API as a read).
+func TestUpgradeIsNeverRead(t *testing.T) {
+	c := NewClassifier(fixed{Action{Operation: "get", ReadOnly: true}})
+	if a := c.Classify(&Request{Method: "GET", Host: "match.example", Upgrade: "websocket"}); a.ReadOnly {
+		t.Errorf("Classify(upgrade) = %+v, want not read-only", a)
+	}
+	if a := c.Classify(&Request{Method: "GET", Host: "match.example"}); !a.ReadOnly {
+		t.Errorf("Classify(plain GET) = %+v, want read-only", a)
+	}
+}

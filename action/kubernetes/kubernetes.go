@@ -89,6 +89,9 @@ func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
 	a.Operation = verb
 
 	dryRun, perr := dryRunOf(r, verb)
+	if !honoursDryRun(info) {
+		dryRun = false
+	}
 	if perr != "" && a.ParseError == "" {
 		a.ParseError = perr
 	}
@@ -164,6 +167,23 @@ func readOnly(info requestInfo, verb string) bool {
 		return false
 	}
 	return verb == "get" || verb == "list" || verb == "watch"
+}
+
+// honoursDryRun reports whether the API server's handler for the request
+// honours dryRun: the resources its registry stores (CRDs' too) and their
+// status and scale, and a pod's eviction and binding. Other subresources
+// may ignore it (found by review): serviceaccounts/token mints a real token
+// under ?dryRun=All, and KubeVirt's stop and console read their dry run
+// from the body only. A request whose dry run is not honoured is a real
+// one to the policy.
+func honoursDryRun(info requestInfo) bool {
+	switch info.Subresource {
+	case "", "status", "scale":
+		return true
+	case "eviction", "binding":
+		return info.APIGroup == "" && info.Resource == "pods"
+	}
+	return false
 }
 
 // maxDeleteOptions bounds the DeleteOptions body parsed for dryRun; real ones

@@ -223,6 +223,14 @@ func TestDryRun(t *testing.T) {
 		{"update query", req("PUT", pod+"?dryRun=All"), true, ""},
 		{"get ignores dryRun", req("GET", pod+"?dryRun=All"), false, ""},
 		{"create with another value", req("POST", pod+"/eviction?dryRun=true"), false, ""},
+		// Only handlers that honour dryRun count it (found by review).
+		{"eviction", req("POST", pod+"/eviction?dryRun=All"), true, ""},
+		{"status", req("PATCH", pod+"/status?dryRun=All"), true, ""},
+		{"scale of a deployment", req("PATCH", "https://k8s.example.test/apis/apps/v1/namespaces/prod/deployments/web/scale?dryRun=All"), true, ""},
+		{"a custom resource", req("PATCH", "https://k8s.example.test/apis/example.com/v1/namespaces/prod/widgets/w?dryRun=All"), true, ""},
+		{"serviceaccounts/token mints a token anyway", req("POST", "https://k8s.example.test/api/v1/namespaces/prod/serviceaccounts/admin/token?dryRun=All"), false, ""},
+		{"KubeVirt's stop reads its body", req("PUT", "https://k8s.example.test/apis/subresources.kubevirt.io/v1/namespaces/prod/virtualmachines/db/stop?dryRun=All"), false, ""},
+		{"eviction of another resource", req("POST", "https://k8s.example.test/apis/example.com/v1/namespaces/prod/widgets/w/eviction?dryRun=All"), false, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -111,7 +111,7 @@ default is_exposure := false
 is_exposure if exposure
 
 # METADATA
-# description: The request runs commands in a workload.
+# description: The request runs commands in a workload, or opens a console on one.
 default is_exec := false
 
 is_exec if exec
@@ -663,6 +663,14 @@ kubernetes_permission if {
 kubernetes_exec if {
 	input.action.provider == "kubernetes"
 	input.action.subresource in {"exec", "attach", "portforward", "proxy", "ephemeralcontainers"}
+}
+
+# KubeVirt's serial console, VNC and USB redirection of a virtual machine:
+# a GET upgraded to a WebSocket, an interactive session on the machine.
+kubernetes_exec if {
+	input.action.provider == "kubernetes"
+	input.action.subresource in {"console", "vnc", "usbredir"}
+	input.action.api_group == "subresources.kubevirt.io"
 }
 
 # METADATA

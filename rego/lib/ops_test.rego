@@ -357,6 +357,12 @@ test_kubernetes_exec if {
 	not ops.is_read with input as kube("get", "pods", "exec", "default", null)
 }
 
+test_kubevirt_console_is_exec if {
+	inp := object.union(kube("get", "virtualmachineinstances", "console", "prod", null), {"action": {"api_group": "subresources.kubevirt.io"}})
+	ops.is_exec with input as inp
+	not ops.is_exec with input as object.union(inp, {"action": {"api_group": "example.com"}})
+}
+
 test_kubernetes_rbac_writes_are_permission if {
 	ops.class == "permission" with input as kube("create", "clusterrolebindings", "", "", null)
 	ops.is_permission with input as kube("patch", "roles", "", "default", null)
