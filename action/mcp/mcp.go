@@ -209,6 +209,13 @@ func classifyMessage(r *action.Request, obj map[string]any) action.Action {
 	}
 	rawParams, _ := member(obj, "params")
 	params, _ := rawParams.(map[string]any)
+	if _, positional := rawParams.([]any); positional && (strings.Contains(method, "/") || method == "initialize") {
+		// JSON-RPC allows positional params; MCP's methods never use
+		// them, and a hand-written server that took them would run a
+		// call whose name the policy never saw (found by review). Other
+		// JSON-RPC APIs' (Ethereum's eth_call) stay as they are.
+		return reject(r, OpInvalid, http.StatusBadRequest, "JSON-RPC params given by position (an array): MCP names them (an object)")
+	}
 	if rawParams != nil && params == nil {
 		a.ParseError = "JSON-RPC params is not an object"
 	}

@@ -387,3 +387,16 @@ func TestEndSessionElsewhereIsDestructive(t *testing.T) {
 		}
 	}
 }
+
+// An MCP method with positional params is refused; another JSON-RPC API's
+// (Ethereum's) is not.
+func TestPositionalParams(t *testing.T) {
+	a, ok := New(Options{}).Classify(post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":["drop_table",{"table":"users"}]}`))
+	if status, _, bad := Reject(a); !ok || !bad || status != http.StatusBadRequest {
+		t.Errorf("tools/call with positional params: %+v, want a 400 refusal", a)
+	}
+	a, ok = New(Options{}).Classify(post(`{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}`))
+	if _, _, bad := Reject(a); ok && bad {
+		t.Errorf("eth_blockNumber: %+v, want it not refused", a)
+	}
+}
