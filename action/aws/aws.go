@@ -476,9 +476,12 @@ func (q *request) rest(cands []*api) {
 		}
 		s := segs
 		bucket := ""
-		if a.id == "s3" && q.host.aws && q.host.prefix != "" && q.host.endpoint == "s3" {
+		if a.id == "s3" && (q.host.aws && q.host.prefix != "" && q.host.endpoint == "s3" || q.host.compatBucket != "") {
 			// Virtual-hosted style: the bucket is in the name.
 			bucket = q.host.prefix
+			if !q.host.aws {
+				bucket = q.host.compatBucket
+			}
 			s = append([]string{bucket}, segs...)
 			if len(s) == 2 && s[1] == "" {
 				s = s[:1]

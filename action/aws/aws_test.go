@@ -268,6 +268,28 @@ func TestClassify(t *testing.T) {
 			give: req("DELETE", "https://minio.internal:9000/mybucket/k", "", "Authorization", sigv4("us-east-1", "s3")),
 			want: summary{Service: "s3", Operation: "DeleteObject", Region: "us-east-1", Protocol: "rest-xml", Resources: []string{"mybucket/k"}, Destructive: true},
 		},
+		// S3-compatible stores' virtual-hosted endpoints name the bucket
+		// (found by review: bucket db read for prod's db/dump.sql).
+		{
+			name: "R2 virtual-hosted",
+			give: req("DELETE", "https://prod.acct123.r2.cloudflarestorage.com/db/dump.sql", "", "Authorization", sigv4("auto", "s3")),
+			want: summary{Service: "s3", Operation: "DeleteObject", Region: "auto", Protocol: "rest-xml", Resources: []string{"prod/db/dump.sql"}, Destructive: true},
+		},
+		{
+			name: "R2 path-style",
+			give: req("DELETE", "https://acct123.r2.cloudflarestorage.com/db/dump.sql", "", "Authorization", sigv4("auto", "s3")),
+			want: summary{Service: "s3", Operation: "DeleteObject", Region: "auto", Protocol: "rest-xml", Resources: []string{"db/dump.sql"}, Destructive: true},
+		},
+		{
+			name: "Backblaze virtual-hosted, dotted bucket",
+			give: req("DELETE", "https://prod.backups.s3.us-west-004.backblazeb2.com/db.sql", "", "Authorization", sigv4("us-west-004", "s3")),
+			want: summary{Service: "s3", Operation: "DeleteObject", Region: "us-west-004", Protocol: "rest-xml", Resources: []string{"prod.backups/db.sql"}, Destructive: true},
+		},
+		{
+			name: "Spaces path-style",
+			give: req("DELETE", "https://nyc3.digitaloceanspaces.com/prod/db.sql", "", "Authorization", sigv4("nyc3", "s3")),
+			want: summary{Service: "s3", Operation: "DeleteObject", Region: "nyc3", Protocol: "rest-xml", Resources: []string{"prod/db.sql"}, Destructive: true},
+		},
 		{
 			name: "S3 Control names s3, not s3control",
 			give: req("DELETE", "https://123456789012.s3-control.us-east-1.amazonaws.com/v20180820/configuration/publicAccessBlock", "",

@@ -14,6 +14,59 @@ type hostInfo struct {
 	region   string
 	prefix   string // labels before the endpoint prefix: a bucket, an account id, an API id
 	china    bool
+	// compatBucket is the bucket in the name of an S3-compatible store's
+	// virtual-hosted endpoint (s3Compatible); empty for a path-style one.
+	compatBucket string
+}
+
+// s3Compatible are S3-compatible stores whose endpoints take the bucket in
+// the host name as AWS's do (found by review: DELETE
+// prod.acct.r2.cloudflarestorage.com/db/dump.sql deletes prod's db/dump.sql,
+// and countersign read bucket db). labels is how many labels before the
+// suffix the path-style endpoint has (an account, a region); s3 says the
+// endpoint starts at the rightmost label "s3" instead (s3.REGION.…).
+var s3Compatible = []struct {
+	suffix string
+	labels int
+	s3     bool
+}{
+	{suffix: ".eu.r2.cloudflarestorage.com", labels: 1},
+	{suffix: ".fedramp.r2.cloudflarestorage.com", labels: 1},
+	{suffix: ".r2.cloudflarestorage.com", labels: 1},
+	{suffix: ".digitaloceanspaces.com", labels: 1},
+	{suffix: ".linodeobjects.com", labels: 1},
+	{suffix: ".backblazeb2.com", s3: true},
+	{suffix: ".wasabisys.com", s3: true},
+	{suffix: ".scw.cloud", s3: true},
+	{suffix: ".storage.googleapis.com", labels: 0},
+}
+
+// compatBucket returns the bucket named in host when host is an
+// S3-compatible store's virtual-hosted endpoint, else "".
+func compatBucket(host string) string {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	for _, c := range s3Compatible {
+		rest, ok := strings.CutSuffix(host, c.suffix)
+		if !ok || rest == "" {
+			continue
+		}
+		labels := strings.Split(rest, ".")
+		n := len(labels) - c.labels
+		if c.s3 {
+			n = -1
+			for i := len(labels) - 1; i >= 0; i-- {
+				if labels[i] == "s3" {
+					n = i
+					break
+				}
+			}
+		}
+		if n <= 0 {
+			return "" // path style: no bucket in the name
+		}
+		return strings.Join(labels[:n], ".")
+	}
+	return ""
 }
 
 var awsSuffixes = []string{".amazonaws.com", ".amazonaws.com.cn", ".api.aws"}
@@ -34,6 +87,7 @@ func parseHost(host string, known func(string) bool) hostInfo {
 		}
 	}
 	if !h.aws {
+		h.compatBucket = compatBucket(host)
 		return h
 	}
 	labels := strings.Split(rest, ".")
