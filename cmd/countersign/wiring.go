@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -155,6 +156,9 @@ type app struct {
 
 	proxyLn    net.Listener
 	approvalLn net.Listener
+	// stateAddrs are the shared state database's addresses, resolved at
+	// start: the proxy never dials them, by whatever name or address.
+	stateAddrs []netip.AddrPort
 	approvals  *http.Server
 	discovery  string
 
@@ -326,8 +330,11 @@ func newApp(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts ap
 		}
 	}
 	// The shared state database: an agent must not reach it through the
-	// proxy (whoever writes to it can approve).
+	// proxy (whoever writes to it can approve), by its name or by its
+	// address (found by review: by address, a tunnel the policy allowed
+	// reached it).
 	ownHosts = append(ownHosts, approval.PostgresAddrs(cfg.State)...)
+	a.stateAddrs = resolveAddrs(ctx, approval.PostgresAddrs(cfg.State))
 	a.proxy, err = proxy.New(proxy.Options{
 		Issuer:          mitm.NewIssuer(a.ca, mitm.IssuerOptions{}),
 		Decider:         a.engine,
@@ -420,6 +427,33 @@ func (a *app) ownAddrs() []netip.AddrPort {
 		}
 		if ap, err := netip.ParseAddrPort(ln.Addr().String()); err == nil {
 			out = append(out, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+		}
+	}
+	return append(out, a.stateAddrs...)
+}
+
+// resolveAddrs resolves host:port pairs to addresses, each name within a
+// few seconds; a name that does not resolve is left to the name check.
+func resolveAddrs(ctx context.Context, hostports []string) []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, hp := range hostports {
+		host, portStr, err := net.SplitHostPort(hp)
+		if err != nil {
+			continue
+		}
+		port, err := strconv.ParseUint(portStr, 10, 16)
+		if err != nil {
+			continue
+		}
+		if ip, err := netip.ParseAddr(host); err == nil {
+			out = append(out, netip.AddrPortFrom(ip.Unmap(), uint16(port)))
+			continue
+		}
+		lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		ips, _ := net.DefaultResolver.LookupNetIP(lctx, "ip", host)
+		cancel()
+		for _, ip := range ips {
+			out = append(out, netip.AddrPortFrom(ip.Unmap(), uint16(port)))
 		}
 	}
 	return out
