@@ -263,6 +263,13 @@ func classify(m *models, r *action.Request, sig signature, sigErr error) action.
 	case proto == protoJSON && r.Method != http.MethodPost:
 		q.fail("the JSON API takes POST, not " + truncate(r.Method, 16))
 	}
+	if q.a.Service == "s3" && len(r.Body) > 0 && awsChunked(r) && !chunkedOperations[q.a.Operation] {
+		// The chunk framing would be read as the body: DeleteObjects' keys
+		// and a bucket policy would not parse (found by review). AWS takes
+		// chunked signing only for object data; a compatible store that
+		// took it elsewhere would act on what the policy could not read.
+		q.reject("an aws-chunked body on " + truncate(q.a.Operation, 64) + ", whose body countersign reads; S3 takes chunked signing only for object data: send it unchunked")
+	}
 	readOnly, destructive := judge(q.a.Operation, r.Method, q.a.Fields["protocol"])
 	q.a.ReadOnly, q.a.Destructive = readOnly, destructive
 	if len(q.problem) > 0 {
@@ -775,4 +782,20 @@ func hasVerb(op, verb string) bool {
 	}
 	rest := op[len(verb):]
 	return rest == "" || rest[0] >= 'A' && rest[0] <= 'Z' || rest[0] >= '0' && rest[0] <= '9'
+}
+
+// chunkedOperations are the S3 operations whose body is object data, which
+// clients may send aws-chunked.
+var chunkedOperations = map[string]bool{"PutObject": true, "UploadPart": true, "WriteGetObjectResponse": true}
+
+// awsChunked reports whether the body carries SigV4's chunk framing.
+func awsChunked(r *action.Request) bool {
+	for _, v := range r.Header.Values("Content-Encoding") {
+		for part := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(part), "aws-chunked") {
+				return true
+			}
+		}
+	}
+	return strings.HasPrefix(strings.ToUpper(r.Header.Get("X-Amz-Content-Sha256")), "STREAMING-")
 }

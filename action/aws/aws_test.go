@@ -268,6 +268,20 @@ func TestClassify(t *testing.T) {
 			give: req("DELETE", "https://minio.internal:9000/mybucket/k", "", "Authorization", sigv4("us-east-1", "s3")),
 			want: summary{Service: "s3", Operation: "DeleteObject", Region: "us-east-1", Protocol: "rest-xml", Resources: []string{"mybucket/k"}, Destructive: true},
 		},
+		// aws-chunked framing is for object data only: elsewhere it would
+		// be read as the body (found by review).
+		{
+			name: "DeleteObjects with aws-chunked is refused",
+			give: req("POST", "https://prod.s3.amazonaws.com/?delete", "1f;chunk-signature=00\r\n<Delete><Object><Key>db.sql</Key></Object></Delete>\r\n0;chunk-signature=00\r\n\r\n",
+				"Authorization", sigv4("us-east-1", "s3"), "Content-Encoding", "aws-chunked", "X-Amz-Content-Sha256", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"),
+			want: summary{Service: "s3", Operation: "DeleteObjects", Region: "us-east-1", Protocol: "rest-xml", Resources: []string{"prod", "prod/db.sql"}, Destructive: true, ParseError: "an aws-chunked body on DeleteObjects, whose body countersign reads; S3 takes chunked signing only for object data: send it unchunked"},
+		},
+		{
+			name: "PutObject with aws-chunked is object data",
+			give: req("PUT", "https://prod.s3.amazonaws.com/db.sql", "5;chunk-signature=00\r\nhello\r\n0;chunk-signature=00\r\n\r\n",
+				"Authorization", sigv4("us-east-1", "s3"), "Content-Encoding", "aws-chunked", "X-Amz-Content-Sha256", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"),
+			want: summary{Service: "s3", Operation: "PutObject", Region: "us-east-1", Protocol: "rest-xml", Resources: []string{"prod/db.sql"}},
+		},
 		// S3-compatible stores' virtual-hosted endpoints name the bucket
 		// (found by review: bucket db read for prod's db/dump.sql).
 		{
