@@ -189,12 +189,18 @@ func (s *Server) process(ctx context.Context, ex *exchange) (_ *http.Response, w
 		if !truncated {
 			rest = nil
 		}
-		if rest != nil && act.Provider == "http" && !ar.Decoded {
-			// Another API's JSON past the limit, as far as was read: the
-			// rest is watched for the members of an MCP message, and cut
-			// off before its end if one comes (mcp.TailWatch).
+		if rest != nil && !ar.Decoded {
+			// A body past the limit, decided without it: the rest is
+			// watched for the members of an MCP message, and cut off
+			// before its end if one comes (mcp.TailWatch), whatever the
+			// provider (found by review: a path or a signature of another
+			// API made one claim the request).
 			w := &mcp.TailWatch{}
-			w.Scan(prefix)
+			if w.Scan(prefix) {
+				s.cutOff(ex, cnt, shadow)
+				return s.denial(ex, act, answer{status: http.StatusRequestEntityTooLarge, decision: "deny", message: s.lateMessage()}), nil
+			}
+			w.OnFound = func() { s.cutOff(ex, cnt, shadow) }
 			rest = readCloser{w.Reader(rest), rest}
 		}
 		return s.forward(ctx, ex, act, prefix, rest, buf, "allow", ""), nil
@@ -1200,11 +1206,8 @@ func (s *Server) forward(ctx context.Context, ex *exchange, act action.Action, p
 		return s.denial(ex, act, answer{status: http.StatusBadGateway, decision: decision, approval: approvalID, message: s.opts.ClientCertMessage(ex.host)})
 	}
 	if errors.Is(err, mcp.ErrLateMessage) {
-		msg := fmt.Sprintf("countersign: the body holds a JSON-RPC (MCP) message past inspect.body_limit (%d bytes), which the policy did not see; it was cut off before its end, so the server did not get it whole. Send MCP messages smaller than the limit.", s.opts.BodyLimit)
-		_ = s.opts.Audit.Record(&audit.Event{Type: "forward", RequestID: ex.id, ApprovalID: approvalID, Session: sessionRef(ex.session),
-			Decision: "deny", Error: errorText(err), UpstreamMillis: elapsed.Milliseconds(),
-			Detail: "cut off: an MCP message's members came after the inspection limit; the upstream got an incomplete body"})
-		return s.denial(ex, act, answer{status: http.StatusRequestEntityTooLarge, decision: "deny", approval: approvalID, message: msg})
+		// Recorded and counted as it was cut (cutOff).
+		return s.denial(ex, act, answer{status: http.StatusRequestEntityTooLarge, decision: "deny", approval: approvalID, message: s.lateMessage()})
 	}
 	if err != nil {
 		status, msg := upstreamFailure(ex.host, err)
@@ -1601,6 +1604,24 @@ func shortDuration(d time.Duration) string {
 	default:
 		return d.String()
 	}
+}
+
+// lateMessage tells the agent why its body was cut off.
+func (s *Server) lateMessage() string {
+	return fmt.Sprintf("countersign: the body holds a JSON-RPC (MCP) message past inspect.body_limit (%d bytes), which the policy did not see; it was cut off before its end, so the server did not get it whole. Send MCP messages smaller than the limit.", s.opts.BodyLimit)
+}
+
+// cutOff records a request allowed without its whole body whose body
+// turned out to hold an MCP message (mcp.TailWatch), and counts it as
+// denied: from the reader that cut it, so also when the upstream answered
+// before the end.
+func (s *Server) cutOff(ex *exchange, cnt *counters, shadow bool) {
+	if !shadow {
+		cnt.allowed.Add(-1)
+	}
+	cnt.denied.Add(1)
+	_ = s.opts.Audit.RecordAsync(&audit.Event{Type: "forward", RequestID: ex.id, Session: sessionRef(ex.session), Decision: "deny",
+		Detail: "cut off: the members of an MCP message came after the inspection limit; the upstream got no whole message"})
 }
 
 // readCloser is a reader with another's Close.

@@ -32,6 +32,9 @@ import (
 
 	"github.com/countersign/countersign/action"
 	"github.com/countersign/countersign/action/aws"
+	"github.com/countersign/countersign/action/git"
+	"github.com/countersign/countersign/action/github"
+	"github.com/countersign/countersign/action/graphql"
 	"github.com/countersign/countersign/action/kubernetes"
 	"github.com/countersign/countersign/action/mcp"
 	"github.com/countersign/countersign/approval"
@@ -2441,6 +2444,9 @@ deny contains {"id": "MCP-DROP", "msg": "no dropping tables"} if {
 `
 	h := newHarness(t, harnessOptions{policy: denyDrop, configure: func(o *Options) {
 		o.Resolve["mcp-root.example.test:443"] = o.Resolve["example.test:443"]
+		// The providers countersign runs with.
+		o.Classifier = action.NewClassifier(aws.New(aws.Options{}), git.New(git.Options{}), mcp.New(mcp.Options{}),
+			graphql.New(graphql.Options{}), github.New(github.Options{}), kubernetes.New(kubernetes.Options{}))
 	}})
 	body := `{"id":1,` + strings.Repeat(" ", 1<<20) +
 		`"jsonrpc":"2.0","method":"tools/call","params":{"name":"drop_table","arguments":{"table":"users"}}}`
@@ -2461,9 +2467,44 @@ deny contains {"id": "MCP-DROP", "msg": "no dropping tables"} if {
 		t.Error("no audit record of the cut")
 	}
 
-	// Another API's large JSON with no such member goes through whole.
+	// Whatever provider a path or a signature makes claim it (found by
+	// review: each went through whole).
+	for _, tt := range []struct {
+		name, path string
+		header     []string
+	}{
+		{"a Kubernetes path", "/api/v1/namespaces/x/configmaps", nil},
+		{"a git path", "/repo.git/git-upload-pack", nil},
+		{"a SigV4 signature", "/", []string{"Authorization", "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20261126/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00"}},
+	} {
+		before := testinfra.MCPToolCalls(h.up.Requests(), "drop_table")
+		resp, text := h.do("POST", "https://mcp-root.example.test"+tt.path, body, append([]string{"Content-Type", "application/json", "Accept", "*/*"}, tt.header...)...)
+		// git's denials are git protocol errors, with a 200.
+		if resp.StatusCode != http.StatusRequestEntityTooLarge && resp.StatusCode != http.StatusBadRequest && !strings.Contains(text, "cut off") {
+			t.Errorf("%s: %d %q, want it refused or cut off", tt.name, resp.StatusCode, text)
+		}
+		if testinfra.MCPToolCalls(h.up.Requests(), "drop_table") != before || strings.Contains(text, "dropped table") {
+			t.Errorf("%s: the whole message reached the server", tt.name)
+		}
+	}
+
+	// Compressed, past the limit, with nothing but spaces read (found by
+	// review): refused, as the rest cannot be watched.
+	resp, text = h.do("POST", "https://mcp-root.example.test/mcp", gzipString(strings.Repeat(" ", 1<<20+10)+`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"drop_table","arguments":{"table":"users"}}}`),
+		"Content-Type", "application/json", "Content-Encoding", "gzip", "Accept", "application/json, text/event-stream")
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("compressed, blank before the limit: %d %q, want 413", resp.StatusCode, text)
+	}
+
+	// Another API's large JSON with no such member goes through whole,
+	// and so does NDJSON whose later lines have one: the SDKs read the
+	// first value only.
 	upload := `{"id":1,"name":"backup","data":"` + strings.Repeat("a", 1<<20) + `","method_name":"x","nested":{"method":"y"}}`
 	if resp, text := h.do("POST", "https://example.test/upload", upload, "Content-Type", "application/json"); resp.StatusCode != http.StatusOK {
 		t.Errorf("a large JSON upload: %d %q, want 200", resp.StatusCode, text)
+	}
+	ndjson := `{"index":{}}` + "\n" + `{"log":"` + strings.Repeat("b", 1<<20) + `"}` + "\n" + `{"method":"GET","path":"/"}` + "\n"
+	if resp, text := h.do("POST", "https://example.test/_bulk", ndjson, "Content-Type", "application/x-ndjson"); resp.StatusCode != http.StatusOK {
+		t.Errorf("NDJSON past the limit: %d %q, want 200", resp.StatusCode, text)
 	}
 }

@@ -97,6 +97,14 @@ func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
 
 func classifyPost(r *action.Request) (action.Action, bool) {
 	hinted := hasMCPHeaders(r.Header)
+	if r.BodyTruncated && r.Decoded && jsonContent(r.Header) {
+		// Inflated past the limit: the rest cannot be watched as it is
+		// sent (TailWatch reads what the server inflates, and it goes
+		// compressed), whatever the part read says, blank included (found
+		// by review). Every MCP SDK requires this content type.
+		return reject(r, OpInvalid, http.StatusRequestEntityTooLarge,
+			"a compressed JSON body that inflates past inspect.body_limit; countersign decides only on messages it has read whole"), true
+	}
 	body := trimSpace(r.Body)
 	bom := false
 	if b, ok := bytes.CutPrefix(body, []byte("\uFEFF")); ok {
@@ -119,11 +127,10 @@ func classifyPost(r *action.Request) (action.Action, bool) {
 	// starts as JSON-RPC's do, marks it as one.
 	// A member of a JSON-RPC message anywhere in what was read marks it
 	// too, not only a first one (found by review: "id" first); one that
-	// comes after the cut is watched for as the rest is sent (TailWatch),
-	// which a compressed body does not allow.
+	// comes after the cut is watched for as the rest is sent (TailWatch).
 	if r.BodyTruncated && (mentioned || knownPath(r.Path) || legacyEndpoint(r) ||
 		accepts(r.Header, "text/event-stream") && accepts(r.Header, "application/json") ||
-		startsAsJSONRPC(body) || (&TailWatch{}).Scan(body) || r.Decoded) {
+		startsAsJSONRPC(body) || (&TailWatch{}).Scan(body)) {
 		return reject(r, OpInvalid, http.StatusRequestEntityTooLarge,
 			"the MCP message is larger than inspect.body_limit, and countersign decides only on messages it has read whole"), true
 	}
@@ -514,3 +521,15 @@ func (*Provider) Reject(a action.Action) (int, string, bool) { return Reject(a) 
 // FingerprintBody implements action.BodyFingerprinter: the message without
 // its id, so an identical retry matches its approval.
 func (*Provider) FingerprintBody(_ action.Action, body []byte) []byte { return FingerprintBody(body) }
+
+// jsonContent reports whether the request says its body is JSON as the MCP
+// SDKs test it (Go: the media type; TypeScript: the header contains it;
+// Python: it starts with it).
+func jsonContent(h http.Header) bool {
+	for _, v := range h.Values("Content-Type") {
+		if strings.Contains(strings.ToLower(v), "application/json") {
+			return true
+		}
+	}
+	return false
+}

@@ -23,8 +23,8 @@ const maxKeyBytes = 64
 // was read; an MCP server mounted at / and reached with Accept: */* (the Go
 // SDK's examples) then ran the tool call the policy never saw. Watching the
 // rest lets the proxy cut the body before its end, so that the server never
-// holds a whole message. It is lenient: what is not JSON is scanned as far
-// as it goes and never matches.
+// holds a whole message. It is lenient: what is not JSON never matches,
+// and only the body's first JSON value is read.
 type TailWatch struct {
 	started  bool
 	target   int  // depth of the objects whose members count: 1, or 2 in an array
@@ -42,6 +42,8 @@ type TailWatch struct {
 	// named: a name was read, and a ':' after it makes it a member.
 	named bool
 	found bool
+	// OnFound, when set, is called once, when a member is first seen.
+	OnFound func()
 }
 
 // Found reports whether a JSON-RPC member was seen.
@@ -54,7 +56,13 @@ func (w *TailWatch) Scan(p []byte) bool {
 		if w.found {
 			return true
 		}
+		if w.started && w.target < 0 {
+			return false // not JSON, or its first value has ended
+		}
 		w.step(c)
+		if w.found && w.OnFound != nil {
+			w.OnFound()
+		}
 	}
 	return w.found
 }
@@ -124,6 +132,12 @@ func (w *TailWatch) step(c byte) {
 		}
 		if w.depth > 0 {
 			w.depth--
+		}
+		if w.depth == 0 {
+			// The first value has ended: what follows it (NDJSON's next
+			// line) is no part of a message the SDKs decode, which read
+			// one value or refuse trailing data.
+			w.target = -1
 		}
 	case ',':
 		if w.depth == w.target && w.object {

@@ -27,6 +27,10 @@ func TestTailWatch(t *testing.T) {
 		{"string with colon", `{"text":"method: x","a":"params:"}`, false},
 		{"array of arrays", `[["method",1],["params",2]]`, false},
 		{"not JSON", `method: tools/call`, false},
+		// Only the first value: NDJSON's later lines are no message the
+		// SDKs decode (found by review: bulk uploads were cut).
+		{"a later NDJSON line", "{\"a\":1}\n{\"method\":\"x\"}", false},
+		{"a later value in an array's object still counts", `[{"a":1},{"method":"x"}]`, true},
 		{"a key too long", `{"` + strings.Repeat("x", 100) + `method":1}`, false},
 	} {
 		w := &TailWatch{}
