@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -66,7 +67,7 @@ func ProxyOverrides(env []string) (overrides []Override, problems []string) {
 			problems = append(problems, err.Error())
 		}
 	}
-	if f := curlrc(get("CURL_HOME"), get("XDG_CONFIG_HOME"), home); f != "" {
+	for _, f := range curlrcs(get("CURL_HOME"), get("XDG_CONFIG_HOME"), home) {
 		add(curlOverrides(f))
 	}
 	for _, f := range wgetrcs(get("WGETRC"), home) {
@@ -80,6 +81,15 @@ func ProxyOverrides(env []string) (overrides []Override, problems []string) {
 
 // readConfig reads a configuration file; a missing one is nil, nil.
 func readConfig(path string) ([]byte, error) {
+	// Only regular files: opening a FIFO would block (found by review),
+	// and a device may never end.
+	if fi, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	} else if !fi.Mode().IsRegular() {
+		return nil, nil
+	}
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -105,123 +115,204 @@ func readConfig(path string) ([]byte, error) {
 	return data, nil
 }
 
-// curlrc is the one file curl reads its default options from: the first
-// of $CURL_HOME/.curlrc, $XDG_CONFIG_HOME/.curlrc (or curlrc) and $HOME/.curlrc that
-// exists (curl(1), --config).
-func curlrc(curlHome, xdg, home string) string {
+// curlrcs are the files curl may read its default options from: curl
+// reads the first of them that exists, and which names it tries changed
+// between versions (7.88 reads $XDG_CONFIG_HOME/.curlrc and
+// $HOME/.config/curlrc, later manuals name $XDG_CONFIG_HOME/curlrc), so
+// every one that exists is reported.
+func curlrcs(curlHome, xdg, home string) []string {
 	var candidates []string
 	if curlHome != "" {
 		candidates = append(candidates, filepath.Join(curlHome, ".curlrc"))
 	}
 	if xdg != "" {
-		// curl 7.73 to 8.x read .curlrc there; the manual of later ones
-		// names curlrc.
 		candidates = append(candidates, filepath.Join(xdg, ".curlrc"), filepath.Join(xdg, "curlrc"))
 	}
 	if home != "" {
-		candidates = append(candidates, filepath.Join(home, ".curlrc"))
+		candidates = append(candidates, filepath.Join(home, ".curlrc"), filepath.Join(home, ".config", "curlrc"))
 	}
+	var out []string
 	for _, c := range candidates {
-		if _, err := os.Stat(c); err == nil {
-			return c
+		if fi, err := os.Stat(c); err == nil && fi.Mode().IsRegular() && !slices.Contains(out, c) {
+			out = append(out, c)
 		}
 	}
-	return ""
+	return out
 }
+
+// maxIncludes bounds how deep config files including others are followed.
+const maxIncludes = 4
 
 // curlOverrides reads curl's options that replace or bypass the proxy
 // variables: a proxy of its own (-x, --proxy, --socks*) or hosts it
-// reaches directly (--noproxy).
+// reaches directly (--noproxy), in path and the files it includes
+// (--config, -K).
 func curlOverrides(path string) ([]Override, error) {
+	return curlFile(path, 0)
+}
+
+func curlFile(path string, depth int) ([]Override, error) {
 	data, err := readConfig(path)
 	if err != nil || data == nil {
 		return nil, err
 	}
 	var out []Override
+	var problems []string
 	sc := bufio.NewScanner(strings.NewReader(string(data)))
 	sc.Buffer(nil, maxConfigFile)
 	for n := 1; sc.Scan(); n++ {
-		name, value, ok := curlOption(sc.Text())
-		if !ok {
-			continue
-		}
-		setting := name + " " + redact.String(value)
-		switch name {
-		case "noproxy":
-			hosts := "hosts matching " + fmt.Sprintf("%q", value)
-			if strings.TrimSpace(value) == "*" {
-				hosts = "every host"
+		for _, o := range curlOptions(sc.Text()) {
+			setting := o.name + " " + maskProxy(o.value)
+			switch o.name {
+			case "noproxy":
+				hosts := "hosts matching " + fmt.Sprintf("%q", o.value)
+				if strings.TrimSpace(o.value) == "*" {
+					hosts = "every host"
+				}
+				out = append(out, Override{Tool: "curl", File: path, Line: n, Setting: setting,
+					Effect: "curl connects directly to " + hosts + ", around countersign"})
+			case "proxy", "x", "proxy1.0", "socks4", "socks4a", "socks5", "socks5-hostname":
+				out = append(out, Override{Tool: "curl", File: path, Line: n, Setting: setting,
+					Effect: "curl sends its requests to " + maskProxy(o.value) + " instead of countersign"})
+			case "config", "K":
+				if depth >= maxIncludes || o.value == "" || o.value == "-" {
+					continue
+				}
+				inc, err := curlFile(o.value, depth+1)
+				out = append(out, inc...)
+				if err != nil {
+					problems = append(problems, err.Error())
+				}
 			}
-			out = append(out, Override{Tool: "curl", File: path, Line: n, Setting: setting,
-				Effect: "curl connects directly to " + hosts + ", around countersign"})
-		case "proxy", "x", "proxy1.0", "socks4", "socks4a", "socks5", "socks5-hostname":
-			out = append(out, Override{Tool: "curl", File: path, Line: n, Setting: setting,
-				Effect: "curl sends its requests to " + redact.String(value) + " instead of countersign"})
 		}
+	}
+	if len(problems) > 0 {
+		return out, errors.New(strings.Join(problems, "; "))
 	}
 	return out, nil
 }
 
-// curlOption parses one line of a curl config file as curl does: an
-// option, with or without its leading dashes, then whitespace, '=' or ':',
-// then its parameter, quoted or up to whitespace. Short options keep no
-// dash ("x").
-func curlOption(line string) (name, value string, ok bool) {
-	line = strings.TrimLeft(line, " \t")
-	if line == "" || line[0] == '#' || line[0] == '/' || line[0] == '\r' {
-		return "", "", false
+type curlOption struct{ name, value string }
+
+// curlSpace is what curl's config parser skips as white space (ISSPACE).
+const curlSpace = " \t\n\v\f\r"
+
+// curlShortWithArg are curl's short options that take an argument: in a
+// group (-sx URL) the first of them takes the rest.
+const curlShortWithArg = "EKCbcdDFPHhmoUQreXYytzTuAwx"
+
+// curlOptions parses one line of a curl config file as curl does: an
+// option, with or without its leading dashes (long names in any case, and
+// abbreviated when the abbreviation is unambiguous; short ones grouped),
+// then white space, or '=' or ':' after an undashed name, then its
+// parameter, quoted or up to white space.
+func curlOptions(line string) []curlOption {
+	line = strings.TrimLeft(line, curlSpace)
+	if line == "" || line[0] == '#' || line[0] == '/' {
+		return nil
 	}
-	// Only an option without dashes may end at '=' or ':' ("proxy=…");
-	// "--proxy=…" is one unknown word to curl.
-	seps := " \t\r=:"
-	if line[0] == '-' {
-		seps = " \t\r"
+	dashed := line[0] == '-'
+	seps := curlSpace
+	if !dashed {
+		seps += "=:"
 	}
 	end := strings.IndexAny(line, seps)
 	if end < 0 {
 		end = len(line)
 	}
-	name, rest := line[:end], line[end:]
+	word, rest := line[:end], strings.TrimLeft(line[end:], seps)
+	param := curlParam(rest)
 	switch {
-	case strings.HasPrefix(name, "--"):
-		name = name[2:]
-	case strings.HasPrefix(name, "-"):
-		name = name[1:]
-		if len(name) > 1 { // -xHOST
-			name, rest = name[:1], name[1:]+rest
-		}
-	}
-	rest = strings.TrimLeft(rest, seps)
-	if strings.HasPrefix(rest, `"`) {
-		var b strings.Builder
-		for i := 1; i < len(rest); i++ {
-			c := rest[i]
-			if c == '"' {
-				break
-			}
-			if c == '\\' && i+1 < len(rest) {
-				i++
-				switch rest[i] {
-				case 't':
-					c = '\t'
-				case 'n':
-					c = '\n'
-				case 'r':
-					c = '\r'
-				case 'v':
-					c = '\v'
-				default:
-					c = rest[i]
+	case strings.HasPrefix(word, "--"):
+		return []curlOption{{curlLong(word[2:]), param}}
+	case dashed && len(word) > 1:
+		// A group of short options: -sSx URL, -xURL.
+		for i := 1; i < len(word); i++ {
+			c := word[i]
+			if strings.IndexByte(curlShortWithArg, c) >= 0 {
+				if i+1 < len(word) {
+					param = word[i+1:]
 				}
+				return []curlOption{{string(c), param}}
 			}
-			b.WriteByte(c)
 		}
-		return strings.ToLower(name), b.String(), true
+		return nil
+	case dashed:
+		return nil
 	}
-	if i := strings.IndexAny(rest, " \t\r"); i >= 0 {
-		rest = rest[:i]
+	return []curlOption{{curlLong(word), param}}
+}
+
+// curlParam reads a parameter: in double quotes with backslash escapes, or
+// up to white space.
+func curlParam(rest string) string {
+	if !strings.HasPrefix(rest, `"`) {
+		if i := strings.IndexAny(rest, curlSpace); i >= 0 {
+			return rest[:i]
+		}
+		return rest
 	}
-	return strings.ToLower(name), rest, true
+	var b strings.Builder
+	for i := 1; i < len(rest); i++ {
+		c := rest[i]
+		if c == '"' {
+			break
+		}
+		if c == '\\' && i+1 < len(rest) {
+			i++
+			switch rest[i] {
+			case 't':
+				c = '\t'
+			case 'n':
+				c = '\n'
+			case 'r':
+				c = '\r'
+			case 'v':
+				c = '\v'
+			default:
+				c = rest[i]
+			}
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// curlNear are curl's long options that share their first letters with
+// the ones read here (curl 7.88's list, and later additions): an
+// abbreviation is one option's when no other starts with it.
+var curlNear = []string{
+	"config", "connect-timeout", "connect-to", "continue-at",
+	"no-alpn", "no-buffer", "no-clobber", "no-keepalive", "no-npn", "no-progress-meter", "no-sessionid", "noproxy",
+	"preproxy", "progress-bar", "proto", "proto-default", "proto-redir",
+	"proxy", "proxy-anyauth", "proxy-basic", "proxy-cacert", "proxy-capath", "proxy-cert", "proxy-cert-type",
+	"proxy-ciphers", "proxy-crlfile", "proxy-digest", "proxy-header", "proxy-http2", "proxy-insecure", "proxy-key",
+	"proxy-key-type", "proxy-negotiate", "proxy-ntlm", "proxy-pass", "proxy-pinnedpubkey", "proxy-service-name",
+	"proxy-ssl-allow-beast", "proxy-ssl-auto-client-cert", "proxy-tls13-ciphers", "proxy-tlsauthtype",
+	"proxy-tlspassword", "proxy-tlsuser", "proxy-tlsv1", "proxy-user", "proxy1.0", "proxytunnel",
+	"socks4", "socks4a", "socks5", "socks5-basic", "socks5-gssapi", "socks5-gssapi-nec", "socks5-gssapi-service", "socks5-hostname",
+}
+
+// curlLong resolves a long option name as curl 7.x does: in any case, and
+// an unambiguous abbreviation to the option it abbreviates.
+func curlLong(name string) string {
+	name = strings.ToLower(name)
+	if slices.Contains(curlNear, name) {
+		return name
+	}
+	match := ""
+	for _, o := range curlNear {
+		if strings.HasPrefix(o, name) {
+			if match != "" {
+				return name // ambiguous: curl refuses it
+			}
+			match = o
+		}
+	}
+	if match != "" {
+		return match
+	}
+	return name
 }
 
 // wgetrcs are the files wget reads its settings from, the later winning:
@@ -258,7 +349,7 @@ func wgetOverrides(path string) ([]Override, error) {
 		}
 		v = strings.TrimSpace(v)
 		name := strings.NewReplacer("-", "", "_", "").Replace(strings.ToLower(strings.TrimSpace(k)))
-		setting := strings.TrimSpace(k) + " = " + redact.String(v)
+		setting := strings.TrimSpace(k) + " = " + maskProxy(v)
 		switch name {
 		case "useproxy":
 			if off := strings.ToLower(v); off == "off" || off == "no" || off == "0" {
@@ -270,7 +361,7 @@ func wgetOverrides(path string) ([]Override, error) {
 				Effect: fmt.Sprintf("wget connects directly to hosts matching %q, around countersign", v)})
 		case "httpproxy", "httpsproxy":
 			out = append(out, Override{Tool: "wget", File: path, Line: n, Setting: setting,
-				Effect: "wget sends its requests to " + redact.String(v) + " instead of countersign"})
+				Effect: "wget sends its requests to " + maskProxy(v) + " instead of countersign"})
 		}
 	}
 	return out, nil
@@ -301,28 +392,65 @@ func kubeconfigOverrides(path string) ([]Override, error) {
 	if err != nil || data == nil {
 		return nil, err
 	}
+	// Decoded as client-go decodes it, anchors, aliases and merge keys
+	// resolved (found by review: proxy-url: *alias was missed); the
+	// nodes give the line where the setting is written, when it is.
 	var doc struct {
 		Clusters []struct {
-			Name    string    `yaml:"name"`
-			Cluster yaml.Node `yaml:"cluster"`
+			Name    string `yaml:"name"`
+			Cluster struct {
+				ProxyURL string `yaml:"proxy-url"`
+			} `yaml:"cluster"`
 		} `yaml:"clusters"`
 	}
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("%s: not read for proxy settings: %w", path, err)
 	}
+	var nodes struct {
+		Clusters []struct {
+			Cluster yaml.Node `yaml:"cluster"`
+		} `yaml:"clusters"`
+	}
+	_ = yaml.Unmarshal(data, &nodes)
 	var out []Override
-	for _, c := range doc.Clusters {
-		m := &c.Cluster
-		if m.Kind != yaml.MappingNode {
+	for i, c := range doc.Clusters {
+		if c.Cluster.ProxyURL == "" {
 			continue
 		}
-		for i := 0; i+1 < len(m.Content); i += 2 {
-			if k, v := m.Content[i], m.Content[i+1]; k.Value == "proxy-url" && v.Kind == yaml.ScalarNode && v.Value != "" {
-				out = append(out, Override{Tool: "kubectl", File: path, Line: k.Line,
-					Setting: fmt.Sprintf("cluster %q proxy-url %s", c.Name, redact.String(v.Value)),
-					Effect:  "kubectl sends that cluster's requests to " + redact.String(v.Value) + " instead of countersign"})
+		line := 0
+		if i < len(nodes.Clusters) {
+			m := &nodes.Clusters[i].Cluster
+			line = m.Line
+			for j := 0; j+1 < len(m.Content); j += 2 {
+				if m.Content[j].Value == "proxy-url" {
+					line = m.Content[j].Line
+				}
 			}
 		}
+		out = append(out, Override{Tool: "kubectl", File: path, Line: line,
+			Setting: fmt.Sprintf("cluster %q proxy-url %s", c.Name, maskProxy(c.Cluster.ProxyURL)),
+			Effect:  "kubectl sends that cluster's requests to " + maskProxy(c.Cluster.ProxyURL) + " instead of countersign"})
 	}
 	return out, nil
 }
+
+// maskProxy masks the password of a proxy setting's value, with or without
+// a scheme (curl takes user:password@host:port), and credential shapes in
+// the rest (found by review: a scheme-less one reached the audit log).
+func maskProxy(v string) string {
+	prefix, rest := "", v
+	if i := strings.Index(v, "://"); i >= 0 {
+		prefix, rest = v[:i+3], v[i+3:]
+	}
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		user, _, hasPassword := strings.Cut(rest[:at], ":")
+		if hasPassword {
+			user += ":" + redactedPassword
+		}
+		rest = user + "@" + rest[at+1:]
+	}
+	return redact.Shown(prefix + rest)
+}
+
+// redactedPassword stands for a masked proxy password.
+const redactedPassword = "[redacted]"

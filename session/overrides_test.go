@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -126,16 +127,31 @@ func TestCurlOverridesAsCurlReadsThem(t *testing.T) {
 		{name: "credentials masked", files: map[string]string{".curlrc": "proxy = http://alice:s3cret-pass@" + o + "\n"}, want: "other", report: "proxy http://alice:[redacted]@" + o},
 		{name: "socks5", files: map[string]string{".curlrc": "socks5-hostname = " + o + "\n"}, want: "other", report: "socks5-hostname " + o},
 		{name: "commented", files: map[string]string{".curlrc": "# proxy = http://" + o + "\n  # noproxy *\n"}, want: "env"},
+		// curl reads the first file that exists; which names it tries
+		// changed between versions, so every one is reported.
 		{name: "CURL_HOME first", files: map[string]string{"ch/.curlrc": "silent\n", ".curlrc": "noproxy *\n"},
-			extra: []string{"CURL_HOME=ch"}, want: "env"},
+			extra: []string{"CURL_HOME=ch"}, want: "env", report: "noproxy *"},
 		{name: "XDG curlrc", files: map[string]string{"xdg/.curlrc": "noproxy *\n"},
 			extra: []string{"XDG_CONFIG_HOME=xdg"}, want: "direct", report: "noproxy *"},
+		{name: "HOME/.config/curlrc", files: map[string]string{".config/curlrc": "noproxy *\n"}, want: "direct", report: "noproxy *"},
+		// Found by review: forms curl takes that were missed, and one it
+		// does not that was reported.
+		{name: "grouped short options", files: map[string]string{".curlrc": "-sx http://" + o + "\n"}, want: "other", report: "x http://" + o},
+		{name: "-X is not -x", files: map[string]string{".curlrc": "-X POST\n"}, want: "env"},
+		{name: "upper case", files: map[string]string{".curlrc": "PROXY = http://" + o + "\n"}, want: "other", report: "proxy http://" + o},
+		{name: "abbreviated", files: map[string]string{".curlrc": "noprox *\n"}, want: "direct", report: "noproxy *"},
+		{name: "ambiguous abbreviation", files: map[string]string{".curlrc": "pro http://" + o + "\n"}, want: "env"},
+		{name: "vertical tab", files: map[string]string{".curlrc": "\vproxy = http://" + o + "\n"}, want: "other", report: "proxy http://" + o},
+		{name: "form feed separator", files: map[string]string{".curlrc": "proxy\fhttp://" + o + "\n"}, want: "other", report: "proxy http://" + o},
+		{name: "config include", files: map[string]string{".curlrc": "config = $H/inc\n", "inc": "noproxy *\n"}, want: "direct", report: "noproxy *"},
+		{name: "-K include", files: map[string]string{".curlrc": "-K $H/inc\n", "inc": "noproxy *\n"}, want: "direct", report: "noproxy *"},
+		{name: "credentials without a scheme masked", files: map[string]string{".curlrc": "proxy = alice:s3cret-pass@" + o + "\n"}, want: "other", report: "proxy alice:[redacted]@" + o},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			home := t.TempDir()
 			for p, content := range c.files {
-				write(t, filepath.Join(home, p), content)
+				write(t, filepath.Join(home, p), strings.ReplaceAll(content, "$H", home))
 			}
 			// Relative paths in the cases are under home.
 			extra := make([]string, len(c.extra))
@@ -158,11 +174,33 @@ func TestCurlOverridesAsCurlReadsThem(t *testing.T) {
 				if ov.Tool == "curl" {
 					reported = ov.Setting
 				}
+				if strings.Contains(ov.String(), "s3cret") {
+					t.Errorf("a password is shown: %v", ov)
+				}
 			}
 			if reported != c.report {
 				t.Errorf("reported %q, want %q (all: %v)", reported, c.report, overrides)
 			}
 		})
+	}
+}
+
+// A FIFO where a configuration file would be is skipped, not opened (which
+// would block run and doctor: found by review).
+func TestProxyOverridesSkipsAFIFO(t *testing.T) {
+	home := t.TempDir()
+	if err := syscall.Mkfifo(filepath.Join(home, ".curlrc"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		ProxyOverrides([]string{"HOME=" + home})
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("ProxyOverrides blocked on a FIFO")
 	}
 }
 
@@ -253,6 +291,28 @@ clusters:
 	}
 	if len(problems) != 1 || !strings.Contains(problems[0], broken) {
 		t.Errorf("problems %v, want one naming %s", problems, broken)
+	}
+
+	// Anchors, aliases and merge keys, as client-go resolves them (found
+	// by review).
+	aliased := filepath.Join(home, "aliased.yaml")
+	write(t, aliased, `proxies:
+  corp: &corp http://corp-proxy.example:3128
+base: &base
+  server: https://x
+  proxy-url: http://merged.example:3128
+clusters:
+- name: a
+  cluster:
+    server: https://a
+    proxy-url: *corp
+- name: b
+  cluster:
+    <<: *base
+`)
+	got, problems = ProxyOverrides([]string{"HOME=" + home, "KUBECONFIG=" + aliased})
+	if len(problems) != 0 || len(got) != 2 || !strings.Contains(got[0].Effect, "corp-proxy.example") || !strings.Contains(got[1].Effect, "merged.example") {
+		t.Errorf("got %v, problems %v; want both clusters' proxies", got, problems)
 	}
 }
 
