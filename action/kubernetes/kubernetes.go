@@ -171,17 +171,28 @@ func readOnly(info requestInfo, verb string) bool {
 
 // honoursDryRun reports whether the API server's handler for the request
 // honours dryRun: the resources its registry stores (CRDs' too) and their
-// status and scale, and a pod's eviction and binding. Other subresources
+// status and scale, a pod's eviction, binding, ephemeral containers and
+// resize, a CSR's approval and a namespace's finalize. Other subresources
 // may ignore it (found by review): serviceaccounts/token mints a real token
 // under ?dryRun=All, and KubeVirt's stop and console read their dry run
 // from the body only. A request whose dry run is not honoured is a real
 // one to the policy.
 func honoursDryRun(info requestInfo) bool {
+	if !info.IsResourceRequest {
+		// Not the API server's resources (Rancher's /v3, a proxied
+		// path): nothing says dryRun means anything there (found by
+		// review).
+		return false
+	}
 	switch info.Subresource {
 	case "", "status", "scale":
 		return true
-	case "eviction", "binding":
+	case "eviction", "binding", "ephemeralcontainers", "resize":
 		return info.APIGroup == "" && info.Resource == "pods"
+	case "approval":
+		return info.APIGroup == "certificates.k8s.io" && info.Resource == "certificatesigningrequests"
+	case "finalize":
+		return info.APIGroup == "" && info.Resource == "namespaces"
 	}
 	return false
 }

@@ -231,6 +231,9 @@ func TestDryRun(t *testing.T) {
 		{"serviceaccounts/token mints a token anyway", req("POST", "https://k8s.example.test/api/v1/namespaces/prod/serviceaccounts/admin/token?dryRun=All"), false, ""},
 		{"KubeVirt's stop reads its body", req("PUT", "https://k8s.example.test/apis/subresources.kubevirt.io/v1/namespaces/prod/virtualmachines/db/stop?dryRun=All"), false, ""},
 		{"eviction of another resource", req("POST", "https://k8s.example.test/apis/example.com/v1/namespaces/prod/widgets/w/eviction?dryRun=All"), false, ""},
+		{"ephemeral containers", req("PATCH", pod+"/ephemeralcontainers?dryRun=All"), true, ""},
+		{"a CSR's approval", req("PUT", "https://k8s.example.test/apis/certificates.k8s.io/v1/certificatesigningrequests/c/approval?dryRun=All"), true, ""},
+		{"not a resource request", req("DELETE", "https://k8s.example.test/v3/clusters/c-abc?dryRun=All"), false, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
