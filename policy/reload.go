@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"go.uber.org/zap"
@@ -205,6 +206,12 @@ func compileAndTest(ctx context.Context, src Source, fsys fs.FS, runner TestRunn
 	var failed []string
 	var res TestResult
 	if runner != nil {
+		// JSON carries names as UTF-8: two names that are not would
+		// reach the child as one (found by review: a failing test file
+		// hidden by a passing one).
+		if bad := invalidName(all, docs); bad != "" {
+			return nil, TestResult{}, fmt.Errorf("policy tests: %q is not valid UTF-8; rename it", bad)
+		}
 		snap := TestSnapshot{Modules: make(map[string]string, len(all)), Data: docs}
 		for name := range all {
 			snap.Modules[name] = string(raw[name])
@@ -220,4 +227,31 @@ func compileAndTest(ctx context.Context, src Source, fsys fs.FS, runner TestRunn
 		return nil, res, &TestsFailedError{Result: res, Failures: failed}
 	}
 	return s, res, nil
+}
+
+// invalidName returns a module name or data key that is not valid UTF-8,
+// or "".
+func invalidName(modules map[string]*ast.Module, docs map[string]any) string {
+	for name := range modules {
+		if !utf8.ValidString(name) {
+			return name
+		}
+	}
+	var walk func(v any, depth int) string
+	walk = func(v any, depth int) string {
+		m, ok := v.(map[string]any)
+		if !ok || depth > 64 {
+			return ""
+		}
+		for k, sub := range m {
+			if !utf8.ValidString(k) {
+				return k
+			}
+			if bad := walk(sub, depth+1); bad != "" {
+				return bad
+			}
+		}
+		return ""
+	}
+	return walk(docs, 0)
 }

@@ -83,3 +83,19 @@ test_merge if count(net.cidr_merge(["::ffff:1.2.3.4/96", "1.2.3.4/32"])) > 0
 		t.Errorf("Reload(failing) = %v, want test_get_allowed named", err)
 	}
 }
+
+// Names that are not valid UTF-8 would reach the child changed: such a
+// reload is refused (found by review: a failing test file hidden by a
+// passing one of a colliding name).
+func TestChildTestsRefuseNamesThatAreNotUTF8(t *testing.T) {
+	e, dir := newEngine(t, Options{TestRunner: ChildTests(os.Args[0], time.Minute)}, map[string]string{
+		"policy.rego": fmt.Sprintf(reloadValid, 1),
+	})
+	writeFiles(t, dir, map[string]string{
+		"t\xfe_test.rego": "package countersign\n\ntest_fails if false\n",
+		"t\xff_test.rego": "package countersign\n\ntest_passes if true\n",
+	})
+	if err := e.Reload(t.Context()); err == nil || !strings.Contains(err.Error(), "not valid UTF-8") {
+		t.Errorf("Reload = %v, want the name refused", err)
+	}
+}
