@@ -291,8 +291,9 @@ type recovery struct {
 	// discarded is the log's bytes after the base that are not kept: a
 	// torn or lost stretch and everything after it.
 	discarded []byte
-	// keptIn is the file discarded was copied to before the cut.
-	keptIn string
+	// keptIn is the file discarded was copied to before the cut; notKept
+	// says why there is none, when the directory may not be written.
+	keptIn, notKept string
 	// matched counts the log's lines that are journal records, by hash.
 	matched int
 }

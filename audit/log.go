@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -233,7 +234,7 @@ func Open(opts Options, logger *zap.Logger) (*Log, error) {
 	pos, dirty := r.pos, r.torn > 0
 	torn, tornSHA256 := r.torn, r.tornSHA256
 	var rec recovery
-	var keptIn string
+	var keptIn, notKept string
 	if opts.Journal != "" && journalSupported {
 		var rewritten bool
 		rewritten, rec, pos, err = l.openJournal(opts, r)
@@ -250,7 +251,7 @@ func Open(opts Options, logger *zap.Logger) (*Log, error) {
 			torn = int64(len(rec.discarded))
 			sum := sha256.Sum256(rec.discarded)
 			tornSHA256 = hex.EncodeToString(sum[:])
-			keptIn = rec.keptIn
+			keptIn, notKept = rec.keptIn, rec.notKept
 		}
 	}
 	if dirty {
@@ -263,8 +264,15 @@ func Open(opts Options, logger *zap.Logger) (*Log, error) {
 			return nil, fmt.Errorf("read the torn tail of audit log %s: %w", opts.Path, err)
 		}
 		if keptIn, err = keepDiscarded(opts.Path, tail, l.now); err != nil {
-			_ = f.Close()
-			return nil, err
+			if !cannotWriteBeside(err) {
+				_ = f.Close()
+				return nil, err
+			}
+			// A log in a directory countersign may not write (a
+			// pre-created log file): recovered as before, without a copy
+			// (found by review), the record saying so.
+			notKept = err.Error()
+			l.logger.Warn("the torn tail of the audit log cannot be kept beside it; it is cut with its size and hash recorded", zap.Error(err))
 		}
 	}
 	l.tip, l.written, l.durable = pos, pos, pos
@@ -283,6 +291,9 @@ func Open(opts Options, logger *zap.Logger) (*Log, error) {
 		ev.Fields = map[string]any{"discarded_bytes": torn, "discarded_sha256": tornSHA256}
 		if keptIn != "" {
 			ev.Fields["discarded_kept_in"] = keptIn
+		}
+		if notKept != "" {
+			ev.Fields["discarded_not_kept"] = notKept
 		}
 	}
 	if rec.restored > 0 {
@@ -360,6 +371,9 @@ func (l *Log) openJournal(opts Options, r resumed) (rewritten bool, rec recovery
 			// Kept beside the log before the rewrite cuts them, so that
 			// they survive a failure to record the cut (found by review).
 			rec.keptIn, err = keepDiscarded(opts.Path, rec.discarded, l.now)
+			if err != nil && cannotWriteBeside(err) {
+				rec.notKept, err = err.Error(), nil
+			}
 		}
 		if err == nil {
 			end, err = l.rewriteTail(st.base, rec.tail)
@@ -1141,4 +1155,10 @@ func keepDiscarded(path string, data []byte, now func() time.Time) (string, erro
 		}
 		return name, nil
 	}
+}
+
+// cannotWriteBeside reports whether err says the log's directory may not
+// be written (permissions, a read-only file system).
+func cannotWriteBeside(err error) bool {
+	return errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)
 }

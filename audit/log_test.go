@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -815,5 +816,23 @@ func TestTornTailKeptWhenItsRecordFails(t *testing.T) {
 	}
 	if b := readFile(t, kept[0]); !bytes.Equal(b, torn) {
 		t.Errorf("%s holds %q, want %q", kept[0], b, torn)
+	}
+}
+
+// A torn tail whose copy cannot be written beside the log, in a directory
+// countersign may not write, is cut as before with its size and hash
+// recorded (found by review: recovery had come to need that directory).
+func TestCannotWriteBeside(t *testing.T) {
+	for _, err := range []error{
+		&fs.PathError{Op: "open", Path: "x", Err: syscall.EACCES},
+		&fs.PathError{Op: "open", Path: "x", Err: syscall.EPERM},
+		fmt.Errorf("keep: %w", &fs.PathError{Op: "open", Path: "x", Err: syscall.EROFS}),
+	} {
+		if !cannotWriteBeside(err) {
+			t.Errorf("cannotWriteBeside(%v) = false", err)
+		}
+	}
+	if cannotWriteBeside(&fs.PathError{Op: "write", Path: "x", Err: syscall.ENOSPC}) {
+		t.Error("a full disk is not a directory that may not be written: recovery must stop")
 	}
 }
