@@ -283,6 +283,29 @@ graphql_names_branch(arguments) if {
 }
 
 # METADATA
+# description: |
+#   The branch a GitHub contents API commit goes to: the one it names, or
+#   the default branch when it names none (once its body is read).
+contents_branch := input.request.body.branch if {
+	is_string(input.request.body.branch)
+} else := git.default_branch if {
+	not input.request.body_pending
+}
+
+# METADATA
+# description: |
+#   The base branches a GitHub GraphQL mergeBranch merges into, by name
+#   (GitHub takes them with or without refs/heads/).
+graphql_merge_bases contains trim_prefix(base, "refs/heads/") if {
+	input.action.provider == "github"
+	some selection in input.action.selections
+	selection.field == "mergeBranch"
+	walk(selection.arguments, [path, base])
+	path[count(path) - 1] == "base"
+	is_string(base)
+}
+
+# METADATA
 # description: The branch a GitHub REST ref call names ("heads/main" → "main").
 rest_branch := substring(input.action.ref, count("heads/"), -1) if {
 	input.action.provider == "github"

@@ -42,6 +42,21 @@ approve contains {
 	"msg": sprintf("%s on %s", [incidents.aws_operation, incidents.aws_resources]),
 } if {
 	globs.match_any(["*:Terminate*"], incidents.aws_operation)
+	not incidents.aws_operation in {"ssm:TerminateSession"} # ends one's own shell session
+}
+
+# Scaling a group or fleet to zero terminates its instances (found by
+# review): Auto Scaling's desired or maximum size, a fleet's target
+# capacity.
+approve contains {
+	"id": "INC-04-2",
+	"msg": sprintf("%s to zero instances on %s terminates them", [incidents.aws_operation, incidents.aws_resources]),
+} if {
+	incidents.aws_operation in {"autoscaling:UpdateAutoScalingGroup", "autoscaling:SetDesiredCapacity", "ec2:ModifyFleet", "ec2:ModifySpotFleetRequest"}
+	some key, value in input.action.params
+	some suffix in ["DesiredCapacity", "MaxSize", "TargetCapacity"]
+	endswith(key, suffix)
+	sprintf("%v", [value]) == "0"
 }
 
 approve contains {

@@ -46,3 +46,14 @@ test_incident_04_other_terminations_held if {
 }
 
 test_incident_04_fleet_delete_keeping_instances_allowed if allowed(aws(dev_key, "ec2", "DeleteFleets", ["fleet-1"], {"FleetId.1": "fleet-1", "TerminateInstances": "false"}, false, true))
+
+test_incident_04_scale_to_zero_held if {
+	held(aws(dev_key, "autoscaling", "UpdateAutoScalingGroup", ["web"], {"AutoScalingGroupName": "web", "MinSize": "0", "MaxSize": "0", "DesiredCapacity": "0"}, false, false)) == {"INC-04-2"}
+	held(aws(dev_key, "autoscaling", "SetDesiredCapacity", ["web"], {"AutoScalingGroupName": "web", "DesiredCapacity": "0"}, false, false)) == {"INC-04-2"}
+	held(aws(dev_key, "ec2", "ModifyFleet", ["fleet-1"], {"FleetId": "fleet-1", "TargetCapacitySpecification.TotalTargetCapacity": "0", "ExcessCapacityTerminationPolicy": "termination"}, false, false)) == {"INC-04-2"}
+	held(aws(dev_key, "ec2", "ModifySpotFleetRequest", ["sfr-1"], {"SpotFleetRequestId": "sfr-1", "TargetCapacity": "0"}, false, false)) == {"INC-04-2"}
+	allowed(aws(dev_key, "autoscaling", "SetDesiredCapacity", ["web"], {"AutoScalingGroupName": "web", "DesiredCapacity": "3"}, false, false))
+}
+
+# Ending one's own Session Manager session is no termination.
+test_incident_04_ssm_terminate_session_allowed if allowed(aws(dev_key, "ssm", "TerminateSession", ["alice-0abc"], {"SessionId": "alice-0abc"}, false, false))

@@ -52,6 +52,37 @@ deny contains {
 	incidents.protected_branch(branch)
 }
 
+deny contains {
+	"id": "INC-06-1",
+	"msg": sprintf("mergeBranch into the protected branch %s is not allowed; open a pull request", [base]),
+} if {
+	some base in incidents.graphql_merge_bases
+	incidents.protected_branch(base)
+}
+
+# REST calls that commit to a branch without a push: the contents API (to
+# the default branch when it names none), a direct merge, a sync from the
+# upstream of a fork (found by review).
+deny contains {
+	"id": "INC-06-1",
+	"msg": sprintf("committing %s to the protected branch %s of %s through the contents API is not allowed; name another branch and open a pull request", [input.action.path, incidents.contents_branch, incidents.repository]),
+} if {
+	input.action.provider == "github"
+	input.action.operation in {"repos/create-or-update-file-contents", "repos/delete-file"}
+	incidents.protected_branch(incidents.contents_branch)
+}
+
+deny contains {
+	"id": "INC-06-1",
+	"msg": sprintf("%s into the protected branch %s of %s is not allowed; open a pull request", [input.action.operation, branch, incidents.repository]),
+} if {
+	input.action.provider == "github"
+	some op, field in {"repos/merge": "base", "repos/merge-upstream": "branch"}
+	input.action.operation == op
+	branch := input.request.body[field]
+	incidents.protected_branch(branch)
+}
+
 # A ref or branch named by its node id could be a protected one.
 deny contains {
 	"id": "INC-06-1",

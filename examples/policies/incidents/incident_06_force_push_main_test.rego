@@ -83,3 +83,21 @@ test_incident_06_rename_main_denied if {
 	denied(github("POST", "repos/rename-branch", "acme", "shop", {"branch": "main"}, {"new_name": "old-main"})) == {"INC-06-1"}
 	allowed(github("POST", "repos/rename-branch", "acme", "shop", {"branch": "agent/fix"}, {"new_name": "agent/fix2"}))
 }
+
+# Commits to main without a push (found by review: all allowed).
+test_incident_06_graphql_merge_branch_into_main_denied if {
+	inp := graphql("github", "api.github.com", ["mergeBranch"], [{"field": "mergeBranch", "arguments": {"input": {"repositoryId": "R_1", "base": "main", "head": "feat"}}}], {}, {})
+	denied(inp) == {"INC-06-1"}
+}
+
+test_incident_06_contents_api_on_main_denied if {
+	denied(github("PUT", "repos/create-or-update-file-contents", "acme", "shop", {"path": "README.md"}, {"message": "x", "content": "eA==", "branch": "main"})) == {"INC-06-1"}
+	denied(github("PUT", "repos/create-or-update-file-contents", "acme", "shop", {"path": "README.md"}, {"message": "x", "content": "eA=="})) == {"INC-06-1"}
+	allowed(github("PUT", "repos/create-or-update-file-contents", "acme", "shop", {"path": "README.md"}, {"message": "x", "content": "eA==", "branch": "agent/fix"}))
+}
+
+test_incident_06_merges_into_main_denied if {
+	denied(github("POST", "repos/merge", "acme", "shop", {}, {"base": "main", "head": "feat"})) == {"INC-06-1"}
+	denied(github("POST", "repos/merge-upstream", "acme", "shop", {}, {"branch": "main"})) == {"INC-06-1"}
+	allowed(github("POST", "repos/merge", "acme", "shop", {}, {"base": "agent/fix", "head": "feat"}))
+}
