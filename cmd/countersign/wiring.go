@@ -781,6 +781,11 @@ func childPolicyTests(logger *zap.Logger) policy.TestRunner {
 		return policy.ChildTests("/proc/self/exe", 2*time.Minute)
 	}
 	exe, err := os.Executable()
+	if err == nil {
+		// The file itself, not a link a package manager moves on upgrade
+		// (found by review).
+		exe, err = filepath.EvalSymlinks(exe)
+	}
 	if err != nil {
 		logger.Warn("policy tests on reload run in this process: cannot find the countersign binary", zap.Error(err))
 		return nil
