@@ -189,14 +189,18 @@ func (s *Server) process(ctx context.Context, ex *exchange) (_ *http.Response, w
 		if !truncated {
 			rest = nil
 		}
-		if rest != nil && !ar.Decoded {
-			// A body past the limit, decided without it: the rest is
-			// watched for the members of an MCP message, and cut off
-			// before its end if one comes (mcp.TailWatch), whatever the
-			// provider (found by review: a path or a signature of another
-			// API made one claim the request).
+		if rest != nil && !ar.Decoded && ex.req.Method == http.MethodPost && mcp.JSONContent(ex.req.Header) {
+			// A JSON POST past the limit, decided without its rest: the
+			// rest is watched for the members of an MCP message, and cut
+			// off before its end if one comes (mcp.TailWatch), whatever
+			// the provider (found by review: a path or a signature of
+			// another API made one claim the request). The MCP SDKs take
+			// messages only so.
 			w := &mcp.TailWatch{}
-			if w.Scan(prefix) {
+			if w.Scan(prefix) || w.Unreadable() {
+				// A start the watch cannot read (UTF-16, a coding left as
+				// sent) is one it could not watch: refused (found by
+				// review: a BOM and an unknown coding got it through).
 				s.cutOff(ex, cnt, shadow)
 				return s.denial(ex, act, answer{status: http.StatusRequestEntityTooLarge, decision: "deny", message: s.lateMessage()}), nil
 			}
@@ -376,7 +380,10 @@ func (s *Server) inflateCounted(ex *exchange) func(*action.Request) error {
 // stores rather than reads: an S3 object (a JSON file with a byte order
 // mark, uploaded by `aws s3 cp`, is just bytes to S3).
 func opaquePayload(a action.Action) bool {
-	return a.Provider == "aws" && a.Service == "s3"
+	// On AWS's own S3 endpoints only: a signature of the agent's making
+	// on another host must not spare its body the checks (found by
+	// review).
+	return a.Provider == "aws" && a.Service == "s3" && a.ByHost
 }
 
 // refuseHead returns the status and reason for a request head that is

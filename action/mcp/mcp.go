@@ -97,7 +97,7 @@ func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
 
 func classifyPost(r *action.Request) (action.Action, bool) {
 	hinted := hasMCPHeaders(r.Header)
-	if r.BodyTruncated && r.Decoded && jsonContent(r.Header) {
+	if r.BodyTruncated && r.Decoded && JSONContent(r.Header) {
 		// Inflated past the limit: the rest cannot be watched as it is
 		// sent (TailWatch reads what the server inflates, and it goes
 		// compressed), whatever the part read says, blank included (found
@@ -522,10 +522,10 @@ func (*Provider) Reject(a action.Action) (int, string, bool) { return Reject(a) 
 // its id, so an identical retry matches its approval.
 func (*Provider) FingerprintBody(_ action.Action, body []byte) []byte { return FingerprintBody(body) }
 
-// jsonContent reports whether the request says its body is JSON as the MCP
+// JSONContent reports whether the request says its body is JSON as the MCP
 // SDKs test it (Go: the media type; TypeScript: the header contains it;
 // Python: it starts with it).
-func jsonContent(h http.Header) bool {
+func JSONContent(h http.Header) bool {
 	for _, v := range h.Values("Content-Type") {
 		if strings.Contains(strings.ToLower(v), "application/json") {
 			return true

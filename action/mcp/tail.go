@@ -42,12 +42,22 @@ type TailWatch struct {
 	// named: a name was read, and a ':' after it makes it a member.
 	named bool
 	found bool
+	// bom counts the bytes of a leading UTF-8 byte order mark matched so
+	// far; notJSON: the first value starts with something else than an
+	// object or array.
+	bom     int
+	notJSON bool
 	// OnFound, when set, is called once, when a member is first seen.
 	OnFound func()
 }
 
 // Found reports whether a JSON-RPC member was seen.
 func (w *TailWatch) Found() bool { return w.found }
+
+// Unreadable reports whether what was scanned does not start as JSON does
+// (after white space and a UTF-8 byte order mark): UTF-16 text, or bytes
+// still in a coding, which a server may read as JSON all the same.
+func (w *TailWatch) Unreadable() bool { return w.started && w.notJSON }
 
 // Scan reads p, the next bytes of the body, and reports whether a JSON-RPC
 // member has been seen so far.
@@ -103,6 +113,12 @@ func (w *TailWatch) step(c byte) {
 		}
 	}
 	if !w.started {
+		// A UTF-8 byte order mark, which Python's json.loads and the
+		// TypeScript SDK skip (found by review).
+		if w.bom < 3 && c == "\uFEFF"[w.bom] {
+			w.bom++
+			return
+		}
 		w.started = true
 		switch c {
 		case '{':
@@ -111,6 +127,7 @@ func (w *TailWatch) step(c byte) {
 			w.target = 2
 		default:
 			w.target = -1 // not JSON: nothing counts
+			w.notJSON = true
 		}
 	}
 	switch c {

@@ -27,6 +27,7 @@ func TestTailWatch(t *testing.T) {
 		{"string with colon", `{"text":"method: x","a":"params:"}`, false},
 		{"array of arrays", `[["method",1],["params",2]]`, false},
 		{"not JSON", `method: tools/call`, false},
+		{"after a byte order mark", "\uFEFF{\"id\":1,\"method\":\"x\"}", true},
 		// Only the first value: NDJSON's later lines are no message the
 		// SDKs decode (found by review: bulk uploads were cut).
 		{"a later NDJSON line", "{\"a\":1}\n{\"method\":\"x\"}", false},
@@ -94,4 +95,24 @@ func FuzzTailWatch(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestTailWatchUnreadable(t *testing.T) {
+	for _, tt := range []struct {
+		body string
+		want bool
+	}{
+		{`{"a":1}`, false},
+		{"\uFEFF  [1]", false},
+		{"   ", false},
+		{"\xff\xfe{\x00", true}, // UTF-16LE
+		{"\x1f\x8b\x08", true},  // still gzip
+		{`"a string"`, true},
+	} {
+		w := &TailWatch{}
+		w.Scan([]byte(tt.body))
+		if got := w.Unreadable(); got != tt.want {
+			t.Errorf("Unreadable after %q = %v, want %v", tt.body, got, tt.want)
+		}
+	}
 }
