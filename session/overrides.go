@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+	k8syaml "sigs.k8s.io/yaml"
 
 	"github.com/countersign/countersign/internal/redact"
 )
@@ -148,10 +149,19 @@ const maxIncludes = 4
 // reaches directly (--noproxy), in path and the files it includes
 // (--config, -K).
 func curlOverrides(path string) ([]Override, error) {
-	return curlFile(path, 0)
+	read := map[string]bool{}
+	return curlFile(path, 0, read)
 }
 
-func curlFile(path string, depth int) ([]Override, error) {
+// maxCurlFiles bounds the files one curlrc and its includes read (found by
+// review: a file including itself many times over was read N^4 times).
+const maxCurlFiles = 32
+
+func curlFile(path string, depth int, read map[string]bool) ([]Override, error) {
+	if read[path] || len(read) >= maxCurlFiles {
+		return nil, nil
+	}
+	read[path] = true
 	data, err := readConfig(path)
 	if err != nil || data == nil {
 		return nil, err
@@ -174,11 +184,14 @@ func curlFile(path string, depth int) ([]Override, error) {
 			case "proxy", "x", "proxy1.0", "socks4", "socks4a", "socks5", "socks5-hostname":
 				out = append(out, Override{Tool: "curl", File: path, Line: n, Setting: setting,
 					Effect: "curl sends its requests to " + maskProxy(o.value) + " instead of countersign"})
+			case "preproxy":
+				out = append(out, Override{Tool: "curl", File: path, Line: n, Setting: setting,
+					Effect: "curl reaches the proxy through " + maskProxy(o.value) + ": if that is not this machine, its requests go to another machine's loopback instead of countersign"})
 			case "config", "K":
 				if depth >= maxIncludes || o.value == "" || o.value == "-" {
 					continue
 				}
-				inc, err := curlFile(o.value, depth+1)
+				inc, err := curlFile(o.value, depth+1, read)
 				out = append(out, inc...)
 				if err != nil {
 					problems = append(problems, err.Error())
@@ -395,35 +408,35 @@ func kubeconfigOverrides(path string) ([]Override, error) {
 	// Decoded as client-go decodes it, anchors, aliases and merge keys
 	// resolved (found by review: proxy-url: *alias was missed); the
 	// nodes give the line where the setting is written, when it is.
+	// client-go converts YAML to JSON with sigs.k8s.io/yaml, which
+	// takes the last of repeated keys (found by review: yaml.v3 refuses
+	// them, and kubectl used the proxy).
 	var doc struct {
 		Clusters []struct {
-			Name    string `yaml:"name"`
+			Name    string `json:"name"`
 			Cluster struct {
-				ProxyURL string `yaml:"proxy-url"`
-			} `yaml:"cluster"`
-		} `yaml:"clusters"`
+				ProxyURL string `json:"proxy-url"`
+			} `json:"cluster"`
+		} `json:"clusters"`
 	}
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	if err := k8syaml.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("%s: not read for proxy settings: %w", path, err)
 	}
-	var nodes struct {
-		Clusters []struct {
-			Cluster yaml.Node `yaml:"cluster"`
-		} `yaml:"clusters"`
-	}
-	_ = yaml.Unmarshal(data, &nodes)
+	// The node tree, which repeated keys do not stop, gives lines.
+	var root yaml.Node
+	_ = yaml.Unmarshal(data, &root)
+	clusters := lastValue(&root, "clusters")
 	var out []Override
 	for i, c := range doc.Clusters {
 		if c.Cluster.ProxyURL == "" {
 			continue
 		}
 		line := 0
-		if i < len(nodes.Clusters) {
-			m := &nodes.Clusters[i].Cluster
-			line = m.Line
-			for j := 0; j+1 < len(m.Content); j += 2 {
-				if m.Content[j].Value == "proxy-url" {
-					line = m.Content[j].Line
+		if clusters != nil && clusters.Kind == yaml.SequenceNode && i < len(clusters.Content) {
+			if m := lastValue(clusters.Content[i], "cluster"); m != nil {
+				line = m.Line
+				if k := lastKey(m, "proxy-url"); k != nil {
+					line = k.Line
 				}
 			}
 		}
@@ -432,6 +445,44 @@ func kubeconfigOverrides(path string) ([]Override, error) {
 			Effect:  "kubectl sends that cluster's requests to " + maskProxy(c.Cluster.ProxyURL) + " instead of countersign"})
 	}
 	return out, nil
+}
+
+// lastKey returns the last key node named key of a mapping node (the
+// document node's mapping for a document), or nil.
+func lastKey(n *yaml.Node, key string) *yaml.Node {
+	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+		n = n.Content[0]
+	}
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	var found *yaml.Node
+	for j := 0; j+1 < len(n.Content); j += 2 {
+		if n.Content[j].Value == key {
+			found = n.Content[j]
+		}
+	}
+	return found
+}
+
+// lastValue returns the value node of lastKey, aliases followed, or nil.
+func lastValue(n *yaml.Node, key string) *yaml.Node {
+	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+		n = n.Content[0]
+	}
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	var v *yaml.Node
+	for j := 0; j+1 < len(n.Content); j += 2 {
+		if n.Content[j].Value == key {
+			v = n.Content[j+1]
+		}
+	}
+	if v != nil && v.Kind == yaml.AliasNode && v.Alias != nil {
+		v = v.Alias
+	}
+	return v
 }
 
 // maskProxy masks the password of a proxy setting's value, with or without

@@ -145,6 +145,7 @@ func TestCurlOverridesAsCurlReadsThem(t *testing.T) {
 		{name: "form feed separator", files: map[string]string{".curlrc": "proxy\fhttp://" + o + "\n"}, want: "other", report: "proxy http://" + o},
 		{name: "config include", files: map[string]string{".curlrc": "config = $H/inc\n", "inc": "noproxy *\n"}, want: "direct", report: "noproxy *"},
 		{name: "-K include", files: map[string]string{".curlrc": "-K $H/inc\n", "inc": "noproxy *\n"}, want: "direct", report: "noproxy *"},
+		{name: "preproxy", files: map[string]string{".curlrc": "preproxy = socks5://" + o + "\n"}, want: "other", report: "preproxy socks5://" + o},
 		{name: "credentials without a scheme masked", files: map[string]string{".curlrc": "proxy = alice:s3cret-pass@" + o + "\n"}, want: "other", report: "proxy alice:[redacted]@" + o},
 	}
 	for _, c := range cases {
@@ -182,6 +183,36 @@ func TestCurlOverridesAsCurlReadsThem(t *testing.T) {
 				t.Errorf("reported %q, want %q (all: %v)", reported, c.report, overrides)
 			}
 		})
+	}
+}
+
+// A file that includes itself many times is read once (found by review: it
+// was read N^4 times).
+func TestCurlIncludesAreReadOnce(t *testing.T) {
+	home := t.TempDir()
+	rc := filepath.Join(home, ".curlrc")
+	write(t, rc, "noproxy *\n"+strings.Repeat("-K "+rc+"\n", 100))
+	got, problems := ProxyOverrides([]string{"HOME=" + home})
+	if len(problems) != 0 || len(got) != 1 {
+		t.Errorf("got %d overrides (%v), problems %v; want the one setting once", len(got), got, problems)
+	}
+}
+
+// Repeated keys in a kubeconfig, which kubectl takes (the last wins), do
+// not hide a proxy-url (found by review).
+func TestKubeconfigWithRepeatedKeys(t *testing.T) {
+	home := t.TempDir()
+	write(t, filepath.Join(home, ".kube", "config"), `users: []
+clusters:
+- name: prod
+  cluster:
+    server: https://prod
+    proxy-url: http://127.0.0.1:1
+users: []
+`)
+	got, problems := ProxyOverrides([]string{"HOME=" + home})
+	if len(problems) != 0 || len(got) != 1 || got[0].Line != 6 {
+		t.Errorf("got %v, problems %v; want prod's proxy-url at line 6", got, problems)
 	}
 }
 
