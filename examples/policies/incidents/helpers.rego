@@ -284,10 +284,12 @@ graphql_names_branch(arguments) if {
 
 # METADATA
 # description: |
-#   The branch a GitHub contents API commit goes to: the one it names, or
-#   the default branch when it names none (once its body is read).
-contents_branch := input.request.body.branch if {
+#   The branch a GitHub contents API commit goes to: the one it names
+#   (with or without refs/heads/), or the default branch when it names none
+#   or an empty one (once its body is read).
+contents_branch := trim_prefix(input.request.body.branch, "refs/heads/") if {
 	is_string(input.request.body.branch)
+	input.request.body.branch != ""
 } else := git.default_branch if {
 	not input.request.body_pending
 }

@@ -52,12 +52,29 @@ approve contains {
 	"id": "INC-04-2",
 	"msg": sprintf("%s to zero instances on %s terminates them", [incidents.aws_operation, incidents.aws_resources]),
 } if {
-	incidents.aws_operation in {"autoscaling:UpdateAutoScalingGroup", "autoscaling:SetDesiredCapacity", "ec2:ModifyFleet", "ec2:ModifySpotFleetRequest"}
+	incidents.aws_operation in {
+		"autoscaling:UpdateAutoScalingGroup", "autoscaling:SetDesiredCapacity",
+		"autoscaling:PutScheduledUpdateGroupAction", "autoscaling:BatchPutScheduledUpdateGroupAction",
+		"ec2:ModifyFleet", "ec2:ModifySpotFleetRequest",
+	}
 	some key, value in input.action.params
 	some suffix in ["DesiredCapacity", "MaxSize", "TargetCapacity"]
 	endswith(key, suffix)
-	sprintf("%v", [value]) == "0"
+	inc04_zero(value)
 }
+
+# EKS: a node group scaled to zero (the sizes are in the JSON body).
+approve contains {
+	"id": "INC-04-2",
+	"msg": sprintf("%s to zero nodes on %s terminates them", [incidents.aws_operation, incidents.aws_resources]),
+} if {
+	incidents.aws_operation in {"eks:UpdateNodegroupConfig", "eks:CreateNodegroup"}
+	some key in ["desiredSize", "maxSize"]
+	inc04_zero(input.request.body.scalingConfig[key])
+}
+
+# A number that is zero however it is written ("0", "00", "+0", 0).
+inc04_zero(value) if to_number(value) == 0
 
 approve contains {
 	"id": "INC-04-2",

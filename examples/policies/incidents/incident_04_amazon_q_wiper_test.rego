@@ -53,6 +53,17 @@ test_incident_04_scale_to_zero_held if {
 	held(aws(dev_key, "ec2", "ModifyFleet", ["fleet-1"], {"FleetId": "fleet-1", "TargetCapacitySpecification.TotalTargetCapacity": "0", "ExcessCapacityTerminationPolicy": "termination"}, false, false)) == {"INC-04-2"}
 	held(aws(dev_key, "ec2", "ModifySpotFleetRequest", ["sfr-1"], {"SpotFleetRequestId": "sfr-1", "TargetCapacity": "0"}, false, false)) == {"INC-04-2"}
 	allowed(aws(dev_key, "autoscaling", "SetDesiredCapacity", ["web"], {"AutoScalingGroupName": "web", "DesiredCapacity": "3"}, false, false))
+
+	# Zero however written, and scheduled (found by review).
+	held(aws(dev_key, "autoscaling", "SetDesiredCapacity", ["web"], {"AutoScalingGroupName": "web", "DesiredCapacity": "00"}, false, false)) == {"INC-04-2"}
+	held(aws(dev_key, "autoscaling", "UpdateAutoScalingGroup", ["web"], {"AutoScalingGroupName": "web", "MaxSize": "+0"}, false, false)) == {"INC-04-2"}
+	held(aws(dev_key, "autoscaling", "PutScheduledUpdateGroupAction", ["web"], {"AutoScalingGroupName": "web", "MaxSize": "0", "DesiredCapacity": "0"}, false, false)) == {"INC-04-2"}
+}
+
+test_incident_04_eks_nodegroup_to_zero_held if {
+	inp := object.union(aws(dev_key, "eks", "UpdateNodegroupConfig", ["prod-ng"], {}, false, false), {"request": {"body": {"scalingConfig": {"minSize": 0, "maxSize": 3, "desiredSize": 0}}}})
+	held(inp) == {"INC-04-2"}
+	allowed(object.union(inp, {"request": {"body": {"scalingConfig": {"desiredSize": 2}}}}))
 }
 
 # Ending one's own Session Manager session is no termination.

@@ -79,7 +79,7 @@ deny contains {
 	input.action.provider == "github"
 	some op, field in {"repos/merge": "base", "repos/merge-upstream": "branch"}
 	input.action.operation == op
-	branch := input.request.body[field]
+	branch := trim_prefix(input.request.body[field], "refs/heads/")
 	incidents.protected_branch(branch)
 }
 

@@ -100,4 +100,10 @@ test_incident_06_merges_into_main_denied if {
 	denied(github("POST", "repos/merge", "acme", "shop", {}, {"base": "main", "head": "feat"})) == {"INC-06-1"}
 	denied(github("POST", "repos/merge-upstream", "acme", "shop", {}, {"branch": "main"})) == {"INC-06-1"}
 	allowed(github("POST", "repos/merge", "acme", "shop", {}, {"base": "agent/fix", "head": "feat"}))
+
+	# With refs/heads/, and an empty branch for the default (found by review).
+	denied(github("POST", "repos/merge", "acme", "shop", {}, {"base": "refs/heads/main", "head": "feat"})) == {"INC-06-1"}
+	denied(github("POST", "repos/merge-upstream", "acme", "shop", {}, {"branch": "refs/heads/main"})) == {"INC-06-1"}
+	denied(github("PUT", "repos/create-or-update-file-contents", "acme", "shop", {"path": "README.md"}, {"message": "x", "content": "eA==", "branch": "refs/heads/main"})) == {"INC-06-1"}
+	denied(github("PUT", "repos/create-or-update-file-contents", "acme", "shop", {"path": "README.md"}, {"message": "x", "content": "eA==", "branch": ""})) == {"INC-06-1"}
 }
