@@ -425,7 +425,7 @@ func kubeconfigOverrides(path string) ([]Override, error) {
 	// The node tree, which repeated keys do not stop, gives lines.
 	var root yaml.Node
 	_ = yaml.Unmarshal(data, &root)
-	clusters := lastValue(&root, "clusters")
+	_, clusters := lastEntry(&root, "clusters")
 	var out []Override
 	for i, c := range doc.Clusters {
 		if c.Cluster.ProxyURL == "" {
@@ -433,9 +433,9 @@ func kubeconfigOverrides(path string) ([]Override, error) {
 		}
 		line := 0
 		if clusters != nil && clusters.Kind == yaml.SequenceNode && i < len(clusters.Content) {
-			if m := lastValue(clusters.Content[i], "cluster"); m != nil {
+			if _, m := lastEntry(clusters.Content[i], "cluster"); m != nil {
 				line = m.Line
-				if k := lastKey(m, "proxy-url"); k != nil {
+				if k, _ := lastEntry(m, "proxy-url"); k != nil {
 					line = k.Line
 				}
 			}
@@ -447,42 +447,25 @@ func kubeconfigOverrides(path string) ([]Override, error) {
 	return out, nil
 }
 
-// lastKey returns the last key node named key of a mapping node (the
-// document node's mapping for a document), or nil.
-func lastKey(n *yaml.Node, key string) *yaml.Node {
+// lastEntry returns the last key named key of a mapping node (the
+// document node's mapping for a document) and its value, aliases followed;
+// nils when there is none.
+func lastEntry(n *yaml.Node, key string) (k, v *yaml.Node) {
 	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
 		n = n.Content[0]
 	}
 	if n.Kind != yaml.MappingNode {
-		return nil
+		return nil, nil
 	}
-	var found *yaml.Node
 	for j := 0; j+1 < len(n.Content); j += 2 {
 		if n.Content[j].Value == key {
-			found = n.Content[j]
-		}
-	}
-	return found
-}
-
-// lastValue returns the value node of lastKey, aliases followed, or nil.
-func lastValue(n *yaml.Node, key string) *yaml.Node {
-	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
-		n = n.Content[0]
-	}
-	if n.Kind != yaml.MappingNode {
-		return nil
-	}
-	var v *yaml.Node
-	for j := 0; j+1 < len(n.Content); j += 2 {
-		if n.Content[j].Value == key {
-			v = n.Content[j+1]
+			k, v = n.Content[j], n.Content[j+1]
 		}
 	}
 	if v != nil && v.Kind == yaml.AliasNode && v.Alias != nil {
 		v = v.Alias
 	}
-	return v
+	return k, v
 }
 
 // maskProxy masks the password of a proxy setting's value, with or without

@@ -91,6 +91,23 @@ func where(t *testing.T, home string, extra []string, args func(url string) []st
 	}
 }
 
+// scratchHome writes files (paths under a new home; "$H" in a content
+// stands for the home) and returns the home and extra, NAME=path pairs
+// whose paths are made absolute under it.
+func scratchHome(t *testing.T, files map[string]string, extra []string) (string, []string) {
+	t.Helper()
+	home := t.TempDir()
+	for p, content := range files {
+		write(t, filepath.Join(home, p), strings.ReplaceAll(content, "$H", home))
+	}
+	env := make([]string, len(extra))
+	for i, kv := range extra {
+		k, v, _ := strings.Cut(kv, "=")
+		env[i] = k + "=" + filepath.Join(home, v)
+	}
+	return home, env
+}
+
 func write(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
@@ -150,16 +167,7 @@ func TestCurlOverridesAsCurlReadsThem(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			home := t.TempDir()
-			for p, content := range c.files {
-				write(t, filepath.Join(home, p), strings.ReplaceAll(content, "$H", home))
-			}
-			// Relative paths in the cases are under home.
-			extra := make([]string, len(c.extra))
-			for i, kv := range c.extra {
-				k, v, _ := strings.Cut(kv, "=")
-				extra[i] = k + "=" + filepath.Join(home, v)
-			}
+			home, extra := scratchHome(t, c.files, c.extra)
 			got := where(t, home, extra, func(u string) []string {
 				return []string{"curl", "-sS", "--max-time", "10", "-o", "/dev/null", u}
 			}, other)
@@ -257,15 +265,7 @@ func TestWgetOverridesAsWgetReadsThem(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			home := t.TempDir()
-			for p, content := range c.files {
-				write(t, filepath.Join(home, p), content)
-			}
-			extra := make([]string, len(c.extra))
-			for i, kv := range c.extra {
-				k, v, _ := strings.Cut(kv, "=")
-				extra[i] = k + "=" + filepath.Join(home, v)
-			}
+			home, extra := scratchHome(t, c.files, c.extra)
 			got := where(t, home, extra, func(u string) []string {
 				return []string{"wget", "-q", "--tries=1", "--timeout=10", "-O", "/dev/null", u}
 			}, other)
