@@ -680,8 +680,7 @@ func TestOpaqueTunnelEndsWhenOneSideHasGone(t *testing.T) {
 func TestConnectionsPerSessionAreCapped(t *testing.T) {
 	other := &session.Info{ID: "s-other", Name: "bob/agent", User: "bob"}
 	const otherPassword = "pw-other-zzzzzzzzzzzzzzzz"
-	var h *harness
-	h = newHarness(t, harnessOptions{configure: func(o *Options) {
+	h := newHarness(t, harnessOptions{configure: func(o *Options) {
 		o.MaxConns = 8
 		o.MaxConnsPerSession = 3
 		o.Sessions = session.NewRegistry(nil,
