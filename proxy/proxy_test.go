@@ -2542,3 +2542,32 @@ deny contains {"id": "MCP-DROP", "msg": "no dropping tables"} if {
 		t.Errorf("NDJSON past the limit: %d %q, want 200", resp.StatusCode, text)
 	}
 }
+
+// A held request's large head keeps what its parsed fields need, not the
+// 2 MiB taken while it was read (found by review: the whole reservation
+// stayed taken while the request waited for a human).
+func TestLargeHeadTrimmedOnceParsed(t *testing.T) {
+	const approveAll = `package countersign
+
+approve contains "needs a human" if true
+`
+	h := newHarness(t, harnessOptions{policy: approveAll, configure: func(o *Options) { o.MaxReadingBodies = 3 << 20 }})
+	done := make(chan int, 1)
+	go func() {
+		resp, _ := h.do("GET", "https://example.test/held", "", "X-Big", strings.Repeat("h", 100<<10))
+		done <- resp.StatusCode
+	}()
+	rec := h.waitPending()
+	h.srv.readingBodies.mu.Lock()
+	taken := h.srv.readingBodies.total
+	h.srv.readingBodies.mu.Unlock()
+	if taken <= 2*(100<<10) || taken > 2*(100<<10)+4096 {
+		t.Errorf("while held, %d bytes taken, want about twice the 100 KiB head", taken)
+	}
+	if _, err := h.broker.Decide(t.Context(), rec.ID, approval.Decision{Approve: true, Approver: "cli:bob", Via: "cli"}); err != nil {
+		t.Fatal(err)
+	}
+	if code := <-done; code != http.StatusOK {
+		t.Errorf("the approved request: %d, want 200", code)
+	}
+}

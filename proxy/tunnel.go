@@ -81,6 +81,26 @@ func (s *Server) largeHead(tc *tunnelConn) error {
 	return nil
 }
 
+// trimHead brings a large head's reservation down to what its parsed
+// request keeps (twice its fields' bytes), once the bytes read for it are
+// garbage: the request may wait long for a human or stream its answer
+// (found by review: 2 MiB stayed taken for the request's whole life).
+func (s *Server) trimHead(tc *tunnelConn, req *http.Request) {
+	if tc.headReserved == 0 {
+		return
+	}
+	n := int64(len(req.Method) + len(req.RequestURI) + len(req.Host))
+	for k, vs := range req.Header {
+		for _, v := range vs {
+			n += int64(len(k) + len(v))
+		}
+	}
+	if keep := 2 * n; keep < tc.headReserved {
+		s.readingBodies.give(tc.sess.ID, tc.headReserved-keep)
+		tc.headReserved = keep
+	}
+}
+
 // giveHead gives back what the answered request's head took.
 func (s *Server) giveHead(tc *tunnelConn) {
 	if tc.headReserved > 0 {
@@ -477,6 +497,7 @@ func (s *Server) serveRequest(tc *tunnelConn) (keep bool, held *heldRequest) {
 		return false, nil
 	}
 	_ = conn.SetReadDeadline(time.Time{})
+	s.trimHead(tc, req)
 	if req.Body != http.NoBody {
 		req.Body = &idleDeadlineBody{ReadCloser: req.Body, conn: conn, idle: s.opts.IdleTimeout, now: s.opts.Now}
 	} else {
