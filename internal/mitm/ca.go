@@ -234,6 +234,9 @@ func loadKey(path string) (crypto.Signer, error) {
 	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
 		return nil, &InsecureKeyError{Path: path, Mode: fi.Mode()}
 	}
+	if foreignOwner(fi) {
+		return nil, fmt.Errorf("read CA key %s: it belongs to another user, who could then read all intercepted traffic; remove it (and its certificate) and run `countersign ca init`, or name your own in ca.key", path)
+	}
 	data, err := readAll(f)
 	if err != nil {
 		return nil, fmt.Errorf("read CA key %s: %w", path, err)
