@@ -14,12 +14,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/countersign/countersign/action"
 	"github.com/countersign/countersign/internal/config"
+	"github.com/countersign/countersign/internal/mitm"
 	"github.com/countersign/countersign/policy"
 )
 
@@ -600,5 +602,21 @@ func TestPolicyEvalShowsARefusalBeforePolicy(t *testing.T) {
 		if cl != want || (want == "") == (hasBody || hasSum) {
 			t.Errorf("body %q: content-length %q (want %q), body in input %v, body_sha256 %v", body, cl, want, hasBody, hasSum)
 		}
+	}
+}
+
+// A CA named in the configuration that has expired is refused at start,
+// naming it, as one countersign made is (found by review: run started and
+// every client then failed its handshake).
+func TestExpiredConfiguredCAIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "old-ca.pem"), filepath.Join(dir, "old-ca-key.pem")
+	if _, _, err := mitm.LoadOrCreate(cert, key, func() time.Time { return time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC) }); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "countersign.yaml"), "ca:\n  cert: "+cert+"\n  key: "+key+"\n")
+	_, errOut, code := cli(t, dir, "run", "--", "true")
+	if code != 2 || !strings.Contains(errOut, "expired on 2011-01-01") || !strings.Contains(errOut, "countersign.yaml") {
+		t.Errorf("exit %d, stderr %q; want 2 naming the expired CA and the ca key", code, errOut)
 	}
 }

@@ -207,6 +207,11 @@ func newApp(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts ap
 	certPath, keyPath := cfg.CAPaths()
 	if cfg.CA.Cert != "" {
 		a.ca, err = mitm.Load(certPath, keyPath)
+		if err == nil && time.Now().After(a.ca.Certificate().NotAfter) {
+			// As LoadOrCreate refuses its own (found by review: started,
+			// and every client then failed its handshake).
+			err = fmt.Errorf("CA certificate %s expired on %s: configure a current one", certPath, a.ca.Certificate().NotAfter.Format(time.DateOnly))
+		}
 	} else {
 		var created bool
 		a.ca, created, err = mitm.LoadOrCreate(certPath, keyPath, time.Now)
