@@ -68,7 +68,7 @@ proves this before CMD starts. See docs/isolation.md.`,
 	cmd.Flags().StringArrayVar(&f.policies, "policy", nil, "policy directory or file (repeatable; overrides policy.paths)")
 	cmd.Flags().StringVar(&f.name, "name", "", "session name shown to approvers (default user/CMD)")
 	cmd.Flags().StringArrayVar(&f.labels, "label", nil, "k=v label for input.session.labels (repeatable)")
-	cmd.Flags().StringVar(&f.proxyURL, "proxy", "", "attach to a running `countersign serve` at this URL instead of starting a proxy")
+	cmd.Flags().StringVar(&f.proxyURL, "proxy", "", "attach to a running `countersign serve` at this URL instead of starting a proxy (or set COUNTERSIGN_PROXY, which keeps a password out of the process list)")
 	cmd.Flags().BoolVar(&f.isolate, "isolate", false, "run CMD in its own user, network and mount namespaces whose only way out is the proxy (Linux)")
 	return cmd
 }
@@ -92,6 +92,18 @@ func runSession(cmd *cobra.Command, e *env, f runFlags, args []string) error {
 	labels, err := parseLabels(f.labels)
 	if err != nil {
 		return usageError(err)
+	}
+	if f.proxyURL == "" {
+		// The URL may hold the client's password: from the environment it
+		// stays out of the process list, which every local user can read
+		// (found by review).
+		if v, ok := e.getenv("COUNTERSIGN_PROXY"); ok {
+			f.proxyURL = v
+		}
+	} else if u, err := url.Parse(f.proxyURL); err == nil {
+		if _, ok := u.User.Password(); ok {
+			fmt.Fprintln(e.stderr, "countersign: warning: the --proxy URL holds a password, which every user of this machine can read in the process list; pass it in COUNTERSIGN_PROXY instead")
+		}
 	}
 	if f.proxyURL != "" && (f.name != "" || len(labels) > 0) {
 		// They would be dropped without a word: serve knows the session

@@ -620,3 +620,34 @@ func TestExpiredConfiguredCAIsRefused(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want 2 naming the expired CA and the ca key", code, errOut)
 	}
 }
+
+// COUNTERSIGN_PROXY attaches run to a serve as --proxy does, keeping the
+// client's password out of the process list; --proxy with a password
+// warns (found by review).
+func TestRunProxyFromTheEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	e := &env{
+		stdin: strings.NewReader(""), stdout: &out, stderr: &errb,
+		getenv: func(k string) (string, bool) {
+			if k == "COUNTERSIGN_PROXY" {
+				return "http://ci-agent:pw@127.0.0.1:9", true
+			}
+			return "", false
+		},
+		home: filepath.Join(dir, "home"), cwd: dir,
+	}
+	root := newRootCmd(e)
+	root.SetArgs([]string{"run", "--", "true"})
+	root.SetOut(&out)
+	root.SetErr(&errb)
+	code := exitCode(root.ExecuteContext(context.Background()), &errb)
+	// Attached: it looks for serve's CA, which this machine has not got.
+	if code != 2 || !strings.Contains(errb.String(), "--proxy needs the serve instance's CA certificate") {
+		t.Errorf("exit %d, stderr %q; want run attached to the serve in COUNTERSIGN_PROXY", code, errb.String())
+	}
+	_, errOut, _ := cli(t, dir, "run", "--proxy", "http://ci-agent:pw@127.0.0.1:9", "--", "true")
+	if !strings.Contains(errOut, "holds a password, which every user of this machine can read") {
+		t.Errorf("stderr %q; want the warning", errOut)
+	}
+}
