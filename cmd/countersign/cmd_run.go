@@ -169,6 +169,10 @@ func runSession(cmd *cobra.Command, e *env, f runFlags, args []string) error {
 		fmt.Fprintln(e.stderr, "countersign: "+msg+".")
 		logger.Warn(msg)
 	}
+	for _, msg := range weakenedSafety(cfg) {
+		fmt.Fprintln(e.stderr, "countersign: warning: "+msg+".")
+		logger.Warn(msg)
+	}
 	if cfg.State != "" {
 		// Shared state is serve's (SPEC 3): a run session's approvals live
 		// and die with it. Say so rather than let a team believe this

@@ -66,6 +66,9 @@ func serve(cmd *cobra.Command, e *env, policies []string) error {
 	if msg := readableInlineSecrets(cfg); msg != "" {
 		logger.Warn(msg)
 	}
+	for _, msg := range weakenedSafety(cfg) {
+		logger.Warn(msg)
+	}
 
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

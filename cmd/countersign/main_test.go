@@ -651,3 +651,22 @@ func TestRunProxyFromTheEnvironment(t *testing.T) {
 		t.Errorf("stderr %q; want the warning", errOut)
 	}
 }
+
+// Settings that turn a protection off are said out loud at start (found by
+// review: they were taken silently).
+func TestWeakenedSafetyIsWarned(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "countersign.yaml"), "policy:\n  on_error: allow\nupstream:\n  allow_addresses: [\"0.0.0.0/0\", \"10.0.0.0/8\"]\n")
+	_, errOut, code := cli(t, dir, "run", "--", "true")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"countersign.yaml:2: policy.on_error", "on_error: allow forwards", "0.0.0.0/0 lets requests reach loopback"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr %q does not say %q", errOut, want)
+		}
+	}
+	if strings.Contains(errOut, "10.0.0.0/8 lets") {
+		t.Errorf("a narrow prefix was warned about: %q", errOut)
+	}
+}

@@ -30,3 +30,18 @@ func readableInlineSecrets(cfg *config.Config) string {
 	return fmt.Sprintf("%s can be read by other users (mode %#o) and holds secrets itself: %s. Run chmod 600 %s, or write each as ${NAME} and set NAME in the environment",
 		cfg.Source.File, fi.Mode().Perm(), strings.Join(keys, ", "), cfg.Source.File)
 }
+
+// weakenedSafety lists settings that turn a protection off, to be said out
+// loud at start (found by review: they were taken silently).
+func weakenedSafety(cfg *config.Config) []string {
+	var out []string
+	if cfg.Policy.OnError == "allow" {
+		out = append(out, cfg.Where("policy.on_error")+": on_error: allow forwards requests whose evaluation failed or timed out")
+	}
+	for _, p := range cfg.Upstream.AllowAddresses {
+		if p.Bits() < 8 {
+			out = append(out, fmt.Sprintf("%s: %s lets requests reach loopback and private networks on every address it covers", cfg.Where("upstream.allow_addresses"), p))
+		}
+	}
+	return out
+}
