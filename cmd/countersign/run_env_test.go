@@ -147,3 +147,24 @@ func TestStateSecrets(t *testing.T) {
 		}
 	}
 }
+
+// A variable that a secret takes part of its value from is left out too:
+// no search for the whole secret finds its part (found by review: a
+// webhook URL's path in ${SLACK_HOOK_PATH} reached the agent).
+func TestPlainRunKeepsPartsOfSecretsFromTheChild(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("SLACK_HOOK_PATH", "T0123/B0456/abcdefSECRETxyz")
+	t.Setenv("KEEP_ME", "an ordinary value")
+	writeFile(t, filepath.Join(dir, "countersign.yaml"), "state_dir: "+filepath.Join(dir, "state")+`
+approval:
+  slack:
+    webhook_url: https://hooks.slack.com/services/${SLACK_HOOK_PATH}
+`)
+	b, errOut := childEnv(t, dir)
+	if strings.Contains(b, "abcdefSECRETxyz") {
+		t.Error("the agent's environment holds the webhook's path")
+	}
+	if !strings.Contains(b, "KEEP_ME=an ordinary value") || !strings.Contains(errOut, "SLACK_HOOK_PATH") {
+		t.Errorf("want KEEP_ME kept and SLACK_HOOK_PATH named as left out; stderr %q", errOut)
+	}
+}

@@ -86,6 +86,11 @@ type Source struct {
 	// passwords, and a password in state's URL. Whoever can read the file
 	// can read them.
 	Secrets []string
+	// SecretEnv names the environment variables that secret keys take
+	// their values from, whole or in part (${NAME} inside a longer value):
+	// run leaves them out of the agent's environment by name, since part
+	// of a secret is no value to look for (found by review).
+	SecretEnv []string
 }
 
 // CA names the certificate authority used to intercept TLS. Both empty (the

@@ -70,10 +70,14 @@ func load(file string, data []byte, opts LoadOptions) (*Config, error) {
 		cfg.Source.Lines = d.lines
 	}
 	cfg.Source.Secrets = inlineSecrets(&cfg, d.literals)
+	cfg.Source.SecretEnv = d.secretEnv
 	return &cfg, nil
 }
 
 // secretKey matches the keys whose values are secrets, or may hold one.
+// envRef is a ${NAME} reference.
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
 var secretKey = regexp.MustCompile(`^(approval\.slack\.(webhook_url|bot_token|signing_secret)|policy\.bundle\.token|policy\.bundle\.verification\.key|clients\[[0-9]+\]\.password|state)$`)
 
 // inlineSecrets returns, in file order, the keys of literals (key → line of
@@ -124,6 +128,8 @@ type decoder struct {
 	getenv   func(string) (string, bool)
 	lines    map[string]int // key path → line, for Source.Lines
 	literals map[string]int // secret key path → line, when written without ${NAME}
+	// secretEnv are the variables that secret keys' values name.
+	secretEnv []string
 	problems []Problem
 }
 
@@ -389,6 +395,13 @@ func (d *decoder) scalar(n *yaml.Node, v reflect.Value, path string) {
 		v.SetString(s)
 		if s != "" && !strings.Contains(n.Value, "${") && secretKey.MatchString(path) {
 			d.literals[path] = n.Line
+		}
+		if secretKey.MatchString(path) {
+			for _, m := range envRef.FindAllStringSubmatch(strings.ReplaceAll(n.Value, "$$", ""), -1) {
+				if !slices.Contains(d.secretEnv, m[1]) {
+					d.secretEnv = append(d.secretEnv, m[1])
+				}
+			}
 		}
 	case t.Kind() == reflect.Bool:
 		switch s {
