@@ -130,7 +130,7 @@ type decoder struct {
 	literals map[string]int // secret key path → line, when written without ${NAME}
 	// secretEnv are the variables that secret keys' values name.
 	secretEnv []string
-	problems []Problem
+	problems  []Problem
 }
 
 func (d *decoder) add(line int, key, msg string) {
