@@ -40,21 +40,19 @@ import (
 // loadConfig reads --config, or ./countersign.yaml when it exists, over the
 // defaults. Validation happens after flags are applied (see validate).
 func loadConfig(cmd *cobra.Command, e *env) (*config.Config, error) {
-	return loadConfigEnv(cmd, e, e.getenv)
+	return loadConfigEnv(cmd, e, false)
 }
 
 // loadConfigLenient is loadConfig for commands that use neither the proxy's
 // client passwords nor the Slack secrets (approvals, audit, ca, policy): an
-// unset ${VAR} there expands to "" instead of stopping an approver who does
-// not have the service's secrets in their shell.
+// unset ${VAR} in a secret expands to "" instead of stopping an approver who
+// does not have the service's secrets in their shell. Elsewhere (state_dir)
+// it is still an error.
 func loadConfigLenient(cmd *cobra.Command, e *env) (*config.Config, error) {
-	return loadConfigEnv(cmd, e, func(k string) (string, bool) {
-		v, _ := e.getenv(k)
-		return v, true
-	})
+	return loadConfigEnv(cmd, e, true)
 }
 
-func loadConfigEnv(cmd *cobra.Command, e *env, getenv func(string) (string, bool)) (*config.Config, error) {
+func loadConfigEnv(cmd *cobra.Command, e *env, unsetSecretsEmpty bool) (*config.Config, error) {
 	path, _ := cmd.Flags().GetString("config")
 	if path == "" {
 		candidate := filepath.Join(e.cwd, config.DefaultFile)
@@ -62,7 +60,7 @@ func loadConfigEnv(cmd *cobra.Command, e *env, getenv func(string) (string, bool
 			path = candidate
 		}
 	}
-	cfg, err := config.Load(config.LoadOptions{Path: path, Getenv: getenv, Home: e.home})
+	cfg, err := config.Load(config.LoadOptions{Path: path, Getenv: e.getenv, Home: e.home, UnsetSecretsEmpty: unsetSecretsEmpty})
 	if err != nil {
 		var ce *config.Error
 		if errors.As(err, &ce) {

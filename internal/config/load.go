@@ -32,6 +32,13 @@ type LoadOptions struct {
 	// Home replaces a leading "~" in paths. When it is empty, such a path
 	// (including the default state_dir) is a problem.
 	Home string
+	// UnsetSecretsEmpty makes an unset variable in a secret key (Slack's
+	// tokens, clients' passwords, state, the bundle's token and key) an
+	// empty value rather than a problem, for commands that use none of
+	// them (approvers do not have the service's secrets); an unset one
+	// elsewhere (state_dir, the CA's paths) is still a problem (found by
+	// review: `ca init` made a CA in the working directory).
+	UnsetSecretsEmpty bool
 }
 
 // Load returns the defaults overlaid with the file at opts.Path. It does not
@@ -57,7 +64,7 @@ func Load(opts LoadOptions) (*Config, error) {
 // load is Load on the bytes of file.
 func load(file string, data []byte, opts LoadOptions) (*Config, error) {
 	cfg := Default()
-	d := &decoder{file: file, getenv: opts.Getenv, lines: map[string]int{}, literals: map[string]int{}}
+	d := &decoder{file: file, getenv: opts.Getenv, lines: map[string]int{}, literals: map[string]int{}, unsetSecretsEmpty: opts.UnsetSecretsEmpty}
 	if root := d.parse(data); root != nil {
 		d.decode(root, reflect.ValueOf(&cfg).Elem(), "")
 	}
@@ -129,8 +136,9 @@ type decoder struct {
 	lines    map[string]int // key path → line, for Source.Lines
 	literals map[string]int // secret key path → line, when written without ${NAME}
 	// secretEnv are the variables that secret keys' values name.
-	secretEnv []string
-	problems  []Problem
+	secretEnv         []string
+	unsetSecretsEmpty bool
+	problems          []Problem
 }
 
 func (d *decoder) add(line int, key, msg string) {
@@ -361,7 +369,17 @@ func (d *decoder) scalar(n *yaml.Node, v reflect.Value, path string) {
 		d.wrongKind(n, path, "a single value")
 		return
 	}
-	s, errs := expandEnv(n.Value, d.getenv)
+	getenv := d.getenv
+	if d.unsetSecretsEmpty && secretKey.MatchString(path) {
+		getenv = func(k string) (string, bool) {
+			if d.getenv == nil {
+				return "", true
+			}
+			v, _ := d.getenv(k)
+			return v, true
+		}
+	}
+	s, errs := expandEnv(n.Value, getenv)
 	for _, msg := range errs {
 		d.add(n.Line, path, msg)
 	}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"slices"
 	"testing"
 	"time"
@@ -786,5 +787,30 @@ policy: {bundle: {url: "https://b.example/", verification: {key: "-----BEGIN PUB
 				t.Errorf("Source.Secrets (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// For commands that use no secrets, an unset variable in a secret is
+// empty, and elsewhere still a problem (found by review: `ca init` made a
+// CA in the working directory from an unset ${VAR} in state_dir).
+func TestUnsetSecretsEmpty(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "countersign.yaml")
+	if err := os.WriteFile(path, []byte("approval:\n  slack:\n    bot_token: ${CS_TEST_UNSET_TOKEN}\n    channel: C1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	getenv := func(string) (string, bool) { return "", false }
+	if _, err := Load(LoadOptions{Path: path, Getenv: getenv, Home: dir, UnsetSecretsEmpty: true}); err != nil {
+		t.Errorf("an unset secret: %v, want it empty", err)
+	}
+	if _, err := Load(LoadOptions{Path: path, Getenv: getenv, Home: dir}); err == nil {
+		t.Error("an unset secret without UnsetSecretsEmpty: no error")
+	}
+	if err := os.WriteFile(path, []byte("state_dir: ${CS_TEST_UNSET_ROOT}state\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(LoadOptions{Path: path, Getenv: getenv, Home: dir, UnsetSecretsEmpty: true})
+	if err == nil || !strings.Contains(err.Error(), "CS_TEST_UNSET_ROOT is not set") || !strings.Contains(err.Error(), "state_dir") {
+		t.Errorf("an unset variable in state_dir: %v, want it named", err)
 	}
 }
