@@ -6,8 +6,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
