@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/countersign/countersign/action"
@@ -790,12 +791,6 @@ var chunkedOperations = map[string]bool{"PutObject": true, "UploadPart": true, "
 
 // awsChunked reports whether the body carries SigV4's chunk framing.
 func awsChunked(r *action.Request) bool {
-	for _, v := range r.Header.Values("Content-Encoding") {
-		for part := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(part), "aws-chunked") {
-				return true
-			}
-		}
-	}
-	return strings.HasPrefix(strings.ToUpper(r.Header.Get("X-Amz-Content-Sha256")), "STREAMING-")
+	return slices.Contains(action.Codings(r.Header), "aws-chunked") ||
+		strings.HasPrefix(strings.ToUpper(r.Header.Get("X-Amz-Content-Sha256")), "STREAMING-")
 }
