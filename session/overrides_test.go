@@ -108,6 +108,29 @@ func scratchHome(t *testing.T, files map[string]string, extra []string) (string,
 	return home, env
 }
 
+// checkReported checks that ProxyOverrides, for home and extra, reports
+// want as the setting of the last override mine picks ("" none), without
+// problems, and shows no password.
+func checkReported(t *testing.T, home string, extra []string, want string, mine func(Override) bool) {
+	t.Helper()
+	overrides, problems := ProxyOverrides(append([]string{"HOME=" + home}, extra...))
+	if len(problems) > 0 {
+		t.Errorf("problems: %v", problems)
+	}
+	reported := ""
+	for _, ov := range overrides {
+		if mine(ov) {
+			reported = ov.Setting
+		}
+		if strings.Contains(ov.String(), "s3cret") {
+			t.Errorf("a password is shown: %v", ov)
+		}
+	}
+	if reported != want {
+		t.Errorf("reported %q, want %q (all: %v)", reported, want, overrides)
+	}
+}
+
 func write(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
@@ -174,22 +197,7 @@ func TestCurlOverridesAsCurlReadsThem(t *testing.T) {
 			if got != c.want {
 				t.Errorf("curl went %s, want %s", got, c.want)
 			}
-			overrides, problems := ProxyOverrides(append([]string{"HOME=" + home}, extra...))
-			if len(problems) > 0 {
-				t.Errorf("problems: %v", problems)
-			}
-			reported := ""
-			for _, ov := range overrides {
-				if ov.Tool == "curl" {
-					reported = ov.Setting
-				}
-				if strings.Contains(ov.String(), "s3cret") {
-					t.Errorf("a password is shown: %v", ov)
-				}
-			}
-			if reported != c.report {
-				t.Errorf("reported %q, want %q (all: %v)", reported, c.report, overrides)
-			}
+			checkReported(t, home, extra, c.report, func(ov Override) bool { return ov.Tool == "curl" })
 		})
 	}
 }
@@ -272,19 +280,7 @@ func TestWgetOverridesAsWgetReadsThem(t *testing.T) {
 			if got != c.want {
 				t.Errorf("wget went %s, want %s", got, c.want)
 			}
-			overrides, problems := ProxyOverrides(append([]string{"HOME=" + home}, extra...))
-			if len(problems) > 0 {
-				t.Errorf("problems: %v", problems)
-			}
-			reported := ""
-			for _, ov := range overrides {
-				if ov.Tool == "wget" && ov.File != "/etc/wgetrc" {
-					reported = ov.Setting
-				}
-			}
-			if reported != c.report {
-				t.Errorf("reported %q, want %q (all: %v)", reported, c.report, overrides)
-			}
+			checkReported(t, home, extra, c.report, func(ov Override) bool { return ov.Tool == "wget" && ov.File != "/etc/wgetrc" })
 		})
 	}
 }
