@@ -4,6 +4,10 @@ package e2e
 
 import (
 	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -60,6 +64,50 @@ func TestRunOutlivesSIGQUIT(t *testing.T) {
 		cancel()
 		if r.code != 7 || !strings.Contains(r.stdout, "after-quit") || strings.Contains(r.stderr, "goroutine ") {
 			t.Errorf("run %v: exit %d, stdout %q, stderr %.400s; want the agent's own exit 7", iso, r.code, r.stdout, r.stderr)
+		}
+	}
+}
+
+// TestAgentCannotReadCountersignsProcess: without --isolate the agent runs
+// as countersign's user, and a process of the same user may read another's
+// environment from /proc and, where Yama does not stop it (as on this
+// machine), ptrace it and read its memory: secrets, the CA key.
+// countersign is not dumpable, so neither is open to the agent. Root
+// reads everything, so as root the test runs countersign as nobody.
+func TestAgentCannotReadCountersignsProcess(t *testing.T) {
+	home := t.TempDir()
+	const script = `echo "parent: $(cat /proc/$PPID/comm)"
+echo "own: $(tr '\0' '\n' < /proc/$$/environ | grep -c '^E2E_MARKER=')"
+echo "environ: $(cat /proc/$PPID/environ 2>&1 | tr '\0' '\n')"
+echo "mem: $(head -c 1 /proc/$PPID/mem 2>&1)"
+exit 0`
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	c := exec.CommandContext(ctx, bin, "run", "--", "sh", "-c", script)
+	c.Dir = home
+	c.Env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), "E2E_MARKER=in-countersigns-environment"}
+	if os.Geteuid() == 0 {
+		const nobody = 65534
+		for _, d := range []string{filepath.Dir(home), filepath.Dir(bin)} {
+			if err := os.Chmod(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Chown(home, nobody, nobody); err != nil {
+			t.Fatal(err)
+		}
+		c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	}
+	r := runCmd(t, c)
+	if r.code != 0 || !strings.Contains(r.stdout, "parent: countersign") || !strings.Contains(r.stdout, "own: 1") {
+		t.Fatalf("exit %d: the agent's checks did not run as planned:\n%s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	if strings.Contains(r.stdout, "in-countersigns-environment") {
+		t.Errorf("the agent read countersign's environment:\n%s", r.stdout)
+	}
+	for _, f := range []string{"environ", "mem"} {
+		if !regexp.MustCompile(`(?m)^` + f + `: .*/proc/\d+/` + f + `.*Permission denied`).MatchString(r.stdout) {
+			t.Errorf("opening countersign's /proc/PID/%s was not refused:\n%s", f, r.stdout)
 		}
 	}
 }

@@ -5,13 +5,20 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 
 	"github.com/countersign/countersign/internal/gcpace"
+	"github.com/countersign/countersign/internal/nodump"
 	"github.com/countersign/countersign/policy"
 )
 
 func main() {
+	// Before anything is read: the agent runs as this user and must not
+	// read this process's environment or memory (secrets, the CA key).
+	if _, err := nodump.Set(); err != nil {
+		fmt.Fprintln(os.Stderr, "countersign: warning: other processes of this user can read countersign's memory:", err)
+	}
 	if len(os.Args) > 1 && os.Args[1] == policy.TestChildCommand {
 		// A reload's policy tests, run for the proxy by its own binary
 		// (policy.ChildTests): a panic in OPA ends this process only.

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package nodump
+
+func set() (bool, error) { return false, nil }
