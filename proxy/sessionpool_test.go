@@ -224,3 +224,45 @@ func TestSessionTransportsDropTheLeastRecentlyUsed(t *testing.T) {
 		t.Errorf("s-1 kept %v, %d transports; want s-1 dropped and %d kept", kept, n, maxSessionTransports)
 	}
 }
+
+// TestSessionsGetLeavesOfTheirOwn: a leaf certificate shows when it was
+// made, and a cached one that its host was visited before. Sessions of a
+// shared proxy get leaves of their own, so that none learns from them what
+// another visited or when (found by review).
+func TestSessionsGetLeavesOfTheirOwn(t *testing.T) {
+	up := startConnAuthUpstream(t)
+	other := &session.Info{ID: "s-other", Name: "mallory/agent"}
+	const otherPassword = "pw-other-yyyyyyyyyyyyyyyy"
+	h := newHarness(t, harnessOptions{configure: func(o *Options) {
+		roots := x509.NewCertPool()
+		roots.AddCert(up.srv.Certificate())
+		o.RootCAs = roots
+		o.Resolve = map[string]string{"example.com:443": up.srv.Listener.Addr().String()}
+		o.Sessions = session.NewRegistry(nil,
+			session.Credential{Username: "s-test", Password: "pw-" + strings.Repeat("x", 20), Session: &session.Info{ID: "s-test"}},
+			session.Credential{Username: other.ID, Password: otherPassword, Session: other})
+	}})
+	// leaf makes a request on a new connection and returns the serial of
+	// the certificate countersign presented.
+	leaf := func(c *http.Client) string {
+		t.Helper()
+		defer c.CloseIdleConnections()
+		resp, err := c.Get("https://example.com/whoami")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		if resp.TLS == nil || len(resp.TLS.PeerCertificates) == 0 {
+			t.Fatal("no certificate")
+		}
+		return resp.TLS.PeerCertificates[0].SerialNumber.String()
+	}
+	alice := leaf(h.client())
+	if again := leaf(h.client()); again != alice {
+		t.Fatalf("the session's second connection got another leaf (%s, then %s): not cached", alice, again)
+	}
+	if mallory := leaf(h.clientAs(other.ID, otherPassword)); mallory == alice {
+		t.Errorf("another session was given the first session's leaf (serial %s)", alice)
+	}
+}

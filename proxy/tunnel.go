@@ -142,7 +142,7 @@ func (s *Server) terminateTLS(raw net.Conn, sess *session.Info, host string, por
 		return nil, false, false
 	}
 
-	pc := &prefixConn{Conn: raw, r: br, host: host}
+	pc := &prefixConn{Conn: raw, r: br, host: host, session: sess.ID}
 	conn = tls.Server(pc, s.tlsConfig)
 	hsCtx, cancel := context.WithTimeout(context.Background(), s.opts.HandshakeTimeout)
 	err = conn.HandshakeContext(hsCtx)
@@ -175,6 +175,7 @@ type prefixConn struct {
 	r *bufio.Reader
 
 	host    string   // the CONNECT target, whose certificate is presented
+	session string   // the session's ID: its leaves are its own
 	offered []string // ALPN protocols the client offered
 	certErr error    // the leaf certificate could not be issued
 }
@@ -205,7 +206,7 @@ func (s *Server) newTLSConfig() *tls.Config {
 			if !ok {
 				return nil, errors.New("countersign: TLS handshake on an unknown connection")
 			}
-			c, err := s.opts.Issuer.Certificate(pc.host)
+			c, err := s.opts.Issuer.CertificateFor(pc.session, pc.host)
 			pc.certErr = err
 			return c, err
 		},

@@ -73,10 +73,12 @@ type Issuer struct {
 }
 
 // cacheKey separates leaves this Issuer signed from those that a goproxy
-// generator made through Fetch, which have different contents.
+// generator made through Fetch, which have different contents, and the
+// leaves of one partition (CertificateFor) from another's.
 type cacheKey struct {
-	host     string
-	external bool
+	host      string
+	partition string
+	external  bool
 }
 
 type entry struct {
@@ -125,11 +127,20 @@ func NewIssuer(ca *CA, opts IssuerOptions) *Issuer {
 // expiry; callers must not modify it.
 // The error wraps ErrInvalidHost for a name that cannot be certified.
 func (i *Issuer) Certificate(host string) (*tls.Certificate, error) {
+	return i.CertificateFor("", host)
+}
+
+// CertificateFor is Certificate with a cache of its own for each partition.
+// A leaf shows when it was made (NotBefore) and, by being there, that the
+// host was visited before: a proxy shared by several clients gives each
+// client (partition) leaves of its own, so that none learns from them what
+// another visited, or when.
+func (i *Issuer) CertificateFor(partition, host string) (*tls.Certificate, error) {
 	h, ip, err := canonicalHost(host)
 	if err != nil {
 		return nil, err
 	}
-	return i.get(cacheKey{host: h}, ip, nil)
+	return i.get(cacheKey{host: h, partition: partition}, ip, nil)
 }
 
 // Fetch implements goproxy's CertStorage so that a plain goproxy set-up (the
