@@ -97,7 +97,9 @@ func TestBytesSentBeforeTheTunnelIsOpenArriveWhole(t *testing.T) {
 func TestBytesSentBeforeTheTunnelIsOpenAreBounded(t *testing.T) {
 	client, server := net.Pipe()
 	defer client.Close()
-	c := &strictConn{Conn: server, free: func() {}, checked: true, connect: true}
+	l := &strictListener{slots: make(chan struct{}, 1)}
+	l.slots <- struct{}{} // the slot this connection gives back
+	c := &strictConn{Conn: server, l: l, checked: true, connect: true}
 	defer c.Close()
 	go func() {
 		// Blocks once the proxy stops reading; the deferred Close ends it.

@@ -773,3 +773,83 @@ func (h *harness) plainVia(user, password, target string) (*http.Response, strin
 	b, _ := io.ReadAll(resp.Body)
 	return resp, string(b)
 }
+
+// TestUnauthenticatedConnectionsMakeRoom: connections that never send a
+// request take slots before authenticating, and without more would hold
+// them until the header timeout, locking every client out. When the cap
+// is reached, the oldest of them is closed for a newcomer; tunnels that
+// authenticated keep theirs.
+func TestUnauthenticatedConnectionsMakeRoom(t *testing.T) {
+	const limit = 12
+	h := newHarness(t, harnessOptions{configure: func(o *Options) {
+		o.MaxConns = limit
+		o.MaxConnsPerSession = limit
+		// Idle for as long as the test takes: no deadline frees slots here.
+		o.HeaderTimeout = 10 * time.Minute
+		o.HandshakeTimeout = 10 * time.Minute
+		o.AuthGrace = 20 * time.Millisecond
+	}})
+	dial := func() net.Conn {
+		t.Helper()
+		c, err := net.DialTimeout("tcp", h.addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	// Four authenticated tunnels, idle before their TLS handshake.
+	var tunnels []net.Conn
+	for i := range 4 {
+		c := dial()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(c, "CONNECT api.github.com:443 HTTP/1.1\r\nHost: api.github.com:443\r\nProxy-Authorization: Basic %s\r\n\r\n", basic(h.sess.ID, h.password))
+		resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: http.MethodConnect})
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("CONNECT %d: %v %v", i, resp, err)
+		}
+		tunnels = append(tunnels, c)
+	}
+	// Then the rest of the slots and more, by connections that send
+	// nothing. Each is accepted, closing an older one past the cap.
+	var idle []net.Conn
+	for range 3 * limit {
+		idle = append(idle, dial())
+	}
+	// A client still gets through, many times over.
+	for i := range 2 * limit {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://api.github.com/repos/acme/shop", nil)
+		c := h.client()
+		resp, err := c.Do(req)
+		if err != nil {
+			cancel()
+			t.Fatalf("request %d with every slot taken: %v", i, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		c.CloseIdleConnections()
+		cancel()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("request %d: status %d", i, resp.StatusCode)
+		}
+	}
+	// The oldest idle connections were closed; the tunnels were not.
+	closed := func(c net.Conn) bool {
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err := c.Read(make([]byte, 1))
+		return err != nil && !isTimeout(err)
+	}
+	if !closed(idle[0]) {
+		t.Error("the oldest unauthenticated connection is still open")
+	}
+	for i, c := range tunnels {
+		_ = c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if _, err := c.Read(make([]byte, 1)); !isTimeout(err) {
+			t.Errorf("authenticated tunnel %d was closed: %v", i, err)
+		}
+	}
+	if n := h.srv.openTunnels(); n < len(tunnels) {
+		t.Errorf("%d tunnels open, want at least %d", n, len(tunnels))
+	}
+}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"container/list"
 	"errors"
 	"io"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/countersign/countersign/internal/h1"
+	"go.uber.org/zap"
 )
 
 // strictListener checks the first request head on every proxy connection
@@ -23,6 +25,20 @@ import (
 // It also caps concurrent connections (Options.MaxConns), as
 // netutil.LimitListener does, so that its connections wrap the accepted
 // socket directly: a held request waits on that socket (clientWatch).
+//
+// A connection takes its slot before its client has authenticated, and a
+// client that sends nothing keeps it until the header timeout: without
+// more, anyone who can reach the port could hold every slot by opening
+// connections faster than the timeout frees them. So when a connection
+// arrives and every slot is taken, the oldest connection not yet bound to
+// a session (bindSession) is closed to make room, once it has had
+// Options.AuthGrace to authenticate. Clients send their CONNECT as soon as
+// they connect, and are bound once it authenticates, so a flood of idle
+// connections displaces its own: to keep every slot it would have to open
+// MaxConns connections every AuthGrace (16,384 a second by default)
+// instead of every header timeout (546 a second). The grace keeps a burst
+// of clients over the cap from closing one another before they can
+// authenticate.
 type strictListener struct {
 	net.Listener
 	s *Server
@@ -30,33 +46,130 @@ type strictListener struct {
 	slots     chan struct{} // one per open connection
 	done      chan struct{} // closed by Close
 	closeOnce sync.Once
+
+	mu      sync.Mutex
+	unbound list.List // of *strictConn not yet bound, oldest first
+	evicted atomic.Int64
 }
 
 func newStrictListener(ln net.Listener, s *Server, max int) *strictListener {
 	return &strictListener{Listener: ln, s: s, slots: make(chan struct{}, max), done: make(chan struct{})}
 }
 
-// Accept waits for a free slot, then for a connection.
+// Accept waits for a connection, then for a free slot, making one if it
+// must by closing the oldest connection not yet bound to a session. When
+// every slot is bound, the connection waits, unread, for one to free.
 func (l *strictListener) Accept() (net.Conn, error) {
 	select {
 	case <-l.done:
 		return nil, net.ErrClosed
 	default:
 	}
-	select {
-	case l.slots <- struct{}{}:
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
 	c, err := l.Listener.Accept()
 	if err != nil {
-		<-l.slots
 		return nil, err
 	}
-	return &strictConn{Conn: c, s: l.s, free: l.free}, nil
+	if err := l.takeSlot(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	sc := &strictConn{Conn: c, s: l.s, l: l, accepted: time.Now()}
+	l.mu.Lock()
+	sc.unbound = l.unbound.PushBack(sc)
+	l.mu.Unlock()
+	return sc, nil
 }
 
-func (l *strictListener) free() { <-l.slots }
+// takeSlot waits for a free slot, closing the oldest unbound connection
+// once its grace is over.
+func (l *strictListener) takeSlot() error {
+	for {
+		select {
+		case l.slots <- struct{}{}:
+			return nil
+		default:
+		}
+		wait := l.evictOldest()
+		if wait == 0 {
+			continue // its Close gave its slot back
+		}
+		if err := l.waitSlot(wait); err != errNoSlotYet {
+			return err
+		}
+	}
+}
+
+var errNoSlotYet = errors.New("no slot yet")
+
+// waitSlot waits for a free slot for up to wait, or without end when
+// wait is negative.
+func (l *strictListener) waitSlot(wait time.Duration) error {
+	var timeout <-chan time.Time
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case l.slots <- struct{}{}:
+		return nil
+	case <-timeout:
+		return errNoSlotYet
+	case <-l.done:
+		return net.ErrClosed
+	}
+}
+
+// evictOldest closes the oldest connection not yet bound to a session if
+// its grace is over, and reports 0; its Close frees its slot. Otherwise it
+// reports how long until that grace is over, or -1 when every connection
+// is bound.
+func (l *strictListener) evictOldest() time.Duration {
+	l.mu.Lock()
+	e := l.unbound.Front()
+	if e == nil {
+		l.mu.Unlock()
+		return -1
+	}
+	old := e.Value.(*strictConn)
+	if wait := l.s.opts.AuthGrace - time.Since(old.accepted); wait > 0 {
+		l.mu.Unlock()
+		return wait
+	}
+	l.unbound.Remove(e)
+	old.unbound = nil
+	l.mu.Unlock()
+	if n := l.evicted.Add(1); n == 1 || n%1000 == 0 {
+		l.s.logger.Warn("every connection slot is taken: closing the oldest connections whose clients have not authenticated",
+			zap.Int64("closed_so_far", n), zap.Int("max_conns", cap(l.slots)))
+	}
+	old.Close()
+	return 0
+}
+
+// bound takes c off the connections that may be evicted. It reports false
+// when c was evicted already.
+func (l *strictListener) bound(c *strictConn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if c.unbound == nil {
+		return false
+	}
+	l.unbound.Remove(c.unbound)
+	c.unbound = nil
+	return true
+}
+
+// closed frees c's slot, once c is closed.
+func (l *strictListener) closed(c *strictConn) {
+	l.mu.Lock()
+	if c.unbound != nil {
+		l.unbound.Remove(c.unbound)
+		c.unbound = nil
+	}
+	l.mu.Unlock()
+	<-l.slots
+}
 
 func (l *strictListener) Close() error {
 	l.closeOnce.Do(func() { close(l.done) })
@@ -72,11 +185,15 @@ type strictConn struct {
 	net.Conn
 	s *Server
 
-	free      func() // gives the listener's slot back
+	l         *strictListener
+	accepted  time.Time // by the monotonic clock: AuthGrace is real time
 	closeOnce sync.Once
 	// session is the session whose connection this is, once bound
 	// (bindSession); its count goes down when the connection closes.
 	session atomic.Pointer[string]
+	// unbound is c's place among the listener's connections that may be
+	// evicted, nil once bound, evicted or closed; l.mu guards it.
+	unbound *list.Element
 
 	mu      sync.Mutex
 	checked bool
@@ -127,7 +244,7 @@ func (c *strictConn) Write(p []byte) (int, error) {
 func (c *strictConn) Close() error {
 	err := c.Conn.Close()
 	c.closeOnce.Do(func() {
-		c.free()
+		c.l.closed(c)
 		if id := c.session.Swap(nil); id != nil {
 			c.s.conns.done(*id)
 		}
@@ -184,6 +301,9 @@ func (s *Server) bindSession(req *http.Request, session string) bool {
 		s.conns.done(session)
 		return true
 	}
+	// Bound: no longer to be closed for a newcomer. One evicted just now
+	// is closed already; its request fails on its own.
+	c.l.bound(c)
 	return true
 }
 

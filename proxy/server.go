@@ -117,6 +117,10 @@ type Options struct {
 	// held requests the default MaxConns allows for): under serve, one agent that opens
 	// connections until the cap cannot leave the others none.
 	MaxConnsPerSession int
+	// AuthGrace is how long a new connection may go without authenticating
+	// before, with every slot taken, a newcomer may have it closed
+	// (default 1s): see strictListener.
+	AuthGrace time.Duration
 	// HeldSweep is how often the sockets of held requests are checked for
 	// a client that left (default 1s): a held request costs no goroutine,
 	// so nothing reads its socket between checks.
@@ -235,6 +239,9 @@ func New(opts Options, logger *zap.Logger) (*Server, error) {
 	}
 	if opts.MaxConnsPerSession <= 0 {
 		opts.MaxConnsPerSession = max(opts.MaxConns-opts.MaxConns/4, 1)
+	}
+	if opts.AuthGrace <= 0 {
+		opts.AuthGrace = time.Second
 	}
 	if opts.HeldSweep <= 0 {
 		opts.HeldSweep = time.Second
