@@ -69,6 +69,54 @@ type Engine struct {
 	// pins are the policy directories loaded at start, when
 	// Options.PinPaths is set (see pin.go).
 	pins *pins
+
+	// fixedOpts are the evaluation options that are the same for every
+	// evaluation, made once; cancels holds evalCancels for reuse. Each
+	// made per evaluation cost allocations (see eval).
+	fixedOpts [2]rego.EvalOption
+	cancels   sync.Pool
+}
+
+// evalCancel is an evaluation's cancellation with its deadline timer,
+// reused from one evaluation to the next: a new topdown.Cancel, timer and
+// their closures cost four allocations per evaluation.
+type evalCancel struct {
+	flag   atomic.Bool
+	timer  *time.Timer // runs Cancel; stopped while not in use
+	cancel func()      // Cancel, as a func value made once
+	opt    rego.EvalOption
+}
+
+func (c *evalCancel) Cancel()         { c.flag.Store(true) }
+func (c *evalCancel) Cancelled() bool { return c.flag.Load() }
+
+// startCancel returns a cancellation that fires after timeout.
+func (e *Engine) startCancel(timeout time.Duration) *evalCancel {
+	c, _ := e.cancels.Get().(*evalCancel)
+	if c == nil {
+		c = &evalCancel{}
+		c.cancel = c.Cancel
+		c.timer = time.AfterFunc(time.Hour, c.cancel)
+		c.timer.Stop()
+		c.opt = rego.EvalExternalCancel(c)
+	}
+	c.flag.Store(false)
+	c.timer.Reset(timeout)
+	return c
+}
+
+// stopCancel stops c's timer and reports whether it had not fired. c is
+// reused only if it had not and nothing else can cancel it any more
+// (released): a timer or context.AfterFunc that fired, or is firing, could
+// cancel the next evaluation.
+func (e *Engine) stopCancel(c *evalCancel, released bool) bool {
+	if !c.timer.Stop() {
+		return false
+	}
+	if released {
+		e.cancels.Put(c)
+	}
+	return true
 }
 
 type reloadError struct {
@@ -94,7 +142,7 @@ func New(ctx context.Context, opts Options, logger *zap.Logger) (*Engine, error)
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	e := &Engine{opts: opts, logger: logger.Named("policy")}
+	e := emptyEngine(opts, logger.Named("policy"))
 	if opts.PinPaths {
 		// Pinned before the first load, so that it and every reload read
 		// the same directories.
@@ -113,6 +161,20 @@ func New(ctx context.Context, opts Options, logger *zap.Logger) (*Engine, error)
 	e.status.loaded(opts.Now(), opts.Source.Bundle)
 	e.logger.Info("policy loaded", zap.String("revision", s.revision), zap.Int("modules", len(s.files)))
 	return e, nil
+}
+
+// emptyEngine returns an Engine with no policy set loaded yet.
+func emptyEngine(opts Options, logger *zap.Logger) *Engine {
+	e := &Engine{opts: opts, logger: logger}
+	e.fixedOpts = [...]rego.EvalOption{
+		// interpret reads the decision as AST: converting it to Go values
+		// first cost an allocation per set member and object field.
+		rego.EvalGenerateJSON(keepAST),
+		// Nobody reads an evaluation's timers; collecting them cost seven
+		// allocations.
+		rego.EvalMetrics(metrics.NoOp()),
+	}
+	return e
 }
 
 // Revision identifies the policy set in force.
@@ -223,7 +285,6 @@ func (e *Engine) eval(ctx context.Context, s *set, input ast.Value, tracer topdo
 	// AfterFunc only run (in a goroutine of their own) if the deadline
 	// passes or ctx ends. A timer costs a third of the allocations of a
 	// context.WithTimeout plus its AfterFunc.
-	cancelEval := topdown.NewCancel()
 	started := time.Now()
 	timeout := e.opts.EvalTimeout
 	consts := s.consts
@@ -236,21 +297,15 @@ func (e *Engine) eval(ctx context.Context, s *set, input ast.Value, tracer topdo
 		// them, so with them it has that much less.
 		timeout -= consts.cost
 	}
-	timer := time.AfterFunc(timeout, cancelEval.Cancel)
+	cancelEval := e.startCancel(timeout)
+	stopCtx := func() bool { return true }
 	if ctx.Done() != nil {
-		stop := context.AfterFunc(ctx, cancelEval.Cancel)
-		defer stop()
+		stopCtx = context.AfterFunc(ctx, cancelEval.cancel)
+		defer stopCtx() // after a panic too; a second call does nothing
 	}
-	opts := []rego.EvalOption{
-		rego.EvalParsedInput(input),
-		rego.EvalExternalCancel(cancelEval),
-		// interpret reads the decision as AST: converting it to Go values
-		// first cost an allocation per set member and object field.
-		rego.EvalGenerateJSON(keepAST),
-		// Nobody reads an evaluation's timers; collecting them cost seven
-		// allocations.
-		rego.EvalMetrics(metrics.NoOp()),
-	}
+	var buf [6]rego.EvalOption // on the stack: Eval keeps none
+	opts := append(buf[:0], e.fixedOpts[:]...)
+	opts = append(opts, rego.EvalParsedInput(input), cancelEval.opt)
 	if tracer != nil {
 		opts = append(opts, rego.EvalQueryTracer(tracer))
 	}
@@ -261,7 +316,7 @@ func (e *Engine) eval(ctx context.Context, s *set, input ast.Value, tracer topdo
 	// OPA notices cancellation asynchronously, so an evaluation can still
 	// succeed after the deadline passed or the caller gave up. It counts as
 	// failed all the same: the timeout contract is deterministic.
-	if !timer.Stop() || time.Since(started) >= timeout {
+	if !e.stopCancel(cancelEval, stopCtx()) || time.Since(started) >= timeout {
 		return rawDecision{}, fmt.Errorf("evaluation exceeded %s: %w", e.opts.EvalTimeout, cancelled(err, context.DeadlineExceeded))
 	}
 	if cerr := ctx.Err(); cerr != nil {
@@ -419,6 +474,13 @@ func interpret(raw rawDecision, definesAllow, tunnel bool) (Decision, error) {
 func members(rule string, v ast.Value) ([]Reason, error) {
 	if v == nil {
 		return nil, nil
+	}
+	if l, ok := v.(interface{ Len() int }); ok && l.Len() == 0 {
+		// The common case, and the closure below costs an allocation.
+		switch v.(type) {
+		case ast.Set, *ast.Array:
+			return nil, nil
+		}
 	}
 	var out []Reason
 	add := func(t *ast.Term) error {

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -392,6 +393,34 @@ func TestDecideCancelledContext(t *testing.T) {
 			t.Errorf("Decision.Err = %v, want context.Canceled", got.Err)
 		}
 	}
+}
+
+// TestCancellationIsNotCarriedOver: evaluations reuse their cancellation
+// (Engine.startCancel); one whose caller gave up, before, while or after
+// it ran, must not cancel a later one.
+func TestCancellationIsNotCarriedOver(t *testing.T) {
+	e, _ := newEngine(t, Options{NoCache: true}, mod("package countersign\n\nallow := true\n"))
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				ctx, cancel := context.WithCancel(t.Context())
+				switch i % 3 {
+				case 0:
+					cancel()
+				case 1:
+					go cancel()
+				}
+				e.DecideDocument(ctx, doc("GET", "example.com", "/"))
+				cancel()
+				if got := e.DecideDocument(t.Context(), doc("GET", "example.com", "/")); got.Err != nil || got.Verdict != VerdictAllow {
+					t.Errorf("after a cancelled evaluation: %v, %v; want allow", got.Verdict, got.Err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func TestDecideInputNotConvertible(t *testing.T) {

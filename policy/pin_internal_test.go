@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/countersign/countersign/action"
 )
 
@@ -31,7 +33,7 @@ func writePinned(t *testing.T, path, text string) {
 
 func deleteVerdict(t *testing.T, s *set) Verdict {
 	t.Helper()
-	e := &Engine{opts: Options{OnError: VerdictDeny, EvalTimeout: time.Second, Now: time.Now, NoCache: true}}
+	e := emptyEngine(Options{OnError: VerdictDeny, EvalTimeout: time.Second, Now: time.Now, NoCache: true}, zap.NewNop())
 	e.cur.Store(s)
 	return e.Decide(t.Context(), NewInput(&action.Request{Method: "DELETE", Host: "h", Path: "/"}, action.Action{Provider: "http"}, nil, time.Unix(0, 0))).Verdict
 }
