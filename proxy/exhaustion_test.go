@@ -852,4 +852,8 @@ func TestUnauthenticatedConnectionsMakeRoom(t *testing.T) {
 	if n := h.srv.openTunnels(); n < len(tunnels) {
 		t.Errorf("%d tunnels open, want at least %d", n, len(tunnels))
 	}
+	// All but those that fit beside the tunnels made room for another.
+	if n, want := h.srv.evicted.Load(), int64(len(idle)-(limit-len(tunnels))); n < want {
+		t.Errorf("%d connections counted as closed to make room, want at least %d", n, want)
+	}
 }

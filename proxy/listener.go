@@ -49,7 +49,6 @@ type strictListener struct {
 
 	mu      sync.Mutex
 	unbound list.List // of *strictConn not yet bound, oldest first
-	evicted atomic.Int64
 }
 
 func newStrictListener(ln net.Listener, s *Server, max int) *strictListener {
@@ -139,7 +138,7 @@ func (l *strictListener) evictOldest() time.Duration {
 	l.unbound.Remove(e)
 	old.unbound = nil
 	l.mu.Unlock()
-	if n := l.evicted.Add(1); n == 1 || n%1000 == 0 {
+	if n := l.s.evicted.Add(1); n == 1 || n%1000 == 0 {
 		l.s.logger.Warn("every connection slot is taken: closing the oldest connections whose clients have not authenticated",
 			zap.Int64("closed_so_far", n), zap.Int("max_conns", cap(l.slots)))
 	}

@@ -95,6 +95,10 @@ func (m *Metrics) Gauge(name, help string, f func() float64) {
 func (m *Metrics) WatchServer(s *Server) {
 	m.Gauge("countersign_proxy_tunnels_open", "Client connections inside CONNECT tunnels (intercepted or spliced) open now.",
 		func() float64 { return float64(s.openTunnels()) })
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "countersign_proxy_unauthenticated_closed_total",
+		Help: "Connections closed before their client authenticated, to make room for a newcomer when every connection slot was taken: a steady rise means connections are opened and left idle (a flood, or clients that connect and wait).",
+	}, func() float64 { return float64(s.evicted.Load()) }))
 }
 
 // openTunnels counts the hijacked client connections.

@@ -64,8 +64,10 @@ func TestMetricsCountWhatTheAuditLogRecords(t *testing.T) {
 	if got[`countersign_audit_write_seconds_count{mode="sync"}`] < 4 {
 		t.Errorf("audit_write_seconds{mode=sync} count = %v, want at least the 4 decisions", got[`countersign_audit_write_seconds_count{mode="sync"}`])
 	}
-	if _, ok := got["countersign_proxy_tunnels_open"]; !ok {
-		t.Error("countersign_proxy_tunnels_open missing")
+	for _, name := range []string{"countersign_proxy_tunnels_open", "countersign_proxy_unauthenticated_closed_total"} {
+		if _, ok := got[name]; !ok {
+			t.Error(name + " missing")
+		}
 	}
 	if _, ok := got["go_goroutines"]; !ok {
 		t.Error("go runtime metrics missing")

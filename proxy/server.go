@@ -25,6 +25,7 @@ import (
 	"net/netip"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/elazarl/goproxy"
@@ -145,7 +146,10 @@ type Server struct {
 	opts Options
 	// conns counts each session's authenticated connections
 	// (Options.MaxConnsPerSession).
-	conns     connCounts
+	conns connCounts
+	// evicted counts connections closed before authenticating to make
+	// room for a newcomer (strictListener).
+	evicted   atomic.Int64
 	logger    *zap.Logger
 	transport *http.Transport // configuration of the transports below
 	// transports forwards what the direct path does not: an http.Transport
