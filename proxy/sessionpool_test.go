@@ -51,17 +51,7 @@ func startConnAuthUpstream(t *testing.T) *connAuthUpstream {
 // through http.Transport (bodies past maxDirectBody).
 func TestUpstreamConnectionsAreNotSharedBetweenSessions(t *testing.T) {
 	up := startConnAuthUpstream(t)
-	other := &session.Info{ID: "s-other", Name: "mallory/agent"}
-	const otherPassword = "pw-other-yyyyyyyyyyyyyyyy"
-	h := newHarness(t, harnessOptions{configure: func(o *Options) {
-		roots := x509.NewCertPool()
-		roots.AddCert(up.srv.Certificate())
-		o.RootCAs = roots
-		o.Resolve = map[string]string{"example.com:443": up.srv.Listener.Addr().String()}
-		o.Sessions = session.NewRegistry(nil,
-			session.Credential{Username: "s-test", Password: "pw-" + strings.Repeat("x", 20), Session: &session.Info{ID: "s-test"}},
-			session.Credential{Username: other.ID, Password: otherPassword, Session: other})
-	}})
+	h, other, otherPassword := twoSessions(t, up)
 	// One upstream connection per host and transport: without a pool per
 	// session, the other session's request would have to wait for, and
 	// take, the authenticated one.
@@ -120,6 +110,23 @@ func TestUpstreamConnectionsAreNotSharedBetweenSessions(t *testing.T) {
 			}
 		})
 	}
+}
+
+// twoSessions is a harness whose example.com is up, with the harness's
+// session and another, whose ID and password it returns.
+func twoSessions(t *testing.T, up *connAuthUpstream) (*harness, *session.Info, string) {
+	other := &session.Info{ID: "s-other", Name: "mallory/agent"}
+	const otherPassword = "pw-other-yyyyyyyyyyyyyyyy"
+	h := newHarness(t, harnessOptions{configure: func(o *Options) {
+		roots := x509.NewCertPool()
+		roots.AddCert(up.srv.Certificate())
+		o.RootCAs = roots
+		o.Resolve = map[string]string{"example.com:443": up.srv.Listener.Addr().String()}
+		o.Sessions = session.NewRegistry(nil,
+			session.Credential{Username: "s-test", Password: "pw-" + strings.Repeat("x", 20), Session: &session.Info{ID: "s-test"}},
+			session.Credential{Username: other.ID, Password: otherPassword, Session: other})
+	}})
+	return h, other, otherPassword
 }
 
 // waitFor polls cond for up to 10 s.
@@ -231,17 +238,7 @@ func TestSessionTransportsDropTheLeastRecentlyUsed(t *testing.T) {
 // another visited or when (found by review).
 func TestSessionsGetLeavesOfTheirOwn(t *testing.T) {
 	up := startConnAuthUpstream(t)
-	other := &session.Info{ID: "s-other", Name: "mallory/agent"}
-	const otherPassword = "pw-other-yyyyyyyyyyyyyyyy"
-	h := newHarness(t, harnessOptions{configure: func(o *Options) {
-		roots := x509.NewCertPool()
-		roots.AddCert(up.srv.Certificate())
-		o.RootCAs = roots
-		o.Resolve = map[string]string{"example.com:443": up.srv.Listener.Addr().String()}
-		o.Sessions = session.NewRegistry(nil,
-			session.Credential{Username: "s-test", Password: "pw-" + strings.Repeat("x", 20), Session: &session.Info{ID: "s-test"}},
-			session.Credential{Username: other.ID, Password: otherPassword, Session: other})
-	}})
+	h, other, otherPassword := twoSessions(t, up)
 	// leaf makes a request on a new connection and returns the serial of
 	// the certificate countersign presented.
 	leaf := func(c *http.Client) string {
