@@ -56,6 +56,10 @@ func ChildTests(exe string, timeout time.Duration) TestRunner {
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, exe, TestChildCommand)
+		// None of countersign's environment (its secrets): the tests need
+		// none, and the child is readable by the agent's user until it
+		// makes itself not dumpable, after Go's start-up.
+		cmd.Env = []string{}
 		cmd.Stdin = bytes.NewReader(in)
 		var out, stderr limitedBuffer
 		out.max, stderr.max = maxChildOutput, 64<<10

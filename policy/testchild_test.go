@@ -99,3 +99,25 @@ func TestChildTestsRefuseNamesThatAreNotUTF8(t *testing.T) {
 		t.Errorf("Reload = %v, want the name refused", err)
 	}
 }
+
+// TestChildTestsGetNoEnvironment: the child is readable by countersign's
+// user until it makes itself not dumpable, after Go's start-up; without
+// --isolate the agent, which can change policies and so start reloads,
+// could read countersign's secrets from its environment (found by review).
+func TestChildTestsGetNoEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	seen := filepath.Join(dir, "env")
+	exe := filepath.Join(dir, "child")
+	if err := os.WriteFile(exe, []byte("#!/bin/sh\n/usr/bin/env > "+seen+"\necho '{}'\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("COUNTERSIGN_TEST_SECRET", "s3cret-in-the-environment")
+	_, _, _ = ChildTests(exe, time.Minute)(t.Context(), TestSnapshot{})
+	got, err := os.ReadFile(seen)
+	if err != nil {
+		t.Fatalf("the child did not run: %v", err)
+	}
+	if strings.Contains(string(got), "s3cret") {
+		t.Errorf("the policy-test child was given countersign's environment:\n%s", got)
+	}
+}

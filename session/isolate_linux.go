@@ -22,6 +22,8 @@ import (
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
+
+	"github.com/countersign/countersign/internal/nodump"
 )
 
 // The init process's inherited descriptors.
@@ -161,7 +163,12 @@ func StartIsolated(ctx context.Context, opts IsolateOptions, logger *zap.Logger)
 		// ownProcessGroup.
 		Setpgid: ownGroup,
 	}
-	if err := cmd.Start(); err != nil {
+	// countersign is not dumpable (internal/nodump), and a child forked
+	// from it is not either until it execs: its /proc/PID/uid_map is then
+	// root's, and a countersign that is not root could not write it. The
+	// agent does not exist yet; the init process makes itself not
+	// dumpable again.
+	if err := nodump.WhileDumpable(cmd.Start); err != nil {
 		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.ENOSPC) ||
 			errors.Is(err, syscall.EUSERS) || errors.Is(err, syscall.EINVAL) {
 			return nil, &UserNamespaceError{Err: errors.Unwrap(err)}

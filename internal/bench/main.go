@@ -75,7 +75,7 @@ func main() {
 	flag.StringVar(&cfg.baseline, "baseline", "", "baseline binary (default: go build ./internal/bench/baseline)")
 	flag.StringVar(&cfg.mitmdump, "mitmdump", "mitmdump", `mitmdump binary; "off" skips it`)
 	flag.StringVar(&phases, "phases", strings.Join(allPhases, ","), "phases to run")
-	flag.StringVar(&cfg.profile, "profile", "", "record a CPU profile of countersign with perf into this directory (a separate window after the throughput rounds)")
+	flag.StringVar(&cfg.profile, "profile", "", "record a CPU profile of countersign with perf into this directory (a separate window after the throughput rounds; needs root: countersign is not dumpable)")
 	flag.BoolVar(&cfg.profileSync, "profile-fsync", true, "profile the countersign instance with audit fsync (false: the one without)")
 	flag.StringVar(&cfg.out, "o", "", "also write the report (Markdown) to this file")
 	flag.Parse()
