@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -34,8 +35,8 @@ func (s *Server) handleConnect(target string, gctx *goproxy.ProxyCtx) (*goproxy.
 		gctx.Resp = proxyAuthRequired(req)
 		return reject, target
 	}
-	if !s.bindSession(req, sess.ID) {
-		gctx.Resp = s.tooManyConns(req, sess)
+	if err := s.bindSession(req, sess.ID); err != nil {
+		gctx.Resp = s.tooManyConns(req, sess, err)
 		return reject, target
 	}
 	host, port, err := hostport.Split(target, 0)
@@ -66,10 +67,20 @@ func (s *Server) handleConnect(target string, gctx *goproxy.ProxyCtx) (*goproxy.
 	return s.decideTunnel(gctx, sess, host, port), target
 }
 
-// tooManyConns refuses, audited, a request of a session that holds its
-// share of connections (Options.MaxConnsPerSession).
-func (s *Server) tooManyConns(req *http.Request, sess *session.Info) *http.Response {
-	reason := fmt.Sprintf("this session holds %d connections to countersign, its share; close some (idle keep-alive connections) and retry", s.opts.MaxConnsPerSession)
+// tooManyConns refuses, audited, a request whose connection bindSession
+// would not count: its session holds its share of connections
+// (Options.MaxConnsPerSession), authenticated clients hold every slot
+// they may, or the connection was closed for a newcomer.
+func (s *Server) tooManyConns(req *http.Request, sess *session.Info, err error) *http.Response {
+	var reason string
+	switch {
+	case errors.Is(err, errSessionShare):
+		reason = fmt.Sprintf("this session holds %d connections to countersign, its share; close some (idle keep-alive connections) and retry", s.opts.MaxConnsPerSession)
+	case errors.Is(err, errAllBound):
+		reason = fmt.Sprintf("countersign's clients hold %d connections, as many as it keeps for authenticated clients; close some (idle keep-alive connections) and retry", s.maxBound())
+	default:
+		reason = "every connection slot was taken, and this connection was closed for a newcomer before its request was read; retry"
+	}
 	s.auditRefusal(sess, &exchange{session: sess, id: newRequestID(), scheme: req.URL.Scheme}, http.StatusServiceUnavailable, reason)
 	s.stats.of(sess.ID).denied.Add(1)
 	return plainResponse(req, http.StatusServiceUnavailable, "countersign: "+reason+".")

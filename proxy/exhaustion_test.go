@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -23,6 +24,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/countersign/countersign/approval"
 	"github.com/countersign/countersign/internal/testinfra"
@@ -306,6 +309,10 @@ func TestSlowlorisInsideATunnel(t *testing.T) {
 	}
 }
 
+// TestIdleConnectsAreCapped: authenticated connections hold at most
+// maxBound of the MaxConns slots (the rest stay for connections that have
+// not authenticated yet); past that, a CONNECT is refused with 503,
+// audited, and once a tunnel closes the next one gets in.
 func TestIdleConnectsAreCapped(t *testing.T) {
 	const limit = 50
 	idle := 1000 * soakScale(t)
@@ -316,59 +323,81 @@ func TestIdleConnectsAreCapped(t *testing.T) {
 		// cap, not the handshake deadline, is what frees slots here.
 		o.HandshakeTimeout = 10 * time.Minute
 	}})
+	bound := h.srv.maxBound()
+	if bound >= limit {
+		t.Fatalf("maxBound %d leaves no slot for connections not yet authenticated", bound)
+	}
 
 	// Open many connections that each send a CONNECT and then sit idle
-	// inside the tunnel. The first limit get their tunnel; the rest wait
-	// in the kernel's accept queue and are not served.
+	// inside the tunnel. The first maxBound get their tunnel; the rest are
+	// refused.
 	auth := basic(h.sess.ID, h.password)
-	conns := make([]net.Conn, 0, idle)
+	connect := func() (net.Conn, int) {
+		t.Helper()
+		c, err := net.DialTimeout("tcp", h.addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(c, "CONNECT api.github.com:443 HTTP/1.1\r\nHost: api.github.com:443\r\nProxy-Authorization: Basic %s\r\n\r\n", auth)
+		resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: http.MethodConnect})
+		if err != nil {
+			t.Fatalf("CONNECT: %v", err)
+		}
+		resp.Body.Close()
+		return c, resp.StatusCode
+	}
+	var tunnels []net.Conn
 	defer func() {
-		for _, c := range conns {
+		for _, c := range tunnels {
 			c.Close()
 		}
 	}()
-	established := 0
-	var waiting []*bufio.Reader
+	refused := 0
 	for i := range idle {
-		c, err := net.DialTimeout("tcp", h.addr, 5*time.Second)
-		if err != nil {
-			// The accept queue is full: the cap holds.
+		c, code := connect()
+		switch {
+		case code == http.StatusOK && i < bound:
+			tunnels = append(tunnels, c)
+		case code == http.StatusServiceUnavailable && i >= bound:
+			refused++
+			c.Close()
+		default:
+			c.Close()
+			t.Fatalf("CONNECT %d: %d (maxBound %d)", i, code, bound)
+		}
+	}
+	if n := h.srv.openTunnels(); n != bound {
+		t.Errorf("%d tunnels open in the proxy, want the cap %d", n, bound)
+	}
+	if refused != idle-bound {
+		t.Errorf("%d CONNECTs refused, want %d", refused, idle-bound)
+	}
+	audited := 0
+	for _, r := range h.records() {
+		if r.Type == "decision" && r.Decision == "deny" && slices.ContainsFunc(r.Reasons, func(s string) bool { return strings.Contains(s, "as many as it keeps") }) {
+			audited++
+		}
+	}
+	if audited != refused {
+		t.Errorf("%d refusals audited, want %d", audited, refused)
+	}
+	// Closing a tunnel lets the next one in (bounded wait for the proxy
+	// to see the close).
+	tunnels[0].Close()
+	tunnels = tunnels[1:]
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, code := connect()
+		if code == http.StatusOK {
+			tunnels = append(tunnels, c)
 			break
 		}
-		conns = append(conns, c)
-		fmt.Fprintf(c, "CONNECT api.github.com:443 HTTP/1.1\r\nHost: api.github.com:443\r\nProxy-Authorization: Basic %s\r\n\r\n", auth)
-		br := bufio.NewReader(c)
-		if i < limit {
-			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-			resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
-			if err != nil || resp.StatusCode != 200 {
-				t.Fatalf("CONNECT %d: %v %v", i, resp, err)
-			}
-			established++
-			continue
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the closed tunnel's slot never came back")
 		}
-		waiting = append(waiting, br)
-	}
-	if established != limit {
-		t.Fatalf("%d tunnels established, want %d", established, limit)
-	}
-	if n := h.srv.openTunnels(); n != limit {
-		t.Errorf("%d tunnels open in the proxy, want the cap %d", n, limit)
-	}
-	if len(waiting) == 0 {
-		t.Fatal("no connection is waiting beyond the cap")
-	}
-	// Over the cap: no answer (bounded wait for a negative).
-	_ = conns[limit].SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-	if _, err := waiting[0].Peek(1); !isTimeout(err) {
-		t.Fatalf("a connection over the cap was answered: %v", err)
-	}
-	// Freeing one slot lets the next one in.
-	conns[0].Close()
-	_ = conns[limit].SetReadDeadline(time.Now().Add(10 * time.Second))
-	resp, err := http.ReadResponse(waiting[0], &http.Request{Method: http.MethodConnect})
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("after a slot freed: %v %v", resp, err)
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -778,7 +807,8 @@ func (h *harness) plainVia(user, password, target string) (*http.Response, strin
 // request take slots before authenticating, and without more would hold
 // them until the header timeout, locking every client out. When the cap
 // is reached, the oldest of them is closed for a newcomer; tunnels that
-// authenticated keep theirs.
+// authenticated keep theirs, and however many there are, they leave room
+// for connections not yet authenticated.
 func TestUnauthenticatedConnectionsMakeRoom(t *testing.T) {
 	const limit = 12
 	h := newHarness(t, harnessOptions{configure: func(o *Options) {
@@ -798,9 +828,10 @@ func TestUnauthenticatedConnectionsMakeRoom(t *testing.T) {
 		t.Cleanup(func() { c.Close() })
 		return c
 	}
-	// Four authenticated tunnels, idle before their TLS handshake.
+	// Authenticated tunnels, idle before their TLS handshake, in all the
+	// slots they may hold but one (left for the client below).
 	var tunnels []net.Conn
-	for i := range 4 {
+	for i := range h.srv.maxBound() - 1 {
 		c := dial()
 		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 		fmt.Fprintf(c, "CONNECT api.github.com:443 HTTP/1.1\r\nHost: api.github.com:443\r\nProxy-Authorization: Basic %s\r\n\r\n", basic(h.sess.ID, h.password))
@@ -818,6 +849,13 @@ func TestUnauthenticatedConnectionsMakeRoom(t *testing.T) {
 	}
 	// A client still gets through, many times over.
 	for i := range 2 * limit {
+		// Once the proxy has seen the last one's connection close: only
+		// one slot is left for authenticated clients.
+		waitFor(t, func() bool {
+			h.srv.conns.mu.Lock()
+			defer h.srv.conns.mu.Unlock()
+			return h.srv.conns.total <= len(tunnels)
+		})
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://api.github.com/repos/acme/shop", nil)
 		c := h.client()
@@ -855,5 +893,31 @@ func TestUnauthenticatedConnectionsMakeRoom(t *testing.T) {
 	// All but those that fit beside the tunnels made room for another.
 	if n, want := h.srv.evicted.Load(), int64(len(idle)-(limit-len(tunnels))); n < want {
 		t.Errorf("%d connections counted as closed to make room, want at least %d", n, want)
+	}
+}
+
+// TestEvictedBeforeBindGivesItsShareBack: a connection closed for a
+// newcomer while its request was being authenticated must not keep a
+// place in its session's share (found by review: it did, for the life of
+// the process).
+func TestEvictedBeforeBindGivesItsShareBack(t *testing.T) {
+	s := &Server{opts: Options{MaxConns: 8, MaxConnsPerSession: 1, AuthGrace: time.Millisecond}, logger: zap.NewNop()}
+	l := &strictListener{s: s, slots: make(chan struct{}, 1), done: make(chan struct{})}
+	client, server := net.Pipe()
+	defer client.Close()
+	l.slots <- struct{}{}
+	c := &strictConn{Conn: server, s: s, l: l, accepted: time.Now().Add(-time.Second)}
+	c.unbound = l.unbound.PushBack(c)
+	if l.evictOldest() != 0 {
+		t.Fatal("the connection past its grace was not closed")
+	}
+	req := httptest.NewRequest(http.MethodConnect, "http://api.github.com:443/", nil)
+	req = req.WithContext(context.WithValue(req.Context(), connKey{}, c))
+	if err := s.bindSession(req, "s-a"); !errors.Is(err, errEvicted) {
+		t.Errorf("bindSession of a closed connection = %v, want errEvicted", err)
+	}
+	c.Close()
+	if err := s.conns.take("s-a", 1, 8); err != nil {
+		t.Errorf("the session's share is still held: %v (%v)", err, s.conns.by)
 	}
 }

@@ -35,10 +35,11 @@ import (
 // Options.AuthGrace to authenticate. Clients send their CONNECT as soon as
 // they connect, and are bound once it authenticates, so a flood of idle
 // connections displaces its own: to keep every slot it would have to open
-// MaxConns connections every AuthGrace (16,384 a second by default)
-// instead of every header timeout (546 a second). The grace keeps a burst
-// of clients over the cap from closing one another before they can
-// authenticate.
+// as many connections as are not bound every AuthGrace, and bound ones may
+// hold at most seven eighths of the slots (maxBound): 2,048 or more a
+// second by default, instead of 546 (all the slots every header timeout).
+// The grace keeps a burst of clients over the cap from closing one
+// another before they can authenticate.
 type strictListener struct {
 	net.Listener
 	s *Server
@@ -251,59 +252,89 @@ func (c *strictConn) Close() error {
 	return err
 }
 
-// connCounts counts connections by session.
+// connCounts counts authenticated connections, by session and in all.
 type connCounts struct {
-	mu sync.Mutex
-	by map[string]int
+	mu    sync.Mutex
+	by    map[string]int
+	total int
 }
 
-// take counts one more connection for session unless it holds max.
-func (cc *connCounts) take(session string, max int) bool {
+// Reasons bindSession refuses a connection.
+var (
+	errSessionShare = errors.New("session holds its share of connections")
+	errAllBound     = errors.New("every connection slot for authenticated clients is taken")
+	errEvicted      = errors.New("connection closed to make room before it authenticated")
+)
+
+// take counts one more connection for session unless it holds perSession
+// or all sessions together hold total.
+func (cc *connCounts) take(session string, perSession, total int) error {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
-	if cc.by[session] >= max {
-		return false
+	if cc.by[session] >= perSession {
+		return errSessionShare
+	}
+	if cc.total >= total {
+		return errAllBound
 	}
 	if cc.by == nil {
 		cc.by = map[string]int{}
 	}
 	cc.by[session]++
-	return true
+	cc.total++
+	return nil
 }
 
 func (cc *connCounts) done(session string) {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
+	cc.total--
 	if cc.by[session]--; cc.by[session] <= 0 {
 		delete(cc.by, session)
 	}
 }
 
+// maxBound is how many connection slots authenticated connections may hold
+// together: an eighth of Options.MaxConns stays for connections that have
+// not authenticated yet, so that connections left idle before
+// authenticating can always be closed for a newcomer (strictListener),
+// however many are authenticated.
+func (s *Server) maxBound() int {
+	return max(s.opts.MaxConns-s.opts.MaxConns/8, 1)
+}
+
 // bindSession counts the connection of req, once authenticated, against
-// its session's share (Options.MaxConnsPerSession) until it closes. It
-// reports false when the session holds its share already; the caller
-// refuses the request and the connection closes. A connection not from
-// the proxy listener (tests) is not counted.
-func (s *Server) bindSession(req *http.Request, session string) bool {
+// its session's share (Options.MaxConnsPerSession) and the slots for
+// authenticated connections (maxBound) until it closes, and keeps it from
+// being closed for a newcomer. It returns why not when it cannot: the
+// caller refuses the request and the connection closes. A connection not
+// from the proxy listener (tests) is not counted.
+func (s *Server) bindSession(req *http.Request, session string) error {
 	c, ok := req.Context().Value(connKey{}).(*strictConn)
 	if !ok {
-		return true
+		return nil
 	}
 	if cur := c.session.Load(); cur != nil {
-		return true // counted already: one head per connection
+		return nil // counted already: one head per connection
 	}
-	if !s.conns.take(session, s.opts.MaxConnsPerSession) {
-		return false
+	if err := s.conns.take(session, s.opts.MaxConnsPerSession, s.maxBound()); err != nil {
+		return err
 	}
 	id := session
 	if !c.session.CompareAndSwap(nil, &id) {
 		s.conns.done(session)
-		return true
+		return nil
 	}
-	// Bound: no longer to be closed for a newcomer. One evicted just now
-	// is closed already; its request fails on its own.
-	c.l.bound(c)
-	return true
+	if !c.l.bound(c) {
+		// Closed for a newcomer just before: its Close may have come
+		// before the count, so it is given back here unless Close took
+		// it (found by review: the session's share leaked otherwise).
+		if c.session.CompareAndSwap(&id, nil) {
+			s.conns.done(session)
+		}
+		return errEvicted
+	}
+	return nil
 }
 
 func (c *strictConn) Read(p []byte) (int, error) {

@@ -22,8 +22,8 @@ func (s *Server) handlePlain(req *http.Request, gctx *goproxy.ProxyCtx) (*http.R
 	if !ok {
 		return req, proxyAuthRequired(req)
 	}
-	if !s.bindSession(req, sess.ID) {
-		return req, s.tooManyConns(req, sess)
+	if err := s.bindSession(req, sess.ID); err != nil {
+		return req, s.tooManyConns(req, sess, err)
 	}
 	id := newRequestID()
 	if req.URL.Scheme != "http" {

@@ -111,7 +111,9 @@ type Options struct {
 	// IdleTimeout closes a kept-alive connection with no request (default 120s).
 	IdleTimeout time.Duration
 	// MaxConns caps concurrent client connections (default 16384, enough for
-	// 10,000 requests held for approval at once).
+	// 10,000 requests held for approval at once). Authenticated ones may
+	// hold seven eighths of them; the rest stay for connections that have
+	// not authenticated yet (see strictListener).
 	MaxConns int
 	// MaxConnsPerSession caps the connections one session may hold once
 	// authenticated (default three quarters of MaxConns, above the 10,000
