@@ -1,15 +1,25 @@
 package nodump
 
-import "testing"
+import (
+	"testing"
 
-func TestSetClearsDumpable(t *testing.T) {
-	before, err := dumpable()
-	if err != nil {
+	"golang.org/x/sys/unix"
+)
+
+// makeDumpable undoes an earlier test's Set: the attribute is the whole
+// test process's, and tests run in any order.
+func makeDumpable(t *testing.T) {
+	t.Helper()
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 1, 0, 0, 0); err != nil {
 		t.Fatal(err)
 	}
-	if !before {
-		t.Fatal("the test process is not dumpable before Set: nothing would be proved")
+	if d, err := dumpable(); err != nil || !d {
+		t.Fatalf("the test process is not dumpable (%v): nothing would be proved", err)
 	}
+}
+
+func TestSetClearsDumpable(t *testing.T) {
+	makeDumpable(t)
 	ok, err := Set()
 	if err != nil || !ok {
 		t.Fatalf("Set: %v, %v", ok, err)
@@ -20,6 +30,7 @@ func TestSetClearsDumpable(t *testing.T) {
 }
 
 func TestWhileDumpableRestores(t *testing.T) {
+	makeDumpable(t)
 	if _, err := Set(); err != nil {
 		t.Fatal(err)
 	}
