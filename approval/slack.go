@@ -1087,6 +1087,20 @@ func slackList(items []string, max int, sep, more string, render func(string) st
 // the body (an MCP tool's arguments, a JSON document). When the excerpt
 // stops short, it says so: the whole request is on the page.
 func slackDetail(rec *Record) string {
+	text := slackBody(rec)
+	// The request line is cut at slackURLLimit (slackFields): what matters
+	// may come after, in a query the agent padded (found by review).
+	if strings.HasSuffix(slackValue(rec.Request.Method+" "+rec.Request.URL, slackURLLimit), "…") {
+		if text != "" {
+			text += "\n"
+		}
+		text += "_The URL is cut short below: open the approval page to see all of it before you approve._"
+	}
+	return text
+}
+
+// slackBody is what slackDetail says of the body.
+func slackBody(rec *Record) string {
 	if str(rec.Action, "provider") == "git" {
 		if p := describeGit(rec.Action); len(p) > 0 {
 			return "*Changes:* " + slackPhrase(p)

@@ -1264,6 +1264,13 @@ func TestSlackAgentTextCannotHideWhatMatters(t *testing.T) {
 				Request: Request{Method: "POST", URL: "https://api.acme.example/run", Body: strings.Repeat("x", 700) + "rm -rf /", BodySize: 708}},
 			want: []string{"*Body:*", "cut short here: open the approval page"},
 		},
+		{
+			// What matters may come after a padded query (found by review).
+			name: "a long URL says it is cut",
+			rec: &Record{ID: "ap-5", SessionName: "alice/claude",
+				Request: Request{Method: "DELETE", URL: "https://api.acme.example/items?pad=" + strings.Repeat("x", 400) + "&all=true"}},
+			want: []string{"The URL is cut short below: open the approval page"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

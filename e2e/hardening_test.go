@@ -252,3 +252,41 @@ func TestThousandIdleTunnelsStayBounded(t *testing.T) {
 		resp.Body.Close()
 	}
 }
+
+// TestApprovalListenerCapsConnections: whoever can reach the approval
+// listener may open connections to it; past its cap they wait unserved,
+// and the proxy goes on serving (found by review: with no cap nor read
+// deadline they could use up the process's file descriptors).
+func TestApprovalListenerCapsConnections(t *testing.T) {
+	w := newWorld(t, denyDeletes, "listen: 127.0.0.1:0\n")
+	addr, approvals, _ := startServeURLs(t, w)
+	host := strings.TrimPrefix(approvals, "http://")
+	const capped = 256 // maxApprovalConns
+	var idle []net.Conn
+	defer func() {
+		for _, c := range idle {
+			c.Close()
+		}
+	}()
+	for range capped {
+		c, err := net.DialTimeout("tcp", host, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, c)
+	}
+	if _, err := (&http.Client{Timeout: time.Second}).Get(approvals + "/healthz"); err == nil {
+		t.Error("/healthz was served past the approval listener's cap")
+	}
+	client := proxyClient(t, w, addr)
+	resp, err := client.Get("https://api.github.com/repos/acme/shop")
+	if err != nil {
+		t.Fatalf("the proxy with the approval listener full: %v", err)
+	}
+	resp.Body.Close()
+	idle[0].Close()
+	idle = idle[1:]
+	if code, body := get(t, approvals+"/healthz"); code != 200 {
+		t.Errorf("/healthz once a connection closed: %d %s", code, body)
+	}
+}

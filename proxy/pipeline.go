@@ -1036,13 +1036,17 @@ func keyedHash(key []byte, kind, value string) string {
 // volatileHeaders are recomputed by clients on every attempt (signatures,
 // dates, SDK attempt counters, tracing ids); they are left out of the
 // fingerprint. The body hash still binds a SigV4 request's payload.
+// Mcp-Session-Id is not among them: a stateful MCP server runs a call in
+// its session's context (a database selected, a browser logged in), so an
+// approval for one session's call does not admit another's (found by
+// review); a client that starts a new session asks again.
 var volatileHeaders = map[string]bool{
 	"Authorization": true, "Proxy-Authorization": true, "Cookie": true,
 	"X-Amz-Date": true, "X-Amz-Content-Sha256": true, "X-Amz-Security-Token": true,
 	"Amz-Sdk-Invocation-Id": true, "Amz-Sdk-Request": true, "X-Amzn-Trace-Id": true,
 	"Date": true, "User-Agent": true, "Content-Length": true, "Accept-Encoding": true,
 	"Traceparent": true, "Tracestate": true, "X-Request-Id": true, "X-Github-Request-Id": true,
-	"Mcp-Session-Id": true, "Expect": true, "Sec-Websocket-Key": true,
+	"Expect": true, "Sec-Websocket-Key": true,
 	// The dates and nonces other clouds sign each attempt with (Azure,
 	// Google Cloud Storage, Alibaba, Huawei, Baidu, Tencent).
 	"X-Ms-Date": true, "X-Ms-Client-Request-Id": true, "X-Goog-Date": true, "X-Oss-Date": true,
@@ -1069,7 +1073,11 @@ func writeStableHeaders(w io.Writer, h http.Header) {
 
 // scopeKey names what a scoped grant made from this request covers: the
 // provider's operation ("aws:ec2:TerminateInstances") and its resources, or
-// for actions without resources the host and path.
+// for actions without resources the host, path and query. What narrows an
+// operation beyond its resources is part of it: a Kubernetes selector (a
+// deletecollection of "app=scratch" pods must not cover all of them) and
+// an upgrade (a grant for a plain GET must not admit a WebSocket, whose
+// traffic is never decided) (both found by review).
 func scopeKey(credKey []byte, a action.Action, ex *exchange) (string, []string) {
 	op := a.Provider + ":"
 	if a.Service != "" {
@@ -1088,7 +1096,7 @@ func scopeKey(credKey []byte, a action.Action, ex *exchange) (string, []string) 
 	}
 	// Where the operation goes is part of it: a grant for a staging cluster
 	// or one MCP server does not cover another.
-	for _, f := range []string{"api_group", "subresource", "server"} {
+	for _, f := range []string{"api_group", "subresource", "server", "label_selector", "field_selector"} {
 		if v, ok := a.Fields[f].(string); ok && v != "" {
 			shown := v
 			if f == "server" {
@@ -1102,6 +1110,9 @@ func scopeKey(credKey []byte, a action.Action, ex *exchange) (string, []string) 
 			op += "|" + f + "=" + mask(v, shown)
 		}
 	}
+	if ex.upgrade != "" {
+		op += "|upgrade=" + strings.ToLower(ex.upgrade)
+	}
 	op += "@" + ex.scheme + "://" + hostport.Join(ex.host, ex.port)
 	if c := credential(credKey, a, ex.req.Header, ex.req.URL.RawQuery, formBody(ex, a)); c != "" {
 		op += " as " + c
@@ -1113,8 +1124,9 @@ func scopeKey(credKey []byte, a action.Action, ex *exchange) (string, []string) 
 		resources = append(resources, mask(r, redact.String(r)))
 	}
 	if len(resources) == 0 {
-		p := ex.req.URL.EscapedPath()
-		resources = []string{hostHeader(ex.scheme, ex.host, ex.port) + mask(p, redact.Path(p))}
+		// The query too: it may say which items (?id=5, ?all=true).
+		u := &url.URL{Path: ex.req.URL.Path, RawPath: ex.req.URL.RawPath, RawQuery: ex.req.URL.RawQuery}
+		resources = []string{hostHeader(ex.scheme, ex.host, ex.port) + mask(u.String(), redact.URL(u))}
 	}
 	if len(masked) > 0 {
 		slices.Sort(masked)

@@ -2571,3 +2571,85 @@ approve contains "needs a human" if true
 		t.Errorf("the approved request: %d, want 200", code)
 	}
 }
+
+// TestScopedGrantKeepsWhatNarrowsIt: a scoped grant covers the operation
+// as the approver saw it, not a wider one (found by review): a Kubernetes
+// deletecollection with a selector does not cover all the pods, a
+// resource-less DELETE with a query does not cover another query, and a
+// grant for a plain GET does not admit a WebSocket upgrade.
+func TestScopedGrantKeepsWhatNarrowsIt(t *testing.T) {
+	const approveAll = `package countersign
+
+approve contains "a human decides" if input.request.method == "DELETE"
+
+approve contains "a human decides" if input.request.path == "/live"
+`
+	h := newHarness(t, harnessOptions{policy: approveAll, hold: 50 * time.Millisecond, configure: func(o *Options) {
+		o.Classifier = action.NewClassifier(kubernetes.New(kubernetes.Options{Hosts: []string{"staging.test"}}))
+	}})
+	h.srv.tunnelDialer.resolve = h.up.Resolve("staging.test", "example.test")
+	scope := func(method, target string, header ...string) {
+		t.Helper()
+		resp, _ := h.do(method, target, "", header...)
+		id := resp.Header.Get("X-Countersign-Approval")
+		if id == "" {
+			t.Fatalf("%s %s: %d, not held", method, target, resp.StatusCode)
+		}
+		if _, err := h.broker.Decide(t.Context(), id, approval.Decision{Approve: true, Approver: "cli:bob", Via: "cli", ScopeFor: time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 { // the one-time grant, then the scope
+			if resp, _ := h.do(method, target, "", header...); resp.StatusCode >= 300 {
+				t.Fatalf("%s %s under its own scoped grant: %d", method, target, resp.StatusCode)
+			}
+		}
+	}
+	held := func(method, target string, header ...string) {
+		t.Helper()
+		resp, _ := h.do(method, target, "", header...)
+		if resp.StatusCode < 300 || resp.StatusCode == http.StatusSwitchingProtocols {
+			t.Errorf("%s %s %v: %d, admitted by another request's scoped grant", method, target, header, resp.StatusCode)
+		}
+	}
+
+	scope("DELETE", "https://staging.test/api/v1/namespaces/prod/pods?labelSelector=app%3Dscratch")
+	held("DELETE", "https://staging.test/api/v1/namespaces/prod/pods")
+	held("DELETE", "https://staging.test/api/v1/namespaces/prod/pods?labelSelector=app%3Dweb")
+	held("DELETE", "https://staging.test/api/v1/namespaces/prod/pods?fieldSelector=status.phase%3DRunning")
+
+	scope("DELETE", "https://example.test/items?id=5")
+	held("DELETE", "https://example.test/items?all=true")
+	held("DELETE", "https://example.test/items")
+
+	scope("GET", "https://example.test/live")
+	held("GET", "https://example.test/live", "Connection", "Upgrade", "Upgrade", "websocket", "Sec-WebSocket-Version", "13", "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+}
+
+// TestApprovalIsBoundToTheMCPSession: a stateful MCP server runs a call in
+// its session's context, so the grant an approval leaves for one session's
+// call does not admit the same call in another session (found by review).
+func TestApprovalIsBoundToTheMCPSession(t *testing.T) {
+	const approvePosts = `package countersign
+
+approve contains "tool calls need a human" if input.request.method == "POST"
+`
+	h := newHarness(t, harnessOptions{policy: approvePosts, hold: 50 * time.Millisecond})
+	const call = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"drop_table","arguments":{"table":"users"}}}`
+	send := func(session string) *http.Response {
+		resp, _ := h.do("POST", "https://example.test/mcp", call, "Content-Type", "application/json", "Accept", "application/json, text/event-stream", "Mcp-Session-Id", session)
+		return resp
+	}
+	id := send("session-on-staging-db").Header.Get("X-Countersign-Approval")
+	if id == "" {
+		t.Fatal("the call was not held")
+	}
+	if _, err := h.broker.Decide(t.Context(), id, approval.Decision{Approve: true, Approver: "cli:bob", Via: "cli"}); err != nil {
+		t.Fatal(err)
+	}
+	if resp := send("session-on-prod-db"); resp.StatusCode == http.StatusOK {
+		t.Fatal("the approval of one MCP session's call admitted another session's")
+	}
+	if resp := send("session-on-staging-db"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the approved session's retry: %d", resp.StatusCode)
+	}
+}

@@ -25,6 +25,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"golang.org/x/net/netutil"
 
 	"github.com/countersign/countersign/action/kubernetes"
 	"github.com/countersign/countersign/approval"
@@ -400,9 +401,18 @@ func newApp(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts ap
 	if a.slack != nil {
 		mux.Handle("POST /slack/interactive", a.slack.InteractiveHandler())
 	}
+	// Anyone who can reach the listener (an outsider, or the agent under a
+	// plain run) may open connections to it: each is bounded in time and
+	// their number is capped, so that they cannot use up the process's
+	// file descriptors, the proxy's included (found by review). Nothing
+	// here streams: every answer is small and immediate.
 	a.approvals = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          zap.NewStdLog(logger.Named("approval-http")),
 	}
 
@@ -413,6 +423,10 @@ func newApp(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts ap
 	}
 	return a, nil
 }
+
+// maxApprovalConns caps the approval listener's connections: approvers,
+// Slack's callbacks, the CLI and metrics scrapes need a handful.
+const maxApprovalConns = 256
 
 func defaultPortFor(scheme string) int {
 	if scheme == "https" {
@@ -523,7 +537,7 @@ func (a *app) start() {
 		}()
 	}
 	serve("proxy", func() error { return a.proxy.Serve(a.proxyLn) })
-	serve("approval", func() error { return a.approvals.Serve(a.approvalLn) })
+	serve("approval", func() error { return a.approvals.Serve(netutil.LimitListener(a.approvalLn, maxApprovalConns)) })
 }
 
 // shutdown answers held requests, drains connections until ctx is done and
