@@ -64,6 +64,24 @@ func TestParseCommands(t *testing.T) {
 		want    push
 		wantErr string // substring; "short" for errPktShort
 	}{
+		// GitHub's receive-pack reads a command up to a newline: a ref
+		// name with one inside updates the ref before it (found by
+		// review). Names git itself refuses are refused.
+		{name: "a newline inside the ref", give: pkts(oidA+" "+oidB+" refs/heads/main\n\x00report-status\n", "0000"), wantErr: "invalid ref name"},
+		{name: "a newline and more", give: pkts(oidA+" "+oidB+" refs/heads/main\nx", "0000"), wantErr: "invalid ref name"},
+		{name: "a control character", give: pkts(oidA+" "+oidB+" refs/heads/ma\x01in", "0000"), wantErr: "invalid ref name"},
+		{name: "a space", give: pkts(oidA+" "+oidB+" refs/heads/main extra", "0000"), wantErr: "invalid ref name"},
+		{name: "dot dot", give: pkts(oidA+" "+oidB+" refs/heads/../main", "0000"), wantErr: "invalid ref name"},
+		{name: "at brace", give: pkts(oidA+" "+oidB+" refs/heads/main@{1}", "0000"), wantErr: "invalid ref name"},
+		{name: "a lock file", give: pkts(oidA+" "+oidB+" refs/heads/main.lock", "0000"), wantErr: "invalid ref name"},
+		{name: "a double slash", give: pkts(oidA+" "+oidB+" refs/heads//main", "0000"), wantErr: "invalid ref name"},
+		{name: "not under refs/", give: pkts(oidA+" "+oidB+" HEAD", "0000"), wantErr: "invalid ref name"},
+		{name: "a trailing dot", give: pkts(oidA+" "+oidB+" refs/heads/main.", "0000"), wantErr: "invalid ref name"},
+		{
+			name: "a name git accepts",
+			give: pkts(oidA+" "+oidB+" refs/heads/feature/ünïcode-1.2_x", "0000"),
+			want: push{Updates: []refUpdate{{Ref: "refs/heads/feature/ünïcode-1.2_x", Old: oidA, New: oidB, Kind: "update"}}, Complete: true},
+		},
 		{
 			name: "create",
 			give: append(pkts(zero+" "+oidA+" refs/heads/feature"+caps, "0000"), "PACK\x00\x00\x00\x02"...),

@@ -294,12 +294,19 @@ func certCommands(cert []byte) ([]refUpdate, error) {
 }
 
 // parseCommand parses "<old> SP <new> SP <ref>". The ref is the rest of the
-// line, unchecked: receive-pack rejects a malformed ref name itself.
+// line, and must be a valid ref name: git's receive-pack refuses others,
+// but GitHub's (spokes-receive-pack) reads a command with a pattern that
+// stops at a newline, so "refs/heads/main\n\n" updates main (found by
+// review). A server that reads the name otherwise than countersign must
+// not get it.
 func parseCommand(line []byte) (refUpdate, error) {
 	old, rest, ok1 := bytes.Cut(line, []byte(" "))
 	nw, ref, ok2 := bytes.Cut(rest, []byte(" "))
 	if !ok1 || !ok2 || !isObjectID(old) || len(nw) != len(old) || !isObjectID(nw) {
 		return refUpdate{}, fmt.Errorf("expected old/new/ref, got %q", clip(line))
+	}
+	if err := checkRefName(string(ref)); err != nil {
+		return refUpdate{}, err
 	}
 	u := refUpdate{Ref: string(ref), Old: strings.ToLower(string(old)), New: strings.ToLower(string(nw))}
 	switch {
@@ -387,4 +394,35 @@ func isToken(b []byte) bool {
 func pktLine(dst []byte, s string) []byte {
 	dst = append(dst, pktLen(len(s)+4)...)
 	return append(dst, s...)
+}
+
+// checkRefName applies git's rules for ref names (check_refname_format, as
+// `git check-ref-format` documents them) to a ref a push updates: it must
+// start with "refs/", and no part may start with "." or end with ".lock";
+// no "..", "@{", "//", control characters, space, "~^:?*[\"; no trailing
+// "/" or ".".
+func checkRefName(ref string) error {
+	bad := func(why string) error {
+		return fmt.Errorf("invalid ref name %q: %s", clip([]byte(ref)), why)
+	}
+	if !strings.HasPrefix(ref, "refs/") {
+		return bad("it does not start with refs/")
+	}
+	for i := 0; i < len(ref); i++ {
+		if c := ref[i]; c < 0x20 || c == 0x7f || strings.IndexByte(" ~^:?*[\\", c) >= 0 {
+			return bad(fmt.Sprintf("it contains %q", c))
+		}
+	}
+	switch {
+	case strings.Contains(ref, ".."), strings.Contains(ref, "@{"), strings.Contains(ref, "//"):
+		return bad("it contains .., @{ or //")
+	case strings.HasSuffix(ref, "/"), strings.HasSuffix(ref, "."):
+		return bad("it ends with / or .")
+	}
+	for part := range strings.SplitSeq(ref, "/") {
+		if strings.HasPrefix(part, ".") || strings.HasSuffix(part, ".lock") {
+			return bad("a part starts with . or ends with .lock")
+		}
+	}
+	return nil
 }
