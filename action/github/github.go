@@ -263,9 +263,12 @@ func inspectBody(r *action.Request, a *action.Action) {
 		dec := json.NewDecoder(bytes.NewReader(r.Body))
 		dec.UseNumber()
 		if err := dec.Decode(&body); err != nil || body == nil || dec.More() {
-			// GitHub answers 400 "Problems parsing JSON" and changes nothing.
-			a.ParseError = "the request body is not a JSON object"
-			return
+			// GitHub should answer 400 "Problems parsing JSON" and change
+			// nothing, but a lenient parser may read what this one does
+			// not (comments, a byte order mark): it counts as both, as a
+			// cut body does (found by review).
+			a.ParseError = "the request body is not a JSON object; it is assumed to make the repository public or force the update"
+			body = nil
 		}
 	}
 	switch op {

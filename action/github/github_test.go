@@ -221,12 +221,16 @@ func TestClassify(t *testing.T) {
 			}(),
 		},
 		{
+			// A lenient JSON parser may read what this one cannot (a
+			// comment before the object): it counts as making the
+			// repository public (found by review).
 			name: "body that is not JSON",
-			give: req("PATCH", "api.github.com", "/repos/acme/shop", `private=false`),
+			give: req("PATCH", "api.github.com", "/repos/acme/shop", `/**/{"private":false}`),
 			ok:   true,
 			want: func() action.Action {
 				a := repoAction("repos/update", false, false, nil)
-				a.ParseError = "the request body is not a JSON object"
+				a.Fields["public_exposure"] = true
+				a.ParseError = "the request body is not a JSON object; it is assumed to make the repository public or force the update"
 				return a
 			}(),
 		},

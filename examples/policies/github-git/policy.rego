@@ -3,8 +3,9 @@
 # Protects branches and repositories, through git smart HTTP (pushes)
 # and the GitHub REST and GraphQL APIs alike. Denied: pushes and
 # force-pushes to protected branches (main), deleting branches other than
-# the agent's own, deleting or transferring a repository, and making an
-# existing repository public. Held for a human: pushes and merges into
+# the agent's own, deleting, transferring or archiving a repository,
+# moving or deleting tags, changing branch protection or rulesets, and
+# making an existing repository public. Held for a human: pushes and merges into
 # release branches, pull request merges (the merge call does not name its
 # base branch), and creating public repositories or gists. SSH pushes
 # never reach an HTTP proxy: give agents HTTPS remotes only.
@@ -48,11 +49,16 @@ gh_ref_branch := substring(input.action.ref, count("heads/"), -1) if {
 	startswith(input.action.ref, "heads/")
 }
 
-# The branch a contents-API commit goes to; the default branch when the
-# body names none. While the body is still to come (a client waiting for
-# "100 Continue"), nobody knows yet: the request is decided again with it.
-gh_contents_branch := input.request.body.branch if {
+# A branch as GitHub reads a name in a body: with or without refs/heads/.
+gh_branch_name(name) := trim_prefix(name, "refs/heads/")
+
+# The branch a contents-API commit or an upstream sync goes to; the
+# default branch when the body names none (or names ""). While the body is
+# still to come (a client waiting for "100 Continue"), nobody knows yet:
+# the request is decided again with it.
+gh_contents_branch := gh_branch_name(input.request.body.branch) if {
 	is_string(input.request.body.branch)
+	input.request.body.branch != ""
 } else := git.default_branch if {
 	not input.request.body_pending
 }
@@ -145,6 +151,16 @@ deny contains {
 	gh_is_protected(gh_contents_branch)
 }
 
+# Syncing a fork's branch with its upstream moves the branch.
+deny contains {
+	"id": "GH-001",
+	"msg": sprintf("syncing %s of %s with its upstream is not allowed; sync another branch and open a pull request", [gh_contents_branch, gh_repo]),
+} if {
+	input.action.provider == "github"
+	input.action.operation == "repos/merge-upstream"
+	gh_is_protected(gh_contents_branch)
+}
+
 # A direct merge (POST /repos/{o}/{r}/merges) into a protected branch.
 deny contains {
 	"id": "GH-001",
@@ -152,7 +168,49 @@ deny contains {
 } if {
 	input.action.provider == "github"
 	input.action.operation == "repos/merge"
-	gh_is_protected(input.request.body.base)
+	is_string(input.request.body.base)
+	gh_is_protected(gh_branch_name(input.request.body.base))
+}
+
+# A merge whose base the body does not name (it may come in the URL, which
+# GitHub also reads) cannot be judged.
+deny contains {
+	"id": "GH-001",
+	"msg": sprintf("merging into %s without naming the base branch in the body is not allowed", [gh_repo]),
+} if {
+	input.action.provider == "github"
+	input.action.operation == "repos/merge"
+	not input.request.body_pending
+	not gh_names_base
+}
+
+gh_names_base if {
+	is_string(input.request.body.base)
+	input.request.body.base != ""
+	not input.request.query.base
+}
+
+# Branch protection and rulesets are what guards a branch from pushes that
+# never pass through countersign (a workflow on another branch, with a
+# token that can write): no agent changes them.
+gh_protection_op(op) if regex.match(`^repos/.*(protection|ruleset|status-check|access-restrictions)`, op)
+
+deny contains {
+	"id": "GH-001",
+	"msg": sprintf("%s on %s is not allowed: branch protection and rulesets are for humans to change", [input.action.operation, gh_repo]),
+} if {
+	input.action.provider == "github"
+	not input.action.read_only
+	gh_protection_op(input.action.operation)
+}
+
+deny contains {
+	"id": "GH-001",
+	"msg": sprintf("%s is not allowed: branch protection and rulesets are for humans to change", [field]),
+} if {
+	input.action.provider == "github"
+	some field in input.action.fields
+	regex.match(`(BranchProtectionRule|RepositoryRuleset)$`, field)
 }
 
 # GraphQL: a commit on a protected branch, or a forced ref update.
@@ -279,7 +337,26 @@ deny contains {
 	"msg": sprintf("%s of %s is not allowed: the repository would leave your control; ask a human", [input.action.operation, gh_repo]),
 } if {
 	input.action.provider == "github"
-	input.action.operation in {"repos/delete", "repos/transfer"}
+	input.action.operation in {"repos/delete", "repos/transfer", "orgs/delete"}
+}
+
+deny contains {
+	"id": "GH-002",
+	"msg": sprintf("archiving %s is not allowed; ask a human", [gh_repo]),
+} if {
+	input.action.provider == "github"
+	input.action.operation == "repos/update"
+	input.request.body.archived == true
+}
+
+# Tags mark releases: moving or deleting one rewrites what was released.
+deny contains {
+	"id": "GH-002",
+	"msg": sprintf("%s on the tag %s of %s is not allowed; ask a human", [input.action.operation, input.action.ref, gh_repo]),
+} if {
+	input.action.provider == "github"
+	input.action.operation in {"git/update-ref", "git/delete-ref"}
+	startswith(input.action.ref, "tags/")
 }
 
 deny contains {
@@ -342,7 +419,7 @@ approve contains {
 } if {
 	input.action.provider == "github"
 	some field in input.action.fields
-	field in {"mergePullRequest", "enablePullRequestAutoMerge", "mergeBranch"}
+	field in {"mergePullRequest", "enablePullRequestAutoMerge", "enqueuePullRequest", "mergeBranch"}
 }
 
 approve contains {
@@ -351,5 +428,21 @@ approve contains {
 } if {
 	input.action.provider == "github"
 	input.action.operation == "repos/merge"
-	globs.path_any(gh_release, input.request.body.base)
+	is_string(input.request.body.base)
+	globs.path_any(gh_release, gh_branch_name(input.request.body.base))
+}
+
+# METADATA
+# title: GH-006
+# description: |
+#   A GitHub API write that countersign does not recognise (a route newer
+#   than its table) waits for a human: no rule here could judge it.
+approve contains {
+	"id": "GH-006",
+	"msg": sprintf("%s %s is a GitHub write countersign does not recognise; check what it does", [input.request.method, input.request.path]),
+} if {
+	input.action.provider == "github"
+	not input.action.read_only
+	not input.action.operation_type
+	object.get(input.action, "operation", "") == ""
 }

@@ -112,7 +112,53 @@ test_rest_delete_branch_denied if denied(rest("DELETE", "git/delete-ref", {"ref"
 
 test_rest_delete_main_denied if denied(rest("DELETE", "git/delete-ref", {"ref": "heads/main"}, null)) == {"GH-001"}
 
-test_rest_delete_tag_allowed if allowed(rest("DELETE", "git/delete-ref", {"ref": "tags/v0.1"}, null))
+# Tags mark releases: moving or deleting one rewrites what was released.
+test_rest_delete_or_move_tag_denied if {
+	denied(rest("DELETE", "git/delete-ref", {"ref": "tags/v0.1"}, null)) == {"GH-002"}
+	denied(rest("PATCH", "git/update-ref", {"ref": "tags/v0.1", "force": true}, {"sha": "70ff", "force": true})) == {"GH-002"}
+}
+
+# GitHub takes a branch in a body with or without refs/heads/, and "" as
+# the default branch (found by review).
+test_rest_branch_spellings_denied if {
+	denied(rest("PUT", "repos/create-or-update-file-contents", {"path": "a.txt"}, {"message": "m", "content": "", "branch": "refs/heads/main"})) == {"GH-001"}
+	denied(rest("PUT", "repos/create-or-update-file-contents", {"path": "a.txt"}, {"message": "m", "content": "", "branch": ""})) == {"GH-001"}
+	denied(rest("POST", "repos/merge", {}, {"base": "refs/heads/main", "head": "feature"})) == {"GH-001"}
+}
+
+# A merge that does not name its base in the body (?base=main in the URL).
+test_rest_merge_without_base_denied if {
+	denied(rest("POST", "repos/merge", {}, {"head": "feature"})) == {"GH-001"}
+	denied(object.union(rest("POST", "repos/merge", {}, {"base": "feature-b", "head": "feature"}), {"request": {"query": {"base": ["main"]}}})) == {"GH-001"}
+	allowed(rest("POST", "repos/merge", {}, {"base": "feature-b", "head": "feature"}))
+}
+
+test_rest_merge_upstream_into_main_denied if {
+	denied(rest("POST", "repos/merge-upstream", {}, {"branch": "main"})) == {"GH-001"}
+	allowed(rest("POST", "repos/merge-upstream", {}, {"branch": "agent/sync"}))
+}
+
+# Branch protection guards main from pushes that never pass countersign.
+test_branch_protection_changes_denied if {
+	denied(rest("PUT", "repos/update-branch-protection", {"branch": "main"}, {"allow_force_pushes": true, "allow_deletions": true, "required_status_checks": null, "enforce_admins": null, "required_pull_request_reviews": null, "restrictions": null})) == {"GH-001"}
+	denied(rest("DELETE", "repos/delete-pull-request-review-protection", {"branch": "main"}, null)) == {"GH-001"}
+	denied(rest("DELETE", "repos/delete-repo-ruleset", {}, null)) == {"GH-001"}
+	denied(graphql(["deleteBranchProtectionRule"], [{"field": "deleteBranchProtectionRule", "arguments": {"input": {"branchProtectionRuleId": "BPR_1"}}}], {})) == {"GH-001"}
+	allowed(rest("GET", "repos/get-branch-protection", {"branch": "main"}, null))
+}
+
+test_merge_queue_held if held(graphql(["enqueuePullRequest"], [{"field": "enqueuePullRequest", "arguments": {"input": {"pullRequestId": "PR_1"}}}], {})) == {"GH-005"}
+
+test_org_delete_and_archive_denied if {
+	denied(rest("DELETE", "orgs/delete", {}, null)) == {"GH-002"}
+	denied(rest("PATCH", "repos/update", {"public_exposure": false}, {"archived": true})) == {"GH-002"}
+}
+
+# A write to a route countersign's table does not know.
+test_unrecognised_write_held if {
+	held(rest("POST", "", {}, {"name": "x"})) == {"GH-006"}
+	allowed(rest("GET", "", {}, null))
+}
 
 test_rest_commit_to_main_denied if {
 	denied(rest("PUT", "repos/create-or-update-file-contents", {"path": "README.md"}, {"message": "m", "content": "", "branch": "main"})) == {"GH-001"}

@@ -3,10 +3,11 @@
 # An agent asked to review issues on a public repository was steered by
 # one of them into reading the owner's private repositories and
 # publishing their content in a pull request on the public one. The proxy
-# sees the writes: REST contents and pull request calls (a local MCP
-# server) or tools/call of any tool but a read (get_…, list_…, search_…,
-# …_read) that names the repository (a remote one). Every agent write to a public
-# repository waits for a human, who can see what is being published.
+# sees the writes: REST calls and pushes (a local MCP server) or
+# tools/call of any tool but a read (get_…, list_…, search_…, …_read)
+# that names the repository (a remote one). Every agent write to a public
+# repository waits for a human, who can see what is being published, and
+# so does every GitHub GraphQL mutation, which names its target by id.
 #
 # The incident's own policy is narrower: hold public writes only after
 # the session read private content. countersign's policy input carries
@@ -14,6 +15,7 @@
 package countersign
 
 import data.countersign.incidents
+import data.countersign.lib.globs
 
 # METADATA
 # description: GitHub REST writes that publish content or discussion.
@@ -44,6 +46,52 @@ inc01_mcp_reads(tool) if {
 inc01_publishing if {
 	input.action.provider == "github"
 	input.action.operation in inc01_rest_publishing
+}
+
+# Any other REST write publishes too (a release, a blob, a review, an
+# issue's new body: found by review), and so does a push.
+inc01_publishing if {
+	input.action.provider == "github"
+	not input.action.operation_type
+	input.action.read_only == false
+}
+
+inc01_publishing if {
+	input.action.provider == "git"
+	input.action.service == "receive-pack"
+}
+
+# METADATA
+# title: INC-01
+# description: |
+#   GitHub GraphQL mutations name what they change by node id, which does
+#   not say whether its repository is public: every one that writes
+#   content waits for a human.
+approve contains {
+	"id": "INC-01",
+	"msg": sprintf("the GraphQL mutation %s may publish to a public repository (it names its target by id); check that nothing private is in it", [selection.field]),
+} if {
+	input.action.provider == "github"
+	input.action.operation_type == "mutation"
+	some selection in input.action.selections
+	not inc01_graphql_target_private(selection)
+}
+
+# Mutations that say where they write: a commit names its repository by
+# name, and a new repository is not yet public content (INC-05-3 holds a
+# public one).
+inc01_graphql_target_private(selection) if selection.field == "createRepository"
+
+inc01_graphql_target_private(selection) if {
+	selection.field == "createCommitOnBranch"
+	names := {name |
+		walk(selection.arguments, [path, name])
+		path[count(path) - 1] == "repositoryNameWithOwner"
+	}
+	count(names) == 1
+	some name in names
+	is_string(name)
+	not globs.path_any([lower(p) | some p in incidents.public_repos], lower(name))
 }
 
 inc01_publishing if {

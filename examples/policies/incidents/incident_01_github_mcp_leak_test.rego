@@ -40,3 +40,24 @@ test_incident_01_writes_to_private_repo_allowed if {
 	allowed(github("POST", "pulls/create", "acme", "private-plans", {}, {"title": "t", "head": "x", "base": "main"}))
 	allowed(mcp("create_pull_request", {"owner": "acme", "repo": "private-plans", "title": "t", "head": "x", "base": "main"}))
 }
+
+# Every other REST write publishes too, and so does a push (found by
+# review: releases, blobs, reviews, an issue's new body, new branches).
+test_incident_01_other_writes_to_public_repo_held if {
+	held(github("POST", "repos/create-release", "acme", "website", {}, {"tag_name": "v1", "body": "private"})) == {"INC-01"}
+	held(github("POST", "git/create-blob", "acme", "website", {}, {"content": "private"})) == {"INC-01"}
+	held(github("PATCH", "issues/update", "acme", "website", {}, {"body": "private"})) == {"INC-01"}
+	held(github("POST", "pulls/create-review", "acme", "website", {}, {"body": "private"})) == {"INC-01"}
+	held(git_push("acme/website", [{"ref": "refs/heads/leak", "old": "0000000000000000000000000000000000000000", "new": "d0e8e573f553528405bcb379637de2c86ee62572", "kind": "create"}])) == {"INC-01"}
+	allowed(git_push("acme/private-plans", [{"ref": "refs/heads/leak", "old": "0000000000000000000000000000000000000000", "new": "d0e8e573f553528405bcb379637de2c86ee62572", "kind": "create"}]))
+}
+
+# GraphQL names its target by id: whether it is public cannot be told,
+# but where a commit names its repository.
+inc01_commit(repo) := graphql("github", "api.github.com", ["createCommitOnBranch"], [{"field": "createCommitOnBranch", "arguments": {"input": {"branch": {"repositoryNameWithOwner": repo, "branchName": "leak"}}}}], null, {})
+
+test_incident_01_graphql_mutations_held if {
+	held(graphql("github", "api.github.com", ["addComment"], [{"field": "addComment", "arguments": {"input": {"subjectId": "I_1", "body": "private"}}}], null, {})) == {"INC-01"}
+	held(inc01_commit("acme/website")) == {"INC-01"}
+	allowed(inc01_commit("acme/private-plans"))
+}

@@ -65,7 +65,10 @@ test_incident_06_graphql_update_refs_on_main_denied if {
 	denied(update_refs("refs/heads/main", "70ff", true)) == {"INC-06-1"}
 	denied(update_refs("refs/heads/main", zero, false)) == {"INC-06-1"}
 	denied(update_refs("main", "70ff", false)) == {"INC-06-1"}
-	allowed(update_refs("refs/heads/agent/fix", "70ff", false))
+
+	# Not denied; held by INC-01, since updateRefs names its repository
+	# by id, which does not say whether it is public.
+	denied(update_refs("refs/heads/agent/fix", "70ff", false)) == set()
 }
 
 test_incident_06_graphql_refs_by_id_denied if {

@@ -29,4 +29,13 @@ deny contains {
 
 inc10_deleting(field) if field in inc10_denied_fields
 
+# Any other mutation the classifier finds destructive, on Railway's API
+# (pluginDelete, and those added after this list: found by review).
+inc10_deleting(_) if {
+	input.action.destructive == true
+	input.request.host in inc10_railway_hosts
+}
+
+inc10_railway_hosts := {"backboard.railway.com", "backboard.railway.app"}
+
 inc10_deleting(field) if globs.match_any(["*[Bb]ackup*Delete*", "*[Bb]ackup*Restore*"], field)

@@ -31,3 +31,9 @@ test_incident_10_query_allowed if {
 	)
 	allowed(inp)
 }
+
+# Destructive mutations not on the list, on Railway's API (found by review).
+test_incident_10_other_destructive_mutations_on_railway_denied if {
+	denied(graphql("graphql", "backboard.railway.com", ["pluginDelete"], [{"field": "pluginDelete", "arguments": {"id": "p-1"}}], null, {"destructive": true})) == {"INC-10"}
+	not denied(graphql("graphql", "api.other.example", ["pluginDelete"], [{"field": "pluginDelete", "arguments": {"id": "p-1"}}], null, {"destructive": true}))["INC-10"]
+}
