@@ -129,6 +129,24 @@ func TestClassify(t *testing.T) {
 			want: repoAction("repos/delete", false, true, nil),
 		},
 		{
+			// GitHub Enterprise Cloud with data residency serves
+			// github.com's API at api.SUBDOMAIN.ghe.com's root (found by
+			// review).
+			name: "data residency host",
+			give: req("DELETE", "api.acme.ghe.com", "/repos/acme/shop", ""),
+			ok:   true,
+			want: func() action.Action {
+				a := repoAction("repos/delete", false, true, nil)
+				a.Fields["host"] = "api.acme.ghe.com"
+				return a
+			}(),
+		},
+		{
+			name: "not a data residency host",
+			give: req("DELETE", "api.acme.example.ghe.com", "/repos/acme/shop", ""),
+			ok:   false,
+		},
+		{
 			name: "HEAD matches GET",
 			give: req("HEAD", "api.github.com", "/repos/acme/shop", ""),
 			ok:   true,
