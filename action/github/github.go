@@ -63,12 +63,12 @@ var caseInsensitiveParams = map[string]bool{
 	"template_owner": true, "template_repo": true, "target_user": true, "repo_owner": true, "repo_name": true,
 }
 
-// dataResidency reports whether host is GitHub Enterprise Cloud with data
-// residency's service host ("api" or "uploads") for one enterprise:
-// api.SUBDOMAIN.ghe.com serves github.com's API at its root (found by
-// review: it was not classified, even when configured as an enterprise
-// host, whose table is GHES's).
-func dataResidency(host, service string) bool {
+// DataResidencyHost reports whether host is service's host ("api",
+// "uploads") of GitHub Enterprise Cloud with data residency:
+// service.SUBDOMAIN.ghe.com, which serves github.com's API at its root
+// (found by review: it was not classified, even when configured as an
+// enterprise host, whose table is GHES's).
+func DataResidencyHost(host, service string) bool {
 	sub, ok := strings.CutPrefix(host, service+".")
 	if !ok {
 		return false
@@ -88,7 +88,7 @@ func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
 	}
 	segs, ok := pathSegments(raw)
 	if !ok {
-		if r.Host == "api.github.com" || r.Host == "uploads.github.com" || dataResidency(r.Host, "api") || dataResidency(r.Host, "uploads") || p.enterprise[r.Host] {
+		if r.Host == "api.github.com" || r.Host == "uploads.github.com" || DataResidencyHost(r.Host, "api") || DataResidencyHost(r.Host, "uploads") || p.enterprise[r.Host] {
 			a := p.unknown(r, false)
 			a.ParseError = "the path has too many segments to classify"
 			return a, true
@@ -100,9 +100,9 @@ func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
 	ghes := false
 	claim := false
 	switch {
-	case r.Host == "api.github.com" || dataResidency(r.Host, "api"):
+	case r.Host == "api.github.com" || DataResidencyHost(r.Host, "api"):
 		b, claim = baseDotcom, true
-	case r.Host == "uploads.github.com" || dataResidency(r.Host, "uploads"):
+	case r.Host == "uploads.github.com" || DataResidencyHost(r.Host, "uploads"):
 		b, claim = baseDotcomUploads, true
 	case hasPrefix(segs, "api", "v3"):
 		b, ghes, claim = baseGHES, true, p.enterprise[r.Host]

@@ -20,6 +20,7 @@ import (
 	"strings"
 
 	"github.com/countersign/countersign/action"
+	"github.com/countersign/countersign/action/github"
 )
 
 // Options configures the GraphQL provider.
@@ -57,6 +58,10 @@ func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
 		return action.Action{}, false
 	}
 	provider := p.byHost[r.Host]
+	if provider == "" && github.DataResidencyHost(r.Host, "api") {
+		// GitHub Enterprise Cloud with data residency: github.com's API.
+		provider = "github"
+	}
 	if provider == "" {
 		provider = "graphql"
 	}

@@ -217,6 +217,13 @@ func TestClassify(t *testing.T) {
 			want: summary{Provider: "github", Operation: "deleteRef", Type: "mutation", Fields: []string{"deleteRef"}, Destructive: true},
 		},
 		{
+			// GitHub Enterprise Cloud with data residency (found by review).
+			name: "GitHub data residency GraphQL is reported as github",
+			give: post("api.acme.ghe.com", "/graphql", "application/json", doc("mutation { deleteRef(input: {refId: \"R\"}) { clientMutationId } }")),
+			ok:   true,
+			want: summary{Provider: "github", Operation: "deleteRef", Type: "mutation", Fields: []string{"deleteRef"}, Destructive: true},
+		},
+		{
 			name: "sniffed on a path that does not say graphql",
 			give: post("hasura.example.test", "/v1/query", "application/json", doc("mutation { delete_orders(where: {}) { affected_rows } }")),
 			ok:   true,
