@@ -1113,6 +1113,12 @@ func scopeKey(credKey []byte, a action.Action, ex *exchange) (string, []string) 
 	if ex.upgrade != "" {
 		op += "|upgrade=" + strings.ToLower(ex.upgrade)
 	}
+	// A stateful MCP server runs a call in its session's context: a scope
+	// is the session's, as the one-time grant is (found by review). The id
+	// is bound by its hash, not shown.
+	if sid := ex.req.Header.Get("Mcp-Session-Id"); sid != "" {
+		op += "|mcp_session=" + mask(sid, "(this one)")
+	}
 	op += "@" + ex.scheme + "://" + hostport.Join(ex.host, ex.port)
 	if c := credential(credKey, a, ex.req.Header, ex.req.URL.RawQuery, formBody(ex, a)); c != "" {
 		op += " as " + c
@@ -1123,8 +1129,11 @@ func scopeKey(credKey []byte, a action.Action, ex *exchange) (string, []string) 
 	for _, r := range a.Resources {
 		resources = append(resources, mask(r, redact.String(r)))
 	}
-	if len(resources) == 0 {
-		// The query too: it may say which items (?id=5, ?all=true).
+	if len(resources) == 0 || narrowedByURL(a) {
+		// The query too: it may say which items (?id=5, ?all=true), or,
+		// for a Kubernetes exec, attach or port-forward, the command and
+		// ports; and the whole path: a service proxy's path goes on past
+		// the subresource (found by review).
 		u := &url.URL{Path: ex.req.URL.Path, RawPath: ex.req.URL.RawPath, RawQuery: ex.req.URL.RawQuery}
 		resources = []string{hostHeader(ex.scheme, ex.host, ex.port) + mask(u.String(), redact.URL(u))}
 	}
@@ -1134,6 +1143,21 @@ func scopeKey(credKey []byte, a action.Action, ex *exchange) (string, []string) 
 	}
 	slices.Sort(resources)
 	return op, slices.Compact(resources)
+}
+
+// narrowedByURL reports whether what a's request does is said by its URL
+// past the resources the classifier names: a Kubernetes exec, attach or
+// port-forward (the command, container and ports in the query) and a
+// proxy (the path after the subresource).
+func narrowedByURL(a action.Action) bool {
+	if a.Provider != "kubernetes" {
+		return false
+	}
+	switch sub, _ := a.Fields["subresource"].(string); sub {
+	case "exec", "attach", "portforward", "proxy":
+		return true
+	}
+	return false
 }
 
 // holdFor is how long to keep the agent's request open: the policy's hold or

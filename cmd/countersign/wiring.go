@@ -25,12 +25,12 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
-	"golang.org/x/net/netutil"
 
 	"github.com/countersign/countersign/action/kubernetes"
 	"github.com/countersign/countersign/approval"
 	"github.com/countersign/countersign/audit"
 	"github.com/countersign/countersign/internal/config"
+	"github.com/countersign/countersign/internal/connlimit"
 	"github.com/countersign/countersign/internal/hostport"
 	"github.com/countersign/countersign/internal/mitm"
 	"github.com/countersign/countersign/policy"
@@ -155,6 +155,8 @@ type app struct {
 
 	proxyLn    net.Listener
 	approvalLn net.Listener
+	// approvalConns caps approvalLn's connections (see newApp).
+	approvalConns *connlimit.Listener
 	// stateAddrs are the shared state database's addresses, resolved at
 	// start: the proxy never dials them, by whatever name or address.
 	stateAddrs []netip.AddrPort
@@ -404,13 +406,17 @@ func newApp(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts ap
 	// Anyone who can reach the listener (an outsider, or the agent under a
 	// plain run) may open connections to it: each is bounded in time and
 	// their number is capped, so that they cannot use up the process's
-	// file descriptors, the proxy's included (found by review). Nothing
-	// here streams: every answer is small and immediate.
+	// file descriptors, the proxy's included; and past the cap a newcomer
+	// closes the longest idle one, so that connections left idle do not
+	// keep approvers out (both found by review). Nothing here streams; a
+	// long list of approvals from a shared store is the slowest answer.
+	a.approvalConns = connlimit.New(a.approvalLn, maxApprovalConns, time.Second)
 	a.approvals = &http.Server{
 		Handler:           mux,
+		ConnState:         a.approvalConns.ConnState,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
+		WriteTimeout:      2 * time.Minute,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          zap.NewStdLog(logger.Named("approval-http")),
@@ -426,7 +432,7 @@ func newApp(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts ap
 
 // maxApprovalConns caps the approval listener's connections: approvers,
 // Slack's callbacks, the CLI and metrics scrapes need a handful.
-const maxApprovalConns = 256
+const maxApprovalConns = 512
 
 func defaultPortFor(scheme string) int {
 	if scheme == "https" {
@@ -537,7 +543,7 @@ func (a *app) start() {
 		}()
 	}
 	serve("proxy", func() error { return a.proxy.Serve(a.proxyLn) })
-	serve("approval", func() error { return a.approvals.Serve(netutil.LimitListener(a.approvalLn, maxApprovalConns)) })
+	serve("approval", func() error { return a.approvals.Serve(a.approvalConns) })
 }
 
 // shutdown answers held requests, drains connections until ctx is done and

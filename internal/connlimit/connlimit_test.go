@@ -1,0 +1,112 @@
+package connlimit
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+)
+
+func serve(t *testing.T, max int, grace time.Duration, h http.Handler) (*Listener, string) {
+	t.Helper()
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := New(inner, max, grace)
+	srv := &http.Server{Handler: h, ConnState: l.ConnState}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return l, inner.Addr().String()
+}
+
+func dial(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// closedByServer waits (bounded) for the server to close c.
+func closedByServer(c net.Conn) bool {
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err := c.Read(make([]byte, 1))
+	return err == io.EOF || (err != nil && !isTimeout(err))
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
+
+// Connections left idle do not keep a client out: past the cap, a
+// newcomer closes the longest idle one once its grace is over.
+func TestIdleConnectionsMakeRoom(t *testing.T) {
+	_, addr := serve(t, 4, 20*time.Millisecond, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	}))
+	var idle []net.Conn
+	for range 4 {
+		idle = append(idle, dial(t, addr))
+	}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := client.Get("http://" + addr + "/")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no request served past the cap: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !closedByServer(idle[0]) {
+		t.Error("the longest idle connection is still open")
+	}
+}
+
+// With every connection busy, a newcomer is closed rather than held, and
+// the busy ones are not touched.
+func TestBusyConnectionsAreKept(t *testing.T) {
+	release := make(chan struct{})
+	l, addr := serve(t, 2, time.Millisecond, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		<-release
+		_, _ = io.WriteString(w, "ok")
+	}))
+	defer close(release)
+	var busy []net.Conn
+	for range 2 {
+		c := dial(t, addr)
+		_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		busy = append(busy, c)
+	}
+	// Both requests are being served (bounded wait).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l.mu.Lock()
+		n := l.idle.Len()
+		l.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the requests never became active")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if !closedByServer(dial(t, addr)) {
+		t.Error("a connection past the cap was kept with every connection busy")
+	}
+	for i, c := range busy {
+		_ = c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		if _, err := c.Read(make([]byte, 1)); !isTimeout(err) {
+			t.Errorf("busy connection %d was closed: %v", i, err)
+		}
+	}
+}
