@@ -288,6 +288,9 @@ func inspectBody(r *action.Request, a *action.Action) {
 	switch op {
 	case "repos/update":
 		a.Fields["public_exposure"] = body == nil || isFalse(body["private"]) || isPublic(body["visibility"])
+		// Spelt as a lenient backend coerces it ("true", 1): found by
+		// review.
+		a.Fields["archived"] = body == nil || isTrue(body["archived"])
 	case "gists/create":
 		a.Fields["public_exposure"] = body == nil || isTrue(body["public"])
 	case "git/update-ref":

@@ -204,25 +204,25 @@ func TestClassify(t *testing.T) {
 			name: "visibility public",
 			give: req("PATCH", "api.github.com", "/repos/acme/shop", `{"visibility":"Public"}`),
 			ok:   true,
-			want: withFields(repoAction("repos/update", false, false, nil), map[string]any{"public_exposure": true}),
+			want: withFields(repoAction("repos/update", false, false, nil), map[string]any{"public_exposure": true, "archived": false}),
 		},
 		{
 			name: "private as a string",
 			give: req("PATCH", "api.github.com", "/repos/acme/shop", `{"private":"false"}`),
 			ok:   true,
-			want: withFields(repoAction("repos/update", false, false, nil), map[string]any{"public_exposure": true}),
+			want: withFields(repoAction("repos/update", false, false, nil), map[string]any{"public_exposure": true, "archived": false}),
 		},
 		{
 			name: "rename is not exposure",
 			give: req("PATCH", "api.github.com", "/repos/acme/shop", `{"name":"shop2","private":true}`),
 			ok:   true,
-			want: withFields(repoAction("repos/update", false, false, nil), map[string]any{"public_exposure": false}),
+			want: withFields(repoAction("repos/update", false, false, nil), map[string]any{"public_exposure": false, "archived": false}),
 		},
 		{
 			name: "differently cased key is ignored, as GitHub does",
 			give: req("PATCH", "api.github.com", "/repos/acme/shop", `{"Private":false}`),
 			ok:   true,
-			want: withFields(repoAction("repos/update", false, false, nil), map[string]any{"public_exposure": false}),
+			want: withFields(repoAction("repos/update", false, false, nil), map[string]any{"public_exposure": false, "archived": false}),
 		},
 		{
 			name: "truncated body is assumed to expose",
@@ -233,7 +233,7 @@ func TestClassify(t *testing.T) {
 			}(),
 			ok: true,
 			want: func() action.Action {
-				a := withFields(repoAction("repos/update", false, false, nil), map[string]any{"public_exposure": true})
+				a := withFields(repoAction("repos/update", false, false, nil), map[string]any{"public_exposure": true, "archived": true})
 				a.ParseError = "the request body exceeds the inspection limit; it is assumed to make the repository public or force the update"
 				return a
 			}(),
@@ -248,6 +248,7 @@ func TestClassify(t *testing.T) {
 			want: func() action.Action {
 				a := repoAction("repos/update", false, false, nil)
 				a.Fields["public_exposure"] = true
+				a.Fields["archived"] = true
 				a.ParseError = "the request body is not a JSON object; it is assumed to make the repository public or force the update"
 				return a
 			}(),

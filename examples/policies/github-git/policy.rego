@@ -49,8 +49,9 @@ gh_ref_branch := substring(input.action.ref, count("heads/"), -1) if {
 	startswith(input.action.ref, "heads/")
 }
 
-# A branch as GitHub reads a name in a body: with or without refs/heads/.
-gh_branch_name(name) := trim_prefix(name, "refs/heads/")
+# A branch as GitHub reads a name in a body: with or without refs/heads/
+# (or heads/).
+gh_branch_name(name) := trim_prefix(trim_prefix(name, "refs/heads/"), "heads/")
 
 # The branch a contents-API commit or an upstream sync goes to; the
 # default branch when the body names none (or names ""). While the body is
@@ -151,6 +152,17 @@ deny contains {
 	gh_is_protected(gh_contents_branch)
 }
 
+# A branch named in the URL beside (or instead of) the body: GitHub may
+# read either.
+deny contains {
+	"id": "GH-001",
+	"msg": sprintf("%s with a branch in the URL is not allowed; name the branch in the body only", [input.action.operation]),
+} if {
+	input.action.provider == "github"
+	input.action.operation in {"repos/create-or-update-file-contents", "repos/delete-file", "repos/merge-upstream"}
+	input.request.query.branch
+}
+
 # Syncing a fork's branch with its upstream moves the branch.
 deny contains {
 	"id": "GH-001",
@@ -203,6 +215,39 @@ deny contains {
 	not input.action.read_only
 	gh_protection_op(input.action.operation)
 }
+
+# What else rulesets and protection rest on: the default branch and the
+# repository's name and custom properties (what rulesets target), the
+# environments' deployment rules, and whether workflows may approve pull
+# requests.
+deny contains {
+	"id": "GH-001",
+	"msg": sprintf("%s on %s is not allowed: rulesets and branch protection rest on it; ask a human", [input.action.operation, gh_repo]),
+} if {
+	input.action.provider == "github"
+	not input.action.read_only
+	gh_protection_adjacent(input.action.operation)
+}
+
+deny contains {
+	"id": "GH-001",
+	"msg": sprintf("changing the %s of %s is not allowed: rulesets that target it would no longer apply; ask a human", [key, gh_repo]),
+} if {
+	input.action.provider == "github"
+	input.action.operation == "repos/update"
+	some key in {"default_branch", "name"}
+	object.get(input.request.body, key, null) != null
+}
+
+gh_protection_adjacent(op) if op in {
+	"repos/custom-properties-for-repos-create-or-update-repository-values",
+	"actions/set-github-actions-default-workflow-permissions-repository",
+	"actions/set-github-actions-default-workflow-permissions-organization",
+	"repos/create-or-update-environment",
+	"repos/delete-an-environment",
+}
+
+gh_protection_adjacent(op) if contains(op, "deployment-branch-polic")
 
 deny contains {
 	"id": "GH-001",
@@ -346,10 +391,34 @@ deny contains {
 } if {
 	input.action.provider == "github"
 	input.action.operation == "repos/update"
-	input.request.body.archived == true
+	input.action.archived == true
 }
 
-# Tags mark releases: moving or deleting one rewrites what was released.
+# Tags mark releases: moving or deleting one rewrites what was released,
+# by a push as through the API (found by review).
+deny contains {
+	"id": "GH-002",
+	"msg": sprintf("%s the tag %s of %s is not allowed; push a new tag instead", [object.get(git_verbs, u.kind, "changing"), u.ref, gh_repo]),
+} if {
+	input.action.provider == "git"
+	some u in input.action.updates
+	startswith(u.ref, "refs/tags/")
+	u.kind != "create"
+}
+
+deny contains {
+	"id": "GH-002",
+	"msg": sprintf("updateRefs on the tag %s is not allowed; push a new tag instead", [name]),
+} if {
+	input.action.provider == "github"
+	some selection in input.action.selections
+	selection.field == "updateRefs"
+	walk(selection.arguments, [path, name])
+	path[count(path) - 1] == "name"
+	is_string(name)
+	startswith(name, "refs/tags/")
+}
+
 deny contains {
 	"id": "GH-002",
 	"msg": sprintf("%s on the tag %s of %s is not allowed; ask a human", [input.action.operation, input.action.ref, gh_repo]),
@@ -430,6 +499,16 @@ approve contains {
 	input.action.operation == "repos/merge"
 	is_string(input.request.body.base)
 	globs.path_any(gh_release, gh_branch_name(input.request.body.base))
+}
+
+# A commit status is what a required check reads: one set by an agent
+# could pass a check CI never ran.
+approve contains {
+	"id": "GH-005",
+	"msg": sprintf("setting a commit status (%s) on %s of %s; a required check could pass without CI", [object.get(input.request.body, "context", "default"), input.action.sha, gh_repo]),
+} if {
+	input.action.provider == "github"
+	input.action.operation == "repos/create-commit-status"
 }
 
 # METADATA

@@ -151,7 +151,8 @@ test_merge_queue_held if held(graphql(["enqueuePullRequest"], [{"field": "enqueu
 
 test_org_delete_and_archive_denied if {
 	denied(rest("DELETE", "orgs/delete", {}, null)) == {"GH-002"}
-	denied(rest("PATCH", "repos/update", {"public_exposure": false}, {"archived": true})) == {"GH-002"}
+	denied(rest("PATCH", "repos/update", {"public_exposure": false, "archived": true}, {"archived": "true"})) == {"GH-002"}
+	allowed(rest("PATCH", "repos/update", {"public_exposure": false, "archived": false}, {"description": "x"}))
 }
 
 # A write to a route countersign's table does not know.
@@ -324,3 +325,30 @@ test_gitlab_auto_merge_into_protected_branch_denied if {
 	dotted := ["merge_request.create", "mr .merge_when_pipeline_succeeds"]
 	"GIT-001" in denied(json.patch(push([create("refs/heads/agent/fix")]), [{"op": "add", "path": "/action/push_options", "value": dotted}]))
 }
+
+# A push or GraphQL moves or deletes tags as the REST API does (found by
+# review); creating one is fine.
+test_tag_moves_by_push_or_graphql_denied if {
+	denied(push([update("refs/tags/v1")])) == {"GH-002"}
+	denied(push([delete("refs/tags/v1")])) == {"GH-002"}
+	allowed(push([create("refs/tags/v2")]))
+	denied(graphql(["updateRefs"], [{"field": "updateRefs", "arguments": {"input": {"repositoryId": "R_1", "refUpdates": [{"name": "refs/tags/v1", "beforeOid": "8ea3", "afterOid": "70ff"}]}}}], {})) == {"GH-002"}
+}
+
+# A branch in the URL beside the body's.
+test_branch_in_the_url_denied if {
+	denied(object.union(rest("PUT", "repos/create-or-update-file-contents", {"path": "a.txt"}, {"message": "m", "content": "", "branch": "feature"}), {"request": {"query": {"branch": ["main"]}}})) == {"GH-001"}
+	denied(rest("POST", "repos/merge", {}, {"base": "heads/main", "head": "feature"})) == {"GH-001"}
+}
+
+# What rulesets and protection rest on (found by review).
+test_protection_adjacent_changes_denied if {
+	denied(rest("PATCH", "repos/update", {"public_exposure": false, "archived": false}, {"default_branch": "agent/x"})) == {"GH-001"}
+	denied(rest("PATCH", "repos/update", {"public_exposure": false, "archived": false}, {"name": "shop-old"})) == {"GH-001"}
+	denied(rest("PATCH", "repos/custom-properties-for-repos-create-or-update-repository-values", {}, {"properties": [{"property_name": "tier", "value": "dev"}]})) == {"GH-001"}
+	denied(rest("PUT", "actions/set-github-actions-default-workflow-permissions-repository", {}, {"can_approve_pull_request_reviews": true})) == {"GH-001"}
+	denied(rest("DELETE", "repos/delete-deployment-branch-policy", {}, null)) == {"GH-001"}
+	denied(rest("PUT", "repos/create-or-update-environment", {}, {"deployment_branch_policy": null})) == {"GH-001"}
+}
+
+test_commit_status_held if held(rest("POST", "repos/create-commit-status", {"sha": "70ff"}, {"state": "success", "context": "ci/test"})) == {"GH-005"}

@@ -91,7 +91,21 @@ inc01_graphql_target_private(selection) if {
 	count(names) == 1
 	some name in names
 	is_string(name)
+
+	# Only a plain OWNER/REPO (no ".git", spaces or other spellings a
+	# server might still resolve to the public one: found by review),
+	# and no branch named by id beside it.
+	regex.match(`^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$`, name)
+	not endswith(lower(name), ".git")
+	not inc01_branch_by_id(selection.arguments)
 	not globs.path_any([lower(p) | some p in incidents.public_repos], lower(name))
+}
+
+inc01_branch_by_id(arguments) if {
+	walk(arguments, [path, _])
+	count(path) >= 2
+	path[count(path) - 1] == "id"
+	path[count(path) - 2] == "branch"
 }
 
 inc01_publishing if {

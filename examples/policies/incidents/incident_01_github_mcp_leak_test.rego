@@ -60,4 +60,8 @@ test_incident_01_graphql_mutations_held if {
 	held(graphql("github", "api.github.com", ["addComment"], [{"field": "addComment", "arguments": {"input": {"subjectId": "I_1", "body": "private"}}}], null, {})) == {"INC-01"}
 	held(inc01_commit("acme/website")) == {"INC-01"}
 	allowed(inc01_commit("acme/private-plans"))
+
+	# Other spellings of a public repository's name (found by review).
+	held(inc01_commit("acme/website.git")) == {"INC-01"}
+	held(inc01_commit(" acme/website ")) == {"INC-01"}
 }
