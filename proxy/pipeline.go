@@ -1088,9 +1088,11 @@ func scopeKey(credKey []byte, a action.Action, ex *exchange) (string, []string) 
 	// URI) is shown and stored masked, but a grant must still cover only
 	// the very values it was given for: they are bound by a keyed hash.
 	var masked []string
-	mask := func(raw, shown string) string {
+	// Each value is bound with what it is, so that two cannot trade
+	// places (found by review).
+	mask := func(kind, raw, shown string) string {
 		if shown != raw {
-			masked = append(masked, raw)
+			masked = append(masked, kind+"\x00"+raw)
 		}
 		return shown
 	}
@@ -1107,7 +1109,7 @@ func scopeKey(credKey []byte, a action.Action, ex *exchange) (string, []string) 
 					shown = host
 				}
 			}
-			op += "|" + f + "=" + mask(v, shown)
+			op += "|" + f + "=" + mask(f, v, shown)
 		}
 	}
 	if ex.upgrade != "" {
@@ -1117,7 +1119,7 @@ func scopeKey(credKey []byte, a action.Action, ex *exchange) (string, []string) 
 	// is the session's, as the one-time grant is (found by review). The id
 	// is bound by its hash, not shown.
 	if sid := ex.req.Header.Get("Mcp-Session-Id"); sid != "" {
-		op += "|mcp_session=" + mask(sid, "(this one)")
+		op += "|mcp_session=" + mask("mcp_session", sid, "(this one)")
 	}
 	op += "@" + ex.scheme + "://" + hostport.Join(ex.host, ex.port)
 	if c := credential(credKey, a, ex.req.Header, ex.req.URL.RawQuery, formBody(ex, a)); c != "" {
@@ -1127,7 +1129,7 @@ func scopeKey(credKey []byte, a action.Action, ex *exchange) (string, []string) 
 	// `approvals show` and the page show them.
 	var resources []string
 	for _, r := range a.Resources {
-		resources = append(resources, mask(r, redact.String(r)))
+		resources = append(resources, mask("resource", r, redact.String(r)))
 	}
 	if len(resources) == 0 || narrowedByURL(a) {
 		// The query too: it may say which items (?id=5, ?all=true), or,
@@ -1135,7 +1137,7 @@ func scopeKey(credKey []byte, a action.Action, ex *exchange) (string, []string) 
 		// ports; and the whole path: a service proxy's path goes on past
 		// the subresource (found by review).
 		u := &url.URL{Path: ex.req.URL.Path, RawPath: ex.req.URL.RawPath, RawQuery: ex.req.URL.RawQuery}
-		resources = []string{hostHeader(ex.scheme, ex.host, ex.port) + mask(u.String(), redact.URL(u))}
+		resources = []string{hostHeader(ex.scheme, ex.host, ex.port) + mask("url", u.String(), redact.URL(u))}
 	}
 	if len(masked) > 0 {
 		slices.Sort(masked)

@@ -75,7 +75,7 @@ func TestIdleConnectionsMakeRoom(t *testing.T) {
 // the busy ones are not touched.
 func TestBusyConnectionsAreKept(t *testing.T) {
 	release := make(chan struct{})
-	l, addr := serve(t, 2, time.Millisecond, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	l, addr := serve(t, 2, time.Hour, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		<-release
 		_, _ = io.WriteString(w, "ok")
 	}))
@@ -108,5 +108,45 @@ func TestBusyConnectionsAreKept(t *testing.T) {
 		if _, err := c.Read(make([]byte, 1)); !isTimeout(err) {
 			t.Errorf("busy connection %d was closed: %v", i, err)
 		}
+	}
+}
+
+// A request whose body never comes keeps its connection active until the
+// read timeout: past the cap, it is closed for a newcomer once it has been
+// active for five graces (found by review: 17 such connections a second
+// kept every client out).
+func TestStalledRequestsMakeRoom(t *testing.T) {
+	_, addr := serve(t, 2, 10*time.Millisecond, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		_, _ = io.WriteString(w, "ok")
+	}))
+	var stalled []net.Conn
+	for range 2 {
+		c := dial(t, addr)
+		_, _ = io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+		stalled = append(stalled, c)
+	}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := client.Get("http://" + addr + "/")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no request served past the cap: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Which of the two became active first is the server's race.
+	closed := 0
+	for _, c := range stalled {
+		if closedByServer(c) {
+			closed++
+		}
+	}
+	if closed == 0 {
+		t.Error("no stalled request's connection was closed")
 	}
 }
