@@ -407,13 +407,15 @@ func newApp(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts ap
 	// plain run) may open connections to it: each is bounded in time and
 	// their number is capped, so that they cannot use up the process's
 	// file descriptors, the proxy's included; and past the cap a newcomer
-	// closes the longest idle one, so that connections left idle do not
-	// keep approvers out (both found by review). Nothing here streams; a
-	// long list of approvals from a shared store is the slowest answer.
+	// closes the longest idle (or stalled) one, so that connections left
+	// idle do not keep approvers out; a request being handled is never cut
+	// (all found by review). Nothing here streams; a long list of
+	// approvals from a shared store is the slowest answer.
 	a.approvalConns = connlimit.New(a.approvalLn, maxApprovalConns, time.Second)
 	a.approvals = &http.Server{
-		Handler:           mux,
+		Handler:           a.approvalConns.Handler(mux),
 		ConnState:         a.approvalConns.ConnState,
+		ConnContext:       a.approvalConns.ConnContext,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      2 * time.Minute,

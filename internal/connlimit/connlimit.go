@@ -1,47 +1,59 @@
 // Package connlimit caps the connections an http.Server holds. When the cap
-// is reached, a newcomer closes the
-// connection that has been idle (no request yet, or between two requests)
-// the longest, once it has been for a grace, or else the one whose
-// request has run the longest, once it has for a longer one (a request
-// whose body never comes is active until the read timeout); it is itself
-// closed when there is none: connections opened and left idle or stalled
-// cannot keep clients out for long, nor use up the process's file
-// descriptors.
+// is reached, a newcomer closes the connection that has been idle (no
+// request yet, or between two requests) the longest, once it has been for
+// a grace; or else the one that has waited longest for a request's bytes
+// (its head, or a body that never comes, which keeps a connection busy
+// until the read timeout), once it has for five graces. A request whose
+// body has been read is never cut: its handler may be applying a decision.
+// When there is none to close, the newcomer is answered 503 and closed.
+// Connections opened and left idle or stalled cannot keep clients out for
+// long, nor use up the process's file descriptors.
 package connlimit
 
 import (
 	"container/list"
+	"context"
+	"io"
 	"net"
 	"net/http"
 	"sync"
 	"time"
 )
 
-// Listener wraps a net.Listener; its ConnState must be the server's
-// http.Server.ConnState, which tells it which connections are idle.
+// Listener wraps a net.Listener. Its ConnState and ConnContext must be the
+// server's, and its Handler must wrap the server's handler: they tell it
+// which connections are idle, which wait for a request's bytes and which
+// run a handler.
 type Listener struct {
 	net.Listener
 	max                int
 	grace, activeGrace time.Duration
 
-	mu     sync.Mutex
-	open   int
-	idle   list.List // of *conn, longest idle first
-	active list.List // of *conn, longest active first
+	mu      sync.Mutex
+	open    int
+	idle    list.List // of *conn, longest idle first
+	waiting list.List // of *conn reading a request, longest first
 }
 
-// New caps ln at limit connections; one idle for grace, or serving one
-// request for five times grace, may be closed for a newcomer.
+// New caps ln at limit connections; one idle for grace, or waiting for a
+// request's bytes for five times grace, may be closed for a newcomer.
 func New(ln net.Listener, limit int, grace time.Duration) *Listener {
 	return &Listener{Listener: ln, max: limit, grace: grace, activeGrace: 5 * grace}
 }
 
+// Connection states, as the listener sees them.
+const (
+	idle    = iota // no request: new, or between two
+	waiting        // a request is arriving: its head, or its body
+	busy           // a handler runs with the request read: never cut
+)
+
 type conn struct {
 	net.Conn
 	l         *Listener
-	since     time.Time     // idle or active since; l.mu
-	el        *list.Element // in l.idle or l.active; l.mu
-	active    bool          // l.mu
+	state     int           // l.mu
+	since     time.Time     // in this state since; l.mu
+	el        *list.Element // in l.idle or l.waiting; l.mu
 	closed    bool          // l.mu
 	closeOnce sync.Once
 }
@@ -56,7 +68,9 @@ func (l *Listener) Accept() (net.Conn, error) {
 		if l.makeRoom() {
 			return l.wrap(c), nil
 		}
-		// Every connection is busy, or idle only for a moment.
+		// Every connection is busy, or idle or waiting only for a moment.
+		_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = io.WriteString(c, "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
 		c.Close()
 	}
 }
@@ -71,7 +85,7 @@ func (l *Listener) makeRoom() bool {
 			l.mu.Unlock()
 			return false
 		}
-		l.unlist(victim)
+		l.move(victim, busy) // off the lists: nobody else picks it
 		l.mu.Unlock()
 		victim.Close() // gives its place back
 		l.mu.Lock()
@@ -90,35 +104,56 @@ func (l *Listener) victim() *conn {
 	if e := l.idle.Front(); e != nil && time.Since(e.Value.(*conn).since) >= l.grace {
 		return e.Value.(*conn)
 	}
-	if e := l.active.Front(); e != nil && time.Since(e.Value.(*conn).since) >= l.activeGrace {
+	if e := l.waiting.Front(); e != nil && time.Since(e.Value.(*conn).since) >= l.activeGrace {
 		return e.Value.(*conn)
 	}
 	return nil
 }
 
-// unlist takes c off the idle or active list. l.mu is held.
-func (l *Listener) unlist(c *conn) {
-	if c.el == nil {
-		return
+// move puts c in state, on its list. l.mu is held.
+func (l *Listener) move(c *conn, state int) {
+	if c.el != nil {
+		if c.state == idle {
+			l.idle.Remove(c.el)
+		} else {
+			l.waiting.Remove(c.el)
+		}
+		c.el = nil
 	}
-	if c.active {
-		l.active.Remove(c.el)
-	} else {
-		l.idle.Remove(c.el)
+	c.state, c.since = state, time.Now()
+	switch {
+	case c.closed:
+	case state == idle:
+		c.el = l.idle.PushBack(c)
+	case state == waiting:
+		c.el = l.waiting.PushBack(c)
 	}
-	c.el = nil
 }
 
 // wrap is Accept's second half: the connection, counted, starts idle.
 func (l *Listener) wrap(c net.Conn) *conn {
-	cc := &conn{Conn: c, l: l, since: time.Now()}
+	cc := &conn{Conn: c, l: l}
 	l.mu.Lock()
-	cc.el = l.idle.PushBack(cc)
+	l.move(cc, idle)
 	l.mu.Unlock()
 	return cc
 }
 
-// ConnState records which connections are idle and which serve a request:
+// Read moves an idle connection to waiting when a request's first bytes
+// arrive: a head that takes its time is not idle.
+func (c *conn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.l.mu.Lock()
+		if c.state == idle && !c.closed {
+			c.l.move(c, waiting)
+		}
+		c.l.mu.Unlock()
+	}
+	return n, err
+}
+
+// ConnState records which connections are idle and which have a request:
 // set it as the server's http.Server.ConnState.
 func (l *Listener) ConnState(c net.Conn, state http.ConnState) {
 	cc, ok := c.(*conn)
@@ -132,16 +167,59 @@ func (l *Listener) ConnState(c net.Conn, state http.ConnState) {
 	}
 	switch state {
 	case http.StateActive:
-		l.unlist(cc)
-		cc.active, cc.since = true, time.Now()
-		cc.el = l.active.PushBack(cc)
+		// The head is read; the body may still be to come (Handler).
+		l.move(cc, waiting)
 	case http.StateIdle:
-		l.unlist(cc)
-		cc.active, cc.since = false, time.Now()
-		cc.el = l.idle.PushBack(cc)
+		l.move(cc, idle)
 	case http.StateHijacked:
-		l.unlist(cc)
+		l.move(cc, busy)
 	}
+}
+
+type connKey struct{}
+
+// ConnContext lets Handler find a request's connection: set it as the
+// server's http.Server.ConnContext.
+func (l *Listener) ConnContext(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, c)
+}
+
+// Handler wraps h so that a request's connection counts as busy, never to
+// be cut, once its body is read (at once when it has none).
+func (l *Listener) Handler(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, ok := r.Context().Value(connKey{}).(*conn); ok {
+			if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+				l.setBusy(c)
+			} else {
+				r.Body = &body{ReadCloser: r.Body, done: func() { l.setBusy(c) }}
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (l *Listener) setBusy(c *conn) {
+	l.mu.Lock()
+	if !c.closed {
+		l.move(c, busy)
+	}
+	l.mu.Unlock()
+}
+
+// body calls done once its end is read.
+type body struct {
+	io.ReadCloser
+	done func()
+	once sync.Once
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.once.Do(b.done)
+	}
+	return n, err
 }
 
 // Close closes the connection and gives its place back, once.
@@ -151,8 +229,8 @@ func (c *conn) Close() error {
 		l := c.l
 		l.mu.Lock()
 		defer l.mu.Unlock()
-		l.unlist(c)
 		c.closed = true
+		l.move(c, busy) // off the lists
 		l.open--
 	})
 	return err

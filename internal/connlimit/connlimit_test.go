@@ -1,9 +1,12 @@
 package connlimit
 
 import (
+	"bufio"
+	"errors"
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -15,7 +18,7 @@ func serve(t *testing.T, max int, grace time.Duration, h http.Handler) (*Listene
 		t.Fatal(err)
 	}
 	l := New(inner, max, grace)
-	srv := &http.Server{Handler: h, ConnState: l.ConnState}
+	srv := &http.Server{Handler: l.Handler(h), ConnState: l.ConnState, ConnContext: l.ConnContext}
 	go func() { _ = srv.Serve(l) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return l, inner.Addr().String()
@@ -34,8 +37,8 @@ func dial(t *testing.T, addr string) net.Conn {
 // closedByServer waits (bounded) for the server to close c.
 func closedByServer(c net.Conn) bool {
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	_, err := c.Read(make([]byte, 1))
-	return err == io.EOF || (err != nil && !isTimeout(err))
+	_, err := io.ReadAll(c) // a 503 first, for a newcomer turned away
+	return err == nil || !isTimeout(err)
 }
 
 func isTimeout(err error) bool {
@@ -59,7 +62,10 @@ func TestIdleConnectionsMakeRoom(t *testing.T) {
 		resp, err := client.Get("http://" + addr + "/")
 		if err == nil {
 			resp.Body.Close()
-			break
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+			err = errors.New(resp.Status) // turned away: no room yet
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no request served past the cap: %v", err)
@@ -90,7 +96,7 @@ func TestBusyConnectionsAreKept(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		l.mu.Lock()
-		n := l.idle.Len()
+		n := l.idle.Len() + l.waiting.Len()
 		l.mu.Unlock()
 		if n == 0 {
 			break
@@ -132,7 +138,10 @@ func TestStalledRequestsMakeRoom(t *testing.T) {
 		resp, err := client.Get("http://" + addr + "/")
 		if err == nil {
 			resp.Body.Close()
-			break
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+			err = errors.New(resp.Status) // turned away: no room yet
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no request served past the cap: %v", err)
@@ -148,5 +157,58 @@ func TestStalledRequestsMakeRoom(t *testing.T) {
 	}
 	if closed == 0 {
 		t.Error("no stalled request's connection was closed")
+	}
+}
+
+// A request whose body has been read is never cut, however long its
+// handler runs: it may be applying a decision, and its client would not
+// learn whether it was (found by review).
+func TestHandlersWithTheirRequestReadAreNotCut(t *testing.T) {
+	release := make(chan struct{})
+	read := make(chan struct{}, 1)
+	_, addr := serve(t, 1, time.Millisecond, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		read <- struct{}{}
+		<-release
+		_, _ = io.WriteString(w, "decided")
+	}))
+	c := dial(t, addr)
+	_, _ = io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\napprove")
+	<-read
+	// Well past five graces, a newcomer finds no room and is told so.
+	time.Sleep(20 * time.Millisecond)
+	n := dial(t, addr)
+	_ = n.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, _ := io.ReadAll(n)
+	if string(b) == "" || !strings.HasPrefix(string(b), "HTTP/1.1 503") {
+		t.Errorf("the newcomer got %q, want a 503", b)
+	}
+	close(release)
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("the request being handled lost its answer: %v", err)
+	}
+	resp.Body.Close()
+}
+
+// A head that takes its time is not idle: it is cut only after five
+// graces, as a stalled body is.
+func TestSlowHeadsAreNotIdle(t *testing.T) {
+	l, addr := serve(t, 1, time.Hour, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	c := dial(t, addr)
+	_, _ = io.WriteString(c, "GET / HTTP/1.1\r\n")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l.mu.Lock()
+		n := l.waiting.Len()
+		l.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the connection sending its head is not counted as waiting")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
