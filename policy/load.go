@@ -134,22 +134,44 @@ func loadFiles(src Source, filter loader.Filter, fsys fs.FS) (modules map[string
 
 	if len(src.Paths) > 0 {
 		for _, p := range src.Paths {
-			if _, err := statPath(fsys, p); err != nil {
+			info, err := statPath(fsys, p)
+			if err != nil {
 				return nil, nil, nil, fmt.Errorf("policy path %s: %w", p, err)
+			}
+			if !info.IsDir() {
+				if why := oddFile(fsys, p, info); why != "" {
+					return nil, nil, nil, fmt.Errorf("policy path %s: %s", p, why)
+				}
 			}
 		}
 		// OPA's loader reads a .tar.gz among the files as a bundle,
 		// unsigned and with its tests: refused, bundles come through
 		// policy.bundle.
-		var archive string
+		var archive, odd string
 		userFilter := func(abspath string, info fs.FileInfo, depth int) bool {
-			if !info.IsDir() && (strings.HasSuffix(info.Name(), ".tar.gz") || strings.HasSuffix(info.Name(), ".tgz")) {
+			if filter(abspath, info, depth) {
+				return true
+			}
+			if info.IsDir() {
+				return false
+			}
+			if strings.HasSuffix(info.Name(), ".tar.gz") || strings.HasSuffix(info.Name(), ".tgz") {
 				if archive == "" {
 					archive = abspath
 				}
 				return true
 			}
-			return filter(abspath, info, depth)
+			// OPA's loader reads every file it is given, links followed
+			// and whatever its size: a FIFO would hang the load (a
+			// reload, in the proxy) and /dev/zero fill the memory (found
+			// by review). Only regular files of a sane size are read.
+			if why := oddFile(fsys, abspath, info); why != "" {
+				if odd == "" {
+					odd = abspath + ": " + why
+				}
+				return true
+			}
+			return false
 		}
 		fl := loader.NewFileLoader()
 		if fsys != nil {
@@ -165,6 +187,9 @@ func loadFiles(src Source, filter loader.Filter, fsys fs.FS) (modules map[string
 		}
 		if archive != "" {
 			return nil, nil, nil, fmt.Errorf("policy file %s: an archive (a bundle?) among the policy files; load bundles with policy.bundle, which checks their signature, or unpack it", archive)
+		}
+		if odd != "" {
+			return nil, nil, nil, fmt.Errorf("policy file %s; remove it from the policy directory", odd)
 		}
 		add(res, "")
 		docs = res.Documents
@@ -207,6 +232,30 @@ func loadFiles(src Source, filter loader.Filter, fsys fs.FS) (modules map[string
 		add(def, "builtin:")
 	}
 	return modules, raw, docs, nil
+}
+
+// maxPolicyFile bounds one file of a policy directory: Rego and data
+// documents, an inventory included, are far smaller.
+const maxPolicyFile = 64 << 20
+
+// oddFile says why a file of a policy directory is not to be read: not a
+// regular file once links are followed, or larger than maxPolicyFile; ""
+// when it may be.
+func oddFile(fsys fs.FS, path string, info fs.FileInfo) string {
+	if info.Mode()&fs.ModeSymlink != 0 {
+		target, err := statPath(fsys, path)
+		if err != nil {
+			return "a link that cannot be followed (" + err.Error() + ")"
+		}
+		info = target
+	}
+	switch {
+	case !info.Mode().IsRegular():
+		return "not a regular file (" + info.Mode().Type().String() + ")"
+	case info.Size() > maxPolicyFile:
+		return fmt.Sprintf("%d bytes, more than %d", info.Size(), maxPolicyFile)
+	}
+	return ""
 }
 
 func statPath(fsys fs.FS, p string) (fs.FileInfo, error) {

@@ -9,7 +9,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/zap"
@@ -537,5 +539,41 @@ allow if {
 		if got.Err != nil || got.Verdict != tt.want {
 			t.Errorf("tunnel %s:%d = %v (err %v, reasons %+v), want %v", tt.host, tt.port, got.Verdict, got.Err, got.Reasons, tt.want)
 		}
+	}
+}
+
+// TestOddFilesInAPolicyDirectoryAreRefused: OPA's loader reads every file
+// it is given, links followed, whatever its size: a FIFO planted in a
+// policy directory hung a load (a reload, in the proxy) and a link to
+// /dev/zero filled the memory (found by review). Both are refused, naming
+// the file, and a reload keeps the set in force.
+func TestOddFilesInAPolicyDirectoryAreRefused(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		make func(path string) error
+	}{
+		{"a FIFO", func(path string) error { return syscall.Mkfifo(path, 0o600) }},
+		{"a link to a device", func(path string) error { return os.Symlink("/dev/zero", path) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e, dir := newEngine(t, Options{}, mod("package countersign\n"))
+			rev := e.Revision()
+			if err := tt.make(filepath.Join(dir, "notes.txt")); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- e.Reload(t.Context()) }()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), "notes.txt") || !strings.Contains(err.Error(), "not a regular file") {
+					t.Errorf("Reload = %v, want the file named and refused", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("Reload did not return: the file was read")
+			}
+			if e.Revision() != rev {
+				t.Error("the set in force changed")
+			}
+		})
 	}
 }
