@@ -2,7 +2,9 @@ package policy
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -247,4 +249,61 @@ func TestReplayBadInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReplaySkipsDecisionsWithoutTheirBody: the log leaves out bodies past
+// 16 KiB, which the proxy decided on; replayed without it, a rule that
+// reads the body would seem to change nothing (found by review).
+func TestReplaySkipsDecisionsWithoutTheirBody(t *testing.T) {
+	e, _ := newEngine(t, Options{}, mod("package countersign\n\ndeny contains \"forced\" if input.request.body.force == true\n"))
+	b, err := os.ReadFile(recordLog(t, writePolicy(t, mod(replayA))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	omitted := 0
+	for line := range strings.SplitAfterSeq(string(b), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil && rec["event"] == "decision" {
+			if in, ok := rec["input"].(map[string]any); ok {
+				req := in["request"].(map[string]any)
+				delete(req, "body")
+				req["body_omitted"] = true
+				nb, _ := json.Marshal(rec)
+				line = string(nb) + "\n"
+				if !strings.Contains(string(nb), `"SELF"`) { // skipped for that first
+					omitted++
+				}
+			}
+		}
+		out.WriteString(line)
+	}
+	if omitted == 0 {
+		t.Fatal("no decision with an input to change")
+	}
+	rep, err := Replay(t.Context(), e, strings.NewReader(out.String()), ReplayOptions{Name: "log.jsonl"})
+	if !errors.Is(err, ErrNothingToReplay) {
+		t.Fatalf("Replay = %v, want nothing replayed", err)
+	}
+	if n := rep.SkipReasons["request body not recorded (over 16 KiB): rules that read it cannot be replayed"]; n != omitted {
+		t.Errorf("skipped %v, want %d for the bodies not recorded", rep.SkipReasons, omitted)
+	}
+}
+
+// TestReplayBoundsALine: a log that is one endless line (a link to
+// /dev/zero) is refused at 64 MiB instead of filling the memory (found by
+// review).
+func TestReplayBoundsALine(t *testing.T) {
+	e, _ := newEngine(t, Options{}, mod("package countersign\n"))
+	_, err := Replay(t.Context(), e, io.LimitReader(zeros{}, maxReplayLine+1<<20), ReplayOptions{Name: "zero"})
+	if err == nil || !strings.Contains(err.Error(), "longer than") {
+		t.Fatalf("Replay = %v, want the line refused", err)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }

@@ -370,6 +370,10 @@ func policyReplay(cmd *cobra.Command, e *env, f replayFlags) error {
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(e.cwd, path)
 	}
+	// A FIFO would block the open, a device never end.
+	if info, err := os.Stat(path); err == nil && !info.Mode().IsRegular() {
+		return usageError(fmt.Errorf("--audit %s: not a regular file (%s); give the audit log's path", f.audit, info.Mode().Type()))
+	}
 	file, err := os.Open(path)
 	if err != nil {
 		return usageError(fmt.Errorf("--audit: %w", err))
