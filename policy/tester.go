@@ -11,6 +11,8 @@ import (
 	"github.com/open-policy-agent/opa/v1/loader"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/tester"
+
+	"github.com/countersign/countersign/internal/termtext"
 )
 
 // TestOptions configures RunTests.
@@ -105,7 +107,10 @@ func runTests(ctx context.Context, modules map[string]*ast.Module, docs map[stri
 			counted <- r
 		}
 	}()
-	reporter := tester.PrettyReporter{Output: w, Verbose: opts.Verbose}
+	// What the tests print, their names and errors come from files the
+	// agent may have written: escape sequences in them must not reach the
+	// operator's terminal (a fake "PASS" over a failure, found by review).
+	reporter := tester.PrettyReporter{Output: termtext.Writer{W: w}, Verbose: opts.Verbose}
 	if err := reporter.Report(counted); err != nil {
 		// Drain so the counting goroutine finishes before we return.
 		for range counted {

@@ -279,3 +279,28 @@ func TestTestResultOK(t *testing.T) {
 		}
 	}
 }
+
+// TestRunTestsEscapesWhatTheTestsPrint: a test's output, names and errors
+// come from files the agent may have written; escape sequences in them
+// must not reach the terminal (found by review: a failing test printed a
+// fake "PASS" over its failure, and set the clipboard).
+func TestRunTestsEscapesWhatTheTestsPrint(t *testing.T) {
+	dir := writePolicy(t, map[string]string{
+		"policy.rego":      testedPolicy,
+		"policy_test.rego": "package countersign_test\n\ntest_lies if {\n\tprint(\"\\u001b]52;c;ZXZpbA==\\u0007\\u001b[2K\\u001b[1A\\rPASS: 2/2\")\n\tfalse\n}\n",
+	})
+	var out bytes.Buffer
+	got, err := RunTests(t.Context(), TestOptions{Source: Source{Paths: []string{dir}}}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Failed != 1 {
+		t.Errorf("result %+v, want the test failed", got)
+	}
+	if bytes.ContainsAny(out.Bytes(), "\x1b\x07\r") {
+		t.Errorf("control characters reached the report:\n%q", out.String())
+	}
+	if !strings.Contains(out.String(), `\x1B[2K`) {
+		t.Errorf("the escape is not shown as text:\n%s", out.String())
+	}
+}

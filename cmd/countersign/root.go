@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/countersign/countersign/internal/config"
+	"github.com/countersign/countersign/internal/termtext"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -63,19 +64,21 @@ func mapError(err error, stderr io.Writer) int {
 	}
 	var ee *exitError
 	if errors.As(err, &ee) {
+		// Errors quote what files hold (a policy's source line, a log's
+		// keys), which the agent may have written (found by review).
 		if ee.err != nil {
-			fmt.Fprintln(stderr, "countersign:", ee.err)
+			fmt.Fprintln(stderr, "countersign:", termtext.Text(ee.err.Error()))
 		}
 		return ee.code
 	}
 	var ce *config.Error
 	if errors.As(err, &ce) {
 		fmt.Fprintln(stderr, "countersign: configuration error:")
-		fmt.Fprintln(stderr, ce.Error())
+		fmt.Fprintln(stderr, termtext.Text(ce.Error()))
 		return 2
 	}
 	// Flag and argument errors from cobra.
-	fmt.Fprintln(stderr, "countersign:", err)
+	fmt.Fprintln(stderr, "countersign:", termtext.Text(err.Error()))
 	return 2
 }
 

@@ -4,6 +4,7 @@ package termtext
 
 import (
 	"fmt"
+	"io"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -39,4 +40,49 @@ func Line(s string, limit int) string {
 		n++
 	}
 	return b.String()
+}
+
+// Text returns s, lines and tabs kept, safe to print: other control
+// characters (C0, DEL, C1) are shown as \xNN, format characters that
+// reorder or hide text as "<U+202E>", and invalid UTF-8 as U+FFFD. It is
+// for text of many lines that a file or a log the agent may have written
+// puts in front of the operator: a policy test's output, an error quoting
+// a policy's source.
+func Text(s string) string {
+	clean := true
+	for _, r := range s {
+		if (unicode.IsControl(r) && r != '\n' && r != '\t') || unicode.Is(unicode.Cf, r) || r == utf8.RuneError {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\n' || r == '\t':
+			b.WriteRune(r)
+		case unicode.IsControl(r):
+			fmt.Fprintf(&b, `\x%02X`, r)
+		case unicode.Is(unicode.Cf, r):
+			fmt.Fprintf(&b, "<U+%04X>", r)
+		case r == utf8.RuneError:
+			b.WriteRune(utf8.RuneError)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// Writer passes what is written to w through Text.
+type Writer struct{ W io.Writer }
+
+func (tw Writer) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(tw.W, Text(string(p))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
