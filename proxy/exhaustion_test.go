@@ -385,17 +385,22 @@ func TestIdleConnectsAreCapped(t *testing.T) {
 	// Closing a tunnel lets the next one in (bounded wait for the proxy
 	// to see the close).
 	tunnels[0].Close()
-	tunnels = tunnels[1:]
+	tunnels = append(tunnels[1:], connectOnceFreed(t, connect, "the closed tunnel's slot never came back"))
+}
+
+// connectOnceFreed retries connect (bounded) until it gets 200: the proxy
+// sees a closed connection a moment after the client closes it.
+func connectOnceFreed(t *testing.T, connect func() (net.Conn, int), failure string) net.Conn {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, code := connect()
 		if code == http.StatusOK {
-			tunnels = append(tunnels, c)
-			break
+			return c
 		}
 		c.Close()
 		if time.Now().After(deadline) {
-			t.Fatal("the closed tunnel's slot never came back")
+			t.Fatal(failure)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -772,20 +777,7 @@ func TestConnectionsPerSessionAreCapped(t *testing.T) {
 	// Closing one gives its share back (bounded wait for the proxy to see
 	// the close).
 	open[0].Close()
-	open = open[1:]
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, code := connect(h.sess.ID, h.password)
-		if code == http.StatusOK {
-			open = append(open, c)
-			break
-		}
-		c.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("the closed connection's share never came back")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	open = append(open[1:], connectOnceFreed(t, func() (net.Conn, int) { return connect(h.sess.ID, h.password) }, "the closed connection's share never came back"))
 }
 
 // plainVia sends a plain-HTTP GET through the proxy with the given

@@ -56,22 +56,7 @@ func TestIdleConnectionsMakeRoom(t *testing.T) {
 	for range 4 {
 		idle = append(idle, dial(t, addr))
 	}
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := client.Get("http://" + addr + "/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-			err = errors.New(resp.Status) // turned away: no room yet
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no request served past the cap: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	servedWithin(t, addr, 10*time.Second)
 	if !closedByServer(idle[0]) {
 		t.Error("the longest idle connection is still open")
 	}
@@ -132,22 +117,7 @@ func TestStalledRequestsMakeRoom(t *testing.T) {
 		_, _ = io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
 		stalled = append(stalled, c)
 	}
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := client.Get("http://" + addr + "/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-			err = errors.New(resp.Status) // turned away: no room yet
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no request served past the cap: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	servedWithin(t, addr, 10*time.Second)
 	// Which of the two became active first is the server's race.
 	closed := 0
 	for _, c := range stalled {
@@ -210,5 +180,27 @@ func TestSlowHeadsAreNotIdle(t *testing.T) {
 			t.Fatal("the connection sending its head is not counted as waiting")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// servedWithin retries a GET (bounded) until it is answered 200: a
+// newcomer is turned away until a connection is past its grace.
+func servedWithin(t *testing.T, addr string, d time.Duration) {
+	t.Helper()
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	deadline := time.Now().Add(d)
+	for {
+		resp, err := client.Get("http://" + addr + "/")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+			err = errors.New(resp.Status) // turned away: no room yet
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no request served past the cap: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -28,12 +28,12 @@ func TestLine(t *testing.T) {
 
 func TestText(t *testing.T) {
 	for give, want := range map[string]string{
-		"plain\n\tline\n": "plain\n\tline\n",
+		"plain\n\tline\n":                 "plain\n\tline\n",
 		"FAIL\x1b[2K\x1b[1A\rPASS: 2/2\n": `FAIL\x1B[2K\x1B[1A\x0DPASS: 2/2` + "\n",
-		"\x1b]52;c;ZXZpbA==\x07":           `\x1B]52;c;ZXZpbA==\x07`,
-		"c1 \u009b31m":                     `c1 \x9B31m`,
-		"rtl \u202eevil":                   "rtl <U+202E>evil",
-		"bad \xff utf-8":                   "bad \ufffd utf-8",
+		"\x1b]52;c;ZXZpbA==\x07":          `\x1B]52;c;ZXZpbA==\x07`,
+		"c1 \u009b31m":                    `c1 \x9B31m`,
+		"rtl \u202eevil":                  "rtl <U+202E>evil",
+		"bad \xff utf-8":                  "bad \ufffd utf-8",
 	} {
 		if got := Text(give); got != want {
 			t.Errorf("Text(%q) = %q, want %q", give, got, want)
