@@ -270,3 +270,30 @@ func TestHeldBodyIsShownWhole(t *testing.T) {
 		t.Errorf("displayBody of %d bytes nested 5,000 deep is %d bytes", len(deep), len(shown))
 	}
 }
+
+// TestRecordedInputSaysWhatItMasked: the log masks what the policy read
+// unmasked (a bot token in the path); a decision recorded so says it, and
+// replay skips it rather than decide on the masked value (found by
+// review: a new rule on the token's format seemed to change nothing).
+func TestRecordedInputSaysWhatItMasked(t *testing.T) {
+	h := newHarness(t, harnessOptions{policy: "package countersign\n"})
+	bot := "/bot111111111:" + strings.Repeat("A", 35) + "/sendMessage"
+	h.do("GET", "https://example.test"+bot, "")
+	h.do("GET", "https://example.test/plain", "")
+	masked := map[string]bool{}
+	for _, r := range h.records() {
+		if r.Type != "decision" || r.Input == nil {
+			continue
+		}
+		req, _ := r.Input["request"].(map[string]any)
+		masked[r.Request.URL] = req["masked"] == true
+	}
+	for url, m := range masked {
+		if want := strings.Contains(url, "/bot"); m != want {
+			t.Errorf("%s: recorded input masked = %v, want %v", url, m, want)
+		}
+	}
+	if len(masked) != 2 {
+		t.Errorf("%d decision records with input, want 2", len(masked))
+	}
+}

@@ -640,22 +640,37 @@ func (s *Server) holdOutcome(ctx context.Context, ex *exchange, act action.Actio
 
 // inputAction is the action as the policy input carries it, built once.
 func inputAction(in *policy.Input) map[string]any {
+	m, _ := maskedAction(in)
+	return m
+}
+
+// maskedAction is inputAction, and whether it differs from the policy's.
+func maskedAction(in *policy.Input) (map[string]any, bool) {
 	a, ok := in.Map()["action"].(map[string]any)
 	if !ok {
 		a = in.Action.Map()
 	}
 	// Recorded and shown, so base64 that decodes to a credential is
 	// masked, which the policy's copy is not (see redact.Encoded).
-	m, _ := redact.Encoded(a).(map[string]any)
-	return m
+	v, changed := redact.EncodedChanged(a)
+	m, _ := v.(map[string]any)
+	return m, changed
 }
 
 // recordedHeaders are the request's headers as recorded and shown: the
 // policy's copy, with base64 runs that decode to a credential masked too
 // (an S3 object's metadata can carry a file).
 func recordedHeaders(in *policy.Input) map[string][]string {
-	h, _ := redact.Encoded(in.Request.Headers).(map[string][]string)
+	h, _ := maskedHeaders(in)
 	return h
+}
+
+// maskedHeaders is recordedHeaders, and whether they differ from the
+// policy's.
+func maskedHeaders(in *policy.Input) (map[string][]string, bool) {
+	v, changed := redact.EncodedChanged(in.Request.Headers)
+	h, _ := v.(map[string][]string)
+	return h, changed
 }
 
 // recordedInput is the part of the policy input a decision record carries
@@ -665,7 +680,13 @@ func recordedHeaders(in *policy.Input) map[string][]string {
 // policy.RecordedInput puts them back; every decision record is on the
 // request's path, so none is written twice. in.Map() is shared with the
 // decision: the record gets copies of the maps it trims.
-func recordedInput(in *policy.Input, inflated int64) map[string]any {
+//
+// What the record masks that the policy read (a token in the path, base64
+// that decodes to a credential) is marked with "masked": true in the
+// request member, as a body left out is with "body_omitted": replay cannot
+// decide on those as the proxy did (found by review). masked says whether
+// the record's action or headers were masked already.
+func recordedInput(in *policy.Input, inflated int64, masked bool) map[string]any {
 	doc := in.Map()
 	out := make(map[string]any, len(doc))
 	for k, v := range doc {
@@ -687,9 +708,12 @@ func recordedInput(in *policy.Input, inflated int64) map[string]any {
 			// tokens masked (a Telegram bot's, a webhook's).
 			for _, rk := range []string{"path", "raw_path"} {
 				if p, ok := trimmed[rk].(string); ok {
-					trimmed[rk] = redact.Shown(redact.Path(p))
+					shown := redact.Shown(redact.Path(p))
+					masked = masked || shown != p
+					trimmed[rk] = shown
 				}
 			}
+			var changed bool
 			if in.Request.Body != nil && max(in.Request.BodySize, inflated) > auditBodyLimit {
 				// Large bodies, as sent or once inflated (a small gzip can
 				// inflate to body_limit), stay out of the log (their hash
@@ -697,10 +721,15 @@ func recordedInput(in *policy.Input, inflated int64) map[string]any {
 				delete(trimmed, "body")
 				trimmed["body_omitted"] = true
 			} else if b, ok := trimmed["body"]; ok {
-				trimmed["body"] = redact.Encoded(b)
+				trimmed["body"], changed = redact.EncodedChanged(b)
+				masked = masked || changed
 			}
 			if q, ok := trimmed["query"]; ok {
-				trimmed["query"] = redact.Encoded(q)
+				trimmed["query"], changed = redact.EncodedChanged(q)
+				masked = masked || changed
+			}
+			if masked {
+				trimmed["masked"] = true
 			}
 			out[k] = trimmed
 		case "session":
@@ -1443,12 +1472,10 @@ func (s *Server) decisionEvent(sess *session.Info, ex *exchange, in *policy.Inpu
 			URL:           redact.URL(targetURL(ex)),
 			Host:          ex.host,
 			Port:          ex.port,
-			Headers:       recordedHeaders(in),
 			BodySize:      in.Request.BodySize,
 			BodySHA256:    in.Request.BodySHA256,
 			BodyTruncated: in.Request.BodyTruncated,
 		},
-		Action:         inputAction(in),
 		Decision:       decision,
 		Reasons:        d.Messages(),
 		RuleIDs:        d.RuleIDs(),
@@ -1459,8 +1486,11 @@ func (s *Server) decisionEvent(sess *session.Info, ex *exchange, in *policy.Inpu
 		// A built-in's error can quote an input value: the path, as sent.
 		ev.Error = "policy error: " + redact.Shown(d.Err.Error())
 	}
+	var maskedA, maskedH bool
+	ev.Action, maskedA = maskedAction(in)
+	ev.Request.Headers, maskedH = maskedHeaders(in)
 	if s.opts.RecordInput {
-		ev.Input = recordedInput(in, int64(len(decodedBody(ex, nil))))
+		ev.Input = recordedInput(in, int64(len(decodedBody(ex, nil))), maskedA || maskedH)
 	}
 	return ev
 }

@@ -26,6 +26,9 @@ func Encoded(v any) any {
 	return out
 }
 
+// EncodedChanged is Encoded, and whether it masked anything.
+func EncodedChanged(v any) (any, bool) { return encoded(v) }
+
 // EncodedString is Encoded of one string.
 func EncodedString(s string) string { return maskEncoded(s, encodedDepth) }
 
