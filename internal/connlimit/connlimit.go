@@ -3,8 +3,10 @@
 // request yet, or between two requests) the longest, once it has been for
 // a grace; or else the one that has waited longest for a request's bytes
 // (its head, or a body that never comes, which keeps a connection busy
-// until the read timeout), once it has for five graces. A request whose
-// body has been read is never cut: its handler may be applying a decision.
+// until the read timeout), once it has for five graces; or one whose
+// answer its client has not read for five graces. A request whose body
+// has been read is not cut while its handler runs: it may be applying a
+// decision.
 // When there is none to close, the newcomer is answered 503 and closed.
 // Connections opened and left idle or stalled cannot keep clients out for
 // long, nor use up the process's file descriptors.
@@ -17,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,6 +36,7 @@ type Listener struct {
 	open    int
 	idle    list.List // of *conn, longest idle first
 	waiting list.List // of *conn reading a request, longest first
+	busy    list.List // of *conn running a handler or writing its answer
 }
 
 // New caps ln at limit connections; one idle for grace, or waiting for a
@@ -45,7 +49,8 @@ func New(ln net.Listener, limit int, grace time.Duration) *Listener {
 const (
 	idle    = iota // no request: new, or between two
 	waiting        // a request is arriving: its head, or its body
-	busy           // a handler runs with the request read: never cut
+	busy           // a handler runs with the request read, or its answer is written
+	gone           // hijacked or closed
 )
 
 type conn struct {
@@ -53,9 +58,12 @@ type conn struct {
 	l         *Listener
 	state     int           // l.mu
 	since     time.Time     // in this state since; l.mu
-	el        *list.Element // in l.idle or l.waiting; l.mu
+	el        *list.Element // in the list of its state; l.mu
 	closed    bool          // l.mu
 	closeOnce sync.Once
+	// writing is when the write in progress began (UnixNano), 0 if none:
+	// a client that does not read its answer blocks it.
+	writing atomic.Int64
 }
 
 // Accept returns the next connection, making room for it if it must.
@@ -85,7 +93,7 @@ func (l *Listener) makeRoom() bool {
 			l.mu.Unlock()
 			return false
 		}
-		l.move(victim, busy) // off the lists: nobody else picks it
+		l.move(victim, gone) // off the lists: nobody else picks it
 		l.mu.Unlock()
 		victim.Close() // gives its place back
 		l.mu.Lock()
@@ -107,27 +115,40 @@ func (l *Listener) victim() *conn {
 	if e := l.waiting.Front(); e != nil && time.Since(e.Value.(*conn).since) >= l.activeGrace {
 		return e.Value.(*conn)
 	}
+	// An answer its client does not read blocks the write until the
+	// write timeout (found by review).
+	stuck := time.Now().Add(-l.activeGrace).UnixNano()
+	for e := l.busy.Front(); e != nil; e = e.Next() {
+		if w := e.Value.(*conn).writing.Load(); w != 0 && w <= stuck {
+			return e.Value.(*conn)
+		}
+	}
 	return nil
 }
 
 // move puts c in state, on its list. l.mu is held.
 func (l *Listener) move(c *conn, state int) {
 	if c.el != nil {
-		if c.state == idle {
-			l.idle.Remove(c.el)
-		} else {
-			l.waiting.Remove(c.el)
-		}
+		l.list(c.state).Remove(c.el)
 		c.el = nil
 	}
 	c.state, c.since = state, time.Now()
-	switch {
-	case c.closed:
-	case state == idle:
-		c.el = l.idle.PushBack(c)
-	case state == waiting:
-		c.el = l.waiting.PushBack(c)
+	if lst := l.list(state); lst != nil && !c.closed {
+		c.el = lst.PushBack(c)
 	}
+}
+
+// list is the list of connections in state, nil for gone.
+func (l *Listener) list(state int) *list.List {
+	switch state {
+	case idle:
+		return &l.idle
+	case waiting:
+		return &l.waiting
+	case busy:
+		return &l.busy
+	}
+	return nil
 }
 
 // wrap is Accept's second half: the connection, counted, starts idle.
@@ -153,6 +174,14 @@ func (c *conn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Write records how long a write has been waiting for the client.
+func (c *conn) Write(p []byte) (int, error) {
+	c.writing.Store(time.Now().UnixNano())
+	n, err := c.Conn.Write(p)
+	c.writing.Store(0)
+	return n, err
+}
+
 // ConnState records which connections are idle and which have a request:
 // set it as the server's http.Server.ConnState.
 func (l *Listener) ConnState(c net.Conn, state http.ConnState) {
@@ -172,7 +201,7 @@ func (l *Listener) ConnState(c net.Conn, state http.ConnState) {
 	case http.StateIdle:
 		l.move(cc, idle)
 	case http.StateHijacked:
-		l.move(cc, busy)
+		l.move(cc, gone)
 	}
 }
 
@@ -184,15 +213,17 @@ func (l *Listener) ConnContext(ctx context.Context, c net.Conn) context.Context 
 	return context.WithValue(ctx, connKey{}, c)
 }
 
-// Handler wraps h so that a request's connection counts as busy, never to
-// be cut, once its body is read (at once when it has none).
+// Handler wraps h so that a request's connection counts as busy, not to
+// be cut while its handler runs, once its body is read (at once when it
+// has none): to its end, or to its declared length (a JSON decoder stops
+// at the end of its value, before the end of the body).
 func (l *Listener) Handler(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if c, ok := r.Context().Value(connKey{}).(*conn); ok {
 			if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
 				l.setBusy(c)
 			} else {
-				r.Body = &body{ReadCloser: r.Body, done: func() { l.setBusy(c) }}
+				r.Body = &body{ReadCloser: r.Body, left: r.ContentLength, done: func() { l.setBusy(c) }}
 			}
 		}
 		h.ServeHTTP(w, r)
@@ -207,16 +238,20 @@ func (l *Listener) setBusy(c *conn) {
 	l.mu.Unlock()
 }
 
-// body calls done once its end is read.
+// body calls done once its end, or its declared length, is read.
 type body struct {
 	io.ReadCloser
+	left int64 // bytes declared and not yet read; -1 when not declared
 	done func()
 	once sync.Once
 }
 
 func (b *body) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if err == io.EOF {
+	if b.left > 0 {
+		b.left -= int64(n)
+	}
+	if err == io.EOF || b.left == 0 {
 		b.once.Do(b.done)
 	}
 	return n, err
@@ -230,7 +265,7 @@ func (c *conn) Close() error {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		c.closed = true
-		l.move(c, busy) // off the lists
+		l.move(c, gone) // off the lists
 		l.open--
 	})
 	return err

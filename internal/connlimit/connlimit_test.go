@@ -204,3 +204,22 @@ func servedWithin(t *testing.T, addr string, d time.Duration) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// An answer its client never reads blocks the server's write until the
+// write timeout: past the cap, such a connection is cut after five graces
+// (found by review: two of them kept approvers out for two minutes).
+func TestUnreadAnswersMakeRoom(t *testing.T) {
+	_, addr := serve(t, 1, 10*time.Millisecond, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/big" {
+			_, _ = w.Write(make([]byte, 64<<20))
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	}))
+	c := dial(t, addr)
+	_, _ = io.WriteString(c, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n") // and never read
+	servedWithin(t, addr, 10*time.Second)
+	if !closedByServer(c) {
+		t.Error("the connection whose answer is not read is still open")
+	}
+}
