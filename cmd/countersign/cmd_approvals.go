@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/countersign/countersign/approval"
+	"github.com/countersign/countersign/internal/termtext"
 )
 
 func newApprovalsCmd(e *env) *cobra.Command {
@@ -73,7 +74,7 @@ the admin token is read from <state_dir>/admin-token.`,
 				return err
 			}
 			_ = c
-			enc := json.NewEncoder(e.stdout)
+			enc := json.NewEncoder(termtext.JSONWriter{W: e.stdout})
 			enc.SetIndent("", "  ")
 			return enc.Encode(rec)
 		},

@@ -25,6 +25,7 @@ import (
 	"github.com/countersign/countersign/action/mcp"
 	"github.com/countersign/countersign/internal/config"
 	"github.com/countersign/countersign/internal/hostport"
+	"github.com/countersign/countersign/internal/termtext"
 	"github.com/countersign/countersign/policy"
 	"github.com/countersign/countersign/proxy"
 	"github.com/countersign/countersign/session"
@@ -223,7 +224,7 @@ func policyEval(cmd *cobra.Command, e *env, f evalFlags) error {
 		}
 		out["fired"] = fired
 	}
-	enc := json.NewEncoder(e.stdout)
+	enc := json.NewEncoder(termtext.JSONWriter{W: e.stdout})
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
 }
@@ -384,7 +385,7 @@ func policyReplay(cmd *cobra.Command, e *env, f replayFlags) error {
 		return usageError(fmt.Errorf("replay %s: %w", f.audit, err))
 	}
 	if f.json {
-		enc := json.NewEncoder(e.stdout)
+		enc := json.NewEncoder(termtext.JSONWriter{W: e.stdout})
 		enc.SetIndent("", "  ")
 		err = enc.Encode(rep)
 	} else {

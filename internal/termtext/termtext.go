@@ -86,3 +86,26 @@ func (tw Writer) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// JSONWriter passes JSON written to w through with the characters
+// encoding/json leaves as they are but a terminal may act on or reorder
+// (C1 controls, format characters such as U+202E) escaped as \uXXXX: the
+// JSON stays valid and means the same. Each Write must be whole JSON text,
+// as a json.Encoder writes it.
+type JSONWriter struct{ W io.Writer }
+
+func (jw JSONWriter) Write(p []byte) (int, error) {
+	var b strings.Builder
+	b.Grow(len(p))
+	for _, r := range string(p) {
+		if (r >= 0x80 && r <= 0x9f) || unicode.Is(unicode.Cf, r) || r == 0x7f {
+			fmt.Fprintf(&b, `\u%04x`, r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	if _, err := io.WriteString(jw.W, b.String()); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}

@@ -1,6 +1,10 @@
 package termtext
 
-import "testing"
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
 
 func TestLine(t *testing.T) {
 	tests := []struct {
@@ -38,5 +42,19 @@ func TestText(t *testing.T) {
 		if got := Text(give); got != want {
 			t.Errorf("Text(%q) = %q, want %q", give, got, want)
 		}
+	}
+}
+
+func TestJSONWriter(t *testing.T) {
+	var b strings.Builder
+	if err := json.NewEncoder(JSONWriter{W: &b}).Encode(map[string]string{"url": "https://x/\u009b31m\u202eevil\x7f"}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsAny(b.String(), "\u009b\u202e\x7f") {
+		t.Errorf("raw controls in %q", b.String())
+	}
+	var back map[string]string
+	if err := json.Unmarshal([]byte(b.String()), &back); err != nil || back["url"] != "https://x/\u009b31m\u202eevil\x7f" {
+		t.Errorf("the JSON no longer means the same: %v %q", err, back)
 	}
 }
