@@ -77,20 +77,8 @@ func TestBusyConnectionsAreKept(t *testing.T) {
 		_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 		busy = append(busy, c)
 	}
-	// Both requests are being served (bounded wait).
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		l.mu.Lock()
-		n := l.idle.Len() + l.waiting.Len()
-		l.mu.Unlock()
-		if n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the requests never became active")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	// Both requests are being served.
+	l.waitFor(t, "the requests never became busy", func() bool { return l.idle.Len()+l.waiting.Len() == 0 })
 	if !closedByServer(dial(t, addr)) {
 		t.Error("a connection past the cap was kept with every connection busy")
 	}
@@ -168,16 +156,22 @@ func TestSlowHeadsAreNotIdle(t *testing.T) {
 	l, addr := serve(t, 1, time.Hour, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	c := dial(t, addr)
 	_, _ = io.WriteString(c, "GET / HTTP/1.1\r\n")
+	l.waitFor(t, "the connection sending its head is not counted as waiting", func() bool { return l.waiting.Len() == 1 })
+}
+
+// waitFor polls cond, under l.mu, for up to 10 s.
+func (l *Listener) waitFor(t *testing.T, failure string, cond func() bool) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		l.mu.Lock()
-		n := l.waiting.Len()
+		ok := cond()
 		l.mu.Unlock()
-		if n == 1 {
-			break
+		if ok {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the connection sending its head is not counted as waiting")
+			t.Fatal(failure)
 		}
 		time.Sleep(time.Millisecond)
 	}
