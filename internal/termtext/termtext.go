@@ -27,15 +27,10 @@ func Line(s string, limit int) string {
 			b.WriteString("…")
 			break
 		}
-		switch {
-		case unicode.IsControl(r):
+		if unicode.IsControl(r) {
 			b.WriteByte(' ')
-		case unicode.Is(unicode.Cf, r):
-			fmt.Fprintf(&b, "<U+%04X>", r)
-		case r == utf8.RuneError:
-			b.WriteRune(utf8.RuneError)
-		default:
-			b.WriteRune(r)
+		} else {
+			writeShown(&b, r)
 		}
 		n++
 	}
@@ -61,20 +56,24 @@ func Text(s string) string {
 	}
 	var b strings.Builder
 	for _, r := range s {
-		switch {
-		case r == '\n' || r == '\t':
-			b.WriteRune(r)
-		case unicode.IsControl(r):
+		if unicode.IsControl(r) && r != '\n' && r != '\t' {
 			fmt.Fprintf(&b, `\x%02X`, r)
-		case unicode.Is(unicode.Cf, r):
-			fmt.Fprintf(&b, "<U+%04X>", r)
-		case r == utf8.RuneError:
-			b.WriteRune(utf8.RuneError)
-		default:
-			b.WriteRune(r)
+		} else {
+			writeShown(&b, r)
 		}
 	}
 	return b.String()
+}
+
+// writeShown writes r, a format character (which reorders or hides text)
+// as "<U+202E>". Invalid UTF-8, which ranging over a string yields as
+// U+FFFD, is written as U+FFFD.
+func writeShown(b *strings.Builder, r rune) {
+	if unicode.Is(unicode.Cf, r) {
+		fmt.Fprintf(b, "<U+%04X>", r)
+		return
+	}
+	b.WriteRune(r)
 }
 
 // Writer passes what is written to w through Text.
