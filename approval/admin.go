@@ -147,7 +147,7 @@ func (a *admin) decide(w http.ResponseWriter, r *http.Request) {
 		Approve: approve, Approver: "cli:" + req.Approver, Via: "cli", Reason: req.Reason, ScopeFor: scope,
 		// Whoever holds the admin token is one approver, whatever name
 		// they give.
-		Identity: "cli",
+		Identity: a.b.opts.operatorIdentity(),
 	})
 	switch {
 	case errors.Is(err, ErrNotFound):

@@ -130,12 +130,26 @@ type Options struct {
 	// the operator's, as one made with the CLI, and the two do not count as
 	// two approvers.
 	NotificationLinkIsOperators bool
+	// Operator is the Slack user ID of whoever holds the admin token
+	// (approval.operator). Their decisions through it then count as that
+	// Slack user's under the two-person rule; without it they are
+	// CLIIdentity's, which cannot make a pair with a Slack user's.
+	Operator string
 	// PageURL, when set, builds the approval page link for an approval id
 	// and token; every new approval then gets a single-use page token.
 	PageURL func(id, token string) string
 	// MaxScope caps how long a scoped grant may last (default 8h).
 	MaxScope time.Duration
 	Now      func() time.Time
+}
+
+// operatorIdentity is the two-person-rule identity of a decision made with
+// the admin token, or a link it minted.
+func (o Options) operatorIdentity() string {
+	if o.Operator != "" {
+		return "slack:" + o.Operator
+	}
+	return CLIIdentity
 }
 
 // Broker holds requests while humans decide.

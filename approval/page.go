@@ -254,7 +254,7 @@ func (p *page) decide(w http.ResponseWriter, r *http.Request, id string) {
 		// A link minted with the admin token (countersign approvals link),
 		// or announced on the operator's own terminal, speaks for the
 		// admin token's holder.
-		d.Identity = "cli"
+		d.Identity = p.b.opts.operatorIdentity()
 	}
 	got, err := p.b.DecideWithToken(r.Context(), id, token, d)
 	if err != nil {
@@ -317,6 +317,11 @@ func (p *page) fail(w http.ResponseWriter, r *http.Request, err error) {
 		if cerr == nil {
 			now := p.opts.Now()
 			v := p.closed(rec, tok, now)
+			if v == nil && errors.Is(err, ErrOperatorUnknown) {
+				v = p.recordView(rec, now, false)
+				v.Title, v.Heading, v.Tone = "Approve in Slack", "This request needs another person", "warn"
+				v.Paras = [][]part{words(fmt.Sprintf("A Slack approver has approved, and this link speaks for the admin token, whose holder countersign cannot tell from that Slack user. Another Slack approver must approve, or set approval.operator to the token holder's Slack user ID. Nothing was decided on %s.", rec.ID))}
+			}
 			if v == nil {
 				// ErrDuplicateApprover: this link's approver already approved.
 				v = p.recordView(rec, now, false)

@@ -783,11 +783,37 @@ func TestPageOperatorsLinkBesideSlackButtons(t *testing.T) {
 	if n := waiterCount(e.b, rec.ID); n != 1 {
 		t.Fatalf("held requests = %d, want the request still held", n)
 	}
-	if _, err := e.b.Decide(t.Context(), rec.ID, Decision{Approve: true, Approver: "cli:alice", Identity: "cli", Via: "cli"}); err != nil {
+	// The operator's CLI is not known to be someone other than U1.
+	if _, err := e.b.Decide(t.Context(), rec.ID, Decision{Approve: true, Approver: "cli:alice", Identity: CLIIdentity, Via: "cli"}); !errors.Is(err, ErrOperatorUnknown) {
+		t.Fatalf("CLI approval after a Slack user's = %v, want ErrOperatorUnknown", err)
+	}
+	if _, err := e.b.Decide(t.Context(), rec.ID, Decision{Approve: true, Approver: "slack:T1/U2", Identity: "slack:U2", Via: "slack"}); err != nil {
 		t.Fatal(err)
 	}
 	if out := outcomeOf(t, held); out.Kind != OutcomeApproved {
 		t.Errorf("outcome %v, want approved", out.Kind)
+	}
+}
+
+// A link minted with the admin token speaks for the operator: after a
+// Slack user's approval it is refused as the CLI is, saying why.
+func TestPageCLILinkAfterASlackApproval(t *testing.T) {
+	e := newPageEnv(t, true)
+	rec := hostileRecord()
+	rec.Required = 2
+	e.hold(rec)
+	if _, err := e.b.Decide(t.Context(), rec.ID, Decision{Approve: true, Approver: "slack:T1/U1", Identity: "slack:U1", Via: "slack"}); err != nil {
+		t.Fatal(err)
+	}
+	link, err := e.b.NewLink(t.Context(), rec.ID, "cli")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := e.post(link, e.approveForm(link)); r.status != http.StatusConflict || !strings.Contains(r.text(), "approval.operator") || !strings.Contains(r.text(), "Nothing was decided") {
+		t.Fatalf("approval through a CLI link after a Slack user's = %d:\n%s", r.status, r.text())
+	}
+	if n := waiterCount(e.b, rec.ID); n != 1 {
+		t.Fatalf("held requests = %d, want the request still held", n)
 	}
 }
 

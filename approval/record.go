@@ -67,7 +67,12 @@ var (
 	ErrDecided           = errors.New("approval already decided")
 	ErrExpired           = errors.New("approval expired")
 	ErrDuplicateApprover = errors.New("this approver has already approved; another person must approve")
-	ErrTooManyPending    = errors.New("too many approvals pending")
+	// ErrOperatorUnknown: a decision through the admin token and a Slack
+	// user's would make the two approvals of a two-person request, but the
+	// token does not say who holds it, and its holder may be that Slack
+	// user. It is an ErrDuplicateApprover.
+	ErrOperatorUnknown = fmt.Errorf("%w: the admin token does not say who holds it, so its approval and a Slack user's cannot count as two people; have another Slack approver approve, or set approval.operator to the token holder's Slack user ID", ErrDuplicateApprover)
+	ErrTooManyPending  = errors.New("too many approvals pending")
 	// ErrScopeTooLong: a scoped grant asked for longer than MaxScope.
 	ErrScopeTooLong = errors.New("scope too long")
 	// ErrBadToken: the page token does not belong to this approval.
@@ -125,6 +130,16 @@ func (d Decision) grant(r *Record) (Grant, bool) {
 	return Grant{ApprovalID: r.ID, SessionID: r.SessionID, Fingerprint: r.Fingerprint, Expires: d.GrantUntil}, true
 }
 
+// CLIIdentity is the two-person-rule identity of decisions made with the
+// admin token when approval.operator does not name its holder.
+const CLIIdentity = "cli"
+
+// mayBeOnePerson reports whether two different identities may still be one
+// person: the admin token's unnamed holder and a Slack user.
+func mayBeOnePerson(a, b string) bool {
+	return (a == CLIIdentity && strings.HasPrefix(b, "slack:")) || (b == CLIIdentity && strings.HasPrefix(a, "slack:"))
+}
+
 // identity is the two-person-rule key of a decision.
 func (d Decision) identity() string {
 	if d.Identity != "" {
@@ -167,16 +182,6 @@ func (r *Record) Approvers() []string {
 		}
 	}
 	return out
-}
-
-// approvedBy reports whether identity has already approved r.
-func (r *Record) approvedBy(identity string) bool {
-	for _, d := range r.Decisions {
-		if d.Approve && d.identity() == identity {
-			return true
-		}
-	}
-	return false
 }
 
 // Clone returns a deep enough copy for callers to read without racing the store.
@@ -302,8 +307,17 @@ func (r *Record) apply(d Decision, now time.Time) error {
 		// broker audits the expiry and answers its held requests.
 		return fmt.Errorf("%s: %w", r.ID, ErrExpired)
 	}
-	if d.Approve && r.approvedBy(d.identity()) {
-		return ErrDuplicateApprover
+	if d.Approve {
+		id := d.identity()
+		for _, p := range r.Decisions {
+			switch {
+			case !p.Approve:
+			case p.identity() == id:
+				return ErrDuplicateApprover
+			case mayBeOnePerson(p.identity(), id):
+				return ErrOperatorUnknown
+			}
+		}
 	}
 	r.Decisions = append(r.Decisions, d)
 	switch {

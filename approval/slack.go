@@ -876,6 +876,8 @@ func (s *Slack) handleCallback(ctx context.Context, ic slack.InteractionCallback
 			reply(fmt.Sprintf("Your approval of %s is recorded (%d of %d); another approver must approve too.",
 				id, len(rec.Approvers()), rec.Required))
 		}
+	case errors.Is(err, ErrOperatorUnknown):
+		reply(fmt.Sprintf("%s was approved with countersign's admin token, which does not say who holds it, so your approval cannot count as the second person's: another approver must approve, or the operator must set approval.operator to their Slack user ID. Nothing was decided.", id))
 	case errors.Is(err, ErrDuplicateApprover):
 		reply(fmt.Sprintf("You have already approved %s; another person must approve.", id))
 	case errors.Is(err, ErrDecided), errors.Is(err, ErrExpired):

@@ -277,13 +277,14 @@ type slackSetup struct {
 	store     Store
 	webhook   bool
 	approvers []string
+	operator  string // Options.Operator
 	tune      func(*slackTuning)
 }
 
 func newSlackHarness(t *testing.T, cfg slackSetup) *slackHarness {
 	t.Helper()
 	h := &slackHarness{fake: newFakeSlack(t), clock: &fakeClock{now: time.Now()}}
-	h.b, h.aud, _ = newTestBroker(t, Options{Store: cfg.store, Now: newFakeClock().Now, Notifiers: []Notifier{}, PageURL: slackTestPageURL})
+	h.b, h.aud, _ = newTestBroker(t, Options{Store: cfg.store, Now: newFakeClock().Now, Notifiers: []Notifier{}, PageURL: slackTestPageURL, Operator: cfg.operator})
 	core, logs := observer.New(zapcore.DebugLevel)
 	h.logs = logs
 	opts := SlackOptions{
@@ -559,6 +560,94 @@ func TestSlackTwoPersonRule(t *testing.T) {
 	if upd.Method != "chat.update" || !strings.Contains(upd.blockText(t), want) {
 		t.Errorf("update = %s %s, want it to contain %q", upd.Method, upd.blockText(t), want)
 	}
+}
+
+// The admin token does not say who holds it: its approval and a Slack
+// user's make a pair only when approval.operator names the holder, who is
+// then one person in Slack and with the token (the token's holder could
+// otherwise approve twice: CLI, then their own Slack button).
+func TestOperatorAndSlackUserAreOnePerson(t *testing.T) {
+	approveByCLI := func(t *testing.T, h *slackHarness, id string) error {
+		srv := httptest.NewServer(NewAdminHandler(h.b, testToken, nil))
+		t.Cleanup(srv.Close)
+		c := NewClient(srv.URL+"/", testToken)
+		t.Cleanup(c.HTTP.CloseIdleConnections)
+		_, err := c.Decide(t.Context(), id, true, "alice", "")
+		return err
+	}
+	stillHeld := func(t *testing.T, h *slackHarness, id string) {
+		t.Helper()
+		if rec, err := h.b.Get(t.Context(), id); err != nil || rec.State != StatePending || len(rec.Decisions) != 1 || waiterCount(h.b, id) != 1 {
+			t.Fatalf("after the refused approval: %+v, %v, %d held; want one decision, pending and held", rec, err, waiterCount(h.b, id))
+		}
+	}
+	lastReply := func(t *testing.T, h *slackHarness) string {
+		t.Helper()
+		c := h.fake.next(t)
+		if c.Method != "chat.postEphemeral" {
+			t.Fatalf("reply = %s, want chat.postEphemeral", c.Method)
+		}
+		return c.Form.Get("text")
+	}
+	t.Run("unnamed operator, Slack first", func(t *testing.T) {
+		h := newSlackHarness(t, slackSetup{})
+		rec := slackGoldenRecord()
+		rec.Required = 2
+		held, _ := h.holdAndWaitForPost(t, rec)
+		h.click(t, slackTestTeam, "U0FIRST", slackActionApprove, rec.ID)
+		lastReply(t, h)
+		if err := approveByCLI(t, h, rec.ID); err == nil || !strings.Contains(err.Error(), "approval.operator") {
+			t.Fatalf("CLI approval after a Slack user's = %v, want refused naming approval.operator", err)
+		}
+		stillHeld(t, h, rec.ID)
+		h.click(t, slackTestTeam, "U0SECOND", slackActionApprove, rec.ID)
+		if out := slackWaitHold(t, held).out; out.Kind != OutcomeApproved {
+			t.Fatalf("Hold = %v after two Slack users, want approved", out.Kind)
+		}
+	})
+	t.Run("unnamed operator, CLI first", func(t *testing.T) {
+		h := newSlackHarness(t, slackSetup{})
+		rec := slackGoldenRecord()
+		rec.Required = 2
+		h.holdAndWaitForPost(t, rec)
+		if err := approveByCLI(t, h, rec.ID); err != nil {
+			t.Fatal(err)
+		}
+		h.click(t, slackTestTeam, "U0FIRST", slackActionApprove, rec.ID)
+		if got := lastReply(t, h); !strings.Contains(got, "admin token") || !strings.Contains(got, "Nothing was decided") {
+			t.Errorf("reply to the Slack approval after the CLI's = %q", got)
+		}
+		stillHeld(t, h, rec.ID)
+	})
+	t.Run("named operator", func(t *testing.T) {
+		h := newSlackHarness(t, slackSetup{operator: "U0OPS"})
+		rec := slackGoldenRecord()
+		rec.Required = 2
+		held, _ := h.holdAndWaitForPost(t, rec)
+		h.click(t, slackTestTeam, "U0OPS", slackActionApprove, rec.ID)
+		lastReply(t, h)
+		if err := approveByCLI(t, h, rec.ID); err == nil || !strings.Contains(err.Error(), "already approved") {
+			t.Fatalf("the operator's CLI approval after their Slack one = %v, want refused", err)
+		}
+		stillHeld(t, h, rec.ID)
+		h.click(t, slackTestTeam, "U0FIRST", slackActionApprove, rec.ID)
+		if out := slackWaitHold(t, held).out; out.Kind != OutcomeApproved {
+			t.Fatalf("Hold = %v, want approved", out.Kind)
+		}
+	})
+	t.Run("named operator and another Slack user", func(t *testing.T) {
+		h := newSlackHarness(t, slackSetup{operator: "U0OPS"})
+		rec := slackGoldenRecord()
+		rec.Required = 2
+		held, _ := h.holdAndWaitForPost(t, rec)
+		if err := approveByCLI(t, h, rec.ID); err != nil {
+			t.Fatal(err)
+		}
+		h.click(t, slackTestTeam, "U0FIRST", slackActionApprove, rec.ID)
+		if out := slackWaitHold(t, held).out; out.Kind != OutcomeApproved {
+			t.Fatalf("Hold = %v, want approved", out.Kind)
+		}
+	})
 }
 
 // TestSlackCallbackRejected sends callbacks that must change nothing: each

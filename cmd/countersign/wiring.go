@@ -292,6 +292,7 @@ func newApp(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts ap
 	// run announces each approval's link on its own terminal, whose
 	// user also holds the admin token: one person, one approver.
 	bo.NotificationLinkIsOperators = opts.operatorLinks
+	bo.Operator = cfg.Approval.Operator
 	if opts.store != nil {
 		// serve: sessions share the proxy. Each may hold 10,000 (SPEC
 		// 11), and none can take the slots of the others.

@@ -183,7 +183,12 @@ type Approval struct {
 	// Approvers are the Slack user IDs allowed to approve; empty means anyone
 	// with the link.
 	Approvers []string `yaml:"approvers"`
-	Slack     Slack    `yaml:"slack"`
+	// Operator is the Slack user ID of whoever holds the admin token, so
+	// that under the two-person rule their decisions with it and in Slack
+	// count as one person's. Unset, a decision with the token and a Slack
+	// user's never make a pair.
+	Operator string `yaml:"operator"`
+	Slack    Slack  `yaml:"slack"`
 }
 
 // Slack configures approval notifications in Slack. Every field is a secret

@@ -108,6 +108,9 @@ func (c *Config) Validate() error {
 			v.add(fmt.Sprintf("approval.approvers[%d]", i), fmt.Sprintf("want a Slack user ID such as U012AB3CD, got %q", id))
 		}
 	}
+	if a.Operator != "" && strings.ContainsFunc(a.Operator, isSpace) {
+		v.add("approval.operator", fmt.Sprintf("want a Slack user ID such as U012AB3CD, got %q", a.Operator))
+	}
 	s := a.Slack
 	if s.WebhookURL != "" && !validHTTPURL(s.WebhookURL) {
 		// The webhook URL is a credential: never echo it.

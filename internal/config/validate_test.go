@@ -205,6 +205,13 @@ func TestValidate(t *testing.T) {
 			},
 		},
 		{
+			name:   "operator",
+			modify: func(c *Config) { c.Approval.Operator = "U 2" },
+			want: []Problem{
+				{Key: "approval.operator", Msg: `want a Slack user ID such as U012AB3CD, got "U 2"`},
+			},
+		},
+		{
 			name:   "slack bot token alone",
 			modify: func(c *Config) { c.Approval.Slack.BotToken = "xoxb-1" },
 			want: []Problem{
