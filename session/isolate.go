@@ -117,6 +117,10 @@ type initSpec struct {
 	// their own, to which countersign sends every signal it passes on, so
 	// the init process passes none on itself (the child would get two).
 	OwnGroup bool `json:"own_group,omitempty"`
+	// UID and GID are countersign's, which the init process maps to
+	// themselves in its user namespace (writeIDMaps).
+	UID int `json:"uid"`
+	GID int `json:"gid"`
 }
 
 type privateDir struct {

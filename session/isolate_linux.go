@@ -22,8 +22,6 @@ import (
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
-
-	"github.com/countersign/countersign/internal/nodump"
 )
 
 // The init process's inherited descriptors.
@@ -139,9 +137,9 @@ func StartIsolated(ctx context.Context, opts IsolateOptions, logger *zap.Logger)
 	defer specR.Close()
 	defer specW.Close()
 
-	uid, gid := os.Getuid(), os.Getgid()
 	ownGroup := ownProcessGroup()
 	spec.OwnGroup = ownGroup
+	spec.UID, spec.GID = os.Getuid(), os.Getgid()
 	cmd := exec.Command(exe, args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = opts.Stdin, opts.Stdout, opts.Stderr
 	cmd.Env = []string{}
@@ -150,12 +148,18 @@ func StartIsolated(ctx context.Context, opts IsolateOptions, logger *zap.Logger)
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWNET | syscall.CLONE_NEWNS |
 			syscall.CLONE_NEWPID | syscall.CLONE_NEWIPC,
-		UidMappings: []syscall.SysProcIDMap{{ContainerID: uid, HostID: uid, Size: 1}},
-		GidMappings: []syscall.SysProcIDMap{{ContainerID: gid, HostID: gid, Size: 1}},
-		// The init process keeps what it needs to bring up loopback, mount
-		// and bind the proxy port, also when the uid inside is not 0. It
-		// drops every capability before it starts the child.
-		AmbientCaps: []uintptr{unix.CAP_SYS_ADMIN, unix.CAP_NET_ADMIN, unix.CAP_NET_BIND_SERVICE, unix.CAP_SETPCAP},
+		// No UidMappings: the init process writes its own (writeIDMaps).
+		// countersign is not dumpable (internal/nodump), nor is a child
+		// forked from it until it execs, and only root may write the maps
+		// of a child that is not dumpable: countersign would have to be
+		// dumpable, its secrets readable, while it started the child.
+		//
+		// The init process keeps what it needs to map its ids, bring up
+		// loopback, mount and bind the proxy port, also when the uid
+		// inside is not 0. It drops every capability before it starts the
+		// child.
+		AmbientCaps: []uintptr{unix.CAP_SYS_ADMIN, unix.CAP_NET_ADMIN, unix.CAP_NET_BIND_SERVICE, unix.CAP_SETPCAP,
+			unix.CAP_SETUID, unix.CAP_SETGID},
 		// If countersign dies, so does the init process, and with it (PID 1
 		// of its namespace) every process inside.
 		Pdeathsig: syscall.SIGKILL,
@@ -163,12 +167,7 @@ func StartIsolated(ctx context.Context, opts IsolateOptions, logger *zap.Logger)
 		// ownProcessGroup.
 		Setpgid: ownGroup,
 	}
-	// countersign is not dumpable (internal/nodump), and a child forked
-	// from it is not either until it execs: its /proc/PID/uid_map is then
-	// root's, and a countersign that is not root could not write it. The
-	// agent does not exist yet; the init process makes itself not
-	// dumpable again.
-	if err := nodump.WhileDumpable(cmd.Start); err != nil {
+	if err := cmd.Start(); err != nil {
 		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.ENOSPC) ||
 			errors.Is(err, syscall.EUSERS) || errors.Is(err, syscall.EINVAL) {
 			return nil, &UserNamespaceError{Err: errors.Unwrap(err)}
@@ -332,8 +331,10 @@ func IsolateInit() int {
 		fmt.Fprintln(os.Stderr, "countersign: "+InitCommand+" is started by `countersign run --isolate`, not by hand")
 		return 2
 	}
-	// Not dumpable: the child (same uid) may not ptrace this process,
-	// which keeps capabilities in the namespace, or open its /proc files.
+	// Not dumpable (main made it so already; writeIDMaps undoes it for a
+	// moment, before the child exists): the child (same uid) may not
+	// ptrace this process, which keeps capabilities in the namespace, or
+	// open its /proc files.
 	_ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 
 	fc, err := net.FileConn(os.NewFile(ctrlFD, "isolate-control"))
@@ -350,7 +351,43 @@ func IsolateInit() int {
 	if err != nil {
 		return r.fail(fmt.Errorf("read the set-up: %w", err), 2)
 	}
+	if err := writeIDMaps(spec.UID, spec.GID); err != nil {
+		return r.fail(fmt.Errorf("map countersign's user into the namespace: %w", err), 2)
+	}
 	return r.run()
+}
+
+// writeIDMaps maps uid and gid (countersign's, outside) to themselves in
+// this process's new user namespace, as an unprivileged process may map
+// its own ids (user_namespaces(7)): setgroups denied first, then one line
+// each. A process that is not dumpable has /proc/self files owned by the
+// namespace's root, which is not mapped yet, so this one is dumpable while
+// it writes them. The agent is not started yet; processes of the same user
+// outside could ptrace it then, as they could before main made it not
+// dumpable, but it holds no secret (its environment is empty).
+func writeIDMaps(uid, gid int) error {
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl PR_SET_DUMPABLE: %w", err)
+	}
+	defer unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	for _, f := range []struct{ path, data string }{
+		{"/proc/self/setgroups", "deny"},
+		{"/proc/self/gid_map", fmt.Sprintf("%d %d 1\n", gid, gid)},
+		{"/proc/self/uid_map", fmt.Sprintf("%d %d 1\n", uid, uid)},
+	} {
+		fd, err := os.OpenFile(f.path, os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		_, err = fd.WriteString(f.data)
+		if cerr := fd.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("write %s: %w", f.path, err)
+		}
+	}
+	return nil
 }
 
 type initProcess struct {

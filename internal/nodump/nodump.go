@@ -11,23 +11,6 @@
 // so the agent itself is unaffected.
 package nodump
 
-import "sync"
-
 // Set makes this process not dumpable where the system has such a setting
 // (Linux); elsewhere it does nothing and reports false.
 func Set() (bool, error) { return set() }
-
-// toggling serialises WhileDumpable: the attribute belongs to the whole
-// process, so one caller must not turn it off under another.
-var toggling sync.Mutex
-
-// WhileDumpable runs f with this process dumpable, and then restores the
-// attribute. A child made by fork starts with its parent's attribute until
-// it execs, and a parent cannot write the user-namespace maps
-// (/proc/PID/uid_map) of a child that is not dumpable: starting one with
-// os/exec's UidMappings needs the parent dumpable for that moment.
-func WhileDumpable(f func() error) error {
-	toggling.Lock()
-	defer toggling.Unlock()
-	return whileDumpable(f)
-}

@@ -13,18 +13,6 @@ func set() (bool, error) {
 	return true, nil
 }
 
-func whileDumpable(f func() error) error {
-	was, err := dumpable()
-	if err != nil || was {
-		return f()
-	}
-	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 1, 0, 0, 0); err != nil {
-		return f()
-	}
-	defer set()
-	return f()
-}
-
 // dumpable reports the process's dumpable attribute.
 func dumpable() (bool, error) {
 	v, err := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0)

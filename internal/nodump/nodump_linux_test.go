@@ -28,22 +28,3 @@ func TestSetClearsDumpable(t *testing.T) {
 		t.Fatalf("dumpable after Set: %v, %v", after, err)
 	}
 }
-
-func TestWhileDumpableRestores(t *testing.T) {
-	makeDumpable(t)
-	if _, err := Set(); err != nil {
-		t.Fatal(err)
-	}
-	var inside bool
-	err := WhileDumpable(func() error {
-		var err error
-		inside, err = dumpable()
-		return err
-	})
-	if err != nil || !inside {
-		t.Fatalf("inside WhileDumpable: dumpable %v, %v", inside, err)
-	}
-	if after, err := dumpable(); err != nil || after {
-		t.Fatalf("after WhileDumpable: dumpable %v, %v", after, err)
-	}
-}

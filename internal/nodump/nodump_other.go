@@ -3,5 +3,3 @@
 package nodump
 
 func set() (bool, error) { return false, nil }
-
-func whileDumpable(f func() error) error { return f() }
