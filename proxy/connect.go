@@ -30,9 +30,9 @@ import (
 // tunnelled only if the policy allows that host:port as a tunnel.
 func (s *Server) handleConnect(target string, gctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
 	req := gctx.Req
-	sess, ok := s.authenticate(req)
-	if !ok {
-		gctx.Resp = proxyAuthRequired(req)
+	sess, refusal := s.authenticate(req)
+	if refusal != nil {
+		gctx.Resp = refusal
 		return reject, target
 	}
 	if err := s.bindSession(req, sess.ID); err != nil {
@@ -106,9 +106,34 @@ func (s *Server) intercepted(host string) bool {
 }
 
 // authenticate returns the session of the client's proxy credentials.
-func (s *Server) authenticate(req *http.Request) (*session.Info, bool) {
+// authenticate returns the session of req's proxy credentials, or the
+// response that refuses it: 407, or 429 for a source that has failed too
+// often as that client (authGuard).
+func (s *Server) authenticate(req *http.Request) (*session.Info, *http.Response) {
 	user, pass, present := proxyCredentials(req.Header.Get("Proxy-Authorization"))
-	return s.opts.Sessions.Authenticate(user, pass, present)
+	if !present {
+		if sess, ok := s.opts.Sessions.Authenticate(user, pass, false); ok {
+			return sess, nil
+		}
+		return nil, proxyAuthRequired(req)
+	}
+	k := authKeyFor(req.RemoteAddr, user)
+	if !s.auth.allowed(k) {
+		resp := plainResponse(req, http.StatusTooManyRequests,
+			"countersign: too many wrong proxy passwords from this address for this client; the password was not checked. Wait a minute, then use the password from the countersign config.")
+		resp.Header.Set("Retry-After", strconv.Itoa(int(authRefill/time.Second)))
+		return nil, resp
+	}
+	sess, ok := s.opts.Sessions.Authenticate(user, pass, true)
+	if ok {
+		return sess, nil
+	}
+	if s.auth.failed(k) {
+		s.logger.Warn("wrong proxy credentials (logged at most every 10s; countersign_proxy_auth_failures_total counts them all)",
+			zap.String("client", user), zap.String("remote", req.RemoteAddr),
+			zap.Int64("failures_so_far", s.auth.failures.Load()), zap.Int64("refused_unchecked_so_far", s.auth.throttled.Load()))
+	}
+	return nil, proxyAuthRequired(req)
 }
 
 func proxyCredentials(h string) (user, pass string, present bool) {

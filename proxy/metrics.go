@@ -99,6 +99,14 @@ func (m *Metrics) WatchServer(s *Server) {
 		Name: "countersign_proxy_unauthenticated_closed_total",
 		Help: "Connections closed before their client authenticated, to make room for a newcomer when every connection slot was taken: a steady rise means connections are opened and left idle (a flood, or clients that connect and wait).",
 	}, func() float64 { return float64(s.evicted.Load()) }))
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "countersign_proxy_auth_failures_total",
+		Help: "Proxy requests with wrong credentials (a wrong password or an unknown client name): a rise means someone is guessing, or a client has an old password.",
+	}, func() float64 { return float64(s.auth.failures.Load()) }))
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "countersign_proxy_auth_throttled_total",
+		Help: "Proxy requests refused (429) without their password being checked, because their source address had failed too often as that client.",
+	}, func() float64 { return float64(s.auth.throttled.Load()) }))
 }
 
 // openTunnels counts the hijacked client connections.

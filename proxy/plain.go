@@ -18,9 +18,9 @@ import (
 // transport is never used, and it always closes the connection afterwards:
 // every head on a proxy connection has been checked by strictListener.
 func (s *Server) handlePlain(req *http.Request, gctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
-	sess, ok := s.authenticate(req)
-	if !ok {
-		return req, proxyAuthRequired(req)
+	sess, refusal := s.authenticate(req)
+	if refusal != nil {
+		return req, refusal
 	}
 	if err := s.bindSession(req, sess.ID); err != nil {
 		return req, s.tooManyConns(req, sess, err)

@@ -15,6 +15,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -2680,5 +2682,78 @@ approve contains "tool calls need a human" if input.request.method == "POST"
 	}
 	if resp := send("session-3"); resp.StatusCode == http.StatusOK {
 		t.Error("a scoped grant for one MCP session's calls admitted another session's")
+	}
+}
+
+// A source that keeps sending wrong passwords for a client is refused
+// without its password being compared, so that guessing stops telling it
+// anything; other clients and sources are not; the failures are counted on
+// /metrics.
+func TestPasswordGuessingIsThrottled(t *testing.T) {
+	var skew atomic.Int64 // how far the proxy's clock is ahead
+	h := newHarness(t, harnessOptions{configure: func(o *Options) {
+		o.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	}})
+	m := NewMetrics()
+	m.WatchServer(h.srv)
+	connect := func(user, pass string) int {
+		t.Helper()
+		c, err := net.Dial("tcp", h.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "CONNECT api.github.com:443 HTTP/1.1\r\nHost: api.github.com:443\r\nProxy-Authorization: Basic %s\r\n\r\n", basic(user, pass))
+		resp, err := http.ReadResponse(bufioReader(c), &http.Request{Method: "CONNECT"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for i := range authBurst {
+		if got := connect(h.sess.ID, fmt.Sprintf("guess-%d", i)); got != http.StatusProxyAuthRequired {
+			t.Fatalf("wrong password %d: %d, want 407", i, got)
+		}
+	}
+	// The right password is not even checked now.
+	if got := connect(h.sess.ID, h.password); got != http.StatusTooManyRequests {
+		t.Fatalf("right password after %d wrong ones: %d, want 429", authBurst, got)
+	}
+	// Another client name from the same source is its own bucket.
+	if got := connect("someone-else", "x"); got != http.StatusProxyAuthRequired {
+		t.Errorf("another client name: %d, want 407", got)
+	}
+	// Once a refill has passed, one more try is allowed, and the right
+	// password works.
+	skew.Add(int64(authRefill))
+	if got := connect(h.sess.ID, h.password); got != http.StatusOK {
+		t.Errorf("right password after the refill: %d, want 200", got)
+	}
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{
+		fmt.Sprintf("countersign_proxy_auth_failures_total %d", authBurst+1),
+		"countersign_proxy_auth_throttled_total 1",
+	} {
+		if !strings.Contains(rec.Body.String(), want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
+func TestAuthGuardStaysBounded(t *testing.T) {
+	g := newAuthGuard(nil)
+	for i := range authMaxKeys + 100 {
+		g.failed(authKeyFor("192.0.2.1:5555", fmt.Sprintf("user-%d", i)))
+	}
+	if n := len(g.buckets); n > authMaxKeys {
+		t.Errorf("%d buckets, want at most %d", n, authMaxKeys)
+	}
+	if k := authKeyFor("[2001:db8::1]:1", "u"); k != authKeyFor("[2001:db8::ffff]:2", "u") {
+		t.Errorf("two addresses of one /64 have keys %v and %v", k, authKeyFor("[2001:db8::ffff]:2", "u"))
+	}
+	if k := authKeyFor("[::ffff:192.0.2.1]:1", "u"); k != authKeyFor("192.0.2.1:2", "u") {
+		t.Errorf("an IPv4-mapped address has key %v, want its IPv4 one", k)
 	}
 }

@@ -151,7 +151,9 @@ type Server struct {
 	conns connCounts
 	// evicted counts connections closed before authenticating to make
 	// room for a newcomer (strictListener).
-	evicted   atomic.Int64
+	evicted atomic.Int64
+	// auth slows down password guessing (authGuard).
+	auth      *authGuard
 	logger    *zap.Logger
 	transport *http.Transport // configuration of the transports below
 	// transports forwards what the direct path does not: an http.Transport
@@ -272,6 +274,7 @@ func New(opts Options, logger *zap.Logger) (*Server, error) {
 		tunnelSet: map[*tunnel]struct{}{},
 		credKey:   credKey,
 		inflating: make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
+		auth:      newAuthGuard(opts.Now),
 	}
 	s.readers.New = func() any { return bufio.NewReaderSize(nil, 4096) }
 	s.parked.every = opts.HeldSweep

@@ -63,6 +63,7 @@ func serve(cmd *cobra.Command, e *env, policies []string) error {
 	}
 	defer logger.Sync() //nolint:errcheck // best effort on exit
 	warnReadablePasswordFiles(cfg, logger)
+	warnShortPasswords(cfg, passwords, logger)
 	if msg := readableInlineSecrets(cfg); msg != "" {
 		logger.Warn(msg)
 	}
@@ -168,6 +169,26 @@ func cutLast(s, sep string) (string, string, bool) {
 		}
 	}
 	return s, "", false
+}
+
+// minClientPassword is the shortest client password not warned about: 16
+// random characters are beyond guessing at the rate authGuard allows from
+// one address, and a password a person chose is usually shorter.
+const minClientPassword = 16
+
+// warnShortPasswords warns, by key, about client passwords shorter than
+// minClientPassword: the proxy listens on a network under serve.
+func warnShortPasswords(cfg *config.Config, passwords map[string]string, logger *zap.Logger) {
+	for i, c := range cfg.Clients {
+		if pw, ok := passwords[c.Name]; ok && len(pw) < minClientPassword {
+			key := fmt.Sprintf("clients[%d].password", i)
+			if c.PasswordFile != "" {
+				key += "_file"
+			}
+			logger.Warn(fmt.Sprintf("a client password is shorter than %d characters and could be guessed; generate one, e.g. `openssl rand -base64 24`", minClientPassword),
+				zap.String("key", key), zap.String("client", c.Name), zap.Int("length", len(pw)))
+		}
+	}
 }
 
 // warnReadablePasswordFiles warns about client password files that users

@@ -411,6 +411,21 @@ func TestReadablePasswordFilesAreWarnedAbout(t *testing.T) {
 	}
 }
 
+// Short client passwords are warned about by key, long ones are not.
+func TestShortPasswordsAreWarnedAbout(t *testing.T) {
+	cfg := config.Default()
+	cfg.Clients = []config.Client{{Name: "a", Password: "x"}, {Name: "b", PasswordFile: "/f"}, {Name: "c", Password: "y"}}
+	core, logs := observer.New(zap.WarnLevel)
+	warnShortPasswords(&cfg, map[string]string{"a": "0123456789abcdef", "b": "hunter2", "c": "0123456789abcde"}, zap.New(core))
+	var keys []string
+	for _, e := range logs.All() {
+		keys = append(keys, e.ContextMap()["key"].(string))
+	}
+	if want := []string{"clients[1].password_file", "clients[2].password"}; !slices.Equal(keys, want) {
+		t.Errorf("warnings about %v, want %v", keys, want)
+	}
+}
+
 // A configuration file that holds secrets itself is warned about, by key
 // and line, when others can read it, and not when only its owner can.
 func TestReadableInlineSecretsAreWarnedAbout(t *testing.T) {
