@@ -113,10 +113,30 @@ func NewInput(r *action.Request, a action.Action, s *session.Info, now time.Time
 // like JSON is JSON. Found by review: a JSON body labelled a form read as a
 // form's one field, and a rule on request.body.branch did not fire while
 // GitHub committed to the branch it named.
+//
+// AWS reads a body by the API's protocol, not its label: only the query
+// and EC2 protocols take a form. Found by review: `curl --aws-sigv4 -d
+// @policy.json` labels S3's bucket policy a form, and the rules on the
+// policy's statements did not see it.
 func BodyType(r *action.Request, a action.Action) string {
 	ct := r.Header.Get("Content-Type")
-	if a.Provider == "github" && looksLikeJSON(r.Body) {
-		return "application/json"
+	switch a.Provider {
+	case "github":
+		if looksLikeJSON(r.Body) {
+			return "application/json"
+		}
+	case "aws":
+		switch a.Fields["protocol"] {
+		case "json", "rest-json", "rest-xml", "rpc-v2-cbor", "rest":
+		default:
+			return ct
+		}
+		if looksLikeJSON(r.Body) {
+			return "application/json"
+		}
+		if isForm(ct) {
+			return "text/plain"
+		}
 	}
 	return ct
 }

@@ -500,3 +500,29 @@ func TestKubernetesSecretBodiesAreRedactedWithoutTheirKind(t *testing.T) {
 		t.Errorf("the policy input shows a Secret's data: %s", got)
 	}
 }
+
+// AWS reads a body by its API's protocol, whatever its label: a bucket
+// policy sent by `curl --aws-sigv4 -d @policy.json`, labelled a form, is
+// JSON to S3 (found by review), and XML under a form label is text; only
+// the query and EC2 protocols take forms.
+func TestAWSBodiesAreReadByProtocol(t *testing.T) {
+	const formType = "application/x-www-form-urlencoded"
+	tests := []struct {
+		protocol, body string
+		want           any
+	}{
+		{"rest-xml", `{"Statement": [{"Effect": "Allow", "Principal": "*"}]}`, map[string]any{"Statement": []any{map[string]any{"Effect": "Allow", "Principal": "*"}}}},
+		{"rest-json", `{"Principal": "*"}`, map[string]any{"Principal": "*"}},
+		{"rest-xml", `<AccessControlPolicy><Grant>AllUsers</Grant></AccessControlPolicy>`, `<AccessControlPolicy><Grant>AllUsers</Grant></AccessControlPolicy>`},
+		{"query", `Action=DeleteStack&StackName=prod`, map[string]any{"Action": "DeleteStack", "StackName": "prod"}},
+		{"ec2", `Action=TerminateInstances&InstanceId.1=i-1`, map[string]any{"Action": "TerminateInstances", "InstanceId.1": "i-1"}},
+	}
+	for _, tt := range tests {
+		r := &action.Request{Method: "PUT", Header: http.Header{"Content-Type": {formType}}, Body: []byte(tt.body), BodySize: int64(len(tt.body))}
+		a := action.Action{Provider: "aws", Fields: map[string]any{"protocol": tt.protocol}}
+		in := NewInput(r, a, &session.Info{ID: "s"}, time.Time{})
+		if diff := cmp.Diff(tt.want, in.Request.Body); diff != "" {
+			t.Errorf("%s body %q labelled a form (-want +got):\n%s", tt.protocol, tt.body, diff)
+		}
+	}
+}

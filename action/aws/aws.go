@@ -732,7 +732,16 @@ var readNamedWrites = map[string]bool{
 	"GetHLSStreamingSessionURL":  true,
 	"GetDASHStreamingSessionURL": true,
 	"GetIceServerConfig":         true,
+	// And (found by a later review): S3 Express One Zone's session
+	// credentials (a REST GET, GET /{Bucket}?session), FinSpace's data view
+	// access.
+	"CreateSession":                    true,
+	"GetExternalDataViewAccessDetails": true,
 }
+
+// destructiveWrites are operations not named for it that can delete
+// data: S3 lifecycle rules expire a bucket's objects (found by review).
+var destructiveWrites = map[string]bool{"PutBucketLifecycle": true, "PutBucketLifecycleConfiguration": true}
 
 // credentialReads are operations named like the mints above that read
 // without granting anything: WAF's change token (a concurrency check),
@@ -742,6 +751,28 @@ var credentialReads = map[string]bool{
 	"GetChangeToken":                          true,
 	"GetRandomPassword":                       true,
 	"GetRelationalDatabaseMasterUserPassword": true,
+}
+
+// mintsAccess reports whether op hands out credentials or access, whatever
+// its verb: the operations listed, any that assumes a role (Deadline's
+// AssumeQueueRoleForUser, a REST GET, returns the role's credentials) or
+// returns a presigned URL (EMR's GetOnClusterAppUIPresignedURL), and reads
+// named for the tokens and credentials they return, so that an operation
+// added after the table was made is not taken for a read (found by review).
+func mintsAccess(op string) bool {
+	switch {
+	case readNamedWrites[op]:
+		return true
+	case credentialReads[op]:
+		return false
+	case hasVerb(op, "Assume"), strings.Contains(op, "Presigned"), strings.Contains(op, "PreSigned"):
+		return true
+	case !hasVerb(op, "Get"):
+		return false
+	}
+	return strings.HasSuffix(op, "Credentials") || strings.HasSuffix(op, "Token") ||
+		strings.Contains(op, "AccessToken") || strings.Contains(op, "AuthToken") || strings.Contains(op, "SessionToken") ||
+		strings.Contains(op, "TokenFor") || strings.Contains(op, "CredentialsFor")
 }
 
 // judge gives the classifier's opinion of an operation: one that mints
@@ -758,7 +789,10 @@ func judge(op, method string, protocol any) (readOnly, destructive bool) {
 			return false, true
 		}
 	}
-	if readNamedWrites[op] {
+	if destructiveWrites[op] {
+		return false, true
+	}
+	if mintsAccess(op) {
 		return false, false
 	}
 	if rest && (method == http.MethodGet || method == http.MethodHead) {

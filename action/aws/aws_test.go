@@ -455,6 +455,25 @@ func TestClassify(t *testing.T) {
 				"Authorization", "AWS4-ECDSA-P256-SHA256 Credential="+akid+"/20260101/s3/aws4_request, SignedHeaders=host, "+fake, "X-Amz-Region-Set", "*"),
 			want: summary{Service: "s3", Operation: "GetObject", Region: "*", Protocol: "rest-xml", Resources: []string{"mrap.accesspoint/k"}, ReadOnly: true},
 		},
+		{
+			// Found by review: the European Sovereign Cloud's names were
+			// not AWS's.
+			name: "S3 DeleteBucket in the European Sovereign Cloud",
+			give: req("DELETE", "https://shop-prod.s3.eusc-de-east-1.amazonaws.eu/", "", "Authorization", sigv4("eusc-de-east-1", "s3")),
+			want: summary{Service: "s3", Operation: "DeleteBucket", Region: "eusc-de-east-1", Protocol: "rest-xml", Resources: []string{"shop-prod"}, Destructive: true},
+		},
+		{
+			name: "EC2 in an isolated region",
+			give: req("POST", "https://ec2.us-isob-east-1.sc2s.sgov.gov/", "Action=TerminateInstances&InstanceId.1=i-1", "Content-Type", form),
+			want: summary{Service: "ec2", Operation: "TerminateInstances", Region: "us-isob-east-1", Protocol: "ec2", Resources: []string{"i-1"}, Destructive: true},
+		},
+		{
+			name: "S3 on Outposts DeleteObjects",
+			give: req("POST", "https://ap1-123456789012.op-01ac5d28a6a232904.s3-outposts.us-east-1.amazonaws.com/?delete",
+				"<Delete><Object><Key>db/dump.sql</Key></Object></Delete>", "Authorization", sigv4("us-east-1", "s3-outposts")),
+			want: summary{Service: "s3", Operation: "DeleteObjects", Region: "us-east-1", Protocol: "rest-xml",
+				Resources: []string{"ap1-123456789012.op-01ac5d28a6a232904", "ap1-123456789012.op-01ac5d28a6a232904/db/dump.sql"}, Destructive: true},
+		},
 	}
 	p := New(Options{})
 	for _, tt := range tests {
@@ -662,6 +681,23 @@ func TestReadNamedWritesAreNotReads(t *testing.T) {
 			if !readNamedWrites[op] {
 				t.Errorf("%s:%s looks like it hands out credentials; add it to readNamedWrites or credentialReads", a.service, op)
 			}
+		}
+	}
+	// Found by a later review: reads by method that mint, and the names
+	// of mints the table does not have yet.
+	for _, c := range []struct{ op, method string }{
+		{"AssumeQueueRoleForUser", "GET"}, {"AssumeFleetRoleForRead", "GET"}, {"CreateSession", "GET"},
+		{"GetOnClusterAppUIPresignedURL", "POST"}, {"GetPersistentAppUIPresignedURL", "POST"},
+		{"GetExternalDataViewAccessDetails", "POST"}, {"GetWorkloadAccessTokenForJWT", "POST"},
+		{"GetResourceOauth2Token", "POST"}, {"GetWorkloadAccessToken", "GET"},
+	} {
+		if ro, _ := judge(c.op, c.method, protoRESTJSON); ro {
+			t.Errorf("%s %s judged read-only", c.method, c.op)
+		}
+	}
+	for _, op := range []string{"GetChangeToken", "GetChangeTokenStatus", "GetTokenBalance", "GetCredentialReport"} {
+		if ro, _ := judge(op, "POST", protoJSON); !ro {
+			t.Errorf("%s judged a write", op)
 		}
 	}
 	if ro, _ := judge("GetCallerIdentity", "POST", protoQuery); !ro {

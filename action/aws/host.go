@@ -69,9 +69,17 @@ func compatBucket(host string) string {
 	return ""
 }
 
-var awsSuffixes = []string{".amazonaws.com", ".amazonaws.com.cn", ".api.aws"}
+// awsSuffixes are the DNS suffixes of AWS's partitions: commercial,
+// China, dual-stack, the European Sovereign Cloud (aws-eusc), and the
+// isolated regions (ISO, ISO-B, ISO-E, ISO-F). Found by review: an S3
+// delete in the European Sovereign Cloud was read as a path-style request
+// to no bucket, with no operation.
+var awsSuffixes = []string{".amazonaws.com", ".amazonaws.com.cn", ".api.aws", ".amazonaws.eu",
+	".c2s.ic.gov", ".sc2s.sgov.gov", ".cloud.adc-e.uk", ".csp.hci.ic.gov"}
 
-var regionName = regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]?|-isob)?-[a-z]+-[0-9]{1,2}$`)
+// regionName matches region names: us-east-1, us-gov-west-1,
+// us-isob-east-1, eusc-de-east-1.
+var regionName = regexp.MustCompile(`^[a-z]{2,4}(-[a-z]+){1,3}-[0-9]{1,2}$`)
 
 // parseHost reads an AWS endpoint name. known reports whether an endpoint
 // prefix is in the table; the longest known suffix of the labels wins
@@ -113,6 +121,12 @@ func parseHost(host string, known func(string) bool) hostInfo {
 	// s3-website-…; S3 Control's s3-control is an endpoint of its own.
 	kept = append(kept[:len(kept)-1:len(kept)-1], strings.TrimSuffix(kept[len(kept)-1], "-fips"))
 	switch l := kept[len(kept)-1]; {
+	case l == "s3-outposts" && len(kept) > 1:
+		// An Outposts access point's object requests
+		// ({access-point}-{account}.{outpost-id}.s3-outposts.REGION) are
+		// S3's, signed as s3-outposts (found by review: a DeleteObjects
+		// there had no operation).
+		kept[len(kept)-1] = "s3"
 	case l == "s3-control" || l == "s3-outposts" || l == "s3express-control":
 	case l == "s3-external-1":
 		kept[len(kept)-1], h.region = "s3", "us-east-1"

@@ -515,6 +515,29 @@ aws_exposure if {
 	input.request.body.AuthType == "NONE"
 }
 
+# A body these rules must read that cannot be read (past
+# inspect.body_limit, or not JSON) may grant anyone (found by review: a
+# bucket policy labelled a form, or padded past the limit, was not seen).
+aws_exposure if {
+	input.action.service == "s3"
+	input.action.operation == "PutBucketPolicy"
+	not is_object(object.get(input.request, "body", null))
+	not input.request.body_pending
+}
+
+aws_exposure if {
+	input.action.service == "s3"
+	input.action.operation in {"PutBucketAcl", "PutObjectAcl"}
+	input.request.body_truncated
+}
+
+aws_exposure if {
+	input.action.service == "lambda"
+	input.action.operation in {"AddPermission", "CreateFunctionUrlConfig", "UpdateFunctionUrlConfig"}
+	not is_object(object.get(input.request, "body", null))
+	not input.request.body_pending
+}
+
 aws_policy_statements := input.request.body.Statement if is_array(input.request.body.Statement)
 
 aws_policy_statements := [input.request.body.Statement] if is_object(input.request.body.Statement)

@@ -161,3 +161,29 @@ approve contains {
 	not prod.is_prod
 	ops.is_exposure
 }
+
+# METADATA
+# title: AWS-PROD-007
+# description: |
+#   An AWS write whose operation or parameters countersign could not read
+#   waits for a human in every account: the rules above could not see what
+#   it does (found by review: outside production such writes escaped
+#   them all).
+approve contains {
+	"id": "AWS-PROD-007",
+	"msg": sprintf("countersign could not tell what this AWS request does (%s): a human decides", [aws_unread_reason]),
+} if {
+	input.action.provider == "aws"
+	not input.action.read_only
+	not prod.is_prod
+	aws_unread_reason
+}
+
+aws_unread_reason := input.action.parse_error if {
+	is_string(input.action.parse_error)
+	input.action.parse_error != ""
+} else := "no operation named" if {
+	not input.action.operation
+} else := "no operation named" if {
+	input.action.operation == ""
+}

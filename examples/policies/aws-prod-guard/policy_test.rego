@@ -128,3 +128,24 @@ test_production_account_named_by_an_arn if {
 	inp := call(dev_key, "lambda", "DeleteFunction", ["arn:aws:lambda:us-east-1:111122223333:function:billing"], {"FunctionName": "arn:aws:lambda:us-east-1:111122223333:function:billing"}, false, true)
 	held(inp) == {"AWS-PROD-004"}
 }
+
+# Found by review: a write countersign could not name, or whose
+# parameters it could not read, escaped every rule outside production.
+test_unread_writes_held_in_every_account if {
+	held(object.union(call(dev_key, "s3", "", [], {}, false, false), {"action": {"operation": ""}})) == {"AWS-PROD-007"}
+	held(object.union(call(dev_key, "lambda", "UpdateFunctionConfiguration", ["f1"], {}, false, false), {"action": {"parse_error": "the body is larger than the inspection limit; params were not read"}})) == {"AWS-PROD-007"}
+	held(object.union(call(prod_key, "s3", "", [], {}, false, false), {"action": {"operation": ""}})) == {"AWS-PROD-004"}
+	allowed(describe(dev_key))
+}
+
+# A body the exposure rules must read that they cannot (past the limit,
+# not JSON) counts as making the resource public.
+test_unreadable_exposure_bodies_count_as_public if {
+	unread := object.union(public_bucket_policy(dev_key), {"request": {"body": "{\"Version\": truncated", "body_truncated": true}})
+	held(unread) == {"AWS-PROD-006"}
+	denied(object.union(public_bucket_policy(prod_key), {"request": {"body": null}})) == {"AWS-PROD-003"}
+	held(object.union(call(dev_key, "lambda", "AddPermission", ["f1"], {}, false, false), {"request": {"body_truncated": true}})) == {"AWS-PROD-006"}
+	held(object.union(call(dev_key, "s3", "PutBucketAcl", ["b"], {}, false, false), {"request": {"body_truncated": true}})) == {"AWS-PROD-006"}
+	allowed(object.union(call(dev_key, "s3", "PutBucketAcl", ["b"], {}, false, false), {"request": {"body": "<AccessControlPolicy><Grant><Grantee><ID>abc</ID></Grantee></Grant></AccessControlPolicy>"}}))
+	allowed(object.union(call(dev_key, "lambda", "AddPermission", ["f1"], {}, false, false), {"request": {"body": {"Principal": "s3.amazonaws.com", "StatementId": "s3"}}}))
+}

@@ -56,6 +56,39 @@ sql_texts contains text if {
 	is_string(text)
 }
 
+# AWS's SQL APIs (found by review): the RDS and Redshift Data APIs, and
+# PartiQL on DynamoDB and Athena, each with the member holding the SQL.
+aws_sql_members := {
+	"rds-data:ExecuteStatement": "sql",
+	"rds-data:BatchExecuteStatement": "sql",
+	"rds-data:ExecuteSql": "sqlStatements",
+	"redshift-data:ExecuteStatement": "Sql",
+	"redshift-data:BatchExecuteStatement": "Sqls",
+	"dynamodb:ExecuteStatement": "Statement",
+	"dynamodb:BatchExecuteStatement": "Statements",
+	"dynamodb:ExecuteTransaction": "TransactStatements",
+	"athena:StartQueryExecution": "QueryString",
+}
+
+sql_texts contains text if {
+	member := aws_sql_members[aws_operation]
+	value := input.request.body[member]
+	some text in aws_sql_strings(value)
+}
+
+# A member's SQL: a string, a list of strings, or a list of objects with
+# a Statement (DynamoDB's batches and transactions).
+aws_sql_strings(value) := {value} if is_string(value)
+
+aws_sql_strings(value) := {s |
+	some item in value
+	s := aws_sql_item(item)
+} if is_array(value)
+
+aws_sql_item(item) := item if is_string(item)
+
+aws_sql_item(item) := item.Statement if is_string(item.Statement)
+
 # METADATA
 # description: The request is a Supabase management API SQL call.
 supabase_sql if {

@@ -73,6 +73,56 @@ approve contains {
 	inc04_zero(input.request.body.scalingConfig[key])
 }
 
+# The sizes could not be read: a body past inspect.body_limit, or one
+# that is not JSON (found by review: padded past the limit, a node group
+# scaled to zero was allowed).
+approve contains {
+	"id": "INC-04-2",
+	"msg": sprintf("%s on %s: countersign could not read the sizes it sets, which could be zero", [incidents.aws_operation, incidents.aws_resources]),
+} if {
+	incidents.aws_operation in {"eks:UpdateNodegroupConfig", "eks:CreateNodegroup"}
+	not is_object(object.get(input.request, "body", null))
+	not input.request.body_pending
+}
+
+# S3 lifecycle rules that expire objects delete them, a whole bucket's at
+# once (found by review).
+approve contains {
+	"id": "INC-04-2",
+	"msg": sprintf("%s on %s sets lifecycle rules that can expire (delete) objects", [incidents.aws_operation, incidents.aws_resources]),
+} if {
+	incidents.aws_operation in {"s3:PutBucketLifecycle", "s3:PutBucketLifecycleConfiguration"}
+	inc04_lifecycle_may_expire
+	not input.request.body_pending
+}
+
+inc04_lifecycle_may_expire if not is_string(object.get(input.request, "body", null))
+
+inc04_lifecycle_may_expire if contains(lower(input.request.body), "expiration")
+
+# METADATA
+# title: INC-04-3
+# description: |
+#   An AWS write whose operation or parameters countersign could not read
+#   waits for a human: none of the rules above could see what it does.
+approve contains {
+	"id": "INC-04-3",
+	"msg": sprintf("countersign could not tell what this AWS request does (%s): a human decides", [inc04_unread_reason]),
+} if {
+	input.action.provider == "aws"
+	not input.action.read_only
+	inc04_unread_reason
+}
+
+inc04_unread_reason := input.action.parse_error if {
+	is_string(input.action.parse_error)
+	input.action.parse_error != ""
+} else := "no operation named" if {
+	not input.action.operation
+} else := "no operation named" if {
+	input.action.operation == ""
+}
+
 # A number that is zero however it is written ("0", "00", "+0", 0).
 inc04_zero(value) if to_number(value) == 0
 

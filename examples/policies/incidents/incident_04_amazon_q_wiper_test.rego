@@ -68,3 +68,24 @@ test_incident_04_eks_nodegroup_to_zero_held if {
 
 # Ending one's own Session Manager session is no termination.
 test_incident_04_ssm_terminate_session_allowed if allowed(aws(dev_key, "ssm", "TerminateSession", ["alice-0abc"], {"SessionId": "alice-0abc"}, false, false))
+
+# Found by review: the sizes past the inspection limit, lifecycle
+# expiry, and writes countersign could not name.
+test_incident_04_eks_unreadable_sizes_held if {
+	inp := object.union(aws(dev_key, "eks", "UpdateNodegroupConfig", ["ng1"], {}, false, false), {"request": {"body_truncated": true}})
+	held(inp) == {"INC-04-2"}
+	allowed(object.union(inp, {"request": {"body_pending": true}}))
+}
+
+test_incident_04_lifecycle_expiry_held if {
+	expire := object.union(aws(dev_key, "s3", "PutBucketLifecycleConfiguration", ["shop-dev"], {"Bucket": "shop-dev"}, false, false), {"request": {"body": "<LifecycleConfiguration><Rule><Status>Enabled</Status><Filter/><Expiration><Days>1</Days></Expiration></Rule></LifecycleConfiguration>"}})
+	held(expire) == {"INC-04-2"}
+	held(object.union(expire, {"request": {"body": null, "body_truncated": true}})) == {"INC-04-2"}
+	allowed(object.union(expire, {"request": {"body": "<LifecycleConfiguration><Rule><Status>Enabled</Status><Filter/><Transition><Days>30</Days><StorageClass>GLACIER</StorageClass></Transition></Rule></LifecycleConfiguration>"}}))
+}
+
+test_incident_04_unread_writes_held if {
+	held(object.union(aws(dev_key, "s3", "", [], {}, false, false), {"action": {"operation": ""}})) == {"INC-04-3"}
+	held(object.union(aws(dev_key, "ec2", "RunInstances", [], {}, false, false), {"action": {"parse_error": "the form body is malformed"}})) == {"INC-04-3"}
+	allowed(aws(dev_key, "ec2", "RunInstances", [], {}, false, false))
+}

@@ -17,7 +17,7 @@ import data.countersign.incidents
 import data.countersign.lib.ops
 import data.countersign.lib.prod
 
-inc09_database_deletes := {"rds:DeleteDBInstance", "rds:DeleteDBCluster"}
+inc09_database_deletes := {"rds:DeleteDBInstance", "rds:DeleteDBCluster", "rds:DeleteTenantDatabase"}
 
 # A parameter spelled as the query protocol sends it ("true"/"false").
 inc09_param(name) := lower(input.action.params[name]) if is_string(input.action.params[name])
@@ -43,7 +43,7 @@ inc09_keeps_backups if {
 }
 
 inc09_keeps_backups if {
-	input.action.operation == "DeleteDBCluster"
+	input.action.operation in {"DeleteDBCluster", "DeleteTenantDatabase"}
 	not inc09_skips_final_snapshot
 	inc09_names_final_snapshot
 }
@@ -61,6 +61,32 @@ deny contains {
 	# The parameters are in the body: wait for it when the client has not
 	# sent it yet ("100 Continue"); the request is decided again with it.
 	not input.request.body_pending
+}
+
+# METADATA
+# title: INC-09-4
+# description: |
+#   Calls that drop a database's backups without deleting it wait for a
+#   human in every account (found by review): deleting retained automated
+#   backups or snapshots, and a backup retention of zero, which deletes the
+#   automated backups at once.
+approve contains {
+	"id": "INC-09-4",
+	"msg": sprintf("%s on %s drops backups that would bring a database back", [incidents.aws_operation, incidents.aws_resources]),
+} if {
+	incidents.aws_operation in {
+		"rds:DeleteDBInstanceAutomatedBackup", "rds:DeleteDBClusterAutomatedBackup",
+		"rds:DeleteDBSnapshot", "rds:DeleteDBClusterSnapshot",
+		"dynamodb:DeleteBackup", "backup:DeleteRecoveryPoint",
+	}
+}
+
+approve contains {
+	"id": "INC-09-4",
+	"msg": sprintf("%s on %s sets the backup retention to zero, which deletes the automated backups", [incidents.aws_operation, incidents.aws_resources]),
+} if {
+	incidents.aws_operation in {"rds:ModifyDBInstance", "rds:ModifyDBCluster"}
+	to_number(input.action.params.BackupRetentionPeriod) == 0
 }
 
 # METADATA

@@ -52,3 +52,21 @@ test_incident_09_delete_with_unknown_key_held if {
 	allowed(aws("ASIAXXXXXXXXXXXXXXXX", "ecs", "DescribeClusters", ["web"], {"clusters": ["web"]}, true, false))
 	allowed(aws(dev_key, "ecs", "DeleteCluster", ["web"], {"cluster": "web"}, false, true))
 }
+
+# Found by review: backups dropped without a database delete, and a
+# tenant database deleted without a final snapshot.
+test_incident_09_backups_dropped_held if {
+	held(aws(dev_key, "rds", "DeleteDBInstanceAutomatedBackup", ["db-ABC"], {"DbiResourceId": "db-ABC"}, false, true)) == {"INC-09-4"}
+	held(aws(dev_key, "rds", "ModifyDBInstance", ["shop"], {"DBInstanceIdentifier": "shop", "BackupRetentionPeriod": "0", "ApplyImmediately": "true"}, false, false)) == {"INC-09-4"}
+	allowed(aws(dev_key, "rds", "ModifyDBInstance", ["shop"], {"DBInstanceIdentifier": "shop", "BackupRetentionPeriod": "7"}, false, false))
+	denied(aws(dev_key, "rds", "DeleteTenantDatabase", ["cdb"], {"DBInstanceIdentifier": "cdb", "TenantDBName": "t1", "SkipFinalSnapshot": "true"}, false, true)) == {"INC-09-1"}
+}
+
+# SQL over AWS's Data APIs is read as the SQL over other APIs is.
+test_incident_09_aws_sql_apis_are_read if {
+	drop := object.union(aws(prod_key, "rds-data", "ExecuteStatement", [], {}, false, false), {"request": {"body": {"resourceArn": "arn:aws:rds:us-east-1:111122223333:cluster:shop", "sql": "DROP TABLE users"}}})
+	"INC-03-2" in held(drop)
+	batch := object.union(aws(prod_key, "dynamodb", "BatchExecuteStatement", [], {}, false, false), {"request": {"body": {"Statements": [{"Statement": "SELECT * FROM t"}, {"Statement": "DELETE FROM t"}]}}})
+	"INC-03-2" in held(batch)
+	not "INC-03-2" in held(object.union(drop, {"request": {"body": {"sql": "SELECT 1"}}}))
+}
