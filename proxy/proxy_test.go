@@ -1888,6 +1888,35 @@ func TestOtherContentEncodingsAreForwardedAsSent(t *testing.T) {
 	}
 }
 
+// kube-apiserver reads a request body as sent: a compressed one is refused,
+// since the policy would judge what it inflates to (found by review: a
+// deflate stream that was also YAML set replicas to zero).
+func TestKubernetesBodiesAreNotInflated(t *testing.T) {
+	h := newHarness(t, harnessOptions{configure: func(o *Options) {
+		o.Classifier = action.NewClassifier(kubernetes.New(kubernetes.Options{Hosts: []string{"example.test"}}))
+	}})
+	const path = "/apis/apps/v1/namespaces/prod/deployments/web"
+	patch := `{"spec":{"replicas":3}}`
+	for _, enc := range []string{"gzip", "deflate"} {
+		body := gzipString(patch)
+		if enc == "deflate" {
+			var b bytes.Buffer
+			w := zlib.NewWriter(&b)
+			w.Write([]byte(patch))
+			w.Close()
+			body = b.String()
+		}
+		resp, _ := h.do("PATCH", "https://example.test"+path, body, "Content-Type", "application/merge-patch+json", "Content-Encoding", enc)
+		if resp.StatusCode != http.StatusUnsupportedMediaType {
+			t.Errorf("%s body: %d, want 415", enc, resp.StatusCode)
+		}
+	}
+	h.wantNoUpstream(t)
+	if resp, _ := h.do("PATCH", "https://example.test"+path, patch, "Content-Type", "application/merge-patch+json"); resp.StatusCode != http.StatusOK {
+		t.Errorf("uncompressed: %d, want 200", resp.StatusCode)
+	}
+}
+
 // What a human approves and what a retry must match is the body the server
 // reads: inflated.
 func TestInflatedBodiesAndApprovals(t *testing.T) {

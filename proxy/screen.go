@@ -145,6 +145,15 @@ func Screen(cls *action.Classifier, ar *action.Request, rawQuery string, inflate
 		// that knows gzip but not aws-chunked would inflate it.
 		return act, &Refusal{Status: http.StatusBadRequest, Classified: true, Reason: action.MixedCodingsReason(codings)}
 	}
+	if act.Provider == "kubernetes" && len(action.Codings(ar.Header)) > 0 {
+		// kube-apiserver does not inflate request bodies: it reads the
+		// bytes as sent, which the policy would not see. A deflate stream
+		// that is also YAML set replicas: 0 where the policy read a
+		// harmless patch (found by review). kubectl and client-go never
+		// compress a request.
+		return act, &Refusal{Status: http.StatusUnsupportedMediaType, Classified: true,
+			Reason: "the Kubernetes API server reads a request body as sent and does not undo its Content-Encoding, so countersign cannot decide on what it would read; send the body uncompressed"}
+	}
 	if reason := action.TextEncodingProblem(ar); reason != "" && !opaquePayload(act) {
 		return act, &Refusal{Status: http.StatusUnsupportedMediaType, Reason: reason, Classified: true}
 	}
