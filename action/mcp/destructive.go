@@ -62,8 +62,14 @@ func words(s string) []string {
 }
 
 // sqlArguments are the argument names under which database tools take
-// their statement (Supabase's execute_sql takes "query"; others "sql").
-var sqlArguments = []string{"sql", "query", "statement"}
+// their statement (Supabase's execute_sql takes "query"; others "sql",
+// Neon's run_sql_transaction a list in "sqlStatements", its migrations
+// "migrationSql"), compared in lower case.
+var sqlArguments = map[string]bool{
+	"sql": true, "query": true, "statement": true, "statements": true, "sqlstatements": true,
+	"sql_statements": true, "migrationsql": true, "migration_sql": true, "queries": true,
+	"sql_query": true, "sqlquery": true,
+}
 
 // sqlVerbs start an SQL statement; an argument that starts with one is
 // treated as SQL.
@@ -76,28 +82,44 @@ var sqlVerbs = map[string]bool{
 // destructiveSQL reports whether a tool's arguments hold an SQL statement
 // that contains DROP, DELETE or TRUNCATE as a word (INCIDENTS 2, 3 and 8:
 // agents dropping production tables through execute_sql-style tools). It
-// looks only at a string argument named sql, query or statement whose
-// first word is an SQL verb, so a search tool's query "how to delete a
-// branch" is not SQL. It is a coarse opinion, not a parser: policies that
-// care should read action.arguments themselves.
+// looks only at a string argument (or a list of strings) named as SQL is
+// whose first word is an SQL verb, so a search tool's query "how to
+// delete a branch" is not SQL. The words are looked for in the whole
+// text, comments and literals included: "SELECT '--'; DROP TABLE t"
+// hides its DROP from a comment stripper that does not know quotes (found
+// by review), and a word in a comment only costs a false alarm. It is a
+// coarse opinion, not a parser: policies that care should read
+// action.arguments themselves.
 func destructiveSQL(args any) bool {
 	obj, ok := args.(map[string]any)
 	if !ok {
 		return false
 	}
-	for _, name := range sqlArguments {
-		v, _ := member(obj, name)
-		s, ok := v.(string)
-		if !ok {
+	for name, v := range obj {
+		if !sqlArguments[strings.ToLower(name)] {
 			continue
 		}
-		ws := sqlWords(stripSQLComments(s))
-		if len(ws) == 0 || !sqlVerbs[ws[0]] {
-			continue
+		var texts []string
+		switch v := v.(type) {
+		case string:
+			texts = []string{v}
+		case []any:
+			for _, e := range v {
+				if s, ok := e.(string); ok {
+					texts = append(texts, s)
+				}
+			}
 		}
-		for _, w := range ws {
-			if w == "drop" || w == "delete" || w == "truncate" {
-				return true
+		for _, s := range texts {
+			if ws := sqlWords(stripSQLComments(s)); len(ws) == 0 || !sqlVerbs[ws[0]] {
+				if ws := sqlWords(s); len(ws) == 0 || !sqlVerbs[ws[0]] {
+					continue
+				}
+			}
+			for _, w := range sqlWords(s) {
+				if w == "drop" || w == "delete" || w == "truncate" {
+					return true
+				}
 			}
 		}
 	}

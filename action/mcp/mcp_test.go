@@ -289,6 +289,12 @@ func TestDestructiveSQL(t *testing.T) {
 		{`{"query":42}`, false},
 		{`{"command":"DROP TABLE users"}`, false},
 		{`"DROP TABLE users"`, false},
+		// Found by review: comment markers in literals, other argument
+		// names and lists.
+		{`{"query":"SELECT '--'; DROP TABLE executives"}`, true},
+		{`{"query":"-- /*\nDROP TABLE executives; -- */"}`, true},
+		{`{"sqlStatements":["SELECT 1","DROP TABLE executives"]}`, true},
+		{`{"migrationSql":"ALTER TABLE t DROP COLUMN c"}`, true},
 	}
 	for _, tt := range tests {
 		var args any

@@ -137,7 +137,8 @@ repository_name := concat("/", [input.action.owner, input.action.repo]) if {
 # METADATA
 # description: |
 #   Every string an action names as a resource or passes as a GraphQL or
-#   MCP argument: candidates for the ids list.
+#   MCP argument, and every segment of the request's path: candidates for
+#   the ids list.
 action_ids contains value if {
 	some value in input.action.resources
 	is_string(value)
@@ -146,6 +147,14 @@ action_ids contains value if {
 action_ids contains value if {
 	walk(input.action.variables, [_, value])
 	is_string(value)
+}
+
+# The segments of the path: REST APIs name what they act on there
+# (Supabase's /v1/projects/REF, Neon's /api/v2/projects/ID; found by
+# review).
+action_ids contains value if {
+	some value in split(input.request.path, "/")
+	value != ""
 }
 
 action_ids contains value if {
@@ -225,6 +234,32 @@ kubernetes_reaches_namespaces if {
 evidence contains sprintf("repository %s", [repository_name]) if repository(repository_name)
 
 evidence contains sprintf("host %s", [input.request.host]) if host(input.request.host)
+
+# The database a SQL-over-HTTP gateway connects to: Neon's serverless
+# driver posts to api.REGION.aws.neon.tech/sql and names the endpoint
+# only in Neon-Connection-String (found by review).
+evidence contains sprintf("database host %s", [name]) if {
+	some value in input.request.headers["neon-connection-string"]
+	some name in connection_string_hosts(value)
+	host(name)
+}
+
+# A Supabase project named in its management API's path
+# (api.supabase.com/v1/projects/REF/…) is the project whose host is listed.
+evidence contains sprintf("Supabase project %s", [ref]) if {
+	input.request.host == "api.supabase.com"
+	parts := split(input.request.path, "/")
+	parts[1] == "v1"
+	parts[2] == "projects"
+	ref := parts[3]
+	host(sprintf("%s.supabase.co", [lower(ref)]))
+}
+
+# METADATA
+# description: The hosts a postgres:// (or mysql://) URL names, lower case.
+connection_string_hosts(value) := {lower(m[1]) |
+	some m in regex.find_all_string_submatch_n(`@([^/:?@\[\]]+|\[[^\]]*\])(?::[0-9]*)?(?:[/?]|$)`, value, -1)
+}
 
 evidence contains sprintf("production id %s", [value]) if {
 	some value in action_ids

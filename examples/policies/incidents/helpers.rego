@@ -32,6 +32,47 @@ sql_texts contains text if {
 	is_string(text)
 }
 
+# Any tool's argument under a name SQL is passed in, a string or a list
+# of strings, that reads as SQL: tools on other servers (Neon's
+# run_sql_transaction {"sqlStatements": […]}, prepare_database_migration
+# {"migrationSql": …}, MCP Toolbox's execute_sql {"sql": …}) and names a
+# gateway prefixes (supabase__execute_sql). Found by review.
+sql_texts contains text if {
+	input.action.provider == "mcp"
+	input.action.method == "tools/call"
+	some name, value in input.action.arguments
+	lower(name) in sql_argument_names
+	some text in sql_argument_strings(value)
+	sql_verb(text)
+}
+
+sql_argument_names := {"sql", "query", "statement", "statements", "sqlstatements", "sql_statements", "migrationsql", "migration_sql", "queries", "sql_query", "sqlquery"}
+
+sql_argument_strings(value) := {value} if is_string(value)
+
+sql_argument_strings(value) := {s |
+	some s in value
+	is_string(s)
+} if is_array(value)
+
+# A text whose first statement reads as SQL, as either dialect reads it:
+# a verb with what SQL puts after it ("delete from", "update … set"), so
+# that a search tool's query ("update node version") is not taken for SQL.
+sql_verb(text) if {
+	some statement in statements(text)
+	regex.match(sql_start, statement)
+}
+
+sql_objects := `(table|index|view|schema|database|function|procedure|trigger|type|sequence|extension|role|user|policy|materialized|rule|domain|publication|subscription|owned|column|constraint|event|server|collation|aggregate|operator|tablespace)`
+
+sql_start := concat("", [
+	`^(select|with\s+(recursive\s+)?\S+(\s*\([^)]*\))?\s+as\b|values|explain|show|describe|vacuum|analyze|reindex|checkpoint|begin|commit|rollback|discard all|reset all|pragma|`,
+	`insert\s+into|replace\s+into|upsert\s+into|update\s+\S+\s+set|delete\s+from|merge\s+into|truncate|copy\s|call\s|do\s|exec(ute)?\s|prepare\s|lock\s+table|`,
+	`refresh\s+materialized|grant\s|revoke\s|comment\s+on|load\s+data|attach\s|detach\s|`,
+	`(create|alter|drop)\s+(or\s+replace\s+|temp(orary)?\s+|unique\s+|if\s+(not\s+)?exists\s+)*`, sql_objects,
+	`)\b`,
+])
+
 # Supabase's management API: POST /v1/projects/{ref}/database/query and
 # …/database/migrations, body {"query": …}.
 sql_texts contains text if {
@@ -94,7 +135,7 @@ aws_sql_item(item) := item.Statement if is_string(item.Statement)
 supabase_sql if {
 	input.request.host == "api.supabase.com"
 	input.request.method == "POST"
-	globs.path_any(["/v1/projects/*/database/query", "/v1/projects/*/database/migrations"], input.request.path)
+	globs.path_any(["/v1/projects/*/database/**", "/platform/pg-meta/*/query"], input.request.path)
 }
 
 # METADATA
@@ -119,14 +160,44 @@ migration if {
 }
 
 # METADATA
-# description: The statements of a SQL text, comments removed, lower case, trimmed.
+# description: |
+#   The statements of a SQL text, lower case, trimmed, read as PostgreSQL
+#   and as MySQL read it: comments removed and string literals emptied by
+#   a lexer that knows quotes, so that neither a comment marker inside a
+#   literal nor a quote inside a comment hides a statement (found by
+#   review: "SELECT '--'; DROP TABLE t" and "-- /*\nDROP TABLE t; -- */"
+#   read as one harmless statement). The two dialects differ (backslash
+#   escapes, "#" and "-- " comments, MySQL's executable /*! comments), and
+#   a statement either would run is kept.
 statements(text) := [s |
-	some part in split(uncommented(text), ";")
+	some cleaned in [sql_cleaned(text, pg_tokens), sql_cleaned(text, mysql_tokens)]
+	some part in split(cleaned, ";")
 	s := trim_space(lower(part))
 	s != ""
 ]
 
-uncommented(text) := regex.replace(regex.replace(text, `(?s)/\*.*?\*/`, " "), `--[^\n]*`, " ")
+# PostgreSQL's (and SQLite's) tokens, tried in order at each position: an
+# E'' string with backslash escapes, a string, a quoted name, a
+# dollar-quoted string, a line comment, a block comment, a word, anything
+# else. An unterminated string or comment runs to the end (the server
+# refuses such a text, so it runs nothing).
+pg_tokens := `(?s)[eE]'(?:[^'\\]|\\.|'')*'?|'(?:[^']|'')*'?|"(?:[^"]|"")*"?|\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$.*?\$[A-Za-z0-9_]*\$|--[^\n]*|/\*.*?(?:\*/|$)|[A-Za-z0-9_\x{80}-\x{10FFFF}]+|.`
+
+# MySQL's (and MariaDB's): strings with backslash escapes in either quote,
+# a quoted name, "#" comments, "--" comments only before a space or a
+# control character, executable comments (/*! … */, /*M! … */), whose
+# contents run, and block comments.
+mysql_tokens := concat("", [`(?s)'(?:[^'\\]|\\.|'')*'?|"(?:[^"\\]|\\.|"")*"?|`, "`(?:[^`]|``)*`?", `|#[^\n]*|--(?:[\x00-\x20][^\n]*)?$|--[\x00-\x20][^\n]*|/\*M?![0-9]*|/\*.*?(?:\*/|$)|[A-Za-z0-9_\x{80}-\x{10FFFF}]+|.`])
+
+# sql_cleaned is text with its literals emptied ('') and its comments
+# blanked, read with the given tokens.
+sql_cleaned(text, tokens) := concat("", [sql_piece(t) | some t in regex.find_n(tokens, text, -1)])
+
+sql_piece(t) := "''" if {
+	regex.match(`(?s)^([eE]?'|\$[A-Za-z0-9_]*\$.)`, t)
+} else := " " if {
+	regex.match(`^(--|#|/\*)`, t)
+} else := t
 
 first_word(statement) := word if {
 	words := regex.find_n(`^[a-z]+`, statement, 1)
@@ -150,13 +221,33 @@ write_statement(statement) if regex.match(`\b(insert|update|delete|merge)\b|\bin
 ddl_statement(statement) if first_word(statement) in ddl_words
 
 # METADATA
-# description: A DELETE without WHERE, or a TRUNCATE, which removes every row.
-unqualified_delete(statement) if {
-	first_word(statement) == "delete"
-	not regex.match(`\bwhere\b`, statement)
+# description: |
+#   A statement that removes every row or an object: DROP or TRUNCATE
+#   anywhere in it (a data-modifying WITH, EXPLAIN ANALYZE, a rule), and a
+#   DELETE or UPDATE with no WHERE or one that holds for every row (WHERE
+#   1=1, WHERE true). Found by review: only a statement starting with DROP
+#   or TRUNCATE, or a DELETE starting one, counted.
+mass_change(statement) if regex.match(`\b(drop|truncate)\b`, statement)
+
+mass_change(statement) if {
+	# An upsert's ON CONFLICT DO UPDATE changes the rows it inserts.
+	s := regex.replace(statement, `\bdo\s+update\b`, "do_update")
+	regex.match(`\b(delete|update)\b`, s)
+	not regex.match(`\bwhere\b`, s)
 }
 
-unqualified_delete(statement) if first_word(statement) == "truncate"
+mass_change(statement) if regex.match(`\bwhere\s+(true|1\s*=\s*1|not\s+false|''\s*=\s*'')\s*($|\)|returning\b|order\b|limit\b)`, statement)
+
+# METADATA
+# description: |
+#   The SQL texts for a message, cut at 300 characters: a message goes to
+#   Slack and the audit log, and SQL can carry literal secrets (found by
+#   review).
+sql_shown := text if {
+	all := concat("; ", sql_texts)
+	count(all) <= 300
+	text := all
+} else := sprintf("%s… (%d characters)", [substring(concat("; ", sql_texts), 0, 300), count(concat("; ", sql_texts))])
 
 # METADATA
 # description: The SQL statements the request carries, across every text.
@@ -175,7 +266,7 @@ sql_writes if {
 sql_writes if migration
 
 # METADATA
-# description: The SQL changes the schema, or deletes every row of a table.
+# description: The SQL changes the schema, deletes or overwrites every row of a table, or builds what it runs.
 sql_destroys if {
 	some statement in sql_statements
 	ddl_statement(statement)
@@ -183,8 +274,11 @@ sql_destroys if {
 
 sql_destroys if {
 	some statement in sql_statements
-	unqualified_delete(statement)
+	mass_change(statement)
 }
+
+# SQL that builds what it runs: what it destroys cannot be read.
+sql_destroys if sql_dynamic
 
 sql_destroys if migration
 
@@ -198,6 +292,26 @@ sql_secret_tables contains table if {
 	some statement in sql_statements
 	some table in secret_tables
 	regex.match(sprintf(`(^|[^a-z0-9_])%s($|[^a-z0-9_])`, [lower(table)]), statement)
+}
+
+# METADATA
+# description: |
+#   The secret tables a request names through Supabase's REST API
+#   (PostgREST: /rest/v1/TABLE) or GraphQL API (pg_graphql: a
+#   TABLECollection field, or its insertInto/update/deleteFrom mutations).
+api_secret_tables contains table if {
+	parts := split(lower(input.request.path), "/")
+	parts[1] == "rest"
+	parts[2] == "v1"
+	some table in secret_tables
+	parts[3] == lower(table)
+}
+
+api_secret_tables contains table if {
+	startswith(input.request.path, "/graphql/v1")
+	some table in secret_tables
+	text := lower(concat(" ", [sprintf("%v", [input.request.body]), object.get(input.request.query, "query", [""])[0]]))
+	regex.match(sprintf(`%scollection`, [replace(lower(table), "_", "_?")]), replace(text, "_", ""))
 }
 
 # METADATA

@@ -42,3 +42,35 @@ test_incident_02_secret_table_not_spelt_out_held if {
 	allowed(mcp("execute_sql", {"query": "select id, total from orders where created_at > now() - interval '1 day'"}))
 	allowed(mcp("execute_sql", {"query": "select 'do it' as todo, executed_at from jobs"}))
 }
+
+# Found by review: SQL under other tools' and arguments' names, Supabase's
+# read-only query route, and the secret tables through PostgREST and
+# pg_graphql.
+test_incident_02_sql_in_any_tool_argument if {
+	denied(mcp("run_sql_transaction", {"projectId": "p", "sqlStatements": ["SELECT 1", "SELECT * FROM integration_tokens"]})) == {"INC-02-1"}
+	"INC-02-2" in held(mcp("execute_sql", {"sql": "DROP TABLE users"}))
+	denied(mcp("supabase__execute_sql", {"query": "select * from integration_tokens"})) == {"INC-02-1"}
+	"INC-02-2" in held(mcp("prepare_database_migration", {"migrationSql": "ALTER TABLE users DROP COLUMN email"}))
+	allowed(mcp("search_docs", {"query": "update node version and delete my branch"}))
+}
+
+test_incident_02_supabase_read_only_query_route if {
+	inp := http("POST", "api.supabase.com", "/v1/projects/abcdefghijklmnop/database/query/read-only", {"content-type": ["application/json"]}, {"query": "select * from integration_tokens"})
+	denied(inp) == {"INC-02-1"}
+}
+
+test_incident_02_secret_tables_through_rest_and_graphql if {
+	denied(http("GET", "abcdefghijklmnop.supabase.co", "/rest/v1/integration_tokens", {}, null)) == {"INC-02-1"}
+	denied(http("POST", "abcdefghijklmnop.supabase.co", "/graphql/v1", {}, {"query": "{ integrationTokensCollection { edges { node { token } } } }"})) == {"INC-02-1"}
+	not "INC-02-1" in denied(http("GET", "abcdefghijklmnop.supabase.co", "/rest/v1/orders", {}, null))
+}
+
+# A message carries at most 300 characters of SQL (found by review: the
+# whole text, secrets in literals included, went to Slack).
+test_incident_02_messages_cut_the_sql if {
+	long := concat("", ["INSERT INTO notes VALUES ('", concat("", [x | some _ in numbers.range(1, 100); x := "sk_live_0123"]), "')"])
+	some r in data.countersign.approve with input as mcp("execute_sql", {"query": long})
+	r.id == "INC-02-2"
+	count(r.msg) < 400
+	contains(r.msg, "characters)")
+}

@@ -4,9 +4,9 @@
 # database commands. They went over the Postgres wire protocol, which an
 # HTTP proxy never sees: route agents' SQL through an HTTP gateway (Neon's
 # /sql endpoint, Supabase's API, an MCP SQL tool) and this policy applies.
-# While data.countersign.freeze is true, DDL and DELETEs without WHERE
-# (and TRUNCATE, and migrations) are denied everywhere; otherwise they
-# wait for a human when they target production. The freeze lives in the
+# While data.countersign.freeze is true, SQL that writes (DML, DDL,
+# migrations, SQL built at run time) is denied everywhere; otherwise DDL
+# and changes to every row wait for a human when they target production. The freeze lives in the
 # proxy's data, not in the agent's prompt.
 package countersign
 
@@ -19,21 +19,28 @@ inc03_frozen := data.countersign.freeze == true
 
 # METADATA
 # title: INC-03-1
-# description: During a freeze, DDL and unqualified DELETEs are denied.
+# description: During a freeze, SQL that writes or changes the schema is denied.
 deny contains {
 	"id": "INC-03-1",
-	"msg": sprintf("a change freeze is in force: schema changes and DELETEs without WHERE are not allowed (%s)", [concat("; ", incidents.sql_texts)]),
+	"msg": sprintf("a change freeze is in force: SQL that changes data or schema is not allowed until it is lifted (%s)", [incidents.sql_shown]),
 } if {
 	inc03_frozen
-	incidents.sql_destroys
+	inc03_changes
 }
+
+# Found by review: the freeze denied only DDL and a DELETE without
+# WHERE; a DELETE in a WITH, WHERE 1=1, an UPDATE of every row and a DO
+# block went through.
+inc03_changes if incidents.sql_writes
+
+inc03_changes if incidents.sql_destroys
 
 # METADATA
 # title: INC-03-2
 # description: Outside a freeze, DDL and unqualified DELETEs on production wait for a human.
 approve contains {
 	"id": "INC-03-2",
-	"msg": sprintf("schema change or DELETE without WHERE on production (%s): %s", [prod.summary, concat("; ", incidents.sql_texts)]),
+	"msg": sprintf("SQL that changes the schema or deletes or overwrites every row, on production (%s), waits for a human: %s", [prod.summary, incidents.sql_shown]),
 } if {
 	not inc03_frozen
 	incidents.sql_destroys

@@ -27,9 +27,47 @@ test_incident_03_transaction_batch_during_freeze_denied if {
 	ids(data.countersign.deny) == {"INC-03-1"} with input as inp with data.countersign.freeze as true
 }
 
-test_incident_03_qualified_delete_during_freeze_held_not_denied if {
-	ids(data.countersign.deny) == set() with input as neon("delete from companies where id = 7") with data.countersign.freeze as true
-	ids(data.countersign.approve) == {"INC-02-2"} with input as neon("delete from companies where id = 7") with data.countersign.freeze as true
+# A freeze stops every change, not only the ones that destroy (found by
+# review).
+test_incident_03_any_change_during_freeze_denied if {
+	every q in [
+		"delete from companies where id = 7",
+		"WITH d AS (DELETE FROM executives RETURNING 1) SELECT count(*) FROM d",
+		"EXPLAIN ANALYZE DELETE FROM executives",
+		"DO $$ BEGIN EXECUTE 'DROP TABLE executives'; END $$",
+		"UPDATE executives SET email=NULL",
+	] {
+		ids(data.countersign.deny) == {"INC-03-1"} with input as neon(q) with data.countersign.freeze as true
+	}
+	ids(data.countersign.deny) == set() with input as neon("select * from companies") with data.countersign.freeze as true
+}
+
+# Comment markers inside literals, and quotes inside comments, hide no
+# statement, as PostgreSQL or MySQL would read them (found by review).
+test_incident_03_literals_and_comments_hide_nothing if {
+	every q in [
+		"-- /*\nDROP TABLE executives; -- */",
+		"SELECT '--'; DROP TABLE executives",
+		"SELECT $$--$$; DROP TABLE executives",
+		"SELECT $tag$ ' $tag$; DROP TABLE executives",
+		"SELECT '/*'; DROP TABLE executives; SELECT '*/'",
+		"SELECT 1 --1; DROP TABLE executives",
+		"SELECT name'a\\'; DROP TABLE executives; --'",
+		"/*!50000 DROP TABLE executives */",
+		"SELECT 1 # '\nDROP TABLE executives",
+	] {
+		ids(data.countersign.deny) == {"INC-03-1"} with input as neon(q) with data.countersign.freeze as true
+	}
+}
+
+# Outside a freeze, changes to every row and DDL on production wait; a
+# change to some rows does not, past the SQL write hold.
+test_incident_03_mass_changes_on_production_held if {
+	every q in ["DELETE FROM executives WHERE 1=1", "UPDATE executives SET email = NULL", "WITH d AS (DELETE FROM executives) SELECT 1"] {
+		"INC-03-2" in held(neon(q))
+	}
+	not "INC-03-2" in held(neon("UPDATE executives SET email = NULL WHERE id = 7"))
+	not "INC-03-2" in held(neon("INSERT INTO t VALUES (1) ON CONFLICT (id) DO UPDATE SET v = 1"))
 }
 
 test_incident_03_ddl_on_production_outside_freeze_held if {
@@ -38,3 +76,15 @@ test_incident_03_ddl_on_production_outside_freeze_held if {
 }
 
 test_incident_03_reads_allowed if allowed(neon("select * from executives where id = 1"))
+
+# Neon's serverless driver posts to its regional API host and names the
+# endpoint in Neon-Connection-String only; Supabase's API names the
+# project in its path (found by review).
+test_incident_03_production_named_by_the_connection_string_or_path if {
+	drop := object.union(neon("DROP TABLE users"), {"request": {"host": "api.us-east-2.aws.neon.tech"}})
+	"INC-03-2" in held(drop)
+	other := object.union(drop, {"request": {"headers": {"neon-connection-string": ["postgresql://app:[redacted]@ep-dev-9.us-east-2.aws.neon.tech/neondb"]}}})
+	not "INC-03-2" in held(other)
+	supabase := http("POST", "api.supabase.com", "/v1/projects/abcdefghijklmnop/database/query", {"content-type": ["application/json"]}, {"query": "drop table users"})
+	"INC-03-2" in held(supabase)
+}

@@ -15,7 +15,12 @@ import data.countersign.incidents
 import data.countersign.lib.globs
 import data.countersign.lib.prod
 
-inc08_variable_mutations := {"variableUpsert", "variableCollectionUpsert", "variableDelete"}
+# Railway's variable writes, and the environment patches its CLI and MCP
+# server stage and commit (found by review), which carry variables too.
+inc08_variable_mutations := {
+	"variableUpsert", "variableCollectionUpsert", "variableDelete",
+	"environmentPatchCommit", "environmentStageChanges", "environmentPatchCommitStaged",
+}
 
 default inc08_secret_variables := []
 
@@ -73,7 +78,7 @@ deny contains {
 # description: Rewriting credential or connection-string variables elsewhere waits for a human.
 approve contains {
 	"id": "INC-08-2",
-	"msg": sprintf("rewriting the credential or connection-string variable %s", [name]),
+	"msg": sprintf("rewriting the credential or connection-string variable %s: a wrong value points the app at another database, or hands it to someone else", [name]),
 } if {
 	inc08_writes_variables
 	not prod.is_prod
@@ -86,9 +91,15 @@ approve contains {
 # description: Deletes through a production host's own API wait for a human.
 approve contains {
 	"id": "INC-08-3",
-	"msg": sprintf("DELETE %s%s on production (%s)", [input.request.host, input.request.path, prod.summary]),
+	"msg": sprintf("%s %s%s deletes on production (%s); countersign holds it for a human, as there may be no undo", [input.request.method, input.request.host, input.request.path, prod.summary]),
 } if {
-	input.action.provider == "http"
-	input.request.method == "DELETE"
+	inc08_deletes
 	prod.host(input.request.host)
 }
+
+# Whatever provider claimed it (found by review: an Mcp-Session-Id header
+# made a DELETE an MCP session's end), and deletes by other means
+# (pg_graphql's deleteFrom…Collection).
+inc08_deletes if input.request.method == "DELETE"
+
+inc08_deletes if input.action.destructive == true

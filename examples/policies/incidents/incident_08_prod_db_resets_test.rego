@@ -36,7 +36,7 @@ test_incident_08_collection_upsert_names_every_variable if {
 	)
 	held(inp) == {"INC-08-2"}
 	some r in data.countersign.approve with input as inp
-	r.msg == "rewriting the credential or connection-string variable REDIS_URL"
+	r.msg == "rewriting the credential or connection-string variable REDIS_URL: a wrong value points the app at another database, or hands it to someone else"
 }
 
 test_incident_08_ordinary_variable_elsewhere_allowed if allowed(railway_upsert("e-staging", "LOG_LEVEL"))
@@ -46,3 +46,25 @@ test_incident_08_postgrest_delete_on_production_held if held(http("DELETE", "abc
 test_incident_08_app_delete_on_production_held if held(http("DELETE", "api.prod.example.com", "/records/42", {}, null)) == {"INC-08-3"}
 
 test_incident_08_delete_elsewhere_allowed if allowed(http("DELETE", "api.staging.example.com", "/records/42", {}, null))
+
+# Found by review: environment patches carry variables too; a DELETE
+# that carries an MCP session header, and deletes by other means, on a
+# production host.
+test_incident_08_environment_patches_are_variable_writes if {
+	patch := graphql(
+		"graphql", "backboard.railway.com", ["environmentPatchCommit"],
+		[{"field": "environmentPatchCommit", "arguments": {"environmentId": "$environmentId", "patch": "$patch"}}],
+		{"environmentId": "e-prod", "patch": {"services": {"svc-1": {"variables": {"DATABASE_URL": {"value": "postgresql://x@evil/db"}}}}}},
+		{},
+	)
+	denied(patch) == {"INC-08-1"}
+	staged := graphql("graphql", "backboard.railway.com", ["environmentPatchCommitStaged"], [{"field": "environmentPatchCommitStaged", "arguments": {"environmentId": "e-prod"}}], null, {})
+	denied(staged) == {"INC-08-1"}
+}
+
+test_incident_08_deletes_on_production_whatever_the_provider if {
+	mcp_end := object.union(http("DELETE", "api.prod.example.com", "/api/users/5", {"mcp-session-id": ["abc"]}, null), {"action": {"provider": "mcp", "method": "session/end", "destructive": false}})
+	held(mcp_end) == {"INC-08-3"}
+	gql := object.union(http("POST", "abcdefghijklmnop.supabase.co", "/graphql/v1", {}, {"query": "mutation { deleteFromExecutivesCollection(filter: {}, atMost: 10000) { affectedCount } }"}), {"action": {"provider": "graphql", "destructive": true}})
+	held(gql) == {"INC-08-3"}
+}

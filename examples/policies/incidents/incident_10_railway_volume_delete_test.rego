@@ -37,3 +37,16 @@ test_incident_10_other_destructive_mutations_on_railway_denied if {
 	denied(graphql("graphql", "backboard.railway.com", ["pluginDelete"], [{"field": "pluginDelete", "arguments": {"id": "p-1"}}], null, {"destructive": true})) == {"INC-10"}
 	not denied(graphql("graphql", "api.other.example", ["pluginDelete"], [{"field": "pluginDelete", "arguments": {"id": "p-1"}}], null, {"destructive": true}))["INC-10"]
 }
+
+# Found by review: volumes detached and backup schedules changed, and the
+# database platforms' own deletes of production projects.
+test_incident_10_volume_detach_and_backup_schedule_held if {
+	held(graphql("graphql", "backboard.railway.com", ["volumeDetach"], [{"field": "volumeDetach", "arguments": {"volumeId": "v-1"}}], null, {})) == {"INC-10-2"}
+	held(graphql("graphql", "backboard.railway.com", ["volumeInstanceBackupScheduleUpdate"], [{"field": "volumeInstanceBackupScheduleUpdate", "arguments": {"volumeInstanceId": "v-1", "kinds": []}}], null, {})) == {"INC-10-2"}
+}
+
+test_incident_10_production_deletes_on_platform_apis_held if {
+	held(object.union(mcp("delete_project", {"projectId": "e-prod"}), {"action": {"destructive": true}})) == {"INC-10-3"}
+	held(http("DELETE", "api.supabase.com", "/v1/projects/abcdefghijklmnop", {}, null)) == {"INC-10-3"}
+	allowed(object.union(mcp("delete_project", {"projectId": "e-dev"}), {"action": {"destructive": true}}))
+}
