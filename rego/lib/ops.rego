@@ -659,6 +659,9 @@ kubernetes_permission_resources := {
 	"serviceaccounts", "certificatesigningrequests",
 	"validatingwebhookconfigurations", "mutatingwebhookconfigurations",
 	"validatingadmissionpolicies", "validatingadmissionpolicybindings",
+	"mutatingadmissionpolicies", "mutatingadmissionpolicybindings",
+	# An APIService sends a whole API group to the service it names.
+	"apiservices",
 }
 
 # RBAC writes (Kubernetes checks escalate and bind on these), webhook and
@@ -674,6 +677,34 @@ kubernetes_permission if {
 	input.action.provider == "kubernetes"
 	input.action.verb in kubernetes_write_verbs
 	input.action.subresource in {"token", "approval"}
+}
+
+# A pod (or a workload's pod template) written with access to its node:
+# privileged containers, the host's PID, network or IPC namespaces, a
+# hostPath volume, or a node chosen by name, from where every pod on the
+# node is in reach (found by review: kubectl debug node/… in a namespace
+# that is not production reaches production's pods).
+kubernetes_permission if {
+	input.action.provider == "kubernetes"
+	input.action.verb in {"create", "update", "patch"}
+	kubernetes_host_access
+}
+
+# METADATA
+# description: The request body gives a pod access to its node.
+kubernetes_host_access if {
+	walk(input.request.body, [path, value])
+	count(path) > 0
+	kubernetes_host_access_field(path[count(path) - 1], value)
+}
+
+kubernetes_host_access_field(key, true) if key in {"privileged", "hostPID", "hostNetwork", "hostIPC", "allowPrivilegeEscalation"}
+
+kubernetes_host_access_field("hostPath", value) if is_object(value)
+
+kubernetes_host_access_field("nodeName", value) if {
+	is_string(value)
+	value != ""
 }
 
 # Any request that impersonates another user, group or service account.

@@ -30,6 +30,7 @@
 package countersign.lib.prod
 
 import data.countersign.lib.globs
+import data.countersign.lib.ops
 
 # METADATA
 # description: The production inventory, data.countersign.production; empty when not configured.
@@ -222,6 +223,66 @@ kubernetes_reaches_namespaces if {
 kubernetes_reaches_namespaces if {
 	input.action.resource == "nodes"
 	input.action.subresource == "proxy"
+}
+
+# Cluster-wide control (found by review): cluster roles and their
+# bindings, admission webhooks and policies (set failurePolicy: Ignore and
+# the cluster's guard is off in production too), API services.
+kubernetes_reaches_namespaces if {
+	input.action.resource in {
+		"clusterroles", "clusterrolebindings", "certificatesigningrequests",
+		"validatingwebhookconfigurations", "mutatingwebhookconfigurations",
+		"validatingadmissionpolicies", "validatingadmissionpolicybindings",
+		"mutatingadmissionpolicies", "mutatingadmissionpolicybindings", "apiservices",
+	}
+	input.action.verb in {"create", "update", "patch", "delete", "deletecollection"}
+}
+
+# Deleting a cluster-scoped custom resource: a Crossplane managed resource
+# deletes the cloud resource it stands for (an RDS instance), a
+# VolumeSnapshotContent its snapshot (found by review).
+kubernetes_reaches_namespaces if {
+	input.action.verb in {"delete", "deletecollection"}
+	is_string(input.action.api_group)
+	contains(input.action.api_group, ".")
+	not endswith(input.action.api_group, ".k8s.io")
+
+	# A project is a namespace, judged by its name (below).
+	input.action.api_group != "project.openshift.io"
+}
+
+kubernetes_reaches_namespaces if {
+	input.action.verb in {"delete", "deletecollection"}
+	input.action.api_group == "snapshot.storage.k8s.io"
+	input.action.resource == "volumesnapshotcontents"
+}
+
+# An OpenShift project is its namespace: oc delete project prod deletes
+# namespace prod (found by review).
+evidence contains sprintf("Kubernetes namespace %s", [input.action.name]) if {
+	input.action.provider == "kubernetes"
+	input.action.resource in {"projects", "projectrequests", "namespaces"}
+	kubernetes_namespace(input.action.name)
+}
+
+# Deleting what a GitOps controller deploys from deletes what it deployed,
+# wherever that is (an Argo CD Application with the resources finalizer,
+# a Flux Kustomization that prunes), so it counts wherever production
+# namespaces are listed (found by review).
+evidence contains sprintf("Kubernetes %s, which deploy into production namespaces", [input.action.resource]) if {
+	input.action.provider == "kubernetes"
+	count(inventory.kubernetes.namespaces) > 0
+	input.action.verb in {"delete", "deletecollection"}
+	input.action.resource in {"applications", "applicationsets", "kustomizations", "helmreleases"}
+}
+
+# A pod that reaches its node reaches the production pods on it, whatever
+# namespace it is made in.
+evidence contains "a pod with access to its node, which reaches production pods" if {
+	input.action.provider == "kubernetes"
+	count(inventory.kubernetes.namespaces) > 0
+	input.action.verb in {"create", "update", "patch"}
+	ops.kubernetes_host_access
 }
 
 # A NoExecute taint written to a node deletes the pods on it.

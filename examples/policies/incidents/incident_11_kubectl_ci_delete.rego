@@ -34,7 +34,15 @@ deny contains {
 } if {
 	inc11_prod_change
 	input.action.verb == "delete"
-	input.action.resource == "namespaces"
+	inc11_namespaces
+}
+
+# Namespaces, and OpenShift's projects (oc delete project).
+inc11_namespaces if input.action.resource == "namespaces"
+
+inc11_namespaces if {
+	input.action.resource == "projects"
+	input.action.api_group == "project.openshift.io"
 }
 
 # METADATA
@@ -46,7 +54,7 @@ approve contains {
 } if {
 	inc11_prod_change
 	input.action.verb == "delete"
-	input.action.resource != "namespaces"
+	not inc11_namespaces
 }
 
 approve contains {
@@ -55,4 +63,17 @@ approve contains {
 } if {
 	inc11_prod_change
 	ops.kubernetes_scales_to_zero
+}
+
+# Writes that delete by other means (an owner reference the garbage
+# collector follows, a NoExecute taint, an eviction as kubectl drain
+# sends; found by review).
+approve contains {
+	"id": "INC-11-2",
+	"msg": sprintf("%s of %s/%s in namespace %s deletes by other means, in production (%s)", [input.action.verb, input.action.resource, input.action.name, input.action.namespace, prod.summary]),
+} if {
+	inc11_prod_change
+	input.action.destructive == true
+	not input.action.verb in {"delete", "deletecollection"}
+	not ops.kubernetes_scales_to_zero
 }

@@ -28,3 +28,13 @@ test_incident_11_dry_run_allowed if {
 }
 
 test_incident_11_outside_production_allowed if allowed(kube("delete", "namespaces", "", "scratch", "scratch", null))
+
+# Found by review: writes that delete by other means, and OpenShift's
+# projects.
+test_incident_11_deletes_by_other_means_held if {
+	owner := object.union(kube("patch", "namespaces", "", "", "drone", {"metadata": {"ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": "gone", "uid": "6a1c7f1e-0000-4000-8000-000000000001"}]}}), {"action": {"destructive": true}})
+	held(owner) == {"INC-11-2"}
+	eviction := object.union(kube("create", "pods", "eviction", "drone", "drone-server-0", {}), {"action": {"destructive": true}})
+	held(eviction) == {"INC-11-2"}
+	denied(object.union(kube("delete", "projects", "", "", "drone", null), {"action": {"api_group": "project.openshift.io"}})) == {"INC-11-1"}
+}

@@ -2,8 +2,10 @@
 #
 # Production is a cluster (its API server's host) or a namespace, listed
 # in data.countersign.production.kubernetes (deleting a CRD, a persistent
-# volume or a node, and a node's proxy, count wherever production
-# namespaces are listed). In
+# volume, a node or a cluster-scoped custom resource, a node's proxy,
+# cluster roles, admission webhooks and policies, API services, deleting
+# what a GitOps controller deploys from, and pods with access to their
+# node count wherever production namespaces are listed). In
 # production, deleting a namespace or a whole collection is denied; exec,
 # attach and port-forward, scaling a workload to zero, other deletes,
 # other destructive requests (evictions, node proxies) and RBAC or
@@ -46,7 +48,16 @@ deny contains {
 	input.action.provider == "kubernetes"
 	k8s_prod_change
 	input.action.verb in {"delete", "deletecollection"}
-	input.action.resource == "namespaces"
+	k8s_namespaces
+}
+
+# Namespaces, and OpenShift's projects, which are namespaces by another
+# name (found by review: oc delete project prod passed).
+k8s_namespaces if input.action.resource == "namespaces"
+
+k8s_namespaces if {
+	input.action.resource == "projects"
+	input.action.api_group == "project.openshift.io"
 }
 
 # METADATA
@@ -59,7 +70,7 @@ deny contains {
 	input.action.provider == "kubernetes"
 	k8s_prod_change
 	input.action.verb == "deletecollection"
-	input.action.resource != "namespaces"
+	not k8s_namespaces
 }
 
 # METADATA
@@ -96,7 +107,7 @@ approve contains {
 	input.action.provider == "kubernetes"
 	k8s_prod_change
 	input.action.verb == "delete"
-	input.action.resource != "namespaces"
+	not k8s_namespaces
 }
 
 # METADATA

@@ -101,8 +101,34 @@ test_crd_delete_held_where_production_namespaces_are_listed if {
 # Other cluster-scoped changes in a cluster that is not production pass.
 test_cluster_scoped_changes_outside_production_allowed if {
 	allowed(request(dev, "list", "nodes", "", "", "", null))
-	allowed(request(dev, "delete", "clusterroles", "", "", "old-role", null))
 	allowed(request(dev, "delete", "storageclasses", "", "", "slow", null))
+	allowed(request(dev, "get", "clusterroles", "", "", "admin", null))
+}
+
+# Found by review: cluster-wide control, cascading deletes and node access
+# reach the production namespaces from any cluster where they are listed.
+test_cluster_wide_control_reaches_production if {
+	held(request(dev, "delete", "clusterroles", "", "", "old-role", null)) == {"K8S-PROD-005", "K8S-PROD-006"}
+	held(request(dev, "create", "clusterrolebindings", "", "", "", {"roleRef": {"name": "cluster-admin"}})) == {"K8S-PROD-006"}
+	held(request(dev, "patch", "validatingwebhookconfigurations", "", "", "policy-guard", [{"op": "replace", "path": "/webhooks/0/failurePolicy", "value": "Ignore"}])) == {"K8S-PROD-006"}
+	held(request(dev, "update", "apiservices", "", "", "v1beta1.metrics.k8s.io", {})) == {"K8S-PROD-006"}
+}
+
+test_openshift_project_is_its_namespace if {
+	denied(object.union(request(dev, "delete", "projects", "", "", "prod", null), {"action": {"api_group": "project.openshift.io"}})) == {"K8S-PROD-001"}
+	allowed(object.union(request(dev, "delete", "projects", "", "", "scratch", null), {"action": {"api_group": "project.openshift.io"}}))
+}
+
+test_cascading_and_cloud_deletes_held if {
+	held(object.union(request(dev, "delete", "applications", "", "argocd", "shop-prod", null), {"action": {"api_group": "argoproj.io"}})) == {"K8S-PROD-005"}
+	held(object.union(request(dev, "delete", "instances", "", "", "prod-db", null), {"action": {"api_group": "rds.aws.upbound.io"}})) == {"K8S-PROD-005"}
+	allowed(object.union(request(dev, "delete", "certificates", "", "dev", "web", null), {"action": {"api_group": "cert-manager.io"}}))
+}
+
+test_pods_with_node_access_held if {
+	pod := {"spec": {"nodeName": "prod-node-1", "hostPID": true, "containers": [{"name": "d", "image": "busybox", "securityContext": {"privileged": true}}], "volumes": [{"name": "root", "hostPath": {"path": "/"}}]}}
+	held(request(dev, "create", "pods", "", "default", "", pod)) == {"K8S-PROD-006"}
+	allowed(request(dev, "create", "pods", "", "default", "", {"spec": {"containers": [{"name": "web", "image": "nginx"}]}}))
 }
 
 test_rbac_change_in_production_held if held(request(prod_cluster, "create", "clusterrolebindings", "", "", "", null)) == {"K8S-PROD-006"}
