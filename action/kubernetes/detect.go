@@ -64,6 +64,48 @@ func rancherPrefix(path string) int {
 	return len(p) + len(id)
 }
 
+// connectGatewayRE is the path prefix of GKE's Connect Gateway
+// (connectgateway.googleapis.com, REGION-connectgateway.googleapis.com),
+// which forwards the rest of the path to the membership's cluster: kubectl
+// with a gcloud-made kubeconfig sends every request so (found by review).
+var connectGatewayRE = regexp.MustCompile(`^/v1(?:beta1|alpha1)?/projects/[^/]+/locations/[^/]+/(?:gkeMemberships|memberships)/[^/]+`)
+
+// maxGatewaySegments bounds the search for a configured API server's path
+// prefix.
+const maxGatewaySegments = 16
+
+// gatewayPrefix returns the length of a prefix that a gateway in front of
+// an API server strips before forwarding the rest of path, or 0, and
+// whether the host alone makes the request Kubernetes's: Rancher's cluster
+// proxy (/k8s/clusters/ID), GKE's Connect Gateway, and, on a configured
+// host (known), whatever comes before the first segment from which the
+// path has Kubernetes's shape (Loft's /kubernetes/cluster/NAME, a reverse
+// proxy's own prefix).
+func gatewayPrefix(host, path string, known bool) (n int, byHost bool) {
+	if n := rancherPrefix(path); n > 0 {
+		return n, false
+	}
+	if host == "connectgateway.googleapis.com" || strings.HasSuffix(host, "-connectgateway.googleapis.com") {
+		if m := connectGatewayRE.FindStringIndex(path); m != nil {
+			return m[1], true
+		}
+	}
+	if !known || kubernetesShape(path) {
+		return 0, false
+	}
+	segs := 0
+	for i := 1; i < len(path) && segs < maxGatewaySegments; i++ {
+		if path[i] != '/' {
+			continue
+		}
+		segs++
+		if kubernetesShape(path[i:]) {
+			return i, false
+		}
+	}
+	return 0, false
+}
+
 // kubernetesShape reports whether path (a Kubernetes API path, any Rancher
 // prefix removed) has a shape only Kubernetes uses.
 func kubernetesShape(path string) bool {

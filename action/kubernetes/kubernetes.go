@@ -60,13 +60,14 @@ func (p *Provider) Classify(r *action.Request) (action.Action, bool) {
 		return action.Action{}, false
 	}
 	path := r.Path
-	if n := rancherPrefix(path); n > 0 {
-		path = path[n:]
+	known := p.knownHost(r.Host, r.Port)
+	if n, byHost := gatewayPrefix(r.Host, path, known); n > 0 {
+		path, known = path[n:], known || byHost
 		if path == "" {
 			path = "/"
 		}
 	}
-	if !p.knownHost(r.Host, r.Port) && !kubernetesShape(path) {
+	if !known && !kubernetesShape(path) {
 		return action.Action{}, false
 	}
 

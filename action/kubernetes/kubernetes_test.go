@@ -169,6 +169,19 @@ func TestClassifyFields(t *testing.T) {
 				fields("delete", "", "v1", "namespaces", "", "prod", "prod", false, true, "/api/v1/namespaces/prod")},
 		},
 		{
+			// Found by review: gateways in front of the API server.
+			name: "GKE Connect Gateway prefix",
+			give: req("DELETE", "https://connectgateway.googleapis.com/v1/projects/123/locations/global/gkeMemberships/shop/api/v1/namespaces/prod"),
+			want: want{"delete", []string{"prod/namespaces/prod"}, false, true, "",
+				fields("delete", "", "v1", "namespaces", "", "prod", "prod", false, true, "/api/v1/namespaces/prod")},
+		},
+		{
+			name: "a configured host's own prefix",
+			give: req("DELETE", "https://k8s.example.test/kubernetes/cluster/loft-prod/apis/apps/v1/namespaces/prod/deployments/web"),
+			want: want{"delete", []string{"prod/deployments/web"}, false, true, "",
+				fields("delete", "apps", "v1", "deployments", "", "prod", "web", false, true, "/apis/apps/v1/namespaces/prod/deployments/web")},
+		},
+		{
 			name: "unknown method",
 			give: req("OPTIONS", "https://k8s.example.test/api/v1/namespaces/default/pods"),
 			want: want{"", []string{"default/pods/"}, false, false, "",
@@ -316,6 +329,9 @@ func TestDetection(t *testing.T) {
 		{"GET https://unknown.example/k8s/clusters//api/v1/namespaces", 443, false},
 		{"GET https://unknown.example/k8s/clusters/c-1/api/v1/users", 443, false},
 		{"GET https://unknown.example/prefix/api/v1/namespaces", 443, false},
+		{"DELETE https://us-east1-connectgateway.googleapis.com/v1beta1/projects/p/locations/us-east1/memberships/m/api/v1/namespaces/x", 443, true},
+		{"GET https://connectgateway.googleapis.com/v1/projects/p/locations/global/gkeMemberships/m", 443, true},
+		{"GET https://other.googleapis.com/v1/projects/p/locations/global/gkeMemberships/m/api/v1/namespaces", 443, false},
 	}
 	for _, tt := range tests {
 		method, target, _ := strings.Cut(tt.give, " ")
