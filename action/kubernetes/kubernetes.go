@@ -12,6 +12,7 @@ package kubernetes
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -252,7 +253,11 @@ func deletesByWrite(verb, group, resource, contentType string, body []byte) bool
 	if verb != "update" && verb != "patch" || len(body) == 0 {
 		return false
 	}
-	k := writeTarget{node: group == "" && resource == "nodes", pod: group == "" && resource == "pods", job: group == "batch" && resource == "jobs"}
+	k := writeTarget{
+		node: group == "" && resource == "nodes", pod: group == "" && resource == "pods", job: group == "batch" && resource == "jobs",
+		sts: group == "apps" && resource == "statefulsets", pv: group == "" && resource == "persistentvolumes",
+		ds: group == "apps" && resource == "daemonsets",
+	}
 	v := decodeBody(contentType, body)
 	if v == nil {
 		return true
@@ -299,7 +304,7 @@ func isZero(v any) bool {
 
 // writeTarget is what an update or patch writes to, as far as writes
 // that delete are concerned.
-type writeTarget struct{ node, pod, job bool }
+type writeTarget struct{ node, pod, job, sts, pv, ds bool }
 
 // reaches reports whether a JSON Patch path is, is inside or holds a field
 // whose writing can delete.
@@ -309,7 +314,10 @@ func (k writeTarget) reaches(path string) bool {
 		k.pod && under(path, "/spec/activeDeadlineSeconds") ||
 		k.job && (under(path, "/spec/suspend") || under(path, "/spec/ttlSecondsAfterFinished") ||
 			under(path, "/spec/activeDeadlineSeconds") || under(path, "/spec/parallelism") ||
-			under(path, "/spec/backoffLimit") || under(path, "/spec/maxFailedIndexes"))
+			under(path, "/spec/backoffLimit") || under(path, "/spec/maxFailedIndexes")) ||
+		k.sts && under(path, "/spec/persistentVolumeClaimRetentionPolicy") ||
+		k.pv && under(path, "/spec/persistentVolumeReclaimPolicy") ||
+		k.ds && (under(path, "/spec/template/spec/nodeSelector") || under(path, "/spec/template/spec/affinity"))
 }
 
 // deletes reports whether a document (or patch) sets owner references,
@@ -330,6 +338,22 @@ func (k writeTarget) deletes(v any) bool {
 		return spec["suspend"] == true || spec["ttlSecondsAfterFinished"] != nil ||
 			spec["activeDeadlineSeconds"] != nil || isZero(spec["parallelism"]) ||
 			spec["backoffLimit"] != nil || spec["maxFailedIndexes"] != nil
+	case k.sts:
+		// Claims deleted with their pods when scaled down or with the
+		// StatefulSet: the database's data (found by review).
+		policy, _ := spec["persistentVolumeClaimRetentionPolicy"].(map[string]any)
+		return strings.EqualFold(fmt.Sprint(policy["whenScaled"]), "Delete") || strings.EqualFold(fmt.Sprint(policy["whenDeleted"]), "Delete")
+	case k.pv:
+		// The disk deleted with its claim.
+		return strings.EqualFold(fmt.Sprint(spec["persistentVolumeReclaimPolicy"]), "Delete")
+	case k.ds:
+		// Pods taken off every node the new selector or affinity leaves
+		// out: a DaemonSet's scale to zero.
+		template, _ := spec["template"].(map[string]any)
+		podSpec, _ := template["spec"].(map[string]any)
+		_, selector := podSpec["nodeSelector"]
+		_, affinity := podSpec["affinity"]
+		return selector || affinity
 	}
 	return false
 }

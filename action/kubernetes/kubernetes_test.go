@@ -462,6 +462,20 @@ func TestWritesThatDeleteAreDestructive(t *testing.T) {
 		give *action.Request
 		want bool
 	}{
+		// Found by a later review: claims and disks deleted by policy, and
+		// a DaemonSet moved off its nodes.
+		{"StatefulSet claims deleted when scaled", withBody(req("PATCH", "https://k8s.example.test/apis/apps/v1/namespaces/prod/statefulsets/postgres"), "application/merge-patch+json",
+			`{"spec":{"replicas":1,"persistentVolumeClaimRetentionPolicy":{"whenScaled":"Delete"}}}`), true},
+		{"StatefulSet claims retained", withBody(req("PATCH", "https://k8s.example.test/apis/apps/v1/namespaces/prod/statefulsets/postgres"), "application/merge-patch+json",
+			`{"spec":{"persistentVolumeClaimRetentionPolicy":{"whenScaled":"Retain","whenDeleted":"Retain"}}}`), false},
+		{"StatefulSet claim policy by JSON Patch", withBody(req("PATCH", "https://k8s.example.test/apis/apps/v1/namespaces/prod/statefulsets/postgres"), "application/json-patch+json",
+			`[{"op":"replace","path":"/spec/persistentVolumeClaimRetentionPolicy/whenDeleted","value":"Delete"}]`), true},
+		{"volume reclaimed by deletion", withBody(req("PATCH", "https://k8s.example.test/api/v1/persistentvolumes/pv-1"), "application/merge-patch+json",
+			`{"spec":{"persistentVolumeReclaimPolicy":"Delete"}}`), true},
+		{"DaemonSet node selector", withBody(req("PATCH", "https://k8s.example.test/apis/apps/v1/namespaces/prod/daemonsets/fluentd"), "application/strategic-merge-patch+json",
+			`{"spec":{"template":{"spec":{"nodeSelector":{"no-such-label":"x"}}}}}`), true},
+		{"DaemonSet image", withBody(req("PATCH", "https://k8s.example.test/apis/apps/v1/namespaces/prod/daemonsets/fluentd"), "application/strategic-merge-patch+json",
+			`{"spec":{"template":{"spec":{"containers":[{"name":"f","image":"fluentd:2"}]}}}}`), false},
 		{"namespace patched with an owner", withBody(req("PATCH", "https://k8s.example.test/api/v1/namespaces/prod"), "application/merge-patch+json",
 			`{"metadata":{"ownerReferences":[{"apiVersion":"v1","kind":"Namespace","name":"gone","uid":"6f1d1f9e-0000-4000-8000-000000000000"}]}}`), true},
 		{"deployment replaced with an owner", withBody(req("PUT", "https://k8s.example.test/apis/apps/v1/namespaces/prod/deployments/web"), "application/json",
