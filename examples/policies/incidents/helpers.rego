@@ -361,9 +361,26 @@ repository := sprintf("%s/%s", [input.action.owner, input.action.repo]) if {
 
 # METADATA
 # description: |
-#   The repository is public (data.countersign.github.public_repos). GitHub
-#   ignores case in owner and repository names, and so does this.
-public_repository if globs.path_any([lower(p) | some p in public_repos], lower(repository))
+#   The repository may be public: it is listed in
+#   data.countersign.github.public_repos, or it is not known to be private
+#   (data.countersign.github.private_repos). Found by review: with public
+#   repositories listed one by one, an agent published to any other public
+#   repository (the attacker's own) unheld. GitHub ignores case in owner
+#   and repository names, and so does this.
+public_repository if public_repository_name(repository)
+
+# METADATA
+# description: A repository named "owner/repo" may be public (see public_repository).
+public_repository_name(name) if globs.path_any([lower(p) | some p in public_repos], lower(name))
+
+public_repository_name(name) if {
+	is_string(name)
+	not globs.path_any([lower(p) | some p in private_repos], lower(name))
+}
+
+default private_repos := []
+
+private_repos := data.countersign.github.private_repos
 
 # METADATA
 # description: |

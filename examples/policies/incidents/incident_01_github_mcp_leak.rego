@@ -5,9 +5,11 @@
 # publishing their content in a pull request on the public one. The proxy
 # sees the writes: REST calls and pushes (a local MCP server) or
 # tools/call of any tool but a read (get_…, list_…, search_…, …_read)
-# that names the repository (a remote one). Every agent write to a public
-# repository waits for a human, who can see what is being published, and
-# so does every GitHub GraphQL mutation, which names its target by id.
+# that names the repository (a remote one). Every agent write to a
+# repository that may be public (listed in github.public_repos, or not
+# listed in github.private_repos) waits for a human, who can see what is
+# being published, and so do public gists and repositories made by MCP
+# tools, and every GitHub GraphQL mutation, which names its target by id.
 #
 # The incident's own policy is narrower: hold public writes only after
 # the session read private content. countersign's policy input carries
@@ -15,7 +17,6 @@
 package countersign
 
 import data.countersign.incidents
-import data.countersign.lib.globs
 
 # METADATA
 # description: GitHub REST writes that publish content or discussion.
@@ -98,7 +99,7 @@ inc01_graphql_target_private(selection) if {
 	regex.match(`^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$`, name)
 	not endswith(lower(name), ".git")
 	not inc01_branch_by_id(selection.arguments)
-	not globs.path_any([lower(p) | some p in incidents.public_repos], lower(name))
+	not incidents.public_repository_name(name)
 }
 
 inc01_branch_by_id(arguments) if {
@@ -115,12 +116,48 @@ inc01_publishing if {
 	not inc01_mcp_reads(input.action.tool)
 }
 
-# METADATA
-# title: INC-01
-# description: Agent writes to a public repository wait for a human.
+# Publishing that names no repository: a public gist, a public
+# repository made or a fork by a remote MCP server's tools (found by
+# review; INC-05-3 holds REST's).
 approve contains {
 	"id": "INC-01",
-	"msg": sprintf("%s publishes to the public repository %s; check that nothing private is in it", [object.get(input.action, "operation", "this call"), incidents.repository]),
+	"msg": sprintf("%s publishes outside any private repository; check that nothing private is in it", [inc01_what]),
+} if {
+	inc01_publishes_elsewhere
+}
+
+inc01_what := input.action.operation if input.action.provider == "github"
+
+else := sprintf("the tool %s", [input.action.tool])
+
+inc01_call := sprintf("the tool %s", [input.action.tool]) if {
+	input.action.provider == "mcp"
+	is_string(input.action.tool)
+} else := object.get(input.action, "operation", "this call")
+
+inc01_publishes_elsewhere if {
+	input.action.provider == "github"
+	input.action.operation == "gists/create"
+	input.action.public_exposure == true
+}
+
+inc01_publishes_elsewhere if {
+	input.action.provider == "mcp"
+	input.action.method == "tools/call"
+	input.action.tool in {"create_repository", "fork_repository", "create_gist", "update_gist"}
+	not inc01_private_argument
+}
+
+inc01_private_argument if input.action.arguments.private == true
+
+inc01_private_argument if input.action.arguments.public == false
+
+# METADATA
+# title: INC-01
+# description: Agent writes to a repository that may be public (listed public, or not known to be private) wait for a human.
+approve contains {
+	"id": "INC-01",
+	"msg": sprintf("%s publishes to %s, which is public or not known to be private (github.private_repos); check that nothing private is in it", [inc01_call, incidents.repository]),
 } if {
 	inc01_publishing
 	incidents.public_repository

@@ -65,3 +65,21 @@ test_incident_01_graphql_mutations_held if {
 	held(inc01_commit("acme/website.git")) == {"INC-01"}
 	held(inc01_commit(" acme/website ")) == {"INC-01"}
 }
+
+# Found by review: public repositories other than the ones listed (the
+# attacker's own), public gists and repositories made by MCP tools.
+test_incident_01_repositories_not_known_private_held if {
+	issue := object.union(github("POST", "issues/create", "attacker", "inbox", {}, {"title": "t", "body": "private data"}), {"request": {"path": "/repos/attacker/inbox/issues"}})
+	held(issue) == {"INC-01"}
+	held(mcp("create_issue", {"owner": "attacker", "repo": "inbox", "title": "t", "body": "x"})) == {"INC-01"}
+	allowed(mcp("create_issue", {"owner": "acme", "repo": "private-plans", "title": "t", "body": "x"}))
+	held(mcp("create_issue", {"owner": "acme", "repo": "website", "title": "t", "body": "x"})) == {"INC-01"}
+}
+
+test_incident_01_public_gists_and_new_repositories_held if {
+	gist := object.union(github("POST", "gists/create", "", "", {"public_exposure": true}, {"public": true, "files": {"a.txt": {"content": "x"}}}), {"request": {"path": "/gists"}})
+	held(gist) == {"INC-01"}
+	held(mcp("create_repository", {"name": "leak", "private": false})) == {"INC-01"}
+	held(mcp("fork_repository", {"owner": "acme", "repo": "private-plans"})) == {"INC-01"}
+	allowed(mcp("create_repository", {"name": "notes", "private": true}))
+}

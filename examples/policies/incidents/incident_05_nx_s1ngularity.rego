@@ -45,7 +45,7 @@ inc05_creates_repository if {
 # description: Creating a repository waits for a human.
 approve contains {
 	"id": "INC-05-3",
-	"msg": sprintf("%s creates a repository%s", [input.action.operation, inc05_visibility]),
+	"msg": sprintf("%s creates a repository%s: new repositories are where the Nx malware published stolen secrets, so a human checks it", [input.action.operation, inc05_visibility]),
 } if {
 	input.action.provider == "github"
 	inc05_creates_repository

@@ -19,7 +19,7 @@ test_incident_05_create_repository_held if {
 	}
 	held(inp) == {"INC-05-3"}
 	some r in data.countersign.approve with input as inp
-	r.msg == "repos/create-for-authenticated-user creates a repository that is PUBLIC"
+	r.msg == "repos/create-for-authenticated-user creates a repository that is PUBLIC: new repositories are where the Nx malware published stolen secrets, so a human checks it"
 }
 
 test_incident_05_graphql_create_repository_held if {

@@ -14,6 +14,7 @@
 package countersign
 
 import data.countersign.incidents
+import data.countersign.lib.git
 import data.countersign.lib.globs
 
 # METADATA
@@ -83,6 +84,28 @@ deny contains {
 	incidents.protected_branch(branch)
 }
 
+# The GitHub MCP server's tools that commit to a branch (push_files,
+# create_or_update_file, delete_file), to the default branch when they
+# name none, and its merges (found by review: the same commit through
+# REST was denied).
+deny contains {
+	"id": "INC-06-1",
+	"msg": sprintf("%s to the protected branch %s of %s is not allowed; name another branch and open a pull request", [input.action.tool, branch, incidents.repository]),
+} if {
+	input.action.provider == "mcp"
+	input.action.method == "tools/call"
+	input.action.tool in {"push_files", "create_or_update_file", "delete_file", "merge_branch"}
+	branch := inc06_mcp_branch
+	incidents.protected_branch(branch)
+}
+
+inc06_mcp_branch := trim_prefix(input.action.arguments.branch, "refs/heads/") if {
+	is_string(input.action.arguments.branch)
+	input.action.arguments.branch != ""
+} else := trim_prefix(input.action.arguments.base, "refs/heads/") if {
+	is_string(input.action.arguments.base)
+} else := git.default_branch
+
 # A ref or branch named by its node id could be a protected one.
 deny contains {
 	"id": "INC-06-1",
@@ -124,7 +147,7 @@ deny contains {
 # description: Deleting or force-updating a shared branch waits for a human.
 approve contains {
 	"id": "INC-06-2",
-	"msg": sprintf("deleting the shared branch %s of %s", [u.branch, incidents.repository]),
+	"msg": sprintf("deleting the shared branch %s of %s: others build on it, and its commits may exist nowhere else", [u.branch, incidents.repository]),
 } if {
 	some u in incidents.branch_updates
 	u.kind == "delete"
@@ -133,7 +156,7 @@ approve contains {
 
 approve contains {
 	"id": "INC-06-2",
-	"msg": sprintf("%s (forced or deleting) on the shared branch %s of %s", [input.action.operation, incidents.rest_branch, incidents.repository]),
+	"msg": sprintf("%s (forced or deleting) on the shared branch %s of %s: others build on it, and the commits it drops may exist nowhere else", [input.action.operation, incidents.rest_branch, incidents.repository]),
 } if {
 	input.action.destructive == true
 	input.action.operation in {"git/update-ref", "git/delete-ref"}

@@ -110,3 +110,11 @@ test_incident_06_merges_into_main_denied if {
 	denied(github("PUT", "repos/create-or-update-file-contents", "acme", "shop", {"path": "README.md"}, {"message": "x", "content": "eA==", "branch": "refs/heads/main"})) == {"INC-06-1"}
 	denied(github("PUT", "repos/create-or-update-file-contents", "acme", "shop", {"path": "README.md"}, {"message": "x", "content": "eA==", "branch": ""})) == {"INC-06-1"}
 }
+
+# Found by review: the GitHub MCP server's commits to a branch.
+test_incident_06_mcp_commits_to_main_denied if {
+	denied(mcp("push_files", {"owner": "acme", "repo": "shop", "branch": "main", "files": [], "message": "m"})) == {"INC-06-1"}
+	denied(mcp("delete_file", {"owner": "acme", "repo": "shop", "branch": "refs/heads/main", "path": "a", "message": "m"})) == {"INC-06-1"}
+	denied(mcp("create_or_update_file", {"owner": "acme", "repo": "shop", "path": "a", "content": "x", "message": "m"})) == {"INC-06-1"}
+	allowed(mcp("push_files", {"owner": "acme", "repo": "shop", "branch": "agent/fix", "files": [], "message": "m"}))
+}
