@@ -263,7 +263,24 @@ func (s *Server) splice(client net.Conn, sess *session.Info, id, host string, po
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		sent, _ = io.Copy(up, fromClient)
+		first, refusal := spliceCheck(client, host, s.opts.HandshakeTimeout)
+		if refusal != "" {
+			ex := &exchange{session: sess, id: id, scheme: "tcp", host: host, port: port}
+			s.auditRefusal(sess, ex, http.StatusForbidden, refusal)
+			s.logger.Info("opaque tunnel refused", zap.String("host", host), zap.String("reason", refusal))
+			// Both ends: the other copy ends with them.
+			_ = client.Close()
+			_ = up.Close()
+			return
+		}
+		if len(first) > 0 {
+			if _, err := up.Write(first); err != nil {
+				_ = client.Close()
+				return
+			}
+		}
+		n, _ := io.Copy(up, fromClient)
+		sent = int64(len(first)) + n
 		closeWrite(up)
 		fromUp.otherEnded()
 	}()

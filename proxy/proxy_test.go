@@ -576,6 +576,112 @@ allow if {
 	}
 }
 
+// An opaque tunnel carries TLS for the host it was allowed to only: a
+// ClientHello for another name (a CDN serves many on one address), one
+// that hides its name (ECH) and plain HTTP (whose Host header a front end
+// routes by) are refused, audited, and nothing reaches the target; other
+// protocols, server-first ones included, still pass (found by review).
+func TestOpaqueTunnelCarriesItsOwnHostOnly(t *testing.T) {
+	const tunnels = `package countersign
+
+allow if not input.request.tunnel
+
+allow if {
+	input.request.tunnel
+	input.request.host in {"example.test", "banner.test"}
+}
+`
+	banner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer banner.Close()
+	go func() {
+		for {
+			c, err := banner.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.WriteString(c, "SSH-2.0-fake\r\n")
+				b := make([]byte, 64)
+				n, _ := c.Read(b)
+				c.Write(b[:n])
+			}()
+		}
+	}()
+	h := newHarness(t, harnessOptions{policy: tunnels, configure: func(o *Options) {
+		o.MITM = []string{"api.github.com"}
+		o.Resolve["banner.test:22"] = banner.Addr().String()
+	}})
+	fronted := func(serverName string) error {
+		c, br := h.tunnel("example.test:443")
+		defer c.Close()
+		tc := tls.Client(&bufConn{Conn: c, r: br}, &tls.Config{ServerName: serverName, RootCAs: h.up.CA.Pool()})
+		tc.SetDeadline(time.Now().Add(10 * time.Second))
+		if err := tc.Handshake(); err != nil {
+			return err
+		}
+		_, err := io.WriteString(tc, "GET /fronted HTTP/1.1\r\nHost: "+serverName+"\r\n\r\n")
+		return err
+	}
+	if err := fronted("api.github.com"); err == nil {
+		t.Error("a ClientHello for api.github.com through a tunnel to example.test completed its handshake")
+	}
+	c, br := h.tunnel("example.test:443")
+	io.WriteString(c, "GET /plain HTTP/1.1\r\nHost: api.github.com\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, _ := br.Read(make([]byte, 1)); n != 0 {
+		t.Error("plain HTTP through an opaque tunnel was answered")
+	}
+	c.Close()
+	if n := h.up.Count("", ""); n != 0 {
+		t.Fatalf("the upstream got %d requests through fronted tunnels", n)
+	}
+	logged, err := os.ReadFile(h.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(logged, []byte("the ClientHello names api.github.com, not example.test")) || !bytes.Contains(logged, []byte("plain HTTP inside an opaque tunnel")) {
+		t.Error("the refusals are not in the audit log")
+	}
+	// Its own name passes, and so does a protocol whose server speaks
+	// first.
+	if err := fronted("example.test"); err != nil {
+		t.Errorf("a ClientHello for the tunnel's own host: %v", err)
+	}
+	c, br = h.tunnel("banner.test:22")
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	line, err := br.ReadString('\n')
+	if err != nil || line != "SSH-2.0-fake\r\n" {
+		t.Fatalf("server-first banner through the tunnel: %q, %v", line, err)
+	}
+	io.WriteString(c, "SSH-2.0-client\r\n")
+	if echo, err := br.ReadString('\n'); err != nil || echo != "SSH-2.0-client\r\n" {
+		t.Errorf("client bytes through the tunnel: %q, %v", echo, err)
+	}
+}
+
+func TestSNIMismatch(t *testing.T) {
+	for _, tt := range []struct {
+		sni, host string
+		ok        bool
+	}{
+		{"example.test", "example.test", true},
+		{"EXAMPLE.test.", "example.test", true},
+		{"other.test", "example.test", false},
+		{"", "example.test", false},
+		{"", "192.0.2.1", true},
+		{"example.test", "192.0.2.1", false},
+	} {
+		if got := sniMismatch(tt.sni, tt.host) == ""; got != tt.ok {
+			t.Errorf("sniMismatch(%q, %q) passes = %v, want %v", tt.sni, tt.host, got, tt.ok)
+		}
+	}
+}
+
 func TestOwnListenerRefused(t *testing.T) {
 	h := newHarness(t, harnessOptions{configure: func(o *Options) {
 		o.Resolve = map[string]string{"me.test:443": "127.0.0.1"}
