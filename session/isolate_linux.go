@@ -154,12 +154,12 @@ func StartIsolated(ctx context.Context, opts IsolateOptions, logger *zap.Logger)
 		// of a child that is not dumpable: countersign would have to be
 		// dumpable, its secrets readable, while it started the child.
 		//
-		// The init process keeps what it needs to map its ids, bring up
-		// loopback, mount and bind the proxy port, also when the uid
-		// inside is not 0. It drops every capability before it starts the
-		// child.
-		AmbientCaps: []uintptr{unix.CAP_SYS_ADMIN, unix.CAP_NET_ADMIN, unix.CAP_NET_BIND_SERVICE, unix.CAP_SETPCAP,
-			unix.CAP_SETUID, unix.CAP_SETGID},
+		// The init process keeps what it needs to bring up loopback, mount
+		// and bind the proxy port, also when the uid inside is not 0 (a
+		// process maps its own ids with CAP_SYS_ADMIN in its namespace, as
+		// the namespace's owner: user_namespaces(7)). It drops every
+		// capability before it starts the child.
+		AmbientCaps: []uintptr{unix.CAP_SYS_ADMIN, unix.CAP_NET_ADMIN, unix.CAP_NET_BIND_SERVICE, unix.CAP_SETPCAP},
 		// If countersign dies, so does the init process, and with it (PID 1
 		// of its namespace) every process inside.
 		Pdeathsig: syscall.SIGKILL,
