@@ -74,3 +74,18 @@ test_incident_02_messages_cut_the_sql if {
 	count(r.msg) < 400
 	contains(r.msg, "characters)")
 }
+
+# Found by the review of the first fix: names only SQL is passed in take
+# any text; embedded tables and pg_graphql types are the tables too.
+test_incident_02_sql_only_arguments_take_any_sql if {
+	every q in ["UPDATE ONLY users SET email = NULL", "DELETE users FROM users", "DROP FOREIGN TABLE users"] {
+		"INC-02-2" in held(mcp("run_sql_transaction", {"projectId": "p", "sqlStatements": [q]}))
+	}
+}
+
+test_incident_02_embedded_and_graphql_typed_secret_tables if {
+	embedded := object.union(http("GET", "abcdefghijklmnop.supabase.co", "/rest/v1/users", {}, null), {"request": {"query": {"select": ["id,api_keys(*)"]}}})
+	denied(embedded) == {"INC-02-1"}
+	node := http("POST", "abcdefghijklmnop.supabase.co", "/graphql/v1", {}, {"query": "{ node(nodeId: \"WyJhcGlfa2V5cyIsMV0=\") { ... on ApiKeys { key } } }"})
+	denied(node) == {"INC-02-1"}
+}

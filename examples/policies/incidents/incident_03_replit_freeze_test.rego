@@ -88,3 +88,29 @@ test_incident_03_production_named_by_the_connection_string_or_path if {
 	supabase := http("POST", "api.supabase.com", "/v1/projects/abcdefghijklmnop/database/query", {"content-type": ["application/json"]}, {"query": "drop table users"})
 	"INC-03-2" in held(supabase)
 }
+
+# Found by the review of the lexer: nested comments and dollar quotes with
+# several tags (which PostgreSQL reads as no lexing here does), SQLite's
+# bracketed names; and what says UPDATE without updating every row.
+test_incident_03_what_no_lexing_reads_is_held if {
+	every q in [
+		"SELECT 1 /* /* */ ' */; DROP TABLE users; --'",
+		"SELECT $a$ $b$ ' $a$; DROP TABLE users; --'",
+		"SELECT 1 AS [a'b]; DROP TABLE users; --'",
+	] {
+		ids(data.countersign.deny) == {"INC-03-1"} with input as neon(q) with data.countersign.freeze as true
+	}
+}
+
+test_incident_03_row_locks_and_upserts_are_not_mass_changes if {
+	not "INC-03-2" in held(neon("SELECT * FROM jobs ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1"))
+	not "INC-03-2" in held(neon("INSERT INTO hits (k, n) VALUES ('a', 1) ON DUPLICATE KEY UPDATE n = n + 1"))
+	every q in [
+		"UPDATE users SET email = NULL WHERE 2=2",
+		"DELETE FROM users WHERE 1",
+		"UPDATE users SET email = NULL WHERE id IS NOT NULL",
+		"UPDATE users SET email = NULL FROM (SELECT 1 WHERE 2 > 1) s",
+	] {
+		"INC-03-2" in held(neon(q))
+	}
+}
