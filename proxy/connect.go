@@ -20,6 +20,7 @@ import (
 	"github.com/countersign/countersign/action"
 	"github.com/countersign/countersign/audit"
 	"github.com/countersign/countersign/internal/hostport"
+	"github.com/countersign/countersign/internal/termtext"
 	"github.com/countersign/countersign/policy"
 	"github.com/countersign/countersign/session"
 )
@@ -106,6 +107,10 @@ func (s *Server) intercepted(host string) bool {
 }
 
 // authenticate returns the session of the client's proxy credentials.
+// knownNames is implemented by an Authenticator that can tell whether a
+// client name is one of its clients (session.Registry).
+type knownNames interface{ Known(name string) bool }
+
 // authenticate returns the session of req's proxy credentials, or the
 // response that refuses it: 407, or 429 for a source that has failed too
 // often as that client (authGuard).
@@ -117,8 +122,12 @@ func (s *Server) authenticate(req *http.Request) (*session.Info, *http.Response)
 		}
 		return nil, proxyAuthRequired(req)
 	}
-	k := authKeyFor(req.RemoteAddr, user)
-	if !s.auth.allowed(k) {
+	name := user
+	if kn, ok := s.opts.Sessions.(knownNames); ok && !kn.Known(user) {
+		name = ""
+	}
+	k := authKeyFor(req.RemoteAddr, name)
+	if !s.auth.take(k) {
 		resp := plainResponse(req, http.StatusTooManyRequests,
 			"countersign: too many wrong proxy passwords from this address for this client; the password was not checked. Wait a minute, then use the password from the countersign config.")
 		resp.Header.Set("Retry-After", strconv.Itoa(int(authRefill/time.Second)))
@@ -126,11 +135,12 @@ func (s *Server) authenticate(req *http.Request) (*session.Info, *http.Response)
 	}
 	sess, ok := s.opts.Sessions.Authenticate(user, pass, true)
 	if ok {
+		s.auth.succeeded(k)
 		return sess, nil
 	}
-	if s.auth.failed(k) {
+	if s.auth.failed() {
 		s.logger.Warn("wrong proxy credentials (logged at most every 10s; countersign_proxy_auth_failures_total counts them all)",
-			zap.String("client", user), zap.String("remote", req.RemoteAddr),
+			zap.String("client", termtext.Line(user, 64)), zap.String("remote", req.RemoteAddr),
 			zap.Int64("failures_so_far", s.auth.failures.Load()), zap.Int64("refused_unchecked_so_far", s.auth.throttled.Load()))
 	}
 	return nil, proxyAuthRequired(req)

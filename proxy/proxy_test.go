@@ -2855,9 +2855,15 @@ func TestPasswordGuessingIsThrottled(t *testing.T) {
 	if got := connect(h.sess.ID, h.password); got != http.StatusTooManyRequests {
 		t.Fatalf("right password after %d wrong ones: %d, want 429", authBurst, got)
 	}
-	// Another client name from the same source is its own bucket.
-	if got := connect("someone-else", "x"); got != http.StatusProxyAuthRequired {
-		t.Errorf("another client name: %d, want 407", got)
+	// Another client name from the same source is its own bucket; names
+	// that are no client's share one (found by review: each made a key).
+	for i := range authBurst {
+		if got := connect(fmt.Sprintf("nobody-%d", i), "x"); got != http.StatusProxyAuthRequired {
+			t.Errorf("unknown client name %d: %d, want 407", i, got)
+		}
+	}
+	if got := connect("nobody-else", "x"); got != http.StatusTooManyRequests {
+		t.Errorf("an unknown name after %d others: %d, want 429", authBurst, got)
 	}
 	// Once a refill has passed, one more try is allowed, and the right
 	// password works.
@@ -2868,8 +2874,8 @@ func TestPasswordGuessingIsThrottled(t *testing.T) {
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	for _, want := range []string{
-		fmt.Sprintf("countersign_proxy_auth_failures_total %d", authBurst+1),
-		"countersign_proxy_auth_throttled_total 1",
+		fmt.Sprintf("countersign_proxy_auth_failures_total %d", 2*authBurst),
+		"countersign_proxy_auth_throttled_total 2",
 	} {
 		if !strings.Contains(rec.Body.String(), want+"\n") {
 			t.Errorf("/metrics lacks %q", want)
@@ -2879,8 +2885,8 @@ func TestPasswordGuessingIsThrottled(t *testing.T) {
 
 func TestAuthGuardStaysBounded(t *testing.T) {
 	g := newAuthGuard(nil)
-	for i := range authMaxKeys + 100 {
-		g.failed(authKeyFor("192.0.2.1:5555", fmt.Sprintf("user-%d", i)))
+	for i := range authMaxKeys + 1000 {
+		g.take(authKeyFor(fmt.Sprintf("192.0.2.%d:5555", i%250), fmt.Sprintf("user-%d", i)))
 	}
 	if n := len(g.buckets); n > authMaxKeys {
 		t.Errorf("%d buckets, want at most %d", n, authMaxKeys)
@@ -2890,5 +2896,24 @@ func TestAuthGuardStaysBounded(t *testing.T) {
 	}
 	if k := authKeyFor("[::ffff:192.0.2.1]:1", "u"); k != authKeyFor("192.0.2.1:2", "u") {
 		t.Errorf("an IPv4-mapped address has key %v, want its IPv4 one", k)
+	}
+}
+
+// Tries are reserved before the password is compared, so that concurrent
+// ones cannot all pass on the last token; a success gives its back.
+func TestAuthGuardReservesTries(t *testing.T) {
+	g := newAuthGuard(func() time.Time { return time.Unix(1e9, 0) })
+	k := authKeyFor("192.0.2.1:1", "alice")
+	for i := range authBurst {
+		if !g.take(k) {
+			t.Fatalf("try %d refused", i)
+		}
+	}
+	if g.take(k) {
+		t.Fatal("a try past the burst was allowed")
+	}
+	g.succeeded(k)
+	if !g.take(k) || g.take(k) {
+		t.Error("a success did not give back exactly one try")
 	}
 }

@@ -741,7 +741,12 @@ var readNamedWrites = map[string]bool{
 
 // destructiveWrites are operations not named for it that can delete
 // data: S3 lifecycle rules expire a bucket's objects (found by review).
-var destructiveWrites = map[string]bool{"PutBucketLifecycle": true, "PutBucketLifecycleConfiguration": true}
+var destructiveWrites = map[string]bool{
+	"PutBucketLifecycle": true, "PutBucketLifecycleConfiguration": true,
+	// And data expired by a rule (noted by a later review): DynamoDB's
+	// time to live, CloudWatch Logs' retention, ECR's lifecycle.
+	"UpdateTimeToLive": true, "PutRetentionPolicy": true, "PutLifecyclePolicy": true,
+}
 
 // credentialReads are operations named like the mints above that read
 // without granting anything: WAF's change token (a concurrency check),

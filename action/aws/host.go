@@ -131,6 +131,10 @@ func parseHost(host string, known func(string) bool) hostInfo {
 	case l == "s3-external-1":
 		kept[len(kept)-1], h.region = "s3", "us-east-1"
 	case strings.HasPrefix(l, "s3-") || strings.HasPrefix(l, "s3express-"):
+		r, _ := strings.CutPrefix(l, "s3-")
+		if r, ok := strings.CutPrefix(r, "fips-"); ok {
+			l = "s3-" + r // s3-fips-us-gov-west-1, the legacy FIPS endpoint
+		}
 		if r, ok := strings.CutPrefix(l, "s3-"); ok && regionName.MatchString(r) {
 			h.region = r
 		}

@@ -161,6 +161,8 @@ func TestParseHost(t *testing.T) {
 		{"s3.amazonaws.com", hostInfo{aws: true, endpoint: "s3", region: "us-east-1"}},
 		{"my.bucket.s3.eu-west-1.amazonaws.com", hostInfo{aws: true, endpoint: "s3", region: "eu-west-1", prefix: "my.bucket"}},
 		{"bucket.s3-us-west-2.amazonaws.com", hostInfo{aws: true, endpoint: "s3", region: "us-west-2", prefix: "bucket"}},
+		{"bucket.s3-fips-us-gov-west-1.amazonaws.com", hostInfo{aws: true, endpoint: "s3", region: "us-gov-west-1", prefix: "bucket"}},
+		{"shop.s3.eusc-de-east-1.amazonaws.eu", hostInfo{aws: true, endpoint: "s3", region: "eusc-de-east-1", prefix: "shop"}},
 		{"bucket.s3.dualstack.us-west-2.amazonaws.com", hostInfo{aws: true, endpoint: "s3", region: "us-west-2", prefix: "bucket"}},
 		{"bucket.s3-accelerate.amazonaws.com", hostInfo{aws: true, endpoint: "s3", region: "us-east-1", prefix: "bucket"}},
 		{"s3-external-1.amazonaws.com", hostInfo{aws: true, endpoint: "s3", region: "us-east-1"}},

@@ -293,6 +293,9 @@ func newApp(ctx context.Context, cfg *config.Config, logger *zap.Logger, opts ap
 	// user also holds the admin token: one person, one approver.
 	bo.NotificationLinkIsOperators = opts.operatorLinks
 	bo.Operator = cfg.Approval.Operator
+	if bo.Operator != "" {
+		logger.Info("decisions made with the admin token count as this Slack user's under the two-person rule", zap.String("approval.operator", bo.Operator))
+	}
 	if opts.store != nil {
 		// serve: sessions share the proxy. Each may hold 10,000 (SPEC
 		// 11), and none can take the slots of the others.

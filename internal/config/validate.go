@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -108,8 +109,12 @@ func (c *Config) Validate() error {
 			v.add(fmt.Sprintf("approval.approvers[%d]", i), fmt.Sprintf("want a Slack user ID such as U012AB3CD, got %q", id))
 		}
 	}
-	if a.Operator != "" && strings.ContainsFunc(a.Operator, isSpace) {
-		v.add("approval.operator", fmt.Sprintf("want a Slack user ID such as U012AB3CD, got %q", a.Operator))
+	if a.Operator != "" && !slackUserID.MatchString(a.Operator) {
+		// Compared with the IDs in Slack's callbacks as they are: a
+		// misspelt one (u0ops, <@U0OPS>, slack:U0OPS) would make the
+		// token holder's CLI and Slack approvals two people's (found by
+		// review).
+		v.add("approval.operator", fmt.Sprintf("want the Slack user ID of whoever holds the admin token, as Slack shows it (U012AB3CD, or W… on Enterprise Grid), got %q", a.Operator))
 	}
 	s := a.Slack
 	if s.WebhookURL != "" && !validHTTPURL(s.WebhookURL) {
@@ -276,6 +281,9 @@ func parentKey(key string) string {
 	}
 	return ""
 }
+
+// slackUserID is the shape of a Slack user ID.
+var slackUserID = regexp.MustCompile(`^[UW][A-Z0-9]{2,}$`)
 
 func isSpace(r rune) bool {
 	return r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '\v' || r == '\f'

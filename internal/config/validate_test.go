@@ -206,9 +206,9 @@ func TestValidate(t *testing.T) {
 		},
 		{
 			name:   "operator",
-			modify: func(c *Config) { c.Approval.Operator = "U 2" },
+			modify: func(c *Config) { c.Approval.Operator = "<@U0OPS>" },
 			want: []Problem{
-				{Key: "approval.operator", Msg: `want a Slack user ID such as U012AB3CD, got "U 2"`},
+				{Key: "approval.operator", Msg: `want the Slack user ID of whoever holds the admin token, as Slack shows it (U012AB3CD, or W… on Enterprise Grid), got "<@U0OPS>"`},
 			},
 		},
 		{
