@@ -605,9 +605,8 @@ allow if {
 			go func() {
 				defer c.Close()
 				io.WriteString(c, "SSH-2.0-fake\r\n")
-				b := make([]byte, 64)
-				n, _ := c.Read(b)
-				c.Write(b[:n])
+				line, _ := bufio.NewReader(c).ReadString('\n')
+				io.WriteString(c, line)
 			}()
 		}
 	}()
