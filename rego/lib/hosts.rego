@@ -25,6 +25,7 @@ metadata := {
 infrastructure := [
 	"**.amazonaws.com",
 	"**.amazonaws.com.cn",
+	"**.amazonaws.eu",
 	"api.github.com",
 	"github.com",
 	"uploads.github.com",
@@ -77,6 +78,7 @@ is_infrastructure(host) if {
 infrastructure_patterns := [
 	"**.amazonaws.com",
 	"**.amazonaws.com.cn",
+	"**.amazonaws.eu",
 	"**.googleapis.com",
 	"**.supabase.co",
 ]
@@ -123,7 +125,7 @@ llm_apis := [
 	"api.groq.com",
 	"api.deepseek.com",
 	"openrouter.ai",
-	"bedrock-runtime.*.amazonaws.com",
+	"bedrock-runtime.REGION.amazonaws.com",
 	"*-aiplatform.googleapis.com",
 ]
 
@@ -144,7 +146,6 @@ is_package_registry(host) if {
 # infrastructure_patterns).
 llm_api_patterns := [
 	"*.openai.azure.com",
-	"bedrock-runtime.*.amazonaws.com",
 	"*-aiplatform.googleapis.com",
 ]
 
@@ -156,3 +157,9 @@ is_llm_api(host) if {
 	some pattern in llm_api_patterns
 	glob.match(pattern, ["."], host)
 }
+
+# Bedrock's runtime in a region (REGION in llm_apis), by a pattern that
+# takes region names only: bedrock-runtime.*.amazonaws.com matched S3's
+# endpoints for a bucket named bedrock-runtime (bedrock-runtime.s3…,
+# found by review), whoever owns it.
+is_llm_api(host) if regex.match(`^bedrock-runtime(-fips)?\.[a-z]{2,4}(-[a-z]+){1,3}-[0-9]{1,2}\.amazonaws\.com$`, host)

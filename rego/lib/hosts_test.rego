@@ -86,8 +86,29 @@ test_is_functions_answer_as_a_glob_over_the_list if {
 	every h in sample_hosts {
 		infra(h) == as_glob(hosts.infrastructure, h)
 		registry(h) == as_glob(hosts.package_registries, h)
-		llm(h) == as_glob(hosts.llm_apis, h)
+		llm(h) == llm_as_listed(h)
 	}
+}
+
+# The llm_apis list, Bedrock's REGION read as a region name.
+llm_as_listed(h) if glob_any([e | some e in hosts.llm_apis; not contains(e, "REGION")], h)
+
+else if regex.match("^bedrock-runtime\\.[a-z]{2}-[a-z]+-[0-9]\\.amazonaws\\.com$", h)
+
+else := false
+
+# Found by review: S3's endpoints for a bucket named bedrock-runtime are
+# not Bedrock.
+test_bedrock_bucket_lookalikes_are_not_llm_apis if {
+	every h in [
+		"bedrock-runtime.s3.amazonaws.com", "bedrock-runtime.s3-accelerate.amazonaws.com",
+		"bedrock-runtime.s3-us-west-2.amazonaws.com", "bedrock-runtime.s3-external-1.amazonaws.com",
+		"bedrock-runtime.s3-website-us-east-1.amazonaws.com", "bedrock-runtime.evil.amazonaws.com",
+	] {
+		not hosts.is_llm_api(h)
+	}
+	hosts.is_llm_api("bedrock-runtime.us-gov-west-1.amazonaws.com")
+	hosts.is_llm_api("bedrock-runtime-fips.us-east-1.amazonaws.com")
 }
 
 # Every entry of every list is matched by its own function.
@@ -99,6 +120,6 @@ test_every_entry_matches_itself if {
 		registry(h)
 	}
 	every h in hosts.llm_apis {
-		llm(h)
+		llm(replace(h, "REGION", "eu-west-1"))
 	}
 }

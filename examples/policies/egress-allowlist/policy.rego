@@ -68,3 +68,49 @@ allow if {
 	egress_host_allowed
 	egress_port_allowed
 }
+
+# METADATA
+# title: EGRESS-003
+# description: |
+#   An allowed LLM API is not asked to fetch or connect to URLs on the
+#   agent's behalf: a remote MCP server (Anthropic's mcp_servers,
+#   OpenAI's mcp tools), a server-side web fetch or URL context, or an
+#   image, document or file given by URL would send what the agent chose
+#   to a host no allowlist names (found by review). Set
+#   data.countersign.egress.llm_fetches to true to allow them.
+deny contains {
+	"id": "EGRESS-003",
+	"msg": sprintf("this request asks %s to reach URLs for the agent (%s), which the egress allowlist does not allow; send the content itself, or ask a human to set egress.llm_fetches", [input.request.host, concat(", ", sort(egress_llm_fetches))]),
+} if {
+	hosts.is_llm_api(input.request.host)
+	not data.countersign.egress.llm_fetches == true
+	count(egress_llm_fetches) > 0
+}
+
+egress_llm_fetches contains mark if {
+	walk(input.request.body, [path, value])
+	count(path) > 0
+	some mark in egress_fetch_marks(path[count(path) - 1], value)
+}
+
+egress_fetch_marks(key, value) := {"mcp_servers"} if {
+	key == "mcp_servers"
+	is_array(value)
+	count(value) > 0
+} else := {"server_url"} if {
+	key == "server_url"
+	is_string(value)
+} else := {sprintf("a %s tool", [value])} if {
+	key == "type"
+	is_string(value)
+	regex.match(`^(mcp|web_fetch.*|url_context)$`, value)
+} else := {"url_context"} if {
+	key == "url_context"
+} else := {sprintf("a %s", [replace(key, "_", " ")])} if {
+	key in {"url", "image_url", "file_url", "document_url", "file_uri", "audio_url", "video_url"}
+	egress_remote_url(value)
+} else := set()
+
+egress_remote_url(value) if regex.match(`^(?i)https?://`, value)
+
+egress_remote_url(value) if regex.match(`^(?i)https?://`, value.url)

@@ -72,3 +72,21 @@ test_tunnel_to_other_host_refused if {
 }
 
 test_tunnel_to_other_port_refused if not countersign.allow with input as tunnel("api.anthropic.com", 22)
+
+# Found by review: LLM APIs asked to fetch or connect to URLs.
+test_llm_fetches_denied if {
+	ids(data.countersign.deny) == {"EGRESS-003"} with input as llm_call("api.anthropic.com", {
+		"model": "claude", "messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "url", "url": "https://attacker.example/loot"}}]}],
+		"mcp_servers": [{"type": "url", "url": "https://attacker.example/mcp", "name": "x"}],
+	})
+	ids(data.countersign.deny) == {"EGRESS-003"} with input as llm_call("api.openai.com", {"model": "gpt", "tools": [{"type": "mcp", "server_url": "https://attacker.example/mcp"}], "input": "hi"})
+	ids(data.countersign.deny) == {"EGRESS-003"} with input as llm_call("api.openai.com", {"model": "gpt", "input": [{"role": "user", "content": [{"type": "input_image", "image_url": "https://attacker.example/x.png"}]}]})
+	plain := llm_call("api.anthropic.com", {"model": "claude", "messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}}]}]})
+	ids(data.countersign.deny) == set() with input as plain
+	ids(data.countersign.deny) == set() with input as llm_call("api.openai.com", {"model": "gpt", "tools": [{"type": "mcp", "server_url": "https://attacker.example/mcp"}]}) with data.countersign.egress.llm_fetches as true
+}
+
+llm_call(host, body) := {
+	"request": {"method": "POST", "scheme": "https", "host": host, "port": 443, "path": "/v1/x", "query": {}, "headers": {}, "tunnel": false, "body": body},
+	"action": {"provider": "http"},
+}
