@@ -2916,3 +2916,15 @@ func TestAuthGuardReservesTries(t *testing.T) {
 		t.Error("a success did not give back exactly one try")
 	}
 }
+
+func TestMITMPatternsAreCanonical(t *testing.T) {
+	got := canonicalPatterns([]string{"*", "Example.Test.", "*.ACME.example", "bücher.example"})
+	want := []string{"*", "example.test", "*.acme.example", "xn--bcher-kva.example"}
+	if !slices.Equal(got, want) {
+		t.Errorf("canonicalPatterns = %q, want %q", got, want)
+	}
+	s := &Server{opts: Options{MITM: got[1:]}}
+	if !s.intercepted("example.test") || !s.intercepted("a.acme.example") || s.intercepted("other.test") {
+		t.Error("canonical patterns do not match canonical hosts")
+	}
+}

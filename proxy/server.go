@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -230,6 +231,7 @@ func New(opts Options, logger *zap.Logger) (*Server, error) {
 	if len(opts.MITM) == 0 {
 		opts.MITM = []string{"*"}
 	}
+	opts.MITM = canonicalPatterns(opts.MITM)
 	if opts.Hold <= 0 {
 		opts.Hold = 120 * time.Second
 	}
@@ -395,4 +397,29 @@ func newRequestID() string {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	return "r-" + hex.EncodeToString(b)
+}
+
+// canonicalPatterns writes inspect.mitm's patterns as CONNECT hosts are
+// written (lower case, no trailing dot, IDNs as A-labels), so that a host
+// meant to be intercepted is (found by review: "Example.Test" left
+// example.test an opaque tunnel). A pattern that is no host name is kept
+// lower-cased: it matches nothing a client can name.
+func canonicalPatterns(patterns []string) []string {
+	out := make([]string, 0, len(patterns))
+	for _, p := range patterns {
+		wild, rest := "", p
+		if r, ok := strings.CutPrefix(p, "*."); ok {
+			wild, rest = "*.", r
+		}
+		if p == "*" {
+			out = append(out, p)
+			continue
+		}
+		if c, err := hostport.Canonical(rest); err == nil {
+			out = append(out, wild+c)
+		} else {
+			out = append(out, strings.ToLower(p))
+		}
+	}
+	return out
 }

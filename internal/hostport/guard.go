@@ -95,6 +95,16 @@ var classRanges = []classRange{
 	{netip.MustParsePrefix("224.0.0.0/4"), ClassMulticast},
 	{netip.MustParsePrefix("255.255.255.255/32"), ClassBroadcast},
 	{netip.MustParsePrefix("240.0.0.0/4"), ClassReserved},
+	// The rest of IANA's special-purpose ranges that are not the public
+	// Internet (found by review): benchmarking (198.18.0.0/15, routed
+	// inside some networks, the fake-IP ranges of Clash and Surge),
+	// protocol assignments, the 6to4 relay anycast, documentation.
+	{netip.MustParsePrefix("198.18.0.0/15"), ClassReserved},
+	{netip.MustParsePrefix("192.0.0.0/24"), ClassReserved},
+	{netip.MustParsePrefix("192.88.99.0/24"), ClassReserved},
+	{netip.MustParsePrefix("192.0.2.0/24"), ClassReserved},
+	{netip.MustParsePrefix("198.51.100.0/24"), ClassReserved},
+	{netip.MustParsePrefix("203.0.113.0/24"), ClassReserved},
 	{netip.MustParsePrefix("::/128"), ClassUnspecified},
 	{netip.MustParsePrefix("::1/128"), ClassLoopback},
 	{netip.MustParsePrefix("fc00::/7"), ClassPrivate},
@@ -102,6 +112,14 @@ var classRanges = []classRange{
 	{netip.MustParsePrefix("64:ff9b:1::/48"), ClassPrivate},
 	{netip.MustParsePrefix("fe80::/10"), ClassLinkLocal},
 	{netip.MustParsePrefix("ff00::/8"), ClassMulticast},
+	{netip.MustParsePrefix("100::/64"), ClassReserved},        // discard-only
+	{netip.MustParsePrefix("2001:db8::/32"), ClassReserved},   // documentation
+	{netip.MustParsePrefix("3fff::/20"), ClassReserved},       // documentation
+	{netip.MustParsePrefix("2001:2::/48"), ClassReserved},     // benchmarking
+	{netip.MustParsePrefix("2001:10::/28"), ClassReserved},    // ORCHID
+	{netip.MustParsePrefix("2001:20::/28"), ClassReserved},    // ORCHIDv2
+	{netip.MustParsePrefix("5f00::/16"), ClassReserved},       // SRv6 SIDs
+	{netip.MustParsePrefix("::ffff:0:0:0/96"), ClassReserved}, // IPv4-translated
 }
 
 var (
