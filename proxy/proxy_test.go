@@ -2928,3 +2928,14 @@ func TestMITMPatternsAreCanonical(t *testing.T) {
 		t.Error("canonical patterns do not match canonical hosts")
 	}
 }
+
+func TestDefaultMaxConnsFollowsTheFileLimit(t *testing.T) {
+	for _, tt := range []struct {
+		limit uint64
+		want  int
+	}{{0, 16384}, {1 << 20, 16384}, {20000, 16384}, {4096, 3072}, {1024, 64}} {
+		if got := defaultMaxConns(tt.limit, nil); got != tt.want {
+			t.Errorf("defaultMaxConns(%d) = %d, want %d", tt.limit, got, tt.want)
+		}
+	}
+}

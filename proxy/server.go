@@ -245,7 +245,7 @@ func New(opts Options, logger *zap.Logger) (*Server, error) {
 		opts.IdleTimeout = 120 * time.Second
 	}
 	if opts.MaxConns <= 0 {
-		opts.MaxConns = 16384
+		opts.MaxConns = defaultMaxConns(openFileLimit(), logger)
 	}
 	if opts.MaxConnsPerSession <= 0 {
 		opts.MaxConnsPerSession = max(opts.MaxConns-opts.MaxConns/4, 1)
@@ -422,4 +422,30 @@ func canonicalPatterns(patterns []string) []string {
 		}
 	}
 	return out
+}
+
+// defaultMaxConns is MaxConns's default: 16384, or less when the open-file
+// limit would run out first (noted by review: at a limit of 4,096 one
+// session's share of the slots used every descriptor, and the others'
+// connections, upstream dials and the approval listener failed with
+// EMFILE). An eighth of the limit, and at least 1,024, is kept for
+// upstream connections, the approval listener and files.
+func defaultMaxConns(fileLimit uint64, logger *zap.Logger) int {
+	const want, floor = 16384, 64
+	if fileLimit == 0 {
+		return want
+	}
+	reserve := max(fileLimit/8, 1024)
+	if fileLimit >= want+reserve {
+		return want
+	}
+	n := floor
+	if fileLimit > floor+reserve {
+		n = int(fileLimit - reserve)
+	}
+	if logger != nil {
+		logger.Warn("the open-file limit caps the proxy's connections below 16384; raise it (ulimit -n, LimitNOFILE=) for 10,000 held approvals",
+			zap.Uint64("open_file_limit", fileLimit), zap.Int("max_conns", n))
+	}
+	return n
 }

@@ -8,3 +8,6 @@ import "syscall"
 const canPeekSockets = false
 
 func socketReadable(syscall.RawConn) bool { return true }
+
+// openFileLimit is not known here.
+func openFileLimit() uint64 { return 0 }
