@@ -68,7 +68,7 @@ func rancherPrefix(path string) int {
 // (connectgateway.googleapis.com, REGION-connectgateway.googleapis.com),
 // which forwards the rest of the path to the membership's cluster: kubectl
 // with a gcloud-made kubeconfig sends every request so (found by review).
-var connectGatewayRE = regexp.MustCompile(`^/v1(?:beta1|alpha1)?/projects/[^/]+/locations/[^/]+/(?:gkeMemberships|memberships)/[^/]+`)
+var connectGatewayRE = regexp.MustCompile(`^/v1(?:beta1|alpha1)?/projects/[^/]+(?:/locations/[^/]+)?/(?:gkeMemberships|memberships)/[^/]+`)
 
 // maxGatewaySegments bounds the search for a configured API server's path
 // prefix.

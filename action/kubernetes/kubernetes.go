@@ -256,7 +256,10 @@ func deletesByWrite(verb, group, resource, contentType string, body []byte) bool
 	k := writeTarget{
 		node: group == "" && resource == "nodes", pod: group == "" && resource == "pods", job: group == "batch" && resource == "jobs",
 		sts: group == "apps" && resource == "statefulsets", pv: group == "" && resource == "persistentvolumes",
-		ds: group == "apps" && resource == "daemonsets",
+		// A DaemonSet's selector or affinity, when a patch sets it: a
+		// replace or an apply sends the whole object, selector unchanged
+		// or not (noted by review: every Helm upgrade would count).
+		ds: group == "apps" && resource == "daemonsets" && verb == "patch" && !strings.HasPrefix(contentType, "application/apply-patch"),
 	}
 	v := decodeBody(contentType, body)
 	if v == nil {
@@ -345,7 +348,8 @@ func (k writeTarget) deletes(v any) bool {
 		return strings.EqualFold(fmt.Sprint(policy["whenScaled"]), "Delete") || strings.EqualFold(fmt.Sprint(policy["whenDeleted"]), "Delete")
 	case k.pv:
 		// The disk deleted with its claim.
-		return strings.EqualFold(fmt.Sprint(spec["persistentVolumeReclaimPolicy"]), "Delete")
+		policy := fmt.Sprint(spec["persistentVolumeReclaimPolicy"])
+		return strings.EqualFold(policy, "Delete") || strings.EqualFold(policy, "Recycle")
 	case k.ds:
 		// Pods taken off every node the new selector or affinity leaves
 		// out: a DaemonSet's scale to zero.

@@ -332,6 +332,7 @@ func TestDetection(t *testing.T) {
 		{"DELETE https://us-east1-connectgateway.googleapis.com/v1beta1/projects/p/locations/us-east1/memberships/m/api/v1/namespaces/x", 443, true},
 		{"GET https://connectgateway.googleapis.com/v1/projects/p/locations/global/gkeMemberships/m", 443, true},
 		{"GET https://other.googleapis.com/v1/projects/p/locations/global/gkeMemberships/m/api/v1/namespaces", 443, false},
+		{"DELETE https://connectgateway.googleapis.com/v1beta1/projects/p/memberships/m/api/v1/namespaces/x", 443, true},
 	}
 	for _, tt := range tests {
 		method, target, _ := strings.Cut(tt.give, " ")
@@ -474,6 +475,12 @@ func TestWritesThatDeleteAreDestructive(t *testing.T) {
 			`{"spec":{"persistentVolumeReclaimPolicy":"Delete"}}`), true},
 		{"DaemonSet node selector", withBody(req("PATCH", "https://k8s.example.test/apis/apps/v1/namespaces/prod/daemonsets/fluentd"), "application/strategic-merge-patch+json",
 			`{"spec":{"template":{"spec":{"nodeSelector":{"no-such-label":"x"}}}}}`), true},
+		{"DaemonSet applied whole", withBody(req("PATCH", "https://k8s.example.test/apis/apps/v1/namespaces/prod/daemonsets/fluentd"), "application/apply-patch+yaml",
+			"spec:\n  template:\n    spec:\n      nodeSelector:\n        kubernetes.io/os: linux\n"), false},
+		{"DaemonSet replaced whole", withBody(req("PUT", "https://k8s.example.test/apis/apps/v1/namespaces/prod/daemonsets/fluentd"), "application/json",
+			`{"kind":"DaemonSet","metadata":{"name":"fluentd"},"spec":{"template":{"spec":{"nodeSelector":{"kubernetes.io/os":"linux"}}}}}`), false},
+		{"volume recycled", withBody(req("PATCH", "https://k8s.example.test/api/v1/persistentvolumes/pv-1"), "application/merge-patch+json",
+			`{"spec":{"persistentVolumeReclaimPolicy":"Recycle"}}`), true},
 		{"DaemonSet image", withBody(req("PATCH", "https://k8s.example.test/apis/apps/v1/namespaces/prod/daemonsets/fluentd"), "application/strategic-merge-patch+json",
 			`{"spec":{"template":{"spec":{"containers":[{"name":"f","image":"fluentd:2"}]}}}}`), false},
 		{"namespace patched with an owner", withBody(req("PATCH", "https://k8s.example.test/api/v1/namespaces/prod"), "application/merge-patch+json",

@@ -698,7 +698,34 @@ kubernetes_host_access if {
 	kubernetes_host_access_field(path[count(path) - 1], value)
 }
 
+# A JSON Patch names the field in its path (found by review:
+# {"op":"add","path":"/spec/template/spec/hostPID","value":true}).
+kubernetes_host_access if {
+	is_array(input.request.body)
+	some op in input.request.body
+	op.op in {"add", "replace"}
+	is_string(op.path)
+	parts := split(op.path, "/")
+	kubernetes_host_access_field(parts[count(parts) - 1], op.value)
+}
+
+kubernetes_host_access if {
+	is_array(input.request.body)
+	some op in input.request.body
+	op.op in {"add", "replace"}
+	walk(op.value, [path, value])
+	count(path) > 0
+	kubernetes_host_access_field(path[count(path) - 1], value)
+}
+
 kubernetes_host_access_field(key, true) if key in {"privileged", "hostPID", "hostNetwork", "hostIPC", "allowPrivilegeEscalation"}
+
+# Capabilities that reach the node or the other containers on it.
+kubernetes_host_access_field("add", value) if {
+	is_array(value)
+	some c in value
+	upper(trim_prefix(upper(c), "CAP_")) in {"SYS_ADMIN", "ALL", "SYS_PTRACE", "NET_ADMIN", "SYS_MODULE", "SYS_RAWIO", "DAC_READ_SEARCH", "BPF", "PERFMON"}
+}
 
 kubernetes_host_access_field("hostPath", value) if is_object(value)
 

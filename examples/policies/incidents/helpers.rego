@@ -78,7 +78,7 @@ sql_objects := `(table|index|view|schema|database|function|procedure|trigger|typ
 
 sql_start := concat("", [
 	`^(select|with\s+(recursive\s+)?\S+(\s*\([^)]*\))?\s+as\b|values|explain|show|describe|vacuum|analyze|reindex|checkpoint|begin|commit|rollback|discard all|reset all|pragma|`,
-	`insert\s|replace\s+into|upsert\s+into|update\s.*\sset\s|delete\s+(\S+\s+)?from\s|merge\s+into|truncate|copy\s|call\s|do\s|exec(ute)?\s|prepare\s|lock\s+table|rename\s+table|`,
+	`insert\b|replace\s+into|upsert\s+into|update\b\s*((low_priority|ignore|only)\s+)*("[^"]*"|`, "`[^`]*`", `|[^\s"]+)(\s+(as\s+)?\w+)?\s*set\b|delete\b\s*((low_priority|quick|ignore)\s+)*([^\s,]+(\s*,\s*[^\s,]+)*\s+)?from\b|merge\s+into|truncate|copy\s|call\s|do\s|exec(ute)?\s|prepare\s|lock\s+table|rename\s+table|`,
 	`refresh\s+materialized|grant\s|revoke\s|comment\s+on|load\s+data|attach\s|detach\s|`,
 	`(create|alter|drop)\s+(or\s+replace\s+|temp(orary)?\s+|unique\s+|global\s+|local\s+|unlogged\s+|if\s+(not\s+)?exists\s+|algorithm\s*=\s*\S+\s+)*`, sql_objects,
 	`)\b`,
@@ -192,7 +192,7 @@ statements(text) := [s |
 # dollar-quoted string, a line comment, a block comment, a word, anything
 # else. An unterminated string or comment runs to the end (the server
 # refuses such a text, so it runs nothing).
-pg_tokens := `(?s)[eE]'(?:[^'\\]|\\.|'')*'?|'(?:[^']|'')*'?|"(?:[^"]|"")*"?|\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$.*?\$[A-Za-z0-9_]*\$|--[^\n]*|/\*.*?(?:\*/|$)|[A-Za-z0-9_\x{80}-\x{10FFFF}]+|.`
+pg_tokens := `(?s)[eE]'(?:[^'\\]|\\.|'')*'?|'(?:[^']|'')*'?|"(?:[^"]|"")*"?|\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$.*?\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$|--[^\r\n]*|/\*.*?(?:\*/|$)|[A-Za-z0-9_\x{80}-\x{10FFFF}]+|.`
 
 # MySQL's (and MariaDB's): strings with backslash escapes in either quote,
 # a quoted name, "#" comments, "--" comments only before a space or a
@@ -212,7 +212,12 @@ sqlite_tokens := concat("", [`(?s)'(?:[^']|'')*'?|"(?:[^"]|"")*"?|`, "`(?:[^`]|`
 #   DROP that PostgreSQL ran.
 sql_unlexable(text) if regex.match(`(?s)/\*(?:[^*]|\*[^/])*/\*`, text)
 
-sql_unlexable(text) if count({t | some t in regex.find_n(`\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$`, text, -1)}) > 1
+sql_unlexable(text) if count({t | some t in regex.find_n(`\$[A-Za-z0-9_]*\$`, text, -1)}) > 1
+
+# Settings that change how later statements of the same text are lexed:
+# MySQL's NO_BACKSLASH_ESCAPES and ANSI_QUOTES, PostgreSQL's
+# standard_conforming_strings and backslash_quote.
+sql_unlexable(text) if regex.match(`(?i)no_backslash_escapes|ansi_quotes|standard_conforming_strings|backslash_quote`, text)
 
 # sql_cleaned is text with its literals emptied ('') and its comments
 # blanked, read with the given tokens.
@@ -260,7 +265,11 @@ mass_change(statement) if {
 	not regex.match(`\bwhere\b`, s)
 }
 
-mass_change(statement) if regex.match(`\bwhere\s+(true|[0-9]+(\s*=\s*[0-9]+)?|not\s+false|''\s*=\s*''|[a-z_."]+\s+is\s+not\s+null)\s*($|\)|returning\b|order\b|limit\b)`, statement)
+mass_change(statement) if {
+	s := top_level(without_row_locks(statement))
+	regex.match(`\b(delete|update)\b`, s)
+	regex.match(`\bwhere\s+(true|[0-9]+(\s*=\s*[0-9]+)?|not\s+false|''\s*=\s*'')\s*($|\)|returning\b|order\b|limit\b)`, s)
+}
 
 # A DELETE or UPDATE of its own in parentheses (a data-modifying WITH),
 # with no WHERE in it.
@@ -274,8 +283,8 @@ mass_change(statement) if {
 without_row_locks(statement) := regex.replace(statement, `\bfor\s+(no\s+key\s+)?update\b|\bfor\s+(key\s+)?share\b|\bon\s+duplicate\s+key\s+update\b|\bdo\s+update\b`, " ")
 
 # The statement with what is in parentheses (subqueries, whose WHERE says
-# nothing of the outer statement's) taken out, three levels deep.
-top_level(statement) := regex.replace(regex.replace(regex.replace(statement, `\([^()]*\)`, "()"), `\([^()]*\)`, "()"), `\([^()]*\)`, "()")
+# nothing of the outer statement's) taken out, four levels deep.
+top_level(statement) := regex.replace(regex.replace(regex.replace(regex.replace(statement, `\([^()]*\)`, " _sub_ "), `\([^()]*\)`, " _sub_ "), `\([^()]*\)`, " _sub_ "), `\([^()]*\)`, " _sub_ ")
 
 # METADATA
 # description: |

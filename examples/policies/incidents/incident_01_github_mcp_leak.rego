@@ -60,6 +60,10 @@ inc01_publishing if {
 inc01_publishing if {
 	input.action.provider == "git"
 	input.action.service == "receive-pack"
+
+	# The refs a push starts by reading publish nothing (and holding them
+	# left git push waiting on a read).
+	not input.action.read_only
 }
 
 # METADATA
@@ -144,7 +148,7 @@ inc01_publishes_elsewhere if {
 inc01_publishes_elsewhere if {
 	input.action.provider == "mcp"
 	input.action.method == "tools/call"
-	input.action.tool in {"create_repository", "fork_repository", "create_gist", "update_gist"}
+	regex.match(`(^|[_.:/-])(create_repository|fork_repository|create_gist|update_gist)$`, input.action.tool)
 	not inc01_private_argument
 }
 

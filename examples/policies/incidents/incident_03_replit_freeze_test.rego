@@ -108,9 +108,30 @@ test_incident_03_row_locks_and_upserts_are_not_mass_changes if {
 	every q in [
 		"UPDATE users SET email = NULL WHERE 2=2",
 		"DELETE FROM users WHERE 1",
-		"UPDATE users SET email = NULL WHERE id IS NOT NULL",
 		"UPDATE users SET email = NULL FROM (SELECT 1 WHERE 2 > 1) s",
 	] {
 		"INC-03-2" in held(neon(q))
+	}
+}
+
+# Found by the third review: a carriage return ends a line comment in
+# PostgreSQL, a digit-led dollar tag, settings that change the lexing,
+# reads with tautologies, nested subqueries, and verbs written tightly.
+test_incident_03_third_review if {
+	every q in [
+		"SELECT 1 -- x\r; DROP TABLE executives",
+		"SELECT $$ $1$ $$, $$'$$ ; DROP TABLE executives ; SELECT $$'$$",
+		"SET sql_mode='NO_BACKSLASH_ESCAPES'; SELECT 'a\\' --1 ; DROP TABLE t ; #'",
+	] {
+		ids(data.countersign.deny) == {"INC-03-1"} with input as neon(q) with data.countersign.freeze as true
+		"INC-03-2" in held(neon(q))
+	}
+	every q in ["SELECT id FROM users WHERE deleted_at IS NOT NULL", "SELECT id FROM users WHERE 1"] {
+		ids(data.countersign.deny) == set() with input as neon(q) with data.countersign.freeze as true
+		allowed(neon(q))
+	}
+	"INC-03-2" in held(neon("UPDATE users SET email = (SELECT max(e) FROM s WHERE s.id = 1)"))
+	every q in ["DELETE FROM\"users\"", "UPDATE\"users\"SET\"email\"=NULL", "DELETE LOW_PRIORITY IGNORE FROM users"] {
+		"INC-02-2" in held(mcp("supabase__execute_sql", {"query": q}))
 	}
 }

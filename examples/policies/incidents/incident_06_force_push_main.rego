@@ -87,14 +87,14 @@ deny contains {
 # The GitHub MCP server's tools that commit to a branch (push_files,
 # create_or_update_file, delete_file), to the default branch when they
 # name none, and its merges (found by review: the same commit through
-# REST was denied).
+# REST was denied), also under a gateway's prefix (github__push_files).
 deny contains {
 	"id": "INC-06-1",
 	"msg": sprintf("%s to the protected branch %s of %s is not allowed; name another branch and open a pull request", [input.action.tool, branch, incidents.repository]),
 } if {
 	input.action.provider == "mcp"
 	input.action.method == "tools/call"
-	input.action.tool in {"push_files", "create_or_update_file", "delete_file", "merge_branch"}
+	regex.match(`(^|[_.:/-])(push_files|create_or_update_file|delete_file|merge_branch)$`, input.action.tool)
 	branch := inc06_mcp_branch
 	incidents.protected_branch(branch)
 }

@@ -117,4 +117,5 @@ test_incident_06_mcp_commits_to_main_denied if {
 	denied(mcp("delete_file", {"owner": "acme", "repo": "shop", "branch": "refs/heads/main", "path": "a", "message": "m"})) == {"INC-06-1"}
 	denied(mcp("create_or_update_file", {"owner": "acme", "repo": "shop", "path": "a", "content": "x", "message": "m"})) == {"INC-06-1"}
 	allowed(mcp("push_files", {"owner": "acme", "repo": "shop", "branch": "agent/fix", "files": [], "message": "m"}))
+	denied(mcp("github__push_files", {"owner": "acme", "repo": "shop", "branch": "main", "files": [], "message": "m"})) == {"INC-06-1"}
 }

@@ -153,3 +153,9 @@ test_writes_that_delete_held if {
 	"K8S-PROD-007" in held(tainted)
 	allowed(request(dev, "patch", "nodes", "", "", "n1", {}))
 }
+
+test_node_access_by_json_patch_and_capabilities_held if {
+	held(request(dev, "patch", "deployments", "", "dev", "web", [{"op": "add", "path": "/spec/template/spec/hostPID", "value": true}])) == {"K8S-PROD-006"}
+	held(request(dev, "create", "pods", "", "dev", "", {"spec": {"containers": [{"name": "x", "securityContext": {"capabilities": {"add": ["SYS_ADMIN"]}}}]}})) == {"K8S-PROD-006"}
+	allowed(request(dev, "create", "pods", "", "dev", "", {"spec": {"containers": [{"name": "x", "securityContext": {"capabilities": {"add": ["NET_BIND_SERVICE"]}}}]}}))
+}
