@@ -32,13 +32,20 @@ type authGuard struct {
 }
 
 const (
-	authBurst    = 10
-	authRefill   = 6 * time.Second
+	authBurst  = 10
+	authRefill = 6 * time.Second
+	// A source's tries under all names together.
+	authSourceBurst  = 50
+	authSourceRefill = time.Second
+	// authAnyUser keys a source's own bucket; no client name has a NUL.
+	authAnyUser  = "\x00"
 	authLogEvery = 10 * time.Second
 	// authMaxKeys bounds the guard's memory (see makeRoom).
 	authMaxKeys = 16384
 	// authEvict is how many entries a full guard drops at once.
 	authEvict = 256
+	// authMaxUser bounds the part of a client name kept in a key.
+	authMaxUser = 64
 )
 
 type authKey struct {
@@ -58,10 +65,11 @@ func newAuthGuard(now func() time.Time) *authGuard {
 	return &authGuard{now: now, buckets: make(map[authKey]*authBucket)}
 }
 
-// authKeyFor is the guard's key for a client at remoteAddr claiming user,
-// a known client's name or "" for any other: names that are no client's
-// would otherwise each make a key of their own.
+// authKeyFor is the guard's key for a client at remoteAddr claiming user.
 func authKeyFor(remoteAddr, user string) authKey {
+	if len(user) > authMaxUser {
+		user = user[:authMaxUser]
+	}
 	host, _, err := net.SplitHostPort(remoteAddr)
 	if err != nil {
 		host = remoteAddr
@@ -79,43 +87,58 @@ func authKeyFor(remoteAddr, user string) authKey {
 	return authKey{src: p, user: user}
 }
 
-// refill brings b up to date at now.
-func (b *authBucket) refill(now time.Time) {
+// refill brings b up to date at now: one token every per, at most burst.
+func (b *authBucket) refill(now time.Time, burst float64, per time.Duration) {
 	if d := now.Sub(b.last); d > 0 {
-		b.tokens = min(authBurst, b.tokens+float64(d)/float64(authRefill))
+		b.tokens = min(burst, b.tokens+float64(d)/float64(per))
 	}
 	b.last = now
 }
 
-// take reserves one try of a password for k, and reports false (counted)
-// when k has none left: the try is refused unchecked. Reserving before the
-// password is compared keeps concurrent tries from all passing on the last
-// token (found by review); a success gives the token back.
+// take reserves one try of a password for k, from k's bucket and from its
+// source's, and reports false (counted) when either has none left: the try
+// is refused unchecked. Reserving before the password is compared keeps
+// concurrent tries from all passing on the last token (found by review); a
+// success gives the tokens back. The source's bucket bounds the tries
+// under every name together, whether the name is a client's or not, so
+// that the answers do not tell which names exist (found by review).
 func (g *authGuard) take(k authKey) bool {
 	now := g.now()
+	src := authKey{src: k.src, user: authAnyUser}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	b, ok := g.buckets[k]
-	if !ok {
-		g.makeRoom()
-		b = &authBucket{tokens: authBurst, last: now}
-		g.buckets[k] = b
-	}
-	b.refill(now)
-	if b.tokens < 1 {
+	b, bs := g.bucket(k, authBurst, now), g.bucket(src, authSourceBurst, now)
+	b.refill(now, authBurst, authRefill)
+	bs.refill(now, authSourceBurst, authSourceRefill)
+	if b.tokens < 1 || bs.tokens < 1 {
 		g.throttled.Add(1)
 		return false
 	}
 	b.tokens--
+	bs.tokens--
 	return true
 }
 
-// succeeded gives back the try k took.
+// bucket returns k's bucket, made full. Caller holds g.mu.
+func (g *authGuard) bucket(k authKey, burst float64, now time.Time) *authBucket {
+	b, ok := g.buckets[k]
+	if !ok {
+		g.makeRoom()
+		b = &authBucket{tokens: burst, last: now}
+		g.buckets[k] = b
+	}
+	return b
+}
+
+// succeeded gives back the tries k took.
 func (g *authGuard) succeeded(k authKey) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if b, ok := g.buckets[k]; ok {
 		b.tokens = min(b.tokens+1, authBurst)
+	}
+	if b, ok := g.buckets[authKey{src: k.src, user: authAnyUser}]; ok {
+		b.tokens = min(b.tokens+1, authSourceBurst)
 	}
 }
 
@@ -132,8 +155,8 @@ func (g *authGuard) failed() bool {
 // authEvict arbitrary ones (map order) when it is full: constant work per
 // new key, whatever the map holds (found by review: a sweep of the whole
 // map under the lock cost 640 µs per failure once it was full). A guesser
-// whose own bucket is dropped must first make authEvict new keys fail:
-// unknown client names from one source are one key (authKeyFor).
+// whose own bucket is dropped must first make authEvict new keys, which
+// its source's bucket allows only so fast.
 // Caller holds g.mu.
 func (g *authGuard) makeRoom() {
 	if len(g.buckets) < authMaxKeys {

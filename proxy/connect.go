@@ -107,10 +107,6 @@ func (s *Server) intercepted(host string) bool {
 }
 
 // authenticate returns the session of the client's proxy credentials.
-// knownNames is implemented by an Authenticator that can tell whether a
-// client name is one of its clients (session.Registry).
-type knownNames interface{ Known(name string) bool }
-
 // authenticate returns the session of req's proxy credentials, or the
 // response that refuses it: 407, or 429 for a source that has failed too
 // often as that client (authGuard).
@@ -122,11 +118,7 @@ func (s *Server) authenticate(req *http.Request) (*session.Info, *http.Response)
 		}
 		return nil, proxyAuthRequired(req)
 	}
-	name := user
-	if kn, ok := s.opts.Sessions.(knownNames); ok && !kn.Known(user) {
-		name = ""
-	}
-	k := authKeyFor(req.RemoteAddr, name)
+	k := authKeyFor(req.RemoteAddr, user)
 	if !s.auth.take(k) {
 		resp := plainResponse(req, http.StatusTooManyRequests,
 			"countersign: too many wrong proxy passwords from this address for this client; the password was not checked. Wait a minute, then use the password from the countersign config.")

@@ -663,6 +663,56 @@ allow if {
 	}
 }
 
+// The first line of a tunnel's plain protocol: HTTP in any spelling a
+// server takes is refused, other protocols' lines pass whole (found by
+// review: leading blank lines, lower case, two spaces, CONNECT; and
+// SMTP's "EHLO host…" was refused).
+func TestPlainFirstLine(t *testing.T) {
+	for _, tt := range []struct {
+		give    string
+		refused bool
+	}{
+		{"GET / HTTP/1.1\r\nHost: evil\r\n\r\n", true},
+		{"\r\nGET / HTTP/1.1\r\n", true},
+		{"get / HTTP/1.1\r\n", true},
+		{"GET  /x  HTTP/1.0\r\n", true},
+		{"M-SEARCH * HTTP/1.1\r\n", true},
+		{"CONNECT evil:443 HTTP/1.1\r\n", true},
+		{"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", true},
+		{"GET /partial", true}, // the client waits: a request line begun
+		{"SSH-2.0-OpenSSH_9.6\r\n", false},
+		{"EHLO host.example.com\r\n", false},
+		{"USER hans\r\n", false},
+		{"A001 LOGIN hans pw\r\n", false},
+		{"\x00\x00\x00\x08\x04\xd2\x16\x2f", false}, // PostgreSQL's SSLRequest
+	} {
+		client, server := net.Pipe()
+		go func() {
+			io.WriteString(server, tt.give)
+			// Then wait, as a client waiting for its answer does.
+		}()
+		client.SetReadDeadline(time.Now().Add(5 * time.Second))
+		first, reason := plainFirstLine(client, readByte(t, client), 200*time.Millisecond)
+		if (reason != "") != tt.refused {
+			t.Errorf("%q: refused = %v (%q), want %v", tt.give, reason != "", reason, tt.refused)
+		}
+		if !tt.refused && !strings.HasPrefix(tt.give, string(first)) {
+			t.Errorf("%q: relayed first %q, which is not what was sent", tt.give, first)
+		}
+		client.Close()
+		server.Close()
+	}
+}
+
+func readByte(t *testing.T, c net.Conn) byte {
+	t.Helper()
+	b := make([]byte, 1)
+	if _, err := io.ReadFull(c, b); err != nil {
+		t.Fatal(err)
+	}
+	return b[0]
+}
+
 func TestSNIMismatch(t *testing.T) {
 	for _, tt := range []struct {
 		sni, host string
@@ -2854,15 +2904,16 @@ func TestPasswordGuessingIsThrottled(t *testing.T) {
 	if got := connect(h.sess.ID, h.password); got != http.StatusTooManyRequests {
 		t.Fatalf("right password after %d wrong ones: %d, want 429", authBurst, got)
 	}
-	// Another client name from the same source is its own bucket; names
-	// that are no client's share one (found by review: each made a key).
-	for i := range authBurst {
+	// Other names from the same source have budgets of their own, client
+	// names or not (the answers must not tell which names exist), and the
+	// source's own budget bounds them together.
+	for i := range authSourceBurst - authBurst {
 		if got := connect(fmt.Sprintf("nobody-%d", i), "x"); got != http.StatusProxyAuthRequired {
-			t.Errorf("unknown client name %d: %d, want 407", i, got)
+			t.Fatalf("unknown client name %d: %d, want 407", i, got)
 		}
 	}
 	if got := connect("nobody-else", "x"); got != http.StatusTooManyRequests {
-		t.Errorf("an unknown name after %d others: %d, want 429", authBurst, got)
+		t.Errorf("a name after %d tries from one source: %d, want 429", authSourceBurst, got)
 	}
 	// Once a refill has passed, one more try is allowed, and the right
 	// password works.
@@ -2873,7 +2924,7 @@ func TestPasswordGuessingIsThrottled(t *testing.T) {
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	for _, want := range []string{
-		fmt.Sprintf("countersign_proxy_auth_failures_total %d", 2*authBurst),
+		fmt.Sprintf("countersign_proxy_auth_failures_total %d", authSourceBurst),
 		"countersign_proxy_auth_throttled_total 2",
 	} {
 		if !strings.Contains(rec.Body.String(), want+"\n") {

@@ -28,11 +28,60 @@ import (
 // extensionECH is the encrypted_client_hello extension's code point.
 const extensionECH = 0xfe0d
 
-// plainHTTP matches the start of an HTTP/1 request line or the HTTP/2
-// connection preface.
-var plainHTTP = regexp.MustCompile(`^[A-Z]+ [/*hH]`)
+// httpRequestLine matches an HTTP/1 request line (any case, any spacing,
+// any method, CONNECT's too) or the HTTP/2 preface, once leading blank
+// lines are skipped as HTTP servers skip them.
+var httpRequestLine = regexp.MustCompile(`(?i)^\S+[ \t]+\S+[ \t]+HTTP/[0-9]`)
 
-func isUpper(b byte) bool { return b >= 'A' && b <= 'Z' }
+// maxFirstLine bounds the first line read from a tunnel's client.
+const maxFirstLine = 4096
+
+// plainFirstLine reads the first line of a protocol other than TLS, whose
+// first byte is first, and refuses it if it is an HTTP request line: a
+// front end on a shared address routes plain HTTP by its Host header,
+// whatever the tunnel's host (found by review: leading CRLFs, lower-case
+// methods and two spaces all reached Node and Go servers). Binary
+// protocols (PostgreSQL's first message starts with a zero byte) and
+// lines that are text but no request line (SSH's banner, SMTP's EHLO)
+// pass: the bytes read are returned to be relayed first.
+func plainFirstLine(client net.Conn, first byte, timeout time.Duration) ([]byte, string) {
+	_ = client.SetReadDeadline(time.Now().Add(timeout))
+	read := []byte{first}
+	b := make([]byte, 1)
+	for len(read) < maxFirstLine {
+		line := bytes.TrimLeft(read, "\r\n \t")
+		if c := read[len(read)-1]; c != '\r' && c != '\n' && c != '\t' && (c < 0x20 || c > 0x7e) {
+			return read, "" // not text: no HTTP request line
+		}
+		if n := bytes.IndexByte(line, '\n'); n >= 0 {
+			if httpRequestLine.Match(line[:n]) {
+				return nil, refusePlainHTTP
+			}
+			return read, ""
+		}
+		if _, err := io.ReadFull(client, b); err != nil {
+			// The client waits for the server (or went away): decide on
+			// what came.
+			if looksLikeRequestStart(line) {
+				return nil, refusePlainHTTP
+			}
+			return read, ""
+		}
+		read = append(read, b[0])
+	}
+	if looksLikeRequestStart(bytes.TrimLeft(read, "\r\n \t")) {
+		return nil, refusePlainHTTP
+	}
+	return read, ""
+}
+
+// looksLikeRequestStart reports whether an unfinished first line could
+// still become a request line: a token, blanks, and a target.
+func looksLikeRequestStart(line []byte) bool { return requestStart.Match(line) }
+
+var requestStart = regexp.MustCompile(`^\S+[ \t]+\S`)
+
+const refusePlainHTTP = "plain HTTP inside an opaque tunnel, whose Host header could name another site on a shared address; send http:// requests to the proxy as plain HTTP, where they are decided"
 
 // errSeen stops the handshake once the ClientHello has been read.
 var errSeen = errors.New("client hello read")
@@ -50,29 +99,7 @@ func spliceCheck(client net.Conn, host string, timeout time.Duration) (first []b
 	_ = client.SetReadDeadline(time.Now().Add(timeout))
 	defer client.SetReadDeadline(time.Time{})
 	if head[0] != tlsRecordHandshake {
-		// Protocols other than TLS (SSH, a database's) name no server, but
-		// plain HTTP names one in its Host header. A method is upper-case
-		// letters and a space: read until something else comes.
-		for len(head) < 17 && isUpper(head[len(head)-1]) {
-			b := make([]byte, 1)
-			if _, err := io.ReadFull(client, b); err != nil {
-				return nil, "the tunnel's first bytes could be an HTTP request line that did not come whole in time"
-			}
-			head = append(head, b[0])
-		}
-		if head[len(head)-1] == ' ' && len(head) > 1 {
-			// The request target: a path, "*", or an absolute URL. SMTP's
-			// "EHLO name" is not HTTP.
-			b := make([]byte, 1)
-			if _, err := io.ReadFull(client, b); err != nil {
-				return nil, "the tunnel's first bytes could be an HTTP request line that did not come whole in time"
-			}
-			head = append(head, b[0])
-		}
-		if plainHTTP.Match(head) || len(head) >= 17 && isUpper(head[16]) {
-			return nil, "plain HTTP inside an opaque tunnel, whose Host header could name another site on a shared address; send http:// requests to the proxy as plain HTTP, where they are decided"
-		}
-		return head, ""
+		return plainFirstLine(client, head[0], timeout)
 	}
 	cc := &captureConn{Conn: client, pending: head}
 	cc.buf.Write(head)

@@ -102,14 +102,6 @@ func (r *Registry) Add(c Credential) {
 	r.creds[c.Username] = c
 }
 
-// Known reports whether username is a registered client's name.
-func (r *Registry) Known(username string) bool {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	_, ok := r.creds[username]
-	return ok
-}
-
 // Authenticate returns the session for the given proxy credentials. present
 // says whether the client sent credentials at all. The password comparison
 // takes constant time.
