@@ -29,6 +29,26 @@ func destructiveTool(name string) bool {
 	return false
 }
 
+// destructiveAction reports whether a tool that groups several actions is
+// told to take a destructive one by an argument (GitHub's MCP server:
+// actions_run_trigger {"method": "delete_workflow_run_logs"}; found by
+// review).
+func destructiveAction(args any) bool {
+	obj, ok := args.(map[string]any)
+	if !ok {
+		return false
+	}
+	for name, v := range obj {
+		switch strings.ToLower(name) {
+		case "method", "action", "operation", "op", "command", "mode":
+			if s, ok := v.(string); ok && destructiveTool(s) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // words splits an identifier into lower-case words.
 func words(s string) []string {
 	var out []string

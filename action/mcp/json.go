@@ -29,12 +29,21 @@ type document struct {
 	// dupTop holds the folded top-level keys that repeat, so a refusal can
 	// tell whether the message's id is unambiguous.
 	dupTop map[string]bool
+	// ctl is the path of the first key holding a control character (NUL
+	// included): no MCP key has one, and some parsers drop them, so that
+	// "name\u0000" is "name" to them (segmentio/encoding before v0.5.4,
+	// which the Go SDK used in v1.3.1–v1.4.0: GO-2026-4770). Empty when
+	// none.
+	ctl string
 	// tooDeep tells that the document nests deeper than maxDepth.
 	tooDeep bool
 	// err is a syntax error, trailing data after the value, or the end of a
 	// truncated body. value is nil when it is set.
 	err error
 }
+
+// isControl reports whether r is a C0 or C1 control character.
+func isControl(r rune) bool { return r < 0x20 || r >= 0x7f && r < 0xa0 }
 
 // frame is one open object or array while a document is read.
 type frame struct {
@@ -89,6 +98,9 @@ func parseDocument(b []byte) document {
 		if len(stack) > 0 {
 			if top := stack[len(stack)-1]; top.obj != nil && top.wantKey {
 				if k, ok := tok.(string); ok {
+					if strings.ContainsFunc(k, isControl) && doc.ctl == "" {
+						doc.ctl = pathOf(stack, k)
+					}
 					fk := fold(k)
 					for _, seen := range top.keys {
 						if seen != fk {

@@ -162,6 +162,9 @@ func classifyPost(r *action.Request) (action.Action, bool) {
 	case doc.dup != "":
 		a = reject(r, OpInvalid, http.StatusBadRequest,
 			"the MCP message repeats the key "+strconv.Quote(doc.dup)+" (compared case-insensitively), and a server could read either value")
+	case doc.ctl != "":
+		a = reject(r, OpInvalid, http.StatusBadRequest,
+			"the MCP message has a key with a control character ("+strconv.Quote(doc.ctl)+"), which some servers' parsers drop, reading it as another key")
 	case doc.tooDeep:
 		a = reject(r, OpInvalid, http.StatusBadRequest, "the MCP message nests deeper than "+strconv.Itoa(maxDepth)+" levels")
 	default:
@@ -180,6 +183,11 @@ func classifyPost(r *action.Request) (action.Action, bool) {
 func classifyMessage(r *action.Request, obj map[string]any) action.Action {
 	rawMethod, hasMethod := member(obj, "method")
 	if !hasMethod {
+		if r.Header.Get("Mcp-Method") != "" || r.Header.Get("Mcp-Name") != "" {
+			// A gateway routing on these would act on a call the body
+			// does not make (noted by review).
+			return reject(r, OpInvalid, http.StatusBadRequest, "Mcp-Method or Mcp-Name on a message that is no request")
+		}
 		a := base(r, OpResponse)
 		if id, ok := messageID(obj); ok {
 			a.Fields["id"] = id
@@ -242,7 +250,10 @@ func classifyMessage(r *action.Request, obj map[string]any) action.Action {
 			a.Fields["task"] = true
 		}
 		a.Resources = nonEmpty(name)
-		a.Destructive = destructiveTool(name) || destructiveSQL(a.Fields["arguments"])
+		a.Destructive = destructiveTool(name) || destructiveSQL(a.Fields["arguments"]) || destructiveAction(a.Fields["arguments"])
+		if bad := paramHeaderMismatch(r.Header, a.Fields["arguments"]); bad != "" {
+			return reject(r, OpInvalid, http.StatusBadRequest, bad)
+		}
 	case "resources/read", "resources/subscribe", "resources/unsubscribe":
 		name = stringMember(params, "uri")
 		a.Fields["uri"] = name
@@ -364,6 +375,44 @@ func headerMismatch(h http.Header, name, body string) string {
 	}
 	if v := decodeHeaderValue(vs[0]); v != body {
 		return "the " + name + " header " + strconv.Quote(v) + " does not match the body's " + strconv.Quote(body)
+	}
+	return ""
+}
+
+// paramHeaderMismatch checks the Mcp-Param-{Name} headers (protocol
+// 2026-07-28), which copy arguments a tool marks for routing: a gateway
+// that routes on one acts on what the header says, so each must equal
+// one of the call's top-level arguments, compared as text (the header
+// names the argument as the tool's schema maps it, which countersign
+// does not know). Noted by review: a header naming another repository
+// than the body's was not checked.
+func paramHeaderMismatch(h http.Header, args any) string {
+	obj, _ := args.(map[string]any)
+	for name, vs := range h {
+		if !strings.HasPrefix(strings.ToLower(name), "mcp-param-") {
+			continue
+		}
+		if len(vs) > 1 {
+			return "the request carries " + strconv.Itoa(len(vs)) + " " + name + " headers"
+		}
+		v := decodeHeaderValue(vs[0])
+		found := false
+		for _, a := range obj {
+			switch a := a.(type) {
+			case string:
+				found = a == v
+			case json.Number:
+				found = a.String() == v
+			case bool:
+				found = strconv.FormatBool(a) == v
+			}
+			if found {
+				break
+			}
+		}
+		if !found {
+			return "the " + name + " header " + strconv.Quote(v) + " is none of the call's arguments"
+		}
 	}
 	return ""
 }

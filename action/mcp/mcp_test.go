@@ -117,6 +117,15 @@ func TestClassify(t *testing.T) {
 		{"Mcp-Name in base64 that matches", post(dropCall, "Mcp-Method", "tools/call", "Mcp-Name", "=?base64?ZHJvcF90YWJsZQ==?="), summary{Operation: "tools/call", Tool: "drop_table", Destructive: true}},
 		{"MCP headers on a compressed body", post("\x1f\x8b\x08\x00", "Mcp-Session-Id", "abc", "Content-Encoding", "gzip"), summary{Operation: OpInvalid, Destructive: true, Reject: 400}},
 		{"MCP headers on a non-JSON-RPC object", post(`{"method":"tools/call"}`, "Mcp-Protocol-Version", "2025-11-25"), summary{Operation: OpInvalid, Destructive: true, Reject: 400}},
+		// Found by review: keys with a control character, which the Go
+		// SDK's parser in v1.3.1–v1.4.0 dropped (GO-2026-4770).
+		{"tool name key with a NUL", post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_tables","name\u0000":"drop_table","arguments":{"table":"users"}}}`), summary{Operation: OpInvalid, Destructive: true, Reject: 400}},
+		{"only a NUL-ended tool name", post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name\u0000":"drop_table"}}`), summary{Operation: OpInvalid, Destructive: true, Reject: 400}},
+		{"method key with NULs", post(`{"jsonrpc":"2.0","id":1,"method":"tools/list","method\u0000\u0000":"tools/call","params":{"name\u0000":"drop_table"}}`), summary{Operation: OpInvalid, Destructive: true, Reject: 400}},
+		{"Mcp-Name on a response", post(`{"jsonrpc":"2.0","id":1,"result":{}}`, "Mcp-Method", "tools/call", "Mcp-Name", "delete_x"), summary{Operation: OpInvalid, Destructive: true, Reject: 400}},
+		{"Mcp-Param header naming another repository", post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"create_issue","arguments":{"owner":"acme","repo":"private","title":"t"}}}`, "Mcp-Param-Repo", "public"), summary{Operation: OpInvalid, Destructive: true, Reject: 400}},
+		{"Mcp-Param header matching an argument", post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"create_issue","arguments":{"owner":"acme","repo":"private","title":"t"}}}`, "Mcp-Param-Repo", "private"), summary{Operation: "tools/call", Tool: "create_issue"}},
+		{"grouped tool told to delete", post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"actions_run_trigger","arguments":{"method":"delete_workflow_run_logs","run_id":1}}}`), summary{Operation: "tools/call", Tool: "actions_run_trigger", Destructive: true}},
 	}
 	p := New(Options{})
 	for _, tt := range tests {

@@ -2,8 +2,9 @@
 # title: countersign default policy
 # description: |
 #   Used when no policy is configured. Reads are allowed; mutating requests to
-#   known infrastructure APIs wait for a human; cloud metadata endpoints are
-#   denied; tunnels that are not intercepted are refused.
+#   known infrastructure APIs, and MCP tool calls that may delete, wait for a
+#   human; cloud metadata endpoints are denied; tunnels that are not
+#   intercepted are refused.
 package countersign
 
 import data.countersign.lib.hosts
@@ -25,6 +26,22 @@ approve contains {
 } if {
 	not read_request
 	infrastructure_request
+}
+
+# METADATA
+# description: |
+#   MCP tool calls that may delete or overwrite data (a destructive verb in
+#   the tool's name or the action it is told to take, SQL that drops or
+#   deletes) need a human, on any server: vendors' MCP endpoints are on no
+#   list of infrastructure hosts (found by review: execute_sql with DROP
+#   TABLE to Supabase's MCP server was allowed).
+approve contains {
+	"id": "DEFAULT-003",
+	"msg": sprintf("the MCP tool %s on %s may delete or overwrite data; a human must approve it", [input.action.tool, input.action.server]),
+} if {
+	input.action.provider == "mcp"
+	input.action.method == "tools/call"
+	input.action.destructive == true
 }
 
 # Tunnels (CONNECT to a host that is not intercepted) carry bytes the policy

@@ -105,3 +105,13 @@ test_websocket_upgrade_to_infrastructure_held if {
 	inp := object.union(req("GET", "backboard.railway.app", "/graphql/v2"), {"request": {"upgrade": "websocket"}})
 	count(countersign.approve) == 1 with input as inp
 }
+
+# Found by review: destructive MCP tool calls, on vendors' MCP endpoints too.
+test_destructive_mcp_tool_call_held if {
+	call := object.union(req("POST", "mcp.supabase.com", "/mcp"), {"action": {
+		"provider": "mcp", "method": "tools/call", "operation": "tools/call", "tool": "execute_sql",
+		"arguments": {"query": "DROP TABLE users"}, "server": "mcp.supabase.com/mcp", "read_only": false, "destructive": true,
+	}})
+	{m.id | some m in countersign.approve} == {"DEFAULT-003"} with input as call
+	count(countersign.approve) == 0 with input as object.union(call, {"action": {"tool": "list_tables", "destructive": false}})
+}

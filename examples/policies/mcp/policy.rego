@@ -1,9 +1,10 @@
 # MCP guard
 #
 # For MCP servers on the streamable HTTP transport: tool calls whose tool
-# name matches data.countersign.mcp.approve_tools (drop_*, delete_*) wait
-# for a human, and every request to a server matching
-# data.countersign.mcp.denied_servers is denied. Local (stdio) MCP
+# name matches data.countersign.mcp.approve_tools (drop_*, delete_*), or
+# that the classifier finds destructive, wait for a human; every request
+# to a server matching data.countersign.mcp.denied_servers is denied, and
+# so is MCP over WebSocket, whose messages cannot be decided. Local (stdio) MCP
 # servers never cross the proxy; only the HTTP calls they make do.
 #
 # (A header comment, not a package METADATA annotation: OPA allows one
@@ -25,11 +26,13 @@ mcp_denied_servers := data.countersign.mcp.denied_servers
 # notation for a server.
 mcp_endpoint := concat("", [input.request.host, input.request.path])
 
+# Paths compared in lower case: servers that route paths so (Express,
+# ASP.NET) reach /EVIL/mcp by /evil/mcp's route (found by review).
 mcp_denied_server := input.action.server if {
 	input.action.provider == "mcp"
-	globs.match_any(mcp_denied_servers, input.action.server)
+	globs.match_any(mcp_denied_servers, lower(input.action.server))
 } else := mcp_endpoint if {
-	globs.match_any(mcp_denied_servers, mcp_endpoint)
+	globs.match_any(mcp_denied_servers, lower(mcp_endpoint))
 }
 
 # The tool call's arguments for the approver, cut to 200 bytes (the approval
@@ -54,9 +57,49 @@ deny contains {
 # description: Tool calls matching approve_tools wait for a human.
 approve contains {
 	"id": "MCP-002",
-	"msg": sprintf("the MCP tool %s on %s, arguments %s", [input.action.tool, input.action.server, mcp_arguments]),
+	"msg": sprintf("the MCP tool %s on %s waits for a human because %s; arguments %s", [input.action.tool, input.action.server, mcp_why, mcp_arguments]),
 } if {
 	input.action.provider == "mcp"
 	input.action.method == "tools/call"
-	globs.match_any(mcp_approve_tools, input.action.tool)
+	mcp_tool_needs_a_human
 }
+
+# The tool's name matches approve_tools, in any case and under a gateway's
+# prefix (github__delete_file, supabase.drop_table), or the classifier
+# finds the call destructive: a destructive verb anywhere in its name, in
+# the action a grouped tool is told to take ({"method":
+# "delete_workflow_run_logs"}), or SQL that drops or deletes (found by
+# review: execute_sql with DROP TABLE, reset_branch and prefixed names
+# were allowed).
+mcp_tool_needs_a_human if globs.match_any(mcp_approve_tools, lower(input.action.tool))
+
+mcp_tool_needs_a_human if {
+	parts := regex.split(`[_.:/-]{2}|[.:/]`, lower(input.action.tool))
+	globs.match_any(mcp_approve_tools, parts[count(parts) - 1])
+}
+
+mcp_tool_needs_a_human if input.action.destructive == true
+
+mcp_why := "its name matches approve_tools" if {
+	not input.action.destructive == true
+} else := "it may delete or overwrite data"
+
+# METADATA
+# title: MCP-003
+# description: |
+#   MCP over WebSocket is not decided: after the upgrade its messages pass
+#   unread, so the upgrade is denied (found by review).
+deny contains {
+	"id": "MCP-003",
+	"msg": "MCP over WebSocket cannot be decided message by message; connect with the Streamable HTTP transport",
+} if {
+	input.request.upgrade
+	mcp_websocket
+}
+
+mcp_websocket if {
+	some protocol in input.request.headers["sec-websocket-protocol"]
+	regex.match(`(?i)(^|[\s,])mcp`, protocol)
+}
+
+mcp_websocket if regex.match(`(?i)/(mcp|sse|ws)/?$`, input.request.path)

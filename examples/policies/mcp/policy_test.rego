@@ -37,7 +37,7 @@ test_drop_table_held if {
 	held(inp) == {"MCP-002"}
 	denied(inp) == set()
 	some r in countersign.approve with input as inp
-	r.msg == `the MCP tool drop_table on mcp.example.test/mcp, arguments {"table":"users"}`
+	r.msg == `the MCP tool drop_table on mcp.example.test/mcp waits for a human because it may delete or overwrite data; arguments {"table":"users"}`
 }
 
 test_delete_tool_held if held(mcp("mcp.example.test", "tools/call", "delete_user", {"id": 7})) == {"MCP-002"}
@@ -46,7 +46,7 @@ test_long_arguments_are_cut if {
 	inp := mcp("mcp.example.test", "tools/call", "delete_rows", {"ids": numbers.range(1, 100)})
 	some r in countersign.approve with input as inp
 	endswith(r.msg, "…")
-	count(r.msg) < 300
+	count(r.msg) < 350
 }
 
 test_tool_name_must_start_with_the_pattern if allowed(mcp("mcp.example.test", "tools/call", "undelete_file", {}))
@@ -79,3 +79,25 @@ test_denied_server_event_stream_refused if {
 }
 
 test_similar_server_name_allowed if allowed(mcp("trusted-mcp.example.test", "tools/call", "list_tables", {}))
+
+# Found by review: prefixed and differently cased names, calls the
+# classifier finds destructive, MCP over WebSocket, paths in another case.
+test_destructive_calls_held_whatever_their_name if {
+	held(mcp("mcp.example.test", "tools/call", "github__delete_file", {})) == {"MCP-002"}
+	held(mcp("mcp.example.test", "tools/call", "supabase.drop_table", {})) == {"MCP-002"}
+	held(mcp("mcp.example.test", "tools/call", "Delete_User", {})) == {"MCP-002"}
+	held(object.union(mcp("mcp.example.test", "tools/call", "execute_sql", {"query": "DROP TABLE users"}), {"action": {"destructive": true}})) == {"MCP-002"}
+}
+
+test_mcp_over_websocket_denied if {
+	ws := {
+		"request": {"method": "GET", "scheme": "https", "host": "mcp.example.test", "port": 443, "path": "/mcp", "query": {}, "headers": {"upgrade": ["websocket"], "sec-websocket-protocol": ["mcp"]}, "upgrade": "websocket", "tunnel": false},
+		"action": {"provider": "http", "operation": "GET", "read_only": false},
+	}
+	denied(ws) == {"MCP-003"}
+	allowed(object.union(ws, {"request": {"path": "/chat", "headers": {"sec-websocket-protocol": ["chat"]}}}))
+}
+
+test_denied_server_paths_in_any_case if {
+	denied(object.union(mcp("untrusted-mcp.example.test", "tools/call", "x", {}), {"request": {"path": "/MCP"}, "action": {"server": "untrusted-mcp.example.test/MCP"}})) == {"MCP-001"}
+}
