@@ -37,8 +37,9 @@ const (
 	// A source's tries under all names together.
 	authSourceBurst  = 50
 	authSourceRefill = time.Second
-	// authAnyUser keys a source's own bucket; no client name has a NUL.
-	authAnyUser  = "\x00"
+	// authTrust is how long a name that authenticated from a source is
+	// not charged to the source's budget.
+	authTrust    = time.Hour
 	authLogEvery = 10 * time.Second
 	// authMaxKeys bounds the guard's memory (see makeRoom).
 	authMaxKeys = 16384
@@ -51,11 +52,14 @@ const (
 type authKey struct {
 	src  netip.Prefix
 	user string
+	// source marks the source's own bucket (all names together).
+	source bool
 }
 
 type authBucket struct {
-	tokens float64
-	last   time.Time
+	tokens       float64
+	last         time.Time
+	trustedUntil time.Time
 }
 
 func newAuthGuard(now func() time.Time) *authGuard {
@@ -104,18 +108,28 @@ func (b *authBucket) refill(now time.Time, burst float64, per time.Duration) {
 // that the answers do not tell which names exist (found by review).
 func (g *authGuard) take(k authKey) bool {
 	now := g.now()
-	src := authKey{src: k.src, user: authAnyUser}
+	src := authKey{src: k.src, source: true}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	b, bs := g.bucket(k, authBurst, now), g.bucket(src, authSourceBurst, now)
+	b := g.bucket(k, authBurst, now)
 	b.refill(now, authBurst, authRefill)
-	bs.refill(now, authSourceBurst, authSourceRefill)
-	if b.tokens < 1 || bs.tokens < 1 {
+	// A name that authenticated from here lately is not charged to the
+	// source: other clients at a shared address (behind NAT, several on
+	// one host) cannot keep it out by guessing under other names (found
+	// by review). Only its password earns that.
+	var bs *authBucket
+	if !now.Before(b.trustedUntil) {
+		bs = g.bucket(src, authSourceBurst, now)
+		bs.refill(now, authSourceBurst, authSourceRefill)
+	}
+	if b.tokens < 1 || bs != nil && bs.tokens < 1 {
 		g.throttled.Add(1)
 		return false
 	}
 	b.tokens--
-	bs.tokens--
+	if bs != nil {
+		bs.tokens--
+	}
 	return true
 }
 
@@ -130,14 +144,17 @@ func (g *authGuard) bucket(k authKey, burst float64, now time.Time) *authBucket 
 	return b
 }
 
-// succeeded gives back the tries k took.
+// succeeded gives back the tries k took, and trusts k (its source's
+// budget no longer charged) for authTrust.
 func (g *authGuard) succeeded(k authKey) {
+	now := g.now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if b, ok := g.buckets[k]; ok {
 		b.tokens = min(b.tokens+1, authBurst)
+		b.trustedUntil = now.Add(authTrust)
 	}
-	if b, ok := g.buckets[authKey{src: k.src, user: authAnyUser}]; ok {
+	if b, ok := g.buckets[authKey{src: k.src, source: true}]; ok {
 		b.tokens = min(b.tokens+1, authSourceBurst)
 	}
 }

@@ -680,6 +680,11 @@ func TestPlainFirstLine(t *testing.T) {
 		{"CONNECT evil:443 HTTP/1.1\r\n", true},
 		{"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", true},
 		{"GET /partial", true}, // the client waits: a request line begun
+		{"G", true},            // … or a single letter (found by review: the rest came after the deadline)
+		{"GET /\x80 HTTP/1.1\r\n", true},
+		{"GET /a b HTTP/1.1\r\n", true},
+		{strings.Repeat("\r\n", 2100) + "GET / HTTP/1.1\r\n", true},
+		{"SSH-2.0-partial", false},
 		{"SSH-2.0-OpenSSH_9.6\r\n", false},
 		{"EHLO host.example.com\r\n", false},
 		{"USER hans\r\n", false},
@@ -2984,9 +2989,33 @@ func TestDefaultMaxConnsFollowsTheFileLimit(t *testing.T) {
 	for _, tt := range []struct {
 		limit uint64
 		want  int
-	}{{0, 16384}, {1 << 20, 16384}, {20000, 16384}, {4096, 3072}, {1024, 64}} {
+	}{{0, 16384}, {1 << 20, 16384}, {40000, 16384}, {20000, 8750}, {4096, 1536}, {1024, 64}} {
 		if got := defaultMaxConns(tt.limit, nil); got != tt.want {
 			t.Errorf("defaultMaxConns(%d) = %d, want %d", tt.limit, got, tt.want)
 		}
+	}
+}
+
+// A name that authenticated from an address is not locked out by guesses
+// under other names from that address; a name that did not is (found by
+// review: anyone behind the same NAT kept every client out).
+func TestAuthGuardTrustsNamesThatAuthenticated(t *testing.T) {
+	g := newAuthGuard(func() time.Time { return time.Unix(1e9, 0) })
+	alice, bob := authKeyFor("192.0.2.1:1", "alice"), authKeyFor("192.0.2.1:2", "bob")
+	if !g.take(alice) {
+		t.Fatal("alice's first try refused")
+	}
+	g.succeeded(alice)
+	for i := range authSourceBurst {
+		g.take(authKeyFor("192.0.2.1:3", fmt.Sprintf("guess-%d", i)))
+	}
+	if !g.take(alice) {
+		t.Error("alice, who authenticated from here, was locked out by guesses under other names")
+	}
+	if g.take(bob) {
+		t.Error("bob, who never authenticated, was not charged to the address's budget")
+	}
+	if k := authKeyFor("192.0.2.1:1", "\x00"); k == (authKey{src: alice.src, source: true}) {
+		t.Error("a client name can be the address's own key")
 	}
 }

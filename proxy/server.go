@@ -428,20 +428,21 @@ func canonicalPatterns(patterns []string) []string {
 // limit would run out first (noted by review: at a limit of 4,096 one
 // session's share of the slots used every descriptor, and the others'
 // connections, upstream dials and the approval listener failed with
-// EMFILE). An eighth of the limit, and at least 1,024, is kept for
-// upstream connections, the approval listener and files.
+// EMFILE). A connection may hold two descriptors (the client's, and an
+// opaque tunnel's or a request's upstream one), and an eighth of the
+// limit, at least 1,024, is kept for the approval listener and files.
 func defaultMaxConns(fileLimit uint64, logger *zap.Logger) int {
 	const want, floor = 16384, 64
 	if fileLimit == 0 {
 		return want
 	}
 	reserve := max(fileLimit/8, 1024)
-	if fileLimit >= want+reserve {
+	if fileLimit >= 2*want+reserve {
 		return want
 	}
 	n := floor
-	if fileLimit > floor+reserve {
-		n = int(fileLimit - reserve)
+	if fileLimit > 2*floor+reserve {
+		n = int((fileLimit - reserve) / 2)
 	}
 	if logger != nil {
 		logger.Warn("the open-file limit caps the proxy's connections below 16384; raise it (ulimit -n, LimitNOFILE=) for 10,000 held approvals",

@@ -37,49 +37,53 @@ var httpRequestLine = regexp.MustCompile(`(?i)^\S+[ \t]+\S+[ \t]+HTTP/[0-9]`)
 const maxFirstLine = 4096
 
 // plainFirstLine reads the first line of a protocol other than TLS, whose
-// first byte is first, and refuses it if it is an HTTP request line: a
-// front end on a shared address routes plain HTTP by its Host header,
-// whatever the tunnel's host (found by review: leading CRLFs, lower-case
-// methods and two spaces all reached Node and Go servers). Binary
-// protocols (PostgreSQL's first message starts with a zero byte) and
-// lines that are text but no request line (SSH's banner, SMTP's EHLO)
-// pass: the bytes read are returned to be relayed first.
+// first byte is first, and refuses it if it is, or could become, an HTTP
+// request line: a front end on a shared address routes plain HTTP by its
+// Host header, whatever the tunnel's host (found by review: leading CRLFs,
+// lower-case methods and two spaces all reached Node and Go servers). It
+// fails closed: a line that stays unfinished (the client pausing, or past
+// maxFirstLine) is refused unless it is SSH's banner, and so is any line
+// with " HTTP/" in it. A first byte that is a control character other
+// than CR, LF or tab starts a binary protocol (PostgreSQL's first message
+// starts with a zero byte), and passes at once; so do complete lines that
+// are not HTTP (SSH's banner, SMTP's EHLO). The bytes read are returned to
+// be relayed first.
 func plainFirstLine(client net.Conn, first byte, timeout time.Duration) ([]byte, string) {
+	if binaryStart(first) {
+		return []byte{first}, ""
+	}
 	_ = client.SetReadDeadline(time.Now().Add(timeout))
 	read := []byte{first}
 	b := make([]byte, 1)
 	for len(read) < maxFirstLine {
 		line := bytes.TrimLeft(read, "\r\n \t")
-		if c := read[len(read)-1]; c != '\r' && c != '\n' && c != '\t' && (c < 0x20 || c > 0x7e) {
-			return read, "" // not text: no HTTP request line
-		}
 		if n := bytes.IndexByte(line, '\n'); n >= 0 {
-			if httpRequestLine.Match(line[:n]) {
+			if httpLine(line[:n]) {
 				return nil, refusePlainHTTP
 			}
 			return read, ""
 		}
 		if _, err := io.ReadFull(client, b); err != nil {
-			// The client waits for the server (or went away): decide on
-			// what came.
-			if looksLikeRequestStart(line) {
-				return nil, refusePlainHTTP
-			}
-			return read, ""
+			break
 		}
 		read = append(read, b[0])
 	}
-	if looksLikeRequestStart(bytes.TrimLeft(read, "\r\n \t")) {
-		return nil, refusePlainHTTP
+	// Unfinished: the client paused, went away or sent a line too long.
+	if bytes.HasPrefix(bytes.TrimLeft(read, "\r\n \t"), []byte("SSH-")) {
+		return read, ""
 	}
-	return read, ""
+	return nil, refusePlainHTTP
 }
 
-// looksLikeRequestStart reports whether an unfinished first line could
-// still become a request line: a token, blanks, and a target.
-func looksLikeRequestStart(line []byte) bool { return requestStart.Match(line) }
+// binaryStart reports whether a protocol's first byte cannot start a line
+// of text.
+func binaryStart(b byte) bool { return b < 0x20 && b != '\r' && b != '\n' && b != '\t' || b == 0x7f }
 
-var requestStart = regexp.MustCompile(`^\S+[ \t]+\S`)
+// httpLine reports whether a complete first line is an HTTP request line,
+// however spaced (nginx takes spaces inside the target too).
+func httpLine(line []byte) bool {
+	return httpRequestLine.Match(line) || bytes.Contains(bytes.ToUpper(line), []byte(" HTTP/"))
+}
 
 const refusePlainHTTP = "plain HTTP inside an opaque tunnel, whose Host header could name another site on a shared address; send http:// requests to the proxy as plain HTTP, where they are decided"
 

@@ -110,7 +110,7 @@ func newHarness(cfg config) (*harness, error) {
 	}
 	// Enough descriptors for -held client connections here and in the
 	// proxy, which inherits the limit.
-	if got, err := raiseFileLimit(uint64(2*cfg.held + 4096)); err != nil || got < uint64(cfg.held+1024) {
+	if got, err := raiseFileLimit(uint64(3*cfg.held + 8192)); err != nil || got < uint64(cfg.held+1024) {
 		h.note("RLIMIT_NOFILE is %d (%v): the held-approvals test may run out of descriptors", got, err)
 	}
 
