@@ -52,7 +52,7 @@ func TestBytesSentBeforeTheTunnelIsOpenArriveWhole(t *testing.T) {
 		}
 		defer c.Close()
 		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		b := make([]byte, 5)
+		b := make([]byte, 7)
 		n, _ := io.ReadFull(c, b)
 		got <- string(b[:n])
 	}()
@@ -75,14 +75,15 @@ func TestBytesSentBeforeTheTunnelIsOpenArriveWhole(t *testing.T) {
 		t.Fatal("the CONNECT was not decided")
 	}
 	// The CONNECT is being decided; net/http reads on in the background.
-	if _, err := io.WriteString(c, "hello"); err != nil {
+	// (A whole line: an opaque tunnel refuses a text line left unfinished.)
+	if _, err := io.WriteString(c, "hello\r\n"); err != nil {
 		t.Fatal(err)
 	}
 	close(g.gate)
 	select {
 	case s := <-got:
-		if s != "hello" {
-			t.Errorf("the target received %q, want %q", s, "hello")
+		if s != "hello\r\n" {
+			t.Errorf("the target received %q, want %q", s, "hello\r\n")
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the target received nothing")
