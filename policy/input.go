@@ -11,6 +11,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"sigs.k8s.io/yaml"
+
 	"github.com/countersign/countersign/action"
 	"github.com/countersign/countersign/internal/redact"
 	"github.com/countersign/countersign/session"
@@ -125,6 +127,13 @@ func BodyType(r *action.Request, a action.Action) string {
 		if looksLikeJSON(r.Body) {
 			return "application/json"
 		}
+	case "kubernetes":
+		// The API server reads YAML as JSON: so does the policy (found by
+		// review: a pod made privileged in YAML was a string to it).
+		if mt, _, _ := mime.ParseMediaType(ct); mt == "application/yaml" || mt == "application/apply-patch+yaml" ||
+			mt == "application/x-yaml" || mt == "text/yaml" {
+			return kubernetesYAML
+		}
 	case "aws":
 		switch a.Fields["protocol"] {
 		case "json", "rest-json", "rest-xml", "rpc-v2-cbor", "rest":
@@ -140,6 +149,10 @@ func BodyType(r *action.Request, a action.Action) string {
 	}
 	return ct
 }
+
+// kubernetesYAML is BodyType's name for a Kubernetes body in YAML, which
+// ParseBody decodes as the API server does.
+const kubernetesYAML = "application/x-countersign-kubernetes-yaml"
 
 // isForm reports whether contentType is a URL-encoded form's.
 func isForm(contentType string) bool {
@@ -189,6 +202,11 @@ func ParseBody(contentType string, body []byte) any {
 	}
 	mt, _, _ := mime.ParseMediaType(contentType)
 	switch {
+	case contentType == kubernetesYAML:
+		var v any
+		if err := yaml.Unmarshal(body, &v); err == nil && v != nil {
+			return v
+		}
 	case mt == "application/x-www-form-urlencoded":
 		vals, err := url.ParseQuery(string(body))
 		if err != nil || !utf8.Valid(body) {

@@ -526,3 +526,25 @@ func TestAWSBodiesAreReadByProtocol(t *testing.T) {
 		}
 	}
 }
+
+// The API server reads a Kubernetes body in YAML as JSON, and so does the
+// policy (found by review: a privileged pod in YAML was text to it).
+func TestKubernetesYAMLBodiesAreDecoded(t *testing.T) {
+	body := "apiVersion: v1\nkind: Pod\nspec:\n  hostPID: true\n  containers:\n  - name: x\n    securityContext: {privileged: true}\n"
+	for _, ct := range []string{"application/yaml", "application/apply-patch+yaml"} {
+		r := &action.Request{Method: "POST", Header: http.Header{"Content-Type": {ct}}, Body: []byte(body), BodySize: int64(len(body))}
+		in := NewInput(r, action.Action{Provider: "kubernetes"}, &session.Info{ID: "s"}, time.Time{})
+		doc, ok := in.Request.Body.(map[string]any)
+		if !ok {
+			t.Fatalf("%s: body %T, want the decoded object", ct, in.Request.Body)
+		}
+		if spec, _ := doc["spec"].(map[string]any); spec["hostPID"] != true {
+			t.Errorf("%s: spec %v", ct, doc["spec"])
+		}
+	}
+	// Elsewhere YAML stays text.
+	r := &action.Request{Method: "POST", Header: http.Header{"Content-Type": {"application/yaml"}}, Body: []byte(body), BodySize: int64(len(body))}
+	if _, ok := NewInput(r, action.Action{Provider: "http"}, &session.Info{ID: "s"}, time.Time{}).Request.Body.(string); !ok {
+		t.Error("YAML to another API was decoded")
+	}
+}

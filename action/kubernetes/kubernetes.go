@@ -256,10 +256,11 @@ func deletesByWrite(verb, group, resource, contentType string, body []byte) bool
 	k := writeTarget{
 		node: group == "" && resource == "nodes", pod: group == "" && resource == "pods", job: group == "batch" && resource == "jobs",
 		sts: group == "apps" && resource == "statefulsets", pv: group == "" && resource == "persistentvolumes",
-		// A DaemonSet's selector or affinity, when a patch sets it: a
-		// replace or an apply sends the whole object, selector unchanged
-		// or not (noted by review: every Helm upgrade would count).
-		ds: group == "apps" && resource == "daemonsets" && verb == "patch" && !strings.HasPrefix(contentType, "application/apply-patch"),
+		ds: group == "apps" && resource == "daemonsets",
+		// A patch other than an apply sends what it changes; a replace
+		// or an apply sends the whole object, selector unchanged or not
+		// (noted by review: every Helm upgrade would count).
+		partial: verb == "patch" && !strings.HasPrefix(contentType, "application/apply-patch"),
 	}
 	v := decodeBody(contentType, body)
 	if v == nil {
@@ -307,7 +308,7 @@ func isZero(v any) bool {
 
 // writeTarget is what an update or patch writes to, as far as writes
 // that delete are concerned.
-type writeTarget struct{ node, pod, job, sts, pv, ds bool }
+type writeTarget struct{ node, pod, job, sts, pv, ds, partial bool }
 
 // reaches reports whether a JSON Patch path is, is inside or holds a field
 // whose writing can delete.
@@ -320,7 +321,7 @@ func (k writeTarget) reaches(path string) bool {
 			under(path, "/spec/backoffLimit") || under(path, "/spec/maxFailedIndexes")) ||
 		k.sts && under(path, "/spec/persistentVolumeClaimRetentionPolicy") ||
 		k.pv && under(path, "/spec/persistentVolumeReclaimPolicy") ||
-		k.ds && (under(path, "/spec/template/spec/nodeSelector") || under(path, "/spec/template/spec/affinity"))
+		k.ds && k.partial && (under(path, "/spec/template/spec/nodeSelector") || under(path, "/spec/template/spec/affinity"))
 }
 
 // deletes reports whether a document (or patch) sets owner references,
@@ -355,11 +356,29 @@ func (k writeTarget) deletes(v any) bool {
 		// out: a DaemonSet's scale to zero.
 		template, _ := spec["template"].(map[string]any)
 		podSpec, _ := template["spec"].(map[string]any)
-		_, selector := podSpec["nodeSelector"]
-		_, affinity := podSpec["affinity"]
-		return selector || affinity
+		selector, hasSelector := podSpec["nodeSelector"]
+		_, hasAffinity := podSpec["affinity"]
+		if k.partial {
+			return hasSelector || hasAffinity
+		}
+		// The whole object: a selector on more than the node's OS and
+		// architecture may leave out nodes it ran on (found by review:
+		// kubectl replace with a selector no node has emptied it).
+		labels, _ := selector.(map[string]any)
+		for key := range labels {
+			if !wellKnownNodeLabels[key] {
+				return true
+			}
+		}
+		return false
 	}
 	return false
+}
+
+// wellKnownNodeLabels are the node labels every node has, which
+// DaemonSets select on to run on one OS or architecture.
+var wellKnownNodeLabels = map[string]bool{
+	"kubernetes.io/os": true, "kubernetes.io/arch": true, "beta.kubernetes.io/os": true, "beta.kubernetes.io/arch": true,
 }
 
 // serverPatchPath is a JSON Patch path as the API server's json-patch

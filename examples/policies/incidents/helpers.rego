@@ -212,12 +212,17 @@ sqlite_tokens := concat("", [`(?s)'(?:[^']|'')*'?|"(?:[^"]|"")*"?|`, "`(?:[^`]|`
 #   DROP that PostgreSQL ran.
 sql_unlexable(text) if regex.match(`(?s)/\*(?:[^*]|\*[^/])*/\*`, text)
 
-sql_unlexable(text) if count({t | some t in regex.find_n(`\$[A-Za-z0-9_]*\$`, text, -1)}) > 1
+sql_unlexable(text) if count({t | some t in regex.find_n(`\$[A-Za-z0-9_]*\$`, regex.replace(text, `'(?:[^']|'')*'`, "''"), -1)}) > 1
 
-# Settings that change how later statements of the same text are lexed:
-# MySQL's NO_BACKSLASH_ESCAPES and ANSI_QUOTES, PostgreSQL's
-# standard_conforming_strings and backslash_quote.
-sql_unlexable(text) if regex.match(`(?i)no_backslash_escapes|ansi_quotes|standard_conforming_strings|backslash_quote`, text)
+# Settings that change how later statements of the same text are lexed,
+# set in it: MySQL's sql_mode (NO_BACKSLASH_ESCAPES, ANSI_QUOTES, or ANSI,
+# which holds it), PostgreSQL's standard_conforming_strings and
+# backslash_quote. Dollar tags are counted outside '' strings (a password
+# hash's $argon2id$ is no tag).
+sql_unlexable(text) if {
+	some cleaned in [sql_cleaned(text, pg_tokens), sql_cleaned(text, mysql_tokens)]
+	regex.match(`(?is)\bset\b[^;]*\b(sql_mode|no_backslash_escapes|ansi_quotes|standard_conforming_strings|backslash_quote)\b`, cleaned)
+}
 
 # sql_cleaned is text with its literals emptied ('') and its comments
 # blanked, read with the given tokens.
@@ -252,31 +257,32 @@ ddl_statement(statement) if first_word(statement) in ddl_words
 
 # METADATA
 # description: |
-#   A statement that removes every row or an object: DROP or TRUNCATE
-#   anywhere in it (a data-modifying WITH, EXPLAIN ANALYZE, a rule), and a
-#   DELETE or UPDATE with no WHERE or one that holds for every row (WHERE
-#   1=1, WHERE true). Found by review: only a statement starting with DROP
-#   or TRUNCATE, or a DELETE starting one, counted.
+#   A statement that removes every row or an object, or may: DROP or
+#   TRUNCATE anywhere in it (a data-modifying WITH, EXPLAIN ANALYZE, a
+#   rule), and a DELETE or UPDATE, on its own or in parentheses, whose WHERE
+#   does not compare a column with a literal or a parameter (none, WHERE
+#   1=1, WHERE true, WHERE id > 0, WHERE id IN (SELECT …), WHERE EXISTS …).
+#   Found by reviews: a list of tautologies is never complete.
 mass_change(statement) if regex.match(`\b(drop|truncate)\b`, statement)
 
 mass_change(statement) if {
-	s := top_level(without_row_locks(statement))
+	s := top_level(literal_lists(without_row_locks(statement)))
 	regex.match(`\b(delete|update)\b`, s)
-	not regex.match(`\bwhere\b`, s)
+	not targeted(s)
 }
 
-mass_change(statement) if {
-	s := top_level(without_row_locks(statement))
-	regex.match(`\b(delete|update)\b`, s)
-	regex.match(`\bwhere\s+(true|[0-9]+(\s*=\s*[0-9]+)?|not\s+false|''\s*=\s*'')\s*($|\)|returning\b|order\b|limit\b)`, s)
-}
+# literal_lists writes a list of literals (IN (1, 2, '')) as one literal,
+# which top_level would take for a subquery.
+literal_lists(s) := regex.replace(s, `\bin\s*\(\s*(''|-?[0-9.]+|\$[0-9]+|\?)(\s*,\s*(''|-?[0-9.]+|\$[0-9]+|\?))*\s*\)`, "= 0")
 
-# A DELETE or UPDATE of its own in parentheses (a data-modifying WITH),
-# with no WHERE in it.
 mass_change(statement) if {
 	some group in regex.find_n(`\(\s*(delete|update)\b[^()]*\)`, without_row_locks(statement), -1)
-	not regex.match(`\bwhere\b`, group)
+	not targeted(group)
 }
+
+# targeted: a WHERE comparing a column with a literal (emptied to '' by
+# the lexing), a number or a parameter.
+targeted(s) if regex.match(`\bwhere\b.*\b[a-z_][a-z0-9_.]*["\x60\]]?\s*(=|<>|!=|\bin\s*\(\s*)\s*(''|-?[0-9]|\$[0-9]|\?|:[a-z_]|@[a-z_])`, s)
 
 # Clauses that say UPDATE without updating (found by review): a
 # SELECT's row locks, MySQL's and PostgreSQL's upserts.

@@ -135,3 +135,34 @@ test_incident_03_third_review if {
 		"INC-02-2" in held(mcp("supabase__execute_sql", {"query": q}))
 	}
 }
+
+# Found by the fourth review: every-row changes a list of tautologies
+# missed, and reads the unreadable-SQL rules held.
+test_incident_03_fourth_review if {
+	every q in [
+		"WITH d AS (DELETE FROM users WHERE true RETURNING 1) SELECT count(*) FROM d",
+		"DELETE FROM users WHERE (true)",
+		"DELETE FROM users WHERE EXISTS (SELECT 1)",
+		"DELETE FROM users WHERE id IN (SELECT id FROM users)",
+		"UPDATE users SET email = NULL WHERE id IS NOT NULL",
+		"DELETE FROM users WHERE id > 0",
+		"DELETE FROM users WHERE id = id",
+	] {
+		"INC-03-2" in held(neon(q))
+	}
+	every q in [
+		"DELETE FROM sessions WHERE id = 7",
+		"UPDATE users SET email = 'x' WHERE id = $1",
+		"DELETE FROM t WHERE k IN (1, 2, 3)",
+	] {
+		not "INC-03-2" in held(neon(q))
+	}
+	every q in [
+		"SELECT id FROM users WHERE password_hash = '$argon2id$v=19$m=65536,t=3,p=4$c29tZXNhbHQ$aGFzaA'",
+		"SHOW standard_conforming_strings",
+	] {
+		allowed(neon(q))
+		ids(data.countersign.deny) == set() with input as neon(q) with data.countersign.freeze as true
+	}
+	"INC-03-2" in held(neon("SET sql_mode='ANSI'; SELECT 1"))
+}

@@ -159,3 +159,15 @@ test_node_access_by_json_patch_and_capabilities_held if {
 	held(request(dev, "create", "pods", "", "dev", "", {"spec": {"containers": [{"name": "x", "securityContext": {"capabilities": {"add": ["SYS_ADMIN"]}}}]}})) == {"K8S-PROD-006"}
 	allowed(request(dev, "create", "pods", "", "dev", "", {"spec": {"containers": [{"name": "x", "securityContext": {"capabilities": {"add": ["NET_BIND_SERVICE"]}}}]}}))
 }
+
+test_node_access_by_list_element_and_copy_held if {
+	held(request(dev, "patch", "deployments", "", "dev", "web", [{"op": "add", "path": "/spec/template/spec/containers/0/securityContext/capabilities/add/-", "value": "SYS_ADMIN"}])) == {"K8S-PROD-006"}
+	held(request(dev, "patch", "deployments", "", "dev", "web", [{"op": "add", "path": "/spec/template/spec/enableServiceLinks", "value": true}, {"op": "copy", "from": "/spec/template/spec/enableServiceLinks", "path": "/spec/template/spec/hostPID"}])) == {"K8S-PROD-006"}
+	allowed(request(dev, "patch", "deployments", "", "dev", "web", [{"op": "replace", "path": "/spec/replicas", "value": 3}]))
+}
+
+test_workload_bodies_the_policy_cannot_read_held if {
+	inp := object.union(request(dev, "create", "pods", "", "dev", "", null), {"request": {"body_size": 512}})
+	held(inp) == {"K8S-PROD-006"}
+	allowed(request(dev, "create", "pods", "", "dev", "", {"spec": {"containers": [{"name": "web"}]}}))
+}
