@@ -11,9 +11,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"sigs.k8s.io/yaml"
-
 	"github.com/countersign/countersign/action"
+	"github.com/countersign/countersign/action/kubernetes"
 	"github.com/countersign/countersign/internal/redact"
 	"github.com/countersign/countersign/session"
 )
@@ -203,8 +202,7 @@ func ParseBody(contentType string, body []byte) any {
 	mt, _, _ := mime.ParseMediaType(contentType)
 	switch {
 	case contentType == kubernetesYAML:
-		var v any
-		if err := yaml.Unmarshal(body, &v); err == nil && v != nil {
+		if v := kubernetes.DecodeYAML(body); v != nil {
 			return v
 		}
 	case mt == "application/x-www-form-urlencoded":

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -584,5 +585,23 @@ func TestTruncatedWriteIsDestructive(t *testing.T) {
 		if !a.Destructive || a.ParseError == "" {
 			t.Errorf("%s: a truncated write is destructive=%v, parse error %q; want destructive with a parse error", c.name, a.Destructive, a.ParseError)
 		}
+	}
+}
+
+// A YAML body with aliases is not expanded: an alias bomb of a few KiB
+// would take gigabytes (found by review). It counts as unreadable.
+func TestYAMLAliasesAreNotExpanded(t *testing.T) {
+	bomb := "s: &s \"" + strings.Repeat("x", 20000) + "\"\nl:\n" + strings.Repeat("- *s\n", 5000)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if v := DecodeYAML([]byte(bomb)); v != nil {
+		t.Fatalf("an alias bomb decoded to %T", v)
+	}
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<20 {
+		t.Errorf("deciding not to decode it allocated %d MiB", grew>>20)
+	}
+	if v := DecodeYAML([]byte("hosts: [\"*.example.com\"]\nspec: {replicas: 0}\n")); v == nil {
+		t.Error("a body with a '*' in a string and no alias was not decoded")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"math"
 
+	yamlv3 "go.yaml.in/yaml/v3"
 	"sigs.k8s.io/yaml"
 
 	"github.com/countersign/countersign/action"
@@ -197,11 +198,46 @@ func whole(v any) (int64, bool) {
 // decodeYAML decodes a YAML (or JSON) body with the API server's own
 // decoder, sigs.k8s.io/yaml: nil when it cannot.
 func decodeYAML(body []byte) any {
+	if yamlAliases(body) {
+		return nil
+	}
 	j, err := yaml.YAMLToJSON(body)
 	if err != nil {
 		return nil
 	}
 	return decodeJSON(j)
+}
+
+// DecodeYAML decodes a Kubernetes body in YAML as the API server reads it,
+// or returns nil when it cannot, or when the body uses aliases: their
+// expansion has no bound (found by review: a 35 KB ConfigMap of aliases
+// took 955 MB and five seconds to decode), so it is not attempted, and
+// the body counts as one that cannot be read.
+func DecodeYAML(body []byte) any { return decodeYAML(body) }
+
+// yamlAliases reports whether a YAML document uses an alias, or cannot be
+// parsed far enough to tell. Parsing to nodes does not expand aliases.
+func yamlAliases(body []byte) bool {
+	if !bytes.ContainsRune(body, '*') {
+		return false
+	}
+	var n yamlv3.Node
+	if err := yamlv3.Unmarshal(body, &n); err != nil {
+		return true
+	}
+	return hasAlias(&n)
+}
+
+func hasAlias(n *yamlv3.Node) bool {
+	if n.Kind == yamlv3.AliasNode {
+		return true
+	}
+	for _, c := range n.Content {
+		if hasAlias(c) {
+			return true
+		}
+	}
+	return false
 }
 
 // decodeBody decodes a body by its media type: YAML, a JSON value, or nil.

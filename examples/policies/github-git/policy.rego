@@ -523,5 +523,11 @@ approve contains {
 	input.action.provider == "github"
 	not input.action.read_only
 	not input.action.operation_type
-	object.get(input.action, "operation", "") == ""
+	gh_no_operation
 }
+
+# No operation named (absent or empty), read by its own path so that the
+# decision cache keys on it alone.
+gh_no_operation if not input.action.operation
+
+gh_no_operation if input.action.operation == ""

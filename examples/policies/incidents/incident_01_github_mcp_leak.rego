@@ -137,7 +137,9 @@ else := sprintf("the tool %s", [input.action.tool])
 inc01_call := sprintf("the tool %s", [input.action.tool]) if {
 	input.action.provider == "mcp"
 	is_string(input.action.tool)
-} else := object.get(input.action, "operation", "this call")
+} else := input.action.operation if {
+	is_string(input.action.operation)
+} else := "this call"
 
 inc01_publishes_elsewhere if {
 	input.action.provider == "github"

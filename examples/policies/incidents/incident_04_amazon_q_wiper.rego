@@ -81,7 +81,7 @@ approve contains {
 	"msg": sprintf("%s on %s: countersign could not read the sizes it sets, which could be zero", [incidents.aws_operation, incidents.aws_resources]),
 } if {
 	incidents.aws_operation in {"eks:UpdateNodegroupConfig", "eks:CreateNodegroup"}
-	not is_object(object.get(input.request, "body", null))
+	not is_object(inc04_body)
 	not input.request.body_pending
 }
 
@@ -96,7 +96,12 @@ approve contains {
 	not input.request.body_pending
 }
 
-inc04_lifecycle_may_expire if not is_string(object.get(input.request, "body", null))
+# The body, null when absent (its own path, for the decision cache's key).
+default inc04_body := null
+
+inc04_body := input.request.body
+
+inc04_lifecycle_may_expire if not is_string(inc04_body)
 
 inc04_lifecycle_may_expire if contains(lower(input.request.body), "expiration")
 

@@ -37,8 +37,12 @@ mcp_denied_server := input.action.server if {
 
 # The tool call's arguments for the approver, cut to 200 bytes (the approval
 # page shows the whole request).
+default mcp_args := {}
+
+mcp_args := input.action.arguments
+
 mcp_arguments := text if {
-	text := json.marshal(object.get(input.action, "arguments", {}))
+	text := json.marshal(mcp_args)
 	count(text) <= 200
 } else := concat("", [substring(json.marshal(input.action.arguments), 0, 200), "…"])
 
