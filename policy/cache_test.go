@@ -1,8 +1,11 @@
 package policy_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"maps"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -311,5 +314,72 @@ func TestCacheOnUnusualDocuments(t *testing.T) {
 		if got.Verdict != want.Verdict || (got.Err == nil) != (want.Err == nil) {
 			t.Errorf("params n=%s: cached %s (%v), uncached %s (%v)", n, got.Verdict, got.Err, want.Verdict, want.Err)
 		}
+	}
+}
+
+// The decision cache against the example sets, with requests that differ
+// from each other in one place each (a header, the path, the query, the
+// body), all decided in one engine: a key that left out a field a rule
+// reads would answer a variant with another request's decision (noted by
+// review: the golden requests alone never share a key).
+func TestCachedDecisionsEqualUncachedAcrossVariants(t *testing.T) {
+	files, err := filepath.Glob("../action/*/testdata/*.txt")
+	if err != nil || len(files) < 100 {
+		t.Fatalf("golden corpus: %d files, %v", len(files), err)
+	}
+	cls := action.NewClassifier(aws.New(aws.Options{}), git.New(git.Options{}), mcp.New(mcp.Options{}),
+		graphql.New(graphql.Options{}), github.New(github.Options{}), kubernetes.New(kubernetes.Options{}))
+	sess := &session.Info{ID: "s-1", Name: "alice/claude", User: "alice", Command: "claude"}
+	now := time.Date(2026, 11, 26, 13, 0, 0, 0, time.UTC)
+	variants := []func(*action.Request){
+		func(r *action.Request) {},
+		func(r *action.Request) { r.Header.Set("X-Variant", "1") },
+		func(r *action.Request) { r.Path += "x"; r.RawPath = "" },
+		func(r *action.Request) { r.Query.Set("select", "id,api_keys(*)") },
+		func(r *action.Request) {
+			if len(r.Body) > 0 {
+				r.Body = append(bytes.Clone(r.Body), ' ')
+				r.BodySize++
+				r.BodySHA256 = nil
+			}
+		},
+	}
+	var inputs []*policy.Input
+	var names []string
+	for _, f := range files {
+		raw, _ := golden.Read(t, f)
+		for i, v := range variants {
+			ar, err := golden.Request(raw, golden.Options{BodyLimit: golden.DefaultBodyLimit})
+			if err != nil {
+				break
+			}
+			if ar.Query == nil {
+				ar.Query = url.Values{}
+			}
+			v(ar)
+			inputs = append(inputs, policy.NewInput(ar, cls.Classify(ar), sess, now))
+			names = append(names, fmt.Sprintf("%s/%d", filepath.Base(f), i))
+		}
+	}
+	srcs := exampleSources(t)
+	for _, name := range []string{"examples together", "examples/incidents"} {
+		t.Run(name, func(t *testing.T) {
+			cached, err := policy.New(t.Context(), policy.Options{Source: srcs[name], EvalTimeout: time.Minute}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			plain, err := policy.New(t.Context(), policy.Options{Source: srcs[name], EvalTimeout: time.Minute, NoCache: true}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for pass := range 2 {
+				for i, in := range inputs {
+					got, want := cached.Decide(t.Context(), in), plain.Decide(t.Context(), in)
+					if diff := cmp.Diff(summarise(want), summarise(got)); diff != "" {
+						t.Errorf("pass %d, %s: cached decision differs (-uncached +cached):\n%s", pass, names[i], diff)
+					}
+				}
+			}
+		})
 	}
 }
