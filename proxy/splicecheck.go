@@ -56,12 +56,27 @@ func plainFirstLine(client net.Conn, first byte, timeout time.Duration) ([]byte,
 	read := []byte{first}
 	b := make([]byte, 1)
 	for len(read) < maxFirstLine {
-		line := bytes.TrimLeft(read, "\r\n \t")
-		if n := bytes.IndexByte(line, '\n'); n >= 0 {
-			if httpLine(line[:n]) {
-				return nil, refusePlainHTTP
+		switch {
+		case bytes.HasPrefix(read, proxyV2Signature):
+			// The PROXY protocol's binary header, after which a front end
+			// that takes it reads an HTTP request.
+			return nil, refusePlainHTTP
+		case bytes.HasPrefix(proxyV2Signature, read):
+			// Still its start (blank lines so far): read on.
+		default:
+			line := bytes.TrimLeft(read, "\r\n \t")
+			if n := bytes.IndexByte(line, '\n'); n >= 0 {
+				if httpLine(line[:n]) {
+					return nil, refusePlainHTTP
+				}
+				return read, ""
 			}
-			return read, ""
+			if c := read[len(read)-1]; c < 0x20 && c != '\r' && c != '\n' && c != '\t' || c == 0x7f {
+				// A control byte in the first line: a binary protocol
+				// (AMQP's header, git://'s pkt-line, a database's
+				// message), which no HTTP server takes in a request line.
+				return read, ""
+			}
 		}
 		if _, err := io.ReadFull(client, b); err != nil {
 			break
@@ -69,21 +84,31 @@ func plainFirstLine(client net.Conn, first byte, timeout time.Duration) ([]byte,
 		read = append(read, b[0])
 	}
 	// Unfinished: the client paused, went away or sent a line too long.
-	if bytes.HasPrefix(bytes.TrimLeft(read, "\r\n \t"), []byte("SSH-")) {
-		return read, ""
-	}
 	return nil, refusePlainHTTP
 }
 
+// proxyV2Signature starts the PROXY protocol's binary header, after which
+// a front end that takes it from clients reads an HTTP request.
+var proxyV2Signature = []byte("\r\n\r\n\x00\r\nQUIT\n")
+
 // binaryStart reports whether a protocol's first byte cannot start a line
-// of text.
-func binaryStart(b byte) bool { return b < 0x20 && b != '\r' && b != '\n' && b != '\t' || b == 0x7f }
+// of text, nor an HTTP method (memcached's binary protocol starts 0x80).
+func binaryStart(b byte) bool {
+	return b < 0x20 && b != '\r' && b != '\n' && b != '\t' || b >= 0x7f
+}
 
 // httpLine reports whether a complete first line is an HTTP request line,
-// however spaced (nginx takes spaces inside the target too).
+// however spaced (nginx takes spaces inside the target too), an HTTP/0.9
+// one (a method and a path or an absolute URL, whose host nginx routes
+// by), or the PROXY protocol's, after which a front end that takes it
+// reads an HTTP request (found by review).
 func httpLine(line []byte) bool {
-	return httpRequestLine.Match(line) || bytes.Contains(bytes.ToUpper(line), []byte(" HTTP/"))
+	line = bytes.TrimRight(line, "\r")
+	return httpRequestLine.Match(line) || bytes.Contains(bytes.ToUpper(line), []byte(" HTTP/")) ||
+		http09Line.Match(line) || bytes.HasPrefix(line, []byte("PROXY "))
 }
+
+var http09Line = regexp.MustCompile(`(?i)^\S+[ \t]+(/|\*|[a-z][a-z0-9+.-]*://)\S*[ \t]*$`)
 
 const refusePlainHTTP = "plain HTTP inside an opaque tunnel, whose Host header could name another site on a shared address; send http:// requests to the proxy as plain HTTP, where they are decided"
 

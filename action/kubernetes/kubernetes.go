@@ -356,29 +356,16 @@ func (k writeTarget) deletes(v any) bool {
 		// out: a DaemonSet's scale to zero.
 		template, _ := spec["template"].(map[string]any)
 		podSpec, _ := template["spec"].(map[string]any)
-		selector, hasSelector := podSpec["nodeSelector"]
+		_, hasSelector := podSpec["nodeSelector"]
 		_, hasAffinity := podSpec["affinity"]
-		if k.partial {
-			return hasSelector || hasAffinity
-		}
-		// The whole object: a selector on more than the node's OS and
-		// architecture may leave out nodes it ran on (found by review:
-		// kubectl replace with a selector no node has emptied it).
-		labels, _ := selector.(map[string]any)
-		for key := range labels {
-			if !wellKnownNodeLabels[key] {
-				return true
-			}
-		}
-		return false
+		// A replace or an apply sends the whole object, its selector
+		// changed or not: without the stored object, countersign cannot
+		// tell (a review found both a key-based guess's misses and its
+		// false alarms on every Helm upgrade), so only a patch that sets
+		// the selector counts. Documented in docs/kubernetes.md.
+		return k.partial && (hasSelector || hasAffinity)
 	}
 	return false
-}
-
-// wellKnownNodeLabels are the node labels every node has, which
-// DaemonSets select on to run on one OS or architecture.
-var wellKnownNodeLabels = map[string]bool{
-	"kubernetes.io/os": true, "kubernetes.io/arch": true, "beta.kubernetes.io/os": true, "beta.kubernetes.io/arch": true,
 }
 
 // serverPatchPath is a JSON Patch path as the API server's json-patch

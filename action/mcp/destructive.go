@@ -1,6 +1,7 @@
 package mcp
 
 import (
+	"slices"
 	"strings"
 	"unicode"
 )
@@ -12,7 +13,7 @@ import (
 var destructiveWords = map[string]bool{
 	"delete": true, "drop": true, "remove": true, "rm": true, "destroy": true,
 	"truncate": true, "reset": true, "wipe": true, "purge": true, "erase": true,
-	"terminate": true,
+	"terminate": true, "uninstall": true, "flush": true, "prune": true, "revoke": true,
 }
 
 // destructiveTool reports whether a tool name contains a destructive verb
@@ -33,15 +34,29 @@ func destructiveTool(name string) bool {
 // told to take a destructive one by an argument (GitHub's MCP server:
 // actions_run_trigger {"method": "delete_workflow_run_logs"}; found by
 // review).
-func destructiveAction(args any) bool {
-	obj, ok := args.(map[string]any)
-	if !ok {
+func destructiveAction(args any) bool { return destructiveActionAt(args, 0) }
+
+func destructiveActionAt(v any, depth int) bool {
+	if depth > maxDepth {
 		return false
 	}
-	for name, v := range obj {
-		switch strings.ToLower(name) {
-		case "method", "action", "operation", "op", "command", "mode":
-			if s, ok := v.(string); ok && destructiveTool(s) {
+	switch v := v.(type) {
+	case map[string]any:
+		for name, e := range v {
+			switch strings.ToLower(name) {
+			case "method", "action", "operation", "op", "command", "mode":
+				if s, ok := e.(string); ok && destructiveTool(s) {
+					return true
+				}
+			}
+			// Nested too: {"params": {"method": "delete_project_item"}}.
+			if destructiveActionAt(e, depth+1) {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range v {
+			if destructiveActionAt(e, depth+1) {
 				return true
 			}
 		}
@@ -97,6 +112,10 @@ var sqlVerbs = map[string]bool{
 	"select": true, "insert": true, "update": true, "delete": true, "drop": true,
 	"truncate": true, "alter": true, "create": true, "with": true, "merge": true,
 	"grant": true, "revoke": true, "begin": true, "replace": true,
+	// Statements that can lead a text whose later statements destroy
+	// (noted by review: "SET search_path TO public; DROP TABLE users").
+	"set": true, "explain": true, "do": true, "call": true, "execute": true,
+	"exec": true, "copy": true, "use": true, "start": true, "commit": true,
 }
 
 // destructiveSQL reports whether a tool's arguments hold an SQL statement
@@ -136,10 +155,17 @@ func destructiveSQL(args any) bool {
 					continue
 				}
 			}
-			for _, w := range sqlWords(s) {
+			ws := sqlWords(s)
+			for _, w := range ws {
 				if w == "drop" || w == "delete" || w == "truncate" {
 					return true
 				}
+			}
+			// An UPDATE with no WHERE overwrites every row; and a DO
+			// block or EXECUTE builds what it runs.
+			if slices.Contains(ws, "update") && slices.Contains(ws, "set") && !slices.Contains(ws, "where") ||
+				slices.Contains(ws, "execute") || slices.Contains(ws, "do") && len(ws) > 0 && ws[0] == "do" {
+				return true
 			}
 		}
 	}

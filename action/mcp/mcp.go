@@ -183,7 +183,7 @@ func classifyPost(r *action.Request) (action.Action, bool) {
 func classifyMessage(r *action.Request, obj map[string]any) action.Action {
 	rawMethod, hasMethod := member(obj, "method")
 	if !hasMethod {
-		if r.Header.Get("Mcp-Method") != "" || r.Header.Get("Mcp-Name") != "" {
+		if len(r.Header.Values("Mcp-Method")) > 0 || len(r.Header.Values("Mcp-Name")) > 0 {
 			// A gateway routing on these would act on a call the body
 			// does not make (noted by review).
 			return reject(r, OpInvalid, http.StatusBadRequest, "Mcp-Method or Mcp-Name on a message that is no request")
@@ -381,40 +381,71 @@ func headerMismatch(h http.Header, name, body string) string {
 
 // paramHeaderMismatch checks the Mcp-Param-{Name} headers (protocol
 // 2026-07-28), which copy arguments a tool marks for routing: a gateway
-// that routes on one acts on what the header says, so each must equal
-// one of the call's top-level arguments, compared as text (the header
-// names the argument as the tool's schema maps it, which countersign
-// does not know). Noted by review: a header naming another repository
-// than the body's was not checked.
+// that routes on one acts on what the header says. The header names the
+// argument (GitHub's server: Mcp-Param-Owner, Mcp-Param-Repo), at any
+// depth of the arguments; every argument of that name, compared without
+// case, '-' or '_', must equal the header's value, and there must be one
+// (noted by review: a header naming another repository than the body's
+// was not checked, and a first fix accepted it when any argument had its
+// value).
 func paramHeaderMismatch(h http.Header, args any) string {
-	obj, _ := args.(map[string]any)
 	for name, vs := range h {
-		if !strings.HasPrefix(strings.ToLower(name), "mcp-param-") {
+		suffix, ok := strings.CutPrefix(strings.ToLower(name), "mcp-param-")
+		if !ok {
 			continue
 		}
 		if len(vs) > 1 {
 			return "the request carries " + strconv.Itoa(len(vs)) + " " + name + " headers"
 		}
 		v := decodeHeaderValue(vs[0])
-		found := false
-		for _, a := range obj {
-			switch a := a.(type) {
-			case string:
-				found = a == v
-			case json.Number:
-				found = a.String() == v
-			case bool:
-				found = strconv.FormatBool(a) == v
-			}
-			if found {
-				break
-			}
+		values := argumentsNamed(args, paramKey(suffix), 0)
+		if len(values) == 0 {
+			return "the " + name + " header names no argument of the call"
 		}
-		if !found {
-			return "the " + name + " header " + strconv.Quote(v) + " is none of the call's arguments"
+		for _, a := range values {
+			if a != v {
+				return "the " + name + " header " + strconv.Quote(v) + " does not match the argument's " + strconv.Quote(a)
+			}
 		}
 	}
 	return ""
+}
+
+// paramKey is an argument or header name as the two are compared.
+func paramKey(s string) string {
+	return strings.NewReplacer("-", "", "_", "").Replace(strings.ToLower(s))
+}
+
+// argumentsNamed returns, as text, the scalar values of every member named
+// key (as paramKey writes it) in v, at any depth.
+func argumentsNamed(v any, key string, depth int) []string {
+	if depth > maxDepth {
+		return nil
+	}
+	var out []string
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			if paramKey(k) == key {
+				switch e := e.(type) {
+				case string:
+					out = append(out, e)
+				case json.Number:
+					out = append(out, e.String())
+				case bool:
+					out = append(out, strconv.FormatBool(e))
+				default:
+					out = append(out, "\x00") // not a scalar: matches no header
+				}
+			}
+			out = append(out, argumentsNamed(e, key, depth+1)...)
+		}
+	case []any:
+		for _, e := range v {
+			out = append(out, argumentsNamed(e, key, depth+1)...)
+		}
+	}
+	return out
 }
 
 // accepts reports whether the Accept header lists mediaType.

@@ -111,7 +111,7 @@ egress_history(path) if {
 
 egress_history(path) if {
 	some i in numbers.range(0, count(path) - 2)
-	path[i] in {"functionCall", "function_call", "functionResponse", "function_response", "tool_calls"}
+	path[i] in {"functionCall", "function_call", "tool_calls"}
 }
 
 # The keys providers take, in snake and camel case (Gemini takes both).

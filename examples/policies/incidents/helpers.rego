@@ -271,18 +271,37 @@ mass_change(statement) if {
 	not targeted(s)
 }
 
-# literal_lists writes a list of literals (IN (1, 2, '')) as one literal,
-# which top_level would take for a subquery.
-literal_lists(s) := regex.replace(s, `\bin\s*\(\s*(''|-?[0-9.]+|\$[0-9]+|\?)(\s*,\s*(''|-?[0-9.]+|\$[0-9]+|\?))*\s*\)`, "= 0")
+# literal_lists writes a list of literals (IN (1, 2, '')) as an equality
+# and a function of literals or parameters (lower(''), ANY($1)) as a
+# literal, which top_level would take for subqueries; and quoted names
+# ("where") as a plain one.
+literal_lists(s) := regex.replace(
+	regex.replace(
+		regex.replace(s, `"[^"]*"`, "quoted_name"),
+		`\bin\s*\(\s*(''|-?[0-9.]+|\$[0-9]+|\?|:[a-z_]+|%s)(\s*,\s*(''|-?[0-9.]+|\$[0-9]+|\?|:[a-z_]+|%s))*\s*\)`, "= 0",
+	),
+	`\b[a-z_][a-z0-9_]*\s*\(\s*(''|-?[0-9.]+|\$[0-9]+|\?|:[a-z_]+|%s)?(\s*,\s*(''|-?[0-9.]+|\$[0-9]+|\?|:[a-z_]+|%s))*\s*\)`, "0",
+)
 
 mass_change(statement) if {
 	some group in regex.find_n(`\(\s*(delete|update)\b[^()]*\)`, without_row_locks(statement), -1)
 	not targeted(group)
 }
 
-# targeted: a WHERE comparing a column with a literal (emptied to '' by
-# the lexing), a number or a parameter.
-targeted(s) if regex.match(`\bwhere\b.*\b[a-z_][a-z0-9_.]*["\x60\]]?\s*(=|<>|!=|\bin\s*\(\s*)\s*(''|-?[0-9]|\$[0-9]|\?|:[a-z_]|@[a-z_])`, s)
+# targeted: a top-level WHERE with no OR or NOT, that compares a column
+# with a literal (emptied to '' by the lexing), a number, a parameter
+# (?, $1, :name, @name, %s), true or false, a function of those, or a
+# pattern (LIKE); and no other table joined in (DELETE … USING, UPDATE …
+# FROM), whose condition would not narrow the target. A range (id > 0)
+# or a list from a subquery does not count: on production a human looks.
+targeted(s) if {
+	not regex.match(`\b(using|from)\b[^;]*\bwhere\b`, regex.replace(s, `^\s*delete\s+from\b`, "delete "))
+	parts := regex.split(`\bwhere\b`, s)
+	count(parts) == 2
+	condition := regex.replace(parts[1], `\b(returning|order\s+by|limit)\b.*$`, "")
+	not regex.match(`\b(or|not)\b`, condition)
+	regex.match(`\b[a-z_][a-z0-9_.]*["\x60\]]?\s*(=\s*(any\s*\(\s*)?(''|"[^"]*"|-?[0-9]|\$[0-9]|\?|:[a-z_]|@[a-z_]|%s|true\b|false\b|[a-z_]+\s*\(\s*('')?)|\blike\s+''|\bin\s*\(\s*(''|-?[0-9]|\$[0-9]|\?|:[a-z_]|%s))`, condition)
+}
 
 # Clauses that say UPDATE without updating (found by review): a
 # SELECT's row locks, MySQL's and PostgreSQL's upserts.

@@ -166,3 +166,31 @@ test_incident_03_fourth_review if {
 	}
 	"INC-03-2" in held(neon("SET sql_mode='ANSI'; SELECT 1"))
 }
+
+# Found by the fifth review: ORs, NOTs, inequalities and joined tables do
+# not narrow a change; equalities with parameters, functions, booleans
+# and patterns do.
+test_incident_03_fifth_review if {
+	every q in [
+		"DELETE FROM users WHERE id <> 0",
+		"DELETE FROM users WHERE email != ''",
+		"DELETE FROM users WHERE id = 1 OR true",
+		"DELETE FROM users WHERE NOT id = 1",
+		"DELETE FROM users WHERE id NOT IN (1)",
+		"DELETE FROM users USING sessions WHERE sessions.id = 1",
+		"UPDATE users SET role = 'admin' FROM orgs WHERE orgs.id = 1",
+		"UPDATE users SET \"where\" = 1, x = 2",
+	] {
+		"INC-03-2" in held(neon(q))
+	}
+	every q in [
+		"DELETE FROM users WHERE id = ANY($1)",
+		"DELETE FROM users WHERE banned = true",
+		"DELETE FROM users WHERE id IN (:ids)",
+		"DELETE FROM users WHERE name LIKE 'tmp_%'",
+		"DELETE FROM users WHERE email = lower('X')",
+		"DELETE FROM users WHERE id = %s",
+	] {
+		not "INC-03-2" in held(neon(q))
+	}
+}

@@ -30,10 +30,12 @@ mcp_endpoint := concat("", [input.request.host, input.request.path])
 # ASP.NET) reach /EVIL/mcp by /evil/mcp's route (found by review).
 mcp_denied_server := input.action.server if {
 	input.action.provider == "mcp"
-	globs.match_any(mcp_denied_servers, lower(input.action.server))
+	globs.match_any(mcp_denied_patterns, lower(input.action.server))
 } else := mcp_endpoint if {
-	globs.match_any(mcp_denied_servers, lower(mcp_endpoint))
+	globs.match_any(mcp_denied_patterns, lower(mcp_endpoint))
 }
+
+mcp_denied_patterns := [lower(p) | some p in mcp_denied_servers]
 
 # The tool call's arguments for the approver, cut to 200 bytes (the approval
 # page shows the whole request).
@@ -106,4 +108,4 @@ mcp_websocket if {
 	regex.match(`(?i)(^|[\s,])mcp`, protocol)
 }
 
-mcp_websocket if regex.match(`(?i)/(mcp|sse|ws)/?$`, input.request.path)
+mcp_websocket if regex.match(`(?i)/mcp/?$`, input.request.path)
