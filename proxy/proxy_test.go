@@ -696,7 +696,9 @@ func TestPlainFirstLine(t *testing.T) {
 		{"EHLO host.example.com\r\n", false},
 		{"USER hans\r\n", false},
 		{"A001 LOGIN hans pw\r\n", false},
-		{"\x00\x00\x00\x08\x04\xd2\x16\x2f", false}, // PostgreSQL's SSLRequest
+		{"\x00\x00\x00\x54\x00\x03\x00\x00user\x00alice\x00", false}, // PostgreSQL's startup message
+		{"\x00\x00\x00\x08\x04\xd2\x16\x2f", true},                   // its SSLRequest: the ClientHello comes later
+		{"GET /a\x01b HTTP/1.1\r\nHost: attacker.example\r\n\r\n", true},
 	} {
 		client, server := net.Pipe()
 		go func() {

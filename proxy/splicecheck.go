@@ -50,7 +50,18 @@ const maxFirstLine = 4096
 // be relayed first.
 func plainFirstLine(client net.Conn, first byte, timeout time.Duration) ([]byte, string) {
 	if binaryStart(first) {
-		return []byte{first}, ""
+		if first != 0 {
+			return []byte{first}, ""
+		}
+		// Perhaps PostgreSQL's SSLRequest: its eight bytes come at once.
+		_ = client.SetReadDeadline(time.Now().Add(timeout))
+		rest := make([]byte, len(pgSSLRequest)-1)
+		n, _ := io.ReadFull(client, rest)
+		read := append([]byte{first}, rest[:n]...)
+		if pgTLSRequest(read) {
+			return nil, refusePGTLS
+		}
+		return read, ""
 	}
 	_ = client.SetReadDeadline(time.Now().Add(timeout))
 	read := []byte{first}
@@ -71,10 +82,15 @@ func plainFirstLine(client net.Conn, first byte, timeout time.Duration) ([]byte,
 				}
 				return read, ""
 			}
-			if c := read[len(read)-1]; c < 0x20 && c != '\r' && c != '\n' && c != '\t' || c == 0x7f {
-				// A control byte in the first line: a binary protocol
-				// (AMQP's header, git://'s pkt-line, a database's
-				// message), which no HTTP server takes in a request line.
+			if c := read[len(read)-1]; len(read) <= binaryPrefix && (c < 0x20 && c != '\r' && c != '\n' && c != '\t' || c == 0x7f) {
+				// A control byte in the first few bytes: a binary
+				// protocol's length or type (a database's message,
+				// AMQP's header). Later, the line is read to its end
+				// whatever it holds: some servers take control bytes in
+				// a request line (nginx before 1.21.1; found by review).
+				return read, ""
+			}
+			if read[len(read)-1] == 0 && gitDaemonRequest.Match(read) {
 				return read, ""
 			}
 		}
@@ -83,9 +99,31 @@ func plainFirstLine(client net.Conn, first byte, timeout time.Duration) ([]byte,
 		}
 		read = append(read, b[0])
 	}
-	// Unfinished: the client paused, went away or sent a line too long.
+	// Unfinished: the client paused, went away or sent a line too long;
+	// but git's daemon protocol (a pkt-line with NULs and no newline,
+	// then a wait) names no server in a way a front end routes by.
+	if gitDaemonRequest.Match(read) {
+		return read, ""
+	}
 	return nil, refusePlainHTTP
 }
+
+// binaryPrefix is how far into a tunnel's first bytes a control byte marks
+// a binary protocol (a length, a type, AMQP's "AMQP\x00").
+const binaryPrefix = 5
+
+// pgSSLRequest and the GSSAPI request open PostgreSQL's TLS: the
+// ClientHello comes after the server's answer, past what countersign reads,
+// and a shared front end (Neon's) picks the database by its server name
+// (found by review). Such a tunnel is refused; PostgreSQL 17 clients can
+// send the ClientHello first (sslnegotiation=direct), which is checked.
+var (
+	pgSSLRequest = []byte{0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f}
+	pgGSSEncReq  = []byte{0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x30}
+	refusePGTLS  = "PostgreSQL's SSLRequest inside an opaque tunnel: the TLS that follows names its server past what countersign checks, and a shared front end picks the database by it; connect with sslnegotiation=direct (PostgreSQL 17), or have the host intercepted"
+)
+
+func pgTLSRequest(b []byte) bool { return bytes.Equal(b, pgSSLRequest) || bytes.Equal(b, pgGSSEncReq) }
 
 // proxyV2Signature starts the PROXY protocol's binary header, after which
 // a front end that takes it from clients reads an HTTP request.
@@ -107,6 +145,8 @@ func httpLine(line []byte) bool {
 	return httpRequestLine.Match(line) || bytes.Contains(bytes.ToUpper(line), []byte(" HTTP/")) ||
 		http09Line.Match(line) || bytes.HasPrefix(line, []byte("PROXY "))
 }
+
+var gitDaemonRequest = regexp.MustCompile(`^[0-9a-f]{4}git-(upload-pack|receive-pack|upload-archive) [^\x00 ]*\x00`)
 
 var http09Line = regexp.MustCompile(`(?i)^\S+[ \t]+(/|\*|[a-z][a-z0-9+.-]*://)\S*[ \t]*$`)
 

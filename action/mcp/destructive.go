@@ -116,6 +116,8 @@ var sqlVerbs = map[string]bool{
 	// (noted by review: "SET search_path TO public; DROP TABLE users").
 	"set": true, "explain": true, "do": true, "call": true, "execute": true,
 	"exec": true, "copy": true, "use": true, "start": true, "commit": true,
+	"show": true, "vacuum": true, "analyze": true, "rollback": true, "lock": true,
+	"values": true, "pragma": true, "prepare": true, "table": true, "describe": true,
 }
 
 // destructiveSQL reports whether a tool's arguments hold an SQL statement
@@ -135,7 +137,8 @@ func destructiveSQL(args any) bool {
 		return false
 	}
 	for name, v := range obj {
-		if !sqlArguments[strings.ToLower(name)] {
+		lower := strings.ToLower(name)
+		if !sqlArguments[lower] {
 			continue
 		}
 		var texts []string
@@ -149,22 +152,9 @@ func destructiveSQL(args any) bool {
 				}
 			}
 		}
+		gated := lower == "query" || lower == "queries" || lower == "statement" || lower == "statements"
 		for _, s := range texts {
-			if ws := sqlWords(stripSQLComments(s)); len(ws) == 0 || !sqlVerbs[ws[0]] {
-				if ws := sqlWords(s); len(ws) == 0 || !sqlVerbs[ws[0]] {
-					continue
-				}
-			}
-			ws := sqlWords(s)
-			for _, w := range ws {
-				if w == "drop" || w == "delete" || w == "truncate" {
-					return true
-				}
-			}
-			// An UPDATE with no WHERE overwrites every row; and a DO
-			// block or EXECUTE builds what it runs.
-			if slices.Contains(ws, "update") && slices.Contains(ws, "set") && !slices.Contains(ws, "where") ||
-				slices.Contains(ws, "execute") || slices.Contains(ws, "do") && len(ws) > 0 && ws[0] == "do" {
+			if destructiveSQLText(s, gated) {
 				return true
 			}
 		}
@@ -172,22 +162,51 @@ func destructiveSQL(args any) bool {
 	return false
 }
 
-// sqlWords splits SQL into lower-case words; identifiers such as
-// drop_log stay whole.
-func sqlWords(s string) []string {
-	return strings.FieldsFunc(strings.ToLower(s), func(r rune) bool {
-		return !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '_'
-	})
+// destructiveSQLText reports whether SQL text drops, deletes, truncates,
+// builds what it runs, or updates rows with no WHERE. Under an argument
+// name a search tool also uses (gated), the text counts as SQL only when
+// one of its statements starts with an SQL verb; under a name only SQL is
+// passed in, always (found by review: "SHOW search_path; DROP TABLE t"
+// was not SQL). Words inside string literals and comments do not count
+// towards a WHERE.
+func destructiveSQLText(s string, gated bool) bool {
+	code := sqlCode(s)
+	stmts := strings.Split(code, ";")
+	if gated {
+		isSQL := false
+		for _, st := range stmts {
+			if ws := sqlWords(st); len(ws) > 0 && sqlVerbs[ws[0]] {
+				isSQL = true
+				break
+			}
+		}
+		if !isSQL {
+			return false
+		}
+	}
+	for _, w := range sqlWords(s) {
+		if w == "drop" || w == "delete" || w == "truncate" {
+			return true
+		}
+	}
+	for _, st := range stmts {
+		ws := sqlWords(st)
+		if slices.Contains(ws, "update") && slices.Contains(ws, "set") && !slices.Contains(ws, "where") ||
+			slices.Contains(ws, "execute") || len(ws) > 0 && ws[0] == "do" {
+			return true
+		}
+	}
+	return false
 }
 
-// stripSQLComments removes -- line comments and /* */ block comments, so
-// a statement hidden behind a comment still shows its first verb.
-func stripSQLComments(s string) string {
+// sqlCode is s with its comments and string literals blanked: what is
+// left is what the server runs as code.
+func sqlCode(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
-		switch {
-		case strings.HasPrefix(s[i:], "--"):
-			j := strings.IndexByte(s[i:], '\n')
+		switch c := s[i]; {
+		case strings.HasPrefix(s[i:], "--") || c == '#':
+			j := strings.IndexAny(s[i:], "\r\n")
 			if j < 0 {
 				return b.String()
 			}
@@ -200,9 +219,27 @@ func stripSQLComments(s string) string {
 			}
 			i += j + 3
 			b.WriteByte(' ')
+		case c == '\'' || c == '"' || c == '`':
+			j := i + 1
+			for j < len(s) && s[j] != c {
+				if s[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			i = j
+			b.WriteString(" '' ")
 		default:
-			b.WriteByte(s[i])
+			b.WriteByte(c)
 		}
 	}
 	return b.String()
+}
+
+// sqlWords splits SQL into lower-case words; identifiers such as
+// drop_log stay whole.
+func sqlWords(s string) []string {
+	return strings.FieldsFunc(strings.ToLower(s), func(r rune) bool {
+		return !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '_'
+	})
 }

@@ -381,14 +381,16 @@ func headerMismatch(h http.Header, name, body string) string {
 
 // paramHeaderMismatch checks the Mcp-Param-{Name} headers (protocol
 // 2026-07-28), which copy arguments a tool marks for routing: a gateway
-// that routes on one acts on what the header says. The header names the
-// argument (GitHub's server: Mcp-Param-Owner, Mcp-Param-Repo), at any
-// depth of the arguments; every argument of that name, compared without
-// case, '-' or '_', must equal the header's value, and there must be one
-// (noted by review: a header naming another repository than the body's
-// was not checked, and a first fix accepted it when any argument had its
-// value).
+// that routes on one acts on what the header says. The header must name a
+// top-level argument of the call (GitHub's server: Mcp-Param-Owner,
+// Mcp-Param-Repo), compared without case, '-' or '_', and equal it
+// (noted by reviews: a header naming another repository than the body's
+// was not checked, and first fixes accepted it when any argument, or a
+// nested one of its name, had its value). A tool whose schema maps a
+// header to an argument of another name, or to a nested one, is refused:
+// countersign does not know the schema.
 func paramHeaderMismatch(h http.Header, args any) string {
+	obj, _ := args.(map[string]any)
 	for name, vs := range h {
 		suffix, ok := strings.CutPrefix(strings.ToLower(name), "mcp-param-")
 		if !ok {
@@ -398,14 +400,29 @@ func paramHeaderMismatch(h http.Header, args any) string {
 			return "the request carries " + strconv.Itoa(len(vs)) + " " + name + " headers"
 		}
 		v := decodeHeaderValue(vs[0])
-		values := argumentsNamed(args, paramKey(suffix), 0)
-		if len(values) == 0 {
-			return "the " + name + " header names no argument of the call"
-		}
-		for _, a := range values {
-			if a != v {
-				return "the " + name + " header " + strconv.Quote(v) + " does not match the argument's " + strconv.Quote(a)
+		found := 0
+		for k, a := range obj {
+			if paramKey(k) != paramKey(suffix) {
+				continue
 			}
+			found++
+			var text string
+			switch a := a.(type) {
+			case string:
+				text = a
+			case json.Number:
+				text = a.String()
+			case bool:
+				text = strconv.FormatBool(a)
+			default:
+				return "the " + name + " header names an argument that is not a string, number or boolean"
+			}
+			if text != v {
+				return "the " + name + " header " + strconv.Quote(v) + " does not match the argument's " + strconv.Quote(text)
+			}
+		}
+		if found == 0 {
+			return "the " + name + " header names no top-level argument of the call"
 		}
 	}
 	return ""
@@ -414,38 +431,6 @@ func paramHeaderMismatch(h http.Header, args any) string {
 // paramKey is an argument or header name as the two are compared.
 func paramKey(s string) string {
 	return strings.NewReplacer("-", "", "_", "").Replace(strings.ToLower(s))
-}
-
-// argumentsNamed returns, as text, the scalar values of every member named
-// key (as paramKey writes it) in v, at any depth.
-func argumentsNamed(v any, key string, depth int) []string {
-	if depth > maxDepth {
-		return nil
-	}
-	var out []string
-	switch v := v.(type) {
-	case map[string]any:
-		for k, e := range v {
-			if paramKey(k) == key {
-				switch e := e.(type) {
-				case string:
-					out = append(out, e)
-				case json.Number:
-					out = append(out, e.String())
-				case bool:
-					out = append(out, strconv.FormatBool(e))
-				default:
-					out = append(out, "\x00") // not a scalar: matches no header
-				}
-			}
-			out = append(out, argumentsNamed(e, key, depth+1)...)
-		}
-	case []any:
-		for _, e := range v {
-			out = append(out, argumentsNamed(e, key, depth+1)...)
-		}
-	}
-	return out
 }
 
 // accepts reports whether the Accept header lists mediaType.

@@ -126,7 +126,8 @@ func TestClassify(t *testing.T) {
 		{"Mcp-Param header naming another repository", post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"create_issue","arguments":{"owner":"acme","repo":"private","title":"t"}}}`, "Mcp-Param-Repo", "public"), summary{Operation: OpInvalid, Destructive: true, Reject: 400}},
 		{"Mcp-Param header matching an argument", post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"create_issue","arguments":{"owner":"acme","repo":"private","title":"t"}}}`, "Mcp-Param-Repo", "private"), summary{Operation: "tools/call", Tool: "create_issue"}},
 		{"Mcp-Param header equal to another argument", post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"create_issue","arguments":{"repo":"private","title":"public"}}}`, "Mcp-Param-Repo", "public"), summary{Operation: OpInvalid, Destructive: true, Reject: 400}},
-		{"Mcp-Param header on a nested argument", post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"deploy","arguments":{"target":{"region":"eu"}}}}`, "Mcp-Param-Region", "eu"), summary{Operation: "tools/call", Tool: "deploy"}},
+		{"Mcp-Param header on a nested argument", post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"deploy","arguments":{"target":{"region":"eu"}}}}`, "Mcp-Param-Region", "eu"), summary{Operation: OpInvalid, Destructive: true, Reject: 400}},
+		{"Mcp-Param header matched by a nested decoy", post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"create_issue","arguments":{"target_repo":"private","meta":{"repo":"public"}}}}`, "Mcp-Param-Repo", "public"), summary{Operation: OpInvalid, Destructive: true, Reject: 400}},
 		{"empty Mcp-Method beside another on a response", post(`{"jsonrpc":"2.0","id":1,"result":{}}`, "Mcp-Method", "", "Mcp-Method", "tools/call"), summary{Operation: OpInvalid, Destructive: true, Reject: 400}},
 		{"nested grouped action", post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"projects_write","arguments":{"params":{"method":"delete_project_item"}}}}`), summary{Operation: "tools/call", Tool: "projects_write", Destructive: true}},
 		{"grouped tool told to delete", post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"actions_run_trigger","arguments":{"method":"delete_workflow_run_logs","run_id":1}}}`), summary{Operation: "tools/call", Tool: "actions_run_trigger", Destructive: true}},
@@ -312,6 +313,11 @@ func TestDestructiveSQL(t *testing.T) {
 		{`{"query":"EXPLAIN ANALYZE DELETE FROM users"}`, true},
 		{`{"query":"UPDATE users SET password_hash = ''"}`, true},
 		{`{"query":"UPDATE users SET name = 'x' WHERE id = 1"}`, false},
+		{`{"query":"SHOW search_path; DROP TABLE users"}`, true},
+		{`{"query":"PREPARE p AS DELETE FROM users; EXECUTE p"}`, true},
+		{`{"query":"UPDATE users SET password_hash = '' -- where"}`, true},
+		{`{"query":"UPDATE users SET role = 'where'"}`, true},
+		{`{"sql":"VACUUM; TRUNCATE users"}`, true},
 	}
 	for _, tt := range tests {
 		var args any

@@ -277,7 +277,7 @@ mass_change(statement) if {
 # ("where") as a plain one.
 literal_lists(s) := regex.replace(
 	regex.replace(
-		regex.replace(s, `"[^"]*"`, "quoted_name"),
+		regex.replace(s, "\"[^\"]*\"|`[^`]*`", "quoted_name"),
 		`\bin\s*\(\s*(''|-?[0-9.]+|\$[0-9]+|\?|:[a-z_]+|%s)(\s*,\s*(''|-?[0-9.]+|\$[0-9]+|\?|:[a-z_]+|%s))*\s*\)`, "= 0",
 	),
 	`\b[a-z_][a-z0-9_]*\s*\(\s*(''|-?[0-9.]+|\$[0-9]+|\?|:[a-z_]+|%s)?(\s*,\s*(''|-?[0-9.]+|\$[0-9]+|\?|:[a-z_]+|%s))*\s*\)`, "0",
@@ -288,19 +288,25 @@ mass_change(statement) if {
 	not targeted(group)
 }
 
-# targeted: a top-level WHERE with no OR or NOT, that compares a column
-# with a literal (emptied to '' by the lexing), a number, a parameter
-# (?, $1, :name, @name, %s), true or false, a function of those, or a
-# pattern (LIKE); and no other table joined in (DELETE … USING, UPDATE …
-# FROM), whose condition would not narrow the target. A range (id > 0)
-# or a list from a subquery does not count: on production a human looks.
+# targeted: a top-level WHERE made only of equalities of a column with a
+# literal (emptied to '' by the lexing), a number, a parameter (?, $1,
+# :name, @name, %s) or true/false, joined by AND (an IN list of such, or a
+# function of them, counts as one: literal_lists); and no other table
+# joined in (DELETE … USING, UPDATE … FROM, UPDATE a, b, UPDATE … JOIN).
+# Anything else (OR, XOR, NOT, ||, IS, CASE, LIKE, arithmetic, a range,
+# a subquery) is not: on production a human looks. Found by reviews:
+# every list of what makes a WHERE broad was incomplete.
 targeted(s) if {
 	not regex.match(`\b(using|from)\b[^;]*\bwhere\b`, regex.replace(s, `^\s*delete\s+from\b`, "delete "))
+	not regex.match(`^\s*update\b[^;]*?(,|\bjoin\b)[^;]*?\bset\b`, s)
 	parts := regex.split(`\bwhere\b`, s)
 	count(parts) == 2
-	condition := regex.replace(parts[1], `\b(returning|order\s+by|limit)\b.*$`, "")
-	not regex.match(`\b(or|not)\b`, condition)
-	regex.match(`\b[a-z_][a-z0-9_.]*["\x60\]]?\s*(=\s*(any\s*\(\s*)?(''|"[^"]*"|-?[0-9]|\$[0-9]|\?|:[a-z_]|@[a-z_]|%s|true\b|false\b|[a-z_]+\s*\(\s*('')?)|\blike\s+''|\bin\s*\(\s*(''|-?[0-9]|\$[0-9]|\?|:[a-z_]|%s))`, condition)
+	condition := trim_space(regex.replace(parts[1], `\b(returning|order\s+by|limit)\b.*$`, ""))
+	condition != ""
+	every term in regex.split(`\band\b`, condition) {
+		regex.match(`^\s*(quoted_name|[a-z_][a-z0-9_.]*)\s*=\s*(''|-?[0-9.]+|\$[0-9]+|\?|:[a-z_]+|@[a-z_]+|%s|true|false)\s*$`, term)
+		not regex.match(`^\s*(true|false|null|_sub_)\b`, term)
+	}
 }
 
 # Clauses that say UPDATE without updating (found by review): a

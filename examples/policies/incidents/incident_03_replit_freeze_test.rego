@@ -187,10 +187,32 @@ test_incident_03_fifth_review if {
 		"DELETE FROM users WHERE id = ANY($1)",
 		"DELETE FROM users WHERE banned = true",
 		"DELETE FROM users WHERE id IN (:ids)",
-		"DELETE FROM users WHERE name LIKE 'tmp_%'",
 		"DELETE FROM users WHERE email = lower('X')",
 		"DELETE FROM users WHERE id = %s",
 	] {
 		not "INC-03-2" in held(neon(q))
 	}
+}
+
+# Found by the sixth review: anything but ANDed equalities with literals
+# or parameters is not targeted (LIKE '%' matches every row).
+test_incident_03_sixth_review if {
+	every q in [
+		"DELETE FROM users WHERE true = true",
+		"DELETE FROM users WHERE id = 0 + id",
+		"DELETE FROM users WHERE email LIKE '%'",
+		"DELETE FROM users WHERE id = 1 IS FALSE",
+		"DELETE FROM users WHERE (id = 1) = false",
+		"DELETE FROM users WHERE CASE WHEN id = 1 THEN true ELSE true END",
+		"DELETE FROM users WHERE id = coalesce(((((id)))))",
+		"DELETE FROM users WHERE id = 1 || 1",
+		"DELETE FROM users WHERE id = 1 XOR 1",
+		"UPDATE users, orgs SET users.role = 'admin' WHERE orgs.id = 1",
+		"UPDATE users JOIN orgs ON users.org = orgs.id SET users.role = 'admin' WHERE orgs.id = 1",
+		"UPDATE users SET `where` = 1, x = 2",
+		"DELETE FROM users WHERE id = 1 = 0",
+	] {
+		"INC-03-2" in held(neon(q))
+	}
+	not "INC-03-2" in held(neon("DELETE FROM users WHERE tenant = 'a' AND id = $2"))
 }
