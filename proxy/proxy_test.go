@@ -2998,7 +2998,7 @@ func TestDefaultMaxConnsFollowsTheFileLimit(t *testing.T) {
 	for _, tt := range []struct {
 		limit uint64
 		want  int
-	}{{0, 16384}, {1 << 20, 16384}, {40000, 16384}, {20000, 8750}, {4096, 1536}, {1024, 64}} {
+	}{{0, 16384}, {1 << 20, 16384}, {20000, 16384}, {18000, 15750}, {4096, 3072}, {1024, 64}} {
 		if got := defaultMaxConns(tt.limit, nil); got != tt.want {
 			t.Errorf("defaultMaxConns(%d) = %d, want %d", tt.limit, got, tt.want)
 		}

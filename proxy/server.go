@@ -428,21 +428,23 @@ func canonicalPatterns(patterns []string) []string {
 // limit would run out first (noted by review: at a limit of 4,096 one
 // session's share of the slots used every descriptor, and the others'
 // connections, upstream dials and the approval listener failed with
-// EMFILE). A connection may hold two descriptors (the client's, and an
-// opaque tunnel's or a request's upstream one), and an eighth of the
-// limit, at least 1,024, is kept for the approval listener and files.
+// EMFILE). An eighth of the limit, at least 1,024, is kept for upstream
+// connections (pooled per session and host), the approval listener and
+// files. A held request or an intercepted connection holds one descriptor;
+// an opaque tunnel holds two, so a limit this low still lets tunnels alone
+// run out (warned about).
 func defaultMaxConns(fileLimit uint64, logger *zap.Logger) int {
 	const want, floor = 16384, 64
 	if fileLimit == 0 {
 		return want
 	}
 	reserve := max(fileLimit/8, 1024)
-	if fileLimit >= 2*want+reserve {
+	if fileLimit >= want+reserve {
 		return want
 	}
 	n := floor
-	if fileLimit > 2*floor+reserve {
-		n = int((fileLimit - reserve) / 2)
+	if fileLimit > floor+reserve {
+		n = int(fileLimit - reserve)
 	}
 	if logger != nil {
 		logger.Warn("the open-file limit caps the proxy's connections below 16384; raise it (ulimit -n, LimitNOFILE=) for 10,000 held approvals",
