@@ -29,16 +29,23 @@ import (
 // goldenInputs turns every captured client request under action/*/testdata
 // into a policy input, built as the proxy builds it and classified by the
 // real provider chain.
-func goldenInputs(t *testing.T) map[string]*policy.Input {
+// goldenCorpus is the golden requests' files, the classifier, session and
+// time their inputs are built with.
+func goldenCorpus(t *testing.T) (files []string, cls *action.Classifier, sess *session.Info, now time.Time) {
 	t.Helper()
 	files, err := filepath.Glob("../action/*/testdata/*.txt")
 	if err != nil || len(files) < 100 {
 		t.Fatalf("golden corpus: %d files, %v", len(files), err)
 	}
-	cls := action.NewClassifier(aws.New(aws.Options{}), git.New(git.Options{}), mcp.New(mcp.Options{}),
+	cls = action.NewClassifier(aws.New(aws.Options{}), git.New(git.Options{}), mcp.New(mcp.Options{}),
 		graphql.New(graphql.Options{}), github.New(github.Options{}), kubernetes.New(kubernetes.Options{}))
-	sess := &session.Info{ID: "s-1", Name: "alice/claude", User: "alice", Command: "claude"}
-	now := time.Date(2026, 11, 26, 13, 0, 0, 0, time.UTC)
+	sess = &session.Info{ID: "s-1", Name: "alice/claude", User: "alice", Command: "claude"}
+	return files, cls, sess, time.Date(2026, 11, 26, 13, 0, 0, 0, time.UTC)
+}
+
+func goldenInputs(t *testing.T) map[string]*policy.Input {
+	t.Helper()
+	files, cls, sess, now := goldenCorpus(t)
 	out := map[string]*policy.Input{}
 	for _, f := range files {
 		raw, _ := golden.Read(t, f)
@@ -323,14 +330,7 @@ func TestCacheOnUnusualDocuments(t *testing.T) {
 // reads would answer a variant with another request's decision (noted by
 // review: the golden requests alone never share a key).
 func TestCachedDecisionsEqualUncachedAcrossVariants(t *testing.T) {
-	files, err := filepath.Glob("../action/*/testdata/*.txt")
-	if err != nil || len(files) < 100 {
-		t.Fatalf("golden corpus: %d files, %v", len(files), err)
-	}
-	cls := action.NewClassifier(aws.New(aws.Options{}), git.New(git.Options{}), mcp.New(mcp.Options{}),
-		graphql.New(graphql.Options{}), github.New(github.Options{}), kubernetes.New(kubernetes.Options{}))
-	sess := &session.Info{ID: "s-1", Name: "alice/claude", User: "alice", Command: "claude"}
-	now := time.Date(2026, 11, 26, 13, 0, 0, 0, time.UTC)
+	files, cls, sess, now := goldenCorpus(t)
 	variants := []func(*action.Request){
 		func(r *action.Request) {},
 		func(r *action.Request) { r.Header.Set("X-Variant", "1") },
