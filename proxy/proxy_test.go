@@ -698,6 +698,7 @@ func TestPlainFirstLine(t *testing.T) {
 		{"A001 LOGIN hans pw\r\n", false},
 		{"\x00\x00\x00\x54\x00\x03\x00\x00user\x00alice\x00", false}, // PostgreSQL's startup message
 		{"\x00\x00\x00\x08\x04\xd2\x16\x2f", true},                   // its SSLRequest: the ClientHello comes later
+		{"\x00\x00\x00\x0c\x04\xd2\x16\x2f\x00\x00\x00\x00", true},   // padded
 		{"GET /a\x01b HTTP/1.1\r\nHost: attacker.example\r\n\r\n", true},
 	} {
 		client, server := net.Pipe()

@@ -123,7 +123,12 @@ var (
 	refusePGTLS  = "PostgreSQL's SSLRequest inside an opaque tunnel: the TLS that follows names its server past what countersign checks, and a shared front end picks the database by it; connect with sslnegotiation=direct (PostgreSQL 17), or have the host intercepted"
 )
 
-func pgTLSRequest(b []byte) bool { return bytes.Equal(b, pgSSLRequest) || bytes.Equal(b, pgGSSEncReq) }
+// pgTLSRequest reports whether b starts with PostgreSQL's SSLRequest or
+// GSSENCRequest code, whatever the length before it says (a padded
+// request is answered too; found by review).
+func pgTLSRequest(b []byte) bool {
+	return len(b) >= 8 && (bytes.Equal(b[4:8], pgSSLRequest[4:]) || bytes.Equal(b[4:8], pgGSSEncReq[4:]))
+}
 
 // proxyV2Signature starts the PROXY protocol's binary header, after which
 // a front end that takes it from clients reads an HTTP request.

@@ -1,6 +1,7 @@
 package mcp
 
 import (
+	"regexp"
 	"slices"
 	"strings"
 	"unicode"
@@ -117,6 +118,7 @@ var sqlVerbs = map[string]bool{
 	"set": true, "explain": true, "do": true, "call": true, "execute": true,
 	"exec": true, "copy": true, "use": true, "start": true, "commit": true,
 	"show": true, "vacuum": true, "analyze": true, "rollback": true, "lock": true,
+	"comment": true, "notify": true, "listen": true, "load": true, "import": true,
 	"values": true, "pragma": true, "prepare": true, "table": true, "describe": true,
 }
 
@@ -170,47 +172,64 @@ func destructiveSQL(args any) bool {
 // was not SQL). Words inside string literals and comments do not count
 // towards a WHERE.
 func destructiveSQLText(s string, gated bool) bool {
-	code := sqlCode(s)
-	stmts := strings.Split(code, ";")
+	raw := sqlWords(s)
+	readings := []string{sqlCode(s, true), sqlCode(s, false)}
 	if gated {
-		isSQL := false
-		for _, st := range stmts {
-			if ws := sqlWords(st); len(ws) > 0 && sqlVerbs[ws[0]] {
-				isSQL = true
-				break
+		isSQL := len(raw) > 0 && sqlVerbs[raw[0]]
+		for _, code := range readings {
+			for st := range strings.SplitSeq(code, ";") {
+				if ws := sqlWords(st); len(ws) > 0 && sqlVerbs[ws[0]] {
+					isSQL = true
+				}
 			}
 		}
 		if !isSQL {
 			return false
 		}
 	}
-	for _, w := range sqlWords(s) {
-		if w == "drop" || w == "delete" || w == "truncate" {
+	for _, w := range raw {
+		switch w {
+		case "drop", "delete", "truncate", "dblink", "dblink_exec", "execute":
 			return true
 		}
 	}
-	for _, st := range stmts {
-		ws := sqlWords(st)
-		if slices.Contains(ws, "update") && slices.Contains(ws, "set") && !slices.Contains(ws, "where") ||
-			slices.Contains(ws, "execute") || len(ws) > 0 && ws[0] == "do" {
-			return true
+	// SQL that builds what it runs, or that a lexer here may read apart
+	// from the server: dollar quotes, DO blocks.
+	if strings.Contains(s, "$$") || dollarTag.MatchString(s) || len(raw) > 0 && raw[0] == "do" {
+		return true
+	}
+	// An UPDATE with no WHERE overwrites every row, in either reading of
+	// backslashes in strings (noted by review).
+	for _, code := range readings {
+		for st := range strings.SplitSeq(code, ";") {
+			ws := sqlWords(st)
+			if slices.Contains(ws, "update") && slices.Contains(ws, "set") && !slices.Contains(ws, "where") {
+				return true
+			}
 		}
 	}
 	return false
 }
 
+var dollarTag = regexp.MustCompile(`\$[A-Za-z_][A-Za-z0-9_]*\$`)
+
 // sqlCode is s with its comments and string literals blanked: what is
-// left is what the server runs as code.
-func sqlCode(s string) string {
+// left is what the server runs as code, reading a backslash in a string
+// as an escape (MySQL) or not (PostgreSQL, SQLite). MySQL's executable
+// comments (/*! … */) are code.
+func sqlCode(s string, backslash bool) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
-		case strings.HasPrefix(s[i:], "--") || c == '#':
+		case strings.HasPrefix(s[i:], "--"):
 			j := strings.IndexAny(s[i:], "\r\n")
 			if j < 0 {
 				return b.String()
 			}
 			i += j
+			b.WriteByte(' ')
+		case strings.HasPrefix(s[i:], "/*!"):
+			i += 2
 			b.WriteByte(' ')
 		case strings.HasPrefix(s[i:], "/*"):
 			j := strings.Index(s[i+2:], "*/")
@@ -219,10 +238,14 @@ func sqlCode(s string) string {
 			}
 			i += j + 3
 			b.WriteByte(' ')
-		case c == '\'' || c == '"' || c == '`':
+		case c == '\'' || c == '"' || c == '`' || c == '[':
+			end := c
+			if c == '[' {
+				end = ']'
+			}
 			j := i + 1
-			for j < len(s) && s[j] != c {
-				if s[j] == '\\' {
+			for j < len(s) && s[j] != end {
+				if backslash && s[j] == '\\' {
 					j++
 				}
 				j++

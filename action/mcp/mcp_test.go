@@ -127,6 +127,7 @@ func TestClassify(t *testing.T) {
 		{"Mcp-Param header matching an argument", post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"create_issue","arguments":{"owner":"acme","repo":"private","title":"t"}}}`, "Mcp-Param-Repo", "private"), summary{Operation: "tools/call", Tool: "create_issue"}},
 		{"Mcp-Param header equal to another argument", post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"create_issue","arguments":{"repo":"private","title":"public"}}}`, "Mcp-Param-Repo", "public"), summary{Operation: OpInvalid, Destructive: true, Reject: 400}},
 		{"Mcp-Param header on a nested argument", post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"deploy","arguments":{"target":{"region":"eu"}}}}`, "Mcp-Param-Region", "eu"), summary{Operation: OpInvalid, Destructive: true, Reject: 400}},
+		{"Mcp-Param header in lenient base64", post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"create_issue","arguments":{"repo":"=?base64?cHJpdmF0ZQ?="}}}`, "Mcp-Param-Repo", "=?base64?cHJpdmF0ZQ?="), summary{Operation: OpInvalid, Destructive: true, Reject: 400}},
 		{"Mcp-Param header matched by a nested decoy", post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"create_issue","arguments":{"target_repo":"private","meta":{"repo":"public"}}}}`, "Mcp-Param-Repo", "public"), summary{Operation: OpInvalid, Destructive: true, Reject: 400}},
 		{"empty Mcp-Method beside another on a response", post(`{"jsonrpc":"2.0","id":1,"result":{}}`, "Mcp-Method", "", "Mcp-Method", "tools/call"), summary{Operation: OpInvalid, Destructive: true, Reject: 400}},
 		{"nested grouped action", post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"projects_write","arguments":{"params":{"method":"delete_project_item"}}}}`), summary{Operation: "tools/call", Tool: "projects_write", Destructive: true}},
@@ -318,6 +319,12 @@ func TestDestructiveSQL(t *testing.T) {
 		{`{"query":"UPDATE users SET password_hash = '' -- where"}`, true},
 		{`{"query":"UPDATE users SET role = 'where'"}`, true},
 		{`{"sql":"VACUUM; TRUNCATE users"}`, true},
+		// Found by the seventh review: lexings that differ from the server's.
+		{`{"query":"COMMENT ON TABLE t IS '\\'; DROP TABLE users; --'"}`, true},
+		{`{"query":"NOTIFY ch, $$'$$; TRUNCATE users; -- '"}`, true},
+		{`{"query":"/*! DELETE FROM users */"}`, true},
+		{`{"query":"UPDATE users SET bio = $$ where $$"}`, true},
+		{`{"query":"UPDATE users SET a = '\\', b = ' where '"}`, true},
 	}
 	for _, tt := range tests {
 		var args any

@@ -138,8 +138,8 @@ repository_name := concat("/", [input.action.owner, input.action.repo]) if {
 # METADATA
 # description: |
 #   Every string an action names as a resource or passes as a GraphQL or
-#   MCP argument, and every segment of the request's path: candidates for
-#   the ids list.
+#   MCP argument, and, when production ids are listed, every segment of
+#   the request's path: candidates for the ids list.
 action_ids contains value if {
 	some value in input.action.resources
 	is_string(value)

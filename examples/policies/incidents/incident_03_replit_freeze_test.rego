@@ -216,3 +216,19 @@ test_incident_03_sixth_review if {
 	}
 	not "INC-03-2" in held(neon("DELETE FROM users WHERE tenant = 'a' AND id = $2"))
 }
+
+# Found by the seventh review.
+test_incident_03_seventh_review if {
+	every q in [
+		"DELETE FROM users WHERE id = ALL('{}')",
+		"DELETE FROM users WHERE \"x\" = 'x'",
+		"DELETE FROM users WHERE current_user = 'app'",
+		"DELETE FROM users WHERE current_date = date('now')",
+		"UPDATE (users, orgs) SET users.role = 'admin' WHERE orgs.id = 1",
+		"WITH c AS (SELECT 1) UPDATE users, orgs SET users.role = 'admin' WHERE orgs.id = 1",
+		"UPDATE users STRAIGHT_JOIN orgs ON users.o = orgs.id SET users.role = 'a' WHERE orgs.id = 1",
+	] {
+		"INC-03-2" in held(neon(q))
+	}
+	not "INC-03-2" in held(neon("UPDATE users SET email = 'x' WHERE id = $1"))
+}
