@@ -266,6 +266,15 @@ func classifyMessage(r *action.Request, obj map[string]any) action.Action {
 		}
 		a.Resources = nonEmpty(name)
 	}
+	if method != "tools/call" {
+		for h := range r.Header {
+			if strings.HasPrefix(strings.ToLower(h), "mcp-param-") {
+				// Only a tool call has arguments for it to copy (noted by
+				// review: elsewhere it was never checked).
+				return reject(r, OpInvalid, http.StatusBadRequest, "an "+h+" header on a message other than tools/call, which has no tool arguments")
+			}
+		}
+	}
 	if name != "" || r.Header.Get("Mcp-Name") != "" {
 		if bad := headerMismatch(r.Header, "Mcp-Name", name); bad != "" {
 			return reject(r, OpInvalid, http.StatusBadRequest, bad)
