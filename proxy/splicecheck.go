@@ -38,15 +38,15 @@ const maxFirstLine = 4096
 
 // plainFirstLine reads the first line of a protocol other than TLS, whose
 // first byte is first, and refuses it if it is, or could become, an HTTP
-// request line: a front end on a shared address routes plain HTTP by its
-// Host header, whatever the tunnel's host (found by review: leading CRLFs,
-// lower-case methods and two spaces all reached Node and Go servers). It
-// fails closed: a line that stays unfinished (the client pausing, or past
-// maxFirstLine) is refused unless it is SSH's banner, and so is any line
-// with " HTTP/" in it. A first byte that is a control character other
-// than CR, LF or tab starts a binary protocol (PostgreSQL's first message
-// starts with a zero byte), and passes at once; so do complete lines that
-// are not HTTP (SSH's banner, SMTP's EHLO). The bytes read are returned to
+// request line in any form a server takes (blank lines first, any case,
+// several blanks, HTTP/0.9, the PROXY protocol): a front end on a shared
+// address routes plain HTTP by its Host header, whatever the tunnel's host
+// (found by reviews). It fails closed: a line left unfinished (the client
+// pausing, or past maxFirstLine) is refused, but for git's daemon
+// protocol. A binary protocol passes: a first byte that cannot start text,
+// or a control byte in its first binaryPrefix bytes; PostgreSQL's
+// SSLRequest is refused (see pgSSLRequest). Complete lines that are not
+// HTTP (SSH's banner, SMTP's EHLO) pass. The bytes read are returned, to
 // be relayed first.
 func plainFirstLine(client net.Conn, first byte, timeout time.Duration) ([]byte, string) {
 	if binaryStart(first) {
@@ -166,15 +166,15 @@ var errSeen = errors.New("client hello read")
 func spliceCheck(client net.Conn, host string, timeout time.Duration) (first []byte, refusal string) {
 	// The first byte may come late (a client that waits for the server):
 	// whenever it comes, it is checked before anything is relayed.
-	head := make([]byte, 1, 18)
+	head := make([]byte, 1)
 	if _, err := io.ReadFull(client, head); err != nil {
 		return nil, ""
 	}
-	_ = client.SetReadDeadline(time.Now().Add(timeout))
 	defer client.SetReadDeadline(time.Time{})
 	if head[0] != tlsRecordHandshake {
 		return plainFirstLine(client, head[0], timeout)
 	}
+	_ = client.SetReadDeadline(time.Now().Add(timeout))
 	cc := &captureConn{Conn: client, pending: head}
 	cc.buf.Write(head)
 	var hello *tls.ClientHelloInfo

@@ -107,8 +107,8 @@ var sqlArguments = map[string]bool{
 	"sql_query": true, "sqlquery": true,
 }
 
-// sqlVerbs start an SQL statement; an argument that starts with one is
-// treated as SQL.
+// sqlVerbs start an SQL statement: under an argument name a search tool
+// also uses, text with a statement that starts with one is SQL.
 var sqlVerbs = map[string]bool{
 	"select": true, "insert": true, "update": true, "delete": true, "drop": true,
 	"truncate": true, "alter": true, "create": true, "with": true, "merge": true,
@@ -122,17 +122,12 @@ var sqlVerbs = map[string]bool{
 	"values": true, "pragma": true, "prepare": true, "table": true, "describe": true,
 }
 
-// destructiveSQL reports whether a tool's arguments hold an SQL statement
-// that contains DROP, DELETE or TRUNCATE as a word (INCIDENTS 2, 3 and 8:
-// agents dropping production tables through execute_sql-style tools). It
-// looks only at a string argument (or a list of strings) named as SQL is
-// whose first word is an SQL verb, so a search tool's query "how to
-// delete a branch" is not SQL. The words are looked for in the whole
-// text, comments and literals included: "SELECT '--'; DROP TABLE t"
-// hides its DROP from a comment stripper that does not know quotes (found
-// by review), and a word in a comment only costs a false alarm. It is a
-// coarse opinion, not a parser: policies that care should read
-// action.arguments themselves.
+// destructiveSQL reports whether a tool's arguments hold SQL that drops,
+// deletes, truncates, builds what it runs or updates every row
+// (INCIDENTS 2, 3 and 8: agents dropping production tables through
+// execute_sql-style tools), in a string argument (or a list of strings)
+// named as SQL is; see destructiveSQLText. It is a coarse opinion, not a
+// parser: policies that care should read action.arguments themselves.
 func destructiveSQL(args any) bool {
 	obj, ok := args.(map[string]any)
 	if !ok {
