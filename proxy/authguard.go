@@ -106,7 +106,7 @@ func (b *authBucket) refill(now time.Time, burst float64, per time.Duration) {
 // success gives the tokens back. The source's bucket bounds the tries
 // under every name together, whether the name is a client's or not, so
 // that the answers do not tell which names exist (found by review).
-func (g *authGuard) take(k authKey) bool {
+func (g *authGuard) take(k authKey) (ok, sourceCharged bool) {
 	now := g.now()
 	src := authKey{src: k.src, source: true}
 	g.mu.Lock()
@@ -124,13 +124,13 @@ func (g *authGuard) take(k authKey) bool {
 	}
 	if b.tokens < 1 || bs != nil && bs.tokens < 1 {
 		g.throttled.Add(1)
-		return false
+		return false, false
 	}
 	b.tokens--
 	if bs != nil {
 		bs.tokens--
 	}
-	return true
+	return true, bs != nil
 }
 
 // bucket returns k's bucket, made full. Caller holds g.mu.
@@ -144,9 +144,9 @@ func (g *authGuard) bucket(k authKey, burst float64, now time.Time) *authBucket 
 	return b
 }
 
-// succeeded gives back the tries k took, and trusts k (its source's
-// budget no longer charged) for authTrust.
-func (g *authGuard) succeeded(k authKey) {
+// succeeded gives back the tries k took (the source's only if take charged
+// it), and trusts k (its source's budget no longer charged) for authTrust.
+func (g *authGuard) succeeded(k authKey, sourceCharged bool) {
 	now := g.now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -154,12 +154,15 @@ func (g *authGuard) succeeded(k authKey) {
 		b.tokens = min(b.tokens+1, authBurst)
 		b.trustedUntil = now.Add(authTrust)
 	}
+	if !sourceCharged {
+		return
+	}
 	if b, ok := g.buckets[authKey{src: k.src, source: true}]; ok {
 		b.tokens = min(b.tokens+1, authSourceBurst)
 	}
 }
 
-// failed counts a wrong password from k (its try stays taken). It reports
+// failed counts a wrong password (its try stays taken). It reports
 // whether the caller should log it (rate-limited).
 func (g *authGuard) failed() bool {
 	g.failures.Add(1)

@@ -119,7 +119,8 @@ func (s *Server) authenticate(req *http.Request) (*session.Info, *http.Response)
 		return nil, proxyAuthRequired(req)
 	}
 	k := authKeyFor(req.RemoteAddr, user)
-	if !s.auth.take(k) {
+	ok, charged := s.auth.take(k)
+	if !ok {
 		resp := plainResponse(req, http.StatusTooManyRequests,
 			"countersign: too many wrong proxy passwords from this address for this client; the password was not checked. Wait a minute, then use the password from the countersign config.")
 		resp.Header.Set("Retry-After", strconv.Itoa(int(authRefill/time.Second)))
@@ -127,7 +128,7 @@ func (s *Server) authenticate(req *http.Request) (*session.Info, *http.Response)
 	}
 	sess, ok := s.opts.Sessions.Authenticate(user, pass, true)
 	if ok {
-		s.auth.succeeded(k)
+		s.auth.succeeded(k, charged)
 		return sess, nil
 	}
 	if s.auth.failed() {

@@ -2969,16 +2969,17 @@ func TestAuthGuardStaysBounded(t *testing.T) {
 func TestAuthGuardReservesTries(t *testing.T) {
 	g := newAuthGuard(func() time.Time { return time.Unix(1e9, 0) })
 	k := authKeyFor("192.0.2.1:1", "alice")
+	take := func(k authKey) bool { ok, _ := g.take(k); return ok }
 	for i := range authBurst {
-		if !g.take(k) {
+		if !take(k) {
 			t.Fatalf("try %d refused", i)
 		}
 	}
-	if g.take(k) {
+	if take(k) {
 		t.Fatal("a try past the burst was allowed")
 	}
-	g.succeeded(k)
-	if !g.take(k) || g.take(k) {
+	g.succeeded(k, true)
+	if !take(k) || take(k) {
 		t.Error("a success did not give back exactly one try")
 	}
 }
@@ -3012,17 +3013,19 @@ func TestDefaultMaxConnsFollowsTheFileLimit(t *testing.T) {
 func TestAuthGuardTrustsNamesThatAuthenticated(t *testing.T) {
 	g := newAuthGuard(func() time.Time { return time.Unix(1e9, 0) })
 	alice, bob := authKeyFor("192.0.2.1:1", "alice"), authKeyFor("192.0.2.1:2", "bob")
-	if !g.take(alice) {
+	take := func(k authKey) bool { ok, _ := g.take(k); return ok }
+	ok, charged := g.take(alice)
+	if !ok {
 		t.Fatal("alice's first try refused")
 	}
-	g.succeeded(alice)
+	g.succeeded(alice, charged)
 	for i := range authSourceBurst {
 		g.take(authKeyFor("192.0.2.1:3", fmt.Sprintf("guess-%d", i)))
 	}
-	if !g.take(alice) {
+	if !take(alice) {
 		t.Error("alice, who authenticated from here, was locked out by guesses under other names")
 	}
-	if g.take(bob) {
+	if take(bob) {
 		t.Error("bob, who never authenticated, was not charged to the address's budget")
 	}
 	if k := authKeyFor("192.0.2.1:1", "\x00"); k == (authKey{src: alice.src, source: true}) {
