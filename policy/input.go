@@ -129,8 +129,7 @@ func BodyType(r *action.Request, a action.Action) string {
 	case "kubernetes":
 		// The API server reads YAML as JSON: so does the policy (found by
 		// review: a pod made privileged in YAML was a string to it).
-		if mt, _, _ := mime.ParseMediaType(ct); mt == "application/yaml" || mt == "application/apply-patch+yaml" ||
-			mt == "application/x-yaml" || mt == "text/yaml" {
+		if kubernetes.YAMLBody(ct) {
 			return kubernetesYAML
 		}
 	case "aws":

@@ -106,7 +106,6 @@ func (s *Server) intercepted(host string) bool {
 	return false
 }
 
-// authenticate returns the session of the client's proxy credentials.
 // authenticate returns the session of req's proxy credentials, or the
 // response that refuses it: 407, or 429 for a source that has failed too
 // often as that client (authGuard).

@@ -242,12 +242,20 @@ func hasAlias(n *yamlv3.Node) bool {
 
 // decodeBody decodes a body by its media type: YAML, a JSON value, or nil.
 func decodeBody(contentType string, body []byte) any {
+	if YAMLBody(contentType) {
+		return decodeYAML(body)
+	}
+	return decodeJSON(body)
+}
+
+// YAMLBody reports whether the API server reads a body of contentType as
+// YAML (an apply patch, or a create or update in YAML).
+func YAMLBody(contentType string) bool {
 	switch serverMediaType(contentType) {
 	case "application/apply-patch+yaml", "application/yaml":
-		return decodeYAML(body)
-	default:
-		return decodeJSON(body)
+		return true
 	}
+	return false
 }
 
 func decodeJSON(body []byte) any {
