@@ -407,13 +407,13 @@ func newRequestID() string {
 func canonicalPatterns(patterns []string) []string {
 	out := make([]string, 0, len(patterns))
 	for _, p := range patterns {
-		wild, rest := "", p
-		if r, ok := strings.CutPrefix(p, "*."); ok {
-			wild, rest = "*.", r
-		}
 		if p == "*" {
 			out = append(out, p)
 			continue
+		}
+		wild, rest := "", p
+		if r, ok := strings.CutPrefix(p, "*."); ok {
+			wild, rest = "*.", r
 		}
 		if c, err := hostport.Canonical(rest); err == nil {
 			out = append(out, wild+c)
